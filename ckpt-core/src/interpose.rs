@@ -1,0 +1,341 @@
+//! Runtime support for the wrappers that `#[ckpt_macros::interpose]` generates.
+//!
+//! A generated wrapper does, in order: [`enter`] (pass straight through when
+//! the shim is not ready, when this thread is already inside a wrapper, or
+//! when it is one of ckpt's own threads), call the original through its
+//! [`Original`], save `errno`, run the recording hook inside
+//! [`Guard::record`], restore `errno`, return the original's result.
+//!
+//! Everything here runs on the program's threads, on the hot path and
+//! possibly inside signal handlers: no allocation, no locks, no panics.
+
+use core::cell::Cell;
+use core::ffi::{c_char, c_int, c_void, CStr};
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+/// Set by the shim once its tables and its control thread exist; before
+/// that every wrapper is a plain pass-through.
+static READY: AtomicBool = AtomicBool::new(false);
+
+/// Called (on the program's thread) when a freeze was requested while the
+/// thread was recording: the shim parks the thread there.
+static FREEZE_HOOK: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
+
+const IN_WRAPPER: u32 = 1;
+const RECORDING: u32 = 2;
+const FREEZE_PENDING: u32 = 4;
+const INTERNAL: u32 = 8;
+
+/// Per-thread state of the interposition layer. One `thread_local!` with a
+/// const initialiser and no destructor: in a preloaded library it lives in
+/// static TLS, so reaching it never allocates.
+struct ThreadState {
+    flags: Cell<u32>,
+    /// Handlers of the program that ran on this thread (see `signals`).
+    program_signals: Cell<u32>,
+    /// Times this thread was parked by a checkpoint.
+    freezes: Cell<u32>,
+    /// 1 + index of this thread's slot in the thread table, 0 = unknown.
+    slot: Cell<u32>,
+}
+
+thread_local! {
+    static STATE: ThreadState = const {
+        ThreadState {
+            flags: Cell::new(0),
+            program_signals: Cell::new(0),
+            freezes: Cell::new(0),
+            slot: Cell::new(0),
+        }
+    };
+}
+
+/// Mark the interposition layer ready (called once by the shim's constructor).
+pub fn set_ready(ready: bool) {
+    READY.store(ready, Ordering::Release);
+}
+
+/// Whether wrappers record (false before the shim's constructor finished).
+pub fn is_ready() -> bool {
+    READY.load(Ordering::Acquire)
+}
+
+/// Install the function that parks a thread whose freeze was deferred.
+pub fn set_freeze_hook(hook: extern "C" fn()) {
+    FREEZE_HOOK.store(hook as *mut c_void, Ordering::Release);
+}
+
+/// Proof that the current thread entered a wrapper; dropping it leaves.
+pub struct Guard {
+    _not_send: core::marker::PhantomData<*const ()>,
+}
+
+/// Enter a wrapper. `None` means: pass straight through to the original.
+#[inline(always)]
+pub fn enter() -> Option<Guard> {
+    if !READY.load(Ordering::Relaxed) {
+        return None;
+    }
+    STATE
+        .try_with(|s| {
+            let f = s.flags.get();
+            if f & (IN_WRAPPER | INTERNAL) != 0 {
+                return None;
+            }
+            s.flags.set(f | IN_WRAPPER);
+            Some(Guard {
+                _not_send: core::marker::PhantomData,
+            })
+        })
+        .ok()
+        .flatten()
+}
+
+impl Guard {
+    /// Run a recording hook. A checkpoint signal that arrives meanwhile is
+    /// deferred to the end of the hook, so no thread is ever frozen with a
+    /// half-written table entry.
+    #[inline(always)]
+    pub fn record<R>(&self, hook: impl FnOnce() -> R) -> R {
+        STATE.with(|s| s.flags.set(s.flags.get() | RECORDING));
+        let r = hook();
+        let pending = STATE.with(|s| {
+            let f = s.flags.get();
+            s.flags.set(f & !(RECORDING | FREEZE_PENDING));
+            f & FREEZE_PENDING != 0
+        });
+        if pending {
+            run_freeze_hook();
+        }
+        r
+    }
+}
+
+impl Drop for Guard {
+    #[inline(always)]
+    fn drop(&mut self) {
+        STATE.with(|s| s.flags.set(s.flags.get() & !IN_WRAPPER));
+    }
+}
+
+#[cold]
+fn run_freeze_hook() {
+    let hook = FREEZE_HOOK.load(Ordering::Acquire);
+    if !hook.is_null() {
+        // SAFETY: only `set_freeze_hook` stores here, always an `extern "C" fn()`.
+        let f: extern "C" fn() = unsafe { core::mem::transmute(hook) };
+        f();
+    }
+}
+
+/// Called from the checkpoint signal handler. Returns true when the thread
+/// may be parked now; false when it is recording (the freeze is then run
+/// when the hook ends) or is one of ckpt's own threads.
+/// Signal-safe: touches only this thread's TLS.
+pub fn may_park_or_defer() -> bool {
+    STATE
+        .try_with(|s| {
+            let f = s.flags.get();
+            if f & INTERNAL != 0 {
+                return false;
+            }
+            if f & RECORDING != 0 {
+                s.flags.set(f | FREEZE_PENDING);
+                return false;
+            }
+            true
+        })
+        .unwrap_or(false)
+}
+
+/// Mark the current thread as one of ckpt's own: every wrapper passes
+/// through for it and checkpoints never freeze it.
+pub fn set_internal(internal: bool) {
+    let _ = STATE.try_with(|s| {
+        let f = s.flags.get();
+        s.flags.set(if internal { f | INTERNAL } else { f & !INTERNAL });
+    });
+}
+
+/// Whether the current thread is one of ckpt's own.
+pub fn is_internal() -> bool {
+    STATE
+        .try_with(|s| s.flags.get() & INTERNAL != 0)
+        .unwrap_or(false)
+}
+
+/// Run `f` as ckpt's own code on a program thread: wrappers reached from it
+/// pass straight through.
+pub fn internally<R>(f: impl FnOnce() -> R) -> R {
+    let was = is_internal();
+    set_internal(true);
+    let r = f();
+    set_internal(was);
+    r
+}
+
+/// Around a program's signal handler: the handler may call wrapped
+/// functions (and may never return, with `siglongjmp`), so it must not
+/// inherit "inside a wrapper" unless a hook is half-way through recording.
+/// Returns the flags to give back to [`after_program_handler`].
+#[inline]
+pub fn before_program_handler() -> u32 {
+    STATE
+        .try_with(|s| {
+            s.program_signals.set(s.program_signals.get().wrapping_add(1));
+            let f = s.flags.get();
+            if f & RECORDING == 0 {
+                s.flags.set(f & !IN_WRAPPER);
+            }
+            f
+        })
+        .unwrap_or(0)
+}
+
+/// See [`before_program_handler`].
+#[inline]
+pub fn after_program_handler(saved: u32) {
+    let _ = STATE.try_with(|s| {
+        // Keep a freeze request that arrived during the handler.
+        let pending = s.flags.get() & FREEZE_PENDING;
+        s.flags.set(saved | pending);
+    });
+}
+
+/// Number of program signal handlers that ran on this thread so far. A
+/// blocking call that failed with EINTR while this did not move was
+/// interrupted by a checkpoint only, and is resumed transparently.
+#[inline]
+pub fn program_signals() -> u32 {
+    STATE
+        .try_with(|s| s.program_signals.get())
+        .unwrap_or(0)
+}
+
+/// Count one freeze of this thread (called by the park code).
+pub fn note_freeze() {
+    let _ = STATE.try_with(|s| s.freezes.set(s.freezes.get().wrapping_add(1)));
+}
+
+/// Times this thread was frozen so far.
+pub fn freezes() -> u32 {
+    STATE.try_with(|s| s.freezes.get()).unwrap_or(0)
+}
+
+/// This thread's cached slot in the thread table (1-based, 0 = none).
+pub fn cached_slot() -> u32 {
+    STATE.try_with(|s| s.slot.get()).unwrap_or(0)
+}
+
+/// Cache this thread's slot in the thread table (1-based, 0 = none).
+pub fn set_cached_slot(slot: u32) {
+    let _ = STATE.try_with(|s| s.slot.set(slot));
+}
+
+/// The original of an interposed function, found with `dlsym(RTLD_NEXT)`
+/// (or `dlvsym` when a symbol version is given).
+pub struct Original {
+    name: &'static CStr,
+    version: Option<&'static CStr>,
+    ptr: AtomicPtr<c_void>,
+}
+
+impl Original {
+    /// A not yet resolved original.
+    pub const fn new(name: &'static CStr, version: Option<&'static CStr>) -> Self {
+        Original {
+            name,
+            version,
+            ptr: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// The symbol name.
+    pub fn name(&self) -> &'static CStr {
+        self.name
+    }
+
+    /// The address of the original; resolved on first use if the
+    /// constructor has not done it yet. Aborts with a clear message when
+    /// the symbol does not exist (a wrapper cannot invent a result).
+    #[inline(always)]
+    pub fn get(&self) -> *mut c_void {
+        let p = self.ptr.load(Ordering::Relaxed);
+        if !p.is_null() {
+            return p;
+        }
+        self.resolve_or_abort()
+    }
+
+    #[cold]
+    fn resolve_or_abort(&self) -> *mut c_void {
+        let p = self.resolve();
+        if p.is_null() {
+            missing(self.name);
+        }
+        p
+    }
+
+    /// Resolve now (eagerly, from the shim's constructor). Returns null
+    /// when the C library does not have the symbol.
+    pub fn resolve(&self) -> *mut c_void {
+        // SAFETY: dlsym/dlvsym with a valid NUL-terminated name; RTLD_NEXT
+        // searches the objects loaded after the one holding this code.
+        let p = unsafe {
+            match self.version {
+                Some(v) => libc::dlvsym(libc::RTLD_NEXT, self.name.as_ptr(), v.as_ptr()),
+                None => libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr()),
+            }
+        };
+        if !p.is_null() {
+            self.ptr.store(p, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+/// A wrapped symbol has no original: say which, and stop.
+#[cold]
+pub fn missing(name: &CStr) -> ! {
+    let mut buf = [0u8; 160];
+    let msg = b"ckpt: the C library has no original for interposed symbol ";
+    let n = msg.len().min(buf.len());
+    buf[..n].copy_from_slice(&msg[..n]);
+    let name = name.to_bytes();
+    let m = name.len().min(buf.len() - n - 1);
+    buf[n..n + m].copy_from_slice(&name[..m]);
+    buf[n + m] = b'\n';
+    // SAFETY: writing a stack buffer to stderr, then aborting.
+    unsafe {
+        libc::write(2, buf.as_ptr() as *const c_void, n + m + 1);
+        libc::abort();
+    }
+}
+
+/// The calling thread's `errno`.
+#[inline(always)]
+pub fn errno() -> c_int {
+    // SAFETY: __errno_location always returns this thread's errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Set the calling thread's `errno`.
+#[inline(always)]
+pub fn set_errno(e: c_int) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = e }
+}
+
+/// Read a C string argument for recording, tolerating null.
+///
+/// # Safety
+/// `p` is null or points to a NUL-terminated string.
+#[inline]
+pub unsafe fn c_str<'a>(p: *const c_char) -> &'a [u8] {
+    if p.is_null() {
+        &[]
+    } else {
+        CStr::from_ptr(p).to_bytes()
+    }
+}

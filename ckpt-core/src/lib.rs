@@ -1,0 +1,19 @@
+//! ckpt: transparent checkpoint/restart for unmodified Linux x86_64 programs.
+//!
+//! This crate holds the pieces that live inside the checkpointed process
+//! (the recorder tables, quiesce, snapshot, the image writer) and the ones
+//! shared with the `ckpt` command (the image format, the control protocol).
+//! The preloaded `libckpt_shim.so` links it; a Rust program may link it too
+//! and call [`checkpoint()`].
+
+pub mod interpose;
+
+/// The original of an interposed function, callable without recursion:
+/// `ckpt::real!(open)(path, flags, mode)` calls libc's `open` even from
+/// inside the shim. The argument is the path of the wrapper function.
+#[macro_export]
+macro_rules! real {
+    ($($seg:ident)::+) => {
+        $($seg)::+::real
+    };
+}
