@@ -17,3 +17,6 @@ macro_rules! real {
         $($seg)::+::real
     };
 }
+
+pub mod control;
+pub mod image;

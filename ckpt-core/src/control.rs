@@ -1,0 +1,324 @@
+//! The control channel between the `ckpt` command and a running program.
+//!
+//! Each process under ckpt binds a Unix *datagram* socket named
+//! `<runtime dir>/<pid>.sock`. Datagrams need no `accept`, so the program's
+//! descriptor numbers are never touched by a connection: the shim keeps one
+//! descriptor, near the descriptor limit, for its whole life. Requests and
+//! answers are MessagePack. The kernel stamps every datagram with the
+//! sender's credentials (SO_PASSCRED), which both sides check.
+
+use serde::{Deserialize, Serialize};
+use std::ffi::CString;
+use std::fmt;
+use std::io;
+use std::mem;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What the command asks of the program.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Request {
+    /// Take a checkpoint, into `dir` when given (else the run's directory).
+    Checkpoint { dir: Option<String> },
+    /// Is anybody there?
+    Ping,
+}
+
+/// What the program answers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Response {
+    Checkpointed {
+        path: String,
+        bytes: u64,
+        seq: u64,
+        freeze_us: u64,
+        total_us: u64,
+    },
+    Pong {
+        pid: i32,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// Why a request could not be answered; each is one clear line.
+#[derive(Debug)]
+pub enum ControlError {
+    NoSuchProcess(i32),
+    NotUnderCkpt(i32),
+    PermissionDenied(i32),
+    Exited(i32),
+    Timeout(i32),
+    Io(String),
+}
+
+impl fmt::Display for ControlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ControlError::NoSuchProcess(p) => write!(f, "no such process: {p}"),
+            ControlError::NotUnderCkpt(p) => {
+                write!(f, "process {p} is not running under ckpt (start it with `ckpt run -- PROG`)")
+            }
+            ControlError::PermissionDenied(p) => {
+                write!(f, "permission denied: process {p} belongs to another user")
+            }
+            ControlError::Exited(p) => write!(f, "process {p} exited before it answered"),
+            ControlError::Timeout(p) => write!(f, "process {p} did not answer in time"),
+            ControlError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ControlError {}
+
+/// The per-user directory holding control sockets: `$CKPT_RUNTIME_DIR`, or
+/// `/run/user/<uid>/ckpt` when that user directory exists, else
+/// `/tmp/ckpt-<uid>`. Both sides compute it the same way from the uid.
+pub fn runtime_dir(uid: u32) -> PathBuf {
+    if let Some(d) = std::env::var_os("CKPT_RUNTIME_DIR") {
+        return PathBuf::from(d);
+    }
+    let run = PathBuf::from(format!("/run/user/{uid}"));
+    if run.is_dir() {
+        return run.join("ckpt");
+    }
+    PathBuf::from(format!("/tmp/ckpt-{uid}"))
+}
+
+/// Create the runtime directory (mode 0700) or check that the existing one
+/// belongs to `uid`, is a real directory and is private.
+pub fn ensure_runtime_dir(dir: &Path, uid: u32) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    match std::fs::DirBuilder::new().mode(0o700).recursive(false).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new().mode(0o700).recursive(true).create(dir)?;
+        }
+        Err(e) => return Err(e),
+    }
+    let m = std::fs::symlink_metadata(dir)?;
+    if !m.is_dir() || m.uid() != uid {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{} is not a directory owned by uid {uid}", dir.display()),
+        ));
+    }
+    if m.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// The control socket of process `pid` owned by `uid`.
+pub fn socket_path(uid: u32, pid: i32) -> PathBuf {
+    runtime_dir(uid).join(format!("{pid}.sock"))
+}
+
+/// A `sockaddr_un` for a filesystem path (or, with a leading NUL, an
+/// abstract name).
+pub fn sockaddr(path: &[u8]) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: sockaddr_un is plain data; all-zero is a valid value.
+    let mut a: libc::sockaddr_un = unsafe { mem::zeroed() };
+    a.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    if path.len() >= a.sun_path.len() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path too long"));
+    }
+    for (d, s) in a.sun_path.iter_mut().zip(path) {
+        *d = *s as libc::c_char;
+    }
+    let len = mem::size_of::<libc::sa_family_t>() + path.len() + usize::from(path.first() != Some(&0));
+    Ok((a, len as libc::socklen_t))
+}
+
+/// A datagram from a peer, with the peer's kernel-checked credentials.
+pub struct Datagram {
+    pub len: usize,
+    pub pid: i32,
+    pub uid: u32,
+    pub from: libc::sockaddr_un,
+    pub from_len: libc::socklen_t,
+}
+
+/// Receive one datagram into `buf` with its sender's credentials.
+pub fn recv_with_creds(fd: i32, buf: &mut [u8]) -> io::Result<Datagram> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cbuf = [0u64; 8];
+    // SAFETY: plain data, zero is valid.
+    let mut from: libc::sockaddr_un = unsafe { mem::zeroed() };
+    // SAFETY: msghdr is plain data; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_name = (&mut from as *mut libc::sockaddr_un).cast();
+    msg.msg_namelen = mem::size_of::<libc::sockaddr_un>() as u32;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = mem::size_of_val(&cbuf);
+    // SAFETY: msg describes valid buffers owned by this frame.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (mut pid, mut uid) = (0, u32::MAX);
+    // SAFETY: walking the control messages the kernel filled in `msg`.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_CREDENTIALS {
+                let cred = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::ucred);
+                pid = cred.pid;
+                uid = cred.uid;
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(Datagram {
+        len: n as usize,
+        pid,
+        uid,
+        from,
+        from_len: msg.msg_namelen,
+    })
+}
+
+/// Turn on SO_PASSCRED so received datagrams carry their sender's creds.
+pub fn pass_credentials(fd: i32) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt with a pointer to a live c_int.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&one as *const libc::c_int).cast(),
+            mem::size_of::<libc::c_int>() as u32,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+struct OwnedFd(i32);
+impl Drop for OwnedFd {
+    fn drop(&mut self) {
+        // SAFETY: closing a descriptor this value owns.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn process_uid(pid: i32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}")).ok().map(|m| m.uid())
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks existence.
+    unsafe { libc::kill(pid, 0) == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) }
+}
+
+/// Send `req` to process `pid` and wait (at most `timeout`) for its answer.
+pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, ControlError> {
+    if pid <= 0 || !alive(pid) {
+        return Err(ControlError::NoSuchProcess(pid));
+    }
+    // SAFETY: getuid never fails.
+    let me = unsafe { libc::getuid() };
+    let owner = process_uid(pid).ok_or(ControlError::NoSuchProcess(pid))?;
+    if owner != me && me != 0 {
+        return Err(ControlError::PermissionDenied(pid));
+    }
+    let server = socket_path(owner, pid);
+    if !server.exists() {
+        return Err(ControlError::NotUnderCkpt(pid));
+    }
+    // SAFETY: plain socket creation.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(ControlError::Io(format!("socket: {}", io::Error::last_os_error())));
+    }
+    let fd = OwnedFd(fd);
+    // Autobind to a unique abstract address so the program can answer.
+    let (any, any_len) = sockaddr(&[]).map_err(|e| ControlError::Io(e.to_string()))?;
+    let _ = any_len;
+    // SAFETY: binding with only the family set requests autobind.
+    let r = unsafe {
+        libc::bind(
+            fd.0,
+            (&any as *const libc::sockaddr_un).cast(),
+            mem::size_of::<libc::sa_family_t>() as u32,
+        )
+    };
+    if r < 0 {
+        return Err(ControlError::Io(format!("bind: {}", io::Error::last_os_error())));
+    }
+    pass_credentials(fd.0).map_err(|e| ControlError::Io(e.to_string()))?;
+    let body = rmp_serde::to_vec_named(req).map_err(|e| ControlError::Io(e.to_string()))?;
+    let (addr, len) = sockaddr(server.as_os_str().as_bytes()).map_err(|e| ControlError::Io(e.to_string()))?;
+    // SAFETY: sending a live buffer to a valid address.
+    let r = unsafe {
+        libc::sendto(
+            fd.0,
+            body.as_ptr().cast(),
+            body.len(),
+            0,
+            (&addr as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => ControlError::NotUnderCkpt(pid),
+            Some(libc::EACCES) | Some(libc::EPERM) => ControlError::PermissionDenied(pid),
+            _ => ControlError::Io(format!("send to {}: {e}", server.display())),
+        });
+    }
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 200_000,
+    };
+    // SAFETY: setsockopt with a pointer to a live timeval.
+    unsafe {
+        libc::setsockopt(
+            fd.0,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            mem::size_of::<libc::timeval>() as u32,
+        )
+    };
+    let start = Instant::now();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match recv_with_creds(fd.0, &mut buf) {
+            Ok(d) => {
+                if d.pid != pid || (d.uid != owner && d.uid != 0) {
+                    continue; // not from the process we asked
+                }
+                return rmp_serde::from_slice(&buf[..d.len])
+                    .map_err(|e| ControlError::Io(format!("bad answer from process {pid}: {e}")));
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) => {
+                if !alive(pid) {
+                    return Err(ControlError::Exited(pid));
+                }
+                if start.elapsed() > timeout {
+                    return Err(ControlError::Timeout(pid));
+                }
+            }
+            Err(e) => return Err(ControlError::Io(format!("receive: {e}"))),
+        }
+    }
+}
+
+/// A C string from a path (for the shim's raw calls).
+pub fn c_path(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
+}
