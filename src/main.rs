@@ -1,1 +1,62 @@
-fn main() {}
+//! The `ckpt` command: run a program under ckpt, checkpoint it, inspect
+//! images. Each command lives in its own module; this file only dispatches
+//! and turns failures into `ckpt: message` plus an exit status.
+
+mod cli;
+mod cmd_checkpoint;
+mod cmd_inspect;
+mod cmd_run;
+mod human;
+mod report;
+mod shim_path;
+#[cfg(test)]
+mod test_util;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use std::io::Write;
+
+/// Why a command stopped: one line for stderr and the exit status.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    /// An ordinary error: exit status 1.
+    pub fn new(message: impl Into<String>) -> Failure {
+        Failure::with_code(1, message)
+    }
+
+    pub fn with_code(code: i32, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Write `text` to stdout. A reader that went away (`ckpt inspect | head`)
+/// is not an error worth a message.
+pub fn print_stdout(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::new(format!("cannot write to stdout: {e}"))),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => Err(cmd_run::run(args)),
+        Command::Checkpoint(args) => cmd_checkpoint::checkpoint(args),
+        Command::Inspect(args) => cmd_inspect::inspect(args),
+    };
+    if let Err(f) = result {
+        eprintln!("ckpt: {}", f.message);
+        std::process::exit(f.code);
+    }
+}

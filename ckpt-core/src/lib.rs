@@ -20,3 +20,13 @@ macro_rules! real {
 
 pub mod control;
 pub mod image;
+pub mod alloc;
+pub mod checkpoint;
+pub mod files;
+pub mod process;
+pub mod quiesce;
+pub mod signals;
+pub mod snapshot;
+pub mod sys;
+pub mod threads;
+pub mod timers;

@@ -1,0 +1,355 @@
+//! File descriptors: a fixed table indexed by descriptor number with what
+//! the kernel cannot tell later (which call made it, the path as the
+//! program passed it, the flags it asked for, what it was duplicated from,
+//! the other end of a pipe). At snapshot the kernel's view
+//! (/proc/self/fd, fdinfo, fstat) is authoritative for what is open; the
+//! table adds the history.
+//!
+//! Each slot is a tiny seqlock of atomics: writers (the wrappers) never
+//! block, a reader that sees a slot mid-write ignores that slot's history.
+
+use crate::image::{Fd, FdKind};
+use crate::sys;
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, Ordering::*};
+use std::ffi::CString;
+
+/// Descriptors whose history is recorded; higher ones are still listed
+/// from /proc at checkpoint, with origin "unknown".
+pub const MAX_FDS: usize = 4096;
+/// Bytes of the program's path kept per descriptor.
+pub const PATH_LEN: usize = 240;
+
+/// The call that created a descriptor.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Origin {
+    None = 0,
+    Open,
+    Openat,
+    Creat,
+    Fopen,
+    Freopen,
+    Fdopen,
+    Dup,
+    Dup2,
+    Dup3,
+    FcntlDupfd,
+    Pipe,
+    EventFd,
+    MemfdCreate,
+}
+
+impl Origin {
+    fn name(v: u8) -> &'static str {
+        const NAMES: [&str; 14] = [
+            "unknown", "open", "openat", "creat", "fopen", "freopen", "fdopen", "dup", "dup2", "dup3",
+            "fcntl_dupfd", "pipe", "eventfd", "memfd_create",
+        ];
+        NAMES.get(v as usize).copied().unwrap_or("unknown")
+    }
+}
+
+struct Slot {
+    seq: AtomicU32,
+    origin: AtomicU8,
+    open_flags: AtomicI32,
+    dup_of: AtomicI32,
+    pipe_peer: AtomicI32,
+    path_len: AtomicU32,
+    path: [AtomicU8; PATH_LEN],
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO8: AtomicU8 = AtomicU8::new(0);
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY: Slot = Slot {
+    seq: AtomicU32::new(0),
+    origin: AtomicU8::new(0),
+    open_flags: AtomicI32::new(0),
+    dup_of: AtomicI32::new(-1),
+    pipe_peer: AtomicI32::new(-1),
+    path_len: AtomicU32::new(0),
+    path: [ZERO8; PATH_LEN],
+};
+
+static SLOTS: [Slot; MAX_FDS] = [EMPTY; MAX_FDS];
+
+fn slot(fd: i32) -> Option<&'static Slot> {
+    usize::try_from(fd).ok().and_then(|i| SLOTS.get(i))
+}
+
+/// Write one slot under its seqlock.
+fn write(fd: i32, origin: Origin, path: &[u8], flags: i32, dup_of: i32, peer: i32) {
+    let Some(s) = slot(fd) else { return };
+    s.seq.fetch_add(1, Acquire);
+    s.origin.store(origin as u8, Relaxed);
+    s.open_flags.store(flags, Relaxed);
+    s.dup_of.store(dup_of, Relaxed);
+    s.pipe_peer.store(peer, Relaxed);
+    // Keep the end of long paths: the file name is the informative part.
+    let p = if path.len() > PATH_LEN { &path[path.len() - PATH_LEN..] } else { path };
+    for (d, &b) in s.path.iter().zip(p) {
+        d.store(b, Relaxed);
+    }
+    s.path_len.store(p.len() as u32, Relaxed);
+    s.seq.fetch_add(1, Release);
+}
+
+/// open/openat/creat/fopen/... returned `fd` for `path`.
+pub fn record_open(fd: i32, origin: Origin, path: &[u8], flags: i32) {
+    if fd >= 0 {
+        write(fd, origin, path, flags, -1, -1);
+    }
+}
+
+/// `newfd` was made from `oldfd` (dup, dup2, dup3, F_DUPFD).
+pub fn record_dup(newfd: i32, oldfd: i32, origin: Origin) {
+    if newfd >= 0 && newfd != oldfd {
+        write(newfd, origin, &[], 0, oldfd, -1);
+    }
+}
+
+/// pipe/pipe2 made `fds`.
+pub fn record_pipe(fds: [i32; 2], flags: i32) {
+    write(fds[0], Origin::Pipe, &[], flags, -1, fds[1]);
+    write(fds[1], Origin::Pipe, &[], flags, -1, fds[0]);
+}
+
+/// An fd-creating call with no path (eventfd, memfd_create, fdopen of an
+/// existing descriptor keeps its own entry).
+pub fn record_anon(fd: i32, origin: Origin, name: &[u8], flags: i32) {
+    if fd >= 0 {
+        write(fd, origin, name, flags, -1, -1);
+    }
+}
+
+/// `fd` is about to be closed. Cleared *before* the close, so a thread that
+/// gets the same number next records after us.
+pub fn record_close(fd: i32) {
+    if let Some(s) = slot(fd) {
+        if s.origin.load(Relaxed) != Origin::None as u8 {
+            write(fd, Origin::None, &[], 0, -1, -1);
+        }
+    }
+}
+
+/// close_range(lo, hi) is about to run.
+pub fn record_close_range(lo: u32, hi: u32) {
+    let hi = (hi as usize).min(MAX_FDS - 1);
+    for fd in lo as usize..=hi {
+        record_close(fd as i32);
+    }
+}
+
+/// The history of descriptor `fd`, if recorded and not torn.
+struct History {
+    origin: u8,
+    open_flags: i32,
+    dup_of: i32,
+    pipe_peer: i32,
+    path: Vec<u8>,
+}
+
+fn history(fd: i32) -> Option<History> {
+    let s = slot(fd)?;
+    let before = s.seq.load(Acquire);
+    if before & 1 == 1 {
+        return None;
+    }
+    let len = (s.path_len.load(Relaxed) as usize).min(PATH_LEN);
+    let h = History {
+        origin: s.origin.load(Relaxed),
+        open_flags: s.open_flags.load(Relaxed),
+        dup_of: s.dup_of.load(Relaxed),
+        pipe_peer: s.pipe_peer.load(Relaxed),
+        path: s.path[..len].iter().map(|b| b.load(Relaxed)).collect(),
+    };
+    (s.seq.load(Acquire) == before && h.origin != 0).then_some(h)
+}
+
+/// In a fork child nothing changes: descriptors are inherited as they are.
+/// After exec the table starts empty (fresh process image).
+///
+/// Describe every open descriptor except those `skip` names (ckpt's own).
+/// Runs while the program is frozen: raw syscalls and Rust allocation only.
+pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
+    let mut out = Vec::new();
+    let Ok(dir) = sys::openat(libc::AT_FDCWD, c"/proc/self/fd", libc::O_RDONLY | libc::O_DIRECTORY) else {
+        return out;
+    };
+    let mut fds = Vec::new();
+    sys::for_each_numeric_entry(dir, |n| fds.push(n as i32));
+    fds.retain(|&fd| fd != dir && !skip(fd));
+    fds.sort_unstable();
+    for &fd in &fds {
+        if let Some(e) = describe(dir, fd) {
+            out.push(e);
+        }
+    }
+    sys::close(dir);
+    link_shared(&mut out);
+    out
+}
+
+fn describe(dir: i32, fd: i32) -> Option<Fd> {
+    let name = CString::new(fd.to_string()).ok()?;
+    let mut buf = [0u8; 4096];
+    let n = sys::readlinkat(dir, &name, &mut buf)?;
+    let mut path = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let mut st: libc::stat = unsafe_zeroed();
+    // SAFETY: fstat writes into a live stat.
+    if unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st) } < 0 {
+        return None;
+    }
+    let info = CString::new(format!("/proc/self/fdinfo/{fd}")).ok()?;
+    let mut ib = [0u8; 2048];
+    let il = sys::read_small(libc::AT_FDCWD, &info, &mut ib).unwrap_or(0);
+    let ib = &ib[..il];
+    let offset = sys::field(ib, b"pos:").and_then(|v| sys::parse_i64(trim(v))).unwrap_or(0);
+    let kflags = sys::field(ib, b"flags:").and_then(sys::parse_oct).unwrap_or(0) as i32;
+    let mnt_id = sys::field(ib, b"mnt_id:").and_then(|v| sys::parse_i64(trim(v))).unwrap_or(0) as i32;
+    let eventfd_count = sys::field(ib, b"eventfd-count:").and_then(sys::parse_hex);
+    let deleted = path.ends_with(" (deleted)");
+    if deleted {
+        path.truncate(path.len() - " (deleted)".len());
+    }
+    let kind = kind_of(&st, &path);
+    let h = history(fd).filter(|h| plausible(h, &path, kind));
+    let origin = match &h {
+        Some(h) => Origin::name(h.origin).to_string(),
+        None if fd <= 2 => "inherited".to_string(),
+        None => "unknown".to_string(),
+    };
+    Some(Fd {
+        fd,
+        kind,
+        path,
+        deleted,
+        offset,
+        flags: kflags & !libc::O_CLOEXEC,
+        cloexec: kflags & libc::O_CLOEXEC != 0,
+        origin,
+        opened_as: h
+            .as_ref()
+            .filter(|h| !h.path.is_empty())
+            .map(|h| String::from_utf8_lossy(&h.path).into_owned()),
+        open_flags: h.as_ref().filter(|h| h.dup_of < 0).map(|h| h.open_flags),
+        dup_of: h.as_ref().and_then(|h| (h.dup_of >= 0).then_some(h.dup_of)),
+        shares_with: None,
+        pipe_peer: h.as_ref().and_then(|h| (h.pipe_peer >= 0).then_some(h.pipe_peer)),
+        dev: st.st_dev,
+        ino: st.st_ino,
+        mode: st.st_mode,
+        size: st.st_size,
+        mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
+        mnt_id,
+        eventfd_count: if kind == FdKind::EventFd { eventfd_count } else { None },
+    })
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let end = v.iter().position(|c| c.is_ascii_whitespace()).unwrap_or(v.len());
+    &v[..end]
+}
+
+fn unsafe_zeroed<T>() -> T {
+    // SAFETY: only used for plain C structs (stat) where all-zero is valid.
+    unsafe { core::mem::zeroed() }
+}
+
+/// A recorded history is trusted only if it fits what the kernel says is
+/// open now (a slot can be stale when two threads raced on one number).
+fn plausible(h: &History, path: &str, kind: FdKind) -> bool {
+    match h.origin {
+        o if o == Origin::Pipe as u8 => kind == FdKind::Pipe,
+        o if o == Origin::EventFd as u8 => kind == FdKind::EventFd,
+        o if o == Origin::MemfdCreate as u8 => kind == FdKind::MemFd,
+        _ if h.dup_of >= 0 || h.path.is_empty() => true,
+        _ => {
+            // Compare the last path component the program passed with
+            // what the kernel resolved.
+            let name = h.path.rsplit(|&c| c == b'/').find(|c| !c.is_empty()).unwrap_or(&h.path);
+            let name = String::from_utf8_lossy(name);
+            name == "." || name == ".." || path.ends_with(&*name)
+        }
+    }
+}
+
+fn kind_of(st: &libc::stat, path: &str) -> FdKind {
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG if path.starts_with("/memfd:") => FdKind::MemFd,
+        libc::S_IFREG => FdKind::File,
+        libc::S_IFDIR => FdKind::Directory,
+        libc::S_IFIFO if path.starts_with("pipe:") => FdKind::Pipe,
+        libc::S_IFIFO => FdKind::Fifo,
+        libc::S_IFSOCK => FdKind::Socket,
+        libc::S_IFBLK => FdKind::BlockDevice,
+        libc::S_IFCHR => {
+            let major = libc::major(st.st_rdev);
+            if major == 136 || major == 4 || major == 5 {
+                FdKind::Tty
+            } else {
+                FdKind::CharDevice
+            }
+        }
+        _ if path == "anon_inode:[eventfd]" => FdKind::EventFd,
+        _ => FdKind::Anon,
+    }
+}
+
+/// Fill `shares_with` (descriptors sharing one open file description, as
+/// after dup: found with kcmp) and pipe peers the wrappers did not see.
+fn link_shared(fds: &mut [Fd]) {
+    let pid = sys::getpid();
+    for i in 0..fds.len() {
+        for j in 0..i {
+            if fds[j].dev != fds[i].dev || fds[j].ino != fds[i].ino {
+                continue;
+            }
+            // SAFETY: kcmp compares two descriptors of our own process.
+            let same = unsafe { libc::syscall(libc::SYS_kcmp, pid, pid, 0 /* KCMP_FILE */, fds[j].fd, fds[i].fd) } == 0;
+            if same {
+                if fds[i].shares_with.is_none() {
+                    fds[i].shares_with = Some(fds[j].shares_with.unwrap_or(fds[j].fd));
+                }
+            } else if fds[i].kind == FdKind::Pipe && fds[i].pipe_peer.is_none() {
+                let (a, b) = (fds[j].flags & libc::O_ACCMODE, fds[i].flags & libc::O_ACCMODE);
+                if a != b {
+                    fds[i].pipe_peer = Some(fds[j].fd);
+                    if fds[j].pipe_peer.is_none() {
+                        fds[j].pipe_peer = Some(fds[i].fd);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// ckpt's own descriptors in this process (control socket, image being
+/// written, ...): hidden from snapshots and protected from the program's
+/// close/dup2.
+static OWN: [AtomicI32; 8] = [const { AtomicI32::new(-1) }; 8];
+
+/// Mark (or unmark) `fd` as one of ckpt's own.
+pub fn set_own(fd: i32, own: bool) {
+    if own {
+        if is_own(fd) {
+            return;
+        }
+        for s in OWN.iter() {
+            if s.compare_exchange(-1, fd, AcqRel, Relaxed).is_ok() {
+                return;
+            }
+        }
+    } else {
+        for s in OWN.iter() {
+            let _ = s.compare_exchange(fd, -1, AcqRel, Relaxed);
+        }
+    }
+}
+
+/// Whether `fd` is one of ckpt's own descriptors.
+#[inline]
+pub fn is_own(fd: i32) -> bool {
+    fd >= 0 && OWN.iter().any(|s| s.load(Relaxed) == fd)
+}

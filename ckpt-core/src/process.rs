@@ -1,0 +1,118 @@
+//! Process-wide settings: cwd, umask, resource limits, and the fork/exec
+//! history. The kernel is authoritative for current values at snapshot;
+//! the record says which limits the program set itself.
+
+use crate::image::{Process, Rlimit};
+use crate::sys;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+
+static UMASK: AtomicU32 = AtomicU32::new(u32::MAX);
+static RLIMITS_SET: AtomicU32 = AtomicU32::new(0);
+static FORKS: AtomicU64 = AtomicU64::new(0);
+static EXECS: AtomicU64 = AtomicU64::new(0);
+static CHDIRS: AtomicU64 = AtomicU64::new(0);
+
+/// umask(mask) ran.
+pub fn record_umask(mask: u32) {
+    UMASK.store(mask & 0o777, Relaxed);
+}
+
+/// chdir/fchdir succeeded (the kernel tells the directory at snapshot).
+pub fn record_chdir() {
+    CHDIRS.fetch_add(1, Relaxed);
+}
+
+/// setrlimit/prlimit on ourselves succeeded for `resource`.
+pub fn record_setrlimit(resource: i32) {
+    if (0..32).contains(&resource) {
+        RLIMITS_SET.fetch_or(1 << resource, Relaxed);
+    }
+}
+
+/// fork/vfork returned in the parent.
+pub fn record_fork() {
+    FORKS.fetch_add(1, Relaxed);
+}
+
+/// An exec is about to run.
+pub fn record_exec() {
+    EXECS.fetch_add(1, Relaxed);
+}
+
+/// In a fork child: its own history starts now.
+pub fn reset_after_fork() {
+    FORKS.store(0, Relaxed);
+    EXECS.store(0, Relaxed);
+}
+
+const RLIMIT_NAMES: [&str; 16] = [
+    "cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile", "memlock", "as", "locks",
+    "sigpending", "msgqueue", "nice", "rtprio", "rttime",
+];
+
+/// Read the process settings. Runs while frozen: raw syscalls + Rust
+/// allocation only (`getcwd` and friends via the kernel).
+pub fn snapshot(ckpt_signal: i32) -> Process {
+    let pid = sys::getpid();
+    let mut buf = vec![0u8; 8192];
+    let cwd = {
+        // SAFETY: the kernel writes at most buf.len() bytes.
+        let n = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+        if n > 0 {
+            String::from_utf8_lossy(&buf[..n as usize - 1]).into_owned()
+        } else {
+            String::new()
+        }
+    };
+    let exe = sys::readlinkat(libc::AT_FDCWD, c"/proc/self/exe", &mut buf)
+        .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+        .unwrap_or_default();
+    let cmdline = sys::read_small(libc::AT_FDCWD, c"/proc/self/cmdline", &mut buf)
+        .map(|n| {
+            buf[..n]
+                .split(|&c| c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let n = sys::read_small(libc::AT_FDCWD, c"/proc/self/status", &mut buf).unwrap_or(0);
+    let status = &buf[..n];
+    let umask = sys::field(status, b"Umask:")
+        .and_then(sys::parse_oct)
+        .map(|v| v as u32)
+        .unwrap_or_else(|| UMASK.load(Relaxed));
+    let comm = sys::field(status, b"Name:")
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default();
+    let ppid = sys::field(status, b"PPid:").and_then(sys::parse_i64).unwrap_or(0) as i32;
+    let set = RLIMITS_SET.load(Relaxed);
+    let rlimits = (0..16)
+        .map(|r| {
+            let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: prlimit64 query of our own process into a live rlimit.
+            unsafe { libc::syscall(libc::SYS_prlimit64, 0, r, core::ptr::null::<libc::rlimit>(), &mut l) };
+            let lim = |v: u64| (v != libc::RLIM_INFINITY).then_some(v);
+            Rlimit {
+                resource: r,
+                name: RLIMIT_NAMES[r as usize].into(),
+                soft: lim(l.rlim_cur),
+                hard: lim(l.rlim_max),
+                set_by_program: set & (1 << r) != 0,
+            }
+        })
+        .collect();
+    Process {
+        pid,
+        ppid,
+        exe,
+        cmdline,
+        comm,
+        cwd,
+        umask,
+        rlimits,
+        forks: FORKS.load(Relaxed),
+        execs: EXECS.load(Relaxed),
+        ckpt_signal,
+    }
+}

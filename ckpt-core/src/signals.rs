@@ -1,0 +1,281 @@
+//! Signals: the program's dispositions, the reserved checkpoint signal and
+//! the handler trampoline.
+//!
+//! Every handler the program installs is recorded here and the kernel is
+//! given [`trampoline`] instead, which counts the delivery (so an EINTR
+//! caused only by a checkpoint can be told apart from one the program must
+//! see) and calls the program's handler with the same arguments. The
+//! program always sees its own handler in `sigaction`'s old action.
+//!
+//! The reserved signal is invisible: it cannot be blocked, waited for or
+//! replaced, and never appears in a returned mask or action.
+
+use crate::image::{signal_name, SignalAction};
+use core::ffi::{c_int, c_void};
+use core::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering::*};
+
+/// Signal numbers 1..=64.
+pub const NSIG: usize = 65;
+
+/// The checkpoint signal (SIGRTMAX-2 unless CKPT_SIGNAL says otherwise).
+static RESERVED: AtomicI32 = AtomicI32::new(62);
+
+struct Entry {
+    /// 0 = not recorded (kernel default), 1 = recorded.
+    recorded: AtomicU8,
+    handler: AtomicU64,
+    flags: AtomicU64,
+    mask: AtomicU64,
+    restorer: AtomicU64,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY: Entry = Entry {
+    recorded: AtomicU8::new(0),
+    handler: AtomicU64::new(0),
+    flags: AtomicU64::new(0),
+    mask: AtomicU64::new(0),
+    restorer: AtomicU64::new(0),
+};
+
+static TABLE: [Entry; NSIG] = [EMPTY; NSIG];
+
+/// The reserved checkpoint signal.
+#[inline]
+pub fn reserved() -> c_int {
+    RESERVED.load(Relaxed)
+}
+
+/// Choose the reserved signal (at start-up, before anything is installed).
+pub fn set_reserved(sig: c_int) {
+    RESERVED.store(sig, Relaxed);
+}
+
+/// Bit of `sig` in a 64-bit kernel mask.
+#[inline]
+pub fn bit(sig: c_int) -> u64 {
+    1u64 << (sig - 1)
+}
+
+/// The first 64 bits of a glibc `sigset_t`.
+#[inline]
+pub fn mask_of(set: &libc::sigset_t) -> u64 {
+    // SAFETY: sigset_t is at least 8 bytes; the kernel's view is its first word.
+    unsafe { (set as *const libc::sigset_t as *const u64).read() }
+}
+
+/// `set` without the reserved signal (a copy to hand to the kernel).
+///
+/// # Safety
+/// `set` is null or points to a valid sigset_t.
+#[inline]
+pub unsafe fn without_reserved(set: *const libc::sigset_t) -> Option<libc::sigset_t> {
+    if set.is_null() {
+        return None;
+    }
+    let mut copy = *set;
+    libc::sigdelset(&mut copy, reserved());
+    Some(copy)
+}
+
+/// Remove the reserved signal from a mask the program receives.
+///
+/// # Safety
+/// `set` is null or points to a writable sigset_t.
+#[inline]
+pub unsafe fn hide_reserved(set: *mut libc::sigset_t) {
+    if !set.is_null() {
+        libc::sigdelset(set, reserved());
+    }
+}
+
+/// What the program asked `sigaction` for (decoded from its C struct).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Action {
+    pub handler: u64,
+    pub flags: u64,
+    pub mask: u64,
+    pub restorer: u64,
+}
+
+impl Action {
+    /// Decode a C `struct sigaction`.
+    pub fn from_raw(a: &libc::sigaction) -> Action {
+        Action {
+            handler: a.sa_sigaction as u64,
+            flags: a.sa_flags as u64,
+            mask: mask_of(&a.sa_mask),
+            restorer: a.sa_restorer.map_or(0, |f| f as u64),
+        }
+    }
+
+    /// Whether this disposition runs a function (not SIG_DFL/SIG_IGN).
+    pub fn is_handler(&self) -> bool {
+        self.handler != libc::SIG_DFL as u64 && self.handler != libc::SIG_IGN as u64
+    }
+}
+
+/// Record the program's new disposition for `sig`.
+pub fn record(sig: c_int, a: &Action) {
+    let Some(e) = TABLE.get(sig as usize) else { return };
+    e.handler.store(a.handler, Relaxed);
+    e.flags.store(a.flags, Relaxed);
+    e.mask.store(a.mask, Relaxed);
+    e.restorer.store(a.restorer, Relaxed);
+    e.recorded.store(1, Release);
+}
+
+/// The program's recorded disposition of `sig`, if any.
+pub fn recorded(sig: c_int) -> Option<Action> {
+    let e = TABLE.get(sig as usize)?;
+    (e.recorded.load(Acquire) == 1).then(|| Action {
+        handler: e.handler.load(Relaxed),
+        flags: e.flags.load(Relaxed),
+        mask: e.mask.load(Relaxed),
+        restorer: e.restorer.load(Relaxed),
+    })
+}
+
+/// Fill a C `struct sigaction` as the program should see it.
+pub fn to_raw(a: &Action, out: &mut libc::sigaction) {
+    out.sa_sigaction = a.handler as usize;
+    out.sa_flags = a.flags as c_int;
+    // SAFETY: writing the first word of a sigset_t the caller owns.
+    unsafe {
+        libc::sigemptyset(&mut out.sa_mask);
+        (&mut out.sa_mask as *mut libc::sigset_t as *mut u64).write(a.mask);
+    }
+    // SAFETY: the restorer value came from a real sigaction of this process.
+    out.sa_restorer = (a.restorer != 0).then(|| unsafe { core::mem::transmute::<u64, extern "C" fn()>(a.restorer) });
+}
+
+/// The kernel-side action to install for the program's `a`: the same, with
+/// the trampoline in place of a handler function, always SA_SIGINFO.
+pub fn kernel_action(a: &libc::sigaction) -> libc::sigaction {
+    let mut k = *a;
+    if Action::from_raw(a).is_handler() {
+        k.sa_sigaction = trampoline as *const () as usize;
+        k.sa_flags |= libc::SA_SIGINFO;
+    }
+    k
+}
+
+/// Runs in place of every handler of the program. Signal context: no
+/// allocation, no locks. `C-unwind` so a forced unwind (thread
+/// cancellation from the handler) passes through.
+pub extern "C-unwind" fn trampoline(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
+    let Some(e) = TABLE.get(sig as usize) else { return };
+    let handler = e.handler.load(Relaxed);
+    let flags = e.flags.load(Relaxed);
+    if flags & libc::SA_RESETHAND as u64 != 0 {
+        // The kernel already reset the disposition; mirror it.
+        e.handler.store(libc::SIG_DFL as u64, Relaxed);
+        e.flags.store(0, Relaxed);
+    }
+    if handler == libc::SIG_DFL as u64 || handler == libc::SIG_IGN as u64 {
+        return;
+    }
+    let saved = crate::interpose::before_program_handler();
+    // SAFETY: `handler` is the function the program installed for `sig`,
+    // called with the arguments its SA_SIGINFO flag promises.
+    unsafe {
+        if flags & libc::SA_SIGINFO as u64 != 0 {
+            let f: extern "C-unwind" fn(c_int, *mut libc::siginfo_t, *mut c_void) = core::mem::transmute(handler);
+            f(sig, info, ctx);
+        } else {
+            let f: extern "C-unwind" fn(c_int) = core::mem::transmute(handler);
+            f(sig);
+        }
+    }
+    crate::interpose::after_program_handler(saved);
+}
+
+/// At start-up: adopt handlers installed before the shim (by other
+/// libraries' constructors) so they go through the trampoline too.
+///
+/// `real_sigaction` is libc's sigaction (not the wrapper).
+pub fn adopt_existing(real_sigaction: unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int) {
+    for sig in 1..NSIG as c_int {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == reserved() {
+            continue;
+        }
+        // SAFETY: zeroed sigaction is a valid out-parameter.
+        let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+        // SAFETY: querying only.
+        if unsafe { real_sigaction(sig, core::ptr::null(), &mut old) } != 0 {
+            continue;
+        }
+        let a = Action::from_raw(&old);
+        if a.handler == libc::SIG_DFL as u64 {
+            continue;
+        }
+        record(sig, &a);
+        if a.is_handler() {
+            let k = kernel_action(&old);
+            // SAFETY: installing the trampoline with the program's own flags/mask.
+            unsafe { real_sigaction(sig, &k, core::ptr::null_mut()) };
+        }
+    }
+}
+
+/// The program's dispositions, as it sees them, for every signal that is
+/// not at its default. The kernel is asked too: a disposition changed
+/// past the wrappers (raw syscall) wins over the record.
+pub fn snapshot() -> Vec<SignalAction> {
+    let mut out = Vec::new();
+    for sig in 1..NSIG as c_int {
+        if sig == reserved() || sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let mut k = [0u64; 4]; // kernel_sigaction: handler, flags, restorer, mask
+        // SAFETY: raw rt_sigaction query into a buffer of the kernel's layout.
+        let r = unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, core::ptr::null::<u8>(), k.as_mut_ptr(), 8) };
+        if r != 0 {
+            continue;
+        }
+        let kernel = Action {
+            handler: k[0],
+            flags: k[1],
+            restorer: k[2],
+            mask: k[3],
+        };
+        let a = if kernel.handler == trampoline as *const () as u64 {
+            match recorded(sig) {
+                Some(mut a) => {
+                    a.restorer = kernel.restorer;
+                    a
+                }
+                None => kernel,
+            }
+        } else {
+            kernel
+        };
+        let disposition = if a.handler == libc::SIG_DFL as u64 {
+            continue;
+        } else if a.handler == libc::SIG_IGN as u64 {
+            "ignore"
+        } else {
+            "handler"
+        };
+        out.push(SignalAction {
+            signo: sig,
+            name: signal_name(sig),
+            disposition: disposition.into(),
+            handler: a.handler,
+            flags: a.flags,
+            mask: a.mask & !bit(reserved()),
+            restorer: a.restorer,
+        });
+    }
+    out
+}
+
+/// Forget recorded handlers that exec resets (handlers go back to default,
+/// ignored signals stay ignored).
+pub fn reset_after_exec() {
+    for e in TABLE.iter() {
+        if e.handler.load(Relaxed) != libc::SIG_IGN as u64 {
+            e.recorded.store(0, Relaxed);
+        }
+    }
+}

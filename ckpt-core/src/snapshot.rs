@@ -1,0 +1,48 @@
+//! Gather everything recorded plus what the kernel reports into one
+//! [`Meta`]. Runs while the program is frozen: raw syscalls and Rust
+//! allocation (routed to the scratch arena) only.
+
+use crate::image::{Meta, ThreadState};
+use crate::quiesce::Frozen;
+use crate::{files, process, signals, sys, threads, timers};
+use std::ffi::CString;
+
+/// Build the metadata of checkpoint number `seq`.
+pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
+    let states = |tid: i32| -> Option<ThreadState> {
+        if tid == sys::gettid() {
+            // The caller is a program thread only when it is the main
+            // thread taking its own checkpoint; never the control thread.
+            return None;
+        }
+        frozen.state_of(tid)
+    };
+    Meta {
+        writer: format!("ckpt {}", env!("CARGO_PKG_VERSION")),
+        created_unix_ms,
+        seq,
+        freeze_us: 0,
+        process: process::snapshot(signals::reserved()),
+        threads: threads::snapshot(states, thread_status),
+        fds: files::snapshot(files::is_own),
+        timers: timers::snapshot(),
+        itimers: timers::snapshot_itimers(),
+        signals: signals::snapshot(),
+        regions: Vec::new(),
+    }
+}
+
+/// A thread's name and the signals pending for it alone.
+fn thread_status(tid: i32) -> (String, u64) {
+    let Ok(path) = CString::new(format!("/proc/self/task/{tid}/status")) else {
+        return (String::new(), 0);
+    };
+    let mut buf = [0u8; 4096];
+    let n = sys::read_small(libc::AT_FDCWD, &path, &mut buf).unwrap_or(0);
+    let text = &buf[..n];
+    let name = sys::field(text, b"Name:")
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default();
+    let pending = sys::field(text, b"SigPnd:").and_then(sys::parse_hex).unwrap_or(0);
+    (name, pending & !signals::bit(signals::reserved()))
+}

@@ -1,0 +1,253 @@
+//! Thin raw-syscall helpers used where libc wrappers would be wrong:
+//! inside signal handlers, while the program's threads are frozen, or
+//! where libc caches (tids). One small function per call, errors as values.
+
+use core::ffi::{c_int, c_void};
+use core::sync::atomic::AtomicU32;
+
+/// The calling thread's kernel tid.
+#[inline]
+pub fn gettid() -> i32 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+/// The process id (from the kernel, never a cached value).
+#[inline]
+pub fn getpid() -> i32 {
+    // SAFETY: getpid has no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_getpid) as i32 }
+}
+
+/// Send `sig` to thread `tid` of process `pid`. Signal-safe.
+pub fn tgkill(pid: i32, tid: i32, sig: c_int) -> Result<(), i32> {
+    // SAFETY: tgkill takes plain integers.
+    let r = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) };
+    if r < 0 {
+        Err(crate::interpose::errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// Wait while `*word == val`, at most `timeout_ns` (0 = forever). Signal-safe.
+pub fn futex_wait(word: &AtomicU32, val: u32, timeout_ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (timeout_ns / 1_000_000_000) as i64,
+        tv_nsec: (timeout_ns % 1_000_000_000) as i64,
+    };
+    let tsp = if timeout_ns == 0 {
+        core::ptr::null()
+    } else {
+        &ts as *const libc::timespec
+    };
+    // SAFETY: `word` is a live, aligned u32; the kernel only reads it.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            val,
+            tsp,
+        )
+    };
+}
+
+/// Wake every waiter on `word`. Signal-safe.
+pub fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: `word` is a live, aligned u32.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        )
+    };
+}
+
+/// CLOCK_MONOTONIC now, in nanoseconds.
+#[inline]
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// Any clock now, in nanoseconds (0 when the clock is unreadable).
+pub fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: writing into a live timespec.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// A timespec from nanoseconds.
+pub fn timespec(ns: u64) -> libc::timespec {
+    libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as i64,
+        tv_nsec: (ns % 1_000_000_000) as i64,
+    }
+}
+
+/// Nanoseconds of a timespec (negative values clamp to 0).
+pub fn ts_ns(ts: &libc::timespec) -> u64 {
+    if ts.tv_sec < 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec.max(0) as u64)
+}
+
+/// Close a descriptor, ignoring errors.
+pub fn close(fd: c_int) {
+    // SAFETY: closing a descriptor number; at worst EBADF.
+    unsafe { libc::syscall(libc::SYS_close, fd) };
+}
+
+/// `openat` straight to the kernel (no wrapper, no recording).
+pub fn openat(dirfd: c_int, path: &core::ffi::CStr, flags: c_int) -> Result<c_int, i32> {
+    // SAFETY: path is NUL-terminated and outlives the call.
+    let r = unsafe { libc::syscall(libc::SYS_openat, dirfd, path.as_ptr(), flags | libc::O_CLOEXEC, 0) };
+    if r < 0 {
+        Err(crate::interpose::errno())
+    } else {
+        Ok(r as c_int)
+    }
+}
+
+/// Read up to `buf.len()` bytes at offset 0 of `fd`.
+pub fn pread_all(fd: c_int, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        // SAFETY: writing inside `buf`.
+        let r = unsafe { libc::pread(fd, buf[n..].as_mut_ptr() as *mut c_void, buf.len() - n, n as i64) };
+        if r <= 0 {
+            break;
+        }
+        n += r as usize;
+    }
+    n
+}
+
+/// Read a small file relative to `dirfd` into `buf`; returns the bytes read.
+pub fn read_small(dirfd: c_int, path: &core::ffi::CStr, buf: &mut [u8]) -> Option<usize> {
+    let fd = openat(dirfd, path, libc::O_RDONLY).ok()?;
+    let n = pread_all(fd, buf);
+    close(fd);
+    Some(n)
+}
+
+/// `readlinkat` into `buf`; returns the length.
+pub fn readlinkat(dirfd: c_int, path: &core::ffi::CStr, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: the kernel writes at most buf.len() bytes into buf.
+    let r = unsafe { libc::readlinkat(dirfd, path.as_ptr(), buf.as_mut_ptr() as *mut _, buf.len()) };
+    if r < 0 {
+        None
+    } else {
+        Some(r as usize)
+    }
+}
+
+/// Iterate the numeric entries of an open directory (e.g. /proc/self/task)
+/// with getdents64, from its start. Calls `f` for each number.
+pub fn for_each_numeric_entry(dirfd: c_int, mut f: impl FnMut(i64)) {
+    // SAFETY: rewinding a directory descriptor (raw: `lseek` is interposed).
+    unsafe { libc::syscall(libc::SYS_lseek, dirfd, 0, libc::SEEK_SET) };
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: the kernel fills at most buf.len() bytes of dirents.
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, dirfd, buf.as_mut_ptr(), buf.len()) };
+        if n <= 0 {
+            return;
+        }
+        let mut off = 0usize;
+        while off < n as usize {
+            // linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name
+            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+            let name = &buf[off + 19..off + reclen];
+            let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+            if let Some(v) = parse_i64(&name[..end]) {
+                f(v);
+            }
+            off += reclen;
+        }
+    }
+}
+
+/// Parse a decimal integer (no sign).
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    if s.is_empty() {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as i64)?;
+    }
+    Some(v)
+}
+
+/// Find `key` at the start of a line in `text` and return the rest of that
+/// line, trimmed (for /proc status-like files).
+pub fn field<'a>(text: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    for line in text.split(|&c| c == b'\n') {
+        if line.starts_with(key) {
+            let rest = &line[key.len()..];
+            let start = rest.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(rest.len());
+            return Some(&rest[start..]);
+        }
+    }
+    None
+}
+
+/// Parse a hexadecimal number.
+pub fn parse_hex(s: &[u8]) -> Option<u64> {
+    let s = s.split(|c| c.is_ascii_whitespace()).next()?;
+    if s.is_empty() {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in s {
+        let d = (c as char).to_digit(16)? as u64;
+        v = v.checked_mul(16)?.checked_add(d)?;
+    }
+    Some(v)
+}
+
+/// Parse an octal number.
+pub fn parse_oct(s: &[u8]) -> Option<u64> {
+    let s = s.split(|c| c.is_ascii_whitespace()).next()?;
+    let mut v: u64 = 0;
+    for &c in s {
+        let d = (c as char).to_digit(8)? as u64;
+        v = v.checked_mul(8)?.checked_add(d)?;
+    }
+    Some(v)
+}
+
+/// Move descriptor `fd` to the highest free number below the soft
+/// descriptor limit (so it never takes a number the program would get)
+/// and mark it close-on-exec. Returns the new number.
+pub fn move_high(fd: c_int) -> Result<c_int, i32> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: writing into a live rlimit.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    let top = (lim.rlim_cur.min(1 << 20) as c_int).max(64) - 1;
+    let mut cand = top;
+    while cand > fd && cand > top - 256 {
+        // SAFETY: F_GETFD only probes whether `cand` is open (raw: `fcntl` is interposed).
+        let used = unsafe { libc::syscall(libc::SYS_fcntl, cand, libc::F_GETFD) } >= 0;
+        if !used {
+            // SAFETY: dup3 onto a free number, atomically with O_CLOEXEC.
+            let r = unsafe { libc::syscall(libc::SYS_dup3, fd, cand, libc::O_CLOEXEC) };
+            if r >= 0 {
+                close(fd);
+                return Ok(cand);
+            }
+        }
+        cand -= 1;
+    }
+    Err(libc::EMFILE)
+}

@@ -1,0 +1,336 @@
+//! Threads: a fixed table of the program's threads with a stable logical
+//! identity (1 = main thread, then creation order), the attributes they
+//! were created with, and — while a checkpoint holds them — where each one
+//! is parked.
+//!
+//! Verbs: `record_*` from the pthread wrappers, `park_*` from the freeze
+//! handler, `snapshot` while frozen, `reset_after_fork` in a child.
+//! Everything here is lock-free and allocation-free (signal-safe).
+
+use crate::image::{AltStack, Thread, ThreadState};
+use crate::sys;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
+
+/// Threads ckpt can track at once; more are still frozen and checkpointed
+/// but recorded without their creation attributes.
+pub const MAX_THREADS: usize = 1024;
+
+const FREE: u8 = 0;
+const CLAIMED: u8 = 1;
+const ALIVE: u8 = 2;
+
+/// How a thread came to exist.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Origin {
+    Main = 0,
+    PthreadCreate = 1,
+    Unknown = 2,
+}
+
+/// Attributes recorded by the pthread_create wrapper.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Attrs {
+    pub detached: bool,
+    pub stack_size: u64,
+    pub guard_size: u64,
+    pub sched_policy: i32,
+    pub sched_priority: i32,
+    pub inherit_sched: bool,
+}
+
+struct Slot {
+    state: AtomicU8,
+    origin: AtomicU8,
+    id: AtomicU32,
+    tid: AtomicI32,
+    pthread: AtomicU64,
+    start: AtomicU64,
+    arg: AtomicU64,
+    detached: AtomicBool,
+    stack_size: AtomicU64,
+    guard_size: AtomicU64,
+    sched_policy: AtomicI32,
+    sched_priority: AtomicI32,
+    inherit_sched: AtomicBool,
+    // Written by the thread itself when it parks.
+    parked_gen: AtomicU32,
+    sigmask: AtomicU64,
+    alt_sp: AtomicU64,
+    alt_size: AtomicU64,
+    alt_flags: AtomicI32,
+    ucontext: AtomicU64,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY: Slot = Slot {
+    state: AtomicU8::new(FREE),
+    origin: AtomicU8::new(0),
+    id: AtomicU32::new(0),
+    tid: AtomicI32::new(0),
+    pthread: AtomicU64::new(0),
+    start: AtomicU64::new(0),
+    arg: AtomicU64::new(0),
+    detached: AtomicBool::new(false),
+    stack_size: AtomicU64::new(0),
+    guard_size: AtomicU64::new(0),
+    sched_policy: AtomicI32::new(0),
+    sched_priority: AtomicI32::new(0),
+    inherit_sched: AtomicBool::new(true),
+    parked_gen: AtomicU32::new(0),
+    sigmask: AtomicU64::new(0),
+    alt_sp: AtomicU64::new(0),
+    alt_size: AtomicU64::new(0),
+    alt_flags: AtomicI32::new(0),
+    ucontext: AtomicU64::new(0),
+};
+
+static SLOTS: [Slot; MAX_THREADS] = [EMPTY; MAX_THREADS];
+static NEXT_ID: AtomicU32 = AtomicU32::new(2);
+
+fn claim(origin: Origin) -> Option<usize> {
+    for (i, s) in SLOTS.iter().enumerate() {
+        if s.state.load(Relaxed) == FREE && s.state.compare_exchange(FREE, CLAIMED, Acquire, Relaxed).is_ok() {
+            s.origin.store(origin as u8, Relaxed);
+            s.tid.store(0, Relaxed);
+            s.pthread.store(0, Relaxed);
+            s.start.store(0, Relaxed);
+            s.arg.store(0, Relaxed);
+            s.set_attrs(&Attrs::default());
+            s.parked_gen.store(0, Relaxed);
+            let id = if origin == Origin::Main { 1 } else { NEXT_ID.fetch_add(1, Relaxed) };
+            s.id.store(id, Relaxed);
+            return Some(i);
+        }
+    }
+    None
+}
+
+impl Slot {
+    fn set_attrs(&self, a: &Attrs) {
+        self.detached.store(a.detached, Relaxed);
+        self.stack_size.store(a.stack_size, Relaxed);
+        self.guard_size.store(a.guard_size, Relaxed);
+        self.sched_policy.store(a.sched_policy, Relaxed);
+        self.sched_priority.store(a.sched_priority, Relaxed);
+        self.inherit_sched.store(a.inherit_sched, Relaxed);
+    }
+}
+
+/// Record the calling thread as the main thread (logical id 1).
+pub fn record_main(attrs: &Attrs) {
+    if let Some(i) = claim(Origin::Main) {
+        let s = &SLOTS[i];
+        s.set_attrs(attrs);
+        // SAFETY: pthread_self has no preconditions.
+        s.pthread.store(unsafe { libc::pthread_self() } as u64, Relaxed);
+        s.tid.store(sys::gettid(), Relaxed);
+        s.state.store(ALIVE, Release);
+        crate::interpose::set_cached_slot(i as u32 + 1);
+    }
+}
+
+/// pthread_create is about to start a thread: reserve its slot and record
+/// what it will run. Returns the slot to hand to the start trampoline.
+pub fn record_create(start: u64, arg: u64, attrs: &Attrs) -> Option<usize> {
+    let i = claim(Origin::PthreadCreate)?;
+    let s = &SLOTS[i];
+    s.start.store(start, Relaxed);
+    s.arg.store(arg, Relaxed);
+    s.set_attrs(attrs);
+    Some(i)
+}
+
+/// pthread_create failed: give the slot back.
+pub fn record_create_failed(slot: usize) {
+    SLOTS[slot].state.store(FREE, Release);
+}
+
+/// pthread_create succeeded: remember the pthread_t.
+pub fn record_created(slot: usize, pthread: u64) {
+    SLOTS[slot].pthread.store(pthread, Relaxed);
+}
+
+/// The new thread runs (called first thing on it). Returns (start, arg).
+pub fn record_started(slot: usize) -> (u64, u64) {
+    let s = &SLOTS[slot];
+    s.tid.store(sys::gettid(), Relaxed);
+    // SAFETY: pthread_self has no preconditions.
+    s.pthread.store(unsafe { libc::pthread_self() } as u64, Relaxed);
+    s.state.store(ALIVE, Release);
+    crate::interpose::set_cached_slot(slot as u32 + 1);
+    (s.start.load(Relaxed), s.arg.load(Relaxed))
+}
+
+/// pthread_detach on a recorded thread.
+pub fn record_detach(pthread: u64) {
+    for s in SLOTS.iter() {
+        if s.state.load(Acquire) == ALIVE && s.pthread.load(Relaxed) == pthread {
+            s.detached.store(true, Relaxed);
+        }
+    }
+}
+
+/// The thread in `slot` is ending (however it ends). Signal-safe.
+pub fn record_exit(slot: usize) {
+    if slot < MAX_THREADS {
+        let s = &SLOTS[slot];
+        s.tid.store(0, Relaxed);
+        s.state.store(FREE, Release);
+    }
+}
+
+/// The calling thread's slot, registering it as "unknown" when it was
+/// created past the wrappers (e.g. by glibc itself). Signal-safe.
+pub fn self_slot() -> Option<usize> {
+    let cached = crate::interpose::cached_slot();
+    let tid = sys::gettid();
+    if cached != 0 {
+        let i = cached as usize - 1;
+        if SLOTS[i].state.load(Acquire) == ALIVE && SLOTS[i].tid.load(Relaxed) == tid {
+            return Some(i);
+        }
+    }
+    if let Some(i) = slot_of_tid(tid) {
+        crate::interpose::set_cached_slot(i as u32 + 1);
+        return Some(i);
+    }
+    let i = claim(Origin::Unknown)?;
+    let s = &SLOTS[i];
+    s.tid.store(tid, Relaxed);
+    // SAFETY: pthread_self has no preconditions.
+    s.pthread.store(unsafe { libc::pthread_self() } as u64, Relaxed);
+    s.state.store(ALIVE, Release);
+    crate::interpose::set_cached_slot(i as u32 + 1);
+    Some(i)
+}
+
+fn slot_of_tid(tid: i32) -> Option<usize> {
+    SLOTS
+        .iter()
+        .position(|s| s.state.load(Acquire) == ALIVE && s.tid.load(Relaxed) == tid)
+}
+
+/// Logical id of the thread with kernel tid `tid`, if tracked.
+pub fn id_of_tid(tid: i32) -> Option<u32> {
+    slot_of_tid(tid).map(|i| SLOTS[i].id.load(Relaxed))
+}
+
+/// Kernel tid of the thread with logical id `id`, if alive.
+pub fn tid_of_id(id: u32) -> Option<i32> {
+    SLOTS
+        .iter()
+        .find(|s| s.state.load(Acquire) == ALIVE && s.id.load(Relaxed) == id)
+        .map(|s| s.tid.load(Relaxed))
+}
+
+/// Park bookkeeping, from the freeze handler on the thread itself.
+/// Signal-safe.
+pub fn park_note(slot: usize, gen: u32, sigmask: u64, ucontext: u64) {
+    let s = &SLOTS[slot];
+    let mut ss: libc::stack_t = libc::stack_t {
+        ss_sp: core::ptr::null_mut(),
+        ss_flags: 0,
+        ss_size: 0,
+    };
+    // SAFETY: querying (not changing) the alternate stack into a local.
+    unsafe { libc::syscall(libc::SYS_sigaltstack, core::ptr::null::<libc::stack_t>(), &mut ss) };
+    s.alt_sp.store(ss.ss_sp as u64, Relaxed);
+    s.alt_size.store(ss.ss_size as u64, Relaxed);
+    s.alt_flags.store(ss.ss_flags, Relaxed);
+    s.sigmask.store(sigmask, Relaxed);
+    s.ucontext.store(ucontext, Relaxed);
+    s.parked_gen.store(gen, Release);
+}
+
+/// Is the thread with `tid` parked for freeze generation `gen`?
+pub fn is_parked(tid: i32, gen: u32) -> bool {
+    slot_of_tid(tid).is_some_and(|i| SLOTS[i].parked_gen.load(Acquire) == gen)
+}
+
+/// Forget threads whose tid no longer exists (they ended past every hook).
+pub fn reap(alive: impl Fn(i32) -> bool) {
+    for s in SLOTS.iter() {
+        if s.state.load(Acquire) == ALIVE && !alive(s.tid.load(Relaxed)) {
+            s.state.store(FREE, Release);
+        }
+    }
+}
+
+/// In a fork child: only the calling thread exists; it becomes the main
+/// thread (logical id 1) of the new process.
+pub fn reset_after_fork() {
+    let keep = crate::interpose::cached_slot();
+    for (i, s) in SLOTS.iter().enumerate() {
+        if i as u32 + 1 != keep {
+            s.state.store(FREE, Relaxed);
+        }
+    }
+    NEXT_ID.store(2, Relaxed);
+    if keep != 0 {
+        let s = &SLOTS[keep as usize - 1];
+        s.id.store(1, Relaxed);
+        s.origin.store(Origin::Main as u8, Relaxed);
+        s.tid.store(sys::gettid(), Relaxed);
+    } else {
+        record_main(&Attrs::default());
+    }
+}
+
+/// Describe every tracked thread for the image. `states` tells, for a tid,
+/// how the quiesce found it (None: not seen in /proc, skipped).
+pub fn snapshot(states: impl Fn(i32) -> Option<ThreadState>, names: impl Fn(i32) -> (String, u64)) -> Vec<Thread> {
+    let mut out = Vec::new();
+    for s in SLOTS.iter() {
+        if s.state.load(Acquire) != ALIVE {
+            continue;
+        }
+        let tid = s.tid.load(Relaxed);
+        let Some(state) = states(tid) else { continue };
+        let origin = match s.origin.load(Relaxed) {
+            0 => "main",
+            1 => "pthread_create",
+            _ => "unknown",
+        };
+        let (name, pending) = names(tid);
+        let alt_size = s.alt_size.load(Relaxed);
+        let alt_flags = s.alt_flags.load(Relaxed);
+        out.push(Thread {
+            id: s.id.load(Relaxed),
+            tid,
+            name,
+            state,
+            origin: origin.into(),
+            detached: s.detached.load(Relaxed),
+            stack_size: s.stack_size.load(Relaxed),
+            guard_size: s.guard_size.load(Relaxed),
+            sched_policy: s.sched_policy.load(Relaxed),
+            sched_priority: s.sched_priority.load(Relaxed),
+            inherit_sched: s.inherit_sched.load(Relaxed),
+            start_routine: s.start.load(Relaxed),
+            arg: s.arg.load(Relaxed),
+            sigmask: s.sigmask.load(Relaxed),
+            pending,
+            altstack: (alt_flags & libc::SS_DISABLE == 0 && alt_size != 0).then(|| AltStack {
+                sp: s.alt_sp.load(Relaxed),
+                size: alt_size,
+                flags: alt_flags,
+            }),
+        });
+    }
+    out.sort_by_key(|t| t.id);
+    out
+}
+
+/// Register a thread found in /proc but never seen by a wrapper or the
+/// freeze handler (e.g. one that blocks every signal).
+pub fn record_foreign(tid: i32) {
+    if slot_of_tid(tid).is_some() {
+        return;
+    }
+    if let Some(i) = claim(Origin::Unknown) {
+        let s = &SLOTS[i];
+        s.tid.store(tid, Relaxed);
+        s.state.store(ALIVE, Release);
+    }
+}

@@ -1,0 +1,192 @@
+//! Command-line syntax of `ckpt`: every command, flag and its help text.
+
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+const LONG_ABOUT: &str = "\
+ckpt takes checkpoints of unmodified Linux x86_64 programs and restarts them
+from those checkpoints.
+
+A program started under `ckpt run` runs with an interceptor library
+(libckpt_shim.so) preloaded. The library records the calls that create
+kernel state (open, dup, pthread_create, timer_create, sigaction, ...), so
+that a checkpoint can save memory, registers and that state to an image
+file while the program keeps running.
+
+Typical flow:
+  ckpt run --dir /var/tmp/imgs -- ./long-job --input data   # start it
+  img=$(ckpt checkpoint 12345)    # checkpoint pid 12345; prints the image path
+  ckpt inspect \"$img\"             # see what the image holds
+
+Exit status: 0 on success, 1 on errors, 2 on usage errors. `ckpt run`
+replaces itself with the program, so its exit status is the program's
+(127 when the program is not found, 126 when it cannot be executed).";
+
+/// The `ckpt` command.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ckpt",
+    version,
+    about = "Transparent checkpoint/restart for unmodified Linux x86_64 programs",
+    long_about = LONG_ABOUT
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Run(RunArgs),
+    Checkpoint(CheckpointArgs),
+    Inspect(InspectArgs),
+}
+
+/// Start a program under ckpt (the interceptor preloaded), replacing ckpt
+/// itself with it.
+///
+/// ckpt execs PROG directly: the pid, exit status and signals are PROG's,
+/// exactly as with the shell's `exec`. PROG is looked up in PATH like a
+/// shell does. The environment gets LD_PRELOAD (libckpt_shim.so prepended),
+/// CKPT_DIR (absolute image directory) and, with --interval, CKPT_INTERVAL.
+/// The shim is taken from $CKPT_SHIM when set, else looked for next to the
+/// ckpt executable.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Directory where the program's checkpoint images are written (created
+    /// if missing) [default: the current directory]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Take a checkpoint every SECS seconds (a positive number, fractions
+    /// allowed, e.g. 0.5)
+    #[arg(long, value_name = "SECS", value_parser = parse_positive_secs)]
+    pub interval: Option<f64>,
+
+    /// The program to run and its arguments, after `--`
+    #[arg(last = true, required = true, num_args = 1.., value_name = "PROG [ARGS]")]
+    pub command: Vec<OsString>,
+}
+
+/// Checkpoint a running program started with `ckpt run`; print the image path.
+///
+/// Only the path goes to stdout, one line, so scripts can write
+/// `img=$(ckpt checkpoint $pid)`. The program keeps running.
+#[derive(Debug, clap::Args)]
+pub struct CheckpointArgs {
+    /// Process id of the program (as started by `ckpt run`)
+    #[arg(value_name = "PID", value_parser = clap::value_parser!(i32).range(1..))]
+    pub pid: i32,
+
+    /// Write the image into DIR instead of the directory given to `ckpt run`
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Give up when the program has not answered after SECS seconds
+    #[arg(long, value_name = "SECS", default_value = "600", value_parser = parse_positive_secs)]
+    pub timeout: f64,
+
+    /// Also print the image size, how long the program was frozen and the
+    /// total time to stderr
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Show what a checkpoint image holds: process, threads, descriptors,
+/// timers, signal handlers, memory.
+///
+/// The image is fully checked (magic, version, architecture, checksums)
+/// first; a damaged image gives one line of error and exit status 1.
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The image file to read
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+
+    /// Print JSON instead of a report: {"image": {path, format_version,
+    /// file_bytes, meta_bytes, data_bytes}} plus every metadata field
+    /// (process, threads, fds, timers, ...) at the top level
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A positive, finite number of seconds.
+pub fn parse_positive_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!("must be greater than 0 (got `{s}`)"));
+    }
+    if v > 1e9 {
+        return Err(format!("`{s}` seconds is too long"));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ckpt").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn help_texts_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_program_after_double_dash() {
+        let cli = parse(&["run", "--dir", "/x", "--interval", "2", "--", "ls", "-l", "--all"]).unwrap();
+        let Command::Run(r) = cli.command else { panic!("not run") };
+        assert_eq!(r.dir, Some(PathBuf::from("/x")));
+        assert_eq!(r.interval, Some(2.0));
+        assert_eq!(r.command, ["ls", "-l", "--all"]);
+    }
+
+    #[test]
+    fn run_requires_double_dash_and_program() {
+        assert!(parse(&["run"]).is_err());
+        assert!(parse(&["run", "--"]).is_err());
+        let e = parse(&["run", "ls"]).unwrap_err();
+        assert_ne!(e.kind(), ErrorKind::DisplayHelp);
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn interval_must_be_positive() {
+        for bad in ["0", "-1", "abc", "nan", "inf", ""] {
+            let e = parse(&["run", "--interval", bad, "--", "ls"]);
+            assert!(e.is_err(), "{bad} accepted");
+            assert_eq!(e.unwrap_err().exit_code(), 2);
+        }
+        let cli = parse(&["run", "--interval", "0.5", "--", "ls"]).unwrap();
+        let Command::Run(r) = cli.command else { panic!() };
+        assert_eq!(r.interval, Some(0.5));
+    }
+
+    #[test]
+    fn checkpoint_pid_must_be_a_positive_number() {
+        assert!(parse(&["checkpoint", "abc"]).is_err());
+        assert!(parse(&["checkpoint", "0"]).is_err());
+        assert!(parse(&["checkpoint"]).is_err());
+        let cli = parse(&["checkpoint", "42", "-v"]).unwrap();
+        let Command::Checkpoint(c) = cli.command else { panic!() };
+        assert_eq!((c.pid, c.timeout, c.verbose, c.dir), (42, 600.0, true, None));
+        assert!(parse(&["checkpoint", "42", "--timeout", "0"]).is_err());
+    }
+
+    #[test]
+    fn inspect_takes_image_and_json() {
+        let cli = parse(&["inspect", "a.img", "--json"]).unwrap();
+        let Command::Inspect(i) = cli.command else { panic!() };
+        assert!(i.json);
+        assert_eq!(i.image, PathBuf::from("a.img"));
+    }
+}

@@ -1,0 +1,73 @@
+//! `ckpt checkpoint PID`: ask a running program for a checkpoint.
+
+use crate::cli::CheckpointArgs;
+use crate::human::{fmt_bytes, fmt_duration_ns};
+use crate::Failure;
+use ckpt::control::{self, Request, Response};
+use std::time::Duration;
+
+pub fn checkpoint(args: CheckpointArgs) -> Result<(), Failure> {
+    // The program resolves relative paths against its own cwd, not ours.
+    let dir = match &args.dir {
+        Some(d) => Some(crate::cmd_run::image_dir(Some(d)).map_err(Failure::new)?),
+        None => None,
+    };
+    let req = Request::Checkpoint {
+        dir: dir.map(|d| d.to_string_lossy().into_owned()),
+    };
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let pid = args.pid;
+    match control::request(pid, &req, timeout).map_err(|e| Failure::new(e.to_string()))? {
+        Response::Checkpointed {
+            path,
+            bytes,
+            seq,
+            freeze_us,
+            total_us,
+        } => {
+            if args.verbose {
+                eprintln!("{}", verbose_line(pid, seq, bytes, freeze_us, total_us));
+            }
+            crate::print_stdout(&format!("{path}\n"))
+        }
+        Response::Error { message } => Err(Failure::new(format!("checkpoint of {pid} failed: {message}"))),
+        other => Err(Failure::new(format!(
+            "checkpoint of {pid} failed: unexpected answer {other:?}"
+        ))),
+    }
+}
+
+fn verbose_line(pid: i32, seq: u64, bytes: u64, freeze_us: u64, total_us: u64) -> String {
+    format!(
+        "checkpoint #{seq} of process {pid}: {}, frozen {}, total {}",
+        fmt_bytes(bytes),
+        fmt_duration_ns(freeze_us.saturating_mul(1000)),
+        fmt_duration_ns(total_us.saturating_mul(1000)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbose_line_is_readable() {
+        assert_eq!(
+            verbose_line(42, 2, 3 << 20, 1500, 250_000),
+            "checkpoint #2 of process 42: 3 MiB (3145728 bytes), frozen 1.500ms, total 250ms"
+        );
+    }
+
+    #[test]
+    fn missing_process_is_a_clear_error() {
+        let args = CheckpointArgs {
+            pid: i32::MAX,
+            dir: None,
+            timeout: 1.0,
+            verbose: false,
+        };
+        let f = checkpoint(args).unwrap_err();
+        assert_eq!(f.code, 1);
+        assert!(f.message.contains("no such process"), "{}", f.message);
+    }
+}
