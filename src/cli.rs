@@ -53,6 +53,9 @@ pub enum Command {
 /// The shim is taken from $CKPT_SHIM when set, else looked for next to the
 /// ckpt executable.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example: ckpt run --dir /var/tmp/imgs --interval 60 -- ./simulate --steps 1000000"
+)]
 pub struct RunArgs {
     /// Directory where the program's checkpoint images are written (created
     /// if missing) [default: the current directory]
@@ -61,7 +64,7 @@ pub struct RunArgs {
 
     /// Take a checkpoint every SECS seconds (a positive number, fractions
     /// allowed, e.g. 0.5)
-    #[arg(long, value_name = "SECS", value_parser = parse_positive_secs)]
+    #[arg(long, value_name = "SECS", value_parser = parse_interval)]
     pub interval: Option<f64>,
 
     /// The program to run and its arguments, after `--`
@@ -74,6 +77,7 @@ pub struct RunArgs {
 /// Only the path goes to stdout, one line, so scripts can write
 /// `img=$(ckpt checkpoint $pid)`. The program keeps running.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example: img=$(ckpt checkpoint --dir /var/tmp/imgs 12345)")]
 pub struct CheckpointArgs {
     /// Process id of the program (as started by `ckpt run`)
     #[arg(value_name = "PID", value_parser = clap::value_parser!(i32).range(1..))]
@@ -96,9 +100,11 @@ pub struct CheckpointArgs {
 /// Show what a checkpoint image holds: process, threads, descriptors,
 /// timers, signal handlers, memory.
 ///
-/// The image is fully checked (magic, version, architecture, checksums)
-/// first; a damaged image gives one line of error and exit status 1.
+/// The header and metadata are checked (magic, version, architecture,
+/// checksums) first; a damaged image gives one line of error and exit
+/// status 1. Page data is not read.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example: ckpt inspect --json img | jq '.fds[] | {fd, path, offset}'")]
 pub struct InspectArgs {
     /// The image file to read
     #[arg(value_name = "IMAGE")]
@@ -126,6 +132,16 @@ pub fn parse_positive_secs(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// A checkpoint interval: positive and at least a millisecond, the
+/// shim's resolution.
+pub fn parse_interval(s: &str) -> Result<f64, String> {
+    let v = parse_positive_secs(s)?;
+    if v < 0.001 {
+        return Err(format!("must be at least 0.001 (got `{s}`)"));
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,8 +159,21 @@ mod tests {
 
     #[test]
     fn run_takes_program_after_double_dash() {
-        let cli = parse(&["run", "--dir", "/x", "--interval", "2", "--", "ls", "-l", "--all"]).unwrap();
-        let Command::Run(r) = cli.command else { panic!("not run") };
+        let cli = parse(&[
+            "run",
+            "--dir",
+            "/x",
+            "--interval",
+            "2",
+            "--",
+            "ls",
+            "-l",
+            "--all",
+        ])
+        .unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
         assert_eq!(r.dir, Some(PathBuf::from("/x")));
         assert_eq!(r.interval, Some(2.0));
         assert_eq!(r.command, ["ls", "-l", "--all"]);
@@ -161,13 +190,15 @@ mod tests {
 
     #[test]
     fn interval_must_be_positive() {
-        for bad in ["0", "-1", "abc", "nan", "inf", ""] {
+        for bad in ["0", "-1", "abc", "nan", "inf", "", "0.0001"] {
             let e = parse(&["run", "--interval", bad, "--", "ls"]);
             assert!(e.is_err(), "{bad} accepted");
             assert_eq!(e.unwrap_err().exit_code(), 2);
         }
         let cli = parse(&["run", "--interval", "0.5", "--", "ls"]).unwrap();
-        let Command::Run(r) = cli.command else { panic!() };
+        let Command::Run(r) = cli.command else {
+            panic!()
+        };
         assert_eq!(r.interval, Some(0.5));
     }
 
@@ -177,15 +208,22 @@ mod tests {
         assert!(parse(&["checkpoint", "0"]).is_err());
         assert!(parse(&["checkpoint"]).is_err());
         let cli = parse(&["checkpoint", "42", "-v"]).unwrap();
-        let Command::Checkpoint(c) = cli.command else { panic!() };
-        assert_eq!((c.pid, c.timeout, c.verbose, c.dir), (42, 600.0, true, None));
+        let Command::Checkpoint(c) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            (c.pid, c.timeout, c.verbose, c.dir),
+            (42, 600.0, true, None)
+        );
         assert!(parse(&["checkpoint", "42", "--timeout", "0"]).is_err());
     }
 
     #[test]
     fn inspect_takes_image_and_json() {
         let cli = parse(&["inspect", "a.img", "--json"]).unwrap();
-        let Command::Inspect(i) = cli.command else { panic!() };
+        let Command::Inspect(i) = cli.command else {
+            panic!()
+        };
         assert!(i.json);
         assert_eq!(i.image, PathBuf::from("a.img"));
     }

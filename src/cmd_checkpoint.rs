@@ -30,7 +30,9 @@ pub fn checkpoint(args: CheckpointArgs) -> Result<(), Failure> {
             }
             crate::print_stdout(&format!("{path}\n"))
         }
-        Response::Error { message } => Err(Failure::new(format!("checkpoint of {pid} failed: {message}"))),
+        Response::Error { message } => Err(Failure::new(format!(
+            "checkpoint of {pid} failed: {message}"
+        ))),
         other => Err(Failure::new(format!(
             "checkpoint of {pid} failed: unexpected answer {other:?}"
         ))),

@@ -58,7 +58,8 @@ fn check_header_bounds(path: &Path) -> Result<(), String> {
     let Ok(h) = Header::decode(&head) else {
         return Ok(());
     };
-    let overflows = h.meta_offset.checked_add(h.meta_len).is_none() || h.data_offset.checked_add(h.data_len).is_none();
+    let overflows = h.meta_offset.checked_add(h.meta_len).is_none()
+        || h.data_offset.checked_add(h.data_len).is_none();
     if overflows {
         return Err("corrupt image: section sizes in the header overflow".into());
     }
@@ -101,7 +102,8 @@ pub fn to_json(l: &Loaded) -> Result<String, String> {
         },
         meta: &l.meta,
     };
-    let mut s = serde_json::to_string_pretty(&report).map_err(|e| format!("cannot encode JSON: {e}"))?;
+    let mut s =
+        serde_json::to_string_pretty(&report).map_err(|e| format!("cannot encode JSON: {e}"))?;
     s.push('\n');
     Ok(s)
 }
@@ -124,8 +126,13 @@ mod tests {
 
     /// Loading must fail with one line that names the file.
     fn refused(p: &Path) -> String {
-        let e = load(p).err().unwrap_or_else(|| panic!("{} was accepted", p.display()));
-        assert!(!e.contains('\n') && e.starts_with(&p.display().to_string()), "{e}");
+        let e = load(p)
+            .err()
+            .unwrap_or_else(|| panic!("{} was accepted", p.display()));
+        assert!(
+            !e.contains('\n') && e.starts_with(&p.display().to_string()),
+            "{e}"
+        );
         e
     }
 
@@ -142,18 +149,28 @@ mod tests {
         assert_eq!(v["image"]["format_version"], FORMAT_VERSION);
         assert_eq!(v["image"]["file_bytes"], bytes.len());
         assert_eq!(v["image"]["data_bytes"], 0);
-        assert_eq!(v["fds"][0]["fd"], 3);
-        assert_eq!(v["fds"][0]["kind"], "file");
+        assert_eq!(v["fds"][0]["kind"], "tty");
+        assert_eq!(v["fds"][1]["fd"], 3);
+        assert_eq!(v["fds"][1]["kind"], "file");
         assert_eq!(v["threads"][0]["state"], "frozen");
         assert_eq!(v["timers"][0]["notify"], "thread_id");
         assert_eq!(v["process"]["cwd"], "/home/user");
         assert_eq!(v["seq"], 3);
 
         let text = crate::report::render(&l);
-        for part in ["Process", "Threads (2)", "Descriptors (3)", "Timers (1)", "/tmp/out.log"] {
+        for part in [
+            "Process",
+            "Threads (2)",
+            "Descriptors (3)",
+            "Timers (1)",
+            "/tmp/out.log",
+        ] {
             assert!(text.contains(part), "missing {part}:\n{text}");
         }
-        let args = InspectArgs { image: p, json: true };
+        let args = InspectArgs {
+            image: p,
+            json: true,
+        };
         assert!(inspect(args).is_ok());
     }
 
@@ -194,7 +211,10 @@ mod tests {
             let p = write(&t, "flip.img", &bad);
             // Reserved header bytes are outside every checksum and unused.
             match load(&p) {
-                Ok(l) => assert!((88..HEADER_LEN).contains(&i) && l.meta == want, "flip at {i} accepted"),
+                Ok(l) => assert!(
+                    (88..HEADER_LEN).contains(&i) && l.meta == want,
+                    "flip at {i} accepted"
+                ),
                 Err(e) => assert!(!e.contains('\n')),
             }
         }
@@ -211,14 +231,57 @@ mod tests {
             write(&t, "craft.img", &v)
         };
         let cases = [
-            (Header { meta_len: u64::MAX, ..good }, "overflow"),
-            (Header { data_offset: u64::MAX, data_len: 2, ..good }, "overflow"),
-            (Header { meta_offset: 0, ..good }, "offset 0"),
-            (Header { meta_offset: 200, ..good }, "offset 200"),
-            (Header { meta_len: 1 << 40, ..good }, "truncated"),
-            (Header { version: 99, ..good }, "version 99"),
+            (
+                Header {
+                    meta_len: u64::MAX,
+                    ..good
+                },
+                "overflow",
+            ),
+            (
+                Header {
+                    data_offset: u64::MAX,
+                    data_len: 2,
+                    ..good
+                },
+                "overflow",
+            ),
+            (
+                Header {
+                    meta_offset: 0,
+                    ..good
+                },
+                "offset 0",
+            ),
+            (
+                Header {
+                    meta_offset: 200,
+                    ..good
+                },
+                "offset 200",
+            ),
+            (
+                Header {
+                    meta_len: 1 << 40,
+                    ..good
+                },
+                "truncated",
+            ),
+            (
+                Header {
+                    version: 99,
+                    ..good
+                },
+                "version 99",
+            ),
             (Header { arch: 183, ..good }, "architecture"),
-            (Header { meta_len: good.meta_len - 1, ..good }, "corrupt"),
+            (
+                Header {
+                    meta_len: good.meta_len - 1,
+                    ..good
+                },
+                "corrupt",
+            ),
         ];
         for (h, want) in cases {
             let e = refused(&with(h));

@@ -26,11 +26,15 @@ pub fn run(args: RunArgs) -> Failure {
     let shown = Path::new(&prog).display().to_string();
     let path = match find_program(&prog, std::env::var_os("PATH").as_deref()) {
         Lookup::Found(p) => p,
-        Lookup::NotFound => return Failure::with_code(EXIT_NOT_FOUND, format!("{shown}: command not found")),
+        Lookup::NotFound => {
+            return Failure::with_code(EXIT_NOT_FOUND, format!("{shown}: command not found"))
+        }
         Lookup::NotExecutable => {
             return Failure::with_code(EXIT_CANNOT_EXEC, format!("{shown}: permission denied"))
         }
-        Lookup::IsDirectory => return Failure::with_code(EXIT_CANNOT_EXEC, format!("{shown}: is a directory")),
+        Lookup::IsDirectory => {
+            return Failure::with_code(EXIT_CANNOT_EXEC, format!("{shown}: is a directory"))
+        }
     };
     let shim = match shim_path::find_for_current_exe() {
         Ok(s) => s,
@@ -41,7 +45,10 @@ pub fn run(args: RunArgs) -> Failure {
         Err(e) => return Failure::new(e),
     };
     let mut ours = vec![
-        ("LD_PRELOAD".into(), preload_value(std::env::var_os("LD_PRELOAD").as_deref(), &shim)),
+        (
+            "LD_PRELOAD".into(),
+            preload_value(std::env::var_os("LD_PRELOAD").as_deref(), &shim),
+        ),
         ("CKPT_DIR".into(), dir.into_os_string()),
     ];
     if let Some(secs) = args.interval {
@@ -76,8 +83,16 @@ pub fn find_program(prog: &OsStr, path_var: Option<&OsStr>) -> Lookup {
     }
     let default_path = OsStr::new("/usr/local/bin:/usr/bin:/bin");
     let mut saw_unexecutable = false;
-    for dir in path_var.unwrap_or(default_path).as_bytes().split(|&b| b == b':') {
-        let dir = if dir.is_empty() { Path::new(".") } else { Path::new(OsStr::from_bytes(dir)) };
+    for dir in path_var
+        .unwrap_or(default_path)
+        .as_bytes()
+        .split(|&b| b == b':')
+    {
+        let dir = if dir.is_empty() {
+            Path::new(".")
+        } else {
+            Path::new(OsStr::from_bytes(dir))
+        };
         let candidate = dir.join(prog);
         match std::fs::metadata(&candidate) {
             Ok(m) if m.is_file() => {
@@ -109,20 +124,23 @@ fn executable(p: &Path) -> bool {
 pub fn image_dir(dir: Option<&Path>) -> Result<PathBuf, String> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
-        None => std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?,
+        None => std::env::current_dir()
+            .map_err(|e| format!("cannot read the current directory: {e}"))?,
     };
     let shown = dir.display();
     if dir.exists() && !dir.is_dir() {
         return Err(format!("image directory {shown} is not a directory"));
     }
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create image directory {shown}: {e}"))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot create image directory {shown}: {e}"))?;
     let abs = dir
         .canonicalize()
         .map_err(|e| format!("image directory {shown}: {e}"))?;
     if !abs.is_dir() {
         return Err(format!("image directory {shown} is not a directory"));
     }
-    let c = CString::new(abs.as_os_str().as_bytes()).map_err(|_| format!("image directory {shown}: bad path"))?;
+    let c = CString::new(abs.as_os_str().as_bytes())
+        .map_err(|_| format!("image directory {shown}: bad path"))?;
     // SAFETY: access() only reads the NUL-terminated path.
     if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
         let e = std::io::Error::last_os_error();
@@ -169,7 +187,8 @@ pub fn merge_env(
     inherited: impl Iterator<Item = (OsString, OsString)>,
     ours: Vec<(OsString, OsString)>,
 ) -> Vec<CString> {
-    let kept = inherited.filter(|(k, _)| !ours.iter().any(|(o, _)| o == k));
+    let names: Vec<OsString> = ours.iter().map(|(k, _)| k.clone()).collect();
+    let kept = inherited.filter(|(k, _)| !names.contains(k));
     kept.chain(ours)
         .filter_map(|(k, v)| {
             let mut kv = k.into_vec();
@@ -184,9 +203,14 @@ pub fn merge_env(
 /// the kernel cannot run (ENOEXEC: a script without `#!`) is handed to
 /// /bin/sh, as execvp and shells do.
 fn exec(path: &Path, argv: &[OsString], env: &[CString]) -> std::io::Error {
-    let cstr = |s: &OsStr| CString::new(s.as_bytes()).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL));
+    let cstr = |s: &OsStr| {
+        CString::new(s.as_bytes()).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))
+    };
     let build = || -> std::io::Result<(CString, Vec<CString>)> {
-        Ok((cstr(path.as_os_str())?, argv.iter().map(|a| cstr(a)).collect::<Result<_, _>>()?))
+        Ok((
+            cstr(path.as_os_str())?,
+            argv.iter().map(|a| cstr(a)).collect::<Result<_, _>>()?,
+        ))
     };
     let (cpath, cargs) = match build() {
         Ok(v) => v,
@@ -209,7 +233,10 @@ fn exec(path: &Path, argv: &[OsString], env: &[CString]) -> std::io::Error {
 }
 
 fn null_terminated(v: &[CString]) -> Vec<*const libc::c_char> {
-    v.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+    v.iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
 }
 
 fn execve(path: &CString, argv: &[CString], envp: &[*const libc::c_char]) -> std::io::Error {
@@ -235,13 +262,19 @@ mod tests {
     fn preload_prepends_without_duplicates() {
         let shim = Path::new("/opt/ckpt/libckpt_shim.so");
         assert_eq!(preload_value(None, shim), "/opt/ckpt/libckpt_shim.so");
-        assert_eq!(preload_value(Some(OsStr::new("")), shim), "/opt/ckpt/libckpt_shim.so");
+        assert_eq!(
+            preload_value(Some(OsStr::new("")), shim),
+            "/opt/ckpt/libckpt_shim.so"
+        );
         assert_eq!(
             preload_value(Some(OsStr::new("/a.so:/b.so")), shim),
             "/opt/ckpt/libckpt_shim.so:/a.so:/b.so"
         );
         assert_eq!(
-            preload_value(Some(OsStr::new("/a.so:/opt/ckpt/libckpt_shim.so::/b.so")), shim),
+            preload_value(
+                Some(OsStr::new("/a.so:/opt/ckpt/libckpt_shim.so::/b.so")),
+                shim
+            ),
             "/opt/ckpt/libckpt_shim.so:/a.so:/b.so"
         );
         assert_eq!(
@@ -276,10 +309,21 @@ mod tests {
         ];
         let env = merge_env(
             inherited.into_iter(),
-            vec![("LD_PRELOAD".into(), "/s.so:/old.so".into()), ("CKPT_DIR".into(), "/d".into())],
+            vec![
+                ("LD_PRELOAD".into(), "/s.so:/old.so".into()),
+                ("CKPT_DIR".into(), "/d".into()),
+            ],
         );
         let env: Vec<_> = env.iter().map(|c| c.to_str().unwrap()).collect();
-        assert_eq!(env, ["PATH=/bin", "HOME=/h", "LD_PRELOAD=/s.so:/old.so", "CKPT_DIR=/d"]);
+        assert_eq!(
+            env,
+            [
+                "PATH=/bin",
+                "HOME=/h",
+                "LD_PRELOAD=/s.so:/old.so",
+                "CKPT_DIR=/d"
+            ]
+        );
     }
 
     #[test]
@@ -295,24 +339,45 @@ mod tests {
         let path = OsString::from(format!("{}:{}", a.display(), b.display()));
         let path = Some(path.as_os_str());
 
-        assert_eq!(find_program(OsStr::new("tool"), path), Lookup::Found(b.join("tool")));
+        assert_eq!(
+            find_program(OsStr::new("tool"), path),
+            Lookup::Found(b.join("tool"))
+        );
         assert_eq!(find_program(OsStr::new("nothere"), path), Lookup::NotFound);
         assert_eq!(find_program(OsStr::new("dir"), path), Lookup::NotFound);
         assert_eq!(find_program(OsStr::new(""), path), Lookup::NotFound);
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
         if !root {
-            assert_eq!(find_program(OsStr::new("noexec"), path), Lookup::NotExecutable);
+            assert_eq!(
+                find_program(OsStr::new("noexec"), path),
+                Lookup::NotExecutable
+            );
         }
         let direct = a.join("noexec");
         if !root {
-            assert_eq!(find_program(direct.as_os_str(), path), Lookup::NotExecutable);
+            assert_eq!(
+                find_program(direct.as_os_str(), path),
+                Lookup::NotExecutable
+            );
         }
-        assert_eq!(find_program(a.join("dir").as_os_str(), path), Lookup::IsDirectory);
-        assert_eq!(find_program(a.join("gone").as_os_str(), path), Lookup::NotFound);
+        assert_eq!(
+            find_program(a.join("dir").as_os_str(), path),
+            Lookup::IsDirectory
+        );
+        assert_eq!(
+            find_program(a.join("gone").as_os_str(), path),
+            Lookup::NotFound
+        );
         let tool = b.join("tool");
-        assert_eq!(find_program(tool.as_os_str(), None), Lookup::Found(tool.clone()));
-        assert!(matches!(find_program(OsStr::new("sh"), None), Lookup::Found(_)));
+        assert_eq!(
+            find_program(tool.as_os_str(), None),
+            Lookup::Found(tool.clone())
+        );
+        assert!(matches!(
+            find_program(OsStr::new("sh"), None),
+            Lookup::Found(_)
+        ));
     }
 
     #[test]
@@ -326,6 +391,8 @@ mod tests {
         std::fs::write(&f, b"").unwrap();
         let e = image_dir(Some(&f.join("sub"))).unwrap_err();
         assert!(e.starts_with("cannot create image directory"), "{e}");
-        assert!(image_dir(Some(&f)).unwrap_err().ends_with("plain is not a directory"));
+        assert!(image_dir(Some(&f))
+            .unwrap_err()
+            .ends_with("plain is not a directory"));
     }
 }

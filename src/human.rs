@@ -9,8 +9,9 @@ pub fn fmt_duration_ns(ns: u64) -> String {
     const MS: u64 = 1_000_000;
     const S: u64 = 1_000_000_000;
     let scaled = |unit: u64, name: &str| {
-        if ns % unit == 0 {
-            format!("{}{name}", ns / unit)
+        let (whole, rest) = (ns / unit, ns % unit);
+        if rest == 0 {
+            format!("{whole}{name}")
         } else {
             format!("{:.3}{name}", ns as f64 / unit as f64)
         }
@@ -41,8 +42,9 @@ pub fn fmt_size(n: u64) -> String {
         unit += 1;
     }
     let base = 1u64 << (10 * unit);
-    if n % base == 0 {
-        format!("{} {}", n / base, UNITS[unit])
+    let (whole, rest) = (n / base, n % base);
+    if rest == 0 {
+        format!("{whole} {}", UNITS[unit])
     } else {
         format!("{:.1} {}", n as f64 / base as f64, UNITS[unit])
     }
@@ -54,7 +56,10 @@ pub fn fmt_utc_ms(ms: u64) -> String {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
     let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}.{:03} UTC", ms % 1000)
+    format!(
+        "{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}.{:03} UTC",
+        ms % 1000
+    )
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
@@ -83,7 +88,11 @@ pub fn fmt_sigmask(mask: u64) -> String {
     let sigs = signals_in(mask);
     match sigs.len() {
         0 => "-".into(),
-        1..=4 => sigs.into_iter().map(signal_name).collect::<Vec<_>>().join(","),
+        1..=4 => sigs
+            .into_iter()
+            .map(signal_name)
+            .collect::<Vec<_>>()
+            .join(","),
         n => format!("{mask:#018x} ({n} signals)"),
     }
 }
@@ -94,7 +103,7 @@ fn fmt_bits(value: u64, table: &[(u64, &str)]) -> String {
     let mut rest = value;
     let mut names: Vec<String> = Vec::new();
     for &(bit, name) in table {
-        if bit != 0 && value & bit == bit {
+        if bit != 0 && rest & bit == bit {
             names.push(name.into());
             rest &= !bit;
         }
@@ -112,14 +121,17 @@ fn fmt_bits(value: u64, table: &[(u64, &str)]) -> String {
 /// sigaction flags. SA_RESTORER is left out: glibc sets it on every call.
 pub fn fmt_sa_flags(flags: u64) -> String {
     const SA_RESTORER: u64 = 0x0400_0000;
+    // The kernel's sa_flags is 32 bits; a sign-extended copy must not show
+    // phantom high bits.
+    let flags = flags as u32 as u64;
     let table = [
-        (libc::SA_SIGINFO as u64, "SA_SIGINFO"),
-        (libc::SA_RESTART as u64, "SA_RESTART"),
-        (libc::SA_ONSTACK as u64, "SA_ONSTACK"),
-        (libc::SA_RESETHAND as u64, "SA_RESETHAND"),
-        (libc::SA_NODEFER as u64, "SA_NODEFER"),
-        (libc::SA_NOCLDSTOP as u64, "SA_NOCLDSTOP"),
-        (libc::SA_NOCLDWAIT as u64, "SA_NOCLDWAIT"),
+        (libc::SA_SIGINFO as u32 as u64, "SA_SIGINFO"),
+        (libc::SA_RESTART as u32 as u64, "SA_RESTART"),
+        (libc::SA_ONSTACK as u32 as u64, "SA_ONSTACK"),
+        (libc::SA_RESETHAND as u32 as u64, "SA_RESETHAND"),
+        (libc::SA_NODEFER as u32 as u64, "SA_NODEFER"),
+        (libc::SA_NOCLDSTOP as u32 as u64, "SA_NOCLDSTOP"),
+        (libc::SA_NOCLDWAIT as u32 as u64, "SA_NOCLDWAIT"),
     ];
     fmt_bits(flags & !SA_RESTORER, &table)
 }
@@ -153,7 +165,10 @@ pub fn fmt_status_flags(flags: i32) -> String {
         (libc::O_NOATIME as u64, "NOATIME"),
         (libc::O_DIRECTORY as u64, "DIRECTORY"),
         (libc::O_NOFOLLOW as u64, "NOFOLLOW"),
-        (libc::O_TMPFILE as u64 & !(libc::O_DIRECTORY as u64), "TMPFILE"),
+        (
+            libc::O_TMPFILE as u64 & !(libc::O_DIRECTORY as u64),
+            "TMPFILE",
+        ),
     ];
     fmt_bits(flags, &table)
 }
@@ -278,12 +293,19 @@ mod tests {
 
     #[test]
     fn sigaction_flags() {
-        let f = (libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_RESTORER) as u64;
+        let sa_restorer = 0x0400_0000;
+        let f = (libc::SA_SIGINFO | libc::SA_RESTART | sa_restorer) as u64;
         assert_eq!(fmt_sa_flags(f), "SA_SIGINFO|SA_RESTART");
         assert_eq!(fmt_sa_flags(0), "-");
-        assert_eq!(fmt_sa_flags(libc::SA_ONSTACK as u64 | 0x100), "SA_ONSTACK|0x100");
+        assert_eq!(
+            fmt_sa_flags(libc::SA_ONSTACK as u64 | 0x100),
+            "SA_ONSTACK|0x100"
+        );
         let all = (libc::SA_RESETHAND | libc::SA_NODEFER) as u32 as u64;
         assert_eq!(fmt_sa_flags(all), "SA_RESETHAND|SA_NODEFER");
+        // Sign-extended from a C int.
+        let extended = (libc::SA_RESETHAND | libc::SA_NODEFER) as u64;
+        assert_eq!(fmt_sa_flags(extended), "SA_RESETHAND|SA_NODEFER");
     }
 
     #[test]
@@ -293,7 +315,10 @@ mod tests {
         assert_eq!(fmt_access(libc::O_RDWR), "rw");
         assert_eq!(fmt_access(libc::O_PATH), "path");
         assert_eq!(fmt_status_flags(libc::O_WRONLY | libc::O_LARGEFILE), "-");
-        assert_eq!(fmt_status_flags(libc::O_APPEND | libc::O_NONBLOCK), "APPEND|NONBLOCK");
+        assert_eq!(
+            fmt_status_flags(libc::O_APPEND | libc::O_NONBLOCK),
+            "APPEND|NONBLOCK"
+        );
         assert_eq!(fmt_status_flags(libc::O_SYNC), "SYNC");
         assert_eq!(fmt_status_flags(libc::O_DSYNC), "DSYNC");
     }

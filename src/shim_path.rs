@@ -53,7 +53,8 @@ fn absolute(p: &Path) -> std::io::Result<PathBuf> {
 
 /// The shim for this very `ckpt` executable.
 pub fn find_for_current_exe() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot locate the ckpt executable: {e}"))?;
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot locate the ckpt executable: {e}"))?;
     find_shim(std::env::var_os("CKPT_SHIM"), &exe)
 }
 
@@ -74,7 +75,10 @@ mod tests {
         let exe = t.path().join("bin/ckpt");
         let next_to_exe = touch(&t.path().join("bin").join(SHIM_NAME));
         let chosen = touch(&t.path().join("elsewhere/my.so"));
-        assert_eq!(find_shim(Some(chosen.clone().into()), &exe).unwrap(), chosen);
+        assert_eq!(
+            find_shim(Some(chosen.clone().into()), &exe).unwrap(),
+            chosen
+        );
         let e = find_shim(Some(t.path().join("missing.so").into()), &exe).unwrap_err();
         assert!(e.contains("CKPT_SHIM") && e.contains("missing.so"), "{e}");
         // An empty CKPT_SHIM counts as unset.
@@ -87,7 +91,10 @@ mod tests {
         let exe = t.path().join("bin/ckpt");
         std::fs::create_dir_all(t.path().join("bin")).unwrap();
         let err = find_shim(None, &exe).unwrap_err();
-        assert!(err.contains("cannot find") && err.contains("lib/ckpt"), "{err}");
+        assert!(
+            err.contains("cannot find") && err.contains("lib/ckpt"),
+            "{err}"
+        );
 
         let in_deps = touch(&t.path().join("bin/deps").join(SHIM_NAME));
         assert_eq!(find_shim(None, &exe).unwrap(), in_deps);
@@ -101,6 +108,7 @@ mod tests {
     fn test_binaries_in_deps_find_the_shim_one_level_up() {
         let t = TempDir::new("shim-deps");
         let shim = touch(&t.path().join("debug").join(SHIM_NAME));
+        std::fs::create_dir_all(t.path().join("debug/deps")).unwrap();
         let exe = t.path().join("debug/deps/ckpt-0123abcd");
         assert_eq!(find_shim(None, &exe).unwrap(), shim);
         assert!(shim.is_absolute() && !shim.to_string_lossy().contains(".."));

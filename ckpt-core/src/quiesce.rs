@@ -9,6 +9,7 @@
 //! such and re-created from the recorded timers on restart.
 
 use crate::image::ThreadState;
+use crate::signals::RealSigaction;
 use crate::{interpose, signals, sys, threads};
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering::*};
@@ -24,7 +25,7 @@ static CONTROL_TID: AtomicI32 = AtomicI32::new(0);
 /// Install the freeze handler for the reserved signal.
 ///
 /// `real_sigaction` is libc's sigaction (not the shim's wrapper).
-pub fn install(real_sigaction: unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int) -> Result<(), String> {
+pub fn install(real_sigaction: RealSigaction) -> Result<(), String> {
     // SAFETY: a zeroed sigaction is valid; fields are set below.
     let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
     sa.sa_sigaction = on_freeze_signal as *const () as usize;

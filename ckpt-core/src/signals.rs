@@ -14,6 +14,9 @@ use crate::image::{signal_name, SignalAction};
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering::*};
 
+/// libc's `sigaction` (the original, never the shim's wrapper).
+pub type RealSigaction = unsafe fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+
 /// Signal numbers 1..=64.
 pub const NSIG: usize = 65;
 
@@ -194,7 +197,7 @@ pub extern "C-unwind" fn trampoline(sig: c_int, info: *mut libc::siginfo_t, ctx:
 /// libraries' constructors) so they go through the trampoline too.
 ///
 /// `real_sigaction` is libc's sigaction (not the wrapper).
-pub fn adopt_existing(real_sigaction: unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int) {
+pub fn adopt_existing(real_sigaction: RealSigaction) {
     for sig in 1..NSIG as c_int {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == reserved() {
             continue;

@@ -53,6 +53,12 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Interposed> {
     let mut args = Args::default();
     let variadic = parse_args(attr, &mut args)?;
     let func: ItemFn = syn::parse2(item)?;
+    if !matches!(func.vis, syn::Visibility::Inherited) {
+        return Err(err(
+            &func.vis,
+            "remove the visibility: every wrapper is exported as `pub`",
+        ));
+    }
     let params = check_signature(&func)?;
     check_attrs(&func.attrs)?;
     check_aliases(&func.sig.ident, &args.aliases)?;
@@ -141,11 +147,12 @@ fn check_signature(func: &ItemFn) -> syn::Result<Vec<Param>> {
              `pub unsafe extern \"C\" fn`",
         ));
     }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        return Err(err(
-            &sig.generics,
-            "an interposed function cannot be generic: it is exported to C",
-        ));
+    let generic = "an interposed function cannot be generic: it is exported to C";
+    if !sig.generics.params.is_empty() {
+        return Err(err(&sig.generics, generic));
+    }
+    if let Some(clause) = &sig.generics.where_clause {
+        return Err(err(clause, generic));
     }
     if let Some(dots) = &sig.variadic {
         return Err(err(
@@ -192,9 +199,7 @@ fn check_attrs(attrs: &[Attribute]) -> syn::Result<()> {
         let path = attr.path();
         let inner = match &attr.meta {
             // `#[unsafe(no_mangle)]`
-            syn::Meta::List(list) if path.is_ident("unsafe") => {
-                list.parse_args::<syn::Path>().ok()
-            }
+            syn::Meta::List(list) if path.is_ident("unsafe") => list.parse_args::<syn::Path>().ok(),
             _ => None,
         };
         let path = inner.as_ref().unwrap_or(path);

@@ -9,7 +9,13 @@ use crate::expand::SECTION;
 
 /// `originals_registry!(<visibility>)` → `<visibility> fn resolve_all_originals() -> usize`.
 pub fn expand(input: TokenStream) -> syn::Result<TokenStream> {
-    let vis: Visibility = syn::parse2(input)?;
+    let vis: Visibility = syn::parse2(input).map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "expected nothing or a visibility (`pub`, `pub(crate)`): \
+             originals_registry!() defines `fn resolve_all_originals() -> usize`",
+        )
+    })?;
     let start = format_ident!("__start_{}", SECTION);
     let stop = format_ident!("__stop_{}", SECTION);
     let section = SECTION;

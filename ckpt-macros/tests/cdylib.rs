@@ -46,7 +46,7 @@ panic = "abort"
     std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
     // The workspace's lock file: same versions, no registry look-up.
     let lock = root.join("Cargo.lock");
-    if lock.exists() && !dir.join("Cargo.lock").exists() {
+    if lock.exists() {
         std::fs::copy(lock, dir.join("Cargo.lock")).unwrap();
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -80,9 +80,6 @@ fn registry_and_wrappers_work_in_a_cdylib() {
     let resolve: extern "C" fn() -> usize =
         unsafe { std::mem::transmute(sym(handle, "fixture_resolve_all_originals")) };
     assert_eq!(resolve(), 2);
-
-    // The section bounds stay private to the shared object.
-    assert!(sym(handle, "__start_ckpt_originals").is_null());
 
     // The wrappers are exported, distinct from the C library's, and pass
     // through (the fixture's interposition layer is not ready).

@@ -17,12 +17,29 @@ originals_registry!();
 /// What a hook saw.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Call {
-    Dup { fd: c_int, ret: c_int },
+    Dup {
+        fd: c_int,
+        ret: c_int,
+    },
     /// The `dup` hook called `dup` again: that call passed through.
-    Reentered { ret: c_int },
-    Dup2 { old: c_int, new: c_int, ret: c_int },
-    Umask { mask: mode_t, ret: mode_t },
-    Fcntl { fd: c_int, cmd: c_int, arg: c_ulong, ret: c_int },
+    Reentered {
+        ret: c_int,
+    },
+    Dup2 {
+        old: c_int,
+        new: c_int,
+        ret: c_int,
+    },
+    Umask {
+        mask: mode_t,
+        ret: mode_t,
+    },
+    Fcntl {
+        fd: c_int,
+        cmd: c_int,
+        arg: c_ulong,
+        ret: c_int,
+    },
 }
 
 thread_local! {
@@ -158,7 +175,10 @@ fn reentrant_call_passes_through() {
     let calls = take_calls();
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert_eq!(calls[0], Call::Dup { fd: 1, ret: fd });
-    assert!(matches!(calls[1], Call::Reentered { ret } if ret > 2), "{calls:?}");
+    assert!(
+        matches!(calls[1], Call::Reentered { ret } if ret > 2),
+        "{calls:?}"
+    );
     close(fd);
 }
 
@@ -185,8 +205,16 @@ fn around_form_calls_real_and_keeps_its_errno() {
         take_calls(),
         [
             Call::Dup { fd: 1, ret: fd },
-            Call::Dup2 { old: 1, new: fd, ret: fd },
-            Call::Dup2 { old: -1, new: fd, ret: -1 },
+            Call::Dup2 {
+                old: 1,
+                new: fd,
+                ret: fd
+            },
+            Call::Dup2 {
+                old: -1,
+                new: fd,
+                ret: -1
+            },
         ]
     );
 }
@@ -208,9 +236,21 @@ fn around_form_can_leave_the_wrapper_early() {
     assert_eq!(now, 0o027);
     let calls = take_calls();
     assert_eq!(calls.len(), 4, "{calls:?}");
-    assert_eq!(calls[0], Call::Umask { mask: 0o027, ret: old });
+    assert_eq!(
+        calls[0],
+        Call::Umask {
+            mask: 0o027,
+            ret: old
+        }
+    );
     assert!(matches!(calls[1], Call::Dup { fd: 2, .. }), "{calls:?}");
-    assert_eq!(calls[2], Call::Umask { mask: old, ret: 0o027 });
+    assert_eq!(
+        calls[2],
+        Call::Umask {
+            mask: old,
+            ret: 0o027
+        }
+    );
 }
 
 #[test]
@@ -222,12 +262,20 @@ fn variadic_original_gets_the_extra_argument() {
     assert!(high >= 100, "F_DUPFD 100 gave {high}");
     let higher = unsafe { c::fcntl64(1, libc::F_DUPFD_CLOEXEC, 200 as c_ulong) };
     assert!(higher >= 200, "F_DUPFD_CLOEXEC 200 gave {higher}");
-    assert_eq!(unsafe { libc::fcntl(higher, libc::F_GETFD) }, libc::FD_CLOEXEC);
+    assert_eq!(
+        unsafe { libc::fcntl(higher, libc::F_GETFD) },
+        libc::FD_CLOEXEC
+    );
     close(high);
     close(higher);
     let calls = take_calls();
     assert_eq!(calls.len(), 4, "{calls:?}");
-    let fcntl = |cmd, arg, ret| Call::Fcntl { fd: 1, cmd, arg, ret };
+    let fcntl = |cmd, arg, ret| Call::Fcntl {
+        fd: 1,
+        cmd,
+        arg,
+        ret,
+    };
     assert!(matches!(calls[0], Call::Fcntl { fd: 1, cmd: libc::F_GETFL, ret, .. } if ret == flags));
     assert_eq!(calls[1], fcntl(libc::F_DUPFD, 100, high));
     assert_eq!(calls[2], fcntl(libc::F_DUPFD_CLOEXEC, 200, higher));
@@ -242,7 +290,10 @@ fn every_symbol_has_its_own_original() {
         &fcntl::ORIGINAL,
         &fcntl64::ORIGINAL,
     ];
-    let names: Vec<_> = originals.iter().map(|o| o.name().to_str().unwrap()).collect();
+    let names: Vec<_> = originals
+        .iter()
+        .map(|o| o.name().to_str().unwrap())
+        .collect();
     assert_eq!(names, ["dup", "dup2", "umask", "fcntl", "fcntl64"]);
     // `fcntl64` resolves to the C library's `fcntl64`, not to `fcntl`.
     let libc_fcntl64 = unsafe { libc::dlsym(libc::RTLD_NEXT, c"fcntl64".as_ptr()) };
@@ -253,8 +304,7 @@ fn every_symbol_has_its_own_original() {
 #[test]
 fn registry_resolves_every_original() {
     assert_eq!(resolve_all_originals(), 5);
-    let versioned = unsafe {
-        libc::dlvsym(libc::RTLD_NEXT, c"umask".as_ptr(), c"GLIBC_2.2.5".as_ptr())
-    };
+    let versioned =
+        unsafe { libc::dlvsym(libc::RTLD_NEXT, c"umask".as_ptr(), c"GLIBC_2.2.5".as_ptr()) };
     assert_eq!(umask::ORIGINAL.get(), versioned);
 }

@@ -1,1 +1,18 @@
-//! placeholder
+//! libckpt_shim.so — preloaded into every program started by `ckpt run`.
+//!
+//! It interposes the libc calls that create kernel state (see `wrap/`),
+//! records them in ckpt-core's tables, and runs a control thread that takes
+//! checkpoints on request. Everything the program can observe stays as it
+//! would be without ckpt: results, errno, descriptor numbers, signal masks.
+
+#![allow(clippy::missing_safety_doc)]
+
+mod config;
+mod control;
+mod init;
+mod wrap;
+
+/// The shim's own Rust allocations: malloc normally, a private arena while
+/// the program is frozen (see `ckpt::alloc`).
+#[global_allocator]
+static ALLOC: ckpt::alloc::ShimAllocator = ckpt::alloc::ShimAllocator;

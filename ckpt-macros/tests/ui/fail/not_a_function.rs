@@ -1,0 +1,6 @@
+use ckpt_macros::interpose;
+
+#[interpose]
+struct Open;
+
+fn main() {}

@@ -1,0 +1,8 @@
+use ckpt_macros::interpose;
+
+#[interpose]
+fn dup(fd: libc::c_int) -> libc::c_int {
+    let _ = (fd, ret);
+}
+
+fn main() {}

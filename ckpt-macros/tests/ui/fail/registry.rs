@@ -1,0 +1,3 @@
+ckpt_macros::originals_registry!(fn resolve);
+
+fn main() {}

@@ -1,0 +1,63 @@
+//! Settings read once at start-up from the environment `ckpt run` sets.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// What the shim was told.
+pub struct Config {
+    /// Where images go unless a request says otherwise (CKPT_DIR; else the
+    /// working directory at start).
+    pub dir: PathBuf,
+    /// Periodic checkpoints (CKPT_INTERVAL seconds), if asked.
+    pub interval_ms: Option<u64>,
+    /// The reserved checkpoint signal (CKPT_SIGNAL, default SIGRTMAX-2).
+    pub signal: i32,
+    /// Absolute path of this library, re-added to LD_PRELOAD on exec.
+    pub shim_path: Vec<u8>,
+}
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+/// The configuration (read on first use).
+pub fn get() -> &'static Config {
+    CONFIG.get_or_init(read)
+}
+
+fn read() -> Config {
+    let dir = std::env::var_os("CKPT_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let interval_ms = std::env::var("CKPT_INTERVAL")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| *v > 0.0)
+        .map(|v| (v * 1000.0) as u64);
+    let sigrtmax = libc::SIGRTMAX();
+    let signal = std::env::var("CKPT_SIGNAL")
+        .ok()
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .filter(|s| (libc::SIGRTMIN()..=sigrtmax).contains(s))
+        .unwrap_or(sigrtmax - 2);
+    Config {
+        dir,
+        interval_ms,
+        signal,
+        shim_path: own_path(),
+    }
+}
+
+/// This library's path, from the dynamic linker.
+fn own_path() -> Vec<u8> {
+    // SAFETY: dladdr on an address inside this library, into a local.
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(own_path as *const () as *const libc::c_void, &mut info) != 0 && !info.dli_fname.is_null() {
+            let p = std::ffi::CStr::from_ptr(info.dli_fname).to_bytes();
+            let abs = std::fs::canonicalize(std::ffi::OsStr::from_encoded_bytes_unchecked(p));
+            return abs.map(|a| a.into_os_string().into_encoded_bytes()).unwrap_or_else(|_| p.to_vec());
+        }
+    }
+    b"libckpt_shim.so".to_vec()
+}

@@ -1,0 +1,94 @@
+//! Start-up: runs from `.init_array` when the dynamic linker loads the
+//! shim, before the program's `main`. Until it finishes every wrapper is a
+//! plain pass-through.
+
+use crate::{config, control, wrap};
+use ckpt::{interpose, process, quiesce, signals, sys, threads};
+
+#[used]
+#[link_section = ".init_array"]
+static INIT: extern "C" fn() = init;
+
+#[used]
+#[link_section = ".fini_array"]
+static FINI: extern "C" fn() = fini;
+
+ckpt_macros::originals_registry!();
+
+extern "C" fn init() {
+    interpose::internally(|| {
+        if let Err(e) = start() {
+            // The program still runs; it just cannot be checkpointed.
+            eprintln!("ckpt: checkpoints disabled: {e}");
+        }
+    });
+}
+
+fn start() -> Result<(), String> {
+    let cfg = config::get();
+    signals::set_reserved(cfg.signal);
+    resolve_all_originals();
+    threads::record_main(&main_thread_attrs());
+    // SAFETY: umask is read by setting and restoring it (no other thread yet).
+    let mask = unsafe {
+        let m = libc::umask(0o022);
+        libc::umask(m);
+        m
+    };
+    process::record_umask(mask);
+    let real_sigaction: signals::RealSigaction = ckpt::real!(wrap::signals::sigaction);
+    signals::adopt_existing(real_sigaction);
+    quiesce::install(real_sigaction)?;
+    unblock_reserved();
+    control::start()?;
+    interpose::set_ready(true);
+    Ok(())
+}
+
+/// Another library or the parent may have left the reserved signal
+/// blocked; this thread must be freezable.
+fn unblock_reserved() {
+    let set = signals::bit(signals::reserved());
+    // SAFETY: raw rt_sigprocmask on the calling thread with an 8-byte set.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_UNBLOCK,
+            &set as *const u64,
+            core::ptr::null_mut::<u64>(),
+            8,
+        )
+    };
+}
+
+fn main_thread_attrs() -> threads::Attrs {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit into a live struct.
+    unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut lim) };
+    threads::Attrs {
+        detached: false,
+        stack_size: if lim.rlim_cur == libc::RLIM_INFINITY { 0 } else { lim.rlim_cur },
+        guard_size: 4096,
+        sched_policy: libc::SCHED_OTHER,
+        sched_priority: 0,
+        inherit_sched: true,
+    }
+}
+
+extern "C" fn fini() {
+    if interpose::is_ready() {
+        interpose::set_ready(false);
+        control::remove_socket();
+    }
+}
+
+/// In the child of a fork: one thread, no timers, a new control channel.
+pub fn after_fork_in_child() {
+    interpose::internally(|| {
+        threads::reset_after_fork();
+        ckpt::timers::reset();
+        process::reset_after_fork();
+        control::restart_in_child();
+        let _ = sys::gettid();
+    });
+}

@@ -1,0 +1,208 @@
+//! Descriptor-creating calls: recorded into `ckpt::files`.
+//! ckpt's own descriptors are invisible: closing or duplicating them fails
+//! with EBADF as if they were not open, and close_range skips them.
+
+use ckpt::files::{self as rec, Origin};
+use ckpt::interpose::{c_str, set_errno};
+use ckpt_macros::interpose;
+use libc::{c_char, c_int, c_uint, c_ulong, mode_t, FILE};
+
+#[interpose(aliases(open64), variadic = 2)]
+unsafe fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
+    rec::record_open(ret, Origin::Open, c_str(path), flags);
+}
+
+#[interpose(aliases(__open64_2))]
+unsafe fn __open_2(path: *const c_char, flags: c_int) -> c_int {
+    rec::record_open(ret, Origin::Open, c_str(path), flags);
+}
+
+#[interpose(aliases(openat64), variadic = 3)]
+unsafe fn openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
+    rec::record_open(ret, Origin::Openat, c_str(path), flags);
+}
+
+#[interpose(aliases(__openat64_2))]
+unsafe fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    rec::record_open(ret, Origin::Openat, c_str(path), flags);
+}
+
+#[interpose(aliases(creat64))]
+unsafe fn creat(path: *const c_char, mode: mode_t) -> c_int {
+    rec::record_open(ret, Origin::Creat, c_str(path), libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC);
+}
+
+#[interpose(around)]
+unsafe fn close(fd: c_int) -> c_int {
+    if rec::is_own(fd) {
+        set_errno(libc::EBADF);
+        return -1;
+    }
+    guard.record(|| rec::record_close(fd));
+    real(fd)
+}
+
+#[interpose(around)]
+unsafe fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    // Close the program's part of the range, stepping around ours.
+    let mut lo = first as u64;
+    let hi = last as u64;
+    let mut result = 0;
+    while lo <= hi {
+        let mut end = hi;
+        let mut own = None;
+        for fd in lo..=hi.min(lo + (1 << 20)) {
+            if rec::is_own(fd as c_int) {
+                end = fd.saturating_sub(1);
+                own = Some(fd);
+                break;
+            }
+        }
+        if own != Some(lo) {
+            guard.record(|| rec::record_close_range(lo as c_uint, end.min(u32::MAX as u64) as c_uint));
+            let r = real(lo as c_uint, end as c_uint, flags);
+            if r != 0 {
+                result = r;
+            }
+        }
+        match own {
+            Some(fd) => lo = fd + 1,
+            None => break,
+        }
+    }
+    result
+}
+
+#[interpose(around)]
+unsafe fn dup(old: c_int) -> c_int {
+    if rec::is_own(old) {
+        set_errno(libc::EBADF);
+        return -1;
+    }
+    let r = real(old);
+    guard.record(|| rec::record_dup(r, old, Origin::Dup));
+    r
+}
+
+#[interpose(around)]
+unsafe fn dup2(old: c_int, new: c_int) -> c_int {
+    if rec::is_own(old) || rec::is_own(new) {
+        set_errno(libc::EBADF);
+        return -1;
+    }
+    let r = real(old, new);
+    guard.record(|| rec::record_dup(r, old, Origin::Dup2));
+    r
+}
+
+#[interpose(around)]
+unsafe fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    if rec::is_own(old) || rec::is_own(new) {
+        set_errno(libc::EBADF);
+        return -1;
+    }
+    let r = real(old, new, flags);
+    guard.record(|| rec::record_dup(r, old, Origin::Dup3));
+    r
+}
+
+#[interpose(aliases(fcntl64), variadic = 2)]
+unsafe fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+    if cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC {
+        rec::record_dup(ret, fd, Origin::FcntlDupfd);
+    }
+}
+
+/// The open(2) flags an fopen mode string means.
+unsafe fn fopen_flags(mode: *const c_char) -> c_int {
+    let m = c_str(mode);
+    let plus = m.contains(&b'+');
+    let mut f = match m.first() {
+        Some(b'w') => libc::O_CREAT | libc::O_TRUNC | if plus { libc::O_RDWR } else { libc::O_WRONLY },
+        Some(b'a') => libc::O_CREAT | libc::O_APPEND | if plus { libc::O_RDWR } else { libc::O_WRONLY },
+        _ => if plus { libc::O_RDWR } else { libc::O_RDONLY },
+    };
+    if m.contains(&b'e') {
+        f |= libc::O_CLOEXEC;
+    }
+    if m.contains(&b'x') {
+        f |= libc::O_EXCL;
+    }
+    f
+}
+
+extern "C" {
+    fn fileno_unlocked(stream: *mut FILE) -> c_int;
+}
+
+#[interpose(aliases(fopen64))]
+unsafe fn fopen(path: *const c_char, mode: *const c_char) -> *mut FILE {
+    if !ret.is_null() {
+        rec::record_open(fileno_unlocked(ret), Origin::Fopen, c_str(path), fopen_flags(mode));
+    }
+}
+
+#[interpose(aliases(freopen64))]
+unsafe fn freopen(path: *const c_char, mode: *const c_char, stream: *mut FILE) -> *mut FILE {
+    if !ret.is_null() && !path.is_null() {
+        rec::record_open(fileno_unlocked(ret), Origin::Freopen, c_str(path), fopen_flags(mode));
+    }
+}
+
+#[interpose]
+unsafe fn fdopen(fd: c_int, mode: *const c_char) -> *mut FILE {
+    // No new descriptor: fdopen only wraps `fd` in a stream.
+    let _ = (ret, fd, mode);
+}
+
+#[interpose(around)]
+unsafe fn fclose(stream: *mut FILE) -> c_int {
+    if !stream.is_null() {
+        let fd = fileno_unlocked(stream);
+        guard.record(|| rec::record_close(fd));
+    }
+    real(stream)
+}
+
+#[interpose]
+unsafe fn pipe(fds: *mut c_int) -> c_int {
+    if ret == 0 {
+        rec::record_pipe([*fds, *fds.add(1)], 0);
+    }
+}
+
+#[interpose]
+unsafe fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
+    if ret == 0 {
+        rec::record_pipe([*fds, *fds.add(1)], flags);
+    }
+}
+
+#[interpose]
+unsafe fn eventfd(initval: c_uint, flags: c_int) -> c_int {
+    rec::record_anon(ret, Origin::EventFd, b"", flags);
+}
+
+#[interpose]
+unsafe fn memfd_create(name: *const c_char, flags: c_uint) -> c_int {
+    rec::record_anon(ret, Origin::MemfdCreate, c_str(name), flags as c_int);
+}
+
+#[interpose]
+unsafe fn chdir(path: *const c_char) -> c_int {
+    if ret == 0 {
+        ckpt::process::record_chdir();
+    }
+}
+
+#[interpose]
+unsafe fn fchdir(fd: c_int) -> c_int {
+    if ret == 0 {
+        ckpt::process::record_chdir();
+    }
+}
+
+#[interpose]
+unsafe fn umask(mask: mode_t) -> mode_t {
+    ckpt::process::record_umask(mask);
+}

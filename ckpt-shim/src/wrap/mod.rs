@@ -1,0 +1,17 @@
+//! The interposed functions, one module per kind of kernel state. Each is
+//! declared once with `#[interpose]`; aliases and the variadic C ABI are
+//! generated.
+//!
+//! Deliberately *not* wrapped (the kernel holds their state and reports it
+//! at checkpoint, and wrapping would tax hot paths for nothing): read,
+//! write, lseek, clock_gettime, timer_settime, timer_gettime, setitimer,
+//! alarm, fcntl's F_SETFD/F_SETFL effects (read back from fdinfo).
+//! `vfork` is not wrapped either: its child shares the caller's stack, so a
+//! wrapper frame would be clobbered (exec wrappers still run in the child).
+
+pub mod blocking;
+pub mod files;
+pub mod process;
+pub mod signals;
+pub mod threads;
+pub mod timers;

@@ -1,0 +1,197 @@
+//! fork, the exec family and resource limits.
+//!
+//! A child keeps the shim: after fork it gets its own control channel;
+//! before exec, an environment that lost LD_PRELOAD (programs building
+//! their own envp, `env -i`) gets it back. The exec wrappers may run in a
+//! vfork child that shares our memory: they build the new environment on
+//! the stack and never allocate.
+
+use crate::config;
+use ckpt::process as rec;
+use ckpt_macros::interpose;
+use libc::{c_char, c_int, pid_t, rlimit};
+
+#[interpose(around)]
+unsafe fn fork() -> pid_t {
+    let r = real();
+    if r == 0 {
+        crate::init::after_fork_in_child();
+    } else if r > 0 {
+        guard.record(rec::record_fork);
+    }
+    r
+}
+
+const MAX_ENV: usize = 1024;
+const VAR_LEN: usize = 4096;
+
+/// Environment entries `env` lacks, on the stack.
+struct Fixed {
+    ptrs: [*const c_char; MAX_ENV],
+    preload: [u8; VAR_LEN],
+    dir: [u8; VAR_LEN],
+}
+
+unsafe fn entry_value<'a>(e: *const c_char, name: &[u8]) -> Option<&'a [u8]> {
+    let s = ckpt::interpose::c_str(e);
+    (s.len() > name.len() && s.starts_with(name) && s[name.len()] == b'=').then(|| &s[name.len() + 1..])
+}
+
+/// Build `NAME=value` into `buf` (NUL-terminated); false if it does not fit.
+fn put(buf: &mut [u8], parts: &[&[u8]]) -> bool {
+    let mut n = 0;
+    for p in parts {
+        if n + p.len() >= buf.len() {
+            return false;
+        }
+        buf[n..n + p.len()].copy_from_slice(p);
+        n += p.len();
+    }
+    buf[n] = 0;
+    true
+}
+
+/// `envp` with LD_PRELOAD naming the shim and CKPT_DIR set, or `envp`
+/// itself when nothing is missing (or the environment is too large to
+/// copy on the stack).
+unsafe fn with_shim(envp: *const *const c_char, fixed: &mut Fixed) -> *const *const c_char {
+    if envp.is_null() {
+        return envp;
+    }
+    let cfg = config::get();
+    let shim = cfg.shim_path.as_slice();
+    let (mut has_shim, mut has_dir, mut n) = (false, false, 0);
+    while !(*envp.add(n)).is_null() {
+        let e = *envp.add(n);
+        if let Some(v) = entry_value(e, b"LD_PRELOAD") {
+            has_shim |= v.split(|&c| c == b':' || c == b' ').any(|p| p == shim);
+        }
+        has_dir |= entry_value(e, b"CKPT_DIR").is_some();
+        n += 1;
+    }
+    if (has_shim && has_dir) || n + 3 > MAX_ENV {
+        return envp;
+    }
+    let mut out = 0;
+    for i in 0..n {
+        let e = *envp.add(i);
+        if let Some(v) = entry_value(e, b"LD_PRELOAD") {
+            if !has_shim && put(&mut fixed.preload, &[b"LD_PRELOAD=", shim, b":", v]) {
+                continue; // replaced below
+            }
+        }
+        fixed.ptrs[out] = e;
+        out += 1;
+    }
+    if !has_shim {
+        if fixed.preload[0] == 0 && !put(&mut fixed.preload, &[b"LD_PRELOAD=", shim]) {
+            return envp;
+        }
+        fixed.ptrs[out] = fixed.preload.as_ptr().cast();
+        out += 1;
+    }
+    if !has_dir && put(&mut fixed.dir, &[b"CKPT_DIR=", cfg.dir.as_os_str().as_encoded_bytes()]) {
+        fixed.ptrs[out] = fixed.dir.as_ptr().cast();
+        out += 1;
+    }
+    fixed.ptrs[out] = core::ptr::null();
+    fixed.ptrs.as_ptr()
+}
+
+fn new_fixed() -> Fixed {
+    Fixed {
+        ptrs: [core::ptr::null(); MAX_ENV],
+        preload: [0; VAR_LEN],
+        dir: [0; VAR_LEN],
+    }
+}
+
+extern "C" {
+    static environ: *const *const c_char;
+}
+
+#[interpose(around)]
+unsafe fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+    guard.record(rec::record_exec);
+    let mut fixed = new_fixed();
+    let env = with_shim(envp, &mut fixed);
+    drop(guard);
+    real(path, argv, env)
+}
+
+#[interpose(around)]
+unsafe fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+    guard.record(rec::record_exec);
+    let mut fixed = new_fixed();
+    let env = with_shim(envp, &mut fixed);
+    drop(guard);
+    real(file, argv, env)
+}
+
+#[interpose(around)]
+unsafe fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
+    guard.record(rec::record_exec);
+    let mut fixed = new_fixed();
+    let env = with_shim(environ, &mut fixed);
+    drop(guard);
+    if env == environ {
+        real(path, argv)
+    } else {
+        ckpt::real!(execve)(path, argv, env)
+    }
+}
+
+#[interpose(around)]
+unsafe fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
+    guard.record(rec::record_exec);
+    let mut fixed = new_fixed();
+    let env = with_shim(environ, &mut fixed);
+    drop(guard);
+    if env == environ {
+        real(file, argv)
+    } else {
+        ckpt::real!(execvpe)(file, argv, env)
+    }
+}
+
+#[interpose(around)]
+unsafe fn posix_spawn(
+    pid: *mut pid_t,
+    path: *const c_char,
+    actions: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let mut fixed = new_fixed();
+    let env = with_shim(envp, &mut fixed);
+    real(pid, path, actions, attr, argv, env)
+}
+
+#[interpose(around)]
+unsafe fn posix_spawnp(
+    pid: *mut pid_t,
+    file: *const c_char,
+    actions: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let mut fixed = new_fixed();
+    let env = with_shim(envp, &mut fixed);
+    real(pid, file, actions, attr, argv, env)
+}
+
+#[interpose(aliases(setrlimit64))]
+unsafe fn setrlimit(resource: c_int, rlim: *const rlimit) -> c_int {
+    if ret == 0 {
+        rec::record_setrlimit(resource);
+    }
+}
+
+#[interpose(aliases(prlimit64))]
+unsafe fn prlimit(pid: pid_t, resource: c_int, new: *const rlimit, old: *mut rlimit) -> c_int {
+    if ret == 0 && !new.is_null() && (pid == 0 || pid == ckpt::sys::getpid()) {
+        rec::record_setrlimit(resource);
+    }
+}

@@ -1,0 +1,105 @@
+//! Signal dispositions and masks. Handlers are recorded and replaced in the
+//! kernel by ckpt's trampoline (see `ckpt::signals`); the reserved
+//! checkpoint signal can be neither blocked nor replaced, and never shows
+//! up in what the program reads back.
+
+use ckpt::interpose::set_errno;
+use ckpt::signals::{self as rec, Action};
+use ckpt_macros::interpose;
+use libc::{c_int, sigset_t};
+
+type SigHandler = libc::sighandler_t;
+
+/// The disposition change behind sigaction, signal and bsd_signal.
+unsafe fn change(guard: &ckpt::interpose::Guard, sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
+    if sig == rec::reserved() {
+        if !old.is_null() {
+            *old = core::mem::zeroed(); // "SIG_DFL", as for an unused signal
+        }
+        if act.is_null() {
+            return 0;
+        }
+        set_errno(libc::EINVAL);
+        return -1;
+    }
+    let before = rec::recorded(sig);
+    // Record first: once the kernel has the trampoline, a delivery must
+    // find the program's handler in the table.
+    if !act.is_null() {
+        guard.record(|| rec::record(sig, &Action::from_raw(&*act)));
+    }
+    let kact = (!act.is_null()).then(|| rec::kernel_action(&*act));
+    let kptr = kact.as_ref().map_or(core::ptr::null(), |k| k as *const libc::sigaction);
+    let r = ckpt::real!(sigaction)(sig, kptr, old);
+    if r != 0 {
+        if let Some(b) = before {
+            guard.record(|| rec::record(sig, &b));
+        }
+        return r;
+    }
+    if !old.is_null() {
+        if let Some(b) = before {
+            rec::to_raw(&b, &mut *old);
+        }
+        rec::hide_reserved(&mut (*old).sa_mask);
+    }
+    r
+}
+
+#[interpose(around)]
+unsafe fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
+    let _ = real;
+    change(&guard, sig, act, old)
+}
+
+/// signal() with BSD semantics, as glibc's: SA_RESTART, the signal itself
+/// blocked while its handler runs.
+unsafe fn bsd(guard: &ckpt::interpose::Guard, sig: c_int, handler: SigHandler) -> SigHandler {
+    let mut act: libc::sigaction = core::mem::zeroed();
+    act.sa_sigaction = handler;
+    act.sa_flags = libc::SA_RESTART;
+    libc::sigemptyset(&mut act.sa_mask);
+    if sig > 0 && sig < 65 {
+        libc::sigaddset(&mut act.sa_mask, sig);
+    }
+    let mut old: libc::sigaction = core::mem::zeroed();
+    if change(guard, sig, &act, &mut old) < 0 {
+        return libc::SIG_ERR;
+    }
+    old.sa_sigaction
+}
+
+#[interpose(around, aliases(bsd_signal))]
+unsafe fn signal(sig: c_int, handler: SigHandler) -> SigHandler {
+    let _ = real;
+    bsd(&guard, sig, handler)
+}
+
+#[interpose(around)]
+unsafe fn sigprocmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
+    let filtered = rec::without_reserved(set);
+    let r = real(how, filtered.as_ref().map_or(set, |f| f as *const sigset_t), old);
+    rec::hide_reserved(old);
+    r
+}
+
+#[interpose(around)]
+unsafe fn pthread_sigmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
+    let filtered = rec::without_reserved(set);
+    let r = real(how, filtered.as_ref().map_or(set, |f| f as *const sigset_t), old);
+    rec::hide_reserved(old);
+    r
+}
+
+#[interpose(around)]
+unsafe fn signalfd(fd: c_int, mask: *const sigset_t, flags: c_int) -> c_int {
+    let filtered = rec::without_reserved(mask);
+    real(fd, filtered.as_ref().map_or(mask, |f| f as *const sigset_t), flags)
+}
+
+#[interpose(around)]
+unsafe fn sigpending(set: *mut sigset_t) -> c_int {
+    let r = real(set);
+    rec::hide_reserved(set);
+    r
+}
