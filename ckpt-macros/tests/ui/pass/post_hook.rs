@@ -31,5 +31,6 @@ fn main() {
     let _: unsafe extern "C" fn(pid_t) -> pid_t = getpgid;
     let _: unsafe extern "C" fn() = sync;
     let _: &ckpt::interpose::Original = &close::ORIGINAL;
-    assert_eq!(unsafe { ckpt::real!(getpgid)(0) }, unsafe { libc::getpgid(0) });
+    let group = unsafe { ckpt::real!(getpgid)(0) };
+    assert_eq!(group, unsafe { libc::getpgid(0) });
 }

@@ -14,7 +14,11 @@ unsafe fn timer_create(clock: clockid_t, event: *mut sigevent, timer: *mut timer
 fn main() {
     assert_eq!(resolve_all_originals(), 1);
     let versioned = unsafe {
-        libc::dlvsym(libc::RTLD_NEXT, c"timer_create".as_ptr(), c"GLIBC_2.3.3".as_ptr())
+        libc::dlvsym(
+            libc::RTLD_NEXT,
+            c"timer_create".as_ptr(),
+            c"GLIBC_2.3.3".as_ptr(),
+        )
     };
     assert_eq!(timer_create::ORIGINAL.get(), versioned);
 }
