@@ -81,7 +81,12 @@ fn slot(fd: i32) -> Option<&'static Slot> {
 /// Write one slot under its seqlock.
 fn write(fd: i32, origin: Origin, path: &[u8], flags: i32, dup_of: i32, peer: i32) {
     let Some(s) = slot(fd) else { return };
-    s.seq.fetch_add(1, Acquire);
+    // Seqlock without locked instructions: odd while writing. Concurrent
+    // writers of one slot (a race the program itself has) at worst leave
+    // a history the snapshot rejects as implausible.
+    let seq = s.seq.load(Relaxed) | 1;
+    s.seq.store(seq, Relaxed);
+    core::sync::atomic::fence(Release);
     s.origin.store(origin as u8, Relaxed);
     s.open_flags.store(flags, Relaxed);
     s.dup_of.store(dup_of, Relaxed);
@@ -92,7 +97,7 @@ fn write(fd: i32, origin: Origin, path: &[u8], flags: i32, dup_of: i32, peer: i3
         d.store(b, Relaxed);
     }
     s.path_len.store(p.len() as u32, Relaxed);
-    s.seq.fetch_add(1, Release);
+    s.seq.store(seq.wrapping_add(1), Release);
 }
 
 /// open/openat/creat/fopen/... returned `fd` for `path`.

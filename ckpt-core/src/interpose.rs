@@ -67,8 +67,9 @@ pub fn set_freeze_hook(hook: extern "C" fn()) {
 }
 
 /// Proof that the current thread entered a wrapper; dropping it leaves.
+/// It holds this thread's state so the wrapper reaches TLS only once.
 pub struct Guard {
-    _not_send: core::marker::PhantomData<*const ()>,
+    state: *const ThreadState,
 }
 
 /// Enter a wrapper. `None` means: pass straight through to the original.
@@ -77,35 +78,35 @@ pub fn enter() -> Option<Guard> {
     if !READY.load(Ordering::Relaxed) {
         return None;
     }
-    STATE
-        .try_with(|s| {
-            let f = s.flags.get();
-            if f & (IN_WRAPPER | INTERNAL) != 0 {
-                return None;
-            }
-            s.flags.set(f | IN_WRAPPER);
-            Some(Guard {
-                _not_send: core::marker::PhantomData,
-            })
-        })
-        .ok()
-        .flatten()
+    let state = STATE.try_with(|s| s as *const ThreadState).ok()?;
+    // SAFETY: a thread's TLS outlives every call made on that thread.
+    let s = unsafe { &*state };
+    let f = s.flags.get();
+    if f & (IN_WRAPPER | INTERNAL) != 0 {
+        return None;
+    }
+    s.flags.set(f | IN_WRAPPER);
+    Some(Guard { state })
 }
 
 impl Guard {
+    #[inline(always)]
+    fn state(&self) -> &ThreadState {
+        // SAFETY: see `enter`; a Guard never leaves its thread (!Send).
+        unsafe { &*self.state }
+    }
+
     /// Run a recording hook. A checkpoint signal that arrives meanwhile is
     /// deferred to the end of the hook, so no thread is ever frozen with a
     /// half-written table entry.
     #[inline(always)]
     pub fn record<R>(&self, hook: impl FnOnce() -> R) -> R {
-        STATE.with(|s| s.flags.set(s.flags.get() | RECORDING));
+        let s = self.state();
+        s.flags.set(s.flags.get() | RECORDING);
         let r = hook();
-        let pending = STATE.with(|s| {
-            let f = s.flags.get();
-            s.flags.set(f & !(RECORDING | FREEZE_PENDING));
-            f & FREEZE_PENDING != 0
-        });
-        if pending {
+        let f = s.flags.get();
+        s.flags.set(f & !(RECORDING | FREEZE_PENDING));
+        if f & FREEZE_PENDING != 0 {
             run_freeze_hook();
         }
         r
@@ -115,7 +116,8 @@ impl Guard {
 impl Drop for Guard {
     #[inline(always)]
     fn drop(&mut self) {
-        STATE.with(|s| s.flags.set(s.flags.get() & !IN_WRAPPER));
+        let s = self.state();
+        s.flags.set(s.flags.get() & !IN_WRAPPER);
     }
 }
 

@@ -33,9 +33,23 @@ fn hidden(name: &str) -> Ident {
 
 /// `cfg` attributes of the declaration: they apply to the modules too.
 fn cfgs(f: &Interposed) -> impl Iterator<Item = &syn::Attribute> {
-    f.attrs
+    f.attrs.iter().filter(|a| a.path().is_ident("cfg"))
+}
+
+/// `name: Type, ...` as declared.
+fn typed_params(f: &Interposed) -> Vec<TokenStream> {
+    f.params
         .iter()
-        .filter(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
+        .map(|p| {
+            let (name, ty) = (&p.name, &p.ty);
+            quote!(#name: #ty)
+        })
+        .collect()
+}
+
+/// `name, ...`: the parameters passed on.
+fn arg_names(f: &Interposed) -> Vec<&Ident> {
+    f.params.iter().map(|p| &p.name).collect()
 }
 
 /// `pub mod symbol { ORIGINAL, its registration, real() }`.
@@ -50,11 +64,8 @@ fn original_module(f: &Interposed, symbol: &Ident) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let section = SECTION;
-    let params = f.params.iter().map(|p| {
-        let (name, ty) = (&p.name, &p.ty);
-        quote!(#name: #ty)
-    });
-    let args = f.params.iter().map(|p| &p.name);
+    let params = typed_params(f);
+    let args = arg_names(f);
     let output = &f.output;
     let fn_ty = original_fn_type(f);
     let original = hidden("original");
@@ -112,10 +123,7 @@ fn original_fn_type(f: &Interposed) -> TokenStream {
 /// The exported signature: `#[no_mangle] pub unsafe extern "C" fn symbol(..) -> Ret`.
 fn exported_signature(f: &Interposed, symbol: &Ident) -> TokenStream {
     let attrs = &f.attrs;
-    let params = f.params.iter().map(|p| {
-        let (name, ty) = (&p.name, &p.ty);
-        quote!(#name: #ty)
-    });
+    let params = typed_params(f);
     let output = &f.output;
     quote! {
         #(#attrs)*
@@ -129,7 +137,7 @@ fn exported_signature(f: &Interposed, symbol: &Ident) -> TokenStream {
 /// that sees `ret` and the parameters; keep the original's `errno`.
 fn post_hook_wrapper(f: &Interposed, symbol: &Ident) -> TokenStream {
     let signature = exported_signature(f, symbol);
-    let args: Vec<_> = f.params.iter().map(|p| &p.name).collect();
+    let args = arg_names(f);
     let body = &f.body;
     let (guard, errno) = (hidden("guard"), hidden("saved_errno"));
     quote! {
@@ -151,15 +159,8 @@ fn post_hook_wrapper(f: &Interposed, symbol: &Ident) -> TokenStream {
 /// `errno` is set back to what the last call of `real` left.
 fn around_wrapper(f: &Interposed, symbol: &Ident) -> TokenStream {
     let signature = exported_signature(f, symbol);
-    let params: Vec<_> = f
-        .params
-        .iter()
-        .map(|p| {
-            let (name, ty) = (&p.name, &p.ty);
-            quote!(#name: #ty)
-        })
-        .collect();
-    let args: Vec<_> = f.params.iter().map(|p| &p.name).collect();
+    let params = typed_params(f);
+    let args = arg_names(f);
     let body = &f.body;
     let body_output = match &f.output {
         ReturnType::Default => quote!(),
@@ -196,75 +197,4 @@ fn c_string(text: &str, span: Span) -> Literal {
     let mut lit = Literal::c_string(&c);
     lit.set_span(span);
     lit
-}
-
-/// Snapshot test: every `tests/expand/NAME.rs` expands to the checked-in
-/// `tests/expand/NAME.expanded.rs` (prettyplease-formatted, as `cargo
-/// expand` would show it). `CKPT_BLESS=1 cargo test` rewrites them.
-#[cfg(test)]
-mod snapshot {
-    use std::path::Path;
-
-    /// Expand every `#[interpose(..)]` function of a source file.
-    fn expand_file(source: &str) -> String {
-        let mut file: syn::File = syn::parse_str(source).expect("sample parses");
-        let mut items = Vec::new();
-        for item in file.items {
-            let syn::Item::Fn(mut func) = item else {
-                items.push(item);
-                continue;
-            };
-            let Some(at) = func.attrs.iter().position(|a| {
-                a.path()
-                    .segments
-                    .last()
-                    .is_some_and(|s| s.ident == "interpose")
-            }) else {
-                items.push(syn::Item::Fn(func));
-                continue;
-            };
-            let attr = func.attrs.remove(at);
-            let args = match attr.meta {
-                syn::Meta::List(list) => list.tokens,
-                _ => Default::default(),
-            };
-            let out = super::expand(args, quote::ToTokens::into_token_stream(func))
-                .unwrap_or_else(|e| panic!("expansion failed: {e}"));
-            let out: syn::File = syn::parse2(out).expect("expansion parses");
-            items.extend(out.items);
-        }
-        file.items = items;
-        prettyplease::unparse(&file)
-    }
-
-    #[test]
-    fn expansions_match_snapshots() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expand");
-        let bless = std::env::var_os("CKPT_BLESS").is_some_and(|v| v == "1");
-        let mut samples = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-            let Some(stem) = name.strip_suffix(".rs") else {
-                continue;
-            };
-            if stem.ends_with(".expanded") {
-                continue;
-            }
-            samples += 1;
-            let actual = expand_file(&std::fs::read_to_string(&path).unwrap());
-            let snapshot = dir.join(format!("{stem}.expanded.rs"));
-            if bless {
-                std::fs::write(&snapshot, &actual).unwrap();
-                continue;
-            }
-            let expected = std::fs::read_to_string(&snapshot).unwrap_or_default();
-            assert!(
-                actual == expected,
-                "{} is out of date (CKPT_BLESS=1 cargo test rewrites it); expansion:\n{actual}",
-                snapshot.display()
-            );
-        }
-        assert!(samples > 0, "no samples in {}", dir.display());
-    }
 }

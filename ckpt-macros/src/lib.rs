@@ -72,7 +72,7 @@
 //! # Around form: `#[interpose(around)]`
 //!
 //! The body is the whole wrapper and its value is the result. It runs only
-//! when [`enter`](../ckpt/interpose/fn.enter.html) succeeded (otherwise the
+//! when `::ckpt::interpose::enter()` succeeded (otherwise the
 //! wrapper passes straight through), with two names bound:
 //!
 //! - `guard`: the owned `::ckpt::interpose::Guard`. Record with
@@ -139,7 +139,7 @@
 //! `guard` / `real` (around form), which the body would not be able to see.
 //!
 //! Attributes of the declaration (docs, lints, `cfg`) go onto every
-//! wrapper; `cfg` and `cfg_attr` also onto the modules. Parameter and
+//! wrapper; `cfg` also onto the modules. Parameter and
 //! return types are named again inside the modules through `use super::*`:
 //! declare wrappers at module level, with types nameable there.
 //!
@@ -179,6 +179,8 @@
 mod expand;
 mod parse;
 mod registry;
+#[cfg(test)]
+mod snapshot;
 
 use proc_macro::TokenStream;
 

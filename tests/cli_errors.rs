@@ -1,0 +1,261 @@
+//! Issue acceptance 5: the CLI's error paths. Each must exit 1 with one line
+//! on stderr and never panic: `ckpt checkpoint` of a missing process, of a
+//! process not under ckpt, of another user's process; `ckpt inspect` of a
+//! missing, empty, garbage, truncated or bit-flipped image.
+
+mod common;
+
+use common::*;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Exit status 1, exactly one line on stderr containing `needle` (if any),
+/// nothing on stdout, no panic.
+fn assert_clean_error(what: &str, r: &CmdOut, needle: Option<&str>) {
+    let ctx = format!("{what}: status={} stdout={:?} stderr={:?}", r.status, r.stdout, r.stderr);
+    assert!(!r.stderr.contains("panicked") && !r.stdout.contains("panicked"), "{ctx}: it panicked");
+    assert_eq!(r.code(), Some(1), "{ctx}: exit status must be 1");
+    assert_eq!(r.stderr_lines().len(), 1, "{ctx}: stderr must be exactly one line");
+    assert!(r.stdout.trim().is_empty(), "{ctx}: nothing may be printed on stdout");
+    if let Some(n) = needle {
+        assert!(
+            r.stderr.to_lowercase().contains(&n.to_lowercase()),
+            "{ctx}: the message must say {n:?}"
+        );
+    }
+}
+
+#[test]
+fn checkpoint_of_a_missing_process() {
+    let cwd = TempDir::new("nopid");
+    // Far above any pid_max.
+    let r = ckpt(cwd.path(), ["checkpoint", "999999999"]);
+    assert_clean_error("ckpt checkpoint 999999999", &r, Some("no such process"));
+
+    // A pid in range that just ended.
+    let mut child = Command::new("true").spawn().expect("spawn true");
+    let pid = child.id();
+    child.wait().unwrap();
+    if !alive(pid as i32) {
+        let r = ckpt(cwd.path(), ["checkpoint".to_string(), pid.to_string()]);
+        assert_clean_error(&format!("ckpt checkpoint {pid} (exited)"), &r, Some("no such process"));
+    }
+}
+
+#[test]
+fn checkpoint_of_a_process_not_under_ckpt() {
+    let cwd = TempDir::new("notck");
+    let mut sleeper = Command::new("sleep").arg("30").spawn().expect("spawn sleep");
+    let pid = sleeper.id();
+    let r = run_cmd(&mut ckpt_cmd(cwd.path(), ["checkpoint".to_string(), pid.to_string()]), CLI_TIMEOUT);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let r = r.unwrap_or_else(|e| panic!("{e}"));
+    assert_clean_error(&format!("ckpt checkpoint {pid} (plain sleep)"), &r, Some("not running under ckpt"));
+}
+
+/// Another user's process: as root, ask as `nobody` about a root process
+/// that runs under ckpt; as another user, ask about pid 1.
+#[test]
+fn checkpoint_of_another_users_process() {
+    // SAFETY: getuid never fails.
+    let uid = unsafe { libc::getuid() };
+    let tmp = TempDir::new("perm");
+    if uid != 0 {
+        let r = ckpt(tmp.path(), ["checkpoint", "1"]);
+        assert_clean_error("ckpt checkpoint 1 (as a non-root user)", &r, Some("permission denied"));
+        return;
+    }
+    require_shim();
+    let bin = compile_c("waiter.c", tmp.path());
+    let ctl = tmp.sub("ctl");
+    let images = tmp.sub("images");
+    let mut run = Spawn::new(&bin, tmp.path()).arg(&ctl).under_ckpt(&images, "waiter (root, ckpt run)");
+    let kv = wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let pid = kv_num(&kv, "pid") as i32;
+    run.adopt(pid);
+    let mut cmd = ckpt_cmd(Path::new("/"), ["checkpoint".to_string(), pid.to_string()]);
+    cmd.uid(65534).gid(65534).env_remove("CKPT_RUNTIME_DIR");
+    let r = run_cmd(&mut cmd, CLI_TIMEOUT);
+    touch(&ctl.join("go"));
+    let _ = run.wait(EXIT_TIMEOUT);
+    match r {
+        Err(e) if e.contains("cannot start") => {
+            eprintln!("skipped: `nobody` cannot run {}: {e}", ckpt_bin().display());
+        }
+        Err(e) => panic!("{e}"),
+        Ok(r) => assert_clean_error(&format!("ckpt checkpoint {pid} (a root process, asked as nobody)"), &r, Some("permission denied")),
+    }
+}
+
+#[test]
+fn checkpoint_with_a_bad_pid_argument_does_not_panic() {
+    let cwd = TempDir::new("badarg");
+    for arg in ["notapid", "-5", "0", ""] {
+        let r = ckpt(cwd.path(), ["checkpoint", arg]);
+        let ctx = format!("ckpt checkpoint {arg:?}: {r:?}");
+        assert!(!r.stderr.contains("panicked"), "{ctx}");
+        assert!(r.code().map_or(false, |c| c != 0), "{ctx}: must fail with an exit status");
+        assert!(!r.stderr.trim().is_empty(), "{ctx}: must say why");
+    }
+}
+
+#[test]
+fn inspect_of_missing_empty_and_garbage_files() {
+    let tmp = TempDir::new("insp");
+    let missing = tmp.path().join("no-such.img");
+    let empty = tmp.path().join("empty.img");
+    std::fs::write(&empty, b"").unwrap();
+    let garbage = tmp.path().join("garbage.img");
+    let mut g = Vec::new();
+    let mut x: u32 = 12345;
+    for _ in 0..8192 {
+        x = x.wrapping_mul(1103515245).wrapping_add(12345);
+        g.push((x >> 16) as u8);
+    }
+    std::fs::write(&garbage, &g).unwrap();
+    let text = tmp.path().join("text.img");
+    std::fs::write(&text, "this is not an image\n").unwrap();
+
+    for (name, p) in [("missing", &missing), ("empty", &empty), ("garbage", &garbage), ("text", &text)] {
+        for json in [false, true] {
+            let r = inspect(&p, json);
+            assert_clean_error(&format!("ckpt inspect {name} (json={json})"), &r, None);
+        }
+    }
+    // A directory is not an image either.
+    let r = inspect(tmp.path(), true);
+    assert_clean_error("ckpt inspect DIRECTORY", &r, None);
+}
+
+/// A valid image made with the image module (independent of the shim).
+#[test]
+fn inspect_refuses_every_damaged_copy_of_a_synthetic_image() {
+    let tmp = TempDir::new("syn");
+    let meta = ckpt::image::Meta {
+        writer: "integration-test".into(),
+        seq: 4,
+        process: ckpt::image::Process {
+            pid: 4242,
+            cwd: "/somewhere".into(),
+            umask: 0o22,
+            ckpt_signal: 62,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let bytes = ckpt::image::build(&meta).expect("build a synthetic image");
+    let good = tmp.path().join("good.img");
+    std::fs::write(&good, &bytes).unwrap();
+    let r = inspect(&good, true);
+    assert_eq!(r.code(), Some(0), "inspect of a valid synthetic image: {r:?}");
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("inspect --json: {e}: {}", r.stdout));
+    assert_eq!(at(&j, "process.pid").as_i64(), Some(4242), "{j}");
+    assert_eq!(at(&j, "seq").as_u64(), Some(4), "{j}");
+    assert_eq!(at(&j, "process.umask").as_u64(), Some(0o22), "{j}");
+    assert_eq!(at(&j, "writer").as_str(), Some("integration-test"), "{j}");
+    assert_eq!(at(&j, "image.file_bytes").as_u64(), Some(bytes.len() as u64), "{j}");
+    assert_eq!(at(&j, "image.format_version").as_u64(), Some(ckpt::image::FORMAT_VERSION as u64), "{j}");
+    damaged_copies_are_refused(&tmp, &good, &bytes, at(&j, "image.meta_bytes").as_u64().unwrap_or(0));
+}
+
+/// A real image written by a process under ckpt.
+#[test]
+fn inspect_refuses_every_damaged_copy_of_a_real_image() {
+    require_shim();
+    let tmp = TempDir::new("real");
+    let bin = compile_c("waiter.c", tmp.path());
+    let ctl = tmp.sub("ctl");
+    let images = tmp.sub("images");
+    let mut run = Spawn::new(&bin, tmp.path()).arg(&ctl).under_ckpt(&images, "waiter (ckpt run)");
+    let kv = wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let pid = kv_num(&kv, "pid") as i32;
+    run.adopt(pid);
+    let image = checkpoint(pid, Some(&images)).unwrap_or_else(|e| panic!("{e}\n{}", run.describe()));
+    touch(&ctl.join("go"));
+    let st = run.wait(EXIT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(st.success(), "{}", run.describe());
+
+    let bytes = std::fs::read(&image).unwrap();
+    let r = inspect(&image, false);
+    assert_eq!(r.code(), Some(0), "inspect (text) of a good image: {r:?}");
+    assert!(!r.stdout.trim().is_empty(), "inspect (text) printed nothing");
+    let j = inspect_json(&image).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(at(&j, "process.pid").as_i64(), Some(pid as i64));
+    damaged_copies_are_refused(&tmp, &image, &bytes, at(&j, "image.meta_bytes").as_u64().unwrap_or(0));
+}
+
+fn inspect(p: &Path, json: bool) -> CmdOut {
+    let mut args = vec!["inspect".as_ref(), p.as_os_str()];
+    if json {
+        args.push("--json".as_ref());
+    }
+    let mut c = ckpt_cmd(Path::new("/"), args);
+    let t = Instant::now();
+    let r = run_cmd(&mut c, CLI_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(t.elapsed() < Duration::from_secs(15));
+    r
+}
+
+/// Truncations and bit flips of `bytes` (a good image, `meta_len` bytes of
+/// metadata after the 128-byte header) are each refused cleanly.
+fn damaged_copies_are_refused(tmp: &TempDir, good: &Path, bytes: &[u8], meta_len: u64) {
+    let header = ckpt::image::HEADER_LEN;
+    let n = bytes.len();
+    assert!(n > header, "{} is only {n} bytes", good.display());
+    let mut variants: Vec<(String, Vec<u8>)> = vec![
+        ("first 10 bytes".into(), bytes[..10].to_vec()),
+        ("header only, minus one byte".into(), bytes[..header - 1].to_vec()),
+        ("header only".into(), bytes[..header].to_vec()),
+        ("half".into(), bytes[..n / 2].to_vec()),
+        ("all but the last byte".into(), bytes[..n - 1].to_vec()),
+    ];
+    let mut flip = |name: &str, off: usize| {
+        if off < n {
+            let mut v = bytes.to_vec();
+            v[off] ^= 0x10;
+            variants.push((format!("bit flipped at {off} ({name})"), v));
+        }
+    };
+    flip("magic", 0);
+    flip("version", 8);
+    flip("header field", 30);
+    flip("header checksum", 84);
+    if meta_len > 0 {
+        let m = meta_len as usize;
+        flip("first metadata byte", header);
+        flip("middle of the metadata", header + m / 2);
+        flip("last metadata byte", header + m - 1);
+    } else {
+        flip("just past the header", header);
+        flip("middle", n / 2);
+    }
+    let mut failures = Vec::new();
+    for (i, (name, v)) in variants.iter().enumerate() {
+        let p: PathBuf = tmp.path().join(format!("damaged-{i}.img"));
+        std::fs::write(&p, v).unwrap();
+        for json in [false, true] {
+            let r = inspect(&p, json);
+            let ok = r.code() == Some(1)
+                && r.stderr_lines().len() == 1
+                && !r.stderr.contains("panicked")
+                && r.stdout.trim().is_empty();
+            if !ok {
+                failures.push(format!(
+                    "{name} (json={json}): status={} stderr={:?} stdout={:?}",
+                    r.status,
+                    r.stderr,
+                    r.stdout.chars().take(200).collect::<String>()
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "damaged copies of {} were not refused with exit 1 and one line:\n  {}",
+        good.display(),
+        failures.join("\n  ")
+    );
+}
