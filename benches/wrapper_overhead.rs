@@ -19,13 +19,22 @@ fn shim() -> PathBuf {
         dir.pop();
     }
     let p = dir.join("libckpt_shim.so");
-    assert!(p.exists(), "{} missing: build with `cargo build --release --workspace`", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: build with `cargo build --release --workspace`",
+        p.display()
+    );
     p
 }
 
 fn compile(out: &Path) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/programs/syscalls.c");
-    let st = Command::new("cc").args(["-O2", "-o"]).arg(out).arg(&src).status().expect("cc");
+    let st = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(out)
+        .arg(&src)
+        .status()
+        .expect("cc");
     assert!(st.success(), "cc failed");
 }
 
@@ -36,7 +45,11 @@ fn run(prog: &Path, file: &Path, preload: Option<&Path>) -> BTreeMap<String, f64
         c.env("LD_PRELOAD", p).env("CKPT_DIR", std::env::temp_dir());
     }
     let out = c.output().expect("run bench program");
-    assert!(out.status.success(), "bench program failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "bench program failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
@@ -70,7 +83,10 @@ fn main() {
         }
     }
     println!("wrapper overhead, median of {ROUNDS} rounds ({ITERS} iterations each)");
-    println!("{:<16} {:>12} {:>12} {:>8}", "call", "native ns", "shim ns", "ratio");
+    println!(
+        "{:<16} {:>12} {:>12} {:>8}",
+        "call", "native ns", "shim ns", "ratio"
+    );
     for (k, n) in native.iter_mut() {
         let n = median(n);
         let s = median(shimmed.get_mut(k).unwrap());

@@ -47,9 +47,16 @@ fn blocking(mode: &str, expect: &[&str], exact_lower_bound: bool, min_checkpoint
     let ctl = tmp.sub("ckpt");
     let images = tmp.sub("images");
 
-    let mut plain = Spawn::new(&bin, tmp.path()).arg(&ctl_plain).arg(mode).plain(&format!("blocking {mode} (plain)"));
-    let mut run = Spawn::new(&bin, tmp.path()).arg(&ctl).arg(mode).under_ckpt(&images, &format!("blocking {mode} (ckpt run)"));
-    let kv = wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let mut plain = Spawn::new(&bin, tmp.path())
+        .arg(&ctl_plain)
+        .arg(mode)
+        .plain(&format!("blocking {mode} (plain)"));
+    let mut run = Spawn::new(&bin, tmp.path())
+        .arg(&ctl)
+        .arg(mode)
+        .under_ckpt(&images, &format!("blocking {mode} (ckpt run)"));
+    let kv =
+        wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let pid = kv_num(&kv, "pid") as i32;
     run.adopt(pid);
 
@@ -59,7 +66,11 @@ fn blocking(mode: &str, expect: &[&str], exact_lower_bound: bool, min_checkpoint
     let mut slowest = Duration::ZERO;
     let start = Instant::now();
     while !finishing.exists() && run.exited().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(90), "blocking {mode} ran for 90 s\n{}", run.describe());
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "blocking {mode} ran for 90 s\n{}",
+            run.describe()
+        );
         let t = Instant::now();
         match checkpoint(pid, Some(&images)) {
             Ok(img) => {
@@ -73,7 +84,12 @@ fn blocking(mode: &str, expect: &[&str], exact_lower_bound: bool, min_checkpoint
             }
             // The program may end while a request is on its way.
             Err(_) if finishing.exists() || run.exited().is_some() => break,
-            Err(e) => panic!("checkpoint {} of blocking {mode}: {e}\n{}", taken + 1, run.describe()),
+            Err(e) => panic!(
+                "checkpoint {} of blocking {mode}: {e}\n{}\n{}",
+                taken + 1,
+                threads_report(pid),
+                run.describe()
+            ),
         }
         std::thread::sleep(PERIOD);
     }
@@ -82,25 +98,50 @@ fn blocking(mode: &str, expect: &[&str], exact_lower_bound: bool, min_checkpoint
     let pst = plain.wait(EXIT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let out = run.stdout();
     let mut c = Checks::new();
-    c.check(pst.success(), format!("plain run failed: {}", plain.describe()));
+    c.check(
+        pst.success(),
+        format!("plain run failed: {}", plain.describe()),
+    );
     c.check(st.success(), format!("run under ckpt exited with {st}"));
     c.check(taken >= min_checkpoints, format!("only {taken} checkpoints were taken while it ran (want >= {min_checkpoints}, slowest {slowest:?})"));
     for line in expect {
-        c.check(out.lines().any(|l| l == *line), format!("stdout under ckpt lacks the line {line:?}"));
+        c.check(
+            out.lines().any(|l| l == *line),
+            format!("stdout under ckpt lacks the line {line:?}"),
+        );
     }
     c.check(!out.contains("EINTR"), "a call saw EINTR under ckpt");
     let (a, b) = (run.stdout_bytes(), plain.stdout_bytes());
-    c.check(a == b, format!("stdout under ckpt differs from the plain run: {}", diff_summary(&a, &b)));
+    c.check(
+        a == b,
+        format!(
+            "stdout under ckpt differs from the plain run: {}",
+            diff_summary(&a, &b)
+        ),
+    );
 
     let ts = timings(&run.stderr());
-    c.eq("number of timed calls reported", ts.len(), expect.iter().filter(|l| l.contains("elapsed_ok")).count());
+    c.eq(
+        "number of timed calls reported",
+        ts.len(),
+        expect.iter().filter(|l| l.contains("elapsed_ok")).count(),
+    );
     for t in &ts {
         if exact_lower_bound {
-            c.check(t.elapsed >= t.requested, format!("{} took {:?}, less than the requested {:?}", t.name, t.elapsed, t.requested));
+            c.check(
+                t.elapsed >= t.requested,
+                format!(
+                    "{} took {:?}, less than the requested {:?}",
+                    t.name, t.elapsed, t.requested
+                ),
+            );
         }
         c.check(
             t.elapsed < t.requested + SLACK,
-            format!("{} took {:?}: more than requested {:?} + {:?} under ckpt", t.name, t.elapsed, t.requested, SLACK),
+            format!(
+                "{} took {:?}: more than requested {:?} + {:?} under ckpt",
+                t.name, t.elapsed, t.requested, SLACK
+            ),
         );
     }
     if let Some(img) = &last {
@@ -110,7 +151,11 @@ fn blocking(mode: &str, expect: &[&str], exact_lower_bound: bool, min_checkpoint
         }
     }
     eprintln!("blocking {mode}: {taken} checkpoints, slowest {slowest:?}");
-    c.finish(&format!("{}\n--- plain ---\n{}", run.describe(), plain.describe()));
+    c.finish(&format!(
+        "{}\n--- plain ---\n{}",
+        run.describe(),
+        plain.describe()
+    ));
 }
 
 #[test]

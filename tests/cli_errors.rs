@@ -14,11 +14,24 @@ use std::time::{Duration, Instant};
 /// Exit status 1, exactly one line on stderr containing `needle` (if any),
 /// nothing on stdout, no panic.
 fn assert_clean_error(what: &str, r: &CmdOut, needle: Option<&str>) {
-    let ctx = format!("{what}: status={} stdout={:?} stderr={:?}", r.status, r.stdout, r.stderr);
-    assert!(!r.stderr.contains("panicked") && !r.stdout.contains("panicked"), "{ctx}: it panicked");
+    let ctx = format!(
+        "{what}: status={} stdout={:?} stderr={:?}",
+        r.status, r.stdout, r.stderr
+    );
+    assert!(
+        !r.stderr.contains("panicked") && !r.stdout.contains("panicked"),
+        "{ctx}: it panicked"
+    );
     assert_eq!(r.code(), Some(1), "{ctx}: exit status must be 1");
-    assert_eq!(r.stderr_lines().len(), 1, "{ctx}: stderr must be exactly one line");
-    assert!(r.stdout.trim().is_empty(), "{ctx}: nothing may be printed on stdout");
+    assert_eq!(
+        r.stderr_lines().len(),
+        1,
+        "{ctx}: stderr must be exactly one line"
+    );
+    assert!(
+        r.stdout.trim().is_empty(),
+        "{ctx}: nothing may be printed on stdout"
+    );
     if let Some(n) = needle {
         assert!(
             r.stderr.to_lowercase().contains(&n.to_lowercase()),
@@ -40,20 +53,34 @@ fn checkpoint_of_a_missing_process() {
     child.wait().unwrap();
     if !alive(pid as i32) {
         let r = ckpt(cwd.path(), ["checkpoint".to_string(), pid.to_string()]);
-        assert_clean_error(&format!("ckpt checkpoint {pid} (exited)"), &r, Some("no such process"));
+        assert_clean_error(
+            &format!("ckpt checkpoint {pid} (exited)"),
+            &r,
+            Some("no such process"),
+        );
     }
 }
 
 #[test]
 fn checkpoint_of_a_process_not_under_ckpt() {
     let cwd = TempDir::new("notck");
-    let mut sleeper = Command::new("sleep").arg("30").spawn().expect("spawn sleep");
+    let mut sleeper = Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn sleep");
     let pid = sleeper.id();
-    let r = run_cmd(&mut ckpt_cmd(cwd.path(), ["checkpoint".to_string(), pid.to_string()]), CLI_TIMEOUT);
+    let r = run_cmd(
+        &mut ckpt_cmd(cwd.path(), ["checkpoint".to_string(), pid.to_string()]),
+        CLI_TIMEOUT,
+    );
     let _ = sleeper.kill();
     let _ = sleeper.wait();
     let r = r.unwrap_or_else(|e| panic!("{e}"));
-    assert_clean_error(&format!("ckpt checkpoint {pid} (plain sleep)"), &r, Some("not running under ckpt"));
+    assert_clean_error(
+        &format!("ckpt checkpoint {pid} (plain sleep)"),
+        &r,
+        Some("not running under ckpt"),
+    );
 }
 
 /// Another user's process: as root, ask as `nobody` about a root process
@@ -65,15 +92,22 @@ fn checkpoint_of_another_users_process() {
     let tmp = TempDir::new("perm");
     if uid != 0 {
         let r = ckpt(tmp.path(), ["checkpoint", "1"]);
-        assert_clean_error("ckpt checkpoint 1 (as a non-root user)", &r, Some("permission denied"));
+        assert_clean_error(
+            "ckpt checkpoint 1 (as a non-root user)",
+            &r,
+            Some("permission denied"),
+        );
         return;
     }
     require_shim();
     let bin = compile_c("waiter.c", tmp.path());
     let ctl = tmp.sub("ctl");
     let images = tmp.sub("images");
-    let mut run = Spawn::new(&bin, tmp.path()).arg(&ctl).under_ckpt(&images, "waiter (root, ckpt run)");
-    let kv = wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let mut run = Spawn::new(&bin, tmp.path())
+        .arg(&ctl)
+        .under_ckpt(&images, "waiter (root, ckpt run)");
+    let kv =
+        wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let pid = kv_num(&kv, "pid") as i32;
     run.adopt(pid);
     let mut cmd = ckpt_cmd(Path::new("/"), ["checkpoint".to_string(), pid.to_string()]);
@@ -86,7 +120,11 @@ fn checkpoint_of_another_users_process() {
             eprintln!("skipped: `nobody` cannot run {}: {e}", ckpt_bin().display());
         }
         Err(e) => panic!("{e}"),
-        Ok(r) => assert_clean_error(&format!("ckpt checkpoint {pid} (a root process, asked as nobody)"), &r, Some("permission denied")),
+        Ok(r) => assert_clean_error(
+            &format!("ckpt checkpoint {pid} (a root process, asked as nobody)"),
+            &r,
+            Some("permission denied"),
+        ),
     }
 }
 
@@ -97,7 +135,10 @@ fn checkpoint_with_a_bad_pid_argument_does_not_panic() {
         let r = ckpt(cwd.path(), ["checkpoint", arg]);
         let ctx = format!("ckpt checkpoint {arg:?}: {r:?}");
         assert!(!r.stderr.contains("panicked"), "{ctx}");
-        assert!(r.code().map_or(false, |c| c != 0), "{ctx}: must fail with an exit status");
+        assert!(
+            r.code().is_some_and(|c| c != 0),
+            "{ctx}: must fail with an exit status"
+        );
         assert!(!r.stderr.trim().is_empty(), "{ctx}: must say why");
     }
 }
@@ -119,9 +160,14 @@ fn inspect_of_missing_empty_and_garbage_files() {
     let text = tmp.path().join("text.img");
     std::fs::write(&text, "this is not an image\n").unwrap();
 
-    for (name, p) in [("missing", &missing), ("empty", &empty), ("garbage", &garbage), ("text", &text)] {
+    for (name, p) in [
+        ("missing", &missing),
+        ("empty", &empty),
+        ("garbage", &garbage),
+        ("text", &text),
+    ] {
         for json in [false, true] {
-            let r = inspect(&p, json);
+            let r = inspect(p, json);
             assert_clean_error(&format!("ckpt inspect {name} (json={json})"), &r, None);
         }
     }
@@ -150,15 +196,33 @@ fn inspect_refuses_every_damaged_copy_of_a_synthetic_image() {
     let good = tmp.path().join("good.img");
     std::fs::write(&good, &bytes).unwrap();
     let r = inspect(&good, true);
-    assert_eq!(r.code(), Some(0), "inspect of a valid synthetic image: {r:?}");
-    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("inspect --json: {e}: {}", r.stdout));
+    assert_eq!(
+        r.code(),
+        Some(0),
+        "inspect of a valid synthetic image: {r:?}"
+    );
+    let j: serde_json::Value = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("inspect --json: {e}: {}", r.stdout));
     assert_eq!(at(&j, "process.pid").as_i64(), Some(4242), "{j}");
     assert_eq!(at(&j, "seq").as_u64(), Some(4), "{j}");
     assert_eq!(at(&j, "process.umask").as_u64(), Some(0o22), "{j}");
     assert_eq!(at(&j, "writer").as_str(), Some("integration-test"), "{j}");
-    assert_eq!(at(&j, "image.file_bytes").as_u64(), Some(bytes.len() as u64), "{j}");
-    assert_eq!(at(&j, "image.format_version").as_u64(), Some(ckpt::image::FORMAT_VERSION as u64), "{j}");
-    damaged_copies_are_refused(&tmp, &good, &bytes, at(&j, "image.meta_bytes").as_u64().unwrap_or(0));
+    assert_eq!(
+        at(&j, "image.file_bytes").as_u64(),
+        Some(bytes.len() as u64),
+        "{j}"
+    );
+    assert_eq!(
+        at(&j, "image.format_version").as_u64(),
+        Some(ckpt::image::FORMAT_VERSION as u64),
+        "{j}"
+    );
+    damaged_copies_are_refused(
+        &tmp,
+        &good,
+        &bytes,
+        at(&j, "image.meta_bytes").as_u64().unwrap_or(0),
+    );
 }
 
 /// A real image written by a process under ckpt.
@@ -169,11 +233,15 @@ fn inspect_refuses_every_damaged_copy_of_a_real_image() {
     let bin = compile_c("waiter.c", tmp.path());
     let ctl = tmp.sub("ctl");
     let images = tmp.sub("images");
-    let mut run = Spawn::new(&bin, tmp.path()).arg(&ctl).under_ckpt(&images, "waiter (ckpt run)");
-    let kv = wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let mut run = Spawn::new(&bin, tmp.path())
+        .arg(&ctl)
+        .under_ckpt(&images, "waiter (ckpt run)");
+    let kv =
+        wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let pid = kv_num(&kv, "pid") as i32;
     run.adopt(pid);
-    let image = checkpoint(pid, Some(&images)).unwrap_or_else(|e| panic!("{e}\n{}", run.describe()));
+    let image =
+        checkpoint(pid, Some(&images)).unwrap_or_else(|e| panic!("{e}\n{}", run.describe()));
     touch(&ctl.join("go"));
     let st = run.wait(EXIT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     assert!(st.success(), "{}", run.describe());
@@ -181,10 +249,18 @@ fn inspect_refuses_every_damaged_copy_of_a_real_image() {
     let bytes = std::fs::read(&image).unwrap();
     let r = inspect(&image, false);
     assert_eq!(r.code(), Some(0), "inspect (text) of a good image: {r:?}");
-    assert!(!r.stdout.trim().is_empty(), "inspect (text) printed nothing");
+    assert!(
+        !r.stdout.trim().is_empty(),
+        "inspect (text) printed nothing"
+    );
     let j = inspect_json(&image).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(at(&j, "process.pid").as_i64(), Some(pid as i64));
-    damaged_copies_are_refused(&tmp, &image, &bytes, at(&j, "image.meta_bytes").as_u64().unwrap_or(0));
+    damaged_copies_are_refused(
+        &tmp,
+        &image,
+        &bytes,
+        at(&j, "image.meta_bytes").as_u64().unwrap_or(0),
+    );
 }
 
 fn inspect(p: &Path, json: bool) -> CmdOut {
@@ -207,7 +283,10 @@ fn damaged_copies_are_refused(tmp: &TempDir, good: &Path, bytes: &[u8], meta_len
     assert!(n > header, "{} is only {n} bytes", good.display());
     let mut variants: Vec<(String, Vec<u8>)> = vec![
         ("first 10 bytes".into(), bytes[..10].to_vec()),
-        ("header only, minus one byte".into(), bytes[..header - 1].to_vec()),
+        (
+            "header only, minus one byte".into(),
+            bytes[..header - 1].to_vec(),
+        ),
         ("header only".into(), bytes[..header].to_vec()),
         ("half".into(), bytes[..n / 2].to_vec()),
         ("all but the last byte".into(), bytes[..n - 1].to_vec()),

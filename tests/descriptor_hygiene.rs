@@ -19,8 +19,11 @@ fn program_cannot_see_or_break_ckpts_descriptors_and_signal() {
     let bin = compile_c("hygiene.c", tmp.path());
     let ctl = tmp.sub("ctl");
     let images = tmp.sub("images");
-    let mut run = Spawn::new(&bin, tmp.path()).arg(&ctl).under_ckpt(&images, "hygiene (ckpt run)");
-    let kv = wait_marker(&mut run, &ctl.join("stage1"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let mut run = Spawn::new(&bin, tmp.path())
+        .arg(&ctl)
+        .under_ckpt(&images, "hygiene (ckpt run)");
+    let kv =
+        wait_marker(&mut run, &ctl.join("stage1"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let pid = kv_num(&kv, "pid") as i32;
     run.adopt(pid);
 
@@ -28,7 +31,9 @@ fn program_cannot_see_or_break_ckpts_descriptors_and_signal() {
     // (c) every descriptor closed: still checkpointable.
     let img1 = checkpoint(pid, Some(&images));
     match &img1 {
-        Err(e) => c.fail(format!("checkpoint after close_range + close(3..limit): {e}")),
+        Err(e) => c.fail(format!(
+            "checkpoint after close_range + close(3..limit): {e}"
+        )),
         Ok(img) => match inspect_json(img) {
             Err(e) => c.fail(e),
             Ok(j) => {
@@ -47,7 +52,10 @@ fn program_cannot_see_or_break_ckpts_descriptors_and_signal() {
         Err(e) => c.fail(e),
     }
     // ckpt's own descriptors survived the program's closes: it answered.
-    c.check(run.exited().is_none(), "the program died after closing every descriptor");
+    c.check(
+        run.exited().is_none(),
+        "the program died after closing every descriptor",
+    );
 
     touch(&ctl.join("go1"));
     let kv2 = wait_marker(&mut run, &ctl.join("stage2"), READY_TIMEOUT);
@@ -67,7 +75,9 @@ fn program_cannot_see_or_break_ckpts_descriptors_and_signal() {
     );
     let img2 = checkpoint(pid, Some(&images));
     match &img2 {
-        Err(e) => c.fail(format!("checkpoint after blocking every signal and sigaction(62): {e}")),
+        Err(e) => c.fail(format!(
+            "checkpoint after blocking every signal and sigaction(62): {e}"
+        )),
         Ok(img) => match inspect_json(img) {
             Err(e) => c.fail(e),
             Ok(j) => {
@@ -76,12 +86,19 @@ fn program_cannot_see_or_break_ckpts_descriptors_and_signal() {
                     None => c.fail("main thread missing from the second image"),
                     Some(t) => {
                         let m = t["sigmask"].as_u64().unwrap_or(0);
-                        c.check(m & (1 << (SIGUSR1 - 1)) != 0, format!("main thread sigmask {m:#x} must show SIGUSR1 blocked"));
+                        c.check(
+                            m & (1 << (SIGUSR1 - 1)) != 0,
+                            format!("main thread sigmask {m:#x} must show SIGUSR1 blocked"),
+                        );
                         c.eq("main thread sigmask shows signal 62", m & (1 << 61), 0);
                     }
                 }
                 let fds: BTreeMap<i32, String> = image_fds(&j);
-                c.eq("image fds at stage 2", fds.keys().copied().collect::<Vec<_>>(), vec![0, 1, 2]);
+                c.eq(
+                    "image fds at stage 2",
+                    fds.keys().copied().collect::<Vec<_>>(),
+                    vec![0, 1, 2],
+                );
             }
         },
     }
@@ -101,7 +118,10 @@ fn program_cannot_see_or_break_ckpts_descriptors_and_signal() {
         "signal 62 reached the program's handler 0 times",
         "done",
     ] {
-        c.check(out.lines().any(|l| l == line), format!("stdout lacks {line:?}"));
+        c.check(
+            out.lines().any(|l| l == line),
+            format!("stdout lacks {line:?}"),
+        );
     }
     c.finish(&run.describe());
 }
@@ -113,10 +133,13 @@ fn hygiene_program_without_ckpt_sees_signal_62() {
     let tmp = TempDir::new("hygp");
     let bin = compile_c("hygiene.c", tmp.path());
     let ctl = tmp.sub("ctl");
-    let mut p = Spawn::new(&bin, tmp.path()).arg(&ctl).plain("hygiene (plain)");
+    let mut p = Spawn::new(&bin, tmp.path())
+        .arg(&ctl)
+        .plain("hygiene (plain)");
     wait_marker(&mut p, &ctl.join("stage1"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     touch(&ctl.join("go1"));
-    let kv = wait_marker(&mut p, &ctl.join("stage2"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let kv =
+        wait_marker(&mut p, &ctl.join("stage2"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     touch(&ctl.join("go2"));
     let st = p.wait(EXIT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     assert!(st.success(), "{}", p.describe());

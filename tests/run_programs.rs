@@ -33,10 +33,12 @@ fn checkpoint_repeatedly(tag: &str, prog: &Path, args: &[PathBuf], exe: &Path) {
     let mut plain = spawn(&ctl_plain).plain(&format!("{tag} (plain)"));
     let mut run = spawn(&ctl).under_ckpt(&images, &format!("{tag} (ckpt run)"));
 
-    wait_marker(&mut plain, &ctl_plain.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    wait_marker(&mut plain, &ctl_plain.join("ready"), READY_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
     touch(&ctl_plain.join("go"));
 
-    let kv = wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let kv =
+        wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let pid = kv_num(&kv, "pid") as i32;
     run.adopt(pid);
 
@@ -49,19 +51,38 @@ fn checkpoint_repeatedly(tag: &str, prog: &Path, args: &[PathBuf], exe: &Path) {
         match inspect_json(&image) {
             Err(e) => c.fail(format!("checkpoint {i}: {e}")),
             Ok(j) => {
-                c.num(format!("checkpoint {i}: process.pid"), at(&j, "process.pid"), pid as i64);
+                c.num(
+                    format!("checkpoint {i}: process.pid"),
+                    at(&j, "process.pid"),
+                    pid as i64,
+                );
                 c.num(format!("checkpoint {i}: seq"), at(&j, "seq"), i as i64);
-                c.str(format!("checkpoint {i}: process.exe"), at(&j, "process.exe"), &exe.to_string_lossy());
+                c.str(
+                    format!("checkpoint {i}: process.exe"),
+                    at(&j, "process.exe"),
+                    &exe.to_string_lossy(),
+                );
                 c.check(
-                    thread_by_tid(&j, pid as i64).map_or(false, |t| t["id"].as_i64() == Some(1)),
+                    thread_by_tid(&j, pid as i64).is_some_and(|t| t["id"].as_i64() == Some(1)),
                     format!("checkpoint {i}: the main thread (tid {pid}, id 1) must be listed"),
                 );
-                c.check(fd_entry(&j, 1).is_some(), format!("checkpoint {i}: stdout (fd 1) must be listed"));
-                c.num(format!("checkpoint {i}: image.file_bytes"), at(&j, "image.file_bytes"),
-                    std::fs::metadata(&image).map(|m| m.len() as i64).unwrap_or(-1));
+                c.check(
+                    fd_entry(&j, 1).is_some(),
+                    format!("checkpoint {i}: stdout (fd 1) must be listed"),
+                );
+                c.num(
+                    format!("checkpoint {i}: image.file_bytes"),
+                    at(&j, "image.file_bytes"),
+                    std::fs::metadata(&image)
+                        .map(|m| m.len() as i64)
+                        .unwrap_or(-1),
+                );
             }
         }
-        c.check(run.exited().is_none(), format!("{tag} died after checkpoint {i}"));
+        c.check(
+            run.exited().is_none(),
+            format!("{tag} died after checkpoint {i}"),
+        );
         if c.failed() {
             break;
         }
@@ -71,12 +92,28 @@ fn checkpoint_repeatedly(tag: &str, prog: &Path, args: &[PathBuf], exe: &Path) {
     touch(&ctl.join("go"));
     let st = run.wait(EXIT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let pst = plain.wait(EXIT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
-    c.check(pst.success(), format!("plain run failed: {}", plain.describe()));
+    c.check(
+        pst.success(),
+        format!("plain run failed: {}", plain.describe()),
+    );
     c.check(st.success(), format!("run under ckpt exited with {st}"));
     let (a, b) = (run.stdout_bytes(), plain.stdout_bytes());
-    c.check(a == b, format!("stdout under ckpt differs from the plain run: {}", diff_summary(&a, &b)));
-    c.check(String::from_utf8_lossy(&b).ends_with("done\n"), "the plain run must end with \"done\"");
-    c.finish(&format!("{}\n--- plain stdout ---\n{}", run.describe(), plain.stdout()));
+    c.check(
+        a == b,
+        format!(
+            "stdout under ckpt differs from the plain run: {}",
+            diff_summary(&a, &b)
+        ),
+    );
+    c.check(
+        String::from_utf8_lossy(&b).ends_with("done\n"),
+        "the plain run must end with \"done\"",
+    );
+    c.finish(&format!(
+        "{}\n--- plain stdout ---\n{}",
+        run.describe(),
+        plain.stdout()
+    ));
 }
 
 #[test]
@@ -117,10 +154,15 @@ fn pid_and_exit_status_are_the_programs() {
             .arg(mode)
             .arg(value.to_string())
             .under_ckpt(&images, &format!("waiter {mode} {value}"));
-        let kv = wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+        let kv = wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e}"));
         let pid = kv_num(&kv, "pid") as i32;
         run.adopt(pid);
-        c.eq(format!("{mode} {value}: the program's pid is the pid of `ckpt run`"), pid, run.child_pid());
+        c.eq(
+            format!("{mode} {value}: the program's pid is the pid of `ckpt run`"),
+            pid,
+            run.child_pid(),
+        );
         c.eq(
             format!("{mode} {value}: the program's parent is the test (ckpt run execs)"),
             kv_num(&kv, "ppid") as u32,
@@ -129,11 +171,23 @@ fn pid_and_exit_status_are_the_programs() {
         touch(&ctl.join("go"));
         let st = run.wait(EXIT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
         if mode == "exit" {
-            c.eq(format!("exit status of `ckpt run` for a program exiting {value}"), st.code(), Some(value));
+            c.eq(
+                format!("exit status of `ckpt run` for a program exiting {value}"),
+                st.code(),
+                Some(value),
+            );
         } else {
-            c.eq(format!("`ckpt run` of a program killed by signal {value}"), st.signal(), Some(value));
+            c.eq(
+                format!("`ckpt run` of a program killed by signal {value}"),
+                st.signal(),
+                Some(value),
+            );
         }
-        c.eq(format!("{mode} {value}: stdout"), run.stdout(), "waiting\nfinishing\n".to_string());
+        c.eq(
+            format!("{mode} {value}: stdout"),
+            run.stdout(),
+            "waiting\nfinishing\n".to_string(),
+        );
     }
     c.finish("");
 }
@@ -147,14 +201,24 @@ fn default_image_dir_is_the_cwd_of_run() {
     let ctl = tmp.sub("ctl");
     let cwd = tmp.sub("runcwd");
     let elsewhere = tmp.sub("elsewhere");
-    let mut run = Spawn::new(&bin, &cwd).arg(&ctl).under_ckpt_with(&[], "waiter (no --dir)");
-    let kv = wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let mut run = Spawn::new(&bin, &cwd)
+        .arg(&ctl)
+        .under_ckpt_with(&[], "waiter (no --dir)");
+    let kv =
+        wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let pid = kv_num(&kv, "pid") as i32;
     run.adopt(pid);
     // Run `ckpt checkpoint` somewhere else: the run's cwd decides.
-    let image = checkpoint_in(&elsewhere, pid, None).unwrap_or_else(|e| panic!("{e}\n{}", run.describe()));
+    let image =
+        checkpoint_in(&elsewhere, pid, None).unwrap_or_else(|e| panic!("{e}\n{}", run.describe()));
     let image = std::fs::canonicalize(&image).unwrap();
-    assert_eq!(image.parent(), Some(cwd.as_path()), "image {} must be in the cwd of `ckpt run` {}", image.display(), cwd.display());
+    assert_eq!(
+        image.parent(),
+        Some(cwd.as_path()),
+        "image {} must be in the cwd of `ckpt run` {}",
+        image.display(),
+        cwd.display()
+    );
     inspect_json(&image).unwrap_or_else(|e| panic!("{e}"));
     touch(&ctl.join("go"));
     let st = run.wait(EXIT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
@@ -170,10 +234,16 @@ fn interval_checkpoints_periodically() {
     let ctl = tmp.sub("ctl");
     let images = tmp.sub("images");
     let mut run = Spawn::new(&bin, tmp.path()).arg(&ctl).under_ckpt_with(
-        &["--dir".as_ref(), images.as_os_str(), "--interval".as_ref(), "1".as_ref()],
+        &[
+            "--dir".as_ref(),
+            images.as_os_str(),
+            "--interval".as_ref(),
+            "1".as_ref(),
+        ],
         "waiter (--interval 1)",
     );
-    let kv = wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let kv =
+        wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let pid = kv_num(&kv, "pid") as i32;
     run.adopt(pid);
 
@@ -200,6 +270,10 @@ fn interval_checkpoints_periodically() {
     }
     touch(&ctl.join("go"));
     let st = run.wait(EXIT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
-    assert!(max_seq >= 2, "with --interval 1, no second periodic checkpoint within 15 s (seen: {seen:?})\n{}", run.describe());
+    assert!(
+        max_seq >= 2,
+        "with --interval 1, no second periodic checkpoint within 15 s (seen: {seen:?})\n{}",
+        run.describe()
+    );
     assert!(st.success(), "{}", run.describe());
 }

@@ -12,7 +12,8 @@ pub const SHIM_ENTRY: &std::ffi::CStr = c"ckpt_shim_checkpoint";
 
 /// Signature of [`SHIM_ENTRY`]: `dir` may be null (the run's directory);
 /// on return `out` holds the image path (0) or an error message (-1).
-pub type ShimEntry = unsafe extern "C" fn(dir: *const c_char, out: *mut c_char, out_len: usize) -> c_int;
+pub type ShimEntry =
+    unsafe extern "C" fn(dir: *const c_char, out: *mut c_char, out_len: usize) -> c_int;
 
 /// Why a programmatic checkpoint did not happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +27,9 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::NotUnderCkpt => write!(f, "not running under ckpt (start with `ckpt run -- PROG`)"),
+            Error::NotUnderCkpt => {
+                write!(f, "not running under ckpt (start with `ckpt run -- PROG`)")
+            }
             Error::Failed(m) => write!(f, "checkpoint failed: {m}"),
         }
     }
@@ -60,11 +63,20 @@ pub fn checkpoint_to(dir: &Path) -> Result<PathBuf, Error> {
 fn call(dir: Option<&Path>) -> Result<PathBuf, Error> {
     let f = entry().ok_or(Error::NotUnderCkpt)?;
     let dir = dir
-        .map(|d| CString::new(d.as_os_str().as_bytes()).map_err(|_| Error::Failed("directory name contains NUL".into())))
+        .map(|d| {
+            CString::new(d.as_os_str().as_bytes())
+                .map_err(|_| Error::Failed("directory name contains NUL".into()))
+        })
         .transpose()?;
     let mut out = vec![0u8; 4096];
     // SAFETY: `out` is writable for its length; `dir` is null or a C string.
-    let r = unsafe { f(dir.as_ref().map_or(std::ptr::null(), |d| d.as_ptr()), out.as_mut_ptr().cast(), out.len()) };
+    let r = unsafe {
+        f(
+            dir.as_ref().map_or(std::ptr::null(), |d| d.as_ptr()),
+            out.as_mut_ptr().cast(),
+            out.len(),
+        )
+    };
     let end = out.iter().position(|&c| c == 0).unwrap_or(out.len());
     let text = String::from_utf8_lossy(&out[..end]).into_owned();
     if r == 0 {

@@ -2,9 +2,12 @@
 //! atomically (temporary name, fsync, rename, fsync of the directory) so
 //! the previous good image survives anything that goes wrong.
 //!
-//! Runs on ckpt's control thread (never on a program thread).
+//! Runs inside the reserved signal's handler on the thread that received
+//! the request (see `quiesce`), with allocation routed to the scratch
+//! arena for the whole call: the interrupted code may hold any lock,
+//! malloc's included.
 
-use crate::{alloc, image, quiesce, snapshot, sys};
+use crate::{image, quiesce, snapshot, sys};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -30,7 +33,13 @@ pub struct Report {
 pub fn image_name(comm: &str, pid: i32) -> String {
     let safe: String = comm
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("ckpt-{safe}-{pid}.img")
 }
@@ -42,8 +51,9 @@ fn comm() -> String {
     String::from_utf8_lossy(&buf[..n]).trim().to_string()
 }
 
-/// Take one checkpoint into directory `dir`.
-pub fn take(dir: &Path) -> Result<Report, String> {
+/// Take one checkpoint into directory `dir`. `self_uc` is the calling
+/// (coordinating) thread's interrupted context.
+pub fn take(dir: &Path, self_uc: *mut core::ffi::c_void) -> Result<Report, String> {
     let t0 = sys::monotonic_ns();
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let pid = sys::getpid();
@@ -56,32 +66,38 @@ pub fn take(dir: &Path) -> Result<Report, String> {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
 
-    alloc::scratch_begin()?;
-    let frozen = match quiesce::freeze(FREEZE_TIMEOUT_NS) {
-        Ok(f) => f,
-        Err(e) => {
-            alloc::scratch_end();
-            return Err(e);
-        }
-    };
+    let frozen = quiesce::freeze(FREEZE_TIMEOUT_NS, self_uc)?;
     // ---- frozen: no malloc, no locks a program thread may hold ----
     let mut meta = snapshot::gather(&frozen, seq, created_unix_ms);
     meta.freeze_us = (sys::monotonic_ns() - frozen.started_ns()) / 1000;
     let encoded = image::build(&meta);
     // Opened while frozen so its low number is never seen by the program.
-    let fd = sys::openat(libc::AT_FDCWD, &tmp_c, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL)
-        .map_err(|e| format!("cannot create {}: {}", tmp_path.display(), std::io::Error::from_raw_os_error(e)))
-        .and_then(|fd| sys::move_high(fd).map_err(|_| "no free descriptor for the image".to_string()));
+    let fd = sys::openat(
+        libc::AT_FDCWD,
+        &tmp_c,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+    )
+    .map_err(|e| {
+        format!(
+            "cannot create {}: {}",
+            tmp_path.display(),
+            std::io::Error::from_raw_os_error(e)
+        )
+    })
+    .and_then(|fd| sys::move_high(fd).map_err(|_| "no free descriptor for the image".to_string()));
     let freeze_ns = quiesce::thaw(frozen);
     // ---- thawed ----
-    alloc::scratch_end();
     let encoded = encoded?;
     let fd = fd?;
     crate::files::set_own(fd, true);
     let result = write_all(fd, &encoded).and_then(|()| {
         // SAFETY: fsync of a descriptor we own.
         if unsafe { libc::fsync(fd) } != 0 {
-            return Err(format!("fsync {}: {}", tmp_path.display(), std::io::Error::last_os_error()));
+            return Err(format!(
+                "fsync {}: {}",
+                tmp_path.display(),
+                std::io::Error::last_os_error()
+            ));
         }
         Ok(())
     });

@@ -59,7 +59,10 @@ impl fmt::Display for ControlError {
         match self {
             ControlError::NoSuchProcess(p) => write!(f, "no such process: {p}"),
             ControlError::NotUnderCkpt(p) => {
-                write!(f, "process {p} is not running under ckpt (start it with `ckpt run -- PROG`)")
+                write!(
+                    f,
+                    "process {p} is not running under ckpt (start it with `ckpt run -- PROG`)"
+                )
             }
             ControlError::PermissionDenied(p) => {
                 write!(f, "permission denied: process {p} belongs to another user")
@@ -91,11 +94,18 @@ pub fn runtime_dir(uid: u32) -> PathBuf {
 /// belongs to `uid`, is a real directory and is private.
 pub fn ensure_runtime_dir(dir: &Path, uid: u32) -> io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    match std::fs::DirBuilder::new().mode(0o700).recursive(false).create(dir) {
+    match std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(false)
+        .create(dir)
+    {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            std::fs::DirBuilder::new().mode(0o700).recursive(true).create(dir)?;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .recursive(true)
+                .create(dir)?;
         }
         Err(e) => return Err(e),
     }
@@ -124,12 +134,16 @@ pub fn sockaddr(path: &[u8]) -> io::Result<(libc::sockaddr_un, libc::socklen_t)>
     let mut a: libc::sockaddr_un = unsafe { mem::zeroed() };
     a.sun_family = libc::AF_UNIX as libc::sa_family_t;
     if path.len() >= a.sun_path.len() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path too long"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path too long",
+        ));
     }
     for (d, s) in a.sun_path.iter_mut().zip(path) {
         *d = *s as libc::c_char;
     }
-    let len = mem::size_of::<libc::sa_family_t>() + path.len() + usize::from(path.first() != Some(&0));
+    let len =
+        mem::size_of::<libc::sa_family_t>() + path.len() + usize::from(path.first() != Some(&0));
     Ok((a, len as libc::socklen_t))
 }
 
@@ -215,12 +229,16 @@ impl Drop for OwnedFd {
 
 fn process_uid(pid: i32) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{pid}")).ok().map(|m| m.uid())
+    std::fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .map(|m| m.uid())
 }
 
 fn alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks existence.
-    unsafe { libc::kill(pid, 0) == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) }
+    unsafe {
+        libc::kill(pid, 0) == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
 }
 
 /// Send `req` to process `pid` and wait (at most `timeout`) for its answer.
@@ -241,7 +259,10 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
     // SAFETY: plain socket creation.
     let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
-        return Err(ControlError::Io(format!("socket: {}", io::Error::last_os_error())));
+        return Err(ControlError::Io(format!(
+            "socket: {}",
+            io::Error::last_os_error()
+        )));
     }
     let fd = OwnedFd(fd);
     // Autobind to a unique abstract address so the program can answer.
@@ -256,11 +277,15 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
         )
     };
     if r < 0 {
-        return Err(ControlError::Io(format!("bind: {}", io::Error::last_os_error())));
+        return Err(ControlError::Io(format!(
+            "bind: {}",
+            io::Error::last_os_error()
+        )));
     }
     pass_credentials(fd.0).map_err(|e| ControlError::Io(e.to_string()))?;
     let body = rmp_serde::to_vec_named(req).map_err(|e| ControlError::Io(e.to_string()))?;
-    let (addr, len) = sockaddr(server.as_os_str().as_bytes()).map_err(|e| ControlError::Io(e.to_string()))?;
+    let (addr, len) =
+        sockaddr(server.as_os_str().as_bytes()).map_err(|e| ControlError::Io(e.to_string()))?;
     // SAFETY: sending a live buffer to a valid address.
     let r = unsafe {
         libc::sendto(

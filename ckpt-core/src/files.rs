@@ -42,8 +42,20 @@ pub enum Origin {
 impl Origin {
     fn name(v: u8) -> &'static str {
         const NAMES: [&str; 14] = [
-            "unknown", "open", "openat", "creat", "fopen", "freopen", "fdopen", "dup", "dup2", "dup3",
-            "fcntl_dupfd", "pipe", "eventfd", "memfd_create",
+            "unknown",
+            "open",
+            "openat",
+            "creat",
+            "fopen",
+            "freopen",
+            "fdopen",
+            "dup",
+            "dup2",
+            "dup3",
+            "fcntl_dupfd",
+            "pipe",
+            "eventfd",
+            "memfd_create",
         ];
         NAMES.get(v as usize).copied().unwrap_or("unknown")
     }
@@ -92,7 +104,11 @@ fn write(fd: i32, origin: Origin, path: &[u8], flags: i32, dup_of: i32, peer: i3
     s.dup_of.store(dup_of, Relaxed);
     s.pipe_peer.store(peer, Relaxed);
     // Keep the end of long paths: the file name is the informative part.
-    let p = if path.len() > PATH_LEN { &path[path.len() - PATH_LEN..] } else { path };
+    let p = if path.len() > PATH_LEN {
+        &path[path.len() - PATH_LEN..]
+    } else {
+        path
+    };
     for (d, &b) in s.path.iter().zip(p) {
         d.store(b, Relaxed);
     }
@@ -179,7 +195,11 @@ fn history(fd: i32) -> Option<History> {
 /// Runs while the program is frozen: raw syscalls and Rust allocation only.
 pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
     let mut out = Vec::new();
-    let Ok(dir) = sys::openat(libc::AT_FDCWD, c"/proc/self/fd", libc::O_RDONLY | libc::O_DIRECTORY) else {
+    let Ok(dir) = sys::openat(
+        libc::AT_FDCWD,
+        c"/proc/self/fd",
+        libc::O_RDONLY | libc::O_DIRECTORY,
+    ) else {
         return out;
     };
     let mut fds = Vec::new();
@@ -210,9 +230,15 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
     let mut ib = [0u8; 2048];
     let il = sys::read_small(libc::AT_FDCWD, &info, &mut ib).unwrap_or(0);
     let ib = &ib[..il];
-    let offset = sys::field(ib, b"pos:").and_then(|v| sys::parse_i64(trim(v))).unwrap_or(0);
-    let kflags = sys::field(ib, b"flags:").and_then(sys::parse_oct).unwrap_or(0) as i32;
-    let mnt_id = sys::field(ib, b"mnt_id:").and_then(|v| sys::parse_i64(trim(v))).unwrap_or(0) as i32;
+    let offset = sys::field(ib, b"pos:")
+        .and_then(|v| sys::parse_i64(trim(v)))
+        .unwrap_or(0);
+    let kflags = sys::field(ib, b"flags:")
+        .and_then(sys::parse_oct)
+        .unwrap_or(0) as i32;
+    let mnt_id = sys::field(ib, b"mnt_id:")
+        .and_then(|v| sys::parse_i64(trim(v)))
+        .unwrap_or(0) as i32;
     let eventfd_count = sys::field(ib, b"eventfd-count:").and_then(sys::parse_hex);
     let deleted = path.ends_with(" (deleted)");
     if deleted {
@@ -241,19 +267,28 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
         open_flags: h.as_ref().filter(|h| h.dup_of < 0).map(|h| h.open_flags),
         dup_of: h.as_ref().and_then(|h| (h.dup_of >= 0).then_some(h.dup_of)),
         shares_with: None,
-        pipe_peer: h.as_ref().and_then(|h| (h.pipe_peer >= 0).then_some(h.pipe_peer)),
+        pipe_peer: h
+            .as_ref()
+            .and_then(|h| (h.pipe_peer >= 0).then_some(h.pipe_peer)),
         dev: st.st_dev,
         ino: st.st_ino,
         mode: st.st_mode,
         size: st.st_size,
         mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
         mnt_id,
-        eventfd_count: if kind == FdKind::EventFd { eventfd_count } else { None },
+        eventfd_count: if kind == FdKind::EventFd {
+            eventfd_count
+        } else {
+            None
+        },
     })
 }
 
 fn trim(v: &[u8]) -> &[u8] {
-    let end = v.iter().position(|c| c.is_ascii_whitespace()).unwrap_or(v.len());
+    let end = v
+        .iter()
+        .position(|c| c.is_ascii_whitespace())
+        .unwrap_or(v.len());
     &v[..end]
 }
 
@@ -273,7 +308,11 @@ fn plausible(h: &History, path: &str, kind: FdKind) -> bool {
         _ => {
             // Compare the last path component the program passed with
             // what the kernel resolved.
-            let name = h.path.rsplit(|&c| c == b'/').find(|c| !c.is_empty()).unwrap_or(&h.path);
+            let name = h
+                .path
+                .rsplit(|&c| c == b'/')
+                .find(|c| !c.is_empty())
+                .unwrap_or(&h.path);
             let name = String::from_utf8_lossy(name);
             name == "." || name == ".." || path.ends_with(&*name)
         }
@@ -312,13 +351,25 @@ fn link_shared(fds: &mut [Fd]) {
                 continue;
             }
             // SAFETY: kcmp compares two descriptors of our own process.
-            let same = unsafe { libc::syscall(libc::SYS_kcmp, pid, pid, 0 /* KCMP_FILE */, fds[j].fd, fds[i].fd) } == 0;
+            let same = unsafe {
+                libc::syscall(
+                    libc::SYS_kcmp,
+                    pid,
+                    pid,
+                    0, /* KCMP_FILE */
+                    fds[j].fd,
+                    fds[i].fd,
+                )
+            } == 0;
             if same {
                 if fds[i].shares_with.is_none() {
                     fds[i].shares_with = Some(fds[j].shares_with.unwrap_or(fds[j].fd));
                 }
             } else if fds[i].kind == FdKind::Pipe && fds[i].pipe_peer.is_none() {
-                let (a, b) = (fds[j].flags & libc::O_ACCMODE, fds[i].flags & libc::O_ACCMODE);
+                let (a, b) = (
+                    fds[j].flags & libc::O_ACCMODE,
+                    fds[i].flags & libc::O_ACCMODE,
+                );
                 if a != b {
                     fds[i].pipe_peer = Some(fds[j].fd);
                     if fds[j].pipe_peer.is_none() {
@@ -334,6 +385,9 @@ fn link_shared(fds: &mut [Fd]) {
 /// written, ...): hidden from snapshots and protected from the program's
 /// close/dup2.
 static OWN: [AtomicI32; 8] = [const { AtomicI32::new(-1) }; 8];
+/// Lowest descriptor ckpt owns (they sit near the limit), so the common
+/// check on the hot path is one comparison.
+static OWN_MIN: AtomicI32 = AtomicI32::new(i32::MAX);
 
 /// Mark (or unmark) `fd` as one of ckpt's own.
 pub fn set_own(fd: i32, own: bool) {
@@ -341,6 +395,7 @@ pub fn set_own(fd: i32, own: bool) {
         if is_own(fd) {
             return;
         }
+        OWN_MIN.fetch_min(fd, AcqRel);
         for s in OWN.iter() {
             if s.compare_exchange(-1, fd, AcqRel, Relaxed).is_ok() {
                 return;
@@ -356,5 +411,5 @@ pub fn set_own(fd: i32, own: bool) {
 /// Whether `fd` is one of ckpt's own descriptors.
 #[inline]
 pub fn is_own(fd: i32) -> bool {
-    fd >= 0 && OWN.iter().any(|s| s.load(Relaxed) == fd)
+    fd >= OWN_MIN.load(Relaxed) && OWN.iter().any(|s| s.load(Relaxed) == fd)
 }

@@ -402,7 +402,8 @@ pub fn parse(bytes: &[u8]) -> Result<(Header, Meta), ImageError> {
     if xxhash_rust::xxh3::xxh3_64(meta_bytes) != header.meta_hash {
         return Err(ImageError::MetaChecksum);
     }
-    let meta: Meta = rmp_serde::from_slice(meta_bytes).map_err(|e| ImageError::Meta(e.to_string()))?;
+    let meta: Meta =
+        rmp_serde::from_slice(meta_bytes).map_err(|e| ImageError::Meta(e.to_string()))?;
     Ok((header, meta))
 }
 
@@ -412,15 +413,20 @@ pub fn read_file(path: &std::path::Path) -> Result<(Header, Meta), String> {
     let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let file_len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let mut head = vec![0u8; HEADER_LEN.min(file_len as usize)];
-    f.read_exact(&mut head).map_err(|e| format!("{}: {e}", path.display()))?;
+    f.read_exact(&mut head)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let header = Header::decode(&head).map_err(|e| format!("{}: {e}", path.display()))?;
     let need = header.required_len();
     if file_len < need {
-        let e = ImageError::Truncated { need, have: file_len };
+        let e = ImageError::Truncated {
+            need,
+            have: file_len,
+        };
         return Err(format!("{}: {e}", path.display()));
     }
     let mut meta = vec![0u8; header.meta_len as usize];
-    f.read_exact(&mut meta).map_err(|e| format!("{}: {e}", path.display()))?;
+    f.read_exact(&mut meta)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut all = head;
     all.extend_from_slice(&meta);
     let (_, m) = parse_prefix(&header, &all).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -433,17 +439,46 @@ fn parse_prefix(header: &Header, bytes: &[u8]) -> Result<(Header, Meta), ImageEr
     if xxhash_rust::xxh3::xxh3_64(meta_bytes) != header.meta_hash {
         return Err(ImageError::MetaChecksum);
     }
-    let meta: Meta = rmp_serde::from_slice(meta_bytes).map_err(|e| ImageError::Meta(e.to_string()))?;
+    let meta: Meta =
+        rmp_serde::from_slice(meta_bytes).map_err(|e| ImageError::Meta(e.to_string()))?;
     Ok((*header, meta))
 }
 
 /// Name of a signal number ("SIGINT", "SIGRTMIN+3").
 pub fn signal_name(sig: i32) -> String {
     const NAMES: [&str; 32] = [
-        "0", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
-        "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
-        "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
-        "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+        "0",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
     ];
     match sig {
         1..=31 => NAMES[sig as usize].to_string(),
@@ -515,9 +550,15 @@ mod tests {
     fn every_damage_is_refused() {
         let bytes = build(&sample()).unwrap();
         assert_eq!(parse(&bytes[..10]).unwrap_err(), ImageError::TooShort(10));
-        assert_eq!(parse(b"hello world, this is not an image").unwrap_err(), ImageError::NotAnImage);
+        assert_eq!(
+            parse(b"hello world, this is not an image").unwrap_err(),
+            ImageError::NotAnImage
+        );
         let cut = &bytes[..bytes.len() - 1];
-        assert!(matches!(parse(cut).unwrap_err(), ImageError::Truncated { .. }));
+        assert!(matches!(
+            parse(cut).unwrap_err(),
+            ImageError::Truncated { .. }
+        ));
         let mut bad = bytes.clone();
         let last = bad.len() - 1;
         bad[last] ^= 0xff;

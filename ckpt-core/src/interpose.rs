@@ -156,7 +156,11 @@ pub fn may_park_or_defer() -> bool {
 pub fn set_internal(internal: bool) {
     let _ = STATE.try_with(|s| {
         let f = s.flags.get();
-        s.flags.set(if internal { f | INTERNAL } else { f & !INTERNAL });
+        s.flags.set(if internal {
+            f | INTERNAL
+        } else {
+            f & !INTERNAL
+        });
     });
 }
 
@@ -185,7 +189,8 @@ pub fn internally<R>(f: impl FnOnce() -> R) -> R {
 pub fn before_program_handler() -> u32 {
     STATE
         .try_with(|s| {
-            s.program_signals.set(s.program_signals.get().wrapping_add(1));
+            s.program_signals
+                .set(s.program_signals.get().wrapping_add(1));
             let f = s.flags.get();
             if f & RECORDING == 0 {
                 s.flags.set(f & !IN_WRAPPER);
@@ -210,9 +215,7 @@ pub fn after_program_handler(saved: u32) {
 /// interrupted by a checkpoint only, and is resumed transparently.
 #[inline]
 pub fn program_signals() -> u32 {
-    STATE
-        .try_with(|s| s.program_signals.get())
-        .unwrap_or(0)
+    STATE.try_with(|s| s.program_signals.get()).unwrap_or(0)
 }
 
 /// Count one freeze of this thread (called by the park code).

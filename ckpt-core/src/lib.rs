@@ -21,11 +21,11 @@ macro_rules! real {
     };
 }
 
-pub mod control;
-pub mod image;
 pub mod alloc;
 pub mod checkpoint;
+pub mod control;
 pub mod files;
+pub mod image;
 pub mod process;
 pub mod quiesce;
 pub mod signals;

@@ -46,8 +46,22 @@ pub fn reset_after_fork() {
 }
 
 const RLIMIT_NAMES: [&str; 16] = [
-    "cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile", "memlock", "as", "locks",
-    "sigpending", "msgqueue", "nice", "rtprio", "rttime",
+    "cpu",
+    "fsize",
+    "data",
+    "stack",
+    "core",
+    "rss",
+    "nproc",
+    "nofile",
+    "memlock",
+    "as",
+    "locks",
+    "sigpending",
+    "msgqueue",
+    "nice",
+    "rtprio",
+    "rttime",
 ];
 
 /// Read the process settings. Runs while frozen: raw syscalls + Rust
@@ -85,13 +99,26 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
     let comm = sys::field(status, b"Name:")
         .map(|v| String::from_utf8_lossy(v).into_owned())
         .unwrap_or_default();
-    let ppid = sys::field(status, b"PPid:").and_then(sys::parse_i64).unwrap_or(0) as i32;
+    let ppid = sys::field(status, b"PPid:")
+        .and_then(sys::parse_i64)
+        .unwrap_or(0) as i32;
     let set = RLIMITS_SET.load(Relaxed);
     let rlimits = (0..16)
         .map(|r| {
-            let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            let mut l = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
             // SAFETY: prlimit64 query of our own process into a live rlimit.
-            unsafe { libc::syscall(libc::SYS_prlimit64, 0, r, core::ptr::null::<libc::rlimit>(), &mut l) };
+            unsafe {
+                libc::syscall(
+                    libc::SYS_prlimit64,
+                    0,
+                    r,
+                    core::ptr::null::<libc::rlimit>(),
+                    &mut l,
+                )
+            };
             let lim = |v: u64| (v != libc::RLIM_INFINITY).then_some(v);
             Rlimit {
                 resource: r,

@@ -12,15 +12,66 @@ use crate::image::ThreadState;
 use crate::signals::RealSigaction;
 use crate::{interpose, signals, sys, threads};
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicI32, AtomicU32, Ordering::*};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
 use std::ffi::CString;
 
 /// Odd while a freeze is in progress.
 static GEN: AtomicU32 = AtomicU32::new(0);
 /// Threads currently parked in the handler.
 static PARKED: AtomicU32 = AtomicU32::new(0);
-/// ckpt's own control thread, never signalled.
-static CONTROL_TID: AtomicI32 = AtomicI32::new(0);
+/// 1 while a thread coordinates a checkpoint.
+static COORDINATING: AtomicU32 = AtomicU32::new(0);
+/// A request arrived while it could not be served at once.
+static REQUEST_MISSED: AtomicU32 = AtomicU32::new(0);
+/// The coordinator, set by the shim: called with the coordinating
+/// thread's ucontext and why it was woken, on ckpt's stack.
+static COORDINATOR: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+/// Top of ckpt's coordinator stack (0: run on the thread's own stack).
+static STACK_TOP: AtomicUsize = AtomicUsize::new(0);
+
+/// `sigev_value` / `sival` marking ckpt's own checkpoint requests.
+pub const REQUEST_MAGIC: u64 = 0x636b_7074_7265_7130; // "ckptreq0"
+
+/// Why a coordinator runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Wake {
+    /// A datagram arrived on the control socket.
+    Socket = 1,
+    /// The periodic timer fired.
+    Timer = 2,
+    /// The program called `ckpt::checkpoint()` (or a request was deferred).
+    Api = 3,
+}
+
+/// The coordinator's signature (see [`set_coordinator`]).
+pub type Coordinator = extern "C" fn(uc: *mut c_void, why: u32);
+
+/// Install the function that serves checkpoint requests.
+pub fn set_coordinator(f: Coordinator) {
+    COORDINATOR.store(f as *mut c_void, Release);
+}
+
+/// Give the coordinator a stack of its own (mapped once at start-up), so
+/// a request landing on a thread with a small stack is still safe.
+pub fn set_coordinator_stack(len: usize) -> Result<(), String> {
+    // SAFETY: anonymous private mapping, no hint.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err("cannot map the coordinator stack".into());
+    }
+    STACK_TOP.store((p as usize + len) & !15, Release);
+    Ok(())
+}
 
 /// Install the freeze handler for the reserved signal.
 ///
@@ -35,31 +86,160 @@ pub fn install(real_sigaction: RealSigaction) -> Result<(), String> {
     unsafe { libc::sigfillset(&mut sa.sa_mask) };
     // SAFETY: installing our handler for the reserved signal.
     if unsafe { real_sigaction(signals::reserved(), &sa, core::ptr::null_mut()) } != 0 {
-        return Err(format!("cannot install the handler for signal {}", signals::reserved()));
+        return Err(format!(
+            "cannot install the handler for signal {}",
+            signals::reserved()
+        ));
     }
     interpose::set_freeze_hook(park_self_now);
     Ok(())
 }
 
-/// The control thread announces itself.
-pub fn set_control_thread(tid: i32) {
-    CONTROL_TID.store(tid, Relaxed);
+/// Queue a checkpoint request to the calling thread itself (the
+/// programmatic API, or a request that could not be served when it came).
+pub fn request_self() {
+    // siginfo for SI_QUEUE: si_pid at 16, si_uid at 20, si_value at 24.
+    let mut info = [0u8; 128];
+    info[0..4].copy_from_slice(&signals::reserved().to_ne_bytes());
+    info[8..12].copy_from_slice(&libc::SI_QUEUE.to_ne_bytes());
+    info[16..20].copy_from_slice(&sys::getpid().to_ne_bytes());
+    // SAFETY: getuid cannot fail.
+    info[20..24].copy_from_slice(&unsafe { libc::getuid() }.to_ne_bytes());
+    info[24..32].copy_from_slice(&REQUEST_MAGIC.to_ne_bytes());
+    // SAFETY: rt_tgsigqueueinfo to ourselves with a well-formed siginfo.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            sys::getpid(),
+            sys::gettid(),
+            signals::reserved(),
+            info.as_ptr(),
+        )
+    };
 }
 
-/// A freeze was deferred while this thread recorded: take it now.
+/// A freeze or a request was deferred while this thread recorded: take it now.
 extern "C" fn park_self_now() {
-    let _ = sys::tgkill(sys::getpid(), sys::gettid(), signals::reserved());
+    if REQUEST_MISSED.swap(0, AcqRel) != 0 {
+        request_self();
+    }
+    if GEN.load(Acquire) & 1 == 1 {
+        let _ = sys::tgkill(sys::getpid(), sys::gettid(), signals::reserved());
+    }
+}
+
+/// What a delivery of the reserved signal means.
+fn classify(info: *const libc::siginfo_t) -> Option<Wake> {
+    if info.is_null() {
+        return None;
+    }
+    // SAFETY: the kernel passes a valid siginfo to SA_SIGINFO handlers.
+    let code = unsafe { (*info).si_code };
+    // SAFETY: as above; si_value sits at the same place for SI_QUEUE and SI_TIMER.
+    let value = || unsafe { ((info as *const u8).add(24) as *const u64).read_unaligned() };
+    match code {
+        // POLL_IN..POLL_HUP: signal-driven I/O on the control socket.
+        1..=6 => Some(Wake::Socket),
+        libc::SI_TIMER if value() == REQUEST_MAGIC => Some(Wake::Timer),
+        // SAFETY: si_pid is valid for SI_QUEUE.
+        libc::SI_QUEUE
+            if value() == REQUEST_MAGIC && unsafe { (*info).si_pid() } == sys::getpid() =>
+        {
+            Some(Wake::Api)
+        }
+        _ => None,
+    }
+}
+
+/// Run `f(uc, why)` on ckpt's stack (or this one if none was mapped).
+fn on_coordinator_stack(f: Coordinator, uc: *mut c_void, why: u32) {
+    let top = STACK_TOP.load(Acquire);
+    if top == 0 {
+        f(uc, why);
+        return;
+    }
+    // SAFETY: switch rsp to the top of our own mapped, 16-byte aligned
+    // stack, call `f` per the C ABI, then restore rsp from the value saved
+    // on the new stack. Only one coordinator runs at a time (COORDINATING).
+    unsafe {
+        core::arch::asm!(
+            "mov rax, rsp",
+            "mov rsp, r8",
+            "push rax",
+            "sub rsp, 8",
+            "call r9",
+            "add rsp, 8",
+            "pop rsp",
+            in("r8") top,
+            in("r9") f,
+            out("rax") _,
+            in("rdi") uc,
+            in("esi") why,
+            clobber_abi("C"),
+        );
+    }
+}
+
+/// Serve a checkpoint request on this thread, or note it for later.
+/// Signal context.
+fn coordinate(uc: *mut c_void, why: Wake) {
+    let f = COORDINATOR.load(Acquire);
+    if f.is_null() {
+        return;
+    }
+    if !interpose::may_park_or_defer()
+        || COORDINATING
+            .compare_exchange(0, 1, AcqRel, Acquire)
+            .is_err()
+    {
+        // Recording (served when the hook ends), ckpt-internal, or another
+        // coordinator is busy (it drains the socket again before it ends).
+        REQUEST_MISSED.store(1, Release);
+        return;
+    }
+    // SAFETY: only `set_coordinator` stores here, always a `Coordinator`.
+    let f: Coordinator = unsafe { core::mem::transmute(f) };
+    on_coordinator_stack(f, uc, why as u32);
+    COORDINATING.store(0, Release);
+    if REQUEST_MISSED.swap(0, AcqRel) != 0 {
+        request_self();
+    }
 }
 
 /// The reserved signal's handler. Signal context: no allocation, no
 /// locks, no panics.
-extern "C" fn on_freeze_signal(_sig: c_int, _info: *mut libc::siginfo_t, uc: *mut c_void) {
+extern "C" fn on_freeze_signal(_sig: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
     let saved_errno = interpose::errno();
+    if let Some(why) = classify(info) {
+        if GEN.load(Acquire) & 1 == 0 {
+            coordinate(uc, why);
+            interpose::set_errno(saved_errno);
+            return;
+        }
+        // A freeze is under way: the running coordinator drains requests
+        // before it ends; park like any other thread.
+        REQUEST_MISSED.store(1, Release);
+    }
     let gen = GEN.load(Acquire);
     if gen & 1 == 0 || !interpose::may_park_or_defer() {
         interpose::set_errno(saved_errno);
         return;
     }
+    note_context(gen, uc);
+    PARKED.fetch_add(1, AcqRel);
+    sys::futex_wake_all(&PARKED);
+    while GEN.load(Acquire) == gen {
+        sys::futex_wait(&GEN, gen, 0);
+    }
+    PARKED.fetch_sub(1, AcqRel);
+    sys::futex_wake_all(&PARKED);
+    interpose::note_freeze();
+    interpose::set_errno(saved_errno);
+}
+
+/// Record where the calling thread stands (its interrupted context).
+/// Signal-safe.
+fn note_context(gen: u32, uc: *mut c_void) {
     // The interrupted code's mask, as the program sees it.
     let mask = if uc.is_null() {
         0
@@ -70,15 +250,6 @@ extern "C" fn on_freeze_signal(_sig: c_int, _info: *mut libc::siginfo_t, uc: *mu
     if let Some(slot) = threads::self_slot() {
         threads::park_note(slot, gen, mask, uc as u64);
     }
-    PARKED.fetch_add(1, AcqRel);
-    sys::futex_wake_all(&PARKED);
-    while GEN.load(Acquire) == gen {
-        sys::futex_wait(&GEN, gen, 0);
-    }
-    PARKED.fetch_sub(1, AcqRel);
-    sys::futex_wake_all(&PARKED);
-    interpose::note_freeze();
-    interpose::set_errno(saved_errno);
 }
 
 /// The program, stopped.
@@ -107,14 +278,20 @@ impl Frozen {
 
 fn list_tasks(out: &mut Vec<i32>) {
     out.clear();
-    if let Ok(dir) = sys::openat(libc::AT_FDCWD, c"/proc/self/task", libc::O_RDONLY | libc::O_DIRECTORY) {
+    if let Ok(dir) = sys::openat(
+        libc::AT_FDCWD,
+        c"/proc/self/task",
+        libc::O_RDONLY | libc::O_DIRECTORY,
+    ) {
         sys::for_each_numeric_entry(dir, |t| out.push(t as i32));
         sys::close(dir);
     }
 }
 
 fn blocks_reserved(tid: i32) -> bool {
-    let Ok(path) = CString::new(format!("/proc/self/task/{tid}/status")) else { return false };
+    let Ok(path) = CString::new(format!("/proc/self/task/{tid}/status")) else {
+        return false;
+    };
     let mut buf = [0u8; 4096];
     let n = sys::read_small(libc::AT_FDCWD, &path, &mut buf).unwrap_or(0);
     sys::field(&buf[..n], b"SigBlk:")
@@ -122,19 +299,22 @@ fn blocks_reserved(tid: i32) -> bool {
         .is_some_and(|m| m & signals::bit(signals::reserved()) != 0)
 }
 
-/// Stop every thread of the program but the caller and ckpt's own.
-/// Allocation must already be routed to the scratch arena.
-pub fn freeze(timeout_ns: u64) -> Result<Frozen, String> {
+/// Stop every other thread of the program. The caller is the coordinator,
+/// itself stopped in the signal handler at `self_uc`. Allocation must
+/// already be routed to the scratch arena.
+pub fn freeze(timeout_ns: u64, self_uc: *mut c_void) -> Result<Frozen, String> {
     let started_ns = sys::monotonic_ns();
     let gen = GEN.fetch_add(1, AcqRel) + 1;
-    let (pid, me, control) = (sys::getpid(), sys::gettid(), CONTROL_TID.load(Relaxed));
+    let (pid, me) = (sys::getpid(), sys::gettid());
+    note_context(gen, self_uc);
     let mut signaled: Vec<(i32, Option<ThreadState>)> = Vec::with_capacity(64);
+    signaled.push((me, Some(ThreadState::Frozen)));
     let mut tasks = Vec::with_capacity(64);
     loop {
         list_tasks(&mut tasks);
         let mut new = false;
         for &tid in &tasks {
-            if tid == me || tid == control || signaled.iter().any(|s| s.0 == tid) {
+            if signaled.iter().any(|s| s.0 == tid) {
                 continue;
             }
             new = true;
@@ -159,13 +339,19 @@ pub fn freeze(timeout_ns: u64) -> Result<Frozen, String> {
         if waited > timeout_ns {
             let stuck = signaled.iter().find(|s| s.1.is_none()).map_or(0, |s| s.0);
             thaw_gen(gen);
-            return Err(format!("thread {stuck} did not stop within {} ms", timeout_ns / 1_000_000));
+            return Err(format!(
+                "thread {stuck} did not stop within {} ms",
+                timeout_ns / 1_000_000
+            ));
         }
         let seen = PARKED.load(Acquire);
         sys::futex_wait(&PARKED, seen, 1_000_000);
     }
     threads::reap(|tid| tasks.contains(&tid));
-    let threads: Vec<(i32, ThreadState)> = signaled.into_iter().map(|(t, s)| (t, s.unwrap_or(ThreadState::Frozen))).collect();
+    let threads: Vec<(i32, ThreadState)> = signaled
+        .into_iter()
+        .map(|(t, s)| (t, s.unwrap_or(ThreadState::Frozen)))
+        .collect();
     for &(tid, state) in &threads {
         if state == ThreadState::BlocksSignals {
             threads::record_foreign(tid);

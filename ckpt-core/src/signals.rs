@@ -120,7 +120,9 @@ impl Action {
 
 /// Record the program's new disposition for `sig`.
 pub fn record(sig: c_int, a: &Action) {
-    let Some(e) = TABLE.get(sig as usize) else { return };
+    let Some(e) = TABLE.get(sig as usize) else {
+        return;
+    };
     e.handler.store(a.handler, Relaxed);
     e.flags.store(a.flags, Relaxed);
     e.mask.store(a.mask, Relaxed);
@@ -149,7 +151,8 @@ pub fn to_raw(a: &Action, out: &mut libc::sigaction) {
         (&mut out.sa_mask as *mut libc::sigset_t as *mut u64).write(a.mask);
     }
     // SAFETY: the restorer value came from a real sigaction of this process.
-    out.sa_restorer = (a.restorer != 0).then(|| unsafe { core::mem::transmute::<u64, extern "C" fn()>(a.restorer) });
+    out.sa_restorer = (a.restorer != 0)
+        .then(|| unsafe { core::mem::transmute::<u64, extern "C" fn()>(a.restorer) });
 }
 
 /// The kernel-side action to install for the program's `a`: the same, with
@@ -167,7 +170,9 @@ pub fn kernel_action(a: &libc::sigaction) -> libc::sigaction {
 /// allocation, no locks. `C-unwind` so a forced unwind (thread
 /// cancellation from the handler) passes through.
 pub extern "C-unwind" fn trampoline(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
-    let Some(e) = TABLE.get(sig as usize) else { return };
+    let Some(e) = TABLE.get(sig as usize) else {
+        return;
+    };
     let handler = e.handler.load(Relaxed);
     let flags = e.flags.load(Relaxed);
     if flags & libc::SA_RESETHAND as u64 != 0 {
@@ -183,7 +188,8 @@ pub extern "C-unwind" fn trampoline(sig: c_int, info: *mut libc::siginfo_t, ctx:
     // called with the arguments its SA_SIGINFO flag promises.
     unsafe {
         if flags & libc::SA_SIGINFO as u64 != 0 {
-            let f: extern "C-unwind" fn(c_int, *mut libc::siginfo_t, *mut c_void) = core::mem::transmute(handler);
+            let f: extern "C-unwind" fn(c_int, *mut libc::siginfo_t, *mut c_void) =
+                core::mem::transmute(handler);
             f(sig, info, ctx);
         } else {
             let f: extern "C-unwind" fn(c_int) = core::mem::transmute(handler);
@@ -231,8 +237,16 @@ pub fn snapshot() -> Vec<SignalAction> {
             continue;
         }
         let mut k = [0u64; 4]; // kernel_sigaction: handler, flags, restorer, mask
-        // SAFETY: raw rt_sigaction query into a buffer of the kernel's layout.
-        let r = unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, core::ptr::null::<u8>(), k.as_mut_ptr(), 8) };
+                               // SAFETY: raw rt_sigaction query into a buffer of the kernel's layout.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                core::ptr::null::<u8>(),
+                k.as_mut_ptr(),
+                8,
+            )
+        };
         if r != 0 {
             continue;
         }

@@ -9,14 +9,7 @@ use std::ffi::CString;
 
 /// Build the metadata of checkpoint number `seq`.
 pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
-    let states = |tid: i32| -> Option<ThreadState> {
-        if tid == sys::gettid() {
-            // The caller is a program thread only when it is the main
-            // thread taking its own checkpoint; never the control thread.
-            return None;
-        }
-        frozen.state_of(tid)
-    };
+    let states = |tid: i32| -> Option<ThreadState> { frozen.state_of(tid) };
     Meta {
         writer: format!("ckpt {}", env!("CARGO_PKG_VERSION")),
         created_unix_ms,
@@ -43,6 +36,8 @@ fn thread_status(tid: i32) -> (String, u64) {
     let name = sys::field(text, b"Name:")
         .map(|v| String::from_utf8_lossy(v).into_owned())
         .unwrap_or_default();
-    let pending = sys::field(text, b"SigPnd:").and_then(sys::parse_hex).unwrap_or(0);
+    let pending = sys::field(text, b"SigPnd:")
+        .and_then(sys::parse_hex)
+        .unwrap_or(0);
     (name, pending & !signals::bit(signals::reserved()))
 }

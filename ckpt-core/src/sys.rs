@@ -74,7 +74,10 @@ pub fn monotonic_ns() -> u64 {
 
 /// Any clock now, in nanoseconds (0 when the clock is unreadable).
 pub fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: writing into a live timespec.
     if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
         return 0;
@@ -95,7 +98,9 @@ pub fn ts_ns(ts: &libc::timespec) -> u64 {
     if ts.tv_sec < 0 {
         return 0;
     }
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec.max(0) as u64)
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec.max(0) as u64)
 }
 
 /// Close a descriptor, ignoring errors.
@@ -107,7 +112,15 @@ pub fn close(fd: c_int) {
 /// `openat` straight to the kernel (no wrapper, no recording).
 pub fn openat(dirfd: c_int, path: &core::ffi::CStr, flags: c_int) -> Result<c_int, i32> {
     // SAFETY: path is NUL-terminated and outlives the call.
-    let r = unsafe { libc::syscall(libc::SYS_openat, dirfd, path.as_ptr(), flags | libc::O_CLOEXEC, 0) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            dirfd,
+            path.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            0,
+        )
+    };
     if r < 0 {
         Err(crate::interpose::errno())
     } else {
@@ -120,7 +133,14 @@ pub fn pread_all(fd: c_int, buf: &mut [u8]) -> usize {
     let mut n = 0;
     while n < buf.len() {
         // SAFETY: writing inside `buf`.
-        let r = unsafe { libc::pread(fd, buf[n..].as_mut_ptr() as *mut c_void, buf.len() - n, n as i64) };
+        let r = unsafe {
+            libc::pread(
+                fd,
+                buf[n..].as_mut_ptr() as *mut c_void,
+                buf.len() - n,
+                n as i64,
+            )
+        };
         if r <= 0 {
             break;
         }
@@ -140,7 +160,8 @@ pub fn read_small(dirfd: c_int, path: &core::ffi::CStr, buf: &mut [u8]) -> Optio
 /// `readlinkat` into `buf`; returns the length.
 pub fn readlinkat(dirfd: c_int, path: &core::ffi::CStr, buf: &mut [u8]) -> Option<usize> {
     // SAFETY: the kernel writes at most buf.len() bytes into buf.
-    let r = unsafe { libc::readlinkat(dirfd, path.as_ptr(), buf.as_mut_ptr() as *mut _, buf.len()) };
+    let r =
+        unsafe { libc::readlinkat(dirfd, path.as_ptr(), buf.as_mut_ptr() as *mut _, buf.len()) };
     if r < 0 {
         None
     } else {
@@ -195,7 +216,10 @@ pub fn field<'a>(text: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     for line in text.split(|&c| c == b'\n') {
         if line.starts_with(key) {
             let rest = &line[key.len()..];
-            let start = rest.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(rest.len());
+            let start = rest
+                .iter()
+                .position(|c| !c.is_ascii_whitespace())
+                .unwrap_or(rest.len());
             return Some(&rest[start..]);
         }
     }
@@ -231,7 +255,10 @@ pub fn parse_oct(s: &[u8]) -> Option<u64> {
 /// descriptor limit (so it never takes a number the program would get)
 /// and mark it close-on-exec. Returns the new number.
 pub fn move_high(fd: c_int) -> Result<c_int, i32> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: writing into a live rlimit.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     let top = (lim.rlim_cur.min(1 << 20) as c_int).max(64) - 1;

@@ -90,7 +90,11 @@ static NEXT_ID: AtomicU32 = AtomicU32::new(2);
 
 fn claim(origin: Origin) -> Option<usize> {
     for (i, s) in SLOTS.iter().enumerate() {
-        if s.state.load(Relaxed) == FREE && s.state.compare_exchange(FREE, CLAIMED, Acquire, Relaxed).is_ok() {
+        if s.state.load(Relaxed) == FREE
+            && s.state
+                .compare_exchange(FREE, CLAIMED, Acquire, Relaxed)
+                .is_ok()
+        {
             s.origin.store(origin as u8, Relaxed);
             s.tid.store(0, Relaxed);
             s.pthread.store(0, Relaxed);
@@ -98,7 +102,11 @@ fn claim(origin: Origin) -> Option<usize> {
             s.arg.store(0, Relaxed);
             s.set_attrs(&Attrs::default());
             s.parked_gen.store(0, Relaxed);
-            let id = if origin == Origin::Main { 1 } else { NEXT_ID.fetch_add(1, Relaxed) };
+            let id = if origin == Origin::Main {
+                1
+            } else {
+                NEXT_ID.fetch_add(1, Relaxed)
+            };
             s.id.store(id, Relaxed);
             return Some(i);
         }
@@ -123,7 +131,8 @@ pub fn record_main(attrs: &Attrs) {
         let s = &SLOTS[i];
         s.set_attrs(attrs);
         // SAFETY: pthread_self has no preconditions.
-        s.pthread.store(unsafe { libc::pthread_self() } as u64, Relaxed);
+        s.pthread
+            .store(unsafe { libc::pthread_self() } as u64, Relaxed);
         s.tid.store(sys::gettid(), Relaxed);
         s.state.store(ALIVE, Release);
         crate::interpose::set_cached_slot(i as u32 + 1);
@@ -156,7 +165,8 @@ pub fn record_started(slot: usize) -> (u64, u64) {
     let s = &SLOTS[slot];
     s.tid.store(sys::gettid(), Relaxed);
     // SAFETY: pthread_self has no preconditions.
-    s.pthread.store(unsafe { libc::pthread_self() } as u64, Relaxed);
+    s.pthread
+        .store(unsafe { libc::pthread_self() } as u64, Relaxed);
     s.state.store(ALIVE, Release);
     crate::interpose::set_cached_slot(slot as u32 + 1);
     (s.start.load(Relaxed), s.arg.load(Relaxed))
@@ -199,7 +209,8 @@ pub fn self_slot() -> Option<usize> {
     let s = &SLOTS[i];
     s.tid.store(tid, Relaxed);
     // SAFETY: pthread_self has no preconditions.
-    s.pthread.store(unsafe { libc::pthread_self() } as u64, Relaxed);
+    s.pthread
+        .store(unsafe { libc::pthread_self() } as u64, Relaxed);
     s.state.store(ALIVE, Release);
     crate::interpose::set_cached_slot(i as u32 + 1);
     Some(i)
@@ -234,7 +245,13 @@ pub fn park_note(slot: usize, gen: u32, sigmask: u64, ucontext: u64) {
         ss_size: 0,
     };
     // SAFETY: querying (not changing) the alternate stack into a local.
-    unsafe { libc::syscall(libc::SYS_sigaltstack, core::ptr::null::<libc::stack_t>(), &mut ss) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_sigaltstack,
+            core::ptr::null::<libc::stack_t>(),
+            &mut ss,
+        )
+    };
     s.alt_sp.store(ss.ss_sp as u64, Relaxed);
     s.alt_size.store(ss.ss_size as u64, Relaxed);
     s.alt_flags.store(ss.ss_flags, Relaxed);
@@ -279,7 +296,10 @@ pub fn reset_after_fork() {
 
 /// Describe every tracked thread for the image. `states` tells, for a tid,
 /// how the quiesce found it (None: not seen in /proc, skipped).
-pub fn snapshot(states: impl Fn(i32) -> Option<ThreadState>, names: impl Fn(i32) -> (String, u64)) -> Vec<Thread> {
+pub fn snapshot(
+    states: impl Fn(i32) -> Option<ThreadState>,
+    names: impl Fn(i32) -> (String, u64),
+) -> Vec<Thread> {
     let mut out = Vec::new();
     for s in SLOTS.iter() {
         if s.state.load(Acquire) != ALIVE {

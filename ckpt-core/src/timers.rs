@@ -87,8 +87,16 @@ impl Sigevent {
             notify: s.sigev_notify,
             signo: s.sigev_signo,
             value: s.sigev_value.sival_ptr as u64,
-            tid: if s.sigev_notify == libc::SIGEV_THREAD_ID { (tail as *const i32).read() } else { 0 },
-            function: if s.sigev_notify == libc::SIGEV_THREAD { (tail as *const u64).read() } else { 0 },
+            tid: if s.sigev_notify == libc::SIGEV_THREAD_ID {
+                (tail as *const i32).read()
+            } else {
+                0
+            },
+            function: if s.sigev_notify == libc::SIGEV_THREAD {
+                (tail as *const u64).read()
+            } else {
+                0
+            },
         }
     }
 }
@@ -180,11 +188,17 @@ pub fn snapshot() -> Vec<Timer> {
 /// The three interval timers as the kernel has them.
 pub fn snapshot_itimers() -> Vec<Itimer> {
     let mut out = Vec::new();
-    for (which, name) in [(libc::ITIMER_REAL, "real"), (libc::ITIMER_VIRTUAL, "virtual"), (libc::ITIMER_PROF, "prof")] {
+    for (which, name) in [
+        (libc::ITIMER_REAL, "real"),
+        (libc::ITIMER_VIRTUAL, "virtual"),
+        (libc::ITIMER_PROF, "prof"),
+    ] {
         let mut v: libc::itimerval = unsafe_zeroed();
         // SAFETY: getitimer into a live itimerval.
         unsafe { libc::syscall(libc::SYS_getitimer, which, &mut v) };
-        let ns = |t: &libc::timeval| t.tv_sec.max(0) as u64 * 1_000_000_000 + t.tv_usec.max(0) as u64 * 1000;
+        let ns = |t: &libc::timeval| {
+            t.tv_sec.max(0) as u64 * 1_000_000_000 + t.tv_usec.max(0) as u64 * 1000
+        };
         out.push(Itimer {
             which: name.into(),
             interval_ns: ns(&v.it_interval),

@@ -105,22 +105,26 @@ fn original_module(f: &Interposed, symbol: &Ident) -> TokenStream {
     }
 }
 
-/// `unsafe extern "C" fn(T1, .., Tn[, ...]) -> Ret`.
+/// `unsafe extern "C-unwind" fn(T1, .., Tn[, ...]) -> Ret`: originals such as
+/// `pthread_exit` or any cancellation point may unwind (forced unwinding).
 fn original_fn_type(f: &Interposed) -> TokenStream {
     let output = &f.output;
     match f.args.variadic {
         Some(fixed) => {
             let types = f.params[..fixed].iter().map(|p| &p.ty);
-            quote!(unsafe extern "C" fn(#(#types,)* ...) #output)
+            quote!(unsafe extern "C-unwind" fn(#(#types,)* ...) #output)
         }
         None => {
             let types = f.params.iter().map(|p| &p.ty);
-            quote!(unsafe extern "C" fn(#(#types),*) #output)
+            quote!(unsafe extern "C-unwind" fn(#(#types),*) #output)
         }
     }
 }
 
-/// The exported signature: `#[no_mangle] pub unsafe extern "C" fn symbol(..) -> Ret`.
+/// The exported signature: `#[no_mangle] pub unsafe extern "C-unwind" fn symbol(..) -> Ret`.
+/// "C-unwind" so that thread cancellation and `pthread_exit` (forced
+/// unwinding in glibc) can pass through the wrapper frame; Rust panics
+/// cannot, the shim is built with `panic = "abort"`.
 fn exported_signature(f: &Interposed, symbol: &Ident) -> TokenStream {
     let attrs = &f.attrs;
     let params = typed_params(f);
@@ -129,7 +133,21 @@ fn exported_signature(f: &Interposed, symbol: &Ident) -> TokenStream {
         #(#attrs)*
         #[no_mangle]
         #[allow(non_snake_case, unreachable_code, clippy::redundant_closure_call)]
-        pub unsafe extern "C" fn #symbol(#(#params),*) #output
+        pub unsafe extern "C-unwind" fn #symbol(#(#params),*) #output
+    }
+}
+
+/// `if !(when) { return original(..) }`: calls that cannot create state
+/// skip the wrapper entirely (e.g. `fcntl(F_GETFL)`).
+fn when_filter(f: &Interposed, symbol: &Ident) -> TokenStream {
+    let args = arg_names(f);
+    match &f.args.when {
+        Some(cond) => quote! {
+            if !(#cond) {
+                return unsafe { #symbol::real(#(#args),*) };
+            }
+        },
+        None => quote!(),
     }
 }
 
@@ -140,8 +158,10 @@ fn post_hook_wrapper(f: &Interposed, symbol: &Ident) -> TokenStream {
     let args = arg_names(f);
     let body = &f.body;
     let (guard, errno) = (hidden("guard"), hidden("saved_errno"));
+    let when = when_filter(f, symbol);
     quote! {
         #signature {
+            #when
             let ::core::option::Option::Some(#guard) = ::ckpt::interpose::enter() else {
                 return unsafe { #symbol::real(#(#args),*) };
             };
@@ -168,8 +188,10 @@ fn around_wrapper(f: &Interposed, symbol: &Ident) -> TokenStream {
     };
     let output = &f.output;
     let (errno, ret, saved) = (hidden("errno"), hidden("ret"), hidden("saved_errno"));
+    let when = when_filter(f, symbol);
     quote! {
         #signature {
+            #when
             #[allow(unused_variables)]
             let ::core::option::Option::Some(guard) = ::ckpt::interpose::enter() else {
                 return unsafe { #symbol::real(#(#args),*) };

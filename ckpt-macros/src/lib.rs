@@ -41,13 +41,14 @@
 //!     /// Calls the original `N`, bypassing the wrapper.
 //!     #[inline(always)]
 //!     pub unsafe fn real(params...) -> Ret {
-//!         let original: unsafe extern "C" fn(types...) -> Ret = transmute(ORIGINAL.get());
+//!         let original: unsafe extern "C-unwind" fn(types...) -> Ret = transmute(ORIGINAL.get());
 //!         original(args...)
 //!     }
 //! }
 //!
 //! #[no_mangle]
-//! pub unsafe extern "C" fn N(params...) -> Ret {
+//! pub unsafe extern "C-unwind" fn N(params...) -> Ret {
+//!     if !(when) { return N::real(args...); } // only with `when = ..`
 //!     let Some(guard) = ::ckpt::interpose::enter() else {
 //!         return N::real(args...); // not ready, re-entered, or a ckpt thread
 //!     };
@@ -66,8 +67,11 @@
 //! wrapper. `tests/expand/*.expanded.rs` show complete expansions.
 //!
 //! The wrapper's locals (`guard`, `saved_errno`) are hygienic: the body
-//! cannot see or clobber them. Wrappers neither allocate nor unwind (a
-//! panic in an `extern "C"` function aborts).
+//! cannot see or clobber them. Wrappers never allocate. They use the
+//! "C-unwind" ABI so that glibc's forced unwinding (`pthread_exit`, thread
+//! cancellation inside a wrapped cancellation point such as `close` or
+//! `sleep`) passes through; a Rust panic cannot, since the shim is built
+//! with `panic = "abort"`.
 //!
 //! # Around form: `#[interpose(around)]`
 //!
@@ -119,7 +123,7 @@
 //!   C-variadic function, so declare the variadic part as fixed parameters
 //!   (`open(path, flags, mode: c_uint)`, `fcntl(fd, cmd, arg: c_ulong)`):
 //!   the x86_64 SysV ABI passes them in the same registers either way. The
-//!   original is called through `unsafe extern "C" fn(<first N types>, ...)`
+//!   original is called through `unsafe extern "C-unwind" fn(<first N types>, ...)`
 //!   with the others as variadic arguments (so they must be types C
 //!   promotes to: `c_int`, `c_uint`, `c_ulong`, pointers, `f64`).
 //! - `version = "GLIBC_2.3.3"`: resolve the original with `dlvsym` of that
@@ -127,6 +131,10 @@
 //!   itself stays unversioned: `ld.so` binds an unversioned definition to
 //!   every versioned reference, so programs linked against any version of
 //!   the symbol reach the wrapper.
+//! - `when = <expr>`: a condition over the parameters; calls for which it
+//!   is false go straight to the original without entering the wrapper
+//!   (`#[interpose(variadic = 2, when = cmd == F_DUPFD)] fcntl(..)` costs
+//!   `fcntl(F_GETFL)` one comparison).
 //! - `around`: the around form above.
 //!
 //! Refused with an error at the offending tokens: a function that is not

@@ -21,6 +21,10 @@ pub struct Args {
     pub version: Option<LitStr>,
     /// `around`: the body is the whole wrapper, not a post-hook.
     pub around: bool,
+    /// `when = <expr>`: only calls for which the expression (over the
+    /// parameters) holds go through the wrapper; others go straight to the
+    /// original, at the cost of one test.
+    pub when: Option<syn::Expr>,
 }
 
 /// One parameter: `name: Type`.
@@ -77,7 +81,7 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Interposed> {
 }
 
 const EXPECTED: &str =
-    "expected `aliases(name, ...)`, `variadic = N`, `version = \"...\"` or `around`";
+    "expected `aliases(name, ...)`, `variadic = N`, `version = \"...\"`, `when = <expr>` or `around`";
 
 /// Fill `args`; returns the `variadic` literal, checked once the parameters
 /// are known.
@@ -111,6 +115,7 @@ fn parse_args(attr: TokenStream, args: &mut Args) -> syn::Result<Option<LitInt>>
                 }
                 args.version = Some(version);
             }
+            "when" => args.when = Some(meta.value()?.parse()?),
             "around" => {
                 if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
                     return Err(meta.error("`around` takes no value"));
@@ -137,14 +142,14 @@ fn check_signature(func: &ItemFn) -> syn::Result<Vec<Param>> {
     if let Some(abi) = &sig.abi {
         return Err(err(
             abi,
-            "remove the ABI: #[interpose] exports the wrapper as `pub unsafe extern \"C\" fn`",
+            "remove the ABI: #[interpose] exports the wrapper as `pub unsafe extern \"C-unwind\" fn`",
         ));
     }
     if sig.unsafety.is_none() {
         return Err(err(
             sig.fn_token,
             "an interposed function must be declared `unsafe fn`: it is exported as \
-             `pub unsafe extern \"C\" fn`",
+             `pub unsafe extern \"C-unwind\" fn`",
         ));
     }
     let generic = "an interposed function cannot be generic: it is exported to C";

@@ -53,10 +53,14 @@ fn own_path() -> Vec<u8> {
     // SAFETY: dladdr on an address inside this library, into a local.
     unsafe {
         let mut info: libc::Dl_info = std::mem::zeroed();
-        if libc::dladdr(own_path as *const () as *const libc::c_void, &mut info) != 0 && !info.dli_fname.is_null() {
+        if libc::dladdr(own_path as *const () as *const libc::c_void, &mut info) != 0
+            && !info.dli_fname.is_null()
+        {
             let p = std::ffi::CStr::from_ptr(info.dli_fname).to_bytes();
             let abs = std::fs::canonicalize(std::ffi::OsStr::from_encoded_bytes_unchecked(p));
-            return abs.map(|a| a.into_os_string().into_encoded_bytes()).unwrap_or_else(|_| p.to_vec());
+            return abs
+                .map(|a| a.into_os_string().into_encoded_bytes())
+                .unwrap_or_else(|_| p.to_vec());
         }
     }
     b"libckpt_shim.so".to_vec()

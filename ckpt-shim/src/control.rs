@@ -1,39 +1,42 @@
-//! The control thread: answers `ckpt checkpoint` requests arriving on the
-//! process's datagram socket, programmatic requests from
-//! `ckpt::checkpoint()` (through a mailbox and an eventfd), and the
-//! periodic timer. It is ckpt's own thread: internal (wrappers pass
-//! through), all signals blocked, never frozen, never listed.
+//! The control channel, without a thread of ckpt's own: the datagram
+//! socket is set up for signal-driven I/O (F_SETOWN + F_SETSIG with the
+//! reserved signal), so a request makes the kernel signal the process; the
+//! thread that takes the signal runs [`coordinator`] inside the handler
+//! (see `ckpt::quiesce`). The periodic timer and `ckpt::checkpoint()` reach
+//! the same coordinator with a queued signal.
+//!
+//! The coordinator runs in signal context on ckpt's own stack, with every
+//! allocation routed to the scratch arena: no stdio, no malloc.
 
 use crate::config;
 use ckpt::control::{self as proto, Request, Response};
-use ckpt::{checkpoint, files, interpose, quiesce, sys};
+use ckpt::quiesce::{self, Wake, REQUEST_MAGIC};
+use ckpt::{alloc, checkpoint, files, interpose, sys};
 use core::cell::UnsafeCell;
-use core::ffi::{c_char, c_int};
+use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering::*};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 static SOCK: AtomicI32 = AtomicI32::new(-1);
-static WAKE: AtomicI32 = AtomicI32::new(-1);
 
-/// Create the socket and the wake-up eventfd, then start the thread.
+/// Open the control socket and arm the periodic timer, if asked.
 pub fn start() -> Result<(), String> {
+    quiesce::set_coordinator(coordinator);
     open_channel()?;
-    std::thread::Builder::new()
-        .name("ckpt-control".into())
-        .spawn(run)
-        .map_err(|e| format!("cannot start the control thread: {e}"))?;
+    if let Some(ms) = config::get().interval_ms {
+        arm_periodic(ms)?;
+    }
     Ok(())
 }
 
-/// In a fork child: the parent's control thread does not exist here and
-/// its socket names the parent. Make our own.
+/// In a fork child: the socket is shared with the parent and names it;
+/// make our own (and our own timer: timers are not inherited).
 pub fn restart_in_child() {
-    for fd in [SOCK.swap(-1, Relaxed), WAKE.swap(-1, Relaxed)] {
-        if fd >= 0 {
-            files::set_own(fd, false);
-            sys::close(fd);
-        }
+    let fd = SOCK.swap(-1, Relaxed);
+    if fd >= 0 {
+        files::set_own(fd, false);
+        sys::close(fd);
     }
     MAILBOX.reset();
     if let Err(e) = start() {
@@ -48,15 +51,28 @@ pub fn remove_socket() {
     let _ = std::fs::remove_file(path);
 }
 
+/// fcntl straight to the kernel (the shim's own `fcntl` is a wrapper).
+fn raw_fcntl(fd: c_int, cmd: c_int, arg: i64) -> i64 {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe { libc::syscall(libc::SYS_fcntl, fd, cmd, arg) }
+}
+
 fn open_channel() -> Result<(), String> {
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
     let dir = proto::runtime_dir(uid);
-    proto::ensure_runtime_dir(&dir, uid).map_err(|e| format!("runtime directory {}: {e}", dir.display()))?;
+    proto::ensure_runtime_dir(&dir, uid)
+        .map_err(|e| format!("runtime directory {}: {e}", dir.display()))?;
     let path = dir.join(format!("{}.sock", sys::getpid()));
     let _ = std::fs::remove_file(&path);
     // SAFETY: plain socket creation.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
     if fd < 0 {
         return Err(format!("socket: {}", std::io::Error::last_os_error()));
     }
@@ -65,87 +81,120 @@ fn open_channel() -> Result<(), String> {
     let (addr, len) = proto::sockaddr(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
     // SAFETY: binding a valid address to our socket.
     if unsafe { libc::bind(fd, (&addr as *const libc::sockaddr_un).cast(), len) } < 0 {
-        return Err(format!("bind {}: {}", path.display(), std::io::Error::last_os_error()));
+        return Err(format!(
+            "bind {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
     }
     let c = proto::c_path(&path);
     // SAFETY: chmod of the socket file we just bound.
     unsafe { libc::chmod(c.as_ptr(), 0o600) };
     proto::pass_credentials(fd).map_err(|e| e.to_string())?;
-    SOCK.store(fd, Relaxed);
-    // SAFETY: plain eventfd creation.
-    let ev = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if ev < 0 {
-        return Err(format!("eventfd: {}", std::io::Error::last_os_error()));
+    // Signal-driven I/O: a datagram makes the kernel send us the reserved
+    // signal (si_code POLL_IN), process-directed.
+    let sig = ckpt::signals::reserved() as i64;
+    if raw_fcntl(fd, libc::F_SETOWN, sys::getpid() as i64) < 0
+        || raw_fcntl(fd, 10 /* F_SETSIG */, sig) < 0
+        || raw_fcntl(fd, libc::F_SETFL, (libc::O_ASYNC | libc::O_NONBLOCK) as i64) < 0
+    {
+        return Err(format!(
+            "signal-driven I/O: {}",
+            std::io::Error::last_os_error()
+        ));
     }
-    let ev = sys::move_high(ev).map_err(|_| "no free descriptor near the limit".to_string())?;
-    files::set_own(ev, true);
-    WAKE.store(ev, Relaxed);
+    SOCK.store(fd, Relaxed);
     Ok(())
 }
 
-fn run() {
-    interpose::set_internal(true);
-    quiesce::set_control_thread(sys::gettid());
-    // SAFETY: blocking every signal on this thread only: process-directed
-    // signals must reach the program's threads, not ours.
+/// A kernel timer (not the program's: never recorded) that queues a
+/// checkpoint request every `ms` milliseconds.
+fn arm_periodic(ms: u64) -> Result<(), String> {
+    // SAFETY: zeroed sigevent is valid; fields set below.
+    let mut sev: libc::sigevent = unsafe { core::mem::zeroed() };
+    sev.sigev_notify = libc::SIGEV_SIGNAL;
+    sev.sigev_signo = ckpt::signals::reserved();
+    sev.sigev_value = libc::sigval {
+        sival_ptr: REQUEST_MAGIC as *mut c_void,
+    };
+    let mut id: c_int = 0;
+    // SAFETY: raw timer_create (the kernel's, not glibc's) into a local id.
+    if unsafe { libc::syscall(libc::SYS_timer_create, libc::CLOCK_MONOTONIC, &sev, &mut id) } < 0 {
+        return Err(format!(
+            "periodic timer: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let period = sys::timespec(ms * 1_000_000);
+    let spec = libc::itimerspec {
+        it_interval: period,
+        it_value: period,
+    };
+    // SAFETY: arming the timer we just created.
     unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
-    }
-    let cfg = config::get();
-    let mut next_periodic = cfg.interval_ms.map(|ms| sys::monotonic_ns() + ms * 1_000_000);
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let sock = SOCK.load(Relaxed);
-        let wake = WAKE.load(Relaxed);
-        let mut pfd = [
-            libc::pollfd { fd: sock, events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: wake, events: libc::POLLIN, revents: 0 },
-        ];
-        let timeout = next_periodic.map_or(-1, |t| (t.saturating_sub(sys::monotonic_ns()) / 1_000_000) as c_int);
-        // SAFETY: polling two descriptors we own.
-        let n = unsafe { libc::poll(pfd.as_mut_ptr(), 2, timeout) };
-        if n < 0 {
-            continue;
-        }
-        if pfd[0].revents & libc::POLLNVAL != 0 || pfd[1].revents & libc::POLLNVAL != 0 {
-            // Closed behind our back (a raw close_range): make new ones.
-            let _ = open_channel();
-            continue;
-        }
-        if pfd[1].revents & libc::POLLIN != 0 {
-            let mut v = 0u64;
-            // SAFETY: reading the 8-byte eventfd counter.
-            unsafe { libc::read(wake, (&mut v as *mut u64).cast(), 8) };
-            MAILBOX.serve();
-        }
-        if pfd[0].revents & libc::POLLIN != 0 {
-            serve_socket(sock, &mut buf);
-        }
-        if let Some(t) = next_periodic {
-            if sys::monotonic_ns() >= t {
-                if let Err(e) = checkpoint::take(&cfg.dir) {
-                    eprintln!("ckpt: periodic checkpoint failed: {e}");
-                }
-                next_periodic = cfg.interval_ms.map(|ms| sys::monotonic_ns() + ms * 1_000_000);
-            }
-        }
-    }
+        libc::syscall(
+            libc::SYS_timer_settime,
+            id,
+            0,
+            &spec,
+            core::ptr::null_mut::<libc::itimerspec>(),
+        )
+    };
+    Ok(())
 }
 
-fn serve_socket(sock: c_int, buf: &mut [u8]) {
-    let Ok(d) = proto::recv_with_creds(sock, buf) else { return };
+/// Serve every pending request. Runs inside the signal handler on ckpt's
+/// stack: scratch allocation only, raw writes only.
+extern "C" fn coordinator(uc: *mut c_void, why: u32) {
+    if alloc::scratch_begin().is_err() {
+        return;
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut timer = why == Wake::Timer as u32;
+    loop {
+        let mut served = false;
+        let sock = SOCK.load(Relaxed);
+        while let Ok(d) = proto::recv_with_creds(sock, &mut buf) {
+            served = true;
+            serve_datagram(sock, &d, &buf[..d.len], uc);
+        }
+        if MAILBOX.state.load(Acquire) == 1 {
+            served = true;
+            MAILBOX.serve(uc);
+        }
+        if timer {
+            timer = false;
+            served = true;
+            if let Err(e) = checkpoint::take(&config::get().dir, uc) {
+                raw_eprint(&format!("ckpt: periodic checkpoint failed: {e}\n"));
+            }
+        }
+        if !served {
+            break;
+        }
+    }
+    alloc::scratch_end();
+}
+
+/// Write to stderr without stdio (signal context).
+fn raw_eprint(msg: &str) {
+    // SAFETY: write(2) from a live buffer.
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}
+
+fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void) {
     // SAFETY: getuid cannot fail.
     let me = unsafe { libc::getuid() };
     if d.uid != me && d.uid != 0 {
         return; // only our user (or root) may drive us
     }
-    let resp = match rmp_serde::from_slice::<Request>(&buf[..d.len]) {
+    let resp = match rmp_serde::from_slice::<Request>(body) {
         Ok(Request::Ping) => Response::Pong { pid: sys::getpid() },
         Ok(Request::Checkpoint { dir }) => {
-            let dir = dir.map(PathBuf::from).unwrap_or_else(|| config::get().dir.clone());
-            match checkpoint::take(&dir) {
+            let dir = dir
+                .map(PathBuf::from)
+                .unwrap_or_else(|| config::get().dir.clone());
+            match checkpoint::take(&dir, uc) {
                 Ok(r) => Response::Checkpointed {
                     path: r.path.display().to_string(),
                     bytes: r.bytes,
@@ -160,13 +209,13 @@ fn serve_socket(sock: c_int, buf: &mut [u8]) {
             message: format!("bad request: {e}"),
         },
     };
-    if let Ok(body) = rmp_serde::to_vec_named(&resp) {
+    if let Ok(out) = rmp_serde::to_vec_named(&resp) {
         // SAFETY: replying to the address the request came from.
         unsafe {
             libc::sendto(
                 sock,
-                body.as_ptr().cast(),
-                body.len(),
+                out.as_ptr().cast(),
+                out.len(),
                 libc::MSG_DONTWAIT,
                 (&d.from as *const libc::sockaddr_un).cast(),
                 d.from_len,
@@ -176,7 +225,7 @@ fn serve_socket(sock: c_int, buf: &mut [u8]) {
 }
 
 /// Hand-off between a program thread calling `ckpt::checkpoint()` and the
-/// control thread. Plain atomics and fixed buffers, so a fork child can
+/// coordinator. Plain atomics and fixed buffers, so a fork child can
 /// reset it whatever state the parent's threads left it in.
 struct Mailbox {
     /// Serialises callers (0 free, 1 taken).
@@ -195,7 +244,7 @@ struct MailData {
 }
 
 // SAFETY: `data` is written by the lock holder before `state` = 1 and by
-// the control thread before `state` = 2; each side reads it only after
+// the coordinator before `state` = 2; each side reads it only after
 // seeing the other's store (Acquire/Release on `state`).
 unsafe impl Sync for Mailbox {}
 
@@ -217,8 +266,8 @@ impl Mailbox {
         self.state.store(0, Relaxed);
     }
 
-    /// Control thread: answer a pending request.
-    fn serve(&self) {
+    /// Coordinator: answer a pending request.
+    fn serve(&self, uc: *mut c_void) {
         if self.state.load(Acquire) != 1 {
             return;
         }
@@ -229,7 +278,7 @@ impl Mailbox {
         } else {
             PathBuf::from(std::ffi::OsStr::from_bytes(&d.dir[..d.dir_len]))
         };
-        let (ok, text) = match checkpoint::take(&dir) {
+        let (ok, text) = match checkpoint::take(&dir, uc) {
             Ok(r) => (true, r.path.display().to_string()),
             Err(e) => (false, e),
         };
@@ -253,9 +302,9 @@ impl Mailbox {
         d.dir[..n].copy_from_slice(&dir[..n]);
         d.dir_len = n;
         self.state.store(1, Release);
-        let one = 1u64;
-        // SAFETY: writing 8 bytes to our eventfd wakes the control thread.
-        unsafe { libc::write(WAKE.load(Relaxed), (&one as *const u64).cast(), 8) };
+        // Served right away by this thread's own handler, or by the
+        // coordinator that is busy now, before it finishes.
+        quiesce::request_self();
         loop {
             let s = self.state.load(Acquire);
             if s == 2 {
@@ -263,7 +312,7 @@ impl Mailbox {
             }
             sys::futex_wait(&self.state, s, 0);
         }
-        // SAFETY: state == 2: the control thread finished writing.
+        // SAFETY: state == 2: the coordinator finished writing.
         let d = unsafe { &*self.data.get() };
         let n = d.out_len.min(out.len().saturating_sub(1));
         out[..n].copy_from_slice(&d.out[..n]);
@@ -280,20 +329,28 @@ impl Mailbox {
 
 /// `ckpt::checkpoint()` lands here (found with dlsym by the API).
 #[no_mangle]
-pub unsafe extern "C" fn ckpt_shim_checkpoint(dir: *const c_char, out: *mut c_char, out_len: usize) -> c_int {
+pub unsafe extern "C" fn ckpt_shim_checkpoint(
+    dir: *const c_char,
+    out: *mut c_char,
+    out_len: usize,
+) -> c_int {
     let out = if out.is_null() || out_len == 0 {
         &mut [][..]
     } else {
         // SAFETY: the caller gives a writable buffer of out_len bytes.
         std::slice::from_raw_parts_mut(out as *mut u8, out_len)
     };
-    if interpose::is_internal() || WAKE.load(Relaxed) < 0 {
-        let msg = b"checkpoint requested from ckpt's own thread or before start-up\0";
+    if interpose::is_internal() || SOCK.load(Relaxed) < 0 {
+        let msg = b"checkpoint requested from inside ckpt or before start-up\0";
         let n = msg.len().min(out.len());
         out[..n].copy_from_slice(&msg[..n]);
         return -1;
     }
-    let dir = (!dir.is_null()).then(|| Path::new(std::ffi::OsStr::from_bytes(std::ffi::CStr::from_ptr(dir).to_bytes())));
+    let dir = (!dir.is_null()).then(|| {
+        Path::new(std::ffi::OsStr::from_bytes(
+            std::ffi::CStr::from_ptr(dir).to_bytes(),
+        ))
+    });
     if MAILBOX.ask(dir, out) {
         0
     } else {

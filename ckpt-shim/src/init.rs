@@ -38,6 +38,11 @@ fn start() -> Result<(), String> {
     process::record_umask(mask);
     let real_sigaction: signals::RealSigaction = ckpt::real!(wrap::signals::sigaction);
     signals::adopt_existing(real_sigaction);
+    // Map the scratch arena and the coordinator's stack now: a request
+    // is served in a signal handler, where mmap is fine but failing is not.
+    ckpt::alloc::scratch_begin()?;
+    ckpt::alloc::scratch_end();
+    quiesce::set_coordinator_stack(4 << 20)?;
     quiesce::install(real_sigaction)?;
     unblock_reserved();
     control::start()?;
@@ -62,12 +67,19 @@ fn unblock_reserved() {
 }
 
 fn main_thread_attrs() -> threads::Attrs {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit into a live struct.
     unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut lim) };
     threads::Attrs {
         detached: false,
-        stack_size: if lim.rlim_cur == libc::RLIM_INFINITY { 0 } else { lim.rlim_cur },
+        stack_size: if lim.rlim_cur == libc::RLIM_INFINITY {
+            0
+        } else {
+            lim.rlim_cur
+        },
         guard_size: 4096,
         sched_policy: libc::SCHED_OTHER,
         sched_priority: 0,

@@ -53,7 +53,9 @@ pub fn require_shim() {
 
 /// tests/programs/
 pub fn programs_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("programs")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("programs")
 }
 
 /// The real python3 interpreter (not a pyenv wrapper script), so the
@@ -92,7 +94,11 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!("ckit-{tag}-{}-{n}-{:x}", std::process::id(), nanos & 0xffff));
+        let path = std::env::temp_dir().join(format!(
+            "ckit-{tag}-{}-{n}-{:x}",
+            std::process::id(),
+            nanos & 0xffff
+        ));
         std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
         // The programs' paths are compared with what the kernel reports.
         let path = std::fs::canonicalize(&path).unwrap();
@@ -137,7 +143,8 @@ pub fn compile_c(name: &str, out_dir: &Path) -> PathBuf {
         .arg("-o")
         .arg(&out)
         .arg(&src);
-    let r = run_cmd(&mut cmd, Duration::from_secs(120)).unwrap_or_else(|e| panic!("cc {name}: {e}"));
+    let r =
+        run_cmd(&mut cmd, Duration::from_secs(120)).unwrap_or_else(|e| panic!("cc {name}: {e}"));
     assert!(r.status.success(), "cc {name} failed:\n{}", r.stderr);
     out
 }
@@ -147,10 +154,19 @@ pub fn compile_rust(name: &str, out_dir: &Path) -> PathBuf {
     let src = programs_dir().join(name);
     let out = out_dir.join(Path::new(name).file_stem().unwrap());
     let mut cmd = Command::new("rustc");
-    cmd.args(["--edition", "2021", "-C", "opt-level=1", "-C", "debuginfo=0", "-o"])
-        .arg(&out)
-        .arg(&src);
-    let r = run_cmd(&mut cmd, Duration::from_secs(180)).unwrap_or_else(|e| panic!("rustc {name}: {e}"));
+    cmd.args([
+        "--edition",
+        "2021",
+        "-C",
+        "opt-level=1",
+        "-C",
+        "debuginfo=0",
+        "-o",
+    ])
+    .arg(&out)
+    .arg(&src);
+    let r =
+        run_cmd(&mut cmd, Duration::from_secs(180)).unwrap_or_else(|e| panic!("rustc {name}: {e}"));
     assert!(r.status.success(), "rustc {name} failed:\n{}", r.stderr);
     out
 }
@@ -173,7 +189,10 @@ impl CmdOut {
     }
     /// The non-empty lines of stderr.
     pub fn stderr_lines(&self) -> Vec<&str> {
-        self.stderr.lines().filter(|l| !l.trim().is_empty()).collect()
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
     }
 }
 
@@ -299,24 +318,38 @@ pub fn checkpoint_in(cwd: &Path, pid: i32, dir: Option<&Path>) -> Result<PathBuf
     }
     let lines: Vec<&str> = r.stdout.lines().filter(|l| !l.trim().is_empty()).collect();
     if lines.len() != 1 {
-        return Err(format!("`ckpt checkpoint {pid}` must print exactly one line (the image path), printed {:?}", r.stdout));
+        return Err(format!(
+            "`ckpt checkpoint {pid}` must print exactly one line (the image path), printed {:?}",
+            r.stdout
+        ));
     }
     let mut p = PathBuf::from(lines[0].trim());
     if p.is_relative() {
         p = cwd.join(p);
     }
     if !p.is_file() {
-        return Err(format!("`ckpt checkpoint {pid}` printed {}, which is not a file", p.display()));
+        return Err(format!(
+            "`ckpt checkpoint {pid}` printed {}, which is not a file",
+            p.display()
+        ));
     }
     Ok(p)
 }
 
 /// `ckpt inspect IMAGE --json`, parsed.
 pub fn inspect_json(image: &Path) -> Result<Value, String> {
-    let mut c = ckpt_cmd(Path::new("/"), ["inspect".as_ref(), image.as_os_str(), "--json".as_ref()]);
+    let mut c = ckpt_cmd(
+        Path::new("/"),
+        ["inspect".as_ref(), image.as_os_str(), "--json".as_ref()],
+    );
     let r = run_cmd(&mut c, CLI_TIMEOUT)?;
     if !r.status.success() {
-        return Err(format!("`ckpt inspect {} --json` failed ({}): {}", image.display(), r.status, r.stderr));
+        return Err(format!(
+            "`ckpt inspect {} --json` failed ({}): {}",
+            image.display(),
+            r.status,
+            r.stderr
+        ));
     }
     serde_json::from_str(&r.stdout).map_err(|e| {
         let head: String = r.stdout.chars().take(400).collect();
@@ -347,6 +380,8 @@ pub struct Spawn<'a> {
     pub args: Vec<String>,
     pub cwd: &'a Path,
     pub env: Vec<(String, String)>,
+    /// Descriptors to hand down: (open descriptor of the test, number in the child).
+    pub inherit: Vec<(i32, i32)>,
 }
 
 impl<'a> Spawn<'a> {
@@ -356,7 +391,14 @@ impl<'a> Spawn<'a> {
             args: Vec::new(),
             cwd,
             env: Vec::new(),
+            inherit: Vec::new(),
         }
+    }
+    /// Give the child the test's descriptor `from` as descriptor `to`
+    /// (without close-on-exec). `from` must stay open until the spawn.
+    pub fn inherit_fd(mut self, from: i32, to: i32) -> Self {
+        self.inherit.push((from, to));
+        self
     }
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
         self.args.push(a.as_ref().to_string_lossy().into_owned());
@@ -383,7 +425,11 @@ impl<'a> Spawn<'a> {
     pub fn under_ckpt_with(&self, opts: &[&OsStr], label: &str) -> Proc {
         require_shim();
         let mut c = Command::new(ckpt_bin());
-        c.arg("run").args(opts).arg("--").arg(self.prog).args(&self.args);
+        c.arg("run")
+            .args(opts)
+            .arg("--")
+            .arg(self.prog)
+            .args(&self.args);
         self.finish(c, label)
     }
 
@@ -396,7 +442,33 @@ impl<'a> Spawn<'a> {
         for (k, v) in &self.env {
             c.env(k, v);
         }
-        let mut child = c.spawn().unwrap_or_else(|e| panic!("{label}: cannot start {c:?}: {e}"));
+        {
+            let pairs = self.inherit.clone();
+            // SAFETY: only raw syscalls (async-signal-safe) run between fork
+            // and exec.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+                    // Whatever the test runner leaked (jobserver pipes, a
+                    // shell's descriptors) closes at exec: the child starts
+                    // with 0, 1, 2 and what `inherit` asks for, here and in
+                    // CI alike. (CLOSE_RANGE_CLOEXEC = 4; errors ignored.)
+                    libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 4u32);
+                    for &(from, to) in &pairs {
+                        if from == to {
+                            if libc::fcntl(to, libc::F_SETFD, 0) < 0 {
+                                return Err(std::io::Error::last_os_error());
+                            }
+                        } else if libc::dup2(from, to) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("{label}: cannot start {c:?}: {e}"));
         let out = collect(child.stdout.take().unwrap());
         let err = collect(child.stderr.take().unwrap());
         Proc {
@@ -456,7 +528,11 @@ impl Proc {
             }
             if t.elapsed() > timeout {
                 self.kill();
-                return Err(format!("{} did not exit within {timeout:?} (killed)\n{}", self.label, self.describe()));
+                return Err(format!(
+                    "{} did not exit within {timeout:?} (killed)\n{}",
+                    self.label,
+                    self.describe()
+                ));
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -481,7 +557,13 @@ impl Proc {
         let tail = |s: String| {
             let n = s.len();
             if n > 3000 {
-                format!("...{}", &s[s.char_indices().find(|(i, _)| *i >= n - 3000).map(|x| x.0).unwrap_or(0)..])
+                format!(
+                    "...{}",
+                    &s[s.char_indices()
+                        .find(|(i, _)| *i >= n - 3000)
+                        .map(|x| x.0)
+                        .unwrap_or(0)..]
+                )
             } else {
                 s
             }
@@ -516,7 +598,11 @@ pub fn parse_kv(text: &str) -> HashMap<String, String> {
 }
 
 /// Wait until `path` exists (bounded); fail early if the program exits.
-pub fn wait_marker(p: &mut Proc, path: &Path, timeout: Duration) -> Result<HashMap<String, String>, String> {
+pub fn wait_marker(
+    p: &mut Proc,
+    path: &Path,
+    timeout: Duration,
+) -> Result<HashMap<String, String>, String> {
     let t = Instant::now();
     loop {
         if let Ok(s) = std::fs::read_to_string(path) {
@@ -555,14 +641,20 @@ pub fn touch(path: &Path) {
 
 /// Integer value of a marker key.
 pub fn kv_num(kv: &HashMap<String, String>, key: &str) -> i64 {
-    let v = kv.get(key).unwrap_or_else(|| panic!("marker has no {key}: {kv:?}"));
-    v.parse::<i64>().unwrap_or_else(|e| panic!("marker {key}={v}: {e}"))
+    let v = kv
+        .get(key)
+        .unwrap_or_else(|| panic!("marker has no {key}: {kv:?}"));
+    v.parse::<i64>()
+        .unwrap_or_else(|e| panic!("marker {key}={v}: {e}"))
 }
 
 /// Unsigned value of a marker key (addresses).
 pub fn kv_u64(kv: &HashMap<String, String>, key: &str) -> u64 {
-    let v = kv.get(key).unwrap_or_else(|| panic!("marker has no {key}: {kv:?}"));
-    v.parse::<u64>().unwrap_or_else(|e| panic!("marker {key}={v}: {e}"))
+    let v = kv
+        .get(key)
+        .unwrap_or_else(|| panic!("marker has no {key}: {kv:?}"));
+    v.parse::<u64>()
+        .unwrap_or_else(|e| panic!("marker {key}={v}: {e}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -592,7 +684,9 @@ pub fn nofile_soft(pid: i32) -> Result<u64, String> {
     for l in s.lines() {
         if let Some(rest) = l.strip_prefix("Max open files") {
             let soft = rest.split_whitespace().next().unwrap_or("");
-            return soft.parse::<u64>().map_err(|e| format!("{f}: soft limit {soft:?}: {e}"));
+            return soft
+                .parse::<u64>()
+                .map_err(|e| format!("{f}: soft limit {soft:?}: {e}"));
         }
     }
     Err(format!("{f}: no \"Max open files\" line"))
@@ -631,30 +725,44 @@ pub fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
 
 /// The entries of an array at `path` (empty when missing).
 pub fn arr<'a>(v: &'a Value, path: &str) -> Vec<&'a Value> {
-    at(v, path).as_array().map(|a| a.iter().collect()).unwrap_or_default()
+    at(v, path)
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default()
 }
 
 /// The `fds` entry for descriptor `fd`.
 pub fn fd_entry(v: &Value, fd: i64) -> Option<&Value> {
-    arr(v, "fds").into_iter().find(|e| e["fd"].as_i64() == Some(fd))
+    arr(v, "fds")
+        .into_iter()
+        .find(|e| e["fd"].as_i64() == Some(fd))
 }
 
 /// Descriptor numbers and paths listed in the image.
 pub fn image_fds(v: &Value) -> BTreeMap<i32, String> {
     arr(v, "fds")
         .into_iter()
-        .filter_map(|e| Some((e["fd"].as_i64()? as i32, e["path"].as_str().unwrap_or("").to_string())))
+        .filter_map(|e| {
+            Some((
+                e["fd"].as_i64()? as i32,
+                e["path"].as_str().unwrap_or("").to_string(),
+            ))
+        })
         .collect()
 }
 
 /// The `threads` entry with kernel tid `tid`.
 pub fn thread_by_tid(v: &Value, tid: i64) -> Option<&Value> {
-    arr(v, "threads").into_iter().find(|e| e["tid"].as_i64() == Some(tid))
+    arr(v, "threads")
+        .into_iter()
+        .find(|e| e["tid"].as_i64() == Some(tid))
 }
 
 /// The `signals` entry for `signo`.
 pub fn signal_entry(v: &Value, signo: i64) -> Option<&Value> {
-    arr(v, "signals").into_iter().find(|e| e["signo"].as_i64() == Some(signo))
+    arr(v, "signals")
+        .into_iter()
+        .find(|e| e["signo"].as_i64() == Some(signo))
 }
 
 // ---------------------------------------------------------------------------
@@ -684,7 +792,8 @@ impl Checks {
         if got == want {
             self.passed += 1;
         } else {
-            self.fails.push(format!("{what}: got {got:?}, want {want:?}"));
+            self.fails
+                .push(format!("{what}: got {got:?}, want {want:?}"));
         }
     }
 
@@ -717,7 +826,11 @@ impl Checks {
     /// Panic listing every failure (with `context` appended), if any.
     pub fn finish(self, context: &str) {
         if !self.fails.is_empty() {
-            let mut msg = format!("{} of {} checks failed:\n", self.fails.len(), self.fails.len() + self.passed);
+            let mut msg = format!(
+                "{} of {} checks failed:\n",
+                self.fails.len(),
+                self.fails.len() + self.passed
+            );
             for f in &self.fails {
                 msg.push_str("  - ");
                 msg.push_str(f);
@@ -758,4 +871,45 @@ pub fn assert_same_output(under_ckpt: &[u8], plain: &[u8], context: &str) {
             String::from_utf8_lossy(plain)
         );
     }
+}
+
+/// Each task of `pid`: state, wait channel, current syscall and signal
+/// masks, from /proc (for failure messages about stuck checkpoints).
+pub fn threads_report(pid: i32) -> String {
+    let mut out = format!("threads of {pid}:\n");
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("{out}  (no /proc/{pid}/task)\n");
+    };
+    let mut tids: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_string_lossy().parse().ok())
+        .collect();
+    tids.sort();
+    for tid in tids {
+        let base = format!("/proc/{pid}/task/{tid}");
+        let read = |f: &str| std::fs::read_to_string(format!("{base}/{f}")).unwrap_or_default();
+        let status = read("status");
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        out.push_str(&format!(
+            "  {tid} {:16} state={} wchan={} syscall={} SigBlk={} SigPnd={} ShdPnd={} SigCgt={}\n",
+            read("comm").trim(),
+            field("State:"),
+            read("wchan").trim(),
+            read("syscall")
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
+            field("SigBlk:"),
+            field("SigPnd:"),
+            field("ShdPnd:"),
+            field("SigCgt:"),
+        ));
+    }
+    out
 }

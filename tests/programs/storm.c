@@ -4,7 +4,8 @@
  *
  * 8 threads open/openat/dup/fcntl(F_DUPFD_CLOEXEC)/close as fast as they
  * can, each keeping up to 4 descriptors open at any time, on files
- * CONTROL_DIR/storm/tN_sM and /dev/null. Marker "ready" (pid) once they run.
+ * CONTROL_DIR/storm/tN_sM and /dev/null. Marker "ready" (pid, and the
+ * descriptors it started with: initial=a,b,c) once they run.
  * When control file "stop" appears the threads stop (keeping their last
  * descriptors open) and marker "stopped" lists the operations done and the
  * descriptors held (fds=a,b,c). Then it waits for control file "go" and
@@ -12,6 +13,7 @@
  */
 #include "ckpt_test.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -75,10 +77,24 @@ int main(int argc, char **argv) {
     ctl_path(dir, sizeof dir, "storm");
     CHECK(mkdir(dir, 0755) == 0 || errno == EEXIST);
 
+    /* The descriptors it starts with (inherited, and ckpt's own). */
+    char initial[8192];
+    size_t ilen = 0;
+    initial[0] = 0;
+    DIR *d = opendir("/proc/self/fd");
+    CHECK(d != NULL);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' || atoi(de->d_name) == dirfd(d))
+            continue;
+        ilen += (size_t)snprintf(initial + ilen, sizeof initial - ilen, "%s%s", ilen ? "," : "", de->d_name);
+    }
+    closedir(d);
+
     pthread_t th[NTHREADS];
     for (long i = 0; i < NTHREADS; i++)
         CHECK(pthread_create(&th[i], NULL, storm, (void *)i) == 0);
-    marker("ready", "pid=%d\n", (int)getpid());
+    marker("ready", "pid=%d\ninitial=%s\n", (int)getpid(), initial);
 
     wait_for("stop", 300);
     atomic_store(&stop_flag, 1);

@@ -36,7 +36,14 @@ fn sleep_until(deadline: u64) -> Result<(), u64> {
         let before = program_signals();
         let ts = timespec(deadline);
         // SAFETY: absolute sleep with a valid timespec and no remainder.
-        let r = unsafe { ckpt::real!(clock_nanosleep)(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, core::ptr::null_mut()) };
+        let r = unsafe {
+            ckpt::real!(clock_nanosleep)(
+                libc::CLOCK_MONOTONIC,
+                libc::TIMER_ABSTIME,
+                &ts,
+                core::ptr::null_mut(),
+            )
+        };
         if r != libc::EINTR {
             return Ok(());
         }
@@ -106,7 +113,12 @@ unsafe fn clock_nanosleep(clock: clockid_t, flags: c_int, req: *const Ts, rem: *
     let deadline = timespec(start.saturating_add(ts_ns(&*req)));
     loop {
         let before = program_signals();
-        let r = real(clock, flags | libc::TIMER_ABSTIME, &deadline, core::ptr::null_mut());
+        let r = real(
+            clock,
+            flags | libc::TIMER_ABSTIME,
+            &deadline,
+            core::ptr::null_mut(),
+        );
         if r != libc::EINTR {
             return r;
         }
@@ -143,7 +155,9 @@ unsafe fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int {
         return real(fds, n, timeout);
     }
     let deadline = (timeout > 0).then(|| monotonic_ns() + timeout as u64 * 1_000_000);
-    resume_waiting(deadline, |t| ckpt::real!(ppoll)(fds, n, t, core::ptr::null()))
+    resume_waiting(deadline, |t| {
+        ckpt::real!(ppoll)(fds, n, t, core::ptr::null())
+    })
 }
 
 #[interpose(around)]
@@ -157,11 +171,22 @@ unsafe fn ppoll(fds: *mut pollfd, n: nfds_t, tmo: *const Ts, mask: *const sigset
 }
 
 #[interpose(around)]
-unsafe fn select(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, tv: *mut timeval) -> c_int {
-    if !tv.is_null() && ((*tv).tv_sec == 0 && (*tv).tv_usec == 0 || (*tv).tv_sec < 0 || (*tv).tv_usec < 0) {
+unsafe fn select(
+    n: c_int,
+    r: *mut libc::fd_set,
+    w: *mut libc::fd_set,
+    e: *mut libc::fd_set,
+    tv: *mut timeval,
+) -> c_int {
+    if !tv.is_null()
+        && ((*tv).tv_sec == 0 && (*tv).tv_usec == 0 || (*tv).tv_sec < 0 || (*tv).tv_usec < 0)
+    {
         return real(n, r, w, e, tv);
     }
-    let deadline = (!tv.is_null()).then(|| monotonic_ns().saturating_add((*tv).tv_sec as u64 * 1_000_000_000 + (*tv).tv_usec as u64 * 1000));
+    let deadline = (!tv.is_null()).then(|| {
+        monotonic_ns()
+            .saturating_add((*tv).tv_sec as u64 * 1_000_000_000 + (*tv).tv_usec as u64 * 1000)
+    });
     // Linux leaves the sets untouched on EINTR and updates *tv; keep
     // that, with the time left computed from our deadline.
     resume_waiting(deadline, |t| {
@@ -174,7 +199,14 @@ unsafe fn select(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut l
 }
 
 #[interpose(around)]
-unsafe fn pselect(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, tmo: *const Ts, mask: *const sigset_t) -> c_int {
+unsafe fn pselect(
+    n: c_int,
+    r: *mut libc::fd_set,
+    w: *mut libc::fd_set,
+    e: *mut libc::fd_set,
+    tmo: *const Ts,
+    mask: *const sigset_t,
+) -> c_int {
     let m = without_reserved(mask);
     if !tmo.is_null() && (ts_ns(&*tmo) == 0 || !valid(&*tmo)) {
         return real(n, r, w, e, tmo, mask_ptr(&m, mask));
@@ -184,8 +216,22 @@ unsafe fn pselect(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut 
 }
 
 /// epoll_pwait2 straight to the kernel (exact timeouts, optional mask).
-unsafe fn epoll_pwait2_raw(ep: c_int, ev: *mut libc::epoll_event, max: c_int, t: *const Ts, mask: *const sigset_t) -> c_int {
-    libc::syscall(libc::SYS_epoll_pwait2, ep, ev, max, t, mask, if mask.is_null() { 0 } else { 8 }) as c_int
+unsafe fn epoll_pwait2_raw(
+    ep: c_int,
+    ev: *mut libc::epoll_event,
+    max: c_int,
+    t: *const Ts,
+    mask: *const sigset_t,
+) -> c_int {
+    libc::syscall(
+        libc::SYS_epoll_pwait2,
+        ep,
+        ev,
+        max,
+        t,
+        mask,
+        if mask.is_null() { 0 } else { 8 },
+    ) as c_int
 }
 
 #[interpose(around)]
@@ -194,17 +240,27 @@ unsafe fn epoll_wait(ep: c_int, ev: *mut libc::epoll_event, max: c_int, timeout:
         return real(ep, ev, max, timeout);
     }
     let deadline = (timeout > 0).then(|| monotonic_ns() + timeout as u64 * 1_000_000);
-    resume_waiting(deadline, |t| epoll_pwait2_raw(ep, ev, max, t, core::ptr::null()))
+    resume_waiting(deadline, |t| {
+        epoll_pwait2_raw(ep, ev, max, t, core::ptr::null())
+    })
 }
 
 #[interpose(around)]
-unsafe fn epoll_pwait(ep: c_int, ev: *mut libc::epoll_event, max: c_int, timeout: c_int, mask: *const sigset_t) -> c_int {
+unsafe fn epoll_pwait(
+    ep: c_int,
+    ev: *mut libc::epoll_event,
+    max: c_int,
+    timeout: c_int,
+    mask: *const sigset_t,
+) -> c_int {
     let m = without_reserved(mask);
     if timeout == 0 {
         return real(ep, ev, max, timeout, mask_ptr(&m, mask));
     }
     let deadline = (timeout > 0).then(|| monotonic_ns() + timeout as u64 * 1_000_000);
-    resume_waiting(deadline, |t| epoll_pwait2_raw(ep, ev, max, t, mask_ptr(&m, mask)))
+    resume_waiting(deadline, |t| {
+        epoll_pwait2_raw(ep, ev, max, t, mask_ptr(&m, mask))
+    })
 }
 
 #[interpose(around)]
@@ -251,4 +307,3 @@ unsafe fn sigwait(set: *const sigset_t, sig: *mut c_int) -> c_int {
     let m = without_reserved(set);
     real(mask_ptr(&m, set), sig)
 }
-

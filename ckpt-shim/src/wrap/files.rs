@@ -29,7 +29,12 @@ unsafe fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
 
 #[interpose(aliases(creat64))]
 unsafe fn creat(path: *const c_char, mode: mode_t) -> c_int {
-    rec::record_open(ret, Origin::Creat, c_str(path), libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC);
+    rec::record_open(
+        ret,
+        Origin::Creat,
+        c_str(path),
+        libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC,
+    );
 }
 
 #[interpose(around)]
@@ -59,7 +64,9 @@ unsafe fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
             }
         }
         if own != Some(lo) {
-            guard.record(|| rec::record_close_range(lo as c_uint, end.min(u32::MAX as u64) as c_uint));
+            guard.record(|| {
+                rec::record_close_range(lo as c_uint, end.min(u32::MAX as u64) as c_uint)
+            });
             let r = real(lo as c_uint, end as c_uint, flags);
             if r != 0 {
                 result = r;
@@ -106,11 +113,14 @@ unsafe fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     r
 }
 
-#[interpose(aliases(fcntl64), variadic = 2)]
+#[interpose(aliases(fcntl64), variadic = 2, when = cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC || rec::is_own(fd))]
 unsafe fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
-    if cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC {
-        rec::record_dup(ret, fd, Origin::FcntlDupfd);
+    if rec::is_own(fd) {
+        // ckpt's descriptors do not exist for the program.
+        let _ = (ret, arg);
+        return;
     }
+    rec::record_dup(ret, fd, Origin::FcntlDupfd);
 }
 
 /// The open(2) flags an fopen mode string means.
@@ -118,9 +128,19 @@ unsafe fn fopen_flags(mode: *const c_char) -> c_int {
     let m = c_str(mode);
     let plus = m.contains(&b'+');
     let mut f = match m.first() {
-        Some(b'w') => libc::O_CREAT | libc::O_TRUNC | if plus { libc::O_RDWR } else { libc::O_WRONLY },
-        Some(b'a') => libc::O_CREAT | libc::O_APPEND | if plus { libc::O_RDWR } else { libc::O_WRONLY },
-        _ => if plus { libc::O_RDWR } else { libc::O_RDONLY },
+        Some(b'w') => {
+            libc::O_CREAT | libc::O_TRUNC | if plus { libc::O_RDWR } else { libc::O_WRONLY }
+        }
+        Some(b'a') => {
+            libc::O_CREAT | libc::O_APPEND | if plus { libc::O_RDWR } else { libc::O_WRONLY }
+        }
+        _ => {
+            if plus {
+                libc::O_RDWR
+            } else {
+                libc::O_RDONLY
+            }
+        }
     };
     if m.contains(&b'e') {
         f |= libc::O_CLOEXEC;
@@ -138,14 +158,24 @@ extern "C" {
 #[interpose(aliases(fopen64))]
 unsafe fn fopen(path: *const c_char, mode: *const c_char) -> *mut FILE {
     if !ret.is_null() {
-        rec::record_open(fileno_unlocked(ret), Origin::Fopen, c_str(path), fopen_flags(mode));
+        rec::record_open(
+            fileno_unlocked(ret),
+            Origin::Fopen,
+            c_str(path),
+            fopen_flags(mode),
+        );
     }
 }
 
 #[interpose(aliases(freopen64))]
 unsafe fn freopen(path: *const c_char, mode: *const c_char, stream: *mut FILE) -> *mut FILE {
     if !ret.is_null() && !path.is_null() {
-        rec::record_open(fileno_unlocked(ret), Origin::Freopen, c_str(path), fopen_flags(mode));
+        rec::record_open(
+            fileno_unlocked(ret),
+            Origin::Freopen,
+            c_str(path),
+            fopen_flags(mode),
+        );
     }
 }
 

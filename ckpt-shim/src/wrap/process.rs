@@ -34,7 +34,8 @@ struct Fixed {
 
 unsafe fn entry_value<'a>(e: *const c_char, name: &[u8]) -> Option<&'a [u8]> {
     let s = ckpt::interpose::c_str(e);
-    (s.len() > name.len() && s.starts_with(name) && s[name.len()] == b'=').then(|| &s[name.len() + 1..])
+    (s.len() > name.len() && s.starts_with(name) && s[name.len()] == b'=')
+        .then(|| &s[name.len() + 1..])
 }
 
 /// Build `NAME=value` into `buf` (NUL-terminated); false if it does not fit.
@@ -90,7 +91,12 @@ unsafe fn with_shim(envp: *const *const c_char, fixed: &mut Fixed) -> *const *co
         fixed.ptrs[out] = fixed.preload.as_ptr().cast();
         out += 1;
     }
-    if !has_dir && put(&mut fixed.dir, &[b"CKPT_DIR=", cfg.dir.as_os_str().as_encoded_bytes()]) {
+    if !has_dir
+        && put(
+            &mut fixed.dir,
+            &[b"CKPT_DIR=", cfg.dir.as_os_str().as_encoded_bytes()],
+        )
+    {
         fixed.ptrs[out] = fixed.dir.as_ptr().cast();
         out += 1;
     }
@@ -111,7 +117,11 @@ extern "C" {
 }
 
 #[interpose(around)]
-unsafe fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+unsafe fn execve(
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
     guard.record(rec::record_exec);
     let mut fixed = new_fixed();
     let env = with_shim(envp, &mut fixed);
@@ -120,7 +130,11 @@ unsafe fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *
 }
 
 #[interpose(around)]
-unsafe fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+unsafe fn execvpe(
+    file: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
     guard.record(rec::record_exec);
     let mut fixed = new_fixed();
     let env = with_shim(envp, &mut fixed);

@@ -11,7 +11,12 @@ use libc::{c_int, sigset_t};
 type SigHandler = libc::sighandler_t;
 
 /// The disposition change behind sigaction, signal and bsd_signal.
-unsafe fn change(guard: &ckpt::interpose::Guard, sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
+unsafe fn change(
+    guard: &ckpt::interpose::Guard,
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
     if sig == rec::reserved() {
         if !old.is_null() {
             *old = core::mem::zeroed(); // "SIG_DFL", as for an unused signal
@@ -29,7 +34,9 @@ unsafe fn change(guard: &ckpt::interpose::Guard, sig: c_int, act: *const libc::s
         guard.record(|| rec::record(sig, &Action::from_raw(&*act)));
     }
     let kact = (!act.is_null()).then(|| rec::kernel_action(&*act));
-    let kptr = kact.as_ref().map_or(core::ptr::null(), |k| k as *const libc::sigaction);
+    let kptr = kact
+        .as_ref()
+        .map_or(core::ptr::null(), |k| k as *const libc::sigaction);
     let r = ckpt::real!(sigaction)(sig, kptr, old);
     if r != 0 {
         if let Some(b) = before {
@@ -78,7 +85,11 @@ unsafe fn signal(sig: c_int, handler: SigHandler) -> SigHandler {
 #[interpose(around)]
 unsafe fn sigprocmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
     let filtered = rec::without_reserved(set);
-    let r = real(how, filtered.as_ref().map_or(set, |f| f as *const sigset_t), old);
+    let r = real(
+        how,
+        filtered.as_ref().map_or(set, |f| f as *const sigset_t),
+        old,
+    );
     rec::hide_reserved(old);
     r
 }
@@ -86,7 +97,11 @@ unsafe fn sigprocmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c
 #[interpose(around)]
 unsafe fn pthread_sigmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
     let filtered = rec::without_reserved(set);
-    let r = real(how, filtered.as_ref().map_or(set, |f| f as *const sigset_t), old);
+    let r = real(
+        how,
+        filtered.as_ref().map_or(set, |f| f as *const sigset_t),
+        old,
+    );
     rec::hide_reserved(old);
     r
 }
@@ -94,7 +109,11 @@ unsafe fn pthread_sigmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) 
 #[interpose(around)]
 unsafe fn signalfd(fd: c_int, mask: *const sigset_t, flags: c_int) -> c_int {
     let filtered = rec::without_reserved(mask);
-    real(fd, filtered.as_ref().map_or(mask, |f| f as *const sigset_t), flags)
+    real(
+        fd,
+        filtered.as_ref().map_or(mask, |f| f as *const sigset_t),
+        flags,
+    )
 }
 
 #[interpose(around)]

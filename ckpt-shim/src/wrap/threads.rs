@@ -46,7 +46,8 @@ extern "C-unwind" fn start_trampoline(p: *mut c_void) -> *mut c_void {
         unsafe { libc::pthread_setspecific(k, (slot + 1) as *mut c_void) };
     }
     // SAFETY: `start` is the program's start routine given to pthread_create.
-    let f: extern "C-unwind" fn(*mut c_void) -> *mut c_void = unsafe { core::mem::transmute(start) };
+    let f: extern "C-unwind" fn(*mut c_void) -> *mut c_void =
+        unsafe { core::mem::transmute(start) };
     let r = f(arg as *mut c_void);
     if let Some(k) = key {
         // SAFETY: clearing our key so its destructor does not run twice.
@@ -99,17 +100,30 @@ unsafe fn attrs_of(attr: *const pthread_attr_t) -> Attrs {
 extern "C" {
     fn pthread_attr_getdetachstate(attr: *const pthread_attr_t, state: *mut c_int) -> c_int;
     fn pthread_attr_getschedpolicy(attr: *const pthread_attr_t, policy: *mut c_int) -> c_int;
-    fn pthread_attr_getschedparam(attr: *const pthread_attr_t, param: *mut libc::sched_param) -> c_int;
+    fn pthread_attr_getschedparam(
+        attr: *const pthread_attr_t,
+        param: *mut libc::sched_param,
+    ) -> c_int;
     fn pthread_attr_getinheritsched(attr: *const pthread_attr_t, inherit: *mut c_int) -> c_int;
 }
 
 #[interpose(around)]
-unsafe fn pthread_create(thread: *mut pthread_t, attr: *const pthread_attr_t, start: *mut c_void, arg: *mut c_void) -> c_int {
+unsafe fn pthread_create(
+    thread: *mut pthread_t,
+    attr: *const pthread_attr_t,
+    start: *mut c_void,
+    arg: *mut c_void,
+) -> c_int {
     let attrs = attrs_of(attr);
     let Some(slot) = guard.record(|| rec::record_create(start as u64, arg as u64, &attrs)) else {
         return real(thread, attr, start, arg);
     };
-    let r = real(thread, attr, start_trampoline as *const () as *mut c_void, slot as *mut c_void);
+    let r = real(
+        thread,
+        attr,
+        start_trampoline as *const () as *mut c_void,
+        slot as *mut c_void,
+    );
     guard.record(|| {
         if r == 0 {
             rec::record_created(slot, *thread as u64)
