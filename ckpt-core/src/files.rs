@@ -37,11 +37,13 @@ pub enum Origin {
     Pipe,
     EventFd,
     MemfdCreate,
+    /// Open when the shim started (inherited from the parent).
+    Inherited,
 }
 
 impl Origin {
     fn name(v: u8) -> &'static str {
-        const NAMES: [&str; 14] = [
+        const NAMES: [&str; 15] = [
             "unknown",
             "open",
             "openat",
@@ -56,6 +58,7 @@ impl Origin {
             "pipe",
             "eventfd",
             "memfd_create",
+            "inherited",
         ];
         NAMES.get(v as usize).copied().unwrap_or("unknown")
     }
@@ -160,6 +163,24 @@ pub fn record_close_range(lo: u32, hi: u32) {
     for fd in lo as usize..=hi {
         record_close(fd as i32);
     }
+}
+
+/// At start-up: every descriptor already open came from the parent.
+pub fn record_inherited() {
+    let Ok(dir) = sys::openat(
+        libc::AT_FDCWD,
+        c"/proc/self/fd",
+        libc::O_RDONLY | libc::O_DIRECTORY,
+    ) else {
+        return;
+    };
+    sys::for_each_numeric_entry(dir, |fd| {
+        let fd = fd as i32;
+        if fd != dir && !is_own(fd) {
+            write(fd, Origin::Inherited, &[], 0, -1, -1);
+        }
+    });
+    sys::close(dir);
 }
 
 /// The history of descriptor `fd`, if recorded and not torn.

@@ -22,16 +22,19 @@ static READY: AtomicBool = AtomicBool::new(false);
 /// thread was recording: the shim parks the thread there.
 static FREEZE_HOOK: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
 
-const IN_WRAPPER: u32 = 1;
-const RECORDING: u32 = 2;
-const FREEZE_PENDING: u32 = 4;
-const INTERNAL: u32 = 8;
-
 /// Per-thread state of the interposition layer. One `thread_local!` with a
 /// const initialiser and no destructor: in a preloaded library it lives in
 /// static TLS, so reaching it never allocates.
+///
+/// Each flag is its own byte, written by one side only: the wrapper writes
+/// `in_wrapper` and `recording`, the freeze handler writes `pending`. A
+/// read-modify-write of shared bits could lose a flag set by a signal
+/// that lands in between; separate bytes cannot.
 struct ThreadState {
-    flags: Cell<u32>,
+    in_wrapper: Cell<bool>,
+    recording: Cell<bool>,
+    pending: Cell<bool>,
+    internal: Cell<bool>,
     /// Handlers of the program that ran on this thread (see `signals`).
     program_signals: Cell<u32>,
     /// Times this thread was parked by a checkpoint.
@@ -43,7 +46,10 @@ struct ThreadState {
 thread_local! {
     static STATE: ThreadState = const {
         ThreadState {
-            flags: Cell::new(0),
+            in_wrapper: Cell::new(false),
+            recording: Cell::new(false),
+            pending: Cell::new(false),
+            internal: Cell::new(false),
             program_signals: Cell::new(0),
             freezes: Cell::new(0),
             slot: Cell::new(0),
@@ -81,11 +87,10 @@ pub fn enter() -> Option<Guard> {
     let state = STATE.try_with(|s| s as *const ThreadState).ok()?;
     // SAFETY: a thread's TLS outlives every call made on that thread.
     let s = unsafe { &*state };
-    let f = s.flags.get();
-    if f & (IN_WRAPPER | INTERNAL) != 0 {
+    if s.in_wrapper.get() || s.internal.get() {
         return None;
     }
-    s.flags.set(f | IN_WRAPPER);
+    s.in_wrapper.set(true);
     Some(Guard { state })
 }
 
@@ -102,11 +107,12 @@ impl Guard {
     #[inline(always)]
     pub fn record<R>(&self, hook: impl FnOnce() -> R) -> R {
         let s = self.state();
-        s.flags.set(s.flags.get() | RECORDING);
+        s.recording.set(true);
         let r = hook();
-        let f = s.flags.get();
-        s.flags.set(f & !(RECORDING | FREEZE_PENDING));
-        if f & FREEZE_PENDING != 0 {
+        // From here a checkpoint signal parks this thread directly.
+        s.recording.set(false);
+        if s.pending.get() {
+            s.pending.set(false);
             run_freeze_hook();
         }
         r
@@ -116,8 +122,7 @@ impl Guard {
 impl Drop for Guard {
     #[inline(always)]
     fn drop(&mut self) {
-        let s = self.state();
-        s.flags.set(s.flags.get() & !IN_WRAPPER);
+        self.state().in_wrapper.set(false);
     }
 }
 
@@ -138,12 +143,11 @@ fn run_freeze_hook() {
 pub fn may_park_or_defer() -> bool {
     STATE
         .try_with(|s| {
-            let f = s.flags.get();
-            if f & INTERNAL != 0 {
+            if s.internal.get() {
                 return false;
             }
-            if f & RECORDING != 0 {
-                s.flags.set(f | FREEZE_PENDING);
+            if s.recording.get() {
+                s.pending.set(true);
                 return false;
             }
             true
@@ -154,21 +158,12 @@ pub fn may_park_or_defer() -> bool {
 /// Mark the current thread as one of ckpt's own: every wrapper passes
 /// through for it and checkpoints never freeze it.
 pub fn set_internal(internal: bool) {
-    let _ = STATE.try_with(|s| {
-        let f = s.flags.get();
-        s.flags.set(if internal {
-            f | INTERNAL
-        } else {
-            f & !INTERNAL
-        });
-    });
+    let _ = STATE.try_with(|s| s.internal.set(internal));
 }
 
 /// Whether the current thread is one of ckpt's own.
 pub fn is_internal() -> bool {
-    STATE
-        .try_with(|s| s.flags.get() & INTERNAL != 0)
-        .unwrap_or(false)
+    STATE.try_with(|s| s.internal.get()).unwrap_or(false)
 }
 
 /// Run `f` as ckpt's own code on a program thread: wrappers reached from it
@@ -184,30 +179,26 @@ pub fn internally<R>(f: impl FnOnce() -> R) -> R {
 /// Around a program's signal handler: the handler may call wrapped
 /// functions (and may never return, with `siglongjmp`), so it must not
 /// inherit "inside a wrapper" unless a hook is half-way through recording.
-/// Returns the flags to give back to [`after_program_handler`].
+/// Returns what to give back to [`after_program_handler`].
 #[inline]
-pub fn before_program_handler() -> u32 {
+pub fn before_program_handler() -> bool {
     STATE
         .try_with(|s| {
             s.program_signals
                 .set(s.program_signals.get().wrapping_add(1));
-            let f = s.flags.get();
-            if f & RECORDING == 0 {
-                s.flags.set(f & !IN_WRAPPER);
+            let was = s.in_wrapper.get();
+            if !s.recording.get() {
+                s.in_wrapper.set(false);
             }
-            f
+            was
         })
-        .unwrap_or(0)
+        .unwrap_or(false)
 }
 
 /// See [`before_program_handler`].
 #[inline]
-pub fn after_program_handler(saved: u32) {
-    let _ = STATE.try_with(|s| {
-        // Keep a freeze request that arrived during the handler.
-        let pending = s.flags.get() & FREEZE_PENDING;
-        s.flags.set(saved | pending);
-    });
+pub fn after_program_handler(in_wrapper: bool) {
+    let _ = STATE.try_with(|s| s.in_wrapper.set(in_wrapper));
 }
 
 /// Number of program signal handlers that ran on this thread so far. A

@@ -25,10 +25,11 @@ pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
     }
 }
 
-/// A thread's name and the signals pending for it alone.
-fn thread_status(tid: i32) -> (String, u64) {
+/// A thread's name, the signals pending for it alone, and those it blocks
+/// (all as the program sees them: without the reserved signal).
+fn thread_status(tid: i32) -> (String, u64, u64) {
     let Ok(path) = CString::new(format!("/proc/self/task/{tid}/status")) else {
-        return (String::new(), 0);
+        return (String::new(), 0, 0);
     };
     let mut buf = [0u8; 4096];
     let n = sys::read_small(libc::AT_FDCWD, &path, &mut buf).unwrap_or(0);
@@ -39,5 +40,9 @@ fn thread_status(tid: i32) -> (String, u64) {
     let pending = sys::field(text, b"SigPnd:")
         .and_then(sys::parse_hex)
         .unwrap_or(0);
-    (name, pending & !signals::bit(signals::reserved()))
+    let blocked = sys::field(text, b"SigBlk:")
+        .and_then(sys::parse_hex)
+        .unwrap_or(0);
+    let hide = !signals::bit(signals::reserved());
+    (name, pending & hide, blocked & hide)
 }

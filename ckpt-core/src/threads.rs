@@ -296,9 +296,12 @@ pub fn reset_after_fork() {
 
 /// Describe every tracked thread for the image. `states` tells, for a tid,
 /// how the quiesce found it (None: not seen in /proc, skipped).
+/// `status(tid)` gives the thread's name, its pending and its blocked
+/// signals from /proc (the blocked set is used for threads that never
+/// parked, whose mask the handler could not note).
 pub fn snapshot(
     states: impl Fn(i32) -> Option<ThreadState>,
-    names: impl Fn(i32) -> (String, u64),
+    status: impl Fn(i32) -> (String, u64, u64),
 ) -> Vec<Thread> {
     let mut out = Vec::new();
     for s in SLOTS.iter() {
@@ -312,7 +315,7 @@ pub fn snapshot(
             1 => "pthread_create",
             _ => "unknown",
         };
-        let (name, pending) = names(tid);
+        let (name, pending, blocked) = status(tid);
         let alt_size = s.alt_size.load(Relaxed);
         let alt_flags = s.alt_flags.load(Relaxed);
         out.push(Thread {
@@ -329,7 +332,11 @@ pub fn snapshot(
             inherit_sched: s.inherit_sched.load(Relaxed),
             start_routine: s.start.load(Relaxed),
             arg: s.arg.load(Relaxed),
-            sigmask: s.sigmask.load(Relaxed),
+            sigmask: if state == ThreadState::Frozen {
+                s.sigmask.load(Relaxed)
+            } else {
+                blocked
+            },
             pending,
             altstack: (alt_flags & libc::SS_DISABLE == 0 && alt_size != 0).then(|| AltStack {
                 sp: s.alt_sp.load(Relaxed),

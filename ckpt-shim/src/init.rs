@@ -29,6 +29,7 @@ fn start() -> Result<(), String> {
     signals::set_reserved(cfg.signal);
     resolve_all_originals();
     threads::record_main(&main_thread_attrs());
+    ckpt::files::record_inherited();
     // SAFETY: umask is read by setting and restoring it (no other thread yet).
     let mask = unsafe {
         let m = libc::umask(0o022);
