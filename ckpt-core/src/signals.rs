@@ -108,7 +108,7 @@ impl Action {
             handler: a.sa_sigaction as u64,
             flags: a.sa_flags as u64,
             mask: mask_of(&a.sa_mask),
-            restorer: a.sa_restorer.map_or(0, |f| f as u64),
+            restorer: a.sa_restorer.map_or(0, |f| f as usize as u64),
         }
     }
 

@@ -91,7 +91,7 @@ unsafe fn attrs_of(attr: *const pthread_attr_t) -> Attrs {
     if pthread_attr_getinheritsched(attr, &mut v) == 0 {
         a.inherit_sched = v == 0; // PTHREAD_INHERIT_SCHED
     }
-    if attr == &default as *const pthread_attr_t {
+    if core::ptr::eq(attr, &default) {
         libc::pthread_attr_destroy(&mut default);
     }
     a
@@ -126,7 +126,7 @@ unsafe fn pthread_create(
     );
     guard.record(|| {
         if r == 0 {
-            rec::record_created(slot, *thread as u64)
+            rec::record_created(slot, *thread)
         } else {
             rec::record_create_failed(slot)
         }
@@ -137,7 +137,7 @@ unsafe fn pthread_create(
 #[interpose]
 unsafe fn pthread_detach(thread: pthread_t) -> c_int {
     if ret == 0 {
-        rec::record_detach(thread as u64);
+        rec::record_detach(thread);
     }
 }
 
