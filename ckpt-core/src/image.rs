@@ -124,12 +124,24 @@ impl Header {
         if h.arch != ARCH_X86_64 {
             return Err(ImageError::Arch(h.arch));
         }
+        if h.meta_offset < HEADER_LEN as u64 || h.meta_len > (1 << 32) {
+            return Err(ImageError::Meta(format!(
+                "metadata at {} (+{} bytes) is outside the file layout",
+                h.meta_offset, h.meta_len
+            )));
+        }
         Ok(h)
     }
 
-    /// Bytes the file must have for this header to be complete.
+    /// Bytes the file must have for this header to be complete
+    /// (`u64::MAX` when the sizes overflow: such a file cannot exist).
     pub fn required_len(&self) -> u64 {
-        (self.meta_offset + self.meta_len).max(self.data_offset + self.data_len)
+        let meta = self.meta_offset.checked_add(self.meta_len);
+        let data = self.data_offset.checked_add(self.data_len);
+        match (meta, data) {
+            (Some(m), Some(d)) => m.max(d),
+            _ => u64::MAX,
+        }
     }
 }
 
@@ -398,12 +410,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Header, Meta), ImageError> {
         });
     }
     let lo = header.meta_offset as usize;
-    let meta_bytes = &bytes[lo..lo + header.meta_len as usize];
-    if xxhash_rust::xxh3::xxh3_64(meta_bytes) != header.meta_hash {
-        return Err(ImageError::MetaChecksum);
-    }
-    let meta: Meta =
-        rmp_serde::from_slice(meta_bytes).map_err(|e| ImageError::Meta(e.to_string()))?;
+    let meta = decode_meta(&header, &bytes[lo..lo + header.meta_len as usize])?;
     Ok((header, meta))
 }
 
@@ -424,24 +431,21 @@ pub fn read_file(path: &std::path::Path) -> Result<(Header, Meta), String> {
         };
         return Err(format!("{}: {e}", path.display()));
     }
+    use std::io::{Seek, SeekFrom};
     let mut meta = vec![0u8; header.meta_len as usize];
-    f.read_exact(&mut meta)
+    f.seek(SeekFrom::Start(header.meta_offset))
+        .and_then(|_| f.read_exact(&mut meta))
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut all = head;
-    all.extend_from_slice(&meta);
-    let (_, m) = parse_prefix(&header, &all).map_err(|e| format!("{}: {e}", path.display()))?;
+    let m = decode_meta(&header, &meta).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok((header, m))
 }
 
-fn parse_prefix(header: &Header, bytes: &[u8]) -> Result<(Header, Meta), ImageError> {
-    let lo = header.meta_offset as usize;
-    let meta_bytes = &bytes[lo..lo + header.meta_len as usize];
+/// Check the metadata's checksum, then decode it.
+fn decode_meta(header: &Header, meta_bytes: &[u8]) -> Result<Meta, ImageError> {
     if xxhash_rust::xxh3::xxh3_64(meta_bytes) != header.meta_hash {
         return Err(ImageError::MetaChecksum);
     }
-    let meta: Meta =
-        rmp_serde::from_slice(meta_bytes).map_err(|e| ImageError::Meta(e.to_string()))?;
-    Ok((*header, meta))
+    rmp_serde::from_slice(meta_bytes).map_err(|e| ImageError::Meta(e.to_string()))
 }
 
 /// Name of a signal number ("SIGINT", "SIGRTMIN+3").
