@@ -126,7 +126,7 @@ impl Header {
         }
         if h.meta_offset < HEADER_LEN as u64 || h.meta_len > (1 << 32) {
             return Err(ImageError::Meta(format!(
-                "metadata at {} (+{} bytes) is outside the file layout",
+                "metadata offset {} length {} overflows the file layout",
                 h.meta_offset, h.meta_len
             )));
         }

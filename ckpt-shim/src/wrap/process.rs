@@ -116,17 +116,27 @@ extern "C" {
     static environ: *const *const c_char;
 }
 
+/// Record an exec and run it with `envp` fixed up; the guard is left
+/// before the call, which does not return on success.
+unsafe fn exec_with_shim(
+    guard: ckpt::interpose::Guard,
+    envp: *const *const c_char,
+    exec: impl FnOnce(*const *const c_char) -> c_int,
+) -> c_int {
+    guard.record(rec::record_exec);
+    let mut fixed = new_fixed();
+    let env = with_shim(envp, &mut fixed);
+    drop(guard);
+    exec(env)
+}
+
 #[interpose(around)]
 unsafe fn execve(
     path: *const c_char,
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> c_int {
-    guard.record(rec::record_exec);
-    let mut fixed = new_fixed();
-    let env = with_shim(envp, &mut fixed);
-    drop(guard);
-    real(path, argv, env)
+    exec_with_shim(guard, envp, |env| real(path, argv, env))
 }
 
 #[interpose(around)]
@@ -135,11 +145,7 @@ unsafe fn execvpe(
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> c_int {
-    guard.record(rec::record_exec);
-    let mut fixed = new_fixed();
-    let env = with_shim(envp, &mut fixed);
-    drop(guard);
-    real(file, argv, env)
+    exec_with_shim(guard, envp, |env| real(file, argv, env))
 }
 
 #[interpose(around)]

@@ -82,8 +82,14 @@ unsafe fn signal(sig: c_int, handler: SigHandler) -> SigHandler {
     bsd(&guard, sig, handler)
 }
 
-#[interpose(around)]
-unsafe fn sigprocmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
+/// A mask change with the reserved signal taken out of `set` and out of
+/// the old mask the program reads back.
+unsafe fn change_mask(
+    how: c_int,
+    set: *const sigset_t,
+    old: *mut sigset_t,
+    real: impl FnOnce(c_int, *const sigset_t, *mut sigset_t) -> c_int,
+) -> c_int {
     let filtered = rec::without_reserved(set);
     let r = real(
         how,
@@ -95,15 +101,13 @@ unsafe fn sigprocmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c
 }
 
 #[interpose(around)]
+unsafe fn sigprocmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
+    change_mask(how, set, old, real)
+}
+
+#[interpose(around)]
 unsafe fn pthread_sigmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
-    let filtered = rec::without_reserved(set);
-    let r = real(
-        how,
-        filtered.as_ref().map_or(set, |f| f as *const sigset_t),
-        old,
-    );
-    rec::hide_reserved(old);
-    r
+    change_mask(how, set, old, real)
 }
 
 #[interpose(around)]
