@@ -124,12 +124,6 @@ impl Header {
         if h.arch != ARCH_X86_64 {
             return Err(ImageError::Arch(h.arch));
         }
-        if h.meta_offset < HEADER_LEN as u64 || h.meta_len > (1 << 32) {
-            return Err(ImageError::Meta(format!(
-                "metadata offset {} length {} overflows the file layout",
-                h.meta_offset, h.meta_len
-            )));
-        }
         Ok(h)
     }
 
