@@ -41,12 +41,28 @@ pub fn shim_path() -> PathBuf {
     ckpt_bin().parent().unwrap().join("libckpt_shim.so")
 }
 
-/// Fail early, with a clear message, when the shim was not built.
+/// Build the preloaded shim (and the rest of the default members) beside
+/// `ckpt`: `cargo test` builds only what the tests link against, and a
+/// cdylib is not among them, so a fresh clone would have no shim and an old
+/// tree would test a stale one. Runs once per test binary; a no-op when the
+/// tree is up to date.
 pub fn require_shim() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "ckpt-shim"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if ckpt_bin().parent().and_then(|d| d.file_name()) == Some(OsStr::new("release")) {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo can be started to build the shim");
+        assert!(status.success(), "building ckpt-shim failed");
+    });
     let p = shim_path();
     assert!(
         p.exists(),
-        "{} is missing: run `cargo build --workspace` (with the same CARGO_TARGET_DIR) before `cargo test`",
+        "{} is missing after building ckpt-shim (is CARGO_TARGET_DIR the same?)",
         p.display()
     );
 }
