@@ -1,0 +1,485 @@
+//! The restore steps, in order. Up to [`destroy_point`] nothing is changed and
+//! any error exits with [`EXIT_REFUSED`]; after it, with [`EXIT_FAILED`].
+
+use core::mem::{offset_of, size_of};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use ckpt_restorer::plan::{
+    MmFields, Plan, PlanHeader, PlanView, MAX_SPECIALS, PLAN_MAP_ADDR, PLAN_MAX_LEN, PROT_READ,
+    PROT_WRITE, RESERVE_LEN, RESTORER_BASE, SPECIAL_SCRATCH_ADDR, SPECIAL_SCRATCH_STRIDE,
+};
+
+use crate::maps;
+use crate::sys::{self, Errno, Line};
+
+/// Exit status when the restorer refuses before touching anything.
+pub const EXIT_REFUSED: i32 = 70;
+/// Exit status when restoring fails after the old address space is gone.
+pub const EXIT_FAILED: i32 = 71;
+
+const RESERVE_END: u64 = RESTORER_BASE + RESERVE_LEN;
+const SCRATCH_END: u64 = SPECIAL_SCRATCH_ADDR + MAX_SPECIALS * SPECIAL_SCRATCH_STRIDE;
+/// Kernel special mappings the restorer moves (and compares with the image's).
+const KNOWN_SPECIALS: [&[u8]; 3] = [b"[vdso]", b"[vvar]", b"[vvar_vclock]"];
+
+static DESTROYED: AtomicBool = AtomicBool::new(false);
+
+/// The exit status for an error now: 70 before the point of no return, 71 after.
+pub fn exit_code() -> i32 {
+    if DESTROYED.load(Ordering::Relaxed) {
+        EXIT_FAILED
+    } else {
+        EXIT_REFUSED
+    }
+}
+
+fn refuse(what: &str) -> ! {
+    Line::new().s(what).die(EXIT_REFUSED)
+}
+
+fn fail(what: &str, e: Errno) -> ! {
+    Line::new().s(what).errno(e).die(EXIT_FAILED)
+}
+
+/// A special mapping as this kernel placed it.
+#[derive(Clone, Copy)]
+struct Current<'a> {
+    name: &'a [u8],
+    start: u64,
+    len: u64,
+}
+
+extern "C" {
+    /// End of .bss, defined by the linker.
+    static _end: u8;
+}
+
+/// Step 1 (continued): the binary must end below the scratch area and the plan mapping.
+fn check_own_extent() {
+    // Only the address of the linker-defined symbol is taken, never its value.
+    let end = core::ptr::addr_of!(_end) as u64;
+    if !(RESTORER_BASE..=SPECIAL_SCRATCH_ADDR).contains(&end) {
+        Line::new()
+            .s("this restorer binary is not linked at 0x7e0000000000 or is too large (ends at ")
+            .hex(end)
+            .s(")")
+            .die(EXIT_REFUSED);
+    }
+}
+
+/// Step 2: map the plan read-only at PLAN_MAP_ADDR and validate it.
+fn map_plan(fd: i32) -> PlanView<'static> {
+    let mut st = sys::Stat::zeroed();
+    if let Err(e) = sys::fstat(fd, &mut st) {
+        Line::new()
+            .s("cannot fstat plan descriptor ")
+            .dec(fd as u64)
+            .errno(e)
+            .die(EXIT_REFUSED);
+    }
+    let size = st.size();
+    if st.mode() & 0o170000 != 0o100000 || size == 0 {
+        Line::new()
+            .s("plan descriptor ")
+            .dec(fd as u64)
+            .s(" is not a non-empty regular file or memfd")
+            .die(EXIT_REFUSED);
+    }
+    if size > PLAN_MAX_LEN {
+        Line::new()
+            .s("plan is too large (")
+            .dec(size)
+            .s(" bytes, at most 32 MiB)")
+            .die(EXIT_REFUSED);
+    }
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping, and the
+    // range lies in our reserved range above the binary (checked by check_own_extent).
+    let got = unsafe {
+        sys::mmap(
+            PLAN_MAP_ADDR,
+            size,
+            PROT_READ,
+            0x02 | sys::MAP_FIXED_NOREPLACE,
+            fd,
+            0,
+        )
+    };
+    match got {
+        Ok(a) if a == PLAN_MAP_ADDR => {}
+        Ok(_) => refuse("the kernel ignored MAP_FIXED_NOREPLACE for the plan mapping"),
+        Err(e) => Line::new()
+            .s("cannot map the plan at ")
+            .hex(PLAN_MAP_ADDR)
+            .errno(e)
+            .die(EXIT_REFUSED),
+    }
+    // SAFETY: [PLAN_MAP_ADDR, +size) is now a private read-only mapping that
+    // stays mapped (never unmapped or written) until the jump.
+    let bytes = unsafe { core::slice::from_raw_parts(PLAN_MAP_ADDR as *const u8, size as usize) };
+    match Plan::parse(bytes) {
+        Ok(v) => v,
+        Err(e) => Line::new().s("invalid plan: ").s(e).die(EXIT_REFUSED),
+    }
+}
+
+fn is_special_name(plan: &PlanView, name: &[u8]) -> bool {
+    KNOWN_SPECIALS.contains(&name) || plan.specials().any(|s| s.name_bytes() == name)
+}
+
+/// Step 3: find this kernel's special mappings and compare them with the plan's.
+/// Also checks that the scratch area is free.
+fn check_specials<'m>(
+    plan: &PlanView,
+    maps_buf: &'m [u8],
+    out: &mut [Option<Current<'m>>; MAX_SPECIALS as usize],
+) {
+    let mut n = 0;
+    for m in maps::iter(maps_buf) {
+        let m = match m {
+            Ok(m) => m,
+            Err(line) => Line::new()
+                .s("cannot parse /proc/self/maps line: ")
+                .b(line)
+                .die(EXIT_REFUSED),
+        };
+        if m.start < SCRATCH_END && SPECIAL_SCRATCH_ADDR < m.end {
+            Line::new()
+                .s("the restorer's scratch range is in use: ")
+                .hex(m.start)
+                .s("-")
+                .hex(m.end)
+                .s(" ")
+                .b(m.name)
+                .die(EXIT_REFUSED);
+        }
+        if !is_special_name(plan, m.name) {
+            continue;
+        }
+        if m.start < RESERVE_END && RESTORER_BASE < m.end {
+            Line::new()
+                .s("special mapping ")
+                .b(m.name)
+                .s(" lies in the restorer's reserved range")
+                .die(EXIT_REFUSED);
+        }
+        if out[..n].iter().flatten().any(|c| c.name == m.name) {
+            Line::new()
+                .s("special mapping ")
+                .b(m.name)
+                .s(" appears twice in /proc/self/maps")
+                .die(EXIT_REFUSED);
+        }
+        if n == out.len() {
+            refuse("too many special mappings in /proc/self/maps");
+        }
+        out[n] = Some(Current {
+            name: m.name,
+            start: m.start,
+            len: m.end - m.start,
+        });
+        n += 1;
+    }
+    const DIFFERS: &str = "this kernel's vdso layout differs from the image's: ";
+    for c in out.iter().flatten() {
+        match plan.specials().find(|s| s.name_bytes() == c.name) {
+            None => Line::new()
+                .s(DIFFERS)
+                .s("this kernel has ")
+                .b(c.name)
+                .s(" (")
+                .dec(c.len)
+                .s(" bytes), the image has none")
+                .die(EXIT_REFUSED),
+            Some(s) if s.len != c.len => Line::new()
+                .s(DIFFERS)
+                .b(c.name)
+                .s(" is ")
+                .dec(c.len)
+                .s(" bytes here, ")
+                .dec(s.len)
+                .s(" bytes in the image")
+                .die(EXIT_REFUSED),
+            Some(_) => {}
+        }
+    }
+    for s in plan.specials() {
+        if !out.iter().flatten().any(|c| c.name == s.name_bytes()) {
+            Line::new()
+                .s(DIFFERS)
+                .s("the image has ")
+                .b(s.name_bytes())
+                .s(" (")
+                .dec(s.len)
+                .s(" bytes), this kernel has none")
+                .die(EXIT_REFUSED);
+        }
+    }
+}
+
+/// Step 5: unmap everything outside the reserved range except the specials
+/// and [vsyscall] (the kernel's stack included: we run on the .bss stack).
+fn unmap_all(maps_buf: &[u8], specials: &[Option<Current>]) {
+    for m in maps::iter(maps_buf).flatten() {
+        if m.name == b"[vsyscall]" || specials.iter().flatten().any(|c| c.start == m.start) {
+            continue;
+        }
+        let pieces = [
+            (m.start, m.end.min(RESTORER_BASE)),
+            (m.start.max(RESERVE_END), m.end),
+        ];
+        for (a, b) in pieces {
+            if a < b {
+                // SAFETY: [a, b) lies outside the reserved range, which holds
+                // everything the restorer uses (code, data, stack, plan).
+                if let Err(e) = unsafe { sys::munmap(a, b - a) } {
+                    Line::new()
+                        .s("cannot unmap ")
+                        .hex(a)
+                        .s("-")
+                        .hex(b)
+                        .s(" ")
+                        .b(m.name)
+                        .errno(e)
+                        .die(EXIT_FAILED);
+                }
+            }
+        }
+    }
+}
+
+/// Step 6: move each special to its planned address via a scratch spot.
+fn move_specials(plan: &PlanView, current: &[Option<Current>]) {
+    let flags = sys::MREMAP_MAYMOVE | sys::MREMAP_FIXED;
+    for (i, s) in plan.specials().enumerate() {
+        let Some(c) = current.iter().flatten().find(|c| c.name == s.name_bytes()) else {
+            refuse("internal error: special vanished");
+        };
+        let scratch = SPECIAL_SCRATCH_ADDR + i as u64 * SPECIAL_SCRATCH_STRIDE;
+        // SAFETY: the special is not used by the restorer; the scratch spot is
+        // inside the reserved range and was checked free in step 3.
+        if let Err(e) = unsafe { sys::mremap(c.start, c.len, c.len, flags, scratch) } {
+            Line::new()
+                .s("cannot move ")
+                .b(c.name)
+                .s(" from ")
+                .hex(c.start)
+                .s(" to scratch ")
+                .hex(scratch)
+                .errno(e)
+                .die(EXIT_FAILED);
+        }
+    }
+    for (i, s) in plan.specials().enumerate() {
+        let scratch = SPECIAL_SCRATCH_ADDR + i as u64 * SPECIAL_SCRATCH_STRIDE;
+        // SAFETY: the target was validated outside the reserved range and the
+        // regions, and everything else there was unmapped in step 5.
+        if let Err(e) = unsafe { sys::mremap(scratch, s.len, s.len, flags, s.start) } {
+            Line::new()
+                .s("cannot move ")
+                .b(s.name_bytes())
+                .s(" to ")
+                .hex(s.start)
+                .errno(e)
+                .die(EXIT_FAILED);
+        }
+    }
+}
+
+/// Step 7: map the regions writable, copy the extents in, set final protections.
+fn map_regions(plan: &PlanView, image_fd: i32) {
+    for r in plan.regions() {
+        // A shared file mapping has no extents (Plan::parse refuses them) and
+        // its descriptor may be read-only: map it with its final protection.
+        let prot = if r.is_shared_file() {
+            r.prot
+        } else {
+            PROT_READ | PROT_WRITE
+        };
+        let off = if r.fd < 0 { 0 } else { r.offset };
+        // SAFETY: the region lies outside the reserved range (validated) and
+        // everything outside it but the specials was unmapped; the specials
+        // do not overlap regions (validated).
+        match unsafe { sys::mmap(r.start, r.len(), prot, r.flags | sys::MAP_FIXED, r.fd, off) } {
+            Ok(a) if a == r.start => {}
+            Ok(a) => Line::new()
+                .s("region ")
+                .hex(r.start)
+                .s(" was mapped at ")
+                .hex(a)
+                .die(EXIT_FAILED),
+            Err(e) => Line::new()
+                .s("cannot map region ")
+                .hex(r.start)
+                .s("-")
+                .hex(r.end)
+                .s(" (fd ")
+                .dec(r.fd as i64 as u64)
+                .s(")")
+                .errno(e)
+                .die(EXIT_FAILED),
+        }
+    }
+    for x in plan.extents() {
+        let mut done = 0u64;
+        while done < x.len {
+            // SAFETY: [x.addr, x.addr+x.len) lies inside one region (validated),
+            // now mapped writable, and nothing of ours references it.
+            let r = unsafe {
+                sys::pread64(
+                    image_fd,
+                    (x.addr + done) as *mut u8,
+                    (x.len - done) as usize,
+                    x.file_offset + done,
+                )
+            };
+            match r {
+                Ok(0) => Line::new()
+                    .s("the image ends before extent ")
+                    .hex(x.addr)
+                    .s(" (file offset ")
+                    .hex(x.file_offset + done)
+                    .s(")")
+                    .die(EXIT_FAILED),
+                Ok(n) => done += n as u64,
+                Err(Errno(sys::EINTR)) => {}
+                Err(e) => Line::new()
+                    .s("cannot read extent ")
+                    .hex(x.addr)
+                    .s(" from the image (fd ")
+                    .dec(image_fd as u64)
+                    .s(")")
+                    .errno(e)
+                    .die(EXIT_FAILED),
+            }
+        }
+    }
+    for r in plan.regions() {
+        // SAFETY: the restorer does not use restored memory; the final
+        // protection is the saved process's own.
+        if let Err(e) = unsafe { sys::mprotect(r.start, r.len(), r.prot) } {
+            Line::new()
+                .s("cannot set protection of region ")
+                .hex(r.start)
+                .errno(e)
+                .die(EXIT_FAILED);
+        }
+    }
+}
+
+/// `struct prctl_mm_map` of <linux/prctl.h>.
+#[repr(C)]
+struct PrctlMmMap {
+    start_code: u64,
+    end_code: u64,
+    start_data: u64,
+    end_data: u64,
+    start_brk: u64,
+    brk: u64,
+    start_stack: u64,
+    arg_start: u64,
+    arg_end: u64,
+    env_start: u64,
+    env_end: u64,
+    auxv: u64,
+    auxv_size: u32,
+    exe_fd: u32,
+}
+
+/// Steps 8 and 9: mm fields and thread name; failures are only warnings.
+fn set_mm_and_name(h: &PlanHeader) {
+    let m = &h.mm;
+    let map = PrctlMmMap {
+        start_code: m.start_code,
+        end_code: m.end_code,
+        start_data: m.start_data,
+        end_data: m.end_data,
+        start_brk: m.start_brk,
+        brk: m.brk,
+        start_stack: m.start_stack,
+        arg_start: m.arg_start,
+        arg_end: m.arg_end,
+        env_start: m.env_start,
+        env_end: m.env_end,
+        auxv: PLAN_MAP_ADDR + (offset_of!(PlanHeader, mm) + offset_of!(MmFields, auxv)) as u64,
+        auxv_size: (m.auxv_len * 8) as u32,
+        exe_fd: u32::MAX,
+    };
+    // SAFETY: `map` is a complete prctl_mm_map on our stack; its auxv pointer
+    // points at the plan mapping's auxv array (auxv_len <= 128 words, validated).
+    let r = unsafe {
+        sys::prctl(
+            sys::PR_SET_MM,
+            sys::PR_SET_MM_MAP,
+            &map as *const PrctlMmMap as usize,
+            size_of::<PrctlMmMap>(),
+            0,
+        )
+    };
+    if let Err(e) = r {
+        Line::new().s("warning: PR_SET_MM_MAP").errno(e).emit();
+    }
+    let mut comm = h.comm;
+    comm[15] = 0;
+    // SAFETY: comm is a NUL-terminated 16-byte buffer on our stack.
+    if let Err(e) = unsafe { sys::prctl(sys::PR_SET_NAME, comm.as_ptr() as usize, 0, 0, 0) } {
+        Line::new().s("warning: PR_SET_NAME").errno(e).emit();
+    }
+}
+
+/// Step 10: jump into the restored process. Never returns.
+fn jump(h: &PlanHeader) -> ! {
+    let (entry, arg, stack, image_fd) = (
+        h.entry,
+        h.entry_arg,
+        h.entry_stack,
+        h.image_fd as i64 as u64,
+    );
+    // SAFETY: entry lies in an executable restored region and entry_stack - 8
+    // in a writable one (validated); from here on the restored code owns the
+    // process and the restorer's stack is abandoned.
+    unsafe {
+        core::arch::asm!(
+            "mov rsp, {stack}",
+            "push 0",
+            "jmp {entry}",
+            stack = in(reg) stack,
+            entry = in(reg) entry,
+            in("rdi") arg,
+            in("rsi") image_fd,
+            in("rdx") PLAN_MAP_ADDR,
+            options(noreturn)
+        )
+    }
+}
+
+/// All the steps, given the plan descriptor from argv[1].
+pub fn run(plan_fd: i32) -> ! {
+    check_own_extent();
+    let plan = map_plan(plan_fd);
+    let mut maps_storage = [0u8; 64 * 1024];
+    let maps_buf = match maps::read_self(&mut maps_storage) {
+        Ok(b) => b,
+        Err((what, e)) => {
+            let mut l = Line::new();
+            l.s(what);
+            if let Some(e) = e {
+                l.errno(e);
+            }
+            l.die(EXIT_REFUSED)
+        }
+    };
+    let mut current = [None; MAX_SPECIALS as usize];
+    check_specials(&plan, maps_buf, &mut current);
+
+    // Point of no return.
+    DESTROYED.store(true, Ordering::Relaxed);
+    unmap_all(maps_buf, &current);
+    move_specials(&plan, &current);
+    let h = *plan.header();
+    map_regions(&plan, h.image_fd);
+    set_mm_and_name(&h);
+    if let Err(e) = sys::close(plan_fd) {
+        fail("cannot close the plan descriptor", e);
+    }
+    jump(&h)
+}
