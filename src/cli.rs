@@ -41,6 +41,9 @@ pub enum Command {
     Run(RunArgs),
     Checkpoint(CheckpointArgs),
     Inspect(InspectArgs),
+    /// Restart a program from an image: same memory, threads, files,
+    /// timers and signal handlers; it continues where it was stopped
+    Restart(RestartArgs),
 }
 
 /// Start a program under ckpt (the interceptor preloaded), replacing ckpt
@@ -118,6 +121,44 @@ pub struct InspectArgs {
 }
 
 /// A positive, finite number of seconds.
+const RESTART_HELP: &str = "\
+The restarted program has the pid of this command (ckpt restart becomes it)
+and ends with the program's exit status. Its threads, memory, signal
+handlers, timers and descriptors come back as they were at the checkpoint.
+
+Descriptors:
+  - a regular file or directory is reopened by path at its offset (never
+    created or truncated): `prog > out` goes on writing at the right byte;
+  - descriptors that shared an open file share one again; an in-process
+    pipe or an eventfd is re-created;
+  - descriptors 0, 1 and 2 that were a terminal, a pipe, a socket or a
+    device are connected to this command's own;
+  - what cannot come back (a socket, a pipe to another process) is
+    replaced by /dev/null, with a warning.
+
+Checked before anything starts (one line and exit status 1 on failure,
+nothing is started and no file is touched): the image's checksums, format
+version and architecture, the kernel's vdso layout, and every file the
+image needs (present, and the same file as at the checkpoint). A file the
+program only read that changed since the checkpoint is a warning, or an
+error with --strict.
+
+Example: ckpt restart /var/tmp/imgs/ckpt-simulate-12345.img";
+
+/// Restart a program from an image.
+#[derive(Debug, clap::Args)]
+#[command(after_help = RESTART_HELP)]
+pub struct RestartArgs {
+    /// The image file written by `ckpt checkpoint`.
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+
+    /// Refuse to restart when a file the program had open for reading
+    /// changed since the checkpoint.
+    #[arg(long)]
+    pub strict: bool,
+}
+
 pub fn parse_positive_secs(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .trim()

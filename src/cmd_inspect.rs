@@ -58,18 +58,7 @@ fn check_header_bounds(path: &Path) -> Result<(), String> {
     let Ok(h) = Header::decode(&head) else {
         return Ok(());
     };
-    let overflows = h.meta_offset.checked_add(h.meta_len).is_none()
-        || h.data_offset.checked_add(h.data_len).is_none();
-    if overflows {
-        return Err("corrupt image: section sizes in the header overflow".into());
-    }
-    if h.meta_offset != HEADER_LEN as u64 {
-        return Err(format!(
-            "corrupt image: metadata at offset {}, expected {HEADER_LEN}",
-            h.meta_offset
-        ));
-    }
-    Ok(())
+    h.check_layout().map_err(|e| e.to_string())
 }
 
 /// Facts about the file itself, beside the metadata.

@@ -1,22 +1,24 @@
-//! Where `ckpt run` finds libckpt_shim.so, the interceptor it preloads.
+//! Where `ckpt` finds its companions: libckpt_shim.so, the interceptor
+//! `ckpt run` preloads, and ckpt-restorer, which `ckpt restart` runs.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 pub const SHIM_NAME: &str = "libckpt_shim.so";
+pub const RESTORER_NAME: &str = "ckpt-restorer";
 
 /// The places looked at, in order, for an executable living in `exe_dir`:
 /// next to it (a `cargo build` tree or a flat install), an installed
 /// `<prefix>/lib/ckpt/`, and the cargo tree seen from `deps/` (test
 /// binaries live in `target/<profile>/deps/`, the shim one level up).
-pub fn candidates(exe_dir: &Path) -> Vec<PathBuf> {
+pub fn candidates(exe_dir: &Path, name: &str) -> Vec<PathBuf> {
     let mut places = vec![
-        exe_dir.join(SHIM_NAME),
-        exe_dir.join("../lib/ckpt").join(SHIM_NAME),
-        exe_dir.join("deps").join(SHIM_NAME),
+        exe_dir.join(name),
+        exe_dir.join("../lib/ckpt").join(name),
+        exe_dir.join("deps").join(name),
     ];
     if exe_dir.file_name().is_some_and(|n| n == "deps") {
-        places.push(exe_dir.join("..").join(SHIM_NAME));
+        places.push(exe_dir.join("..").join(name));
     }
     places
 }
@@ -26,15 +28,26 @@ pub fn candidates(exe_dir: &Path) -> Vec<PathBuf> {
 /// `..`, because the dynamic linker resolves LD_PRELOAD entries in the
 /// program's own working directory.
 pub fn find_shim(env_shim: Option<OsString>, exe: &Path) -> Result<PathBuf, String> {
-    if let Some(p) = env_shim.filter(|p| !p.is_empty()) {
+    find_companion(SHIM_NAME, "CKPT_SHIM", env_shim, exe)
+}
+
+/// Find companion `name`: `$<env_name>` when set (it must exist), else
+/// the first candidate next to `exe`.
+pub fn find_companion(
+    name: &str,
+    env_name: &str,
+    env_value: Option<OsString>,
+    exe: &Path,
+) -> Result<PathBuf, String> {
+    if let Some(p) = env_value.filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         if !p.is_file() {
-            return Err(format!("CKPT_SHIM={}: no such file", p.display()));
+            return Err(format!("{env_name}={}: no such file", p.display()));
         }
-        return absolute(&p).map_err(|e| format!("CKPT_SHIM={}: {e}", p.display()));
+        return absolute(&p).map_err(|e| format!("{env_name}={}: {e}", p.display()));
     }
     let exe_dir = exe.parent().unwrap_or(Path::new("/"));
-    let places = candidates(exe_dir);
+    let places = candidates(exe_dir, name);
     for place in &places {
         if place.is_file() {
             return absolute(place).map_err(|e| format!("{}: {e}", place.display()));
@@ -42,7 +55,7 @@ pub fn find_shim(env_shim: Option<OsString>, exe: &Path) -> Result<PathBuf, Stri
     }
     let looked: Vec<String> = places.iter().map(|p| p.display().to_string()).collect();
     Err(format!(
-        "cannot find {SHIM_NAME} (looked in {}); build it with `cargo build --workspace` or set CKPT_SHIM to its path",
+        "cannot find {name} (looked in {}); build it with `cargo build --workspace` or set {env_name} to its path",
         looked.join(", ")
     ))
 }
@@ -56,6 +69,18 @@ pub fn find_for_current_exe() -> Result<PathBuf, String> {
     let exe =
         std::env::current_exe().map_err(|e| format!("cannot locate the ckpt executable: {e}"))?;
     find_shim(std::env::var_os("CKPT_SHIM"), &exe)
+}
+
+/// The restorer for this very `ckpt` executable.
+pub fn find_restorer() -> Result<PathBuf, String> {
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot locate the ckpt executable: {e}"))?;
+    find_companion(
+        RESTORER_NAME,
+        "CKPT_RESTORER",
+        std::env::var_os("CKPT_RESTORER"),
+        &exe,
+    )
 }
 
 #[cfg(test)]

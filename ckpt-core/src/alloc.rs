@@ -68,6 +68,13 @@ pub fn scratch_begin() -> Result<(), String> {
     Ok(())
 }
 
+/// Route this thread's allocations into the arena again without
+/// resetting it: after a restart, the checkpoint's values in it (the
+/// gathered state) are still needed. Post-restart context.
+pub fn scratch_resume() {
+    SCRATCH.with(|s| s.set(true));
+}
+
 /// End the window on this thread: allocations go back to malloc.
 pub fn scratch_end() {
     SCRATCH.with(|s| s.set(false));

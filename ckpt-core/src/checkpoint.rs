@@ -7,7 +7,7 @@
 //! arena for the whole call: the interrupted code may hold any lock,
 //! malloc's included.
 
-use crate::{image, quiesce, snapshot, sys};
+use crate::{image, memory, quiesce, snapshot, sys};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -53,6 +53,10 @@ fn comm() -> String {
 
 /// Take one checkpoint into directory `dir`. `self_uc` is the calling
 /// (coordinating) thread's interrupted context.
+///
+/// The program is frozen only while its kernel state is gathered and a
+/// copy-on-write child is forked; the child writes memory and metadata
+/// while the program already runs on.
 pub fn take(dir: &Path, self_uc: *mut core::ffi::c_void) -> Result<Report, String> {
     let t0 = sys::monotonic_ns();
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -70,46 +74,38 @@ pub fn take(dir: &Path, self_uc: *mut core::ffi::c_void) -> Result<Report, Strin
     // ---- frozen: no malloc, no locks a program thread may hold ----
     let mut meta = snapshot::gather(&frozen, seq, created_unix_ms);
     meta.freeze_us = (sys::monotonic_ns() - frozen.started_ns()) / 1000;
-    let encoded = image::build(&meta);
-    // Opened while frozen so its low number is never seen by the program.
-    let fd = sys::openat(
-        libc::AT_FDCWD,
-        &tmp_c,
-        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
-    )
-    .map_err(|e| {
-        format!(
-            "cannot create {}: {}",
-            tmp_path.display(),
-            std::io::Error::from_raw_os_error(e)
-        )
-    })
-    .and_then(|fd| sys::move_high(fd).map_err(|_| "no free descriptor for the image".to_string()));
+    // Opened while frozen so their low numbers are never seen by the program.
+    let files = open_tmp(&tmp_c, &tmp_path).and_then(|fd| match status_pipe() {
+        Ok(p) => Ok((fd, p)),
+        Err(e) => {
+            sys::close(fd);
+            Err(e)
+        }
+    });
+    let child = files
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|&(fd, (rd, wr))| {
+            crate::restart::set_pending(&meta);
+            fork_writer(fd, rd, wr, &mut meta)
+        });
     let freeze_ns = quiesce::thaw(frozen);
     // ---- thawed ----
-    let encoded = encoded?;
-    let fd = fd?;
-    crate::files::set_own(fd, true);
-    let result = write_all(fd, &encoded).and_then(|()| {
-        // SAFETY: fsync of a descriptor we own.
-        if unsafe { libc::fsync(fd) } != 0 {
-            return Err(format!(
-                "fsync {}: {}",
-                tmp_path.display(),
-                std::io::Error::last_os_error()
-            ));
-        }
-        Ok(())
-    });
+    let (fd, (rd, wr)) = files?;
+    sys::close(wr);
+    let result = child.and_then(|pid| wait_writer(pid, rd));
+    sys::close(rd);
     sys::close(fd);
-    crate::files::set_own(fd, false);
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp_path);
-        return Err(e);
+    for f in [fd, rd, wr] {
+        crate::files::set_own(f, false);
     }
-    // mode 0600 regardless of the program's umask
-    // SAFETY: chmod of the file we just created.
-    unsafe { libc::chmod(tmp_c.as_ptr(), 0o600) };
+    let bytes = match result {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp_path);
+            return Err(e);
+        }
+    };
     std::fs::rename(&tmp_path, &final_path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp_path);
         format!("cannot rename to {}: {e}", final_path.display())
@@ -119,25 +115,146 @@ pub fn take(dir: &Path, self_uc: *mut core::ffi::c_void) -> Result<Report, Strin
     }
     Ok(Report {
         path: final_path,
-        bytes: encoded.len() as u64,
+        bytes,
         seq,
         freeze_us: freeze_ns / 1000,
         total_us: (sys::monotonic_ns() - t0) / 1000,
     })
 }
 
-fn write_all(fd: i32, mut buf: &[u8]) -> Result<(), String> {
-    while !buf.is_empty() {
-        // SAFETY: writing from a live buffer.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
+fn open_tmp(tmp_c: &CString, tmp_path: &Path) -> Result<i32, String> {
+    // mode 0600 regardless of the program's umask
+    // SAFETY: openat with a valid C path.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            tmp_c.as_ptr(),
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+            0o600,
+        )
+    } as i32;
+    if fd < 0 {
+        return Err(format!(
+            "cannot create {}: {}",
+            tmp_path.display(),
+            std::io::Error::from_raw_os_error(crate::interpose::errno())
+        ));
+    }
+    let fd = sys::move_high(fd).map_err(|_| "no free descriptor for the image".to_string())?;
+    crate::files::set_own(fd, true);
+    Ok(fd)
+}
+
+/// A pipe the writer child reports through (read end, write end).
+fn status_pipe() -> Result<(i32, i32), String> {
+    let mut p = [0i32; 2];
+    // SAFETY: pipe2 into a local array.
+    if unsafe { libc::syscall(libc::SYS_pipe2, p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err("cannot create a pipe for the image writer".into());
+    }
+    let rd = sys::move_high(p[0]);
+    let wr = sys::move_high(p[1]);
+    match (rd, wr) {
+        (Ok(rd), Ok(wr)) => {
+            crate::files::set_own(rd, true);
+            crate::files::set_own(wr, true);
+            Ok((rd, wr))
+        }
+        _ => Err("no free descriptor for the image writer".into()),
+    }
+}
+
+/// Fork the writer: a copy-on-write child holding the frozen memory. It
+/// has no exit signal, so the program's own `wait()` never sees it.
+fn fork_writer(fd: i32, rd: i32, wr: i32, meta: &mut image::Meta) -> Result<i32, String> {
+    // SAFETY: clone without CLONE_VM: the child gets a private copy of
+    // this thread only and returns here on the same (copied) stack.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, 0, 0, 0, 0, 0) };
+    if pid < 0 {
+        return Err(format!(
+            "cannot fork the image writer: {}",
+            std::io::Error::from_raw_os_error(crate::interpose::errno())
+        ));
+    }
+    if pid > 0 {
+        return Ok(pid as i32);
+    }
+    // ---- writer child: one thread, scratch allocation, raw exits ----
+    sys::close(rd);
+    let status = match write_image(fd, meta) {
+        Ok(bytes) => format!("ok {bytes}"),
+        Err(e) => format!("error {e}"),
+    };
+    // SAFETY: write to our pipe, then end this process without running
+    // any of the program's exit code.
+    unsafe {
+        libc::write(wr, status.as_ptr().cast(), status.len());
+        libc::syscall(libc::SYS_exit_group, 0);
+    }
+    unreachable!()
+}
+
+/// Writer child: memory extents, then metadata, then the header; fsync.
+fn write_image(fd: i32, meta: &mut image::Meta) -> Result<u64, String> {
+    let mut sink = memory::Sink {
+        fd,
+        offset: image::DATA_OFFSET,
+    };
+    meta.regions = memory::snapshot(&mut sink)?;
+    let data_len = sink.offset - image::DATA_OFFSET;
+    let meta_offset = sink.offset;
+    let mut encoded = Vec::new();
+    image::encode_meta(meta, &mut encoded)?;
+    sink.write_all(&encoded)?;
+    let header = image::header_for(&encoded, meta_offset, data_len);
+    sink.pwrite_at(&header.encode(), 0)?;
+    // SAFETY: fsync of the image descriptor we own.
+    if unsafe { libc::fsync(fd) } != 0 {
+        return Err(format!("fsync: {}", std::io::Error::last_os_error()));
+    }
+    Ok(sink.offset)
+}
+
+/// Wait for the writer and read its verdict.
+fn wait_writer(pid: i32, rd: i32) -> Result<u64, String> {
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    loop {
+        // SAFETY: reading into the unused tail of a local buffer.
+        let n = unsafe { libc::read(rd, buf[len..].as_mut_ptr().cast(), buf.len() - len) };
+        if n > 0 {
+            len += n as usize;
+            if len < buf.len() {
                 continue;
             }
-            return Err(format!("cannot write the image: {e}"));
         }
-        buf = &buf[n as usize..];
+        if n < 0 && crate::interpose::errno() == libc::EINTR {
+            continue;
+        }
+        break;
     }
-    Ok(())
+    // SAFETY: waitid on our own clone child into a zeroed siginfo.
+    unsafe {
+        let mut info: libc::siginfo_t = core::mem::zeroed();
+        while libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::__WCLONE,
+        ) < 0
+            && crate::interpose::errno() == libc::EINTR
+        {}
+    }
+    let text = String::from_utf8_lossy(&buf[..len]);
+    if let Some(n) = text.strip_prefix("ok ") {
+        return n
+            .trim()
+            .parse()
+            .map_err(|_| "the image writer answered nonsense".into());
+    }
+    Err(text
+        .strip_prefix("error ")
+        .map(str::to_string)
+        .unwrap_or_else(|| "the image writer died".into()))
 }

@@ -4,9 +4,10 @@
 //! Layout:
 //! ```text
 //! 0      header (HEADER_LEN bytes, little-endian, checksummed)
-//! 128    metadata: MessagePack of [`Meta`] (named fields), xxh3-checksummed
-//! data   raw page extents, 4 KiB aligned (memory sections; empty until the
-//!        memory writer fills them), each described and checksummed in `Meta`
+//! 4096   data: raw page extents, 4 KiB aligned, each described and
+//!        checksummed in `Meta` (restart can map them straight from the file)
+//! end    metadata: MessagePack of [`Meta`] (named fields), xxh3-checksummed;
+//!        written last, so the extents it lists are known
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,7 @@ use std::fmt;
 /// First bytes of every image.
 pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
 /// Bumped on any incompatible change of the header or of [`Meta`].
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// ELF machine number of x86_64: images are refused on anything else.
 pub const ARCH_X86_64: u32 = 62;
 /// Size of the fixed header; metadata starts right after it.
@@ -48,6 +49,7 @@ pub enum ImageError {
     Truncated { need: u64, have: u64 },
     MetaChecksum,
     Meta(String),
+    Layout(String),
 }
 
 impl fmt::Display for ImageError {
@@ -66,6 +68,7 @@ impl fmt::Display for ImageError {
             }
             ImageError::MetaChecksum => write!(f, "corrupt image: metadata checksum mismatch"),
             ImageError::Meta(e) => write!(f, "corrupt image: metadata does not decode: {e}"),
+            ImageError::Layout(e) => write!(f, "corrupt image: {e}"),
         }
     }
 }
@@ -127,6 +130,31 @@ impl Header {
         Ok(h)
     }
 
+    /// The sections must not overflow, the data must start where the
+    /// format puts it, and the metadata must follow the data.
+    pub fn check_layout(&self) -> Result<(), ImageError> {
+        let data_end = self.data_offset.checked_add(self.data_len);
+        let meta_end = self.meta_offset.checked_add(self.meta_len);
+        let (Some(data_end), Some(_)) = (data_end, meta_end) else {
+            return Err(ImageError::Layout(
+                "section sizes in the header overflow".into(),
+            ));
+        };
+        if self.data_offset != DATA_OFFSET {
+            return Err(ImageError::Layout(format!(
+                "data at offset {}, expected {DATA_OFFSET}",
+                self.data_offset
+            )));
+        }
+        if self.meta_offset < data_end {
+            return Err(ImageError::Layout(format!(
+                "metadata at offset {} overlaps the data (which ends at {data_end})",
+                self.meta_offset
+            )));
+        }
+        Ok(())
+    }
+
     /// Bytes the file must have for this header to be complete
     /// (`u64::MAX` when the sizes overflow: such a file cannot exist).
     pub fn required_len(&self) -> u64 {
@@ -156,8 +184,50 @@ pub struct Meta {
     pub timers: Vec<Timer>,
     pub itimers: Vec<Itimer>,
     pub signals: Vec<SignalAction>,
-    /// Memory regions (filled by the memory writer; empty otherwise).
+    /// What the kernel had installed for each signal (restored as is).
+    pub signals_kernel: Vec<KernelAction>,
+    /// Memory regions, in address order.
     pub regions: Vec<Region>,
+    /// Where post-restart code lives in the image, and the glibc facts it
+    /// needs (found at start-up in the checkpointed process).
+    pub restart: RestartInfo,
+}
+
+/// What the restorer and post-restart code need to know.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RestartInfo {
+    /// Address of the post-restart entry inside the image.
+    pub entry: u64,
+    /// Top of the stack the entry runs on (a region of the image).
+    pub stack_top: u64,
+    /// Offset of the cached tid in glibc's `struct pthread`.
+    pub tid_offset: u64,
+    /// Length glibc registered its rseq areas with (0: none registered).
+    pub rseq_len: u32,
+    /// Offset of the rseq area from the thread pointer.
+    pub rseq_offset: i64,
+    /// The address range ckpt kept free for the restorer.
+    pub reserve_start: u64,
+    pub reserve_len: u64,
+}
+
+/// The kernel's description of the address space layout
+/// (`prctl(PR_SET_MM_MAP)` restores it, so `ps` and brk work as before).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MmInfo {
+    pub start_code: u64,
+    pub end_code: u64,
+    pub start_data: u64,
+    pub end_data: u64,
+    pub start_brk: u64,
+    pub brk: u64,
+    pub start_stack: u64,
+    pub arg_start: u64,
+    pub arg_end: u64,
+    pub env_start: u64,
+    pub env_end: u64,
+    /// The auxiliary vector, as (type, value) words.
+    pub auxv: Vec<u64>,
 }
 
 /// Process-wide settings.
@@ -176,6 +246,7 @@ pub struct Process {
     pub execs: u64,
     /// The checkpoint signal ckpt reserved in this process.
     pub ckpt_signal: i32,
+    pub mm: MmInfo,
 }
 
 /// One resource limit; `None` is RLIM_INFINITY.
@@ -225,6 +296,17 @@ pub struct Thread {
     /// Signals pending for this thread only.
     pub pending: u64,
     pub altstack: Option<AltStack>,
+    /// Thread pointer (FS base): glibc's `struct pthread` of the thread.
+    pub fs_base: u64,
+    /// Where its interrupted context (`ucontext_t`) lies in memory; a
+    /// restarted thread returns through it. 0 when it never parked.
+    pub ucontext: u64,
+    /// errno as the interrupted code left it.
+    pub errno: i32,
+    pub robust_head: u64,
+    pub robust_len: u64,
+    /// The thread's registered rseq area (0: none).
+    pub rseq: u64,
 }
 
 /// A thread's alternate signal stack.
@@ -345,15 +427,52 @@ pub struct SignalAction {
     pub restorer: u64,
 }
 
-/// One memory region (filled by the memory writer).
+/// What a memory region is, which decides how restart rebuilds it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionKind {
+    /// Private anonymous memory (heap, stacks, malloc arenas, ...):
+    /// rebuilt from its stored pages, zero elsewhere.
+    Anonymous,
+    /// Private mapping of a file: mapped from the file again, written
+    /// pages overlaid from the image.
+    FilePrivate,
+    /// Shared mapping of a file: mapped from the file (its contents are
+    /// the file's).
+    FileShared,
+    /// Shared memory with no file to map (shared anonymous, memfd,
+    /// deleted file): rebuilt from its stored pages.
+    SharedAnonymous,
+    /// Provided by the kernel (vdso, vvar): moved, never stored.
+    Special,
+}
+
+/// A signal's action as the kernel holds it (`struct kernel_sigaction`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KernelAction {
+    pub signo: i32,
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+/// One memory region (a line of /proc/self/maps).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Region {
     pub start: u64,
     pub end: u64,
+    /// PROT_READ | PROT_WRITE | PROT_EXEC bits.
     pub prot: u32,
-    pub flags: u32,
+    pub shared: bool,
+    /// The main thread's stack (mapped MAP_GROWSDOWN again).
+    pub grows_down: bool,
+    pub kind: RegionKind,
     pub offset: u64,
+    /// The backing file, or the kernel's name ("[heap]", "[vdso]", ...).
     pub path: String,
+    pub dev: u64,
+    pub ino: u64,
     /// Raw extents of this region stored in the data section.
     pub extents: Vec<Extent>,
 }
@@ -373,22 +492,31 @@ pub fn encode_meta(meta: &Meta, out: &mut Vec<u8>) -> Result<(), String> {
     rmp_serde::encode::write_named(out, meta).map_err(|e| e.to_string())
 }
 
-/// Build the whole image (header + metadata, no data section) in memory.
-pub fn build(meta: &Meta) -> Result<Vec<u8>, String> {
-    let mut out = vec![0u8; HEADER_LEN];
-    encode_meta(meta, &mut out)?;
-    let meta_len = (out.len() - HEADER_LEN) as u64;
-    let header = Header {
+/// Where the data section starts.
+pub const DATA_OFFSET: u64 = PAGE;
+
+/// The header for metadata `meta_bytes` written at `meta_offset`, after a
+/// data section of `data_len` bytes.
+pub fn header_for(meta_bytes: &[u8], meta_offset: u64, data_len: u64) -> Header {
+    Header {
         version: FORMAT_VERSION,
         arch: ARCH_X86_64,
         page_size: PAGE as u32,
         flags: 0,
-        meta_offset: HEADER_LEN as u64,
-        meta_len,
-        meta_hash: xxhash_rust::xxh3::xxh3_64(&out[HEADER_LEN..]),
-        data_offset: 0,
-        data_len: 0,
-    };
+        meta_offset,
+        meta_len: meta_bytes.len() as u64,
+        meta_hash: xxhash_rust::xxh3::xxh3_64(meta_bytes),
+        data_offset: DATA_OFFSET,
+        data_len,
+    }
+}
+
+/// Build a whole image without memory (header, empty data, metadata) in
+/// memory: for tests and tools.
+pub fn build(meta: &Meta) -> Result<Vec<u8>, String> {
+    let mut out = vec![0u8; DATA_OFFSET as usize];
+    encode_meta(meta, &mut out)?;
+    let header = header_for(&out[DATA_OFFSET as usize..], DATA_OFFSET, 0);
     out[..HEADER_LEN].copy_from_slice(&header.encode());
     Ok(out)
 }
@@ -396,6 +524,7 @@ pub fn build(meta: &Meta) -> Result<Vec<u8>, String> {
 /// Parse a whole image held in memory; every check runs before decoding.
 pub fn parse(bytes: &[u8]) -> Result<(Header, Meta), ImageError> {
     let header = Header::decode(bytes)?;
+    header.check_layout()?;
     let need = header.required_len();
     if (bytes.len() as u64) < need {
         return Err(ImageError::Truncated {
@@ -416,7 +545,9 @@ pub fn read_file(path: &std::path::Path) -> Result<(Header, Meta), String> {
     let mut head = vec![0u8; HEADER_LEN.min(file_len as usize)];
     f.read_exact(&mut head)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let header = Header::decode(&head).map_err(|e| format!("{}: {e}", path.display()))?;
+    let header = Header::decode(&head)
+        .and_then(|h| h.check_layout().map(|()| h))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let need = header.required_len();
     if file_len < need {
         let e = ImageError::Truncated {
@@ -540,7 +671,7 @@ mod tests {
         let m = sample();
         let bytes = build(&m).unwrap();
         let (h, back) = parse(&bytes).unwrap();
-        assert_eq!(h.meta_offset, HEADER_LEN as u64);
+        assert_eq!(h.meta_offset, DATA_OFFSET);
         assert_eq!(back, m);
     }
 

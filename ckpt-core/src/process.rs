@@ -141,5 +141,40 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
         forks: FORKS.load(Relaxed),
         execs: EXECS.load(Relaxed),
         ckpt_signal,
+        mm: crate::memory::mm_info(),
+    }
+}
+
+/// Put the process settings back: working directory, umask, resource
+/// limits (those the kernel lets an unprivileged process set).
+/// Post-restart context.
+pub fn restore(p: &Process) {
+    if let Ok(cwd) = std::ffi::CString::new(p.cwd.as_bytes()) {
+        // SAFETY: chdir with a valid C path.
+        if unsafe { libc::syscall(libc::SYS_chdir, cwd.as_ptr()) } != 0 {
+            crate::restart::warn(&format!("cannot return to directory {}", p.cwd));
+        }
+    }
+    // SAFETY: umask cannot fail.
+    unsafe { libc::syscall(libc::SYS_umask, p.umask) };
+    UMASK.store(p.umask, Relaxed);
+    for r in &p.rlimits {
+        let l = libc::rlimit {
+            rlim_cur: r.soft.unwrap_or(libc::RLIM_INFINITY),
+            rlim_max: r.hard.unwrap_or(libc::RLIM_INFINITY),
+        };
+        // SAFETY: prlimit64 on our own process from a live rlimit.
+        let ok = unsafe {
+            libc::syscall(
+                libc::SYS_prlimit64,
+                0,
+                r.resource,
+                &l as *const libc::rlimit,
+                core::ptr::null_mut::<libc::rlimit>(),
+            )
+        } == 0;
+        if !ok && r.set_by_program {
+            crate::restart::warn(&format!("cannot set the {} limit again", r.name));
+        }
     }
 }

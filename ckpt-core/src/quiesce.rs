@@ -12,7 +12,7 @@ use crate::image::ThreadState;
 use crate::signals::RealSigaction;
 use crate::{interpose, signals, sys, threads};
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
 use std::ffi::CString;
 
 /// Odd while a freeze is in progress.
@@ -26,6 +26,8 @@ static REQUEST_MISSED: AtomicU32 = AtomicU32::new(0);
 /// The coordinator, set by the shim: called with the coordinating
 /// thread's ucontext and why it was woken, on ckpt's stack.
 static COORDINATOR: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+/// errno of the code the coordinator interrupted.
+static COORDINATOR_ERRNO: AtomicI32 = AtomicI32::new(0);
 /// Top of ckpt's coordinator stack (0: run on the thread's own stack).
 static STACK_TOP: AtomicUsize = AtomicUsize::new(0);
 
@@ -212,6 +214,7 @@ extern "C" fn on_freeze_signal(_sig: c_int, info: *mut libc::siginfo_t, uc: *mut
     let saved_errno = interpose::errno();
     if let Some(why) = classify(info) {
         if GEN.load(Acquire) & 1 == 0 {
+            COORDINATOR_ERRNO.store(saved_errno, Relaxed);
             coordinate(uc, why);
             interpose::set_errno(saved_errno);
             return;
@@ -225,7 +228,7 @@ extern "C" fn on_freeze_signal(_sig: c_int, info: *mut libc::siginfo_t, uc: *mut
         interpose::set_errno(saved_errno);
         return;
     }
-    note_context(gen, uc);
+    note_context(gen, uc, saved_errno);
     PARKED.fetch_add(1, AcqRel);
     sys::futex_wake_all(&PARKED);
     while GEN.load(Acquire) == gen {
@@ -239,7 +242,7 @@ extern "C" fn on_freeze_signal(_sig: c_int, info: *mut libc::siginfo_t, uc: *mut
 
 /// Record where the calling thread stands (its interrupted context).
 /// Signal-safe.
-fn note_context(gen: u32, uc: *mut c_void) {
+fn note_context(gen: u32, uc: *mut c_void, errno: c_int) {
     // The interrupted code's mask, as the program sees it.
     let mask = if uc.is_null() {
         0
@@ -248,7 +251,7 @@ fn note_context(gen: u32, uc: *mut c_void) {
         signals::mask_of(unsafe { &(*(uc as *mut libc::ucontext_t)).uc_sigmask })
     } & !signals::bit(signals::reserved());
     if let Some(slot) = threads::self_slot() {
-        threads::park_note(slot, gen, mask, uc as u64);
+        threads::park_note(slot, gen, mask, uc as u64, errno);
     }
 }
 
@@ -306,7 +309,7 @@ pub fn freeze(timeout_ns: u64, self_uc: *mut c_void) -> Result<Frozen, String> {
     let started_ns = sys::monotonic_ns();
     let gen = GEN.fetch_add(1, AcqRel) + 1;
     let (pid, me) = (sys::getpid(), sys::gettid());
-    note_context(gen, self_uc);
+    note_context(gen, self_uc, COORDINATOR_ERRNO.load(Relaxed));
     let mut signaled: Vec<(i32, Option<ThreadState>)> = Vec::with_capacity(64);
     signaled.push((me, Some(ThreadState::Frozen)));
     let mut tasks = Vec::with_capacity(64);
@@ -362,6 +365,16 @@ pub fn freeze(timeout_ns: u64, self_uc: *mut c_void) -> Result<Frozen, String> {
         started_ns,
         threads,
     })
+}
+
+/// The image was taken mid-freeze: after a restart nobody is parked and
+/// no checkpoint runs. Post-restart context.
+pub fn reset_after_restart() {
+    let gen = GEN.load(Acquire);
+    GEN.store((gen | 1) + 1, Release);
+    PARKED.store(0, Release);
+    COORDINATING.store(0, Release);
+    REQUEST_MISSED.store(0, Release);
 }
 
 fn thaw_gen(gen: u32) {

@@ -10,7 +10,7 @@
 //! The reserved signal is invisible: it cannot be blocked, waited for or
 //! replaced, and never appears in a returned mask or action.
 
-use crate::image::{signal_name, SignalAction};
+use crate::image::{signal_name, KernelAction, SignalAction};
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering::*};
 
@@ -285,6 +285,56 @@ pub fn snapshot() -> Vec<SignalAction> {
         });
     }
     out
+}
+
+/// What the kernel has installed for every signal (our trampoline and
+/// glibc's internal handlers included): restart puts back exactly this.
+pub fn snapshot_kernel() -> Vec<KernelAction> {
+    let mut out = Vec::new();
+    for sig in 1..NSIG as c_int {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let mut k = [0u64; 4];
+        // SAFETY: raw rt_sigaction query into a buffer of the kernel's layout.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                core::ptr::null::<u8>(),
+                k.as_mut_ptr(),
+                8,
+            )
+        };
+        if r == 0 {
+            out.push(KernelAction {
+                signo: sig,
+                handler: k[0],
+                flags: k[1],
+                restorer: k[2],
+                mask: k[3],
+            });
+        }
+    }
+    out
+}
+
+/// Install the recorded kernel actions again. Post-restart context.
+pub fn restore(actions: &[KernelAction]) {
+    for a in actions {
+        let k = [a.handler, a.flags, a.restorer, a.mask];
+        // SAFETY: raw rt_sigaction from a buffer of the kernel's layout;
+        // handlers and restorers point into the restored image.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                a.signo,
+                k.as_ptr(),
+                core::ptr::null_mut::<u64>(),
+                8,
+            )
+        };
+    }
 }
 
 /// Forget recorded handlers that exec resets (handlers go back to default,

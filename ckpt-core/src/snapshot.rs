@@ -2,9 +2,9 @@
 //! [`Meta`]. Runs while the program is frozen: raw syscalls and Rust
 //! allocation (routed to the scratch arena) only.
 
-use crate::image::{Meta, ThreadState};
+use crate::image::{Meta, RestartInfo, ThreadState};
 use crate::quiesce::Frozen;
-use crate::{files, process, signals, sys, threads, timers};
+use crate::{files, glibc, memory, process, signals, sys, threads, timers};
 use std::ffi::CString;
 
 /// Build the metadata of checkpoint number `seq`.
@@ -21,7 +21,22 @@ pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
         timers: timers::snapshot(),
         itimers: timers::snapshot_itimers(),
         signals: signals::snapshot(),
+        signals_kernel: signals::snapshot_kernel(),
         regions: Vec::new(),
+        restart: restart_info(),
+    }
+}
+
+fn restart_info() -> RestartInfo {
+    let (rseq_offset, rseq_len) = glibc::rseq_layout();
+    RestartInfo {
+        entry: crate::restart::entry as *const () as usize as u64,
+        stack_top: crate::restart::stack_top(),
+        tid_offset: glibc::tid_offset(),
+        rseq_len,
+        rseq_offset,
+        reserve_start: memory::RESTORER_BASE,
+        reserve_len: memory::RESTORER_LEN,
     }
 }
 

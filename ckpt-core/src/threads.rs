@@ -60,6 +60,11 @@ struct Slot {
     alt_size: AtomicU64,
     alt_flags: AtomicI32,
     ucontext: AtomicU64,
+    errno: AtomicI32,
+    fs_base: AtomicU64,
+    robust_head: AtomicU64,
+    robust_len: AtomicU64,
+    rseq: AtomicU64,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -83,6 +88,11 @@ const EMPTY: Slot = Slot {
     alt_size: AtomicU64::new(0),
     alt_flags: AtomicI32::new(0),
     ucontext: AtomicU64::new(0),
+    errno: AtomicI32::new(0),
+    fs_base: AtomicU64::new(0),
+    robust_head: AtomicU64::new(0),
+    robust_len: AtomicU64::new(0),
+    rseq: AtomicU64::new(0),
 };
 
 static SLOTS: [Slot; MAX_THREADS] = [EMPTY; MAX_THREADS];
@@ -235,10 +245,17 @@ pub fn tid_of_id(id: u32) -> Option<i32> {
         .map(|s| s.tid.load(Relaxed))
 }
 
-/// Park bookkeeping, from the freeze handler on the thread itself.
-/// Signal-safe.
-pub fn park_note(slot: usize, gen: u32, sigmask: u64, ucontext: u64) {
+/// Park bookkeeping, from the freeze handler on the thread itself: what a
+/// restart needs to bring this thread back. Signal-safe.
+pub fn park_note(slot: usize, gen: u32, sigmask: u64, ucontext: u64, errno: i32) {
     let s = &SLOTS[slot];
+    let fs_base = crate::glibc::thread_pointer();
+    s.fs_base.store(fs_base, Relaxed);
+    let (head, len) = crate::glibc::robust_list();
+    s.robust_head.store(head, Relaxed);
+    s.robust_len.store(len, Relaxed);
+    s.rseq.store(crate::glibc::rseq_area(fs_base), Relaxed);
+    s.errno.store(errno, Relaxed);
     let mut ss: libc::stack_t = libc::stack_t {
         ss_sp: core::ptr::null_mut(),
         ss_flags: 0,
@@ -258,6 +275,17 @@ pub fn park_note(slot: usize, gen: u32, sigmask: u64, ucontext: u64) {
     s.sigmask.store(sigmask, Relaxed);
     s.ucontext.store(ucontext, Relaxed);
     s.parked_gen.store(gen, Release);
+}
+
+/// A restarted thread with logical id `id` now has kernel tid `tid`.
+/// Post-restart context.
+pub fn restore_tid(id: u32, tid: i32) {
+    for s in SLOTS.iter() {
+        if s.state.load(Acquire) == ALIVE && s.id.load(Relaxed) == id {
+            s.tid.store(tid, Relaxed);
+            s.parked_gen.store(0, Relaxed);
+        }
+    }
 }
 
 /// Is the thread with `tid` parked for freeze generation `gen`?
@@ -343,6 +371,16 @@ pub fn snapshot(
                 size: alt_size,
                 flags: alt_flags,
             }),
+            fs_base: s.fs_base.load(Relaxed),
+            ucontext: if state == ThreadState::Frozen {
+                s.ucontext.load(Relaxed)
+            } else {
+                0
+            },
+            errno: s.errno.load(Relaxed),
+            robust_head: s.robust_head.load(Relaxed),
+            robust_len: s.robust_len.load(Relaxed),
+            rseq: s.rseq.load(Relaxed),
         });
     }
     out.sort_by_key(|t| t.id);

@@ -212,3 +212,103 @@ fn unsafe_zeroed<T>() -> T {
     // SAFETY: only used for plain C structs where all-zero is valid.
     unsafe { core::mem::zeroed() }
 }
+
+/// `prctl` option that makes `timer_create` take the id it is given.
+const PR_TIMER_CREATE_RESTORE_IDS: i32 = 77;
+
+/// Re-create every POSIX timer with its old kernel id (so the program's
+/// `timer_t` values keep working), its target thread's new tid, and its
+/// remaining time and interval; then the interval timers. Post-restart
+/// context, after the threads exist again.
+pub fn restore(timers: &[Timer], itimers: &[Itimer]) {
+    // SAFETY: prctl with plain integers; failure means an older kernel.
+    let restore_ids =
+        unsafe { libc::syscall(libc::SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0) } == 0;
+    for t in timers {
+        if let Err(e) = restore_one(t) {
+            crate::restart::warn(&format!("timer {}: {e}", t.kernel_id));
+        }
+    }
+    if restore_ids {
+        // SAFETY: as above.
+        unsafe { libc::syscall(libc::SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0) };
+    }
+    for it in itimers {
+        let which = match it.which.as_str() {
+            "real" => libc::ITIMER_REAL,
+            "virtual" => libc::ITIMER_VIRTUAL,
+            _ => libc::ITIMER_PROF,
+        };
+        if it.remaining_ns == 0 {
+            continue;
+        }
+        let tv = |ns: u64| libc::timeval {
+            tv_sec: (ns / 1_000_000_000) as i64,
+            tv_usec: ((ns % 1_000_000_000) / 1000) as i64,
+        };
+        let v = libc::itimerval {
+            it_interval: tv(it.interval_ns),
+            it_value: tv(it.remaining_ns.max(1000)),
+        };
+        // SAFETY: setitimer from a live itimerval.
+        unsafe {
+            libc::syscall(
+                libc::SYS_setitimer,
+                which,
+                &v,
+                core::ptr::null_mut::<libc::itimerval>(),
+            )
+        };
+    }
+}
+
+fn restore_one(t: &Timer) -> Result<(), String> {
+    // struct sigevent as the kernel reads it: value, signo, notify, tid.
+    let mut ev = [0u8; 64];
+    ev[0..8].copy_from_slice(&t.sigev_value.to_ne_bytes());
+    ev[8..12].copy_from_slice(&t.signo.to_ne_bytes());
+    let (notify, tid) = match t.notify {
+        Notify::Signal => (libc::SIGEV_SIGNAL, 0),
+        Notify::None => (libc::SIGEV_NONE, 0),
+        Notify::ThreadId => {
+            let id = t.target_thread.ok_or("its target thread is unknown")?;
+            let tid = crate::threads::tid_of_id(id).ok_or("its target thread is gone")?;
+            (libc::SIGEV_THREAD_ID, tid)
+        }
+        Notify::Thread => return Err("SIGEV_THREAD timers are not restored yet".into()),
+    };
+    ev[12..16].copy_from_slice(&notify.to_ne_bytes());
+    ev[16..20].copy_from_slice(&tid.to_ne_bytes());
+    let mut id: i32 = t.kernel_id;
+    // SAFETY: raw timer_create from a sigevent of the kernel's layout into
+    // a local id (which, with RESTORE_IDS on, is also the wanted id).
+    let r = unsafe { libc::syscall(libc::SYS_timer_create, t.clock, ev.as_ptr(), &mut id) };
+    if r < 0 {
+        return Err(format!(
+            "cannot re-create it: {}",
+            std::io::Error::from_raw_os_error(crate::interpose::errno())
+        ));
+    }
+    if id != t.kernel_id {
+        return Err(format!(
+            "came back with id {id}: the program's handle no longer matches"
+        ));
+    }
+    if t.remaining_ns > 0 {
+        let spec = libc::itimerspec {
+            it_interval: sys::timespec(t.interval_ns),
+            it_value: sys::timespec(t.remaining_ns),
+        };
+        // SAFETY: timer_settime on the timer we just made.
+        unsafe {
+            libc::syscall(
+                libc::SYS_timer_settime,
+                id,
+                0,
+                &spec,
+                core::ptr::null_mut::<libc::itimerspec>(),
+            )
+        };
+    }
+    Ok(())
+}

@@ -44,6 +44,26 @@ pub fn restart_in_child() {
     }
 }
 
+/// Post-restart: the old socket is gone with the old process; make a new
+/// one for the new pid, re-arm the periodic timer, and answer a
+/// `ckpt::checkpoint()` call that was waiting when the image was taken.
+pub extern "C" fn after_restart() {
+    SOCK.store(-1, Relaxed);
+    if MAILBOX.state.load(Acquire) == 1 {
+        // SAFETY: state == 1: the caller wrote its request and waits.
+        let d = unsafe { &mut *MAILBOX.data.get() };
+        let text = b"restarted";
+        d.out[..text.len()].copy_from_slice(text);
+        d.out_len = text.len();
+        d.ok = true;
+        MAILBOX.state.store(2, Release);
+    }
+    if let Err(e) = start() {
+        let msg = format!("ckpt restart: warning: checkpoints disabled: {e}\n");
+        raw_eprint(&msg);
+    }
+}
+
 /// Remove our socket file (at exit).
 pub fn remove_socket() {
     // SAFETY: getuid cannot fail.

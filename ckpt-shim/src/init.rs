@@ -28,6 +28,7 @@ fn start() -> Result<(), String> {
     let cfg = config::get();
     signals::set_reserved(cfg.signal);
     resolve_all_originals();
+    ckpt::glibc::init()?;
     threads::record_main(&main_thread_attrs());
     ckpt::files::record_inherited();
     // SAFETY: umask is read by setting and restoring it (no other thread yet).
@@ -44,6 +45,8 @@ fn start() -> Result<(), String> {
     ckpt::alloc::scratch_begin()?;
     ckpt::alloc::scratch_end();
     quiesce::set_coordinator_stack(4 << 20)?;
+    ckpt::restart::prepare(control::after_restart)?;
+    ckpt::memory::reserve_restorer_range()?;
     quiesce::install(real_sigaction)?;
     unblock_reserved();
     control::start()?;

@@ -434,3 +434,6 @@ pub fn set_own(fd: i32, own: bool) {
 pub fn is_own(fd: i32) -> bool {
     fd >= OWN_MIN.load(Relaxed) && OWN.iter().any(|s| s.load(Relaxed) == fd)
 }
+
+mod restore;
+pub use restore::{restore, stdio_rule, Passthrough};

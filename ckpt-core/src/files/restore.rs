@@ -1,0 +1,218 @@
+//! Restore: put every descriptor back at its number.
+//!
+//! The rule for what comes back how (also in `ckpt restart --help`):
+//! - a regular file or directory is reopened by path (never with O_CREAT,
+//!   O_TRUNC or O_EXCL) with its status flags, at its offset;
+//! - descriptors that shared one open file (dup, fork) share one again;
+//! - an in-process pipe is re-created (both ends), an eventfd with its
+//!   counter;
+//! - descriptors 0, 1 and 2 that were a terminal, a pipe, a socket or a
+//!   device are connected to the `ckpt restart` command's own;
+//! - a device or terminal above 2 is reopened by path;
+//! - anything else (a socket, a pipe to another process, an epoll or
+//!   timerfd, a deleted file) cannot come back: /dev/null takes its
+//!   number, with a warning.
+//!
+//! Post-restart context: raw syscalls, scratch allocation, no panics.
+
+use crate::image::{Fd, FdKind};
+use crate::restart::warn;
+use crate::sys;
+use std::ffi::CString;
+
+/// How a descriptor of the image comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passthrough {
+    /// Reopened, re-created or shared as recorded.
+    Rebuilt,
+    /// Connected to the restart command's own descriptor of that number.
+    Inherit,
+    /// Cannot come back; /dev/null in its place.
+    Placeholder,
+}
+
+/// Which way descriptor `f` comes back.
+pub fn stdio_rule(f: &Fd) -> Passthrough {
+    let outside = matches!(
+        f.kind,
+        FdKind::Tty | FdKind::Socket | FdKind::CharDevice | FdKind::Fifo
+    ) || (f.kind == FdKind::Pipe && f.pipe_peer.is_none());
+    if f.fd <= 2 && outside {
+        return Passthrough::Inherit;
+    }
+    match f.kind {
+        FdKind::File | FdKind::Directory if !f.deleted => Passthrough::Rebuilt,
+        FdKind::Tty | FdKind::CharDevice | FdKind::BlockDevice | FdKind::Fifo => {
+            Passthrough::Rebuilt
+        }
+        FdKind::Pipe if f.pipe_peer.is_some() => Passthrough::Rebuilt,
+        FdKind::EventFd => Passthrough::Rebuilt,
+        _ => Passthrough::Placeholder,
+    }
+}
+
+/// Close what the restorer left open, then rebuild every descriptor of
+/// `fds` at its number.
+pub fn restore(fds: &[Fd]) -> Result<(), String> {
+    let keep: Vec<i32> = fds
+        .iter()
+        .filter(|f| stdio_rule(f) == Passthrough::Inherit)
+        .map(|f| f.fd)
+        .collect();
+    close_all_but(&keep);
+    let base = fds.iter().map(|f| f.fd).max().unwrap_or(2) + 1;
+    // Pass 1: open each object at a temporary number above every target.
+    let mut temp: Vec<(i32, i32)> = Vec::new(); // (target, temp)
+    for f in fds {
+        if f.shares_with.is_some_and(|s| s != f.fd) || temp.iter().any(|t| t.0 == f.fd) {
+            continue;
+        }
+        match stdio_rule(f) {
+            Passthrough::Inherit => {}
+            Passthrough::Rebuilt => match rebuild(f, fds, base)? {
+                Some(pair) => temp.extend(pair),
+                None => continue,
+            },
+            Passthrough::Placeholder => {
+                warn(&format!(
+                    "descriptor {} ({}) cannot be restored; /dev/null takes its place",
+                    f.fd, f.path
+                ));
+                temp.push((
+                    f.fd,
+                    open_at_least(c"/dev/null", f.flags & libc::O_ACCMODE, base)?,
+                ));
+            }
+        }
+    }
+    // Pass 2: move each to its number, then the ones sharing a file.
+    for &(target, t) in &temp {
+        let cloexec = fds
+            .iter()
+            .find(|f| f.fd == target)
+            .is_some_and(|f| f.cloexec);
+        dup_to(t, target, cloexec)?;
+        sys::close(t);
+    }
+    for f in fds {
+        if let Some(s) = f.shares_with.filter(|&s| s != f.fd) {
+            dup_to(s, f.fd, f.cloexec)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reopen or re-create one object; returns (target, temporary) pairs.
+fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, String> {
+    match f.kind {
+        FdKind::Pipe => {
+            let Some(peer) = f.pipe_peer.and_then(|p| fds.iter().find(|g| g.fd == p)) else {
+                return Ok(None);
+            };
+            let mut p = [0i32; 2];
+            // SAFETY: pipe2 into a local array.
+            if unsafe { libc::syscall(libc::SYS_pipe2, p.as_mut_ptr(), 0) } != 0 {
+                return Err(format!("cannot re-create the pipe of descriptor {}", f.fd));
+            }
+            let (rd, wr) = (move_to_at_least(p[0], base)?, move_to_at_least(p[1], base)?);
+            let (r_fd, w_fd) = if f.flags & libc::O_ACCMODE == libc::O_RDONLY {
+                (f, peer)
+            } else {
+                (peer, f)
+            };
+            set_status(rd, r_fd.flags);
+            set_status(wr, w_fd.flags);
+            Ok(Some(vec![(r_fd.fd, rd), (w_fd.fd, wr)]))
+        }
+        FdKind::EventFd => {
+            let count = f.eventfd_count.unwrap_or(0);
+            // SAFETY: eventfd2 with plain integers.
+            let e = unsafe { libc::syscall(libc::SYS_eventfd2, count.min(u32::MAX as u64), 0) };
+            if e < 0 {
+                return Err(format!("cannot re-create eventfd {}", f.fd));
+            }
+            let e = move_to_at_least(e as i32, base)?;
+            set_status(e, f.flags);
+            Ok(Some(vec![(f.fd, e)]))
+        }
+        _ => {
+            let path = CString::new(f.path.as_bytes())
+                .map_err(|_| format!("descriptor {}: bad path", f.fd))?;
+            let flags = f.flags & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL);
+            let t = open_at_least(&path, flags, base)
+                .map_err(|e| format!("cannot reopen {} as descriptor {}: {e}", f.path, f.fd))?;
+            if f.kind == FdKind::File {
+                // SAFETY: lseek on a descriptor we just opened.
+                unsafe { libc::lseek(t, f.offset, libc::SEEK_SET) };
+            }
+            Ok(Some(vec![(f.fd, t)]))
+        }
+    }
+}
+
+fn open_at_least(path: &core::ffi::CStr, flags: i32, base: i32) -> Result<i32, String> {
+    // SAFETY: openat with a valid C path; mode unused without O_CREAT.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            0,
+        )
+    } as i32;
+    if fd < 0 {
+        return Err(std::io::Error::from_raw_os_error(crate::interpose::errno()).to_string());
+    }
+    move_to_at_least(fd, base)
+}
+
+fn move_to_at_least(fd: i32, base: i32) -> Result<i32, String> {
+    if fd >= base {
+        return Ok(fd);
+    }
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor we own.
+    let n = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, base) } as i32;
+    sys::close(fd);
+    if n < 0 {
+        return Err("no free descriptor".into());
+    }
+    Ok(n)
+}
+
+fn set_status(fd: i32, flags: i32) {
+    // SAFETY: fcntl(F_SETFL) on a descriptor we own.
+    unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFL, flags & !libc::O_ACCMODE) };
+}
+
+fn dup_to(from: i32, to: i32, cloexec: bool) -> Result<(), String> {
+    if from == to {
+        return Ok(());
+    }
+    let flags = if cloexec { libc::O_CLOEXEC } else { 0 };
+    // SAFETY: dup3 between descriptors of this process.
+    if unsafe { libc::syscall(libc::SYS_dup3, from, to, flags) } < 0 {
+        return Err(format!("cannot place descriptor {to}"));
+    }
+    Ok(())
+}
+
+/// Close every descriptor except `keep`.
+fn close_all_but(keep: &[i32]) {
+    let Ok(dir) = sys::openat(
+        libc::AT_FDCWD,
+        c"/proc/self/fd",
+        libc::O_RDONLY | libc::O_DIRECTORY,
+    ) else {
+        return;
+    };
+    let mut open = Vec::new();
+    sys::for_each_numeric_entry(dir, |n| open.push(n as i32));
+    sys::close(dir);
+    for fd in open {
+        if fd != dir && !keep.contains(&fd) {
+            sys::close(fd);
+        }
+        super::set_own(fd, false);
+    }
+}

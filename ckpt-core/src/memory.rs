@@ -1,0 +1,419 @@
+//! Memory: the program's address space at a checkpoint.
+//!
+//! Verbs: `snapshot` lists the regions (/proc/self/maps) and writes the
+//! pages that matter as raw extents; restore is the restorer's job (it maps
+//! regions back from the image plan) plus `reserve_restorer_range` here.
+//!
+//! Runs in the writer child of a checkpoint (a copy-on-write fork of the
+//! frozen program, see `checkpoint`), so it reads the program's memory as
+//! it was at the freeze while the program itself already runs on. Which
+//! pages are stored:
+//! - private anonymous memory: pages the kernel has (present or swapped)
+//!   and that are not all zero;
+//! - private file mappings: only pages the program wrote (anonymous
+//!   copies, told apart by pagemap's "file page" bit); the rest is mapped
+//!   from the file again at restart;
+//! - shared file mappings: nothing (the file holds them);
+//! - shared memory without a file (shared anonymous, memfd, deleted
+//!   files): every non-zero page;
+//! - vdso/vvar: nothing (the kernel provides them; restart moves them).
+
+use crate::image::{Extent, Region, RegionKind, PAGE};
+use crate::sys;
+
+/// Fixed address range kept free for the restorer (see ckpt-restorer).
+pub const RESTORER_BASE: u64 = 0x7e00_0000_0000;
+/// Length of that range.
+pub const RESTORER_LEN: u64 = 64 << 20;
+
+const PM_PRESENT: u64 = 1 << 63;
+const PM_SWAPPED: u64 = 1 << 62;
+const PM_FILE: u64 = 1 << 61;
+
+/// Kernel-provided mappings restart moves instead of storing.
+pub const SPECIALS: [&str; 3] = ["[vdso]", "[vvar]", "[vvar_vclock]"];
+
+/// Reserve the restorer's range (PROT_NONE, no memory cost) so no
+/// mapping of the program can ever take it; a restart then finds it free.
+pub fn reserve_restorer_range() -> Result<(), String> {
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping.
+    let p = unsafe {
+        libc::mmap(
+            RESTORER_BASE as *mut _,
+            RESTORER_LEN as usize,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE
+                | libc::MAP_ANONYMOUS
+                | libc::MAP_NORESERVE
+                | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED || p as u64 != RESTORER_BASE {
+        if p != libc::MAP_FAILED {
+            // SAFETY: unmapping the mapping we just got elsewhere.
+            unsafe { libc::munmap(p, RESTORER_LEN as usize) };
+        }
+        return Err(format!(
+            "the address range {RESTORER_BASE:#x}-{:#x} that restart needs is already in use",
+            RESTORER_BASE + RESTORER_LEN
+        ));
+    }
+    Ok(())
+}
+
+/// Put the reservation back over whatever a restart left there (the
+/// restorer itself). Post-restart context.
+pub fn re_reserve_restorer_range() {
+    // SAFETY: the range belongs to ckpt: nothing of the program is there.
+    unsafe {
+        libc::mmap(
+            RESTORER_BASE as *mut _,
+            RESTORER_LEN as usize,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+}
+
+/// Parse /proc/self/maps text into regions (without extents). Skips
+/// [vsyscall] and the restorer's range.
+pub fn parse_maps(text: &str) -> Vec<Region> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut it = line.splitn(6, ' ');
+        let (Some(range), Some(perms), Some(off), Some(dev), Some(ino)) =
+            (it.next(), it.next(), it.next(), it.next(), it.next())
+        else {
+            continue;
+        };
+        let path = it.next().unwrap_or("").trim_start().to_string();
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+            continue;
+        };
+        if path == "[vsyscall]" || (start >= RESTORER_BASE && end <= RESTORER_BASE + RESTORER_LEN) {
+            continue;
+        }
+        let p = perms.as_bytes();
+        let prot = (if p.first() == Some(&b'r') {
+            libc::PROT_READ
+        } else {
+            0
+        }) | (if p.get(1) == Some(&b'w') {
+            libc::PROT_WRITE
+        } else {
+            0
+        }) | (if p.get(2) == Some(&b'x') {
+            libc::PROT_EXEC
+        } else {
+            0
+        });
+        let shared = p.get(3) == Some(&b's');
+        let dev = dev
+            .split_once(':')
+            .and_then(|(ma, mi)| {
+                Some(libc::makedev(
+                    u32::from_str_radix(ma, 16).ok()?,
+                    u32::from_str_radix(mi, 16).ok()?,
+                ))
+            })
+            .unwrap_or(0);
+        let ino: u64 = ino.parse().unwrap_or(0);
+        let kind = classify(&path, ino, shared);
+        out.push(Region {
+            start,
+            end,
+            prot: prot as u32,
+            shared,
+            grows_down: path == "[stack]",
+            kind,
+            offset: u64::from_str_radix(off, 16).unwrap_or(0),
+            path,
+            dev,
+            ino,
+            extents: Vec::new(),
+        });
+    }
+    out
+}
+
+fn classify(path: &str, ino: u64, shared: bool) -> RegionKind {
+    if SPECIALS.contains(&path) {
+        return RegionKind::Special;
+    }
+    let real_file = ino != 0
+        && path.starts_with('/')
+        && !path.ends_with(" (deleted)")
+        && !path.starts_with("/memfd:")
+        && !path.starts_with("/SYSV")
+        && !path.starts_with("/dev/zero");
+    match (shared, real_file) {
+        (false, false) => RegionKind::Anonymous,
+        (false, true) => RegionKind::FilePrivate,
+        (true, true) => RegionKind::FileShared,
+        (true, false) => RegionKind::SharedAnonymous,
+    }
+}
+
+/// Where extents go: a descriptor written sequentially from `offset`.
+pub struct Sink {
+    pub fd: i32,
+    pub offset: u64,
+}
+
+impl Sink {
+    /// Append at the current offset.
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.pwrite_at(bytes, self.offset)?;
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Write at a given offset (the current one does not move).
+    pub fn pwrite_at(&mut self, bytes: &[u8], at: u64) -> Result<(), String> {
+        let mut done = 0;
+        while done < bytes.len() {
+            // SAFETY: pwrite from a live slice of our own memory.
+            let n = unsafe {
+                libc::pwrite(
+                    self.fd,
+                    bytes[done..].as_ptr().cast(),
+                    bytes.len() - done,
+                    (at + done as u64) as i64,
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(format!("cannot write the image: {e}"));
+            }
+            done += n as usize;
+        }
+        Ok(())
+    }
+}
+
+/// List every region and store the pages that matter into `sink`.
+/// Writer-child context: the memory read is the frozen program's.
+pub fn snapshot(sink: &mut Sink) -> Result<Vec<Region>, String> {
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .map_err(|e| format!("cannot read /proc/self/maps: {e}"))?;
+    let mut regions = parse_maps(&maps);
+    let pagemap = sys::openat(libc::AT_FDCWD, c"/proc/self/pagemap", libc::O_RDONLY)
+        .map_err(|e| format!("cannot open pagemap: errno {e}"))?;
+    // Runs are copied here before they are hashed and written: the writer
+    // itself changes some of the memory it stores (its stack, errno, the
+    // scratch arena), and hash and bytes must agree. Mapped after the maps
+    // were read, so it is not part of the image.
+    // SAFETY: anonymous private mapping, no hint.
+    let bounce = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            MAX_EXTENT as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if bounce == libc::MAP_FAILED {
+        sys::close(pagemap);
+        return Err("cannot map the writer's buffer".into());
+    }
+    // SAFETY: the mapping is ours, MAX_EXTENT bytes, unaliased.
+    let bounce = unsafe { std::slice::from_raw_parts_mut(bounce as *mut u8, MAX_EXTENT as usize) };
+    let mut w = Writer {
+        sink,
+        bounce,
+        run: None,
+    };
+    let result = regions
+        .iter_mut()
+        .try_for_each(|r| w.store_region(r, pagemap));
+    sys::close(pagemap);
+    result.map(|()| regions)
+}
+
+/// Pages per pagemap read.
+const BATCH: usize = 512;
+/// Largest extent (one bounce-buffer copy).
+const MAX_EXTENT: u64 = 1 << 20;
+
+struct Writer<'a> {
+    sink: &'a mut Sink,
+    bounce: &'a mut [u8],
+    /// The run being collected: (start address, length).
+    run: Option<(u64, u64)>,
+}
+
+impl Writer<'_> {
+    fn store_region(&mut self, r: &mut Region, pagemap: i32) -> Result<(), String> {
+        let wanted: fn(u64) -> bool = match r.kind {
+            RegionKind::Special | RegionKind::FileShared => return Ok(()),
+            RegionKind::FilePrivate => {
+                |pm| pm & PM_SWAPPED != 0 || (pm & PM_PRESENT != 0 && pm & PM_FILE == 0)
+            }
+            RegionKind::Anonymous | RegionKind::SharedAnonymous => {
+                |pm| pm & (PM_PRESENT | PM_SWAPPED) != 0
+            }
+        };
+        if r.prot & libc::PROT_READ as u32 == 0 {
+            // This is the writer child's own copy: reading it changes nothing.
+            // SAFETY: the range is a mapping of this process.
+            unsafe {
+                libc::mprotect(
+                    r.start as *mut _,
+                    (r.end - r.start) as usize,
+                    libc::PROT_READ,
+                )
+            };
+        }
+        let mut entries = [0u64; BATCH];
+        let mut addr = r.start;
+        while addr < r.end {
+            let pages = (((r.end - addr) / PAGE) as usize).min(BATCH);
+            let bytes = pages * 8;
+            // SAFETY: reading pagemap entries into a local array of enough size.
+            let n = unsafe {
+                libc::pread(
+                    pagemap,
+                    entries.as_mut_ptr().cast(),
+                    bytes,
+                    (addr / PAGE * 8) as i64,
+                )
+            };
+            if n != bytes as isize {
+                return Err(format!("cannot read pagemap at {addr:#x}"));
+            }
+            for &pm in &entries[..pages] {
+                // SAFETY: the page lies in a readable mapping of this process.
+                let page = unsafe { std::slice::from_raw_parts(addr as *const u8, PAGE as usize) };
+                if wanted(pm) && !is_zero(page) {
+                    match &mut self.run {
+                        Some((_, len)) if *len < MAX_EXTENT => *len += PAGE,
+                        _ => {
+                            self.flush(r)?;
+                            self.run = Some((addr, PAGE));
+                        }
+                    }
+                } else {
+                    self.flush(r)?;
+                }
+                addr += PAGE;
+            }
+        }
+        self.flush(r)
+    }
+
+    fn flush(&mut self, r: &mut Region) -> Result<(), String> {
+        let Some((addr, len)) = self.run.take() else {
+            return Ok(());
+        };
+        let copy = &mut self.bounce[..len as usize];
+        // SAFETY: the run lies in a readable mapping of this process and
+        // does not overlap the bounce buffer (mapped after the maps were read).
+        unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, copy.as_mut_ptr(), copy.len()) };
+        let file_offset = self.sink.offset;
+        self.sink.write_all(copy)?;
+        r.extents.push(Extent {
+            addr,
+            len,
+            file_offset,
+            hash: xxhash_rust::xxh3::xxh3_64(copy),
+        });
+        Ok(())
+    }
+}
+
+fn is_zero(page: &[u8]) -> bool {
+    let (pre, words, post) = unsafe {
+        // SAFETY: any bit pattern is a valid u64.
+        page.align_to::<u64>()
+    };
+    pre.iter().all(|&b| b == 0) && words.iter().all(|&w| w == 0) && post.iter().all(|&b| b == 0)
+}
+
+/// The address space layout fields of /proc/self/stat (for PR_SET_MM_MAP)
+/// and the auxiliary vector.
+pub fn mm_info() -> crate::image::MmInfo {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the ")" of comm; field 3 (state) is the first.
+    let rest = stat.rsplit_once(')').map_or("", |x| x.1);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // /proc/PID/stat numbering: field n is f[n - 3].
+    let at = |n: usize| f.get(n - 3).copied().unwrap_or(0);
+    let auxv = std::fs::read("/proc/self/auxv")
+        .unwrap_or_default()
+        .chunks_exact(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
+    crate::image::MmInfo {
+        start_code: at(26),
+        end_code: at(27),
+        start_stack: at(28),
+        start_data: at(45),
+        end_data: at(46),
+        start_brk: at(47),
+        arg_start: at(48),
+        arg_end: at(49),
+        env_start: at(50),
+        env_end: at(51),
+        // SAFETY: brk(0) only queries the current break.
+        brk: unsafe { libc::syscall(libc::SYS_brk, 0) } as u64,
+        auxv,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_lines_are_classified() {
+        let text = "\
+55d0c0000000-55d0c0001000 r--p 00000000 fe:00 1234    /usr/bin/prog
+55d0c0001000-55d0c0002000 rw-p 00001000 fe:00 1234    /usr/bin/prog
+55d0c1000000-55d0c1021000 rw-p 00000000 00:00 0       [heap]
+7f0000000000-7f0000001000 rw-s 00000000 fe:00 99      /tmp/shared.dat
+7f0000001000-7f0000002000 rw-s 00000000 00:01 7       /dev/zero (deleted)
+7f0000002000-7f0000003000 rw-p 00000000 00:00 0
+7e0000000000-7e0004000000 ---p 00000000 00:00 0
+7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0       [stack]
+7ffc00100000-7ffc00102000 r-xp 00000000 00:00 0       [vdso]
+ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]
+";
+        let r = parse_maps(text);
+        let kinds: Vec<_> = r.iter().map(|r| r.kind).collect();
+        use RegionKind::*;
+        assert_eq!(
+            kinds,
+            [
+                FilePrivate,
+                FilePrivate,
+                Anonymous,
+                FileShared,
+                SharedAnonymous,
+                Anonymous,
+                Anonymous,
+                Special
+            ]
+        );
+        assert_eq!(r[0].path, "/usr/bin/prog");
+        assert_eq!(r[0].dev, libc::makedev(0xfe, 0));
+        assert_eq!(r[1].offset, 0x1000);
+        assert_eq!(r[1].prot, (libc::PROT_READ | libc::PROT_WRITE) as u32);
+        assert!(r[6].grows_down && !r[2].grows_down);
+        assert!(r[3].shared);
+    }
+}

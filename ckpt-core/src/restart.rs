@@ -1,0 +1,301 @@
+//! Post-restart: the code the restorer jumps into, inside the restored
+//! image. Memory is back; the kernel state is not. This thread (the
+//! process's only one, its leader) becomes the main thread again,
+//! re-creates the other threads, replays the recorded kernel state, and
+//! then every thread returns through the signal frame it was parked in —
+//! exactly where the checkpoint stopped it.
+//!
+//! The checkpoint left its gathered [`Meta`] in the scratch arena and its
+//! address in [`PENDING`]; the restored memory still holds both, so no
+//! decoding happens here.
+//!
+//! Context: no thread of the program runs until the end, but a frozen
+//! thread may have held malloc's lock at the checkpoint, so allocation is
+//! routed to the scratch arena throughout. No panics (the shim aborts).
+
+use crate::image::{Meta, Thread};
+use crate::{
+    alloc, files, glibc, interpose, memory, process, quiesce, signals, sys, threads, timers,
+};
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
+
+/// The metadata of the checkpoint in progress (valid in its image).
+static PENDING: AtomicPtr<Meta> = AtomicPtr::new(core::ptr::null_mut());
+/// Top of the stack the restorer jumps onto.
+static STACK_TOP: AtomicU64 = AtomicU64::new(0);
+/// The shim's work after the replay (control channel, mailbox).
+static AFTER: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+/// Re-created threads that are ready.
+static STARTED: AtomicU32 = AtomicU32::new(0);
+/// 1 once every thread may return to the program.
+static GO: AtomicU32 = AtomicU32::new(0);
+
+const ENTRY_STACK: usize = 1 << 20;
+const THREAD_STACK: usize = 64 << 10;
+
+/// Map the stack post-restart code runs on and remember the shim's hook.
+/// Called once at start-up.
+pub fn prepare(after_restart: extern "C" fn()) -> Result<(), String> {
+    // SAFETY: anonymous private mapping, no hint.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            ENTRY_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err("cannot map the restart stack".into());
+    }
+    STACK_TOP.store((p as u64 + ENTRY_STACK as u64) & !15, Release);
+    AFTER.store(after_restart as *mut c_void, Release);
+    Ok(())
+}
+
+/// Top of the restart stack (for the image).
+pub fn stack_top() -> u64 {
+    STACK_TOP.load(Acquire)
+}
+
+/// Called by the checkpoint right before the writer forks.
+pub fn set_pending(meta: &Meta) {
+    PENDING.store(meta as *const Meta as *mut Meta, Release);
+}
+
+/// Write one line to stderr and end the process. Post-restart context.
+fn fail(msg: &str) -> ! {
+    let line = format!("ckpt restart: {msg}\n");
+    // SAFETY: write(2) from a live buffer, then exit_group.
+    unsafe {
+        libc::write(2, line.as_ptr().cast(), line.len());
+        libc::syscall(libc::SYS_exit_group, 71);
+    }
+    unreachable!()
+}
+
+/// Write a warning line to stderr. Post-restart context.
+pub(crate) fn warn(msg: &str) {
+    let line = format!("ckpt restart: warning: {msg}\n");
+    // SAFETY: write(2) from a live buffer.
+    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+}
+
+/// The restorer jumps here: `rdi` = its argument (unused), `rsi` = the
+/// image descriptor, `rdx` = the plan (in the restorer's range).
+pub extern "C" fn entry(_arg: u64, _image_fd: i32, _plan: u64) -> ! {
+    // SAFETY: PENDING points into the restored scratch arena (set before
+    // the writer forked, so the image holds both the pointer and the Meta).
+    let Some(meta) = (unsafe { PENDING.load(Acquire).as_ref() }) else {
+        fail("the image holds no checkpoint state");
+    };
+    let leader = meta
+        .threads
+        .iter()
+        .find(|t| t.id == 1 && t.ucontext != 0)
+        .or_else(|| meta.threads.iter().find(|t| t.ucontext != 0))
+        .unwrap_or_else(|| fail("no thread of the image can be resumed"));
+    // SAFETY: the leader's descriptor is not used by any other thread
+    // (none exists yet).
+    unsafe { glibc::set_thread_pointer(leader.fs_base) };
+    // TLS works from here on.
+    block_all_signals();
+    alloc::scratch_resume();
+    let tid_addr = leader.fs_base + meta.restart.tid_offset;
+    // SAFETY: tid_addr is the cached tid in the leader's struct pthread;
+    // set_tid_address makes the kernel clear it when this thread exits.
+    unsafe {
+        (tid_addr as *mut i32).write(sys::gettid());
+        libc::syscall(libc::SYS_set_tid_address, tid_addr);
+    }
+    thread_setup(leader);
+    if let Err(e) = files::restore(&meta.fds) {
+        fail(&e);
+    }
+    process::restore(&meta.process);
+    signals::restore(&meta.signals_kernel);
+    quiesce::reset_after_restart();
+    let others: Vec<&Thread> = meta.threads.iter().filter(|t| t.id != leader.id).collect();
+    spawn_threads(meta, &others);
+    timers::restore(&meta.timers, &meta.itimers);
+    let after = AFTER.load(Acquire);
+    if !after.is_null() {
+        // SAFETY: only `prepare` stores here, always an `extern "C" fn()`.
+        let f: extern "C" fn() = unsafe { core::mem::transmute(after) };
+        f();
+    }
+    memory::re_reserve_restorer_range();
+    GO.store(1, Release);
+    sys::futex_wake_all(&GO);
+    resume(leader)
+}
+
+/// Per-thread kernel state that lives in the thread itself.
+fn thread_setup(t: &Thread) {
+    threads::restore_tid(t.id, sys::gettid());
+    if t.robust_head != 0 {
+        // SAFETY: the head lies in the thread's restored descriptor.
+        unsafe { libc::syscall(libc::SYS_set_robust_list, t.robust_head, t.robust_len) };
+    }
+    if let Err(e) = glibc::register_rseq(t.rseq) {
+        warn(&format!(
+            "thread {}: rseq registration failed (errno {e})",
+            t.id
+        ));
+    }
+    interpose::note_freeze();
+}
+
+/// Return to the program through the thread's parked signal frame.
+fn resume(t: &Thread) -> ! {
+    alloc::scratch_end();
+    interpose::set_errno(t.errno);
+    // SAFETY: t.ucontext is the rt_sigframe's ucontext the kernel built
+    // when this thread was stopped, restored intact with its stack;
+    // rt_sigreturn with rsp there restores registers, FP state, signal
+    // mask and alternate stack exactly as the kernel would have.
+    unsafe {
+        core::arch::asm!(
+            "mov rsp, {uc}",
+            "mov eax, 15",
+            "syscall",
+            "ud2",
+            uc = in(reg) t.ucontext,
+            options(noreturn),
+        )
+    }
+}
+
+fn block_all_signals() {
+    let all = !0u64;
+    // SAFETY: rt_sigprocmask on the calling thread with an 8-byte set.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &all as *const u64,
+            core::ptr::null_mut::<u64>(),
+            8,
+        )
+    };
+}
+
+/// Re-create every other thread with its own descriptor, clear-tid
+/// address and robust list; each waits for [`GO`] before it resumes.
+fn spawn_threads(meta: &Meta, others: &[&Thread]) {
+    let resumable: Vec<&Thread> = others
+        .iter()
+        .copied()
+        .filter(|t| {
+            if t.ucontext == 0 {
+                warn(&format!(
+                    "thread {} ({}) was not stopped at the checkpoint (it blocks every signal) and is not re-created",
+                    t.id, t.name
+                ));
+            }
+            t.ucontext != 0
+        })
+        .collect();
+    if resumable.is_empty() {
+        return;
+    }
+    let len = THREAD_STACK * resumable.len();
+    // SAFETY: anonymous private mapping, no hint.
+    let stacks = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if stacks == libc::MAP_FAILED {
+        fail("cannot map stacks for the threads");
+    }
+    for (i, t) in resumable.iter().enumerate() {
+        let top = stacks as u64 + ((i + 1) * THREAD_STACK) as u64;
+        let ctid = t.fs_base + meta.restart.tid_offset;
+        let arg = *t as *const Thread as usize;
+        // SAFETY: the new thread gets its own stack and its own restored
+        // descriptor as TLS; `arg` points into the Meta, alive for good.
+        let r = unsafe { clone_thread(top, ctid, t.fs_base, thread_main, arg) };
+        if r < 0 {
+            fail(&format!("cannot re-create thread {}: errno {}", t.id, -r));
+        }
+    }
+    let want = resumable.len() as u32;
+    loop {
+        let n = STARTED.load(Acquire);
+        if n >= want {
+            break;
+        }
+        sys::futex_wait(&STARTED, n, 0);
+    }
+}
+
+/// First code of a re-created thread.
+extern "C" fn thread_main(arg: usize) -> ! {
+    // SAFETY: `arg` is the &Thread handed over by spawn_threads.
+    let t: &Thread = unsafe { &*(arg as *const Thread) };
+    alloc::scratch_resume();
+    thread_setup(t);
+    STARTED.fetch_add(1, AcqRel);
+    sys::futex_wake_all(&STARTED);
+    while GO.load(Acquire) == 0 {
+        sys::futex_wait(&GO, 0, 0);
+    }
+    resume(t)
+}
+
+/// clone(2) a thread sharing everything, with TLS `tls`, clear-tid at
+/// `ctid`, running `f(arg)` on the stack ending at `top`.
+///
+/// # Safety
+/// `top` must be the end of a writable stack nobody else uses, and `tls`
+/// a thread descriptor no running thread uses.
+unsafe fn clone_thread(
+    top: u64,
+    ctid: u64,
+    tls: u64,
+    f: extern "C" fn(usize) -> !,
+    arg: usize,
+) -> i64 {
+    let flags = libc::CLONE_VM
+        | libc::CLONE_FS
+        | libc::CLONE_FILES
+        | libc::CLONE_SIGHAND
+        | libc::CLONE_THREAD
+        | libc::CLONE_SYSVSEM
+        | libc::CLONE_SETTLS
+        | libc::CLONE_CHILD_SETTID
+        | libc::CLONE_CHILD_CLEARTID;
+    let sp = (top & !15) - 16;
+    (sp as *mut u64).write(f as usize as u64);
+    ((sp + 8) as *mut u64).write(arg as u64);
+    let ret: i64;
+    core::arch::asm!(
+        "syscall",
+        "test rax, rax",
+        "jnz 2f",
+        // child: the new stack holds f and arg
+        "pop rax",
+        "pop rdi",
+        "call rax",
+        "ud2",
+        "2:",
+        inlateout("rax") libc::SYS_clone => ret,
+        in("rdi") flags as u64,
+        in("rsi") sp,
+        in("rdx") 0u64,
+        in("r10") ctid,
+        in("r8") tls,
+        lateout("rcx") _,
+        lateout("r11") _,
+    );
+    ret
+}

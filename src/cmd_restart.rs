@@ -1,0 +1,311 @@
+//! `ckpt restart IMAGE`: check everything that can be checked while
+//! nothing is destroyed yet, then become the restorer (same pid), which
+//! swaps the image's memory in and jumps into the program's own
+//! post-restart code.
+//!
+//! Checked before anything happens: the image (header, metadata and every
+//! extent's checksum), the address range the restorer needs, the kernel's
+//! vdso layout, and every file the image needs (mapped files and open
+//! descriptors: present, and the same file — device and inode — as at the
+//! checkpoint). A failed check is one line and exit status 1; the program
+//! is not started and no file is touched.
+
+use crate::cli::RestartArgs;
+use crate::{shim_path, Failure};
+use ckpt::files::{stdio_rule, Passthrough};
+use ckpt::image::{self, FdKind, Meta, RegionKind};
+use ckpt_restorer::plan::{self, MmFields, PlanExtent, PlanHeader, PlanRegion, PlanSpecial};
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+
+pub fn restart(args: RestartArgs) -> Result<(), Failure> {
+    let path = &args.image;
+    let (header, meta) = image::read_file(path).map_err(Failure::new)?;
+    let file =
+        std::fs::File::open(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+    verify_extents(&file, &header, &meta)
+        .map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+    check_reserved_range(&meta)?;
+    let specials = check_vdso(&meta)?;
+    for w in check_descriptors(&meta, args.strict)? {
+        eprintln!("ckpt: warning: {w}");
+    }
+    let mapped = open_mapped_files(&meta)?;
+    let restorer = shim_path::find_restorer().map_err(Failure::new)?;
+    let image_fd = OwnedFd::from(file);
+    let plan_fd = write_plan(&meta, image_fd.as_raw_fd(), &mapped, &specials)?;
+    // Keep every descriptor the restorer needs open across exec.
+    let image_fd = image_fd.into_raw_fd();
+    for fd in mapped.values().copied().chain([image_fd, plan_fd]) {
+        clear_cloexec(fd);
+    }
+    let prog =
+        CString::new(restorer.as_os_str().as_bytes()).map_err(|e| Failure::new(e.to_string()))?;
+    let arg = CString::new(plan_fd.to_string()).unwrap_or_default();
+    let argv = [prog.as_ptr(), arg.as_ptr(), std::ptr::null()];
+    // SAFETY: execv with NUL-terminated strings and a null-terminated argv.
+    unsafe { libc::execv(prog.as_ptr(), argv.as_ptr()) };
+    Err(Failure::new(format!(
+        "cannot run {}: {}",
+        restorer.display(),
+        std::io::Error::last_os_error()
+    )))
+}
+
+/// Every stored extent must match its checksum and lie inside the file.
+fn verify_extents(file: &std::fs::File, header: &image::Header, meta: &Meta) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    let end = header.data_offset + header.data_len;
+    let mut buf = Vec::new();
+    for r in &meta.regions {
+        for e in &r.extents {
+            let inside = e.file_offset >= header.data_offset
+                && e.file_offset.checked_add(e.len).is_some_and(|x| x <= end)
+                && e.addr >= r.start
+                && e.addr.checked_add(e.len).is_some_and(|x| x <= r.end);
+            if !inside {
+                return Err(format!(
+                    "corrupt image: extent at {:#x} lies outside its region or the data section",
+                    e.addr
+                ));
+            }
+            buf.resize(e.len as usize, 0);
+            file.read_exact_at(&mut buf, e.file_offset)
+                .map_err(|err| format!("cannot read the extent at {:#x}: {err}", e.addr))?;
+            if xxhash_rust::xxh3::xxh3_64(&buf) != e.hash {
+                return Err(format!(
+                    "corrupt image: checksum mismatch in the memory at {:#x}",
+                    e.addr
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_reserved_range(meta: &Meta) -> Result<(), Failure> {
+    let (lo, hi) = (plan::RESTORER_BASE, plan::RESTORER_BASE + plan::RESERVE_LEN);
+    if let Some(r) = meta.regions.iter().find(|r| r.start < hi && r.end > lo) {
+        return Err(Failure::new(format!(
+            "the image has memory at {:#x}-{:#x} ({}), inside the range {lo:#x}-{hi:#x} the restorer needs; it cannot be restarted",
+            r.start,
+            r.end,
+            if r.path.is_empty() { "anonymous" } else { &r.path }
+        )));
+    }
+    Ok(())
+}
+
+/// The image's vdso/vvar must have the layout this kernel gives.
+fn check_vdso(meta: &Meta) -> Result<Vec<PlanSpecial>, Failure> {
+    let own = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let here: Vec<(String, u64)> = ckpt::memory::parse_maps(&own)
+        .into_iter()
+        .filter(|r| r.kind == RegionKind::Special)
+        .map(|r| (r.path, r.end - r.start))
+        .collect();
+    let img: Vec<&image::Region> = meta
+        .regions
+        .iter()
+        .filter(|r| r.kind == RegionKind::Special)
+        .collect();
+    let mut want: Vec<(String, u64)> = img
+        .iter()
+        .map(|r| (r.path.clone(), r.end - r.start))
+        .collect();
+    let mut have = here.clone();
+    want.sort();
+    have.sort();
+    if want != have {
+        let show = |v: &[(String, u64)]| {
+            v.iter()
+                .map(|(n, l)| format!("{n} {} KiB", l / 1024))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(Failure::new(format!(
+            "this kernel's vdso layout differs from the image's (image: {}; here: {}); restart on the kernel that took it",
+            show(&want),
+            show(&have)
+        )));
+    }
+    Ok(img
+        .iter()
+        .map(|r| PlanSpecial::new(r.path.as_bytes(), r.start, r.end - r.start))
+        .collect())
+}
+
+/// Descriptors whose files must be the ones of the checkpoint. Returns
+/// warnings for read-only files that changed since.
+fn check_descriptors(meta: &Meta, strict: bool) -> Result<Vec<String>, Failure> {
+    let mut warnings = Vec::new();
+    for f in &meta.fds {
+        if stdio_rule(f) != Passthrough::Rebuilt
+            || !matches!(f.kind, FdKind::File | FdKind::Directory)
+        {
+            continue;
+        }
+        let st = std::fs::metadata(&f.path).map_err(|_| {
+            Failure::new(format!(
+                "descriptor {} needs {}, which is gone",
+                f.fd, f.path
+            ))
+        })?;
+        if st.dev() != f.dev || st.ino() != f.ino {
+            return Err(Failure::new(format!(
+                "descriptor {} needs {}, which was replaced by another file since the checkpoint",
+                f.fd, f.path
+            )));
+        }
+        let changed = st.size() as i64 != f.size
+            || st.mtime() * 1_000_000_000 + st.mtime_nsec() != f.mtime_ns;
+        let read_only = f.flags & libc::O_ACCMODE == libc::O_RDONLY;
+        if changed && read_only && f.kind == FdKind::File {
+            let msg = format!(
+                "{} (descriptor {}) changed since the checkpoint",
+                f.path, f.fd
+            );
+            if strict {
+                return Err(Failure::new(format!("{msg} (--strict)")));
+            }
+            warnings.push(msg);
+        }
+    }
+    Ok(warnings)
+}
+
+/// Open every file the image maps, once each, checking its identity.
+fn open_mapped_files(meta: &Meta) -> Result<HashMap<String, i32>, Failure> {
+    let mut out = HashMap::new();
+    for r in &meta.regions {
+        if !matches!(r.kind, RegionKind::FilePrivate | RegionKind::FileShared)
+            || out.contains_key(&r.path)
+        {
+            continue;
+        }
+        let writable = r.kind == RegionKind::FileShared && r.prot & libc::PROT_WRITE as u32 != 0;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&r.path)
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Failure::new(format!("the image maps {}, which is gone", r.path))
+                } else {
+                    Failure::new(format!("cannot open {}, which the image maps: {e}", r.path))
+                }
+            })?;
+        let st = f
+            .metadata()
+            .map_err(|e| Failure::new(format!("{}: {e}", r.path)))?;
+        if st.dev() != r.dev || st.ino() != r.ino {
+            return Err(Failure::new(format!(
+                "the image maps {}, which was replaced by another file since the checkpoint",
+                r.path
+            )));
+        }
+        out.insert(r.path.clone(), f.into_raw_fd());
+    }
+    Ok(out)
+}
+
+fn write_plan(
+    meta: &Meta,
+    image_fd: i32,
+    mapped: &HashMap<String, i32>,
+    specials: &[PlanSpecial],
+) -> Result<i32, Failure> {
+    let mut h = PlanHeader::new();
+    h.image_fd = image_fd;
+    h.entry = meta.restart.entry;
+    h.entry_stack = meta.restart.stack_top;
+    h.mm = mm_fields(&meta.process.mm);
+    let main_name = meta
+        .threads
+        .iter()
+        .find(|t| t.id == 1)
+        .map(|t| t.name.as_str());
+    h.set_comm(main_name.unwrap_or(&meta.process.comm).as_bytes());
+    let mut regions = Vec::new();
+    let mut extents = Vec::new();
+    for r in meta
+        .regions
+        .iter()
+        .filter(|r| r.kind != RegionKind::Special)
+    {
+        let fd = match r.kind {
+            RegionKind::FilePrivate | RegionKind::FileShared => mapped[&r.path],
+            _ => -1,
+        };
+        let mut flags = if r.shared {
+            plan::MAP_SHARED
+        } else {
+            plan::MAP_PRIVATE
+        };
+        if fd < 0 {
+            flags |= plan::MAP_ANONYMOUS;
+        }
+        if r.grows_down {
+            flags |= plan::MAP_GROWSDOWN;
+        }
+        regions.push(PlanRegion {
+            start: r.start,
+            end: r.end,
+            prot: r.prot,
+            flags,
+            fd,
+            _pad: 0,
+            offset: if fd < 0 { 0 } else { r.offset },
+        });
+        extents.extend(r.extents.iter().map(|e| PlanExtent {
+            addr: e.addr,
+            len: e.len,
+            file_offset: e.file_offset,
+        }));
+    }
+    let mut bytes = Vec::new();
+    plan::write_plan(&h, &regions, &extents, specials, &mut |b| {
+        bytes.extend_from_slice(b)
+    });
+    // SAFETY: memfd_create with a valid name; no CLOEXEC on purpose.
+    let fd = unsafe { libc::memfd_create(c"ckpt-plan".as_ptr(), 0) };
+    if fd < 0 {
+        return Err(Failure::new(format!(
+            "memfd_create: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: fd is the memfd we just created and own.
+    let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    std::io::Write::write_all(&mut f, &bytes)
+        .map_err(|e| Failure::new(format!("cannot write the restore plan: {e}")))?;
+    Ok(f.into_raw_fd())
+}
+
+fn mm_fields(mm: &image::MmInfo) -> MmFields {
+    let mut m = MmFields::zeroed();
+    m.start_code = mm.start_code;
+    m.end_code = mm.end_code;
+    m.start_data = mm.start_data;
+    m.end_data = mm.end_data;
+    m.start_brk = mm.start_brk;
+    m.brk = mm.brk;
+    m.start_stack = mm.start_stack;
+    m.arg_start = mm.arg_start;
+    m.arg_end = mm.arg_end;
+    m.env_start = mm.env_start;
+    m.env_end = mm.env_end;
+    let n = mm.auxv.len().min(plan::AUXV_WORDS) & !1;
+    m.auxv[..n].copy_from_slice(&mm.auxv[..n]);
+    m.auxv_len = n as u64;
+    m
+}
+
+fn clear_cloexec(fd: i32) {
+    // SAFETY: fcntl(F_SETFD) on a descriptor we own.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+}
