@@ -92,7 +92,9 @@ pub struct MmFields {
     pub arg_end: u64,
     pub env_start: u64,
     pub env_end: u64,
-    /// Number of u64 words used in `auxv` (even, <= 128).
+    /// Number of u64 words used in `auxv` (even, <= 128). The kernel keeps at
+    /// most AT_VECTOR_SIZE words (56 on x86_64 Linux 6.18) and PR_SET_MM_MAP
+    /// fails with EINVAL beyond that; /proc/PID/auxv never holds more.
     pub auxv_len: u64,
     pub auxv: [u64; AUXV_WORDS],
 }

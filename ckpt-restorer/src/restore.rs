@@ -252,7 +252,9 @@ fn move_specials(plan: &PlanView, current: &[Option<Current>]) {
     let flags = sys::MREMAP_MAYMOVE | sys::MREMAP_FIXED;
     for (i, s) in plan.specials().enumerate() {
         let Some(c) = current.iter().flatten().find(|c| c.name == s.name_bytes()) else {
-            refuse("internal error: special vanished");
+            Line::new()
+                .s("internal error: special mapping vanished")
+                .die(EXIT_FAILED);
         };
         let scratch = SPECIAL_SCRATCH_ADDR + i as u64 * SPECIAL_SCRATCH_STRIDE;
         // SAFETY: the special is not used by the restorer; the scratch spot is

@@ -450,6 +450,7 @@ fn entry_registers_stack_fds_maps_and_name() {
 
     let text = String::from_utf8_lossy(&so[80 + MSG.len()..]).into_owned();
     let (maps, comm) = text.trim_end().rsplit_once('\n').unwrap();
+    println!("maps of the restored process:\n{maps}");
     assert_eq!(comm, "restored-prog");
     let reserve_end = RESTORER_BASE + RESERVE_LEN;
     let mut names = Vec::new();
@@ -632,4 +633,52 @@ fn binary_is_static_exec_at_fixed_base() {
         }
     }
     assert!(loads >= 1);
+}
+
+/// The kernel keeps at most AT_VECTOR_SIZE (56 on x86_64 6.18) auxv words:
+/// a longer auxv makes PR_SET_MM_MAP fail, which must only warn.
+#[test]
+fn mm_map_failure_is_only_a_warning() {
+    let mut a = Asm::default();
+    a.write(1, DATA, MSG.len() as u32).exit(42);
+    let mut fx = Fixture::new(&a.0);
+    fx.header.mm.auxv_len = 56;
+    let (out, _) = fx.run();
+    assert_eq!((out.status.code(), stderr(&out).as_str()), (Some(42), ""));
+    fx.header.mm.auxv_len = 128;
+    let (out, _) = fx.run();
+    assert_eq!(out.status.code(), Some(42), "stderr: {}", stderr(&out));
+    assert_eq!(out.stdout, MSG);
+    assert_eq!(
+        stderr(&out),
+        "ckpt-restorer: warning: PR_SET_MM_MAP: errno 22\n"
+    );
+}
+
+/// Errors after the old address space is gone exit 71 with one line.
+#[test]
+fn fails_with_71_after_point_of_no_return() {
+    let mut fx = trivial();
+    fx.extents[1].file_offset = 0x10_0000; // past the end of the image
+    let (out, _) = fx.run();
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(71), "stderr: {e}");
+    assert_eq!(e.lines().count(), 1, "{e:?}");
+    assert!(
+        e.starts_with("ckpt-restorer: the image ends before extent 0x555500010000"),
+        "{e:?}"
+    );
+
+    let mut fx = trivial();
+    fx.regions[1].fd = 999;
+    fx.regions[1].flags = MAP_PRIVATE;
+    let (out, _) = fx.run();
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(71), "stderr: {e}");
+    assert!(
+        e.starts_with(
+            "ckpt-restorer: cannot map region 0x555500010000-0x555500014000 (fd 999): errno 9"
+        ),
+        "{e:?}"
+    );
 }
