@@ -299,7 +299,14 @@ fn mm_fields(mm: &image::MmInfo) -> MmFields {
     m.arg_end = mm.arg_end;
     m.env_start = mm.env_start;
     m.env_end = mm.env_end;
-    let n = mm.auxv.len().min(plan::AUXV_WORDS) & !1;
+    // Up to and including AT_NULL: /proc/PID/auxv may carry trailing
+    // zeros, and the kernel takes at most its own vector's size.
+    let used = mm
+        .auxv
+        .chunks(2)
+        .position(|p| p[0] == 0)
+        .map_or(mm.auxv.len(), |i| 2 * i + 2);
+    let n = used.min(mm.auxv.len()).min(plan::AUXV_WORDS) & !1;
     m.auxv[..n].copy_from_slice(&mm.auxv[..n]);
     m.auxv_len = n as u64;
     m

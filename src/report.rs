@@ -356,6 +356,8 @@ pub mod tests {
             mtime_ns: 0,
             mnt_id: 0,
             eventfd_count: None,
+            pipe_data: None,
+            pipe_size: None,
         }
     }
 
@@ -377,6 +379,12 @@ pub mod tests {
             sigmask: 0,
             pending: 0,
             altstack: None,
+            fs_base: 0,
+            ucontext: 0,
+            errno: 0,
+            robust_head: 0,
+            robust_len: 0,
+            rseq: 0,
         }
     }
 
@@ -420,6 +428,7 @@ pub mod tests {
                 forks: 0,
                 execs: 0,
                 ckpt_signal: 62,
+                ..Process::default()
             },
             threads: vec![thread(1, "prog"), worker],
             fds: vec![fd(0, FdKind::Tty, "/dev/pts/0"), log, dup],
@@ -463,6 +472,7 @@ pub mod tests {
                 },
             ],
             regions: Vec::<Region>::new(),
+            ..Meta::default()
         }
     }
 

@@ -247,6 +247,9 @@ pub struct Process {
     /// The checkpoint signal ckpt reserved in this process.
     pub ckpt_signal: i32,
     pub mm: MmInfo,
+    /// Signals pending for the whole process (bit n-1 = signal n).
+    #[serde(default)]
+    pub pending: u64,
 }
 
 /// One resource limit; `None` is RLIM_INFINITY.
@@ -372,6 +375,12 @@ pub struct Fd {
     pub mnt_id: i32,
     /// An eventfd's counter.
     pub eventfd_count: Option<u64>,
+    /// Unread bytes in an in-process pipe (on its read end).
+    #[serde(default)]
+    pub pipe_data: Option<Vec<u8>>,
+    /// A pipe's capacity (F_GETPIPE_SZ).
+    #[serde(default)]
+    pub pipe_size: Option<i32>,
 }
 
 /// How a POSIX timer notifies.
@@ -661,6 +670,8 @@ mod tests {
                 mtime_ns: 7,
                 mnt_id: 1,
                 eventfd_count: None,
+                pipe_data: None,
+                pipe_size: None,
             }],
             ..Meta::default()
         }

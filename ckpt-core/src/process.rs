@@ -142,6 +142,10 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
         execs: EXECS.load(Relaxed),
         ckpt_signal,
         mm: crate::memory::mm_info(),
+        pending: sys::field(status, b"ShdPnd:")
+            .and_then(sys::parse_hex)
+            .unwrap_or(0)
+            & !crate::signals::bit(ckpt_signal),
     }
 }
 

@@ -121,6 +121,8 @@ pub extern "C" fn entry(_arg: u64, _image_fd: i32, _plan: u64) -> ! {
     let others: Vec<&Thread> = meta.threads.iter().filter(|t| t.id != leader.id).collect();
     spawn_threads(meta, &others);
     timers::restore(&meta.timers, &meta.itimers);
+    let pending: Vec<(u32, u64)> = meta.threads.iter().map(|t| (t.id, t.pending)).collect();
+    signals::restore_pending(meta.process.pending, &pending);
     let after = AFTER.load(Acquire);
     if !after.is_null() {
         // SAFETY: only `prepare` stores here, always an `extern "C" fn()`.

@@ -337,6 +337,30 @@ pub fn restore(actions: &[KernelAction]) {
     }
 }
 
+/// Raise again the signals that were pending at the checkpoint: for the
+/// process (`process`) and for each thread (logical id, mask). Every
+/// thread still blocks everything, so they stay pending until it returns
+/// to the program with its own mask. Post-restart context.
+pub fn restore_pending(process: u64, threads: &[(u32, u64)]) {
+    let pid = crate::sys::getpid();
+    for sig in 1..NSIG as c_int {
+        if sig == reserved() {
+            continue;
+        }
+        if process & bit(sig) != 0 {
+            // SAFETY: kill of our own process with a valid signal number.
+            unsafe { libc::syscall(libc::SYS_kill, pid, sig) };
+        }
+        for &(id, mask) in threads {
+            if mask & bit(sig) != 0 {
+                if let Some(tid) = crate::threads::tid_of_id(id) {
+                    let _ = crate::sys::tgkill(pid, tid, sig);
+                }
+            }
+        }
+    }
+}
+
 /// Forget recorded handlers that exec resets (handlers go back to default,
 /// ignored signals stay ignored).
 pub fn reset_after_exec() {

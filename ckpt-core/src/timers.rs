@@ -103,7 +103,7 @@ impl Sigevent {
 
 /// timer_create succeeded with `timer_id`.
 pub fn record_create(timer_id: u64, clock: i32, ev: &Sigevent) {
-    let target_id = if ev.notify == libc::SIGEV_THREAD_ID {
+    let target_id = if ev.notify == libc::SIGEV_THREAD_ID || ev.tid != 0 {
         crate::threads::id_of_tid(ev.tid).unwrap_or(0)
     } else {
         0
@@ -124,6 +124,20 @@ pub fn record_create(timer_id: u64, clock: i32, ev: &Sigevent) {
             return;
         }
     }
+}
+
+/// How the live timer `timer_id` was created.
+pub fn find(timer_id: u64) -> Option<Sigevent> {
+    SLOTS
+        .iter()
+        .find(|s| s.used.load(Acquire) == 1 && s.timer_id.load(Relaxed) == timer_id)
+        .map(|s| Sigevent {
+            notify: s.notify.load(Relaxed),
+            signo: s.signo.load(Relaxed),
+            value: s.value.load(Relaxed),
+            tid: s.target_tid.load(Relaxed),
+            function: s.function.load(Relaxed),
+        })
 }
 
 /// timer_delete(timer_id) is about to run.
@@ -174,8 +188,10 @@ pub fn snapshot() -> Vec<Timer> {
             notify,
             signo: s.signo.load(Relaxed),
             sigev_value: s.value.load(Relaxed),
-            target_thread: (notify == Notify::ThreadId && target != 0).then_some(target),
-            target_tid: (notify == Notify::ThreadId).then(|| s.target_tid.load(Relaxed)),
+            target_thread: (matches!(notify, Notify::ThreadId | Notify::Thread) && target != 0)
+                .then_some(target),
+            target_tid: matches!(notify, Notify::ThreadId | Notify::Thread)
+                .then(|| s.target_tid.load(Relaxed)),
             function: (notify == Notify::Thread).then(|| s.function.load(Relaxed)),
             interval_ns: sys::ts_ns(&cur.it_interval),
             remaining_ns: sys::ts_ns(&cur.it_value),
@@ -270,12 +286,13 @@ fn restore_one(t: &Timer) -> Result<(), String> {
     let (notify, tid) = match t.notify {
         Notify::Signal => (libc::SIGEV_SIGNAL, 0),
         Notify::None => (libc::SIGEV_NONE, 0),
-        Notify::ThreadId => {
+        // SIGEV_THREAD timers are kernel timers aimed at ckpt's helper
+        // thread (see the shim's timer_threads).
+        Notify::ThreadId | Notify::Thread => {
             let id = t.target_thread.ok_or("its target thread is unknown")?;
             let tid = crate::threads::tid_of_id(id).ok_or("its target thread is gone")?;
             (libc::SIGEV_THREAD_ID, tid)
         }
-        Notify::Thread => return Err("SIGEV_THREAD timers are not restored yet".into()),
     };
     ev[12..16].copy_from_slice(&notify.to_ne_bytes());
     ev[16..20].copy_from_slice(&tid.to_ne_bytes());

@@ -103,6 +103,7 @@ pub fn after_fork_in_child() {
     interpose::internally(|| {
         threads::reset_after_fork();
         ckpt::timers::reset();
+        crate::timer_threads::reset_after_fork();
         process::reset_after_fork();
         control::restart_in_child();
         let _ = sys::gettid();

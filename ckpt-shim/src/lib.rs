@@ -1,8 +1,8 @@
 //! libckpt_shim.so — preloaded into every program started by `ckpt run`.
 //!
 //! It interposes the libc calls that create kernel state (see `wrap/`),
-//! records them in ckpt-core's tables, and runs a control thread that takes
-//! checkpoints on request. Everything the program can observe stays as it
+//! records them in ckpt-core's tables, and takes checkpoints on request
+//! (see `control`: no thread of its own, a signal-driven socket). Everything the program can observe stays as it
 //! would be without ckpt: results, errno, descriptor numbers, signal masks.
 
 #![allow(clippy::missing_safety_doc)]
@@ -10,6 +10,7 @@
 mod config;
 mod control;
 mod init;
+mod timer_threads;
 mod wrap;
 
 /// The shim's own Rust allocations: malloc normally, a private arena while

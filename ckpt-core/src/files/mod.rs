@@ -234,6 +234,15 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
     }
     sys::close(dir);
     link_shared(&mut out);
+    for f in out.iter_mut() {
+        if f.kind == FdKind::Pipe
+            && f.pipe_peer.is_some()
+            && f.flags & libc::O_ACCMODE == libc::O_RDONLY
+            && f.shares_with.is_none()
+        {
+            f.pipe_data = peek_pipe(f.fd, f.pipe_size.unwrap_or(65536));
+        }
+    }
     out
 }
 
@@ -302,7 +311,52 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
         } else {
             None
         },
+        pipe_data: None,
+        // SAFETY: F_GETPIPE_SZ takes no argument; fails harmlessly on non-pipes.
+        pipe_size: (kind == FdKind::Pipe)
+            .then(|| unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETPIPE_SZ) } as i32)
+            .filter(|&n| n > 0),
     })
+}
+
+/// Copy (without consuming) what an in-process pipe holds, through a
+/// pipe of ckpt's own: `tee` duplicates pipe contents. Runs frozen.
+fn peek_pipe(fd: i32, size: i32) -> Option<Vec<u8>> {
+    let mut avail: i32 = 0;
+    // SAFETY: FIONREAD writes an int.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) } != 0 || avail <= 0 {
+        return None;
+    }
+    let mut p = [0i32; 2];
+    // SAFETY: pipe2 into a local array.
+    if unsafe {
+        libc::syscall(
+            libc::SYS_pipe2,
+            p.as_mut_ptr(),
+            libc::O_CLOEXEC | libc::O_NONBLOCK,
+        )
+    } != 0
+    {
+        return None;
+    }
+    // SAFETY: resizing our own pipe so it can hold everything.
+    unsafe { libc::syscall(libc::SYS_fcntl, p[1], libc::F_SETPIPE_SZ, size.max(avail)) };
+    // SAFETY: tee between two pipes; never blocks (SPLICE_F_NONBLOCK).
+    let n = unsafe { libc::tee(fd, p[1], avail as usize, libc::SPLICE_F_NONBLOCK) };
+    let mut data = vec![0u8; n.max(0) as usize];
+    let mut got = 0;
+    while got < data.len() {
+        // SAFETY: reading into the unread tail of `data`.
+        let r = unsafe { libc::read(p[0], data[got..].as_mut_ptr().cast(), data.len() - got) };
+        if r <= 0 {
+            break;
+        }
+        got += r as usize;
+    }
+    data.truncate(got);
+    sys::close(p[0]);
+    sys::close(p[1]);
+    (!data.is_empty()).then_some(data)
 }
 
 fn trim(v: &[u8]) -> &[u8] {

@@ -120,6 +120,7 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             } else {
                 (peer, f)
             };
+            refill(rd, wr, r_fd)?;
             set_status(rd, r_fd.flags);
             set_status(wr, w_fd.flags);
             Ok(Some(vec![(r_fd.fd, rd), (w_fd.fd, wr)]))
@@ -148,6 +149,26 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             Ok(Some(vec![(f.fd, t)]))
         }
     }
+}
+
+/// Give a re-created pipe its capacity and the bytes it held.
+fn refill(rd: i32, wr: i32, read_end: &Fd) -> Result<(), String> {
+    if let Some(size) = read_end.pipe_size {
+        // SAFETY: F_SETPIPE_SZ on our own new pipe.
+        unsafe { libc::syscall(libc::SYS_fcntl, rd, libc::F_SETPIPE_SZ, size) };
+    }
+    let data = read_end.pipe_data.as_deref().unwrap_or(&[]);
+    let mut done = 0;
+    while done < data.len() {
+        // SAFETY: writing from a live slice into our own pipe, which has
+        // room for everything it held before.
+        let n = unsafe { libc::write(wr, data[done..].as_ptr().cast(), data.len() - done) };
+        if n <= 0 {
+            return Err(format!("cannot put the data of pipe {} back", read_end.fd));
+        }
+        done += n as usize;
+    }
+    Ok(())
 }
 
 fn open_at_least(path: &core::ffi::CStr, flags: i32, base: i32) -> Result<i32, String> {
