@@ -1,0 +1,398 @@
+//! Helpers of the restart tests (tests/restart.rs, tests/restart_errors.rs):
+//! programs whose stdout is a file the test opened (`prog > out`), the
+//! checkpoint → SIGKILL → `ckpt restart` cycle, and bounded waits.
+//!
+//! Included with `#[path = "common/restart.rs"] mod rs;` beside `mod common;`.
+
+#![allow(dead_code)]
+
+use crate::common::{self, require_shim, TempDir};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Time limit of one `ckpt restart` run to the program's end.
+pub const RESTART_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time limit of a plain reference run.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A child process killed (SIGKILL) and reaped when dropped.
+pub struct Kid {
+    pub label: String,
+    child: Child,
+    status: Option<ExitStatus>,
+    /// stderr file, shown in failure messages.
+    pub err_path: Option<PathBuf>,
+    /// stdout collected from a pipe, if it was piped.
+    pub piped_out: Option<Arc<Mutex<Vec<u8>>>>,
+    piped_done: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Kid {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                self.status = Some(s);
+            }
+        }
+        self.status
+    }
+
+    /// Wait at most `limit` for the exit; kill and fail after that.
+    pub fn wait(&mut self, limit: Duration) -> Result<ExitStatus, String> {
+        let t = Instant::now();
+        loop {
+            if let Some(s) = self.exited() {
+                if let Some(h) = self.piped_done.take() {
+                    // The pipe closes when every holder of its write end is
+                    // gone; bounded anyway.
+                    let t2 = Instant::now();
+                    while !h.is_finished() && t2.elapsed() < Duration::from_secs(5) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    if h.is_finished() {
+                        let _ = h.join();
+                    }
+                }
+                return Ok(s);
+            }
+            if t.elapsed() > limit {
+                self.kill();
+                return Err(format!(
+                    "{} did not exit within {limit:?} (killed)\n{}",
+                    self.label,
+                    self.describe()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// SIGKILL, reap, and make sure the pid is gone.
+    pub fn kill(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+            if let Ok(s) = self.child.wait() {
+                self.status = Some(s);
+            }
+        }
+    }
+
+    /// What the program collected on its piped stdout so far.
+    pub fn out_bytes(&self) -> Vec<u8> {
+        self.piped_out
+            .as_ref()
+            .map(|b| b.lock().unwrap().clone())
+            .unwrap_or_default()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.err_path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "[{}] pid={} status={:?}\n--- stderr ---\n{}",
+            self.label,
+            self.child.id(),
+            self.status,
+            tail(&self.stderr_text(), 3000)
+        )
+    }
+}
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn tail(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        return s.to_string();
+    }
+    let mut i = s.len() - n;
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    format!("...{}", &s[i..])
+}
+
+/// Where a child's stdout goes.
+pub enum Out<'a> {
+    /// A file the test creates (truncating): `prog > out`.
+    File(&'a Path),
+    /// A pipe the test reads in the background.
+    Pipe,
+    Null,
+}
+
+/// Start `cmd` with stdin from /dev/null, stdout as `out`, stderr appended
+/// to `err` (a file), every inherited descriptor above 2 closed at exec.
+pub fn start(mut cmd: Command, out: Out, err: &Path, label: &str) -> Kid {
+    cmd.env_remove("LD_PRELOAD").stdin(Stdio::null());
+    match out {
+        Out::File(p) => {
+            let f = File::create(p).unwrap_or_else(|e| panic!("create {}: {e}", p.display()));
+            cmd.stdout(Stdio::from(f));
+        }
+        Out::Pipe => {
+            cmd.stdout(Stdio::piped());
+        }
+        Out::Null => {
+            cmd.stdout(Stdio::null());
+        }
+    }
+    let ef = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(err)
+        .unwrap_or_else(|e| panic!("open {}: {e}", err.display()));
+    cmd.stderr(Stdio::from(ef));
+    // SAFETY: only a raw syscall (async-signal-safe) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // CLOSE_RANGE_CLOEXEC = 4: whatever the test runner leaked closes.
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 4u32);
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{label}: cannot start {cmd:?}: {e}"));
+    let (piped_out, piped_done) = match child.stdout.take() {
+        Some(mut r) => {
+            let buf = Arc::new(Mutex::new(Vec::new()));
+            let b = buf.clone();
+            let h = std::thread::spawn(move || {
+                use std::io::Read;
+                let mut chunk = [0u8; 8192];
+                loop {
+                    match r.read(&mut chunk) {
+                        Ok(0) => break,
+                        Ok(n) => b.lock().unwrap().extend_from_slice(&chunk[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    }
+                }
+            });
+            (Some(buf), Some(h))
+        }
+        None => (None, None),
+    };
+    Kid {
+        label: label.to_string(),
+        child,
+        status: None,
+        err_path: Some(err.to_path_buf()),
+        piped_out,
+        piped_done,
+    }
+}
+
+/// `PROG ARGS...` as a command run in `cwd`.
+pub fn plain_cmd<S: AsRef<OsStr>>(prog: &Path, args: &[S], cwd: &Path) -> Command {
+    let mut c = Command::new(prog);
+    c.args(args).current_dir(cwd);
+    c
+}
+
+/// `ckpt run --dir IMAGES -- PROG ARGS...` run in `cwd`.
+pub fn run_cmd<S: AsRef<OsStr>>(prog: &Path, args: &[S], cwd: &Path, images: &Path) -> Command {
+    require_shim();
+    let mut c = Command::new(common::ckpt_bin());
+    c.arg("run")
+        .arg("--dir")
+        .arg(images)
+        .arg("--")
+        .arg(prog)
+        .args(args)
+        .current_dir(cwd);
+    c
+}
+
+/// `ckpt restart IMAGE [EXTRA...]` run in `cwd`.
+pub fn restart_cmd(image: &Path, extra: &[&str], cwd: &Path) -> Command {
+    let mut c = Command::new(common::ckpt_bin());
+    c.arg("restart").arg(image).args(extra).current_dir(cwd);
+    c
+}
+
+/// Run `cmd` to its end (bounded) with stdout into `out` (a file); the
+/// reference run of a program.
+pub fn reference(cmd: Command, out: &Path, err: &Path, label: &str) -> ExitStatus {
+    let mut k = start(cmd, Out::File(out), err, label);
+    k.wait(RUN_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Checkpoint `kid` into `images`, then SIGKILL it and wait until it is
+/// gone. Returns the image path.
+pub fn checkpoint_and_kill(kid: &mut Kid, images: &Path) -> PathBuf {
+    let pid = kid.pid();
+    let img = common::checkpoint(pid, Some(images))
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", kid.describe(), common::threads_report(pid)));
+    if let Some(s) = kid.exited() {
+        panic!(
+            "{} exited ({s}) right after the checkpoint\n{}",
+            kid.label,
+            kid.describe()
+        );
+    }
+    kid.kill();
+    assert!(
+        !common::alive(pid),
+        "{} (pid {pid}) still exists after SIGKILL and reaping",
+        kid.label
+    );
+    img
+}
+
+/// Wait (bounded) until `pred(contents of path)` holds; fail if `kid`
+/// exits first.
+pub fn wait_file<F: Fn(&[u8]) -> bool>(
+    kid: &mut Kid,
+    path: &Path,
+    pred: F,
+    limit: Duration,
+) -> Result<(), String> {
+    let t = Instant::now();
+    loop {
+        let data = std::fs::read(path).unwrap_or_default();
+        if pred(&data) {
+            return Ok(());
+        }
+        if let Some(s) = kid.exited() {
+            return Err(format!(
+                "{} exited ({s}) before {} was ready\n{}",
+                kid.label,
+                path.display(),
+                kid.describe()
+            ));
+        }
+        if t.elapsed() > limit {
+            return Err(format!(
+                "{}: {} not ready within {limit:?} (has {} bytes)\n{}",
+                kid.label,
+                path.display(),
+                data.len(),
+                kid.describe()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Wait (bounded) for a marker file the program writes in its control dir.
+pub fn wait_marker(kid: &mut Kid, path: &Path) -> Result<String, String> {
+    wait_file(kid, path, |d| !d.is_empty(), common::READY_TIMEOUT)?;
+    Ok(std::fs::read_to_string(path).unwrap_or_default())
+}
+
+/// Number of complete lines in `d`.
+pub fn lines(d: &[u8]) -> usize {
+    d.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// Assert an exit status is a clean 0.
+pub fn assert_success(st: ExitStatus, what: &str, ctx: &str) {
+    assert!(
+        st.success(),
+        "{what} ended with {st} (code {:?}, signal {:?}), want exit 0\n{ctx}",
+        st.code(),
+        st.signal()
+    );
+}
+
+/// Assert two outputs are byte-identical, with a short diff in the message.
+pub fn assert_same(got: &[u8], want: &[u8], ctx: &str) {
+    if got != want {
+        panic!(
+            "output after restart differs from the uninterrupted run ({} vs {} bytes): {}\n--- after restart (tail) ---\n{}\n--- uninterrupted (tail) ---\n{}\n{ctx}",
+            got.len(),
+            want.len(),
+            common::diff_summary(got, want),
+            tail(&String::from_utf8_lossy(got), 1500),
+            tail(&String::from_utf8_lossy(want), 1500)
+        );
+    }
+}
+
+/// Pids of live processes whose /proc/PID/comm is `comm` (zombies ignored).
+pub fn pids_named(comm: &str) -> Vec<i32> {
+    let mut v = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return v;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let c = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if c.trim_end_matches('\n') != comm {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next())
+            .unwrap_or("");
+        if state != "Z" && state != "X" {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// Compile tests/programs/`src` into `dir` under the name `name` (so each
+/// test's process has a comm of its own).
+pub fn compile_named(src: &str, dir: &Path, name: &str) -> PathBuf {
+    let built = common::compile_c(src, &dir.join(format!("build-{name}")).tap_mkdir());
+    let dst = dir.join(name);
+    std::fs::copy(&built, &dst).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
+    dst
+}
+
+trait TapMkdir {
+    fn tap_mkdir(self) -> Self;
+}
+impl TapMkdir for PathBuf {
+    fn tap_mkdir(self) -> Self {
+        std::fs::create_dir_all(&self).unwrap();
+        self
+    }
+}
+
+/// A test's working area: a temp dir with `images/`, and control dirs.
+pub struct Area {
+    pub tmp: TempDir,
+    pub images: PathBuf,
+}
+
+impl Area {
+    pub fn new(tag: &str) -> Area {
+        let tmp = TempDir::new(tag);
+        let images = tmp.sub("images");
+        Area { tmp, images }
+    }
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+    pub fn sub(&self, name: &str) -> PathBuf {
+        self.tmp.sub(name)
+    }
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+}
