@@ -129,6 +129,8 @@ handlers, timers and descriptors come back as they were at the checkpoint.
 Descriptors:
   - a regular file or directory is reopened by path at its offset (never
     created or truncated): `prog > out` goes on writing at the right byte;
+    a file opened with O_APPEND goes on appending at its end, so what the
+    program appended between the checkpoint and its end stays there;
   - descriptors that shared an open file share one again; an in-process
     pipe or an eventfd is re-created;
   - descriptors 0, 1 and 2 that were a terminal, a pipe, a socket or a

@@ -276,7 +276,7 @@ fn inspect(p: &Path, json: bool) -> CmdOut {
 }
 
 /// Truncations and bit flips of `bytes` (a good image, `meta_len` bytes of
-/// metadata after the 128-byte header) are each refused cleanly.
+/// metadata where its header says) are each refused cleanly.
 fn damaged_copies_are_refused(tmp: &TempDir, good: &Path, bytes: &[u8], meta_len: u64) {
     let header = ckpt::image::HEADER_LEN;
     let n = bytes.len();
@@ -304,9 +304,12 @@ fn damaged_copies_are_refused(tmp: &TempDir, good: &Path, bytes: &[u8], meta_len
     flip("header checksum", 84);
     if meta_len > 0 {
         let m = meta_len as usize;
-        flip("first metadata byte", header);
-        flip("middle of the metadata", header + m / 2);
-        flip("last metadata byte", header + m - 1);
+        let at = ckpt::image::Header::decode(bytes)
+            .expect("a good image decodes")
+            .meta_offset as usize;
+        flip("first metadata byte", at);
+        flip("middle of the metadata", at + m / 2);
+        flip("last metadata byte", at + m - 1);
     } else {
         flip("just past the header", header);
         flip("middle", n / 2);
