@@ -565,11 +565,16 @@ fn check_threads(c: &mut Checks, j: &Value, kv: &HashMap<String, String>, pid: i
         frozen >= 3,
         format!("at least 3 threads must be frozen, {frozen} are"),
     );
-    // Besides them only glibc's SIGEV_THREAD helper (or one short-lived
-    // notification thread) may be listed, made past the wrappers.
+    // Besides them only ckpt's SIGEV_THREAD helper (which replaces
+    // glibc's) or one short-lived notification thread may be listed.
     let others: Vec<&&Value> = threads
         .iter()
-        .filter(|t| !matches!(t["origin"].as_str(), Some("main") | Some("pthread_create")))
+        .filter(|t| {
+            !matches!(
+                t["origin"].as_str(),
+                Some("main") | Some("pthread_create") | Some("timer_helper")
+            )
+        })
         .collect();
     c.check(
         others.len() <= 2,
@@ -584,7 +589,12 @@ fn check_threads(c: &mut Checks, j: &Value, kv: &HashMap<String, String>, pid: i
     }
     // Each thread's mask is what the kernel says (SigBlk), less the
     // checkpoint signal; a thread that blocks every signal shows them all.
-    for t in &threads {
+    // The timer helper sits in sigtimedwait, which unblocks SIGTIMER in
+    // SigBlk for as long as it waits.
+    for t in threads
+        .iter()
+        .filter(|t| t["origin"].as_str() != Some("timer_helper"))
+    {
         let tid = t["tid"].as_i64().unwrap_or(-1);
         let status =
             std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();

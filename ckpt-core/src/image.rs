@@ -404,6 +404,10 @@ pub struct Timer {
     pub notify: Notify,
     pub signo: i32,
     pub sigev_value: u64,
+    /// The value the kernel delivers (differs from `sigev_value` for
+    /// SIGEV_THREAD timers, which ckpt's helper thread runs).
+    #[serde(default)]
+    pub kernel_value: u64,
     /// SIGEV_THREAD_ID: the logical thread ([`Thread::id`]) it is aimed at.
     pub target_thread: Option<u32>,
     pub target_tid: Option<i32>,

@@ -26,6 +26,8 @@ pub enum Origin {
     Main = 0,
     PthreadCreate = 1,
     Unknown = 2,
+    /// ckpt's helper that runs SIGEV_THREAD timers (in place of glibc's).
+    TimerHelper = 3,
 }
 
 /// Attributes recorded by the pthread_create wrapper.
@@ -147,6 +149,19 @@ pub fn record_main(attrs: &Attrs) {
         s.state.store(ALIVE, Release);
         crate::interpose::set_cached_slot(i as u32 + 1);
     }
+}
+
+/// Record the calling thread as ckpt's timer helper; returns its slot.
+pub fn record_timer_helper() -> Option<usize> {
+    let i = claim(Origin::TimerHelper)?;
+    let s = &SLOTS[i];
+    s.tid.store(sys::gettid(), Relaxed);
+    // SAFETY: pthread_self has no preconditions.
+    s.pthread
+        .store(unsafe { libc::pthread_self() } as u64, Relaxed);
+    s.state.store(ALIVE, Release);
+    crate::interpose::set_cached_slot(i as u32 + 1);
+    Some(i)
 }
 
 /// pthread_create is about to start a thread: reserve its slot and record
@@ -341,6 +356,7 @@ pub fn snapshot(
         let origin = match s.origin.load(Relaxed) {
             0 => "main",
             1 => "pthread_create",
+            3 => "timer_helper",
             _ => "unknown",
         };
         let (name, pending, blocked) = status(tid);

@@ -23,6 +23,7 @@ struct Slot {
     notify: AtomicI32,
     signo: AtomicI32,
     value: AtomicU64,
+    kernel_value: AtomicU64,
     target_id: AtomicU32,
     target_tid: AtomicI32,
     function: AtomicU64,
@@ -37,6 +38,7 @@ const EMPTY: Slot = Slot {
     notify: AtomicI32::new(0),
     signo: AtomicI32::new(0),
     value: AtomicU64::new(0),
+    kernel_value: AtomicU64::new(0),
     target_id: AtomicU32::new(0),
     target_tid: AtomicI32::new(0),
     function: AtomicU64::new(0),
@@ -64,6 +66,9 @@ pub struct Sigevent {
     pub value: u64,
     pub tid: i32,
     pub function: u64,
+    /// The value the kernel delivers, when not `value` (SIGEV_THREAD
+    /// timers run by ckpt: their record index).
+    pub kernel_value: u64,
 }
 
 impl Sigevent {
@@ -97,6 +102,7 @@ impl Sigevent {
             } else {
                 0
             },
+            kernel_value: 0,
         }
     }
 }
@@ -116,6 +122,14 @@ pub fn record_create(timer_id: u64, clock: i32, ev: &Sigevent) {
             s.notify.store(ev.notify, Relaxed);
             s.signo.store(ev.signo, Relaxed);
             s.value.store(ev.value, Relaxed);
+            s.kernel_value.store(
+                if ev.kernel_value != 0 {
+                    ev.kernel_value
+                } else {
+                    ev.value
+                },
+                Relaxed,
+            );
             s.target_tid.store(ev.tid, Relaxed);
             s.target_id.store(target_id, Relaxed);
             s.function.store(ev.function, Relaxed);
@@ -137,6 +151,7 @@ pub fn find(timer_id: u64) -> Option<Sigevent> {
             value: s.value.load(Relaxed),
             tid: s.target_tid.load(Relaxed),
             function: s.function.load(Relaxed),
+            kernel_value: s.kernel_value.load(Relaxed),
         })
 }
 
@@ -188,6 +203,7 @@ pub fn snapshot() -> Vec<Timer> {
             notify,
             signo: s.signo.load(Relaxed),
             sigev_value: s.value.load(Relaxed),
+            kernel_value: s.kernel_value.load(Relaxed),
             target_thread: (matches!(notify, Notify::ThreadId | Notify::Thread) && target != 0)
                 .then_some(target),
             target_tid: matches!(notify, Notify::ThreadId | Notify::Thread)
@@ -281,7 +297,7 @@ pub fn restore(timers: &[Timer], itimers: &[Itimer]) {
 fn restore_one(t: &Timer) -> Result<(), String> {
     // struct sigevent as the kernel reads it: value, signo, notify, tid.
     let mut ev = [0u8; 64];
-    ev[0..8].copy_from_slice(&t.sigev_value.to_ne_bytes());
+    ev[0..8].copy_from_slice(&t.kernel_value.to_ne_bytes());
     ev[8..12].copy_from_slice(&t.signo.to_ne_bytes());
     let (notify, tid) = match t.notify {
         Notify::Signal => (libc::SIGEV_SIGNAL, 0),

@@ -102,9 +102,10 @@ pub unsafe fn create(
     let recorded = Sigevent {
         notify: libc::SIGEV_THREAD,
         signo: SIGTIMER,
-        value,
+        value: ev.value,
         tid,
         function: ev.function,
+        kernel_value: value,
     };
     guard.record(|| rec::record_create(kid as u64, clock, &recorded));
     0
@@ -113,8 +114,8 @@ pub unsafe fn create(
 /// timer_delete succeeded on a timer of ours: free its record.
 pub fn deleted(timer_id: u64) {
     if let Some(t) = rec::find(timer_id) {
-        if t.notify == libc::SIGEV_THREAD && t.value & !0xffff_ffff == VALUE_MAGIC {
-            if let Some(r) = RECORDS.get((t.value & 0xffff_ffff) as usize) {
+        if t.notify == libc::SIGEV_THREAD && t.kernel_value & !0xffff_ffff == VALUE_MAGIC {
+            if let Some(r) = RECORDS.get((t.kernel_value & 0xffff_ffff) as usize) {
                 r.used.store(0, Release);
             }
         }
@@ -153,9 +154,11 @@ fn helper_tid() -> Option<i32> {
 }
 
 extern "C" fn helper(_: *mut c_void) -> *mut c_void {
-    // Everything blocked but the checkpoint signal: program signals go
-    // to the program's threads, and SIGTIMER is taken with sigwaitinfo.
-    let mask = !signals::bit(signals::reserved());
+    // Everything blocked but the checkpoint signal and glibc's SIGSETXID
+    // (setuid() in a threaded program waits for every thread to take it),
+    // as glibc's own helper: program signals go to the program's threads,
+    // and SIGTIMER is taken with sigtimedwait.
+    let mask = !(signals::bit(signals::reserved()) | signals::bit(33));
     // SAFETY: rt_sigprocmask on this thread with an 8-byte set.
     unsafe {
         libc::syscall(
@@ -167,7 +170,7 @@ extern "C" fn helper(_: *mut c_void) -> *mut c_void {
         )
     };
     // Registered now, so timers can name its logical id.
-    let _ = threads::self_slot();
+    let _ = threads::record_timer_helper();
     HELPER_TID.store(sys::gettid(), Release);
     HELPER_STATE.store(2, Release);
     sys::futex_wake_all(&HELPER_STATE);
