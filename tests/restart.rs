@@ -11,14 +11,13 @@ mod common;
 #[path = "common/restart.rs"]
 mod rs;
 
-use common::{compile_c, touch, TempDir};
+use common::{compile_c, touch};
 use rs::{
     assert_same, assert_success, checkpoint_and_kill, lines, plain_cmd, reference, restart_cmd,
     run_cmd, start, wait_file, wait_marker, Area, Out, RESTART_TIMEOUT,
 };
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 /// Build a C program once per test (each test has its own temp dir).
@@ -26,18 +25,24 @@ fn build(area: &Area, src: &str) -> PathBuf {
     compile_c(src, &area.sub("bin"))
 }
 
-/// The whole cycle for a program printing to `> out`: reference run, run
-/// under ckpt until `ready(out, ctl)` holds, checkpoint, kill, optionally
-/// `between` (e.g. create the go file), restart, compare `out`.
+/// Is the program mid-work? Given the watched output file, the control
+/// dir, and (under ckpt only) the reference output.
+type Ready<'a> = Box<dyn Fn(&Path, &Path, Option<&[u8]>) -> bool + 'a>;
+
+/// The whole cycle for one program: reference run, run under ckpt until
+/// `ready` holds, checkpoint, kill, `between`, restart (`restarts` times
+/// over), compare the output (stdout `> out`, or the file `compare` in the
+/// control dir) with the reference.
 struct Cycle<'a> {
     prog: &'a Path,
-    /// Arguments after the control dir.
-    args: Vec<String>,
-    /// Returns true when the program is mid-work.
-    ready: Box<dyn Fn(&Path, &Path) -> bool + 'a>,
-    /// Run between the kill and the restart (the control dir is given).
+    /// The program's arguments, given its control dir.
+    args: Box<dyn Fn(&Path) -> Vec<String> + 'a>,
+    /// Compare this file (in the control dir) instead of stdout.
+    compare: Option<&'a str>,
+    ready: Ready<'a>,
+    /// Run between the kill and the restart (given the control dir); in
+    /// the reference run, at the same point of the program.
     between: Box<dyn Fn(&Path) + 'a>,
-    /// Also done before the reference run is let go (same control files).
     restarts: usize,
 }
 
@@ -45,10 +50,29 @@ impl<'a> Cycle<'a> {
     fn new(prog: &'a Path) -> Cycle<'a> {
         Cycle {
             prog,
-            args: Vec::new(),
-            ready: Box::new(|_, _| true),
+            args: Box::new(|ctl| vec![ctl.to_string_lossy().into_owned()]),
+            compare: None,
+            ready: Box::new(|_, _, _| true),
             between: Box::new(|_| {}),
             restarts: 1,
+        }
+    }
+
+    /// Arguments: the control dir, then `extra`.
+    fn ctl_args(mut self, extra: &[&str]) -> Self {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        self.args = Box::new(move |ctl| {
+            let mut v = vec![ctl.to_string_lossy().into_owned()];
+            v.extend(extra.iter().cloned());
+            v
+        });
+        self
+    }
+
+    fn watched(&self, ctl: &Path, stdout: &Path) -> PathBuf {
+        match self.compare {
+            Some(f) => ctl.join(f),
+            None => stdout.to_path_buf(),
         }
     }
 
@@ -57,49 +81,47 @@ impl<'a> Cycle<'a> {
         // Reference: the same program, same control protocol, no ckpt.
         let ctl_ref = area.sub("ctl-ref");
         let out_ref = area.file("ref.out");
-        let mut argv = vec![ctl_ref.to_string_lossy().into_owned()];
-        argv.extend(self.args.iter().cloned());
         let mut k = start(
-            plain_cmd(self.prog, &argv, area.path()),
+            plain_cmd(self.prog, &(self.args)(&ctl_ref), area.path()),
             Out::File(&out_ref),
             &area.file("ref.err"),
             "reference",
         );
+        let w_ref = self.watched(&ctl_ref, &out_ref);
         wait_file(
             &mut k,
-            &out_ref,
-            |_| (self.ready)(&out_ref, &ctl_ref),
+            &w_ref,
+            |_| (self.ready)(&w_ref, &ctl_ref, None),
             common::READY_TIMEOUT,
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        for _ in 0..self.restarts {
-            (self.between)(&ctl_ref);
-        }
+        (self.between)(&ctl_ref);
         let st = k.wait(rs::RUN_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
         assert_success(st, "the reference run", &k.describe());
-        let want = std::fs::read(&out_ref).unwrap();
+        let want = std::fs::read(&w_ref).unwrap();
 
         // Under ckpt.
         let ctl = area.sub("ctl");
         let out = area.file("prog.out");
-        let mut argv = vec![ctl.to_string_lossy().into_owned()];
-        argv.extend(self.args.iter().cloned());
+        let watched = self.watched(&ctl, &out);
         let mut kid = start(
-            run_cmd(self.prog, &argv, area.path(), &area.images),
+            run_cmd(self.prog, &(self.args)(&ctl), area.path(), &area.images),
             Out::File(&out),
             &area.file("prog.err"),
             "under ckpt run",
         );
         wait_file(
             &mut kid,
-            &out,
-            |_| (self.ready)(&out, &ctl),
+            &watched,
+            |_| (self.ready)(&watched, &ctl, Some(&want)),
             common::READY_TIMEOUT,
         )
         .unwrap_or_else(|e| panic!("{e}"));
         for round in 0..self.restarts {
             let img = checkpoint_and_kill(&mut kid, &area.images);
-            (self.between)(&ctl);
+            if round == 0 {
+                (self.between)(&ctl);
+            }
             kid = start(
                 restart_cmd(&img, &[], area.path()),
                 Out::Null,
@@ -108,10 +130,10 @@ impl<'a> Cycle<'a> {
             );
             if round + 1 < self.restarts {
                 // Let it get some work done before the next checkpoint.
-                let before = std::fs::read(&out).unwrap_or_default().len();
+                let before = std::fs::read(&watched).unwrap_or_default().len();
                 wait_file(
                     &mut kid,
-                    &out,
+                    &watched,
                     |d| d.len() > before + 200,
                     common::READY_TIMEOUT,
                 )
@@ -125,13 +147,20 @@ impl<'a> Cycle<'a> {
         }
         let st = kid.wait(RESTART_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
         let ctx = format!(
-            "{}\nprogram stderr:\n{}",
+            "{}\nprogram stderr:\n{}\n--- program output after restart (tail) ---\n{}",
             kid.describe(),
-            rs::tail(&read(&area.file("prog.err")), 3000)
+            rs::tail(&read(&area.file("prog.err")), 3000),
+            rs::tail(&read(&watched), 2000)
         );
         assert_success(st, "ckpt restart", &ctx);
-        let got = std::fs::read(&out).unwrap();
+        let got = std::fs::read(&watched).unwrap();
         assert_same(&got, &want, &ctx);
+        if self.compare.is_some() {
+            // stdout too.
+            let so = std::fs::read(&out).unwrap();
+            let so_ref = std::fs::read(&out_ref).unwrap();
+            assert_same(&so, &so_ref, &ctx);
+        }
         (want, got)
     }
 }
@@ -140,12 +169,25 @@ fn read(p: &Path) -> String {
     String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
 }
 
-fn has_lines(n: usize) -> impl Fn(&Path, &Path) -> bool {
-    move |out: &Path, _: &Path| lines(&std::fs::read(out).unwrap_or_default()) >= n
+fn has_lines(n: usize) -> Ready<'static> {
+    Box::new(move |out, _, _| lines(&std::fs::read(out).unwrap_or_default()) >= n)
 }
 
-fn has_marker(name: &'static str) -> impl Fn(&Path, &Path) -> bool {
-    move |_: &Path, ctl: &Path| ctl.join(name).exists()
+fn has_marker(name: &'static str) -> Ready<'static> {
+    Box::new(move |_, ctl, _| ctl.join(name).exists())
+}
+
+/// Under ckpt: the output has reached `num/den` of the reference's size.
+fn has_fraction(num: usize, den: usize) -> Ready<'static> {
+    Box::new(move |out, _, want| match want {
+        None => true,
+        Some(w) => {
+            std::fs::metadata(out)
+                .map(|m| m.len() as usize)
+                .unwrap_or(0)
+                >= w.len() * num / den
+        }
+    })
 }
 
 fn touch_go(ctl: &Path) {
@@ -159,9 +201,8 @@ fn touch_go(ctl: &Path) {
 fn c_counter_to_file_is_byte_identical() {
     let area = Area::new("rcnt");
     let prog = build(&area, "restart_counter.c");
-    let mut c = Cycle::new(&prog);
-    c.args = vec!["150".into(), "10".into()];
-    c.ready = Box::new(has_lines(40));
+    let mut c = Cycle::new(&prog).ctl_args(&["150", "10"]);
+    c.ready = has_lines(40);
     let (want, _) = c.run(&area);
     assert!(String::from_utf8_lossy(&want).contains("done lines=150"));
 }
@@ -173,9 +214,8 @@ fn c_counter_to_file_is_byte_identical() {
 fn chain_of_three_restarts_is_byte_identical() {
     let area = Area::new("rchain");
     let prog = build(&area, "restart_counter.c");
-    let mut c = Cycle::new(&prog);
-    c.args = vec!["300".into(), "8".into()];
-    c.ready = Box::new(has_lines(30));
+    let mut c = Cycle::new(&prog).ctl_args(&["300", "8"]);
+    c.ready = has_lines(30);
     c.restarts = 3;
     c.run(&area);
 }
@@ -368,6 +408,236 @@ fn stdout_pipe_becomes_restart_commands_stdout() {
     assert_same(&got, &want, &ctx);
 }
 
-// Keep the unused-import lint quiet while tests are added.
-#[allow(dead_code)]
-fn _unused(_: TempDir, _: Command) {}
+// ---------------------------------------------------------------------------
+// 2. gzip and xz.
+
+/// Write `size` bytes of deterministic, moderately compressible data:
+/// 256 KiB blocks of pseudo-random letters (16 of them), each after a
+/// numbered header line.
+fn generate(path: &Path, size: usize) {
+    use std::io::Write;
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut block = vec![0u8; 256 * 1024];
+    for chunk in block.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        for (i, b) in chunk.iter_mut().enumerate() {
+            *b = b'a' + ((x >> (i * 4)) & 15) as u8;
+        }
+    }
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let mut n = 0usize;
+    let mut i = 0u64;
+    while n < size {
+        let head = format!("block {i:08}\n");
+        w.write_all(head.as_bytes()).unwrap();
+        w.write_all(&block).unwrap();
+        // Vary the block a little so no two are the same.
+        let k = (i as usize * 7919) % block.len();
+        block[k] = b'A' + (i % 26) as u8;
+        n += head.len() + block.len();
+        i += 1;
+    }
+    w.flush().unwrap();
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|f| f.is_file())
+    })
+}
+
+#[test]
+fn gzip_100mib_is_byte_identical() {
+    let area = Area::new("rgzip");
+    let input = area.file("input.bin");
+    generate(&input, 100 << 20);
+    let gzip = which("gzip").expect("gzip is installed");
+    let inp = input.to_string_lossy().into_owned();
+    let mut c = Cycle::new(&gzip);
+    c.args = Box::new(move |_| vec!["-c".into(), inp.clone()]);
+    c.ready = has_fraction(1, 3);
+    let (want, _) = c.run(&area);
+    assert!(want.len() > 1 << 20, "gzip output is {} bytes", want.len());
+}
+
+#[test]
+fn xz_40mib_is_byte_identical() {
+    let Some(xz) = which("xz") else {
+        eprintln!("SKIPPED: xz is not installed (CI installs it)");
+        return;
+    };
+    let area = Area::new("rxz");
+    let input = area.file("input.bin");
+    generate(&input, 40 << 20);
+    let inp = input.to_string_lossy().into_owned();
+    let mut c = Cycle::new(&xz);
+    c.args = Box::new(move |_| vec!["-c".into(), "-T1".into(), inp.clone()]);
+    c.ready = has_fraction(1, 3);
+    c.run(&area);
+}
+
+// ---------------------------------------------------------------------------
+// 3. Threads with mutexes and condition variables.
+
+#[test]
+fn eight_threads_mutex_condvar_same_checksum() {
+    let area = Area::new("rthr");
+    let prog = build(&area, "restart_threads.c");
+    let mut c = Cycle::new(&prog).ctl_args(&["30"]);
+    c.ready = has_lines(6);
+    let (want, _) = c.run(&area);
+    assert!(String::from_utf8_lossy(&want).contains("verdict ok"));
+}
+
+// ---------------------------------------------------------------------------
+// Programs with their own verdict, stopped at `ready` until `go`.
+
+/// Reference run, then the staged restart; the outputs must be identical
+/// and end with "verdict: ok".
+fn verdict_cycle(tag: &str, src: &str, args: &[&str], between: &dyn Fn(&Path)) {
+    let area = Area::new(tag);
+    let prog = build(&area, src);
+    let mut c = Cycle::new(&prog).ctl_args(args);
+    c.ready = has_marker("ready");
+    c.between = Box::new(|ctl| {
+        between(ctl);
+        touch_go(ctl);
+    });
+    let (want, got) = c.run(&area);
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        String::from_utf8_lossy(&want).ends_with("verdict: ok\n")
+            && text.ends_with("verdict: ok\n"),
+        "no ok verdict:\n{text}"
+    );
+}
+
+fn nothing(_: &Path) {}
+
+// 4. Timers.
+
+#[test]
+fn posix_timers_signal_and_thread_id_and_itimer_keep_ticking() {
+    verdict_cycle("rtim", "restart_timers.c", &["posix"], &nothing);
+}
+
+#[test]
+fn alarm_armed_at_checkpoint_fires_after_restart() {
+    verdict_cycle("ralrm", "restart_timers.c", &["alarm"], &nothing);
+}
+
+#[test]
+fn sigev_thread_timer_keeps_ticking() {
+    verdict_cycle("rtthr", "restart_timers.c", &["thread"], &nothing);
+}
+
+// 5. Signals.
+
+#[test]
+fn signal_handlers_installed_before_run_after_restart() {
+    verdict_cycle("rsigh", "restart_signals.c", &["handlers"], &nothing);
+}
+
+#[test]
+fn blocked_pending_signals_delivered_after_restart() {
+    verdict_cycle("rsigp", "restart_signals.c", &["pending"], &nothing);
+}
+
+// 6. Files.
+
+#[test]
+fn dup_descriptors_share_offset_after_restart() {
+    verdict_cycle("rdup", "restart_files.c", &["dup"], &nothing);
+}
+
+#[test]
+fn o_append_stays_append_after_restart() {
+    // Another writer grows the file while the program is down: O_APPEND
+    // writes must land after its bytes.
+    verdict_cycle("rapp", "restart_files.c", &["append"], &|ctl| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(ctl.join("append.txt"))
+            .unwrap();
+        f.write_all(b"external\n").unwrap();
+    });
+}
+
+#[test]
+fn map_shared_file_mapping_stays_shared_after_restart() {
+    verdict_cycle("rmmap", "restart_files.c", &["mmap"], &nothing);
+}
+
+#[test]
+fn in_process_pipe_keeps_unread_data_across_restart() {
+    verdict_cycle("rpipd", "restart_files.c", &["pipe"], &nothing);
+}
+
+// 9. rseq.
+
+#[test]
+fn rseq_registered_and_sched_getcpu_right_after_restart() {
+    let area = Area::new("rrseq");
+    let prog = build(&area, "restart_rseq.c");
+    let mut c = Cycle::new(&prog).ctl_args(&[]);
+    c.ready = has_marker("ready");
+    c.between = Box::new(touch_go);
+    let (_, got) = c.run(&area);
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.contains("rseq registered after restart: yes") && text.ends_with("verdict: ok\n"),
+        "{text}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 7. Interpreters.
+
+const PY_LOOP: &str = r#"
+import hashlib, sys, time
+with open(sys.argv[1] + "/py.out", "w") as f:
+    for i in range(60):
+        f.write("%d %s\n" % (i, hashlib.sha256(str(i).encode()).hexdigest()))
+        f.flush()
+        time.sleep(0.05)
+print("done", flush=True)
+"#;
+
+#[test]
+fn python3_loop_writing_a_file_continues() {
+    let area = Area::new("rpy");
+    let py = common::python3();
+    let mut c = Cycle::new(&py);
+    c.args = Box::new(|ctl| {
+        vec![
+            "-c".into(),
+            PY_LOOP.into(),
+            ctl.to_string_lossy().into_owned(),
+        ]
+    });
+    c.compare = Some("py.out");
+    c.ready = has_lines(15);
+    c.run(&area);
+}
+
+#[test]
+fn bash_loop_continues() {
+    let area = Area::new("rbash");
+    let bash = which("bash").expect("bash is installed");
+    let mut c = Cycle::new(&bash);
+    c.args = Box::new(|_| {
+        vec![
+            "-c".into(),
+            "for i in $(seq 1 60); do echo $i; sleep 0.05; done".into(),
+        ]
+    });
+    c.ready = has_lines(15);
+    let (want, _) = c.run(&area);
+    assert_eq!(lines(&want), 60);
+}
