@@ -25,6 +25,9 @@ fn build(area: &Area, src: &str) -> PathBuf {
     compile_c(src, &area.sub("bin"))
 }
 
+/// The program's arguments, given its control dir.
+type Args<'a> = Box<dyn Fn(&Path) -> Vec<String> + 'a>;
+
 /// Is the program mid-work? Given the watched output file, the control
 /// dir, and (under ckpt only) the reference output.
 type Ready<'a> = Box<dyn Fn(&Path, &Path, Option<&[u8]>) -> bool + 'a>;
@@ -36,7 +39,7 @@ type Ready<'a> = Box<dyn Fn(&Path, &Path, Option<&[u8]>) -> bool + 'a>;
 struct Cycle<'a> {
     prog: &'a Path,
     /// The program's arguments, given its control dir.
-    args: Box<dyn Fn(&Path) -> Vec<String> + 'a>,
+    args: Args<'a>,
     /// Compare this file (in the control dir) instead of stdout.
     compare: Option<&'a str>,
     ready: Ready<'a>,
