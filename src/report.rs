@@ -439,6 +439,7 @@ pub mod tests {
                 notify: Notify::ThreadId,
                 signo: libc::SIGALRM,
                 sigev_value: 0,
+                kernel_value: 0,
                 target_thread: Some(2),
                 target_tid: Some(1002),
                 function: None,

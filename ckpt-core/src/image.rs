@@ -250,6 +250,17 @@ pub struct Process {
     /// Signals pending for the whole process (bit n-1 = signal n).
     #[serde(default)]
     pub pending: u64,
+    /// The process-wide signal queue, in order, with each signal's
+    /// siginfo (real-time signals queue one entry per `sigqueue`).
+    #[serde(default)]
+    pub queued: Vec<QueuedSignal>,
+}
+
+/// One queued signal and its raw `siginfo_t` (128 bytes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct QueuedSignal {
+    pub signo: i32,
+    pub info: Vec<u8>,
 }
 
 /// One resource limit; `None` is RLIM_INFINITY.

@@ -80,7 +80,7 @@ pub fn re_reserve_restorer_range() {
 }
 
 /// Parse /proc/self/maps text into regions (without extents). Skips
-/// [vsyscall] and the restorer's range.
+/// [vsyscall] and ckpt's reservation of the restorer's range.
 pub fn parse_maps(text: &str) -> Vec<Region> {
     let mut out = Vec::new();
     for line in text.lines() {
@@ -97,10 +97,17 @@ pub fn parse_maps(text: &str) -> Vec<Region> {
         let (Ok(start), Ok(end)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
             continue;
         };
-        if path == "[vsyscall]" || (start >= RESTORER_BASE && end <= RESTORER_BASE + RESTORER_LEN) {
+        let p = perms.as_bytes();
+        // ckpt's reservation (or what is left of it: PROT_NONE, no file)
+        // is put back by restart; anything else there is the program's
+        // and makes the image unrestartable, which restart says.
+        let reservation = start >= RESTORER_BASE
+            && end <= RESTORER_BASE + RESTORER_LEN
+            && p.starts_with(b"---")
+            && ino == "0";
+        if path == "[vsyscall]" || reservation {
             continue;
         }
-        let p = perms.as_bytes();
         let prot = (if p.first() == Some(&b'r') {
             libc::PROT_READ
         } else {

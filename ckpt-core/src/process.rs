@@ -146,6 +146,7 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
             .and_then(sys::parse_hex)
             .unwrap_or(0)
             & !crate::signals::bit(ckpt_signal),
+        queued: Vec::new(),
     }
 }
 

@@ -122,7 +122,7 @@ pub extern "C" fn entry(_arg: u64, _image_fd: i32, _plan: u64) -> ! {
     spawn_threads(meta, &others);
     timers::restore(&meta.timers, &meta.itimers);
     let pending: Vec<(u32, u64)> = meta.threads.iter().map(|t| (t.id, t.pending)).collect();
-    signals::restore_pending(meta.process.pending, &pending);
+    signals::restore_pending(meta.process.pending, &meta.process.queued, &pending);
     let after = AFTER.load(Acquire);
     if !after.is_null() {
         // SAFETY: only `prepare` stores here, always an `extern "C" fn()`.

@@ -10,7 +10,7 @@
 //! The reserved signal is invisible: it cannot be blocked, waited for or
 //! replaced, and never appears in a returned mask or action.
 
-use crate::image::{signal_name, KernelAction, SignalAction};
+use crate::image::{signal_name, KernelAction, QueuedSignal, SignalAction};
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering::*};
 
@@ -337,17 +337,71 @@ pub fn restore(actions: &[KernelAction]) {
     }
 }
 
-/// Raise again the signals that were pending at the checkpoint: for the
-/// process (`process`) and for each thread (logical id, mask). Every
-/// thread still blocks everything, so they stay pending until it returns
-/// to the program with its own mask. Post-restart context.
-pub fn restore_pending(process: u64, threads: &[(u32, u64)]) {
+/// Read the process-wide queue of the signals in `pending`, with their
+/// siginfo, by taking each out and putting it straight back (same order
+/// per signal, which is all the kernel keeps). Coordinator, frozen: every
+/// signal is blocked on this thread.
+pub fn snapshot_queue(pending: u64) -> Vec<QueuedSignal> {
     let pid = crate::sys::getpid();
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let mut out = Vec::new();
+    for sig in 1..NSIG as c_int {
+        if pending & bit(sig) == 0 || sig == reserved() {
+            continue;
+        }
+        let set = bit(sig);
+        let first = out.len();
+        loop {
+            let mut info = [0u8; 128];
+            // SAFETY: rt_sigtimedwait with a zero timeout into a local siginfo.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigtimedwait,
+                    &set as *const u64,
+                    info.as_mut_ptr(),
+                    &zero as *const libc::timespec,
+                    8,
+                )
+            };
+            if r != sig as i64 {
+                break;
+            }
+            out.push(QueuedSignal {
+                signo: sig,
+                info: info.to_vec(),
+            });
+        }
+        for q in &out[first..] {
+            requeue(pid, q);
+        }
+    }
+    out
+}
+
+fn requeue(pid: i32, q: &QueuedSignal) {
+    // SAFETY: rt_sigqueueinfo to our own process (allowed for any si_code)
+    // from a 128-byte siginfo.
+    unsafe { libc::syscall(libc::SYS_rt_sigqueueinfo, pid, q.signo, q.info.as_ptr()) };
+}
+
+/// Raise again the signals that were pending at the checkpoint: the
+/// process queue (`queued`, with siginfo; `process` for any signal not in
+/// it) and each thread's (logical id, mask). Every thread still blocks
+/// everything, so they stay pending until it returns to the program with
+/// its own mask. Post-restart context.
+pub fn restore_pending(process: u64, queued: &[QueuedSignal], threads: &[(u32, u64)]) {
+    let pid = crate::sys::getpid();
+    for q in queued.iter().filter(|q| q.info.len() == 128) {
+        requeue(pid, q);
+    }
     for sig in 1..NSIG as c_int {
         if sig == reserved() {
             continue;
         }
-        if process & bit(sig) != 0 {
+        if process & bit(sig) != 0 && !queued.iter().any(|q| q.signo == sig) {
             // SAFETY: kill of our own process with a valid signal number.
             unsafe { libc::syscall(libc::SYS_kill, pid, sig) };
         }

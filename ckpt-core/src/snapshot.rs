@@ -10,12 +10,14 @@ use std::ffi::CString;
 /// Build the metadata of checkpoint number `seq`.
 pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
     let states = |tid: i32| -> Option<ThreadState> { frozen.state_of(tid) };
+    let mut process = process::snapshot(signals::reserved());
+    process.queued = signals::snapshot_queue(process.pending);
     Meta {
         writer: format!("ckpt {}", env!("CARGO_PKG_VERSION")),
         created_unix_ms,
         seq,
         freeze_us: 0,
-        process: process::snapshot(signals::reserved()),
+        process,
         threads: threads::snapshot(states, thread_status),
         fds: files::snapshot(files::is_own),
         timers: timers::snapshot(),

@@ -322,6 +322,10 @@ fn map_regions(plan: &PlanView, image_fd: i32) {
         }
     }
     for x in plan.extents() {
+        // Fault the destination in with one call rather than a trap per
+        // page (an older kernel refuses the advice: pread faults instead).
+        // SAFETY: the range is freshly mapped, writable and empty.
+        let _ = unsafe { sys::madvise(x.addr, x.len, sys::MADV_POPULATE_WRITE) };
         let mut done = 0u64;
         while done < x.len {
             // SAFETY: [x.addr, x.addr+x.len) lies inside one region (validated),

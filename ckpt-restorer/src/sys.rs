@@ -10,6 +10,9 @@ const SYS_CLOSE: usize = 3;
 const SYS_FSTAT: usize = 5;
 const SYS_MMAP: usize = 9;
 const SYS_MPROTECT: usize = 10;
+const SYS_MADVISE: usize = 28;
+/// Fault a range in writable, in one call (Linux 5.14+).
+pub const MADV_POPULATE_WRITE: usize = 23;
 const SYS_MUNMAP: usize = 11;
 const SYS_PREAD64: usize = 17;
 const SYS_MREMAP: usize = 25;
@@ -238,6 +241,18 @@ pub unsafe fn mremap(
     .map(|a| a as u64)
 }
 
+/// madvise(2).
+///
+/// # Safety
+/// The advice must not discard memory anybody still needs.
+pub unsafe fn madvise(addr: u64, len: u64, advice: usize) -> Result<()> {
+    // SAFETY: the caller guarantees the advice is harmless for the range.
+    check(unsafe { syscall6(SYS_MADVISE, addr as usize, len as usize, advice, 0, 0, 0) })
+        .map(|_| ())
+}
+
+/// mprotect(2).
+///
 /// # Safety
 /// Removing access from memory still in use faults later.
 pub unsafe fn mprotect(addr: u64, len: u64, prot: u32) -> Result<()> {

@@ -56,7 +56,9 @@ pub fn require_shim() {
         if ckpt_bin().parent().and_then(|d| d.file_name()) == Some(OsStr::new("release")) {
             cmd.arg("--release");
         }
-        let status = cmd.status().expect("cargo can be started to build the shim");
+        let status = cmd
+            .status()
+            .expect("cargo can be started to build the shim");
         assert!(status.success(), "building ckpt-shim failed");
     });
     let p = shim_path();
