@@ -41,7 +41,7 @@ pub fn shim_path() -> PathBuf {
     ckpt_bin().parent().unwrap().join("libckpt_shim.so")
 }
 
-/// Build the preloaded shim (and the rest of the default members) beside
+/// Build the preloaded shim and the restorer beside
 /// `ckpt`: `cargo test` builds only what the tests link against, and a
 /// cdylib is not among them, so a fresh clone would have no shim and an old
 /// tree would test a stale one. Runs once per test binary; a no-op when the
@@ -51,7 +51,7 @@ pub fn require_shim() {
     BUILT.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "ckpt-shim"])
+        cmd.args(["build", "--quiet", "-p", "ckpt-shim", "-p", "ckpt-restorer"])
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         if ckpt_bin().parent().and_then(|d| d.file_name()) == Some(OsStr::new("release")) {
             cmd.arg("--release");
