@@ -151,9 +151,11 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
 }
 
 /// Put the process settings back: working directory, umask, resource
-/// limits (those the kernel lets an unprivileged process set).
-/// Post-restart context.
+/// limits (those the kernel lets an unprivileged process set), and
+/// /proc/self/exe where the kernel allows it. Post-restart context, after
+/// the restorer's own mapping is gone.
 pub fn restore(p: &Process) {
+    set_exe(p);
     if let Ok(cwd) = std::ffi::CString::new(p.cwd.as_bytes()) {
         // SAFETY: chdir with a valid C path.
         if unsafe { libc::syscall(libc::SYS_chdir, cwd.as_ptr()) } != 0 {
@@ -182,4 +184,64 @@ pub fn restore(p: &Process) {
             crate::restart::warn(&format!("cannot set the {} limit again", r.name));
         }
     }
+}
+
+/// Point /proc/self/exe at the program again: PR_SET_MM_MAP with an
+/// exe_fd needs CAP_SYS_ADMIN in the user namespace (PR_SET_MM_EXE_FILE
+/// would need CAP_SYS_RESOURCE too); without it, it keeps naming
+/// ckpt-restorer. The layout fields are the ones the restorer set.
+fn set_exe(p: &Process) {
+    let Ok(exe) = std::ffi::CString::new(p.exe.as_bytes()) else {
+        return;
+    };
+    // SAFETY: openat with a valid C path.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            exe.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    } as i32;
+    if fd < 0 {
+        return;
+    }
+    let m = &p.mm;
+    let used = m
+        .auxv
+        .chunks(2)
+        .position(|w| w[0] == 0)
+        .map_or(m.auxv.len(), |i| 2 * i + 2)
+        .min(m.auxv.len());
+    // struct prctl_mm_map: eleven u64 fields, the auxv pointer, its size
+    // in bytes and the exe descriptor.
+    let mut map = [0u64; 13];
+    map[..11].copy_from_slice(&[
+        m.start_code,
+        m.end_code,
+        m.start_data,
+        m.end_data,
+        m.start_brk,
+        m.brk,
+        m.start_stack,
+        m.arg_start,
+        m.arg_end,
+        m.env_start,
+        m.env_end,
+    ]);
+    map[11] = m.auxv.as_ptr() as u64;
+    map[12] = ((used * 8) as u64) | ((fd as u32 as u64) << 32);
+    // SAFETY: prctl(PR_SET_MM_MAP) reads the 104-byte struct and the
+    // auxv words it points at; failure changes nothing.
+    unsafe {
+        libc::syscall(
+            libc::SYS_prctl,
+            libc::PR_SET_MM,
+            libc::PR_SET_MM_MAP,
+            map.as_ptr(),
+            core::mem::size_of_val(&map),
+            0,
+        )
+    };
+    crate::sys::close(fd);
 }

@@ -112,6 +112,7 @@ pub extern "C" fn entry(_arg: u64, _image_fd: i32, _plan: u64) -> ! {
         libc::syscall(libc::SYS_set_tid_address, tid_addr);
     }
     thread_setup(leader);
+    memory::re_reserve_restorer_range();
     if let Err(e) = files::restore(&meta.fds) {
         fail(&e);
     }
@@ -129,7 +130,6 @@ pub extern "C" fn entry(_arg: u64, _image_fd: i32, _plan: u64) -> ! {
         let f: extern "C" fn() = unsafe { core::mem::transmute(after) };
         f();
     }
-    memory::re_reserve_restorer_range();
     GO.store(1, Release);
     sys::futex_wake_all(&GO);
     resume(leader)
