@@ -10,10 +10,22 @@ use std::path::{Path, PathBuf};
 /// The symbol the shim exports for [`checkpoint`].
 pub const SHIM_ENTRY: &std::ffi::CStr = c"ckpt_shim_checkpoint";
 
-/// Signature of [`SHIM_ENTRY`]: `dir` may be null (the run's directory);
-/// on return `out` holds the image path (0) or an error message (-1).
+/// Signature of [`SHIM_ENTRY`]: `dir` may be null (the run's directory).
+/// Returns 0 with the image path in `out`, 1 when the process was
+/// restarted from that checkpoint, -1 with an error message in `out`.
 pub type ShimEntry =
     unsafe extern "C" fn(dir: *const c_char, out: *mut c_char, out_len: usize) -> c_int;
+
+/// What a programmatic checkpoint call returns to: the same call returns
+/// twice when the image is restarted — once when the image was written,
+/// and again, in the restarted process, from that checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// The image was written to this path; the program goes on.
+    Written(PathBuf),
+    /// This process was restarted from the image the call wrote.
+    Restarted,
+}
 
 /// Why a programmatic checkpoint did not happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,18 +61,19 @@ pub fn is_active() -> bool {
     entry().is_some()
 }
 
-/// Checkpoint the calling process into the run's image directory and
-/// return the image path. Every thread is stopped briefly, then goes on.
-pub fn checkpoint() -> Result<PathBuf, Error> {
+/// Checkpoint the calling process into the run's image directory. Every
+/// thread is stopped briefly, then goes on. After `ckpt restart` of that
+/// image, the call returns again with [`Checkpoint::Restarted`].
+pub fn checkpoint() -> Result<Checkpoint, Error> {
     call(None)
 }
 
 /// Checkpoint into `dir`.
-pub fn checkpoint_to(dir: &Path) -> Result<PathBuf, Error> {
+pub fn checkpoint_to(dir: &Path) -> Result<Checkpoint, Error> {
     call(Some(dir))
 }
 
-fn call(dir: Option<&Path>) -> Result<PathBuf, Error> {
+fn call(dir: Option<&Path>) -> Result<Checkpoint, Error> {
     let f = entry().ok_or(Error::NotUnderCkpt)?;
     let dir = dir
         .map(|d| {
@@ -79,9 +92,9 @@ fn call(dir: Option<&Path>) -> Result<PathBuf, Error> {
     };
     let end = out.iter().position(|&c| c == 0).unwrap_or(out.len());
     let text = String::from_utf8_lossy(&out[..end]).into_owned();
-    if r == 0 {
-        Ok(PathBuf::from(text))
-    } else {
-        Err(Error::Failed(text))
+    match r {
+        0 => Ok(Checkpoint::Written(PathBuf::from(text))),
+        1 => Ok(Checkpoint::Restarted),
+        _ => Err(Error::Failed(text)),
     }
 }

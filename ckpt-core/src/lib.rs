@@ -9,7 +9,7 @@
 pub mod interpose;
 
 mod api;
-pub use api::{checkpoint, checkpoint_to, is_active, Error, ShimEntry, SHIM_ENTRY};
+pub use api::{checkpoint, checkpoint_to, is_active, Checkpoint, Error, ShimEntry, SHIM_ENTRY};
 
 /// The original of an interposed function, callable without recursion:
 /// `ckpt::real!(open)(path, flags, mode)` calls libc's `open` even from

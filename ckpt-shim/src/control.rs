@@ -56,6 +56,7 @@ pub extern "C" fn after_restart() {
         d.out[..text.len()].copy_from_slice(text);
         d.out_len = text.len();
         d.ok = true;
+        d.restarted = true;
         MAILBOX.state.store(2, Release);
     }
     if let Err(e) = start() {
@@ -261,6 +262,7 @@ struct MailData {
     out: [u8; 4096],
     out_len: usize,
     ok: bool,
+    restarted: bool,
 }
 
 // SAFETY: `data` is written by the lock holder before `state` = 1 and by
@@ -277,6 +279,7 @@ static MAILBOX: Mailbox = Mailbox {
         out: [0; 4096],
         out_len: 0,
         ok: false,
+        restarted: false,
     }),
 };
 
@@ -306,12 +309,14 @@ impl Mailbox {
         d.out[..n].copy_from_slice(&text.as_bytes()[..n]);
         d.out_len = n;
         d.ok = ok;
+        d.restarted = false;
         self.state.store(2, Release);
         sys::futex_wake_all(&self.state);
     }
 
-    /// Program thread: ask for a checkpoint and wait for the answer.
-    fn ask(&self, dir: Option<&Path>, out: &mut [u8]) -> bool {
+    /// Program thread: ask for a checkpoint and wait for the answer:
+    /// 0 written, 1 restarted from it, -1 failed.
+    fn ask(&self, dir: Option<&Path>, out: &mut [u8]) -> c_int {
         while self.lock.compare_exchange(0, 1, Acquire, Relaxed).is_err() {
             sys::futex_wait(&self.lock, 1, 0);
         }
@@ -339,11 +344,15 @@ impl Mailbox {
         if let Some(z) = out.get_mut(n) {
             *z = 0;
         }
-        let ok = d.ok;
+        let code = match (d.ok, d.restarted) {
+            (true, true) => 1,
+            (true, false) => 0,
+            _ => -1,
+        };
         self.state.store(0, Release);
         self.lock.store(0, Release);
         sys::futex_wake_all(&self.lock);
-        ok
+        code
     }
 }
 
@@ -371,9 +380,5 @@ pub unsafe extern "C" fn ckpt_shim_checkpoint(
             std::ffi::CStr::from_ptr(dir).to_bytes(),
         ))
     });
-    if MAILBOX.ask(dir, out) {
-        0
-    } else {
-        -1
-    }
+    MAILBOX.ask(dir, out)
 }

@@ -1,0 +1,99 @@
+//! The programmatic API on a real process: the example
+//! `examples/self_checkpoint.rs` calls `ckpt::checkpoint()` halfway; under
+//! `ckpt run` the call writes an image, the program is killed, and after
+//! `ckpt restart` the same call returns again, as `Restarted`, and the
+//! program finishes with the output of an uninterrupted run.
+
+mod common;
+#[path = "common/restart.rs"]
+mod rs;
+
+use rs::{
+    assert_same, assert_success, plain_cmd, reference, restart_cmd, run_cmd, start, wait_file,
+    Area, Out, RESTART_TIMEOUT,
+};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// The example binary, built with the same profile as `ckpt`.
+fn example() -> PathBuf {
+    let dir = common::ckpt_bin().parent().unwrap().to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--example", "self_checkpoint"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    assert!(
+        cmd.status().expect("cargo runs").success(),
+        "building the example failed"
+    );
+    dir.join("examples").join("self_checkpoint")
+}
+
+#[test]
+fn checkpoint_call_returns_restarted_after_restart() {
+    let area = Area::new("api");
+    let prog = example();
+    let args = ["40"];
+    let want_out = area.file("want.out");
+    let st = reference(
+        plain_cmd(&prog, &args, area.path()),
+        &want_out,
+        &area.file("want.err"),
+        "plain",
+    );
+    assert_success(st, "plain run", "");
+    let want = std::fs::read(&want_out).unwrap();
+    let plain_err = std::fs::read_to_string(area.file("want.err")).unwrap();
+    assert!(
+        plain_err.contains("no checkpoint: not running under ckpt"),
+        "{plain_err}"
+    );
+
+    let out = area.file("out");
+    let err = area.file("err");
+    let mut kid = start(
+        run_cmd(&prog, &args, area.path(), &area.images),
+        Out::File(&out),
+        &err,
+        "under ckpt",
+    );
+    wait_file(
+        &mut kid,
+        &err,
+        |d| String::from_utf8_lossy(d).contains("checkpoint written"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+    let text = std::fs::read_to_string(&err).unwrap();
+    let image = PathBuf::from(text.trim().trim_start_matches("checkpoint written: "));
+    assert!(
+        image.exists(),
+        "the image the call reported is missing: {text}"
+    );
+
+    let rerr = area.file("restart.err");
+    let mut r = start(
+        restart_cmd(&image, &[], area.path()),
+        Out::Null,
+        &rerr,
+        "restart",
+    );
+    let st = r.wait(RESTART_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert_success(st, "restarted program", &r.describe());
+    assert_same(&std::fs::read(&out).unwrap(), &want, "stdout after restart");
+    // The program's stderr was opened for appending: the first return of
+    // the call (in the killed process) and the second (after restart).
+    let after = std::fs::read_to_string(&err).unwrap();
+    let lines: Vec<&str> = after.lines().collect();
+    assert!(
+        lines.len() == 2
+            && lines[0].starts_with("checkpoint written: ")
+            && lines[1] == "restarted from the checkpoint",
+        "stderr: {after:?}"
+    );
+}
