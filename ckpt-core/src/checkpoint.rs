@@ -182,6 +182,9 @@ fn fork_writer(fd: i32, rd: i32, wr: i32, meta: &mut image::Meta) -> Result<i32,
     }
     // ---- writer child: one thread, scratch allocation, raw exits ----
     sys::close(rd);
+    // Named apart from the program, so `pgrep PROG` finds only the program.
+    // SAFETY: PR_SET_NAME with a NUL-terminated name.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"ckpt-writer".as_ptr()) };
     let status = match write_image(fd, meta) {
         Ok(bytes) => format!("ok {bytes}"),
         Err(e) => format!("error {e}"),
