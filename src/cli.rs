@@ -12,16 +12,19 @@ A program started under `ckpt run` runs with an interceptor library
 (libckpt_shim.so) preloaded. The library records the calls that create
 kernel state (open, dup, pthread_create, timer_create, sigaction, ...), so
 that a checkpoint can save memory, registers and that state to an image
-file while the program keeps running.
+file while the program keeps running. `ckpt restart` brings the program
+back from an image after a crash, a kill or a reboot.
 
 Typical flow:
   ckpt run --dir /var/tmp/imgs -- ./long-job --input data   # start it
   img=$(ckpt checkpoint 12345)    # checkpoint pid 12345; prints the image path
   ckpt inspect \"$img\"             # see what the image holds
+  ckpt restart \"$img\"             # later: it goes on from the checkpoint
 
-Exit status: 0 on success, 1 on errors, 2 on usage errors. `ckpt run`
-replaces itself with the program, so its exit status is the program's
-(127 when the program is not found, 126 when it cannot be executed).";
+Exit status: 0 on success, 1 on errors, 2 on usage errors. `ckpt run` and
+`ckpt restart` replace themselves with the program, so their exit status
+is the program's (`ckpt run`: 127 when the program is not found, 126 when
+it cannot be executed).";
 
 /// The `ckpt` command.
 #[derive(Debug, Parser)]

@@ -12,7 +12,7 @@
 use core::cell::Cell;
 use core::ffi::{c_char, c_int, c_void, CStr};
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, Ordering};
 
 /// Set by the shim once its tables and its control thread exist; before
 /// that every wrapper is a plain pass-through.
@@ -78,13 +78,52 @@ pub struct Guard {
     state: *const ThreadState,
 }
 
+/// Where this thread's [`ThreadState`] lies relative to the thread
+/// pointer, when the shim's TLS block is static (the shim was loaded at
+/// start-up, as LD_PRELOAD does): the same for every thread, so the hot
+/// path finds it without calling `__tls_get_addr`. 0 = not known.
+static TLS_OFFSET: AtomicIsize = AtomicIsize::new(0);
+
+#[inline(always)]
+fn thread_pointer() -> usize {
+    let tp: usize;
+    // SAFETY: on x86_64 glibc, fs:0 holds the thread pointer itself
+    // (tcbhead_t.tcb); reading it has no side effect.
+    unsafe {
+        core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags, pure))
+    };
+    tp
+}
+
+/// Take the static-TLS fast path from now on. Call once, at start-up, and
+/// only when the shim was loaded at start-up (its TLS is then static).
+pub fn use_static_tls() {
+    let addr = STATE.with(|s| s as *const ThreadState as usize);
+    let tp = thread_pointer();
+    // Static TLS blocks lie just below the thread pointer (x86_64 TLS
+    // variant II); anything else keeps the general path.
+    if addr < tp && tp - addr < 1 << 20 {
+        TLS_OFFSET.store(addr as isize - tp as isize, Ordering::Relaxed);
+    }
+}
+
+#[inline(always)]
+fn state_ptr() -> *const ThreadState {
+    let off = TLS_OFFSET.load(Ordering::Relaxed);
+    if off != 0 {
+        (thread_pointer() as isize + off) as *const ThreadState
+    } else {
+        STATE.with(|s| s as *const ThreadState)
+    }
+}
+
 /// Enter a wrapper. `None` means: pass straight through to the original.
 #[inline(always)]
 pub fn enter() -> Option<Guard> {
     if !READY.load(Ordering::Relaxed) {
         return None;
     }
-    let state = STATE.try_with(|s| s as *const ThreadState).ok()?;
+    let state = state_ptr();
     // SAFETY: a thread's TLS outlives every call made on that thread.
     let s = unsafe { &*state };
     if s.in_wrapper.get() || s.internal.get() {
@@ -314,6 +353,13 @@ pub fn missing(name: &CStr) -> ! {
 pub fn errno() -> c_int {
     // SAFETY: __errno_location always returns this thread's errno slot.
     unsafe { *libc::__errno_location() }
+}
+
+/// The calling thread's `errno` slot (one call, then plain loads/stores).
+#[inline(always)]
+pub fn errno_location() -> *mut c_int {
+    // SAFETY: __errno_location has no preconditions.
+    unsafe { libc::__errno_location() }
 }
 
 /// Set the calling thread's `errno`.

@@ -137,48 +137,66 @@ fn exported_signature(f: &Interposed, symbol: &Ident) -> TokenStream {
     }
 }
 
-/// `if !(when) { return original(..) }`: calls that cannot create state
-/// skip the wrapper entirely (e.g. `fcntl(F_GETFL)`).
-fn when_filter(f: &Interposed, symbol: &Ident) -> TokenStream {
+/// The exported function around `body`. With `when = cond`, calls for
+/// which `cond` is false go straight to the original, and the recording
+/// wrapper is a separate, never-inlined function: the filtered path then
+/// costs a compare and a tail jump, without the wrapper's prologue.
+fn exported(f: &Interposed, symbol: &Ident, body: TokenStream) -> TokenStream {
+    let signature = exported_signature(f, symbol);
+    let Some(cond) = &f.args.when else {
+        return quote!(#signature { #body });
+    };
+    let params = typed_params(f);
     let args = arg_names(f);
-    match &f.args.when {
-        Some(cond) => quote! {
+    let output = &f.output;
+    let cfgs = cfgs(f);
+    let slow = Ident::new(&format!("__ckpt_recording_{symbol}"), symbol.span());
+    quote! {
+        #signature {
             if !(#cond) {
                 return unsafe { #symbol::real(#(#args),*) };
             }
-        },
-        None => quote!(),
+            unsafe { #slow(#(#args),*) }
+        }
+
+        #(#cfgs)*
+        #[inline(never)]
+        #[allow(non_snake_case, unreachable_code, clippy::redundant_closure_call)]
+        unsafe extern "C-unwind" fn #slow(#(#params),*) #output {
+            #body
+        }
     }
 }
 
 /// Default form: call the original, then run the body as a recording hook
 /// that sees `ret` and the parameters; keep the original's `errno`.
 fn post_hook_wrapper(f: &Interposed, symbol: &Ident) -> TokenStream {
-    let signature = exported_signature(f, symbol);
     let args = arg_names(f);
     let body = &f.body;
-    let (guard, errno) = (hidden("guard"), hidden("saved_errno"));
-    let when = when_filter(f, symbol);
-    quote! {
-        #signature {
-            #when
+    let (guard, errno, errno_at) = (hidden("guard"), hidden("saved_errno"), hidden("errno_at"));
+    exported(
+        f,
+        symbol,
+        quote! {
             let ::core::option::Option::Some(#guard) = ::ckpt::interpose::enter() else {
                 return unsafe { #symbol::real(#(#args),*) };
             };
             let ret = unsafe { #symbol::real(#(#args),*) };
-            let #errno = ::ckpt::interpose::errno();
+            let #errno_at = ::ckpt::interpose::errno_location();
+            // SAFETY: this thread's errno slot, valid for the thread's life.
+            let #errno = unsafe { *#errno_at };
             #guard.record(|| #body);
             ::core::mem::drop(#guard);
-            ::ckpt::interpose::set_errno(#errno);
+            // SAFETY: as above.
+            unsafe { *#errno_at = #errno };
             ret
-        }
-    }
+        },
+    )
 }
 
 /// `around` form: the body is the wrapper, with `guard` and `real` bound.
 /// `errno` is set back to what the last call of `real` left.
 fn around_wrapper(f: &Interposed, symbol: &Ident) -> TokenStream {
-    let signature = exported_signature(f, symbol);
     let params = typed_params(f);
     let args = arg_names(f);
     let body = &f.body;
@@ -188,10 +206,10 @@ fn around_wrapper(f: &Interposed, symbol: &Ident) -> TokenStream {
     };
     let output = &f.output;
     let (errno, ret, saved) = (hidden("errno"), hidden("ret"), hidden("saved_errno"));
-    let when = when_filter(f, symbol);
-    quote! {
-        #signature {
-            #when
+    exported(
+        f,
+        symbol,
+        quote! {
             #[allow(unused_variables)]
             let ::core::option::Option::Some(guard) = ::ckpt::interpose::enter() else {
                 return unsafe { #symbol::real(#(#args),*) };
@@ -208,8 +226,8 @@ fn around_wrapper(f: &Interposed, symbol: &Ident) -> TokenStream {
                 ::ckpt::interpose::set_errno(#errno);
             }
             #ret
-        }
-    }
+        },
+    )
 }
 
 /// `c"text"`, spanned at the name it comes from.

@@ -28,6 +28,11 @@ fn start() -> Result<(), String> {
     let cfg = config::get();
     signals::set_reserved(cfg.signal);
     resolve_all_originals();
+    if std::env::var_os("LD_PRELOAD").is_some_and(|p| p.to_string_lossy().contains("libckpt_shim"))
+    {
+        // Loaded at start-up: its TLS block is static.
+        interpose::use_static_tls();
+    }
     ckpt::glibc::init()?;
     threads::record_main(&main_thread_attrs());
     ckpt::files::record_inherited();

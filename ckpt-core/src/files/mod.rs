@@ -483,10 +483,16 @@ pub fn set_own(fd: i32, own: bool) {
     }
 }
 
-/// Whether `fd` is one of ckpt's own descriptors.
+/// Whether `fd` is one of ckpt's own descriptors. Inlined into hot
+/// wrappers: the common answer (below every own descriptor) is one compare.
 #[inline]
 pub fn is_own(fd: i32) -> bool {
-    fd >= OWN_MIN.load(Relaxed) && OWN.iter().any(|s| s.load(Relaxed) == fd)
+    fd >= OWN_MIN.load(Relaxed) && is_own_listed(fd)
+}
+
+#[inline(never)]
+fn is_own_listed(fd: i32) -> bool {
+    OWN.iter().any(|s| s.load(Relaxed) == fd)
 }
 
 mod restore;

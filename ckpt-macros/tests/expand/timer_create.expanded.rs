@@ -43,12 +43,13 @@ pub unsafe extern "C-unwind" fn timer_create(
         return unsafe { timer_create::real(clock, event, timer) };
     };
     let ret = unsafe { timer_create::real(clock, event, timer) };
-    let saved_errno = ::ckpt::interpose::errno();
+    let errno_at = ::ckpt::interpose::errno_location();
+    let saved_errno = unsafe { *errno_at };
     guard
         .record(|| {
             crate::timers::record_create(ret, clock, event, timer);
         });
     ::core::mem::drop(guard);
-    ::ckpt::interpose::set_errno(saved_errno);
+    unsafe { *errno_at = saved_errno };
     ret
 }
