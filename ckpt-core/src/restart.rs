@@ -102,7 +102,7 @@ pub extern "C" fn entry(_arg: u64, _image_fd: i32, _plan: u64) -> ! {
     // (none exists yet).
     unsafe { glibc::set_thread_pointer(leader.fs_base) };
     // TLS works from here on.
-    block_all_signals();
+    sys::sigprocmask(libc::SIG_SETMASK, !0);
     alloc::scratch_resume();
     let tid_addr = leader.fs_base + meta.restart.tid_offset;
     // SAFETY: tid_addr is the cached tid in the leader's struct pthread;
@@ -169,20 +169,6 @@ fn resume(t: &Thread) -> ! {
             options(noreturn),
         )
     }
-}
-
-fn block_all_signals() {
-    let all = !0u64;
-    // SAFETY: rt_sigprocmask on the calling thread with an 8-byte set.
-    unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &all as *const u64,
-            core::ptr::null_mut::<u64>(),
-            8,
-        )
-    };
 }
 
 /// Re-create every other thread with its own descriptor, clear-tid

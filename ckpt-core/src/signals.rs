@@ -236,20 +236,9 @@ pub fn snapshot() -> Vec<SignalAction> {
         if sig == reserved() || sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        let mut k = [0u64; 4]; // kernel_sigaction: handler, flags, restorer, mask
-                               // SAFETY: raw rt_sigaction query into a buffer of the kernel's layout.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                core::ptr::null::<u8>(),
-                k.as_mut_ptr(),
-                8,
-            )
-        };
-        if r != 0 {
+        let Some(k) = crate::sys::kernel_sigaction(sig, None) else {
             continue;
-        }
+        };
         let kernel = Action {
             handler: k[0],
             flags: k[1],
@@ -295,18 +284,7 @@ pub fn snapshot_kernel() -> Vec<KernelAction> {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        let mut k = [0u64; 4];
-        // SAFETY: raw rt_sigaction query into a buffer of the kernel's layout.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                core::ptr::null::<u8>(),
-                k.as_mut_ptr(),
-                8,
-            )
-        };
-        if r == 0 {
+        if let Some(k) = crate::sys::kernel_sigaction(sig, None) {
             out.push(KernelAction {
                 signo: sig,
                 handler: k[0],
@@ -322,18 +300,8 @@ pub fn snapshot_kernel() -> Vec<KernelAction> {
 /// Install the recorded kernel actions again. Post-restart context.
 pub fn restore(actions: &[KernelAction]) {
     for a in actions {
-        let k = [a.handler, a.flags, a.restorer, a.mask];
-        // SAFETY: raw rt_sigaction from a buffer of the kernel's layout;
-        // handlers and restorers point into the restored image.
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                a.signo,
-                k.as_ptr(),
-                core::ptr::null_mut::<u64>(),
-                8,
-            )
-        };
+        // Handlers and restorers point into the restored image.
+        crate::sys::kernel_sigaction(a.signo, Some(&[a.handler, a.flags, a.restorer, a.mask]));
     }
 }
 

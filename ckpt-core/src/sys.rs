@@ -278,3 +278,53 @@ pub fn move_high(fd: c_int) -> Result<c_int, i32> {
     }
     Err(libc::EMFILE)
 }
+
+/// rt_sigprocmask on the calling thread with a 64-bit mask. Signal-safe.
+pub fn sigprocmask(how: c_int, set: u64) {
+    // SAFETY: rt_sigprocmask with an 8-byte set and no old set.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            how,
+            &set as *const u64,
+            core::ptr::null_mut::<u64>(),
+            8,
+        )
+    };
+}
+
+/// Arm kernel timer `id`: first expiry in `value_ns`, then every
+/// `interval_ns` (0: once). Signal-safe.
+pub fn timer_settime(id: c_int, interval_ns: u64, value_ns: u64) {
+    let spec = libc::itimerspec {
+        it_interval: timespec(interval_ns),
+        it_value: timespec(value_ns),
+    };
+    // SAFETY: timer_settime from a live itimerspec, no old value.
+    unsafe {
+        libc::syscall(
+            libc::SYS_timer_settime,
+            id,
+            0,
+            &spec,
+            core::ptr::null_mut::<libc::itimerspec>(),
+        )
+    };
+}
+
+/// The kernel's action for `sig` (`struct kernel_sigaction`: handler,
+/// flags, restorer, mask), after installing `new` if given. Signal-safe.
+pub fn kernel_sigaction(sig: c_int, new: Option<&[u64; 4]>) -> Option<[u64; 4]> {
+    let mut old = [0u64; 4];
+    // SAFETY: raw rt_sigaction between buffers of the kernel's layout.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            new.map_or(core::ptr::null(), |n| n.as_ptr()),
+            old.as_mut_ptr(),
+            8,
+        )
+    };
+    (r == 0).then_some(old)
+}

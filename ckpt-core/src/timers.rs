@@ -328,20 +328,7 @@ fn restore_one(t: &Timer) -> Result<(), String> {
         ));
     }
     if t.remaining_ns > 0 {
-        let spec = libc::itimerspec {
-            it_interval: sys::timespec(t.interval_ns),
-            it_value: sys::timespec(t.remaining_ns),
-        };
-        // SAFETY: timer_settime on the timer we just made.
-        unsafe {
-            libc::syscall(
-                libc::SYS_timer_settime,
-                id,
-                0,
-                &spec,
-                core::ptr::null_mut::<libc::itimerspec>(),
-            )
-        };
+        sys::timer_settime(id, t.interval_ns, t.remaining_ns);
     }
     Ok(())
 }

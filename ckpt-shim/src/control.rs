@@ -146,21 +146,7 @@ fn arm_periodic(ms: u64) -> Result<(), String> {
             std::io::Error::last_os_error()
         ));
     }
-    let period = sys::timespec(ms * 1_000_000);
-    let spec = libc::itimerspec {
-        it_interval: period,
-        it_value: period,
-    };
-    // SAFETY: arming the timer we just created.
-    unsafe {
-        libc::syscall(
-            libc::SYS_timer_settime,
-            id,
-            0,
-            &spec,
-            core::ptr::null_mut::<libc::itimerspec>(),
-        )
-    };
+    sys::timer_settime(id, ms * 1_000_000, ms * 1_000_000);
     Ok(())
 }
 

@@ -62,17 +62,7 @@ fn start() -> Result<(), String> {
 /// Another library or the parent may have left the reserved signal
 /// blocked; this thread must be freezable.
 fn unblock_reserved() {
-    let set = signals::bit(signals::reserved());
-    // SAFETY: raw rt_sigprocmask on the calling thread with an 8-byte set.
-    unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_UNBLOCK,
-            &set as *const u64,
-            core::ptr::null_mut::<u64>(),
-            8,
-        )
-    };
+    sys::sigprocmask(libc::SIG_UNBLOCK, signals::bit(signals::reserved()));
 }
 
 fn main_thread_attrs() -> threads::Attrs {

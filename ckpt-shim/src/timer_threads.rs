@@ -159,16 +159,7 @@ extern "C" fn helper(_: *mut c_void) -> *mut c_void {
     // as glibc's own helper: program signals go to the program's threads,
     // and SIGTIMER is taken with sigtimedwait.
     let mask = !(signals::bit(signals::reserved()) | signals::bit(33));
-    // SAFETY: rt_sigprocmask on this thread with an 8-byte set.
-    unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &mask as *const u64,
-            core::ptr::null_mut::<u64>(),
-            8,
-        )
-    };
+    sys::sigprocmask(libc::SIG_SETMASK, mask);
     // Registered now, so timers can name its logical id.
     let _ = threads::record_timer_helper();
     HELPER_TID.store(sys::gettid(), Release);
