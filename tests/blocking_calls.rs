@@ -171,10 +171,12 @@ fn timed_waits_survive_checkpoints() {
             "usleep(1.5s): ret=0 errno=- elapsed_ok=yes",
             "select(1.5s): ret=0 errno=- elapsed_ok=yes",
             "epoll_wait(1500ms): ret=0 errno=- elapsed_ok=yes",
+            "sem_timedwait(1.5s): ret=-1 errno=ETIMEDOUT elapsed_ok=yes",
+            "semtimedop(1.5s): ret=-1 errno=EAGAIN elapsed_ok=yes",
             "done",
         ],
         true,
-        6,
+        8,
     );
 }
 
@@ -191,6 +193,9 @@ fn wakeups_survive_checkpoints() {
             "accept: ret=1 errno=- elapsed_ok=yes",
             "accept: connection=yes byte=x",
             "connector: sleep ret=0 errno=- connected=1",
+            "sem_wait: ret=0 errno=- elapsed_ok=yes",
+            "msgrcv: ret=8 errno=- elapsed_ok=yes",
+            "msgrcv: text=queued",
             "done",
         ],
         false,

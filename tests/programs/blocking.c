@@ -2,10 +2,12 @@
  *
  *   blocking CONTROL_DIR timed    sleep(3), nanosleep 2 s, poll 2 s on a
  *                                 silent pipe, pthread_cond_timedwait 2 s,
- *                                 usleep 1.5 s, select 1.5 s, epoll_wait 1.5 s
+ *                                 usleep 1.5 s, select 1.5 s, epoll_wait 1.5 s,
+ *                                 sem_timedwait 1.5 s, semtimedop 1.5 s
  *   blocking CONTROL_DIR wakeup   read on a pipe written after 1.5 s, waitpid
  *                                 for a child exiting after 1.5 s, accept on
- *                                 a socket connected to after 1.5 s
+ *                                 a socket connected to after 1.5 s, sem_wait
+ *                                 and msgrcv woken after 1.5 s
  *
  * stdout (deterministic): one line per call with its return value, errno
  * name when it failed, and whether it took at least the requested time.
@@ -16,6 +18,10 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -107,14 +113,43 @@ static void timed(void) {
     r = epoll_wait(ep, out, 4, 1500);
     e = errno;
     report("epoll_wait(1500ms)", r, r < 0, e, 1500000000LL, t0, 1500000000LL);
+
+    sem_t sem;
+    CHECK(sem_init(&sem, 0, 0) == 0);
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_nsec += 500000000;
+    dl.tv_sec += 1 + dl.tv_nsec / 1000000000;
+    dl.tv_nsec %= 1000000000;
+    t0 = now_ns();
+    errno = 0;
+    r = sem_timedwait(&sem, &dl);
+    e = errno;
+    report("sem_timedwait(1.5s)", r, r != 0, e, 1500000000LL, t0, 1400000000LL);
+
+    int sid = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
+    CHECK(sid >= 0);
+    struct sembuf down = {0, -1, 0};
+    struct timespec rel = {1, 500000000};
+    t0 = now_ns();
+    errno = 0;
+    r = semtimedop(sid, &down, 1, &rel);
+    e = errno;
+    report("semtimedop(1.5s)", r, r != 0, e, 1500000000LL, t0, 1500000000LL);
+    semctl(sid, 0, IPC_RMID);
 }
 
 /* A helper thread: sleep 1.5 s, then do something. */
 struct later {
-    int what; /* 0: write to pipe fd, 1: connect to socket path */
+    int what; /* 0: write to pipe fd, 1: connect to socket path, 2: sem_post, 3: msgsnd to fd */
     int fd;
     const char *path;
     int sleep_ret, sleep_errno, act_ok;
+    sem_t *sem;
+};
+
+struct msg {
+    long type;
+    char text[8];
 };
 
 static void *later_fn(void *arg) {
@@ -125,6 +160,11 @@ static void *later_fn(void *arg) {
     l->sleep_errno = errno;
     if (l->what == 0) {
         l->act_ok = write(l->fd, "hello", 5) == 5;
+    } else if (l->what == 2) {
+        l->act_ok = sem_post(l->sem) == 0;
+    } else if (l->what == 3) {
+        struct msg m = {1, "queued"};
+        l->act_ok = msgsnd(l->fd, &m, sizeof m.text, 0) == 0;
     } else {
         int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         struct sockaddr_un a;
@@ -146,7 +186,7 @@ static void wakeup(void) {
     /* read on a pipe that gets data after 1.5 s */
     int p[2];
     CHECK(pipe(p) == 0);
-    struct later lw = {0, p[1], NULL, 0, 0, 0};
+    struct later lw = {0, p[1], NULL, 0, 0, 0, NULL};
     pthread_t th;
     CHECK(pthread_create(&th, NULL, later_fn, &lw) == 0);
     char buf[16] = {0};
@@ -191,7 +231,7 @@ static void wakeup(void) {
     strcpy(a.sun_path, path);
     CHECK(bind(ls, (struct sockaddr *)&a, sizeof a) == 0);
     CHECK(listen(ls, 4) == 0);
-    struct later lc = {1, -1, path, 0, 0, 0};
+    struct later lc = {1, -1, path, 0, 0, 0, NULL};
     CHECK(pthread_create(&th, NULL, later_fn, &lc) == 0);
     t0 = now_ns();
     errno = 0;
@@ -204,6 +244,33 @@ static void wakeup(void) {
     pthread_join(th, NULL);
     printf("connector: sleep ret=%d errno=%s connected=%d\n", lc.sleep_ret,
            lc.sleep_ret ? errname(lc.sleep_errno) : "-", lc.act_ok);
+
+    /* sem_wait woken by sem_post after 1.5 s */
+    sem_t sem;
+    CHECK(sem_init(&sem, 0, 0) == 0);
+    struct later ls_ = {2, -1, NULL, 0, 0, 0, &sem};
+    CHECK(pthread_create(&th, NULL, later_fn, &ls_) == 0);
+    t0 = now_ns();
+    errno = 0;
+    int r = sem_wait(&sem);
+    e = errno;
+    report("sem_wait", r, r != 0, e, 1500000000LL, t0, MIN);
+    pthread_join(th, NULL);
+
+    /* msgrcv woken by msgsnd after 1.5 s */
+    int q = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+    CHECK(q >= 0);
+    struct later lq = {3, q, NULL, 0, 0, 0, NULL};
+    CHECK(pthread_create(&th, NULL, later_fn, &lq) == 0);
+    struct msg m = {0, ""};
+    t0 = now_ns();
+    errno = 0;
+    ssize_t got_m = msgrcv(q, &m, sizeof m.text, 0, 0);
+    e = errno;
+    report("msgrcv", got_m, got_m < 0, e, 1500000000LL, t0, MIN);
+    printf("msgrcv: text=%s\n", got_m > 0 ? m.text : "");
+    pthread_join(th, NULL);
+    msgctl(q, IPC_RMID, NULL);
 }
 
 int main(int argc, char **argv) {

@@ -21,7 +21,7 @@ fn only_checkpoint(before: u32) -> bool {
     program_signals() == before
 }
 
-fn valid(ts: &Ts) -> bool {
+pub(crate) fn valid(ts: &Ts) -> bool {
     ts.tv_sec >= 0 && (0..1_000_000_000).contains(&ts.tv_nsec)
 }
 
@@ -138,7 +138,10 @@ fn left(deadline: Option<u64>) -> Option<Ts> {
 
 /// Retry `call(timeout)` while only checkpoints interrupt it; `timeout` is
 /// what is left until `deadline` (None = wait forever).
-unsafe fn resume_waiting(deadline: Option<u64>, mut call: impl FnMut(*const Ts) -> c_int) -> c_int {
+pub(crate) unsafe fn resume_waiting(
+    deadline: Option<u64>,
+    mut call: impl FnMut(*const Ts) -> c_int,
+) -> c_int {
     loop {
         let before = program_signals();
         let t = left(deadline);

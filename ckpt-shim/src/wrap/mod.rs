@@ -9,8 +9,11 @@
 //! `vfork` is not wrapped either: its child shares the caller's stack, so a
 //! wrapper frame would be clobbered (exec wrappers still run in the child).
 
+/// Waits the kernel never restarts after a handler (sleeps, poll, sigwait).
 pub mod blocking;
 pub mod files;
+/// Semaphore and System V IPC waits (same reason).
+pub mod ipc;
 pub mod process;
 pub mod signals;
 pub mod threads;

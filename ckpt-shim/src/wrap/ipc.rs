@@ -1,0 +1,65 @@
+//! Semaphores and System V IPC waits, which the kernel never restarts
+//! after a signal handler (signal(7)): without these wrappers a thread
+//! blocked in `sem_wait` or `msgrcv` would see EINTR from a checkpoint.
+//! As in `blocking`, a wait is resumed when the only handler that ran was
+//! ckpt's; a handler of the program still gets the program its EINTR.
+
+use super::blocking::{resume_waiting, valid};
+use ckpt::sys::{monotonic_ns, ts_ns};
+use ckpt_macros::interpose;
+use libc::{c_int, c_long, c_void, clockid_t, sem_t, size_t, ssize_t, timespec as Ts};
+
+/// `call()` again while it fails with EINTR that only a checkpoint caused.
+unsafe fn resume<R: Copy + PartialOrd + Default>(mut call: impl FnMut() -> R) -> R {
+    loop {
+        let before = ckpt::interpose::program_signals();
+        let r = call();
+        if r >= R::default()
+            || ckpt::interpose::errno() != libc::EINTR
+            || ckpt::interpose::program_signals() != before
+        {
+            return r;
+        }
+    }
+}
+
+#[interpose(around)]
+unsafe fn sem_wait(sem: *mut sem_t) -> c_int {
+    resume(|| real(sem))
+}
+
+/// The deadline is absolute: the same call is simply made again.
+#[interpose(around)]
+unsafe fn sem_timedwait(sem: *mut sem_t, abstime: *const Ts) -> c_int {
+    resume(|| real(sem, abstime))
+}
+
+#[interpose(around)]
+unsafe fn sem_clockwait(sem: *mut sem_t, clock: clockid_t, abstime: *const Ts) -> c_int {
+    resume(|| real(sem, clock, abstime))
+}
+
+#[interpose(around)]
+unsafe fn semop(id: c_int, ops: *mut libc::sembuf, n: size_t) -> c_int {
+    resume(|| real(id, ops, n))
+}
+
+/// The timeout is relative: what is left of it is passed again.
+#[interpose(around)]
+unsafe fn semtimedop(id: c_int, ops: *mut libc::sembuf, n: size_t, tmo: *const Ts) -> c_int {
+    if !tmo.is_null() && (ts_ns(&*tmo) == 0 || !valid(&*tmo)) {
+        return real(id, ops, n, tmo);
+    }
+    let deadline = (!tmo.is_null()).then(|| monotonic_ns().saturating_add(ts_ns(&*tmo)));
+    resume_waiting(deadline, |t| real(id, ops, n, t))
+}
+
+#[interpose(around)]
+unsafe fn msgrcv(id: c_int, msg: *mut c_void, size: size_t, typ: c_long, flags: c_int) -> ssize_t {
+    resume(|| real(id, msg, size, typ, flags))
+}
+
+#[interpose(around)]
+unsafe fn msgsnd(id: c_int, msg: *const c_void, size: size_t, flags: c_int) -> c_int {
+    resume(|| real(id, msg, size, flags))
+}
