@@ -112,6 +112,7 @@ fn program_cannot_see_or_break_ckpts_descriptors_and_signal() {
         "close_range(3, ~0U, 0) = 0",
         "closed 3..limit",
         "open after close_range returned fd 3",
+        "dup2 onto the top 300 numbers: 0 failed",
         "after blocking everything: SIGUSR1 blocked=1 SIGRTMIN blocked=1 signal 62 blocked=0",
         "after SIG_SETMASK full: signal 62 blocked=0",
         "thread after blocking everything: signal 62 blocked=0",

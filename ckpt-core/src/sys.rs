@@ -255,6 +255,15 @@ pub fn parse_oct(s: &[u8]) -> Option<u64> {
 /// descriptor limit (so it never takes a number the program would get)
 /// and mark it close-on-exec. Returns the new number.
 pub fn move_high(fd: c_int) -> Result<c_int, i32> {
+    let high = dup_high(fd)?;
+    close(fd);
+    Ok(high)
+}
+
+/// A copy of `fd` (close-on-exec) at a free number near the descriptor
+/// limit; when the program holds all of the top 256, the lowest free one
+/// above half the limit.
+pub fn dup_high(fd: c_int) -> Result<c_int, i32> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -270,13 +279,18 @@ pub fn move_high(fd: c_int) -> Result<c_int, i32> {
             // SAFETY: dup3 onto a free number, atomically with O_CLOEXEC.
             let r = unsafe { libc::syscall(libc::SYS_dup3, fd, cand, libc::O_CLOEXEC) };
             if r >= 0 {
-                close(fd);
                 return Ok(cand);
             }
         }
         cand -= 1;
     }
-    Err(libc::EMFILE)
+    // SAFETY: F_DUPFD_CLOEXEC of a descriptor we own.
+    let r = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, top / 2) };
+    if r >= 0 {
+        Ok(r as c_int)
+    } else {
+        Err(libc::EMFILE)
+    }
 }
 
 /// rt_sigprocmask on the calling thread with a 64-bit mask. Signal-safe.

@@ -98,7 +98,8 @@ fn open_channel() -> Result<(), String> {
         return Err(format!("socket: {}", std::io::Error::last_os_error()));
     }
     let fd = sys::move_high(fd).map_err(|_| "no free descriptor near the limit".to_string())?;
-    files::set_own(fd, true);
+    SOCK.store(fd, Relaxed);
+    files::set_own_at(fd, &SOCK);
     let (addr, len) = proto::sockaddr(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
     // SAFETY: binding a valid address to our socket.
     if unsafe { libc::bind(fd, (&addr as *const libc::sockaddr_un).cast(), len) } < 0 {
@@ -124,7 +125,6 @@ fn open_channel() -> Result<(), String> {
             std::io::Error::last_os_error()
         ));
     }
-    SOCK.store(fd, Relaxed);
     Ok(())
 }
 

@@ -7,7 +7,9 @@
  * 2. close_range(3, ~0U, 0), then close() every descriptor from 3 up to the
  *    soft RLIMIT_NOFILE (at least 1024), ignoring errors; marker "stage1";
  *    wait for control file "go1" (the test checkpoints meanwhile).
- * 3. sigprocmask(SIG_BLOCK, full set) and read the mask back: signal 62
+ * 3. dup2 onto each of the 300 highest numbers (ckpt's own descriptors
+ *    must move out of the way), then close them.
+ * 4. sigprocmask(SIG_BLOCK, full set) and read the mask back: signal 62
  *    must not show; pthread_sigmask likewise in a new thread; then
  *    sigaction(62, handler) (and signal(62, SIG_IGN)): each either fails or
  *    is invisible; marker "stage2" (with what those calls returned); wait
@@ -67,6 +69,17 @@ int main(int argc, char **argv) {
     fflush(stdout);
     marker("stage1", "pid=%d\nnofile=%ld\n", (int)getpid(), top);
     wait_for("go1", 120);
+
+    /* Every number near the limit is the program's to take with dup2
+     * (ckpt keeps its own there and must move them away). */
+    int dup_failed = 0;
+    for (long i = top - 1; i >= top - 300 && i > 3; i--)
+        if (dup2(0, (int)i) != (int)i)
+            dup_failed++;
+    printf("dup2 onto the top 300 numbers: %d failed\n", dup_failed);
+    for (long i = top - 1; i >= top - 300 && i > 3; i--)
+        close((int)i);
+    fflush(stdout);
 
     sigset_t all, old;
     sigfillset(&all);

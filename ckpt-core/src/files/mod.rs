@@ -10,7 +10,7 @@
 
 use crate::image::{Fd, FdKind};
 use crate::sys;
-use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, Ordering::*};
+use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU8, Ordering::*};
 use std::ffi::CString;
 
 /// Descriptors whose history is recorded; higher ones are still listed
@@ -460,6 +460,9 @@ fn link_shared(fds: &mut [Fd]) {
 /// written, ...): hidden from snapshots and protected from the program's
 /// close/dup2.
 static OWN: [AtomicI32; 8] = [const { AtomicI32::new(-1) }; 8];
+/// For each `OWN` entry, where its owner keeps the number (null: nowhere
+/// that outlives the call), so the descriptor can move out of the way.
+static OWNER: [AtomicPtr<AtomicI32>; 8] = [const { AtomicPtr::new(core::ptr::null_mut()) }; 8];
 /// Lowest descriptor ckpt owns (they sit near the limit), so the common
 /// check on the hot path is one comparison.
 static OWN_MIN: AtomicI32 = AtomicI32::new(i32::MAX);
@@ -481,6 +484,39 @@ pub fn set_own(fd: i32, own: bool) {
             let _ = s.compare_exchange(fd, -1, AcqRel, Relaxed);
         }
     }
+}
+
+/// Mark `fd` as ckpt's own, kept by its owner in `at`: when the program
+/// asks for that very number (dup2/dup3), the descriptor moves and `at`
+/// follows it.
+pub fn set_own_at(fd: i32, at: &'static AtomicI32) {
+    set_own(fd, true);
+    if let Some(i) = OWN.iter().position(|s| s.load(Acquire) == fd) {
+        OWNER[i].store(at as *const AtomicI32 as *mut AtomicI32, Release);
+    }
+}
+
+/// The program wants descriptor number `fd`, which is ckpt's: move ours
+/// elsewhere (near the limit) when its owner can follow. Returns whether
+/// the number is free for the program now (the caller's dup2 replaces it).
+pub fn make_way(fd: i32) -> bool {
+    let Some(i) = OWN.iter().position(|s| s.load(Acquire) == fd) else {
+        return true;
+    };
+    let owner = OWNER[i].load(Acquire);
+    if owner.is_null() {
+        return false;
+    }
+    let Ok(moved) = sys::dup_high(fd) else {
+        return false;
+    };
+    // SAFETY: `owner` came from a `&'static AtomicI32` in set_own_at.
+    let owner: &'static AtomicI32 = unsafe { &*owner };
+    owner.store(moved, Release);
+    set_own_at(moved, owner);
+    OWNER[i].store(core::ptr::null_mut(), Release);
+    set_own(fd, false);
+    true
 }
 
 /// Whether `fd` is one of ckpt's own descriptors. Inlined into hot

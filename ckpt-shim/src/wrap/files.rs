@@ -93,7 +93,7 @@ unsafe fn dup(old: c_int) -> c_int {
 
 #[interpose(around)]
 unsafe fn dup2(old: c_int, new: c_int) -> c_int {
-    if rec::is_own(old) || rec::is_own(new) {
+    if rec::is_own(old) || (rec::is_own(new) && !rec::make_way(new)) {
         set_errno(libc::EBADF);
         return -1;
     }
@@ -104,7 +104,7 @@ unsafe fn dup2(old: c_int, new: c_int) -> c_int {
 
 #[interpose(around)]
 unsafe fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
-    if rec::is_own(old) || rec::is_own(new) {
+    if rec::is_own(old) || (rec::is_own(new) && !rec::make_way(new)) {
         set_errno(libc::EBADF);
         return -1;
     }
