@@ -135,7 +135,8 @@ Descriptors:
     a file opened with O_APPEND goes on appending at its end, so what the
     program appended between the checkpoint and its end stays there;
   - descriptors that shared an open file share one again; an in-process
-    pipe or an eventfd is re-created;
+    pipe (with its unread bytes), an eventfd, an epoll instance (with what
+    it watched), a timerfd and a signalfd are re-created;
   - descriptors 0, 1 and 2 that were a terminal, a pipe, a socket or a
     device are connected to this command's own;
   - what cannot come back (a socket, a pipe to another process) is

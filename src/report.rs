@@ -358,6 +358,9 @@ pub mod tests {
             eventfd_count: None,
             pipe_data: None,
             pipe_size: None,
+            epoll: None,
+            timerfd: None,
+            signalfd_mask: None,
         }
     }
 

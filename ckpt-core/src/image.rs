@@ -345,7 +345,10 @@ pub enum FdKind {
     Tty,
     CharDevice,
     BlockDevice,
-    /// Another anon-inode object (epoll, timerfd, signalfd, inotify, ...).
+    Epoll,
+    TimerFd,
+    SignalFd,
+    /// Another anon-inode object (inotify, userfaultfd, pidfd, ...).
     Anon,
 }
 
@@ -392,6 +395,36 @@ pub struct Fd {
     /// A pipe's capacity (F_GETPIPE_SZ).
     #[serde(default)]
     pub pipe_size: Option<i32>,
+    /// What an epoll descriptor watches.
+    #[serde(default)]
+    pub epoll: Option<Vec<EpollWatch>>,
+    /// A timerfd's clock and setting.
+    #[serde(default)]
+    pub timerfd: Option<TimerFdState>,
+    /// The signals a signalfd takes (bit n-1 = signal n).
+    #[serde(default)]
+    pub signalfd_mask: Option<u64>,
+}
+
+/// One descriptor an epoll instance watches.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EpollWatch {
+    pub fd: i32,
+    pub events: u32,
+    pub data: u64,
+}
+
+/// A timerfd as the kernel reports it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TimerFdState {
+    pub clock: i32,
+    /// timerfd_settime flags (TFD_TIMER_ABSTIME, ...).
+    pub settime_flags: i32,
+    /// Time to the next expiry (relative, ns; 0 = disarmed).
+    pub value_ns: u64,
+    pub interval_ns: u64,
+    /// Expirations not yet read.
+    pub ticks: u64,
 }
 
 /// How a POSIX timer notifies.
@@ -687,6 +720,9 @@ mod tests {
                 eventfd_count: None,
                 pipe_data: None,
                 pipe_size: None,
+                epoll: None,
+                timerfd: None,
+                signalfd_mask: None,
             }],
             ..Meta::default()
         }

@@ -312,6 +312,13 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
             None
         },
         pipe_data: None,
+        epoll: (kind == FdKind::Epoll).then(|| anon::epoll_watches(fd)),
+        timerfd: (kind == FdKind::TimerFd)
+            .then(|| anon::timerfd_state(ib))
+            .flatten(),
+        signalfd_mask: (kind == FdKind::SignalFd)
+            .then(|| sys::field(ib, b"sigmask:").and_then(sys::parse_hex))
+            .flatten(),
         // SAFETY: F_GETPIPE_SZ takes no argument; fails harmlessly on non-pipes.
         pipe_size: (kind == FdKind::Pipe)
             .then(|| unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETPIPE_SZ) } as i32)
@@ -412,6 +419,9 @@ fn kind_of(st: &libc::stat, path: &str) -> FdKind {
             }
         }
         _ if path == "anon_inode:[eventfd]" => FdKind::EventFd,
+        _ if path == "anon_inode:[eventpoll]" => FdKind::Epoll,
+        _ if path == "anon_inode:[timerfd]" => FdKind::TimerFd,
+        _ if path == "anon_inode:[signalfd]" => FdKind::SignalFd,
         _ => FdKind::Anon,
     }
 }
@@ -531,5 +541,6 @@ fn is_own_listed(fd: i32) -> bool {
     OWN.iter().any(|s| s.load(Relaxed) == fd)
 }
 
+mod anon;
 mod restore;
 pub use restore::{restore, stdio_rule, Passthrough};

@@ -4,14 +4,15 @@
 //! - a regular file or directory is reopened by path (never with O_CREAT,
 //!   O_TRUNC or O_EXCL) with its status flags, at its offset;
 //! - descriptors that shared one open file (dup, fork) share one again;
-//! - an in-process pipe is re-created (both ends), an eventfd with its
-//!   counter;
+//! - an in-process pipe is re-created (both ends) with its unread bytes,
+//!   an eventfd with its counter, an epoll instance with what it watched,
+//!   a timerfd with its setting, a signalfd with its mask;
 //! - descriptors 0, 1 and 2 that were a terminal, a pipe, a socket or a
 //!   device are connected to the `ckpt restart` command's own;
 //! - a device or terminal above 2 is reopened by path;
-//! - anything else (a socket, a pipe to another process, an epoll or
-//!   timerfd, a deleted file) cannot come back: /dev/null takes its
-//!   number, with a warning.
+//! - anything else (a socket, a pipe to another process, an inotify, a
+//!   deleted file) cannot come back: /dev/null takes its number, with a
+//!   warning.
 //!
 //! Post-restart context: raw syscalls, scratch allocation, no panics.
 
@@ -47,6 +48,9 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
         }
         FdKind::Pipe if f.pipe_peer.is_some() => Passthrough::Rebuilt,
         FdKind::EventFd => Passthrough::Rebuilt,
+        FdKind::Epoll if f.epoll.is_some() => Passthrough::Rebuilt,
+        FdKind::TimerFd if f.timerfd.is_some() => Passthrough::Rebuilt,
+        FdKind::SignalFd if f.signalfd_mask.is_some() => Passthrough::Rebuilt,
         _ => Passthrough::Placeholder,
     }
 }
@@ -99,6 +103,13 @@ pub fn restore(fds: &[Fd]) -> Result<(), String> {
             dup_to(s, f.fd, f.cloexec)?;
         }
     }
+    // Every descriptor is at its number: epoll instances watch them again.
+    for f in fds
+        .iter()
+        .filter(|f| f.epoll.is_some() && f.shares_with.is_none())
+    {
+        super::anon::refill_epoll(f);
+    }
     Ok(())
 }
 
@@ -124,6 +135,10 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             set_status(rd, r_fd.flags);
             set_status(wr, w_fd.flags);
             Ok(Some(vec![(r_fd.fd, rd), (w_fd.fd, wr)]))
+        }
+        FdKind::Epoll | FdKind::TimerFd | FdKind::SignalFd => {
+            let fd = move_to_at_least(super::anon::recreate(f)?, base)?;
+            Ok(Some(vec![(f.fd, fd)]))
         }
         FdKind::EventFd => {
             let count = f.eventfd_count.unwrap_or(0);

@@ -1,0 +1,179 @@
+//! Descriptors of anon-inode objects whose whole state the kernel shows
+//! in /proc/self/fdinfo: epoll (every watched descriptor with its events
+//! and data), timerfd (clock, setting, unread expirations) and signalfd
+//! (its mask). Snapshot parses fdinfo; restore re-creates the object.
+
+use crate::image::{EpollWatch, Fd, TimerFdState};
+use crate::sys;
+
+/// The descriptors epoll instance `fd` watches ("tfd: N events: X data: Y").
+pub fn epoll_watches(fd: i32) -> Vec<EpollWatch> {
+    let text = std::fs::read(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
+    parse_epoll(&String::from_utf8_lossy(&text))
+}
+
+fn parse_epoll(text: &str) -> Vec<EpollWatch> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let mut get = |key: &str| {
+                while let Some(w) = it.next() {
+                    if w == key {
+                        return it.next();
+                    }
+                }
+                None
+            };
+            let fd = get("tfd:")?.parse().ok()?;
+            let events = u32::from_str_radix(get("events:")?, 16).ok()?;
+            let data = u64::from_str_radix(get("data:")?, 16).ok()?;
+            Some(EpollWatch { fd, events, data })
+        })
+        .collect()
+}
+
+/// A timerfd's fdinfo: clockid, ticks, settime flags, it_value, it_interval.
+pub fn timerfd_state(info: &[u8]) -> Option<TimerFdState> {
+    let pair = |key: &[u8]| -> Option<u64> {
+        // "(sec, nsec)"
+        let v = String::from_utf8_lossy(sys::field(info, key)?).into_owned();
+        let (s, n) = v
+            .trim()
+            .trim_matches(|c| c == '(' || c == ')')
+            .split_once(',')?;
+        Some(s.trim().parse::<u64>().ok()? * 1_000_000_000 + n.trim().parse::<u64>().ok()?)
+    };
+    let num = |key: &[u8]| -> Option<i64> { sys::parse_i64(sys::field(info, key)?) };
+    Some(TimerFdState {
+        clock: num(b"clockid:")? as i32,
+        settime_flags: sys::field(info, b"settime flags:").and_then(sys::parse_oct)? as i32,
+        value_ns: pair(b"it_value:")?,
+        interval_ns: pair(b"it_interval:")?,
+        ticks: num(b"ticks:").unwrap_or(0) as u64,
+    })
+}
+
+/// Re-create an epoll instance (empty: it is filled by [`refill_epoll`]
+/// once every descriptor is back), a timerfd or a signalfd. Returns the
+/// new descriptor. Post-restart context.
+pub fn recreate(f: &Fd) -> Result<i32, String> {
+    let cloexec = libc::O_CLOEXEC;
+    let nonblock = f.flags & libc::O_NONBLOCK;
+    // SAFETY: plain syscalls creating new objects.
+    let fd = unsafe {
+        if f.epoll.is_some() {
+            libc::syscall(libc::SYS_epoll_create1, cloexec)
+        } else if let Some(t) = &f.timerfd {
+            let fd = libc::syscall(libc::SYS_timerfd_create, t.clock, cloexec | nonblock);
+            if fd >= 0 && t.value_ns > 0 {
+                // The remaining time, relative: an absolute setting would
+                // also be right after a reboot only for CLOCK_REALTIME.
+                let spec = libc::itimerspec {
+                    it_interval: sys::timespec(t.interval_ns),
+                    it_value: sys::timespec(t.value_ns),
+                };
+                libc::syscall(
+                    libc::SYS_timerfd_settime,
+                    fd,
+                    0,
+                    &spec,
+                    core::ptr::null_mut::<u8>(),
+                );
+            }
+            fd
+        } else if let Some(mask) = f.signalfd_mask {
+            libc::syscall(
+                libc::SYS_signalfd4,
+                -1,
+                &mask as *const u64,
+                8,
+                cloexec | nonblock,
+            )
+        } else {
+            return Err(format!("descriptor {} has no state to re-create", f.fd));
+        }
+    };
+    if fd < 0 {
+        return Err(format!(
+            "cannot re-create descriptor {} ({}): {}",
+            f.fd,
+            f.path,
+            std::io::Error::from_raw_os_error(crate::interpose::errno())
+        ));
+    }
+    if let Some(t) = &f.timerfd {
+        if t.ticks > 0 {
+            crate::restart::warn(&format!(
+                "timerfd {}: {} unread expirations are lost",
+                f.fd, t.ticks
+            ));
+        }
+    }
+    Ok(fd as i32)
+}
+
+/// Watch again what epoll descriptor `f` watched (every descriptor is at
+/// its number by now). Post-restart context.
+pub fn refill_epoll(f: &Fd) {
+    for w in f.epoll.iter().flatten() {
+        let mut ev = libc::epoll_event {
+            events: w.events,
+            u64: w.data,
+        };
+        // SAFETY: epoll_ctl on descriptors of this process with a live event.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_epoll_ctl,
+                f.fd,
+                libc::EPOLL_CTL_ADD,
+                w.fd,
+                &mut ev,
+            )
+        };
+        if r < 0 {
+            crate::restart::warn(&format!(
+                "epoll {}: cannot watch descriptor {} again",
+                f.fd, w.fd
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fdinfo_is_parsed() {
+        let ep = "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1038\n\
+                  tfd:        4 events:       19 data:                4  pos:0 ino:34479 sdev:f\n\
+                  tfd:        7 events: 80000001 data:     7f0012345678  pos:0 ino:1 sdev:f\n";
+        assert_eq!(
+            parse_epoll(ep),
+            [
+                EpollWatch {
+                    fd: 4,
+                    events: 0x19,
+                    data: 4
+                },
+                EpollWatch {
+                    fd: 7,
+                    events: 0x8000_0001,
+                    data: 0x7f00_1234_5678
+                }
+            ]
+        );
+        let tfd = b"pos:\t0\nflags:\t02000000\nmnt_id:\t17\nino:\t1038\nclockid: 1\nticks: 3\n\
+                    settime flags: 01\nit_value: (0, 499912345)\nit_interval: (2, 0)\n";
+        assert_eq!(
+            timerfd_state(tfd),
+            Some(TimerFdState {
+                clock: 1,
+                settime_flags: 1,
+                value_ns: 499_912_345,
+                interval_ns: 2_000_000_000,
+                ticks: 3
+            })
+        );
+    }
+}
