@@ -325,8 +325,8 @@ fn killed_by_sigterm_after_restart_is_restarts_status() {
 }
 
 // ---------------------------------------------------------------------------
-// 10. The restarted process is the program: its comm, and it can be
-// checkpointed again.
+// 10. The restarted process is the program: its comm, its pid as it sees
+// it, and it can be checkpointed again.
 
 #[test]
 fn restarted_process_has_programs_comm_and_can_be_checkpointed() {
@@ -342,6 +342,7 @@ fn restarted_process_has_programs_comm_and_can_be_checkpointed() {
     let pid = r.pid();
     let got_comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     let resumed = read(&ctl.join("resumed"));
+    let before = read(&ctl.join("ready"));
     let again = common::checkpoint(pid, Some(&area.images));
     touch(&ctl.join("go2"));
     let st = r.wait(RESTART_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
@@ -351,10 +352,12 @@ fn restarted_process_has_programs_comm_and_can_be_checkpointed() {
         got_comm.trim_end(),
         comm,
     );
+    // The program keeps the pid it knew itself by (the kernel's is the
+    // restart command's, which `ckpt checkpoint` takes).
     checks.eq(
-        "the program's getpid() after restart (marker) is the restart command's pid",
+        "the program's getpid() after restart is its pid from before",
         resumed.trim().to_string(),
-        format!("pid={pid}"),
+        before.trim().to_string(),
     );
     checks.check(
         again.is_ok(),

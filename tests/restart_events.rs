@@ -1,7 +1,8 @@
-//! Event-loop descriptors across a restart: an epoll instance (with the
-//! data words of what it watches), a timerfd and a signalfd. The program
-//! is checkpointed mid-loop, killed, restarted, and must print exactly
-//! what an uninterrupted run prints.
+//! Event loops across a restart: an epoll instance (with the data words
+//! of what it watches), a timerfd, a signalfd, a socket pair; and python's
+//! asyncio, which also needs its pid to stay the same. Each program is
+//! checkpointed mid-loop, killed, restarted, and must print exactly what
+//! an uninterrupted run prints.
 
 mod common;
 #[path = "common/restart.rs"]
@@ -11,16 +12,16 @@ use rs::{
     assert_same, assert_success, checkpoint_and_kill, plain_cmd, reference, restart_cmd, run_cmd,
     start, wait_file, Area, Out, RESTART_TIMEOUT,
 };
+use std::path::Path;
 use std::time::Duration;
 
-#[test]
-fn epoll_timerfd_signalfd_come_back() {
-    let area = Area::new("events");
-    let prog = common::compile_c("restart_events.c", &area.sub("bin"));
-    let no_args: [&str; 0] = [];
+/// Reference run, then checkpoint once `marker` is in the output, kill,
+/// restart, and compare the whole output.
+fn cycle(tag: &str, prog: &Path, args: &[&str], marker: &str) {
+    let area = Area::new(tag);
     let want_out = area.file("want.out");
     let st = reference(
-        plain_cmd(&prog, &no_args, area.path()),
+        plain_cmd(prog, args, area.path()),
         &want_out,
         &area.file("want.err"),
         "plain",
@@ -31,7 +32,7 @@ fn epoll_timerfd_signalfd_come_back() {
     let out = area.file("out");
     let err = area.file("err");
     let mut kid = start(
-        run_cmd(&prog, &no_args, area.path(), &area.images),
+        run_cmd(prog, args, area.path(), &area.images),
         Out::File(&out),
         &err,
         "under ckpt",
@@ -39,7 +40,7 @@ fn epoll_timerfd_signalfd_come_back() {
     wait_file(
         &mut kid,
         &out,
-        |d| String::from_utf8_lossy(d).contains("tick 10"),
+        |d| String::from_utf8_lossy(d).contains(marker),
         Duration::from_secs(30),
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -60,4 +61,18 @@ fn epoll_timerfd_signalfd_come_back() {
         !warnings.contains("cannot be restored"),
         "a descriptor did not come back: {warnings}"
     );
+}
+
+#[test]
+fn epoll_timerfd_signalfd_come_back() {
+    let dir = common::TempDir::new("events-bin");
+    let prog = common::compile_c("restart_events.c", dir.path());
+    cycle("events", &prog, &[], "tick 10");
+}
+
+#[test]
+fn python_asyncio_continues_with_its_pid() {
+    let script = common::programs_dir().join("restart_asyncio.py");
+    let script = script.to_string_lossy().into_owned();
+    cycle("asyncio", &common::python3(), &[&script], "step 12 ");
 }

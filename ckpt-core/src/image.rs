@@ -379,7 +379,7 @@ pub struct Fd {
     /// Lowest descriptor sharing the same open file description (offset
     /// and status flags), when there is one other than itself.
     pub shares_with: Option<i32>,
-    /// The other end of an in-process pipe.
+    /// The other end of an in-process pipe or socket pair.
     pub pipe_peer: Option<i32>,
     pub dev: u64,
     pub ino: u64,
@@ -389,9 +389,13 @@ pub struct Fd {
     pub mnt_id: i32,
     /// An eventfd's counter.
     pub eventfd_count: Option<u64>,
-    /// Unread bytes in an in-process pipe (on its read end).
+    /// Unread bytes in an in-process pipe (on its read end) or at this
+    /// end of a stream socket pair.
     #[serde(default)]
     pub pipe_data: Option<Vec<u8>>,
+    /// SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET, for a socket pair.
+    #[serde(default)]
+    pub socket_type: Option<i32>,
     /// A pipe's capacity (F_GETPIPE_SZ).
     #[serde(default)]
     pub pipe_size: Option<i32>,
@@ -720,6 +724,7 @@ mod tests {
                 eventfd_count: None,
                 pipe_data: None,
                 pipe_size: None,
+                socket_type: None,
                 epoll: None,
                 timerfd: None,
                 signalfd_mask: None,

@@ -4,13 +4,38 @@
 
 use crate::image::{Process, Rlimit};
 use crate::sys;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::*};
 
 static UMASK: AtomicU32 = AtomicU32::new(u32::MAX);
 static RLIMITS_SET: AtomicU32 = AtomicU32::new(0);
 static FORKS: AtomicU64 = AtomicU64::new(0);
 static EXECS: AtomicU64 = AtomicU64::new(0);
 static CHDIRS: AtomicU64 = AtomicU64::new(0);
+/// The pid the program knows itself by when it differs from the kernel's:
+/// after a restart, the pid it had when it was first started (0: none).
+/// Programs keep their pid (asyncio checks it on every call, to tell a
+/// fork child from its parent), so `getpid` answers this one and `kill`
+/// and friends translate it back.
+static PROGRAM_PID: AtomicI32 = AtomicI32::new(0);
+
+/// What `getpid` tells the program, given the kernel's pid.
+#[inline]
+pub fn program_pid(kernel: i32) -> i32 {
+    match PROGRAM_PID.load(Relaxed) {
+        0 => kernel,
+        p => p,
+    }
+}
+
+/// The kernel's pid for a pid the program passes (its own old pid maps to
+/// the process itself; anything else is left alone).
+#[inline]
+pub fn kernel_pid(pid: i32) -> i32 {
+    match PROGRAM_PID.load(Relaxed) {
+        p if p != 0 && pid == p => sys::getpid(),
+        _ => pid,
+    }
+}
 
 /// umask(mask) ran.
 pub fn record_umask(mask: u32) {
@@ -39,10 +64,11 @@ pub fn record_exec() {
     EXECS.fetch_add(1, Relaxed);
 }
 
-/// In a fork child: its own history starts now.
+/// In a fork child: its own history starts now, with its own pid.
 pub fn reset_after_fork() {
     FORKS.store(0, Relaxed);
     EXECS.store(0, Relaxed);
+    PROGRAM_PID.store(0, Relaxed);
 }
 
 const RLIMIT_NAMES: [&str; 16] = [
@@ -155,6 +181,11 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
 /// /proc/self/exe where the kernel allows it. Post-restart context, after
 /// the restorer's own mapping is gone.
 pub fn restore(p: &Process) {
+    // The first restart fixes the program's pid for good (later images
+    // record the kernel pid of a restarted process, which is not it).
+    if PROGRAM_PID.load(Relaxed) == 0 && p.pid != sys::getpid() {
+        PROGRAM_PID.store(p.pid, Relaxed);
+    }
     set_exe(p);
     if let Ok(cwd) = std::ffi::CString::new(p.cwd.as_bytes()) {
         // SAFETY: chdir with a valid C path.

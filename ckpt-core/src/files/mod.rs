@@ -39,11 +39,12 @@ pub enum Origin {
     MemfdCreate,
     /// Open when the shim started (inherited from the parent).
     Inherited,
+    SocketPair,
 }
 
 impl Origin {
     fn name(v: u8) -> &'static str {
-        const NAMES: [&str; 15] = [
+        const NAMES: [&str; 16] = [
             "unknown",
             "open",
             "openat",
@@ -59,6 +60,7 @@ impl Origin {
             "eventfd",
             "memfd_create",
             "inherited",
+            "socketpair",
         ];
         NAMES.get(v as usize).copied().unwrap_or("unknown")
     }
@@ -137,6 +139,12 @@ pub fn record_dup(newfd: i32, oldfd: i32, origin: Origin) {
 pub fn record_pipe(fds: [i32; 2], flags: i32) {
     write(fds[0], Origin::Pipe, &[], flags, -1, fds[1]);
     write(fds[1], Origin::Pipe, &[], flags, -1, fds[0]);
+}
+
+/// socketpair() returned `fds` (connected to each other).
+pub fn record_socketpair(fds: [i32; 2], flags: i32) {
+    write(fds[0], Origin::SocketPair, &[], flags, -1, fds[1]);
+    write(fds[1], Origin::SocketPair, &[], flags, -1, fds[0]);
 }
 
 /// An fd-creating call with no path (eventfd, memfd_create, fdopen of an
@@ -242,6 +250,10 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
         {
             f.pipe_data = peek_pipe(f.fd, f.pipe_size.unwrap_or(65536));
         }
+        if f.kind == FdKind::Socket && f.pipe_peer.is_some() && f.shares_with.is_none() {
+            f.socket_type = socket_type(f.fd);
+            f.pipe_data = peek_socket(f.fd);
+        }
     }
     out
 }
@@ -312,6 +324,7 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
             None
         },
         pipe_data: None,
+        socket_type: None,
         epoll: (kind == FdKind::Epoll).then(|| anon::epoll_watches(fd)),
         timerfd: (kind == FdKind::TimerFd)
             .then(|| anon::timerfd_state(ib))
@@ -324,6 +337,44 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
             .then(|| unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETPIPE_SZ) } as i32)
             .filter(|&n| n > 0),
     })
+}
+
+fn socket_type(fd: i32) -> Option<i32> {
+    let mut t: i32 = 0;
+    let mut len = 4u32;
+    // SAFETY: getsockopt(SO_TYPE) into a local int.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut t as *mut i32).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(t)
+}
+
+/// What a stream socket of a pair holds unread, without consuming it.
+/// Runs frozen.
+fn peek_socket(fd: i32) -> Option<Vec<u8>> {
+    let mut avail: i32 = 0;
+    // SAFETY: FIONREAD (SIOCINQ) writes an int.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) } != 0 || avail <= 0 {
+        return None;
+    }
+    let mut data = vec![0u8; avail as usize];
+    // SAFETY: recv into a live buffer; MSG_PEEK leaves the data queued.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            data.as_mut_ptr().cast(),
+            data.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    data.truncate(n.max(0) as usize);
+    (!data.is_empty()).then_some(data)
 }
 
 /// Copy (without consuming) what an in-process pipe holds, through a
@@ -384,6 +435,7 @@ fn unsafe_zeroed<T>() -> T {
 fn plausible(h: &History, path: &str, kind: FdKind) -> bool {
     match h.origin {
         o if o == Origin::Pipe as u8 => kind == FdKind::Pipe,
+        o if o == Origin::SocketPair as u8 => kind == FdKind::Socket,
         o if o == Origin::EventFd as u8 => kind == FdKind::EventFd,
         o if o == Origin::MemfdCreate as u8 => kind == FdKind::MemFd,
         _ if h.dup_of >= 0 || h.path.is_empty() => true,

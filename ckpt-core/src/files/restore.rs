@@ -47,6 +47,7 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
             Passthrough::Rebuilt
         }
         FdKind::Pipe if f.pipe_peer.is_some() => Passthrough::Rebuilt,
+        FdKind::Socket if f.pipe_peer.is_some() && f.socket_type.is_some() => Passthrough::Rebuilt,
         FdKind::EventFd => Passthrough::Rebuilt,
         FdKind::Epoll if f.epoll.is_some() => Passthrough::Rebuilt,
         FdKind::TimerFd if f.timerfd.is_some() => Passthrough::Rebuilt,
@@ -136,6 +137,27 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             set_status(wr, w_fd.flags);
             Ok(Some(vec![(r_fd.fd, rd), (w_fd.fd, wr)]))
         }
+        FdKind::Socket => {
+            let Some(peer) = f.pipe_peer.and_then(|p| fds.iter().find(|g| g.fd == p)) else {
+                return Ok(None);
+            };
+            let mut p = [0i32; 2];
+            let typ = f.socket_type.unwrap_or(libc::SOCK_STREAM) | libc::SOCK_CLOEXEC;
+            // SAFETY: socketpair into a local array.
+            if unsafe { libc::socketpair(libc::AF_UNIX, typ, 0, p.as_mut_ptr()) } != 0 {
+                return Err(format!(
+                    "cannot re-create the socket pair of descriptor {}",
+                    f.fd
+                ));
+            }
+            let (a, b) = (move_to_at_least(p[0], base)?, move_to_at_least(p[1], base)?);
+            // What was unread at one end is written into the other.
+            write_all(b, f.pipe_data.as_deref().unwrap_or(&[]), f.fd)?;
+            write_all(a, peer.pipe_data.as_deref().unwrap_or(&[]), peer.fd)?;
+            set_status(a, f.flags);
+            set_status(b, peer.flags);
+            Ok(Some(vec![(f.fd, a), (peer.fd, b)]))
+        }
         FdKind::Epoll | FdKind::TimerFd | FdKind::SignalFd => {
             let fd = move_to_at_least(super::anon::recreate(f)?, base)?;
             Ok(Some(vec![(f.fd, fd)]))
@@ -172,14 +194,24 @@ fn refill(rd: i32, wr: i32, read_end: &Fd) -> Result<(), String> {
         // SAFETY: F_SETPIPE_SZ on our own new pipe.
         unsafe { libc::syscall(libc::SYS_fcntl, rd, libc::F_SETPIPE_SZ, size) };
     }
-    let data = read_end.pipe_data.as_deref().unwrap_or(&[]);
+    write_all(
+        wr,
+        read_end.pipe_data.as_deref().unwrap_or(&[]),
+        read_end.fd,
+    )
+}
+
+/// Put the bytes descriptor `owner` had unread back, through `fd`.
+fn write_all(fd: i32, data: &[u8], owner: i32) -> Result<(), String> {
     let mut done = 0;
     while done < data.len() {
-        // SAFETY: writing from a live slice into our own pipe, which has
-        // room for everything it held before.
-        let n = unsafe { libc::write(wr, data[done..].as_ptr().cast(), data.len() - done) };
+        // SAFETY: writing from a live slice into our own new pipe or
+        // socket, which has room for everything it held before.
+        let n = unsafe { libc::write(fd, data[done..].as_ptr().cast(), data.len() - done) };
         if n <= 0 {
-            return Err(format!("cannot put the data of pipe {} back", read_end.fd));
+            return Err(format!(
+                "cannot put the unread data of descriptor {owner} back"
+            ));
         }
         done += n as usize;
     }

@@ -209,6 +209,16 @@ unsafe fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
 }
 
 #[interpose]
+unsafe fn socketpair(domain: c_int, typ: c_int, protocol: c_int, fds: *mut c_int) -> c_int {
+    if ret == 0 && domain == libc::AF_UNIX {
+        rec::record_socketpair(
+            [*fds, *fds.add(1)],
+            typ & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC),
+        );
+    }
+}
+
+#[interpose]
 unsafe fn eventfd(initval: c_uint, flags: c_int) -> c_int {
     rec::record_anon(ret, Origin::EventFd, b"", flags);
 }

@@ -1,4 +1,4 @@
-//! fork, the exec family and resource limits.
+//! fork, the exec family, resource limits, and the program's own pid.
 //!
 //! A child keeps the shim: after fork it gets its own control channel;
 //! before exec, an environment that lost LD_PRELOAD (programs building
@@ -209,9 +209,35 @@ unsafe fn setrlimit(resource: c_int, rlim: *const rlimit) -> c_int {
     }
 }
 
-#[interpose(aliases(prlimit64))]
+#[interpose(aliases(prlimit64), around)]
 unsafe fn prlimit(pid: pid_t, resource: c_int, new: *const rlimit, old: *mut rlimit) -> c_int {
-    if ret == 0 && !new.is_null() && (pid == 0 || pid == ckpt::sys::getpid()) {
-        rec::record_setrlimit(resource);
+    let pid = rec::kernel_pid(pid);
+    let r = real(pid, resource, new, old);
+    if r == 0 && !new.is_null() && (pid == 0 || pid == ckpt::sys::getpid()) {
+        guard.record(|| rec::record_setrlimit(resource));
     }
+    r
+}
+
+// A restarted program keeps the pid it had (see `ckpt::process`): getpid
+// answers it, and calls that name it reach the process itself.
+
+#[interpose(around)]
+unsafe fn getpid() -> pid_t {
+    rec::program_pid(real())
+}
+
+#[interpose(around)]
+unsafe fn kill(pid: pid_t, sig: c_int) -> c_int {
+    real(rec::kernel_pid(pid), sig)
+}
+
+#[interpose(around)]
+unsafe fn sigqueue(pid: pid_t, sig: c_int, value: libc::sigval) -> c_int {
+    real(rec::kernel_pid(pid), sig, value)
+}
+
+#[interpose(around)]
+unsafe fn tgkill(tgid: pid_t, tid: pid_t, sig: c_int) -> c_int {
+    real(rec::kernel_pid(tgid), tid, sig)
 }
