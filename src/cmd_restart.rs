@@ -197,8 +197,10 @@ fn check_vdso(meta: &Meta) -> Result<Vec<PlanSpecial>, Failure> {
 fn check_descriptors(meta: &Meta, strict: bool) -> Result<Vec<String>, Failure> {
     let mut warnings = Vec::new();
     for f in &meta.fds {
+        // A deleted file comes back from its saved contents.
         if stdio_rule(f) != Passthrough::Rebuilt
             || !matches!(f.kind, FdKind::File | FdKind::Directory)
+            || f.deleted
         {
             continue;
         }

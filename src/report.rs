@@ -358,6 +358,7 @@ pub mod tests {
             eventfd_count: None,
             pipe_data: None,
             pipe_size: None,
+            contents: None,
             socket_type: None,
             epoll: None,
             timerfd: None,

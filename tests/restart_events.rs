@@ -1,5 +1,6 @@
-//! Event loops across a restart: an epoll instance (with the data words
-//! of what it watches), a timerfd, a signalfd, a socket pair; and python's
+//! Descriptors that only exist in the process, across a restart: an epoll
+//! instance (with the data words of what it watches), a timerfd, a
+//! signalfd, a socket pair, a memfd and a deleted file; and python's
 //! asyncio, which also needs its pid to stay the same. Each program is
 //! checkpointed mid-loop, killed, restarted, and must print exactly what
 //! an uninterrupted run prints.
@@ -75,4 +76,11 @@ fn python_asyncio_continues_with_its_pid() {
     let script = common::programs_dir().join("restart_asyncio.py");
     let script = script.to_string_lossy().into_owned();
     cycle("asyncio", &common::python3(), &[&script], "step 12 ");
+}
+
+#[test]
+fn memfd_and_deleted_file_come_back_with_their_contents() {
+    let dir = common::TempDir::new("unnamed-bin");
+    let prog = common::compile_c("restart_unnamed.c", dir.path());
+    cycle("unnamed", &prog, &[], "step 19");
 }

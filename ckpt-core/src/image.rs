@@ -391,8 +391,12 @@ pub struct Fd {
     pub eventfd_count: Option<u64>,
     /// Unread bytes in an in-process pipe (on its read end) or at this
     /// end of a stream socket pair.
-    #[serde(default)]
+    #[serde(default, with = "serde_bytes")]
     pub pipe_data: Option<Vec<u8>>,
+    /// The whole contents of a file no path leads to any more (a memfd, a
+    /// deleted file), so restart can make it again.
+    #[serde(default, with = "serde_bytes")]
+    pub contents: Option<Vec<u8>>,
     /// SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET, for a socket pair.
     #[serde(default)]
     pub socket_type: Option<i32>,
@@ -724,6 +728,7 @@ mod tests {
                 eventfd_count: None,
                 pipe_data: None,
                 pipe_size: None,
+                contents: None,
                 socket_type: None,
                 epoll: None,
                 timerfd: None,

@@ -250,6 +250,10 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
         {
             f.pipe_data = peek_pipe(f.fd, f.pipe_size.unwrap_or(65536));
         }
+        let unnamed = f.kind == FdKind::MemFd || (f.kind == FdKind::File && f.deleted);
+        if unnamed && f.shares_with.is_none() {
+            f.contents = read_contents(f.fd, f.size);
+        }
         if f.kind == FdKind::Socket && f.pipe_peer.is_some() && f.shares_with.is_none() {
             f.socket_type = socket_type(f.fd);
             f.pipe_data = peek_socket(f.fd);
@@ -324,6 +328,7 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
             None
         },
         pipe_data: None,
+        contents: None,
         socket_type: None,
         epoll: (kind == FdKind::Epoll).then(|| anon::epoll_watches(fd)),
         timerfd: (kind == FdKind::TimerFd)
@@ -337,6 +342,37 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
             .then(|| unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETPIPE_SZ) } as i32)
             .filter(|&n| n > 0),
     })
+}
+
+/// Files larger than this are not copied into the image (restart then
+/// warns that the file is gone).
+const MAX_CONTENTS: i64 = 256 << 20;
+
+/// The whole of a file no path leads to (memfd, deleted file). Runs frozen.
+fn read_contents(fd: i32, size: i64) -> Option<Vec<u8>> {
+    if !(0..=MAX_CONTENTS).contains(&size) {
+        return None;
+    }
+    let mut data = vec![0u8; size as usize];
+    let mut got = 0;
+    while got < data.len() {
+        // SAFETY: pread into the unread tail of `data`; the offset the
+        // program uses does not move.
+        let n = unsafe {
+            libc::pread(
+                fd,
+                data[got..].as_mut_ptr().cast(),
+                data.len() - got,
+                got as i64,
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    data.truncate(got);
+    Some(data)
 }
 
 fn socket_type(fd: i32) -> Option<i32> {

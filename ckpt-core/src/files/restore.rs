@@ -10,9 +10,11 @@
 //! - descriptors 0, 1 and 2 that were a terminal, a pipe, a socket or a
 //!   device are connected to the `ckpt restart` command's own;
 //! - a device or terminal above 2 is reopened by path;
-//! - anything else (a socket, a pipe to another process, an inotify, a
-//!   deleted file) cannot come back: /dev/null takes its number, with a
-//!   warning.
+//! - a memfd or a deleted file is made again (a memfd, an unlinked file)
+//!   with the contents it had, at its offset;
+//! - anything else (a socket to another process, a pipe to another
+//!   process, an inotify) cannot come back: /dev/null takes its number,
+//!   with a warning.
 //!
 //! Post-restart context: raw syscalls, scratch allocation, no panics.
 
@@ -43,6 +45,7 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
     }
     match f.kind {
         FdKind::File | FdKind::Directory if !f.deleted => Passthrough::Rebuilt,
+        FdKind::File | FdKind::MemFd if f.contents.is_some() => Passthrough::Rebuilt,
         FdKind::Tty | FdKind::CharDevice | FdKind::BlockDevice | FdKind::Fifo => {
             Passthrough::Rebuilt
         }
@@ -137,6 +140,13 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             set_status(wr, w_fd.flags);
             Ok(Some(vec![(r_fd.fd, rd), (w_fd.fd, wr)]))
         }
+        FdKind::MemFd | FdKind::File if f.contents.is_some() => {
+            let fd = move_to_at_least(make_unnamed(f)?, base)?;
+            // SAFETY: lseek on the descriptor we just made.
+            unsafe { libc::lseek(fd, f.offset, libc::SEEK_SET) };
+            set_status(fd, f.flags);
+            Ok(Some(vec![(f.fd, fd)]))
+        }
         FdKind::Socket => {
             let Some(peer) = f.pipe_peer.and_then(|p| fds.iter().find(|g| g.fd == p)) else {
                 return Ok(None);
@@ -186,6 +196,43 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             Ok(Some(vec![(f.fd, t)]))
         }
     }
+}
+
+/// A memfd (same name) or an unlinked file (in the deleted file's
+/// directory when it still exists, else /tmp) holding `f`'s contents.
+fn make_unnamed(f: &Fd) -> Result<i32, String> {
+    let fd = if f.kind == FdKind::MemFd {
+        let name = f.path.trim_start_matches("/memfd:");
+        let name = CString::new(name.as_bytes()).unwrap_or_default();
+        // SAFETY: memfd_create with a valid name.
+        unsafe { libc::syscall(libc::SYS_memfd_create, name.as_ptr(), libc::MFD_CLOEXEC) as i32 }
+    } else {
+        let dir = std::path::Path::new(&f.path)
+            .parent()
+            .filter(|d| d.is_dir())
+            .unwrap_or(std::path::Path::new("/tmp"));
+        let dir = CString::new(dir.as_os_str().as_encoded_bytes()).unwrap_or_default();
+        // SAFETY: openat with O_TMPFILE in a directory: an unnamed file.
+        unsafe {
+            libc::syscall(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                dir.as_ptr(),
+                libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
+                f.mode & 0o7777,
+            ) as i32
+        }
+    };
+    if fd < 0 {
+        return Err(format!(
+            "cannot make descriptor {} ({}) again: {}",
+            f.fd,
+            f.path,
+            std::io::Error::from_raw_os_error(crate::interpose::errno())
+        ));
+    }
+    write_all(fd, f.contents.as_deref().unwrap_or(&[]), f.fd)?;
+    Ok(fd)
 }
 
 /// Give a re-created pipe its capacity and the bytes it held.
