@@ -149,13 +149,16 @@ image needs (present, and the same file as at the checkpoint). A file the
 program only read that changed since the checkpoint is a warning, or an
 error with --strict.
 
-Example: ckpt restart /var/tmp/imgs/ckpt-simulate-12345.img";
+Examples:
+  ckpt restart /var/tmp/imgs/ckpt-simulate-12345.img
+  ckpt restart /var/tmp/imgs      # the newest image there (after --interval)";
 
 /// Restart a program from an image.
 #[derive(Debug, clap::Args)]
 #[command(after_help = RESTART_HELP)]
 pub struct RestartArgs {
-    /// The image file written by `ckpt checkpoint`.
+    /// The image file written by `ckpt checkpoint`, or a directory (a
+    /// run's --dir): its newest image.
     #[arg(value_name = "IMAGE")]
     pub image: PathBuf,
 

@@ -22,7 +22,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
 pub fn restart(args: RestartArgs) -> Result<(), Failure> {
-    let path = &args.image;
+    let path = &newest_image(&args.image)?;
     let (header, meta) = image::read_file(path).map_err(Failure::new)?;
     let file =
         std::fs::File::open(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
@@ -53,6 +53,31 @@ pub fn restart(args: RestartArgs) -> Result<(), Failure> {
         restorer.display(),
         std::io::Error::last_os_error()
     )))
+}
+
+/// IMAGE itself, or for a directory (a run's `--dir`), its newest image.
+fn newest_image(p: &std::path::Path) -> Result<std::path::PathBuf, Failure> {
+    if !p.is_dir() {
+        return Ok(p.to_path_buf());
+    }
+    let entries =
+        std::fs::read_dir(p).map_err(|e| Failure::new(format!("{}: {e}", p.display())))?;
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with("ckpt-") && n.ends_with(".img")
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max()
+        .map(|(_, path)| path)
+        .ok_or_else(|| {
+            Failure::new(format!(
+                "{}: no checkpoint image (ckpt-*.img) in this directory",
+                p.display()
+            ))
+        })
 }
 
 /// Every stored extent must lie inside its region and the data section
