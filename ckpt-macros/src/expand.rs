@@ -206,6 +206,7 @@ fn around_wrapper(f: &Interposed, symbol: &Ident) -> TokenStream {
     };
     let output = &f.output;
     let (errno, ret, saved) = (hidden("errno"), hidden("ret"), hidden("saved_errno"));
+    let errno_at = hidden("errno_at");
     exported(
         f,
         symbol,
@@ -214,16 +215,19 @@ fn around_wrapper(f: &Interposed, symbol: &Ident) -> TokenStream {
             let ::core::option::Option::Some(guard) = ::ckpt::interpose::enter() else {
                 return unsafe { #symbol::real(#(#args),*) };
             };
+            let #errno_at = ::ckpt::interpose::errno_location();
             let #saved = ::core::cell::Cell::new(::core::option::Option::None);
             #[allow(unused_variables)]
             let real = |#(#params),*| #output {
                 let #ret = unsafe { #symbol::real(#(#args),*) };
-                #saved.set(::core::option::Option::Some(::ckpt::interpose::errno()));
+                // SAFETY: this thread's errno slot, valid for the thread's life.
+                #saved.set(::core::option::Option::Some(unsafe { *#errno_at }));
                 #ret
             };
             let #ret = (|| #body_output #body)();
             if let ::core::option::Option::Some(#errno) = #saved.get() {
-                ::ckpt::interpose::set_errno(#errno);
+                // SAFETY: as above.
+                unsafe { *#errno_at = #errno };
             }
             #ret
         },

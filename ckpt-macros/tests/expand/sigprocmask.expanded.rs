@@ -39,11 +39,12 @@ pub unsafe extern "C-unwind" fn sigprocmask(
     let ::core::option::Option::Some(guard) = ::ckpt::interpose::enter() else {
         return unsafe { sigprocmask::real(how, set, old) };
     };
+    let errno_at = ::ckpt::interpose::errno_location();
     let saved_errno = ::core::cell::Cell::new(::core::option::Option::None);
     #[allow(unused_variables)]
     let real = |how: c_int, set: *const sigset_t, old: *mut sigset_t| -> c_int {
         let ret = unsafe { sigprocmask::real(how, set, old) };
-        saved_errno.set(::core::option::Option::Some(::ckpt::interpose::errno()));
+        saved_errno.set(::core::option::Option::Some(unsafe { *errno_at }));
         ret
     };
     let ret = (|| -> c_int {
@@ -53,7 +54,7 @@ pub unsafe extern "C-unwind" fn sigprocmask(
         r
     })();
     if let ::core::option::Option::Some(errno) = saved_errno.get() {
-        ::ckpt::interpose::set_errno(errno);
+        unsafe { *errno_at = errno };
     }
     ret
 }
