@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const ROUNDS: usize = 9;
+const ROUNDS: usize = 25;
 const ITERS: &str = "100000";
 
 fn shim() -> PathBuf {

@@ -95,15 +95,24 @@ fn thread_pointer() -> usize {
     tp
 }
 
+/// Where libc's `errno` lies relative to the thread pointer (libc's TLS
+/// is static: it is loaded at start-up). 0 = not known.
+static ERRNO_OFFSET: AtomicIsize = AtomicIsize::new(0);
+
 /// Take the static-TLS fast path from now on. Call once, at start-up, and
 /// only when the shim was loaded at start-up (its TLS is then static).
 pub fn use_static_tls() {
-    let addr = STATE.with(|s| s as *const ThreadState as usize);
     let tp = thread_pointer();
     // Static TLS blocks lie just below the thread pointer (x86_64 TLS
     // variant II); anything else keeps the general path.
-    if addr < tp && tp - addr < 1 << 20 {
-        TLS_OFFSET.store(addr as isize - tp as isize, Ordering::Relaxed);
+    let offset =
+        |addr: usize| (addr < tp && tp - addr < 1 << 20).then(|| addr as isize - tp as isize);
+    if let Some(off) = offset(STATE.with(|s| s as *const ThreadState as usize)) {
+        TLS_OFFSET.store(off, Ordering::Relaxed);
+    }
+    // SAFETY: __errno_location has no preconditions.
+    if let Some(off) = offset(unsafe { libc::__errno_location() } as usize) {
+        ERRNO_OFFSET.store(off, Ordering::Relaxed);
     }
 }
 
@@ -355,11 +364,14 @@ pub fn errno() -> c_int {
     unsafe { *libc::__errno_location() }
 }
 
-/// The calling thread's `errno` slot (one call, then plain loads/stores).
+/// The calling thread's `errno` slot (then plain loads/stores).
 #[inline(always)]
 pub fn errno_location() -> *mut c_int {
-    // SAFETY: __errno_location has no preconditions.
-    unsafe { libc::__errno_location() }
+    match ERRNO_OFFSET.load(Ordering::Relaxed) {
+        // SAFETY: __errno_location has no preconditions.
+        0 => unsafe { libc::__errno_location() },
+        off => (thread_pointer() as isize + off) as *mut c_int,
+    }
 }
 
 /// Set the calling thread's `errno`.
