@@ -303,6 +303,24 @@ fn exit_status_7_after_restart_is_restarts_status() {
     );
 }
 
+/// A Rust program (std threads, channels, atomics, files) checkpointed
+/// while its threads work, killed, restarted: same output.
+#[test]
+fn rust_program_with_threads_continues() {
+    let area = Area::new("rrust");
+    let prog = common::compile_rust("worker.rs", &area.sub("bin"));
+    let (st_ref, want) = staged_reference(&area, &prog, &[]);
+    assert_success(st_ref, "the reference run", "");
+    let mut r = staged_restart(&area, &prog, &[], Out::Null);
+    let st = r.wait(RESTART_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert_success(st, "restarted Rust program", &program_stderr(&area));
+    assert_same(
+        &std::fs::read(area.file("prog.out")).unwrap(),
+        &want,
+        &program_stderr(&area),
+    );
+}
+
 #[test]
 fn killed_by_sigterm_after_restart_is_restarts_status() {
     let area = Area::new("rterm");
