@@ -390,6 +390,10 @@ pub mod tests {
             robust_head: 0,
             robust_len: 0,
             rseq: 0,
+            run_policy: 0,
+            run_priority: 0,
+            nice: 0,
+            affinity: Vec::new(),
         }
     }
 

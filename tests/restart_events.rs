@@ -1,7 +1,8 @@
-//! Descriptors that only exist in the process, across a restart: an epoll
+//! Kernel state that only exists in the process, across a restart: an epoll
 //! instance (with the data words of what it watches), a timerfd, a
-//! signalfd, a socket pair, a memfd and a deleted file; and python's
-//! asyncio, which also needs its pid to stay the same. Each program is
+//! signalfd, a socket pair, a memfd and a deleted file, threads' CPU
+//! affinity and nice values; and python's asyncio, which also needs its pid
+//! to stay the same. Each program is
 //! checkpointed mid-loop, killed, restarted, and must print exactly what
 //! an uninterrupted run prints.
 
@@ -83,4 +84,11 @@ fn memfd_and_deleted_file_come_back_with_their_contents() {
     let dir = common::TempDir::new("unnamed-bin");
     let prog = common::compile_c("restart_unnamed.c", dir.path());
     cycle("unnamed", &prog, &[], "step 19");
+}
+
+#[test]
+fn thread_affinity_and_nice_come_back() {
+    let dir = common::TempDir::new("sched-bin");
+    let prog = common::compile_c("restart_sched.c", dir.path());
+    cycle("sched", &prog, &[], "step 19");
 }

@@ -321,6 +321,16 @@ pub struct Thread {
     pub robust_len: u64,
     /// The thread's registered rseq area (0: none).
     pub rseq: u64,
+    /// Scheduling when it was stopped: policy, priority, nice value.
+    #[serde(default)]
+    pub run_policy: i32,
+    #[serde(default)]
+    pub run_priority: i32,
+    #[serde(default)]
+    pub nice: i32,
+    /// CPU affinity mask (bit n = CPU n), 64 CPUs per word.
+    #[serde(default)]
+    pub affinity: Vec<u64>,
 }
 
 /// A thread's alternate signal stack.

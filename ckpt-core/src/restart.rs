@@ -138,6 +138,7 @@ pub extern "C" fn entry(_arg: u64, _image_fd: i32, _plan: u64) -> ! {
 /// Per-thread kernel state that lives in the thread itself.
 fn thread_setup(t: &Thread) {
     threads::restore_tid(t.id, sys::gettid());
+    threads::restore_scheduling(t);
     if t.robust_head != 0 {
         // SAFETY: the head lies in the thread's restored descriptor.
         unsafe { libc::syscall(libc::SYS_set_robust_list, t.robust_head, t.robust_len) };

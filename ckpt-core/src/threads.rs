@@ -67,7 +67,14 @@ struct Slot {
     robust_head: AtomicU64,
     robust_len: AtomicU64,
     rseq: AtomicU64,
+    run_policy: AtomicI32,
+    run_priority: AtomicI32,
+    nice: AtomicI32,
+    affinity: [AtomicU64; AFFINITY_WORDS],
 }
+
+/// CPUs whose affinity is kept (64 per word).
+const AFFINITY_WORDS: usize = 16;
 
 #[allow(clippy::declare_interior_mutable_const)]
 const EMPTY: Slot = Slot {
@@ -95,6 +102,10 @@ const EMPTY: Slot = Slot {
     robust_head: AtomicU64::new(0),
     robust_len: AtomicU64::new(0),
     rseq: AtomicU64::new(0),
+    run_policy: AtomicI32::new(0),
+    run_priority: AtomicI32::new(0),
+    nice: AtomicI32::new(0),
+    affinity: [const { AtomicU64::new(0) }; AFFINITY_WORDS],
 };
 
 static SLOTS: [Slot; MAX_THREADS] = [EMPTY; MAX_THREADS];
@@ -271,6 +282,7 @@ pub fn park_note(slot: usize, gen: u32, sigmask: u64, ucontext: u64, errno: i32)
     s.robust_len.store(len, Relaxed);
     s.rseq.store(crate::glibc::rseq_area(fs_base), Relaxed);
     s.errno.store(errno, Relaxed);
+    note_scheduling(s);
     let mut ss: libc::stack_t = libc::stack_t {
         ss_sp: core::ptr::null_mut(),
         ss_flags: 0,
@@ -300,6 +312,54 @@ pub fn restore_tid(id: u32, tid: i32) {
             s.tid.store(tid, Relaxed);
             s.parked_gen.store(0, Relaxed);
         }
+    }
+}
+
+/// The calling thread's scheduling: policy, priority, nice, CPU affinity.
+/// Signal-safe (raw syscalls).
+fn note_scheduling(s: &Slot) {
+    // SAFETY: plain queries about the calling thread into locals.
+    unsafe {
+        let policy = libc::syscall(libc::SYS_sched_getscheduler, 0) as i32;
+        let mut param = libc::sched_param { sched_priority: 0 };
+        libc::syscall(libc::SYS_sched_getparam, 0, &mut param);
+        // The raw getpriority returns 20 - nice (never negative).
+        let prio = libc::syscall(libc::SYS_getpriority, libc::PRIO_PROCESS, 0) as i32;
+        let mut mask = [0u64; AFFINITY_WORDS];
+        let n = libc::syscall(
+            libc::SYS_sched_getaffinity,
+            0,
+            core::mem::size_of_val(&mask),
+            mask.as_mut_ptr(),
+        );
+        s.run_policy.store(policy.max(0), Relaxed);
+        s.run_priority.store(param.sched_priority, Relaxed);
+        s.nice.store(20 - prio, Relaxed);
+        for (i, w) in s.affinity.iter().enumerate() {
+            w.store(if n > 0 { mask[i] } else { 0 }, Relaxed);
+        }
+    }
+}
+
+/// Put the scheduling noted for `t` back on the calling thread. What the
+/// kernel refuses (real-time policies, a lower nice, CPUs this machine
+/// lacks) is left as it is. Post-restart context.
+pub fn restore_scheduling(t: &Thread) {
+    // SAFETY: plain settings of the calling thread from locals.
+    unsafe {
+        if t.affinity.iter().any(|&w| w != 0) {
+            libc::syscall(
+                libc::SYS_sched_setaffinity,
+                0,
+                t.affinity.len() * 8,
+                t.affinity.as_ptr(),
+            );
+        }
+        let param = libc::sched_param {
+            sched_priority: t.run_priority,
+        };
+        libc::syscall(libc::SYS_sched_setscheduler, 0, t.run_policy, &param);
+        libc::syscall(libc::SYS_setpriority, libc::PRIO_PROCESS, 0, t.nice);
     }
 }
 
@@ -397,6 +457,16 @@ pub fn snapshot(
             robust_head: s.robust_head.load(Relaxed),
             robust_len: s.robust_len.load(Relaxed),
             rseq: s.rseq.load(Relaxed),
+            run_policy: s.run_policy.load(Relaxed),
+            run_priority: s.run_priority.load(Relaxed),
+            nice: s.nice.load(Relaxed),
+            affinity: {
+                let mut a: Vec<u64> = s.affinity.iter().map(|w| w.load(Relaxed)).collect();
+                while a.last() == Some(&0) {
+                    a.pop();
+                }
+                a
+            },
         });
     }
     out.sort_by_key(|t| t.id);
