@@ -125,8 +125,13 @@ pub struct InspectArgs {
 
 /// A positive, finite number of seconds.
 const RESTART_HELP: &str = "\
-The restarted program has the pid of this command (ckpt restart becomes it)
-and ends with the program's exit status. Its threads, memory, signal
+The program comes back with its pid and its threads' ids, in a pid
+namespace of its own (a user namespace too when not root), as a child of
+a small init under this command, which stays in the foreground, forwards
+SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 to it, and ends with the program's
+exit status or signal; `ckpt checkpoint` of this command's pid reaches the
+program. Where the kernel allows no namespace (or with --no-namespace)
+this command becomes the program itself. Its threads, memory, signal
 handlers, timers and descriptors come back as they were at the checkpoint.
 
 Descriptors:
@@ -166,6 +171,12 @@ pub struct RestartArgs {
     /// changed since the checkpoint.
     #[arg(long)]
     pub strict: bool,
+
+    /// Restart as this very process instead of in a pid namespace: the
+    /// program then has this command's pid and new thread ids (its
+    /// getpid() still answers the old pid).
+    #[arg(long)]
+    pub no_namespace: bool,
 }
 
 pub fn parse_positive_secs(s: &str) -> Result<f64, String> {

@@ -45,6 +45,13 @@ pub fn restart(args: RestartArgs) -> Result<(), Failure> {
     let prog =
         CString::new(restorer.as_os_str().as_bytes()).map_err(|e| Failure::new(e.to_string()))?;
     let arg = CString::new(plan_fd.to_string()).unwrap_or_default();
+    if !args.no_namespace {
+        // Returns only when the namespace could not be made.
+        let why = crate::restart_ns::run(&[&prog, &arg], meta.process.pid);
+        eprintln!(
+            "ckpt: warning: restarting without a pid namespace ({why}): the program gets a new pid and new thread ids"
+        );
+    }
     let argv = [prog.as_ptr(), arg.as_ptr(), std::ptr::null()];
     // SAFETY: execv with NUL-terminated strings and a null-terminated argv.
     unsafe { libc::execv(prog.as_ptr(), argv.as_ptr()) };
@@ -304,6 +311,10 @@ fn write_plan(
     h.image_fd = image_fd;
     h.entry = meta.restart.entry;
     h.entry_stack = meta.restart.stack_top;
+    // The restart command's own pid: `ckpt checkpoint` of it reaches the
+    // program (see `ckpt::restart::control_name`).
+    // SAFETY: getpid cannot fail.
+    h.entry_arg = unsafe { libc::getpid() } as u64;
     h.mm = mm_fields(&meta.process.mm);
     let main_name = meta
         .threads

@@ -9,6 +9,7 @@ mod cmd_restart;
 mod cmd_run;
 mod human;
 mod report;
+mod restart_ns;
 mod shim_path;
 #[cfg(test)]
 mod test_util;

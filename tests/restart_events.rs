@@ -92,3 +92,10 @@ fn thread_affinity_and_nice_come_back() {
     let prog = common::compile_c("restart_sched.c", dir.path());
     cycle("sched", &prog, &[], "step 19");
 }
+
+#[test]
+fn thread_ids_pid_and_mutex_owners_are_kept() {
+    let dir = common::TempDir::new("tids-bin");
+    let prog = common::compile_c("restart_tids.c", dir.path());
+    cycle("tids", &prog, &[], "step 19");
+}

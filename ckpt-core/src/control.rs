@@ -241,6 +241,44 @@ fn alive(pid: i32) -> bool {
     }
 }
 
+/// Whether `child` is the program a `ckpt restart` with pid `command`
+/// runs (its grandchild, behind ckpt-init).
+fn restarted_under(child: i32, command: i32) -> bool {
+    let ppid = |p: i32| -> Option<i32> {
+        std::fs::read_to_string(format!("/proc/{p}/status"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    ppid(child).and_then(ppid) == Some(command)
+}
+
+/// A program restarted in a pid namespace answers on the socket named
+/// after its `ckpt restart` command (its grandparent, behind ckpt-init):
+/// find it from the program's pid.
+fn restart_command_socket(owner: u32, pid: i32) -> Option<PathBuf> {
+    let status = |p: i32| std::fs::read_to_string(format!("/proc/{p}/status")).ok();
+    let field = |text: &str, key: &str| -> Option<String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+    };
+    // Only for a process in a pid namespace below ours.
+    let nspids = field(&status(pid)?, "NSpid:")?;
+    if nspids.split_whitespace().count() < 2 {
+        return None;
+    }
+    let mut p = pid;
+    for _ in 0..2 {
+        p = field(&status(p)?, "PPid:")?.parse().ok()?;
+    }
+    let path = socket_path(owner, p);
+    path.exists().then_some(path)
+}
+
 /// Send `req` to process `pid` and wait (at most `timeout`) for its answer.
 pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, ControlError> {
     if pid <= 0 || !alive(pid) {
@@ -253,9 +291,11 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
         return Err(ControlError::PermissionDenied(pid));
     }
     let server = socket_path(owner, pid);
-    if !server.exists() {
-        return Err(ControlError::NotUnderCkpt(pid));
-    }
+    let server = if server.exists() {
+        server
+    } else {
+        restart_command_socket(owner, pid).ok_or(ControlError::NotUnderCkpt(pid))?
+    };
     // SAFETY: plain socket creation.
     let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -324,7 +364,8 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
     loop {
         match recv_with_creds(fd.0, &mut buf) {
             Ok(d) => {
-                if d.pid != pid || (d.uid != owner && d.uid != 0) {
+                let from_target = d.pid == pid || restarted_under(d.pid, pid);
+                if !from_target || (d.uid != owner && d.uid != 0) {
                     continue; // not from the process we asked
                 }
                 return rmp_serde::from_slice(&buf[..d.len])

@@ -254,6 +254,9 @@ pub struct Process {
     /// siginfo (real-time signals queue one entry per `sigqueue`).
     #[serde(default)]
     pub queued: Vec<QueuedSignal>,
+    /// Capability sets: inheritable, permitted, effective, ambient.
+    #[serde(default)]
+    pub capabilities: Vec<u64>,
 }
 
 /// One queued signal and its raw `siginfo_t` (128 bytes).

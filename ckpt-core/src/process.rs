@@ -173,6 +173,10 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
             .unwrap_or(0)
             & !crate::signals::bit(ckpt_signal),
         queued: Vec::new(),
+        capabilities: [&b"CapInh:"[..], b"CapPrm:", b"CapEff:", b"CapAmb:"]
+            .iter()
+            .map(|k| sys::field(status, k).and_then(sys::parse_hex).unwrap_or(0))
+            .collect(),
     }
 }
 
@@ -275,4 +279,38 @@ fn set_exe(p: &Process) {
         )
     };
     crate::sys::close(fd);
+}
+
+/// Give the calling thread the capabilities the program had: a restart in
+/// a pid namespace lends CAP_SYS_ADMIN (to choose thread ids); the program
+/// must not keep it. Post-restart context, on every thread.
+pub fn restore_capabilities(p: &Process) {
+    let [inh, prm, eff, amb] = p.capabilities[..] else {
+        return;
+    };
+    // SAFETY: prctl/capset on the calling thread with live structs; lowering
+    // capabilities is always allowed, raising fails harmlessly.
+    unsafe {
+        if amb == 0 {
+            libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            );
+        }
+        // _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set.
+        let header: [u32; 2] = [0x2008_0522, 0];
+        let data: [u32; 6] = [
+            eff as u32,
+            prm as u32,
+            inh as u32,
+            (eff >> 32) as u32,
+            (prm >> 32) as u32,
+            (inh >> 32) as u32,
+        ];
+        libc::syscall(libc::SYS_capset, header.as_ptr(), data.as_ptr());
+    }
 }

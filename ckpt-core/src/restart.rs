@@ -18,7 +18,7 @@ use crate::{
     alloc, files, glibc, interpose, memory, process, quiesce, signals, sys, threads, timers,
 };
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
+use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
 /// The metadata of the checkpoint in progress (valid in its image).
 static PENDING: AtomicPtr<Meta> = AtomicPtr::new(core::ptr::null_mut());
@@ -26,6 +26,10 @@ static PENDING: AtomicPtr<Meta> = AtomicPtr::new(core::ptr::null_mut());
 static STACK_TOP: AtomicU64 = AtomicU64::new(0);
 /// The shim's work after the replay (control channel, mailbox).
 static AFTER: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+/// The pid of the `ckpt restart` command, which users may hand to
+/// `ckpt checkpoint` (the program itself may have another, in its own pid
+/// namespace). 0 = none.
+static ALIAS_PID: AtomicI32 = AtomicI32::new(0);
 /// Re-created threads that are ready.
 static STARTED: AtomicU32 = AtomicU32::new(0);
 /// 1 once every thread may return to the program.
@@ -54,6 +58,26 @@ pub fn prepare(after_restart: extern "C" fn()) -> Result<(), String> {
     STACK_TOP.store((p as u64 + ENTRY_STACK as u64) & !15, Release);
     AFTER.store(after_restart as *mut c_void, Release);
     Ok(())
+}
+
+/// The process `entry` restarted (its getpid()).
+static RESTARTED_PID: AtomicI32 = AtomicI32::new(0);
+
+/// The name of this process's control socket: its pid, or — for a
+/// program restarted in a pid namespace, whose pids mean nothing outside —
+/// the pid of its `ckpt restart` command (and, for its own children,
+/// that pid and theirs, unique but reachable only from inside).
+pub fn control_name() -> String {
+    let alias = ALIAS_PID.load(Acquire);
+    let me = sys::getpid();
+    if alias <= 0 || alias == me {
+        return sys::getpid().to_string();
+    }
+    if me == RESTARTED_PID.load(Acquire) {
+        alias.to_string()
+    } else {
+        format!("{alias}-{me}")
+    }
 }
 
 /// Top of the restart stack (for the image).
@@ -86,7 +110,9 @@ pub(crate) fn warn(msg: &str) {
 
 /// The restorer jumps here: `rdi` = its argument (unused), `rsi` = the
 /// image descriptor, `rdx` = the plan (in the restorer's range).
-pub extern "C" fn entry(_arg: u64, _image_fd: i32, _plan: u64) -> ! {
+pub extern "C" fn entry(alias_pid: u64, _image_fd: i32, _plan: u64) -> ! {
+    ALIAS_PID.store(alias_pid as i32, Release);
+    RESTARTED_PID.store(sys::getpid(), Release);
     // SAFETY: PENDING points into the restored scratch arena (set before
     // the writer forked, so the image holds both the pointer and the Meta).
     let Some(meta) = (unsafe { PENDING.load(Acquire).as_ref() }) else {
@@ -132,7 +158,7 @@ pub extern "C" fn entry(_arg: u64, _image_fd: i32, _plan: u64) -> ! {
     }
     GO.store(1, Release);
     sys::futex_wake_all(&GO);
-    resume(leader)
+    resume(leader, &meta.process)
 }
 
 /// Per-thread kernel state that lives in the thread itself.
@@ -153,7 +179,8 @@ fn thread_setup(t: &Thread) {
 }
 
 /// Return to the program through the thread's parked signal frame.
-fn resume(t: &Thread) -> ! {
+fn resume(t: &Thread, p: &crate::image::Process) -> ! {
+    process::restore_capabilities(p);
     alloc::scratch_end();
     interpose::set_errno(t.errno);
     // SAFETY: t.ucontext is the rt_sigframe's ucontext the kernel built
@@ -207,12 +234,13 @@ fn spawn_threads(meta: &Meta, others: &[&Thread]) {
         fail("cannot map stacks for the threads");
     }
     for (i, t) in resumable.iter().enumerate() {
-        let top = stacks as u64 + ((i + 1) * THREAD_STACK) as u64;
+        let base = stacks as u64 + (i * THREAD_STACK) as u64;
+        let top = base + THREAD_STACK as u64;
         let ctid = t.fs_base + meta.restart.tid_offset;
         let arg = *t as *const Thread as usize;
         // SAFETY: the new thread gets its own stack and its own restored
         // descriptor as TLS; `arg` points into the Meta, alive for good.
-        let r = unsafe { clone_thread(top, ctid, t.fs_base, thread_main, arg) };
+        let r = unsafe { clone_thread(base, top, ctid, t.fs_base, t.tid, thread_main, arg) };
         if r < 0 {
             fail(&format!("cannot re-create thread {}: errno {}", t.id, -r));
         }
@@ -238,23 +266,30 @@ extern "C" fn thread_main(arg: usize) -> ! {
     while GO.load(Acquire) == 0 {
         sys::futex_wait(&GO, 0, 0);
     }
-    resume(t)
+    // SAFETY: PENDING was checked by `entry` before any thread was made.
+    let meta = unsafe { &*PENDING.load(Acquire) };
+    resume(t, &meta.process)
 }
 
-/// clone(2) a thread sharing everything, with TLS `tls`, clear-tid at
-/// `ctid`, running `f(arg)` on the stack ending at `top`.
+/// Start a thread sharing everything, with TLS `tls`, clear-tid at
+/// `ctid`, running `f(arg)` on the stack `[base, top)`. With `tid`, ask
+/// for that thread id (clone3 `set_tid`: possible inside the pid namespace
+/// `ckpt restart` makes, where the process has CAP_SYS_ADMIN); where the
+/// kernel refuses, the thread gets whatever id comes.
 ///
 /// # Safety
-/// `top` must be the end of a writable stack nobody else uses, and `tls`
-/// a thread descriptor no running thread uses.
+/// `[base, top)` must be a writable stack nobody else uses, and `tls` a
+/// thread descriptor no running thread uses.
 unsafe fn clone_thread(
+    base: u64,
     top: u64,
     ctid: u64,
     tls: u64,
+    tid: i32,
     f: extern "C" fn(usize) -> !,
     arg: usize,
 ) -> i64 {
-    let flags = libc::CLONE_VM
+    let flags = (libc::CLONE_VM
         | libc::CLONE_FS
         | libc::CLONE_FILES
         | libc::CLONE_SIGHAND
@@ -262,10 +297,39 @@ unsafe fn clone_thread(
         | libc::CLONE_SYSVSEM
         | libc::CLONE_SETTLS
         | libc::CLONE_CHILD_SETTID
-        | libc::CLONE_CHILD_CLEARTID;
+        | libc::CLONE_CHILD_CLEARTID) as u64;
     let sp = (top & !15) - 16;
     (sp as *mut u64).write(f as usize as u64);
     ((sp + 8) as *mut u64).write(arg as u64);
+    let set_tid = [tid as libc::pid_t];
+    // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal,
+    // stack, stack_size, tls, set_tid, set_tid_size, cgroup.
+    let args: [u64; 11] = [
+        flags,
+        0,
+        ctid,
+        0,
+        0,
+        base,
+        sp - base,
+        tls,
+        set_tid.as_ptr() as u64,
+        1,
+        0,
+    ];
+    let r = raw_clone(libc::SYS_clone3, args.as_ptr() as u64, 88, 0, 0, 0);
+    if r >= 0 || tid <= 0 {
+        return r;
+    }
+    raw_clone(libc::SYS_clone, flags, sp, 0, ctid, tls)
+}
+
+/// The clone/clone3 system call `nr`; in the child, pop `f` and `arg`
+/// from the new stack and call `f(arg)`.
+///
+/// # Safety
+/// The new stack's top must hold `f` and `arg` (see `clone_thread`).
+unsafe fn raw_clone(nr: i64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
     let ret: i64;
     core::arch::asm!(
         "syscall",
@@ -277,12 +341,12 @@ unsafe fn clone_thread(
         "call rax",
         "ud2",
         "2:",
-        inlateout("rax") libc::SYS_clone => ret,
-        in("rdi") flags as u64,
-        in("rsi") sp,
-        in("rdx") 0u64,
-        in("r10") ctid,
-        in("r8") tls,
+        inlateout("rax") nr => ret,
+        in("rdi") a1,
+        in("rsi") a2,
+        in("rdx") a3,
+        in("r10") a4,
+        in("r8") a5,
         lateout("rcx") _,
         lateout("r11") _,
     );

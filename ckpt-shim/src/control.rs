@@ -68,8 +68,9 @@ pub extern "C" fn after_restart() {
 /// Remove our socket file (at exit).
 pub fn remove_socket() {
     // SAFETY: getuid cannot fail.
-    let path = proto::socket_path(unsafe { libc::getuid() }, sys::getpid());
-    let _ = std::fs::remove_file(path);
+    let uid = unsafe { libc::getuid() };
+    let name = format!("{}.sock", ckpt::restart::control_name());
+    let _ = std::fs::remove_file(proto::runtime_dir(uid).join(name));
 }
 
 /// fcntl straight to the kernel (the shim's own `fcntl` is a wrapper).
@@ -84,7 +85,8 @@ fn open_channel() -> Result<(), String> {
     let dir = proto::runtime_dir(uid);
     proto::ensure_runtime_dir(&dir, uid)
         .map_err(|e| format!("runtime directory {}: {e}", dir.display()))?;
-    let path = dir.join(format!("{}.sock", sys::getpid()));
+    // Named by the pid `ckpt checkpoint` is given (see control_name).
+    let path = dir.join(format!("{}.sock", ckpt::restart::control_name()));
     let _ = std::fs::remove_file(&path);
     // SAFETY: plain socket creation.
     let fd = unsafe {
