@@ -279,6 +279,35 @@ fn restart_command_socket(owner: u32, pid: i32) -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
+/// Remove the sockets of processes that no longer exist (a SIGKILLed
+/// program cannot remove its own). Not from inside a restart's pid
+/// namespace, whose pids are not the ones the names use.
+pub fn sweep_stale(dir: &Path) {
+    if crate::restart::restart_namespace().is_some() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".sock")) else {
+            continue;
+        };
+        // "<pid>" or "<restart pid>-ns<inode>"-style names: the first pid decides.
+        let first = stem.split('-').next().unwrap_or("");
+        if let Ok(pid) = first.parse::<i32>() {
+            // SAFETY: kill with signal 0 only checks existence.
+            let gone = pid > 0
+                && unsafe { libc::kill(pid, 0) } != 0
+                && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+            if gone && !stem.contains("-ns") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
 /// Send `req` to process `pid` and wait (at most `timeout`) for its answer.
 pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, ControlError> {
     if pid <= 0 || !alive(pid) {

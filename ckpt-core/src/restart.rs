@@ -63,21 +63,38 @@ pub fn prepare(after_restart: extern "C" fn()) -> Result<(), String> {
 /// The process `entry` restarted (its getpid()).
 static RESTARTED_PID: AtomicI32 = AtomicI32::new(0);
 
-/// The name of this process's control socket: its pid, or — for a
-/// program restarted in a pid namespace, whose pids mean nothing outside —
-/// the pid of its `ckpt restart` command (and, for its own children,
-/// that pid and theirs, unique but reachable only from inside).
+/// The name of this process's control socket. Normally its pid. A
+/// program restarted in a pid namespace uses the pid of its `ckpt restart`
+/// command (its own pid means nothing outside); other processes in such a
+/// namespace (its children, what it execs) add the namespace's identity to
+/// their pid, so no name can clash with a process outside.
 pub fn control_name() -> String {
     let alias = ALIAS_PID.load(Acquire);
     let me = sys::getpid();
-    if alias <= 0 || alias == me {
-        return sys::getpid().to_string();
+    if alias > 0 && alias != me && me == RESTARTED_PID.load(Acquire) {
+        return alias.to_string();
     }
-    if me == RESTARTED_PID.load(Acquire) {
-        alias.to_string()
-    } else {
-        format!("{alias}-{me}")
+    match restart_namespace() {
+        Some(ns) => format!("{me}-ns{ns}"),
+        None => me.to_string(),
     }
+}
+
+/// The pid namespace's inode when this process runs inside the namespace
+/// of a `ckpt restart` (its pid 1 is ckpt-init).
+pub fn restart_namespace() -> Option<u64> {
+    let mut buf = [0u8; 64];
+    let n = sys::read_small(libc::AT_FDCWD, c"/proc/1/comm", &mut buf)?;
+    if buf[..n].trim_ascii_end() != b"ckpt-init" {
+        return None;
+    }
+    let n = sys::readlinkat(libc::AT_FDCWD, c"/proc/self/ns/pid", &mut buf)?;
+    // "pid:[4026531836]"
+    let text = core::str::from_utf8(&buf[..n]).ok()?;
+    text.trim_start_matches("pid:[")
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 /// Top of the restart stack (for the image).

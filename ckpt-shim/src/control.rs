@@ -85,6 +85,7 @@ fn open_channel() -> Result<(), String> {
     let dir = proto::runtime_dir(uid);
     proto::ensure_runtime_dir(&dir, uid)
         .map_err(|e| format!("runtime directory {}: {e}", dir.display()))?;
+    proto::sweep_stale(&dir);
     // Named by the pid `ckpt checkpoint` is given (see control_name).
     let path = dir.join(format!("{}.sock", ckpt::restart::control_name()));
     let _ = std::fs::remove_file(&path);
