@@ -312,6 +312,13 @@ impl Original {
         self.resolve_or_abort()
     }
 
+    /// The address if already resolved, else null (never resolves: for
+    /// paths that must stay free of calls).
+    #[inline(always)]
+    pub fn resolved(&self) -> *mut c_void {
+        self.ptr.load(Ordering::Relaxed)
+    }
+
     #[cold]
     fn resolve_or_abort(&self) -> *mut c_void {
         let p = self.resolve();

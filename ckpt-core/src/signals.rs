@@ -167,9 +167,9 @@ pub fn kernel_action(a: &libc::sigaction) -> libc::sigaction {
 }
 
 /// Runs in place of every handler of the program. Signal context: no
-/// allocation, no locks. `C-unwind` so a forced unwind (thread
-/// cancellation from the handler) passes through.
-pub extern "C-unwind" fn trampoline(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
+/// allocation, no locks. Plain "C" (no landing pads under panic=abort) so
+/// a forced unwind (thread cancellation from the handler) passes through.
+pub extern "C" fn trampoline(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
     let Some(e) = TABLE.get(sig as usize) else {
         return;
     };
@@ -188,11 +188,11 @@ pub extern "C-unwind" fn trampoline(sig: c_int, info: *mut libc::siginfo_t, ctx:
     // called with the arguments its SA_SIGINFO flag promises.
     unsafe {
         if flags & libc::SA_SIGINFO as u64 != 0 {
-            let f: extern "C-unwind" fn(c_int, *mut libc::siginfo_t, *mut c_void) =
+            let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) =
                 core::mem::transmute(handler);
             f(sig, info, ctx);
         } else {
-            let f: extern "C-unwind" fn(c_int) = core::mem::transmute(handler);
+            let f: extern "C" fn(c_int) = core::mem::transmute(handler);
             f(sig);
         }
     }

@@ -41,13 +41,13 @@
 //!     /// Calls the original `N`, bypassing the wrapper.
 //!     #[inline(always)]
 //!     pub unsafe fn real(params...) -> Ret {
-//!         let original: unsafe extern "C-unwind" fn(types...) -> Ret = transmute(ORIGINAL.get());
+//!         let original: unsafe extern "C" fn(types...) -> Ret = transmute(ORIGINAL.get());
 //!         original(args...)
 //!     }
 //! }
 //!
 //! #[no_mangle]
-//! pub unsafe extern "C-unwind" fn N(params...) -> Ret {
+//! pub unsafe extern "C" fn N(params...) -> Ret {
 //!     if !(when) { return N::real(args...); } // only with `when = ..`
 //!     let Some(guard) = ::ckpt::interpose::enter() else {
 //!         return N::real(args...); // not ready, re-entered, or a ckpt thread
@@ -67,11 +67,15 @@
 //! wrapper. `tests/expand/*.expanded.rs` show complete expansions.
 //!
 //! The wrapper's locals (`guard`, `saved_errno`) are hygienic: the body
-//! cannot see or clobber them. Wrappers never allocate. They use the
-//! "C-unwind" ABI so that glibc's forced unwinding (`pthread_exit`, thread
-//! cancellation inside a wrapped cancellation point such as `close` or
-//! `sleep`) passes through; a Rust panic cannot, since the shim is built
-//! with `panic = "abort"`.
+//! cannot see or clobber them. Wrappers never allocate. They use the plain
+//! "C" ABI on purpose: the shim is built with `panic = "abort"`, where a
+//! "C-unwind" call gets a landing pad that aborts when anything unwinds
+//! through it — and glibc's forced unwinding (`pthread_exit`, thread
+//! cancellation inside a wrapped cancellation point such as `sleep` or
+//! `close`) must pass. With "C" calls the wrapper frames have no landing
+//! pads and the unwinder steps over them by their unwind tables, as over
+//! C code; the thread ends, so the skipped cleanups (the `in_wrapper`
+//! flag) do not matter. `tests/cancellation.rs` holds this.
 //!
 //! # Around form: `#[interpose(around)]`
 //!
@@ -123,7 +127,7 @@
 //!   C-variadic function, so declare the variadic part as fixed parameters
 //!   (`open(path, flags, mode: c_uint)`, `fcntl(fd, cmd, arg: c_ulong)`):
 //!   the x86_64 SysV ABI passes them in the same registers either way. The
-//!   original is called through `unsafe extern "C-unwind" fn(<first N types>, ...)`
+//!   original is called through `unsafe extern "C" fn(<first N types>, ...)`
 //!   with the others as variadic arguments (so they must be types C
 //!   promotes to: `c_int`, `c_uint`, `c_ulong`, pointers, `f64`).
 //! - `version = "GLIBC_2.3.3"`: resolve the original with `dlvsym` of that

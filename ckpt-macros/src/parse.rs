@@ -142,14 +142,14 @@ fn check_signature(func: &ItemFn) -> syn::Result<Vec<Param>> {
     if let Some(abi) = &sig.abi {
         return Err(err(
             abi,
-            "remove the ABI: #[interpose] exports the wrapper as `pub unsafe extern \"C-unwind\" fn`",
+            "remove the ABI: #[interpose] exports the wrapper as `pub unsafe extern \"C\" fn`",
         ));
     }
     if sig.unsafety.is_none() {
         return Err(err(
             sig.fn_token,
             "an interposed function must be declared `unsafe fn`: it is exported as \
-             `pub unsafe extern \"C-unwind\" fn`",
+             `pub unsafe extern \"C\" fn`",
         ));
     }
     let generic = "an interposed function cannot be generic: it is exported to C";

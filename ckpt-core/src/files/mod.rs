@@ -617,6 +617,13 @@ pub fn make_way(fd: i32) -> bool {
     true
 }
 
+/// Whether `fd` may be one of ckpt's own descriptors (one compare: they
+/// all sit at or above the lowest one). For filters on hot paths.
+#[inline(always)]
+pub fn maybe_own(fd: i32) -> bool {
+    fd >= OWN_MIN.load(Relaxed)
+}
+
 /// Whether `fd` is one of ckpt's own descriptors. Inlined into hot
 /// wrappers: the common answer (below every own descriptor) is one compare.
 #[inline]

@@ -19,24 +19,45 @@ pub mod fcntl {
     #[inline(always)]
     pub unsafe fn real(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
         unsafe {
-            let original: unsafe extern "C-unwind" fn(c_int, c_int, ...) -> c_int = ::core::mem::transmute(
+            let original: unsafe extern "C" fn(c_int, c_int, ...) -> c_int = ::core::mem::transmute(
                 ORIGINAL.get(),
             );
             original(fd, cmd, arg)
         }
     }
+    /// The original, for calls a `when` filter lets through (see `real`).
+    #[inline(always)]
+    pub unsafe fn passthrough(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+        let p = ORIGINAL.resolved();
+        if p.is_null() {
+            return unsafe { passthrough_unresolved(fd, cmd, arg) };
+        }
+        unsafe {
+            let original: unsafe extern "C" fn(c_int, c_int, c_ulong) -> c_int = ::core::mem::transmute(
+                p,
+            );
+            original(fd, cmd, arg)
+        }
+    }
+    /// `passthrough` before the original was resolved (out of line, so
+    /// the filtered path needs no stack frame).
+    #[cold]
+    #[inline(never)]
+    unsafe fn passthrough_unresolved(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+        unsafe { real(fd, cmd, arg) }
+    }
 }
 #[no_mangle]
 #[allow(non_snake_case, unreachable_code, clippy::redundant_closure_call)]
-pub unsafe extern "C-unwind" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     if !(cmd == libc::F_DUPFD) {
-        return unsafe { fcntl::real(fd, cmd, arg) };
+        return unsafe { fcntl::passthrough(fd, cmd, arg) };
     }
     unsafe { __ckpt_recording_fcntl(fd, cmd, arg) }
 }
 #[inline(never)]
 #[allow(non_snake_case, unreachable_code, clippy::redundant_closure_call)]
-unsafe extern "C-unwind" fn __ckpt_recording_fcntl(
+unsafe extern "C" fn __ckpt_recording_fcntl(
     fd: c_int,
     cmd: c_int,
     arg: c_ulong,

@@ -19,22 +19,16 @@ pub mod open {
     #[inline(always)]
     pub unsafe fn real(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
         unsafe {
-            let original: unsafe extern "C-unwind" fn(
-                *const c_char,
-                c_int,
-                ...
-            ) -> c_int = ::core::mem::transmute(ORIGINAL.get());
+            let original: unsafe extern "C" fn(*const c_char, c_int, ...) -> c_int = ::core::mem::transmute(
+                ORIGINAL.get(),
+            );
             original(path, flags, mode)
         }
     }
 }
 #[no_mangle]
 #[allow(non_snake_case, unreachable_code, clippy::redundant_closure_call)]
-pub unsafe extern "C-unwind" fn open(
-    path: *const c_char,
-    flags: c_int,
-    mode: c_uint,
-) -> c_int {
+pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
     let ::core::option::Option::Some(guard) = ::ckpt::interpose::enter() else {
         return unsafe { open::real(path, flags, mode) };
     };
@@ -69,18 +63,16 @@ pub mod open64 {
     #[inline(always)]
     pub unsafe fn real(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
         unsafe {
-            let original: unsafe extern "C-unwind" fn(
-                *const c_char,
-                c_int,
-                ...
-            ) -> c_int = ::core::mem::transmute(ORIGINAL.get());
+            let original: unsafe extern "C" fn(*const c_char, c_int, ...) -> c_int = ::core::mem::transmute(
+                ORIGINAL.get(),
+            );
             original(path, flags, mode)
         }
     }
 }
 #[no_mangle]
 #[allow(non_snake_case, unreachable_code, clippy::redundant_closure_call)]
-pub unsafe extern "C-unwind" fn open64(
+pub unsafe extern "C" fn open64(
     path: *const c_char,
     flags: c_int,
     mode: c_uint,

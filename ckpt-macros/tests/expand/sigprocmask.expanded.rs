@@ -19,7 +19,7 @@ pub mod sigprocmask {
     #[inline(always)]
     pub unsafe fn real(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
         unsafe {
-            let original: unsafe extern "C-unwind" fn(
+            let original: unsafe extern "C" fn(
                 c_int,
                 *const sigset_t,
                 *mut sigset_t,
@@ -30,7 +30,7 @@ pub mod sigprocmask {
 }
 #[no_mangle]
 #[allow(non_snake_case, unreachable_code, clippy::redundant_closure_call)]
-pub unsafe extern "C-unwind" fn sigprocmask(
+pub unsafe extern "C" fn sigprocmask(
     how: c_int,
     set: *const sigset_t,
     old: *mut sigset_t,

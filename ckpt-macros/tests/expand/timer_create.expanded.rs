@@ -23,7 +23,7 @@ pub mod timer_create {
         timer: *mut timer_t,
     ) -> c_int {
         unsafe {
-            let original: unsafe extern "C-unwind" fn(
+            let original: unsafe extern "C" fn(
                 clockid_t,
                 *mut sigevent,
                 *mut timer_t,
@@ -34,7 +34,7 @@ pub mod timer_create {
 }
 #[no_mangle]
 #[allow(non_snake_case, unreachable_code, clippy::redundant_closure_call)]
-pub unsafe extern "C-unwind" fn timer_create(
+pub unsafe extern "C" fn timer_create(
     clock: clockid_t,
     event: *mut sigevent,
     timer: *mut timer_t,

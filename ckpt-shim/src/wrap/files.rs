@@ -113,7 +113,7 @@ unsafe fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     r
 }
 
-#[interpose(aliases(fcntl64), variadic = 2, when = cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC || rec::is_own(fd))]
+#[interpose(aliases(fcntl64), variadic = 2, when = cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC || rec::maybe_own(fd))]
 unsafe fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     if rec::is_own(fd) {
         // ckpt's descriptors do not exist for the program.

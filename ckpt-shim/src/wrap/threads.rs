@@ -37,7 +37,7 @@ fn exit_key() -> Option<libc::pthread_key_t> {
 }
 
 /// First code of every thread the program creates.
-extern "C-unwind" fn start_trampoline(p: *mut c_void) -> *mut c_void {
+extern "C" fn start_trampoline(p: *mut c_void) -> *mut c_void {
     let slot = p as usize;
     let (start, arg) = rec::record_started(slot);
     let key = exit_key();
@@ -46,8 +46,7 @@ extern "C-unwind" fn start_trampoline(p: *mut c_void) -> *mut c_void {
         unsafe { libc::pthread_setspecific(k, (slot + 1) as *mut c_void) };
     }
     // SAFETY: `start` is the program's start routine given to pthread_create.
-    let f: extern "C-unwind" fn(*mut c_void) -> *mut c_void =
-        unsafe { core::mem::transmute(start) };
+    let f: extern "C" fn(*mut c_void) -> *mut c_void = unsafe { core::mem::transmute(start) };
     let r = f(arg as *mut c_void);
     if let Some(k) = key {
         // SAFETY: clearing our key so its destructor does not run twice.

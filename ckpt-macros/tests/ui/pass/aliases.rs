@@ -17,7 +17,7 @@ unsafe fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
 }
 
 fn main() {
-    let _: unsafe extern "C-unwind" fn(*const c_char, mode_t) -> c_int = creat64;
+    let _: unsafe extern "C" fn(*const c_char, mode_t) -> c_int = creat64;
     assert_eq!(creat::ORIGINAL.name(), c"creat");
     assert_eq!(creat64::ORIGINAL.name(), c"creat64");
     assert_eq!(fcntl64::ORIGINAL.name(), c"fcntl64");

@@ -36,7 +36,7 @@ unsafe fn dup(fd: c_int) -> c_int {
 }
 
 fn main() {
-    let _: unsafe extern "C-unwind" fn(c_int, *const sigset_t, *mut sigset_t) -> c_int = sigprocmask;
-    let _: unsafe extern "C-unwind" fn(c_uint) = srand;
-    let _: unsafe extern "C-unwind" fn(c_int) -> c_int = dup;
+    let _: unsafe extern "C" fn(c_int, *const sigset_t, *mut sigset_t) -> c_int = sigprocmask;
+    let _: unsafe extern "C" fn(c_uint) = srand;
+    let _: unsafe extern "C" fn(c_int) -> c_int = dup;
 }

@@ -19,6 +19,6 @@ unsafe fn abort() -> ! {}
 unsafe fn no_such_function() {}
 
 fn main() {
-    let _: unsafe extern "C-unwind" fn(c_int) -> ! = _exit;
-    let _: unsafe extern "C-unwind" fn() -> ! = abort;
+    let _: unsafe extern "C" fn(c_int) -> ! = _exit;
+    let _: unsafe extern "C" fn() -> ! = abort;
 }

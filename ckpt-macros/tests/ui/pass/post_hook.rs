@@ -28,8 +28,8 @@ unsafe fn close(fd: c_int) -> c_int {
 }
 
 fn main() {
-    let _: unsafe extern "C-unwind" fn(pid_t) -> pid_t = getpgid;
-    let _: unsafe extern "C-unwind" fn() = sync;
+    let _: unsafe extern "C" fn(pid_t) -> pid_t = getpgid;
+    let _: unsafe extern "C" fn() = sync;
     let _: &ckpt::interpose::Original = &close::ORIGINAL;
     let group = unsafe { ckpt::real!(getpgid)(0) };
     assert_eq!(group, unsafe { libc::getpgid(0) });

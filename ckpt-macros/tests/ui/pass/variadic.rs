@@ -21,7 +21,7 @@ unsafe fn printf(format: *const c_char) -> c_int {
 }
 
 fn main() {
-    let _: unsafe extern "C-unwind" fn(*const c_char, c_int, c_uint) -> c_int = open;
-    let _: unsafe extern "C-unwind" fn(c_int, c_ulong, *mut c_void) -> c_int = ioctl;
-    let _: unsafe extern "C-unwind" fn(*const c_char) -> c_int = printf;
+    let _: unsafe extern "C" fn(*const c_char, c_int, c_uint) -> c_int = open;
+    let _: unsafe extern "C" fn(c_int, c_ulong, *mut c_void) -> c_int = ioctl;
+    let _: unsafe extern "C" fn(*const c_char) -> c_int = printf;
 }
