@@ -10,7 +10,7 @@
 
 use crate::image::{Fd, FdKind};
 use crate::sys;
-use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU8, Ordering::*};
+use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 use std::ffi::CString;
 
 /// Descriptors whose history is recorded; higher ones are still listed
@@ -73,11 +73,13 @@ struct Slot {
     dup_of: AtomicI32,
     pipe_peer: AtomicI32,
     path_len: AtomicU32,
-    path: [AtomicU8; PATH_LEN],
+    /// The path's bytes, eight to a word (one store per word on the hot path).
+    path: [AtomicU64; PATH_WORDS],
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
-const ZERO8: AtomicU8 = AtomicU8::new(0);
+const ZERO64: AtomicU64 = AtomicU64::new(0);
+const PATH_WORDS: usize = PATH_LEN / 8;
 #[allow(clippy::declare_interior_mutable_const)]
 const EMPTY: Slot = Slot {
     seq: AtomicU32::new(0),
@@ -86,7 +88,7 @@ const EMPTY: Slot = Slot {
     dup_of: AtomicI32::new(-1),
     pipe_peer: AtomicI32::new(-1),
     path_len: AtomicU32::new(0),
-    path: [ZERO8; PATH_LEN],
+    path: [ZERO64; PATH_WORDS],
 };
 
 static SLOTS: [Slot; MAX_FDS] = [EMPTY; MAX_FDS];
@@ -114,8 +116,10 @@ fn write(fd: i32, origin: Origin, path: &[u8], flags: i32, dup_of: i32, peer: i3
     } else {
         path
     };
-    for (d, &b) in s.path.iter().zip(p) {
-        d.store(b, Relaxed);
+    for (d, chunk) in s.path.iter().zip(p.chunks(8)) {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        d.store(u64::from_le_bytes(w), Relaxed);
     }
     s.path_len.store(p.len() as u32, Relaxed);
     s.seq.store(seq.wrapping_add(1), Release);
@@ -212,7 +216,12 @@ fn history(fd: i32) -> Option<History> {
         open_flags: s.open_flags.load(Relaxed),
         dup_of: s.dup_of.load(Relaxed),
         pipe_peer: s.pipe_peer.load(Relaxed),
-        path: s.path[..len].iter().map(|b| b.load(Relaxed)).collect(),
+        path: s
+            .path
+            .iter()
+            .flat_map(|w| w.load(Relaxed).to_le_bytes())
+            .take(len)
+            .collect(),
     };
     (s.seq.load(Acquire) == before && h.origin != 0).then_some(h)
 }
