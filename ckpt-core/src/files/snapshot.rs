@@ -1,0 +1,348 @@
+//! Snapshot: the kernel's view of every open descriptor (/proc/self/fd,
+//! fdinfo, fstat), checked against and completed by the recorded history,
+//! plus what restart needs to make in-process objects again (pipe and
+//! socket-pair bytes, the contents of unnamed files, epoll/timerfd/signalfd
+//! state). Runs while the program is frozen: raw syscalls and Rust
+//! allocation (routed to the scratch arena) only.
+
+use super::{anon, history, History, Origin};
+use crate::image::{Fd, FdKind};
+use crate::sys;
+use std::ffi::CString;
+
+/// In a fork child nothing changes: descriptors are inherited as they are.
+/// After exec the table starts empty (fresh process image).
+///
+/// Describe every open descriptor except those `skip` names (ckpt's own).
+/// Runs while the program is frozen: raw syscalls and Rust allocation only.
+pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
+    let mut out = Vec::new();
+    let Ok(dir) = sys::openat(
+        libc::AT_FDCWD,
+        c"/proc/self/fd",
+        libc::O_RDONLY | libc::O_DIRECTORY,
+    ) else {
+        return out;
+    };
+    let mut fds = Vec::new();
+    sys::for_each_numeric_entry(dir, |n| fds.push(n as i32));
+    fds.retain(|&fd| fd != dir && !skip(fd));
+    fds.sort_unstable();
+    for &fd in &fds {
+        if let Some(e) = describe(dir, fd) {
+            out.push(e);
+        }
+    }
+    sys::close(dir);
+    link_shared(&mut out);
+    for f in out.iter_mut() {
+        if f.kind == FdKind::Pipe
+            && f.pipe_peer.is_some()
+            && f.flags & libc::O_ACCMODE == libc::O_RDONLY
+            && f.shares_with.is_none()
+        {
+            f.pipe_data = peek_pipe(f.fd, f.pipe_size.unwrap_or(65536));
+        }
+        let unnamed = f.kind == FdKind::MemFd || (f.kind == FdKind::File && f.deleted);
+        if unnamed && f.shares_with.is_none() {
+            f.contents = read_contents(f.fd, f.size);
+        }
+        if f.kind == FdKind::Socket && f.pipe_peer.is_some() && f.shares_with.is_none() {
+            f.socket_type = socket_type(f.fd);
+            f.pipe_data = peek_socket(f.fd);
+        }
+    }
+    out
+}
+
+fn describe(dir: i32, fd: i32) -> Option<Fd> {
+    let name = CString::new(fd.to_string()).ok()?;
+    let mut buf = [0u8; 4096];
+    let n = sys::readlinkat(dir, &name, &mut buf)?;
+    let mut path = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let mut st: libc::stat = unsafe_zeroed();
+    // SAFETY: fstat writes into a live stat.
+    if unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st) } < 0 {
+        return None;
+    }
+    let info = CString::new(format!("/proc/self/fdinfo/{fd}")).ok()?;
+    let mut ib = [0u8; 2048];
+    let il = sys::read_small(libc::AT_FDCWD, &info, &mut ib).unwrap_or(0);
+    let ib = &ib[..il];
+    let offset = sys::field(ib, b"pos:")
+        .and_then(|v| sys::parse_i64(trim(v)))
+        .unwrap_or(0);
+    let kflags = sys::field(ib, b"flags:")
+        .and_then(sys::parse_oct)
+        .unwrap_or(0) as i32;
+    let mnt_id = sys::field(ib, b"mnt_id:")
+        .and_then(|v| sys::parse_i64(trim(v)))
+        .unwrap_or(0) as i32;
+    let eventfd_count = sys::field(ib, b"eventfd-count:").and_then(sys::parse_hex);
+    let deleted = path.ends_with(" (deleted)");
+    if deleted {
+        path.truncate(path.len() - " (deleted)".len());
+    }
+    let kind = kind_of(&st, &path);
+    let h = history(fd).filter(|h| plausible(h, &path, kind));
+    let origin = match &h {
+        Some(h) => Origin::name(h.origin).to_string(),
+        None if fd <= 2 => "inherited".to_string(),
+        None => "unknown".to_string(),
+    };
+    Some(Fd {
+        fd,
+        kind,
+        path,
+        deleted,
+        offset,
+        flags: kflags & !libc::O_CLOEXEC,
+        cloexec: kflags & libc::O_CLOEXEC != 0,
+        origin,
+        opened_as: h
+            .as_ref()
+            .filter(|h| !h.path.is_empty())
+            .map(|h| String::from_utf8_lossy(&h.path).into_owned()),
+        open_flags: h.as_ref().filter(|h| h.dup_of < 0).map(|h| h.open_flags),
+        dup_of: h.as_ref().and_then(|h| (h.dup_of >= 0).then_some(h.dup_of)),
+        shares_with: None,
+        pipe_peer: h
+            .as_ref()
+            .and_then(|h| (h.pipe_peer >= 0).then_some(h.pipe_peer)),
+        dev: st.st_dev,
+        ino: st.st_ino,
+        mode: st.st_mode,
+        size: st.st_size,
+        mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
+        mnt_id,
+        eventfd_count: if kind == FdKind::EventFd {
+            eventfd_count
+        } else {
+            None
+        },
+        pipe_data: None,
+        contents: None,
+        socket_type: None,
+        epoll: (kind == FdKind::Epoll).then(|| anon::epoll_watches(fd)),
+        timerfd: (kind == FdKind::TimerFd)
+            .then(|| anon::timerfd_state(ib))
+            .flatten(),
+        signalfd_mask: (kind == FdKind::SignalFd)
+            .then(|| sys::field(ib, b"sigmask:").and_then(sys::parse_hex))
+            .flatten(),
+        // SAFETY: F_GETPIPE_SZ takes no argument; fails harmlessly on non-pipes.
+        pipe_size: (kind == FdKind::Pipe)
+            .then(|| unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETPIPE_SZ) } as i32)
+            .filter(|&n| n > 0),
+    })
+}
+
+/// Files larger than this are not copied into the image (restart then
+/// warns that the file is gone).
+const MAX_CONTENTS: i64 = 256 << 20;
+
+/// The whole of a file no path leads to (memfd, deleted file). Runs frozen.
+fn read_contents(fd: i32, size: i64) -> Option<Vec<u8>> {
+    if !(0..=MAX_CONTENTS).contains(&size) {
+        return None;
+    }
+    let mut data = vec![0u8; size as usize];
+    let mut got = 0;
+    while got < data.len() {
+        // SAFETY: pread into the unread tail of `data`; the offset the
+        // program uses does not move.
+        let n = unsafe {
+            libc::pread(
+                fd,
+                data[got..].as_mut_ptr().cast(),
+                data.len() - got,
+                got as i64,
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    data.truncate(got);
+    Some(data)
+}
+
+fn socket_type(fd: i32) -> Option<i32> {
+    let mut t: i32 = 0;
+    let mut len = 4u32;
+    // SAFETY: getsockopt(SO_TYPE) into a local int.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut t as *mut i32).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(t)
+}
+
+/// What a stream socket of a pair holds unread, without consuming it.
+/// Runs frozen.
+fn peek_socket(fd: i32) -> Option<Vec<u8>> {
+    let mut avail: i32 = 0;
+    // SAFETY: FIONREAD (SIOCINQ) writes an int.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) } != 0 || avail <= 0 {
+        return None;
+    }
+    let mut data = vec![0u8; avail as usize];
+    // SAFETY: recv into a live buffer; MSG_PEEK leaves the data queued.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            data.as_mut_ptr().cast(),
+            data.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    data.truncate(n.max(0) as usize);
+    (!data.is_empty()).then_some(data)
+}
+
+/// Copy (without consuming) what an in-process pipe holds, through a
+/// pipe of ckpt's own: `tee` duplicates pipe contents. Runs frozen.
+fn peek_pipe(fd: i32, size: i32) -> Option<Vec<u8>> {
+    let mut avail: i32 = 0;
+    // SAFETY: FIONREAD writes an int.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) } != 0 || avail <= 0 {
+        return None;
+    }
+    let mut p = [0i32; 2];
+    // SAFETY: pipe2 into a local array.
+    if unsafe {
+        libc::syscall(
+            libc::SYS_pipe2,
+            p.as_mut_ptr(),
+            libc::O_CLOEXEC | libc::O_NONBLOCK,
+        )
+    } != 0
+    {
+        return None;
+    }
+    // SAFETY: resizing our own pipe so it can hold everything.
+    unsafe { libc::syscall(libc::SYS_fcntl, p[1], libc::F_SETPIPE_SZ, size.max(avail)) };
+    // SAFETY: tee between two pipes; never blocks (SPLICE_F_NONBLOCK).
+    let n = unsafe { libc::tee(fd, p[1], avail as usize, libc::SPLICE_F_NONBLOCK) };
+    let mut data = vec![0u8; n.max(0) as usize];
+    let mut got = 0;
+    while got < data.len() {
+        // SAFETY: reading into the unread tail of `data`.
+        let r = unsafe { libc::read(p[0], data[got..].as_mut_ptr().cast(), data.len() - got) };
+        if r <= 0 {
+            break;
+        }
+        got += r as usize;
+    }
+    data.truncate(got);
+    sys::close(p[0]);
+    sys::close(p[1]);
+    (!data.is_empty()).then_some(data)
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let end = v
+        .iter()
+        .position(|c| c.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    &v[..end]
+}
+
+fn unsafe_zeroed<T>() -> T {
+    // SAFETY: only used for plain C structs (stat) where all-zero is valid.
+    unsafe { core::mem::zeroed() }
+}
+
+/// A recorded history is trusted only if it fits what the kernel says is
+/// open now (a slot can be stale when two threads raced on one number).
+fn plausible(h: &History, path: &str, kind: FdKind) -> bool {
+    match h.origin {
+        o if o == Origin::Pipe as u8 => kind == FdKind::Pipe,
+        o if o == Origin::SocketPair as u8 => kind == FdKind::Socket,
+        o if o == Origin::EventFd as u8 => kind == FdKind::EventFd,
+        o if o == Origin::MemfdCreate as u8 => kind == FdKind::MemFd,
+        _ if h.dup_of >= 0 || h.path.is_empty() => true,
+        _ => {
+            // Compare the last path component the program passed with
+            // what the kernel resolved.
+            let name = h
+                .path
+                .rsplit(|&c| c == b'/')
+                .find(|c| !c.is_empty())
+                .unwrap_or(&h.path);
+            let name = String::from_utf8_lossy(name);
+            name == "." || name == ".." || path.ends_with(&*name)
+        }
+    }
+}
+
+fn kind_of(st: &libc::stat, path: &str) -> FdKind {
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG if path.starts_with("/memfd:") => FdKind::MemFd,
+        libc::S_IFREG => FdKind::File,
+        libc::S_IFDIR => FdKind::Directory,
+        libc::S_IFIFO if path.starts_with("pipe:") => FdKind::Pipe,
+        libc::S_IFIFO => FdKind::Fifo,
+        libc::S_IFSOCK => FdKind::Socket,
+        libc::S_IFBLK => FdKind::BlockDevice,
+        libc::S_IFCHR => {
+            let major = libc::major(st.st_rdev);
+            if major == 136 || major == 4 || major == 5 {
+                FdKind::Tty
+            } else {
+                FdKind::CharDevice
+            }
+        }
+        _ if path == "anon_inode:[eventfd]" => FdKind::EventFd,
+        _ if path == "anon_inode:[eventpoll]" => FdKind::Epoll,
+        _ if path == "anon_inode:[timerfd]" => FdKind::TimerFd,
+        _ if path == "anon_inode:[signalfd]" => FdKind::SignalFd,
+        _ => FdKind::Anon,
+    }
+}
+
+/// Fill `shares_with` (descriptors sharing one open file description, as
+/// after dup: found with kcmp) and pipe peers the wrappers did not see.
+fn link_shared(fds: &mut [Fd]) {
+    let pid = sys::getpid();
+    for i in 0..fds.len() {
+        for j in 0..i {
+            if fds[j].dev != fds[i].dev || fds[j].ino != fds[i].ino {
+                continue;
+            }
+            // SAFETY: kcmp compares two descriptors of our own process.
+            let same = unsafe {
+                libc::syscall(
+                    libc::SYS_kcmp,
+                    pid,
+                    pid,
+                    0, /* KCMP_FILE */
+                    fds[j].fd,
+                    fds[i].fd,
+                )
+            } == 0;
+            if same {
+                if fds[i].shares_with.is_none() {
+                    fds[i].shares_with = Some(fds[j].shares_with.unwrap_or(fds[j].fd));
+                }
+            } else if fds[i].kind == FdKind::Pipe && fds[i].pipe_peer.is_none() {
+                let (a, b) = (
+                    fds[j].flags & libc::O_ACCMODE,
+                    fds[i].flags & libc::O_ACCMODE,
+                );
+                if a != b {
+                    fds[i].pipe_peer = Some(fds[j].fd);
+                    if fds[j].pipe_peer.is_none() {
+                        fds[j].pipe_peer = Some(fds[i].fd);
+                    }
+                }
+            }
+        }
+    }
+}
