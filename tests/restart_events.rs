@@ -99,3 +99,67 @@ fn thread_ids_pid_and_mutex_owners_are_kept() {
     let prog = common::compile_c("restart_tids.c", dir.path());
     cycle("tids", &prog, &[], "step 19");
 }
+
+/// The crash-recovery flow: periodic checkpoints (`--interval`), SIGKILL
+/// at an arbitrary moment, `ckpt restart DIR` takes the newest image.
+#[test]
+fn periodic_checkpoints_then_restart_of_the_directory() {
+    let area = Area::new("periodic");
+    let dir = common::TempDir::new("periodic-bin");
+    let prog = common::compile_c("restart_counter.c", dir.path());
+    let ctl = area.sub("ctl");
+    let ctl = ctl.to_string_lossy().into_owned();
+    // 150 lines, 20 ms apart: about 3 s.
+    let args = [ctl.as_str(), "150", "20"];
+    let want_out = area.file("want.out");
+    let st = reference(
+        plain_cmd(&prog, &args, area.path()),
+        &want_out,
+        &area.file("want.err"),
+        "plain",
+    );
+    assert_success(st, "plain run", "");
+    let want = std::fs::read(&want_out).unwrap();
+
+    let out = area.file("out");
+    let mut cmd = std::process::Command::new(common::ckpt_bin());
+    cmd.arg("run")
+        .arg("--dir")
+        .arg(&area.images)
+        .args(["--interval", "0.2", "--"])
+        .arg(&prog)
+        .args(args)
+        .current_dir(area.path());
+    let mut kid = start(
+        cmd,
+        Out::File(&out),
+        &area.file("err"),
+        "ckpt run --interval",
+    );
+    let has_image = || {
+        std::fs::read_dir(&area.images)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".img"))
+            })
+            .unwrap_or(false)
+    };
+    wait_file(
+        &mut kid,
+        &out,
+        |d| d.len() > want.len() / 2 && has_image(),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+    let rerr = area.file("restart.err");
+    let mut r = start(
+        restart_cmd(&area.images, &[], area.path()),
+        Out::Null,
+        &rerr,
+        "restart DIR",
+    );
+    let st = r.wait(RESTART_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert_success(st, "restarted program", &r.describe());
+    assert_same(&std::fs::read(&out).unwrap(), &want, "stdout after restart");
+}
