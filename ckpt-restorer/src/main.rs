@@ -12,6 +12,7 @@ mod maps;
 mod mem;
 mod restore;
 mod sys;
+mod uffd;
 
 use core::cell::UnsafeCell;
 

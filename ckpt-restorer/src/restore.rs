@@ -321,7 +321,31 @@ fn map_regions(plan: &PlanView, image_fd: i32) {
                 .die(EXIT_FAILED),
         }
     }
+    // Anonymous regions with stored pages are filled with UFFDIO_COPY
+    // (no zeroing first); everything else, or all of it when the kernel
+    // refuses userfaultfd, the plain way.
+    let mut uffd = crate::uffd::Uffd::open().ok();
+    for r in plan.regions() {
+        if let Some(u) = &uffd {
+            if r.fd < 0 && plan.extents().any(|x| r.contains(x.addr)) {
+                let _ = u.register(r.start, r.len());
+            }
+        }
+    }
     for x in plan.extents() {
+        let anon = plan.regions().any(|r| r.fd < 0 && r.contains(x.addr));
+        if anon {
+            if let Some(u) = &uffd {
+                if u.copy_extent(image_fd, x.addr, x.len, x.file_offset)
+                    .is_ok()
+                {
+                    continue;
+                }
+                // Closing it unregisters every range: a plain copy into a
+                // registered range would wait for a handler forever.
+                uffd = None;
+            }
+        }
         // Fault the destination in with one call rather than a trap per
         // page (an older kernel refuses the advice: pread faults instead).
         // SAFETY: the range is freshly mapped, writable and empty.

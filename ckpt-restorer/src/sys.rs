@@ -21,6 +21,9 @@ const SYS_EXIT_GROUP: usize = 231;
 const SYS_OPENAT: usize = 257;
 
 pub const EINTR: i32 = 4;
+pub const EAGAIN: i32 = 11;
+pub const PROT_READ: u32 = 1;
+pub const MAP_PRIVATE: u32 = 2;
 pub const AT_FDCWD: i32 = -100;
 pub const O_RDONLY: usize = 0;
 pub const O_CLOEXEC: usize = 0o2000000;
@@ -44,7 +47,7 @@ pub type Result<T> = core::result::Result<T, Errno>;
 /// The call may read or write any memory its arguments point at and may change
 /// the address space: the caller upholds the contract of syscall `n`.
 #[inline(always)]
-unsafe fn syscall6(
+pub unsafe fn syscall6(
     n: usize,
     a1: usize,
     a2: usize,
@@ -69,7 +72,7 @@ unsafe fn syscall6(
     ret
 }
 
-fn check(ret: isize) -> Result<usize> {
+pub fn check(ret: isize) -> Result<usize> {
     if (-4095..0).contains(&ret) {
         Err(Errno(-ret as i32))
     } else {
