@@ -14,7 +14,7 @@ use rs::{
     assert_same, assert_success, checkpoint_and_kill, plain_cmd, reference, restart_cmd, run_cmd,
     start, wait_file, Area, Out, RESTART_TIMEOUT,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Reference run, then checkpoint once `marker` is in the output, kill,
@@ -162,4 +162,105 @@ fn periodic_checkpoints_then_restart_of_the_directory() {
     let st = r.wait(RESTART_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     assert_success(st, "restarted program", &r.describe());
     assert_same(&std::fs::read(&out).unwrap(), &want, "stdout after restart");
+}
+
+/// Unprivileged: as `nobody` the restart goes through a user namespace
+/// (the user mapped to itself) around the pid namespace; the program keeps
+/// its pid and comes back without any capability.
+#[test]
+fn unprivileged_restart_through_a_user_namespace() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getuid never fails.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("skipped: needs root to act as nobody");
+        return;
+    }
+    let area = Area::new("nobody");
+    let open_up = |p: &Path| {
+        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777));
+    };
+    open_up(area.path());
+    std::fs::create_dir_all(&area.images).unwrap();
+    open_up(&area.images);
+    let bin = area.sub("bin");
+    open_up(&bin);
+    let prog = common::compile_c("restart_counter.c", &bin);
+    let ctl = area.sub("ctl");
+    open_up(&ctl);
+    let ctl = ctl.to_string_lossy().into_owned();
+    let args = [ctl.as_str(), "150", "20"];
+    let want_out = area.file("want.out");
+    let st = reference(
+        plain_cmd(&prog, &args, area.path()),
+        &want_out,
+        &area.file("want.err"),
+        "plain",
+    );
+    assert_success(st, "plain run", "");
+    let want = std::fs::read(&want_out).unwrap();
+
+    let as_nobody = |mut c: std::process::Command| {
+        c.uid(65534).gid(65534).env_remove("CKPT_RUNTIME_DIR");
+        c
+    };
+    // Can `nobody` run the program and ckpt from where they are built?
+    let mut probe = as_nobody(plain_cmd(&prog, &[ctl.as_str(), "1", "0"], area.path()));
+    let mut probe_ckpt = as_nobody(std::process::Command::new(common::ckpt_bin()));
+    probe_ckpt.arg("--version");
+    let runs = |c: &mut std::process::Command| c.output().is_ok_and(|o| o.status.success());
+    if !runs(&mut probe) || !runs(&mut probe_ckpt) {
+        eprintln!(
+            "skipped: `nobody` cannot run programs from {}",
+            area.path().display()
+        );
+        return;
+    }
+    let out = area.file("out");
+    std::fs::write(&out, b"").unwrap();
+    open_up(&out);
+    let err = area.file("err");
+    std::fs::write(&err, b"").unwrap();
+    open_up(&err);
+    let mut kid = start(
+        as_nobody(run_cmd(&prog, &args, area.path(), &area.images)),
+        Out::File(&out),
+        &err,
+        "ckpt run (nobody)",
+    );
+    wait_file(
+        &mut kid,
+        &out,
+        |d| d.len() > want.len() / 3,
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut ck = as_nobody(std::process::Command::new(common::ckpt_bin()));
+    ck.arg("checkpoint")
+        .arg(kid.pid().to_string())
+        .arg("--dir")
+        .arg(&area.images);
+    let r = ck.output().expect("ckpt checkpoint runs");
+    assert!(
+        r.status.success(),
+        "checkpoint as nobody: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let image = PathBuf::from(String::from_utf8_lossy(&r.stdout).trim());
+    kid.kill();
+    let rerr = area.file("restart.err");
+    let mut r = start(
+        as_nobody(restart_cmd(&image, &[], area.path())),
+        Out::Null,
+        &rerr,
+        "ckpt restart (nobody)",
+    );
+    let st = r.wait(RESTART_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert_success(st, "restarted program (nobody)", &r.describe());
+    assert_same(&std::fs::read(&out).unwrap(), &want, "stdout after restart");
+    let warnings = std::fs::read_to_string(&rerr).unwrap_or_default();
+    assert!(
+        !warnings.contains("without a pid namespace"),
+        "the restart fell back: {warnings}"
+    );
 }
