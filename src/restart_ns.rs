@@ -4,12 +4,13 @@
 //! them):
 //!
 //! ```text
-//! ckpt restart    waits, forwards SIGTERM/SIGHUP/SIGUSR1/SIGUSR2, ends
-//!   │             with the program's exit status or signal
-//!   └─ ckpt-init  pid 1 of the new namespace: reaps, reports the status
-//!        └─ the program, at its old pid (clone3 set_tid), execs the
-//!           restorer; post-restart code re-creates the threads at their
-//!           old tids the same way
+//! ckpt restart    unshares the namespaces (its children go in the new
+//!   │             pid namespace), waits, forwards SIGTERM/SIGHUP/SIGUSR1/
+//!   │             SIGUSR2, ends with the program's exit status or signal
+//!   ├─ ckpt-init  pid 1 of the new namespace: mounts its /proc, reaps
+//!   └─ the program, at its old pid (clone3 set_tid), execs the restorer;
+//!                 post-restart code re-creates the threads at their old
+//!                 tids the same way
 //! ```
 //!
 //! Unprivileged, the namespace comes with a user namespace mapping the
@@ -66,119 +67,61 @@ fn install_forwarding() {
 extern "C" fn nothing(_: libc::c_int) {}
 
 /// Run the restorer (`argv`) as the program at `pid` in a new pid
-/// namespace. Returns only when that could not be set up (nothing was
-/// started); otherwise this process ends with the program's status.
+/// namespace, as a child of this process. Returns only when that could not
+/// be set up (nothing was started); otherwise this process ends with the
+/// program's status.
 pub fn run(argv: &[&CStr], pid: i32) -> String {
     if pid <= 1 {
         return format!("the program had pid {pid}");
     }
     // SAFETY: getters without preconditions.
     let (uid, gid, root) = unsafe { (libc::getuid(), libc::getgid(), libc::geteuid() == 0) };
-    // A mount namespace too: the program gets a /proc of its namespace, so
-    // /proc/self/task and /proc/<getpid()> name its own threads.
     let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS;
     if !root {
         flags |= libc::CLONE_NEWUSER;
     }
-    let mut p = [0i32; 2];
-    // SAFETY: pipe2 into a local array.
-    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return "cannot make a pipe".into();
-    }
-    let (rd, wr) = (p[0], p[1]);
-    // SAFETY: fork-like clone of this single-threaded process.
-    let init = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            flags as u64 | libc::SIGCHLD as u64,
-            0,
-            0,
-            0,
-            0,
-        )
-    };
-    if init < 0 {
-        // SAFETY: closing our own pipe.
-        unsafe {
-            libc::close(rd);
-            libc::close(wr);
-        }
+    // This process stays in its pid namespace; its next children are in
+    // the new one. (Unprivileged, the user namespace is made first and
+    // owns the others.)
+    // SAFETY: unshare with namespace flags only.
+    if unsafe { libc::unshare(flags) } != 0 {
         return format!(
-            "cannot make a pid namespace: {}",
+            "cannot make the namespaces: {}",
             std::io::Error::last_os_error()
         );
     }
-    if init == 0 {
-        // SAFETY: closing the read end in the child.
-        unsafe { libc::close(rd) };
-        be_init(argv, pid, uid, gid, root, wr);
-    }
-    // SAFETY: closing the write end in the parent.
-    unsafe { libc::close(wr) };
-    FORWARD_TO.store(init as i32, Relaxed);
-    install_forwarding();
-    let report = read_all(rd);
-    let mut st = 0;
-    // SAFETY: waiting for our own child.
-    while unsafe { libc::waitpid(init as i32, &mut st, 0) } < 0
-        && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
-    {}
-    match report.split_first() {
-        Some((b'S', s)) if s.len() == 4 => end_like(i32::from_ne_bytes([s[0], s[1], s[2], s[3]])),
-        Some((b'E', msg)) => String::from_utf8_lossy(msg).into_owned(),
-        // init itself died (SIGKILL from outside): so did the program.
-        _ => end_like(st),
-    }
-}
-
-/// pid 1 of the new namespace. Never returns.
-fn be_init(argv: &[&CStr], pid: i32, uid: u32, gid: u32, root: bool, wr: i32) -> ! {
-    let fail = |msg: String| -> ! {
-        let m = format!("E{msg}");
-        // SAFETY: write to our pipe, then exit without running atexit code.
-        unsafe {
-            libc::write(wr, m.as_ptr().cast(), m.len());
-            libc::_exit(0)
-        }
-    };
     if !root {
-        let maps = [
+        for (path, text) in [
             ("/proc/self/setgroups", "deny".to_string()),
             ("/proc/self/uid_map", format!("{uid} {uid} 1")),
             ("/proc/self/gid_map", format!("{gid} {gid} 1")),
-        ];
-        for (path, text) in maps {
+        ] {
             if let Err(e) = std::fs::write(path, text) {
-                fail(format!("cannot write {path}: {e}"));
+                return format!("cannot write {path}: {e}");
             }
         }
     }
-    // SAFETY: mount calls with valid C strings; only this new mount
-    // namespace is changed (slave: mounts made outside still show up).
-    unsafe {
-        if libc::mount(
+    // SAFETY: a recursive propagation change of our own mount namespace
+    // (slave: mounts made outside still show up).
+    if unsafe {
+        libc::mount(
             std::ptr::null(),
             c"/".as_ptr(),
             std::ptr::null(),
             libc::MS_REC | libc::MS_SLAVE,
             std::ptr::null(),
-        ) != 0
-            || libc::mount(
-                c"proc".as_ptr(),
-                c"/proc".as_ptr(),
-                c"proc".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                std::ptr::null(),
-            ) != 0
-        {
-            fail(format!(
-                "cannot mount /proc for the namespace: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
+        )
+    } != 0
+    {
+        return format!(
+            "cannot make / a slave mount: {}",
+            std::io::Error::last_os_error()
+        );
     }
-    // SAFETY: PR_SET_NAME with a NUL-terminated name.
-    unsafe { libc::prctl(libc::PR_SET_NAME, c"ckpt-init".as_ptr()) };
+    let init = match start_init() {
+        Ok(i) => i,
+        Err(e) => return e,
+    };
     let set_tid = [pid];
     // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal,
     // stack, stack_size, tls, set_tid, set_tid_size, cgroup.
@@ -195,13 +138,13 @@ fn be_init(argv: &[&CStr], pid: i32, uid: u32, gid: u32, root: bool, wr: i32) ->
         1,
         0,
     ];
-    // SAFETY: fork-like clone3 (no stack given) asking for pid `pid`.
+    // SAFETY: fork-like clone3 (no stack given) of this single-threaded
+    // process, asking for pid `pid` in the new namespace.
     let child = unsafe { libc::syscall(libc::SYS_clone3, args.as_ptr(), 88) };
     if child < 0 {
-        fail(format!(
-            "cannot take pid {pid} again: {}",
-            std::io::Error::last_os_error()
-        ));
+        let e = std::io::Error::last_os_error();
+        stop(init);
+        return format!("cannot take pid {pid} again: {e}");
     }
     if child == 0 {
         if !root {
@@ -217,22 +160,81 @@ fn be_init(argv: &[&CStr], pid: i32, uid: u32, gid: u32, root: bool, wr: i32) ->
     }
     FORWARD_TO.store(child as i32, Relaxed);
     install_forwarding();
-    loop {
-        let mut st = 0;
-        // SAFETY: reaping any child (orphans of the namespace land here).
-        let w = unsafe { libc::waitpid(-1, &mut st, 0) };
-        if w == child as i32 {
-            let m = [&b"S"[..], &st.to_ne_bytes()].concat();
-            // SAFETY: write to our pipe, then exit.
-            unsafe {
-                libc::write(wr, m.as_ptr().cast(), m.len());
-                libc::_exit(0)
+    let mut st = 0;
+    // SAFETY: waiting for our own child.
+    while unsafe { libc::waitpid(child as i32, &mut st, 0) } < 0
+        && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+    {}
+    stop(init);
+    end_like(st)
+}
+
+/// Start pid 1 of the new namespace: it mounts the namespace's /proc and
+/// reaps orphans until it is killed. Returns its pid once /proc is there.
+fn start_init() -> Result<i32, String> {
+    let mut p = [0i32; 2];
+    // SAFETY: pipe2 into a local array.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err("cannot make a pipe".into());
+    }
+    let (rd, wr) = (p[0], p[1]);
+    // SAFETY: fork of this single-threaded process.
+    let init = unsafe { libc::fork() };
+    if init < 0 {
+        return Err(format!(
+            "cannot start the namespace's init: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    if init == 0 {
+        // SAFETY: only raw calls, then a loop that never returns.
+        unsafe {
+            libc::close(rd);
+            // Named first: the program tells a restart namespace by it.
+            libc::prctl(libc::PR_SET_NAME, c"ckpt-init".as_ptr());
+            let ok = libc::mount(
+                c"proc".as_ptr(),
+                c"/proc".as_ptr(),
+                c"proc".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                std::ptr::null(),
+            ) == 0;
+            let msg: &[u8] = if ok {
+                b"R"
+            } else {
+                b"Ecannot mount /proc for the namespace"
+            };
+            libc::write(wr, msg.as_ptr().cast(), msg.len());
+            libc::close(wr);
+            if !ok {
+                libc::_exit(1);
+            }
+            loop {
+                let mut st = 0;
+                if libc::wait(&mut st) < 0 && *libc::__errno_location() == libc::ECHILD {
+                    libc::pause();
+                }
             }
         }
-        if w < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            // SAFETY: nothing left to wait for.
-            unsafe { libc::_exit(1) }
-        }
+    }
+    // SAFETY: closing the write end in the parent.
+    unsafe { libc::close(wr) };
+    let report = read_all(rd);
+    if report.first() == Some(&b'R') {
+        Ok(init)
+    } else {
+        stop(init);
+        Err(String::from_utf8_lossy(report.get(1..).unwrap_or_default()).into_owned())
+    }
+}
+
+/// End the namespace's init (which ends the namespace) and reap it.
+fn stop(init: i32) {
+    // SAFETY: killing and reaping our own child.
+    unsafe {
+        libc::kill(init, libc::SIGKILL);
+        let mut st = 0;
+        libc::waitpid(init, &mut st, 0);
     }
 }
 

@@ -354,17 +354,17 @@ fn killed_by_sigterm_after_restart_is_restarts_status() {
 // 10. The restarted process is the program: its comm, its pid as it sees
 // it, and it can be checkpointed again.
 
-/// The program a `ckpt restart` (pid `cmd`) runs: its grandchild.
+/// The program a `ckpt restart` (pid `cmd`) runs: its child that is not
+/// the namespace's ckpt-init.
 fn program_under(cmd: i32) -> Option<i32> {
-    let child = |p: i32| -> Option<i32> {
-        std::fs::read_to_string(format!("/proc/{p}/task/{p}/children"))
-            .ok()?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    };
-    child(child(cmd)?)
+    std::fs::read_to_string(format!("/proc/{cmd}/task/{cmd}/children"))
+        .ok()?
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() != "ckpt-init")
+        })
 }
 
 #[test]
@@ -379,8 +379,7 @@ fn restarted_process_has_programs_comm_and_can_be_checkpointed() {
     wait_marker(&mut r, &ctl.join("resumed"))
         .unwrap_or_else(|e| panic!("{e}\n{}", program_stderr(&area)));
     let pid = r.pid();
-    // The program runs in a pid namespace, behind ckpt-init, under the
-    // restart command: its grandchild.
+    // The program runs in a pid namespace, as the restart command's child.
     let program = program_under(pid).unwrap_or(pid);
     let got_comm = std::fs::read_to_string(format!("/proc/{program}/comm")).unwrap_or_default();
     let resumed = read(&ctl.join("resumed"));

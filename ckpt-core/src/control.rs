@@ -242,7 +242,7 @@ fn alive(pid: i32) -> bool {
 }
 
 /// Whether `child` is the program a `ckpt restart` with pid `command`
-/// runs (its grandchild, behind ckpt-init).
+/// runs (its child).
 fn restarted_under(child: i32, command: i32) -> bool {
     let ppid = |p: i32| -> Option<i32> {
         std::fs::read_to_string(format!("/proc/{p}/status"))
@@ -253,12 +253,12 @@ fn restarted_under(child: i32, command: i32) -> bool {
             .parse()
             .ok()
     };
-    ppid(child).and_then(ppid) == Some(command)
+    ppid(child) == Some(command)
 }
 
 /// A program restarted in a pid namespace answers on the socket named
-/// after its `ckpt restart` command (its grandparent, behind ckpt-init):
-/// find it from the program's pid.
+/// after its `ckpt restart` command (its parent): find it from the
+/// program's pid.
 fn restart_command_socket(owner: u32, pid: i32) -> Option<PathBuf> {
     let status = |p: i32| std::fs::read_to_string(format!("/proc/{p}/status")).ok();
     let field = |text: &str, key: &str| -> Option<String> {
@@ -271,11 +271,8 @@ fn restart_command_socket(owner: u32, pid: i32) -> Option<PathBuf> {
     if nspids.split_whitespace().count() < 2 {
         return None;
     }
-    let mut p = pid;
-    for _ in 0..2 {
-        p = field(&status(p)?, "PPid:")?.parse().ok()?;
-    }
-    let path = socket_path(owner, p);
+    let parent: i32 = field(&status(pid)?, "PPid:")?.parse().ok()?;
+    let path = socket_path(owner, parent);
     path.exists().then_some(path)
 }
 
