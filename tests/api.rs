@@ -9,8 +9,7 @@ mod common;
 mod rs;
 
 use rs::{
-    assert_same, assert_success, plain_cmd, reference, restart_cmd, run_cmd, start, wait_file,
-    Area, Out, RESTART_TIMEOUT,
+    reference_output, restart_and_compare, restart_cmd, run_cmd, start, wait_file, Area, Out,
 };
 use std::path::PathBuf;
 use std::process::Command;
@@ -38,15 +37,7 @@ fn checkpoint_call_returns_restarted_after_restart() {
     let area = Area::new("api");
     let prog = example();
     let args = ["40"];
-    let want_out = area.file("want.out");
-    let st = reference(
-        plain_cmd(&prog, &args, area.path()),
-        &want_out,
-        &area.file("want.err"),
-        "plain",
-    );
-    assert_success(st, "plain run", "");
-    let want = std::fs::read(&want_out).unwrap();
+    let want = reference_output(&area, &prog, &args);
     let plain_err = std::fs::read_to_string(area.file("want.err")).unwrap();
     assert!(
         plain_err.contains("no checkpoint: not running under ckpt"),
@@ -76,16 +67,7 @@ fn checkpoint_call_returns_restarted_after_restart() {
         "the image the call reported is missing: {text}"
     );
 
-    let rerr = area.file("restart.err");
-    let mut r = start(
-        restart_cmd(&image, &[], area.path()),
-        Out::Null,
-        &rerr,
-        "restart",
-    );
-    let st = r.wait(RESTART_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
-    assert_success(st, "restarted program", &r.describe());
-    assert_same(&std::fs::read(&out).unwrap(), &want, "stdout after restart");
+    restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
     // The program's stderr was opened for appending: the first return of
     // the call (in the killed process) and the second (after restart).
     let after = std::fs::read_to_string(&err).unwrap();

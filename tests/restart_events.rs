@@ -11,8 +11,8 @@ mod common;
 mod rs;
 
 use rs::{
-    assert_same, assert_success, checkpoint_and_kill, plain_cmd, reference, restart_cmd, run_cmd,
-    start, wait_file, Area, Out, RESTART_TIMEOUT,
+    checkpoint_and_kill, plain_cmd, reference_output, restart_and_compare, restart_cmd, run_cmd,
+    start, wait_file, Area, Out,
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,16 +21,7 @@ use std::time::Duration;
 /// restart, and compare the whole output.
 fn cycle(tag: &str, prog: &Path, args: &[&str], marker: &str) {
     let area = Area::new(tag);
-    let want_out = area.file("want.out");
-    let st = reference(
-        plain_cmd(prog, args, area.path()),
-        &want_out,
-        &area.file("want.err"),
-        "plain",
-    );
-    assert_success(st, "plain run", "");
-    let want = std::fs::read(&want_out).unwrap();
-
+    let want = reference_output(&area, prog, args);
     let out = area.file("out");
     let err = area.file("err");
     let mut kid = start(
@@ -47,18 +38,7 @@ fn cycle(tag: &str, prog: &Path, args: &[&str], marker: &str) {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let image = checkpoint_and_kill(&mut kid, &area.images);
-
-    let rerr = area.file("restart.err");
-    let mut r = start(
-        restart_cmd(&image, &[], area.path()),
-        Out::Null,
-        &rerr,
-        "restart",
-    );
-    let st = r.wait(RESTART_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
-    assert_success(st, "restarted program", &r.describe());
-    assert_same(&std::fs::read(&out).unwrap(), &want, "stdout after restart");
-    let warnings = std::fs::read_to_string(&rerr).unwrap_or_default();
+    let warnings = restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
     assert!(
         !warnings.contains("cannot be restored"),
         "a descriptor did not come back: {warnings}"
@@ -111,16 +91,7 @@ fn periodic_checkpoints_then_restart_of_the_directory() {
     let ctl = ctl.to_string_lossy().into_owned();
     // 150 lines, 20 ms apart: about 3 s.
     let args = [ctl.as_str(), "150", "20"];
-    let want_out = area.file("want.out");
-    let st = reference(
-        plain_cmd(&prog, &args, area.path()),
-        &want_out,
-        &area.file("want.err"),
-        "plain",
-    );
-    assert_success(st, "plain run", "");
-    let want = std::fs::read(&want_out).unwrap();
-
+    let want = reference_output(&area, &prog, &args);
     let out = area.file("out");
     let mut cmd = std::process::Command::new(common::ckpt_bin());
     cmd.arg("run")
@@ -152,16 +123,12 @@ fn periodic_checkpoints_then_restart_of_the_directory() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     kid.kill();
-    let rerr = area.file("restart.err");
-    let mut r = start(
+    restart_and_compare(
         restart_cmd(&area.images, &[], area.path()),
-        Out::Null,
-        &rerr,
-        "restart DIR",
+        &out,
+        &want,
+        &area,
     );
-    let st = r.wait(RESTART_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
-    assert_success(st, "restarted program", &r.describe());
-    assert_same(&std::fs::read(&out).unwrap(), &want, "stdout after restart");
 }
 
 /// Unprivileged: as `nobody` the restart goes through a user namespace
@@ -190,16 +157,7 @@ fn unprivileged_restart_through_a_user_namespace() {
     open_up(&ctl);
     let ctl = ctl.to_string_lossy().into_owned();
     let args = [ctl.as_str(), "150", "20"];
-    let want_out = area.file("want.out");
-    let st = reference(
-        plain_cmd(&prog, &args, area.path()),
-        &want_out,
-        &area.file("want.err"),
-        "plain",
-    );
-    assert_success(st, "plain run", "");
-    let want = std::fs::read(&want_out).unwrap();
-
+    let want = reference_output(&area, &prog, &args);
     let as_nobody = |mut c: std::process::Command| {
         c.uid(65534).gid(65534).env_remove("CKPT_RUNTIME_DIR");
         c
@@ -248,17 +206,12 @@ fn unprivileged_restart_through_a_user_namespace() {
     );
     let image = PathBuf::from(String::from_utf8_lossy(&r.stdout).trim());
     kid.kill();
-    let rerr = area.file("restart.err");
-    let mut r = start(
+    let warnings = restart_and_compare(
         as_nobody(restart_cmd(&image, &[], area.path())),
-        Out::Null,
-        &rerr,
-        "ckpt restart (nobody)",
+        &out,
+        &want,
+        &area,
     );
-    let st = r.wait(RESTART_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
-    assert_success(st, "restarted program (nobody)", &r.describe());
-    assert_same(&std::fs::read(&out).unwrap(), &want, "stdout after restart");
-    let warnings = std::fs::read_to_string(&rerr).unwrap_or_default();
     assert!(
         !warnings.contains("without a pid namespace"),
         "the restart fell back: {warnings}"

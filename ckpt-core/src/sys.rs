@@ -342,3 +342,20 @@ pub fn kernel_sigaction(sig: c_int, new: Option<&[u64; 4]>) -> Option<[u64; 4]> 
     };
     (r == 0).then_some(old)
 }
+
+/// Every descriptor open in this process now (from /proc/self/fd, less
+/// the one used to read it), in no particular order.
+pub fn open_fds() -> Vec<c_int> {
+    let Ok(dir) = openat(
+        libc::AT_FDCWD,
+        c"/proc/self/fd",
+        libc::O_RDONLY | libc::O_DIRECTORY,
+    ) else {
+        return Vec::new();
+    };
+    let mut fds = Vec::new();
+    for_each_numeric_entry(dir, |n| fds.push(n as c_int));
+    close(dir);
+    fds.retain(|&fd| fd != dir);
+    fds
+}

@@ -396,3 +396,28 @@ impl Area {
         self.tmp.path().join(name)
     }
 }
+
+/// Run `prog args` plainly in `area` to its end: its stdout (the
+/// reference a restarted run must reproduce).
+pub fn reference_output<S: AsRef<OsStr>>(area: &Area, prog: &Path, args: &[S]) -> Vec<u8> {
+    let out = area.file("want.out");
+    let st = reference(
+        plain_cmd(prog, args, area.path()),
+        &out,
+        &area.file("want.err"),
+        "plain",
+    );
+    assert_success(st, "the uninterrupted run", "");
+    std::fs::read(&out).unwrap()
+}
+
+/// Run a `ckpt restart` command (`cmd`) to its end, then compare the
+/// program's output file `out` with `want`. Returns the restart's stderr.
+pub fn restart_and_compare(cmd: Command, out: &Path, want: &[u8], area: &Area) -> String {
+    let rerr = area.file("restart.err");
+    let mut r = start(cmd, Out::Null, &rerr, "ckpt restart");
+    let st = r.wait(RESTART_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert_success(st, "restarted program", &r.describe());
+    assert_same(&std::fs::read(out).unwrap(), want, "stdout after restart");
+    std::fs::read_to_string(&rerr).unwrap_or_default()
+}

@@ -180,20 +180,11 @@ pub fn record_close_range(lo: u32, hi: u32) {
 
 /// At start-up: every descriptor already open came from the parent.
 pub fn record_inherited() {
-    let Ok(dir) = sys::openat(
-        libc::AT_FDCWD,
-        c"/proc/self/fd",
-        libc::O_RDONLY | libc::O_DIRECTORY,
-    ) else {
-        return;
-    };
-    sys::for_each_numeric_entry(dir, |fd| {
-        let fd = fd as i32;
-        if fd != dir && !is_own(fd) {
+    for fd in sys::open_fds() {
+        if !is_own(fd) {
             write(fd, Origin::Inherited, &[], 0, -1, -1);
         }
-    });
-    sys::close(dir);
+    }
 }
 
 /// The history of descriptor `fd`, if recorded and not torn.

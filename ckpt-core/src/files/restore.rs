@@ -314,18 +314,8 @@ fn dup_to(from: i32, to: i32, cloexec: bool) -> Result<(), String> {
 
 /// Close every descriptor except `keep`.
 fn close_all_but(keep: &[i32]) {
-    let Ok(dir) = sys::openat(
-        libc::AT_FDCWD,
-        c"/proc/self/fd",
-        libc::O_RDONLY | libc::O_DIRECTORY,
-    ) else {
-        return;
-    };
-    let mut open = Vec::new();
-    sys::for_each_numeric_entry(dir, |n| open.push(n as i32));
-    sys::close(dir);
-    for fd in open {
-        if fd != dir && !keep.contains(&fd) {
+    for fd in sys::open_fds() {
+        if !keep.contains(&fd) {
             sys::close(fd);
         }
         super::set_own(fd, false);
