@@ -33,6 +33,7 @@ pub fn restart(args: RestartArgs) -> Result<(), Failure> {
     for w in check_descriptors(&meta, args.strict)? {
         eprintln!("ckpt: warning: {w}");
     }
+    warn_if_still_running(&meta);
     let mapped = open_mapped_files(&meta)?;
     let restorer = shim_path::find_restorer().map_err(Failure::new)?;
     let image_fd = OwnedFd::from(file);
@@ -60,6 +61,20 @@ pub fn restart(args: RestartArgs) -> Result<(), Failure> {
         restorer.display(),
         std::io::Error::last_os_error()
     )))
+}
+
+/// Restarting an image of a program that still runs is allowed (a copy),
+/// but rarely meant: both would write the same files.
+fn warn_if_still_running(meta: &Meta) {
+    let pid = meta.process.pid;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    if comm.trim_end() == meta.process.comm && exe.as_os_str() == meta.process.exe.as_str() {
+        eprintln!(
+            "ckpt: warning: process {pid} ({}), which the image was taken from, is still running; both will run",
+            meta.process.comm
+        );
+    }
 }
 
 /// IMAGE itself, or for a directory (a run's `--dir`), its newest image.
