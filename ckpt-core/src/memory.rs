@@ -341,10 +341,8 @@ impl Writer<'_> {
 }
 
 fn is_zero(page: &[u8]) -> bool {
-    let (pre, words, post) = unsafe {
-        // SAFETY: any bit pattern is a valid u64.
-        page.align_to::<u64>()
-    };
+    // SAFETY: any bit pattern is a valid u64.
+    let (pre, words, post) = unsafe { page.align_to::<u64>() };
     pre.iter().all(|&b| b == 0) && words.iter().all(|&w| w == 0) && post.iter().all(|&b| b == 0)
 }
 
