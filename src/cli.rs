@@ -144,8 +144,11 @@ Descriptors:
     it watched), a timerfd and a signalfd are re-created;
   - descriptors 0, 1 and 2 that were a terminal, a pipe, a socket or a
     device are connected to this command's own;
-  - what cannot come back (a socket, a pipe to another process) is
-    replaced by /dev/null, with a warning.
+  - a listening socket listens again at its address (refused up front
+    when the address is taken); a connection to another process comes
+    back closed by its peer (end-of-file, EPIPE), with a warning;
+  - what cannot come back otherwise (a pipe to another process, an
+    inotify) is replaced by /dev/null, with a warning.
 
 Checked before anything starts (one line and exit status 1 on failure,
 nothing is started and no file is touched): the image's checksums, format

@@ -244,6 +244,18 @@ fn check_vdso(meta: &Meta) -> Result<Vec<PlanSpecial>, Failure> {
 fn check_descriptors(meta: &Meta, strict: bool) -> Result<Vec<String>, Failure> {
     let mut warnings = Vec::new();
     for f in &meta.fds {
+        if let Some(s) = f
+            .socket
+            .as_ref()
+            .filter(|_| stdio_rule(f) == Passthrough::Rebuilt)
+        {
+            ckpt::files::check_address(s).map_err(|e| {
+                Failure::new(format!(
+                    "socket {} cannot listen where it listened: {e}",
+                    f.fd
+                ))
+            })?;
+        }
         // A deleted file comes back from its saved contents.
         if stdio_rule(f) != Passthrough::Rebuilt
             || !matches!(f.kind, FdKind::File | FdKind::Directory)

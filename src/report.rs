@@ -360,6 +360,7 @@ pub mod tests {
             pipe_size: None,
             contents: None,
             socket_type: None,
+            socket: None,
             epoll: None,
             timerfd: None,
             signalfd_mask: None,

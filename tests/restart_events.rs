@@ -12,7 +12,7 @@ mod rs;
 
 use rs::{
     checkpoint_and_kill, plain_cmd, reference_output, restart_and_compare, restart_cmd, run_cmd,
-    start, wait_file, Area, Out,
+    start, wait_file, Area, Out, RESTART_TIMEOUT,
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -215,5 +215,84 @@ fn unprivileged_restart_through_a_user_namespace() {
     assert!(
         !warnings.contains("without a pid namespace"),
         "the restart fell back: {warnings}"
+    );
+}
+
+/// A TCP server: its listening socket listens again at the same port
+/// after the restart, and it goes on counting connections.
+#[test]
+fn tcp_server_listens_again_after_restart() {
+    use std::io::{Read, Write};
+    let area = Area::new("server");
+    let dir = common::TempDir::new("server-bin");
+    let prog = common::compile_c("restart_server.c", dir.path());
+    let ctl = area.sub("ctl");
+    let ctl_arg = ctl.to_string_lossy().into_owned();
+    let out = area.file("out");
+    let mut kid = start(
+        run_cmd(&prog, &[ctl_arg.as_str()], area.path(), &area.images),
+        Out::File(&out),
+        &area.file("err"),
+        "server under ckpt",
+    );
+    let port_file = ctl.join("port");
+    wait_file(
+        &mut kid,
+        &port_file,
+        |d| !d.is_empty(),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let port: u16 = std::fs::read_to_string(&port_file)
+        .unwrap()
+        .trim()
+        .trim_start_matches("port=")
+        .parse()
+        .unwrap();
+    let ask = |line: &str| -> String {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("connect to {port}: {e}"));
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(format!("{line}\n").as_bytes()).unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    assert_eq!(ask("one"), "reply 1 to one\n");
+    assert_eq!(ask("two"), "reply 2 to two\n");
+    let image = checkpoint_and_kill(&mut kid, &area.images);
+    let rerr = area.file("restart.err");
+    let mut r = start(
+        restart_cmd(&image, &[], area.path()),
+        Out::Null,
+        &rerr,
+        "restart",
+    );
+    // The restarted server listens again at once (the kernel queues
+    // connections that come before it accepts).
+    let mut answer = String::new();
+    for _ in 0..100 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            s.write_all(b"three\n").unwrap();
+            s.read_to_string(&mut answer).unwrap();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        answer,
+        "reply 3 to three\n",
+        "restart: {}\nserver output: {}",
+        std::fs::read_to_string(&rerr).unwrap_or_default(),
+        std::fs::read_to_string(&out).unwrap_or_default()
+    );
+    assert_eq!(ask("quit"), "reply 4 to quit\n");
+    let st = r.wait(RESTART_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(st.success(), "{}", r.describe());
+    let served = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        served,
+        "served 1: one\nserved 2: two\nserved 3: three\nserved 4: quit\n"
     );
 }

@@ -413,6 +413,9 @@ pub struct Fd {
     /// SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET, for a socket pair.
     #[serde(default)]
     pub socket_type: Option<i32>,
+    /// A socket to the outside: what it is and where it is bound.
+    #[serde(default)]
+    pub socket: Option<SocketState>,
     /// A pipe's capacity (F_GETPIPE_SZ).
     #[serde(default)]
     pub pipe_size: Option<i32>,
@@ -425,6 +428,22 @@ pub struct Fd {
     /// The signals a signalfd takes (bit n-1 = signal n).
     #[serde(default)]
     pub signalfd_mask: Option<u64>,
+}
+
+/// A socket as restart needs it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SocketState {
+    pub domain: i32,
+    pub socket_type: i32,
+    pub protocol: i32,
+    pub listening: bool,
+    pub connected: bool,
+    /// The bound address (a raw sockaddr; empty when unbound).
+    #[serde(with = "serde_bytes")]
+    pub address: Vec<u8>,
+    pub reuse_address: bool,
+    pub reuse_port: bool,
+    pub v6_only: bool,
 }
 
 /// One descriptor an epoll instance watches.
@@ -743,6 +762,7 @@ mod tests {
                 pipe_size: None,
                 contents: None,
                 socket_type: None,
+                socket: None,
                 epoll: None,
                 timerfd: None,
                 signalfd_mask: None,

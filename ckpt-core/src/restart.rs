@@ -112,17 +112,30 @@ fn fail(msg: &str) -> ! {
     let line = format!("ckpt restart: {msg}\n");
     // SAFETY: write(2) from a live buffer, then exit_group.
     unsafe {
-        libc::write(2, line.as_ptr().cast(), line.len());
+        libc::write(report_fd(), line.as_ptr().cast(), line.len());
         libc::syscall(libc::SYS_exit_group, 71);
     }
     unreachable!()
 }
 
-/// Write a warning line to stderr. Post-restart context.
+/// Write a warning line to the restart command's stderr. Post-restart
+/// context.
 pub(crate) fn warn(msg: &str) {
     let line = format!("ckpt restart: warning: {msg}\n");
     // SAFETY: write(2) from a live buffer.
-    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+    unsafe { libc::write(report_fd(), line.as_ptr().cast(), line.len()) };
+}
+
+/// A copy of the `ckpt restart` command's stderr, made before the
+/// program's descriptors take the low numbers (its own fd 2 may be a file
+/// by then): where warnings and failures go. -1 before and after.
+static REPORT_FD: AtomicI32 = AtomicI32::new(-1);
+
+fn report_fd() -> i32 {
+    match REPORT_FD.load(Acquire) {
+        -1 => 2,
+        fd => fd,
+    }
 }
 
 /// The restorer jumps here: `rdi` = its argument (unused), `rsi` = the
@@ -156,7 +169,12 @@ pub extern "C" fn entry(alias_pid: u64, _image_fd: i32, _plan: u64) -> ! {
     }
     thread_setup(leader);
     memory::re_reserve_restorer_range();
-    if let Err(e) = files::restore(&meta.fds) {
+    let top = meta.fds.iter().map(|f| f.fd).max().unwrap_or(2);
+    // SAFETY: F_DUPFD_CLOEXEC of our inherited stderr above every program fd.
+    let report =
+        unsafe { libc::syscall(libc::SYS_fcntl, 2, libc::F_DUPFD_CLOEXEC, top + 64) } as i32;
+    REPORT_FD.store(report, Release);
+    if let Err(e) = files::restore(&meta.fds, &[report]) {
         fail(&e);
     }
     process::restore(&meta.process);
@@ -172,6 +190,10 @@ pub extern "C" fn entry(alias_pid: u64, _image_fd: i32, _plan: u64) -> ! {
         // SAFETY: only `prepare` stores here, always an `extern "C" fn()`.
         let f: extern "C" fn() = unsafe { core::mem::transmute(after) };
         f();
+    }
+    let report = REPORT_FD.swap(-1, AcqRel);
+    if report >= 0 {
+        sys::close(report);
     }
     GO.store(1, Release);
     sys::futex_wake_all(&GO);

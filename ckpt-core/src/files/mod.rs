@@ -303,5 +303,7 @@ fn is_own_listed(fd: i32) -> bool {
 mod anon;
 mod restore;
 mod snapshot;
+mod sockets;
 pub use restore::{restore, stdio_rule, Passthrough};
 pub use snapshot::snapshot;
+pub use sockets::check_address;

@@ -12,9 +12,11 @@
 //! - a device or terminal above 2 is reopened by path;
 //! - a memfd or a deleted file is made again (a memfd, an unlinked file)
 //!   with the contents it had, at its offset;
-//! - anything else (a socket to another process, a pipe to another
-//!   process, an inotify) cannot come back: /dev/null takes its number,
-//!   with a warning.
+//! - a listening socket (or a bound datagram socket) listens again at its
+//!   address; a connection to another process comes back closed by its
+//!   peer (end-of-file, EPIPE), with a warning;
+//! - anything else (a pipe to another process, an inotify) cannot come
+//!   back: /dev/null takes its number, with a warning.
 //!
 //! Post-restart context: raw syscalls, scratch allocation, no panics.
 
@@ -51,6 +53,7 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
         }
         FdKind::Pipe if f.pipe_peer.is_some() => Passthrough::Rebuilt,
         FdKind::Socket if f.pipe_peer.is_some() && f.socket_type.is_some() => Passthrough::Rebuilt,
+        FdKind::Socket if f.pipe_peer.is_none() && f.socket.is_some() => Passthrough::Rebuilt,
         FdKind::EventFd => Passthrough::Rebuilt,
         FdKind::Epoll if f.epoll.is_some() => Passthrough::Rebuilt,
         FdKind::TimerFd if f.timerfd.is_some() => Passthrough::Rebuilt,
@@ -59,13 +62,14 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
     }
 }
 
-/// Close what the restorer left open, then rebuild every descriptor of
-/// `fds` at its number.
-pub fn restore(fds: &[Fd]) -> Result<(), String> {
+/// Close what the restorer left open (but `keep_also`), then rebuild
+/// every descriptor of `fds` at its number.
+pub fn restore(fds: &[Fd], keep_also: &[i32]) -> Result<(), String> {
     let keep: Vec<i32> = fds
         .iter()
         .filter(|f| stdio_rule(f) == Passthrough::Inherit)
         .map(|f| f.fd)
+        .chain(keep_also.iter().copied())
         .collect();
     close_all_but(&keep);
     let base = fds.iter().map(|f| f.fd).max().unwrap_or(2) + 1;
@@ -144,6 +148,19 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             let fd = move_to_at_least(make_unnamed(f)?, base)?;
             // SAFETY: lseek on the descriptor we just made.
             unsafe { libc::lseek(fd, f.offset, libc::SEEK_SET) };
+            set_status(fd, f.flags);
+            Ok(Some(vec![(f.fd, fd)]))
+        }
+        FdKind::Socket if f.pipe_peer.is_none() => {
+            let Some(s) = &f.socket else {
+                return Ok(None);
+            };
+            let fd = if super::sockets::rebuildable(s) {
+                super::sockets::rebuild(f, s)?
+            } else {
+                super::sockets::hung_up(f, s.socket_type)?
+            };
+            let fd = move_to_at_least(fd, base)?;
             set_status(fd, f.flags);
             Ok(Some(vec![(f.fd, fd)]))
         }

@@ -123,6 +123,9 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
         pipe_data: None,
         contents: None,
         socket_type: None,
+        socket: (kind == FdKind::Socket)
+            .then(|| super::sockets::snapshot(fd))
+            .flatten(),
         epoll: (kind == FdKind::Epoll).then(|| anon::epoll_watches(fd)),
         timerfd: (kind == FdKind::TimerFd)
             .then(|| anon::timerfd_state(ib))
