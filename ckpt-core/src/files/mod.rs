@@ -165,7 +165,12 @@ pub fn record_anon(fd: i32, origin: Origin, name: &[u8], flags: i32) {
 pub fn record_close(fd: i32) {
     if let Some(s) = slot(fd) {
         if s.origin.load(Relaxed) != Origin::None as u8 {
-            write(fd, Origin::None, &[], 0, -1, -1);
+            // No origin means no history: the other fields need no write.
+            let seq = s.seq.load(Relaxed) | 1;
+            s.seq.store(seq, Relaxed);
+            core::sync::atomic::fence(Release);
+            s.origin.store(Origin::None as u8, Relaxed);
+            s.seq.store(seq.wrapping_add(1), Release);
         }
     }
 }
