@@ -336,34 +336,9 @@ pub mod tests {
 
     fn fd(n: i32, kind: FdKind, path: &str) -> Fd {
         Fd {
-            fd: n,
-            kind,
-            path: path.into(),
-            deleted: false,
-            offset: 0,
             flags: libc::O_RDONLY,
-            cloexec: false,
             origin: "inherited".into(),
-            opened_as: None,
-            open_flags: None,
-            dup_of: None,
-            shares_with: None,
-            pipe_peer: None,
-            dev: 0,
-            ino: 0,
-            mode: 0,
-            size: 0,
-            mtime_ns: 0,
-            mnt_id: 0,
-            eventfd_count: None,
-            pipe_data: None,
-            pipe_size: None,
-            contents: None,
-            socket_type: None,
-            socket: None,
-            epoll: None,
-            timerfd: None,
-            signalfd_mask: None,
+            ..Fd::new(n, kind, path)
         }
     }
 

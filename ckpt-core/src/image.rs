@@ -430,6 +430,43 @@ pub struct Fd {
     pub signalfd_mask: Option<u64>,
 }
 
+impl Fd {
+    /// Descriptor `fd` of `kind` at `path`, read-only, with nothing else
+    /// known yet (the snapshot and tests fill in the rest).
+    pub fn new(fd: i32, kind: FdKind, path: &str) -> Fd {
+        Fd {
+            fd,
+            kind,
+            path: path.into(),
+            deleted: false,
+            offset: 0,
+            flags: 0,
+            cloexec: false,
+            origin: "unknown".into(),
+            opened_as: None,
+            open_flags: None,
+            dup_of: None,
+            shares_with: None,
+            pipe_peer: None,
+            dev: 0,
+            ino: 0,
+            mode: 0,
+            size: 0,
+            mtime_ns: 0,
+            mnt_id: 0,
+            eventfd_count: None,
+            pipe_data: None,
+            pipe_size: None,
+            contents: None,
+            socket_type: None,
+            socket: None,
+            epoll: None,
+            timerfd: None,
+            signalfd_mask: None,
+        }
+    }
+}
+
 /// A socket as restart needs it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SocketState {
@@ -738,34 +775,19 @@ mod tests {
             writer: "test".into(),
             seq: 3,
             fds: vec![Fd {
-                fd: 3,
-                kind: FdKind::File,
-                path: "/tmp/x".into(),
-                deleted: false,
                 offset: 42,
                 flags: 1,
                 cloexec: true,
                 origin: "open".into(),
                 opened_as: Some("x".into()),
                 open_flags: Some(0o1101),
-                dup_of: None,
-                shares_with: None,
-                pipe_peer: None,
                 dev: 1,
                 ino: 2,
                 mode: 0o100644,
                 size: 42,
                 mtime_ns: 7,
                 mnt_id: 1,
-                eventfd_count: None,
-                pipe_data: None,
-                pipe_size: None,
-                contents: None,
-                socket_type: None,
-                socket: None,
-                epoll: None,
-                timerfd: None,
-                signalfd_mask: None,
+                ..Fd::new(3, FdKind::File, "/tmp/x")
             }],
             ..Meta::default()
         }
