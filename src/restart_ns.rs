@@ -123,21 +123,7 @@ pub fn run(argv: &[&CStr], pid: i32) -> String {
         Err(e) => return e,
     };
     let set_tid = [pid];
-    // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal,
-    // stack, stack_size, tls, set_tid, set_tid_size, cgroup.
-    let args: [u64; 11] = [
-        0,
-        0,
-        0,
-        0,
-        libc::SIGCHLD as u64,
-        0,
-        0,
-        0,
-        set_tid.as_ptr() as u64,
-        1,
-        0,
-    ];
+    let args = ckpt::sys::clone_args(0, 0, libc::SIGCHLD as u64, 0, 0, 0, &set_tid);
     // SAFETY: fork-like clone3 (no stack given) of this single-threaded
     // process, asking for pid `pid` in the new namespace.
     let child = unsafe { libc::syscall(libc::SYS_clone3, args.as_ptr(), 88) };
@@ -241,13 +227,10 @@ fn stop(init: i32) {
 /// The program's threads need CAP_SYS_ADMIN (in our user namespace) to be
 /// made at their old tids: keep it across exec as an ambient capability.
 fn keep_sys_admin_across_exec() {
-    let header: [u32; 2] = [0x2008_0522, 0];
-    let mut data = [0u32; 6];
-    // SAFETY: capget/capset on this thread with live structs.
+    let (eff, prm, inh) = ckpt::sys::capabilities();
+    ckpt::sys::set_capabilities(eff, prm, inh | 1 << CAP_SYS_ADMIN);
+    // SAFETY: raising an ambient capability that is permitted and inheritable.
     unsafe {
-        libc::syscall(libc::SYS_capget, header.as_ptr(), data.as_mut_ptr());
-        data[2] |= 1 << CAP_SYS_ADMIN; // inheritable, low word
-        libc::syscall(libc::SYS_capset, header.as_ptr(), data.as_ptr());
         libc::prctl(
             libc::PR_CAP_AMBIENT,
             libc::PR_CAP_AMBIENT_RAISE,

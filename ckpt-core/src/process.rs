@@ -288,8 +288,8 @@ pub fn restore_capabilities(p: &Process) {
     let [inh, prm, eff, amb] = p.capabilities[..] else {
         return;
     };
-    // SAFETY: prctl/capset on the calling thread with live structs; lowering
-    // capabilities is always allowed, raising fails harmlessly.
+    // SAFETY: prctl on the calling thread; clearing ambient capabilities
+    // is always allowed.
     unsafe {
         if amb == 0 {
             libc::syscall(
@@ -301,16 +301,6 @@ pub fn restore_capabilities(p: &Process) {
                 0,
             );
         }
-        // _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set.
-        let header: [u32; 2] = [0x2008_0522, 0];
-        let data: [u32; 6] = [
-            eff as u32,
-            prm as u32,
-            inh as u32,
-            (eff >> 32) as u32,
-            (prm >> 32) as u32,
-            (inh >> 32) as u32,
-        ];
-        libc::syscall(libc::SYS_capset, header.as_ptr(), data.as_ptr());
     }
+    sys::set_capabilities(eff, prm, inh);
 }

@@ -341,21 +341,7 @@ unsafe fn clone_thread(
     (sp as *mut u64).write(f as usize as u64);
     ((sp + 8) as *mut u64).write(arg as u64);
     let set_tid = [tid as libc::pid_t];
-    // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal,
-    // stack, stack_size, tls, set_tid, set_tid_size, cgroup.
-    let args: [u64; 11] = [
-        flags,
-        0,
-        ctid,
-        0,
-        0,
-        base,
-        sp - base,
-        tls,
-        set_tid.as_ptr() as u64,
-        1,
-        0,
-    ];
+    let args = sys::clone_args(flags, ctid, 0, base, sp - base, tls, &set_tid);
     let r = raw_clone(libc::SYS_clone3, args.as_ptr() as u64, 88, 0, 0, 0);
     if r >= 0 || tid <= 0 {
         return r;

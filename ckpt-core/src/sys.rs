@@ -359,3 +359,59 @@ pub fn open_fds() -> Vec<c_int> {
     fds.retain(|&fd| fd != dir);
     fds
 }
+
+/// `struct clone_args` for clone3, with the fields ckpt uses (the others
+/// zero). `set_tid` must outlive the call it is passed to.
+pub fn clone_args(
+    flags: u64,
+    child_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: &[libc::pid_t],
+) -> [u64; 11] {
+    // flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
+    // tls, set_tid, set_tid_size, cgroup.
+    [
+        flags,
+        0,
+        child_tid,
+        0,
+        exit_signal,
+        stack,
+        stack_size,
+        tls,
+        set_tid.as_ptr() as u64,
+        set_tid.len() as u64,
+        0,
+    ]
+}
+
+/// The calling thread's capability sets: (effective, permitted,
+/// inheritable), 64-bit masks.
+pub fn capabilities() -> (u64, u64, u64) {
+    // _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set.
+    let header: [u32; 2] = [0x2008_0522, 0];
+    let mut d = [0u32; 6];
+    // SAFETY: capget of the calling thread into a local of the kernel's layout.
+    unsafe { libc::syscall(libc::SYS_capget, header.as_ptr(), d.as_mut_ptr()) };
+    let word = |lo: u32, hi: u32| lo as u64 | (hi as u64) << 32;
+    (word(d[0], d[3]), word(d[1], d[4]), word(d[2], d[5]))
+}
+
+/// Set the calling thread's capability sets (lowering always works;
+/// raising beyond the permitted set fails, harmlessly).
+pub fn set_capabilities(eff: u64, prm: u64, inh: u64) {
+    let header: [u32; 2] = [0x2008_0522, 0];
+    let d: [u32; 6] = [
+        eff as u32,
+        prm as u32,
+        inh as u32,
+        (eff >> 32) as u32,
+        (prm >> 32) as u32,
+        (inh >> 32) as u32,
+    ];
+    // SAFETY: capset of the calling thread from a local of the kernel's layout.
+    unsafe { libc::syscall(libc::SYS_capset, header.as_ptr(), d.as_ptr()) };
+}

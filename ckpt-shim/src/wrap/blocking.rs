@@ -21,7 +21,7 @@ fn only_checkpoint(before: u32) -> bool {
     program_signals() == before
 }
 
-pub(crate) fn valid(ts: &Ts) -> bool {
+fn valid(ts: &Ts) -> bool {
     ts.tv_sec >= 0 && (0..1_000_000_000).contains(&ts.tv_nsec)
 }
 
@@ -131,6 +131,23 @@ unsafe fn clock_nanosleep(clock: clockid_t, flags: c_int, req: *const Ts, rem: *
     }
 }
 
+/// A relative timeout as a wait to resume: `Err(())` when the call should
+/// go straight to the kernel (a zero or invalid timeout: nothing to
+/// resume, and the kernel gives the right error), else the deadline
+/// (`None`: wait forever).
+///
+/// # Safety
+/// `tmo` is null or points to a valid timespec.
+pub(crate) unsafe fn relative_deadline(tmo: *const Ts) -> Result<Option<u64>, ()> {
+    if tmo.is_null() {
+        return Ok(None);
+    }
+    if ts_ns(&*tmo) == 0 || !valid(&*tmo) {
+        return Err(());
+    }
+    Ok(Some(monotonic_ns().saturating_add(ts_ns(&*tmo))))
+}
+
 /// Remaining time to `deadline` as a timespec (None: no deadline).
 fn left(deadline: Option<u64>) -> Option<Ts> {
     deadline.map(|d| timespec(d.saturating_sub(monotonic_ns())))
@@ -166,10 +183,9 @@ unsafe fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int {
 #[interpose(around)]
 unsafe fn ppoll(fds: *mut pollfd, n: nfds_t, tmo: *const Ts, mask: *const sigset_t) -> c_int {
     let m = without_reserved(mask);
-    if !tmo.is_null() && (ts_ns(&*tmo) == 0 || !valid(&*tmo)) {
+    let Ok(deadline) = relative_deadline(tmo) else {
         return real(fds, n, tmo, mask_ptr(&m, mask));
-    }
-    let deadline = (!tmo.is_null()).then(|| monotonic_ns().saturating_add(ts_ns(&*tmo)));
+    };
     resume_waiting(deadline, |t| real(fds, n, t, mask_ptr(&m, mask)))
 }
 
@@ -211,10 +227,9 @@ unsafe fn pselect(
     mask: *const sigset_t,
 ) -> c_int {
     let m = without_reserved(mask);
-    if !tmo.is_null() && (ts_ns(&*tmo) == 0 || !valid(&*tmo)) {
+    let Ok(deadline) = relative_deadline(tmo) else {
         return real(n, r, w, e, tmo, mask_ptr(&m, mask));
-    }
-    let deadline = (!tmo.is_null()).then(|| monotonic_ns().saturating_add(ts_ns(&*tmo)));
+    };
     resume_waiting(deadline, |t| real(n, r, w, e, t, mask_ptr(&m, mask)))
 }
 
@@ -298,10 +313,9 @@ unsafe fn sigwaitinfo(set: *const sigset_t, info: *mut libc::siginfo_t) -> c_int
 #[interpose(around)]
 unsafe fn sigtimedwait(set: *const sigset_t, info: *mut libc::siginfo_t, tmo: *const Ts) -> c_int {
     let m = without_reserved(set);
-    if !tmo.is_null() && (ts_ns(&*tmo) == 0 || !valid(&*tmo)) {
+    let Ok(deadline) = relative_deadline(tmo) else {
         return real(mask_ptr(&m, set), info, tmo);
-    }
-    let deadline = (!tmo.is_null()).then(|| monotonic_ns().saturating_add(ts_ns(&*tmo)));
+    };
     resume_waiting(deadline, |t| real(mask_ptr(&m, set), info, t))
 }
 

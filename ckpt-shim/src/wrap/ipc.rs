@@ -4,8 +4,7 @@
 //! As in `blocking`, a wait is resumed when the only handler that ran was
 //! ckpt's; a handler of the program still gets the program its EINTR.
 
-use super::blocking::{resume_waiting, valid};
-use ckpt::sys::{monotonic_ns, ts_ns};
+use super::blocking::{relative_deadline, resume_waiting};
 use ckpt_macros::interpose;
 use libc::{c_int, c_long, c_void, clockid_t, sem_t, size_t, ssize_t, timespec as Ts};
 
@@ -47,10 +46,9 @@ unsafe fn semop(id: c_int, ops: *mut libc::sembuf, n: size_t) -> c_int {
 /// The timeout is relative: what is left of it is passed again.
 #[interpose(around)]
 unsafe fn semtimedop(id: c_int, ops: *mut libc::sembuf, n: size_t, tmo: *const Ts) -> c_int {
-    if !tmo.is_null() && (ts_ns(&*tmo) == 0 || !valid(&*tmo)) {
+    let Ok(deadline) = relative_deadline(tmo) else {
         return real(id, ops, n, tmo);
-    }
-    let deadline = (!tmo.is_null()).then(|| monotonic_ns().saturating_add(ts_ns(&*tmo)));
+    };
     resume_waiting(deadline, |t| real(id, ops, n, t))
 }
 

@@ -150,28 +150,24 @@ unsafe fn execvpe(
 
 #[interpose(around)]
 unsafe fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
-    guard.record(rec::record_exec);
-    let mut fixed = new_fixed();
-    let env = with_shim(environ, &mut fixed);
-    drop(guard);
-    if env == environ {
-        real(path, argv)
-    } else {
-        ckpt::real!(execve)(path, argv, env)
-    }
+    exec_with_shim(guard, environ, |env| {
+        if env == environ {
+            real(path, argv)
+        } else {
+            ckpt::real!(execve)(path, argv, env)
+        }
+    })
 }
 
 #[interpose(around)]
 unsafe fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
-    guard.record(rec::record_exec);
-    let mut fixed = new_fixed();
-    let env = with_shim(environ, &mut fixed);
-    drop(guard);
-    if env == environ {
-        real(file, argv)
-    } else {
-        ckpt::real!(execvpe)(file, argv, env)
-    }
+    exec_with_shim(guard, environ, |env| {
+        if env == environ {
+            real(file, argv)
+        } else {
+            ckpt::real!(execvpe)(file, argv, env)
+        }
+    })
 }
 
 #[interpose(around)]
