@@ -12,9 +12,9 @@
 use core::cell::Cell;
 use core::ffi::{c_char, c_int, c_void, CStr};
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicIsize, AtomicPtr, Ordering};
 
-/// Set by the shim once its tables and its control thread exist; before
+/// Set by the shim once its tables and its control channel exist; before
 /// that every wrapper is a plain pass-through.
 static READY: AtomicBool = AtomicBool::new(false);
 
@@ -29,12 +29,15 @@ static FREEZE_HOOK: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
 /// Each flag is its own byte, written by one side only: the wrapper writes
 /// `in_wrapper` and `recording`, the freeze handler writes `pending`. A
 /// read-modify-write of shared bits could lose a flag set by a signal
-/// that lands in between; separate bytes cannot.
+/// that lands in between; separate bytes cannot. `in_wrapper` and
+/// `internal` come first and side by side: `enter` tests both with one
+/// two-byte load.
+#[repr(C)]
 struct ThreadState {
     in_wrapper: Cell<bool>,
+    internal: Cell<bool>,
     recording: Cell<bool>,
     pending: Cell<bool>,
-    internal: Cell<bool>,
     /// Handlers of the program that ran on this thread (see `signals`).
     program_signals: Cell<u32>,
     /// Times this thread was parked by a checkpoint.
@@ -47,9 +50,9 @@ thread_local! {
     static STATE: ThreadState = const {
         ThreadState {
             in_wrapper: Cell::new(false),
+            internal: Cell::new(false),
             recording: Cell::new(false),
             pending: Cell::new(false),
-            internal: Cell::new(false),
             program_signals: Cell::new(0),
             freezes: Cell::new(0),
             slot: Cell::new(0),
@@ -60,6 +63,7 @@ thread_local! {
 /// Mark the interposition layer ready (called once by the shim's constructor).
 pub fn set_ready(ready: bool) {
     READY.store(ready, Ordering::Release);
+    publish_tls_offset();
 }
 
 /// Whether wrappers record (false before the shim's constructor finished).
@@ -82,7 +86,45 @@ pub struct Guard {
 /// pointer, when the shim's TLS block is static (the shim was loaded at
 /// start-up, as LD_PRELOAD does): the same for every thread, so the hot
 /// path finds it without calling `__tls_get_addr`. 0 = not known.
-static TLS_OFFSET: AtomicIsize = AtomicIsize::new(0);
+static STATIC_TLS_OFFSET: AtomicIsize = AtomicIsize::new(0);
+
+/// What every recording wrapper reads, kept in one cache line: a system
+/// call leaves much of the L1 cache cold, and each further line a wrapper
+/// touches after it is a miss (measured on open+close, where the kernel
+/// path is long). Other modules keep their hot words here too.
+#[repr(C, align(64))]
+pub struct HotPath {
+    /// `STATIC_TLS_OFFSET` while the layer is ready, else 0: the hot
+    /// path's one test covers both (see `enter`).
+    tls_offset: AtomicIsize,
+    /// Where libc's `errno` lies relative to the thread pointer (libc's
+    /// TLS is static: it is loaded at start-up). 0 = not known.
+    errno_offset: AtomicIsize,
+    /// The lowest descriptor ckpt owns (see `files::is_own`).
+    pub own_min: AtomicI32,
+    /// Set for good once the program called `pthread_cancel`.
+    pub cancel_requested: AtomicBool,
+    /// glibc's `__libc_single_threaded`, or null when it has none.
+    pub single_threaded: AtomicPtr<c_char>,
+}
+
+/// See [`HotPath`].
+pub static HOT: HotPath = HotPath {
+    tls_offset: AtomicIsize::new(0),
+    errno_offset: AtomicIsize::new(0),
+    own_min: AtomicI32::new(i32::MAX),
+    cancel_requested: AtomicBool::new(false),
+    single_threaded: AtomicPtr::new(ptr::null_mut()),
+};
+
+fn publish_tls_offset() {
+    let off = if READY.load(Ordering::Acquire) {
+        STATIC_TLS_OFFSET.load(Ordering::Relaxed)
+    } else {
+        0
+    };
+    HOT.tls_offset.store(off, Ordering::Release);
+}
 
 #[inline(always)]
 fn thread_pointer() -> usize {
@@ -95,10 +137,6 @@ fn thread_pointer() -> usize {
     tp
 }
 
-/// Where libc's `errno` lies relative to the thread pointer (libc's TLS
-/// is static: it is loaded at start-up). 0 = not known.
-static ERRNO_OFFSET: AtomicIsize = AtomicIsize::new(0);
-
 /// Take the static-TLS fast path from now on. Call once, at start-up, and
 /// only when the shim was loaded at start-up (its TLS is then static).
 pub fn use_static_tls() {
@@ -108,31 +146,43 @@ pub fn use_static_tls() {
     let offset =
         |addr: usize| (addr < tp && tp - addr < 1 << 20).then(|| addr as isize - tp as isize);
     if let Some(off) = offset(STATE.with(|s| s as *const ThreadState as usize)) {
-        TLS_OFFSET.store(off, Ordering::Relaxed);
+        STATIC_TLS_OFFSET.store(off, Ordering::Relaxed);
+        publish_tls_offset();
     }
     // SAFETY: __errno_location has no preconditions.
     if let Some(off) = offset(unsafe { libc::__errno_location() } as usize) {
-        ERRNO_OFFSET.store(off, Ordering::Relaxed);
-    }
-}
-
-#[inline(always)]
-fn state_ptr() -> *const ThreadState {
-    let off = TLS_OFFSET.load(Ordering::Relaxed);
-    if off != 0 {
-        (thread_pointer() as isize + off) as *const ThreadState
-    } else {
-        STATE.with(|s| s as *const ThreadState)
+        HOT.errno_offset.store(off, Ordering::Relaxed);
     }
 }
 
 /// Enter a wrapper. `None` means: pass straight through to the original.
 #[inline(always)]
 pub fn enter() -> Option<Guard> {
-    if !READY.load(Ordering::Relaxed) {
+    let off = HOT.tls_offset.load(Ordering::Relaxed);
+    if off == 0 {
+        return enter_general();
+    }
+    let state = (thread_pointer() as isize + off) as *const ThreadState;
+    // SAFETY: a thread's static TLS outlives every call made on that
+    // thread; `in_wrapper` and `internal` are adjacent bytes of a
+    // repr(C) struct at offset 0 (2-aligned), read by their own thread.
+    let busy = unsafe { (state as *const u16).read() } != 0;
+    if busy {
         return None;
     }
-    let state = state_ptr();
+    // SAFETY: as above.
+    unsafe { &*state }.in_wrapper.set(true);
+    Some(Guard { state })
+}
+
+/// `enter` when the TLS offset is unknown or the layer is not ready.
+#[cold]
+#[inline(never)]
+fn enter_general() -> Option<Guard> {
+    if !READY.load(Ordering::Acquire) {
+        return None;
+    }
+    let state = STATE.with(|s| s as *const ThreadState);
     // SAFETY: a thread's TLS outlives every call made on that thread.
     let s = unsafe { &*state };
     if s.in_wrapper.get() || s.internal.get() {
@@ -374,7 +424,7 @@ pub fn errno() -> c_int {
 /// The calling thread's `errno` slot (then plain loads/stores).
 #[inline(always)]
 pub fn errno_location() -> *mut c_int {
-    match ERRNO_OFFSET.load(Ordering::Relaxed) {
+    match HOT.errno_offset.load(Ordering::Relaxed) {
         // SAFETY: __errno_location has no preconditions.
         0 => unsafe { libc::__errno_location() },
         off => (thread_pointer() as isize + off) as *mut c_int,

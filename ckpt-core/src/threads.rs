@@ -54,7 +54,9 @@ struct Slot {
     guard_size: AtomicU64,
     sched_policy: AtomicI32,
     sched_priority: AtomicI32,
-    inherit_sched: AtomicBool,
+    /// `!Attrs::inherit_sched`: zero by default, so the table is all
+    /// zeros (.bss).
+    explicit_sched: AtomicBool,
     // Written by the thread itself when it parks.
     parked_gen: AtomicU32,
     sigmask: AtomicU64,
@@ -90,7 +92,7 @@ const EMPTY: Slot = Slot {
     guard_size: AtomicU64::new(0),
     sched_policy: AtomicI32::new(0),
     sched_priority: AtomicI32::new(0),
-    inherit_sched: AtomicBool::new(true),
+    explicit_sched: AtomicBool::new(false),
     parked_gen: AtomicU32::new(0),
     sigmask: AtomicU64::new(0),
     alt_sp: AtomicU64::new(0),
@@ -144,7 +146,7 @@ impl Slot {
         self.guard_size.store(a.guard_size, Relaxed);
         self.sched_policy.store(a.sched_policy, Relaxed);
         self.sched_priority.store(a.sched_priority, Relaxed);
-        self.inherit_sched.store(a.inherit_sched, Relaxed);
+        self.explicit_sched.store(!a.inherit_sched, Relaxed);
     }
 }
 
@@ -433,7 +435,7 @@ pub fn snapshot(
             guard_size: s.guard_size.load(Relaxed),
             sched_policy: s.sched_policy.load(Relaxed),
             sched_priority: s.sched_priority.load(Relaxed),
-            inherit_sched: s.inherit_sched.load(Relaxed),
+            inherit_sched: !s.explicit_sched.load(Relaxed),
             start_routine: s.start.load(Relaxed),
             arg: s.arg.load(Relaxed),
             sigmask: if state == ThreadState::Frozen {

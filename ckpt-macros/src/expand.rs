@@ -272,17 +272,18 @@ fn around_wrapper(f: &Interposed, symbol: &Ident) -> TokenStream {
             let ::core::option::Option::Some(guard) = ::ckpt::interpose::enter() else {
                 return unsafe { #symbol::real(#(#args),*) };
             };
-            let #errno_at = ::ckpt::interpose::errno_location();
             let #saved = ::core::cell::Cell::new(::core::option::Option::None);
             #[allow(unused_variables)]
             let real = |#(#params),*| #output {
                 let #ret = unsafe { #symbol::real(#(#args),*) };
+                let #errno_at = ::ckpt::interpose::errno_location();
                 // SAFETY: this thread's errno slot, valid for the thread's life.
                 #saved.set(::core::option::Option::Some(unsafe { *#errno_at }));
                 #ret
             };
             let #ret = (|| #body_output #body)();
             if let ::core::option::Option::Some(#errno) = #saved.get() {
+                let #errno_at = ::ckpt::interpose::errno_location();
                 // SAFETY: as above.
                 unsafe { *#errno_at = #errno };
             }

@@ -96,6 +96,13 @@
 //! set it (fail with your own errno through `::ckpt::interpose::set_errno`).
 //! A `return` in the body returns from the body (errno handling still runs).
 //!
+//! A body whose recording is done before the call can end with
+//! `drop(guard); N::real(args..)` (the module's `real`, not the closure):
+//! nothing is left to run after it, so the original becomes a tail call
+//! and `errno` is simply the original's. That saves a return after the
+//! kernel's, which the CPU mispredicts on kernels that refill the
+//! return-stack predictor at system-call exit (`close` does this).
+//!
 //! ```no_run
 //! use ckpt_macros::interpose;
 //! use libc::{c_int, sigset_t};

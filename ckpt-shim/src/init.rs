@@ -34,6 +34,7 @@ fn start() -> Result<(), String> {
         interpose::use_static_tls();
     }
     ckpt::glibc::init()?;
+    wrap::direct::init();
     threads::record_main(&main_thread_attrs());
     ckpt::files::record_inherited();
     // SAFETY: umask is read by setting and restoring it (no other thread yet).

@@ -17,8 +17,9 @@ use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, O
 /// Descriptors whose history is recorded; higher ones are still listed
 /// from /proc at checkpoint, with origin "unknown".
 pub const MAX_FDS: usize = 4096;
-/// Bytes of the program's path kept per descriptor.
-pub const PATH_LEN: usize = 240;
+/// Bytes of the program's path kept per descriptor (a slot is then four
+/// cache lines; a path of up to 40 bytes shares the first with the rest).
+pub const PATH_LEN: usize = 232;
 
 /// The call that created a descriptor.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -67,13 +68,19 @@ impl Origin {
     }
 }
 
+/// One descriptor's history: the fields a wrapper writes first, then the
+/// path, so a short path touches one cache line.
+#[repr(C, align(64))]
 struct Slot {
     seq: AtomicU32,
-    origin: AtomicU8,
     open_flags: AtomicI32,
+    /// The descriptor this one was duplicated from, plus one (0 = none),
+    /// so that an empty table is all zeros (.bss, not 1 MiB of .data).
     dup_of: AtomicI32,
+    /// The other end of a pipe or socket pair, plus one (0 = none).
     pipe_peer: AtomicI32,
     path_len: AtomicU32,
+    origin: AtomicU8,
     /// The path's bytes, eight to a word (one store per word on the hot path).
     path: [AtomicU64; PATH_WORDS],
 }
@@ -84,13 +91,14 @@ const PATH_WORDS: usize = PATH_LEN / 8;
 #[allow(clippy::declare_interior_mutable_const)]
 const EMPTY: Slot = Slot {
     seq: AtomicU32::new(0),
-    origin: AtomicU8::new(0),
     open_flags: AtomicI32::new(0),
-    dup_of: AtomicI32::new(-1),
-    pipe_peer: AtomicI32::new(-1),
+    dup_of: AtomicI32::new(0),
+    pipe_peer: AtomicI32::new(0),
     path_len: AtomicU32::new(0),
+    origin: AtomicU8::new(0),
     path: [ZERO64; PATH_WORDS],
 };
+const _: () = assert!(core::mem::size_of::<Slot>() == 256);
 
 static SLOTS: [Slot; MAX_FDS] = [EMPTY; MAX_FDS];
 
@@ -98,8 +106,17 @@ fn slot(fd: i32) -> Option<&'static Slot> {
     usize::try_from(fd).ok().and_then(|i| SLOTS.get(i))
 }
 
-/// Write one slot under its seqlock.
-fn write(fd: i32, origin: Origin, path: &[u8], flags: i32, dup_of: i32, peer: i32) {
+/// Write one slot under its seqlock; `path` stores the path's words and
+/// returns its length.
+#[inline(always)]
+fn write_with(
+    fd: i32,
+    origin: Origin,
+    flags: i32,
+    dup_of: i32,
+    peer: i32,
+    path: impl FnOnce(&[AtomicU64; PATH_WORDS]) -> usize,
+) {
     let Some(s) = slot(fd) else { return };
     // Seqlock without locked instructions: odd while writing. Concurrent
     // writers of one slot (a race the program itself has) at worst leave
@@ -109,21 +126,50 @@ fn write(fd: i32, origin: Origin, path: &[u8], flags: i32, dup_of: i32, peer: i3
     core::sync::atomic::fence(Release);
     s.origin.store(origin as u8, Relaxed);
     s.open_flags.store(flags, Relaxed);
-    s.dup_of.store(dup_of, Relaxed);
-    s.pipe_peer.store(peer, Relaxed);
-    // Keep the end of long paths: the file name is the informative part.
-    let p = if path.len() > PATH_LEN {
-        &path[path.len() - PATH_LEN..]
-    } else {
-        path
-    };
-    for (d, chunk) in s.path.iter().zip(p.chunks(8)) {
-        let mut w = [0u8; 8];
-        w[..chunk.len()].copy_from_slice(chunk);
-        d.store(u64::from_le_bytes(w), Relaxed);
-    }
-    s.path_len.store(p.len() as u32, Relaxed);
+    s.dup_of.store(dup_of.wrapping_add(1), Relaxed);
+    s.pipe_peer.store(peer.wrapping_add(1), Relaxed);
+    let len = path(&s.path);
+    s.path_len.store(len as u32, Relaxed);
     s.seq.store(seq.wrapping_add(1), Release);
+}
+
+/// Write one slot with a path given as bytes.
+fn write(fd: i32, origin: Origin, path: &[u8], flags: i32, dup_of: i32, peer: i32) {
+    write_with(fd, origin, flags, dup_of, peer, |words| {
+        let p = keep_end(path);
+        store_path(words, p);
+        p.len()
+    });
+}
+
+/// Keep the end of long paths: the file name is the informative part.
+fn keep_end(path: &[u8]) -> &[u8] {
+    &path[path.len().saturating_sub(PATH_LEN)..]
+}
+
+/// `p` (at most PATH_LEN bytes) into `words`, eight bytes to a store:
+/// whole words by plain loads, the tail byte by byte (no memcpy calls on
+/// the hot path).
+#[inline(always)]
+fn store_path(words: &[AtomicU64; PATH_WORDS], p: &[u8]) {
+    let chunks = p.chunks_exact(8);
+    let tail = chunks.remainder();
+    let mut i = 0;
+    for (d, c) in words.iter().zip(chunks) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        d.store(u64::from_le_bytes(w), Relaxed);
+        i += 1;
+    }
+    if !tail.is_empty() {
+        let w = tail
+            .iter()
+            .rev()
+            .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+        if let Some(d) = words.get(i) {
+            d.store(w, Relaxed);
+        }
+    }
 }
 
 /// open/openat/creat/fopen/... returned `fd` for `path`.
@@ -131,6 +177,88 @@ pub fn record_open(fd: i32, origin: Origin, path: &[u8], flags: i32) {
     if fd >= 0 {
         write(fd, origin, path, flags, -1, -1);
     }
+}
+
+/// As `record_open`, for the program's C string: read once, copied while
+/// looking for its end (the open wrappers' hot path).
+///
+/// # Safety
+/// `path` is null or points to a NUL-terminated string.
+#[inline(always)]
+pub unsafe fn record_open_c(fd: i32, origin: Origin, path: *const core::ffi::c_char, flags: i32) {
+    if fd >= 0 {
+        // SAFETY: the caller's contract on `path`.
+        write_with(fd, origin, flags, -1, -1, |w| unsafe {
+            copy_c_path(w, path.cast())
+        });
+    }
+}
+
+/// Copy the C string `p` into `words` eight bytes at a time, finding its
+/// NUL on the way (no separate strlen); a string longer than PATH_LEN
+/// keeps its end. Returns the stored length.
+///
+/// # Safety
+/// `p` is null or points to a NUL-terminated string.
+#[inline(always)]
+unsafe fn copy_c_path(words: &[AtomicU64; PATH_WORDS], p: *const u8) -> usize {
+    if p.is_null() {
+        return 0;
+    }
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    for (i, d) in words.iter().enumerate() {
+        // SAFETY: bytes up to the NUL are readable (caller); `load_word`
+        // reads past it only within the same page.
+        let w = unsafe { load_word(p.add(i * 8)) };
+        // The lowest flagged byte is exactly the first zero byte.
+        let zero = w.wrapping_sub(LOW) & !w & HIGH;
+        if zero == 0 {
+            d.store(w, Relaxed);
+            continue;
+        }
+        let n = (zero.trailing_zeros() / 8) as usize;
+        d.store(w & !(u64::MAX << (8 * n)), Relaxed);
+        return i * 8 + n;
+    }
+    // Longer than PATH_LEN: keep the end (rare, so strlen is fine here).
+    // SAFETY: the caller's contract on `p`.
+    let all = unsafe { core::ffi::CStr::from_ptr(p.cast()) }.to_bytes();
+    let end = keep_end(all);
+    store_path(words, end);
+    end.len()
+}
+
+/// Eight bytes of a C string from `p`, as a little-endian word. Bytes of
+/// the word after the string's NUL are unspecified but never 0 before it.
+/// A word that would cross into the next page is gathered byte by byte,
+/// stopping at the NUL, so nothing past the string's page is touched.
+///
+/// # Safety
+/// The bytes from `p` up to and including the next NUL are readable.
+#[inline(always)]
+unsafe fn load_word(p: *const u8) -> u64 {
+    if (p as usize) & 4095 <= 4096 - 8 {
+        let w: u64;
+        // SAFETY: the first byte is readable and the 8 bytes lie in its
+        // page, so all are mapped; read by an opaque load because the
+        // bytes after the NUL may lie outside the program's object.
+        unsafe {
+            core::arch::asm!("mov {}, qword ptr [{}]", out(reg) w, in(reg) p,
+                options(nostack, readonly, preserves_flags, pure))
+        };
+        return w;
+    }
+    let mut w = 0u64;
+    for j in 0..8 {
+        // SAFETY: bytes up to the NUL are readable; we stop at it.
+        let b = unsafe { *p.add(j) };
+        if b == 0 {
+            break;
+        }
+        w |= u64::from(b) << (8 * j);
+    }
+    w
 }
 
 /// `newfd` was made from `oldfd` (dup, dup2, dup3, F_DUPFD).
@@ -211,8 +339,8 @@ fn history(fd: i32) -> Option<History> {
     let h = History {
         origin: s.origin.load(Relaxed),
         open_flags: s.open_flags.load(Relaxed),
-        dup_of: s.dup_of.load(Relaxed),
-        pipe_peer: s.pipe_peer.load(Relaxed),
+        dup_of: s.dup_of.load(Relaxed).wrapping_sub(1),
+        pipe_peer: s.pipe_peer.load(Relaxed).wrapping_sub(1),
         path: s
             .path
             .iter()
@@ -231,8 +359,9 @@ static OWN: [AtomicI32; 8] = [const { AtomicI32::new(-1) }; 8];
 /// that outlives the call), so the descriptor can move out of the way.
 static OWNER: [AtomicPtr<AtomicI32>; 8] = [const { AtomicPtr::new(core::ptr::null_mut()) }; 8];
 /// Lowest descriptor ckpt owns (they sit near the limit), so the common
-/// check on the hot path is one comparison.
-static OWN_MIN: AtomicI32 = AtomicI32::new(i32::MAX);
+/// check on the hot path is one comparison; kept with the wrappers' other
+/// hot words.
+use crate::interpose::HOT;
 
 /// Mark (or unmark) `fd` as one of ckpt's own.
 pub fn set_own(fd: i32, own: bool) {
@@ -240,7 +369,7 @@ pub fn set_own(fd: i32, own: bool) {
         if is_own(fd) {
             return;
         }
-        OWN_MIN.fetch_min(fd, AcqRel);
+        HOT.own_min.fetch_min(fd, AcqRel);
         for s in OWN.iter() {
             if s.compare_exchange(-1, fd, AcqRel, Relaxed).is_ok() {
                 return;
@@ -290,14 +419,14 @@ pub fn make_way(fd: i32) -> bool {
 /// all sit at or above the lowest one). For filters on hot paths.
 #[inline(always)]
 pub fn maybe_own(fd: i32) -> bool {
-    fd >= OWN_MIN.load(Relaxed)
+    fd >= HOT.own_min.load(Relaxed)
 }
 
 /// Whether `fd` is one of ckpt's own descriptors. Inlined into hot
 /// wrappers: the common answer (below every own descriptor) is one compare.
 #[inline]
 pub fn is_own(fd: i32) -> bool {
-    fd >= OWN_MIN.load(Relaxed) && is_own_listed(fd)
+    fd >= HOT.own_min.load(Relaxed) && is_own_listed(fd)
 }
 
 #[inline(never)]

@@ -39,11 +39,11 @@ pub unsafe extern "C" fn sigprocmask(
     let ::core::option::Option::Some(guard) = ::ckpt::interpose::enter() else {
         return unsafe { sigprocmask::real(how, set, old) };
     };
-    let errno_at = ::ckpt::interpose::errno_location();
     let saved_errno = ::core::cell::Cell::new(::core::option::Option::None);
     #[allow(unused_variables)]
     let real = |how: c_int, set: *const sigset_t, old: *mut sigset_t| -> c_int {
         let ret = unsafe { sigprocmask::real(how, set, old) };
+        let errno_at = ::ckpt::interpose::errno_location();
         saved_errno.set(::core::option::Option::Some(unsafe { *errno_at }));
         ret
     };
@@ -54,6 +54,7 @@ pub unsafe extern "C" fn sigprocmask(
         r
     })();
     if let ::core::option::Option::Some(errno) = saved_errno.get() {
+        let errno_at = ::ckpt::interpose::errno_location();
         unsafe { *errno_at = errno };
     }
     ret

@@ -2,14 +2,19 @@
 //! ckpt's own descriptors are invisible: closing or duplicating them fails
 //! with EBADF as if they were not open, and close_range skips them.
 
+use crate::wrap::direct;
 use ckpt::files::{self as rec, Origin};
 use ckpt::interpose::{c_str, set_errno};
 use ckpt_macros::interpose;
 use libc::{c_char, c_int, c_uint, c_ulong, mode_t, FILE};
 
-#[interpose(aliases(open64), variadic = 2)]
+#[interpose(aliases(open64), variadic = 2, around)]
 unsafe fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
-    rec::record_open(ret, Origin::Open, c_str(path), flags);
+    let fd = direct::openat(libc::AT_FDCWD, path, flags, mode, || {
+        real(path, flags, mode)
+    });
+    guard.record(|| rec::record_open_c(fd, Origin::Open, path, flags));
+    fd
 }
 
 #[interpose(aliases(__open64_2))]
@@ -17,9 +22,11 @@ unsafe fn __open_2(path: *const c_char, flags: c_int) -> c_int {
     rec::record_open(ret, Origin::Open, c_str(path), flags);
 }
 
-#[interpose(aliases(openat64), variadic = 3)]
+#[interpose(aliases(openat64), variadic = 3, around)]
 unsafe fn openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
-    rec::record_open(ret, Origin::Openat, c_str(path), flags);
+    let fd = direct::openat(dirfd, path, flags, mode, || real(dirfd, path, flags, mode));
+    guard.record(|| rec::record_open_c(fd, Origin::Openat, path, flags));
+    fd
 }
 
 #[interpose(aliases(__openat64_2))]
@@ -44,7 +51,10 @@ unsafe fn close(fd: c_int) -> c_int {
         return -1;
     }
     guard.record(|| rec::record_close(fd));
-    real(fd)
+    // The original last, as a tail call: nothing of the wrapper runs after
+    // the kernel returns (see `direct`), and errno is the original's.
+    drop(guard);
+    close::real(fd)
 }
 
 #[interpose(around)]
@@ -86,7 +96,7 @@ unsafe fn dup(old: c_int) -> c_int {
         set_errno(libc::EBADF);
         return -1;
     }
-    let r = real(old);
+    let r = direct::dup(old);
     guard.record(|| rec::record_dup(r, old, Origin::Dup));
     r
 }
@@ -97,7 +107,7 @@ unsafe fn dup2(old: c_int, new: c_int) -> c_int {
         set_errno(libc::EBADF);
         return -1;
     }
-    let r = real(old, new);
+    let r = direct::dup2(old, new);
     guard.record(|| rec::record_dup(r, old, Origin::Dup2));
     r
 }
@@ -108,7 +118,7 @@ unsafe fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
         set_errno(libc::EBADF);
         return -1;
     }
-    let r = real(old, new, flags);
+    let r = direct::dup3(old, new, flags);
     guard.record(|| rec::record_dup(r, old, Origin::Dup3));
     r
 }

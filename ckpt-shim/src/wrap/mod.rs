@@ -11,6 +11,8 @@
 
 /// Waits the kernel never restarts after a handler (sleeps, poll, sigwait).
 pub mod blocking;
+/// System calls the wrappers make themselves (fewer mispredicted returns).
+pub mod direct;
 pub mod files;
 /// Semaphore and System V IPC waits (same reason).
 pub mod ipc;

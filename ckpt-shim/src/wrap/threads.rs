@@ -147,3 +147,18 @@ unsafe fn pthread_exit(retval: *mut c_void) {
     drop(guard);
     real(retval)
 }
+
+/// Note a cancellation request: from then on open/openat go through the
+/// C library (see `direct`). Always false, so that (as the `when` filter
+/// below) every call goes straight to the original, whatever state the
+/// shim is in: ready or not, on any thread.
+fn note_cancel_request() -> bool {
+    ckpt::interpose::HOT.cancel_requested.store(true, SeqCst);
+    false
+}
+
+#[interpose(when = note_cancel_request())]
+unsafe fn pthread_cancel(thread: pthread_t) -> c_int {
+    // Never runs: the filter sends every call to the original.
+    let _ = (ret, thread);
+}
