@@ -1,7 +1,10 @@
 /* Times open+close, dup+close and fcntl(F_GETFL) loops; prints
- * "name ns_per_op" lines. Run natively and under the shim by
- * benches/wrapper_overhead.rs. */
+ * "name ns_per_op" lines. Then starts a second thread and times the
+ * first two again ("... (2 threads)"): open is a cancellation point, and
+ * ckpt's wrapper makes it through the C library once threads exist.
+ * Run natively and under the shim by benches/wrapper_overhead.rs. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -13,19 +16,34 @@ static double now(void) {
     return t.tv_sec * 1e9 + t.tv_nsec;
 }
 
-int main(int argc, char **argv) {
-    long n = argc > 1 ? atol(argv[1]) : 100000;
-    const char *path = argc > 2 ? argv[2] : "/dev/null";
+static void file_loops(long n, const char *path, const char *suffix) {
     double t = now();
     for (long i = 0; i < n; i++) close(open(path, O_RDONLY));
-    printf("open+close %.1f\n", (now() - t) / n);
+    printf("open+close%s %.1f\n", suffix, (now() - t) / n);
     int fd = open(path, O_RDONLY);
     t = now();
     for (long i = 0; i < n; i++) close(dup(fd));
-    printf("dup+close %.1f\n", (now() - t) / n);
+    printf("dup+close%s %.1f\n", suffix, (now() - t) / n);
+    close(fd);
+}
+
+static void *idle(void *a) {
+    (void)a;
+    pause();
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    long n = argc > 1 ? atol(argv[1]) : 100000;
+    const char *path = argc > 2 ? argv[2] : "/dev/null";
+    file_loops(n, path, "");
+    int fd = open(path, O_RDONLY);
     volatile int sink = 0;
-    t = now();
+    double t = now();
     for (long i = 0; i < n * 4; i++) sink += fcntl(fd, F_GETFL);
     printf("fcntl(F_GETFL) %.1f\n", (now() - t) / (n * 4));
+    pthread_t th;
+    pthread_create(&th, NULL, idle, NULL);
+    file_loops(n, path, " (2 threads)");
     return 0;
 }
