@@ -325,6 +325,22 @@ fn memory(out: &mut String, m: &Meta) {
             fmt_size(stored)
         );
     }
+    let kept_out = |wipe: bool| {
+        m.fork_advice
+            .iter()
+            .filter(|a| a.wipe == wipe)
+            .map(|a| a.end.saturating_sub(a.start))
+            .sum::<u64>()
+    };
+    let (dontfork, wipe) = (kept_out(false), kept_out(true));
+    if dontfork + wipe > 0 {
+        let _ = writeln!(
+            out,
+            "  advised out of forks: {} MADV_DONTFORK, {} MADV_WIPEONFORK (stored, advised again at restart)",
+            fmt_size(dontfork),
+            fmt_size(wipe)
+        );
+    }
 }
 
 #[cfg(test)]

@@ -265,8 +265,16 @@ fn read_all(fd: i32) -> Vec<u8> {
 fn end_like(status: i32) -> ! {
     if libc::WIFSIGNALED(status) {
         let sig = libc::WTERMSIG(status);
-        // SAFETY: default action, unblocked, then the signal to ourselves.
+        // The program dumped its own core if it could: this command must
+        // not add one of its own (same name in the same directory).
+        let no_core = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: no core limit, default action, unblocked, then the
+        // signal to ourselves.
         unsafe {
+            libc::setrlimit(libc::RLIMIT_CORE, &no_core);
             libc::signal(sig, libc::SIG_DFL);
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);

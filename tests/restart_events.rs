@@ -1,7 +1,7 @@
 //! Kernel state that only exists in the process, across a restart: an epoll
 //! instance (with the data words of what it watches), a timerfd, a
-//! signalfd, a socket pair, a memfd and a deleted file, threads' CPU
-//! affinity and nice values; and python's asyncio, which also needs its pid
+//! signalfd, a socket pair, a memfd and a deleted file, memory advised
+//! MADV_DONTFORK / MADV_WIPEONFORK, threads' CPU affinity and nice values; and python's asyncio, which also needs its pid
 //! to stay the same. Each program is
 //! checkpointed mid-loop, killed, restarted, and must print exactly what
 //! an uninterrupted run prints.
@@ -64,6 +64,13 @@ fn memfd_and_deleted_file_come_back_with_their_contents() {
     let dir = common::TempDir::new("unnamed-bin");
     let prog = common::compile_c("restart_unnamed.c", dir.path());
     cycle("unnamed", &prog, &[], "step 19");
+}
+
+#[test]
+fn memory_kept_out_of_forks_is_stored_and_advised_again() {
+    let dir = common::TempDir::new("forkadvice-bin");
+    let prog = common::compile_c("restart_fork_advice.c", dir.path());
+    cycle("forkadvice", &prog, &[], "step 19");
 }
 
 #[test]

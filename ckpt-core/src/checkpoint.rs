@@ -73,6 +73,8 @@ pub fn take(dir: &Path, self_uc: *mut core::ffi::c_void) -> Result<Report, Strin
     let frozen = quiesce::freeze(FREEZE_TIMEOUT_NS, self_uc)?;
     // ---- frozen: no malloc, no locks a program thread may hold ----
     let mut meta = snapshot::gather(&frozen, seq, created_unix_ms);
+    // Memory the program keeps out of forks must reach the writer child.
+    meta.fork_advice = memory::fork_advice::snapshot();
     meta.freeze_us = (sys::monotonic_ns() - frozen.started_ns()) / 1000;
     // Opened while frozen so their low numbers are never seen by the program.
     let files = open_tmp(&tmp_c, &tmp_path).and_then(|fd| match status_pipe() {
@@ -89,6 +91,7 @@ pub fn take(dir: &Path, self_uc: *mut core::ffi::c_void) -> Result<Report, Strin
             crate::restart::set_pending(&meta);
             fork_writer(fd, rd, wr, &mut meta)
         });
+    memory::fork_advice::restore(&meta.fork_advice);
     let freeze_ns = quiesce::thaw(frozen);
     // ---- thawed ----
     let (fd, (rd, wr)) = files?;

@@ -188,6 +188,10 @@ pub struct Meta {
     pub signals_kernel: Vec<KernelAction>,
     /// Memory regions, in address order.
     pub regions: Vec<Region>,
+    /// Ranges the program asked fork() to skip or to wipe (given again
+    /// after a restart).
+    #[serde(default)]
+    pub fork_advice: Vec<ForkAdvice>,
     /// Where post-restart code lives in the image, and the glibc facts it
     /// needs (found at start-up in the checkpointed process).
     pub restart: RestartInfo,
@@ -609,6 +613,14 @@ pub struct Region {
     pub ino: u64,
     /// Raw extents of this region stored in the data section.
     pub extents: Vec<Extent>,
+}
+
+/// `[start, end)` was advised MADV_WIPEONFORK (`wipe`) or MADV_DONTFORK.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ForkAdvice {
+    pub start: u64,
+    pub end: u64,
+    pub wipe: bool,
 }
 
 /// Pages `[addr, addr+len)` of a region stored at `file_offset`.

@@ -17,6 +17,11 @@
 //! - shared memory without a file (shared anonymous, memfd, deleted
 //!   files): every non-zero page;
 //! - vdso/vvar: nothing (the kernel provides them; restart moves them).
+//!
+//! Memory advised MADV_DONTFORK / MADV_WIPEONFORK is made to fork like the
+//! rest for the writer (see `fork_advice`).
+
+pub mod fork_advice;
 
 use crate::image::{Extent, Region, RegionKind, PAGE};
 use crate::sys;

@@ -169,6 +169,7 @@ pub extern "C" fn entry(alias_pid: u64, _image_fd: i32, _plan: u64) -> ! {
     }
     thread_setup(leader);
     memory::re_reserve_restorer_range();
+    memory::fork_advice::restore(&meta.fork_advice);
     let top = meta.fds.iter().map(|f| f.fd).max().unwrap_or(2);
     // SAFETY: F_DUPFD_CLOEXEC of our inherited stderr above every program fd.
     let report =

@@ -25,6 +25,7 @@ pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
         signals: signals::snapshot(),
         signals_kernel: signals::snapshot_kernel(),
         regions: Vec::new(),
+        fork_advice: Vec::new(),
         restart: restart_info(),
     }
 }

@@ -16,6 +16,8 @@ pub mod direct;
 pub mod files;
 /// Semaphore and System V IPC waits (same reason).
 pub mod ipc;
+/// madvise advice that keeps memory out of forks.
+pub mod memory;
 pub mod process;
 pub mod signals;
 pub mod threads;

@@ -1,0 +1,24 @@
+//! Memory advice that changes what fork() copies (MADV_DONTFORK,
+//! MADV_WIPEONFORK): noted, so that checkpoints look for such ranges and
+//! still store them (see `ckpt::memory::fork_advice`). Every other advice
+//! goes straight to the original after one comparison.
+
+use ckpt_macros::interpose;
+use libc::{c_int, c_void};
+
+/// Note advice that keeps memory out of forks. Always false, so that (as
+/// the `when` filter below) every call goes straight to the original,
+/// whatever state the shim is in: ready or not, on any thread.
+#[inline(always)]
+fn note_fork_advice(advice: c_int) -> bool {
+    if advice == libc::MADV_DONTFORK || advice == libc::MADV_WIPEONFORK {
+        ckpt::memory::fork_advice::record();
+    }
+    false
+}
+
+#[interpose(when = note_fork_advice(advice))]
+unsafe fn madvise(addr: *mut c_void, len: usize, advice: c_int) -> c_int {
+    // Never runs: the filter sends every call to the original.
+    let _ = (ret, addr, len, advice);
+}
