@@ -141,14 +141,16 @@ Descriptors:
     program appended between the checkpoint and its end stays there;
   - descriptors that shared an open file share one again; an in-process
     pipe (with its unread bytes), an eventfd, an epoll instance (with what
-    it watched), a timerfd and a signalfd are re-created;
+    it watched), a timerfd, a signalfd and an inotify instance (its watches
+    at their numbers, by the paths they were added with; events not yet
+    read are lost) are re-created;
   - descriptors 0, 1 and 2 that were a terminal, a pipe, a socket or a
     device are connected to this command's own;
   - a listening socket listens again at its address (refused up front
     when the address is taken); a connection to another process comes
     back closed by its peer (end-of-file, EPIPE), with a warning;
-  - what cannot come back otherwise (a pipe to another process, an
-    inotify) is replaced by /dev/null, with a warning.
+  - what cannot come back otherwise (a pipe to another process, a
+    fanotify, a pidfd) is replaced by /dev/null, with a warning.
 
 Checked before anything starts (one line and exit status 1 on failure,
 nothing is started and no file is touched): the image's checksums, format

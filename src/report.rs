@@ -159,7 +159,7 @@ fn threads(out: &mut String, m: &Meta) {
 }
 
 /// Relations and extras of a descriptor: dup source, shared description,
-/// pipe peer, deletion, eventfd counter.
+/// pipe peer, deletion, eventfd counter, inotify watches.
 fn fd_notes(fd: &Fd) -> String {
     let mut notes = Vec::new();
     if let Some(n) = fd.dup_of {
@@ -176,6 +176,10 @@ fn fd_notes(fd: &Fd) -> String {
     }
     if let Some(c) = fd.eventfd_count {
         notes.push(format!("count {c}"));
+    }
+    for w in fd.inotify.iter().flatten() {
+        let path = w.path.as_deref().unwrap_or("(path unknown)");
+        notes.push(format!("watch {} {path} mask {:#x}", w.wd, w.mask));
     }
     if notes.is_empty() {
         "-".into()

@@ -1,6 +1,6 @@
 //! Kernel state that only exists in the process, across a restart: an epoll
 //! instance (with the data words of what it watches), a timerfd, a
-//! signalfd, a socket pair, a memfd and a deleted file, memory advised
+//! signalfd, inotify watches, a socket pair, a memfd and a deleted file, memory advised
 //! MADV_DONTFORK / MADV_WIPEONFORK, threads' CPU affinity and nice values; and python's asyncio, which also needs its pid
 //! to stay the same. Each program is
 //! checkpointed mid-loop, killed, restarted, and must print exactly what
@@ -64,6 +64,13 @@ fn memfd_and_deleted_file_come_back_with_their_contents() {
     let dir = common::TempDir::new("unnamed-bin");
     let prog = common::compile_c("restart_unnamed.c", dir.path());
     cycle("unnamed", &prog, &[], "step 19");
+}
+
+#[test]
+fn inotify_watches_come_back_at_their_numbers() {
+    let dir = common::TempDir::new("inotify-bin");
+    let prog = common::compile_c("restart_inotify.c", dir.path());
+    cycle("inotify", &prog, &[], "step 19");
 }
 
 #[test]

@@ -365,7 +365,9 @@ pub enum FdKind {
     Epoll,
     TimerFd,
     SignalFd,
-    /// Another anon-inode object (inotify, userfaultfd, pidfd, ...).
+    /// An inotify instance (its watches in `Fd::inotify`).
+    Inotify,
+    /// Another anon-inode object (userfaultfd, pidfd, fanotify, ...).
     Anon,
 }
 
@@ -432,6 +434,9 @@ pub struct Fd {
     /// The signals a signalfd takes (bit n-1 = signal n).
     #[serde(default)]
     pub signalfd_mask: Option<u64>,
+    /// What an inotify instance watches.
+    #[serde(default)]
+    pub inotify: Option<Vec<InotifyWatch>>,
 }
 
 impl Fd {
@@ -467,6 +472,7 @@ impl Fd {
             epoll: None,
             timerfd: None,
             signalfd_mask: None,
+            inotify: None,
         }
     }
 }
@@ -485,6 +491,21 @@ pub struct SocketState {
     pub reuse_address: bool,
     pub reuse_port: bool,
     pub v6_only: bool,
+}
+
+/// One watch of an inotify instance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InotifyWatch {
+    /// The watch descriptor the program knows it by.
+    pub wd: i32,
+    /// Events and flags as given to inotify_add_watch (IN_*).
+    pub mask: u32,
+    /// The watched inode (device as in stat).
+    pub dev: u64,
+    pub ino: u64,
+    /// Where it was found, when the program's path still leads to that
+    /// inode (else the watch cannot come back).
+    pub path: Option<String>,
 }
 
 /// One descriptor an epoll instance watches.

@@ -9,7 +9,8 @@
 //! block, a reader that sees a slot mid-write ignores that slot's history.
 //!
 //! Verbs: `record_*` here (from the wrappers), `snapshot` (snapshot.rs,
-//! with anon.rs for epoll/timerfd/signalfd), `restore` (restore.rs).
+//! with anon.rs for epoll/timerfd/signalfd and inotify.rs for inotify
+//! watches), `restore` (restore.rs).
 
 use crate::sys;
 use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
@@ -42,11 +43,12 @@ pub enum Origin {
     /// Open when the shim started (inherited from the parent).
     Inherited,
     SocketPair,
+    Inotify,
 }
 
 impl Origin {
     fn name(v: u8) -> &'static str {
-        const NAMES: [&str; 16] = [
+        const NAMES: [&str; 17] = [
             "unknown",
             "open",
             "openat",
@@ -63,6 +65,7 @@ impl Origin {
             "memfd_create",
             "inherited",
             "socketpair",
+            "inotify_init",
         ];
         NAMES.get(v as usize).copied().unwrap_or("unknown")
     }
@@ -435,9 +438,11 @@ fn is_own_listed(fd: i32) -> bool {
 }
 
 mod anon;
+mod inotify;
 mod restore;
 mod snapshot;
 mod sockets;
+pub use inotify::{record_unwatch, record_watch};
 pub use restore::{restore, stdio_rule, Passthrough};
 pub use snapshot::snapshot;
 pub use sockets::check_address;

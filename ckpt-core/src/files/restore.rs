@@ -6,7 +6,8 @@
 //! - descriptors that shared one open file (dup, fork) share one again;
 //! - an in-process pipe is re-created (both ends) with its unread bytes,
 //!   an eventfd with its counter, an epoll instance with what it watched,
-//!   a timerfd with its setting, a signalfd with its mask;
+//!   a timerfd with its setting, a signalfd with its mask, an inotify
+//!   instance with its watches (at their wds; unread events are lost);
 //! - descriptors 0, 1 and 2 that were a terminal, a pipe, a socket or a
 //!   device are connected to the `ckpt restart` command's own;
 //! - a device or terminal above 2 is reopened by path;
@@ -15,8 +16,8 @@
 //! - a listening socket (or a bound datagram socket) listens again at its
 //!   address; a connection to another process comes back closed by its
 //!   peer (end-of-file, EPIPE), with a warning;
-//! - anything else (a pipe to another process, an inotify) cannot come
-//!   back: /dev/null takes its number, with a warning.
+//! - anything else (a pipe to another process, a fanotify, a pidfd) cannot
+//!   come back: /dev/null takes its number, with a warning.
 //!
 //! Post-restart context: raw syscalls, scratch allocation, no panics.
 
@@ -58,6 +59,7 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
         FdKind::Epoll if f.epoll.is_some() => Passthrough::Rebuilt,
         FdKind::TimerFd if f.timerfd.is_some() => Passthrough::Rebuilt,
         FdKind::SignalFd if f.signalfd_mask.is_some() => Passthrough::Rebuilt,
+        FdKind::Inotify if f.inotify.is_some() => Passthrough::Rebuilt,
         _ => Passthrough::Placeholder,
     }
 }
@@ -188,6 +190,13 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
         FdKind::Epoll | FdKind::TimerFd | FdKind::SignalFd => {
             let fd = move_to_at_least(super::anon::recreate(f)?, base)?;
             Ok(Some(vec![(f.fd, fd)]))
+        }
+        FdKind::Inotify => {
+            let (fd, warnings) = super::inotify::restore(f)?;
+            for w in warnings {
+                warn(&w);
+            }
+            Ok(Some(vec![(f.fd, move_to_at_least(fd, base)?)]))
         }
         FdKind::EventFd => {
             let count = f.eventfd_count.unwrap_or(0);

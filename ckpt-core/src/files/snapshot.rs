@@ -2,7 +2,7 @@
 //! fdinfo, fstat), checked against and completed by the recorded history,
 //! plus what restart needs to make in-process objects again (pipe and
 //! socket-pair bytes, the contents of unnamed files, epoll/timerfd/signalfd
-//! state). Runs while the program is frozen: raw syscalls and Rust
+//! state, inotify watches). Runs while the program is frozen: raw syscalls and Rust
 //! allocation (routed to the scratch arena) only.
 
 use super::{anon, history, History, Origin};
@@ -133,6 +133,7 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
         signalfd_mask: (kind == FdKind::SignalFd)
             .then(|| sys::field(ib, b"sigmask:").and_then(sys::parse_hex))
             .flatten(),
+        inotify: (kind == FdKind::Inotify).then(|| super::inotify::snapshot(ib)),
         // SAFETY: F_GETPIPE_SZ takes no argument; fails harmlessly on non-pipes.
         pipe_size: (kind == FdKind::Pipe)
             .then(|| unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETPIPE_SZ) } as i32)
@@ -270,6 +271,7 @@ fn plausible(h: &History, path: &str, kind: FdKind) -> bool {
         o if o == Origin::SocketPair as u8 => kind == FdKind::Socket,
         o if o == Origin::EventFd as u8 => kind == FdKind::EventFd,
         o if o == Origin::MemfdCreate as u8 => kind == FdKind::MemFd,
+        o if o == Origin::Inotify as u8 => kind == FdKind::Inotify,
         _ if h.dup_of >= 0 || h.path.is_empty() => true,
         _ => {
             // Compare the last path component the program passed with
@@ -306,6 +308,7 @@ fn kind_of(st: &libc::stat, path: &str) -> FdKind {
         _ if path == "anon_inode:[eventpoll]" => FdKind::Epoll,
         _ if path == "anon_inode:[timerfd]" => FdKind::TimerFd,
         _ if path == "anon_inode:[signalfd]" => FdKind::SignalFd,
+        _ if path == "anon_inode:inotify" => FdKind::Inotify,
         _ => FdKind::Anon,
     }
 }

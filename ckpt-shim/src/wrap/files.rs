@@ -239,6 +239,31 @@ unsafe fn memfd_create(name: *const c_char, flags: c_uint) -> c_int {
 }
 
 #[interpose]
+unsafe fn inotify_init() -> c_int {
+    rec::record_anon(ret, Origin::Inotify, b"", 0);
+}
+
+#[interpose]
+unsafe fn inotify_init1(flags: c_int) -> c_int {
+    rec::record_anon(ret, Origin::Inotify, b"", flags);
+}
+
+#[interpose]
+unsafe fn inotify_add_watch(fd: c_int, path: *const c_char, mask: u32) -> c_int {
+    // The kernel shows the watched inode, not the path: keep it.
+    if ret >= 0 {
+        rec::record_watch(fd, ret, c_str(path));
+    }
+}
+
+#[interpose]
+unsafe fn inotify_rm_watch(fd: c_int, wd: c_int) -> c_int {
+    if ret == 0 {
+        rec::record_unwatch(fd, wd);
+    }
+}
+
+#[interpose]
 unsafe fn chdir(path: *const c_char) -> c_int {
     if ret == 0 {
         ckpt::process::record_chdir();
