@@ -144,6 +144,8 @@ Descriptors:
     it watched), a timerfd, a signalfd and an inotify instance (its watches
     at their numbers, by the paths they were added with; events not yet
     read are lost) are re-created;
+  - file locks the program held (fcntl, OFD, flock) are taken again,
+    without waiting: one another process took meanwhile is a warning;
   - descriptors 0, 1 and 2 that were a terminal, a pipe, a socket or a
     device are connected to this command's own;
   - a listening socket listens again at its address (refused up front

@@ -159,7 +159,7 @@ fn threads(out: &mut String, m: &Meta) {
 }
 
 /// Relations and extras of a descriptor: dup source, shared description,
-/// pipe peer, deletion, eventfd counter, inotify watches.
+/// pipe peer, deletion, eventfd counter, locks, inotify watches.
 fn fd_notes(fd: &Fd) -> String {
     let mut notes = Vec::new();
     if let Some(n) = fd.dup_of {
@@ -176,6 +176,14 @@ fn fd_notes(fd: &Fd) -> String {
     }
     if let Some(c) = fd.eventfd_count {
         notes.push(format!("count {c}"));
+    }
+    for l in &fd.locks {
+        let range = match l.len {
+            0 => format!("{}-", l.start),
+            n => format!("{}-{}", l.start, l.start + n - 1),
+        };
+        let kind = if l.write { "write" } else { "read" };
+        notes.push(format!("{:?} {kind} lock {range}", l.kind));
     }
     for w in fd.inotify.iter().flatten() {
         let path = w.path.as_deref().unwrap_or("(path unknown)");

@@ -1,6 +1,6 @@
 //! Kernel state that only exists in the process, across a restart: an epoll
 //! instance (with the data words of what it watches), a timerfd, a
-//! signalfd, inotify watches, a socket pair, a memfd and a deleted file, memory advised
+//! signalfd, inotify watches, file locks, a socket pair, a memfd and a deleted file, memory advised
 //! MADV_DONTFORK / MADV_WIPEONFORK, threads' CPU affinity and nice values; and python's asyncio, which also needs its pid
 //! to stay the same. Each program is
 //! checkpointed mid-loop, killed, restarted, and must print exactly what
@@ -71,6 +71,13 @@ fn inotify_watches_come_back_at_their_numbers() {
     let dir = common::TempDir::new("inotify-bin");
     let prog = common::compile_c("restart_inotify.c", dir.path());
     cycle("inotify", &prog, &[], "step 19");
+}
+
+#[test]
+fn file_locks_are_taken_again() {
+    let dir = common::TempDir::new("locks-bin");
+    let prog = common::compile_c("restart_locks.c", dir.path());
+    cycle("locks", &prog, &[], "step 19");
 }
 
 #[test]

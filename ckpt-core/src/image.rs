@@ -437,6 +437,9 @@ pub struct Fd {
     /// What an inotify instance watches.
     #[serde(default)]
     pub inotify: Option<Vec<InotifyWatch>>,
+    /// Locks this process held on the file (fcntl, OFD, flock).
+    #[serde(default)]
+    pub locks: Vec<FileLock>,
 }
 
 impl Fd {
@@ -473,6 +476,7 @@ impl Fd {
             timerfd: None,
             signalfd_mask: None,
             inotify: None,
+            locks: Vec::new(),
         }
     }
 }
@@ -491,6 +495,28 @@ pub struct SocketState {
     pub reuse_address: bool,
     pub reuse_port: bool,
     pub v6_only: bool,
+}
+
+/// Which API a file lock was taken with (they do not conflict alike).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum LockKind {
+    /// fcntl F_SETLK/F_SETLKW, lockf: owned by the process.
+    Posix,
+    /// fcntl F_OFD_SETLK: owned by the open file description.
+    Ofd,
+    /// flock(2): whole file, owned by the open file description.
+    Flock,
+}
+
+/// A lock held on a descriptor's file.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileLock {
+    pub kind: LockKind,
+    pub write: bool,
+    /// First byte locked.
+    pub start: u64,
+    /// Bytes locked; 0 = to the end of the file, however far it grows.
+    pub len: u64,
 }
 
 /// One watch of an inotify instance.

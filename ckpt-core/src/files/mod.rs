@@ -9,8 +9,8 @@
 //! block, a reader that sees a slot mid-write ignores that slot's history.
 //!
 //! Verbs: `record_*` here (from the wrappers), `snapshot` (snapshot.rs,
-//! with anon.rs for epoll/timerfd/signalfd and inotify.rs for inotify
-//! watches), `restore` (restore.rs).
+//! with anon.rs for epoll/timerfd/signalfd, inotify.rs for inotify
+//! watches, locks.rs for file locks), `restore` (restore.rs).
 
 use crate::sys;
 use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
@@ -439,6 +439,7 @@ fn is_own_listed(fd: i32) -> bool {
 
 mod anon;
 mod inotify;
+mod locks;
 mod restore;
 mod snapshot;
 mod sockets;

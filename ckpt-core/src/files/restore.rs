@@ -11,6 +11,8 @@
 //! - descriptors 0, 1 and 2 that were a terminal, a pipe, a socket or a
 //!   device are connected to the `ckpt restart` command's own;
 //! - a device or terminal above 2 is reopened by path;
+//! - file locks (fcntl, OFD, flock) the process held are taken again
+//!   (never waiting: one another process took meanwhile is a warning);
 //! - a memfd or a deleted file is made again (a memfd, an unlinked file)
 //!   with the contents it had, at its offset;
 //! - a listening socket (or a bound datagram socket) listens again at its
@@ -119,6 +121,12 @@ pub fn restore(fds: &[Fd], keep_also: &[i32]) -> Result<(), String> {
         .filter(|f| f.epoll.is_some() && f.shares_with.is_none())
     {
         super::anon::refill_epoll(f);
+    }
+    // And every lock the process held is taken again.
+    for f in fds.iter().filter(|f| !f.locks.is_empty()) {
+        for w in super::locks::restore(f) {
+            warn(&w);
+        }
     }
     Ok(())
 }

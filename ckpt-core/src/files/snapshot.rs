@@ -65,10 +65,9 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
     if unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st) } < 0 {
         return None;
     }
-    let info = CString::new(format!("/proc/self/fdinfo/{fd}")).ok()?;
-    let mut ib = [0u8; 2048];
-    let il = sys::read_small(libc::AT_FDCWD, &info, &mut ib).unwrap_or(0);
-    let ib = &ib[..il];
+    // Whole: an inotify's watches or a file's locks make it long.
+    let info = std::fs::read(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
+    let ib = &info[..];
     let offset = sys::field(ib, b"pos:")
         .and_then(|v| sys::parse_i64(trim(v)))
         .unwrap_or(0);
@@ -134,6 +133,7 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
             .then(|| sys::field(ib, b"sigmask:").and_then(sys::parse_hex))
             .flatten(),
         inotify: (kind == FdKind::Inotify).then(|| super::inotify::snapshot(ib)),
+        locks: super::locks::snapshot(ib),
         // SAFETY: F_GETPIPE_SZ takes no argument; fails harmlessly on non-pipes.
         pipe_size: (kind == FdKind::Pipe)
             .then(|| unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETPIPE_SZ) } as i32)
