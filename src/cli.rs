@@ -129,7 +129,8 @@ The program comes back with its pid and its threads' ids, in a pid
 namespace of its own (a user namespace too when not root), as a child of
 this command, which stays in the foreground, forwards SIGTERM, SIGHUP,
 SIGUSR1 and SIGUSR2 to it, and ends with the program's exit status or
-signal; `ckpt checkpoint` of this command's pid or of the program's
+signal; killed in any other way (even SIGKILL), it takes the program
+along. `ckpt checkpoint` of this command's pid or of the program's
 reaches the program. Where the kernel allows no namespace (or with --no-namespace)
 this command becomes the program itself. Its threads, memory, signal
 handlers, timers and descriptors come back as they were at the checkpoint.

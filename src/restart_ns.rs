@@ -178,6 +178,10 @@ fn start_init() -> Result<i32, String> {
             libc::close(rd);
             // Named first: the program tells a restart namespace by it.
             libc::prctl(libc::PR_SET_NAME, c"ckpt-init".as_ptr());
+            // This command ending in any way (even SIGKILL) ends init, and
+            // with it the namespace and the program, as with `exec`. Had it
+            // ended already, the report below finds no reader (EPIPE).
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             let ok = libc::mount(
                 c"proc".as_ptr(),
                 c"/proc".as_ptr(),
@@ -190,9 +194,9 @@ fn start_init() -> Result<i32, String> {
             } else {
                 b"Ecannot mount /proc for the namespace"
             };
-            libc::write(wr, msg.as_ptr().cast(), msg.len());
+            let told = libc::write(wr, msg.as_ptr().cast(), msg.len()) > 0;
             libc::close(wr);
-            if !ok {
+            if !ok || !told {
                 libc::_exit(1);
             }
             loop {

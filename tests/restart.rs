@@ -221,6 +221,15 @@ fn chain_of_three_restarts_is_byte_identical() {
     c.ready = has_lines(30);
     c.restarts = 3;
     c.run(&area);
+    // Each SIGKILLed `ckpt restart` took its namespace along: no init of
+    // one (they run in the area, as the command did) is left.
+    let left: Vec<i32> = rs::pids_named("ckpt-init")
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_link(format!("/proc/{p}/cwd")).ok().as_deref() == Some(area.path())
+        })
+        .collect();
+    assert!(left.is_empty(), "namespace inits left behind: {left:?}");
 }
 
 // ---------------------------------------------------------------------------
