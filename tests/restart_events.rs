@@ -17,6 +17,14 @@ use rs::{
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// `cycle` for C program `src` (tests/programs), checkpointed once it
+/// printed "step 19".
+fn cycle_c(tag: &str, src: &str) {
+    let dir = common::TempDir::new(&format!("{tag}-bin"));
+    let prog = common::compile_c(src, dir.path());
+    cycle(tag, &prog, &[], "step 19");
+}
+
 /// Reference run, then checkpoint once `marker` is in the output, kill,
 /// restart, and compare the whole output.
 fn cycle(tag: &str, prog: &Path, args: &[&str], marker: &str) {
@@ -61,44 +69,32 @@ fn python_asyncio_continues_with_its_pid() {
 
 #[test]
 fn memfd_and_deleted_file_come_back_with_their_contents() {
-    let dir = common::TempDir::new("unnamed-bin");
-    let prog = common::compile_c("restart_unnamed.c", dir.path());
-    cycle("unnamed", &prog, &[], "step 19");
+    cycle_c("unnamed", "restart_unnamed.c");
 }
 
 #[test]
 fn inotify_watches_come_back_at_their_numbers() {
-    let dir = common::TempDir::new("inotify-bin");
-    let prog = common::compile_c("restart_inotify.c", dir.path());
-    cycle("inotify", &prog, &[], "step 19");
+    cycle_c("inotify", "restart_inotify.c");
 }
 
 #[test]
 fn file_locks_are_taken_again() {
-    let dir = common::TempDir::new("locks-bin");
-    let prog = common::compile_c("restart_locks.c", dir.path());
-    cycle("locks", &prog, &[], "step 19");
+    cycle_c("locks", "restart_locks.c");
 }
 
 #[test]
 fn memory_kept_out_of_forks_is_stored_and_advised_again() {
-    let dir = common::TempDir::new("forkadvice-bin");
-    let prog = common::compile_c("restart_fork_advice.c", dir.path());
-    cycle("forkadvice", &prog, &[], "step 19");
+    cycle_c("forkadvice", "restart_fork_advice.c");
 }
 
 #[test]
 fn thread_affinity_and_nice_come_back() {
-    let dir = common::TempDir::new("sched-bin");
-    let prog = common::compile_c("restart_sched.c", dir.path());
-    cycle("sched", &prog, &[], "step 19");
+    cycle_c("sched", "restart_sched.c");
 }
 
 #[test]
 fn thread_ids_pid_and_mutex_owners_are_kept() {
-    let dir = common::TempDir::new("tids-bin");
-    let prog = common::compile_c("restart_tids.c", dir.path());
-    cycle("tids", &prog, &[], "step 19");
+    cycle_c("tids", "restart_tids.c");
 }
 
 /// The crash-recovery flow: periodic checkpoints (`--interval`), SIGKILL
