@@ -312,6 +312,36 @@ fn exit_status_7_after_restart_is_restarts_status() {
     );
 }
 
+/// A process the restarted program forks lives in the restart's pid
+/// namespace; `ckpt checkpoint` reaches it by its pid as seen outside.
+#[test]
+fn child_of_a_restarted_program_is_checkpointable_by_its_outer_pid() {
+    let area = Area::new("rforkchild");
+    let prog = rs::compile_named("restart_stage.c", &area.sub("bin"), "rstage_forker");
+    let mut r = staged_restart(&area, &prog, &["fork"], Out::Null);
+    let ctl = area.sub("ctl");
+    let inner = wait_marker(&mut r, &ctl.join("child")).unwrap_or_else(|e| panic!("{e}"));
+    let inner = common::parse_kv(&inner)["pid"].clone();
+    // The child: our process of that name whose innermost pid is `inner`.
+    let outer = rs::pids_named("rstage_forker")
+        .into_iter()
+        .find(|p| {
+            let status = read(Path::new(&format!("/proc/{p}/status")));
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .and_then(|v| v.split_whitespace().last().map(str::to_string))
+                == Some(inner.clone())
+        })
+        .unwrap_or_else(|| panic!("no process with inner pid {inner}"));
+    let img = common::checkpoint(outer, Some(&area.sub("child-images")))
+        .unwrap_or_else(|e| panic!("checkpoint of the forked child {outer}: {e}"));
+    assert!(img.exists(), "{}", img.display());
+    touch(&ctl.join("stop"));
+    let st = r.wait(RESTART_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert_success(st, "restarted program", &program_stderr(&area));
+}
+
 /// A Rust program (std threads, channels, atomics, files) checkpointed
 /// while its threads work, killed, restarted: same output. (Whether its
 /// threads got to work before `go` depends on timing in the reference run,

@@ -256,9 +256,11 @@ fn restarted_under(child: i32, command: i32) -> bool {
     ppid(child) == Some(command)
 }
 
-/// A program restarted in a pid namespace answers on the socket named
-/// after its `ckpt restart` command (its parent): find it from the
-/// program's pid.
+/// A process in the pid namespace of a `ckpt restart` answers on a socket
+/// named after the restart command (its parent) when it is the restarted
+/// program, or after its pid inside the namespace and the namespace
+/// (`<pid>-ns<inode>`) when the program started it: find either from the
+/// process's pid as seen here.
 fn restart_command_socket(owner: u32, pid: i32) -> Option<PathBuf> {
     let status = |p: i32| std::fs::read_to_string(format!("/proc/{p}/status")).ok();
     let field = |text: &str, key: &str| -> Option<String> {
@@ -273,6 +275,14 @@ fn restart_command_socket(owner: u32, pid: i32) -> Option<PathBuf> {
     }
     let parent: i32 = field(&status(pid)?, "PPid:")?.parse().ok()?;
     let path = socket_path(owner, parent);
+    if path.exists() {
+        return Some(path);
+    }
+    let inner = nspids.split_whitespace().last()?;
+    // "pid:[4026532301]"
+    let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()?;
+    let ns = ns.to_str()?.strip_prefix("pid:[")?.strip_suffix(']')?;
+    let path = runtime_dir(owner).join(format!("{inner}-ns{ns}.sock"));
     path.exists().then_some(path)
 }
 
