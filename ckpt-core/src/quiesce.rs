@@ -360,6 +360,21 @@ pub fn freeze(timeout_ns: u64, self_uc: *mut c_void) -> Result<Frozen, String> {
             threads::record_foreign(tid);
         }
     }
+    // A thread beyond the table would be missing from the image: refuse
+    // rather than write one that cannot come back whole.
+    let unrecorded = threads
+        .iter()
+        .filter(|t| !threads::is_recorded(t.0))
+        .count();
+    if unrecorded > 0 {
+        thaw_gen(gen);
+        return Err(format!(
+            "{} of the program's {} threads are beyond what ckpt can record ({} threads at most)",
+            unrecorded,
+            threads.len(),
+            threads::MAX_THREADS
+        ));
+    }
     Ok(Frozen {
         gen,
         started_ns,

@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, 
 
 /// Threads ckpt can track at once; more are still frozen and checkpointed
 /// but recorded without their creation attributes.
-pub const MAX_THREADS: usize = 1024;
+pub const MAX_THREADS: usize = 8192;
 
 const FREE: u8 = 0;
 const CLAIMED: u8 = 1;
@@ -477,6 +477,12 @@ pub fn snapshot(
 
 /// Register a thread found in /proc but never seen by a wrapper or the
 /// freeze handler (e.g. one that blocks every signal).
+/// Whether thread `tid` has a slot (every thread must, for a checkpoint:
+/// one beyond the table could not come back).
+pub fn is_recorded(tid: i32) -> bool {
+    slot_of_tid(tid).is_some()
+}
+
 pub fn record_foreign(tid: i32) {
     if slot_of_tid(tid).is_some() {
         return;
