@@ -83,6 +83,46 @@ fn checkpoint_of_a_process_not_under_ckpt() {
     );
 }
 
+/// A program with a POSIX timer ckpt did not see made (a raw system
+/// call): the checkpoint is refused with one clear line, no image is
+/// written, and the program goes on as if nothing happened.
+#[test]
+fn checkpoint_of_a_program_with_an_unrecorded_timer_is_refused() {
+    require_shim();
+    let tmp = TempDir::new("rawtimer");
+    let bin = compile_c("raw_timer.c", tmp.path());
+    let images = tmp.sub("images");
+    let mut p = Spawn::new(&bin, tmp.path()).under_ckpt(&images, "raw_timer");
+    let until = Instant::now() + Duration::from_secs(20);
+    while !p.stdout().contains("ready") {
+        assert!(Instant::now() < until, "never ready: {}", p.describe());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = run_cmd(
+        &mut ckpt_cmd(
+            tmp.path(),
+            [
+                "checkpoint".to_string(),
+                p.child_pid().to_string(),
+                "--dir".to_string(),
+                images.to_string_lossy().into_owned(),
+            ],
+        ),
+        CLI_TIMEOUT,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_clean_error(
+        "checkpoint with a raw timer",
+        &r,
+        Some("timers were not recorded"),
+    );
+    let images_written = std::fs::read_dir(&images).map_or(0, |d| d.count());
+    assert_eq!(images_written, 0, "no image may be left");
+    let st = p.wait(EXIT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(st.success(), "{}", p.describe());
+    assert_eq!(p.stdout(), "ready\nticked: 1\n", "{}", p.describe());
+}
+
 /// Another user's process: as root, ask as `nobody` about a root process
 /// that runs under ckpt; as another user, ask about pid 1.
 #[test]

@@ -72,6 +72,16 @@ pub fn take(dir: &Path, self_uc: *mut core::ffi::c_void) -> Result<Report, Strin
 
     let frozen = quiesce::freeze(FREEZE_TIMEOUT_NS, self_uc)?;
     // ---- frozen: no malloc, no locks a program thread may hold ----
+    // A kernel timer the image would not hold could not come back.
+    let untracked = crate::timers::untracked();
+    if untracked > 0 {
+        quiesce::thaw(frozen);
+        return Err(format!(
+            "{untracked} of the program's POSIX timers were not recorded (made by a raw \
+             system call, or beyond the {} ckpt can record); they could not come back",
+            crate::timers::MAX_TIMERS
+        ));
+    }
     let mut meta = snapshot::gather(&frozen, seq, created_unix_ms);
     // Memory the program keeps out of forks must reach the writer child.
     meta.fork_advice = memory::fork_advice::snapshot();

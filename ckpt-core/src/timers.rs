@@ -174,6 +174,31 @@ pub fn reset() {
 
 /// Describe every live timer with the kernel's remaining time. Runs while
 /// frozen (raw syscalls + Rust allocation only).
+/// ckpt's own kernel timer (the periodic checkpoint), never the program's.
+static OWN_TIMER: AtomicI32 = AtomicI32::new(-1);
+
+/// Note ckpt's own kernel timer `id` (see `untracked`).
+pub fn set_own_timer(id: i32) {
+    OWN_TIMER.store(id, Release);
+}
+
+/// Kernel timers of the process that are neither recorded nor ckpt's own
+/// (created past the wrappers, or beyond the table): they could not come
+/// back, so a checkpoint refuses. Frozen context (scratch allocation).
+pub fn untracked() -> usize {
+    let text = std::fs::read_to_string("/proc/self/timers").unwrap_or_default();
+    let recorded: Vec<i32> = SLOTS
+        .iter()
+        .filter(|s| s.used.load(Acquire) == 1)
+        .map(|s| kernel_id(s.timer_id.load(Relaxed)))
+        .collect();
+    let own = OWN_TIMER.load(Acquire);
+    text.lines()
+        .filter_map(|l| l.strip_prefix("ID:")?.trim().parse::<i32>().ok())
+        .filter(|id| *id != own && !recorded.contains(id))
+        .count()
+}
+
 pub fn snapshot() -> Vec<Timer> {
     let mut out = Vec::new();
     for s in SLOTS.iter() {

@@ -149,6 +149,7 @@ fn arm_periodic(ms: u64) -> Result<(), String> {
             std::io::Error::last_os_error()
         ));
     }
+    ckpt::timers::set_own_timer(id);
     sys::timer_settime(id, ms * 1_000_000, ms * 1_000_000);
     Ok(())
 }
