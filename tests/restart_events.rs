@@ -87,6 +87,15 @@ fn memory_kept_out_of_forks_is_stored_and_advised_again() {
     cycle_c("forkadvice", "restart_fork_advice.c");
 }
 
+/// The same advice given by raw system calls: the writer child lacks the
+/// DONTFORK region, which the checkpoint notices and forks again.
+#[test]
+fn memory_kept_out_of_forks_by_raw_syscalls_is_stored_too() {
+    let dir = common::TempDir::new("rawadvice-bin");
+    let prog = common::compile_c("restart_fork_advice.c", dir.path());
+    cycle("rawadvice", &prog, &["raw"], "step 19");
+}
+
 #[test]
 fn thread_affinity_and_nice_come_back() {
     cycle_c("sched", "restart_sched.c");

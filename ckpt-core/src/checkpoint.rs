@@ -99,7 +99,7 @@ pub fn take(dir: &Path, self_uc: *mut core::ffi::c_void) -> Result<Report, Strin
         .map_err(Clone::clone)
         .and_then(|&(fd, (rd, wr))| {
             crate::restart::set_pending(&meta);
-            fork_writer(fd, rd, wr, &mut meta)
+            fork_writer_whole(fd, rd, wr, &mut meta)
         });
     memory::fork_advice::restore(&meta.fork_advice);
     let freeze_ns = quiesce::thaw(frozen);
@@ -175,6 +175,48 @@ fn status_pipe() -> Result<(i32, i32), String> {
             Ok((rd, wr))
         }
         _ => Err("no free descriptor for the image writer".into()),
+    }
+}
+
+/// `fork_writer`, checking that the child got every region: memory kept
+/// out of forks by advice the madvise wrapper did not see (a raw system
+/// call) is missing there. Then that memory is found (smaps), made
+/// forkable, and the writer forked again, all while still frozen.
+fn fork_writer_whole(fd: i32, rd: i32, wr: i32, meta: &mut image::Meta) -> Result<i32, String> {
+    let before = memory::region_starts_self();
+    let pid = fork_writer(fd, rd, wr, meta)?;
+    // With advice found in smaps already, nothing can be missing.
+    if !meta.fork_advice.is_empty() || memory::missing_in(pid, &before) == 0 {
+        return Ok(pid);
+    }
+    // SAFETY: killing and reaping the writer child we just made.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        let mut info: libc::siginfo_t = core::mem::zeroed();
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::__WCLONE,
+        );
+        // Start the image and the status over.
+        libc::ftruncate(fd, 0);
+    }
+    drain(rd);
+    memory::fork_advice::record();
+    meta.fork_advice = memory::fork_advice::snapshot();
+    fork_writer(fd, rd, wr, meta)
+}
+
+/// Read away whatever a killed writer left in the status pipe.
+fn drain(rd: i32) {
+    let mut buf = [0u8; 512];
+    // SAFETY: F_GETFL/F_SETFL and reads on our own pipe end.
+    unsafe {
+        let fl = libc::fcntl(rd, libc::F_GETFL);
+        libc::fcntl(rd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+        while libc::read(rd, buf.as_mut_ptr().cast(), buf.len()) > 0 {}
+        libc::fcntl(rd, libc::F_SETFL, fl);
     }
 }
 

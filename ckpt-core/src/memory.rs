@@ -254,6 +254,28 @@ pub fn snapshot(sink: &mut Sink) -> Result<Vec<Region>, String> {
     result.map(|()| regions)
 }
 
+/// Where this process's regions start (frozen: scratch allocation only).
+pub fn region_starts_self() -> Vec<u64> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    parse_maps(&maps).iter().map(|r| r.start).collect()
+}
+
+/// How many of `starts` (regions of this process, read just before the
+/// fork) process `child`, a fresh fork, lacks: fork copies every region
+/// but those advised MADV_DONTFORK. 0 when the child's map cannot be read.
+pub fn missing_in(child: i32, starts: &[u64]) -> usize {
+    let maps = std::fs::read_to_string(format!("/proc/{child}/maps")).unwrap_or_default();
+    let have: Vec<u64> = parse_maps(&maps).iter().map(|r| r.start).collect();
+    if have.is_empty() {
+        return 0;
+    }
+    // Both in address order (maps lists them so).
+    starts
+        .iter()
+        .filter(|s| have.binary_search(s).is_err())
+        .count()
+}
+
 /// Pages per pagemap read.
 const BATCH: usize = 512;
 /// Largest extent (one bounce-buffer copy).
