@@ -277,3 +277,53 @@ fn interval_checkpoints_periodically() {
     );
     assert!(st.success(), "{}", run.describe());
 }
+
+/// A library the user preloads too (here: one that remaps a path and
+/// counts dup calls) still sees every call under ckpt: the shim makes a
+/// system call itself only where its original is the C library's own.
+#[test]
+fn another_preloaded_library_still_sees_every_call() {
+    require_shim();
+    let tmp = TempDir::new("stacked");
+    let prog = compile_c("redirected.c", tmp.path());
+    let lib = tmp.path().join("libredirect.so");
+    let src = programs_dir().join("redirect_preload.c");
+    let mut cc = std::process::Command::new("cc");
+    cc.args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .arg("-ldl");
+    let r = run_cmd(&mut cc, Duration::from_secs(120)).unwrap_or_else(|e| panic!("cc: {e}"));
+    assert!(r.status.success(), "cc redirect_preload.c: {}", r.stderr);
+    std::fs::write(tmp.path().join("real.txt"), "the real file\n").unwrap();
+    let lib = lib.to_string_lossy().into_owned();
+    let run = |ckpt: bool, log: &str| {
+        let log = tmp.path().join(log);
+        let s = Spawn::new(&prog, tmp.path())
+            .env("LD_PRELOAD", &lib)
+            .env("REDIRECT_LOG", &log.to_string_lossy());
+        let mut p = if ckpt {
+            s.under_ckpt(&tmp.sub("images"), "redirected (ckpt run)")
+        } else {
+            s.plain("redirected (plain)")
+        };
+        let st = p.wait(EXIT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+        assert!(st.success(), "{}", p.describe());
+        (
+            p.stdout(),
+            std::fs::read_to_string(&log).unwrap_or_default(),
+        )
+    };
+    let (want, want_log) = run(false, "plain.log");
+    assert!(
+        want.contains("open: fd>=0 1, read 14: the real file"),
+        "{want}"
+    );
+    assert_eq!(want_log, "dup\ndup2\ndup3\n");
+    let (got, got_log) = run(true, "ckpt.log");
+    assert_eq!(got, want, "stdout under ckpt");
+    assert_eq!(
+        got_log, want_log,
+        "dup calls the preloaded library saw under ckpt"
+    );
+}

@@ -12,7 +12,7 @@
 use core::cell::Cell;
 use core::ffi::{c_char, c_int, c_void, CStr};
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicIsize, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicIsize, AtomicPtr, AtomicU8, Ordering};
 
 /// Set by the shim once its tables and its control channel exist; before
 /// that every wrapper is a plain pass-through.
@@ -104,6 +104,9 @@ pub struct HotPath {
     pub own_min: AtomicI32,
     /// Set for good once the program called `pthread_cancel`.
     pub cancel_requested: AtomicBool,
+    /// Which calls the shim may make as system calls itself (bits of the
+    /// shim's `wrap::direct`).
+    pub direct: AtomicU8,
     /// glibc's `__libc_single_threaded`, or null when it has none.
     pub single_threaded: AtomicPtr<c_char>,
 }
@@ -114,6 +117,7 @@ pub static HOT: HotPath = HotPath {
     errno_offset: AtomicIsize::new(0),
     own_min: AtomicI32::new(i32::MAX),
     cancel_requested: AtomicBool::new(false),
+    direct: AtomicU8::new(0),
     single_threaded: AtomicPtr::new(ptr::null_mut()),
 };
 

@@ -11,9 +11,10 @@
 //! instead ends with the original as a tail call (see `files`).
 //!
 //! Only where the result is the same as the C library's, including
-//! `errno`: dup, dup2 and dup3 (plain system calls in glibc), and
-//! open/openat while the process has one thread and nothing ever asked
-//! for a cancellation (they are cancellation points only in that glibc
+//! `errno`, and only when the original is the C library's own (not
+//! another preloaded library's wrapper): dup, dup2 and dup3 (plain system
+//! calls in glibc), and open/openat while the process has one thread and
+//! nothing ever asked for a cancellation (they are cancellation points only in that glibc
 //! turns on asynchronous cancellation around the call, which matters only
 //! when another thread can call `pthread_cancel`).
 //!
@@ -57,34 +58,95 @@ fn libc_result(r: i64) -> c_int {
     }
 }
 
-/// `dup(old)`, as glibc's.
+/// `HOT.direct` bits: which originals are the C library's own (another
+/// preloaded library wrapping them must still see every call).
+pub const DUP: u8 = 1;
+pub const DUP2: u8 = 2;
+pub const DUP3: u8 = 4;
+/// open, open64, openat and openat64.
+pub const OPEN: u8 = 8;
+
 #[inline(always)]
-pub fn dup(old: c_int) -> c_int {
+fn allowed(bit: u8) -> bool {
+    HOT.direct.load(Relaxed) & bit != 0
+}
+
+/// `dup(old)`, as glibc's (else through `real`).
+#[inline(always)]
+pub fn dup(old: c_int, real: impl FnOnce() -> c_int) -> c_int {
+    if !allowed(DUP) {
+        return through_libc(real);
+    }
     // SAFETY: dup takes a descriptor number; any value is safe to pass.
     libc_result(unsafe { syscall4(libc::SYS_dup, old as i64, 0, 0, 0) })
 }
 
-/// `dup2(old, new)`, as glibc's.
+/// `dup2(old, new)`, as glibc's (else through `real`).
 #[inline(always)]
-pub fn dup2(old: c_int, new: c_int) -> c_int {
+pub fn dup2(old: c_int, new: c_int, real: impl FnOnce() -> c_int) -> c_int {
+    if !allowed(DUP2) {
+        return through_libc(real);
+    }
     // SAFETY: as for dup.
     libc_result(unsafe { syscall4(libc::SYS_dup2, old as i64, new as i64, 0, 0) })
 }
 
-/// `dup3(old, new, flags)`, as glibc's.
+/// `dup3(old, new, flags)`, as glibc's (else through `real`).
 #[inline(always)]
-pub fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+pub fn dup3(old: c_int, new: c_int, flags: c_int, real: impl FnOnce() -> c_int) -> c_int {
+    if !allowed(DUP3) {
+        return through_libc(real);
+    }
     // SAFETY: as for dup.
     libc_result(unsafe { syscall4(libc::SYS_dup3, old as i64, new as i64, flags as i64, 0) })
 }
 
-/// Find glibc's `__libc_single_threaded` (called once by the shim's
-/// constructor). Looked up rather than linked, so a C library older than
-/// 2.32 still loads the shim (then open/openat are never direct).
+/// Called once by the shim's constructor, after every original was
+/// resolved. Finds glibc's `__libc_single_threaded` (looked up rather than
+/// linked, so a C library older than 2.32 still loads the shim; then
+/// open/openat are never direct) and which originals are glibc's own: a
+/// library preloaded after the shim that wraps one of them (path
+/// remapping, fault injection, ...) keeps receiving every call.
 pub fn init() {
     // SAFETY: dlsym with a NUL-terminated name.
     let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__libc_single_threaded".as_ptr()) };
     HOT.single_threaded.store(p as *mut c_char, Release);
+    use super::files;
+    // SAFETY: dlopen of the already loaded C library (NOLOAD: no loading).
+    let libc_h = unsafe { libc::dlopen(c"libc.so.6".as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD) };
+    let own = |o: &ckpt::interpose::Original| -> bool {
+        let next = o.resolved();
+        // SAFETY: dlsym on a live handle with a NUL-terminated name.
+        !libc_h.is_null()
+            && !next.is_null()
+            && unsafe { libc::dlsym(libc_h, o.name().as_ptr()) } == next
+    };
+    let mut bits = 0;
+    if own(&files::dup::ORIGINAL) {
+        bits |= DUP;
+    }
+    if own(&files::dup2::ORIGINAL) {
+        bits |= DUP2;
+    }
+    if own(&files::dup3::ORIGINAL) {
+        bits |= DUP3;
+    }
+    if [
+        &files::open::ORIGINAL,
+        &files::open64::ORIGINAL,
+        &files::openat::ORIGINAL,
+        &files::openat64::ORIGINAL,
+    ]
+    .into_iter()
+    .all(own)
+    {
+        bits |= OPEN;
+    }
+    HOT.direct.store(bits, Release);
+    if !libc_h.is_null() {
+        // SAFETY: dropping the reference our dlopen took.
+        unsafe { libc::dlclose(libc_h) };
+    }
 }
 
 /// Whether open/openat may be made directly: one thread (glibc clears the
@@ -94,7 +156,10 @@ pub fn init() {
 fn cancellation_impossible() -> bool {
     let p = HOT.single_threaded.load(Relaxed);
     // SAFETY: a live C library variable, read as a byte.
-    !p.is_null() && !HOT.cancel_requested.load(Relaxed) && unsafe { p.read_volatile() } != 0
+    allowed(OPEN)
+        && !p.is_null()
+        && !HOT.cancel_requested.load(Relaxed)
+        && unsafe { p.read_volatile() } != 0
 }
 
 /// `openat(dirfd, path, flags, mode)` the way the wrapper's original would

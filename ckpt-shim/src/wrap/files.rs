@@ -96,7 +96,7 @@ unsafe fn dup(old: c_int) -> c_int {
         set_errno(libc::EBADF);
         return -1;
     }
-    let r = direct::dup(old);
+    let r = direct::dup(old, || real(old));
     guard.record(|| rec::record_dup(r, old, Origin::Dup));
     r
 }
@@ -107,7 +107,7 @@ unsafe fn dup2(old: c_int, new: c_int) -> c_int {
         set_errno(libc::EBADF);
         return -1;
     }
-    let r = direct::dup2(old, new);
+    let r = direct::dup2(old, new, || real(old, new));
     guard.record(|| rec::record_dup(r, old, Origin::Dup2));
     r
 }
@@ -118,7 +118,7 @@ unsafe fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
         set_errno(libc::EBADF);
         return -1;
     }
-    let r = direct::dup3(old, new, flags);
+    let r = direct::dup3(old, new, flags, || real(old, new, flags));
     guard.record(|| rec::record_dup(r, old, Origin::Dup3));
     r
 }
