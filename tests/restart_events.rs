@@ -1,7 +1,8 @@
 //! Kernel state that only exists in the process, across a restart: an epoll
 //! instance (with the data words of what it watches), a timerfd, a
 //! signalfd, inotify watches, file locks, a socket pair, a memfd and a deleted file, memory advised
-//! MADV_DONTFORK / MADV_WIPEONFORK, threads' CPU affinity and nice values; and python's asyncio, which also needs its pid
+//! MADV_DONTFORK / MADV_WIPEONFORK, 72 MiB of memory (copied back by two
+//! threads), threads' CPU affinity and nice values; and python's asyncio, which also needs its pid
 //! to stay the same. Each program is
 //! checkpointed mid-loop, killed, restarted, and must print exactly what
 //! an uninterrupted run prints.
@@ -94,6 +95,13 @@ fn memory_kept_out_of_forks_by_raw_syscalls_is_stored_too() {
     let dir = common::TempDir::new("rawadvice-bin");
     let prog = common::compile_c("restart_fork_advice.c", dir.path());
     cycle("rawadvice", &prog, &["raw"], "step 19");
+}
+
+/// Enough memory (72 MiB) that the restorer copies it with two threads:
+/// every byte must come back.
+#[test]
+fn large_memory_comes_back_byte_for_byte() {
+    cycle_c("bigmem", "restart_bigmem.c");
 }
 
 #[test]

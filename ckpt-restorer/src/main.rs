@@ -8,6 +8,7 @@
 #![no_main]
 #![warn(unsafe_op_in_unsafe_fn)]
 
+mod helper;
 mod maps;
 mod mem;
 mod restore;
@@ -22,8 +23,9 @@ const STACK_SIZE: usize = 512 * 1024;
 #[repr(C, align(16))]
 struct Stack(UnsafeCell<[u8; STACK_SIZE]>);
 
-// SAFETY: the restorer is single-threaded and only `_start` touches STACK, by
-// loading its end into rsp; Rust code never forms a reference to it.
+// SAFETY: only `_start` touches STACK, by loading its end into rsp (the copy
+// helper thread runs on a stack of its own); Rust code never forms a
+// reference to it.
 unsafe impl Sync for Stack {}
 
 static STACK: Stack = Stack(UnsafeCell::new([0; STACK_SIZE]));

@@ -322,8 +322,8 @@ fn map_regions(plan: &PlanView, image_fd: i32) {
         }
     }
     // Anonymous regions with stored pages are filled with UFFDIO_COPY
-    // (no zeroing first); everything else, or all of it when the kernel
-    // refuses userfaultfd, the plain way.
+    // (no zeroing first), by two threads for large images; everything
+    // else, or all of it when the kernel refuses userfaultfd, the plain way.
     let mut uffd = crate::uffd::Uffd::open().ok();
     for r in plan.regions() {
         if let Some(u) = &uffd {
@@ -332,19 +332,25 @@ fn map_regions(plan: &PlanView, image_fd: i32) {
             }
         }
     }
-    for x in plan.extents() {
-        let anon = plan.regions().any(|r| r.fd < 0 && r.contains(x.addr));
-        if anon {
-            if let Some(u) = &uffd {
-                if u.copy_extent(image_fd, x.addr, x.len, x.file_offset)
-                    .is_ok()
-                {
-                    continue;
-                }
-                // Closing it unregisters every range: a plain copy into a
-                // registered range would wait for a handler forever.
-                uffd = None;
-            }
+    let n = plan.n_extents();
+    // Extents [0, split) are this thread's, [split, n) the helper's; each
+    // half is copied up to its first failure (`n`: none).
+    let split = halfway(plan);
+    let mut failed = [0, split];
+    if let Some(u) = &uffd {
+        failed = copy_anonymous(u, plan, image_fd, split);
+        if failed != [n, n] {
+            // Closing it unregisters every range: a plain copy into a
+            // registered range would wait for a handler forever.
+            uffd = None;
+        }
+    }
+    drop(uffd);
+    for i in 0..n {
+        let x = plan.extent(i);
+        let first_failure = failed[usize::from(i >= split)];
+        if i < first_failure && is_anonymous(plan, x.addr) {
+            continue;
         }
         // Fault the destination in with one call rather than a trap per
         // page (an older kernel refuses the advice: pread faults instead).
@@ -394,6 +400,119 @@ fn map_regions(plan: &PlanView, image_fd: i32) {
                 .die(EXIT_FAILED);
         }
     }
+}
+
+/// Whether `addr` lies in an anonymous region of the plan.
+fn is_anonymous(plan: &PlanView, addr: u64) -> bool {
+    plan.regions().any(|r| r.fd < 0 && r.contains(addr))
+}
+
+/// Where to split the extents so both halves hold about as many anonymous
+/// bytes; `n_extents` (no helper) when there is too little to share.
+fn halfway(plan: &PlanView) -> usize {
+    let n = plan.n_extents();
+    let anon = |i: usize| {
+        let x = plan.extent(i);
+        if is_anonymous(plan, x.addr) {
+            x.len
+        } else {
+            0
+        }
+    };
+    let total: u64 = (0..n).map(anon).sum();
+    if total < HELPER_MIN_BYTES {
+        return n;
+    }
+    let mut sum = 0;
+    for i in 0..n {
+        sum += anon(i);
+        if sum >= total / 2 {
+            return i + 1;
+        }
+    }
+    n
+}
+
+/// Below this many anonymous bytes one thread copies alone (starting and
+/// ending a thread costs more than it saves).
+const HELPER_MIN_BYTES: u64 = 32 << 20;
+
+/// What the helper thread copies.
+struct CopyJob<'a> {
+    uffd: &'a crate::uffd::Uffd,
+    plan: &'a PlanView<'a>,
+    image_fd: i32,
+    from: usize,
+    to: usize,
+    /// Its first failed extent (`to`: none), set before it ends.
+    failed: core::sync::atomic::AtomicUsize,
+}
+
+/// Copy every anonymous extent with `u`: [0, split) here, [split, n) on a
+/// helper thread (here too if none can be started). Returns each half's
+/// first failed extent (`n` when it had none).
+fn copy_anonymous(
+    u: &crate::uffd::Uffd,
+    plan: &PlanView,
+    image_fd: i32,
+    split: usize,
+) -> [usize; 2] {
+    let n = plan.n_extents();
+    let job = CopyJob {
+        uffd: u,
+        plan,
+        image_fd,
+        from: split,
+        to: n,
+        failed: core::sync::atomic::AtomicUsize::new(n),
+    };
+    let helper = if split < n {
+        // SAFETY: `job` outlives the helper (joined below); the helper
+        // touches only extents [split, n), through window 1.
+        unsafe { crate::helper::spawn(copy_job, &job as *const CopyJob as usize) }.ok()
+    } else {
+        None
+    };
+    let mine = copy_range(u, plan, image_fd, 0, split, 0);
+    let theirs = match helper {
+        Some(h) => {
+            h.join();
+            job.failed.load(Ordering::Acquire)
+        }
+        None => copy_range(u, plan, image_fd, split, n, 0),
+    };
+    [if mine == split { n } else { mine }, theirs]
+}
+
+/// The helper thread's body: `arg` is a `&CopyJob`.
+extern "C" fn copy_job(arg: usize) {
+    // SAFETY: `copy_anonymous` passes a `CopyJob` that outlives this thread.
+    let job = unsafe { &*(arg as *const CopyJob) };
+    let f = copy_range(job.uffd, job.plan, job.image_fd, job.from, job.to, 1);
+    job.failed.store(f, Ordering::Release);
+}
+
+/// Copy the anonymous extents among [from, to) through image window
+/// `window`; the first that fails, or `to`.
+fn copy_range(
+    u: &crate::uffd::Uffd,
+    plan: &PlanView,
+    image_fd: i32,
+    from: usize,
+    to: usize,
+    window: usize,
+) -> usize {
+    let w = crate::uffd::WINDOWS[window];
+    for i in from..to {
+        let x = plan.extent(i);
+        if is_anonymous(plan, x.addr)
+            && u.copy_extent(image_fd, x.addr, x.len, x.file_offset, w)
+                .is_err()
+        {
+            return i;
+        }
+    }
+    to
 }
 
 /// `struct prctl_mm_map` of <linux/prctl.h>.

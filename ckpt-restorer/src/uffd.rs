@@ -18,9 +18,10 @@ const UFFDIO_REGISTER: usize = 0xc020_aa00;
 const UFFDIO_COPY: usize = 0xc028_aa03;
 const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
 
-/// Where image windows are mapped: free space of the restorer's range.
-const WINDOW: u64 = RESTORER_BASE + (4 << 20);
-const WINDOW_LEN: u64 = 8 << 20;
+/// Where image windows are mapped, one per copying thread: free space of
+/// the restorer's range.
+pub const WINDOWS: [u64; 2] = [RESTORER_BASE + (4 << 20), RESTORER_BASE + (8 << 20)];
+const WINDOW_LEN: u64 = 4 << 20;
 
 /// An open userfaultfd.
 pub struct Uffd(i32);
@@ -60,13 +61,15 @@ impl Uffd {
     }
 
     /// Fill `[addr, addr+len)` (registered, still missing) from the image
-    /// at `file_offset`.
+    /// at `file_offset`, through image window `window` (one of `WINDOWS`,
+    /// used by no other thread).
     pub fn copy_extent(
         &self,
         image_fd: i32,
         addr: u64,
         len: u64,
         file_offset: u64,
+        window: u64,
     ) -> Result<(), Errno> {
         let mut done = 0;
         while done < len {
@@ -75,7 +78,7 @@ impl Uffd {
             // holds nothing else there.
             let src = unsafe {
                 sys::mmap(
-                    WINDOW,
+                    window,
                     n,
                     sys::PROT_READ,
                     sys::MAP_PRIVATE | sys::MAP_FIXED,

@@ -155,11 +155,11 @@ pub fn init() {
 #[inline(always)]
 fn cancellation_impossible() -> bool {
     let p = HOT.single_threaded.load(Relaxed);
+    if !allowed(OPEN) || p.is_null() || HOT.cancel_requested.load(Relaxed) {
+        return false;
+    }
     // SAFETY: a live C library variable, read as a byte.
-    allowed(OPEN)
-        && !p.is_null()
-        && !HOT.cancel_requested.load(Relaxed)
-        && unsafe { p.read_volatile() } != 0
+    unsafe { p.read_volatile() != 0 }
 }
 
 /// `openat(dirfd, path, flags, mode)` the way the wrapper's original would
