@@ -28,6 +28,9 @@ pub fn checkpoint(args: CheckpointArgs) -> Result<(), Failure> {
             if args.verbose {
                 eprintln!("{}", verbose_line(pid, seq, bytes, freeze_us, total_us));
             }
+            for w in restart_losses(std::path::Path::new(&path)) {
+                eprintln!("ckpt: warning: {w}");
+            }
             crate::print_stdout(&format!("{path}\n"))
         }
         Response::Error { message } => Err(Failure::new(format!(
@@ -37,6 +40,34 @@ pub fn checkpoint(args: CheckpointArgs) -> Result<(), Failure> {
             "checkpoint of {pid} failed: unexpected answer {other:?}"
         ))),
     }
+}
+
+/// What a restart from the image at `path` will not bring back as it was
+/// (told now, not only when it is too late): descriptors that become
+/// /dev/null, connections that come back closed.
+fn restart_losses(path: &std::path::Path) -> Vec<String> {
+    let Ok(image) = crate::cmd_inspect::load(path) else {
+        return Vec::new();
+    };
+    image
+        .meta
+        .fds
+        .iter()
+        .filter_map(|f| {
+            let connected = f.socket.as_ref().is_some_and(|s| s.connected && !s.listening);
+            match ckpt::files::stdio_rule(f) {
+                ckpt::files::Passthrough::Placeholder => Some(format!(
+                    "descriptor {} ({}) cannot come back at restart (/dev/null takes its place)",
+                    f.fd, f.path
+                )),
+                ckpt::files::Passthrough::Rebuilt if connected => Some(format!(
+                    "descriptor {} ({}) is a connection to another process: it comes back closed by its peer",
+                    f.fd, f.path
+                )),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 fn verbose_line(pid: i32, seq: u64, bytes: u64, freeze_us: u64, total_us: u64) -> String {

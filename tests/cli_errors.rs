@@ -123,6 +123,55 @@ fn checkpoint_of_a_program_with_an_unrecorded_timer_is_refused() {
     assert_eq!(p.stdout(), "ready\nticked: 1\n", "{}", p.describe());
 }
 
+/// A descriptor that cannot come back at restart (a pipe to another
+/// process) is told when the checkpoint is taken, on stderr; stdout stays
+/// the image path alone.
+#[test]
+fn checkpoint_warns_about_what_a_restart_cannot_bring_back() {
+    require_shim();
+    let tmp = TempDir::new("losses");
+    let bin = compile_c("waiter.c", tmp.path());
+    let ctl = tmp.sub("ctl");
+    let images = tmp.sub("images");
+    let mut p = [0i32; 2];
+    // SAFETY: pipe into a local array.
+    assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+    let mut run = Spawn::new(&bin, tmp.path())
+        .arg(&ctl)
+        .inherit_fd(p[1], 7)
+        .under_ckpt(&images, "waiter with a pipe");
+    // SAFETY: closing our copies after the spawn.
+    unsafe {
+        libc::close(p[0]);
+        libc::close(p[1]);
+    }
+    let kv =
+        wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let pid = kv_num(&kv, "pid");
+    let r = run_cmd(
+        &mut ckpt_cmd(
+            tmp.path(),
+            [
+                "checkpoint".to_string(),
+                pid.to_string(),
+                "--dir".to_string(),
+                images.to_string_lossy().into_owned(),
+            ],
+        ),
+        CLI_TIMEOUT,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    touch(&ctl.join("go"));
+    let _ = run.wait(EXIT_TIMEOUT);
+    assert!(r.status.success(), "{r:?}");
+    assert_eq!(r.stdout.lines().count(), 1, "stdout: {:?}", r.stdout);
+    assert!(
+        r.stderr.contains("descriptor 7 (pipe:") && r.stderr.contains("cannot come back"),
+        "stderr: {:?}",
+        r.stderr
+    );
+}
+
 /// Another user's process: as root, ask as `nobody` about a root process
 /// that runs under ckpt; as another user, ask about pid 1.
 #[test]
