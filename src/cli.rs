@@ -81,7 +81,12 @@ pub struct RunArgs {
 /// Checkpoint a running program started with `ckpt run`; print the image path.
 ///
 /// Only the path goes to stdout, one line, so scripts can write
-/// `img=$(ckpt checkpoint $pid)`. The program keeps running.
+/// `img=$(ckpt checkpoint $pid)`. The program keeps running. What a
+/// restart from the image could not bring back as it was (a pipe or a
+/// connection to another process, an io_uring, ...) is told on stderr.
+/// A program holding state ckpt cannot record (a thread or POSIX timer
+/// beyond its tables, or made by raw system calls) is not checkpointed:
+/// one line says why.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example: img=$(ckpt checkpoint --dir /var/tmp/imgs 12345)")]
 pub struct CheckpointArgs {
