@@ -31,6 +31,9 @@ pub fn checkpoint(args: CheckpointArgs) -> Result<(), Failure> {
             for w in restart_losses(std::path::Path::new(&path)) {
                 eprintln!("ckpt: warning: {w}");
             }
+            if let Some(w) = children_warning(pid) {
+                eprintln!("ckpt: warning: {w}");
+            }
             crate::print_stdout(&format!("{path}\n"))
         }
         Response::Error { message } => Err(Failure::new(format!(
@@ -68,6 +71,35 @@ fn restart_losses(path: &std::path::Path) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// The program's live children are not in its image: say so (a restart
+/// would find them gone, and pipes to them closed).
+fn children_warning(pid: i32) -> Option<String> {
+    let comm = |p: &str| {
+        std::fs::read_to_string(format!("/proc/{p}/comm"))
+            .map(|c| c.trim_end().to_string())
+            .unwrap_or_default()
+    };
+    // A `ckpt restart` command's children are the program and its init.
+    if comm(&pid.to_string()) == "ckpt" {
+        return None;
+    }
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let kids: Vec<String> = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter(|k| comm(k) != "ckpt-writer")
+        .map(|k| format!("{} {k}", comm(&k)))
+        .collect();
+    (!kids.is_empty()).then(|| {
+        format!(
+            "process {pid} has {} child process(es) the image does not hold ({}): a restart from it will not have them",
+            kids.len(),
+            kids.join(", ")
+        )
+    })
 }
 
 fn verbose_line(pid: i32, seq: u64, bytes: u64, freeze_us: u64, total_us: u64) -> String {

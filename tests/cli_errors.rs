@@ -123,9 +123,9 @@ fn checkpoint_of_a_program_with_an_unrecorded_timer_is_refused() {
     assert_eq!(p.stdout(), "ready\nticked: 1\n", "{}", p.describe());
 }
 
-/// A descriptor that cannot come back at restart (a pipe to another
-/// process) is told when the checkpoint is taken, on stderr; stdout stays
-/// the image path alone.
+/// What a restart could not bring back — a pipe to another process, a
+/// child process — is told when the checkpoint is taken, on stderr;
+/// stdout stays the image path alone.
 #[test]
 fn checkpoint_warns_about_what_a_restart_cannot_bring_back() {
     require_shim();
@@ -136,8 +136,12 @@ fn checkpoint_warns_about_what_a_restart_cannot_bring_back() {
     let mut p = [0i32; 2];
     // SAFETY: pipe into a local array.
     assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
-    let mut run = Spawn::new(&bin, tmp.path())
-        .arg(&ctl)
+    // The waiter, exec'd by a shell that left it a child (`sleep 3`).
+    let script = format!("sleep 3 & exec {} {}", bin.display(), ctl.display());
+    let sh = std::path::PathBuf::from("/bin/sh");
+    let mut run = Spawn::new(&sh, tmp.path())
+        .arg("-c")
+        .arg(&script)
         .inherit_fd(p[1], 7)
         .under_ckpt(&images, "waiter with a pipe");
     // SAFETY: closing our copies after the spawn.
@@ -167,6 +171,12 @@ fn checkpoint_warns_about_what_a_restart_cannot_bring_back() {
     assert_eq!(r.stdout.lines().count(), 1, "stdout: {:?}", r.stdout);
     assert!(
         r.stderr.contains("descriptor 7 (pipe:") && r.stderr.contains("cannot come back"),
+        "stderr: {:?}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("1 child process(es) the image does not hold (sleep "),
         "stderr: {:?}",
         r.stderr
     );
