@@ -11,6 +11,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// `ckpt checkpoint PID --dir IMAGES`, run in `cwd`, whatever it ends with.
+fn checkpoint_into(cwd: &Path, pid: i64, images: &Path) -> CmdOut {
+    let args = [
+        "checkpoint".to_string(),
+        pid.to_string(),
+        "--dir".to_string(),
+        images.to_string_lossy().into_owned(),
+    ];
+    run_cmd(&mut ckpt_cmd(cwd, args), CLI_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Exit status 1, exactly one line on stderr containing `needle` (if any),
 /// nothing on stdout, no panic.
 fn assert_clean_error(what: &str, r: &CmdOut, needle: Option<&str>) {
@@ -98,19 +109,7 @@ fn checkpoint_of_a_program_with_an_unrecorded_timer_is_refused() {
         assert!(Instant::now() < until, "never ready: {}", p.describe());
         std::thread::sleep(Duration::from_millis(20));
     }
-    let r = run_cmd(
-        &mut ckpt_cmd(
-            tmp.path(),
-            [
-                "checkpoint".to_string(),
-                p.child_pid().to_string(),
-                "--dir".to_string(),
-                images.to_string_lossy().into_owned(),
-            ],
-        ),
-        CLI_TIMEOUT,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let r = checkpoint_into(tmp.path(), p.child_pid() as i64, &images);
     assert_clean_error(
         "checkpoint with a raw timer",
         &r,
@@ -152,19 +151,7 @@ fn checkpoint_warns_about_what_a_restart_cannot_bring_back() {
     let kv =
         wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let pid = kv_num(&kv, "pid");
-    let r = run_cmd(
-        &mut ckpt_cmd(
-            tmp.path(),
-            [
-                "checkpoint".to_string(),
-                pid.to_string(),
-                "--dir".to_string(),
-                images.to_string_lossy().into_owned(),
-            ],
-        ),
-        CLI_TIMEOUT,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let r = checkpoint_into(tmp.path(), pid as i64, &images);
     touch(&ctl.join("go"));
     let _ = run.wait(EXIT_TIMEOUT);
     assert!(r.status.success(), "{r:?}");
