@@ -52,6 +52,12 @@ fn restart_losses(path: &std::path::Path) -> Vec<String> {
     let Ok(image) = crate::cmd_inspect::load(path) else {
         return Vec::new();
     };
+    let seccomp = image
+        .meta
+        .process
+        .prctl
+        .is_some_and(|p| p.seccomp != 0)
+        .then(|| "the program runs under seccomp, which a restart cannot reinstate".to_string());
     image
         .meta
         .fds
@@ -70,6 +76,7 @@ fn restart_losses(path: &std::path::Path) -> Vec<String> {
                 _ => None,
             }
         })
+        .chain(seccomp)
         .collect()
 }
 

@@ -261,6 +261,21 @@ pub struct Process {
     /// Capability sets: inheritable, permitted, effective, ambient.
     #[serde(default)]
     pub capabilities: Vec<u64>,
+    /// Attributes set with prctl (absent in older images).
+    #[serde(default)]
+    pub prctl: Option<PrctlState>,
+}
+
+/// Process attributes the program may have set with prctl.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PrctlState {
+    /// PR_GET_DUMPABLE: 0 (no core dumps, no ptrace by the user), 1, 2.
+    pub dumpable: i32,
+    pub no_new_privs: bool,
+    pub child_subreaper: bool,
+    pub thp_disable: bool,
+    /// Seccomp mode (0 none, 1 strict, 2 filter): cannot be reinstated.
+    pub seccomp: i32,
 }
 
 /// One queued signal and its raw `siginfo_t` (128 bytes).

@@ -1,6 +1,9 @@
-//! Process-wide settings: cwd, umask, resource limits, and the fork/exec
-//! history. The kernel is authoritative for current values at snapshot;
-//! the record says which limits the program set itself.
+//! Process-wide settings: cwd, umask, resource limits, prctl attributes
+//! (prctl.rs), and the fork/exec history. The kernel is authoritative for
+//! current values at snapshot; the record says which limits the program
+//! set itself.
+
+mod prctl;
 
 use crate::image::{Process, Rlimit};
 use crate::sys;
@@ -177,6 +180,7 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
             .iter()
             .map(|k| sys::field(status, k).and_then(sys::parse_hex).unwrap_or(0))
             .collect(),
+        prctl: Some(prctl::snapshot(status)),
     }
 }
 
@@ -218,6 +222,9 @@ pub fn restore(p: &Process) {
         if !ok && r.set_by_program {
             crate::restart::warn(&format!("cannot set the {} limit again", r.name));
         }
+    }
+    if let Some(s) = &p.prctl {
+        prctl::restore(s);
     }
 }
 

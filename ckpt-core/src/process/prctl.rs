@@ -1,0 +1,70 @@
+//! Process attributes set with prctl that a restart would otherwise lose:
+//! "not dumpable" (programs holding secrets set it to keep them out of
+//! core files and ptrace), no_new_privs, child subreaper, THP disabled.
+//! A seccomp filter cannot be reinstated (its program is not readable
+//! without privilege): restart and `ckpt checkpoint` say so.
+//!
+//! Verbs: `snapshot` (frozen, on the coordinating thread; the attributes
+//! are the process's or inherited by every thread), `restore`
+//! (post-restart, on the leader before the other threads are made, so
+//! they inherit them).
+
+use crate::image::PrctlState;
+use crate::sys;
+
+fn get(op: libc::c_int) -> i32 {
+    // SAFETY: a PR_GET_* query without pointer arguments.
+    unsafe { libc::prctl(op, 0, 0, 0, 0) }
+}
+
+/// The attributes now; `status` is /proc/self/status (for Seccomp).
+pub fn snapshot(status: &[u8]) -> PrctlState {
+    let mut subreaper: libc::c_int = 0;
+    // SAFETY: PR_GET_CHILD_SUBREAPER writes one int.
+    unsafe {
+        libc::prctl(
+            libc::PR_GET_CHILD_SUBREAPER,
+            &mut subreaper as *mut libc::c_int,
+        )
+    };
+    PrctlState {
+        dumpable: get(libc::PR_GET_DUMPABLE),
+        no_new_privs: get(libc::PR_GET_NO_NEW_PRIVS) == 1,
+        child_subreaper: subreaper != 0,
+        thp_disable: get(libc::PR_GET_THP_DISABLE) == 1,
+        seccomp: sys::field(status, b"Seccomp:")
+            .and_then(sys::parse_i64)
+            .unwrap_or(0) as i32,
+    }
+}
+
+/// Set them again (each only where it differs from a fresh process's).
+pub fn restore(s: &PrctlState) {
+    let set = |op: libc::c_int, v: libc::c_ulong, what: &str| {
+        // SAFETY: a PR_SET_* call with integer arguments only.
+        if unsafe { libc::prctl(op, v, 0, 0, 0) } != 0 {
+            crate::restart::warn(&format!("cannot set {what} again"));
+        }
+    };
+    if s.child_subreaper {
+        set(
+            libc::PR_SET_CHILD_SUBREAPER,
+            1,
+            "the child subreaper attribute",
+        );
+    }
+    if s.thp_disable {
+        set(libc::PR_SET_THP_DISABLE, 1, "THP disabled");
+    }
+    if s.dumpable == 0 {
+        set(libc::PR_SET_DUMPABLE, 0, "not dumpable");
+    }
+    if s.no_new_privs {
+        set(libc::PR_SET_NO_NEW_PRIVS, 1, "no_new_privs");
+    }
+    if s.seccomp != 0 {
+        crate::restart::warn(
+            "the program ran under a seccomp filter, which a restart cannot reinstate",
+        );
+    }
+}
