@@ -86,6 +86,32 @@ fn summary(out: &mut String, l: &Loaded) {
     );
 }
 
+/// The prctl attributes that differ from a fresh process's.
+fn prctl_text(p: Option<&ckpt::image::PrctlState>) -> String {
+    let Some(p) = p else { return "-".into() };
+    let mut v = Vec::new();
+    if p.dumpable == 0 {
+        v.push("not dumpable".to_string());
+    }
+    if p.no_new_privs {
+        v.push("no_new_privs".into());
+    }
+    if p.child_subreaper {
+        v.push("child subreaper".into());
+    }
+    if p.thp_disable {
+        v.push("THP disabled".into());
+    }
+    if p.seccomp != 0 {
+        v.push(format!("seccomp mode {} (not restored)", p.seccomp));
+    }
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(", ")
+    }
+}
+
 fn process(out: &mut String, m: &Meta) {
     let p = &m.process;
     let _ = writeln!(out, "\nProcess");
@@ -101,6 +127,7 @@ fn process(out: &mut String, m: &Meta) {
             ("umask", format!("{:04o}", p.umask)),
             ("ckpt signal", ckpt_signal),
             ("forks/execs", format!("{} / {}", p.forks, p.execs)),
+            ("prctl", prctl_text(p.prctl.as_ref())),
         ],
     );
     let mut t = Table::new(&["RESOURCE", "SOFT", "HARD", "SET BY PROGRAM"]);
