@@ -296,23 +296,64 @@ pub fn sweep_stale(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    let mut live_namespaces: Option<Option<Vec<u64>>> = None;
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".sock")) else {
             continue;
         };
-        // "<pid>" or "<restart pid>-ns<inode>"-style names: the first pid decides.
-        let first = stem.split('-').next().unwrap_or("");
-        if let Ok(pid) = first.parse::<i32>() {
+        // "<pid>-ns<inode>": stale once no process lives in that namespace
+        // (the namespaces are listed once, and only when such a name exists).
+        if let Some((_, ns)) = stem.split_once("-ns") {
+            let live = live_namespaces.get_or_insert_with(live_pid_namespaces);
+            let gone = ns
+                .parse::<u64>()
+                .is_ok_and(|ns| live.as_ref().is_some_and(|l| !l.contains(&ns)));
+            if gone {
+                let _ = std::fs::remove_file(e.path());
+            }
+            continue;
+        }
+        // "<pid>": stale once that process is gone.
+        if let Ok(pid) = stem.parse::<i32>() {
             // SAFETY: kill with signal 0 only checks existence.
             let gone = pid > 0
                 && unsafe { libc::kill(pid, 0) } != 0
                 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-            if gone && !stem.contains("-ns") {
+            if gone {
                 let _ = std::fs::remove_file(e.path());
             }
         }
     }
+}
+
+/// The pid namespaces (inode numbers) of the `ckpt restart`s still
+/// running: each has its init (pid 1, named ckpt-init) for as long as it
+/// lives. `None` when an init's namespace cannot be told: then no
+/// namespace counts as gone.
+fn live_pid_namespaces() -> Option<Vec<u64>> {
+    let procs = std::fs::read_dir("/proc").ok()?;
+    let mut v = Vec::new();
+    for p in procs.flatten() {
+        if !p
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            continue;
+        }
+        let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != "ckpt-init" {
+            continue;
+        }
+        match std::fs::metadata(p.path().join("ns/pid")) {
+            Ok(m) => v.push(std::os::unix::fs::MetadataExt::ino(&m)),
+            // Ended meanwhile.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
+    }
+    Some(v)
 }
 
 /// Send `req` to process `pid` and wait (at most `timeout`) for its answer.
@@ -423,4 +464,31 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
 /// A C string from a path (for the shim's raw calls).
 pub fn c_path(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_sockets_are_swept_live_ones_kept() {
+        let dir = std::env::temp_dir().join(format!("ckpt-sweep-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let me = format!("{}.sock", std::process::id());
+        // No process has pid i32::MAX; no ckpt-init lives in namespace 1.
+        let names = [me.as_str(), "2147483647.sock", "5-ns1.sock", "notes.txt"];
+        for n in names {
+            std::fs::write(dir.join(n), b"").unwrap();
+        }
+        sweep_stale(&dir);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut want = vec![me, "notes.txt".to_string()];
+        want.sort();
+        assert_eq!(left, want);
+    }
 }
