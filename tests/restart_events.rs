@@ -2,7 +2,7 @@
 //! instance (with the data words of what it watches), a timerfd, a
 //! signalfd, inotify watches, file locks, a socket pair, a memfd and a deleted file, memory advised
 //! MADV_DONTFORK / MADV_WIPEONFORK, 72 MiB of memory (copied back by two
-//! threads), prctl attributes, threads' CPU affinity and nice values; and python's asyncio, which also needs its pid
+//! threads), locked memory, prctl attributes, threads' CPU affinity and nice values; and python's asyncio, which also needs its pid
 //! to stay the same. Each program is
 //! checkpointed mid-loop, killed, restarted, and must print exactly what
 //! an uninterrupted run prints.
@@ -102,6 +102,11 @@ fn memory_kept_out_of_forks_by_raw_syscalls_is_stored_too() {
 #[test]
 fn large_memory_comes_back_byte_for_byte() {
     cycle_c("bigmem", "restart_bigmem.c");
+}
+
+#[test]
+fn locked_memory_is_locked_again() {
+    cycle_c("mlock", "restart_mlock.c");
 }
 
 #[test]

@@ -68,6 +68,12 @@ pub fn scratch_begin() -> Result<(), String> {
     Ok(())
 }
 
+/// The arena's mapping (address, length), once mapped.
+pub fn arena_range() -> Option<(usize, usize)> {
+    let base = BASE.load(Relaxed);
+    (base != 0).then_some((base, ARENA_LEN))
+}
+
 /// Route this thread's allocations into the arena again without
 /// resetting it: after a restart, the checkpoint's values in it (the
 /// gathered state) are still needed. Post-restart context.

@@ -192,6 +192,9 @@ pub struct Meta {
     /// after a restart).
     #[serde(default)]
     pub fork_advice: Vec<ForkAdvice>,
+    /// Locked memory (locked again after a restart).
+    #[serde(default)]
+    pub locked: Locked,
     /// Where post-restart code lives in the image, and the glibc facts it
     /// needs (found at start-up in the checkpointed process).
     pub restart: RestartInfo,
@@ -675,6 +678,14 @@ pub struct Region {
     pub ino: u64,
     /// Raw extents of this region stored in the data section.
     pub extents: Vec<Extent>,
+}
+
+/// Memory the program locked: the locked ranges, and the flags of its
+/// last mlockall (MCL_FUTURE locks later mappings too; 0 = none).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Locked {
+    pub ranges: Vec<(u64, u64)>,
+    pub mlockall_flags: i32,
 }
 
 /// `[start, end)` was advised MADV_WIPEONFORK (`wipe`) or MADV_DONTFORK.

@@ -22,6 +22,7 @@
 //! rest for the writer (see `fork_advice`).
 
 pub mod fork_advice;
+pub mod locked;
 
 use crate::image::{Extent, Region, RegionKind, PAGE};
 use crate::sys;
@@ -252,6 +253,27 @@ pub fn snapshot(sink: &mut Sink) -> Result<Vec<Region>, String> {
         .try_for_each(|r| w.store_region(r, pagemap));
     sys::close(pagemap);
     result.map(|()| regions)
+}
+
+/// Each region of /proc/self/smaps text with its VmFlags (`dc`, `lo`, ...).
+pub fn vm_flags(text: &str) -> Vec<(u64, u64, Vec<&str>)> {
+    let mut out = Vec::new();
+    let mut range = None;
+    for line in text.lines() {
+        if let Some(flags) = line.strip_prefix("VmFlags:") {
+            if let Some((start, end)) = range.take() {
+                out.push((start, end, flags.split_whitespace().collect()));
+            }
+            continue;
+        }
+        let first = line.split(' ').next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-') {
+            if let (Ok(s), Ok(e)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) {
+                range = Some((s, e));
+            }
+        }
+    }
+    out
 }
 
 /// Where this process's regions start (frozen: scratch allocation only).

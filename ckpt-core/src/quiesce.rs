@@ -72,7 +72,19 @@ pub fn set_coordinator_stack(len: usize) -> Result<(), String> {
         return Err("cannot map the coordinator stack".into());
     }
     STACK_TOP.store((p as usize + len) & !15, Release);
+    STACK_MAP.store(p as usize, Release);
+    STACK_LEN.store(len, Release);
     Ok(())
+}
+
+/// The coordinator's stack mapping (it ends at about `STACK_TOP`).
+static STACK_MAP: AtomicUsize = AtomicUsize::new(0);
+static STACK_LEN: AtomicUsize = AtomicUsize::new(0);
+
+/// The coordinator stack's mapping (address, length), once mapped.
+pub fn coordinator_stack_range() -> Option<(usize, usize)> {
+    let (base, len) = (STACK_MAP.load(Acquire), STACK_LEN.load(Acquire));
+    (base != 0).then_some((base, len))
 }
 
 /// Install the freeze handler for the reserved signal.

@@ -179,6 +179,8 @@ pub extern "C" fn entry(alias_pid: u64, _image_fd: i32, _plan: u64) -> ! {
         fail(&e);
     }
     process::restore(&meta.process);
+    // After the resource limits (RLIMIT_MEMLOCK) are back.
+    memory::locked::restore(&meta.locked);
     signals::restore(&meta.signals_kernel);
     quiesce::reset_after_restart();
     let others: Vec<&Thread> = meta.threads.iter().filter(|t| t.id != leader.id).collect();

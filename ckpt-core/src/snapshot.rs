@@ -26,6 +26,7 @@ pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
         signals_kernel: signals::snapshot_kernel(),
         regions: Vec::new(),
         fork_advice: Vec::new(),
+        locked: crate::memory::locked::snapshot(),
         restart: restart_info(),
     }
 }

@@ -76,36 +76,26 @@ fn advise(a: &ForkAdvice, advice: i32) {
 
 /// The ranges whose VmFlags hold `dc` (don't copy) or `wf` (wipe on fork).
 fn parse_smaps(text: &str) -> Vec<ForkAdvice> {
-    let mut out = Vec::new();
-    let mut range = None;
-    for line in text.lines() {
-        if let Some(flags) = line.strip_prefix("VmFlags:") {
-            let flags: Vec<&str> = flags.split_whitespace().collect();
-            if let Some((start, end)) = range.take() {
-                if flags.contains(&"wf") {
-                    out.push(ForkAdvice {
-                        start,
-                        end,
-                        wipe: true,
-                    });
-                } else if flags.contains(&"dc") {
-                    out.push(ForkAdvice {
-                        start,
-                        end,
-                        wipe: false,
-                    });
-                }
+    super::vm_flags(text)
+        .into_iter()
+        .filter_map(|(start, end, flags)| {
+            if flags.contains(&"wf") {
+                Some(ForkAdvice {
+                    start,
+                    end,
+                    wipe: true,
+                })
+            } else if flags.contains(&"dc") {
+                Some(ForkAdvice {
+                    start,
+                    end,
+                    wipe: false,
+                })
+            } else {
+                None
             }
-            continue;
-        }
-        let first = line.split(' ').next().unwrap_or("");
-        if let Some((a, b)) = first.split_once('-') {
-            if let (Ok(s), Ok(e)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) {
-                range = Some((s, e));
-            }
-        }
-    }
-    out
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Memory advice that changes what fork() copies (MADV_DONTFORK,
 //! MADV_WIPEONFORK): noted, so that checkpoints look for such ranges and
 //! still store them (see `ckpt::memory::fork_advice`). Every other advice
-//! goes straight to the original after one comparison.
+//! goes straight to the original after one comparison. mlockall: its
+//! flags are recorded (see `ckpt::memory::locked`), and ckpt's own
+//! mappings are kept out of MCL_CURRENT.
 
 use ckpt_macros::interpose;
 use libc::{c_int, c_void};
@@ -21,4 +23,31 @@ fn note_fork_advice(advice: c_int) -> bool {
 unsafe fn madvise(addr: *mut c_void, len: usize, advice: c_int) -> c_int {
     // Never runs: the filter sends every call to the original.
     let _ = (ret, addr, len, advice);
+}
+
+#[interpose(around)]
+unsafe fn mlockall(flags: c_int) -> c_int {
+    // Recording: no checkpoint while ckpt's mappings are hidden.
+    guard.record(|| {
+        let current = flags & libc::MCL_CURRENT != 0;
+        if current {
+            ckpt::memory::locked::before_mlockall_current();
+        }
+        let r = real(flags);
+        if current {
+            ckpt::memory::locked::after_mlockall_current();
+        }
+        if r == 0 && flags & libc::MCL_FUTURE != 0 {
+            // What a restart must give again (MCL_CURRENT: the ranges).
+            ckpt::memory::locked::record(flags & (libc::MCL_FUTURE | libc::MCL_ONFAULT));
+        }
+        r
+    })
+}
+
+#[interpose]
+unsafe fn munlockall() -> c_int {
+    if ret == 0 {
+        ckpt::memory::locked::record(0);
+    }
 }
