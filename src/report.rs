@@ -105,6 +105,12 @@ fn prctl_text(p: Option<&ckpt::image::PrctlState>) -> String {
     if p.seccomp != 0 {
         v.push(format!("seccomp mode {} (not restored)", p.seccomp));
     }
+    if p.personality != 0 {
+        v.push(format!("personality {:#x}", p.personality));
+    }
+    if p.ioprio != 0 {
+        v.push(format!("I/O priority class {} level {}", p.ioprio >> 13, p.ioprio & 0x1fff));
+    }
     if v.is_empty() {
         "-".into()
     } else {

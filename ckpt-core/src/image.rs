@@ -279,6 +279,12 @@ pub struct PrctlState {
     pub thp_disable: bool,
     /// Seccomp mode (0 none, 1 strict, 2 filter): cannot be reinstated.
     pub seccomp: i32,
+    /// personality(2) flags (ADDR_NO_RANDOMIZE, ...).
+    #[serde(default)]
+    pub personality: u32,
+    /// I/O priority (ioprio_get of the process; 0 = the default).
+    #[serde(default)]
+    pub ioprio: i32,
 }
 
 /// One queued signal and its raw `siginfo_t` (128 bytes).

@@ -1,6 +1,8 @@
 //! Process attributes set with prctl that a restart would otherwise lose:
 //! "not dumpable" (programs holding secrets set it to keep them out of
-//! core files and ptrace), no_new_privs, child subreaper, THP disabled.
+//! core files and ptrace), no_new_privs, child subreaper, THP disabled;
+//! with them the personality (`setarch -R`) and the I/O priority
+//! (`ionice`).
 //! A seccomp filter cannot be reinstated (its program is not readable
 //! without privilege): restart and `ckpt checkpoint` say so.
 //!
@@ -35,6 +37,10 @@ pub fn snapshot(status: &[u8]) -> PrctlState {
         seccomp: sys::field(status, b"Seccomp:")
             .and_then(sys::parse_i64)
             .unwrap_or(0) as i32,
+        // SAFETY: personality(0xffffffff) only queries.
+        personality: unsafe { libc::personality(0xffff_ffff) } as u32,
+        // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, 0): this process's.
+        ioprio: unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) } as i32,
     }
 }
 
@@ -61,6 +67,20 @@ pub fn restore(s: &PrctlState) {
     }
     if s.no_new_privs {
         set(libc::PR_SET_NO_NEW_PRIVS, 1, "no_new_privs");
+    }
+    // SAFETY: personality(0xffffffff) only queries.
+    let now = unsafe { libc::personality(0xffff_ffff) } as u32;
+    if s.personality != now {
+        // SAFETY: setting the program's own personality flags.
+        if unsafe { libc::personality(s.personality as libc::c_ulong) } == -1 {
+            crate::restart::warn("cannot set the personality again");
+        }
+    }
+    if s.ioprio > 0 {
+        // SAFETY: ioprio_set(IOPRIO_WHO_PROCESS, 0, prio) on this process.
+        if unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, s.ioprio) } != 0 {
+            crate::restart::warn("cannot set the I/O priority again");
+        }
     }
     if s.seccomp != 0 {
         crate::restart::warn(
