@@ -136,7 +136,9 @@ this command, which stays in the foreground, forwards SIGTERM, SIGHUP,
 SIGUSR1 and SIGUSR2 to it, and ends with the program's exit status or
 signal; killed in any other way (even SIGKILL), it takes the program
 along. `ckpt checkpoint` of this command's pid or of the program's
-reaches the program. Where the kernel allows no namespace (or with --no-namespace)
+reaches the program. In a time namespace of its own, its monotonic and
+boot clocks go on from the values it saw at the checkpoint (even after a
+reboot), as its timers do. Where the kernel allows no namespace (or with --no-namespace)
 this command becomes the program itself. Its threads, memory, signal
 handlers, timers and descriptors come back as they were at the checkpoint.
 

@@ -48,7 +48,7 @@ pub fn restart(args: RestartArgs) -> Result<(), Failure> {
     let arg = CString::new(plan_fd.to_string()).unwrap_or_default();
     if !args.no_namespace {
         // Returns only when the namespace could not be made.
-        let why = crate::restart_ns::run(&[&prog, &arg], meta.process.pid);
+        let why = crate::restart_ns::run(&[&prog, &arg], meta.process.pid, meta.clocks);
         eprintln!(
             "ckpt: warning: restarting without a pid namespace ({why}): the program gets a new pid and new thread ids"
         );

@@ -109,7 +109,11 @@ fn prctl_text(p: Option<&ckpt::image::PrctlState>) -> String {
         v.push(format!("personality {:#x}", p.personality));
     }
     if p.ioprio != 0 {
-        v.push(format!("I/O priority class {} level {}", p.ioprio >> 13, p.ioprio & 0x1fff));
+        v.push(format!(
+            "I/O priority class {} level {}",
+            p.ioprio >> 13,
+            p.ioprio & 0x1fff
+        ));
     }
     if v.is_empty() {
         "-".into()

@@ -70,7 +70,7 @@ extern "C" fn nothing(_: libc::c_int) {}
 /// namespace, as a child of this process. Returns only when that could not
 /// be set up (nothing was started); otherwise this process ends with the
 /// program's status.
-pub fn run(argv: &[&CStr], pid: i32) -> String {
+pub fn run(argv: &[&CStr], pid: i32, clocks: Option<ckpt::image::Clocks>) -> String {
     if pid <= 1 {
         return format!("the program had pid {pid}");
     }
@@ -118,6 +118,13 @@ pub fn run(argv: &[&CStr], pid: i32) -> String {
             std::io::Error::last_os_error()
         );
     }
+    if let Some(c) = clocks {
+        if let Err(e) = time_namespace(c) {
+            eprintln!(
+                "ckpt restart: warning: the program's monotonic and boot clocks jump by the time it was stopped: {e}"
+            );
+        }
+    }
     let init = match start_init() {
         Ok(i) => i,
         Err(e) => return e,
@@ -153,6 +160,35 @@ pub fn run(argv: &[&CStr], pid: i32) -> String {
     {}
     stop(init);
     end_like(st)
+}
+
+/// Make this process's next children see CLOCK_MONOTONIC and
+/// CLOCK_BOOTTIME go on from where the program saw them (`c`) instead of
+/// from this boot's: a new time namespace, its offsets written before
+/// anything enters it. Programs that keep monotonic deadlines (absolute
+/// sleeps, timeouts) then behave as if no time passed while they were
+/// stopped, as their timers do; after a reboot, which resets both clocks,
+/// this is what keeps those deadlines from lying years ahead or behind.
+fn time_namespace(c: ckpt::image::Clocks) -> Result<(), String> {
+    // SAFETY: unshare with a namespace flag only.
+    if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
+        return Err(format!(
+            "no time namespace: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let offset = |saved: u64, clock: libc::clockid_t| {
+        let d = saved as i128 - ckpt::sys::clock_ns(clock) as i128;
+        // Seconds rounded down, nanoseconds in [0, 1e9), as the kernel wants.
+        (d.div_euclid(1_000_000_000), d.rem_euclid(1_000_000_000))
+    };
+    let (ms, mn) = offset(c.monotonic_ns, libc::CLOCK_MONOTONIC);
+    let (bs, bn) = offset(c.boottime_ns, libc::CLOCK_BOOTTIME);
+    std::fs::write(
+        "/proc/self/timens_offsets",
+        format!("monotonic {ms} {mn}\nboottime {bs} {bn}\n"),
+    )
+    .map_err(|e| format!("cannot set the time namespace's offsets: {e}"))
 }
 
 /// Start pid 1 of the new namespace: it mounts the namespace's /proc and

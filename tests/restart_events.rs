@@ -2,7 +2,7 @@
 //! instance (with the data words of what it watches), a timerfd, a
 //! signalfd, inotify watches, file locks, a socket pair, a memfd and a deleted file, memory advised
 //! MADV_DONTFORK / MADV_WIPEONFORK, 72 MiB of memory (copied back by two
-//! threads), locked memory, prctl attributes, threads' CPU affinity and nice values; and python's asyncio, which also needs its pid
+//! threads), locked memory, prctl attributes, monotonic clocks, threads' CPU affinity and nice values; and python's asyncio, which also needs its pid
 //! to stay the same. Each program is
 //! checkpointed mid-loop, killed, restarted, and must print exactly what
 //! an uninterrupted run prints.
@@ -29,6 +29,11 @@ fn cycle_c(tag: &str, src: &str) {
 /// Reference run, then checkpoint once `marker` is in the output, kill,
 /// restart, and compare the whole output.
 fn cycle(tag: &str, prog: &Path, args: &[&str], marker: &str) {
+    cycle_after(tag, prog, args, marker, Duration::ZERO);
+}
+
+/// `cycle`, waiting `downtime` between the kill and the restart.
+fn cycle_after(tag: &str, prog: &Path, args: &[&str], marker: &str, downtime: Duration) {
     let area = Area::new(tag);
     let want = reference_output(&area, prog, args);
     let out = area.file("out");
@@ -47,6 +52,7 @@ fn cycle(tag: &str, prog: &Path, args: &[&str], marker: &str) {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let image = checkpoint_and_kill(&mut kid, &area.images);
+    std::thread::sleep(downtime);
     let warnings = restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
     assert!(
         !warnings.contains("cannot be restored"),
@@ -102,6 +108,15 @@ fn memory_kept_out_of_forks_by_raw_syscalls_is_stored_too() {
 #[test]
 fn large_memory_comes_back_byte_for_byte() {
     cycle_c("bigmem", "restart_bigmem.c");
+}
+
+/// Three seconds pass between the kill and the restart: the monotonic
+/// and boot clocks go on from where the program saw them.
+#[test]
+fn monotonic_clocks_go_on_from_the_checkpoint() {
+    let dir = common::TempDir::new("clock-bin");
+    let prog = common::compile_c("restart_clock.c", dir.path());
+    cycle_after("clock", &prog, &[], "step 19", Duration::from_secs(3));
 }
 
 #[test]

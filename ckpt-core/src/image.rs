@@ -195,6 +195,11 @@ pub struct Meta {
     /// Locked memory (locked again after a restart).
     #[serde(default)]
     pub locked: Locked,
+    /// CLOCK_MONOTONIC and CLOCK_BOOTTIME as the program saw them while
+    /// frozen: a restart lets them go on from there (a time namespace),
+    /// even after a reboot reset them.
+    #[serde(default)]
+    pub clocks: Option<Clocks>,
     /// Where post-restart code lives in the image, and the glibc facts it
     /// needs (found at start-up in the checkpointed process).
     pub restart: RestartInfo,
@@ -684,6 +689,13 @@ pub struct Region {
     pub ino: u64,
     /// Raw extents of this region stored in the data section.
     pub extents: Vec<Extent>,
+}
+
+/// Two clocks in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Clocks {
+    pub monotonic_ns: u64,
+    pub boottime_ns: u64,
 }
 
 /// Memory the program locked: the locked ranges, and the flags of its

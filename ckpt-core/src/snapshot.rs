@@ -27,6 +27,10 @@ pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
         regions: Vec::new(),
         fork_advice: Vec::new(),
         locked: crate::memory::locked::snapshot(),
+        clocks: Some(crate::image::Clocks {
+            monotonic_ns: sys::clock_ns(libc::CLOCK_MONOTONIC),
+            boottime_ns: sys::clock_ns(libc::CLOCK_BOOTTIME),
+        }),
         restart: restart_info(),
     }
 }
