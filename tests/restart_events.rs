@@ -21,9 +21,14 @@ use std::time::Duration;
 /// `cycle` for C program `src` (tests/programs), checkpointed once it
 /// printed "step 19".
 fn cycle_c(tag: &str, src: &str) {
+    cycle_c_with(tag, src, &[], Duration::ZERO);
+}
+
+/// `cycle_c` with arguments, and `downtime` between the kill and the restart.
+fn cycle_c_with(tag: &str, src: &str, args: &[&str], downtime: Duration) {
     let dir = common::TempDir::new(&format!("{tag}-bin"));
     let prog = common::compile_c(src, dir.path());
-    cycle(tag, &prog, &[], "step 19");
+    cycle_after(tag, &prog, args, "step 19", downtime);
 }
 
 /// Reference run, then checkpoint once `marker` is in the output, kill,
@@ -98,9 +103,12 @@ fn memory_kept_out_of_forks_is_stored_and_advised_again() {
 /// DONTFORK region, which the checkpoint notices and forks again.
 #[test]
 fn memory_kept_out_of_forks_by_raw_syscalls_is_stored_too() {
-    let dir = common::TempDir::new("rawadvice-bin");
-    let prog = common::compile_c("restart_fork_advice.c", dir.path());
-    cycle("rawadvice", &prog, &["raw"], "step 19");
+    cycle_c_with(
+        "rawadvice",
+        "restart_fork_advice.c",
+        &["raw"],
+        Duration::ZERO,
+    );
 }
 
 /// Enough memory (72 MiB) that the restorer copies it with two threads:
@@ -114,9 +122,7 @@ fn large_memory_comes_back_byte_for_byte() {
 /// and boot clocks go on from where the program saw them.
 #[test]
 fn monotonic_clocks_go_on_from_the_checkpoint() {
-    let dir = common::TempDir::new("clock-bin");
-    let prog = common::compile_c("restart_clock.c", dir.path());
-    cycle_after("clock", &prog, &[], "step 19", Duration::from_secs(3));
+    cycle_c_with("clock", "restart_clock.c", &[], Duration::from_secs(3));
 }
 
 #[test]
