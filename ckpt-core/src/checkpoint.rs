@@ -183,29 +183,41 @@ fn status_pipe() -> Result<(i32, i32), String> {
 /// call) is missing there. Then that memory is found (smaps), made
 /// forkable, and the writer forked again, all while still frozen.
 fn fork_writer_whole(fd: i32, rd: i32, wr: i32, meta: &mut image::Meta) -> Result<i32, String> {
+    // With advice found in smaps already, nothing can be missing.
+    if !meta.fork_advice.is_empty() {
+        return fork_writer(fd, rd, wr, meta);
+    }
     let before = memory::region_starts_self();
     let pid = fork_writer(fd, rd, wr, meta)?;
-    // With advice found in smaps already, nothing can be missing.
-    if !meta.fork_advice.is_empty() || memory::missing_in(pid, &before) == 0 {
+    if memory::missing_in(pid, &before) == 0 {
         return Ok(pid);
     }
-    // SAFETY: killing and reaping the writer child we just made.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-        let mut info: libc::siginfo_t = core::mem::zeroed();
-        libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::__WCLONE,
-        );
-        // Start the image and the status over.
-        libc::ftruncate(fd, 0);
-    }
+    // SAFETY: killing the writer child we just made.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    reap(pid);
+    // Start the image and the status over.
+    // SAFETY: truncating the image file we own.
+    unsafe { libc::ftruncate(fd, 0) };
     drain(rd);
     memory::fork_advice::record();
     meta.fork_advice = memory::fork_advice::snapshot();
     fork_writer(fd, rd, wr, meta)
+}
+
+/// Wait for the writer child `pid` to end (it has no exit signal).
+fn reap(pid: i32) {
+    // SAFETY: waitid on our own clone child into a zeroed siginfo.
+    unsafe {
+        let mut info: libc::siginfo_t = core::mem::zeroed();
+        while libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::__WCLONE,
+        ) < 0
+            && crate::interpose::errno() == libc::EINTR
+        {}
+    }
 }
 
 /// Read away whatever a killed writer left in the status pipe.
@@ -292,18 +304,7 @@ fn wait_writer(pid: i32, rd: i32) -> Result<u64, String> {
         }
         break;
     }
-    // SAFETY: waitid on our own clone child into a zeroed siginfo.
-    unsafe {
-        let mut info: libc::siginfo_t = core::mem::zeroed();
-        while libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::__WCLONE,
-        ) < 0
-            && crate::interpose::errno() == libc::EINTR
-        {}
-    }
+    reap(pid);
     let text = String::from_utf8_lossy(&buf[..len]);
     if let Some(n) = text.strip_prefix("ok ") {
         return n

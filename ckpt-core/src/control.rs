@@ -279,9 +279,7 @@ fn restart_command_socket(owner: u32, pid: i32) -> Option<PathBuf> {
         return Some(path);
     }
     let inner = nspids.split_whitespace().last()?;
-    // "pid:[4026532301]"
-    let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()?;
-    let ns = ns.to_str()?.strip_prefix("pid:[")?.strip_suffix(']')?;
+    let ns = pid_namespace(&format!("/proc/{pid}"))?;
     let path = runtime_dir(owner).join(format!("{inner}-ns{ns}.sock"));
     path.exists().then_some(path)
 }
@@ -354,6 +352,12 @@ fn live_pid_namespaces() -> Option<Vec<u64>> {
         }
     }
     Some(v)
+}
+
+/// The pid namespace (its inode number) of the process at `proc_dir`.
+fn pid_namespace(proc_dir: &str) -> Option<u64> {
+    let m = std::fs::metadata(format!("{proc_dir}/ns/pid")).ok()?;
+    Some(std::os::unix::fs::MetadataExt::ino(&m))
 }
 
 /// Send `req` to process `pid` and wait (at most `timeout`) for its answer.

@@ -172,8 +172,6 @@ pub fn reset() {
     }
 }
 
-/// Describe every live timer with the kernel's remaining time. Runs while
-/// frozen (raw syscalls + Rust allocation only).
 /// ckpt's own kernel timer (the periodic checkpoint), never the program's.
 static OWN_TIMER: AtomicI32 = AtomicI32::new(-1);
 
@@ -199,6 +197,8 @@ pub fn untracked() -> usize {
         .count()
 }
 
+/// Describe every live timer with the kernel's remaining time. Runs while
+/// frozen (raw syscalls + Rust allocation only).
 pub fn snapshot() -> Vec<Timer> {
     let mut out = Vec::new();
     for s in SLOTS.iter() {

@@ -324,7 +324,7 @@ fn map_regions(plan: &PlanView, image_fd: i32) {
     // Anonymous regions with stored pages are filled with UFFDIO_COPY
     // (no zeroing first), by two threads for large images; everything
     // else, or all of it when the kernel refuses userfaultfd, the plain way.
-    let mut uffd = crate::uffd::Uffd::open().ok();
+    let uffd = crate::uffd::Uffd::open().ok();
     for r in plan.regions() {
         if let Some(u) = &uffd {
             if r.fd < 0 && plan.extents().any(|x| r.contains(x.addr)) {
@@ -336,15 +336,12 @@ fn map_regions(plan: &PlanView, image_fd: i32) {
     // Extents [0, split) are this thread's, [split, n) the helper's; each
     // half is copied up to its first failure (`n`: none).
     let split = halfway(plan);
-    let mut failed = [0, split];
-    if let Some(u) = &uffd {
-        failed = copy_anonymous(u, plan, image_fd, split);
-        if failed != [n, n] {
-            // Closing it unregisters every range: a plain copy into a
-            // registered range would wait for a handler forever.
-            uffd = None;
-        }
-    }
+    let failed = match &uffd {
+        Some(u) => copy_anonymous(u, plan, image_fd, split),
+        None => [0, 0],
+    };
+    // Closing it unregisters every range: a plain copy into a registered
+    // range would wait for a handler forever.
     drop(uffd);
     for i in 0..n {
         let x = plan.extent(i);

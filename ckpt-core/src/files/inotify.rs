@@ -82,11 +82,7 @@ pub fn record_watch(fd: i32, wd: i32, path: &[u8]) {
     slot.seq.store(seq, Relaxed);
     core::sync::atomic::fence(Release);
     slot.key.store(k, Relaxed);
-    for (d, c) in slot.path.iter().zip(buf[..len].chunks(8)) {
-        let mut w = [0u8; 8];
-        w[..c.len()].copy_from_slice(c);
-        d.store(u64::from_le_bytes(w), Relaxed);
-    }
+    super::store_path(&slot.path, &buf[..len]);
     slot.len.store(len as u32, Relaxed);
     slot.seq.store(seq.wrapping_add(1), Release);
 }
@@ -111,12 +107,7 @@ fn recorded_paths(wd: i32) -> Vec<String> {
                 return None;
             }
             let len = (s.len.load(Relaxed) as usize).min(PATH_LEN);
-            let bytes: Vec<u8> = s
-                .path
-                .iter()
-                .flat_map(|w| w.load(Relaxed).to_le_bytes())
-                .take(len)
-                .collect();
+            let bytes = super::load_path(&s.path, len);
             (s.seq.load(Acquire) == before).then(|| String::from_utf8_lossy(&bytes).into_owned())
         })
         .collect()

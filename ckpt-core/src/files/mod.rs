@@ -150,11 +150,11 @@ fn keep_end(path: &[u8]) -> &[u8] {
     &path[path.len().saturating_sub(PATH_LEN)..]
 }
 
-/// `p` (at most PATH_LEN bytes) into `words`, eight bytes to a store:
-/// whole words by plain loads, the tail byte by byte (no memcpy calls on
-/// the hot path).
+/// `p` (at most `words.len() * 8` bytes) into `words`, eight bytes to a
+/// store: whole words by plain loads, the tail byte by byte (no memcpy
+/// calls on the hot path). Also for inotify's recorded paths.
 #[inline(always)]
-fn store_path(words: &[AtomicU64; PATH_WORDS], p: &[u8]) {
+pub(super) fn store_path(words: &[AtomicU64], p: &[u8]) {
     let chunks = p.chunks_exact(8);
     let tail = chunks.remainder();
     let mut i = 0;
@@ -173,6 +173,15 @@ fn store_path(words: &[AtomicU64; PATH_WORDS], p: &[u8]) {
             d.store(w, Relaxed);
         }
     }
+}
+
+/// The first `len` bytes stored in `words` by `store_path`.
+pub(super) fn load_path(words: &[AtomicU64], len: usize) -> Vec<u8> {
+    words
+        .iter()
+        .flat_map(|w| w.load(Relaxed).to_le_bytes())
+        .take(len)
+        .collect()
 }
 
 /// open/openat/creat/fopen/... returned `fd` for `path`.
@@ -344,12 +353,7 @@ fn history(fd: i32) -> Option<History> {
         open_flags: s.open_flags.load(Relaxed),
         dup_of: s.dup_of.load(Relaxed).wrapping_sub(1),
         pipe_peer: s.pipe_peer.load(Relaxed).wrapping_sub(1),
-        path: s
-            .path
-            .iter()
-            .flat_map(|w| w.load(Relaxed).to_le_bytes())
-            .take(len)
-            .collect(),
+        path: load_path(&s.path, len),
     };
     (s.seq.load(Acquire) == before && h.origin != 0).then_some(h)
 }

@@ -25,6 +25,8 @@ use core::ffi::{c_char, c_int, c_uint, c_void};
 use core::sync::atomic::Ordering::*;
 
 /// `syscall` with up to four arguments; the raw result (-errno on failure).
+/// Inline, not libc's `syscall()`: that is a function whose return after
+/// the kernel's is the very cost this module avoids.
 #[inline(always)]
 unsafe fn syscall4(nr: i64, a: i64, b: i64, c: i64, d: i64) -> i64 {
     let r: i64;
