@@ -1,12 +1,15 @@
 //! Checkpoint and restart speed and image size, against the raw limits
 //! measured in the same run.
 //!
-//! A C program holds N MiB (pseudo-random, or all zero), then answers
-//! bytes on stdin. For each case, ROUNDS times: start it under `ckpt run`,
-//! checkpoint it (`-v` reports the pause), SIGKILL it, `ckpt restart` it
-//! and time until the restarted copy answers. Medians are reported with:
-//! - the pause as a fraction of the total checkpoint time (goal: the
-//!   program is stopped only for a small part of it);
+//! A C program holds N MiB (pseudo-random, or all zero), then works in a
+//! loop that writes its memory and times its own iterations. For each
+//! case, ROUNDS times: start it under `ckpt run`, checkpoint it (timed as
+//! the user waits for `ckpt checkpoint`), ask the program for the longest
+//! gap its loop saw (the stall it felt, not ckpt's own timer), SIGKILL
+//! it, `ckpt restart` it and time until the restarted copy answers.
+//! Medians are reported with:
+//! - the stall against a memcpy of the same memory (measured here);
+//! - the checkpoint against writing and fsyncing the image's bytes;
 //! - restart time against reading the image file once (warm cache) — the
 //!   raw limit of any restart that copies the data;
 //! - image bytes against the memory held (zeros should cost nothing).
@@ -68,11 +71,49 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 struct Round {
-    pause_ms: f64,
+    stall_ms: f64,
     checkpoint_ms: f64,
+    write_fsync_ms: f64,
     restart_ms: f64,
     raw_read_ms: f64,
     image_bytes: f64,
+}
+
+/// The reference for a checkpoint: write `bytes` bytes (incompressible)
+/// into a new file in `dir` and fsync it.
+fn write_fsync_ms(dir: &Path, bytes: usize) -> f64 {
+    let path = dir.join("reference.bin");
+    let chunk: Vec<u8> = (0..1usize << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let t = Instant::now();
+    let mut f = std::fs::File::create(&path).expect("reference file");
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        f.write_all(&chunk[..n]).expect("write reference");
+        left -= n;
+    }
+    f.sync_all().expect("fsync reference");
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    drop(f);
+    std::fs::remove_file(&path).ok();
+    ms
+}
+
+/// The reference for a stall: memcpy of `mib` MiB (already touched).
+fn memcpy_ms(mib: usize) -> f64 {
+    let n = mib << 20;
+    let src = vec![7u8; n];
+    let mut dst = vec![1u8; n];
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        dst.copy_from_slice(&src);
+        std::hint::black_box(&mut dst);
+        best = best.min(t.elapsed().as_secs_f64() * 1e3);
+    }
+    best
 }
 
 fn round(prog: &Path, dir: &Path, mib: usize, mode: &str) -> Round {
@@ -87,10 +128,15 @@ fn round(prog: &Path, dir: &Path, mib: usize, mode: &str) -> Round {
         .spawn()
         .expect("ckpt run");
     let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut input = child.stdin.take().unwrap();
     wait_line(&mut out, "ready");
+    // Let the program settle into its loop, then forget its start-up.
+    std::thread::sleep(Duration::from_millis(50));
+    input.write_all(b"r").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
     let t = Instant::now();
     let ck = Command::new(ckpt())
-        .args(["checkpoint", "-v", "--dir"])
+        .args(["checkpoint", "--dir"])
         .arg(dir)
         .arg(child.id().to_string())
         .output()
@@ -102,20 +148,18 @@ fn round(prog: &Path, dir: &Path, mib: usize, mode: &str) -> Round {
         String::from_utf8_lossy(&ck.stderr)
     );
     let image = PathBuf::from(String::from_utf8_lossy(&ck.stdout).trim());
-    // "..., frozen 23.721ms, total ..." or "frozen 859µs"
-    let err = String::from_utf8_lossy(&ck.stderr);
-    let frozen = err
-        .split("frozen ")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .unwrap_or("0ms");
-    let pause_ms = if let Some(us) = frozen.strip_suffix("µs") {
-        us.parse::<f64>().unwrap_or(0.0) / 1e3
-    } else if let Some(ms) = frozen.strip_suffix("ms") {
-        ms.parse().unwrap_or(0.0)
-    } else {
-        frozen.trim_end_matches('s').parse::<f64>().unwrap_or(0.0) * 1e3
-    };
+    // The stall as the program itself felt it: its longest loop gap.
+    std::thread::sleep(Duration::from_millis(20));
+    input.write_all(b"s").unwrap();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "program ended");
+        if line.starts_with("stall ") {
+            break;
+        }
+    }
+    let stall_ms = line["stall ".len()..].trim().parse::<f64>().unwrap() / 1e3;
     child.kill().ok();
     child.wait().ok();
 
@@ -153,9 +197,11 @@ fn round(prog: &Path, dir: &Path, mib: usize, mode: &str) -> Round {
     }
     r.kill().ok();
     std::fs::remove_file(&image).ok();
+    let write_fsync_ms = write_fsync_ms(dir, image_bytes as usize);
     Round {
-        pause_ms,
+        stall_ms,
         checkpoint_ms,
+        write_fsync_ms,
         restart_ms,
         raw_read_ms,
         image_bytes,
@@ -168,31 +214,42 @@ fn main() {
     let prog = dir.join("memory");
     compile(&prog);
     println!(
-        "{:<18} {:>9} {:>11} {:>10} {:>11} {:>9} {:>13}",
-        "case", "pause ms", "ckpt ms", "restart ms", "raw read ms", "restart/raw", "image/memory"
+        "{:<16} {:>9} {:>12} {:>9} {:>13} {:>10} {:>12} {:>12}",
+        "case",
+        "stall ms",
+        "stall/memcpy",
+        "ckpt ms",
+        "ckpt/write+fsync",
+        "restart ms",
+        "restart/read",
+        "image/memory"
     );
     for (mib, mode) in [
         (1, "random"),
+        (64, "random"),
         (256, "random"),
         (1024, "zero"),
         (1024, "random"),
     ] {
+        let copy = memcpy_ms(mib);
         let rounds: Vec<Round> = (0..ROUNDS).map(|_| round(&prog, &dir, mib, mode)).collect();
         let m = |f: fn(&Round) -> f64| median(&mut rounds.iter().map(f).collect::<Vec<_>>());
-        let (pause, ck, rs, raw, img) = (
-            m(|r| r.pause_ms),
+        let (stall, ck, wf, rs, raw, img) = (
+            m(|r| r.stall_ms),
             m(|r| r.checkpoint_ms),
+            m(|r| r.write_fsync_ms),
             m(|r| r.restart_ms),
             m(|r| r.raw_read_ms),
             m(|r| r.image_bytes),
         );
         println!(
-            "{:<18} {:>9.2} {:>11.1} {:>10.1} {:>11.1} {:>10.2}x {:>12.4}x",
+            "{:<16} {:>9.2} {:>11.2}x {:>9.1} {:>15.2}x {:>10.1} {:>11.2}x {:>11.4}x",
             format!("{mib} MiB {mode}"),
-            pause,
+            stall,
+            stall / copy.max(0.001),
             ck,
+            ck / wf.max(0.001),
             rs,
-            raw,
             rs / raw.max(0.001),
             img / (mib as f64 * 1048576.0)
         );

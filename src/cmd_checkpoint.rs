@@ -14,6 +14,7 @@ pub fn checkpoint(args: CheckpointArgs) -> Result<(), Failure> {
     };
     let req = Request::Checkpoint {
         dir: dir.map(|d| d.to_string_lossy().into_owned()),
+        nonce: control::new_nonce(),
     };
     let timeout = Duration::from_secs_f64(args.timeout);
     let pid = args.pid;
@@ -24,6 +25,7 @@ pub fn checkpoint(args: CheckpointArgs) -> Result<(), Failure> {
             seq,
             freeze_us,
             total_us,
+            ..
         } => {
             if args.verbose {
                 eprintln!("{}", verbose_line(pid, seq, bytes, freeze_us, total_us));
@@ -36,7 +38,7 @@ pub fn checkpoint(args: CheckpointArgs) -> Result<(), Failure> {
             }
             crate::print_stdout(&format!("{path}\n"))
         }
-        Response::Error { message } => Err(Failure::new(format!(
+        Response::Error { message, .. } => Err(Failure::new(format!(
             "checkpoint of {pid} failed: {message}"
         ))),
         other => Err(Failure::new(format!(

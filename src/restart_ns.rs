@@ -158,6 +158,7 @@ pub fn run(argv: &[&CStr], pid: i32, clocks: Option<ckpt::image::Clocks>) -> Str
     while unsafe { libc::waitpid(child as i32, &mut st, 0) } < 0
         && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
     {}
+    wait_for_writers(init);
     stop(init);
     end_like(st)
 }
@@ -251,6 +252,31 @@ fn start_init() -> Result<i32, String> {
     } else {
         stop(init);
         Err(String::from_utf8_lossy(report.get(1..).unwrap_or_default()).into_owned())
+    }
+}
+
+/// Image writers the program left behind (its checkpoints still being
+/// written when it ended) belong to init now: let them finish before the
+/// namespace ends, or their images would be lost.
+fn wait_for_writers(init: i32) {
+    let writers = || -> usize {
+        std::fs::read_to_string(format!("/proc/{init}/task/{init}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim_end() == "ckpt-writer")
+            })
+            .count()
+    };
+    let start = std::time::Instant::now();
+    let mut told = false;
+    while writers() > 0 && start.elapsed() < std::time::Duration::from_secs(600) {
+        if !told && start.elapsed() > std::time::Duration::from_secs(1) {
+            eprintln!("ckpt restart: the program ended; waiting for its last image to be written");
+            told = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 

@@ -1,11 +1,24 @@
-/* Holds N MiB of memory (pseudo-random or zero), says "ready", then
- * answers each byte on stdin with "pong" until EOF. The checkpoint/restart
- * bench times how fast a restarted copy answers. */
+/* Holds N MiB of memory (pseudo-random or zero), says "ready", then works:
+ * a loop that writes one word of its memory at a pseudo-random place per
+ * iteration and times its own iterations, keeping the longest gap (the
+ * stall it felt). Commands on stdin, one byte each:
+ *   r  forget the longest gap so far
+ *   s  print "stall <microseconds>" (the longest gap since r)
+ *   x  print "pong <bit>" (the restart bench times the first answer)
+ * It ends at EOF. */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 int main(int argc, char **argv) {
     size_t n = (size_t)atol(argv[1]) << 20;
@@ -22,10 +35,32 @@ int main(int argc, char **argv) {
     }
     printf("ready\n");
     fflush(stdout);
-    char c;
-    while (read(0, &c, 1) == 1) {
-        printf("pong %d\n", (int)(p[n / 16] & 1));
-        fflush(stdout);
+    fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+    uint64_t last = now_ns(), longest = 0, y = 2463534242ull;
+    for (;;) {
+        char c;
+        ssize_t r = read(0, &c, 1);
+        if (r == 0)
+            return 0;
+        if (r == 1) {
+            if (c == 'r') {
+                longest = 0;
+            } else if (c == 's') {
+                printf("stall %llu\n", (unsigned long long)(longest / 1000));
+                fflush(stdout);
+            } else {
+                printf("pong %d\n", (int)(p[n / 16] & 1));
+                fflush(stdout);
+            }
+            last = now_ns();
+            continue;
+        }
+        y ^= y << 13; y ^= y >> 17; y ^= y << 5;
+        if (!zero)
+            p[(y % (n / 8))] += 1; /* the program goes on writing its memory */
+        uint64_t t = now_ns();
+        if (t - last > longest)
+            longest = t - last;
+        last = t;
     }
-    return 0;
 }

@@ -1,32 +1,49 @@
-//! Take a checkpoint: freeze, gather, encode, thaw, then write the image
-//! atomically (temporary name, fsync, rename, fsync of the directory) so
-//! the previous good image survives anything that goes wrong.
+//! Take a checkpoint: freeze, gather, start the image writer, thaw.
 //!
 //! Runs inside the reserved signal's handler on the thread that received
 //! the request (see `quiesce`), with allocation routed to the scratch
 //! arena for the whole call: the interrupted code may hold any lock,
 //! malloc's included.
+//!
+//! The program is frozen only while its kernel state is gathered and the
+//! writer (a copy-on-write copy of it, see [`crate::writer`]) is made;
+//! then every thread goes on at once. The writer writes the image,
+//! publishes it atomically (the previous good image survives anything that
+//! goes wrong) and answers the requester itself.
 
-use crate::{image, memory, quiesce, snapshot, sys};
+use crate::writer::{self, Job, Output};
+use crate::{memory, quiesce, snapshot, sys};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::path::Path;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::*};
+
+pub use crate::writer::Requester;
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Read end of the last writer's "done" pipe (EOF once it ended), or -1.
+static LAST_DONE: AtomicI32 = AtomicI32::new(-1);
 
 /// How long a freeze may take before the checkpoint gives up (and lets
 /// the program go on untouched).
 const FREEZE_TIMEOUT_NS: u64 = 10_000_000_000;
 
-/// What a checkpoint produced.
+/// A checkpoint under way: the program runs on, its writer writes.
 #[derive(Debug, Clone)]
-pub struct Report {
-    pub path: PathBuf,
-    pub bytes: u64,
+pub struct Started {
+    /// Where the image will be once complete.
+    pub path: std::path::PathBuf,
     pub seq: u64,
+    /// How long the program was frozen.
     pub freeze_us: u64,
-    pub total_us: u64,
+    /// The writer's pid.
+    pub writer: i32,
+    /// For [`Requester::Api`]: the program's end of the link on which the
+    /// writer sends its verdict (a MessagePack `control::Response`, then
+    /// EOF). The caller owns it (one of ckpt's own descriptors): close it
+    /// with [`close_verdict`].
+    pub verdict: Option<i32>,
 }
 
 /// The image file name for this process.
@@ -51,20 +68,61 @@ fn comm() -> String {
     String::from_utf8_lossy(&buf[..n]).trim().to_string()
 }
 
+/// Whether the last checkpoint's writer is still writing.
+pub fn writing() -> bool {
+    let fd = LAST_DONE.load(Acquire);
+    if fd < 0 {
+        return false;
+    }
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll of one live pollfd, no wait.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    r == 0
+}
+
+/// Post-restart, and in a fork child: the last writer is not ours (its
+/// descriptor did not come along, or belongs to the parent).
+pub fn forget_writer() {
+    let fd = LAST_DONE.swap(-1, AcqRel);
+    if fd >= 0 && crate::files::is_own(fd) {
+        writer::close_own(fd);
+    }
+    writer::forget_all();
+}
+
+/// Close the verdict link a [`Started`] handed over.
+pub fn close_verdict(fd: i32) {
+    writer::close_own(fd);
+}
+
 /// Take one checkpoint into directory `dir`. `self_uc` is the calling
-/// (coordinating) thread's interrupted context.
-///
-/// The program is frozen only while its kernel state is gathered and a
-/// copy-on-write child is forked; the child writes memory and metadata
-/// while the program already runs on.
-pub fn take(dir: &Path, self_uc: *mut core::ffi::c_void) -> Result<Report, String> {
+/// (coordinating) thread's interrupted context; `requester` is told the
+/// outcome by the writer.
+pub fn take(
+    dir: &Path,
+    self_uc: *mut core::ffi::c_void,
+    requester: Requester,
+) -> Result<Started, String> {
     let t0 = sys::monotonic_ns();
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    writer::reap_finished();
     let pid = sys::getpid();
     let seq = SEQ.fetch_add(1, Relaxed) + 1;
-    let final_path = dir.join(image_name(&comm(), pid));
-    let tmp_path = dir.join(format!(".{}.tmp.{seq}", image_name(&comm(), pid)));
-    let tmp_c = CString::new(tmp_path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    let name = image_name(&comm(), pid);
+    let final_path = dir.join(&name);
+    let dir_c = CString::new(dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    let tmp_c = |attempt: u32| {
+        CString::new(
+            dir.join(format!(".{name}.tmp.{pid}.{seq}.{attempt}"))
+                .as_os_str()
+                .as_bytes(),
+        )
+        .unwrap_or_default()
+    };
     let created_unix_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -87,233 +145,157 @@ pub fn take(dir: &Path, self_uc: *mut core::ffi::c_void) -> Result<Report, Strin
     meta.fork_advice = memory::fork_advice::snapshot();
     meta.freeze_us = (sys::monotonic_ns() - frozen.started_ns()) / 1000;
     // Opened while frozen so their low numbers are never seen by the program.
-    let files = open_tmp(&tmp_c, &tmp_path).and_then(|fd| match status_pipe() {
-        Ok(p) => Ok((fd, p)),
-        Err(e) => {
-            sys::close(fd);
-            Err(e)
+    let started = Output::open(&dir_c, &tmp_c(0)).and_then(|out| {
+        let links = Links::new().inspect_err(|_| out.discard())?;
+        crate::restart::set_pending(&meta);
+        let mut job = Job {
+            meta: &mut meta,
+            out,
+            dir: dir.to_path_buf(),
+            final_path: final_path.clone(),
+            seq,
+            t0,
+            link: links.writer_link,
+            done: links.done_wr,
+            prev_done: LAST_DONE.load(Acquire),
+            requester,
+        };
+        match spawn_whole(&mut job, &tmp_c(1)) {
+            Ok(pid) => Ok((pid, job.out, links)),
+            Err(e) => {
+                job.out.discard();
+                links.close_all();
+                Err(e)
+            }
         }
     });
-    let child = files
-        .as_ref()
-        .map_err(Clone::clone)
-        .and_then(|&(fd, (rd, wr))| {
-            crate::restart::set_pending(&meta);
-            fork_writer_whole(fd, rd, wr, &mut meta)
-        });
     memory::fork_advice::restore(&meta.fork_advice);
     let freeze_ns = quiesce::thaw(frozen);
     // ---- thawed ----
-    let (fd, (rd, wr)) = files?;
-    sys::close(wr);
-    let result = child.and_then(|pid| wait_writer(pid, rd));
-    sys::close(rd);
-    sys::close(fd);
-    for f in [fd, rd, wr] {
-        crate::files::set_own(f, false);
+    let (writer_pid, out, links) = started?;
+    // Only the writer keeps these.
+    writer::close_own(out.fd);
+    writer::close_own(links.writer_link);
+    writer::close_own(links.done_wr);
+    // The next writer waits for this one before it publishes.
+    if let Some(old) = Some(LAST_DONE.swap(links.done_rd, AcqRel)).filter(|&f| f >= 0) {
+        writer::close_own(old);
     }
-    let bytes = match result {
-        Ok(b) => b,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp_path);
-            return Err(e);
+    // Tell the writer how long the program stood still (for its answer).
+    let bytes = freeze_ns.to_ne_bytes();
+    // SAFETY: send from a local buffer; MSG_NOSIGNAL: a dead writer is EPIPE.
+    unsafe {
+        libc::send(
+            links.link,
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
+    let verdict = match requester {
+        Requester::Api => Some(links.link),
+        _ => {
+            writer::close_own(links.link);
+            None
         }
     };
-    std::fs::rename(&tmp_path, &final_path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp_path);
-        format!("cannot rename to {}: {e}", final_path.display())
-    })?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(Report {
+    Ok(Started {
         path: final_path,
-        bytes,
         seq,
         freeze_us: freeze_ns / 1000,
-        total_us: (sys::monotonic_ns() - t0) / 1000,
+        writer: writer_pid,
+        verdict,
     })
 }
 
-fn open_tmp(tmp_c: &CString, tmp_path: &Path) -> Result<i32, String> {
-    // mode 0600 regardless of the program's umask
-    // SAFETY: openat with a valid C path.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            tmp_c.as_ptr(),
-            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
-            0o600,
-        )
-    } as i32;
-    if fd < 0 {
-        return Err(format!(
-            "cannot create {}: {}",
-            tmp_path.display(),
-            std::io::Error::from_raw_os_error(crate::interpose::errno())
-        ));
-    }
-    let fd = sys::move_high(fd).map_err(|_| "no free descriptor for the image".to_string())?;
-    crate::files::set_own(fd, true);
-    Ok(fd)
+/// The descriptors between the program and one writer.
+struct Links {
+    /// Program's end of the link (freeze time out, verdict in).
+    link: i32,
+    writer_link: i32,
+    done_rd: i32,
+    done_wr: i32,
 }
 
-/// A pipe the writer child reports through (read end, write end).
-fn status_pipe() -> Result<(i32, i32), String> {
-    let mut p = [0i32; 2];
-    // SAFETY: pipe2 into a local array.
-    if unsafe { libc::syscall(libc::SYS_pipe2, p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err("cannot create a pipe for the image writer".into());
-    }
-    let rd = sys::move_high(p[0]);
-    let wr = sys::move_high(p[1]);
-    match (rd, wr) {
-        (Ok(rd), Ok(wr)) => {
-            crate::files::set_own(rd, true);
-            crate::files::set_own(wr, true);
-            Ok((rd, wr))
+impl Links {
+    fn new() -> Result<Links, String> {
+        let mut s = [0i32; 2];
+        // SAFETY: socketpair into a local array.
+        if unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                s.as_mut_ptr(),
+            )
+        } != 0
+        {
+            return Err("cannot make a link to the image writer".into());
         }
-        _ => Err("no free descriptor for the image writer".into()),
+        let mut p = [0i32; 2];
+        // SAFETY: pipe2 into a local array.
+        if unsafe { libc::syscall(libc::SYS_pipe2, p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            sys::close(s[0]);
+            sys::close(s[1]);
+            return Err("cannot make a pipe for the image writer".into());
+        }
+        let mut high = [-1i32; 4];
+        let mut ok = true;
+        for (i, fd) in [s[0], s[1], p[0], p[1]].into_iter().enumerate() {
+            match sys::move_high(fd) {
+                Ok(h) => {
+                    crate::files::set_own(h, true);
+                    high[i] = h;
+                }
+                Err(_) => {
+                    sys::close(fd);
+                    ok = false;
+                }
+            }
+        }
+        let links = Links {
+            link: high[0],
+            writer_link: high[1],
+            done_rd: high[2],
+            done_wr: high[3],
+        };
+        if !ok {
+            links.close_all();
+            return Err("no free descriptor for the image writer".into());
+        }
+        Ok(links)
+    }
+
+    fn close_all(&self) {
+        for fd in [self.link, self.writer_link, self.done_rd, self.done_wr] {
+            writer::close_own(fd);
+        }
     }
 }
 
-/// `fork_writer`, checking that the child got every region: memory kept
-/// out of forks by advice the madvise wrapper did not see (a raw system
-/// call) is missing there. Then that memory is found (smaps), made
-/// forkable, and the writer forked again, all while still frozen.
-fn fork_writer_whole(fd: i32, rd: i32, wr: i32, meta: &mut image::Meta) -> Result<i32, String> {
+/// Start the writer, checking that it got every region: memory kept out
+/// of forks by advice the madvise wrapper did not see (a raw system call)
+/// is missing there. Then that memory is found (smaps), made forkable,
+/// and the writer started again on a fresh output (`retry_tmp` if it must
+/// be named), all while still frozen.
+fn spawn_whole(job: &mut Job, retry_tmp: &CString) -> Result<i32, String> {
+    // SAFETY: the meta outlives the job (both in `take`'s frame).
+    let meta = unsafe { &mut *job.meta };
     // With advice found in smaps already, nothing can be missing.
     if !meta.fork_advice.is_empty() {
-        return fork_writer(fd, rd, wr, meta);
+        return writer::spawn(job);
     }
     let before = memory::region_starts_self();
-    let pid = fork_writer(fd, rd, wr, meta)?;
+    let pid = writer::spawn(job)?;
     if memory::missing_in(pid, &before) == 0 {
         return Ok(pid);
     }
-    // SAFETY: killing the writer child we just made.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    reap(pid);
-    // Start the image and the status over.
-    // SAFETY: truncating the image file we own.
-    unsafe { libc::ftruncate(fd, 0) };
-    drain(rd);
+    // Its unnamed output vanishes with it.
+    writer::kill(pid);
+    job.out.discard();
+    let dir = CString::new(job.dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    job.out = Output::open(&dir, retry_tmp)?;
     memory::fork_advice::record();
     meta.fork_advice = memory::fork_advice::snapshot();
-    fork_writer(fd, rd, wr, meta)
-}
-
-/// Wait for the writer child `pid` to end (it has no exit signal).
-fn reap(pid: i32) {
-    // SAFETY: waitid on our own clone child into a zeroed siginfo.
-    unsafe {
-        let mut info: libc::siginfo_t = core::mem::zeroed();
-        while libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::__WCLONE,
-        ) < 0
-            && crate::interpose::errno() == libc::EINTR
-        {}
-    }
-}
-
-/// Read away whatever a killed writer left in the status pipe.
-fn drain(rd: i32) {
-    let mut buf = [0u8; 512];
-    // SAFETY: F_GETFL/F_SETFL and reads on our own pipe end.
-    unsafe {
-        let fl = libc::fcntl(rd, libc::F_GETFL);
-        libc::fcntl(rd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-        while libc::read(rd, buf.as_mut_ptr().cast(), buf.len()) > 0 {}
-        libc::fcntl(rd, libc::F_SETFL, fl);
-    }
-}
-
-/// Fork the writer: a copy-on-write child holding the frozen memory. It
-/// has no exit signal, so the program's own `wait()` never sees it.
-fn fork_writer(fd: i32, rd: i32, wr: i32, meta: &mut image::Meta) -> Result<i32, String> {
-    // SAFETY: clone without CLONE_VM: the child gets a private copy of
-    // this thread only and returns here on the same (copied) stack.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, 0, 0, 0, 0, 0) };
-    if pid < 0 {
-        return Err(format!(
-            "cannot fork the image writer: {}",
-            std::io::Error::from_raw_os_error(crate::interpose::errno())
-        ));
-    }
-    if pid > 0 {
-        return Ok(pid as i32);
-    }
-    // ---- writer child: one thread, scratch allocation, raw exits ----
-    sys::close(rd);
-    // Named apart from the program, so `pgrep PROG` finds only the program.
-    // SAFETY: PR_SET_NAME with a NUL-terminated name.
-    unsafe { libc::prctl(libc::PR_SET_NAME, c"ckpt-writer".as_ptr()) };
-    let status = match write_image(fd, meta) {
-        Ok(bytes) => format!("ok {bytes}"),
-        Err(e) => format!("error {e}"),
-    };
-    // SAFETY: write to our pipe, then end this process without running
-    // any of the program's exit code.
-    unsafe {
-        libc::write(wr, status.as_ptr().cast(), status.len());
-        libc::syscall(libc::SYS_exit_group, 0);
-    }
-    unreachable!()
-}
-
-/// Writer child: memory extents, then metadata, then the header; fsync.
-fn write_image(fd: i32, meta: &mut image::Meta) -> Result<u64, String> {
-    let mut sink = memory::Sink {
-        fd,
-        offset: image::DATA_OFFSET,
-    };
-    meta.regions = memory::snapshot(&mut sink)?;
-    let data_len = sink.offset - image::DATA_OFFSET;
-    let meta_offset = sink.offset;
-    let mut encoded = Vec::new();
-    image::encode_meta(meta, &mut encoded)?;
-    sink.write_all(&encoded)?;
-    let header = image::header_for(&encoded, meta_offset, data_len);
-    sink.pwrite_at(&header.encode(), 0)?;
-    // SAFETY: fsync of the image descriptor we own.
-    if unsafe { libc::fsync(fd) } != 0 {
-        return Err(format!("fsync: {}", std::io::Error::last_os_error()));
-    }
-    Ok(sink.offset)
-}
-
-/// Wait for the writer and read its verdict.
-fn wait_writer(pid: i32, rd: i32) -> Result<u64, String> {
-    let mut buf = [0u8; 4096];
-    let mut len = 0;
-    loop {
-        // SAFETY: reading into the unused tail of a local buffer.
-        let n = unsafe { libc::read(rd, buf[len..].as_mut_ptr().cast(), buf.len() - len) };
-        if n > 0 {
-            len += n as usize;
-            if len < buf.len() {
-                continue;
-            }
-        }
-        if n < 0 && crate::interpose::errno() == libc::EINTR {
-            continue;
-        }
-        break;
-    }
-    reap(pid);
-    let text = String::from_utf8_lossy(&buf[..len]);
-    if let Some(n) = text.strip_prefix("ok ") {
-        return n
-            .trim()
-            .parse()
-            .map_err(|_| "the image writer answered nonsense".into());
-    }
-    Err(text
-        .strip_prefix("error ")
-        .map(str::to_string)
-        .unwrap_or_else(|| "the image writer died".into()))
+    writer::spawn(job)
 }

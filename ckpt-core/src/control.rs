@@ -20,7 +20,13 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Request {
     /// Take a checkpoint, into `dir` when given (else the run's directory).
-    Checkpoint { dir: Option<String> },
+    /// Every answer carries `nonce` back: the final one comes from the
+    /// image writer, a process of its own.
+    Checkpoint {
+        dir: Option<String>,
+        #[serde(default)]
+        nonce: u64,
+    },
     /// Is anybody there?
     Ping,
 }
@@ -28,19 +34,71 @@ pub enum Request {
 /// What the program answers.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Response {
+    /// The image is complete and in place (sent by the image writer).
     Checkpointed {
         path: String,
         bytes: u64,
         seq: u64,
         freeze_us: u64,
         total_us: u64,
+        #[serde(default)]
+        nonce: u64,
+    },
+    /// The program runs on; the image writer (the sender) writes the image.
+    Writing {
+        seq: u64,
+        #[serde(default)]
+        nonce: u64,
     },
     Pong {
         pid: i32,
     },
     Error {
         message: String,
+        #[serde(default)]
+        nonce: u64,
     },
+}
+
+impl Response {
+    /// The nonce of the checkpoint request this answers (0: none).
+    pub fn nonce(&self) -> u64 {
+        match self {
+            Response::Checkpointed { nonce, .. }
+            | Response::Writing { nonce, .. }
+            | Response::Error { nonce, .. } => *nonce,
+            Response::Pong { .. } => 0,
+        }
+    }
+}
+
+impl Request {
+    /// The nonce the answers to this request carry (0: none).
+    pub fn nonce(&self) -> u64 {
+        match self {
+            Request::Checkpoint { nonce, .. } => *nonce,
+            Request::Ping => 0,
+        }
+    }
+}
+
+/// A fresh nonce for a request (never 0).
+pub fn new_nonce() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: getrandom into a local buffer.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    let v = if n == 8 {
+        u64::from_ne_bytes(b)
+    } else {
+        // SAFETY: getpid cannot fail.
+        let pid = unsafe { libc::getpid() } as u64;
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        t ^ pid.rotate_left(32)
+    };
+    v.max(1)
 }
 
 /// Why a request could not be answered; each is one clear line.
@@ -238,6 +296,16 @@ fn alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks existence.
     unsafe {
         libc::kill(pid, 0) == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+}
+
+/// Whether `pid` exists and has not ended (a zombie has).
+fn running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
     }
 }
 
@@ -442,19 +510,49 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
     };
     let start = Instant::now();
     let mut buf = vec![0u8; 64 * 1024];
+    let nonce = req.nonce();
+    // The image writer, once it said it writes (as seen from here).
+    let mut writer: Option<i32> = None;
+    let mut writer_gone: Option<Instant> = None;
     loop {
         match recv_with_creds(fd.0, &mut buf) {
             Ok(d) => {
-                let from_target = d.pid == pid || restarted_under(d.pid, pid);
-                if !from_target || (d.uid != owner && d.uid != 0) {
-                    continue; // not from the process we asked
+                if d.uid != owner && d.uid != 0 {
+                    continue; // not from the user we asked
                 }
-                return rmp_serde::from_slice(&buf[..d.len])
-                    .map_err(|e| ControlError::Io(format!("bad answer from process {pid}: {e}")));
+                let Ok(resp) = rmp_serde::from_slice::<Response>(&buf[..d.len]) else {
+                    if d.pid == pid {
+                        return Err(ControlError::Io(format!("bad answer from process {pid}")));
+                    }
+                    continue;
+                };
+                let from_target = d.pid == pid || restarted_under(d.pid, pid);
+                if !from_target && (nonce == 0 || resp.nonce() != nonce) {
+                    continue; // not an answer to this request
+                }
+                if let Response::Writing { .. } = resp {
+                    writer = Some(d.pid);
+                    writer_gone = None;
+                    continue;
+                }
+                return Ok(resp);
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) => {
-                if !alive(pid) {
-                    return Err(ControlError::Exited(pid));
+                match writer {
+                    // A writer that ended without its answer may have been
+                    // replaced (the checkpoint starts it again when it
+                    // missed memory): a moment's grace for the next one.
+                    Some(w) if !running(w) => {
+                        let since = *writer_gone.get_or_insert_with(Instant::now);
+                        if since.elapsed() > Duration::from_secs(2) {
+                            return Err(ControlError::Io(format!(
+                                "the image writer of process {pid} (process {w}) ended without finishing the image"
+                            )));
+                        }
+                    }
+                    Some(_) => {}
+                    None if !alive(pid) => return Err(ControlError::Exited(pid)),
+                    None => {}
                 }
                 if start.elapsed() > timeout {
                     return Err(ControlError::Timeout(pid));

@@ -36,3 +36,4 @@ pub mod snapshot;
 pub mod sys;
 pub mod threads;
 pub mod timers;
+pub mod writer;

@@ -9,6 +9,7 @@
 //! allocation routed to the scratch arena: no stdio, no malloc.
 
 use crate::config;
+use ckpt::checkpoint::Requester;
 use ckpt::control::{self as proto, Request, Response};
 use ckpt::quiesce::{self, Wake, REQUEST_MAGIC};
 use ckpt::{alloc, checkpoint, files, interpose, sys};
@@ -39,6 +40,7 @@ pub fn restart_in_child() {
         sys::close(fd);
     }
     MAILBOX.reset();
+    checkpoint::forget_writer();
     if let Err(e) = start() {
         eprintln!("ckpt: checkpoints disabled in child {}: {e}", sys::getpid());
     }
@@ -49,9 +51,15 @@ pub fn restart_in_child() {
 /// `ckpt::checkpoint()` call that was waiting when the image was taken.
 pub extern "C" fn after_restart() {
     SOCK.store(-1, Relaxed);
+    checkpoint::forget_writer();
+    // SAFETY: the program's threads are not running yet (post-restart,
+    // before they resume): nobody else touches the mailbox.
+    let d = unsafe { &mut *MAILBOX.data.get() };
+    // A caller waiting for a writer's verdict waits on a link that did
+    // not come back.
+    d.verdict = -1;
+    d.restarted_since = true;
     if MAILBOX.state.load(Acquire) == 1 {
-        // SAFETY: state == 1: the caller wrote its request and waits.
-        let d = unsafe { &mut *MAILBOX.data.get() };
         let text = b"restarted";
         d.out[..text.len()].copy_from_slice(text);
         d.out_len = text.len();
@@ -176,8 +184,13 @@ extern "C" fn coordinator(uc: *mut c_void, why: u32) {
         if timer {
             timer = false;
             served = true;
-            if let Err(e) = checkpoint::take(&config::get().dir, uc) {
-                raw_eprint(&format!("ckpt: periodic checkpoint failed: {e}\n"));
+            // A tick while the last image is still being written is
+            // skipped: writers must not pile up (each holds a copy of the
+            // program's memory).
+            if !checkpoint::writing() {
+                if let Err(e) = checkpoint::take(&config::get().dir, uc, Requester::Timer) {
+                    raw_eprint(&format!("ckpt: periodic checkpoint failed: {e}\n"));
+                }
             }
         }
         if !served {
@@ -201,23 +214,25 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
     }
     let resp = match rmp_serde::from_slice::<Request>(body) {
         Ok(Request::Ping) => Response::Pong { pid: sys::getpid() },
-        Ok(Request::Checkpoint { dir }) => {
+        Ok(Request::Checkpoint { dir, nonce }) => {
             let dir = dir
                 .map(PathBuf::from)
                 .unwrap_or_else(|| config::get().dir.clone());
-            match checkpoint::take(&dir, uc) {
-                Ok(r) => Response::Checkpointed {
-                    path: r.path.display().to_string(),
-                    bytes: r.bytes,
-                    seq: r.seq,
-                    freeze_us: r.freeze_us,
-                    total_us: r.total_us,
-                },
-                Err(message) => Response::Error { message },
+            let asker = Requester::Socket {
+                sock,
+                from: d.from,
+                from_len: d.from_len,
+                nonce,
+            };
+            match checkpoint::take(&dir, uc, asker) {
+                // The writer answers once the image is in place.
+                Ok(_) => return,
+                Err(message) => Response::Error { message, nonce },
             }
         }
         Err(e) => Response::Error {
             message: format!("bad request: {e}"),
+            nonce: 0,
         },
     };
     if let Ok(out) = rmp_serde::to_vec_named(&resp) {
@@ -253,6 +268,10 @@ struct MailData {
     out_len: usize,
     ok: bool,
     restarted: bool,
+    /// The writer's verdict link (ckpt's own descriptor), or -1.
+    verdict: c_int,
+    /// Set by a restart: a verdict link of before is gone.
+    restarted_since: bool,
 }
 
 // SAFETY: `data` is written by the lock holder before `state` = 1 and by
@@ -270,6 +289,8 @@ static MAILBOX: Mailbox = Mailbox {
         out_len: 0,
         ok: false,
         restarted: false,
+        verdict: -1,
+        restarted_since: false,
     }),
 };
 
@@ -291,15 +312,17 @@ impl Mailbox {
         } else {
             PathBuf::from(std::ffi::OsStr::from_bytes(&d.dir[..d.dir_len]))
         };
-        let (ok, text) = match checkpoint::take(&dir, uc) {
-            Ok(r) => (true, r.path.display().to_string()),
-            Err(e) => (false, e),
+        let (ok, text, verdict) = match checkpoint::take(&dir, uc, Requester::Api) {
+            Ok(r) => (true, r.path.display().to_string(), r.verdict.unwrap_or(-1)),
+            Err(e) => (false, e, -1),
         };
         let n = text.len().min(d.out.len() - 1);
         d.out[..n].copy_from_slice(&text.as_bytes()[..n]);
         d.out_len = n;
         d.ok = ok;
         d.restarted = false;
+        d.restarted_since = false;
+        d.verdict = verdict;
         self.state.store(2, Release);
         sys::futex_wake_all(&self.state);
     }
@@ -328,7 +351,11 @@ impl Mailbox {
             sys::futex_wait(&self.state, s, 0);
         }
         // SAFETY: state == 2: the coordinator finished writing.
-        let d = unsafe { &*self.data.get() };
+        let d = unsafe { &mut *self.data.get() };
+        if d.ok && !d.restarted {
+            // The program runs on; this caller asked to wait for the image.
+            wait_verdict(d);
+        }
         let n = d.out_len.min(out.len().saturating_sub(1));
         out[..n].copy_from_slice(&d.out[..n]);
         if let Some(z) = out.get_mut(n) {
@@ -344,6 +371,44 @@ impl Mailbox {
         sys::futex_wake_all(&self.lock);
         code
     }
+}
+
+/// Wait (in the calling program thread, not in signal context) for the
+/// writer's verdict on `d.verdict` and put it in `d`.
+fn wait_verdict(d: &mut MailData) {
+    let fd = d.verdict;
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    while fd >= 0 && len < buf.len() {
+        // SAFETY: reading into the unused tail of a local buffer.
+        let n = unsafe { libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len) };
+        if n > 0 {
+            len += n as usize;
+        } else if n < 0 && interpose::errno() == libc::EINTR && !d.restarted_since {
+            continue;
+        } else {
+            break;
+        }
+    }
+    if d.verdict >= 0 {
+        checkpoint::close_verdict(d.verdict);
+        d.verdict = -1;
+    }
+    let (ok, text) = match rmp_serde::from_slice::<Response>(&buf[..len]) {
+        Ok(Response::Checkpointed { path, .. }) => (true, path),
+        Ok(Response::Error { message, .. }) => (false, message),
+        // The process was restarted from a later checkpoint meanwhile: the
+        // writer of this one had finished before that one was published.
+        _ if d.restarted_since => return,
+        _ => (
+            false,
+            "the image writer ended without finishing the image".to_string(),
+        ),
+    };
+    let n = text.len().min(d.out.len() - 1);
+    d.out[..n].copy_from_slice(&text.as_bytes()[..n]);
+    d.out_len = n;
+    d.ok = ok;
 }
 
 /// `ckpt::checkpoint()` lands here (found with dlsym by the API).

@@ -361,10 +361,10 @@ fn history(fd: i32) -> Option<History> {
 /// ckpt's own descriptors in this process (control socket, image being
 /// written, ...): hidden from snapshots and protected from the program's
 /// close/dup2.
-static OWN: [AtomicI32; 8] = [const { AtomicI32::new(-1) }; 8];
+static OWN: [AtomicI32; 16] = [const { AtomicI32::new(-1) }; 16];
 /// For each `OWN` entry, where its owner keeps the number (null: nowhere
 /// that outlives the call), so the descriptor can move out of the way.
-static OWNER: [AtomicPtr<AtomicI32>; 8] = [const { AtomicPtr::new(core::ptr::null_mut()) }; 8];
+static OWNER: [AtomicPtr<AtomicI32>; 16] = [const { AtomicPtr::new(core::ptr::null_mut()) }; 16];
 /// Lowest descriptor ckpt owns (they sit near the limit), so the common
 /// check on the hot path is one comparison; kept with the wrappers' other
 /// hot words.

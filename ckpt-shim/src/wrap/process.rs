@@ -237,3 +237,85 @@ unsafe fn sigqueue(pid: pid_t, sig: c_int, value: libc::sigval) -> c_int {
 unsafe fn tgkill(tgid: pid_t, tid: pid_t, sig: c_int) -> c_int {
     real(rec::kernel_pid(tgid), tid, sig)
 }
+
+// ---- waits: ckpt's image writers are the program's children (with no
+// exit signal, so plain waits and SIGCHLD never see them); a wait that
+// also takes clone children (__WALL, __WCLONE) must not return one. ----
+
+/// Options under which a wait may return one of ckpt's writers.
+#[inline]
+fn sees_writers(options: c_int) -> bool {
+    options & (libc::__WALL | libc::__WCLONE) != 0 && ckpt::writer::any()
+}
+
+// The bodies call the module's `real` (not the closure): errno is then
+// the original's, or the one the body sets (ECHILD).
+
+#[interpose(around)]
+unsafe fn waitpid(pid: pid_t, status: *mut c_int, options: c_int) -> pid_t {
+    let _ = real;
+    if !sees_writers(options) {
+        return waitpid::real(pid, status, options);
+    }
+    loop {
+        let r = waitpid::real(pid, status, options);
+        // A writer taken by this wait is reaped: hide it and wait again.
+        if !ckpt::writer::claim(r, false) {
+            return no_children_but_writers(pid, options, r);
+        }
+    }
+}
+
+/// A WNOHANG wait on any child that found none ready answers ECHILD, as it
+/// would without ckpt, when ckpt's writers are the only children left.
+unsafe fn no_children_but_writers(pid: pid_t, options: c_int, r: pid_t) -> pid_t {
+    if r != 0 || pid != -1 || options & libc::WNOHANG == 0 {
+        return r;
+    }
+    let saved = ckpt::interpose::errno();
+    if ckpt::writer::only_writers_left() {
+        ckpt::interpose::set_errno(libc::ECHILD);
+        return -1;
+    }
+    ckpt::interpose::set_errno(saved);
+    r
+}
+
+#[interpose(around)]
+unsafe fn wait4(pid: pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> pid_t {
+    let _ = real;
+    if !sees_writers(options) {
+        return wait4::real(pid, status, options, usage);
+    }
+    loop {
+        let r = wait4::real(pid, status, options, usage);
+        if !ckpt::writer::claim(r, false) {
+            return no_children_but_writers(pid, options, r);
+        }
+    }
+}
+
+#[interpose(around)]
+unsafe fn waitid(
+    idtype: libc::idtype_t,
+    id: libc::id_t,
+    info: *mut libc::siginfo_t,
+    options: c_int,
+) -> c_int {
+    let _ = real;
+    if !sees_writers(options) || info.is_null() {
+        return waitid::real(idtype, id, info, options);
+    }
+    loop {
+        let r = waitid::real(idtype, id, info, options);
+        // With WNOWAIT the writer is still there: ckpt reaps it now.
+        if r != 0 || !ckpt::writer::claim((*info).si_pid(), options & libc::WNOWAIT != 0) {
+            if r == 0 && (*info).si_pid() == 0 && idtype == libc::P_ALL {
+                return no_children_but_writers(-1, options, 0);
+            }
+            return r;
+        }
+        // WNOHANG: "nothing yet" reads as si_pid 0 again.
+        *info = core::mem::zeroed();
+    }
+}

@@ -1,0 +1,585 @@
+//! The image writer: a copy-on-write copy of the frozen program that
+//! writes the image, makes it visible, and answers whoever asked for it,
+//! while the program already runs on.
+//!
+//! The writer is a fork of the coordinating thread (one page-table copy:
+//! the only cost the program feels) made with no exit signal, so the
+//! program never sees it: not with `wait(-1)`, not as a SIGCHLD; ckpt
+//! reaps it, and the shim's wait wrappers hide it from `__WALL` waits.
+//! It blocks every signal (the program's handlers must never run in it),
+//! leaves the program's session so a terminal's ^C does not cut an image
+//! short, and closes every descriptor of the program it does not need (a
+//! pipe or connection the program closes while the image is written ends
+//! at once, not when the writer does). If the program ends first, the
+//! writer still finishes.
+//!
+//! The image is written into an unnamed file (`O_TMPFILE`) when the file
+//! system allows: a writer that dies for any reason leaves nothing behind.
+//! It is given a name only once complete and synced, then renamed over the
+//! previous image, and the directory synced. Writers publish in the order
+//! their checkpoints were taken: each waits for its predecessor to end
+//! before its rename, so an older image never replaces a newer one.
+//!
+//! Writer context: one thread, a copy of the program frozen with locks
+//! possibly held, allocation routed to ckpt's scratch arena; it ends with
+//! `exit_group`, never running any of the program's exit code.
+
+use crate::control::Response;
+use crate::{image, memory, sys};
+use core::sync::atomic::{AtomicI32, Ordering::*};
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+/// Who asked for the checkpoint, so the writer can answer.
+#[derive(Clone, Copy)]
+pub enum Requester {
+    /// `ckpt checkpoint` over the control socket `sock`, answering to
+    /// `from`; `nonce` is echoed in every answer (the writer's pid is not
+    /// the one the command asked).
+    Socket {
+        sock: i32,
+        from: libc::sockaddr_un,
+        from_len: libc::socklen_t,
+        nonce: u64,
+    },
+    /// `ckpt::checkpoint()`: the verdict goes back over the link.
+    Api,
+    /// The periodic timer: only failures are told (on stderr).
+    Timer,
+}
+
+/// Where the image is being written.
+pub(crate) struct Output {
+    pub fd: i32,
+    /// Named temporary file, when the directory refused `O_TMPFILE`.
+    pub named: Option<CString>,
+}
+
+impl Output {
+    /// An unnamed file in `dir`, or else the named `tmp`. Mode 0600
+    /// regardless of the program's umask.
+    pub fn open(dir: &CString, tmp: &CString) -> Result<Output, String> {
+        let raw_open = |path: &CString, flags: i32| {
+            // SAFETY: openat with a valid C path; raw (open is interposed).
+            unsafe {
+                libc::syscall(
+                    libc::SYS_openat,
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    flags | libc::O_CLOEXEC,
+                    0o600,
+                )
+            }
+        };
+        let mut fd = raw_open(dir, libc::O_TMPFILE | libc::O_RDWR) as i32;
+        let mut named = None;
+        if fd < 0 {
+            fd = raw_open(tmp, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL) as i32;
+            if fd < 0 {
+                return Err(format!(
+                    "cannot create {}: {}",
+                    tmp.to_string_lossy(),
+                    std::io::Error::from_raw_os_error(crate::interpose::errno())
+                ));
+            }
+            named = Some(tmp.clone());
+        }
+        let fd = sys::move_high(fd).map_err(|_| "no free descriptor for the image".to_string())?;
+        crate::files::set_own(fd, true);
+        Ok(Output { fd, named })
+    }
+
+    /// Give up this output (a writer that will not finish it).
+    pub fn discard(&self) {
+        close_own(self.fd);
+        if let Some(n) = &self.named {
+            // SAFETY: unlink of a C path.
+            unsafe { libc::unlink(n.as_ptr()) };
+        }
+    }
+}
+
+/// Close one of ckpt's own descriptors.
+pub(crate) fn close_own(fd: i32) {
+    if fd >= 0 {
+        crate::files::set_own(fd, false);
+        sys::close(fd);
+    }
+}
+
+/// Everything the writer needs, built by the coordinator while frozen
+/// (the writer reads its own copy).
+pub(crate) struct Job {
+    pub meta: *mut image::Meta,
+    pub out: Output,
+    pub dir: PathBuf,
+    pub final_path: PathBuf,
+    pub seq: u64,
+    /// When the checkpoint began (CLOCK_MONOTONIC ns).
+    pub t0: u64,
+    /// The writer's end of its link with the program: it reads how long
+    /// the program was frozen, and writes its verdict.
+    pub link: i32,
+    /// Held open until the writer ends: its end tells the next writer.
+    pub done: i32,
+    /// The previous writer's `done` (read end), or -1: wait for its end
+    /// before publishing.
+    pub prev_done: i32,
+    pub requester: Requester,
+}
+
+/// The writers still to be reaped (pids; 0: free). A writer is a child of
+/// the program without an exit signal: `wait(-1)` and SIGCHLD never show
+/// it; ckpt reaps it, and the wait wrappers keep `__WALL` waits from
+/// seeing it (see [`claim`]).
+const MAX_WRITERS: usize = 16;
+static WRITERS: [AtomicI32; MAX_WRITERS] = [const { AtomicI32::new(0) }; MAX_WRITERS];
+
+/// Reap the writers that ended. Signal-safe.
+pub fn reap_finished() {
+    for w in WRITERS.iter() {
+        let pid = w.load(Acquire);
+        if pid > 0 && try_reap(pid) {
+            let _ = w.compare_exchange(pid, 0, AcqRel, Relaxed);
+        }
+    }
+}
+
+/// Whether `pid` is one of ckpt's writers; if so, a wait of the program's
+/// that returned it has reaped it (or, with `reap`, ckpt reaps it now):
+/// the caller must hide it and wait again.
+pub fn claim(pid: i32, reap: bool) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    for w in WRITERS.iter() {
+        if w.load(Acquire) == pid {
+            if reap {
+                try_reap(pid);
+            }
+            let _ = w.compare_exchange(pid, 0, AcqRel, Relaxed);
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether every child the process has left is one of ckpt's writers
+/// (and there is at least one): a program's `__WALL` wait that found
+/// nothing then answers as if they did not exist. Reads /proc; for the
+/// wait wrappers' rare path only.
+pub fn only_writers_left() -> bool {
+    let Ok(dir) = sys::openat(
+        libc::AT_FDCWD,
+        c"/proc/self/task",
+        libc::O_RDONLY | libc::O_DIRECTORY,
+    ) else {
+        return false;
+    };
+    let (mut writers, mut others) = (0, 0);
+    sys::for_each_numeric_entry(dir, |tid| {
+        let mut path = [0u8; 64];
+        let mut w = Cursor(&mut path, 0);
+        let _ = core::fmt::Write::write_fmt(&mut w, format_args!("{tid}/children\0"));
+        let Ok(name) = core::ffi::CStr::from_bytes_until_nul(&path) else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        let n = sys::read_small(dir, name, &mut buf).unwrap_or(0);
+        for p in buf[..n]
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|p| !p.is_empty())
+        {
+            match sys::parse_i64(p) {
+                Some(pid) if WRITERS.iter().any(|w| w.load(Relaxed) as i64 == pid) => writers += 1,
+                _ => others += 1,
+            }
+        }
+    });
+    sys::close(dir);
+    writers > 0 && others == 0
+}
+
+/// A `fmt::Write` into a fixed buffer (no allocation).
+struct Cursor<'a>(&'a mut [u8], usize);
+
+impl core::fmt::Write for Cursor<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.1 + s.len();
+        if end > self.0.len() {
+            return Err(core::fmt::Error);
+        }
+        self.0[self.1..end].copy_from_slice(s.as_bytes());
+        self.1 = end;
+        Ok(())
+    }
+}
+
+/// Whether any writer may still be running or unreaped.
+pub fn any() -> bool {
+    WRITERS.iter().any(|w| w.load(Relaxed) > 0)
+}
+
+/// In a fork child, or after a restart: the writers are not our children.
+pub fn forget_all() {
+    for w in WRITERS.iter() {
+        w.store(0, Relaxed);
+    }
+}
+
+/// Reap writer `pid` if it ended; true when it is gone.
+fn try_reap(pid: i32) -> bool {
+    loop {
+        match waitid_raw(pid, libc::WEXITED | libc::WNOHANG | libc::__WCLONE) {
+            Ok(got) => return got == pid,
+            Err(libc::EINTR) => continue,
+            // Not ours any more (reaped elsewhere).
+            Err(_) => return true,
+        }
+    }
+}
+
+/// waitid(P_PID, pid) straight to the kernel (the shim wraps waitid):
+/// the pid reaped, or 0 (WNOHANG, still running).
+fn waitid_raw(pid: i32, options: i32) -> Result<i32, i32> {
+    // SAFETY: a zeroed siginfo is valid; the kernel fills it.
+    let mut info: libc::siginfo_t = unsafe { core::mem::zeroed() };
+    // SAFETY: raw waitid into a live siginfo, no rusage.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_waitid,
+            libc::P_PID,
+            pid,
+            &mut info as *mut libc::siginfo_t,
+            options,
+            0usize,
+        )
+    };
+    if r < 0 {
+        return Err(crate::interpose::errno());
+    }
+    // SAFETY: si_pid is valid for a CLD_* siginfo (0 when none).
+    Ok(unsafe { info.si_pid() })
+}
+
+/// Start the writer for `job` (frozen program): a fork of this thread
+/// with no exit signal. Returns its pid.
+pub(crate) fn spawn(job: &Job) -> Result<i32, String> {
+    reap_finished();
+    let Some(slot) = WRITERS.iter().find(|w| w.load(Acquire) == 0) else {
+        return Err(format!(
+            "{MAX_WRITERS} images of this process are being written already"
+        ));
+    };
+    // SAFETY: clone without CLONE_VM: the child gets a private copy of
+    // this thread only and returns here on its own copy of the stack.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, 0, 0, 0, 0, 0) };
+    if pid < 0 {
+        return Err(format!(
+            "cannot fork the image writer: {}",
+            std::io::Error::from_raw_os_error(crate::interpose::errno())
+        ));
+    }
+    if pid == 0 {
+        writer_main(job);
+    }
+    slot.store(pid as i32, Release);
+    Ok(pid as i32)
+}
+
+/// Kill a writer that must not finish (its output is discarded).
+pub(crate) fn kill(pid: i32) {
+    // SAFETY: killing our own clone child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    while waitid_raw(pid, libc::WEXITED | libc::__WCLONE) == Err(libc::EINTR) {}
+    claim(pid, false);
+}
+
+// ---- writer process from here on ----
+
+/// The writer's life: detach, write, publish, answer, end.
+fn writer_main(job: &Job) -> ! {
+    detach(job);
+    if let Requester::Socket { .. } = job.requester {
+        answer_socket(
+            job,
+            &Response::Writing {
+                seq: job.seq,
+                nonce: nonce_of(job),
+            },
+        );
+    }
+    // SAFETY: the meta lives in the coordinator's frame, copied into ours.
+    let meta = unsafe { &mut *job.meta };
+    let result = write_image(job.out.fd, meta).and_then(|bytes| {
+        wait_end(job.prev_done);
+        publish(job).map(|_| bytes)
+    });
+    if result.is_err() {
+        job.out.discard();
+    }
+    let freeze_us = read_freeze_ns(job.link) / 1000;
+    let resp = match result {
+        Ok(bytes) => Response::Checkpointed {
+            path: job.final_path.display().to_string(),
+            bytes,
+            seq: job.seq,
+            freeze_us,
+            total_us: (sys::monotonic_ns() - job.t0) / 1000,
+            nonce: nonce_of(job),
+        },
+        Err(message) => Response::Error {
+            message,
+            nonce: nonce_of(job),
+        },
+    };
+    match job.requester {
+        Requester::Socket { .. } => answer_socket(job, &resp),
+        Requester::Api => {
+            if let Ok(out) = rmp_serde::to_vec_named(&resp) {
+                send_all(job.link, &out);
+            }
+        }
+        Requester::Timer => {
+            if let Response::Error { message, .. } = &resp {
+                let line = format!("ckpt: periodic checkpoint failed: {message}\n");
+                // SAFETY: write(2) from a live buffer.
+                unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+            }
+        }
+    }
+    // SAFETY: end this process without running any of the program's code.
+    unsafe { libc::syscall(libc::SYS_exit_group, 0) };
+    unreachable!()
+}
+
+fn nonce_of(job: &Job) -> u64 {
+    match job.requester {
+        Requester::Socket { nonce, .. } => nonce,
+        _ => 0,
+    }
+}
+
+/// Out of the program's way: no signal reaches the program's handlers
+/// here, no terminal stops or interrupts us, and only the descriptors the
+/// writer uses stay open.
+fn detach(job: &Job) {
+    sys::sigprocmask(libc::SIG_SETMASK, !0);
+    // SAFETY: setsid and prctl on ourselves (not a group leader: a new pid).
+    unsafe {
+        libc::syscall(libc::SYS_setsid);
+        libc::prctl(libc::PR_SET_NAME, c"ckpt-writer".as_ptr());
+    }
+    let sock = match job.requester {
+        Requester::Socket { sock, .. } => sock,
+        _ => -1,
+    };
+    let mut keep = [job.out.fd, job.link, job.done, job.prev_done, sock, 2];
+    close_all_but(&mut keep);
+}
+
+/// Close every descriptor not in `keep`.
+fn close_all_but(keep: &mut [i32]) {
+    keep.sort_unstable();
+    let mut from: u32 = 0;
+    for &k in keep.iter().filter(|&&k| k >= 0) {
+        let k = k as u32;
+        if k > from {
+            close_range(from, k - 1);
+        }
+        from = k + 1;
+    }
+    close_range(from, u32::MAX);
+}
+
+fn close_range(lo: u32, hi: u32) {
+    // SAFETY: close_range on our own descriptor table.
+    if unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0) } == 0 {
+        return;
+    }
+    // Older kernel: one by one, as listed.
+    for fd in sys::open_fds() {
+        if (fd as u32) >= lo && (fd as u32) <= hi {
+            sys::close(fd);
+        }
+    }
+}
+
+/// Memory extents, then metadata, then the header; fsync.
+fn write_image(fd: i32, meta: &mut image::Meta) -> Result<u64, String> {
+    let mut sink = memory::Sink {
+        fd,
+        offset: image::DATA_OFFSET,
+    };
+    meta.regions = memory::snapshot(&mut sink)?;
+    let data_len = sink.offset - image::DATA_OFFSET;
+    let meta_offset = sink.offset;
+    let mut encoded = Vec::new();
+    image::encode_meta(meta, &mut encoded)?;
+    sink.write_all(&encoded)?;
+    let header = image::header_for(&encoded, meta_offset, data_len);
+    sink.pwrite_at(&header.encode(), 0)?;
+    // SAFETY: fsync of the image descriptor we own.
+    if unsafe { libc::fsync(fd) } != 0 {
+        return Err(format!("fsync: {}", std::io::Error::last_os_error()));
+    }
+    Ok(sink.offset)
+}
+
+/// Wait until the writer holding the other end of `fd` has ended.
+fn wait_end(fd: i32) {
+    if fd < 0 {
+        return;
+    }
+    let mut buf = [0u8; 64];
+    loop {
+        // SAFETY: reading into a local buffer.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 || (n < 0 && crate::interpose::errno() == libc::EINTR) {
+            continue;
+        }
+        return;
+    }
+}
+
+/// Give the complete image its final name, atomically replacing the
+/// previous one, and make that durable.
+fn publish(job: &Job) -> Result<(), String> {
+    let final_c = c_path(&job.final_path)?;
+    let from = match &job.out.named {
+        Some(n) => n.clone(),
+        None => link_unnamed(job)?,
+    };
+    // SAFETY: rename between two C paths.
+    if unsafe { libc::rename(from.as_ptr(), final_c.as_ptr()) } != 0 {
+        let e = std::io::Error::last_os_error();
+        // SAFETY: unlink of a C path.
+        unsafe { libc::unlink(from.as_ptr()) };
+        return Err(format!(
+            "cannot rename to {}: {e}",
+            job.final_path.display()
+        ));
+    }
+    let dir = c_path(&job.dir)?;
+    if let Ok(d) = sys::openat(libc::AT_FDCWD, &dir, libc::O_RDONLY | libc::O_DIRECTORY) {
+        // SAFETY: fsync of a directory descriptor we just opened.
+        unsafe { libc::fsync(d) };
+        sys::close(d);
+    }
+    Ok(())
+}
+
+/// Give the unnamed image file a temporary name beside its final one.
+fn link_unnamed(job: &Job) -> Result<CString, String> {
+    let name = job
+        .final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = c_path(&job.dir.join(format!(".{name}.tmp.w{}", sys::getpid())))?;
+    // SAFETY: unlink of a C path (a name left by a writer that had our pid).
+    unsafe { libc::unlink(tmp.as_ptr()) };
+    // SAFETY: linkat of our own descriptor to a C path (AT_EMPTY_PATH needs
+    // CAP_DAC_READ_SEARCH; /proc/self/fd works for anyone).
+    let empty = unsafe {
+        libc::linkat(
+            job.out.fd,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            tmp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if empty == 0 {
+        return Ok(tmp);
+    }
+    let proc_path = CString::new(format!("/proc/self/fd/{}", job.out.fd)).unwrap_or_default();
+    // SAFETY: as above, through the /proc link.
+    let r = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            proc_path.as_ptr(),
+            libc::AT_FDCWD,
+            tmp.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if r != 0 {
+        return Err(format!(
+            "cannot name the image in {}: {}",
+            job.dir.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(tmp)
+}
+
+fn c_path(p: &Path) -> Result<CString, String> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("{} contains NUL", p.display()))
+}
+
+/// How long the program was frozen, as the coordinator measured it (0 if
+/// it could not tell us).
+fn read_freeze_ns(link: i32) -> u64 {
+    let mut b = [0u8; 8];
+    let mut got = 0;
+    while got < 8 {
+        // SAFETY: reading into the unfilled tail of a local buffer.
+        let n = unsafe { libc::read(link, b[got..].as_mut_ptr().cast(), 8 - got) };
+        if n > 0 {
+            got += n as usize;
+        } else if n < 0 && crate::interpose::errno() == libc::EINTR {
+            continue;
+        } else {
+            return 0;
+        }
+    }
+    u64::from_ne_bytes(b)
+}
+
+fn send_all(fd: i32, bytes: &[u8]) {
+    let mut done = 0;
+    while done < bytes.len() {
+        // SAFETY: send from a live slice; MSG_NOSIGNAL: a gone reader is EPIPE.
+        let n = unsafe {
+            libc::send(
+                fd,
+                bytes[done..].as_ptr().cast(),
+                bytes.len() - done,
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n > 0 {
+            done += n as usize;
+        } else if !(n < 0 && crate::interpose::errno() == libc::EINTR) {
+            return;
+        }
+    }
+}
+
+/// One datagram to the `ckpt checkpoint` command that asked.
+fn answer_socket(job: &Job, resp: &Response) {
+    let Requester::Socket {
+        sock,
+        from,
+        from_len,
+        ..
+    } = job.requester
+    else {
+        return;
+    };
+    if let Ok(out) = rmp_serde::to_vec_named(resp) {
+        // SAFETY: sending a live buffer to the address the request came from.
+        unsafe {
+            libc::sendto(
+                sock,
+                out.as_ptr().cast(),
+                out.len(),
+                0,
+                (&from as *const libc::sockaddr_un).cast(),
+                from_len,
+            )
+        };
+    }
+}

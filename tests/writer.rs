@@ -1,0 +1,269 @@
+//! The image writer works while the program runs on: no thread of the
+//! program waits for the image, the program never sees the writer (as a
+//! child, in `__WALL` waits, as SIGCHLD), an image whose program ended
+//! meanwhile is still completed, and a writer that dies leaves nothing
+//! behind (the previous image intact).
+//!
+//! The writer is caught in the act with SIGSTOP (which it cannot block),
+//! so nothing here depends on timing.
+
+mod common;
+#[path = "common/restart.rs"]
+mod rs;
+
+use rs::{
+    checkpoint_and_kill, reference_output, restart_and_compare, restart_cmd, run_cmd, start,
+    wait_file, Area, Kid, Out,
+};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim_end().to_string())
+        .unwrap_or_default()
+}
+
+/// The program's image writer, once it exists (polled every millisecond
+/// while `cli` runs). None when the checkpoint ended first.
+fn catch_writer(pid: i32, cli: &mut Child) -> Option<i32> {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(30) {
+        let kids =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        for k in kids
+            .split_whitespace()
+            .filter_map(|k| k.parse::<i32>().ok())
+        {
+            let zombie = std::fs::read_to_string(format!("/proc/{k}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, r)| r.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(true);
+            if comm(k) == "ckpt-writer" && !zombie {
+                // SAFETY: stopping a process of ours.
+                unsafe { libc::kill(k, libc::SIGSTOP) };
+                return Some(k);
+            }
+        }
+        if cli.try_wait().ok().flatten().is_some() {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("no image writer appeared for process {pid}");
+}
+
+fn checkpoint_cli(pid: i32, images: &Path) -> Child {
+    Command::new(common::ckpt_bin())
+        .args(["checkpoint", "--dir"])
+        .arg(images)
+        .arg(pid.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ckpt checkpoint")
+}
+
+fn lines_in(path: &Path) -> usize {
+    std::fs::read(path)
+        .unwrap_or_default()
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+}
+
+/// Files in `dir` (names), sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Start writer_busy under ckpt and wait for its 20th step.
+fn busy(area: &Area, prog: &Path) -> (Kid, PathBuf) {
+    let out = area.file("out");
+    let mut kid = start(
+        run_cmd(prog, &[] as &[&str], area.path(), &area.images),
+        Out::File(&out),
+        &area.file("err"),
+        "under ckpt",
+    );
+    wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 20 "),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (kid, out)
+}
+
+#[test]
+fn program_runs_on_while_its_image_is_written_and_the_image_outlives_it() {
+    let bin = common::TempDir::new("writer-bin");
+    let prog = common::compile_c("writer_busy.c", bin.path());
+    let area = Area::new("writer-outlives");
+    let want = reference_output(&area, &prog, &[] as &[&str]);
+    for attempt in 0.. {
+        assert!(
+            attempt < 5,
+            "the writer always finished before it could be caught"
+        );
+        let (mut kid, out) = busy(&area, &prog);
+        let pid = kid.pid();
+        let mut cli = checkpoint_cli(pid, &area.images);
+        let Some(writer) = catch_writer(pid, &mut cli) else {
+            kid.kill();
+            let _ = std::fs::remove_dir_all(&area.images);
+            continue;
+        };
+        // The writer is stopped mid-image: the program goes on regardless.
+        let before = lines_in(&out);
+        std::thread::sleep(Duration::from_millis(300));
+        let after = lines_in(&out);
+        assert!(
+            after >= before + 5,
+            "the program stood still while its image was written ({before} -> {after} lines)"
+        );
+        assert!(
+            cli.try_wait().unwrap().is_none(),
+            "`ckpt checkpoint` answered before the image was written"
+        );
+        // The program dies before its image is complete: the image is
+        // still finished, and the command still gets its answer.
+        kid.kill();
+        // SAFETY: resuming the writer we stopped.
+        unsafe { libc::kill(writer, libc::SIGCONT) };
+        let r = cli.wait_with_output().unwrap();
+        assert!(
+            r.status.success(),
+            "checkpoint failed after the program ended: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let image = PathBuf::from(String::from_utf8_lossy(&r.stdout).trim());
+        let names = listing(&area.images);
+        assert_eq!(
+            names,
+            vec![image.file_name().unwrap().to_string_lossy().into_owned()],
+            "only the finished image is left in the directory"
+        );
+        // And it brings the program back from where it was checkpointed.
+        let warnings =
+            restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
+        assert!(!warnings.contains("cannot"), "{warnings}");
+        return;
+    }
+}
+
+#[test]
+fn a_writer_that_dies_leaves_nothing_and_the_previous_image_stands() {
+    let bin = common::TempDir::new("writer-dies-bin");
+    let prog = common::compile_c("writer_busy.c", bin.path());
+    let area = Area::new("writer-dies");
+    let (mut kid, _out) = busy(&area, &prog);
+    let pid = kid.pid();
+    let first = common::checkpoint(pid, Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+    let first_bytes = std::fs::read(&first).unwrap();
+    let mut caught = false;
+    for _ in 0..5 {
+        let mut cli = checkpoint_cli(pid, &area.images);
+        let Some(writer) = catch_writer(pid, &mut cli) else {
+            continue;
+        };
+        caught = true;
+        // SAFETY: killing the writer we stopped.
+        unsafe { libc::kill(writer, libc::SIGKILL) };
+        let r = cli.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(!r.status.success(), "a dead writer's checkpoint succeeded");
+        assert!(
+            err.contains("ended without finishing the image"),
+            "unclear error: {err}"
+        );
+        break;
+    }
+    assert!(
+        caught,
+        "the writer always finished before it could be caught"
+    );
+    assert!(kid.exited().is_none(), "the program died with its writer");
+    assert_eq!(
+        listing(&area.images),
+        vec![first.file_name().unwrap().to_string_lossy().into_owned()],
+        "a dead writer left something behind"
+    );
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        first_bytes,
+        "the previous image changed"
+    );
+    // The program still checkpoints afterwards.
+    common::checkpoint(pid, Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+}
+
+#[test]
+fn the_program_never_sees_its_image_writers() {
+    let bin = common::TempDir::new("writer-unseen-bin");
+    let prog = common::compile_c("writer_unseen.c", bin.path());
+    let area = Area::new("writer-unseen");
+    let want = reference_output(&area, &prog, &[] as &[&str]);
+    let out = area.file("out");
+    let mut kid = start(
+        run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
+        Out::File(&out),
+        &area.file("err"),
+        "under ckpt",
+    );
+    // Checkpoints while the program looks for children every 20 ms (each
+    // image takes a while to write); the last one is still being written
+    // when the program makes its blocking __WALL wait. (No SIGSTOP here: a
+    // stopped child is reported to its parent with SIGCHLD.)
+    let mut last = None;
+    for step in [3, 12, 21, 30, 45, 58] {
+        wait_file(
+            &mut kid,
+            &out,
+            |d| String::from_utf8_lossy(d).contains(&format!("step {step}:")),
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let cli = checkpoint_cli(kid.pid(), &area.images);
+        if step == 58 {
+            last = Some(cli);
+            break;
+        }
+        let r = cli.wait_with_output().unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let st = kid
+        .wait(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    rs::assert_success(st, "the program under ckpt", &kid.describe());
+    rs::assert_same(&std::fs::read(&out).unwrap(), &want, "what the program saw");
+    let r = last.unwrap().wait_with_output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+}
+
+#[test]
+fn restart_from_an_image_written_while_the_program_ran_on() {
+    // The image holds the moment of the checkpoint, not what the program
+    // did while it was written.
+    let bin = common::TempDir::new("writer-moment-bin");
+    let prog = common::compile_c("writer_busy.c", bin.path());
+    let area = Area::new("writer-moment");
+    let want = reference_output(&area, &prog, &[] as &[&str]);
+    let (mut kid, out) = busy(&area, &prog);
+    let image = checkpoint_and_kill(&mut kid, &area.images);
+    restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
+}
