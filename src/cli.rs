@@ -169,6 +169,14 @@ image needs (present, and the same file as at the checkpoint). A file the
 program only read that changed since the checkpoint is a warning, or an
 error with --strict.
 
+Files the program had open for writing go back with it: one that grew
+since the checkpoint (what the killed run wrote after it, an O_APPEND log
+above all) is cut back to its size at the checkpoint, and each file cut
+back is named on stderr with the bytes removed (--keep-files leaves them
+as they are). One that is now shorter than the program's position in it
+is refused; one changed in place (same size, newer time) is a warning:
+what was overwritten cannot be put back.
+
 Examples:
   ckpt restart /var/tmp/imgs/ckpt-simulate-12345.img
   ckpt restart /var/tmp/imgs      # the newest image there (after --interval)";
@@ -186,6 +194,12 @@ pub struct RestartArgs {
     /// changed since the checkpoint.
     #[arg(long)]
     pub strict: bool,
+
+    /// Leave files the program had open for writing as they are, even
+    /// when they grew after the checkpoint (default: cut them back to
+    /// their size at the checkpoint).
+    #[arg(long)]
+    pub keep_files: bool,
 
     /// Restart as this very process instead of in a pid namespace: the
     /// program then has this command's pid and new thread ids (its

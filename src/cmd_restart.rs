@@ -33,11 +33,19 @@ pub fn restart(args: RestartArgs) -> Result<(), Failure> {
     for w in check_descriptors(&meta, args.strict)? {
         eprintln!("ckpt: warning: {w}");
     }
+    let (cuts, warnings) = plan_rollback(&meta, args.keep_files)?;
+    for w in warnings {
+        eprintln!("ckpt: warning: {w}");
+    }
     warn_if_still_running(&meta);
     let mapped = open_mapped_files(&meta)?;
     let restorer = shim_path::find_restorer().map_err(Failure::new)?;
     let image_fd = OwnedFd::from(file);
     let plan_fd = write_plan(&meta, image_fd.as_raw_fd(), &mapped, &specials)?;
+    // Every check passed: now files may be touched.
+    for c in &cuts {
+        c.apply()?;
+    }
     // Keep every descriptor the restorer needs open across exec.
     let image_fd = image_fd.into_raw_fd();
     for fd in mapped.values().copied().chain([image_fd, plan_fd]) {
@@ -290,6 +298,105 @@ fn check_descriptors(meta: &Meta, strict: bool) -> Result<Vec<String>, Failure> 
         }
     }
     Ok(warnings)
+}
+
+/// A file the program wrote to that must go back to its size at the
+/// checkpoint.
+struct Cut {
+    path: String,
+    dev: u64,
+    ino: u64,
+    from: u64,
+    to: u64,
+}
+
+impl Cut {
+    fn apply(&self) -> Result<(), Failure> {
+        let fail = |e: std::io::Error| {
+            Failure::new(format!(
+                "cannot cut {} back to its size at the checkpoint: {e}",
+                self.path
+            ))
+        };
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .map_err(fail)?;
+        let st = f.metadata().map_err(fail)?;
+        if st.dev() != self.dev || st.ino() != self.ino {
+            return Err(Failure::new(format!(
+                "{} was replaced while the restart started",
+                self.path
+            )));
+        }
+        f.set_len(self.to).map_err(fail)?;
+        eprintln!(
+            "ckpt restart: {}: cut back from {} to {} bytes (written after the checkpoint; --keep-files leaves it)",
+            self.path, self.from, self.to
+        );
+        Ok(())
+    }
+}
+
+/// Files the program had open for writing: those that grew since the
+/// checkpoint are cut back (unless `keep`), one shorter than where the
+/// program writes is refused, one changed in place is a warning.
+fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<String>), Failure> {
+    let mut cuts: Vec<Cut> = Vec::new();
+    let mut warnings = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for f in &meta.fds {
+        let writable = f.flags & libc::O_ACCMODE != libc::O_RDONLY;
+        if !writable || f.kind != FdKind::File || f.deleted || stdio_rule(f) != Passthrough::Rebuilt
+        {
+            continue;
+        }
+        let Ok(st) = std::fs::metadata(&f.path) else {
+            continue; // check_descriptors said so already
+        };
+        let size = st.size();
+        let saved = f.size.max(0) as u64;
+        let appends = f.flags & libc::O_APPEND != 0;
+        if !appends && f.offset > 0 && size < f.offset as u64 {
+            return Err(Failure::new(format!(
+                "{} (descriptor {}) is now {size} bytes, shorter than the program's position {} in it: what it wrote before the checkpoint is gone",
+                f.path, f.fd, f.offset
+            )));
+        }
+        if !seen.insert((f.dev, f.ino)) {
+            continue;
+        }
+        let mtime = st.mtime() * 1_000_000_000 + st.mtime_nsec();
+        if size > saved {
+            if keep {
+                warnings.push(format!(
+                    "{} (descriptor {}) grew by {} bytes since the checkpoint and is kept as it is (--keep-files): the program will write those parts again",
+                    f.path,
+                    f.fd,
+                    size - saved
+                ));
+            } else {
+                cuts.push(Cut {
+                    path: f.path.clone(),
+                    dev: f.dev,
+                    ino: f.ino,
+                    from: size,
+                    to: saved,
+                });
+            }
+        } else if size < saved {
+            warnings.push(format!(
+                "{} (descriptor {}) shrank from {saved} to {size} bytes since the checkpoint",
+                f.path, f.fd
+            ));
+        } else if mtime != f.mtime_ns {
+            warnings.push(format!(
+                "{} (descriptor {}) was changed in place since the checkpoint: what was overwritten cannot be put back",
+                f.path, f.fd
+            ));
+        }
+    }
+    Ok((cuts, warnings))
 }
 
 /// Open every file the image maps, once each, checking its identity.

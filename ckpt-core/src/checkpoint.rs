@@ -178,7 +178,10 @@ pub fn take(
     writer::close_own(links.writer_link);
     writer::close_own(links.done_wr);
     // The next writer waits for this one before it publishes.
-    if let Some(old) = Some(LAST_DONE.swap(links.done_rd, AcqRel)).filter(|&f| f >= 0) {
+    let old = LAST_DONE.swap(links.done_rd, AcqRel);
+    // It may move (the program dup2s onto its number): LAST_DONE follows.
+    crate::files::set_own_at(links.done_rd, &LAST_DONE);
+    if old >= 0 {
         writer::close_own(old);
     }
     // Tell the writer how long the program stood still (for its answer).
