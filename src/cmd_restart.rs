@@ -114,23 +114,15 @@ fn newest_image(p: &std::path::Path) -> Result<std::path::PathBuf, Failure> {
 /// and match its checksum. Hashed from a read-only mapping of the image,
 /// on every core: this is most of a large restart's time.
 fn verify_extents(file: &std::fs::File, header: &image::Header, meta: &Meta) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    ckpt::verify::structure(header, meta, file_len).map_err(|e| e.to_string())?;
+    let mut head = vec![0u8; image::DATA_OFFSET as usize];
+    file.read_exact_at(&mut head, 0)
+        .map_err(|e| format!("cannot read the image: {e}"))?;
+    ckpt::verify::padding(&head).map_err(|e| e.to_string())?;
     let end = header.data_offset + header.data_len;
-    let mut all = Vec::new();
-    for r in &meta.regions {
-        for e in &r.extents {
-            let inside = e.file_offset >= header.data_offset
-                && e.file_offset.checked_add(e.len).is_some_and(|x| x <= end)
-                && e.addr >= r.start
-                && e.addr.checked_add(e.len).is_some_and(|x| x <= r.end);
-            if !inside {
-                return Err(format!(
-                    "corrupt image: extent at {:#x} lies outside its region or the data section",
-                    e.addr
-                ));
-            }
-            all.push(e);
-        }
-    }
+    let all: Vec<&image::Extent> = meta.regions.iter().flat_map(|r| &r.extents).collect();
     if all.is_empty() {
         return Ok(());
     }

@@ -110,6 +110,11 @@ impl Header {
         if xxhash_rust::xxh3::xxh3_64(&b[0..80]) != u64_at(80) {
             return Err(ImageError::HeaderChecksum);
         }
+        if b[88..HEADER_LEN].iter().any(|&x| x != 0) {
+            return Err(ImageError::Layout(
+                "the header's reserved bytes are not zero".into(),
+            ));
+        }
         let h = Header {
             version: u32_at(8),
             arch: u32_at(12),

@@ -36,4 +36,5 @@ pub mod snapshot;
 pub mod sys;
 pub mod threads;
 pub mod timers;
+pub mod verify;
 pub mod writer;
