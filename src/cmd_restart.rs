@@ -24,6 +24,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 pub fn restart(args: RestartArgs) -> Result<(), Failure> {
     let path = &newest_image(&args.image)?;
     let (header, meta) = image::read_file(path).map_err(Failure::new)?;
+    check_identity(path, &meta)?;
     let file =
         std::fs::File::open(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
     verify_extents(&file, &header, &meta)
@@ -69,6 +70,70 @@ pub fn restart(args: RestartArgs) -> Result<(), Failure> {
         restorer.display(),
         std::io::Error::last_os_error()
     )))
+}
+
+/// An image holds a whole program, code included: whoever can write one
+/// that is restarted gets the restarter's identity. So the image file must
+/// belong to the user the program ran as and be writable by nobody else;
+/// the program comes back as exactly that user, which only root can do for
+/// another user than itself.
+fn check_identity(path: &std::path::Path, meta: &Meta) -> Result<(), Failure> {
+    let st =
+        std::fs::metadata(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+    if st.mode() & 0o022 != 0 {
+        return Err(Failure::new(format!(
+            "{} can be written by other users than its owner (mode {:o}): refusing to restart it (chmod go-w to allow)",
+            path.display(),
+            st.mode() & 0o7777
+        )));
+    }
+    // SAFETY: getters without preconditions.
+    let (me, my_gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let Some(c) = &meta.process.creds else {
+        // An image of an older ckpt: the program comes back as the
+        // restarter, so only the image's owner may restart it.
+        if st.uid() != me {
+            return Err(Failure::new(format!(
+                "{} records no credentials (an older ckpt wrote it) and belongs to uid {}: only its owner can restart it",
+                path.display(),
+                st.uid()
+            )));
+        }
+        return Ok(());
+    };
+    let [ruid, euid, _, fsuid] = c.uids;
+    if st.uid() != fsuid && st.uid() != euid {
+        return Err(Failure::new(format!(
+            "{} belongs to uid {}, but the program it holds ran as uid {euid}: refusing to restart it",
+            path.display(),
+            st.uid()
+        )));
+    }
+    if me != 0 && (c.uids.iter().any(|&u| u != me) || c.gids.iter().any(|&g| g != my_gid)) {
+        return Err(Failure::new(format!(
+            "the program ran as uid {ruid} gid {} (effective {euid}/{}); only root can restart a program as another user or group",
+            c.gids[0], c.gids[1]
+        )));
+    }
+    if me != 0 {
+        let mine = own_groups();
+        if mine.iter().any(|g| !c.groups.contains(g)) {
+            eprintln!(
+                "ckpt: warning: the program had the supplementary groups {:?}; an unprivileged restart cannot set them, so it has this command's ({mine:?})",
+                c.groups
+            );
+        }
+    }
+    Ok(())
+}
+
+/// This process's supplementary groups.
+fn own_groups() -> Vec<u32> {
+    let mut g = vec![0 as libc::gid_t; 256];
+    // SAFETY: getgroups into a buffer of the size given.
+    let n = unsafe { libc::getgroups(g.len() as i32, g.as_mut_ptr()) };
+    g.truncate(n.max(0) as usize);
+    g
 }
 
 /// Restarting an image of a program that still runs is allowed (a copy),

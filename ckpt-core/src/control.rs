@@ -551,7 +551,8 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
                         }
                     }
                     Some(_) => {}
-                    None if !alive(pid) => return Err(ControlError::Exited(pid)),
+                    // (A zombie has exited too: its parent may be waiting on us.)
+                    None if !running(pid) => return Err(ControlError::Exited(pid)),
                     None => {}
                 }
                 if start.elapsed() > timeout {

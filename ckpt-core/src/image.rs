@@ -277,6 +277,18 @@ pub struct Process {
     /// Attributes set with prctl (absent in older images).
     #[serde(default)]
     pub prctl: Option<PrctlState>,
+    /// Who the program ran as (absent in images of older ckpt versions).
+    #[serde(default)]
+    pub creds: Option<Credentials>,
+}
+
+/// The program's identity: real, effective, saved and filesystem uids and
+/// gids, and its supplementary groups.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Credentials {
+    pub uids: [u32; 4],
+    pub gids: [u32; 4],
+    pub groups: Vec<u32>,
 }
 
 /// Process attributes the program may have set with prctl.

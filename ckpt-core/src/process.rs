@@ -5,7 +5,7 @@
 
 mod prctl;
 
-use crate::image::{Process, Rlimit};
+use crate::image::{Credentials, Process, Rlimit};
 use crate::sys;
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::*};
 
@@ -181,6 +181,68 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
             .map(|k| sys::field(status, k).and_then(sys::parse_hex).unwrap_or(0))
             .collect(),
         prctl: Some(prctl::snapshot(status)),
+        creds: credentials(status),
+    }
+}
+
+/// Uid:, Gid: (real, effective, saved, filesystem) and Groups: of a
+/// /proc status text.
+pub fn credentials(status: &[u8]) -> Option<Credentials> {
+    let four = |key: &[u8]| -> Option<[u32; 4]> {
+        let mut out = [0u32; 4];
+        let mut it = sys::field(status, key)?
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|w| !w.is_empty());
+        for o in out.iter_mut() {
+            *o = u32::try_from(sys::parse_i64(it.next()?)?).ok()?;
+        }
+        Some(out)
+    };
+    let groups = sys::field(status, b"Groups:")
+        .map(|g| {
+            g.split(|b| b.is_ascii_whitespace())
+                .filter_map(|w| sys::parse_i64(w).and_then(|v| u32::try_from(v).ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Credentials {
+        uids: four(b"Uid:")?,
+        gids: four(b"Gid:")?,
+        groups,
+    })
+}
+
+/// Give the calling thread the program's identity back (credentials are
+/// per thread in the kernel; every thread calls this): `ckpt restart` run
+/// by root must not leave the program root. Capabilities the program had
+/// survive the change (set again by [`restore_capabilities`] after it).
+/// Post-restart context, on every thread, before its capabilities.
+pub fn restore_credentials(p: &Process) {
+    let Some(c) = &p.creds else {
+        return;
+    };
+    let (mut r, mut e, mut s) = (0u32, 0u32, 0u32);
+    // SAFETY: getresuid into locals.
+    unsafe { libc::syscall(libc::SYS_getresuid, &mut r, &mut e, &mut s) };
+    let same_uids = [r, e, s] == [c.uids[0], c.uids[1], c.uids[2]];
+    // SAFETY: raw credential calls on the calling thread only, with values
+    // the image recorded (the CLI refused any an unprivileged restarter
+    // could not give); failures leave the thread as it was.
+    unsafe {
+        if !same_uids || e == 0 {
+            libc::syscall(libc::SYS_prctl, libc::PR_SET_KEEPCAPS, 1, 0, 0, 0);
+            if e == 0 {
+                libc::syscall(libc::SYS_setgroups, c.groups.len(), c.groups.as_ptr());
+            }
+            libc::syscall(libc::SYS_setresgid, c.gids[0], c.gids[1], c.gids[2]);
+            libc::syscall(libc::SYS_setfsgid, c.gids[3]);
+            libc::syscall(libc::SYS_setresuid, c.uids[0], c.uids[1], c.uids[2]);
+            libc::syscall(libc::SYS_setfsuid, c.uids[3]);
+            libc::syscall(libc::SYS_prctl, libc::PR_SET_KEEPCAPS, 0, 0, 0, 0);
+            // A change of identity resets "dumpable": put the program's back.
+            let dumpable = p.prctl.map_or(1, |x| x.dumpable);
+            libc::syscall(libc::SYS_prctl, libc::PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+        }
     }
 }
 

@@ -222,6 +222,7 @@ fn thread_setup(t: &Thread) {
 
 /// Return to the program through the thread's parked signal frame.
 fn resume(t: &Thread, p: &crate::image::Process) -> ! {
+    process::restore_credentials(p);
     process::restore_capabilities(p);
     alloc::scratch_end();
     interpose::set_errno(t.errno);
