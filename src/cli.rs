@@ -44,6 +44,7 @@ pub enum Command {
     Run(RunArgs),
     Checkpoint(CheckpointArgs),
     Inspect(InspectArgs),
+    List(ListArgs),
     /// Restart a program from an image: same memory, threads, files,
     /// timers and signal handlers; it continues where it was stopped
     Restart(RestartArgs),
@@ -68,10 +69,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
-    /// Take a checkpoint every SECS seconds (a positive number, fractions
-    /// allowed, e.g. 0.5)
-    #[arg(long, value_name = "SECS", value_parser = parse_interval)]
+    /// Take a checkpoint every INTERVAL: seconds (fractions allowed, e.g.
+    /// 0.5) or with a unit: 500ms, 30s, 5m, 1h
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_interval)]
     pub interval: Option<f64>,
+
+    /// Keep the newest N images of the program (each checkpoint is a new
+    /// generation; older ones are removed only once a newer one is
+    /// complete)
+    #[arg(long, value_name = "N", default_value = "1", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: u32,
 
     /// The program to run and its arguments, after `--`
     #[arg(last = true, required = true, num_args = 1.., value_name = "PROG [ARGS]")]
@@ -124,6 +131,21 @@ pub struct InspectArgs {
     /// Print JSON instead of a report: {"image": {path, format_version,
     /// file_bytes, meta_bytes, data_bytes}} plus every metadata field
     /// (process, threads, fds, timers, ...) at the top level
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// List the checkpoint images (generations) in a directory, oldest first:
+/// program, pid, when it was taken, size, threads, and whether the image
+/// is whole (header, metadata and layout checked; page data is not read).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example: ckpt list /var/tmp/imgs")]
+pub struct ListArgs {
+    /// The directory [default: the current directory]
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Print JSON: one object per image
     #[arg(long)]
     pub json: bool,
 }
@@ -190,6 +212,11 @@ pub struct RestartArgs {
     #[arg(value_name = "IMAGE")]
     pub image: PathBuf,
 
+    /// IMAGE is a directory: restart its newest image that is whole,
+    /// passing over damaged ones (with a warning)
+    #[arg(long)]
+    pub latest: bool,
+
     /// Refuse to restart when a file the program had open for reading
     /// changed since the checkpoint.
     #[arg(long)]
@@ -222,10 +249,22 @@ pub fn parse_positive_secs(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-/// A checkpoint interval: positive and at least a millisecond, the
-/// shim's resolution.
+/// A checkpoint interval: seconds, or a number with a unit (ms, s, m, h);
+/// positive and at least a millisecond, the shim's resolution.
 pub fn parse_interval(s: &str) -> Result<f64, String> {
-    let v = parse_positive_secs(s)?;
+    let t = s.trim();
+    let (num, scale) = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
+        .iter()
+        .find_map(|(u, k)| t.strip_suffix(u).map(|n| (n, *k)))
+        .unwrap_or((t, 1.0));
+    if num.is_empty() || num.ends_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err(format!(
+            "`{s}` is not an interval (examples: 0.5, 30s, 5m, 1h)"
+        ));
+    }
+    let v = parse_positive_secs(num)
+        .map_err(|_| format!("`{s}` is not an interval (examples: 0.5, 30s, 5m, 1h)"))?
+        * scale;
     if v < 0.001 {
         return Err(format!("must be at least 0.001 (got `{s}`)"));
     }
@@ -290,6 +329,22 @@ mod tests {
             panic!()
         };
         assert_eq!(r.interval, Some(0.5));
+    }
+
+    #[test]
+    fn interval_takes_units() {
+        for (text, secs) in [
+            ("30s", 30.0),
+            ("5m", 300.0),
+            ("1h", 3600.0),
+            ("500ms", 0.5),
+            ("2", 2.0),
+        ] {
+            assert_eq!(parse_interval(text), Ok(secs), "{text}");
+        }
+        for bad in ["5x", "m", "1d", "ms", "-5m", "0s"] {
+            assert!(parse_interval(bad).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

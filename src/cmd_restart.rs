@@ -22,13 +22,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
 pub fn restart(args: RestartArgs) -> Result<(), Failure> {
-    let path = &newest_image(&args.image)?;
-    let (header, meta) = image::read_file(path).map_err(Failure::new)?;
+    let (path, _header, meta, file) = if args.latest {
+        latest_whole(&args.image)?
+    } else {
+        let path = newest_image(&args.image)?;
+        let (header, meta, file) = open_checked(&path)?;
+        (path, header, meta, file)
+    };
+    let path = &path;
     check_identity(path, &meta)?;
-    let file =
-        std::fs::File::open(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
-    verify_extents(&file, &header, &meta)
-        .map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
     check_reserved_range(&meta)?;
     let specials = check_vdso(&meta)?;
     for w in check_descriptors(&meta, args.strict)? {
@@ -151,6 +153,41 @@ fn warn_if_still_running(meta: &Meta) {
 }
 
 /// IMAGE itself, or for a directory (a run's `--dir`), its newest image.
+/// Read an image and check all of it (checksums of every byte).
+fn open_checked(path: &std::path::Path) -> Result<(image::Header, Meta, std::fs::File), Failure> {
+    let (header, meta) = image::read_file(path).map_err(Failure::new)?;
+    let file =
+        std::fs::File::open(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+    verify_extents(&file, &header, &meta)
+        .map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+    Ok((header, meta, file))
+}
+
+/// `--latest DIR`: the newest image of DIR that is whole; damaged newer
+/// ones are passed over with a warning.
+#[allow(clippy::type_complexity)]
+fn latest_whole(
+    dir: &std::path::Path,
+) -> Result<(std::path::PathBuf, image::Header, Meta, std::fs::File), Failure> {
+    if !dir.is_dir() {
+        return Err(Failure::new(format!(
+            "{}: --latest takes a directory of images",
+            dir.display()
+        )));
+    }
+    let all = crate::cmd_list::entries(dir)?;
+    for e in all.iter().rev() {
+        match open_checked(&e.path) {
+            Ok((h, m, f)) => return Ok((e.path.clone(), h, m, f)),
+            Err(f) => eprintln!("ckpt: warning: passing over {}", f.message),
+        }
+    }
+    Err(Failure::new(format!(
+        "{}: no whole checkpoint image (ckpt-*.img) in this directory",
+        dir.display()
+    )))
+}
+
 fn newest_image(p: &std::path::Path) -> Result<std::path::PathBuf, Failure> {
     if !p.is_dir() {
         return Ok(p.to_path_buf());

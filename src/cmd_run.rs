@@ -51,6 +51,7 @@ pub fn run(args: RunArgs) -> Failure {
         ),
         ("CKPT_DIR".into(), dir.into_os_string()),
     ];
+    ours.push(("CKPT_KEEP".into(), args.keep.to_string().into()));
     if let Some(secs) = args.interval {
         ours.push(("CKPT_INTERVAL".into(), interval_value(secs).into()));
     }

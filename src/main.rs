@@ -5,6 +5,7 @@
 mod cli;
 mod cmd_checkpoint;
 mod cmd_inspect;
+mod cmd_list;
 mod cmd_restart;
 mod cmd_run;
 mod human;
@@ -56,6 +57,7 @@ fn main() {
         Command::Run(args) => Err(cmd_run::run(args)),
         Command::Checkpoint(args) => cmd_checkpoint::checkpoint(args),
         Command::Inspect(args) => cmd_inspect::inspect(args),
+        Command::List(args) => cmd_list::list(args),
         Command::Restart(args) => cmd_restart::restart(args),
     };
     if let Err(f) = result {

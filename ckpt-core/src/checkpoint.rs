@@ -46,8 +46,8 @@ pub struct Started {
     pub verdict: Option<i32>,
 }
 
-/// The image file name for this process.
-pub fn image_name(comm: &str, pid: i32) -> String {
+/// The name every image of this process starts with (`ckpt-COMM-PID.`).
+pub fn image_prefix(comm: &str, pid: i32) -> String {
     let safe: String = comm
         .chars()
         .map(|c| {
@@ -58,7 +58,13 @@ pub fn image_name(comm: &str, pid: i32) -> String {
             }
         })
         .collect();
-    format!("ckpt-{safe}-{pid}.img")
+    format!("ckpt-{safe}-{pid}.")
+}
+
+/// The image file name of checkpoint `seq` of this process (each
+/// checkpoint is a generation of its own: `ckpt-COMM-PID.SEQ.img`).
+pub fn image_name(comm: &str, pid: i32, seq: u64) -> String {
+    format!("{}{seq}.img", image_prefix(comm, pid))
 }
 
 /// The program's command name (for the image file name).
@@ -101,18 +107,20 @@ pub fn close_verdict(fd: i32) {
 
 /// Take one checkpoint into directory `dir`. `self_uc` is the calling
 /// (coordinating) thread's interrupted context; `requester` is told the
-/// outcome by the writer.
+/// outcome by the writer; the program's newest `keep` images stay.
 pub fn take(
     dir: &Path,
     self_uc: *mut core::ffi::c_void,
     requester: Requester,
+    keep: u32,
 ) -> Result<Started, String> {
     let t0 = sys::monotonic_ns();
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     writer::reap_finished();
     let pid = sys::getpid();
     let seq = SEQ.fetch_add(1, Relaxed) + 1;
-    let name = image_name(&comm(), pid);
+    let comm = comm();
+    let name = image_name(&comm, pid, seq);
     let final_path = dir.join(&name);
     let dir_c = CString::new(dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
     let tmp_c = |attempt: u32| {
@@ -159,6 +167,8 @@ pub fn take(
             done: links.done_wr,
             prev_done: LAST_DONE.load(Acquire),
             requester,
+            keep,
+            prefix: image_prefix(&comm, pid),
         };
         match spawn_whole(&mut job, &tmp_c(1)) {
             Ok(pid) => Ok((pid, job.out, links)),

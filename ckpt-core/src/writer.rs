@@ -126,6 +126,10 @@ pub(crate) struct Job {
     /// before publishing.
     pub prev_done: i32,
     pub requester: Requester,
+    /// How many generations of this program to keep in `dir`.
+    pub keep: u32,
+    /// The name every image of this program starts with.
+    pub prefix: String,
 }
 
 /// The writers still to be reaped (pids; 0: free). A writer is a child of
@@ -315,6 +319,9 @@ fn writer_main(job: &Job) -> ! {
         wait_end(job.prev_done);
         publish(job).map(|_| bytes)
     });
+    if result.is_ok() {
+        prune(job);
+    }
     if result.is_err() {
         job.out.discard();
     }
@@ -467,6 +474,31 @@ fn publish(job: &Job) -> Result<(), String> {
         sys::close(d);
     }
     Ok(())
+}
+
+/// Remove this program's older generations beyond the newest `keep`
+/// (the image just published counts and is never removed). By time of
+/// publication: after a restart, sequence numbers may repeat.
+fn prune(job: &Job) {
+    let Ok(entries) = std::fs::read_dir(&job.dir) else {
+        return;
+    };
+    let old_name = format!("{}img", job.prefix); // before generations
+    let mut gens: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            (n.starts_with(&job.prefix) && n.ends_with(".img")) || n == old_name
+        })
+        .filter(|e| e.path() != job.final_path)
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    gens.sort();
+    let extra = (gens.len() + 1).saturating_sub(job.keep.max(1) as usize);
+    for (_, p) in gens.into_iter().take(extra) {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 /// Give the unnamed image file a temporary name beside its final one.

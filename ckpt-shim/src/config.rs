@@ -10,6 +10,8 @@ pub struct Config {
     pub dir: PathBuf,
     /// Periodic checkpoints (CKPT_INTERVAL seconds), if asked.
     pub interval_ms: Option<u64>,
+    /// Generations of images to keep (CKPT_KEEP, default 1).
+    pub keep: u32,
     /// The reserved checkpoint signal (CKPT_SIGNAL, default SIGRTMAX-2).
     pub signal: i32,
     /// Absolute path of this library, re-added to LD_PRELOAD on exec.
@@ -40,8 +42,14 @@ fn read() -> Config {
         .and_then(|v| v.trim().parse::<i32>().ok())
         .filter(|s| (libc::SIGRTMIN()..=sigrtmax).contains(s))
         .unwrap_or(sigrtmax - 2);
+    let keep = std::env::var("CKPT_KEEP")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|k| *k > 0)
+        .unwrap_or(1);
     Config {
         dir,
+        keep,
         interval_ms,
         signal,
         shim_path: own_path(),

@@ -188,7 +188,9 @@ extern "C" fn coordinator(uc: *mut c_void, why: u32) {
             // skipped: writers must not pile up (each holds a copy of the
             // program's memory).
             if !checkpoint::writing() {
-                if let Err(e) = checkpoint::take(&config::get().dir, uc, Requester::Timer) {
+                if let Err(e) =
+                    checkpoint::take(&config::get().dir, uc, Requester::Timer, config::get().keep)
+                {
                     raw_eprint(&format!("ckpt: periodic checkpoint failed: {e}\n"));
                 }
             }
@@ -224,7 +226,7 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
                 from_len: d.from_len,
                 nonce,
             };
-            match checkpoint::take(&dir, uc, asker) {
+            match checkpoint::take(&dir, uc, asker, config::get().keep) {
                 // The writer answers once the image is in place.
                 Ok(_) => return,
                 Err(message) => Response::Error { message, nonce },
@@ -312,10 +314,11 @@ impl Mailbox {
         } else {
             PathBuf::from(std::ffi::OsStr::from_bytes(&d.dir[..d.dir_len]))
         };
-        let (ok, text, verdict) = match checkpoint::take(&dir, uc, Requester::Api) {
-            Ok(r) => (true, r.path.display().to_string(), r.verdict.unwrap_or(-1)),
-            Err(e) => (false, e, -1),
-        };
+        let (ok, text, verdict) =
+            match checkpoint::take(&dir, uc, Requester::Api, config::get().keep) {
+                Ok(r) => (true, r.path.display().to_string(), r.verdict.unwrap_or(-1)),
+                Err(e) => (false, e, -1),
+            };
         let n = text.len().min(d.out.len() - 1);
         d.out[..n].copy_from_slice(&text.as_bytes()[..n]);
         d.out_len = n;

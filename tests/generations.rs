@@ -1,0 +1,103 @@
+//! Periodic checkpoints as generations: `--interval 200ms --keep 3` leaves
+//! exactly the newest three images, `ckpt list` shows them whole and in
+//! order, and after a SIGKILL at any moment `ckpt restart --latest DIR`
+//! brings the program back from the newest whole one (passing over a
+//! damaged newer one) with the output of an uninterrupted run.
+
+mod common;
+#[path = "common/restart.rs"]
+mod rs;
+
+use rs::{reference_output, restart_and_compare, restart_cmd, start, wait_file, Area, Out};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+fn images(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".img"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn interval_keep_list_and_restart_latest() {
+    let bin = common::TempDir::new("gens-bin");
+    let prog = common::compile_c("restart_counter.c", bin.path());
+    let area = Area::new("gens");
+    let ctl = area.sub("ctl");
+    let args = [
+        ctl.to_string_lossy().into_owned(),
+        "400".into(),
+        "10".into(),
+    ];
+    let want = reference_output(&area, &prog, &args);
+    let out = area.file("out");
+    let mut run = Command::new(common::ckpt_bin());
+    run.args(["run", "--interval", "200ms", "--keep", "3", "--dir"])
+        .arg(&area.images)
+        .arg("--")
+        .arg(&prog)
+        .args(&args)
+        .current_dir(area.path());
+    common::require_shim();
+    let mut kid = start(run, Out::File(&out), &area.file("err"), "under ckpt");
+    wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("line 250 "),
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+    let names = images(&area.images);
+    assert_eq!(names.len(), 3, "--keep 3 left {names:?}");
+    let listed = common::ckpt(
+        area.path(),
+        ["list".as_ref(), "--json".as_ref(), area.images.as_os_str()],
+    );
+    assert!(listed.status.success(), "{}", listed.stderr);
+    let rows: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{}", listed.stdout);
+    let times: Vec<u64> = rows
+        .iter()
+        .map(|r| {
+            assert_eq!(r["whole"], true, "{r}");
+            r["created_unix_ms"].as_u64().unwrap()
+        })
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] < w[1]),
+        "not oldest first: {times:?}"
+    );
+    let human = common::ckpt(area.path(), ["list".as_ref(), area.images.as_os_str()]);
+    assert!(
+        human.stdout.contains("restart_counter") && human.stdout.contains("whole"),
+        "{}",
+        human.stdout
+    );
+
+    // The newest is damaged: --latest takes the one before, and says so.
+    let newest = rows[2]["path"].as_str().unwrap().to_string();
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0xff;
+    std::fs::write(&newest, &bytes).unwrap();
+    let said = restart_and_compare(
+        restart_cmd(&area.images, &["--latest"], area.path()),
+        &out,
+        &want,
+        &area,
+    );
+    assert!(
+        said.contains("passing over"),
+        "no word about the damaged image: {said}"
+    );
+}
