@@ -47,6 +47,8 @@ struct Cycle<'a> {
     /// the reference run, at the same point of the program.
     between: Box<dyn Fn(&Path) + 'a>,
     restarts: usize,
+    /// Extra arguments of `ckpt restart`.
+    restart_args: &'a [&'a str],
 }
 
 impl<'a> Cycle<'a> {
@@ -58,6 +60,7 @@ impl<'a> Cycle<'a> {
             ready: Box::new(|_, _, _| true),
             between: Box::new(|_| {}),
             restarts: 1,
+            restart_args: &[],
         }
     }
 
@@ -126,7 +129,7 @@ impl<'a> Cycle<'a> {
                 (self.between)(&ctl);
             }
             kid = start(
-                restart_cmd(&img, &[], area.path()),
+                restart_cmd(&img, self.restart_args, area.path()),
                 Out::Null,
                 &area.file(&format!("restart{round}.err")),
                 &format!("ckpt restart #{round}"),
@@ -586,9 +589,21 @@ fn eight_threads_mutex_condvar_same_checksum() {
 /// Reference run, then the staged restart; the outputs must be identical
 /// and end with "verdict: ok".
 fn verdict_cycle(tag: &str, src: &str, args: &[&str], between: &dyn Fn(&Path)) {
+    verdict_cycle_with(tag, src, args, between, &[]);
+}
+
+/// `verdict_cycle` with extra `ckpt restart` arguments.
+fn verdict_cycle_with(
+    tag: &str,
+    src: &str,
+    args: &[&str],
+    between: &dyn Fn(&Path),
+    restart_args: &[&str],
+) {
     let area = Area::new(tag);
     let prog = build(&area, src);
     let mut c = Cycle::new(&prog).ctl_args(args);
+    c.restart_args = restart_args;
     c.ready = has_marker("ready");
     c.between = Box::new(|ctl| {
         between(ctl);
@@ -643,16 +658,23 @@ fn dup_descriptors_share_offset_after_restart() {
 
 #[test]
 fn o_append_stays_append_after_restart() {
-    // Another writer grows the file while the program is down: O_APPEND
-    // writes must land after its bytes.
-    verdict_cycle("rapp", "restart_files.c", &["append"], &|ctl| {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(ctl.join("append.txt"))
-            .unwrap();
-        f.write_all(b"external\n").unwrap();
-    });
+    // Another writer grows the file while the program is down: with
+    // --keep-files (by default a file that grew is cut back to its size at
+    // the checkpoint), O_APPEND writes must land after its bytes.
+    verdict_cycle_with(
+        "rapp",
+        "restart_files.c",
+        &["append"],
+        &|ctl| {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(ctl.join("append.txt"))
+                .unwrap();
+            f.write_all(b"external\n").unwrap();
+        },
+        &["--keep-files"],
+    );
 }
 
 #[test]
