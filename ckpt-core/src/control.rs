@@ -299,6 +299,28 @@ fn alive(pid: i32) -> bool {
     }
 }
 
+/// The image writers of process `pid` still running (its children named
+/// ckpt-writer, as this process sees their pids).
+fn writer_children(pid: i32) -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|k| k.parse::<i32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .filter(|&k| {
+            running(k)
+                && std::fs::read_to_string(format!("/proc/{k}/comm"))
+                    .is_ok_and(|c| c.trim_end() == "ckpt-writer")
+        })
+        .collect()
+}
+
 /// Whether `pid` exists and has not ended (a zombie has).
 fn running(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -514,6 +536,7 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
     // The image writer, once it said it writes (as seen from here).
     let mut writer: Option<i32> = None;
     let mut writer_gone: Option<Instant> = None;
+    let mut seen_writer: Option<i32> = None;
     loop {
         match recv_with_creds(fd.0, &mut buf) {
             Ok(d) => {
@@ -538,11 +561,18 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
                 return Ok(resp);
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) => {
-                match writer {
+                // A writer that has not said so yet is still seen as the
+                // program's child.
+                if writer.is_none() {
+                    if let Some(&w) = writer_children(pid).first() {
+                        seen_writer = Some(w);
+                    }
+                }
+                match writer.or(seen_writer) {
                     // A writer that ended without its answer may have been
                     // replaced (the checkpoint starts it again when it
                     // missed memory): a moment's grace for the next one.
-                    Some(w) if !running(w) => {
+                    Some(w) if !running(w) && writer_children(pid).is_empty() => {
                         let since = *writer_gone.get_or_insert_with(Instant::now);
                         if since.elapsed() > Duration::from_secs(2) {
                             return Err(ControlError::Io(format!(
@@ -550,7 +580,7 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
                             )));
                         }
                     }
-                    Some(_) => {}
+                    Some(_) => writer_gone = None,
                     // (A zombie has exited too: its parent may be waiting on us.)
                     None if !running(pid) => return Err(ControlError::Exited(pid)),
                     None => {}
