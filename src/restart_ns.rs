@@ -236,6 +236,12 @@ fn start_init() -> Result<i32, String> {
             if !ok || !told {
                 libc::_exit(1);
             }
+            // Orphans (image writers of a program that ended) arrive after
+            // init found no child: SIGCHLD must end its pause.
+            libc::signal(
+                libc::SIGCHLD,
+                nothing as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
             loop {
                 let mut st = 0;
                 if libc::wait(&mut st) < 0 && *libc::__errno_location() == libc::ECHILD {
@@ -259,13 +265,29 @@ fn start_init() -> Result<i32, String> {
 /// written when it ended) belong to init now: let them finish before the
 /// namespace ends, or their images would be lost.
 fn wait_for_writers(init: i32) {
+    // This command shares init's mount namespace, where /proc is the new
+    // pid namespace's: init is 1 there.
+    let comm = |p: i32| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+    let init = if comm(1).trim_end() == "ckpt-init" {
+        1
+    } else {
+        init
+    };
     let writers = || -> usize {
         std::fs::read_to_string(format!("/proc/{init}/task/{init}/children"))
             .unwrap_or_default()
             .split_whitespace()
             .filter(|p| {
-                std::fs::read_to_string(format!("/proc/{p}/comm"))
-                    .is_ok_and(|c| c.trim_end() == "ckpt-writer")
+                let zombie = std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .ok()
+                    .and_then(|s| {
+                        s.rsplit_once(')')
+                            .map(|(_, r)| r.trim_start().starts_with('Z'))
+                    })
+                    .unwrap_or(true);
+                !zombie
+                    && std::fs::read_to_string(format!("/proc/{p}/comm"))
+                        .is_ok_and(|c| c.trim_end() == "ckpt-writer")
             })
             .count()
     };

@@ -284,3 +284,74 @@ fn restart_from_an_image_written_while_the_program_ran_on() {
     let image = checkpoint_and_kill(&mut kid, &area.images);
     restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
 }
+
+/// The program under a `ckpt restart` command `cmd` (its child that is
+/// not the namespace's init).
+fn program_under(cmd: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{cmd}/task/{cmd}/children"))
+        .ok()?
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .find(|&p| comm(p) != "ckpt-init")
+}
+
+#[test]
+fn a_restarted_program_that_ends_mid_image_still_gets_its_image() {
+    // Under `ckpt restart` the program lives in a pid namespace that ends
+    // with the command: the command waits for the writer it left.
+    let bin = common::TempDir::new("writer-ns-bin");
+    let prog = common::compile_c("writer_busy.c", bin.path());
+    let area = Area::new("writer-ns");
+    let (mut kid, _out) = busy(&area, &prog, &["6000"]);
+    let first = checkpoint_and_kill(&mut kid, &area.images);
+    let later = area.sub("later");
+    let mut r = start(
+        restart_cmd(&first, &[], area.path()),
+        Out::Null,
+        &area.file("restart.err"),
+        "ckpt restart",
+    );
+    let t = Instant::now();
+    let program = loop {
+        if let Some(p) = program_under(r.pid()) {
+            break p;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no restarted program"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    for attempt in 0.. {
+        assert!(
+            attempt < 20,
+            "the writer always finished before it could be caught"
+        );
+        let mut cli = checkpoint_cli(r.pid(), &later);
+        let Some(writer) = catch_writer(program, &mut cli) else {
+            // (Or the restarted program has no control socket yet.)
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        // The program ends while its image is written.
+        // SAFETY: killing the restarted program, resuming its writer.
+        unsafe {
+            libc::kill(program, libc::SIGKILL);
+            std::thread::sleep(Duration::from_millis(200));
+            libc::kill(writer, libc::SIGCONT);
+        }
+        let out = cli.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "the image was lost with the namespace: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let image = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let bytes = std::fs::read(&image).unwrap();
+        ckpt::verify::image(&bytes).unwrap_or_else(|e| panic!("{}: {e}", image.display()));
+        break;
+    }
+    // And the command ends once the image is written.
+    r.wait(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("the restart command did not end: {e}"));
+}
