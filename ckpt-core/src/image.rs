@@ -704,6 +704,11 @@ pub struct Region {
     pub path: String,
     pub dev: u64,
     pub ino: u64,
+    /// Mapped MAP_NORESERVE (smaps VmFlags `nr`): no swap or commit charge
+    /// is reserved for it, so it may be far larger than memory (the
+    /// reservations of ThreadSanitizer, Go, JVMs). Mapped so again.
+    #[serde(default)]
+    pub noreserve: bool,
     /// Raw extents of this region stored in the data section.
     pub extents: Vec<Extent>,
 }
