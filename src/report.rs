@@ -412,6 +412,7 @@ pub mod tests {
             id,
             tid: 1000 + id as i32,
             name: name.into(),
+            comm: name.into(),
             state: ThreadState::Frozen,
             origin: if id == 1 { "main" } else { "pthread_create" }.into(),
             detached: false,

@@ -57,3 +57,9 @@ fn cycle_c_env(tag: &str, src: &str, env: &[(&str, &str)]) -> String {
 fn large_reservations_come_back_as_they_were() {
     cycle_c("reserve", "restart_reserve.c");
 }
+
+/// Each thread keeps its own name (comm) across a restart.
+#[test]
+fn thread_names_come_back() {
+    cycle_c("threadnames", "restart_thread_names.c");
+}

@@ -345,7 +345,12 @@ pub struct Thread {
     /// creation order. Timers aimed at a thread refer to this.
     pub id: u32,
     pub tid: i32,
+    /// Its name, for people (the comm, invalid UTF-8 replaced).
     pub name: String,
+    /// Its name exactly (/proc/self/task/TID/comm without the newline),
+    /// given back with PR_SET_NAME at restart.
+    #[serde(default, with = "serde_bytes")]
+    pub comm: Vec<u8>,
     pub state: ThreadState,
     /// "main", "pthread_create", or "unknown" (made past the wrappers,
     /// e.g. by glibc itself).

@@ -206,6 +206,7 @@ pub extern "C" fn entry(alias_pid: u64, _image_fd: i32, _plan: u64) -> ! {
 /// Per-thread kernel state that lives in the thread itself.
 fn thread_setup(t: &Thread) {
     threads::restore_tid(t.id, sys::gettid());
+    threads::restore_name(t);
     threads::restore_scheduling(t);
     if t.robust_head != 0 {
         // SAFETY: the head lies in the thread's restored descriptor.

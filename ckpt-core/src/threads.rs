@@ -343,6 +343,25 @@ fn note_scheduling(s: &Slot) {
     }
 }
 
+/// Give the calling thread the name `t` had (its comm; a re-created
+/// thread would otherwise carry the name of the thread that made it).
+/// Post-restart context.
+pub fn restore_name(t: &Thread) {
+    let name: &[u8] = if t.comm.is_empty() {
+        t.name.as_bytes()
+    } else {
+        &t.comm
+    };
+    if name.is_empty() {
+        return;
+    }
+    let mut buf = [0u8; 16];
+    let n = name.len().min(15);
+    buf[..n].copy_from_slice(&name[..n]);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated buffer of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr()) };
+}
+
 /// Put the scheduling noted for `t` back on the calling thread. What the
 /// kernel refuses (real-time policies, a lower nice, CPUs this machine
 /// lacks) is left as it is. Post-restart context.
@@ -401,12 +420,12 @@ pub fn reset_after_fork() {
 
 /// Describe every tracked thread for the image. `states` tells, for a tid,
 /// how the quiesce found it (None: not seen in /proc, skipped).
-/// `status(tid)` gives the thread's name, its pending and its blocked
+/// `status(tid)` gives the thread's name (raw comm), its pending and its blocked
 /// signals from /proc (the blocked set is used for threads that never
 /// parked, whose mask the handler could not note).
 pub fn snapshot(
     states: impl Fn(i32) -> Option<ThreadState>,
-    status: impl Fn(i32) -> (String, u64, u64),
+    status: impl Fn(i32) -> (Vec<u8>, u64, u64),
 ) -> Vec<Thread> {
     let mut out = Vec::new();
     for s in SLOTS.iter() {
@@ -421,13 +440,14 @@ pub fn snapshot(
             3 => "timer_helper",
             _ => "unknown",
         };
-        let (name, pending, blocked) = status(tid);
+        let (comm, pending, blocked) = status(tid);
         let alt_size = s.alt_size.load(Relaxed);
         let alt_flags = s.alt_flags.load(Relaxed);
         out.push(Thread {
             id: s.id.load(Relaxed),
             tid,
-            name,
+            name: String::from_utf8_lossy(&comm).into_owned(),
+            comm,
             state,
             origin: origin.into(),
             detached: s.detached.load(Relaxed),
