@@ -63,3 +63,12 @@ fn large_reservations_come_back_as_they_were() {
 fn thread_names_come_back() {
     cycle_c("threadnames", "restart_thread_names.c");
 }
+
+/// Shared anonymous memory (with a second view of it), a memfd and an
+/// unlinked /dev/shm file mapped shared with their descriptors, and a
+/// memfd mapped twice without one: contents come back, and every view
+/// still shares its pages with the others and with the descriptor.
+#[test]
+fn shared_memory_comes_back_shared() {
+    cycle_c("shared", "restart_shared.c");
+}

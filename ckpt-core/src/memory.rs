@@ -23,6 +23,7 @@
 
 pub mod fork_advice;
 pub mod locked;
+pub mod shared;
 
 use crate::image::{Extent, Region, RegionKind, PAGE};
 use crate::sys;
@@ -342,6 +343,7 @@ pub fn snapshot(sink: &mut Sink) -> Result<Vec<Region>, String> {
     let smaps = std::fs::read_to_string("/proc/self/smaps")
         .map_err(|e| format!("cannot read /proc/self/smaps: {e}"))?;
     let mut regions = parse_smaps(&smaps);
+    shared::note_noreserve(&regions);
     let pagemap = sys::openat(libc::AT_FDCWD, c"/proc/self/pagemap", libc::O_RDONLY)
         .map_err(|e| format!("cannot open pagemap: errno {e}"))?;
     // Runs are copied here before they are hashed and written: the writer
@@ -483,6 +485,9 @@ impl Writer<'_> {
         populated: bool,
         pagemap: i32,
     ) -> Result<(), String> {
+        if let Some((fd, runs)) = shared::captured(r.start, r.end)? {
+            return self.store_captured(r, fd, runs);
+        }
         let wanted: fn(u64) -> bool = match r.kind {
             RegionKind::Special | RegionKind::FileShared => return Ok(()),
             RegionKind::FilePrivate => {
@@ -537,6 +542,36 @@ impl Writer<'_> {
             return Err(e);
         }
         self.flush(r)
+    }
+
+    /// Store the pages `shared::capture` copied while the program was
+    /// frozen (in memfd `fd`).
+    fn store_captured(
+        &mut self,
+        r: &mut Region,
+        fd: i32,
+        runs: &[shared::Run],
+    ) -> Result<(), String> {
+        for run in runs {
+            let mut done = 0;
+            while done < run.len {
+                let len = (run.len - done).min(MAX_EXTENT);
+                let copy = &mut self.bounce[..len as usize];
+                if sys::pread_at(fd, copy, run.offset + done) != copy.len() {
+                    return Err("cannot read the copy of shared memory".into());
+                }
+                let file_offset = self.sink.offset;
+                self.sink.write_all(copy)?;
+                r.extents.push(Extent {
+                    addr: run.addr + done,
+                    len,
+                    file_offset,
+                    hash: xxhash_rust::xxh3::xxh3_64(copy),
+                });
+                done += len;
+            }
+        }
+        Ok(())
     }
 
     fn flush(&mut self, r: &mut Region) -> Result<(), String> {

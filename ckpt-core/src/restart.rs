@@ -178,6 +178,10 @@ pub extern "C" fn entry(alias_pid: u64, _image_fd: i32, _plan: u64) -> ! {
     if let Err(e) = files::restore(&meta.fds, &[report]) {
         fail(&e);
     }
+    // Each shared memory object is one again, shared with its descriptor.
+    if memory::shared::restore(&meta.fds) {
+        memory::fork_advice::restore(&meta.fork_advice);
+    }
     process::restore(&meta.process);
     // After the resource limits (RLIMIT_MEMLOCK) are back.
     memory::locked::restore(&meta.locked);

@@ -149,6 +149,27 @@ pub fn pread_all(fd: c_int, buf: &mut [u8]) -> usize {
     n
 }
 
+/// Read up to `buf.len()` bytes at offset `at` of `fd`.
+pub fn pread_at(fd: c_int, buf: &mut [u8], at: u64) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        // SAFETY: writing inside `buf`.
+        let r = unsafe {
+            libc::pread(
+                fd,
+                buf[n..].as_mut_ptr() as *mut c_void,
+                buf.len() - n,
+                (at + n as u64) as i64,
+            )
+        };
+        if r <= 0 {
+            break;
+        }
+        n += r as usize;
+    }
+    n
+}
+
 /// Read a small file relative to `dirfd` into `buf`; returns the bytes read.
 pub fn read_small(dirfd: c_int, path: &core::ffi::CStr, buf: &mut [u8]) -> Option<usize> {
     let fd = openat(dirfd, path, libc::O_RDONLY).ok()?;
