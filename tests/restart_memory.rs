@@ -72,3 +72,10 @@ fn thread_names_come_back() {
 fn shared_memory_comes_back_shared() {
     cycle_c("shared", "restart_shared.c");
 }
+
+/// Private mappings of unlinked files and of a memfd (descriptors
+/// closed) come back with the file's pages and the program's own.
+#[test]
+fn private_mappings_of_unlinked_files_come_back() {
+    cycle_c("unlinkedmap", "restart_unlinked_map.c");
+}

@@ -11,12 +11,21 @@
 //! - private anonymous memory: pages the kernel has (present or swapped)
 //!   and that are not all zero;
 //! - private file mappings: only pages the program wrote (anonymous
-//!   copies, told apart by pagemap's "file page" bit); the rest is mapped
-//!   from the file again at restart;
+//!   copies, told apart by PAGEMAP_SCAN's / pagemap's "file page" bit);
+//!   the rest is mapped from the file again at restart;
 //! - shared file mappings: nothing (the file holds them);
 //! - shared memory without a file (shared anonymous, memfd, deleted
-//!   files): every non-zero page;
+//!   files) and private mappings of files no path leads to (unlinked
+//!   files, memfds): every non-zero page the program sees, copied while
+//!   it was frozen (a fork holds none of them; see `shared`). A private
+//!   mapping of an unlinked file comes back as private anonymous memory
+//!   with those pages: a page past the end of the file then reads zeros
+//!   where it raised SIGBUS, and later writes to the file through a
+//!   descriptor no longer show through its clean pages;
 //! - vdso/vvar: nothing (the kernel provides them; restart moves them).
+//!
+//! Regions keep their protection and MAP_NORESERVE; smaps tells which
+//! hold no page at all, and those cost nothing (a 2 TiB reservation).
 //!
 //! Memory advised MADV_DONTFORK / MADV_WIPEONFORK is made to fork like the
 //! rest for the writer (see `fork_advice`).
