@@ -13,8 +13,8 @@
 //!   through the mapped object itself (/proc/self/map_files, SEEK_DATA and
 //!   SEEK_HOLE: holes are skipped, swapped pages included) where the
 //!   kernel lets the process open it (CAP_CHECKPOINT_RESTORE, root);
-//!   otherwise from mincore (pages in memory) and pagemap, and for shared
-//!   memory with pages in swap, every page. They are read through
+//!   otherwise, for the kernel's own shared memory with nothing in swap,
+//!   the pages in memory (mincore), and else every page. They are read through
 //!   /proc/self/mem (what the program sees, whatever the protection);
 //!   zero pages are left out.
 //! - `captured` (writer child): the copied runs of a region.
@@ -232,12 +232,15 @@ fn ranges_of(
     if let Ok(obj) = sys::openat(libc::AT_FDCWD, &name, libc::O_RDONLY) {
         data_ranges(obj, r, &mut ranges);
         sys::close(obj);
-    } else if r.shared && swapped_kb(r, smaps) > 0 {
-        // Pages in swap that mincore does not show and no object to ask:
-        // every page (holes are filled with zeros by the reading).
-        ranges.push((r.start, r.end));
-    } else {
+    } else if r.shared && kernel_shmem(r) && swapped_kb(r, smaps) == 0 {
+        // Memory only the kernel holds, none of it in swap: its pages are
+        // those in memory.
         resident_ranges(r, &mut ranges);
+    } else {
+        // A file's pages may be on its disk only, shared memory's in swap,
+        // which mincore does not show: every page is read (what is past
+        // the end of the file cannot be, and is left out).
+        ranges.push((r.start, r.end));
     }
     if !r.shared {
         // Pages the program wrote (its own copies) lie in holes too.
@@ -248,6 +251,12 @@ fn ranges_of(
         }
     }
     Ok(merge(ranges))
+}
+
+/// Shared memory of the kernel's internal tmpfs (shared anonymous, memfd,
+/// System V): no disk behind it.
+fn kernel_shmem(r: &Region) -> bool {
+    r.path.starts_with("/dev/zero") || r.path.starts_with("/memfd:") || r.path.starts_with("/SYSV")
 }
 
 /// The data of the object open at `obj` that `r` maps, as addresses.
