@@ -79,3 +79,14 @@ fn shared_memory_comes_back_shared() {
 fn private_mappings_of_unlinked_files_come_back() {
     cycle_c("unlinkedmap", "restart_unlinked_map.c");
 }
+
+/// rseq areas the program registered itself (glibc's registration turned
+/// off), one per thread with its own signature, are registered again.
+#[test]
+fn rseq_areas_the_program_registered_come_back() {
+    cycle_c_env(
+        "ownrseq",
+        "restart_own_rseq.c",
+        &[("GLIBC_TUNABLES", "glibc.pthread.rseq=0")],
+    );
+}

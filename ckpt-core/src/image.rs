@@ -377,8 +377,19 @@ pub struct Thread {
     pub errno: i32,
     pub robust_head: u64,
     pub robust_len: u64,
-    /// The thread's registered rseq area (0: none).
+    /// The thread's registered rseq area (0: none): glibc's, or one the
+    /// program registered itself.
     pub rseq: u64,
+    /// Its registered length and signature (0: glibc's, as in older
+    /// images).
+    #[serde(default)]
+    pub rseq_len: u32,
+    #[serde(default)]
+    pub rseq_sig: u32,
+    /// The kernel had an rseq area for the thread that nobody recorded
+    /// (registered past ckpt's wrappers): it cannot be registered again.
+    #[serde(default)]
+    pub rseq_unknown: bool,
     /// Scheduling when it was stopped: policy, priority, nice value.
     #[serde(default)]
     pub run_policy: i32,

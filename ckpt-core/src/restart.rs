@@ -216,10 +216,17 @@ fn thread_setup(t: &Thread) {
         // SAFETY: the head lies in the thread's restored descriptor.
         unsafe { libc::syscall(libc::SYS_set_robust_list, t.robust_head, t.robust_len) };
     }
-    if let Err(e) = glibc::register_rseq(t.rseq) {
+    if let Err(e) = glibc::register_rseq(t.rseq, t.rseq_len, t.rseq_sig) {
         warn(&format!(
             "thread {}: rseq registration failed (errno {e})",
             t.id
+        ));
+    }
+    if t.rseq_unknown {
+        warn(&format!(
+            "thread {} ({}) had an rseq area registered past ckpt's wrappers (not through \
+             syscall()); it is not registered again",
+            t.id, t.name
         ));
     }
     interpose::note_freeze();

@@ -103,6 +103,32 @@ pub fn ts_ns(ts: &libc::timespec) -> u64 {
         .saturating_add(ts.tv_nsec.max(0) as u64)
 }
 
+/// A system call with up to four arguments made here, not through the C
+/// library's `syscall()` (which the shim interposes): the raw result,
+/// -errno on failure. Signal-safe.
+///
+/// # Safety
+/// The arguments must be valid for system call `nr`.
+pub unsafe fn raw_syscall4(nr: i64, a: u64, b: u64, c: u64, d: u64) -> i64 {
+    let r: i64;
+    // SAFETY (caller): valid arguments. The kernel clobbers rcx and r11;
+    // memory may change (buffers).
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") nr => r,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            in("r10") d,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        )
+    };
+    r
+}
+
 /// Close a descriptor, ignoring errors.
 pub fn close(fd: c_int) {
     // SAFETY: closing a descriptor number; at worst EBADF.
