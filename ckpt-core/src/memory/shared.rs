@@ -121,6 +121,12 @@ pub fn release() {
     }
 }
 
+/// The descriptor of the copy (-1: none), which the writer keeps open.
+pub fn capture_fd() -> i32 {
+    // SAFETY: as in `release`.
+    unsafe { CAPTURE.load(Acquire).as_ref() }.map_or(-1, |c| c.fd)
+}
+
 /// Writer child: the descriptor of the copy and the copied runs of the
 /// region `[start, end)`, when it was captured; the capture's error when
 /// it failed.
