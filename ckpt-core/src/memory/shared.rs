@@ -451,12 +451,27 @@ pub fn restore(fds: &[Fd]) -> bool {
             .copied()
             .filter(|y| y.region.dev == r.dev && y.region.ino == r.ino)
             .collect();
-        let holder = fds.iter().find(|f| {
+        // A descriptor of the program on the same object: the mapping
+        // must share its pages with it (a store through one is seen
+        // through the other), so it is mapped from what `files` made.
+        let same = |f: &&Fd| {
             f.dev == r.dev
                 && f.ino == r.ino
-                && f.contents.is_some()
-                && (f.kind == FdKind::MemFd || (f.kind == FdKind::File && f.deleted))
-        });
+                && matches!(f.kind, FdKind::MemFd | FdKind::File)
+                && !f.shares_with.is_some_and(|s| s != f.fd)
+        };
+        let holder = fds
+            .iter()
+            .find(|f| same(f) && crate::files::stdio_rule(f) == crate::files::Passthrough::Rebuilt);
+        if holder.is_none() {
+            if let Some(f) = fds.iter().find(same) {
+                crate::restart::warn(&format!(
+                    "shared memory at {:#x} comes back with its contents, but no longer shared \
+                     with descriptor {} (which could not be made again)",
+                    r.start, f.fd
+                ));
+            }
+        }
         let anonymous = r.path.starts_with("/dev/zero");
         if holder.is_none() && anonymous && group.len() == 1 {
             continue;
