@@ -458,7 +458,7 @@ pub fn restore(fds: &[Fd]) -> bool {
             f.dev == r.dev
                 && f.ino == r.ino
                 && matches!(f.kind, FdKind::MemFd | FdKind::File)
-                && !f.shares_with.is_some_and(|s| s != f.fd)
+                && f.shares_with.unwrap_or(f.fd) == f.fd
         };
         let holder = fds
             .iter()
