@@ -554,7 +554,7 @@ impl Writer<'_> {
     }
 
     /// Store the pages `shared::capture` copied while the program was
-    /// frozen (in memfd `fd`).
+    /// frozen (in memfd `fd`), but those all zero.
     fn store_captured(
         &mut self,
         r: &mut Region,
@@ -565,18 +565,33 @@ impl Writer<'_> {
             let mut done = 0;
             while done < run.len {
                 let len = (run.len - done).min(MAX_EXTENT);
-                let copy = &mut self.bounce[..len as usize];
-                if sys::pread_at(fd, copy, run.offset + done) != copy.len() {
+                let chunk = &mut self.bounce[..len as usize];
+                if sys::pread_at(fd, chunk, run.offset + done) != chunk.len() {
                     return Err("cannot read the copy of shared memory".into());
                 }
-                let file_offset = self.sink.offset;
-                self.sink.write_all(copy)?;
-                r.extents.push(Extent {
-                    addr: run.addr + done,
-                    len,
-                    file_offset,
-                    hash: xxhash_rust::xxh3::xxh3_64(copy),
-                });
+                // Each stretch of non-zero pages is one extent.
+                let mut i = 0;
+                while i < len {
+                    let page = |at: u64| &self.bounce[at as usize..(at + PAGE) as usize];
+                    if is_zero(page(i)) {
+                        i += PAGE;
+                        continue;
+                    }
+                    let mut j = i + PAGE;
+                    while j < len && !is_zero(page(j)) {
+                        j += PAGE;
+                    }
+                    let bytes = &self.bounce[i as usize..j as usize];
+                    let file_offset = self.sink.offset;
+                    self.sink.write_all(bytes)?;
+                    r.extents.push(Extent {
+                        addr: run.addr + done + i,
+                        len: j - i,
+                        file_offset,
+                        hash: xxhash_rust::xxh3::xxh3_64(bytes),
+                    });
+                    i = j;
+                }
                 done += len;
             }
         }
