@@ -1,7 +1,8 @@
 /* Large reservations, as ThreadSanitizer, the Go runtime and JVMs make
  * them: a 2 TiB read-write MAP_NORESERVE region with a few pages written
- * far apart, and a 1 TiB PROT_NONE reservation with a small part made
- * read-write and written. After a restart both must still be there with
+ * far apart, a 1 TiB PROT_NONE reservation with a small part made
+ * read-write and written, and 1 TiB of shared anonymous NORESERVE memory
+ * with a few pages written. After a restart all must still be there with
  * their protection, NORESERVE (smaps VmFlags "nr") and contents. */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -42,7 +43,9 @@ int main(void) {
     uint8_t *big = mmap(NULL, 2 * TIB, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     uint8_t *none = mmap(NULL, TIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (big == MAP_FAILED || none == MAP_FAILED) {
+    uint8_t *shared = mmap(NULL, TIB, PROT_READ | PROT_WRITE,
+                           MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (big == MAP_FAILED || none == MAP_FAILED || shared == MAP_FAILED) {
         perror("mmap");
         return 1;
     }
@@ -55,6 +58,8 @@ int main(void) {
     for (int i = 0; i < 16; i++)
         memset(big + (uint64_t)i * (128 * GIB) + 4096 * i, 'a' + i, 4096);
     memset(win, 'w', 1 << 20);
+    for (int i = 0; i < 8; i++)
+        memset(shared + (uint64_t)i * (100 * GIB), 'A' + i, 8192);
     for (int step = 0; step < 40; step++) {
         unsigned long sum = 0;
         for (int i = 0; i < 16; i++) {
@@ -64,11 +69,17 @@ int main(void) {
         }
         sum += win[step * 1000];
         win[step * 1000] = (uint8_t)(win[step * 1000] + 1);
+        for (int i = 0; i < 8; i++) {
+            uint8_t *p = shared + (uint64_t)i * (100 * GIB);
+            sum += p[0] * 3 + p[8191];
+            p[step]++;
+        }
         printf("step %d sum %lu\n", step, sum);
         usleep(50000);
     }
     describe("noreserve region", big);
     describe("reservation", none);
     describe("window", win);
+    describe("shared", shared);
     return 0;
 }
