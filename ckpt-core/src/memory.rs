@@ -497,6 +497,13 @@ impl Writer<'_> {
         if let Some((fd, runs)) = shared::captured(r.start, r.end)? {
             return self.store_captured(r, fd, runs);
         }
+        if shared::needs_capture(r) {
+            // Its pages are not in this fork: never store it empty.
+            return Err(format!(
+                "the memory at {:#x}-{:#x} ({}) was not copied while the program was frozen",
+                r.start, r.end, r.path
+            ));
+        }
         let wanted: fn(u64) -> bool = match r.kind {
             RegionKind::Special | RegionKind::FileShared => return Ok(()),
             RegionKind::FilePrivate => {
