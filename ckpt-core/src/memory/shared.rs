@@ -179,7 +179,10 @@ fn capture_into(wanted: &[Region], c: &mut Capture) -> Result<(), String> {
             crate::interpose::errno()
         ));
     }
-    c.fd = sys::move_high(fd).map_err(|_| "no free descriptor for the shared memory copy")?;
+    c.fd = sys::move_high(fd).map_err(|_| {
+        sys::close(fd);
+        "no free descriptor for the shared memory copy"
+    })?;
     let mem = sys::openat(libc::AT_FDCWD, c"/proc/self/mem", libc::O_RDONLY)
         .map_err(|e| format!("cannot open /proc/self/mem: errno {e}"))?;
     let pagemap = sys::openat(libc::AT_FDCWD, c"/proc/self/pagemap", libc::O_RDONLY);
