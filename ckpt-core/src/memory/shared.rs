@@ -453,10 +453,20 @@ pub fn restore(fds: &[Fd]) -> bool {
     let Some(c) = (unsafe { p.as_ref() }) else {
         return false;
     };
+    for x in &c.regions {
+        if let Some(what) = kernel_object(&x.region) {
+            crate::restart::warn(&format!(
+                "the mapping at {:#x} ({}) comes back with its contents as {what}",
+                x.region.start, x.region.path
+            ));
+        }
+    }
     let shared: Vec<&Captured> = c
         .regions
         .iter()
-        .filter(|x| x.region.kind == RegionKind::SharedAnonymous)
+        .filter(|x| {
+            x.region.kind == RegionKind::SharedAnonymous && kernel_object(&x.region).is_none()
+        })
         .collect();
     let mut done: Vec<(u64, u64)> = Vec::new();
     let mut remapped = false;
@@ -550,6 +560,19 @@ pub fn restore(fds: &[Fd]) -> bool {
         sys::close(obj);
     }
     remapped
+}
+
+/// What a mapping of a kernel object other than memory (an io_uring
+/// ring, a perf buffer, a device's anonymous inode) or of huge pages
+/// becomes: plain memory with the same bytes, no longer the object's.
+fn kernel_object(r: &Region) -> Option<&'static str> {
+    if r.path.starts_with("anon_inode:") {
+        Some("plain memory, no longer the kernel object's")
+    } else if r.path.starts_with("/anon_hugepage") {
+        Some("memory of ordinary pages, not huge pages")
+    } else {
+        None
+    }
 }
 
 /// A new descriptor of the object descriptor `fd` (re-made by `files`)
