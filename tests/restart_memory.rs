@@ -23,21 +23,61 @@ fn cycle_c(tag: &str, src: &str) -> String {
 
 /// `cycle_c` with environment variables for both runs.
 fn cycle_c_env(tag: &str, src: &str, env: &[(&str, &str)]) -> String {
-    let dir = common::TempDir::new(&format!("{tag}-bin"));
-    let prog = common::compile_c(src, dir.path());
+    cycle(tag, src, env, false).unwrap_or_default()
+}
+
+/// The cycle, as root or (`nobody`) as an unprivileged user, for whom
+/// /proc/self/map_files cannot be opened. `None`: skipped (not root, or
+/// `nobody` cannot run what was built).
+fn cycle(tag: &str, src: &str, env: &[(&str, &str)], nobody: bool) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getuid never fails.
+    if nobody && unsafe { libc::getuid() } != 0 {
+        eprintln!("skipped: needs root to act as nobody");
+        return None;
+    }
     let area = Area::new(tag);
-    let want = {
-        let out = area.file("want.out");
-        let mut cmd = rs::plain_cmd(&prog, &[] as &[&str], area.path());
-        cmd.envs(env.iter().copied());
-        let st = rs::reference(cmd, &out, &area.file("want.err"), "plain");
-        rs::assert_success(st, "the uninterrupted run", "");
-        std::fs::read(&out).unwrap()
+    let open_up = |p: &std::path::Path| {
+        if nobody {
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777));
+        }
     };
-    let out = area.file("out");
-    let err = area.file("err");
-    let mut cmd = run_cmd(&prog, &[] as &[&str], area.path(), &area.images);
-    cmd.envs(env.iter().copied());
+    open_up(area.path());
+    std::fs::create_dir_all(&area.images).unwrap();
+    open_up(&area.images);
+    let bin = area.sub("bin");
+    open_up(&bin);
+    let prog = common::compile_c(src, &bin);
+    let user = |mut c: std::process::Command| {
+        c.envs(env.iter().copied());
+        if nobody {
+            c.uid(65534).gid(65534).env_remove("CKPT_RUNTIME_DIR");
+        }
+        c
+    };
+    let file = |name: &str| {
+        let f = area.file(name);
+        std::fs::write(&f, b"").unwrap();
+        open_up(&f);
+        f
+    };
+    let want_out = file("want.out");
+    let st = rs::reference(
+        user(rs::plain_cmd(&prog, &[] as &[&str], area.path())),
+        &want_out,
+        &file("want.err"),
+        "plain",
+    );
+    if nobody && !st.success() {
+        eprintln!("skipped: `nobody` cannot run {}", prog.display());
+        return None;
+    }
+    rs::assert_success(st, "the uninterrupted run", "");
+    let want = std::fs::read(&want_out).unwrap();
+    let out = file("out");
+    let err = file("err");
+    let cmd = user(run_cmd(&prog, &[] as &[&str], area.path(), &area.images));
     let mut kid = start(cmd, Out::File(&out), &err, "under ckpt");
     wait_file(
         &mut kid,
@@ -46,8 +86,29 @@ fn cycle_c_env(tag: &str, src: &str, env: &[(&str, &str)]) -> String {
         Duration::from_secs(30),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let image = checkpoint_and_kill(&mut kid, &area.images);
-    restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area)
+    let image = if nobody {
+        let mut ck = user(std::process::Command::new(common::ckpt_bin()));
+        ck.arg("checkpoint")
+            .arg(kid.pid().to_string())
+            .arg("--dir")
+            .arg(&area.images);
+        let r = ck.output().expect("ckpt checkpoint runs");
+        assert!(
+            r.status.success(),
+            "checkpoint as nobody: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        kid.kill();
+        std::path::PathBuf::from(String::from_utf8_lossy(&r.stdout).trim())
+    } else {
+        checkpoint_and_kill(&mut kid, &area.images)
+    };
+    Some(restart_and_compare(
+        user(restart_cmd(&image, &[], area.path())),
+        &out,
+        &want,
+        &area,
+    ))
 }
 
 /// A 2 TiB MAP_NORESERVE region and a 1 TiB PROT_NONE reservation (with a
@@ -73,11 +134,24 @@ fn shared_memory_comes_back_shared() {
     cycle_c("shared", "restart_shared.c");
 }
 
+/// The same unprivileged: the pages are found without the mapped objects
+/// (/proc/self/map_files needs CAP_CHECKPOINT_RESTORE).
+#[test]
+fn shared_memory_comes_back_shared_unprivileged() {
+    cycle("sharednobody", "restart_shared.c", &[], true);
+}
+
 /// Private mappings of unlinked files and of a memfd (descriptors
 /// closed) come back with the file's pages and the program's own.
 #[test]
 fn private_mappings_of_unlinked_files_come_back() {
     cycle_c("unlinkedmap", "restart_unlinked_map.c");
+}
+
+/// The same unprivileged (every page of the unlinked files is read).
+#[test]
+fn private_mappings_of_unlinked_files_come_back_unprivileged() {
+    cycle("unlinkednobody", "restart_unlinked_map.c", &[], true);
 }
 
 /// rseq areas the program registered itself (glibc's registration turned
