@@ -572,6 +572,9 @@ fn write_plan(
         if r.grows_down {
             flags |= plan::MAP_GROWSDOWN;
         }
+        if r.noreserve {
+            flags |= plan::MAP_NORESERVE;
+        }
         regions.push(PlanRegion {
             start: r.start,
             end: r.end,

@@ -151,6 +151,8 @@ pub fn take(
     let mut meta = snapshot::gather(&frozen, seq, created_unix_ms);
     // Memory the program keeps out of forks must reach the writer child.
     meta.fork_advice = memory::fork_advice::snapshot();
+    // Memory the writer's fork does not hold (shared): copied while frozen.
+    memory::shared::capture();
     meta.freeze_us = (sys::monotonic_ns() - frozen.started_ns()) / 1000;
     // Opened while frozen so their low numbers are never seen by the program.
     let started = Output::open(&dir_c, &tmp_c(0)).and_then(|out| {
@@ -180,6 +182,7 @@ pub fn take(
         }
     });
     memory::fork_advice::restore(&meta.fork_advice);
+    memory::shared::release();
     let freeze_ns = quiesce::thaw(frozen);
     // ---- thawed ----
     let (writer_pid, out, links) = started?;

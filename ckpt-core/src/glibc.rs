@@ -106,19 +106,45 @@ pub fn rseq_area(tp: u64) -> u64 {
     }
 }
 
-/// Register the calling thread's rseq area again. Post-restart context.
-pub fn register_rseq(area: u64) -> Result<(), i32> {
-    let (_, len) = rseq_layout();
+/// Whether the calling thread has an rseq area registered (whose address
+/// is unknown here): a registration of a probe area fails then; when it
+/// succeeds the probe is unregistered at once. Signal-safe.
+pub fn rseq_registered_elsewhere() -> bool {
+    #[repr(C, align(32))]
+    struct Probe([u32; 8]);
+    let mut probe = Probe([0; 8]);
+    probe.0[1] = u32::MAX; // cpu_id: not yet set
+    let area = probe.0.as_mut_ptr() as u64;
+    let sig = RSEQ_SIG as u64;
+    // SAFETY: rseq on the calling thread with a 32-byte, 32-aligned area
+    // of its own stack frame, unregistered before the frame ends. Raw:
+    // the `syscall()` wrapper would record it as the program's.
+    let r = unsafe { sys::raw_syscall4(libc::SYS_rseq, area, 32, 0, sig) };
+    if r == 0 {
+        // SAFETY: as above (RSEQ_FLAG_UNREGISTER with the same arguments).
+        unsafe { sys::raw_syscall4(libc::SYS_rseq, area, 32, 1, sig) };
+        return false;
+    }
+    // ENOSYS: the kernel has no rseq; EINVAL, EPERM, EBUSY: one is.
+    r != -(libc::ENOSYS as i64)
+}
+
+/// Register the calling thread's rseq area again, with the length and
+/// signature it had (0: glibc's). Post-restart context.
+pub fn register_rseq(area: u64, len: u32, sig: u32) -> Result<(), i32> {
+    let len = if len == 0 { rseq_layout().1 } else { len };
+    let sig = if sig == 0 { RSEQ_SIG } else { sig };
     if area == 0 || len == 0 {
         return Ok(());
     }
     // The kernel refuses a registration whose cpu_id field is not "unset".
     // SAFETY: the area is this thread's; cpu_id_start at 0, cpu_id at 4.
     unsafe { ((area + 4) as *mut i32).write_volatile(-1) };
-    // SAFETY: rseq(area, len, 0, sig) on the calling thread.
-    let r = unsafe { libc::syscall(libc::SYS_rseq, area, len, 0, RSEQ_SIG) };
+    // SAFETY: rseq(area, len, 0, sig) on the calling thread (raw: not
+    // the program's own call).
+    let r = unsafe { sys::raw_syscall4(libc::SYS_rseq, area, len as u64, 0, sig as u64) };
     if r < 0 {
-        Err(crate::interpose::errno())
+        Err(-r as i32)
     } else {
         Ok(())
     }

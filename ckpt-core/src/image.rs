@@ -345,7 +345,12 @@ pub struct Thread {
     /// creation order. Timers aimed at a thread refer to this.
     pub id: u32,
     pub tid: i32,
+    /// Its name, for people (the comm, invalid UTF-8 replaced).
     pub name: String,
+    /// Its name exactly (/proc/self/task/TID/comm without the newline),
+    /// given back with PR_SET_NAME at restart.
+    #[serde(default, with = "serde_bytes")]
+    pub comm: Vec<u8>,
     pub state: ThreadState,
     /// "main", "pthread_create", or "unknown" (made past the wrappers,
     /// e.g. by glibc itself).
@@ -372,8 +377,19 @@ pub struct Thread {
     pub errno: i32,
     pub robust_head: u64,
     pub robust_len: u64,
-    /// The thread's registered rseq area (0: none).
+    /// The thread's registered rseq area (0: none): glibc's, or one the
+    /// program registered itself.
     pub rseq: u64,
+    /// Its registered length and signature (0: glibc's, as in older
+    /// images).
+    #[serde(default)]
+    pub rseq_len: u32,
+    #[serde(default)]
+    pub rseq_sig: u32,
+    /// The kernel had an rseq area for the thread that nobody recorded
+    /// (registered past ckpt's wrappers): it cannot be registered again.
+    #[serde(default)]
+    pub rseq_unknown: bool,
     /// Scheduling when it was stopped: policy, priority, nice value.
     #[serde(default)]
     pub run_policy: i32,
@@ -704,6 +720,11 @@ pub struct Region {
     pub path: String,
     pub dev: u64,
     pub ino: u64,
+    /// Mapped MAP_NORESERVE (smaps VmFlags `nr`): no swap or commit charge
+    /// is reserved for it, so it may be far larger than memory (the
+    /// reservations of ThreadSanitizer, Go, JVMs). Mapped so again.
+    #[serde(default)]
+    pub noreserve: bool,
     /// Raw extents of this region stored in the data section.
     pub extents: Vec<Extent>,
 }

@@ -11,18 +11,28 @@
 //! - private anonymous memory: pages the kernel has (present or swapped)
 //!   and that are not all zero;
 //! - private file mappings: only pages the program wrote (anonymous
-//!   copies, told apart by pagemap's "file page" bit); the rest is mapped
-//!   from the file again at restart;
+//!   copies, told apart by PAGEMAP_SCAN's / pagemap's "file page" bit);
+//!   the rest is mapped from the file again at restart;
 //! - shared file mappings: nothing (the file holds them);
 //! - shared memory without a file (shared anonymous, memfd, deleted
-//!   files): every non-zero page;
+//!   files) and private mappings of files no path leads to (unlinked
+//!   files, memfds): every non-zero page the program sees, copied while
+//!   it was frozen (a fork holds none of them; see `shared`). A private
+//!   mapping of an unlinked file comes back as private anonymous memory
+//!   with those pages: a page past the end of the file then reads zeros
+//!   where it raised SIGBUS, and later writes to the file through a
+//!   descriptor no longer show through its clean pages;
 //! - vdso/vvar: nothing (the kernel provides them; restart moves them).
+//!
+//! Regions keep their protection and MAP_NORESERVE; smaps tells which
+//! hold no page at all, and those cost nothing (a 2 TiB reservation).
 //!
 //! Memory advised MADV_DONTFORK / MADV_WIPEONFORK is made to fork like the
 //! rest for the writer (see `fork_advice`).
 
 pub mod fork_advice;
 pub mod locked;
+pub mod shared;
 
 use crate::image::{Extent, Region, RegionKind, PAGE};
 use crate::sys;
@@ -35,6 +45,122 @@ pub const RESTORER_LEN: u64 = 64 << 20;
 const PM_PRESENT: u64 = 1 << 63;
 const PM_SWAPPED: u64 = 1 << 62;
 const PM_FILE: u64 = 1 << 61;
+
+/// PAGEMAP_SCAN page categories (linux/fs.h).
+const IS_FILE: u64 = 1 << 2;
+const IS_PRESENT: u64 = 1 << 3;
+const IS_SWAPPED: u64 = 1 << 4;
+const IS_PFNZERO: u64 = 1 << 5;
+/// `_IOWR('f', 16, struct pm_scan_arg)`.
+const PAGEMAP_SCAN: u64 = 0xc060_6610;
+
+/// `struct pm_scan_arg` of linux/fs.h.
+#[repr(C)]
+#[derive(Default)]
+struct PmScanArg {
+    size: u64,
+    flags: u64,
+    start: u64,
+    end: u64,
+    walk_end: u64,
+    vec: u64,
+    vec_len: u64,
+    max_pages: u64,
+    category_inverted: u64,
+    category_mask: u64,
+    category_anyof_mask: u64,
+    return_mask: u64,
+}
+
+/// `struct page_region` of linux/fs.h.
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct PageRegion {
+    start: u64,
+    end: u64,
+    categories: u64,
+}
+
+/// Call `f(addr, len, categories)` for every run of pages of
+/// `[start, end)` that are present or swapped (IS_* bits). PAGEMAP_SCAN
+/// skips unpopulated page tables, so a sparse 2 TiB region costs what its
+/// pages do; where the kernel lacks it, pagemap is read page by page.
+fn scan(
+    pagemap: i32,
+    start: u64,
+    end: u64,
+    f: &mut dyn FnMut(u64, u64, u64),
+) -> Result<(), String> {
+    let mut vec = [PageRegion::default(); 256];
+    let mut addr = start;
+    while addr < end {
+        let mut arg = PmScanArg {
+            size: core::mem::size_of::<PmScanArg>() as u64,
+            start: addr,
+            end,
+            vec: vec.as_mut_ptr() as u64,
+            vec_len: vec.len() as u64,
+            category_anyof_mask: IS_PRESENT | IS_SWAPPED,
+            return_mask: IS_PRESENT | IS_SWAPPED | IS_FILE | IS_PFNZERO,
+            ..PmScanArg::default()
+        };
+        // SAFETY: PAGEMAP_SCAN reads `arg` and fills at most vec_len
+        // entries of `vec`, both live locals.
+        let n = unsafe { libc::ioctl(pagemap, PAGEMAP_SCAN as _, &mut arg) };
+        if n < 0 {
+            let e = crate::interpose::errno();
+            if addr == start && matches!(e, libc::ENOTTY | libc::EINVAL) {
+                return scan_pagemap(pagemap, start, end, f);
+            }
+            return Err(format!("cannot scan pagemap at {addr:#x}: errno {e}"));
+        }
+        for p in &vec[..n as usize] {
+            f(p.start, p.end - p.start, p.categories);
+        }
+        if arg.walk_end <= addr {
+            return Err(format!("pagemap scan made no progress at {addr:#x}"));
+        }
+        addr = arg.walk_end;
+    }
+    Ok(())
+}
+
+/// `scan` by reading pagemap entries (kernels before 6.7).
+fn scan_pagemap(
+    pagemap: i32,
+    start: u64,
+    end: u64,
+    f: &mut dyn FnMut(u64, u64, u64),
+) -> Result<(), String> {
+    let mut entries = [0u64; BATCH];
+    let mut addr = start;
+    while addr < end {
+        let pages = (((end - addr) / PAGE) as usize).min(BATCH);
+        let bytes = pages * 8;
+        // SAFETY: reading pagemap entries into a local array of enough size.
+        let n = unsafe {
+            libc::pread(
+                pagemap,
+                entries.as_mut_ptr().cast(),
+                bytes,
+                (addr / PAGE * 8) as i64,
+            )
+        };
+        if n != bytes as isize {
+            return Err(format!("cannot read pagemap at {addr:#x}"));
+        }
+        for &pm in &entries[..pages] {
+            let cats = (if pm & PM_PRESENT != 0 { IS_PRESENT } else { 0 })
+                | (if pm & PM_SWAPPED != 0 { IS_SWAPPED } else { 0 })
+                | (if pm & PM_FILE != 0 { IS_FILE } else { 0 });
+            if cats & (IS_PRESENT | IS_SWAPPED) != 0 {
+                f(addr, PAGE, cats);
+            }
+            addr += PAGE;
+        }
+    }
+    Ok(())
+}
 
 /// Kernel-provided mappings restart moves instead of storing.
 pub const SPECIALS: [&str; 3] = ["[vdso]", "[vvar]", "[vvar_vclock]"];
@@ -150,6 +276,7 @@ pub fn parse_maps(text: &str) -> Vec<Region> {
             path,
             dev,
             ino,
+            noreserve: false,
             extents: Vec::new(),
         });
     }
@@ -216,10 +343,16 @@ impl Sink {
 
 /// List every region and store the pages that matter into `sink`.
 /// Writer-child context: the memory read is the frozen program's.
+///
+/// The list comes from the writer's own /proc/self/smaps: a fork copies
+/// every mapping with its flags (MAP_NORESERVE among them), and smaps
+/// tells which regions hold no page at all (Rss and Swap 0), whose page
+/// tables are then not walked (a 2 TiB reservation costs nothing).
 pub fn snapshot(sink: &mut Sink) -> Result<Vec<Region>, String> {
-    let maps = std::fs::read_to_string("/proc/self/maps")
-        .map_err(|e| format!("cannot read /proc/self/maps: {e}"))?;
-    let mut regions = parse_maps(&maps);
+    let smaps = std::fs::read_to_string("/proc/self/smaps")
+        .map_err(|e| format!("cannot read /proc/self/smaps: {e}"))?;
+    let mut regions = parse_smaps(&smaps);
+    shared::note_noreserve(&regions);
     let pagemap = sys::openat(libc::AT_FDCWD, c"/proc/self/pagemap", libc::O_RDONLY)
         .map_err(|e| format!("cannot open pagemap: errno {e}"))?;
     // Runs are copied here before they are hashed and written: the writer
@@ -250,9 +383,53 @@ pub fn snapshot(sink: &mut Sink) -> Result<Vec<Region>, String> {
     };
     let result = regions
         .iter_mut()
-        .try_for_each(|r| w.store_region(r, pagemap));
+        .try_for_each(|(r, populated)| w.store_region(r, *populated, pagemap));
     sys::close(pagemap);
-    result.map(|()| regions)
+    result.map(|()| regions.into_iter().map(|(r, _)| r).collect())
+}
+
+/// Parse /proc/self/smaps text into regions (as `parse_maps`) with their
+/// NORESERVE flag, each paired with whether it holds any page (Rss or
+/// Swap not zero; true when smaps does not say).
+pub fn parse_smaps(text: &str) -> Vec<(Region, bool)> {
+    let mut out: Vec<(Region, bool)> = parse_maps(text).into_iter().map(|r| (r, true)).collect();
+    // parse_maps skips some lines ([vsyscall], ckpt's reservation): walk
+    // the text again and match the region by its start.
+    let mut cur: Option<usize> = None;
+    let mut next = 0;
+    let mut pages = 0u64;
+    for line in text.lines() {
+        let first = line.split(' ').next().unwrap_or("");
+        if let Some((a, _)) = first.split_once('-') {
+            if let Ok(start) = u64::from_str_radix(a, 16) {
+                cur = out[next..]
+                    .iter()
+                    .position(|(r, _)| r.start == start)
+                    .map(|i| next + i);
+                if let Some(i) = cur {
+                    next = i + 1;
+                }
+                pages = 0;
+                continue;
+            }
+        }
+        let Some(i) = cur else { continue };
+        if let Some(v) = line
+            .strip_prefix("Rss:")
+            .or_else(|| line.strip_prefix("Swap:"))
+        {
+            pages += v
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(1);
+        } else if let Some(flags) = line.strip_prefix("VmFlags:") {
+            out[i].0.noreserve = flags.split_whitespace().any(|f| f == "nr");
+            out[i].1 = pages > 0;
+            cur = None;
+        }
+    }
+    out
 }
 
 /// Each region of /proc/self/smaps text with its VmFlags (`dc`, `lo`, ...).
@@ -311,16 +488,34 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    fn store_region(&mut self, r: &mut Region, pagemap: i32) -> Result<(), String> {
+    fn store_region(
+        &mut self,
+        r: &mut Region,
+        populated: bool,
+        pagemap: i32,
+    ) -> Result<(), String> {
+        if let Some((fd, runs)) = shared::captured(r.start, r.end)? {
+            return self.store_captured(r, fd, runs);
+        }
+        if shared::needs_capture(r) {
+            // Its pages are not in this fork: never store it empty.
+            return Err(format!(
+                "the memory at {:#x}-{:#x} ({}) was not copied while the program was frozen",
+                r.start, r.end, r.path
+            ));
+        }
         let wanted: fn(u64) -> bool = match r.kind {
             RegionKind::Special | RegionKind::FileShared => return Ok(()),
             RegionKind::FilePrivate => {
-                |pm| pm & PM_SWAPPED != 0 || (pm & PM_PRESENT != 0 && pm & PM_FILE == 0)
+                |c| c & IS_SWAPPED != 0 || (c & IS_PRESENT != 0 && c & IS_FILE == 0)
             }
             RegionKind::Anonymous | RegionKind::SharedAnonymous => {
-                |pm| pm & (PM_PRESENT | PM_SWAPPED) != 0
+                |c| c & (IS_PRESENT | IS_SWAPPED) != 0
             }
         };
+        if !populated {
+            return Ok(());
+        }
         if r.prot & libc::PROT_READ as u32 == 0 {
             // This is the writer child's own copy: reading it changes nothing.
             // SAFETY: the range is a mapping of this process.
@@ -332,41 +527,82 @@ impl Writer<'_> {
                 )
             };
         }
-        let mut entries = [0u64; BATCH];
-        let mut addr = r.start;
-        while addr < r.end {
-            let pages = (((r.end - addr) / PAGE) as usize).min(BATCH);
-            let bytes = pages * 8;
-            // SAFETY: reading pagemap entries into a local array of enough size.
-            let n = unsafe {
-                libc::pread(
-                    pagemap,
-                    entries.as_mut_ptr().cast(),
-                    bytes,
-                    (addr / PAGE * 8) as i64,
-                )
-            };
-            if n != bytes as isize {
-                return Err(format!("cannot read pagemap at {addr:#x}"));
+        let mut failed = None;
+        scan(pagemap, r.start, r.end, &mut |addr, len, cats| {
+            if failed.is_some() {
+                return;
             }
-            for &pm in &entries[..pages] {
+            let mut a = addr;
+            while a < addr + len {
                 // SAFETY: the page lies in a readable mapping of this process.
-                let page = unsafe { std::slice::from_raw_parts(addr as *const u8, PAGE as usize) };
-                if wanted(pm) && !is_zero(page) {
+                let page = unsafe { std::slice::from_raw_parts(a as *const u8, PAGE as usize) };
+                let res = if wanted(cats) && cats & IS_PFNZERO == 0 && !is_zero(page) {
                     match &mut self.run {
-                        Some((_, len)) if *len < MAX_EXTENT => *len += PAGE,
-                        _ => {
-                            self.flush(r)?;
-                            self.run = Some((addr, PAGE));
+                        Some((start, len)) if *start + *len == a && *len < MAX_EXTENT => {
+                            *len += PAGE;
+                            Ok(())
                         }
+                        _ => self.flush(r).map(|()| self.run = Some((a, PAGE))),
                     }
                 } else {
-                    self.flush(r)?;
+                    self.flush(r)
+                };
+                if let Err(e) = res {
+                    failed = Some(e);
+                    return;
                 }
-                addr += PAGE;
+                a += PAGE;
             }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
         }
         self.flush(r)
+    }
+
+    /// Store the pages `shared::capture` copied while the program was
+    /// frozen (in memfd `fd`), but those all zero.
+    fn store_captured(
+        &mut self,
+        r: &mut Region,
+        fd: i32,
+        runs: &[shared::Run],
+    ) -> Result<(), String> {
+        for run in runs {
+            let mut done = 0;
+            while done < run.len {
+                let len = (run.len - done).min(MAX_EXTENT);
+                let chunk = &mut self.bounce[..len as usize];
+                if sys::pread_at(fd, chunk, run.offset + done) != chunk.len() {
+                    return Err("cannot read the copy of shared memory".into());
+                }
+                // Each stretch of non-zero pages is one extent.
+                let mut i = 0;
+                while i < len {
+                    let page = |at: u64| &self.bounce[at as usize..(at + PAGE) as usize];
+                    if is_zero(page(i)) {
+                        i += PAGE;
+                        continue;
+                    }
+                    let mut j = i + PAGE;
+                    while j < len && !is_zero(page(j)) {
+                        j += PAGE;
+                    }
+                    let bytes = &self.bounce[i as usize..j as usize];
+                    let file_offset = self.sink.offset;
+                    self.sink.write_all(bytes)?;
+                    r.extents.push(Extent {
+                        addr: run.addr + done + i,
+                        len: j - i,
+                        file_offset,
+                        hash: xxhash_rust::xxh3::xxh3_64(bytes),
+                    });
+                    i = j;
+                }
+                done += len;
+            }
+        }
+        Ok(())
     }
 
     fn flush(&mut self, r: &mut Region) -> Result<(), String> {
@@ -469,5 +705,32 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]
         assert_eq!(r[1].prot, (libc::PROT_READ | libc::PROT_WRITE) as u32);
         assert!(r[6].grows_down && !r[2].grows_down);
         assert!(r[3].shared);
+    }
+
+    #[test]
+    fn smaps_gives_noreserve_and_emptiness() {
+        let text = "\
+7c0000000000-7e0000000000 rw-p 00000000 00:00 0 
+Size:           2147483648 kB
+Rss:                  64 kB
+Swap:                  0 kB
+VmFlags: rd wr mr mw me nr 
+7e0000000000-7e0004000000 ---p 00000000 00:00 0 
+Rss:                   0 kB
+VmFlags: mr mw me nr 
+7f0000000000-7f0000100000 ---p 00000000 00:00 0 
+Rss:                   0 kB
+Swap:                  0 kB
+VmFlags: mr mw me 
+7f0000100000-7f0000101000 rw-p 00000000 00:00 0 
+Rss:                   0 kB
+Swap:                  4 kB
+VmFlags: rd wr mr mw me ac 
+";
+        let r = parse_smaps(text);
+        assert_eq!(r.len(), 3, "ckpt's reservation is skipped");
+        assert!(r[0].0.noreserve && r[0].1);
+        assert!(!r[1].0.noreserve && !r[1].1);
+        assert!(!r[2].0.noreserve && r[2].1, "swapped pages count");
     }
 }

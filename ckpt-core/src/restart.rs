@@ -178,6 +178,10 @@ pub extern "C" fn entry(alias_pid: u64, _image_fd: i32, _plan: u64) -> ! {
     if let Err(e) = files::restore(&meta.fds, &[report]) {
         fail(&e);
     }
+    // Each shared memory object is one again, shared with its descriptor.
+    if memory::shared::restore(&meta.fds) {
+        memory::fork_advice::restore(&meta.fork_advice);
+    }
     process::restore(&meta.process);
     // After the resource limits (RLIMIT_MEMLOCK) are back.
     memory::locked::restore(&meta.locked);
@@ -206,15 +210,23 @@ pub extern "C" fn entry(alias_pid: u64, _image_fd: i32, _plan: u64) -> ! {
 /// Per-thread kernel state that lives in the thread itself.
 fn thread_setup(t: &Thread) {
     threads::restore_tid(t.id, sys::gettid());
+    threads::restore_name(t);
     threads::restore_scheduling(t);
     if t.robust_head != 0 {
         // SAFETY: the head lies in the thread's restored descriptor.
         unsafe { libc::syscall(libc::SYS_set_robust_list, t.robust_head, t.robust_len) };
     }
-    if let Err(e) = glibc::register_rseq(t.rseq) {
+    if let Err(e) = glibc::register_rseq(t.rseq, t.rseq_len, t.rseq_sig) {
         warn(&format!(
             "thread {}: rseq registration failed (errno {e})",
             t.id
+        ));
+    }
+    if t.rseq_unknown {
+        warn(&format!(
+            "thread {} ({}) had an rseq area registered past ckpt's wrappers (not through \
+             syscall()); it is not registered again",
+            t.id, t.name
         ));
     }
     interpose::note_freeze();

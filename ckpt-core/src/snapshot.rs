@@ -48,18 +48,24 @@ fn restart_info() -> RestartInfo {
     }
 }
 
-/// A thread's name, the signals pending for it alone, and those it blocks
-/// (all as the program sees them: without the reserved signal).
-fn thread_status(tid: i32) -> (String, u64, u64) {
-    let Ok(path) = CString::new(format!("/proc/self/task/{tid}/status")) else {
-        return (String::new(), 0, 0);
+/// A thread's name (its comm, as prctl(PR_SET_NAME) or
+/// pthread_setname_np set it, raw bytes), the signals pending for it
+/// alone, and those it blocks (all as the program sees them: without the
+/// reserved signal).
+fn thread_status(tid: i32) -> (Vec<u8>, u64, u64) {
+    let (Ok(path), Ok(comm_path)) = (
+        CString::new(format!("/proc/self/task/{tid}/status")),
+        CString::new(format!("/proc/self/task/{tid}/comm")),
+    ) else {
+        return (Vec::new(), 0, 0);
     };
+    let mut buf = [0u8; 64];
+    let n = sys::read_small(libc::AT_FDCWD, &comm_path, &mut buf).unwrap_or(0);
+    // The kernel ends the name with a newline it does not hold.
+    let comm = buf[..n].strip_suffix(b"\n").unwrap_or(&buf[..n]).to_vec();
     let mut buf = [0u8; 4096];
     let n = sys::read_small(libc::AT_FDCWD, &path, &mut buf).unwrap_or(0);
     let text = &buf[..n];
-    let name = sys::field(text, b"Name:")
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_default();
     let pending = sys::field(text, b"SigPnd:")
         .and_then(sys::parse_hex)
         .unwrap_or(0);
@@ -67,5 +73,5 @@ fn thread_status(tid: i32) -> (String, u64, u64) {
         .and_then(sys::parse_hex)
         .unwrap_or(0);
     let hide = !signals::bit(signals::reserved());
-    (name, pending & hide, blocked & hide)
+    (comm, pending & hide, blocked & hide)
 }

@@ -103,6 +103,32 @@ pub fn ts_ns(ts: &libc::timespec) -> u64 {
         .saturating_add(ts.tv_nsec.max(0) as u64)
 }
 
+/// A system call with up to four arguments made here, not through the C
+/// library's `syscall()` (which the shim interposes): the raw result,
+/// -errno on failure. Signal-safe.
+///
+/// # Safety
+/// The arguments must be valid for system call `nr`.
+pub unsafe fn raw_syscall4(nr: i64, a: u64, b: u64, c: u64, d: u64) -> i64 {
+    let r: i64;
+    // SAFETY (caller): valid arguments. The kernel clobbers rcx and r11;
+    // memory may change (buffers).
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") nr => r,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            in("r10") d,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        )
+    };
+    r
+}
+
 /// Close a descriptor, ignoring errors.
 pub fn close(fd: c_int) {
     // SAFETY: closing a descriptor number; at worst EBADF.
@@ -139,6 +165,27 @@ pub fn pread_all(fd: c_int, buf: &mut [u8]) -> usize {
                 buf[n..].as_mut_ptr() as *mut c_void,
                 buf.len() - n,
                 n as i64,
+            )
+        };
+        if r <= 0 {
+            break;
+        }
+        n += r as usize;
+    }
+    n
+}
+
+/// Read up to `buf.len()` bytes at offset `at` of `fd`.
+pub fn pread_at(fd: c_int, buf: &mut [u8], at: u64) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        // SAFETY: writing inside `buf`.
+        let r = unsafe {
+            libc::pread(
+                fd,
+                buf[n..].as_mut_ptr() as *mut c_void,
+                buf.len() - n,
+                (at + n as u64) as i64,
             )
         };
         if r <= 0 {

@@ -69,6 +69,16 @@ struct Slot {
     robust_head: AtomicU64,
     robust_len: AtomicU64,
     rseq: AtomicU64,
+    rseq_len: AtomicU32,
+    rseq_sig: AtomicU32,
+    /// An rseq area is registered that neither glibc nor a recorded
+    /// rseq call made (found at the freeze, cannot come back).
+    rseq_unknown: AtomicBool,
+    /// The area the program registered itself (the `syscall` wrapper),
+    /// its length and signature; 0: none.
+    own_rseq: AtomicU64,
+    own_rseq_len: AtomicU32,
+    own_rseq_sig: AtomicU32,
     run_policy: AtomicI32,
     run_priority: AtomicI32,
     nice: AtomicI32,
@@ -104,6 +114,12 @@ const EMPTY: Slot = Slot {
     robust_head: AtomicU64::new(0),
     robust_len: AtomicU64::new(0),
     rseq: AtomicU64::new(0),
+    rseq_len: AtomicU32::new(0),
+    rseq_sig: AtomicU32::new(0),
+    rseq_unknown: AtomicBool::new(false),
+    own_rseq: AtomicU64::new(0),
+    own_rseq_len: AtomicU32::new(0),
+    own_rseq_sig: AtomicU32::new(0),
     run_policy: AtomicI32::new(0),
     run_priority: AtomicI32::new(0),
     nice: AtomicI32::new(0),
@@ -127,6 +143,8 @@ fn claim(origin: Origin) -> Option<usize> {
             s.arg.store(0, Relaxed);
             s.set_attrs(&Attrs::default());
             s.parked_gen.store(0, Relaxed);
+            // A new thread has no rseq area of its own yet.
+            s.own_rseq.store(0, Relaxed);
             let id = if origin == Origin::Main {
                 1
             } else {
@@ -282,7 +300,7 @@ pub fn park_note(slot: usize, gen: u32, sigmask: u64, ucontext: u64, errno: i32)
     let (head, len) = crate::glibc::robust_list();
     s.robust_head.store(head, Relaxed);
     s.robust_len.store(len, Relaxed);
-    s.rseq.store(crate::glibc::rseq_area(fs_base), Relaxed);
+    note_rseq(s, fs_base);
     s.errno.store(errno, Relaxed);
     note_scheduling(s);
     let mut ss: libc::stack_t = libc::stack_t {
@@ -304,6 +322,45 @@ pub fn park_note(slot: usize, gen: u32, sigmask: u64, ucontext: u64, errno: i32)
     s.sigmask.store(sigmask, Relaxed);
     s.ucontext.store(ucontext, Relaxed);
     s.parked_gen.store(gen, Release);
+}
+
+/// The calling thread registered (`unregister` false) or unregistered an
+/// rseq area itself (a successful rseq system call through `syscall()`).
+/// Signal-safe.
+pub fn record_rseq(area: u64, len: u32, sig: u32, unregister: bool) {
+    let Some(i) = self_slot() else { return };
+    let s = &SLOTS[i];
+    if unregister {
+        s.own_rseq.store(0, Relaxed);
+    } else {
+        s.own_rseq_len.store(len, Relaxed);
+        s.own_rseq_sig.store(sig, Relaxed);
+        s.own_rseq.store(area, Release);
+    }
+}
+
+/// The calling thread's rseq registration, on the thread itself while it
+/// parks: the area it registered itself, or glibc's; else whether the
+/// kernel has one nobody recorded (a registration probe that fails).
+fn note_rseq(s: &Slot, fs_base: u64) {
+    let own = s.own_rseq.load(Acquire);
+    let (area, len, sig) = if own != 0 {
+        (
+            own,
+            s.own_rseq_len.load(Relaxed),
+            s.own_rseq_sig.load(Relaxed),
+        )
+    } else {
+        let area = crate::glibc::rseq_area(fs_base);
+        (area, crate::glibc::rseq_layout().1, crate::glibc::RSEQ_SIG)
+    };
+    s.rseq.store(area, Relaxed);
+    s.rseq_len.store(len, Relaxed);
+    s.rseq_sig.store(sig, Relaxed);
+    s.rseq_unknown.store(
+        area == 0 && crate::glibc::rseq_registered_elsewhere(),
+        Relaxed,
+    );
 }
 
 /// A restarted thread with logical id `id` now has kernel tid `tid`.
@@ -341,6 +398,25 @@ fn note_scheduling(s: &Slot) {
             w.store(if n > 0 { mask[i] } else { 0 }, Relaxed);
         }
     }
+}
+
+/// Give the calling thread the name `t` had (its comm; a re-created
+/// thread would otherwise carry the name of the thread that made it).
+/// Post-restart context.
+pub fn restore_name(t: &Thread) {
+    let name: &[u8] = if t.comm.is_empty() {
+        t.name.as_bytes()
+    } else {
+        &t.comm
+    };
+    if name.is_empty() {
+        return;
+    }
+    let mut buf = [0u8; 16];
+    let n = name.len().min(15);
+    buf[..n].copy_from_slice(&name[..n]);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated buffer of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr()) };
 }
 
 /// Put the scheduling noted for `t` back on the calling thread. What the
@@ -401,12 +477,12 @@ pub fn reset_after_fork() {
 
 /// Describe every tracked thread for the image. `states` tells, for a tid,
 /// how the quiesce found it (None: not seen in /proc, skipped).
-/// `status(tid)` gives the thread's name, its pending and its blocked
+/// `status(tid)` gives the thread's name (raw comm), its pending and its blocked
 /// signals from /proc (the blocked set is used for threads that never
 /// parked, whose mask the handler could not note).
 pub fn snapshot(
     states: impl Fn(i32) -> Option<ThreadState>,
-    status: impl Fn(i32) -> (String, u64, u64),
+    status: impl Fn(i32) -> (Vec<u8>, u64, u64),
 ) -> Vec<Thread> {
     let mut out = Vec::new();
     for s in SLOTS.iter() {
@@ -421,13 +497,14 @@ pub fn snapshot(
             3 => "timer_helper",
             _ => "unknown",
         };
-        let (name, pending, blocked) = status(tid);
+        let (comm, pending, blocked) = status(tid);
         let alt_size = s.alt_size.load(Relaxed);
         let alt_flags = s.alt_flags.load(Relaxed);
         out.push(Thread {
             id: s.id.load(Relaxed),
             tid,
-            name,
+            name: String::from_utf8_lossy(&comm).into_owned(),
+            comm,
             state,
             origin: origin.into(),
             detached: s.detached.load(Relaxed),
@@ -459,6 +536,9 @@ pub fn snapshot(
             robust_head: s.robust_head.load(Relaxed),
             robust_len: s.robust_len.load(Relaxed),
             rseq: s.rseq.load(Relaxed),
+            rseq_len: s.rseq_len.load(Relaxed),
+            rseq_sig: s.rseq_sig.load(Relaxed),
+            rseq_unknown: s.rseq_unknown.load(Relaxed),
             run_policy: s.run_policy.load(Relaxed),
             run_priority: s.run_priority.load(Relaxed),
             nice: s.nice.load(Relaxed),

@@ -381,7 +381,15 @@ fn detach(job: &Job) {
         Requester::Socket { sock, .. } => sock,
         _ => -1,
     };
-    let mut keep = [job.out.fd, job.link, job.done, job.prev_done, sock, 2];
+    let mut keep = [
+        job.out.fd,
+        job.link,
+        job.done,
+        job.prev_done,
+        sock,
+        2,
+        memory::shared::capture_fd(),
+    ];
     close_all_but(&mut keep);
 }
 

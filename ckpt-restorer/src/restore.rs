@@ -287,15 +287,21 @@ fn move_specials(plan: &PlanView, current: &[Option<Current>]) {
     }
 }
 
-/// Step 7: map the regions writable, copy the extents in, set final protections.
+/// Step 7: map the regions, copy the extents in, set final protections.
+///
+/// A region is mapped with its own protection and flags (MAP_NORESERVE
+/// kept), so a huge reservation costs at restart what it cost before: a
+/// 2 TiB NORESERVE or PROT_NONE region is not committed. Only the pages
+/// that receive stored data are made writable for the copy.
 fn map_regions(plan: &PlanView, image_fd: i32) {
     for r in plan.regions() {
         // A shared file mapping has no extents (Plan::parse refuses them) and
         // its descriptor may be read-only: map it with its final protection.
-        let prot = if r.is_shared_file() {
-            r.prot
-        } else {
+        let fill = !r.is_shared_file() && plan.extents().any(|x| r.contains(x.addr));
+        let prot = if fill && r.prot & PROT_WRITE != 0 {
             PROT_READ | PROT_WRITE
+        } else {
+            r.prot
         };
         let off = if r.fd < 0 { 0 } else { r.offset };
         // SAFETY: the region lies outside the reserved range (validated) and
@@ -309,16 +315,39 @@ fn map_regions(plan: &PlanView, image_fd: i32) {
                 .s(" was mapped at ")
                 .hex(a)
                 .die(EXIT_FAILED),
-            Err(e) => Line::new()
-                .s("cannot map region ")
-                .hex(r.start)
-                .s("-")
-                .hex(r.end)
-                .s(" (fd ")
-                .dec(r.fd as i64 as u64)
-                .s(")")
-                .errno(e)
-                .die(EXIT_FAILED),
+            Err(e) => {
+                let mut l = Line::new();
+                l.s("cannot map region ")
+                    .hex(r.start)
+                    .s("-")
+                    .hex(r.end)
+                    .s(" (");
+                if r.fd < 0 {
+                    l.s("anonymous");
+                } else {
+                    l.s("fd ").dec(r.fd as u64);
+                }
+                l.s(", ")
+                    .dec(r.len() >> 10)
+                    .s(" KiB)")
+                    .errno(e)
+                    .die(EXIT_FAILED)
+            }
+        }
+        if fill && prot != PROT_READ | PROT_WRITE {
+            // Read-only or PROT_NONE with stored pages: only those pages
+            // become writable (and committed) for the copy.
+            for x in plan.extents().filter(|x| r.contains(x.addr)) {
+                // SAFETY: the extent lies inside the region just mapped.
+                if let Err(e) = unsafe { sys::mprotect(x.addr, x.len, PROT_READ | PROT_WRITE) } {
+                    Line::new()
+                        .s("cannot make ")
+                        .hex(x.addr)
+                        .s(" writable for its stored pages")
+                        .errno(e)
+                        .die(EXIT_FAILED);
+                }
+            }
         }
     }
     // Anonymous regions with stored pages are filled with UFFDIO_COPY

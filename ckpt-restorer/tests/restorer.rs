@@ -677,7 +677,7 @@ fn fails_with_71_after_point_of_no_return() {
     assert_eq!(out.status.code(), Some(71), "stderr: {e}");
     assert!(
         e.starts_with(
-            "ckpt-restorer: cannot map region 0x555500010000-0x555500014000 (fd 999): errno 9"
+            "ckpt-restorer: cannot map region 0x555500010000-0x555500014000 (fd 999, 16 KiB): errno 9"
         ),
         "{e:?}"
     );

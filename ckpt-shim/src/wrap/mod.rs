@@ -19,6 +19,8 @@ pub mod ipc;
 /// madvise advice that keeps memory out of forks.
 pub mod memory;
 pub mod process;
+/// rseq areas the program registers itself (through `syscall()`).
+pub mod rseq;
 pub mod signals;
 pub mod threads;
 pub mod timers;

@@ -1,0 +1,166 @@
+//! Memory and threads across a restart, each on a real C program that is
+//! checkpointed mid-loop ("step 19"), SIGKILLed, restarted, and must print
+//! exactly what an uninterrupted run prints: large reservations
+//! (MAP_NORESERVE, PROT_NONE), thread names, shared memory (anonymous,
+//! memfd, /dev/shm), private mappings of unlinked files, and an rseq area
+//! the program registered itself.
+
+mod common;
+#[path = "common/restart.rs"]
+mod rs;
+
+use rs::{
+    checkpoint_and_kill, restart_and_compare, restart_cmd, run_cmd, start, wait_file, Area, Out,
+};
+use std::time::Duration;
+
+/// Compile tests/programs/`src`, run it plainly for the reference, then
+/// under ckpt: checkpoint once it printed "step 19", SIGKILL, restart,
+/// and compare the whole output. Returns the restart's stderr.
+fn cycle_c(tag: &str, src: &str) -> String {
+    cycle_c_env(tag, src, &[])
+}
+
+/// `cycle_c` with environment variables for both runs.
+fn cycle_c_env(tag: &str, src: &str, env: &[(&str, &str)]) -> String {
+    cycle(tag, src, env, false).unwrap_or_default()
+}
+
+/// The cycle, as root or (`nobody`) as an unprivileged user, for whom
+/// /proc/self/map_files cannot be opened. `None`: skipped (not root, or
+/// `nobody` cannot run what was built).
+fn cycle(tag: &str, src: &str, env: &[(&str, &str)], nobody: bool) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getuid never fails.
+    if nobody && unsafe { libc::getuid() } != 0 {
+        eprintln!("skipped: needs root to act as nobody");
+        return None;
+    }
+    let area = Area::new(tag);
+    let open_up = |p: &std::path::Path| {
+        if nobody {
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777));
+        }
+    };
+    open_up(area.path());
+    std::fs::create_dir_all(&area.images).unwrap();
+    open_up(&area.images);
+    let bin = area.sub("bin");
+    open_up(&bin);
+    let prog = common::compile_c(src, &bin);
+    let user = |mut c: std::process::Command| {
+        c.envs(env.iter().copied());
+        if nobody {
+            c.uid(65534).gid(65534).env_remove("CKPT_RUNTIME_DIR");
+        }
+        c
+    };
+    let file = |name: &str| {
+        let f = area.file(name);
+        std::fs::write(&f, b"").unwrap();
+        open_up(&f);
+        f
+    };
+    let want_out = file("want.out");
+    let st = rs::reference(
+        user(rs::plain_cmd(&prog, &[] as &[&str], area.path())),
+        &want_out,
+        &file("want.err"),
+        "plain",
+    );
+    if nobody && !st.success() {
+        eprintln!("skipped: `nobody` cannot run {}", prog.display());
+        return None;
+    }
+    rs::assert_success(st, "the uninterrupted run", "");
+    let want = std::fs::read(&want_out).unwrap();
+    let out = file("out");
+    let err = file("err");
+    let cmd = user(run_cmd(&prog, &[] as &[&str], area.path(), &area.images));
+    let mut kid = start(cmd, Out::File(&out), &err, "under ckpt");
+    wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 19"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let image = if nobody {
+        let mut ck = user(std::process::Command::new(common::ckpt_bin()));
+        ck.arg("checkpoint")
+            .arg(kid.pid().to_string())
+            .arg("--dir")
+            .arg(&area.images);
+        let r = ck.output().expect("ckpt checkpoint runs");
+        assert!(
+            r.status.success(),
+            "checkpoint as nobody: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        kid.kill();
+        std::path::PathBuf::from(String::from_utf8_lossy(&r.stdout).trim())
+    } else {
+        checkpoint_and_kill(&mut kid, &area.images)
+    };
+    Some(restart_and_compare(
+        user(restart_cmd(&image, &[], area.path())),
+        &out,
+        &want,
+        &area,
+    ))
+}
+
+/// A 2 TiB MAP_NORESERVE region and a 1 TiB PROT_NONE reservation (with a
+/// read-write window) come back with their protection, NORESERVE and
+/// contents; neither is committed at restart.
+#[test]
+fn large_reservations_come_back_as_they_were() {
+    cycle_c("reserve", "restart_reserve.c");
+}
+
+/// Each thread keeps its own name (comm) across a restart.
+#[test]
+fn thread_names_come_back() {
+    cycle_c("threadnames", "restart_thread_names.c");
+}
+
+/// Shared anonymous memory (with a second view of it), a memfd and an
+/// unlinked /dev/shm file mapped shared with their descriptors, and a
+/// memfd mapped twice without one: contents come back, and every view
+/// still shares its pages with the others and with the descriptor.
+#[test]
+fn shared_memory_comes_back_shared() {
+    cycle_c("shared", "restart_shared.c");
+}
+
+/// The same unprivileged: the pages are found without the mapped objects
+/// (/proc/self/map_files needs CAP_CHECKPOINT_RESTORE).
+#[test]
+fn shared_memory_comes_back_shared_unprivileged() {
+    cycle("sharednobody", "restart_shared.c", &[], true);
+}
+
+/// Private mappings of unlinked files and of a memfd (descriptors
+/// closed) come back with the file's pages and the program's own.
+#[test]
+fn private_mappings_of_unlinked_files_come_back() {
+    cycle_c("unlinkedmap", "restart_unlinked_map.c");
+}
+
+/// The same unprivileged (every page of the unlinked files is read).
+#[test]
+fn private_mappings_of_unlinked_files_come_back_unprivileged() {
+    cycle("unlinkednobody", "restart_unlinked_map.c", &[], true);
+}
+
+/// rseq areas the program registered itself (glibc's registration turned
+/// off), one per thread with its own signature, are registered again.
+#[test]
+fn rseq_areas_the_program_registered_come_back() {
+    cycle_c_env(
+        "ownrseq",
+        "restart_own_rseq.c",
+        &[("GLIBC_TUNABLES", "glibc.pthread.rseq=0")],
+    );
+}
