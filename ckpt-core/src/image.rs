@@ -577,7 +577,9 @@ pub struct TimerFdState {
     pub clock: i32,
     /// timerfd_settime flags (TFD_TIMER_ABSTIME, ...).
     pub settime_flags: i32,
-    /// Time to the next expiry (relative, ns; 0 = disarmed).
+    /// Time to the next expiry (relative, ns; 0 = disarmed), read after
+    /// the timer was brought up to date (a fired periodic timer is armed
+    /// for its next expiry, its past ones counted in `ticks`).
     pub value_ns: u64,
     pub interval_ns: u64,
     /// Expirations not yet read.

@@ -65,6 +65,12 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
     if unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st) } < 0 {
         return None;
     }
+    // A timerfd's setting is exact only once its count is up to date.
+    let timer_now = if path == "anon_inode:[timerfd]" {
+        anon::timerfd_settle(fd)
+    } else {
+        None
+    };
     // Whole: an inotify's watches or a file's locks make it long.
     let info = std::fs::read(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
     let ib = &info[..];
@@ -128,7 +134,13 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
         epoll: (kind == FdKind::Epoll).then(|| anon::epoll_watches(fd)),
         timerfd: (kind == FdKind::TimerFd)
             .then(|| anon::timerfd_state(ib))
-            .flatten(),
+            .flatten()
+            .map(|mut t| {
+                if let Some((value, interval)) = timer_now {
+                    (t.value_ns, t.interval_ns) = (value, interval);
+                }
+                t
+            }),
         signalfd_mask: (kind == FdKind::SignalFd)
             .then(|| sys::field(ib, b"sigmask:").and_then(sys::parse_hex))
             .flatten(),

@@ -1,0 +1,89 @@
+//! Descriptors whose state lives only in the kernel, across a restart:
+//! timerfds that fired unread, namespace descriptors, socket pairs, pipes
+//! whose other end is closed or whose numbers were reused, named FIFOs
+//! (with bytes, or unlinked), datagram and seqpacket pairs with queued
+//! messages. Each program is checkpointed mid-loop, killed, restarted, and
+//! must print exactly what an uninterrupted run prints; what the checkpoint
+//! and the restart warn about is checked too.
+
+mod common;
+#[path = "common/restart.rs"]
+mod rs;
+
+use rs::{
+    reference_output, restart_and_compare, restart_cmd, run_cmd, start, wait_file, Area, Out,
+};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What `ckpt checkpoint` and `ckpt restart` said on stderr.
+struct Said {
+    checkpoint: String,
+    restart: String,
+}
+
+/// Compile tests/programs/`src`, run it plainly for the reference, run it
+/// under ckpt, checkpoint it once it printed "step 19", kill it, restart
+/// it and compare its whole output with the reference.
+fn cycle_c(tag: &str, src: &str) -> Said {
+    let area = Area::new(tag);
+    let dir = common::TempDir::new(&format!("{tag}-bin"));
+    let prog = common::compile_c(src, dir.path());
+    let want = reference_output(&area, &prog, &[] as &[&str]);
+    let out = area.file("out");
+    let mut kid = start(
+        run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
+        Out::File(&out),
+        &area.file("err"),
+        "under ckpt",
+    );
+    wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 19"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let pid = kid.pid();
+    let mut c = common::ckpt_cmd(
+        area.path(),
+        [
+            "checkpoint".to_string(),
+            pid.to_string(),
+            "--dir".to_string(),
+            area.images.to_string_lossy().into_owned(),
+        ],
+    );
+    let r = common::run_cmd(&mut c, common::CHECKPOINT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        r.status.success(),
+        "checkpoint failed: {}\n{}",
+        r.stderr,
+        kid.describe()
+    );
+    let image = PathBuf::from(r.stdout.trim());
+    kid.kill();
+    let restart = restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
+    Said {
+        checkpoint: r.stderr,
+        restart,
+    }
+}
+
+/// A periodic timerfd that fired and was not read is due, armed with its
+/// interval, and its unread expirations are still there; so are a fired
+/// one-shot's, and a fast timer keeps counting on top of what it had.
+#[test]
+fn fired_unread_timerfds_stay_armed_with_their_expirations() {
+    let said = cycle_c("timerfd", "restart_timerfd.c");
+    assert!(
+        !said.checkpoint.contains("warning"),
+        "checkpoint warned: {}",
+        said.checkpoint
+    );
+    assert!(
+        !said.restart.contains("timerfd"),
+        "restart warned about a timerfd: {}",
+        said.restart
+    );
+}
