@@ -64,6 +64,10 @@ fn cycle_c(tag: &str, src: &str) -> Said {
     let image = PathBuf::from(r.stdout.trim());
     kid.kill();
     let restart = restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
+    eprintln!(
+        "{tag}: checkpoint said: {}\n{tag}: restart said: {restart}",
+        r.stderr
+    );
     Said {
         checkpoint: r.stderr,
         restart,
@@ -84,6 +88,18 @@ fn fired_unread_timerfds_stay_armed_with_their_expirations() {
     assert!(
         !said.restart.contains("timerfd"),
         "restart warned about a timerfd: {}",
+        said.restart
+    );
+}
+
+/// Descriptors of /proc/self/ns/* files come back as the restarted
+/// process's own namespaces of the same kinds, never failing the restart.
+#[test]
+fn namespace_descriptors_come_back_as_own_namespaces() {
+    let said = cycle_c("nsfd", "restart_nsfd.c");
+    assert!(
+        !said.restart.contains("cannot be restored"),
+        "a namespace descriptor did not come back: {}",
         said.restart
     );
 }

@@ -396,6 +396,8 @@ pub enum FdKind {
     SignalFd,
     /// An inotify instance (its watches in `Fd::inotify`).
     Inotify,
+    /// A namespace file (/proc/PID/ns/*; the link reads "net:[inode]").
+    Namespace,
     /// Another anon-inode object (userfaultfd, pidfd, fanotify, ...).
     Anon,
 }

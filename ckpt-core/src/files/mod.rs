@@ -441,6 +441,19 @@ fn is_own_listed(fd: i32) -> bool {
     OWN.iter().any(|s| s.load(Relaxed) == fd)
 }
 
+/// Namespace kinds as /proc/PID/ns names them (and their links: "net:[ino]").
+const NAMESPACES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
+
+/// The namespace kind a descriptor's link names ("net" for "net:[4026531833]").
+pub(crate) fn namespace_kind(link: &str) -> Option<&'static str> {
+    let (kind, rest) = link.split_once(":[")?;
+    let ino = rest.strip_suffix(']')?;
+    if ino.is_empty() || !ino.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    NAMESPACES.iter().copied().find(|&k| k == kind)
+}
+
 mod anon;
 mod inotify;
 mod locks;
@@ -451,3 +464,19 @@ pub use inotify::{record_unwatch, record_watch};
 pub use restore::{restore, stdio_rule, Passthrough};
 pub use snapshot::snapshot;
 pub use sockets::check_address;
+
+#[cfg(test)]
+mod tests {
+    use super::namespace_kind;
+
+    #[test]
+    fn namespace_links_are_told_from_other_links() {
+        assert_eq!(namespace_kind("net:[4026531833]"), Some("net"));
+        assert_eq!(namespace_kind("pid:[4026531836]"), Some("pid"));
+        assert_eq!(namespace_kind("pipe:[1234]"), None);
+        assert_eq!(namespace_kind("anon_inode:[eventfd]"), None);
+        assert_eq!(namespace_kind("widget:[12]"), None);
+        assert_eq!(namespace_kind("net:[12x]"), None);
+        assert_eq!(namespace_kind("/tmp/net:[1]"), None);
+    }
+}

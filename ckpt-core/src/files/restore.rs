@@ -18,6 +18,9 @@
 //! - a listening socket (or a bound datagram socket) listens again at its
 //!   address; a connection to another process comes back closed by its
 //!   peer (end-of-file, EPIPE), with a warning;
+//! - a namespace descriptor (/proc/self/ns/*) names the restarted
+//!   process's own namespace of that kind (a warning when that is not the
+//!   one it named: a restart in a new pid namespace, say);
 //! - anything else (a pipe to another process, a fanotify, a pidfd) cannot
 //!   come back: /dev/null takes its number, with a warning.
 //!
@@ -62,6 +65,7 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
         FdKind::TimerFd if f.timerfd.is_some() => Passthrough::Rebuilt,
         FdKind::SignalFd if f.signalfd_mask.is_some() => Passthrough::Rebuilt,
         FdKind::Inotify if f.inotify.is_some() => Passthrough::Rebuilt,
+        FdKind::Namespace => Passthrough::Rebuilt,
         _ => Passthrough::Placeholder,
     }
 }
@@ -206,6 +210,19 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             }
             Ok(Some(vec![(f.fd, move_to_at_least(fd, base)?)]))
         }
+        FdKind::Namespace => {
+            let fd = match namespace_again(f) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    warn(&format!(
+                        "descriptor {} ({}) cannot be restored: {e}; /dev/null takes its place",
+                        f.fd, f.path
+                    ));
+                    open_at_least(c"/dev/null", libc::O_RDONLY, base)?
+                }
+            };
+            Ok(Some(vec![(f.fd, move_to_at_least(fd, base)?)]))
+        }
         FdKind::EventFd => {
             let count = f.eventfd_count.unwrap_or(0);
             // SAFETY: eventfd2 with plain integers.
@@ -230,6 +247,41 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             Ok(Some(vec![(f.fd, t)]))
         }
     }
+}
+
+/// A namespace descriptor: the restarted process's own namespace of the
+/// same kind (pid_for_children and time_for_children too, when that is
+/// what the program opened), with a warning when it is not the one the
+/// descriptor named at the checkpoint (a restart in new pid, mount, time
+/// or user namespaces, or another machine).
+fn namespace_again(f: &Fd) -> Result<i32, String> {
+    let kind = super::namespace_kind(&f.path).ok_or("not a namespace")?;
+    // The name under ns/: "pid_for_children" also links as "pid:[...]".
+    let name = f
+        .opened_as
+        .as_deref()
+        .and_then(|p| p.rsplit_once("/ns/"))
+        .map(|(_, n)| n)
+        .filter(|n| n.starts_with(kind) && n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .unwrap_or(kind);
+    let path = format!("/proc/self/ns/{name}");
+    let c = CString::new(path.as_bytes()).map_err(|_| "bad name")?;
+    let fd = open_at_least(&c, libc::O_RDONLY, 0).map_err(|e| format!("{path}: {e}"))?;
+    // SAFETY: fstat into a zeroed stat of our own.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: fstat on the descriptor we just opened, into a live stat.
+    let ino = if unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st) } == 0 {
+        st.st_ino
+    } else {
+        0
+    };
+    if ino != f.ino {
+        warn(&format!(
+            "descriptor {} ({}) now refers to the restarted process's own {kind} namespace ({kind}:[{ino}]), not the one it named",
+            f.fd, f.path
+        ));
+    }
+    Ok(fd)
 }
 
 /// A memfd (same name) or an unlinked file (in the deleted file's

@@ -300,6 +300,17 @@ fn plausible(h: &History, path: &str, kind: FdKind) -> bool {
 }
 
 fn kind_of(st: &libc::stat, path: &str) -> FdKind {
+    if !path.starts_with('/') {
+        // Not a path: "pipe:[ino]", "socket:[ino]", "anon_inode:...",
+        // "net:[ino]", or a kind not met yet (never reopened as a path).
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFIFO if path.starts_with("pipe:") => return FdKind::Pipe,
+            libc::S_IFSOCK => return FdKind::Socket,
+            _ if path.starts_with("anon_inode:") => {}
+            _ if super::namespace_kind(path).is_some() => return FdKind::Namespace,
+            _ => return FdKind::Anon,
+        }
+    }
     match st.st_mode & libc::S_IFMT {
         libc::S_IFREG if path.starts_with("/memfd:") => FdKind::MemFd,
         libc::S_IFREG => FdKind::File,
