@@ -103,3 +103,18 @@ fn namespace_descriptors_come_back_as_own_namespaces() {
         said.restart
     );
 }
+
+/// Socket pairs the program holds both ends of come back connected with
+/// their bytes, found by the kernel's pairing (not by the numbers
+/// socketpair() returned), and nobody calls them connections to another
+/// process.
+#[test]
+fn own_socket_pairs_come_back_without_false_warnings() {
+    let said = cycle_c("sockpair", "restart_socketpair.c");
+    for (who, text) in [("checkpoint", &said.checkpoint), ("restart", &said.restart)] {
+        assert!(
+            !text.contains("connection"),
+            "{who} called a socket pair a connection: {text}"
+        );
+    }
+}

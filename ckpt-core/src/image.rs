@@ -456,6 +456,10 @@ pub struct Fd {
     /// A pipe's capacity (F_GETPIPE_SZ).
     #[serde(default)]
     pub pipe_size: Option<i32>,
+    /// A unix socket's peer, by inode, as the kernel's socket diagnostics
+    /// report it (0: none); what pairs the ends of a socket pair.
+    #[serde(default)]
+    pub peer_ino: Option<u64>,
     /// What an epoll descriptor watches.
     #[serde(default)]
     pub epoll: Option<Vec<EpollWatch>>,
@@ -500,6 +504,7 @@ impl Fd {
             eventfd_count: None,
             pipe_data: None,
             pipe_size: None,
+            peer_ino: None,
             contents: None,
             socket_type: None,
             socket: None,

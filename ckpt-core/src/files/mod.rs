@@ -463,7 +463,7 @@ mod sockets;
 pub use inotify::{record_unwatch, record_watch};
 pub use restore::{restore, stdio_rule, Passthrough};
 pub use snapshot::snapshot;
-pub use sockets::check_address;
+pub use sockets::{check_address, hangs_up};
 
 #[cfg(test)]
 mod tests {

@@ -59,7 +59,7 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
         }
         FdKind::Pipe if f.pipe_peer.is_some() => Passthrough::Rebuilt,
         FdKind::Socket if f.pipe_peer.is_some() && f.socket_type.is_some() => Passthrough::Rebuilt,
-        FdKind::Socket if f.pipe_peer.is_none() && f.socket.is_some() => Passthrough::Rebuilt,
+        FdKind::Socket if f.socket.is_some() => Passthrough::Rebuilt,
         FdKind::EventFd => Passthrough::Rebuilt,
         FdKind::Epoll if f.epoll.is_some() => Passthrough::Rebuilt,
         FdKind::TimerFd if f.timerfd.is_some() => Passthrough::Rebuilt,
@@ -165,7 +165,7 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             set_status(fd, f.flags);
             Ok(Some(vec![(f.fd, fd)]))
         }
-        FdKind::Socket if f.pipe_peer.is_none() => {
+        FdKind::Socket if pair_peer(f, fds).is_none() => {
             let Some(s) = &f.socket else {
                 return Ok(None);
             };
@@ -179,7 +179,7 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             Ok(Some(vec![(f.fd, fd)]))
         }
         FdKind::Socket => {
-            let Some(peer) = f.pipe_peer.and_then(|p| fds.iter().find(|g| g.fd == p)) else {
+            let Some(peer) = pair_peer(f, fds) else {
                 return Ok(None);
             };
             let mut p = [0i32; 2];
@@ -247,6 +247,12 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             Ok(Some(vec![(f.fd, t)]))
         }
     }
+}
+
+/// The other end of socket pair `f`, when the image holds it.
+pub(super) fn pair_peer<'a>(f: &Fd, fds: &'a [Fd]) -> Option<&'a Fd> {
+    f.socket_type?;
+    f.pipe_peer.and_then(|p| fds.iter().find(|g| g.fd == p))
 }
 
 /// A namespace descriptor: the restarted process's own namespace of the

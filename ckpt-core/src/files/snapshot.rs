@@ -35,6 +35,7 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
     }
     sys::close(dir);
     link_shared(&mut out);
+    super::sockets::pair(&mut out);
     for f in out.iter_mut() {
         if f.kind == FdKind::Pipe
             && f.pipe_peer.is_some()
@@ -126,6 +127,7 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
             None
         },
         pipe_data: None,
+        peer_ino: None,
         contents: None,
         socket_type: None,
         socket: (kind == FdKind::Socket)

@@ -1,0 +1,44 @@
+/* Stream socket pairs the program holds both ends of: one made by
+ * socketpair() whose second end was moved to another number (dup2, then
+ * close), one made by a raw system call no wrapper sees. Each holds bytes
+ * sent before the checkpoint and not yet read. A restart must rebuild
+ * both pairs, connected as they were, with their bytes; and neither the
+ * checkpoint nor the restart may call them connections to another
+ * process. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static void talk(const char *name, int a, int b) {
+    char buf[64] = {0};
+    ssize_t n = read(b, buf, sizeof buf - 1);
+    printf("%s: b read %zd '%s'\n", name, n, n > 0 ? buf : "");
+    if (write(b, "pong", 4) != 4)
+        printf("%s: b cannot write\n", name);
+    memset(buf, 0, sizeof buf);
+    n = read(a, buf, sizeof buf - 1);
+    printf("%s: a read %zd '%s'\n", name, n, n > 0 ? buf : "");
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    int sv[2], raw[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+        return 1;
+    if (dup2(sv[1], 20) != 20 || close(sv[1]))
+        return 1;
+    if (syscall(SYS_socketpair, AF_UNIX, SOCK_STREAM, 0, raw))
+        return 1;
+    if (write(sv[0], "ping", 4) != 4 || write(raw[0], "hello", 5) != 5)
+        return 1;
+    for (int i = 0; i < 40; i++) {
+        printf("step %d\n", i);
+        usleep(40000);
+    }
+    talk("moved", sv[0], 20);
+    talk("raw", raw[0], raw[1]);
+    return 0;
+}
