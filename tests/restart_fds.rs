@@ -118,3 +118,15 @@ fn own_socket_pairs_come_back_without_false_warnings() {
         );
     }
 }
+
+/// Pipes are paired by inode: a read end whose writer was closed comes
+/// back with its bytes then end of file, a write end whose reader was
+/// closed gives EPIPE, reused numbers do not cross-wire two pipes, and a
+/// second open file of a pipe keeps its own flags.
+#[test]
+fn pipes_are_paired_by_inode_not_by_number() {
+    let said = cycle_c("pipes", "restart_pipes.c");
+    for (who, text) in [("checkpoint", &said.checkpoint), ("restart", &said.restart)] {
+        assert!(!text.contains("pipe:"), "{who} warned about a pipe: {text}");
+    }
+}

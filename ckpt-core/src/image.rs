@@ -429,7 +429,8 @@ pub struct Fd {
     /// Lowest descriptor sharing the same open file description (offset
     /// and status flags), when there is one other than itself.
     pub shares_with: Option<i32>,
-    /// The other end of an in-process pipe or socket pair.
+    /// The other end of an in-process pipe or socket pair (for a pipe:
+    /// its lowest descriptor of the other direction, found by inode).
     pub pipe_peer: Option<i32>,
     pub dev: u64,
     pub ino: u64,
@@ -456,6 +457,11 @@ pub struct Fd {
     /// A pipe's capacity (F_GETPIPE_SZ).
     #[serde(default)]
     pub pipe_size: Option<i32>,
+    /// A pipe (or FIFO) end none of whose other ends is open anywhere:
+    /// a read end whose writers are all closed (its bytes, then end of
+    /// file), a write end whose readers are (EPIPE). It comes back alone.
+    #[serde(default)]
+    pub peer_closed: bool,
     /// A unix socket's peer, by inode, as the kernel's socket diagnostics
     /// report it (0: none); what pairs the ends of a socket pair.
     #[serde(default)]
@@ -504,6 +510,7 @@ impl Fd {
             eventfd_count: None,
             pipe_data: None,
             pipe_size: None,
+            peer_closed: false,
             peer_ino: None,
             contents: None,
             socket_type: None,

@@ -4,10 +4,13 @@
 //! - a regular file or directory is reopened by path (never with O_CREAT,
 //!   O_TRUNC or O_EXCL) with its status flags, at its offset;
 //! - descriptors that shared one open file (dup, fork) share one again;
-//! - an in-process pipe is re-created (both ends) with its unread bytes,
-//!   an eventfd with its counter, an epoll instance with what it watched,
-//!   a timerfd with its setting, a signalfd with its mask, an inotify
-//!   instance with its watches (at their wds; unread events are lost);
+//! - an in-process pipe is re-created (every open file of it, its ends
+//!   found by inode) with its unread bytes; an end whose other ends were
+//!   all closed comes back so (its bytes then end of file; EPIPE);
+//! - an eventfd is re-created with its counter, an epoll instance with
+//!   what it watched, a timerfd with its setting and unread expirations,
+//!   a signalfd with its mask, an inotify instance with its watches (at
+//!   their wds; unread events are lost);
 //! - descriptors 0, 1 and 2 that were a terminal, a pipe, a socket or a
 //!   device are connected to the `ckpt restart` command's own;
 //! - a device or terminal above 2 is reopened by path;
@@ -47,7 +50,7 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
     let outside = matches!(
         f.kind,
         FdKind::Tty | FdKind::Socket | FdKind::CharDevice | FdKind::Fifo
-    ) || (f.kind == FdKind::Pipe && f.pipe_peer.is_none());
+    ) || (f.kind == FdKind::Pipe && f.pipe_peer.is_none() && !f.peer_closed);
     if f.fd <= 2 && outside {
         return Passthrough::Inherit;
     }
@@ -57,7 +60,7 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
         FdKind::Tty | FdKind::CharDevice | FdKind::BlockDevice | FdKind::Fifo => {
             Passthrough::Rebuilt
         }
-        FdKind::Pipe if f.pipe_peer.is_some() => Passthrough::Rebuilt,
+        FdKind::Pipe if f.pipe_peer.is_some() || f.peer_closed => Passthrough::Rebuilt,
         FdKind::Socket if f.pipe_peer.is_some() && f.socket_type.is_some() => Passthrough::Rebuilt,
         FdKind::Socket if f.socket.is_some() => Passthrough::Rebuilt,
         FdKind::EventFd => Passthrough::Rebuilt,
@@ -138,26 +141,7 @@ pub fn restore(fds: &[Fd], keep_also: &[i32]) -> Result<(), String> {
 /// Reopen or re-create one object; returns (target, temporary) pairs.
 fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, String> {
     match f.kind {
-        FdKind::Pipe => {
-            let Some(peer) = f.pipe_peer.and_then(|p| fds.iter().find(|g| g.fd == p)) else {
-                return Ok(None);
-            };
-            let mut p = [0i32; 2];
-            // SAFETY: pipe2 into a local array.
-            if unsafe { libc::syscall(libc::SYS_pipe2, p.as_mut_ptr(), 0) } != 0 {
-                return Err(format!("cannot re-create the pipe of descriptor {}", f.fd));
-            }
-            let (rd, wr) = (move_to_at_least(p[0], base)?, move_to_at_least(p[1], base)?);
-            let (r_fd, w_fd) = if f.flags & libc::O_ACCMODE == libc::O_RDONLY {
-                (f, peer)
-            } else {
-                (peer, f)
-            };
-            refill(rd, wr, r_fd)?;
-            set_status(rd, r_fd.flags);
-            set_status(wr, w_fd.flags);
-            Ok(Some(vec![(r_fd.fd, rd), (w_fd.fd, wr)]))
-        }
+        FdKind::Pipe => rebuild_pipe(f, fds, base).map(Some),
         FdKind::MemFd | FdKind::File if f.contents.is_some() => {
             let fd = move_to_at_least(make_unnamed(f)?, base)?;
             // SAFETY: lseek on the descriptor we just made.
@@ -327,17 +311,83 @@ fn make_unnamed(f: &Fd) -> Result<i32, String> {
     Ok(fd)
 }
 
-/// Give a re-created pipe its capacity and the bytes it held.
-fn refill(rd: i32, wr: i32, read_end: &Fd) -> Result<(), String> {
-    if let Some(size) = read_end.pipe_size {
+/// Make a pipe again, with every open file of it the image holds (all
+/// descriptors of its inode that come back; the ones sharing an open file
+/// follow later by dup), its capacity and its bytes. An end whose other
+/// ends were all closed comes back so: a read end gives its bytes then end
+/// of file, a write end EPIPE. Returns (target, temporary) pairs.
+fn rebuild_pipe(f: &Fd, fds: &[Fd], base: i32) -> Result<Vec<(i32, i32)>, String> {
+    let members: Vec<&Fd> = fds
+        .iter()
+        .filter(|g| {
+            g.kind == f.kind
+                && g.ino == f.ino
+                && g.dev == f.dev
+                && g.shares_with.is_none_or(|s| s == g.fd)
+                && stdio_rule(g) == Passthrough::Rebuilt
+        })
+        .collect();
+    let mut p = [0i32; 2];
+    // SAFETY: pipe2 into a local array.
+    if unsafe { libc::syscall(libc::SYS_pipe2, p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("cannot re-create the pipe of descriptor {}", f.fd));
+    }
+    let (rd, wr) = (move_to_at_least(p[0], base)?, move_to_at_least(p[1], base)?);
+    if let Some(size) = members.iter().find_map(|g| g.pipe_size) {
         // SAFETY: F_SETPIPE_SZ on our own new pipe.
         unsafe { libc::syscall(libc::SYS_fcntl, rd, libc::F_SETPIPE_SZ, size) };
     }
-    write_all(
-        wr,
-        read_end.pipe_data.as_deref().unwrap_or(&[]),
-        read_end.fd,
-    )
+    if let Some(g) = members.iter().find(|g| g.pipe_data.is_some()) {
+        write_all(wr, g.pipe_data.as_deref().unwrap_or(&[]), g.fd)?;
+    }
+    let mut out = Vec::new();
+    let (mut rd_used, mut wr_used) = (false, false);
+    for g in &members {
+        let reads = g.flags & libc::O_ACCMODE == libc::O_RDONLY;
+        let (end, used) = if reads {
+            (rd, &mut rd_used)
+        } else {
+            (wr, &mut wr_used)
+        };
+        let fd = if *used {
+            another_open_file(end, g, base)?
+        } else {
+            *used = true;
+            end
+        };
+        set_status(fd, g.flags);
+        out.push((g.fd, fd));
+    }
+    // An end nobody holds any more is closed, as it was.
+    for (end, used) in [(rd, rd_used), (wr, wr_used)] {
+        if !used {
+            sys::close(end);
+        }
+    }
+    Ok(out)
+}
+
+/// A second open file of the pipe `end` belongs to (own status flags),
+/// for descriptor `g`: opened again through /proc/self/fd.
+fn another_open_file(end: i32, g: &Fd, base: i32) -> Result<i32, String> {
+    let path = CString::new(format!("/proc/self/fd/{end}")).unwrap_or_default();
+    let acc = g.flags & libc::O_ACCMODE;
+    open_at_least(&path, acc | libc::O_NONBLOCK, base).or_else(|e| {
+        warn(&format!(
+            "descriptor {} ({}) cannot be a pipe's open file of its own ({e}): it shares its status flags with another",
+            g.fd, g.path
+        ));
+        move_to_at_least(dup_cloexec(end)?, base)
+    })
+}
+
+fn dup_cloexec(fd: i32) -> Result<i32, String> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor we own.
+    let n = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, 0) } as i32;
+    if n < 0 {
+        return Err("no free descriptor".into());
+    }
+    Ok(n)
 }
 
 /// Put the bytes descriptor `owner` had unread back, through `fd`.

@@ -35,13 +35,18 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
     }
     sys::close(dir);
     link_shared(&mut out);
+    pair_pipes(&mut out);
     super::sockets::pair(&mut out);
+    // A pipe's bytes are saved once, with its lowest read end.
+    let mut peeked: Vec<u64> = Vec::new();
     for f in out.iter_mut() {
         if f.kind == FdKind::Pipe
-            && f.pipe_peer.is_some()
+            && (f.pipe_peer.is_some() || f.peer_closed)
             && f.flags & libc::O_ACCMODE == libc::O_RDONLY
             && f.shares_with.is_none()
+            && !peeked.contains(&f.ino)
         {
+            peeked.push(f.ino);
             f.pipe_data = peek_pipe(f.fd, f.pipe_size.unwrap_or(65536));
         }
         let unnamed = f.kind == FdKind::MemFd || (f.kind == FdKind::File && f.deleted);
@@ -127,6 +132,7 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
             None
         },
         pipe_data: None,
+        peer_closed: false,
         peer_ino: None,
         contents: None,
         socket_type: None,
@@ -338,8 +344,51 @@ fn kind_of(st: &libc::stat, path: &str) -> FdKind {
     }
 }
 
+/// Pair pipe ends by inode (what the numbers pipe() returned hold may
+/// have changed since: closed, reused, moved by dup2): `pipe_peer` names
+/// the lowest open file of the other direction; an end with none in the
+/// process whose other ends are closed everywhere is `peer_closed`. An
+/// end whose partner lives in another process has neither. Runs frozen.
+fn pair_pipes(fds: &mut [Fd]) {
+    for i in 0..fds.len() {
+        if fds[i].kind != FdKind::Pipe {
+            continue;
+        }
+        let reads = fds[i].flags & libc::O_ACCMODE == libc::O_RDONLY;
+        let ino = fds[i].ino;
+        let dev = fds[i].dev;
+        let peer = fds
+            .iter()
+            .find(|g| {
+                g.kind == FdKind::Pipe
+                    && g.ino == ino
+                    && g.dev == dev
+                    && g.shares_with.is_none()
+                    && (g.flags & libc::O_ACCMODE == libc::O_RDONLY) != reads
+            })
+            .map(|g| g.fd);
+        fds[i].pipe_peer = peer;
+        fds[i].peer_closed = peer.is_none() && other_ends_closed(fds[i].fd, reads);
+    }
+}
+
+/// Whether every other end of pipe end `fd` is closed, in any process:
+/// poll says POLLHUP on a read end without writers, POLLERR on a write
+/// end without readers. Runs frozen: one raw syscall.
+fn other_ends_closed(fd: i32, reads: bool) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: if reads { libc::POLLIN } else { libc::POLLOUT },
+        revents: 0,
+    };
+    // SAFETY: poll on one live pollfd, without waiting.
+    let n = unsafe { libc::syscall(libc::SYS_poll, &mut p as *mut libc::pollfd, 1, 0) };
+    let mark = if reads { libc::POLLHUP } else { libc::POLLERR };
+    n == 1 && p.revents & mark != 0
+}
+
 /// Fill `shares_with` (descriptors sharing one open file description, as
-/// after dup: found with kcmp) and pipe peers the wrappers did not see.
+/// after dup: found with kcmp).
 fn link_shared(fds: &mut [Fd]) {
     let pid = sys::getpid();
     for i in 0..fds.len() {
@@ -358,21 +407,8 @@ fn link_shared(fds: &mut [Fd]) {
                     fds[i].fd,
                 )
             } == 0;
-            if same {
-                if fds[i].shares_with.is_none() {
-                    fds[i].shares_with = Some(fds[j].shares_with.unwrap_or(fds[j].fd));
-                }
-            } else if fds[i].kind == FdKind::Pipe && fds[i].pipe_peer.is_none() {
-                let (a, b) = (
-                    fds[j].flags & libc::O_ACCMODE,
-                    fds[i].flags & libc::O_ACCMODE,
-                );
-                if a != b {
-                    fds[i].pipe_peer = Some(fds[j].fd);
-                    if fds[j].pipe_peer.is_none() {
-                        fds[j].pipe_peer = Some(fds[i].fd);
-                    }
-                }
+            if same && fds[i].shares_with.is_none() {
+                fds[i].shares_with = Some(fds[j].shares_with.unwrap_or(fds[j].fd));
             }
         }
     }
