@@ -130,3 +130,15 @@ fn pipes_are_paired_by_inode_not_by_number() {
         assert!(!text.contains("pipe:"), "{who} warned about a pipe: {text}");
     }
 }
+
+/// A named FIFO keeps the bytes it held; one whose path was unlinked
+/// comes back (as a pipe) with its bytes and its ends connected.
+#[test]
+fn fifos_keep_their_bytes_even_unlinked() {
+    let said = cycle_c("fifo", "restart_fifo.c");
+    assert!(
+        !said.restart.contains("cannot be restored"),
+        "a FIFO did not come back: {}",
+        said.restart
+    );
+}

@@ -13,6 +13,9 @@
 //!   their wds; unread events are lost);
 //! - descriptors 0, 1 and 2 that were a terminal, a pipe, a socket or a
 //!   device are connected to the `ckpt restart` command's own;
+//! - a named FIFO above 2 is reopened by path (each open file of it, never
+//!   blocking) with the bytes it held; one whose path was unlinked (or is
+//!   gone) comes back as an anonymous pipe with its bytes;
 //! - a device or terminal above 2 is reopened by path;
 //! - file locks (fcntl, OFD, flock) the process held are taken again
 //!   (never waiting: one another process took meanwhile is a warning);
@@ -60,7 +63,13 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
         FdKind::Tty | FdKind::CharDevice | FdKind::BlockDevice | FdKind::Fifo => {
             Passthrough::Rebuilt
         }
-        FdKind::Pipe if f.pipe_peer.is_some() || f.peer_closed => Passthrough::Rebuilt,
+        FdKind::Pipe
+            if f.pipe_peer.is_some()
+                || f.peer_closed
+                || f.flags & libc::O_ACCMODE == libc::O_RDWR =>
+        {
+            Passthrough::Rebuilt
+        }
         FdKind::Socket if f.pipe_peer.is_some() && f.socket_type.is_some() => Passthrough::Rebuilt,
         FdKind::Socket if f.socket.is_some() => Passthrough::Rebuilt,
         FdKind::EventFd => Passthrough::Rebuilt,
@@ -142,6 +151,7 @@ pub fn restore(fds: &[Fd], keep_also: &[i32]) -> Result<(), String> {
 fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, String> {
     match f.kind {
         FdKind::Pipe => rebuild_pipe(f, fds, base).map(Some),
+        FdKind::Fifo => rebuild_fifo(f, fds, base).map(Some),
         FdKind::MemFd | FdKind::File if f.contents.is_some() => {
             let fd = move_to_at_least(make_unnamed(f)?, base)?;
             // SAFETY: lseek on the descriptor we just made.
@@ -317,16 +327,7 @@ fn make_unnamed(f: &Fd) -> Result<i32, String> {
 /// ends were all closed comes back so: a read end gives its bytes then end
 /// of file, a write end EPIPE. Returns (target, temporary) pairs.
 fn rebuild_pipe(f: &Fd, fds: &[Fd], base: i32) -> Result<Vec<(i32, i32)>, String> {
-    let members: Vec<&Fd> = fds
-        .iter()
-        .filter(|g| {
-            g.kind == f.kind
-                && g.ino == f.ino
-                && g.dev == f.dev
-                && g.shares_with.is_none_or(|s| s == g.fd)
-                && stdio_rule(g) == Passthrough::Rebuilt
-        })
-        .collect();
+    let members = pipe_members(f, fds);
     let mut p = [0i32; 2];
     // SAFETY: pipe2 into a local array.
     if unsafe { libc::syscall(libc::SYS_pipe2, p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -343,11 +344,11 @@ fn rebuild_pipe(f: &Fd, fds: &[Fd], base: i32) -> Result<Vec<(i32, i32)>, String
     let mut out = Vec::new();
     let (mut rd_used, mut wr_used) = (false, false);
     for g in &members {
-        let reads = g.flags & libc::O_ACCMODE == libc::O_RDONLY;
-        let (end, used) = if reads {
-            (rd, &mut rd_used)
-        } else {
-            (wr, &mut wr_used)
+        let (end, used) = match g.flags & libc::O_ACCMODE {
+            libc::O_RDONLY => (rd, &mut rd_used),
+            libc::O_WRONLY => (wr, &mut wr_used),
+            // Read-write (a FIFO's): an open file of its own.
+            _ => (rd, &mut true),
         };
         let fd = if *used {
             another_open_file(end, g, base)?
@@ -365,6 +366,108 @@ fn rebuild_pipe(f: &Fd, fds: &[Fd], base: i32) -> Result<Vec<(i32, i32)>, String
         }
     }
     Ok(out)
+}
+
+/// The open files of the pipe or FIFO `f` belongs to that come back
+/// (one descriptor each; the ones sharing them follow by dup).
+fn pipe_members<'a>(f: &Fd, fds: &'a [Fd]) -> Vec<&'a Fd> {
+    fds.iter()
+        .filter(|g| {
+            g.kind == f.kind
+                && g.ino == f.ino
+                && g.dev == f.dev
+                && g.shares_with.is_none_or(|s| s == g.fd)
+                && stdio_rule(g) == Passthrough::Rebuilt
+        })
+        .collect()
+}
+
+/// A named FIFO: every open file of it the image holds is opened again by
+/// its path (never blocking: a read-write open file of ckpt's own holds
+/// both sides meanwhile), and the bytes it held are put back. One whose
+/// path was unlinked (or is gone now) comes back as an anonymous pipe
+/// with its bytes, its ends connected as they were.
+fn rebuild_fifo(f: &Fd, fds: &[Fd], base: i32) -> Result<Vec<(i32, i32)>, String> {
+    let members = pipe_members(f, fds);
+    let outside = members.iter().all(|g| {
+        g.pipe_peer.is_none() && !g.peer_closed && g.flags & libc::O_ACCMODE != libc::O_RDWR
+    });
+    if f.deleted {
+        if outside {
+            warn(&format!(
+                "descriptor {} ({}, an unlinked FIFO) led to another process: it comes back as a pipe without it",
+                f.fd, f.path
+            ));
+        }
+        return rebuild_pipe(f, fds, base);
+    }
+    let path =
+        CString::new(f.path.as_bytes()).map_err(|_| format!("descriptor {}: bad path", f.fd))?;
+    let holder = match open_at_least(&path, libc::O_RDWR | libc::O_NONBLOCK, base) {
+        Ok(h) if is_fifo(h) => h,
+        other => {
+            let why = match other {
+                Ok(h) => {
+                    sys::close(h);
+                    "it is not a FIFO any more".to_string()
+                }
+                Err(e) => e,
+            };
+            warn(&format!(
+                "descriptor {} ({}): the FIFO cannot be opened again ({why}); it comes back as an anonymous pipe with its bytes",
+                f.fd, f.path
+            ));
+            return rebuild_pipe(f, fds, base);
+        }
+    };
+    let mut out = Vec::new();
+    for g in &members {
+        let fd = match open_at_least(&path, g.flags & libc::O_ACCMODE | libc::O_NONBLOCK, base) {
+            Ok(fd) => fd,
+            Err(e) => {
+                sys::close(holder);
+                for (_, t) in out {
+                    sys::close(t);
+                }
+                return Err(format!(
+                    "cannot reopen FIFO {} as descriptor {}: {e}",
+                    g.path, g.fd
+                ));
+            }
+        };
+        set_status(fd, g.flags);
+        out.push((g.fd, fd));
+    }
+    if let Some(size) = members.iter().find_map(|g| g.pipe_size) {
+        // SAFETY: F_SETPIPE_SZ on the FIFO we hold.
+        unsafe { libc::syscall(libc::SYS_fcntl, holder, libc::F_SETPIPE_SZ, size) };
+    }
+    if let Some(g) = members.iter().find(|g| g.pipe_data.is_some()) {
+        let mut avail: i32 = 0;
+        // SAFETY: FIONREAD writes an int.
+        unsafe { libc::ioctl(holder, libc::FIONREAD, &mut avail) };
+        if avail > 0 {
+            // Another process kept it open: what it holds is not ours to add to.
+            warn(&format!(
+                "FIFO {} (descriptor {}) already holds {avail} bytes (another process keeps it open): the bytes it held at the checkpoint are not put back",
+                g.path, g.fd
+            ));
+        } else {
+            write_all(holder, g.pipe_data.as_deref().unwrap_or(&[]), g.fd)?;
+        }
+    }
+    sys::close(holder);
+    Ok(out)
+}
+
+fn is_fifo(fd: i32) -> bool {
+    // SAFETY: fstat into a zeroed stat of our own.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: fstat on a descriptor we own, into a live stat.
+    unsafe {
+        libc::syscall(libc::SYS_fstat, fd, &mut st) == 0
+            && st.st_mode & libc::S_IFMT == libc::S_IFIFO
+    }
 }
 
 /// A second open file of the pipe `end` belongs to (own status flags),

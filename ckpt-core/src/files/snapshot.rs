@@ -37,16 +37,20 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
     link_shared(&mut out);
     pair_pipes(&mut out);
     super::sockets::pair(&mut out);
-    // A pipe's bytes are saved once, with its lowest read end.
-    let mut peeked: Vec<u64> = Vec::new();
+    // A pipe's (or FIFO's) bytes are saved once, through its lowest read
+    // end (with tee: nothing is consumed).
+    let mut peeked: Vec<(u64, u64)> = Vec::new();
     for f in out.iter_mut() {
-        if f.kind == FdKind::Pipe
-            && (f.pipe_peer.is_some() || f.peer_closed)
-            && f.flags & libc::O_ACCMODE == libc::O_RDONLY
+        let pipe = f.kind == FdKind::Pipe
+            && (f.pipe_peer.is_some()
+                || f.peer_closed
+                || f.flags & libc::O_ACCMODE == libc::O_RDWR);
+        if (pipe || f.kind == FdKind::Fifo)
+            && f.flags & libc::O_ACCMODE != libc::O_WRONLY
             && f.shares_with.is_none()
-            && !peeked.contains(&f.ino)
+            && !peeked.contains(&(f.dev, f.ino))
         {
-            peeked.push(f.ino);
+            peeked.push((f.dev, f.ino));
             f.pipe_data = peek_pipe(f.fd, f.pipe_size.unwrap_or(65536));
         }
         let unnamed = f.kind == FdKind::MemFd || (f.kind == FdKind::File && f.deleted);
@@ -350,25 +354,33 @@ fn kind_of(st: &libc::stat, path: &str) -> FdKind {
 /// process whose other ends are closed everywhere is `peer_closed`. An
 /// end whose partner lives in another process has neither. Runs frozen.
 fn pair_pipes(fds: &mut [Fd]) {
+    // What an open file of a pipe or FIFO can do: (read, write).
+    let can = |g: &Fd| {
+        let acc = g.flags & libc::O_ACCMODE;
+        (acc != libc::O_WRONLY, acc != libc::O_RDONLY)
+    };
     for i in 0..fds.len() {
-        if fds[i].kind != FdKind::Pipe {
+        let f = &fds[i];
+        if !matches!(f.kind, FdKind::Pipe | FdKind::Fifo) {
             continue;
         }
-        let reads = fds[i].flags & libc::O_ACCMODE == libc::O_RDONLY;
-        let ino = fds[i].ino;
-        let dev = fds[i].dev;
+        let (reads, writes) = can(f);
         let peer = fds
             .iter()
             .find(|g| {
-                g.kind == FdKind::Pipe
-                    && g.ino == ino
-                    && g.dev == dev
+                let (r, w) = can(g);
+                g.kind == f.kind
+                    && g.ino == f.ino
+                    && g.dev == f.dev
+                    && g.fd != f.fd
                     && g.shares_with.is_none()
-                    && (g.flags & libc::O_ACCMODE == libc::O_RDONLY) != reads
+                    && ((reads && w) || (writes && r))
             })
             .map(|g| g.fd);
+        // A read-write open file is its own other end.
+        let closed = peer.is_none() && reads != writes && other_ends_closed(f.fd, reads);
         fds[i].pipe_peer = peer;
-        fds[i].peer_closed = peer.is_none() && other_ends_closed(fds[i].fd, reads);
+        fds[i].peer_closed = closed;
     }
 }
 
