@@ -142,3 +142,15 @@ fn fifos_keep_their_bytes_even_unlinked() {
         said.restart
     );
 }
+
+/// Datagram and seqpacket socket pairs: every queued message comes back,
+/// in order, with its boundary (an empty one too).
+#[test]
+fn every_queued_message_of_a_datagram_pair_comes_back() {
+    let said = cycle_c("dgram", "restart_dgram.c");
+    assert!(
+        !said.restart.contains("socket"),
+        "restart warned about a socket: {}",
+        said.restart
+    );
+}

@@ -448,6 +448,10 @@ pub struct Fd {
     /// deleted file), so restart can make it again.
     #[serde(default, with = "serde_bytes")]
     pub contents: Option<Vec<u8>>,
+    /// Messages queued unread at this end of a datagram or seqpacket
+    /// socket pair, in order, each with its boundary.
+    #[serde(default)]
+    pub messages: Option<Vec<serde_bytes::ByteBuf>>,
     /// SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET, for a socket pair.
     #[serde(default)]
     pub socket_type: Option<i32>,
@@ -512,6 +516,7 @@ impl Fd {
             pipe_size: None,
             peer_closed: false,
             peer_ino: None,
+            messages: None,
             contents: None,
             socket_type: None,
             socket: None,

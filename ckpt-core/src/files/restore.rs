@@ -187,8 +187,8 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             }
             let (a, b) = (move_to_at_least(p[0], base)?, move_to_at_least(p[1], base)?);
             // What was unread at one end is written into the other.
-            write_all(b, f.pipe_data.as_deref().unwrap_or(&[]), f.fd)?;
-            write_all(a, peer.pipe_data.as_deref().unwrap_or(&[]), peer.fd)?;
+            refill_socket(b, f)?;
+            refill_socket(a, peer)?;
             set_status(a, f.flags);
             set_status(b, peer.flags);
             Ok(Some(vec![(f.fd, a), (peer.fd, b)]))
@@ -491,6 +491,30 @@ fn dup_cloexec(fd: i32) -> Result<i32, String> {
         return Err("no free descriptor".into());
     }
     Ok(n)
+}
+
+/// Put what socket-pair end `f` had unread back, sent through `fd` (the
+/// other end of its new pair): a stream's bytes, or each message again.
+fn refill_socket(fd: i32, f: &Fd) -> Result<(), String> {
+    let Some(msgs) = &f.messages else {
+        return write_all(fd, f.pipe_data.as_deref().unwrap_or(&[]), f.fd);
+    };
+    for (i, m) in msgs.iter().enumerate() {
+        // SAFETY: send from a live slice on our own new socket; never
+        // waits (a queue that held these messages holds them again).
+        let n = unsafe { libc::send(fd, m.as_ptr().cast(), m.len(), libc::MSG_DONTWAIT) };
+        if n != m.len() as isize {
+            warn(&format!(
+                "descriptor {}: {} of its {} unread messages cannot be queued again ({}); they are lost",
+                f.fd,
+                msgs.len() - i,
+                msgs.len(),
+                std::io::Error::from_raw_os_error(crate::interpose::errno())
+            ));
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Put the bytes descriptor `owner` had unread back, through `fd`.

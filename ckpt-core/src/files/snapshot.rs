@@ -59,7 +59,11 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
         }
         if f.kind == FdKind::Socket && f.pipe_peer.is_some() && f.shares_with.is_none() {
             f.socket_type = socket_type(f.fd);
-            f.pipe_data = peek_socket(f.fd);
+            if f.socket_type == Some(libc::SOCK_STREAM) {
+                f.pipe_data = peek_socket(f.fd);
+            } else {
+                f.messages = peek_messages(f.fd);
+            }
         }
     }
     out
@@ -138,6 +142,7 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
         pipe_data: None,
         peer_closed: false,
         peer_ino: None,
+        messages: None,
         contents: None,
         socket_type: None,
         socket: (kind == FdKind::Socket)
@@ -232,6 +237,71 @@ fn peek_socket(fd: i32) -> Option<Vec<u8>> {
     };
     data.truncate(n.max(0) as usize);
     (!data.is_empty()).then_some(data)
+}
+
+/// Every message queued at a datagram or seqpacket socket, in order,
+/// each whole, without consuming any: MSG_PEEK steps through the queue
+/// with the socket's peek offset (SO_PEEK_OFF, put back as it was after),
+/// and MSG_TRUNC tells a message's length, so one larger than the buffer
+/// is gathered in pieces. Runs frozen.
+fn peek_messages(fd: i32) -> Option<Vec<serde_bytes::ByteBuf>> {
+    let int_opt = |name: i32, v: Option<i32>| -> Option<i32> {
+        let mut x: i32 = v.unwrap_or(0);
+        let mut len = 4u32;
+        // SAFETY: get/setsockopt of one int from/into a live local.
+        let r = unsafe {
+            match v {
+                Some(_) => {
+                    libc::setsockopt(fd, libc::SOL_SOCKET, name, (&x as *const i32).cast(), 4)
+                }
+                None => libc::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    name,
+                    (&mut x as *mut i32).cast(),
+                    &mut len,
+                ),
+            }
+        };
+        (r == 0).then_some(x)
+    };
+    let was = int_opt(libc::SO_PEEK_OFF, None)?;
+    int_opt(libc::SO_PEEK_OFF, Some(0))?;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut out: Vec<serde_bytes::ByteBuf> = Vec::new();
+    // The message being gathered, and how much of it is still to come.
+    let mut cur: Vec<u8> = Vec::new();
+    let mut rest = 0usize;
+    // Bounded: a socket's queue holds at most its receive buffer, and
+    // every step takes a message or a piece of one.
+    for _ in 0..1_000_000 {
+        // SAFETY: recv into a live buffer; MSG_PEEK consumes nothing.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_PEEK | libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+            )
+        };
+        if n < 0 {
+            break;
+        }
+        let n = n as usize;
+        let got = n.min(buf.len());
+        if rest == 0 {
+            cur = Vec::with_capacity(n);
+        } else if n != rest {
+            break; // not the rest of the message being gathered: stop here
+        }
+        cur.extend_from_slice(&buf[..got]);
+        rest = n - got;
+        if rest == 0 {
+            out.push(serde_bytes::ByteBuf::from(core::mem::take(&mut cur)));
+        }
+    }
+    int_opt(libc::SO_PEEK_OFF, Some(was));
+    (!out.is_empty()).then_some(out)
 }
 
 /// Copy (without consuming) what an in-process pipe holds, through a
