@@ -463,11 +463,13 @@ pub struct Fd {
     pub pipe_size: Option<i32>,
     /// A pipe (or FIFO) end none of whose other ends is open anywhere:
     /// a read end whose writers are all closed (its bytes, then end of
-    /// file), a write end whose readers are (EPIPE). It comes back alone.
+    /// file), a write end whose readers are (EPIPE); or an unnamed unix
+    /// socket whose peer was closed (its unread data, then end of file).
+    /// It comes back alone.
     #[serde(default)]
     pub peer_closed: bool,
     /// A unix socket's peer, by inode, as the kernel's socket diagnostics
-    /// report it (0: none); what pairs the ends of a socket pair.
+    /// report it (0: closed since); what pairs the ends of a socket pair.
     #[serde(default)]
     pub peer_ino: Option<u64>,
     /// What an epoll descriptor watches.

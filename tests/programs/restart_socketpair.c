@@ -4,8 +4,11 @@
  * sent before the checkpoint and not yet read. A restart must rebuild
  * both pairs, connected as they were, with their bytes; and neither the
  * checkpoint nor the restart may call them connections to another
- * process. */
+ * process. A third pair lost one end (closed) after sending: the other
+ * end must give its bytes, then end of file, and EPIPE on writes. */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,7 +28,11 @@ static void talk(const char *name, int a, int b) {
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
-    int sv[2], raw[2];
+    signal(SIGPIPE, SIG_IGN);
+    int sv[2], raw[2], lone[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, lone) || write(lone[1], "bye", 3) != 3 ||
+        close(lone[1]))
+        return 1;
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
         return 1;
     if (dup2(sv[1], 20) != 20 || close(sv[1]))
@@ -40,5 +47,12 @@ int main(void) {
     }
     talk("moved", sv[0], 20);
     talk("raw", raw[0], raw[1]);
+    char buf[16] = {0};
+    ssize_t n = read(lone[0], buf, sizeof buf - 1);
+    printf("lone: read %zd '%s'\n", n, n > 0 ? buf : "");
+    n = read(lone[0], buf, sizeof buf - 1);
+    printf("lone: read again %zd\n", n);
+    n = write(lone[0], "x", 1);
+    printf("lone: write %zd%s\n", n, n < 0 && errno == EPIPE ? " EPIPE" : "");
     return 0;
 }

@@ -70,7 +70,9 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
         {
             Passthrough::Rebuilt
         }
-        FdKind::Socket if f.pipe_peer.is_some() && f.socket_type.is_some() => Passthrough::Rebuilt,
+        FdKind::Socket if (f.pipe_peer.is_some() || f.peer_closed) && f.socket_type.is_some() => {
+            Passthrough::Rebuilt
+        }
         FdKind::Socket if f.socket.is_some() => Passthrough::Rebuilt,
         FdKind::EventFd => Passthrough::Rebuilt,
         FdKind::Epoll if f.epoll.is_some() => Passthrough::Rebuilt,
@@ -159,9 +161,16 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             set_status(fd, f.flags);
             Ok(Some(vec![(f.fd, fd)]))
         }
-        FdKind::Socket if pair_peer(f, fds).is_none() => {
+        FdKind::Socket
+            if pair_peer(f, fds).is_none() && !(f.peer_closed && f.socket_type.is_some()) =>
+        {
             let Some(s) = &f.socket else {
-                return Ok(None);
+                warn(&format!(
+                    "descriptor {} ({}) cannot be restored; /dev/null takes its place",
+                    f.fd, f.path
+                ));
+                let fd = open_at_least(c"/dev/null", f.flags & libc::O_ACCMODE, base)?;
+                return Ok(Some(vec![(f.fd, fd)]));
             };
             let fd = if super::sockets::rebuildable(s) {
                 super::sockets::rebuild(f, s)?
@@ -173,9 +182,8 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             Ok(Some(vec![(f.fd, fd)]))
         }
         FdKind::Socket => {
-            let Some(peer) = pair_peer(f, fds) else {
-                return Ok(None);
-            };
+            // A pair, or an end whose peer was closed (alone, then).
+            let peer = pair_peer(f, fds);
             let mut p = [0i32; 2];
             let typ = f.socket_type.unwrap_or(libc::SOCK_STREAM) | libc::SOCK_CLOEXEC;
             // SAFETY: socketpair into a local array.
@@ -188,8 +196,12 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             let (a, b) = (move_to_at_least(p[0], base)?, move_to_at_least(p[1], base)?);
             // What was unread at one end is written into the other.
             refill_socket(b, f)?;
-            refill_socket(a, peer)?;
             set_status(a, f.flags);
+            let Some(peer) = peer else {
+                sys::close(b);
+                return Ok(Some(vec![(f.fd, a)]));
+            };
+            refill_socket(a, peer)?;
             set_status(b, peer.flags);
             Ok(Some(vec![(f.fd, a), (peer.fd, b)]))
         }

@@ -57,7 +57,10 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
         if unnamed && f.shares_with.is_none() {
             f.contents = read_contents(f.fd, f.size);
         }
-        if f.kind == FdKind::Socket && f.pipe_peer.is_some() && f.shares_with.is_none() {
+        if f.kind == FdKind::Socket
+            && (f.pipe_peer.is_some() || f.peer_closed)
+            && f.shares_with.is_none()
+        {
             f.socket_type = socket_type(f.fd);
             if f.socket_type == Some(libc::SOCK_STREAM) {
                 f.pipe_data = peek_socket(f.fd);

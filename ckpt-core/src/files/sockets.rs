@@ -73,9 +73,9 @@ impl UnixDiag {
         (fd >= 0).then_some(UnixDiag(fd as i32))
     }
 
-    /// The inode of the socket connected to unix socket `ino` (Some(0):
-    /// none), or None when the kernel does not say. Runs frozen.
-    pub fn peer(&self, ino: u64) -> Option<u64> {
+    /// What is connected to unix socket `ino`, or None when the kernel
+    /// does not say. Runs frozen.
+    pub fn peer(&self, ino: u64) -> Option<Peer> {
         let ino = u32::try_from(ino).ok()?;
         // struct nlmsghdr, then struct unix_diag_req.
         let mut req = [0u8; 40];
@@ -130,8 +130,20 @@ impl Drop for UnixDiag {
     }
 }
 
-/// The peer inode in a SOCK_DIAG_BY_FAMILY answer about socket `ino`.
-fn parse_peer(msg: &[u8], ino: u32) -> Option<u64> {
+/// What a unix socket is connected to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// Nothing (never connected).
+    None,
+    /// A socket closed since (in any process): the socket has only its
+    /// unread data and end of file left.
+    Closed,
+    /// The socket with this inode.
+    Inode(u64),
+}
+
+/// The peer in a SOCK_DIAG_BY_FAMILY answer about socket `ino`.
+fn parse_peer(msg: &[u8], ino: u32) -> Option<Peer> {
     let u16_at = |i: usize| Some(u16::from_ne_bytes(msg.get(i..i + 2)?.try_into().ok()?));
     let u32_at = |i: usize| Some(u32::from_ne_bytes(msg.get(i..i + 4)?.try_into().ok()?));
     let len = (u32_at(0)? as usize).min(msg.len());
@@ -146,11 +158,15 @@ fn parse_peer(msg: &[u8], ino: u32) -> Option<u64> {
             break;
         }
         if u16_at(at + 2)? == UNIX_DIAG_PEER {
-            return u32_at(at + 4).map(u64::from);
+            // A peer released since has no inode any more.
+            return u32_at(at + 4).map(|p| match p {
+                0 => Peer::Closed,
+                p => Peer::Inode(p.into()),
+            });
         }
         at += (alen + 3) & !3;
     }
-    Some(0)
+    Some(Peer::None)
 }
 
 /// Whether a unix socket's address is unnamed (a socket pair's ends are).
@@ -160,8 +176,9 @@ fn unnamed(s: &SocketState) -> bool {
 
 /// Pair the ends of unnamed unix socket pairs the process holds both of,
 /// by the peers the kernel reports (`Fd::peer_ino`): `pipe_peer` names the
-/// other end's lowest descriptor. Where the kernel told nothing, the
-/// recorded history stays. Runs frozen.
+/// other end's lowest descriptor; an end whose peer was closed is
+/// `peer_closed` (it comes back alone, with its unread data). Where the
+/// kernel told nothing, the recorded history stays. Runs frozen.
 pub fn pair(fds: &mut [Fd]) {
     let diag = UnixDiag::open();
     for i in 0..fds.len() {
@@ -169,17 +186,29 @@ pub fn pair(fds: &mut [Fd]) {
         if f.kind != crate::image::FdKind::Socket || !f.socket.as_ref().is_some_and(unnamed) {
             continue;
         }
-        let peer = diag.as_ref().and_then(|d| d.peer(f.ino));
-        fds[i].peer_ino = peer;
-        let Some(peer) = peer else { continue };
-        let other = fds.iter().find(|g| {
-            g.ino == peer
-                && peer != 0
-                && g.kind == crate::image::FdKind::Socket
-                && g.shares_with.is_none()
-                && g.socket.as_ref().is_some_and(unnamed)
-        });
-        fds[i].pipe_peer = other.map(|g| g.fd);
+        let Some(peer) = diag.as_ref().and_then(|d| d.peer(f.ino)) else {
+            continue;
+        };
+        let other = match peer {
+            Peer::Inode(p) => fds
+                .iter()
+                .find(|g| {
+                    g.ino == p
+                        && g.kind == crate::image::FdKind::Socket
+                        && g.shares_with.is_none()
+                        && g.socket.as_ref().is_some_and(unnamed)
+                })
+                .map(|g| g.fd),
+            _ => None,
+        };
+        let f = &mut fds[i];
+        f.pipe_peer = other;
+        f.peer_closed = peer == Peer::Closed;
+        f.peer_ino = match peer {
+            Peer::None => None,
+            Peer::Closed => Some(0),
+            Peer::Inode(p) => Some(p),
+        };
     }
 }
 
@@ -191,6 +220,7 @@ pub fn hangs_up(f: &Fd, fds: &[Fd]) -> bool {
         && super::stdio_rule(f) == super::Passthrough::Rebuilt
         && f.shares_with.is_none_or(|s| s == f.fd)
         && super::restore::pair_peer(f, fds).is_none()
+        && !(f.peer_closed && f.socket_type.is_some())
         && f.socket.as_ref().is_some_and(|s| !rebuildable(s))
 }
 
@@ -364,12 +394,12 @@ mod tests {
             eprintln!("skipped: no socket diagnostics here");
             return;
         };
-        assert_eq!(d.peer(ino(p[0])), Some(ino(p[1])));
-        assert_eq!(d.peer(ino(p[1])), Some(ino(p[0])));
-        // SAFETY: closing our own descriptors.
-        unsafe {
-            libc::close(p[0]);
-            libc::close(p[1]);
-        }
+        assert_eq!(d.peer(ino(p[0])), Some(Peer::Inode(ino(p[1]))));
+        assert_eq!(d.peer(ino(p[1])), Some(Peer::Inode(ino(p[0]))));
+        // SAFETY: closing our own descriptor.
+        unsafe { libc::close(p[1]) };
+        assert_eq!(d.peer(ino(p[0])), Some(Peer::Closed));
+        // SAFETY: as above.
+        unsafe { libc::close(p[0]) };
     }
 }
