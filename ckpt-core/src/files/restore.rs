@@ -11,8 +11,9 @@
 //!   what it watched, a timerfd with its setting and unread expirations,
 //!   a signalfd with its mask, an inotify instance with its watches (at
 //!   their wds; unread events are lost);
-//! - descriptors 0, 1 and 2 that were a terminal, a pipe, a socket or a
-//!   device are connected to the `ckpt restart` command's own;
+//! - descriptors 0, 1 and 2 that were a terminal, a pipe to another
+//!   process, a socket or a device are connected to the `ckpt restart`
+//!   command's own;
 //! - a named FIFO above 2 is reopened by path (each open file of it, never
 //!   blocking) with the bytes it held; one whose path was unlinked (or is
 //!   gone) comes back as an anonymous pipe with its bytes;
