@@ -63,7 +63,7 @@ fn restart_losses(path: &std::path::Path) -> Vec<String> {
         .fds
         .iter()
         .filter_map(|f| {
-            let connected = ckpt::files::hangs_up(f, &image.meta.fds);
+            let connected = ckpt::files::loses_its_peer(f, &image.meta.fds);
             match ckpt::files::stdio_rule(f) {
                 ckpt::files::Passthrough::Placeholder => Some(format!(
                     "descriptor {} ({}) cannot come back at restart (/dev/null takes its place)",

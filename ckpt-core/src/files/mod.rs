@@ -463,7 +463,15 @@ mod sockets;
 pub use inotify::{record_unwatch, record_watch};
 pub use restore::{restore, stdio_rule, Passthrough};
 pub use snapshot::snapshot;
-pub use sockets::{check_address, hangs_up};
+pub use sockets::check_address;
+
+/// Whether descriptor `f` of the image `fds` comes back cut off from a
+/// peer it had in another process (a connection, an unlinked FIFO): it
+/// then reads end of file and gets EPIPE, as if that peer had closed.
+/// Both ends of a pair the program holds itself come back connected.
+pub fn loses_its_peer(f: &crate::image::Fd, fds: &[crate::image::Fd]) -> bool {
+    sockets::hangs_up(f, fds) || restore::unlinked_fifo_to_outside(f, fds)
+}
 
 #[cfg(test)]
 mod tests {

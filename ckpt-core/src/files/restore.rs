@@ -395,18 +395,25 @@ fn pipe_members<'a>(f: &Fd, fds: &'a [Fd]) -> Vec<&'a Fd> {
         .collect()
 }
 
+/// Whether `f` is an unlinked FIFO whose other ends were in another
+/// process: it comes back as a pipe without them (end of file, EPIPE).
+pub(super) fn unlinked_fifo_to_outside(f: &Fd, fds: &[Fd]) -> bool {
+    f.kind == FdKind::Fifo
+        && f.deleted
+        && stdio_rule(f) == Passthrough::Rebuilt
+        && pipe_members(f, fds).iter().all(|g| {
+            g.pipe_peer.is_none() && !g.peer_closed && g.flags & libc::O_ACCMODE != libc::O_RDWR
+        })
+}
+
 /// A named FIFO: every open file of it the image holds is opened again by
 /// its path (never blocking: a read-write open file of ckpt's own holds
 /// both sides meanwhile), and the bytes it held are put back. One whose
 /// path was unlinked (or is gone now) comes back as an anonymous pipe
 /// with its bytes, its ends connected as they were.
 fn rebuild_fifo(f: &Fd, fds: &[Fd], base: i32) -> Result<Vec<(i32, i32)>, String> {
-    let members = pipe_members(f, fds);
-    let outside = members.iter().all(|g| {
-        g.pipe_peer.is_none() && !g.peer_closed && g.flags & libc::O_ACCMODE != libc::O_RDWR
-    });
     if f.deleted {
-        if outside {
+        if unlinked_fifo_to_outside(f, fds) {
             warn(&format!(
                 "descriptor {} ({}, an unlinked FIFO) led to another process: it comes back as a pipe without it",
                 f.fd, f.path
@@ -414,6 +421,7 @@ fn rebuild_fifo(f: &Fd, fds: &[Fd], base: i32) -> Result<Vec<(i32, i32)>, String
         }
         return rebuild_pipe(f, fds, base);
     }
+    let members = pipe_members(f, fds);
     let path =
         CString::new(f.path.as_bytes()).map_err(|_| format!("descriptor {}: bad path", f.fd))?;
     let holder = match open_at_least(&path, libc::O_RDWR | libc::O_NONBLOCK, base) {

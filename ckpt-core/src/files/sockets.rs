@@ -87,8 +87,9 @@ impl UnixDiag {
         req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes()); // every state
         req[24..28].copy_from_slice(&ino.to_ne_bytes());
         req[28..32].copy_from_slice(&UDIAG_SHOW_PEER.to_ne_bytes());
-        req[32..40].fill(0xff); // no cookie
-                                // SAFETY: an all-zero sockaddr_nl is the kernel's address.
+        // No cookie: look the socket up by inode alone.
+        req[32..40].fill(0xff);
+        // SAFETY: an all-zero sockaddr_nl is the kernel's address.
         let mut to: libc::sockaddr_nl = unsafe { core::mem::zeroed() };
         to.nl_family = libc::AF_NETLINK as u16;
         // SAFETY: sendto from a live buffer to a live address.
