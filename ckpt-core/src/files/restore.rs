@@ -478,6 +478,26 @@ fn rebuild_fifo(f: &Fd, fds: &[Fd], base: i32) -> Result<Vec<(i32, i32)>, String
         }
     }
     sys::close(holder);
+    // An end whose partner was another process's: is anyone there now?
+    for (g, &(_, fd)) in members.iter().zip(&out) {
+        let acc = g.flags & libc::O_ACCMODE;
+        if acc != libc::O_RDWR
+            && g.pipe_peer.is_none()
+            && !g.peer_closed
+            && super::snapshot::other_ends_closed(fd, acc == libc::O_RDONLY)
+        {
+            warn(&format!(
+                "FIFO {} (descriptor {}): the other process that had it open is not there now ({})",
+                g.path,
+                g.fd,
+                if acc == libc::O_RDONLY {
+                    "end of file once its bytes are read"
+                } else {
+                    "writes get EPIPE"
+                }
+            ));
+        }
+    }
     Ok(out)
 }
 

@@ -459,8 +459,9 @@ fn pair_pipes(fds: &mut [Fd]) {
 
 /// Whether every other end of pipe end `fd` is closed, in any process:
 /// poll says POLLHUP on a read end without writers, POLLERR on a write
-/// end without readers. Runs frozen: one raw syscall.
-fn other_ends_closed(fd: i32, reads: bool) -> bool {
+/// end without readers. Runs frozen: one raw syscall. (Also asked at
+/// restart about a reopened FIFO.)
+pub(super) fn other_ends_closed(fd: i32, reads: bool) -> bool {
     let mut p = libc::pollfd {
         fd,
         events: if reads { libc::POLLIN } else { libc::POLLOUT },
