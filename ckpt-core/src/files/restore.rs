@@ -450,10 +450,11 @@ fn rebuild_fifo(f: &Fd, fds: &[Fd], base: i32) -> Result<Vec<(i32, i32)>, String
                 for (_, t) in out {
                     sys::close(t);
                 }
-                return Err(format!(
-                    "cannot reopen FIFO {} as descriptor {}: {e}",
-                    g.path, g.fd
+                warn(&format!(
+                    "descriptor {} ({}): the FIFO cannot be opened again ({e}); it comes back as an anonymous pipe with its bytes",
+                    g.fd, g.path
                 ));
+                return rebuild_pipe(f, fds, base);
             }
         };
         set_status(fd, g.flags);
