@@ -5,13 +5,17 @@
  * both pairs, connected as they were, with their bytes; and neither the
  * checkpoint nor the restart may call them connections to another
  * process. A third pair lost one end (closed) after sending: the other
- * end must give its bytes, then end of file, and EPIPE on writes. */
+ * end must give its bytes, then end of file, and EPIPE on writes.
+ * Sockets made and never bound nor connected (unix datagram, TCP) must
+ * come back as such, without a word about connections. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -30,6 +34,9 @@ int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     signal(SIGPIPE, SIG_IGN);
     int sv[2], raw[2], lone[2];
+    int ud = socket(AF_UNIX, SOCK_DGRAM, 0), tcp = socket(AF_INET, SOCK_STREAM, 0);
+    if (ud < 0 || tcp < 0)
+        return 1;
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, lone) || write(lone[1], "bye", 3) != 3 ||
         close(lone[1]))
         return 1;
@@ -54,5 +61,23 @@ int main(void) {
     printf("lone: read again %zd\n", n);
     n = write(lone[0], "x", 1);
     printf("lone: write %zd%s\n", n, n < 0 && errno == EPIPE ? " EPIPE" : "");
+    /* The unix datagram socket, bound now (autobind), talks to itself. */
+    struct sockaddr_un me = {AF_UNIX};
+    socklen_t len = sizeof(sa_family_t);
+    n = bind(ud, (struct sockaddr *)&me, len);
+    len = sizeof me;
+    getsockname(ud, (struct sockaddr *)&me, &len);
+    n = sendto(ud, "self", 4, 0, (struct sockaddr *)&me, len);
+    memset(buf, 0, sizeof buf);
+    n = recv(ud, buf, sizeof buf - 1, MSG_DONTWAIT);
+    printf("fresh unix: got %zd '%s'\n", n, n > 0 ? buf : "");
+    struct sockaddr_in in;
+    len = sizeof in;
+    int type = 0;
+    socklen_t tl = sizeof type;
+    getsockopt(tcp, SOL_SOCKET, SO_TYPE, &type, &tl);
+    printf("fresh tcp: stream %d, unbound %d, unconnected %d\n", type == SOCK_STREAM,
+           getsockname(tcp, (struct sockaddr *)&in, &len) == 0 && in.sin_port == 0,
+           getpeername(tcp, (struct sockaddr *)&in, &len) < 0 && errno == ENOTCONN);
     return 0;
 }

@@ -23,7 +23,7 @@
 //! - a memfd or a deleted file is made again (a memfd, an unlinked file)
 //!   with the contents it had, at its offset;
 //! - a listening socket (or a bound datagram socket) listens again at its
-//!   address; a connection to another process comes back closed by its
+//!   address; a socket never bound nor connected is made again; a connection to another process comes back closed by its
 //!   peer (end-of-file, EPIPE), with a warning;
 //! - a namespace descriptor (/proc/self/ns/*) names the restarted
 //!   process's own namespace of that kind (a warning when that is not the
@@ -175,6 +175,8 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             };
             let fd = if super::sockets::rebuildable(s) {
                 super::sockets::rebuild(f, s)?
+            } else if super::sockets::fresh(s) {
+                super::sockets::make_fresh(f, s)?
             } else {
                 super::sockets::hung_up(f, s.socket_type)?
             };

@@ -222,7 +222,42 @@ pub fn hangs_up(f: &Fd, fds: &[Fd]) -> bool {
         && f.shares_with.is_none_or(|s| s == f.fd)
         && super::restore::pair_peer(f, fds).is_none()
         && !(f.peer_closed && f.socket_type.is_some())
-        && f.socket.as_ref().is_some_and(|s| !rebuildable(s))
+        && f.socket
+            .as_ref()
+            .is_some_and(|s| !rebuildable(s) && !fresh(s))
+}
+
+/// Whether a socket was never bound nor connected (made, options set at
+/// most): a new one is then exactly what it was.
+pub fn fresh(s: &SocketState) -> bool {
+    let unbound = match s.domain {
+        libc::AF_UNIX => s.address.len() <= 2,
+        // Port 0 (sockaddr_in and sockaddr_in6 keep it at bytes 2..4).
+        libc::AF_INET | libc::AF_INET6 => s.address.get(2..4).is_none_or(|p| p == [0, 0]),
+        _ => false,
+    };
+    unbound && !s.listening && !s.connected
+}
+
+/// Make a socket that was never bound nor connected again, with its
+/// recorded options. Post-restart.
+pub fn make_fresh(f: &Fd, s: &SocketState) -> Result<i32, String> {
+    // SAFETY: socket with plain integers.
+    let fd = unsafe { libc::socket(s.domain, s.socket_type | libc::SOCK_CLOEXEC, s.protocol) };
+    if fd < 0 {
+        return Err(format!("cannot make socket {} again", f.fd));
+    }
+    let set = |level: i32, name: i32, on: bool| {
+        let v: i32 = on.into();
+        // SAFETY: setsockopt from a local int.
+        unsafe { libc::setsockopt(fd, level, name, (&v as *const i32).cast(), 4) };
+    };
+    set(libc::SOL_SOCKET, libc::SO_REUSEADDR, s.reuse_address);
+    set(libc::SOL_SOCKET, libc::SO_REUSEPORT, s.reuse_port);
+    if s.domain == libc::AF_INET6 {
+        set(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, s.v6_only);
+    }
+    Ok(fd)
 }
 
 /// Whether restart can make this socket again (listening, or a bound
