@@ -117,6 +117,11 @@ fn own_socket_pairs_come_back_without_false_warnings() {
             "{who} called a socket pair a connection: {text}"
         );
     }
+    assert!(
+        said.restart.contains("carried descriptors"),
+        "restart did not say that a queued descriptor is lost: {}",
+        said.restart
+    );
 }
 
 /// Pipes are paired by inode: a read end whose writer was closed comes

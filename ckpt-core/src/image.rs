@@ -452,6 +452,11 @@ pub struct Fd {
     /// socket pair, in order, each with its boundary.
     #[serde(default)]
     pub messages: Option<Vec<serde_bytes::ByteBuf>>,
+    /// How many of the unread messages (or pieces of a stream) at this
+    /// end of a socket pair carried descriptors (SCM_RIGHTS): their data
+    /// comes back, the descriptors cannot.
+    #[serde(default)]
+    pub queued_with_descriptors: u32,
     /// SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET, for a socket pair.
     #[serde(default)]
     pub socket_type: Option<i32>,
@@ -519,6 +524,7 @@ impl Fd {
             peer_closed: false,
             peer_ino: None,
             messages: None,
+            queued_with_descriptors: 0,
             contents: None,
             socket_type: None,
             socket: None,

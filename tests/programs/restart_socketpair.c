@@ -7,7 +7,9 @@
  * process. A third pair lost one end (closed) after sending: the other
  * end must give its bytes, then end of file, and EPIPE on writes.
  * Sockets made and never bound nor connected (unix datagram, TCP) must
- * come back as such, without a word about connections. */
+ * come back as such, without a word about connections. A fourth pair has
+ * bytes queued around a piece that carried a descriptor (SCM_RIGHTS):
+ * every byte must come back (the descriptor cannot: a warning). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -34,6 +36,27 @@ int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     signal(SIGPIPE, SIG_IGN);
     int sv[2], raw[2], lone[2];
+    int rights[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, rights) || write(rights[0], "aa", 2) != 2)
+        return 1;
+    {
+        char data[2] = {'b', 'b'};
+        struct iovec iov = {data, 2};
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } u;
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                           .msg_controllen = sizeof u.buf};
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        int one = 1;
+        memcpy(CMSG_DATA(c), &one, sizeof one);
+        if (sendmsg(rights[0], &m, 0) != 2 || write(rights[0], "cc", 2) != 2)
+            return 1;
+    }
     int ud = socket(AF_UNIX, SOCK_DGRAM, 0), tcp = socket(AF_INET, SOCK_STREAM, 0);
     if (ud < 0 || tcp < 0)
         return 1;
@@ -61,6 +84,17 @@ int main(void) {
     printf("lone: read again %zd\n", n);
     n = write(lone[0], "x", 1);
     printf("lone: write %zd%s\n", n, n < 0 && errno == EPIPE ? " EPIPE" : "");
+    {
+        char all[16] = {0};
+        size_t got = 0;
+        while (got < 6) {
+            ssize_t r = recv(rights[1], all + got, sizeof all - 1 - got, MSG_DONTWAIT);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        printf("rights: got %zu bytes '%s'\n", got, all);
+    }
     /* The unix datagram socket, bound now (autobind), talks to itself. */
     struct sockaddr_un me = {AF_UNIX};
     socklen_t len = sizeof(sa_family_t);

@@ -540,6 +540,12 @@ fn dup_cloexec(fd: i32) -> Result<i32, String> {
 /// Put what socket-pair end `f` had unread back, sent through `fd` (the
 /// other end of its new pair): a stream's bytes, or each message again.
 fn refill_socket(fd: i32, f: &Fd) -> Result<(), String> {
+    if f.queued_with_descriptors > 0 {
+        warn(&format!(
+            "descriptor {}: {} unread message(s) carried descriptors (SCM_RIGHTS): their data comes back, the descriptors do not",
+            f.fd, f.queued_with_descriptors
+        ));
+    }
     let Some(msgs) = &f.messages else {
         return write_all(fd, f.pipe_data.as_deref().unwrap_or(&[]), f.fd);
     };

@@ -62,10 +62,14 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
             && f.shares_with.is_none()
         {
             f.socket_type = socket_type(f.fd);
-            if f.socket_type == Some(libc::SOCK_STREAM) {
-                f.pipe_data = peek_socket(f.fd);
-            } else {
-                f.messages = peek_messages(f.fd);
+            let stream = f.socket_type == Some(libc::SOCK_STREAM);
+            if let Some(u) = peek_unread(f.fd, stream) {
+                if stream {
+                    f.pipe_data = (!u.bytes.is_empty()).then_some(u.bytes);
+                } else {
+                    f.messages = (!u.messages.is_empty()).then_some(u.messages);
+                }
+                f.queued_with_descriptors = u.with_descriptors;
             }
         }
     }
@@ -146,6 +150,7 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
         peer_closed: false,
         peer_ino: None,
         messages: None,
+        queued_with_descriptors: 0,
         contents: None,
         socket_type: None,
         socket: (kind == FdKind::Socket)
@@ -220,34 +225,21 @@ fn socket_type(fd: i32) -> Option<i32> {
     (r == 0).then_some(t)
 }
 
-/// What a stream socket of a pair holds unread, without consuming it.
-/// Runs frozen.
-fn peek_socket(fd: i32) -> Option<Vec<u8>> {
-    let mut avail: i32 = 0;
-    // SAFETY: FIONREAD (SIOCINQ) writes an int.
-    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) } != 0 || avail <= 0 {
-        return None;
-    }
-    let mut data = vec![0u8; avail as usize];
-    // SAFETY: recv into a live buffer; MSG_PEEK leaves the data queued.
-    let n = unsafe {
-        libc::recv(
-            fd,
-            data.as_mut_ptr().cast(),
-            data.len(),
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    data.truncate(n.max(0) as usize);
-    (!data.is_empty()).then_some(data)
+/// What a socket-pair end holds unread, taken without consuming any
+/// (MSG_PEEK stepping through the queue with the socket's peek offset,
+/// SO_PEEK_OFF, put back as it was after): a stream's bytes (a plain peek
+/// stops at data that came with descriptors or other credentials), or
+/// each datagram or seqpacket message whole, in order (MSG_TRUNC tells a
+/// message's length, so one larger than the buffer is gathered in
+/// pieces). Also counts the pieces that carried descriptors (SCM_RIGHTS),
+/// which cannot come back. Runs frozen.
+struct Unread {
+    bytes: Vec<u8>,
+    messages: Vec<serde_bytes::ByteBuf>,
+    with_descriptors: u32,
 }
 
-/// Every message queued at a datagram or seqpacket socket, in order,
-/// each whole, without consuming any: MSG_PEEK steps through the queue
-/// with the socket's peek offset (SO_PEEK_OFF, put back as it was after),
-/// and MSG_TRUNC tells a message's length, so one larger than the buffer
-/// is gathered in pieces. Runs frozen.
-fn peek_messages(fd: i32) -> Option<Vec<serde_bytes::ByteBuf>> {
+fn peek_unread(fd: i32, stream: bool) -> Option<Unread> {
     let int_opt = |name: i32, v: Option<i32>| -> Option<i32> {
         let mut x: i32 = v.unwrap_or(0);
         let mut len = 4u32;
@@ -268,30 +260,70 @@ fn peek_messages(fd: i32) -> Option<Vec<serde_bytes::ByteBuf>> {
         };
         (r == 0).then_some(x)
     };
+    let mut avail: i32 = 0;
+    // SAFETY: FIONREAD (SIOCINQ) writes an int.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) } != 0 || avail <= 0 {
+        return None;
+    }
     let was = int_opt(libc::SO_PEEK_OFF, None)?;
     int_opt(libc::SO_PEEK_OFF, Some(0))?;
+    // Room for the credentials SO_PASSCRED adds to each piece, and none
+    // for descriptors: those are then not installed, only flagged
+    // (MSG_CTRUNC).
+    let passcred = int_opt(libc::SO_PASSCRED, None).unwrap_or(0) != 0;
+    let mut control = [0u64; 4];
     let mut buf = vec![0u8; 64 << 10];
-    let mut out: Vec<serde_bytes::ByteBuf> = Vec::new();
+    let mut out = Unread {
+        bytes: Vec::new(),
+        messages: Vec::new(),
+        with_descriptors: 0,
+    };
     // The message being gathered, and how much of it is still to come.
     let mut cur: Vec<u8> = Vec::new();
     let mut rest = 0usize;
+    let trunc = if stream { 0 } else { libc::MSG_TRUNC };
     // Bounded: a socket's queue holds at most its receive buffer, and
     // every step takes a message or a piece of one.
     for _ in 0..1_000_000 {
-        // SAFETY: recv into a live buffer; MSG_PEEK consumes nothing.
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: an all-zero msghdr is valid (no name, no control).
+        let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if passcred {
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = core::mem::size_of_val(&control);
+        }
+        // SAFETY: recvmsg into live buffers; MSG_PEEK consumes nothing.
         let n = unsafe {
-            libc::recv(
+            libc::syscall(
+                libc::SYS_recvmsg,
                 fd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_PEEK | libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                &mut msg as *mut libc::msghdr,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT | trunc,
             )
         };
         if n < 0 {
             break;
         }
+        if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+            out.with_descriptors += 1;
+        }
         let n = n as usize;
         let got = n.min(buf.len());
+        if stream {
+            if n == 0 {
+                break;
+            }
+            out.bytes.extend_from_slice(&buf[..got]);
+            if out.bytes.len() >= avail as usize {
+                break;
+            }
+            continue;
+        }
         if rest == 0 {
             cur = Vec::with_capacity(n);
         } else if n != rest {
@@ -300,11 +332,12 @@ fn peek_messages(fd: i32) -> Option<Vec<serde_bytes::ByteBuf>> {
         cur.extend_from_slice(&buf[..got]);
         rest = n - got;
         if rest == 0 {
-            out.push(serde_bytes::ByteBuf::from(core::mem::take(&mut cur)));
+            out.messages
+                .push(serde_bytes::ByteBuf::from(core::mem::take(&mut cur)));
         }
     }
     int_opt(libc::SO_PEEK_OFF, Some(was));
-    (!out.is_empty()).then_some(out)
+    Some(out)
 }
 
 /// Copy (without consuming) what an in-process pipe holds, through a
