@@ -1,6 +1,7 @@
 /* Datagram and seqpacket socket pairs with several messages queued each
  * way at the checkpoint (of different sizes, one empty, one larger than a
- * page): every message must come back, in order, each with its boundary.
+ * page; at one end an empty one first): every message must come back, in
+ * order, each with its boundary.
  * Output: each message read after the loop (length and a checksum). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -11,7 +12,9 @@
 
 static char big[10000];
 
-static void fill(const char *name, int fd) {
+static void fill(const char *name, int fd, int empty_first) {
+    if (empty_first && send(fd, "", 0, 0) != 0)
+        printf("%s: empty send failed\n", name);
     const char *msgs[] = {"first", "", "third message"};
     for (int i = 0; i < 3; i++)
         if (send(fd, msgs[i], strlen(msgs[i]), 0) != (ssize_t)strlen(msgs[i]))
@@ -44,10 +47,10 @@ int main(void) {
     int d[2], s[2];
     if (socketpair(AF_UNIX, SOCK_DGRAM, 0, d) || socketpair(AF_UNIX, SOCK_SEQPACKET, 0, s))
         return 1;
-    fill("dgram a->b", d[0]);
-    fill("dgram b->a", d[1]);
-    fill("seqpacket a->b", s[0]);
-    fill("seqpacket b->a", s[1]);
+    fill("dgram a->b", d[0], 1);
+    fill("dgram b->a", d[1], 0);
+    fill("seqpacket a->b", s[0], 1);
+    fill("seqpacket b->a", s[1], 0);
     for (int i = 0; i < 40; i++) {
         printf("step %d\n", i);
         usleep(40000);

@@ -262,11 +262,41 @@ fn peek_unread(fd: i32, stream: bool) -> Option<Unread> {
     };
     let mut avail: i32 = 0;
     // SAFETY: FIONREAD (SIOCINQ) writes an int.
-    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) } != 0 || avail <= 0 {
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) } != 0 {
         return None;
     }
-    let was = int_opt(libc::SO_PEEK_OFF, None)?;
-    int_opt(libc::SO_PEEK_OFF, Some(0))?;
+    // A datagram socket tells the length of its first message only (0
+    // when that one is empty): look anyway.
+    if stream && avail <= 0 {
+        return None;
+    }
+    let Some(was) =
+        int_opt(libc::SO_PEEK_OFF, None).filter(|_| int_opt(libc::SO_PEEK_OFF, Some(0)).is_some())
+    else {
+        // A kernel without peek offsets for this socket: one plain peek
+        // (the first message, or the stream up to its first descriptor).
+        let mut data = vec![0u8; avail as usize];
+        // SAFETY: recv into a live buffer; MSG_PEEK leaves the data queued.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                data.as_mut_ptr().cast(),
+                data.len(),
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        data.truncate(n.max(0) as usize);
+        let (bytes, messages) = if stream {
+            (data, Vec::new())
+        } else {
+            (Vec::new(), vec![serde_bytes::ByteBuf::from(data)])
+        };
+        return Some(Unread {
+            bytes,
+            messages,
+            with_descriptors: 0,
+        });
+    };
     // Room for the credentials SO_PASSCRED adds to each piece, and none
     // for descriptors: those are then not installed, only flagged
     // (MSG_CTRUNC).
