@@ -344,8 +344,18 @@ fn make_unnamed(f: &Fd) -> Result<i32, String> {
 fn rebuild_pipe(f: &Fd, fds: &[Fd], base: i32) -> Result<Vec<(i32, i32)>, String> {
     let members = pipe_members(f, fds);
     let mut p = [0i32; 2];
+    // Non-blocking while it is filled (a pipe that cannot be made as
+    // large as it was fails the restart instead of hanging it); every end
+    // kept gets its own flags after.
     // SAFETY: pipe2 into a local array.
-    if unsafe { libc::syscall(libc::SYS_pipe2, p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+    if unsafe {
+        libc::syscall(
+            libc::SYS_pipe2,
+            p.as_mut_ptr(),
+            libc::O_CLOEXEC | libc::O_NONBLOCK,
+        )
+    } != 0
+    {
         return Err(format!("cannot re-create the pipe of descriptor {}", f.fd));
     }
     let (rd, wr) = (move_to_at_least(p[0], base)?, move_to_at_least(p[1], base)?);
@@ -547,7 +557,33 @@ fn refill_socket(fd: i32, f: &Fd) -> Result<(), String> {
         ));
     }
     let Some(msgs) = &f.messages else {
-        return write_all(fd, f.pipe_data.as_deref().unwrap_or(&[]), f.fd);
+        let data = f.pipe_data.as_deref().unwrap_or(&[]);
+        let mut done = 0;
+        while done < data.len() {
+            // SAFETY: send from a live slice on our own new socket; never
+            // waits (socket buffers smaller than the program had set
+            // cannot take everything back).
+            let n = unsafe {
+                libc::send(
+                    fd,
+                    data[done..].as_ptr().cast(),
+                    data.len() - done,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n <= 0 {
+                warn(&format!(
+                    "descriptor {}: {} of its {} unread bytes cannot be queued again ({}); they are lost",
+                    f.fd,
+                    data.len() - done,
+                    data.len(),
+                    std::io::Error::from_raw_os_error(crate::interpose::errno())
+                ));
+                break;
+            }
+            done += n as usize;
+        }
+        return Ok(());
     };
     for (i, m) in msgs.iter().enumerate() {
         // SAFETY: send from a live slice on our own new socket; never
