@@ -170,14 +170,21 @@ Descriptors:
     a file opened with O_APPEND goes on appending at its end, so what the
     program appended between the checkpoint and its end stays there;
   - descriptors that shared an open file share one again; an in-process
-    pipe (with its unread bytes), an eventfd, an epoll instance (with what
-    it watched), a timerfd, a signalfd and an inotify instance (its watches
-    at their numbers, by the paths they were added with; events not yet
-    read are lost) are re-created;
+    pipe (its ends found by inode, with its unread bytes; an end whose
+    other ends were all closed comes back so: its bytes then end of file,
+    or EPIPE), a socket pair (a datagram or seqpacket pair with each queued
+    message), an eventfd, an epoll instance (with what it watched), a
+    timerfd (with its unread expirations), a signalfd and an inotify
+    instance (its watches at their numbers, by the paths they were added
+    with; events not yet read are lost) are re-created;
+  - a named FIFO is reopened by its path with the bytes it held; one whose
+    path was unlinked comes back as an anonymous pipe with its bytes;
+  - a namespace descriptor (/proc/self/ns/*) names the restarted program's
+    own namespace of that kind (with a warning when that is another one);
   - file locks the program held (fcntl, OFD, flock) are taken again,
     without waiting: one another process took meanwhile is a warning;
-  - descriptors 0, 1 and 2 that were a terminal, a pipe, a socket or a
-    device are connected to this command's own;
+  - descriptors 0, 1 and 2 that were a terminal, a pipe to another
+    process, a socket or a device are connected to this command's own;
   - a listening socket listens again at its address (refused up front
     when the address is taken); a connection to another process comes
     back closed by its peer (end-of-file, EPIPE), with a warning;

@@ -65,7 +65,7 @@ fn restart_losses(path: &std::path::Path) -> Vec<String> {
         .fds
         .iter()
         .filter_map(|f| {
-            let connected = f.socket.as_ref().is_some_and(|s| s.connected && !s.listening);
+            let connected = ckpt::files::loses_its_peer(f, &image.meta.fds);
             match ckpt::files::stdio_rule(f) {
                 ckpt::files::Passthrough::Placeholder => Some(format!(
                     "descriptor {} ({}) cannot come back at restart (/dev/null takes its place)",

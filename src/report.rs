@@ -208,6 +208,9 @@ fn fd_notes(fd: &Fd) -> String {
     if let Some(n) = fd.pipe_peer {
         notes.push(format!("pipe peer {n}"));
     }
+    if fd.peer_closed {
+        notes.push("other end closed".into());
+    }
     if fd.deleted {
         notes.push("deleted".into());
     }

@@ -143,15 +143,21 @@ fn checkpoint_warns_about_what_a_restart_cannot_bring_back() {
         .arg(&script)
         .inherit_fd(p[1], 7)
         .under_ckpt(&images, "waiter with a pipe");
-    // SAFETY: closing our copies after the spawn.
+    // SAFETY: closing our copy of the write end after the spawn; the read
+    // end stays open here until after the checkpoint, so the program's
+    // end leads to another process (a pipe whose reader is gone would
+    // come back exactly, as one giving EPIPE).
     unsafe {
-        libc::close(p[0]);
         libc::close(p[1]);
     }
     let kv =
         wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let pid = kv_num(&kv, "pid");
     let r = checkpoint_into(tmp.path(), pid as i64, &images);
+    // SAFETY: closing our read end, now that the checkpoint is taken.
+    unsafe {
+        libc::close(p[0]);
+    }
     touch(&ctl.join("go"));
     let _ = run.wait(EXIT_TIMEOUT);
     assert!(r.status.success(), "{r:?}");

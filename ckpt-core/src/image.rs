@@ -429,6 +429,8 @@ pub enum FdKind {
     SignalFd,
     /// An inotify instance (its watches in `Fd::inotify`).
     Inotify,
+    /// A namespace file (/proc/PID/ns/*; the link reads "net:[inode]").
+    Namespace,
     /// Another anon-inode object (userfaultfd, pidfd, fanotify, ...).
     Anon,
 }
@@ -460,7 +462,8 @@ pub struct Fd {
     /// Lowest descriptor sharing the same open file description (offset
     /// and status flags), when there is one other than itself.
     pub shares_with: Option<i32>,
-    /// The other end of an in-process pipe or socket pair.
+    /// The other end of an in-process pipe or socket pair (for a pipe:
+    /// its lowest descriptor of the other direction, found by inode).
     pub pipe_peer: Option<i32>,
     pub dev: u64,
     pub ino: u64,
@@ -478,6 +481,15 @@ pub struct Fd {
     /// deleted file), so restart can make it again.
     #[serde(default, with = "serde_bytes")]
     pub contents: Option<Vec<u8>>,
+    /// Messages queued unread at this end of a datagram or seqpacket
+    /// socket pair, in order, each with its boundary.
+    #[serde(default)]
+    pub messages: Option<Vec<serde_bytes::ByteBuf>>,
+    /// How many of the unread messages (or pieces of a stream) at this
+    /// end of a socket pair carried descriptors (SCM_RIGHTS): their data
+    /// comes back, the descriptors cannot.
+    #[serde(default)]
+    pub queued_with_descriptors: u32,
     /// SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET, for a socket pair.
     #[serde(default)]
     pub socket_type: Option<i32>,
@@ -487,6 +499,17 @@ pub struct Fd {
     /// A pipe's capacity (F_GETPIPE_SZ).
     #[serde(default)]
     pub pipe_size: Option<i32>,
+    /// A pipe (or FIFO) end none of whose other ends is open anywhere:
+    /// a read end whose writers are all closed (its bytes, then end of
+    /// file), a write end whose readers are (EPIPE); or an unnamed unix
+    /// socket whose peer was closed (its unread data, then end of file).
+    /// It comes back alone.
+    #[serde(default)]
+    pub peer_closed: bool,
+    /// A unix socket's peer, by inode, as the kernel's socket diagnostics
+    /// report it (0: closed since); what pairs the ends of a socket pair.
+    #[serde(default)]
+    pub peer_ino: Option<u64>,
     /// What an epoll descriptor watches.
     #[serde(default)]
     pub epoll: Option<Vec<EpollWatch>>,
@@ -531,6 +554,10 @@ impl Fd {
             eventfd_count: None,
             pipe_data: None,
             pipe_size: None,
+            peer_closed: false,
+            peer_ino: None,
+            messages: None,
+            queued_with_descriptors: 0,
             contents: None,
             socket_type: None,
             socket: None,
@@ -610,7 +637,9 @@ pub struct TimerFdState {
     pub clock: i32,
     /// timerfd_settime flags (TFD_TIMER_ABSTIME, ...).
     pub settime_flags: i32,
-    /// Time to the next expiry (relative, ns; 0 = disarmed).
+    /// Time to the next expiry (relative, ns; 0 = disarmed), read after
+    /// the timer was brought up to date (a fired periodic timer is armed
+    /// for its next expiry, its past ones counted in `ticks`).
     pub value_ns: u64,
     pub interval_ns: u64,
     /// Expirations not yet read.

@@ -32,7 +32,27 @@ fn parse_epoll(text: &str) -> Vec<EpollWatch> {
         .collect()
 }
 
+/// Bring timerfd `fd`'s expiration count up to date, the way the
+/// program's own `timerfd_gettime` or `read` would: a periodic timer that
+/// fired and was not read is parked at its past expiry (fdinfo shows
+/// it_value 0, "due"), and only this forwards it to its next expiry,
+/// adding the periods missed meanwhile to the unread count. Nothing the
+/// program can see changes (its next read returns the same count). Returns
+/// (time to the next expiry, interval) in ns, exact. Runs frozen: one
+/// raw syscall.
+pub fn timerfd_settle(fd: i32) -> Option<(u64, u64)> {
+    let mut cur: libc::itimerspec = libc::itimerspec {
+        it_interval: sys::timespec(0),
+        it_value: sys::timespec(0),
+    };
+    // SAFETY: timerfd_gettime writes one itimerspec into a live local.
+    let r = unsafe { libc::syscall(libc::SYS_timerfd_gettime, fd, &mut cur) };
+    (r == 0).then(|| (sys::ts_ns(&cur.it_value), sys::ts_ns(&cur.it_interval)))
+}
+
 /// A timerfd's fdinfo: clockid, ticks, settime flags, it_value, it_interval.
+/// Read it after [`timerfd_settle`]: before, a periodic timer that fired
+/// unread shows it_value 0, which would read as "disarmed".
 pub fn timerfd_state(info: &[u8]) -> Option<TimerFdState> {
     let pair = |key: &[u8]| -> Option<u64> {
         // "(sec, nsec)"
@@ -65,12 +85,20 @@ pub fn recreate(f: &Fd) -> Result<i32, String> {
             libc::syscall(libc::SYS_epoll_create1, cloexec)
         } else if let Some(t) = &f.timerfd {
             let fd = libc::syscall(libc::SYS_timerfd_create, t.clock, cloexec | nonblock);
-            if fd >= 0 && t.value_ns > 0 {
+            // An image written before timerfds were settled at checkpoint
+            // may show a due periodic timer as value 0: its expiry is
+            // among the unread ones, the next is about an interval away.
+            let value = if t.value_ns == 0 {
+                t.interval_ns
+            } else {
+                t.value_ns
+            };
+            if fd >= 0 && value > 0 {
                 // The remaining time, relative: an absolute setting would
                 // also be right after a reboot only for CLOCK_REALTIME.
                 let spec = libc::itimerspec {
                     it_interval: sys::timespec(t.interval_ns),
-                    it_value: sys::timespec(t.value_ns),
+                    it_value: sys::timespec(value),
                 };
                 libc::syscall(
                     libc::SYS_timerfd_settime,
@@ -101,16 +129,26 @@ pub fn recreate(f: &Fd) -> Result<i32, String> {
             std::io::Error::from_raw_os_error(crate::interpose::errno())
         ));
     }
-    if let Some(t) = &f.timerfd {
-        if t.ticks > 0 {
+    if let Some(t) = f.timerfd.as_ref().filter(|t| t.ticks > 0) {
+        // Set after timerfd_settime, which clears the count.
+        let ticks = t.ticks;
+        // SAFETY: TFD_IOC_SET_TICKS reads one u64 from a live local.
+        let r = unsafe { libc::ioctl(fd as i32, TFD_IOC_SET_TICKS, &ticks as *const u64) };
+        if r != 0 {
             crate::restart::warn(&format!(
-                "timerfd {}: {} unread expirations are lost",
-                f.fd, t.ticks
+                "timerfd {}: its {} unread expiration(s) cannot be put back ({}: this kernel lacks TFD_IOC_SET_TICKS); they are lost",
+                f.fd,
+                t.ticks,
+                std::io::Error::from_raw_os_error(crate::interpose::errno())
             ));
         }
     }
     Ok(fd as i32)
 }
+
+/// `_IOW('T', 0, u64)`: set a timerfd's unread expiration count (kernels
+/// with CONFIG_CHECKPOINT_RESTORE).
+const TFD_IOC_SET_TICKS: libc::c_ulong = (1 << 30) | (8 << 16) | ((b'T' as libc::c_ulong) << 8);
 
 /// Watch again what epoll descriptor `f` watched (every descriptor is at
 /// its number by now). Post-restart context.

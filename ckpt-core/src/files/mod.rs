@@ -441,6 +441,19 @@ fn is_own_listed(fd: i32) -> bool {
     OWN.iter().any(|s| s.load(Relaxed) == fd)
 }
 
+/// Namespace kinds as /proc/PID/ns names them (and their links: "net:[ino]").
+const NAMESPACES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
+
+/// The namespace kind a descriptor's link names ("net" for "net:[4026531833]").
+pub(crate) fn namespace_kind(link: &str) -> Option<&'static str> {
+    let (kind, rest) = link.split_once(":[")?;
+    let ino = rest.strip_suffix(']')?;
+    if ino.is_empty() || !ino.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    NAMESPACES.iter().copied().find(|&k| k == kind)
+}
+
 mod anon;
 mod inotify;
 mod locks;
@@ -451,3 +464,27 @@ pub use inotify::{record_unwatch, record_watch};
 pub use restore::{restore, stdio_rule, Passthrough};
 pub use snapshot::snapshot;
 pub use sockets::check_address;
+
+/// Whether descriptor `f` of the image `fds` comes back cut off from a
+/// peer it had in another process (a connection, an unlinked FIFO): it
+/// then reads end of file and gets EPIPE, as if that peer had closed.
+/// Both ends of a pair the program holds itself come back connected.
+pub fn loses_its_peer(f: &crate::image::Fd, fds: &[crate::image::Fd]) -> bool {
+    sockets::hangs_up(f, fds) || restore::unlinked_fifo_to_outside(f, fds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::namespace_kind;
+
+    #[test]
+    fn namespace_links_are_told_from_other_links() {
+        assert_eq!(namespace_kind("net:[4026531833]"), Some("net"));
+        assert_eq!(namespace_kind("pid:[4026531836]"), Some("pid"));
+        assert_eq!(namespace_kind("pipe:[1234]"), None);
+        assert_eq!(namespace_kind("anon_inode:[eventfd]"), None);
+        assert_eq!(namespace_kind("widget:[12]"), None);
+        assert_eq!(namespace_kind("net:[12x]"), None);
+        assert_eq!(namespace_kind("/tmp/net:[1]"), None);
+    }
+}

@@ -4,20 +4,30 @@
 //! - a regular file or directory is reopened by path (never with O_CREAT,
 //!   O_TRUNC or O_EXCL) with its status flags, at its offset;
 //! - descriptors that shared one open file (dup, fork) share one again;
-//! - an in-process pipe is re-created (both ends) with its unread bytes,
-//!   an eventfd with its counter, an epoll instance with what it watched,
-//!   a timerfd with its setting, a signalfd with its mask, an inotify
-//!   instance with its watches (at their wds; unread events are lost);
-//! - descriptors 0, 1 and 2 that were a terminal, a pipe, a socket or a
-//!   device are connected to the `ckpt restart` command's own;
+//! - an in-process pipe is re-created (every open file of it, its ends
+//!   found by inode) with its unread bytes; an end whose other ends were
+//!   all closed comes back so (its bytes then end of file; EPIPE);
+//! - an eventfd is re-created with its counter, an epoll instance with
+//!   what it watched, a timerfd with its setting and unread expirations,
+//!   a signalfd with its mask, an inotify instance with its watches (at
+//!   their wds; unread events are lost);
+//! - descriptors 0, 1 and 2 that were a terminal, a pipe to another
+//!   process, a socket or a device are connected to the `ckpt restart`
+//!   command's own;
+//! - a named FIFO above 2 is reopened by path (each open file of it, never
+//!   blocking) with the bytes it held; one whose path was unlinked (or is
+//!   gone) comes back as an anonymous pipe with its bytes;
 //! - a device or terminal above 2 is reopened by path;
 //! - file locks (fcntl, OFD, flock) the process held are taken again
 //!   (never waiting: one another process took meanwhile is a warning);
 //! - a memfd or a deleted file is made again (a memfd, an unlinked file)
 //!   with the contents it had, at its offset;
 //! - a listening socket (or a bound datagram socket) listens again at its
-//!   address; a connection to another process comes back closed by its
+//!   address; a socket never bound nor connected is made again; a connection to another process comes back closed by its
 //!   peer (end-of-file, EPIPE), with a warning;
+//! - a namespace descriptor (/proc/self/ns/*) names the restarted
+//!   process's own namespace of that kind (a warning when that is not the
+//!   one it named: a restart in a new pid namespace, say);
 //! - anything else (a pipe to another process, a fanotify, a pidfd) cannot
 //!   come back: /dev/null takes its number, with a warning.
 //!
@@ -44,7 +54,7 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
     let outside = matches!(
         f.kind,
         FdKind::Tty | FdKind::Socket | FdKind::CharDevice | FdKind::Fifo
-    ) || (f.kind == FdKind::Pipe && f.pipe_peer.is_none());
+    ) || (f.kind == FdKind::Pipe && f.pipe_peer.is_none() && !f.peer_closed);
     if f.fd <= 2 && outside {
         return Passthrough::Inherit;
     }
@@ -54,14 +64,23 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
         FdKind::Tty | FdKind::CharDevice | FdKind::BlockDevice | FdKind::Fifo => {
             Passthrough::Rebuilt
         }
-        FdKind::Pipe if f.pipe_peer.is_some() => Passthrough::Rebuilt,
-        FdKind::Socket if f.pipe_peer.is_some() && f.socket_type.is_some() => Passthrough::Rebuilt,
-        FdKind::Socket if f.pipe_peer.is_none() && f.socket.is_some() => Passthrough::Rebuilt,
+        FdKind::Pipe
+            if f.pipe_peer.is_some()
+                || f.peer_closed
+                || f.flags & libc::O_ACCMODE == libc::O_RDWR =>
+        {
+            Passthrough::Rebuilt
+        }
+        FdKind::Socket if (f.pipe_peer.is_some() || f.peer_closed) && f.socket_type.is_some() => {
+            Passthrough::Rebuilt
+        }
+        FdKind::Socket if f.socket.is_some() => Passthrough::Rebuilt,
         FdKind::EventFd => Passthrough::Rebuilt,
         FdKind::Epoll if f.epoll.is_some() => Passthrough::Rebuilt,
         FdKind::TimerFd if f.timerfd.is_some() => Passthrough::Rebuilt,
         FdKind::SignalFd if f.signalfd_mask.is_some() => Passthrough::Rebuilt,
         FdKind::Inotify if f.inotify.is_some() => Passthrough::Rebuilt,
+        FdKind::Namespace => Passthrough::Rebuilt,
         _ => Passthrough::Placeholder,
     }
 }
@@ -134,26 +153,8 @@ pub fn restore(fds: &[Fd], keep_also: &[i32]) -> Result<(), String> {
 /// Reopen or re-create one object; returns (target, temporary) pairs.
 fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, String> {
     match f.kind {
-        FdKind::Pipe => {
-            let Some(peer) = f.pipe_peer.and_then(|p| fds.iter().find(|g| g.fd == p)) else {
-                return Ok(None);
-            };
-            let mut p = [0i32; 2];
-            // SAFETY: pipe2 into a local array.
-            if unsafe { libc::syscall(libc::SYS_pipe2, p.as_mut_ptr(), 0) } != 0 {
-                return Err(format!("cannot re-create the pipe of descriptor {}", f.fd));
-            }
-            let (rd, wr) = (move_to_at_least(p[0], base)?, move_to_at_least(p[1], base)?);
-            let (r_fd, w_fd) = if f.flags & libc::O_ACCMODE == libc::O_RDONLY {
-                (f, peer)
-            } else {
-                (peer, f)
-            };
-            refill(rd, wr, r_fd)?;
-            set_status(rd, r_fd.flags);
-            set_status(wr, w_fd.flags);
-            Ok(Some(vec![(r_fd.fd, rd), (w_fd.fd, wr)]))
-        }
+        FdKind::Pipe => rebuild_pipe(f, fds, base).map(Some),
+        FdKind::Fifo => rebuild_fifo(f, fds, base).map(Some),
         FdKind::MemFd | FdKind::File if f.contents.is_some() => {
             let fd = move_to_at_least(make_unnamed(f)?, base)?;
             // SAFETY: lseek on the descriptor we just made.
@@ -161,12 +162,21 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             set_status(fd, f.flags);
             Ok(Some(vec![(f.fd, fd)]))
         }
-        FdKind::Socket if f.pipe_peer.is_none() => {
+        FdKind::Socket
+            if pair_peer(f, fds).is_none() && !(f.peer_closed && f.socket_type.is_some()) =>
+        {
             let Some(s) = &f.socket else {
-                return Ok(None);
+                warn(&format!(
+                    "descriptor {} ({}) cannot be restored; /dev/null takes its place",
+                    f.fd, f.path
+                ));
+                let fd = open_at_least(c"/dev/null", f.flags & libc::O_ACCMODE, base)?;
+                return Ok(Some(vec![(f.fd, fd)]));
             };
             let fd = if super::sockets::rebuildable(s) {
                 super::sockets::rebuild(f, s)?
+            } else if super::sockets::fresh(s) {
+                super::sockets::make_fresh(f, s)?
             } else {
                 super::sockets::hung_up(f, s.socket_type)?
             };
@@ -175,9 +185,8 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             Ok(Some(vec![(f.fd, fd)]))
         }
         FdKind::Socket => {
-            let Some(peer) = f.pipe_peer.and_then(|p| fds.iter().find(|g| g.fd == p)) else {
-                return Ok(None);
-            };
+            // A pair, or an end whose peer was closed (alone, then).
+            let peer = pair_peer(f, fds);
             let mut p = [0i32; 2];
             let typ = f.socket_type.unwrap_or(libc::SOCK_STREAM) | libc::SOCK_CLOEXEC;
             // SAFETY: socketpair into a local array.
@@ -189,9 +198,13 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             }
             let (a, b) = (move_to_at_least(p[0], base)?, move_to_at_least(p[1], base)?);
             // What was unread at one end is written into the other.
-            write_all(b, f.pipe_data.as_deref().unwrap_or(&[]), f.fd)?;
-            write_all(a, peer.pipe_data.as_deref().unwrap_or(&[]), peer.fd)?;
+            refill_socket(b, f)?;
             set_status(a, f.flags);
+            let Some(peer) = peer else {
+                sys::close(b);
+                return Ok(Some(vec![(f.fd, a)]));
+            };
+            refill_socket(a, peer)?;
             set_status(b, peer.flags);
             Ok(Some(vec![(f.fd, a), (peer.fd, b)]))
         }
@@ -204,6 +217,19 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             for w in warnings {
                 warn(&w);
             }
+            Ok(Some(vec![(f.fd, move_to_at_least(fd, base)?)]))
+        }
+        FdKind::Namespace => {
+            let fd = match namespace_again(f) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    warn(&format!(
+                        "descriptor {} ({}) cannot be restored: {e}; /dev/null takes its place",
+                        f.fd, f.path
+                    ));
+                    open_at_least(c"/dev/null", libc::O_RDONLY, base)?
+                }
+            };
             Ok(Some(vec![(f.fd, move_to_at_least(fd, base)?)]))
         }
         FdKind::EventFd => {
@@ -230,6 +256,47 @@ fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, Str
             Ok(Some(vec![(f.fd, t)]))
         }
     }
+}
+
+/// The other end of socket pair `f`, when the image holds it.
+pub(super) fn pair_peer<'a>(f: &Fd, fds: &'a [Fd]) -> Option<&'a Fd> {
+    f.socket_type?;
+    f.pipe_peer.and_then(|p| fds.iter().find(|g| g.fd == p))
+}
+
+/// A namespace descriptor: the restarted process's own namespace of the
+/// same kind (pid_for_children and time_for_children too, when that is
+/// what the program opened), with a warning when it is not the one the
+/// descriptor named at the checkpoint (a restart in new pid, mount, time
+/// or user namespaces, or another machine).
+fn namespace_again(f: &Fd) -> Result<i32, String> {
+    let kind = super::namespace_kind(&f.path).ok_or("not a namespace")?;
+    // The name under ns/: "pid_for_children" also links as "pid:[...]".
+    let name = f
+        .opened_as
+        .as_deref()
+        .and_then(|p| p.rsplit_once("/ns/"))
+        .map(|(_, n)| n)
+        .filter(|n| n.starts_with(kind) && n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .unwrap_or(kind);
+    let path = format!("/proc/self/ns/{name}");
+    let c = CString::new(path.as_bytes()).map_err(|_| "bad name")?;
+    let fd = open_at_least(&c, libc::O_RDONLY, 0).map_err(|e| format!("{path}: {e}"))?;
+    // SAFETY: fstat into a zeroed stat of our own.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: fstat on the descriptor we just opened, into a live stat.
+    let ino = if unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st) } == 0 {
+        st.st_ino
+    } else {
+        0
+    };
+    if ino != f.ino {
+        warn(&format!(
+            "descriptor {} ({}) now refers to the restarted process's own {kind} namespace ({kind}:[{ino}]), not the one it named",
+            f.fd, f.path
+        ));
+    }
+    Ok(fd)
 }
 
 /// A memfd (same name) or an unlinked file (in the deleted file's
@@ -269,17 +336,271 @@ fn make_unnamed(f: &Fd) -> Result<i32, String> {
     Ok(fd)
 }
 
-/// Give a re-created pipe its capacity and the bytes it held.
-fn refill(rd: i32, wr: i32, read_end: &Fd) -> Result<(), String> {
-    if let Some(size) = read_end.pipe_size {
+/// Make a pipe again, with every open file of it the image holds (all
+/// descriptors of its inode that come back; the ones sharing an open file
+/// follow later by dup), its capacity and its bytes. An end whose other
+/// ends were all closed comes back so: a read end gives its bytes then end
+/// of file, a write end EPIPE. Returns (target, temporary) pairs.
+fn rebuild_pipe(f: &Fd, fds: &[Fd], base: i32) -> Result<Vec<(i32, i32)>, String> {
+    let members = pipe_members(f, fds);
+    let mut p = [0i32; 2];
+    // Non-blocking while it is filled (a pipe that cannot be made as
+    // large as it was fails the restart instead of hanging it); every end
+    // kept gets its own flags after.
+    // SAFETY: pipe2 into a local array.
+    if unsafe {
+        libc::syscall(
+            libc::SYS_pipe2,
+            p.as_mut_ptr(),
+            libc::O_CLOEXEC | libc::O_NONBLOCK,
+        )
+    } != 0
+    {
+        return Err(format!("cannot re-create the pipe of descriptor {}", f.fd));
+    }
+    let (rd, wr) = (move_to_at_least(p[0], base)?, move_to_at_least(p[1], base)?);
+    if let Some(size) = members.iter().find_map(|g| g.pipe_size) {
         // SAFETY: F_SETPIPE_SZ on our own new pipe.
         unsafe { libc::syscall(libc::SYS_fcntl, rd, libc::F_SETPIPE_SZ, size) };
     }
-    write_all(
-        wr,
-        read_end.pipe_data.as_deref().unwrap_or(&[]),
-        read_end.fd,
-    )
+    if let Some(g) = members.iter().find(|g| g.pipe_data.is_some()) {
+        write_all(wr, g.pipe_data.as_deref().unwrap_or(&[]), g.fd)?;
+    }
+    let mut out = Vec::new();
+    let (mut rd_used, mut wr_used) = (false, false);
+    for g in &members {
+        let (end, used) = match g.flags & libc::O_ACCMODE {
+            libc::O_RDONLY => (rd, &mut rd_used),
+            libc::O_WRONLY => (wr, &mut wr_used),
+            // Read-write (a FIFO's): an open file of its own.
+            _ => (rd, &mut true),
+        };
+        let fd = if *used {
+            another_open_file(end, g, base)?
+        } else {
+            *used = true;
+            end
+        };
+        set_status(fd, g.flags);
+        out.push((g.fd, fd));
+    }
+    // An end nobody holds any more is closed, as it was.
+    for (end, used) in [(rd, rd_used), (wr, wr_used)] {
+        if !used {
+            sys::close(end);
+        }
+    }
+    Ok(out)
+}
+
+/// The open files of the pipe or FIFO `f` belongs to that come back
+/// (one descriptor each; the ones sharing them follow by dup).
+fn pipe_members<'a>(f: &Fd, fds: &'a [Fd]) -> Vec<&'a Fd> {
+    fds.iter()
+        .filter(|g| {
+            g.kind == f.kind
+                && g.ino == f.ino
+                && g.dev == f.dev
+                && g.shares_with.is_none_or(|s| s == g.fd)
+                && stdio_rule(g) == Passthrough::Rebuilt
+        })
+        .collect()
+}
+
+/// Whether `f` is an unlinked FIFO whose other ends were in another
+/// process: it comes back as a pipe without them (end of file, EPIPE).
+pub(super) fn unlinked_fifo_to_outside(f: &Fd, fds: &[Fd]) -> bool {
+    f.kind == FdKind::Fifo
+        && f.deleted
+        && stdio_rule(f) == Passthrough::Rebuilt
+        && pipe_members(f, fds).iter().all(|g| {
+            g.pipe_peer.is_none() && !g.peer_closed && g.flags & libc::O_ACCMODE != libc::O_RDWR
+        })
+}
+
+/// A named FIFO: every open file of it the image holds is opened again by
+/// its path (never blocking: a read-write open file of ckpt's own holds
+/// both sides meanwhile), and the bytes it held are put back. One whose
+/// path was unlinked (or is gone now) comes back as an anonymous pipe
+/// with its bytes, its ends connected as they were.
+fn rebuild_fifo(f: &Fd, fds: &[Fd], base: i32) -> Result<Vec<(i32, i32)>, String> {
+    if f.deleted {
+        if unlinked_fifo_to_outside(f, fds) {
+            warn(&format!(
+                "descriptor {} ({}, an unlinked FIFO) led to another process: it comes back as a pipe without it",
+                f.fd, f.path
+            ));
+        }
+        return rebuild_pipe(f, fds, base);
+    }
+    let members = pipe_members(f, fds);
+    let path =
+        CString::new(f.path.as_bytes()).map_err(|_| format!("descriptor {}: bad path", f.fd))?;
+    let holder = match open_at_least(&path, libc::O_RDWR | libc::O_NONBLOCK, base) {
+        Ok(h) if is_fifo(h) => h,
+        other => {
+            let why = match other {
+                Ok(h) => {
+                    sys::close(h);
+                    "it is not a FIFO any more".to_string()
+                }
+                Err(e) => e,
+            };
+            warn(&format!(
+                "descriptor {} ({}): the FIFO cannot be opened again ({why}); it comes back as an anonymous pipe with its bytes",
+                f.fd, f.path
+            ));
+            return rebuild_pipe(f, fds, base);
+        }
+    };
+    let mut out = Vec::new();
+    for g in &members {
+        let fd = match open_at_least(&path, g.flags & libc::O_ACCMODE | libc::O_NONBLOCK, base) {
+            Ok(fd) => fd,
+            Err(e) => {
+                sys::close(holder);
+                for (_, t) in out {
+                    sys::close(t);
+                }
+                warn(&format!(
+                    "descriptor {} ({}): the FIFO cannot be opened again ({e}); it comes back as an anonymous pipe with its bytes",
+                    g.fd, g.path
+                ));
+                return rebuild_pipe(f, fds, base);
+            }
+        };
+        set_status(fd, g.flags);
+        out.push((g.fd, fd));
+    }
+    if let Some(size) = members.iter().find_map(|g| g.pipe_size) {
+        // SAFETY: F_SETPIPE_SZ on the FIFO we hold.
+        unsafe { libc::syscall(libc::SYS_fcntl, holder, libc::F_SETPIPE_SZ, size) };
+    }
+    if let Some(g) = members.iter().find(|g| g.pipe_data.is_some()) {
+        let mut avail: i32 = 0;
+        // SAFETY: FIONREAD writes an int.
+        unsafe { libc::ioctl(holder, libc::FIONREAD, &mut avail) };
+        if avail > 0 {
+            // Another process kept it open: what it holds is not ours to add to.
+            warn(&format!(
+                "FIFO {} (descriptor {}) already holds {avail} bytes (another process keeps it open): the bytes it held at the checkpoint are not put back",
+                g.path, g.fd
+            ));
+        } else {
+            write_all(holder, g.pipe_data.as_deref().unwrap_or(&[]), g.fd)?;
+        }
+    }
+    sys::close(holder);
+    // An end whose partner was another process's: is anyone there now?
+    for (g, &(_, fd)) in members.iter().zip(&out) {
+        let acc = g.flags & libc::O_ACCMODE;
+        if acc != libc::O_RDWR
+            && g.pipe_peer.is_none()
+            && !g.peer_closed
+            && super::snapshot::other_ends_closed(fd, acc == libc::O_RDONLY)
+        {
+            warn(&format!(
+                "FIFO {} (descriptor {}): the other process that had it open is not there now ({})",
+                g.path,
+                g.fd,
+                if acc == libc::O_RDONLY {
+                    "end of file once its bytes are read"
+                } else {
+                    "writes get EPIPE"
+                }
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn is_fifo(fd: i32) -> bool {
+    // SAFETY: fstat into a zeroed stat of our own.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: fstat on a descriptor we own, into a live stat.
+    unsafe {
+        libc::syscall(libc::SYS_fstat, fd, &mut st) == 0
+            && st.st_mode & libc::S_IFMT == libc::S_IFIFO
+    }
+}
+
+/// A second open file of the pipe `end` belongs to (own status flags),
+/// for descriptor `g`: opened again through /proc/self/fd.
+fn another_open_file(end: i32, g: &Fd, base: i32) -> Result<i32, String> {
+    let path = CString::new(format!("/proc/self/fd/{end}")).unwrap_or_default();
+    let acc = g.flags & libc::O_ACCMODE;
+    open_at_least(&path, acc | libc::O_NONBLOCK, base).or_else(|e| {
+        warn(&format!(
+            "descriptor {} ({}) cannot be a pipe's open file of its own ({e}): it shares its status flags with another",
+            g.fd, g.path
+        ));
+        move_to_at_least(dup_cloexec(end)?, base)
+    })
+}
+
+fn dup_cloexec(fd: i32) -> Result<i32, String> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor we own.
+    let n = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, 0) } as i32;
+    if n < 0 {
+        return Err("no free descriptor".into());
+    }
+    Ok(n)
+}
+
+/// Put what socket-pair end `f` had unread back, sent through `fd` (the
+/// other end of its new pair): a stream's bytes, or each message again.
+fn refill_socket(fd: i32, f: &Fd) -> Result<(), String> {
+    if f.queued_with_descriptors > 0 {
+        warn(&format!(
+            "descriptor {}: {} unread message(s) carried descriptors (SCM_RIGHTS): their data comes back, the descriptors do not",
+            f.fd, f.queued_with_descriptors
+        ));
+    }
+    let Some(msgs) = &f.messages else {
+        let data = f.pipe_data.as_deref().unwrap_or(&[]);
+        let mut done = 0;
+        while done < data.len() {
+            // SAFETY: send from a live slice on our own new socket; never
+            // waits (socket buffers smaller than the program had set
+            // cannot take everything back).
+            let n = unsafe {
+                libc::send(
+                    fd,
+                    data[done..].as_ptr().cast(),
+                    data.len() - done,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n <= 0 {
+                warn(&format!(
+                    "descriptor {}: {} of its {} unread bytes cannot be queued again ({}); they are lost",
+                    f.fd,
+                    data.len() - done,
+                    data.len(),
+                    std::io::Error::from_raw_os_error(crate::interpose::errno())
+                ));
+                break;
+            }
+            done += n as usize;
+        }
+        return Ok(());
+    };
+    for (i, m) in msgs.iter().enumerate() {
+        // SAFETY: send from a live slice on our own new socket; never
+        // waits (a queue that held these messages holds them again).
+        let n = unsafe { libc::send(fd, m.as_ptr().cast(), m.len(), libc::MSG_DONTWAIT) };
+        if n != m.len() as isize {
+            warn(&format!(
+                "descriptor {}: {} of its {} unread messages cannot be queued again ({}); they are lost",
+                f.fd,
+                msgs.len() - i,
+                msgs.len(),
+                std::io::Error::from_raw_os_error(crate::interpose::errno())
+            ));
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Put the bytes descriptor `owner` had unread back, through `fd`.

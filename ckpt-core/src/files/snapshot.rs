@@ -35,21 +35,42 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
     }
     sys::close(dir);
     link_shared(&mut out);
+    pair_pipes(&mut out);
+    super::sockets::pair(&mut out);
+    // A pipe's (or FIFO's) bytes are saved once, through its lowest read
+    // end (with tee: nothing is consumed).
+    let mut peeked: Vec<(u64, u64)> = Vec::new();
     for f in out.iter_mut() {
-        if f.kind == FdKind::Pipe
-            && f.pipe_peer.is_some()
-            && f.flags & libc::O_ACCMODE == libc::O_RDONLY
+        let pipe = f.kind == FdKind::Pipe
+            && (f.pipe_peer.is_some()
+                || f.peer_closed
+                || f.flags & libc::O_ACCMODE == libc::O_RDWR);
+        if (pipe || f.kind == FdKind::Fifo)
+            && f.flags & libc::O_ACCMODE != libc::O_WRONLY
             && f.shares_with.is_none()
+            && !peeked.contains(&(f.dev, f.ino))
         {
+            peeked.push((f.dev, f.ino));
             f.pipe_data = peek_pipe(f.fd, f.pipe_size.unwrap_or(65536));
         }
         let unnamed = f.kind == FdKind::MemFd || (f.kind == FdKind::File && f.deleted);
         if unnamed && f.shares_with.is_none() {
             f.contents = read_contents(f.fd, f.size);
         }
-        if f.kind == FdKind::Socket && f.pipe_peer.is_some() && f.shares_with.is_none() {
+        if f.kind == FdKind::Socket
+            && (f.pipe_peer.is_some() || f.peer_closed)
+            && f.shares_with.is_none()
+        {
             f.socket_type = socket_type(f.fd);
-            f.pipe_data = peek_socket(f.fd);
+            let stream = f.socket_type == Some(libc::SOCK_STREAM);
+            if let Some(u) = peek_unread(f.fd, stream) {
+                if stream {
+                    f.pipe_data = (!u.bytes.is_empty()).then_some(u.bytes);
+                } else {
+                    f.messages = (!u.messages.is_empty()).then_some(u.messages);
+                }
+                f.queued_with_descriptors = u.with_descriptors;
+            }
         }
     }
     out
@@ -65,6 +86,12 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
     if unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st) } < 0 {
         return None;
     }
+    // A timerfd's setting is exact only once its count is up to date.
+    let timer_now = if path == "anon_inode:[timerfd]" {
+        anon::timerfd_settle(fd)
+    } else {
+        None
+    };
     // Whole: an inotify's watches or a file's locks make it long.
     let info = std::fs::read(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
     let ib = &info[..];
@@ -120,6 +147,10 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
             None
         },
         pipe_data: None,
+        peer_closed: false,
+        peer_ino: None,
+        messages: None,
+        queued_with_descriptors: 0,
         contents: None,
         socket_type: None,
         socket: (kind == FdKind::Socket)
@@ -128,7 +159,13 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
         epoll: (kind == FdKind::Epoll).then(|| anon::epoll_watches(fd)),
         timerfd: (kind == FdKind::TimerFd)
             .then(|| anon::timerfd_state(ib))
-            .flatten(),
+            .flatten()
+            .map(|mut t| {
+                if let Some((value, interval)) = timer_now {
+                    (t.value_ns, t.interval_ns) = (value, interval);
+                }
+                t
+            }),
         signalfd_mask: (kind == FdKind::SignalFd)
             .then(|| sys::field(ib, b"sigmask:").and_then(sys::parse_hex))
             .flatten(),
@@ -188,26 +225,149 @@ fn socket_type(fd: i32) -> Option<i32> {
     (r == 0).then_some(t)
 }
 
-/// What a stream socket of a pair holds unread, without consuming it.
-/// Runs frozen.
-fn peek_socket(fd: i32) -> Option<Vec<u8>> {
+/// What a socket-pair end holds unread, taken without consuming any
+/// (MSG_PEEK stepping through the queue with the socket's peek offset,
+/// SO_PEEK_OFF, put back as it was after): a stream's bytes (a plain peek
+/// stops at data that came with descriptors or other credentials), or
+/// each datagram or seqpacket message whole, in order (MSG_TRUNC tells a
+/// message's length, so one larger than the buffer is gathered in
+/// pieces). Also counts the pieces that carried descriptors (SCM_RIGHTS),
+/// which cannot come back. Runs frozen.
+struct Unread {
+    bytes: Vec<u8>,
+    messages: Vec<serde_bytes::ByteBuf>,
+    with_descriptors: u32,
+}
+
+fn peek_unread(fd: i32, stream: bool) -> Option<Unread> {
+    let int_opt = |name: i32, v: Option<i32>| -> Option<i32> {
+        let mut x: i32 = v.unwrap_or(0);
+        let mut len = 4u32;
+        // SAFETY: get/setsockopt of one int from/into a live local.
+        let r = unsafe {
+            match v {
+                Some(_) => {
+                    libc::setsockopt(fd, libc::SOL_SOCKET, name, (&x as *const i32).cast(), 4)
+                }
+                None => libc::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    name,
+                    (&mut x as *mut i32).cast(),
+                    &mut len,
+                ),
+            }
+        };
+        (r == 0).then_some(x)
+    };
     let mut avail: i32 = 0;
     // SAFETY: FIONREAD (SIOCINQ) writes an int.
-    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) } != 0 || avail <= 0 {
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) } != 0 {
         return None;
     }
-    let mut data = vec![0u8; avail as usize];
-    // SAFETY: recv into a live buffer; MSG_PEEK leaves the data queued.
-    let n = unsafe {
-        libc::recv(
-            fd,
-            data.as_mut_ptr().cast(),
-            data.len(),
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
+    // A datagram socket tells the length of its first message only (0
+    // when that one is empty): look anyway.
+    if stream && avail <= 0 {
+        return None;
+    }
+    let Some(was) =
+        int_opt(libc::SO_PEEK_OFF, None).filter(|_| int_opt(libc::SO_PEEK_OFF, Some(0)).is_some())
+    else {
+        // A kernel without peek offsets for this socket: one plain peek
+        // (the first message, or the stream up to its first descriptor).
+        let mut data = vec![0u8; avail as usize];
+        // SAFETY: recv into a live buffer; MSG_PEEK leaves the data queued.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                data.as_mut_ptr().cast(),
+                data.len(),
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        data.truncate(n.max(0) as usize);
+        let (bytes, messages) = if stream {
+            (data, Vec::new())
+        } else {
+            (Vec::new(), vec![serde_bytes::ByteBuf::from(data)])
+        };
+        return Some(Unread {
+            bytes,
+            messages,
+            with_descriptors: 0,
+        });
     };
-    data.truncate(n.max(0) as usize);
-    (!data.is_empty()).then_some(data)
+    // Room for the credentials SO_PASSCRED adds to each piece, and none
+    // for descriptors: those are then not installed, only flagged
+    // (MSG_CTRUNC).
+    let passcred = int_opt(libc::SO_PASSCRED, None).unwrap_or(0) != 0;
+    let mut control = [0u64; 4];
+    let mut buf = vec![0u8; 64 << 10];
+    let mut out = Unread {
+        bytes: Vec::new(),
+        messages: Vec::new(),
+        with_descriptors: 0,
+    };
+    // The message being gathered, and how much of it is still to come.
+    let mut cur: Vec<u8> = Vec::new();
+    let mut rest = 0usize;
+    let trunc = if stream { 0 } else { libc::MSG_TRUNC };
+    // Bounded: a socket's queue holds at most its receive buffer, and
+    // every step takes a message or a piece of one.
+    for _ in 0..1_000_000 {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: an all-zero msghdr is valid (no name, no control).
+        let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if passcred {
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = core::mem::size_of_val(&control);
+        }
+        // SAFETY: recvmsg into live buffers; MSG_PEEK consumes nothing.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_recvmsg,
+                fd,
+                &mut msg as *mut libc::msghdr,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT | trunc,
+            )
+        };
+        if n < 0 {
+            break;
+        }
+        if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+            out.with_descriptors += 1;
+        }
+        let n = n as usize;
+        let got = n.min(buf.len());
+        if stream {
+            if n == 0 {
+                break;
+            }
+            out.bytes.extend_from_slice(&buf[..got]);
+            if out.bytes.len() >= avail as usize {
+                break;
+            }
+            continue;
+        }
+        if rest == 0 {
+            cur = Vec::with_capacity(n);
+        } else if n != rest {
+            break; // not the rest of the message being gathered: stop here
+        }
+        cur.extend_from_slice(&buf[..got]);
+        rest = n - got;
+        if rest == 0 {
+            out.messages
+                .push(serde_bytes::ByteBuf::from(core::mem::take(&mut cur)));
+        }
+    }
+    int_opt(libc::SO_PEEK_OFF, Some(was));
+    Some(out)
 }
 
 /// Copy (without consuming) what an in-process pipe holds, through a
@@ -288,6 +448,17 @@ fn plausible(h: &History, path: &str, kind: FdKind) -> bool {
 }
 
 fn kind_of(st: &libc::stat, path: &str) -> FdKind {
+    if !path.starts_with('/') {
+        // Not a path: "pipe:[ino]", "socket:[ino]", "anon_inode:...",
+        // "net:[ino]", or a kind not met yet (never reopened as a path).
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFIFO if path.starts_with("pipe:") => return FdKind::Pipe,
+            libc::S_IFSOCK => return FdKind::Socket,
+            _ if path.starts_with("anon_inode:") => {}
+            _ if super::namespace_kind(path).is_some() => return FdKind::Namespace,
+            _ => return FdKind::Anon,
+        }
+    }
     match st.st_mode & libc::S_IFMT {
         libc::S_IFREG if path.starts_with("/memfd:") => FdKind::MemFd,
         libc::S_IFREG => FdKind::File,
@@ -313,8 +484,60 @@ fn kind_of(st: &libc::stat, path: &str) -> FdKind {
     }
 }
 
+/// Pair pipe ends by inode (what the numbers pipe() returned hold may
+/// have changed since: closed, reused, moved by dup2): `pipe_peer` names
+/// the lowest open file of the other direction; an end with none in the
+/// process whose other ends are closed everywhere is `peer_closed`. An
+/// end whose partner lives in another process has neither. Runs frozen.
+fn pair_pipes(fds: &mut [Fd]) {
+    // What an open file of a pipe or FIFO can do: (read, write).
+    let can = |g: &Fd| {
+        let acc = g.flags & libc::O_ACCMODE;
+        (acc != libc::O_WRONLY, acc != libc::O_RDONLY)
+    };
+    for i in 0..fds.len() {
+        let f = &fds[i];
+        if !matches!(f.kind, FdKind::Pipe | FdKind::Fifo) {
+            continue;
+        }
+        let (reads, writes) = can(f);
+        let peer = fds
+            .iter()
+            .find(|g| {
+                let (r, w) = can(g);
+                g.kind == f.kind
+                    && g.ino == f.ino
+                    && g.dev == f.dev
+                    && g.fd != f.fd
+                    && g.shares_with.is_none()
+                    && ((reads && w) || (writes && r))
+            })
+            .map(|g| g.fd);
+        // A read-write open file is its own other end.
+        let closed = peer.is_none() && reads != writes && other_ends_closed(f.fd, reads);
+        fds[i].pipe_peer = peer;
+        fds[i].peer_closed = closed;
+    }
+}
+
+/// Whether every other end of pipe end `fd` is closed, in any process:
+/// poll says POLLHUP on a read end without writers, POLLERR on a write
+/// end without readers. Runs frozen: one raw syscall. (Also asked at
+/// restart about a reopened FIFO.)
+pub(super) fn other_ends_closed(fd: i32, reads: bool) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: if reads { libc::POLLIN } else { libc::POLLOUT },
+        revents: 0,
+    };
+    // SAFETY: poll on one live pollfd, without waiting.
+    let n = unsafe { libc::syscall(libc::SYS_poll, &mut p as *mut libc::pollfd, 1, 0) };
+    let mark = if reads { libc::POLLHUP } else { libc::POLLERR };
+    n == 1 && p.revents & mark != 0
+}
+
 /// Fill `shares_with` (descriptors sharing one open file description, as
-/// after dup: found with kcmp) and pipe peers the wrappers did not see.
+/// after dup: found with kcmp).
 fn link_shared(fds: &mut [Fd]) {
     let pid = sys::getpid();
     for i in 0..fds.len() {
@@ -333,21 +556,8 @@ fn link_shared(fds: &mut [Fd]) {
                     fds[i].fd,
                 )
             } == 0;
-            if same {
-                if fds[i].shares_with.is_none() {
-                    fds[i].shares_with = Some(fds[j].shares_with.unwrap_or(fds[j].fd));
-                }
-            } else if fds[i].kind == FdKind::Pipe && fds[i].pipe_peer.is_none() {
-                let (a, b) = (
-                    fds[j].flags & libc::O_ACCMODE,
-                    fds[i].flags & libc::O_ACCMODE,
-                );
-                if a != b {
-                    fds[i].pipe_peer = Some(fds[j].fd);
-                    if fds[j].pipe_peer.is_none() {
-                        fds[j].pipe_peer = Some(fds[i].fd);
-                    }
-                }
+            if same && fds[i].shares_with.is_none() {
+                fds[i].shares_with = Some(fds[j].shares_with.unwrap_or(fds[j].fd));
             }
         }
     }

@@ -48,6 +48,218 @@ pub fn snapshot(fd: i32) -> Option<SocketState> {
     })
 }
 
+/// The kernel's socket diagnostics (a NETLINK_SOCK_DIAG socket), asked
+/// which socket is at the other end of a unix socket: the one sure way to
+/// pair the ends of a socket pair (the numbers socketpair() returned may
+/// have been moved, closed or reused since, or never seen by a wrapper).
+pub struct UnixDiag(i32);
+
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+const UDIAG_SHOW_PEER: u32 = 4;
+const UNIX_DIAG_PEER: u16 = 2;
+
+impl UnixDiag {
+    /// Runs frozen: raw syscalls only.
+    pub fn open() -> Option<UnixDiag> {
+        // SAFETY: socket() with plain integers.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_socket,
+                libc::AF_NETLINK,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                libc::NETLINK_SOCK_DIAG,
+            )
+        };
+        (fd >= 0).then_some(UnixDiag(fd as i32))
+    }
+
+    /// What is connected to unix socket `ino`, or None when the kernel
+    /// does not say. Runs frozen.
+    pub fn peer(&self, ino: u64) -> Option<Peer> {
+        let ino = u32::try_from(ino).ok()?;
+        // struct nlmsghdr, then struct unix_diag_req.
+        let mut req = [0u8; 40];
+        req[0..4].copy_from_slice(&40u32.to_ne_bytes());
+        req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        req[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+        req[8..12].copy_from_slice(&ino.to_ne_bytes());
+        req[16] = libc::AF_UNIX as u8;
+        req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes()); // every state
+        req[24..28].copy_from_slice(&ino.to_ne_bytes());
+        req[28..32].copy_from_slice(&UDIAG_SHOW_PEER.to_ne_bytes());
+        // No cookie: look the socket up by inode alone.
+        req[32..40].fill(0xff);
+        // SAFETY: an all-zero sockaddr_nl is the kernel's address.
+        let mut to: libc::sockaddr_nl = unsafe { core::mem::zeroed() };
+        to.nl_family = libc::AF_NETLINK as u16;
+        // SAFETY: sendto from a live buffer to a live address.
+        let sent = unsafe {
+            libc::syscall(
+                libc::SYS_sendto,
+                self.0,
+                req.as_ptr(),
+                req.len(),
+                0,
+                &to as *const libc::sockaddr_nl,
+                core::mem::size_of::<libc::sockaddr_nl>(),
+            )
+        };
+        if sent != req.len() as i64 {
+            return None;
+        }
+        let mut buf = [0u8; 1024];
+        // The kernel answers before sendto returns: never blocks.
+        // SAFETY: recvfrom into a live buffer.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_recvfrom,
+                self.0,
+                buf.as_mut_ptr(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+                core::ptr::null_mut::<u8>(),
+                core::ptr::null_mut::<u32>(),
+            )
+        };
+        parse_peer(buf.get(..usize::try_from(n).ok()?)?, ino)
+    }
+}
+
+impl Drop for UnixDiag {
+    fn drop(&mut self) {
+        crate::sys::close(self.0);
+    }
+}
+
+/// What a unix socket is connected to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// Nothing (never connected).
+    None,
+    /// A socket closed since (in any process): the socket has only its
+    /// unread data and end of file left.
+    Closed,
+    /// The socket with this inode.
+    Inode(u64),
+}
+
+/// The peer in a SOCK_DIAG_BY_FAMILY answer about socket `ino`.
+fn parse_peer(msg: &[u8], ino: u32) -> Option<Peer> {
+    let u16_at = |i: usize| Some(u16::from_ne_bytes(msg.get(i..i + 2)?.try_into().ok()?));
+    let u32_at = |i: usize| Some(u32::from_ne_bytes(msg.get(i..i + 4)?.try_into().ok()?));
+    let len = (u32_at(0)? as usize).min(msg.len());
+    // struct unix_diag_msg: family, type, state, pad, ino, cookie[2].
+    if u16_at(4)? != SOCK_DIAG_BY_FAMILY || u32_at(20)? != ino {
+        return None;
+    }
+    let mut at = 32;
+    while at + 4 <= len {
+        let alen = u16_at(at)? as usize;
+        if alen < 4 {
+            break;
+        }
+        if u16_at(at + 2)? == UNIX_DIAG_PEER {
+            // A peer released since has no inode any more.
+            return u32_at(at + 4).map(|p| match p {
+                0 => Peer::Closed,
+                p => Peer::Inode(p.into()),
+            });
+        }
+        at += (alen + 3) & !3;
+    }
+    Some(Peer::None)
+}
+
+/// Whether a unix socket's address is unnamed (a socket pair's ends are).
+fn unnamed(s: &SocketState) -> bool {
+    s.domain == libc::AF_UNIX && s.address.len() <= 2
+}
+
+/// Pair the ends of unnamed unix socket pairs the process holds both of,
+/// by the peers the kernel reports (`Fd::peer_ino`): `pipe_peer` names the
+/// other end's lowest descriptor; an end whose peer was closed is
+/// `peer_closed` (it comes back alone, with its unread data). Where the
+/// kernel told nothing, the recorded history stays. Runs frozen.
+pub fn pair(fds: &mut [Fd]) {
+    let diag = UnixDiag::open();
+    for i in 0..fds.len() {
+        let f = &fds[i];
+        if f.kind != crate::image::FdKind::Socket || !f.socket.as_ref().is_some_and(unnamed) {
+            continue;
+        }
+        let Some(peer) = diag.as_ref().and_then(|d| d.peer(f.ino)) else {
+            continue;
+        };
+        let other = match peer {
+            Peer::Inode(p) => fds
+                .iter()
+                .find(|g| {
+                    g.ino == p
+                        && g.kind == crate::image::FdKind::Socket
+                        && g.shares_with.is_none()
+                        && g.socket.as_ref().is_some_and(unnamed)
+                })
+                .map(|g| g.fd),
+            _ => None,
+        };
+        let f = &mut fds[i];
+        f.pipe_peer = other;
+        f.peer_closed = peer == Peer::Closed;
+        f.peer_ino = match peer {
+            Peer::None => None,
+            Peer::Closed => Some(0),
+            Peer::Inode(p) => Some(p),
+        };
+    }
+}
+
+/// Whether a socket of the image comes back as a connection closed by its
+/// peer (restart warns then): neither one end of a pair the process holds
+/// both ends of, nor a socket that listens again.
+pub fn hangs_up(f: &Fd, fds: &[Fd]) -> bool {
+    f.kind == crate::image::FdKind::Socket
+        && super::stdio_rule(f) == super::Passthrough::Rebuilt
+        && f.shares_with.is_none_or(|s| s == f.fd)
+        && super::restore::pair_peer(f, fds).is_none()
+        && !(f.peer_closed && f.socket_type.is_some())
+        && f.socket
+            .as_ref()
+            .is_some_and(|s| !rebuildable(s) && !fresh(s))
+}
+
+/// Whether a socket was never bound nor connected (made, options set at
+/// most): a new one is then exactly what it was.
+pub fn fresh(s: &SocketState) -> bool {
+    let unbound = match s.domain {
+        libc::AF_UNIX => s.address.len() <= 2,
+        // Port 0 (sockaddr_in and sockaddr_in6 keep it at bytes 2..4).
+        libc::AF_INET | libc::AF_INET6 => s.address.get(2..4).is_none_or(|p| p == [0, 0]),
+        _ => false,
+    };
+    unbound && !s.listening && !s.connected
+}
+
+/// Make a socket that was never bound nor connected again, with its
+/// recorded options. Post-restart.
+pub fn make_fresh(f: &Fd, s: &SocketState) -> Result<i32, String> {
+    // SAFETY: socket with plain integers.
+    let fd = unsafe { libc::socket(s.domain, s.socket_type | libc::SOCK_CLOEXEC, s.protocol) };
+    if fd < 0 {
+        return Err(format!("cannot make socket {} again", f.fd));
+    }
+    let set = |level: i32, name: i32, on: bool| {
+        let v: i32 = on.into();
+        // SAFETY: setsockopt from a local int.
+        unsafe { libc::setsockopt(fd, level, name, (&v as *const i32).cast(), 4) };
+    };
+    set(libc::SOL_SOCKET, libc::SO_REUSEADDR, s.reuse_address);
+    set(libc::SOL_SOCKET, libc::SO_REUSEPORT, s.reuse_port);
+    if s.domain == libc::AF_INET6 {
+        set(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, s.v6_only);
+    }
+    Ok(fd)
+}
+
 /// Whether restart can make this socket again (listening, or a bound
 /// datagram socket nobody is connected to).
 pub fn rebuildable(s: &SocketState) -> bool {
@@ -192,4 +404,38 @@ pub fn check_address(s: &SocketState) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket pair's ends name each other, whatever their numbers.
+    #[test]
+    fn socket_diagnostics_pair_the_ends_of_a_pair() {
+        let mut p = [0i32; 2];
+        // SAFETY: socketpair into a local array.
+        assert_eq!(
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, p.as_mut_ptr()) },
+            0
+        );
+        let ino = |fd: i32| {
+            // SAFETY: fstat into a zeroed stat.
+            let mut st: libc::stat = unsafe { core::mem::zeroed() };
+            // SAFETY: fstat on our own descriptor.
+            assert_eq!(unsafe { libc::fstat(fd, &mut st) }, 0);
+            st.st_ino
+        };
+        let Some(d) = UnixDiag::open() else {
+            eprintln!("skipped: no socket diagnostics here");
+            return;
+        };
+        assert_eq!(d.peer(ino(p[0])), Some(Peer::Inode(ino(p[1]))));
+        assert_eq!(d.peer(ino(p[1])), Some(Peer::Inode(ino(p[0]))));
+        // SAFETY: closing our own descriptor.
+        unsafe { libc::close(p[1]) };
+        assert_eq!(d.peer(ino(p[0])), Some(Peer::Closed));
+        // SAFETY: as above.
+        unsafe { libc::close(p[0]) };
+    }
 }

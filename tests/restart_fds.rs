@@ -1,0 +1,161 @@
+//! Descriptors whose state lives only in the kernel, across a restart:
+//! timerfds that fired unread, namespace descriptors, socket pairs, pipes
+//! whose other end is closed or whose numbers were reused, named FIFOs
+//! (with bytes, or unlinked), datagram and seqpacket pairs with queued
+//! messages. Each program is checkpointed mid-loop, killed, restarted, and
+//! must print exactly what an uninterrupted run prints; what the checkpoint
+//! and the restart warn about is checked too.
+
+mod common;
+#[path = "common/restart.rs"]
+mod rs;
+
+use rs::{
+    reference_output, restart_and_compare, restart_cmd, run_cmd, start, wait_file, Area, Out,
+};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What `ckpt checkpoint` and `ckpt restart` said on stderr.
+struct Said {
+    checkpoint: String,
+    restart: String,
+}
+
+/// Compile tests/programs/`src`, run it plainly for the reference, run it
+/// under ckpt, checkpoint it once it printed "step 19", kill it, restart
+/// it and compare its whole output with the reference.
+fn cycle_c(tag: &str, src: &str) -> Said {
+    let area = Area::new(tag);
+    let dir = common::TempDir::new(&format!("{tag}-bin"));
+    let prog = common::compile_c(src, dir.path());
+    let want = reference_output(&area, &prog, &[] as &[&str]);
+    let out = area.file("out");
+    let mut kid = start(
+        run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
+        Out::File(&out),
+        &area.file("err"),
+        "under ckpt",
+    );
+    wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 19"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let pid = kid.pid();
+    let mut c = common::ckpt_cmd(
+        area.path(),
+        [
+            "checkpoint".to_string(),
+            pid.to_string(),
+            "--dir".to_string(),
+            area.images.to_string_lossy().into_owned(),
+        ],
+    );
+    let r = common::run_cmd(&mut c, common::CHECKPOINT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        r.status.success(),
+        "checkpoint failed: {}\n{}",
+        r.stderr,
+        kid.describe()
+    );
+    let image = PathBuf::from(r.stdout.trim());
+    kid.kill();
+    let restart = restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
+    eprintln!(
+        "{tag}: checkpoint said: {}\n{tag}: restart said: {restart}",
+        r.stderr
+    );
+    Said {
+        checkpoint: r.stderr,
+        restart,
+    }
+}
+
+/// A periodic timerfd that fired and was not read is due, armed with its
+/// interval, and its unread expirations are still there; so are a fired
+/// one-shot's, and a fast timer keeps counting on top of what it had.
+#[test]
+fn fired_unread_timerfds_stay_armed_with_their_expirations() {
+    let said = cycle_c("timerfd", "restart_timerfd.c");
+    assert!(
+        !said.checkpoint.contains("warning"),
+        "checkpoint warned: {}",
+        said.checkpoint
+    );
+    assert!(
+        !said.restart.contains("timerfd"),
+        "restart warned about a timerfd: {}",
+        said.restart
+    );
+}
+
+/// Descriptors of /proc/self/ns/* files come back as the restarted
+/// process's own namespaces of the same kinds, never failing the restart.
+#[test]
+fn namespace_descriptors_come_back_as_own_namespaces() {
+    let said = cycle_c("nsfd", "restart_nsfd.c");
+    assert!(
+        !said.restart.contains("cannot be restored"),
+        "a namespace descriptor did not come back: {}",
+        said.restart
+    );
+}
+
+/// Socket pairs the program holds both ends of come back connected with
+/// their bytes, found by the kernel's pairing (not by the numbers
+/// socketpair() returned), and nobody calls them connections to another
+/// process.
+#[test]
+fn own_socket_pairs_come_back_without_false_warnings() {
+    let said = cycle_c("sockpair", "restart_socketpair.c");
+    for (who, text) in [("checkpoint", &said.checkpoint), ("restart", &said.restart)] {
+        assert!(
+            !text.contains("connection"),
+            "{who} called a socket pair a connection: {text}"
+        );
+    }
+    assert!(
+        said.restart.contains("carried descriptors"),
+        "restart did not say that a queued descriptor is lost: {}",
+        said.restart
+    );
+}
+
+/// Pipes are paired by inode: a read end whose writer was closed comes
+/// back with its bytes then end of file, a write end whose reader was
+/// closed gives EPIPE, reused numbers do not cross-wire two pipes, and a
+/// second open file of a pipe keeps its own flags.
+#[test]
+fn pipes_are_paired_by_inode_not_by_number() {
+    let said = cycle_c("pipes", "restart_pipes.c");
+    for (who, text) in [("checkpoint", &said.checkpoint), ("restart", &said.restart)] {
+        assert!(!text.contains("pipe:"), "{who} warned about a pipe: {text}");
+    }
+}
+
+/// A named FIFO keeps the bytes it held; one whose path was unlinked
+/// comes back (as a pipe) with its bytes and its ends connected.
+#[test]
+fn fifos_keep_their_bytes_even_unlinked() {
+    let said = cycle_c("fifo", "restart_fifo.c");
+    assert!(
+        !said.restart.contains("cannot be restored"),
+        "a FIFO did not come back: {}",
+        said.restart
+    );
+}
+
+/// Datagram and seqpacket socket pairs: every queued message comes back,
+/// in order, with its boundary (an empty one too).
+#[test]
+fn every_queued_message_of_a_datagram_pair_comes_back() {
+    let said = cycle_c("dgram", "restart_dgram.c");
+    assert!(
+        !said.restart.contains("socket"),
+        "restart warned about a socket: {}",
+        said.restart
+    );
+}
