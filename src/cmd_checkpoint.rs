@@ -79,6 +79,12 @@ fn restart_losses(path: &std::path::Path) -> Vec<String> {
             }
         })
         .chain(seccomp)
+        .chain(image.meta.threads.iter().filter(|t| t.rseq_unknown).map(|t| {
+            format!(
+                "thread {} ({}) registered an rseq area past ckpt's wrappers (an inline system call): it is not registered again at restart",
+                t.id, t.name
+            )
+        }))
         .collect()
 }
 
