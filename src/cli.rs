@@ -167,8 +167,8 @@ handlers, timers and descriptors come back as they were at the checkpoint.
 Descriptors:
   - a regular file or directory is reopened by path at its offset (never
     created or truncated): `prog > out` goes on writing at the right byte;
-    a file opened with O_APPEND goes on appending at its end, so what the
-    program appended between the checkpoint and its end stays there;
+    a file opened with O_APPEND goes on appending at its end (cut back
+    first to its size at the checkpoint, see below);
   - descriptors that shared an open file share one again; an in-process
     pipe (its ends found by inode, with its unread bytes; an end whose
     other ends were all closed comes back so: its bytes then end of file,

@@ -428,6 +428,7 @@ pub mod tests {
             arg: 0,
             sigmask: 0,
             pending: 0,
+            queued: Vec::new(),
             altstack: None,
             fs_base: 0,
             ucontext: 0,

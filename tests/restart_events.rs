@@ -361,3 +361,8 @@ fn tcp_server_listens_again_after_restart() {
         "served 1: one\nserved 2: two\nserved 3: three\nserved 4: quit\n"
     );
 }
+
+#[test]
+fn signals_queued_to_one_thread_come_back_each_with_its_value() {
+    cycle_c("thread-signals", "restart_thread_signals.c");
+}

@@ -148,6 +148,14 @@ pub fn take(
             crate::timers::MAX_TIMERS
         ));
     }
+    if crate::signals::thread_queue_lost() {
+        quiesce::thaw(frozen);
+        return Err(
+            "more real-time signals are queued to the program's threads than ckpt can save; \
+             they could not all come back"
+                .into(),
+        );
+    }
     let mut meta = snapshot::gather(&frozen, seq, created_unix_ms);
     // Memory the program keeps out of forks must reach the writer child.
     meta.fork_advice = memory::fork_advice::snapshot();

@@ -367,6 +367,10 @@ pub struct Thread {
     pub sigmask: u64,
     /// Signals pending for this thread only.
     pub pending: u64,
+    /// This thread's own queue of those signals, with their siginfo, in
+    /// the order they were sent (real-time signals queue several).
+    #[serde(default)]
+    pub queued: Vec<QueuedSignal>,
     pub altstack: Option<AltStack>,
     /// Thread pointer (FS base): glibc's `struct pthread` of the thread.
     pub fs_base: u64,

@@ -264,6 +264,8 @@ fn note_context(gen: u32, uc: *mut c_void, errno: c_int) {
     } & !signals::bit(signals::reserved());
     if let Some(slot) = threads::self_slot() {
         threads::park_note(slot, gen, mask, uc as u64, errno);
+        // Signals queued to this thread alone: only it can read them.
+        signals::save_own_queue(threads::id_of_slot(slot));
     }
 }
 
@@ -319,6 +321,7 @@ fn blocks_reserved(tid: i32) -> bool {
 /// already be routed to the scratch arena.
 pub fn freeze(timeout_ns: u64, self_uc: *mut c_void) -> Result<Frozen, String> {
     let started_ns = sys::monotonic_ns();
+    signals::thread_queues_reset();
     let gen = GEN.fetch_add(1, AcqRel) + 1;
     let (pid, me) = (sys::getpid(), sys::gettid());
     note_context(gen, self_uc, COORDINATOR_ERRNO.load(Relaxed));

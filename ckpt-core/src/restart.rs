@@ -190,7 +190,11 @@ pub extern "C" fn entry(alias_pid: u64, _image_fd: i32, _plan: u64) -> ! {
     let others: Vec<&Thread> = meta.threads.iter().filter(|t| t.id != leader.id).collect();
     spawn_threads(meta, &others);
     timers::restore(&meta.timers, &meta.itimers);
-    let pending: Vec<(u32, u64)> = meta.threads.iter().map(|t| (t.id, t.pending)).collect();
+    let pending: Vec<(u32, u64, &[crate::image::QueuedSignal])> = meta
+        .threads
+        .iter()
+        .map(|t| (t.id, t.pending, t.queued.as_slice()))
+        .collect();
     signals::restore_pending(meta.process.pending, &meta.process.queued, &pending);
     let after = AFTER.load(Acquire);
     if !after.is_null() {
@@ -234,6 +238,7 @@ fn thread_setup(t: &Thread) {
 
 /// Return to the program through the thread's parked signal frame.
 fn resume(t: &Thread, p: &crate::image::Process) -> ! {
+    signals::requeue_own(&t.queued);
     process::restore_credentials(p);
     process::restore_capabilities(p);
     alloc::scratch_end();

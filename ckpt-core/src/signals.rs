@@ -12,7 +12,9 @@
 
 use crate::image::{signal_name, KernelAction, QueuedSignal, SignalAction};
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering::*};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*,
+};
 
 /// libc's `sigaction` (the original, never the shim's wrapper).
 pub type RealSigaction = unsafe fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
@@ -349,6 +351,159 @@ pub fn snapshot_queue(pending: u64) -> Vec<QueuedSignal> {
     out
 }
 
+/// Signals queued to one thread, taken out and put back by the thread
+/// itself while it parks (only a thread can dequeue its own): a fixed pool,
+/// no allocation (signal context).
+const THREAD_QUEUE_MAX: usize = 512;
+struct Slot {
+    /// Logical thread id + 1 (0: free).
+    owner: AtomicU32,
+    signo: AtomicI32,
+    info: core::cell::UnsafeCell<[u8; 128]>,
+}
+// SAFETY: `info` is written by the one thread that claimed the slot (by
+// bumping THREAD_QUEUE_LEN) before it stores `owner` (Release); read only
+// after `owner` is seen (Acquire) by the coordinator, all threads parked.
+unsafe impl Sync for Slot {}
+static THREAD_QUEUE: [Slot; THREAD_QUEUE_MAX] = [const {
+    Slot {
+        owner: AtomicU32::new(0),
+        signo: AtomicI32::new(0),
+        info: core::cell::UnsafeCell::new([0; 128]),
+    }
+}; THREAD_QUEUE_MAX];
+static THREAD_QUEUE_LEN: AtomicUsize = AtomicUsize::new(0);
+/// Set when a thread's queue did not fit the pool.
+static THREAD_QUEUE_LOST: AtomicBool = AtomicBool::new(false);
+
+/// Before a freeze: the pool is empty. Coordinator, frozen or not.
+pub fn thread_queues_reset() {
+    let n = THREAD_QUEUE_LEN.swap(0, AcqRel).min(THREAD_QUEUE_MAX);
+    for s in &THREAD_QUEUE[..n] {
+        s.owner.store(0, Relaxed);
+    }
+    THREAD_QUEUE_LOST.store(false, Relaxed);
+}
+
+/// The calling thread's own pending signals (not the process's), from
+/// /proc (only when the kernel says anything is pending at all).
+fn own_pending() -> u64 {
+    let mut set = 0u64;
+    // SAFETY: rt_sigpending into a local 8-byte set.
+    unsafe { libc::syscall(libc::SYS_rt_sigpending, &mut set as *mut u64, 8) };
+    if set & !bit(reserved()) == 0 {
+        return 0;
+    }
+    let mut buf = [0u8; 4096];
+    let n =
+        crate::sys::read_small(libc::AT_FDCWD, c"/proc/thread-self/status", &mut buf).unwrap_or(0);
+    crate::sys::field(&buf[..n], b"SigPnd:")
+        .and_then(crate::sys::parse_hex)
+        .unwrap_or(0)
+        & !bit(reserved())
+}
+
+/// Record the calling thread's own queue of pending signals into the pool
+/// under logical thread id `id`, putting each back at once, in order.
+/// Freeze handler, on the thread itself: every signal is blocked, no
+/// allocation, no locks.
+pub fn save_own_queue(id: u32) {
+    let mine = own_pending();
+    if mine == 0 {
+        return;
+    }
+    let (pid, tid) = (crate::sys::getpid(), crate::sys::gettid());
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let mut taken: [(c_int, [u8; 128]); 64] = [(0, [0; 128]); 64];
+    for sig in 1..NSIG as c_int {
+        if mine & bit(sig) == 0 {
+            continue;
+        }
+        // Take this signal's instances while the thread's own queue holds
+        // it (the kernel looks there first; the process's queue is never
+        // reached).
+        let mut n = 0;
+        while n < taken.len() && own_pending() & bit(sig) != 0 {
+            let set = bit(sig);
+            // SAFETY: rt_sigtimedwait with a zero timeout into a local siginfo.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigtimedwait,
+                    &set as *const u64,
+                    taken[n].1.as_mut_ptr(),
+                    &zero as *const libc::timespec,
+                    8,
+                )
+            };
+            if r != sig as i64 {
+                break;
+            }
+            taken[n].0 = sig;
+            n += 1;
+        }
+        if n == taken.len() && own_pending() & bit(sig) != 0 {
+            THREAD_QUEUE_LOST.store(true, Relaxed);
+        }
+        for (sig, info) in &taken[..n] {
+            let i = THREAD_QUEUE_LEN.fetch_add(1, AcqRel);
+            if let Some(s) = THREAD_QUEUE.get(i) {
+                // SAFETY: slot i is ours alone (claimed by the bump above).
+                unsafe { *s.info.get() = *info };
+                s.signo.store(*sig, Relaxed);
+                s.owner.store(id + 1, Release);
+            } else {
+                THREAD_QUEUE_LOST.store(true, Relaxed);
+            }
+            // SAFETY: rt_tgsigqueueinfo to this very thread (any si_code is
+            // allowed to oneself) from a 128-byte siginfo.
+            unsafe { libc::syscall(libc::SYS_rt_tgsigqueueinfo, pid, tid, *sig, info.as_ptr()) };
+        }
+    }
+}
+
+/// Put the calling thread's saved queue back on itself, in order (any
+/// siginfo may be given to oneself). Post-restart context, on each thread,
+/// every signal blocked.
+pub fn requeue_own(queued: &[QueuedSignal]) {
+    let (pid, tid) = (crate::sys::getpid(), crate::sys::gettid());
+    for q in queued.iter().filter(|q| q.info.len() == 128) {
+        // SAFETY: rt_tgsigqueueinfo to this very thread from a 128-byte siginfo.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_tgsigqueueinfo,
+                pid,
+                tid,
+                q.signo,
+                q.info.as_ptr(),
+            )
+        };
+    }
+}
+
+/// Whether some thread's queue could not be saved whole (the checkpoint
+/// must then be refused).
+pub fn thread_queue_lost() -> bool {
+    THREAD_QUEUE_LOST.load(Acquire)
+}
+
+/// The saved queue of logical thread `id`, in order. Coordinator, frozen,
+/// every thread parked.
+pub fn thread_queue(id: u32) -> Vec<QueuedSignal> {
+    let n = THREAD_QUEUE_LEN.load(Acquire).min(THREAD_QUEUE_MAX);
+    THREAD_QUEUE[..n]
+        .iter()
+        .filter(|s| s.owner.load(Acquire) == id + 1)
+        .map(|s| QueuedSignal {
+            signo: s.signo.load(Relaxed),
+            // SAFETY: owner seen: the slot's writer finished (Release).
+            info: unsafe { (*s.info.get()).to_vec() },
+        })
+        .collect()
+}
+
 fn requeue(pid: i32, q: &QueuedSignal) {
     // SAFETY: rt_sigqueueinfo to our own process (allowed for any si_code)
     // from a 128-byte siginfo.
@@ -357,14 +512,22 @@ fn requeue(pid: i32, q: &QueuedSignal) {
 
 /// Raise again the signals that were pending at the checkpoint: the
 /// process queue (`queued`, with siginfo; `process` for any signal not in
-/// it) and each thread's (logical id, mask). Every thread still blocks
+/// it) and each thread's (logical id, mask, own queue: signals of the mask
+/// without a saved queue are raised plainly). Every thread still blocks
 /// everything, so they stay pending until it returns to the program with
 /// its own mask. Post-restart context.
-pub fn restore_pending(process: u64, queued: &[QueuedSignal], threads: &[(u32, u64)]) {
+pub fn restore_pending(
+    process: u64,
+    queued: &[QueuedSignal],
+    threads: &[(u32, u64, &[QueuedSignal])],
+) {
     let pid = crate::sys::getpid();
     for q in queued.iter().filter(|q| q.info.len() == 128) {
         requeue(pid, q);
     }
+    // (Each thread's own queue is put back by the thread itself, see
+    // `requeue_own`: the kernel lets only a thread give itself a siginfo
+    // that says tgkill or the kernel sent it.)
     for sig in 1..NSIG as c_int {
         if sig == reserved() {
             continue;
@@ -373,8 +536,8 @@ pub fn restore_pending(process: u64, queued: &[QueuedSignal], threads: &[(u32, u
             // SAFETY: kill of our own process with a valid signal number.
             unsafe { libc::syscall(libc::SYS_kill, pid, sig) };
         }
-        for &(id, mask) in threads {
-            if mask & bit(sig) != 0 {
+        for &(id, mask, own) in threads {
+            if mask & bit(sig) != 0 && !own.iter().any(|q| q.signo == sig) {
                 if let Some(tid) = crate::threads::tid_of_id(id) {
                     let _ = crate::sys::tgkill(pid, tid, sig);
                 }

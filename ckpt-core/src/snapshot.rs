@@ -18,7 +18,13 @@ pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
         seq,
         freeze_us: 0,
         process,
-        threads: threads::snapshot(states, thread_status),
+        threads: threads::snapshot(states, thread_status)
+            .into_iter()
+            .map(|mut t| {
+                t.queued = signals::thread_queue(t.id);
+                t
+            })
+            .collect(),
         fds: files::snapshot(files::is_own),
         timers: timers::snapshot(),
         itimers: timers::snapshot_itimers(),

@@ -283,6 +283,11 @@ pub fn id_of_tid(tid: i32) -> Option<u32> {
     slot_of_tid(tid).map(|i| SLOTS[i].id.load(Relaxed))
 }
 
+/// Logical id of the thread in `slot`.
+pub fn id_of_slot(slot: usize) -> u32 {
+    SLOTS[slot].id.load(Relaxed)
+}
+
 /// Kernel tid of the thread with logical id `id`, if alive.
 pub fn tid_of_id(id: u32) -> Option<i32> {
     SLOTS
@@ -521,6 +526,7 @@ pub fn snapshot(
                 blocked
             },
             pending,
+            queued: Vec::new(),
             altstack: (alt_flags & libc::SS_DISABLE == 0 && alt_size != 0).then(|| AltStack {
                 sp: s.alt_sp.load(Relaxed),
                 size: alt_size,
