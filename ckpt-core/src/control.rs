@@ -299,8 +299,8 @@ fn alive(pid: i32) -> bool {
     }
 }
 
-/// The image writers of process `pid` still running (its children named
-/// ckpt-writer, as this process sees their pids).
+/// The image writers of process `pid` (its children named ckpt-writer, as
+/// this process sees their pids), ended ones (zombies) included.
 fn writer_children(pid: i32) -> Vec<i32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
@@ -314,9 +314,8 @@ fn writer_children(pid: i32) -> Vec<i32> {
                 .collect::<Vec<_>>()
         })
         .filter(|&k| {
-            running(k)
-                && std::fs::read_to_string(format!("/proc/{k}/comm"))
-                    .is_ok_and(|c| c.trim_end() == "ckpt-writer")
+            std::fs::read_to_string(format!("/proc/{k}/comm"))
+                .is_ok_and(|c| c.trim_end() == "ckpt-writer")
         })
         .collect()
 }
@@ -495,6 +494,12 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
     }
     pass_credentials(fd.0).map_err(|e| ControlError::Io(e.to_string()))?;
     let body = rmp_serde::to_vec_named(req).map_err(|e| ControlError::Io(e.to_string()))?;
+    // Writers that were there before this request (ended or not).
+    let before = if req.nonce() != 0 {
+        writer_children(pid)
+    } else {
+        Vec::new()
+    };
     let (addr, len) =
         sockaddr(server.as_os_str().as_bytes()).map_err(|e| ControlError::Io(e.to_string()))?;
     // SAFETY: sending a live buffer to a valid address.
@@ -562,9 +567,10 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) => {
                 // A writer that has not said so yet is still seen as the
-                // program's child.
+                // program's child (one that was there before the request
+                // is another checkpoint's).
                 if writer.is_none() {
-                    if let Some(&w) = writer_children(pid).first() {
+                    if let Some(&w) = writer_children(pid).iter().find(|w| !before.contains(w)) {
                         seen_writer = Some(w);
                     }
                 }
@@ -572,7 +578,12 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
                     // A writer that ended without its answer may have been
                     // replaced (the checkpoint starts it again when it
                     // missed memory): a moment's grace for the next one.
-                    Some(w) if !running(w) && writer_children(pid).is_empty() => {
+                    Some(w)
+                        if !running(w)
+                            && !writer_children(pid)
+                                .iter()
+                                .any(|&k| k != w && !before.contains(&k) && running(k)) =>
+                    {
                         let since = *writer_gone.get_or_insert_with(Instant::now);
                         if since.elapsed() > Duration::from_secs(2) {
                             return Err(ControlError::Io(format!(
