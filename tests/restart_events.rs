@@ -366,3 +366,8 @@ fn tcp_server_listens_again_after_restart() {
 fn signals_queued_to_one_thread_come_back_each_with_its_value() {
     cycle_c("thread-signals", "restart_thread_signals.c");
 }
+
+#[test]
+fn memfds_and_unlinked_files_keep_mode_owner_and_seals() {
+    cycle_c("unnamed-attrs", "restart_unnamed_attrs.c");
+}

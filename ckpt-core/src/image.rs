@@ -472,6 +472,12 @@ pub struct Fd {
     pub dev: u64,
     pub ino: u64,
     pub mode: u32,
+    /// Owner (uid, gid) of the file.
+    #[serde(default)]
+    pub owner: Option<(u32, u32)>,
+    /// A memfd's seals (F_GET_SEALS; F_SEAL_SEAL alone: sealing not allowed).
+    #[serde(default)]
+    pub seals: Option<i32>,
     pub size: i64,
     pub mtime_ns: i64,
     pub mnt_id: i32,
@@ -552,6 +558,8 @@ impl Fd {
             dev: 0,
             ino: 0,
             mode: 0,
+            owner: None,
+            seals: None,
             size: 0,
             mtime_ns: 0,
             mnt_id: 0,

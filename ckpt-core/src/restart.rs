@@ -182,6 +182,7 @@ pub extern "C" fn entry(alias_pid: u64, _image_fd: i32, _plan: u64) -> ! {
     if memory::shared::restore(&meta.fds) {
         memory::fork_advice::restore(&meta.fork_advice);
     }
+    files::seal_again(&meta.fds);
     process::restore(&meta.process);
     // After the resource limits (RLIMIT_MEMLOCK) are back.
     memory::locked::restore(&meta.locked);

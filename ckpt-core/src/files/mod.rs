@@ -461,7 +461,7 @@ mod restore;
 mod snapshot;
 mod sockets;
 pub use inotify::{record_unwatch, record_watch};
-pub use restore::{restore, stdio_rule, Passthrough};
+pub use restore::{restore, seal_again, stdio_rule, Passthrough};
 pub use snapshot::snapshot;
 pub use sockets::check_address;
 

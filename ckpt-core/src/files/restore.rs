@@ -305,8 +305,11 @@ fn make_unnamed(f: &Fd) -> Result<i32, String> {
     let fd = if f.kind == FdKind::MemFd {
         let name = f.path.trim_start_matches("/memfd:");
         let name = CString::new(name.as_bytes()).unwrap_or_default();
+        // Sealing allowed as it was (F_SEAL_SEAL alone: it was not).
+        let sealable = f.seals.is_some_and(|s| s != libc::F_SEAL_SEAL);
+        let flags = libc::MFD_CLOEXEC | if sealable { libc::MFD_ALLOW_SEALING } else { 0 };
         // SAFETY: memfd_create with a valid name.
-        unsafe { libc::syscall(libc::SYS_memfd_create, name.as_ptr(), libc::MFD_CLOEXEC) as i32 }
+        unsafe { libc::syscall(libc::SYS_memfd_create, name.as_ptr(), flags) as i32 }
     } else {
         let dir = std::path::Path::new(&f.path)
             .parent()
@@ -333,7 +336,46 @@ fn make_unnamed(f: &Fd) -> Result<i32, String> {
         ));
     }
     write_all(fd, f.contents.as_deref().unwrap_or(&[]), f.fd)?;
+    // Mode (memfd_create gives 0777, O_TMPFILE the umask's) and owner.
+    // SAFETY: fchmod/fchown of the descriptor we just made.
+    unsafe { libc::fchmod(fd, f.mode & 0o7777) };
+    if let Some((uid, gid)) = f.owner {
+        // SAFETY: as above.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        // SAFETY: fstat into a local.
+        unsafe { libc::fstat(fd, &mut st) };
+        // SAFETY: fchown of the descriptor we just made.
+        if (st.st_uid, st.st_gid) != (uid, gid) && unsafe { libc::fchown(fd, uid, gid) } != 0 {
+            warn(&format!(
+                "descriptor {} ({}) comes back owned by {}:{} instead of {uid}:{gid} (not privileged to give it back)",
+                f.fd, f.path, st.st_uid, st.st_gid
+            ));
+        }
+        // A change of owner clears set-id bits: put the mode back once more.
+        // SAFETY: fchmod of the descriptor we just made.
+        unsafe { libc::fchmod(fd, f.mode & 0o7777) };
+    }
     Ok(fd)
+}
+
+/// Seal memfds again as they were. After every mapping of them is back
+/// (a write seal would refuse a writable shared mapping). Post-restart
+/// context.
+pub fn seal_again(fds: &[Fd]) {
+    for f in fds.iter().filter(|f| f.kind == FdKind::MemFd) {
+        let Some(seals) = f.seals.filter(|&s| s != 0 && s != libc::F_SEAL_SEAL) else {
+            continue;
+        };
+        // SAFETY: F_ADD_SEALS on the restored descriptor (raw: fcntl is interposed).
+        if unsafe { libc::syscall(libc::SYS_fcntl, f.fd, libc::F_ADD_SEALS, seals) } != 0 {
+            warn(&format!(
+                "descriptor {} ({}): its seals {seals:#x} cannot be put back: {}",
+                f.fd,
+                f.path,
+                std::io::Error::from_raw_os_error(crate::interpose::errno())
+            ));
+        }
+    }
 }
 
 /// Make a pipe again, with every open file of it the image holds (all

@@ -138,6 +138,11 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
         dev: st.st_dev,
         ino: st.st_ino,
         mode: st.st_mode,
+        owner: Some((st.st_uid, st.st_gid)),
+        // SAFETY: F_GET_SEALS on a descriptor of the program (raw: fcntl is interposed).
+        seals: (kind == FdKind::MemFd)
+            .then(|| unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GET_SEALS) } as i32)
+            .filter(|&s| s >= 0),
         size: st.st_size,
         mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
         mnt_id,
