@@ -79,6 +79,14 @@ fn restart_losses(path: &std::path::Path) -> Vec<String> {
             }
         })
         .chain(seccomp)
+        .chain(image.meta.fds.iter().flat_map(|f| {
+            f.epoll.iter().flatten().filter(|w| w.lost).map(move |w| {
+                format!(
+                    "epoll {} watches a file (once descriptor {}) the program holds no descriptor to: that watch cannot come back",
+                    f.fd, w.fd
+                )
+            })
+        }))
         .chain(image.meta.threads.iter().filter(|t| t.rseq_unknown).map(|t| {
             format!(
                 "thread {} ({}) registered an rseq area past ckpt's wrappers (an inline system call): it is not registered again at restart",

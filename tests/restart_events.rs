@@ -371,3 +371,8 @@ fn signals_queued_to_one_thread_come_back_each_with_its_value() {
 fn memfds_and_unlinked_files_keep_mode_owner_and_seals() {
     cycle_c("unnamed-attrs", "restart_unnamed_attrs.c");
 }
+
+#[test]
+fn an_epoll_watch_follows_its_file_when_its_number_was_closed_and_reused() {
+    cycle_c("epoll-moved", "restart_epoll_moved.c");
+}

@@ -641,6 +641,14 @@ pub struct EpollWatch {
     pub fd: i32,
     pub events: u32,
     pub data: u64,
+    /// The watched file is no longer at `fd` (closed since, maybe the
+    /// number reused): watch it again through this descriptor of it.
+    #[serde(default)]
+    pub via: Option<i32>,
+    /// The watched file is at no descriptor of the process: it cannot be
+    /// watched again.
+    #[serde(default)]
+    pub lost: bool,
 }
 
 /// A timerfd as the kernel reports it.

@@ -27,7 +27,13 @@ fn parse_epoll(text: &str) -> Vec<EpollWatch> {
             let fd = get("tfd:")?.parse().ok()?;
             let events = u32::from_str_radix(get("events:")?, 16).ok()?;
             let data = u64::from_str_radix(get("data:")?, 16).ok()?;
-            Some(EpollWatch { fd, events, data })
+            Some(EpollWatch {
+                fd,
+                events,
+                data,
+                via: None,
+                lost: false,
+            })
         })
         .collect()
 }
@@ -150,10 +156,66 @@ pub fn recreate(f: &Fd) -> Result<i32, String> {
 /// with CONFIG_CHECKPOINT_RESTORE).
 const TFD_IOC_SET_TICKS: libc::c_ulong = (1 << 30) | (8 << 16) | ((b'T' as libc::c_ulong) << 8);
 
+/// Whether the file epoll `efd` watches as the `nth` item with number
+/// `tfd` is the file at descriptor `cand` (kcmp KCMP_EPOLL_TFD). Frozen.
+fn epoll_target_is(efd: i32, tfd: i32, nth: u32, cand: i32) -> bool {
+    #[repr(C)]
+    struct Slot {
+        efd: u32,
+        tfd: u32,
+        toff: u32,
+    }
+    let slot = Slot {
+        efd: efd as u32,
+        tfd: tfd as u32,
+        toff: nth,
+    };
+    let pid = sys::getpid();
+    // SAFETY: kcmp of two descriptors of this process with a live slot.
+    unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            pid,
+            pid,
+            7, /* KCMP_EPOLL_TFD */
+            cand,
+            &slot,
+        ) == 0
+    }
+}
+
+/// For each watch of epoll `efd`: is the watched file still at its number?
+/// If not (closed since, the number maybe reused), find it at another of
+/// the process's descriptors `fds`, or mark it lost. Frozen.
+pub fn locate_epoll_targets(efd: i32, watches: &mut [EpollWatch], fds: &[i32]) {
+    for i in 0..watches.len() {
+        let tfd = watches[i].fd;
+        let nth = watches[..i].iter().filter(|w| w.fd == tfd).count() as u32;
+        if epoll_target_is(efd, tfd, nth, tfd) {
+            continue;
+        }
+        match fds
+            .iter()
+            .find(|&&c| c != efd && epoll_target_is(efd, tfd, nth, c))
+        {
+            Some(&c) => watches[i].via = Some(c),
+            None => watches[i].lost = true,
+        }
+    }
+}
+
 /// Watch again what epoll descriptor `f` watched (every descriptor is at
 /// its number by now). Post-restart context.
 pub fn refill_epoll(f: &Fd) {
     for w in f.epoll.iter().flatten() {
+        if w.lost {
+            crate::restart::warn(&format!(
+                "epoll {}: it watched a file (once descriptor {}) the program holds no descriptor to any more: that watch cannot come back",
+                f.fd, w.fd
+            ));
+            continue;
+        }
+        let target = w.via.unwrap_or(w.fd);
         let mut ev = libc::epoll_event {
             events: w.events,
             u64: w.data,
@@ -164,7 +226,7 @@ pub fn refill_epoll(f: &Fd) {
                 libc::SYS_epoll_ctl,
                 f.fd,
                 libc::EPOLL_CTL_ADD,
-                w.fd,
+                target,
                 &mut ev,
             )
         };

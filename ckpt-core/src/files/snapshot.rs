@@ -34,6 +34,12 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
         }
     }
     sys::close(dir);
+    // Epoll watches whose file moved or left its number.
+    for f in out.iter_mut() {
+        if let Some(w) = f.epoll.as_mut() {
+            anon::locate_epoll_targets(f.fd, w, &fds);
+        }
+    }
     link_shared(&mut out);
     pair_pipes(&mut out);
     super::sockets::pair(&mut out);
