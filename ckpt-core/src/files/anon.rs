@@ -254,12 +254,16 @@ mod tests {
                 EpollWatch {
                     fd: 4,
                     events: 0x19,
-                    data: 4
+                    data: 4,
+                    via: None,
+                    lost: false,
                 },
                 EpollWatch {
                     fd: 7,
                     events: 0x8000_0001,
-                    data: 0x7f00_1234_5678
+                    data: 0x7f00_1234_5678,
+                    via: None,
+                    lost: false,
                 }
             ]
         );
