@@ -9,9 +9,7 @@ mod common;
 #[path = "common/restart.rs"]
 mod rs;
 
-use rs::{
-    checkpoint_and_kill, plain_cmd, restart_and_compare, restart_cmd, start, wait_file, Area, Out,
-};
+use rs::{checkpoint_and_kill, plain_cmd, restart_and_compare, restart_cmd, start_until, Area};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -100,19 +98,13 @@ fn a_program_run_as_nobody_and_restarted_by_root_runs_as_nobody() {
         .env("CKPT_SHIM", &shim)
         .env_remove("CKPT_RUNTIME_DIR");
     let out = work.join("out");
-    let mut kid = start(
+    let mut kid = start_until(
         as_nobody(&run),
-        Out::File(&out),
+        &out,
         &area.file("err"),
         "as nobody under ckpt",
+        "step 15 ",
     );
-    wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("step 15 "),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
     let image = checkpoint_and_kill(&mut kid, &area.images);
     use std::os::unix::fs::MetadataExt;
     assert_eq!(
@@ -148,19 +140,13 @@ fn images_of_another_owner_or_writable_by_others_are_refused() {
     let bin = common::TempDir::new("creds-owner-bin");
     let prog = common::compile_c("restart_identity.c", bin.path());
     let out = area.file("out");
-    let mut kid = start(
+    let mut kid = start_until(
         rs::run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
-        Out::File(&out),
+        &out,
         &area.file("err"),
         "under ckpt",
+        "step 5 ",
     );
-    wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("step 5 "),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
     let image = checkpoint_and_kill(&mut kid, &area.images);
     let c = |p: &Path| std::ffi::CString::new(p.to_str().unwrap()).unwrap();
     // Others may write it.

@@ -9,9 +9,8 @@ mod common;
 #[path = "common/restart.rs"]
 mod rs;
 
-use rs::{checkpoint_and_kill, run_cmd, start, wait_file, Area, Out};
+use rs::{checkpoint_and_kill, run_cmd, start_until, Area};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// A real image of writer_busy (128 MiB would be slow to flip through:
 /// restart_counter holds little).
@@ -25,19 +24,13 @@ fn real_image(area: &Area) -> PathBuf {
         "400".into(),
         "10".into(),
     ];
-    let mut kid = start(
+    let mut kid = start_until(
         run_cmd(&prog, &args, area.path(), &area.images),
-        Out::File(&out),
+        &out,
         &area.file("err"),
         "under ckpt",
+        "line 30 ",
     );
-    wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("line 30 "),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
     checkpoint_and_kill(&mut kid, &area.images)
 }
 

@@ -10,11 +10,8 @@ mod common;
 #[path = "common/restart.rs"]
 mod rs;
 
-use rs::{
-    reference_output, restart_and_compare, restart_cmd, run_cmd, start, wait_file, Area, Out,
-};
+use rs::{reference_output, restart_and_compare, restart_cmd, run_cmd, start_until, Area};
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// What `ckpt checkpoint` and `ckpt restart` said on stderr.
 struct Said {
@@ -31,19 +28,13 @@ fn cycle_c(tag: &str, src: &str) -> Said {
     let prog = common::compile_c(src, dir.path());
     let want = reference_output(&area, &prog, &[] as &[&str]);
     let out = area.file("out");
-    let mut kid = start(
+    let mut kid = start_until(
         run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
-        Out::File(&out),
+        &out,
         &area.file("err"),
         "under ckpt",
+        "step 19",
     );
-    wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("step 19"),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
     let pid = kid.pid();
     let mut c = common::ckpt_cmd(
         area.path(),

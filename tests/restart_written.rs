@@ -9,7 +9,7 @@ mod common;
 #[path = "common/restart.rs"]
 mod rs;
 
-use rs::{restart_cmd, run_cmd, start, wait_file, Area, Out};
+use rs::{restart_cmd, run_cmd, start, start_until, Area, Out};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,19 +17,13 @@ use std::time::Duration;
 /// let it work 0.3 s more, kill it. Returns the image.
 fn checkpointed_then_more_work(area: &Area, prog: &Path) -> PathBuf {
     let out = area.file("stdout");
-    let mut kid = start(
+    let mut kid = start_until(
         run_cmd(prog, &[] as &[&str], area.path(), &area.images),
-        Out::File(&out),
+        &out,
         &area.file("err"),
         "under ckpt",
+        "step 20\n",
     );
-    wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("step 20\n"),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
     let pid = kid.pid();
     let image = common::checkpoint(pid, Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
     std::thread::sleep(Duration::from_millis(300));

@@ -13,7 +13,7 @@ mod rs;
 
 use rs::{
     checkpoint_and_kill, reference_output, restart_and_compare, restart_cmd, run_cmd, start,
-    wait_file, Area, Kid, Out,
+    start_until, Area, Kid, Out,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -92,19 +92,13 @@ fn listing(dir: &Path) -> Vec<String> {
 /// Start writer_busy under ckpt and wait for its 20th step.
 fn busy(area: &Area, prog: &Path, args: &[&str]) -> (Kid, PathBuf) {
     let out = area.file("out");
-    let mut kid = start(
+    let kid = start_until(
         run_cmd(prog, args, area.path(), &area.images),
-        Out::File(&out),
+        &out,
         &area.file("err"),
         "under ckpt",
+        "step 20 ",
     );
-    wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("step 20 "),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
     (kid, out)
 }
 
@@ -220,19 +214,13 @@ fn the_program_never_sees_its_image_writers() {
     let stop = area.file("stop");
     let stop_arg = stop.to_string_lossy().into_owned();
     let out = area.file("out");
-    let mut kid = start(
+    let mut kid = start_until(
         run_cmd(&prog, &[stop_arg.as_str()], area.path(), &area.images),
-        Out::File(&out),
+        &out,
         &area.file("err"),
         "under ckpt",
+        "looking",
     );
-    wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("looking"),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
     // Checkpoints while the program looks for children every 20 ms (each
     // image takes a while to write). (No SIGSTOP here: a stopped child is
     // reported to its parent with SIGCHLD.)
@@ -286,13 +274,15 @@ fn restart_from_an_image_written_while_the_program_ran_on() {
 }
 
 /// The program under a `ckpt restart` command `cmd` (its child that is
-/// not the namespace's init).
+/// not the namespace's init), once it runs as itself.
 fn program_under(cmd: i32) -> Option<i32> {
     std::fs::read_to_string(format!("/proc/{cmd}/task/{cmd}/children"))
         .ok()?
         .split_whitespace()
         .filter_map(|p| p.parse::<i32>().ok())
-        .find(|&p| comm(p) != "ckpt-init")
+        // (init and the program are named ckpt until they are renamed or
+        // the restorer runs.)
+        .find(|&p| !matches!(comm(p).as_str(), "ckpt-init" | "ckpt" | "ckpt-restorer"))
 }
 
 #[test]

@@ -294,6 +294,20 @@ pub fn wait_file<F: Fn(&[u8]) -> bool>(
     }
 }
 
+/// Start `cmd` with stdout into `out` and stderr into `err`, and wait
+/// (30 s at most) until its output contains `marker`.
+pub fn start_until(cmd: Command, out: &Path, err: &Path, label: &str, marker: &str) -> Kid {
+    let mut kid = start(cmd, Out::File(out), err, label);
+    wait_file(
+        &mut kid,
+        out,
+        |d| String::from_utf8_lossy(d).contains(marker),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    kid
+}
+
 /// Wait (bounded) for a marker file the program writes in its control dir.
 pub fn wait_marker(kid: &mut Kid, path: &Path) -> Result<String, String> {
     wait_file(kid, path, |d| !d.is_empty(), common::READY_TIMEOUT)?;
