@@ -150,3 +150,22 @@ fn every_queued_message_of_a_datagram_pair_comes_back() {
         said.restart
     );
 }
+
+/// Kinds ckpt does not restore (or has not met) are never silent: each is
+/// named at checkpoint and at restart, and comes back as /dev/null.
+#[test]
+fn unknown_kinds_of_descriptor_are_warned_about() {
+    let said = cycle_c("unknown-fd", "restart_unknown_fd.c");
+    for fd in ["descriptor 40", "descriptor 41"] {
+        assert!(
+            said.checkpoint.contains(fd),
+            "checkpoint silent about {fd}: {}",
+            said.checkpoint
+        );
+        assert!(
+            said.restart.contains(fd),
+            "restart silent about {fd}: {}",
+            said.restart
+        );
+    }
+}

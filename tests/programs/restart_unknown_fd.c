@@ -1,0 +1,27 @@
+/* Holds descriptors of kinds ckpt does not restore (a userfaultfd and a
+ * pidfd) at fixed numbers; after step 30 prints whether each number is
+ * still open. Under ckpt they come back as /dev/null (open) with a
+ * warning at checkpoint and restart; the output is the same either way. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int main(void) {
+    int u = (int)syscall(SYS_userfaultfd, O_CLOEXEC | 1 /* UFFD_USER_MODE_ONLY */);
+    int p = (int)syscall(434 /* pidfd_open */, getpid(), 0);
+    if (u >= 0)
+        dup2(u, 40), close(u);
+    if (p >= 0)
+        dup2(p, 41), close(p);
+    printf("made: %s %s\n", u >= 0 ? "userfaultfd" : "-", p >= 0 ? "pidfd" : "-");
+    for (int step = 0; step < 40; step++) {
+        printf("step %d\n", step);
+        if (step == 30)
+            printf("40 open: %d, 41 open: %d\n", fcntl(40, F_GETFD) >= 0, fcntl(41, F_GETFD) >= 0);
+        fflush(stdout);
+        usleep(20000);
+    }
+    return 0;
+}
