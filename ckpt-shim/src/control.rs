@@ -414,6 +414,22 @@ fn wait_verdict(d: &mut MailData) {
     d.ok = ok;
 }
 
+/// The C API (include/ckpt.h): `ckpt_checkpoint(dir, out, out_len)`, the
+/// same call as [`ckpt_shim_checkpoint`].
+///
+/// # Safety
+/// As `ckpt_shim_checkpoint`: `dir` null or a C string, `out` writable for
+/// `out_len` bytes (or null).
+#[no_mangle]
+pub unsafe extern "C" fn ckpt_checkpoint(
+    dir: *const c_char,
+    out: *mut c_char,
+    out_len: usize,
+) -> c_int {
+    // SAFETY: the caller's guarantees are the ones ckpt_shim_checkpoint needs.
+    unsafe { ckpt_shim_checkpoint(dir, out, out_len) }
+}
+
 /// `ckpt::checkpoint()` lands here (found with dlsym by the API).
 #[no_mangle]
 pub unsafe extern "C" fn ckpt_shim_checkpoint(

@@ -1,0 +1,46 @@
+/* ckpt.h — the C API of ckpt, for programs run under `ckpt run`.
+ *
+ * The functions live in libckpt_shim.so, which `ckpt run` preloads. They
+ * are declared weak: a program built with this header also runs without
+ * ckpt, where ckpt_checkpoint is a null pointer (see ckpt_active()).
+ *
+ *   #include <ckpt.h>
+ *   char path[4096];
+ *   switch (ckpt_active() ? ckpt_checkpoint(NULL, path, sizeof path) : -1) {
+ *   case CKPT_WRITTEN:   // the image is in `path`; the program goes on
+ *   case CKPT_RESTARTED: // this process was restarted from that image
+ *   default:             // no checkpoint; the reason is in `path`
+ *   }
+ */
+#ifndef CKPT_H
+#define CKPT_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The image was written (its path is in the buffer). */
+#define CKPT_WRITTEN 0
+/* The process was restarted from the image this call wrote. */
+#define CKPT_RESTARTED 1
+/* No checkpoint: the buffer holds why (one line). */
+#define CKPT_FAILED (-1)
+
+/* Checkpoint the calling process into `dir` (NULL: the directory given
+ * to `ckpt run`). Every thread is stopped briefly; the call itself
+ * returns once the image is complete and in place. The same call returns
+ * a second time, with CKPT_RESTARTED, in a process restarted from that
+ * image. `out` receives the image path or the error (NUL-terminated,
+ * cut to `out_len`). */
+__attribute__((weak)) int ckpt_checkpoint(const char *dir, char *out, size_t out_len);
+
+/* Whether the program runs under ckpt (the shim is loaded). */
+static inline int ckpt_active(void) { return ckpt_checkpoint != 0; }
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
