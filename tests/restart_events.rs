@@ -376,3 +376,10 @@ fn memfds_and_unlinked_files_keep_mode_owner_and_seals() {
 fn an_epoll_watch_follows_its_file_when_its_number_was_closed_and_reused() {
     cycle_c("epoll-moved", "restart_epoll_moved.c");
 }
+
+/// Issue "Nothing comes back silently wrong": one program holding many
+/// kinds of state at once comes back with every one intact.
+#[test]
+fn a_program_holding_many_kinds_of_state_at_once_comes_back_whole() {
+    cycle_c("everything", "restart_everything.c");
+}
