@@ -503,22 +503,45 @@ fn open_mapped_files(meta: &Meta) -> Result<HashMap<String, i32>, Failure> {
             continue;
         }
         let writable = r.kind == RegionKind::FileShared && r.prot & libc::PROT_WRITE as u32 != 0;
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&r.path)
-            .map_err(|e| {
+        let saved = (r.kind == RegionKind::FileShared)
+            .then(|| {
+                meta.saved_files
+                    .iter()
+                    .find(|s| s.path == r.path && s.ino == r.ino)
+            })
+            .flatten();
+        let open = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(writable)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(&r.path)
+        };
+        let f = match (open(), saved) {
+            (Err(e), Some(s)) if e.kind() == std::io::ErrorKind::NotFound => {
+                make_again(s)?;
+                open().map_err(|e| Failure::new(format!("cannot open {}: {e}", r.path)))?
+            }
+            (r2, _) => r2.map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     Failure::new(format!("the image maps {}, which is gone", r.path))
                 } else {
                     Failure::new(format!("cannot open {}, which the image maps: {e}", r.path))
                 }
-            })?;
+            })?,
+        };
         let st = f
             .metadata()
             .map_err(|e| Failure::new(format!("{}: {e}", r.path)))?;
-        if st.dev() != r.dev || st.ino() != r.ino {
+        // A file made again, or a copy with the saved contents, stands in.
+        let stands_in =
+            saved.is_some_and(|s| std::fs::read(&r.path).is_ok_and(|now| now == s.contents));
+        if (st.dev() != r.dev || st.ino() != r.ino) && stands_in {
+            eprintln!(
+                "ckpt: warning: {} is not the file the program mapped, but holds what it held at the checkpoint: mapped in its place",
+                r.path
+            );
+        } else if st.dev() != r.dev || st.ino() != r.ino {
             return Err(Failure::new(format!(
                 "the image maps {}, which was replaced by another file since the checkpoint",
                 r.path
@@ -527,6 +550,36 @@ fn open_mapped_files(meta: &Meta) -> Result<HashMap<String, i32>, Failure> {
         out.insert(r.path.clone(), f.into_raw_fd());
     }
     Ok(out)
+}
+
+/// Make a file the program mapped shared again from the image (it was
+/// gone): its directory too, with its mode and contents.
+fn make_again(s: &image::SavedFile) -> Result<(), Failure> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let path = std::path::Path::new(&s.path);
+    let fail = |e: std::io::Error| Failure::new(format!("cannot make {} again: {e}", s.path));
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(fail)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(s.mode)
+        .open(path)
+        .map_err(fail)?;
+    std::io::Write::write_all(&mut f, &s.contents).map_err(fail)?;
+    f.set_permissions(std::fs::Permissions::from_mode(s.mode))
+        .map_err(fail)?;
+    eprintln!(
+        "ckpt: warning: {}, which the program mapped shared, was gone: made again from the image ({} bytes)",
+        s.path,
+        s.contents.len()
+    );
+    Ok(())
 }
 
 fn write_plan(

@@ -383,3 +383,30 @@ fn an_epoll_watch_follows_its_file_when_its_number_was_closed_and_reused() {
 fn a_program_holding_many_kinds_of_state_at_once_comes_back_whole() {
     cycle_c("everything", "restart_everything.c");
 }
+
+/// A small file the program maps shared and that is gone at restart (a
+/// JVM's hsperfdata, deleted at exit or with /tmp at a reboot) is made
+/// again from the image, and the program goes on with its counters.
+#[test]
+fn a_small_shared_mapped_file_that_is_gone_is_made_again() {
+    let bin = common::TempDir::new("perfdata-bin");
+    let prog = common::compile_c("restart_perfdata.c", bin.path());
+    let area = Area::new("perfdata");
+    let dir = area.sub("hsperfdata_user");
+    let _ = std::fs::remove_dir_all(&dir);
+    let arg = dir.to_string_lossy().into_owned();
+    let want = reference_output(&area, &prog, &[arg.as_str()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let out = area.file("out");
+    let mut kid = rs::start_until(
+        run_cmd(&prog, &[arg.as_str()], area.path(), &area.images),
+        &out,
+        &area.file("err"),
+        "under ckpt",
+        "step 19",
+    );
+    let image = checkpoint_and_kill(&mut kid, &area.images);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let said = restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
+    assert!(said.contains("made again from the image"), "{said}");
+}

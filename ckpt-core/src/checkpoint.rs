@@ -159,6 +159,7 @@ pub fn take(
     let mut meta = snapshot::gather(&frozen, seq, created_unix_ms);
     // Memory the program keeps out of forks must reach the writer child.
     meta.fork_advice = memory::fork_advice::snapshot();
+    meta.saved_files = memory::saved_files();
     // Memory the writer's fork does not hold (shared): copied while frozen.
     memory::shared::capture();
     meta.freeze_us = (sys::monotonic_ns() - frozen.started_ns()) / 1000;

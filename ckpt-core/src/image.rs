@@ -200,6 +200,11 @@ pub struct Meta {
     /// Locked memory (locked again after a restart).
     #[serde(default)]
     pub locked: Locked,
+    /// Small files the program maps shared, with their contents: a
+    /// restart makes one again when it is gone (a JVM deletes its
+    /// hsperfdata file at exit).
+    #[serde(default)]
+    pub saved_files: Vec<SavedFile>,
     /// CLOCK_MONOTONIC and CLOCK_BOOTTIME as the program saw them while
     /// frozen: a restart lets them go on from there (a time namespace),
     /// even after a reboot reset them.
@@ -776,6 +781,16 @@ pub struct Region {
     pub noreserve: bool,
     /// Raw extents of this region stored in the data section.
     pub extents: Vec<Extent>,
+}
+
+/// A file saved with the image (see [`Meta::saved_files`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SavedFile {
+    pub path: String,
+    pub ino: u64,
+    pub mode: u32,
+    #[serde(with = "serde_bytes")]
+    pub contents: Vec<u8>,
 }
 
 /// Two clocks in nanoseconds.

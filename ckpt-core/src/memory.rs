@@ -454,6 +454,38 @@ pub fn vm_flags(text: &str) -> Vec<(u64, u64, Vec<&str>)> {
 }
 
 /// Where this process's regions start (frozen: scratch allocation only).
+/// Largest file mapped shared whose contents go into the image.
+pub const SAVED_FILE_MAX: u64 = 1 << 20;
+
+/// The small files (at most [`SAVED_FILE_MAX`]) the program maps shared,
+/// with their contents, so a restart can make them again if they are gone.
+/// While frozen (the program writes them through its mappings).
+pub fn saved_files() -> Vec<crate::image::SavedFile> {
+    use std::os::unix::fs::MetadataExt;
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut out: Vec<crate::image::SavedFile> = Vec::new();
+    for r in parse_maps(&maps) {
+        if r.kind != crate::image::RegionKind::FileShared || out.iter().any(|f| f.path == r.path) {
+            continue;
+        }
+        let Ok(m) = std::fs::metadata(&r.path) else {
+            continue;
+        };
+        if !m.is_file() || m.ino() != r.ino || m.len() > SAVED_FILE_MAX {
+            continue;
+        }
+        if let Ok(contents) = std::fs::read(&r.path) {
+            out.push(crate::image::SavedFile {
+                path: r.path.clone(),
+                ino: r.ino,
+                mode: m.mode() & 0o7777,
+                contents,
+            });
+        }
+    }
+    out
+}
+
 pub fn region_starts_self() -> Vec<u64> {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     parse_maps(&maps).iter().map(|r| r.start).collect()
