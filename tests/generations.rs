@@ -101,3 +101,41 @@ fn interval_keep_list_and_restart_latest() {
         "no word about the damaged image: {said}"
     );
 }
+
+/// Issue "Speed": a program checkpointed every 300 ms while it writes its
+/// memory hard (the writers copy it while it changes), SIGKILLed, comes
+/// back from its newest image with the output of an uninterrupted run.
+#[test]
+fn checkpointed_often_while_writing_its_memory_hard() {
+    let bin = common::TempDir::new("hard-bin");
+    let prog = common::compile_c("writer_hard.c", bin.path());
+    let area = Area::new("hard");
+    let want = reference_output(&area, &prog, &[] as &[&str]);
+    let out = area.file("out");
+    let mut run = Command::new(common::ckpt_bin());
+    run.args(["run", "--interval", "300ms", "--keep", "2", "--dir"])
+        .arg(&area.images)
+        .arg("--")
+        .arg(&prog)
+        .current_dir(area.path());
+    common::require_shim();
+    let mut kid = start(run, Out::File(&out), &area.file("err"), "under ckpt");
+    wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 150 "),
+        Duration::from_secs(120),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+    assert!(
+        !images(&area.images).is_empty(),
+        "no periodic image was written"
+    );
+    restart_and_compare(
+        restart_cmd(&area.images, &["--latest"], area.path()),
+        &out,
+        &want,
+        &area,
+    );
+}
