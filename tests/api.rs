@@ -8,12 +8,9 @@ mod common;
 #[path = "common/restart.rs"]
 mod rs;
 
-use rs::{
-    reference_output, restart_and_compare, restart_cmd, run_cmd, start, wait_file, Area, Out,
-};
+use rs::{reference_output, Area};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 /// The example binary, built with the same profile as `ckpt`.
 fn example() -> PathBuf {
@@ -44,30 +41,8 @@ fn checkpoint_call_returns_restarted_after_restart() {
         "{plain_err}"
     );
 
-    let out = area.file("out");
+    let said = rs::self_checkpointed_cycle(&area, &prog, &args, &want);
     let err = area.file("err");
-    let mut kid = start(
-        run_cmd(&prog, &args, area.path(), &area.images),
-        Out::File(&out),
-        &err,
-        "under ckpt",
-    );
-    wait_file(
-        &mut kid,
-        &err,
-        |d| String::from_utf8_lossy(d).contains("checkpoint written"),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    kid.kill();
-    let text = std::fs::read_to_string(&err).unwrap();
-    let image = PathBuf::from(text.trim().trim_start_matches("checkpoint written: "));
-    assert!(
-        image.exists(),
-        "the image the call reported is missing: {text}"
-    );
-
-    let said = restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
     // The program's stderr (a file opened for appending) goes back to what
     // it was at the checkpoint: the killed process's "checkpoint written"
     // line came after it and is cut away (and the cut named); the restarted

@@ -8,12 +8,9 @@ mod common;
 #[path = "common/restart.rs"]
 mod rs;
 
-use rs::{
-    reference_output, restart_and_compare, restart_cmd, run_cmd, start, wait_file, Area, Out,
-};
+use rs::{reference_output, Area};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 fn build(dir: &Path) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -39,26 +36,8 @@ fn c_program_checkpoints_itself_and_is_told_it_was_restarted() {
     let plain = std::fs::read_to_string(area.file("want.err")).unwrap();
     assert_eq!(plain, "no checkpoint: not running under ckpt\n");
 
-    let out = area.file("out");
+    rs::self_checkpointed_cycle(&area, &prog, &["40"], &want);
     let err = area.file("err");
-    let mut kid = start(
-        run_cmd(&prog, &["40"], area.path(), &area.images),
-        Out::File(&out),
-        &err,
-        "under ckpt",
-    );
-    wait_file(
-        &mut kid,
-        &err,
-        |d| String::from_utf8_lossy(d).contains("checkpoint written: "),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    kid.kill();
-    let text = std::fs::read_to_string(&err).unwrap();
-    let image = PathBuf::from(text.trim().trim_start_matches("checkpoint written: "));
-    assert!(image.is_file(), "the reported image is missing: {text}");
-    restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
     assert_eq!(
         std::fs::read_to_string(&err).unwrap(),
         "restarted from the checkpoint\n",

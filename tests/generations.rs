@@ -13,6 +13,36 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+/// `ckpt run --interval INTERVAL --keep KEEP` of `prog args` in `area`,
+/// until its output holds `marker`. Returns it and its output file.
+fn run_periodic(
+    area: &Area,
+    prog: &Path,
+    args: &[String],
+    interval: &str,
+    keep: &str,
+    marker: &str,
+) -> (rs::Kid, std::path::PathBuf) {
+    let out = area.file("out");
+    let mut run = Command::new(common::ckpt_bin());
+    run.args(["run", "--interval", interval, "--keep", keep, "--dir"])
+        .arg(&area.images)
+        .arg("--")
+        .arg(prog)
+        .args(args)
+        .current_dir(area.path());
+    common::require_shim();
+    let mut kid = start(run, Out::File(&out), &area.file("err"), "under ckpt");
+    wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains(marker),
+        Duration::from_secs(120),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (kid, out)
+}
+
 fn images(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .map(|d| {
@@ -38,23 +68,7 @@ fn interval_keep_list_and_restart_latest() {
         "10".into(),
     ];
     let want = reference_output(&area, &prog, &args);
-    let out = area.file("out");
-    let mut run = Command::new(common::ckpt_bin());
-    run.args(["run", "--interval", "200ms", "--keep", "3", "--dir"])
-        .arg(&area.images)
-        .arg("--")
-        .arg(&prog)
-        .args(&args)
-        .current_dir(area.path());
-    common::require_shim();
-    let mut kid = start(run, Out::File(&out), &area.file("err"), "under ckpt");
-    wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("line 250 "),
-        Duration::from_secs(60),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (mut kid, out) = run_periodic(&area, &prog, &args, "200ms", "3", "line 250 ");
     kid.kill();
     let names = images(&area.images);
     assert_eq!(names.len(), 3, "--keep 3 left {names:?}");
@@ -111,22 +125,7 @@ fn checkpointed_often_while_writing_its_memory_hard() {
     let prog = common::compile_c("writer_hard.c", bin.path());
     let area = Area::new("hard");
     let want = reference_output(&area, &prog, &[] as &[&str]);
-    let out = area.file("out");
-    let mut run = Command::new(common::ckpt_bin());
-    run.args(["run", "--interval", "300ms", "--keep", "2", "--dir"])
-        .arg(&area.images)
-        .arg("--")
-        .arg(&prog)
-        .current_dir(area.path());
-    common::require_shim();
-    let mut kid = start(run, Out::File(&out), &area.file("err"), "under ckpt");
-    wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("step 150 "),
-        Duration::from_secs(120),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (mut kid, out) = run_periodic(&area, &prog, &[], "300ms", "2", "step 150 ");
     kid.kill();
     assert!(
         !images(&area.images).is_empty(),

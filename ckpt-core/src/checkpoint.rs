@@ -159,7 +159,9 @@ pub fn take(
     let mut meta = snapshot::gather(&frozen, seq, created_unix_ms);
     // Memory the program keeps out of forks must reach the writer child.
     meta.fork_advice = memory::fork_advice::snapshot();
-    meta.saved_files = memory::saved_files();
+    // One read of the map serves the saved files and the fork check.
+    let maps = memory::own_maps();
+    meta.saved_files = memory::saved_files(&maps);
     // Memory the writer's fork does not hold (shared): copied while frozen.
     memory::shared::capture();
     meta.freeze_us = (sys::monotonic_ns() - frozen.started_ns()) / 1000;
@@ -181,7 +183,7 @@ pub fn take(
             keep,
             prefix: image_prefix(&comm, pid),
         };
-        match spawn_whole(&mut job, &tmp_c(1)) {
+        match spawn_whole(&mut job, &tmp_c(1), &maps) {
             Ok(pid) => Ok((pid, job.out, links)),
             Err(e) => {
                 job.out.discard();
@@ -257,13 +259,11 @@ impl Links {
         {
             return Err("cannot make a link to the image writer".into());
         }
-        let mut p = [0i32; 2];
-        // SAFETY: pipe2 into a local array.
-        if unsafe { libc::syscall(libc::SYS_pipe2, p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        let Ok(p) = sys::pipe(libc::O_CLOEXEC) else {
             sys::close(s[0]);
             sys::close(s[1]);
             return Err("cannot make a pipe for the image writer".into());
-        }
+        };
         let mut high = [-1i32; 4];
         let mut ok = true;
         for (i, fd) in [s[0], s[1], p[0], p[1]].into_iter().enumerate() {
@@ -303,14 +303,18 @@ impl Links {
 /// is missing there. Then that memory is found (smaps), made forkable,
 /// and the writer started again on a fresh output (`retry_tmp` if it must
 /// be named), all while still frozen.
-fn spawn_whole(job: &mut Job, retry_tmp: &CString) -> Result<i32, String> {
+fn spawn_whole(
+    job: &mut Job,
+    retry_tmp: &CString,
+    maps: &[crate::image::Region],
+) -> Result<i32, String> {
     // SAFETY: the meta outlives the job (both in `take`'s frame).
     let meta = unsafe { &mut *job.meta };
     // With advice found in smaps already, nothing can be missing.
     if !meta.fork_advice.is_empty() {
         return writer::spawn(job);
     }
-    let before = memory::region_starts_self();
+    let before: Vec<u64> = maps.iter().map(|r| r.start).collect();
     let pid = writer::spawn(job)?;
     if memory::missing_in(pid, &before) == 0 {
         return Ok(pid);

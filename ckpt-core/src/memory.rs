@@ -460,11 +460,10 @@ pub const SAVED_FILE_MAX: u64 = 1 << 20;
 /// The small files (at most [`SAVED_FILE_MAX`]) the program maps shared,
 /// with their contents, so a restart can make them again if they are gone.
 /// While frozen (the program writes them through its mappings).
-pub fn saved_files() -> Vec<crate::image::SavedFile> {
+pub fn saved_files(maps: &[Region]) -> Vec<crate::image::SavedFile> {
     use std::os::unix::fs::MetadataExt;
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     let mut out: Vec<crate::image::SavedFile> = Vec::new();
-    for r in parse_maps(&maps) {
+    for r in maps {
         if r.kind != crate::image::RegionKind::FileShared || out.iter().any(|f| f.path == r.path) {
             continue;
         }
@@ -486,9 +485,9 @@ pub fn saved_files() -> Vec<crate::image::SavedFile> {
     out
 }
 
-pub fn region_starts_self() -> Vec<u64> {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    parse_maps(&maps).iter().map(|r| r.start).collect()
+/// This process's regions, as /proc/self/maps lists them.
+pub fn own_maps() -> Vec<Region> {
+    parse_maps(&std::fs::read_to_string("/proc/self/maps").unwrap_or_default())
 }
 
 /// How many of `starts` (regions of this process, read just before the

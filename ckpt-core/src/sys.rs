@@ -154,25 +154,19 @@ pub fn openat(dirfd: c_int, path: &core::ffi::CStr, flags: c_int) -> Result<c_in
     }
 }
 
+/// A pipe (read end, write end) made with `flags` (O_CLOEXEC, O_NONBLOCK).
+pub fn pipe(flags: c_int) -> Result<[c_int; 2], i32> {
+    let mut p = [0 as c_int; 2];
+    // SAFETY: pipe2 into a local array.
+    if unsafe { libc::syscall(libc::SYS_pipe2, p.as_mut_ptr(), flags) } != 0 {
+        return Err(crate::interpose::errno());
+    }
+    Ok(p)
+}
+
 /// Read up to `buf.len()` bytes at offset 0 of `fd`.
 pub fn pread_all(fd: c_int, buf: &mut [u8]) -> usize {
-    let mut n = 0;
-    while n < buf.len() {
-        // SAFETY: writing inside `buf`.
-        let r = unsafe {
-            libc::pread(
-                fd,
-                buf[n..].as_mut_ptr() as *mut c_void,
-                buf.len() - n,
-                n as i64,
-            )
-        };
-        if r <= 0 {
-            break;
-        }
-        n += r as usize;
-    }
-    n
+    pread_at(fd, buf, 0)
 }
 
 /// Read up to `buf.len()` bytes at offset `at` of `fd`.

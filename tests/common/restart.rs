@@ -435,3 +435,38 @@ pub fn restart_and_compare(cmd: Command, out: &Path, want: &[u8], area: &Area) -
     assert_same(&std::fs::read(out).unwrap(), want, "stdout after restart");
     std::fs::read_to_string(&rerr).unwrap_or_default()
 }
+
+/// A program that checkpoints itself (and says "checkpoint written: PATH"
+/// on stderr): run it under ckpt in `area` until it says so, SIGKILL it,
+/// restart the image it named and compare its stdout with `want`. Returns
+/// the restart's stderr; the program's stderr is in `area`'s "err".
+pub fn self_checkpointed_cycle<S: AsRef<OsStr>>(
+    area: &Area,
+    prog: &Path,
+    args: &[S],
+    want: &[u8],
+) -> String {
+    let out = area.file("out");
+    let err = area.file("err");
+    let mut kid = start(
+        run_cmd(prog, args, area.path(), &area.images),
+        Out::File(&out),
+        &err,
+        "under ckpt",
+    );
+    wait_file(
+        &mut kid,
+        &err,
+        |d| String::from_utf8_lossy(d).contains("checkpoint written: "),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+    let text = std::fs::read_to_string(&err).unwrap();
+    let image = PathBuf::from(text.trim().trim_start_matches("checkpoint written: "));
+    assert!(
+        image.is_file(),
+        "the image the call reported is missing: {text}"
+    );
+    restart_and_compare(restart_cmd(&image, &[], area.path()), &out, want, area)
+}

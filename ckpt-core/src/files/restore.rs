@@ -385,21 +385,11 @@ pub fn seal_again(fds: &[Fd]) {
 /// of file, a write end EPIPE. Returns (target, temporary) pairs.
 fn rebuild_pipe(f: &Fd, fds: &[Fd], base: i32) -> Result<Vec<(i32, i32)>, String> {
     let members = pipe_members(f, fds);
-    let mut p = [0i32; 2];
     // Non-blocking while it is filled (a pipe that cannot be made as
     // large as it was fails the restart instead of hanging it); every end
     // kept gets its own flags after.
-    // SAFETY: pipe2 into a local array.
-    if unsafe {
-        libc::syscall(
-            libc::SYS_pipe2,
-            p.as_mut_ptr(),
-            libc::O_CLOEXEC | libc::O_NONBLOCK,
-        )
-    } != 0
-    {
-        return Err(format!("cannot re-create the pipe of descriptor {}", f.fd));
-    }
+    let p = sys::pipe(libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .map_err(|_| format!("cannot re-create the pipe of descriptor {}", f.fd))?;
     let (rd, wr) = (move_to_at_least(p[0], base)?, move_to_at_least(p[1], base)?);
     if let Some(size) = members.iter().find_map(|g| g.pipe_size) {
         // SAFETY: F_SETPIPE_SZ on our own new pipe.

@@ -389,18 +389,7 @@ fn peek_pipe(fd: i32, size: i32) -> Option<Vec<u8>> {
     if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) } != 0 || avail <= 0 {
         return None;
     }
-    let mut p = [0i32; 2];
-    // SAFETY: pipe2 into a local array.
-    if unsafe {
-        libc::syscall(
-            libc::SYS_pipe2,
-            p.as_mut_ptr(),
-            libc::O_CLOEXEC | libc::O_NONBLOCK,
-        )
-    } != 0
-    {
-        return None;
-    }
+    let p = sys::pipe(libc::O_CLOEXEC | libc::O_NONBLOCK).ok()?;
     // SAFETY: resizing our own pipe so it can hold everything.
     unsafe { libc::syscall(libc::SYS_fcntl, p[1], libc::F_SETPIPE_SZ, size.max(avail)) };
     // SAFETY: tee between two pipes; never blocks (SPLICE_F_NONBLOCK).
