@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod tree;
+
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;

@@ -1,0 +1,753 @@
+//! Process trees (issue 7): a job is its root and every descendant.
+//! `ckpt checkpoint PID` of any process of a job with descendants freezes
+//! them all at one moment and writes a `ckpt-COMM-ROOTPID.SEQ.tree`
+//! directory (a `manifest`, one `PID.img` per live process); `ckpt restart`
+//! of that directory brings the whole tree back in a pid namespace: same
+//! pids, parents, groups and sessions, zombies, pipes and socket pairs
+//! between the processes with their bytes, files shared across fork with
+//! one offset, shared anonymous memory shared again. A job holding a
+//! process that does not run the shim is refused, untouched.
+//!
+//! Each test runs a real job under `ckpt run`, checkpoints it, SIGKILLs
+//! every process of it, restarts the tree and compares what it produces
+//! with an uninterrupted run, byte for byte.
+
+mod common;
+#[path = "common/restart.rs"]
+mod rs;
+
+use common::touch;
+use common::tree::{self, TreeImage};
+use rs::{
+    assert_same, assert_success, plain_cmd, reference, restart_cmd, run_cmd, start, Area, Kid, Out,
+};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+/// How long a restarted job may take to its end (each runs a few seconds).
+const END: Duration = Duration::from_secs(40);
+
+fn read(p: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
+}
+
+/// An executable on PATH, as an absolute path.
+fn which(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} is not on PATH"))
+}
+
+/// What a failure message needs: the job's and every restart's stderr and
+/// stdout (the restart command's own), tails.
+fn context(area: &Area) -> String {
+    let mut s = String::new();
+    let mut names: Vec<String> = std::fs::read_dir(area.path())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".err") || n.starts_with("restart"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    for n in names {
+        let text = read(&area.file(&n));
+        if !text.is_empty() {
+            s.push_str(&format!("--- {n} ---\n{}\n", rs::tail(&text, 2500)));
+        }
+    }
+    s
+}
+
+/// Start `prog args` under `ckpt run --dir IMAGES` in `cwd`, stdout into
+/// `out`, stderr into the area's prog.err.
+fn start_job(area: &Area, prog: &Path, args: &[String], cwd: &Path, out: &Path) -> Kid {
+    start(
+        run_cmd(prog, args, cwd, &area.images),
+        Out::File(out),
+        &area.file("prog.err"),
+        &format!("{} under ckpt run", prog.display()),
+    )
+}
+
+/// Checkpoint the job whose top is `root` through `pid` (any process of
+/// it), check the job went on, then SIGKILL every process of it and reap
+/// `kid` (the command whose pid is `root`).
+fn checkpoint_and_kill_tree(area: &Area, kid: &mut Kid, pid: i32, root: i32) -> TreeImage {
+    let before = tree::tree_report(root);
+    let img = tree::checkpoint_tree(area.path(), pid, &area.images).unwrap_or_else(|e| {
+        panic!(
+            "{e}\n(before the checkpoint) {before}(now) {}{}",
+            tree::tree_report(root),
+            context(area)
+        )
+    });
+    eprintln!(
+        "checkpoint of {pid}: {}\nit said: {}",
+        img.listing(),
+        img.stderr
+    );
+    if let Some(s) = kid.exited() {
+        panic!(
+            "{} exited ({s}) right after the checkpoint\n{}{}",
+            kid.label,
+            kid.describe(),
+            context(area)
+        );
+    }
+    tree::kill_job(root).unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+    assert!(
+        !common::alive(root),
+        "{} (pid {root}) still exists after SIGKILL and reaping",
+        kid.label
+    );
+    img
+}
+
+/// `ckpt restart TREE_DIR` in the area, its stdout and stderr into
+/// restartN.out / restartN.err.
+fn restart_tree(area: &Area, img: &TreeImage, n: usize) -> Kid {
+    start(
+        restart_cmd(&img.dir, &[], area.path()),
+        Out::File(&area.file(&format!("restart{n}.out"))),
+        &area.file(&format!("restart{n}.err")),
+        &format!("ckpt restart #{n} {}", img.dir.display()),
+    )
+}
+
+/// Wait for a restarted job's end; its status.
+fn wait_end(area: &Area, r: &mut Kid) -> ExitStatus {
+    let pid = r.pid();
+    let t = Instant::now();
+    loop {
+        if let Some(s) = r.exited() {
+            return s;
+        }
+        if t.elapsed() > END {
+            let report = tree::tree_report(pid);
+            let _ = tree::kill_job(pid);
+            r.kill();
+            panic!(
+                "{} did not end within {END:?} (killed)\n{report}{}",
+                r.label,
+                context(area)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn kv(text: &str, key: &str) -> i32 {
+    let m = common::parse_kv(text);
+    m.get(key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("marker has no numeric {key}: {text:?}"))
+}
+
+/// Kill a job (and reap its command) whatever state the test is in, so a
+/// failed test leaves no process behind.
+struct JobGuard(i32);
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        if self.0 > 0 && common::alive(self.0) {
+            let _ = tree::kill_job(self.0);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. A bash pipeline.
+
+const PIPELINE: &str =
+    "for i in $(seq 1 60); do echo line$i; sleep 0.05; done | tr a-z A-Z | cat > out";
+
+/// bash, its loop subshell (forking seq and sleep), tr (holding what it
+/// read in its stdio buffer: it writes to a pipe only at its end) and cat:
+/// checkpointed after a second, killed, restarted; `out` holds LINE1 to
+/// LINE60, as in an uninterrupted run.
+#[test]
+fn bash_pipeline_comes_back_whole() {
+    let area = Area::new("tpipe");
+    let bash = which("bash");
+    let want: String = (1..=60).map(|i| format!("LINE{i}\n")).collect();
+    let args = vec!["-c".to_string(), PIPELINE.to_string()];
+
+    let refdir = area.sub("ref");
+    let st = reference(
+        plain_cmd(&bash, &args, &refdir),
+        &area.file("ref.stdout"),
+        &area.file("ref.err"),
+        "plain bash pipeline",
+    );
+    assert_success(
+        st,
+        "the uninterrupted pipeline",
+        &read(&area.file("ref.err")),
+    );
+    assert_same(
+        &std::fs::read(refdir.join("out")).unwrap(),
+        want.as_bytes(),
+        "uninterrupted run",
+    );
+
+    let run = area.sub("run");
+    let mut kid = start_job(&area, &bash, &args, &run, &area.file("job.stdout"));
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    // Wait a second, until tr and cat are there.
+    let t = Instant::now();
+    let (mut tr, mut cat) = (None, None);
+    while t.elapsed() < Duration::from_millis(1000) || tr.is_none() || cat.is_none() {
+        if let Some(s) = kid.exited() {
+            panic!(
+                "the pipeline ended ({s}) before the checkpoint\n{}",
+                context(&area)
+            );
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no tr and cat below bash after 20 s\n{}",
+            tree::tree_report(root)
+        );
+        for p in tree::descendants(root) {
+            match tree::info(p).map(|i| i.comm) {
+                Some(c) if c == "tr" => tr = Some(p),
+                Some(c) if c == "cat" => cat = Some(p),
+                _ => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (tr, cat) = (tr.unwrap(), cat.unwrap());
+    let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
+    img.require(&[root, tr, cat])
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+
+    let mut r = restart_tree(&area, &img, 1);
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "the restarted pipeline", &context(&area));
+    assert_same(
+        &std::fs::read(run.join("out")).unwrap_or_default(),
+        want.as_bytes(),
+        &format!("run/out after restart\n{}", context(&area)),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 2. A parent and child sharing memory, a pipe, a socket pair and stdout.
+
+/// tree_family's uninterrupted transcript (all go files there from the
+/// start).
+fn family_reference(area: &Area, prog: &Path, rounds: u32) -> Vec<u8> {
+    let ctl = area.sub("ctl-ref");
+    for r in 1..=rounds {
+        touch(&ctl.join(format!("go{r}")));
+    }
+    let out = area.file("ref.out");
+    let st = reference(
+        plain_cmd(
+            prog,
+            &[ctl.to_string_lossy().into_owned(), rounds.to_string()],
+            area.path(),
+        ),
+        &out,
+        &area.file("ref.err"),
+        "plain tree_family",
+    );
+    assert_success(
+        st,
+        "the uninterrupted tree_family",
+        &read(&area.file("ref.err")),
+    );
+    let want = std::fs::read(&out).unwrap();
+    let text = String::from_utf8_lossy(&want);
+    assert!(
+        text.contains("child exited 7") && text.contains(&format!("counter {}", 4000 * rounds)),
+        "the uninterrupted tree_family did not do its work: {text}"
+    );
+    want
+}
+
+/// Run tree_family under ckpt to its first stop, checkpoint it through the
+/// parent or the child, kill it, restart, let it finish: same transcript.
+fn family_cycle(tag: &str, through_child: bool) {
+    let area = Area::new(tag);
+    let prog = rs::compile_named("tree_family.c", &area.sub("bin"), "tree_family");
+    let want = family_reference(&area, &prog, 2);
+
+    let ctl = area.sub("ctl");
+    let out = area.file("out");
+    let mut kid = start_job(
+        &area,
+        &prog,
+        &[ctl.to_string_lossy().into_owned()],
+        area.path(),
+        &out,
+    );
+    let _guard = JobGuard(kid.pid());
+    let m = rs::wait_marker(&mut kid, &ctl.join("ready1"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let (parent, child) = (kv(&m, "parent"), kv(&m, "child"));
+    assert_eq!(parent, kid.pid(), "the program is the `ckpt run` process");
+    let via = if through_child { child } else { parent };
+    let img = checkpoint_and_kill_tree(&area, &mut kid, via, parent);
+    img.require(&[parent, child])
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let name = img.dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with(&format!("ckpt-tree_family-{parent}.")),
+        "the tree is named by its root's comm and pid (ckpt-tree_family-{parent}.SEQ.tree), got {name}"
+    );
+    assert_eq!(
+        img.image_pids().len(),
+        2,
+        "one PID.img per process of the job (parent and child), no more: {}",
+        img.listing()
+    );
+
+    touch(&ctl.join("go1"));
+    touch(&ctl.join("go2"));
+    let mut r = restart_tree(&area, &img, 1);
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "the restarted tree_family", &context(&area));
+    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+}
+
+/// Parent and child: a shared anonymous counter, a pipe with 48 unread
+/// bytes, a socket pair with 30, stdout shared through one offset, the
+/// child's exit status 7 reaped after the restart.
+#[test]
+fn parent_and_child_share_memory_pipe_socketpair_and_status() {
+    family_cycle("tfamily", false);
+}
+
+/// `ckpt checkpoint` of the child's pid takes the whole job, named after
+/// its root.
+#[test]
+fn checkpoint_through_a_child_takes_the_whole_job() {
+    family_cycle("tfamkid", true);
+}
+
+// ---------------------------------------------------------------------------
+// 3. A zombie, a session and a process group.
+
+#[test]
+fn zombie_session_and_process_group_come_back() {
+    let area = Area::new("tgroup");
+    let prog = rs::compile_named("tree_group.c", &area.sub("bin"), "tree_group");
+    let ctlr = area.sub("ctl-ref");
+    touch(&ctlr.join("go"));
+    let st = reference(
+        plain_cmd(&prog, &[ctlr.to_string_lossy().into_owned()], area.path()),
+        &area.file("ref.out"),
+        &area.file("ref.err"),
+        "plain tree_group",
+    );
+    assert_success(
+        st,
+        "the uninterrupted tree_group",
+        &read(&area.file("ref.err")),
+    );
+    let want = std::fs::read(area.file("ref.out")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&want).contains("NO"),
+        "the uninterrupted tree_group failed a check: {}",
+        String::from_utf8_lossy(&want)
+    );
+
+    let ctl = area.sub("ctl");
+    let out = area.file("out");
+    let mut kid = start_job(
+        &area,
+        &prog,
+        &[ctl.to_string_lossy().into_owned()],
+        area.path(),
+        &out,
+    );
+    let _guard = JobGuard(kid.pid());
+    let m = rs::wait_marker(&mut kid, &ctl.join("ready"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let (parent, a, b, c) = (kv(&m, "parent"), kv(&m, "a"), kv(&m, "b"), kv(&m, "c"));
+    assert_eq!(parent, kid.pid());
+    // What the checkpoint must see: A a zombie, B leading a group C is in,
+    // all in the parent's session.
+    let ia = tree::info(a).unwrap_or_else(|| panic!("A ({a}) is gone"));
+    assert_eq!(
+        ia.state, 'Z',
+        "A must be a zombie before the checkpoint: {ia:?}"
+    );
+    let (ib, ic) = (tree::info(b).unwrap(), tree::info(c).unwrap());
+    assert!(
+        ib.pgid == b && ic.pgid == b && ib.sid == parent && ic.sid == parent,
+        "B and C before the checkpoint: {ib:?} {ic:?}"
+    );
+    let img = checkpoint_and_kill_tree(&area, &mut kid, parent, parent);
+    img.require(&[parent, b, c])
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+
+    touch(&ctl.join("go"));
+    let mut r = restart_tree(&area, &img, 1);
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "the restarted tree_group", &context(&area));
+    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+}
+
+// ---------------------------------------------------------------------------
+// 4. A child without the shim: refused, untouched.
+
+#[test]
+fn job_with_a_static_child_is_refused_and_runs_on() {
+    let area = Area::new("tstatic");
+    let bin = area.sub("bin");
+    let st_prog = match tree::compile_c_static("tree_static.c", &bin, "tree_static_child") {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("SKIPPED job_with_a_static_child_is_refused_and_runs_on: cannot build a static program here: {why}");
+            return;
+        }
+    };
+    let prog = rs::compile_named("tree_static.c", &bin, "tree_static");
+    let argv = |ctl: &Path| {
+        vec![
+            ctl.to_string_lossy().into_owned(),
+            "parent".to_string(),
+            st_prog.to_string_lossy().into_owned(),
+        ]
+    };
+    let ctlr = area.sub("ctl-ref");
+    touch(&ctlr.join("go"));
+    let st = reference(
+        plain_cmd(&prog, &argv(&ctlr), area.path()),
+        &area.file("ref.out"),
+        &area.file("ref.err"),
+        "plain tree_static",
+    );
+    assert_success(
+        st,
+        "the uninterrupted tree_static",
+        &read(&area.file("ref.err")),
+    );
+    let want = std::fs::read(area.file("ref.out")).unwrap();
+
+    let ctl = area.sub("ctl");
+    let out = area.file("out");
+    let mut kid = start_job(&area, &prog, &argv(&ctl), area.path(), &out);
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    let m = rs::wait_marker(&mut kid, &ctl.join("ready"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let child = kv(&m, "pid");
+    let before = tree::tree_report(root);
+    let r = tree::checkpoint_raw(area.path(), root, &area.images).unwrap_or_else(|e| panic!("{e}"));
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut checks = common::Checks::new();
+    checks.check(
+        !r.status.success(),
+        format!(
+            "`ckpt checkpoint {root}` of a job with a static child must fail, got {}",
+            r.status
+        ),
+    );
+    checks.check(
+        lines.len() == 1,
+        format!("the refusal must be one line on stderr, got {lines:?}"),
+    );
+    checks.check(
+        r.stderr.contains(&child.to_string()),
+        format!(
+            "the refusal must name the static child {child}: {:?}",
+            r.stderr
+        ),
+    );
+    checks.check(
+        r.stdout.trim().is_empty(),
+        format!("a refused checkpoint prints no path: {:?}", r.stdout),
+    );
+    // Untouched: both still there, neither stopped, no tree written.
+    for (who, p) in [("root", root), ("static child", child)] {
+        match tree::info(p) {
+            Some(i) => checks.check(
+                i.state != 'T' && i.state != 't' && i.state != 'Z',
+                format!("the {who} ({p}) after the refusal: {i:?}"),
+            ),
+            None => checks.fail(format!("the {who} ({p}) is gone after the refusal")),
+        }
+    }
+    let trees: Vec<String> = std::fs::read_dir(&area.images)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    checks.check(
+        trees.is_empty(),
+        format!("a refused checkpoint leaves nothing in the images dir: {trees:?}"),
+    );
+    touch(&ctl.join("go"));
+    let st = kid.wait(END).unwrap_or_else(|e| panic!("{e}"));
+    checks.eq(
+        "the job's exit status after the refusal",
+        st.code(),
+        Some(0),
+    );
+    let got = std::fs::read(&out).unwrap();
+    checks.check(
+        got == want,
+        format!(
+            "the job's output after the refusal differs: {}",
+            common::diff_summary(&got, &want)
+        ),
+    );
+    checks.finish(&format!(
+        "checkpoint said: stdout={:?} stderr={:?}\n(before) {before}{}",
+        r.stdout,
+        r.stderr,
+        context(&area)
+    ));
+    eprintln!("refusal: {}", r.stderr.trim());
+}
+
+// ---------------------------------------------------------------------------
+// 5. Chains: checkpoint, kill, restart, checkpoint the restarted job again.
+
+/// Checkpoint the job a `ckpt restart` (pid `cmd`) runs: through the
+/// command's pid first (as for a single process); should that be refused,
+/// through the restored root's pid as seen here (the process whose
+/// innermost pid is `inner_root`), saying so.
+fn checkpoint_restarted(
+    area: &Area,
+    cmd: i32,
+    inner_root: i32,
+) -> Result<(TreeImage, i32), String> {
+    match tree::checkpoint_tree(area.path(), cmd, &area.images) {
+        Ok(img) => Ok((img, cmd)),
+        Err(e) => {
+            let Some(outer) = tree::outer_pid(cmd, inner_root) else {
+                return Err(format!(
+                    "{e}\n(and no process below {cmd} has inner pid {inner_root})\n{}",
+                    tree::tree_report(cmd)
+                ));
+            };
+            eprintln!(
+                "NOTE: `ckpt checkpoint {cmd}` (the restart command) was refused: {e}\n\
+                 trying the restored root's outer pid {outer}"
+            );
+            tree::checkpoint_tree(area.path(), outer, &area.images)
+                .map(|img| (img, outer))
+                .map_err(|e2| {
+                    format!(
+                        "through the restart command: {e}\nthrough the restored root {outer}: {e2}"
+                    )
+                })
+        }
+    }
+}
+
+#[test]
+fn chain_checkpoint_restart_checkpoint_restart() {
+    let area = Area::new("tchain");
+    let prog = rs::compile_named("tree_family.c", &area.sub("bin"), "tree_family");
+    let want = family_reference(&area, &prog, 2);
+
+    let ctl = area.sub("ctl");
+    let out = area.file("out");
+    let mut kid = start_job(
+        &area,
+        &prog,
+        &[ctl.to_string_lossy().into_owned()],
+        area.path(),
+        &out,
+    );
+    let _guard = JobGuard(kid.pid());
+    let m = rs::wait_marker(&mut kid, &ctl.join("ready1"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let (parent, child) = (kv(&m, "parent"), kv(&m, "child"));
+    let img1 = checkpoint_and_kill_tree(&area, &mut kid, parent, parent);
+    img1.require(&[parent, child])
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+
+    // First restart: let round 1 finish, stop at round 2.
+    let mut r1 = restart_tree(&area, &img1, 1);
+    let _guard1 = JobGuard(r1.pid());
+    touch(&ctl.join("go1"));
+    let m2 = rs::wait_marker(&mut r1, &ctl.join("ready2"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    assert_eq!(
+        (kv(&m2, "parent"), kv(&m2, "child")),
+        (parent, child),
+        "the restored processes see the pids they had"
+    );
+    let cmd = r1.pid();
+    let before = tree::tree_report(cmd);
+    let (img2, via) = checkpoint_restarted(&area, cmd, parent).unwrap_or_else(|e| {
+        panic!(
+            "second checkpoint: {e}\n(before) {before}{}",
+            context(&area)
+        )
+    });
+    assert_ne!(
+        img2.dir, img1.dir,
+        "the second checkpoint is a tree of its own"
+    );
+    assert_eq!(
+        img2.image_pids().len(),
+        2,
+        "the restarted job (checkpointed through {via}) is two processes, parent and child, not ckpt's own: {}",
+        img2.listing()
+    );
+    if let Some(s) = r1.exited() {
+        panic!(
+            "the restarted job ended ({s}) right after its checkpoint\n{}",
+            context(&area)
+        );
+    }
+    tree::kill_job(cmd).unwrap_or_else(|e| panic!("{e}"));
+    r1.kill();
+
+    touch(&ctl.join("go2"));
+    let mut r2 = restart_tree(&area, &img2, 2);
+    let st = wait_end(&area, &mut r2);
+    assert_success(st, "the twice restarted tree_family", &context(&area));
+    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+}
+
+// ---------------------------------------------------------------------------
+// 6. python3 multiprocessing.Pool(2).
+
+const POOL_PY: &str = r#"
+import multiprocessing as mp, sys, time
+
+def sq(x):
+    return x * x
+
+if __name__ == "__main__":
+    with mp.Pool(2) as pool:
+        for i in range(40):
+            print(i, pool.apply(sq, (i,)), sum(pool.map(sq, range(i))), flush=True)
+            time.sleep(0.05)
+    print("done", flush=True)
+"#;
+
+/// A Pool of two forked workers (pipes, a semaphore in unlinked shared
+/// memory, the parent's handler threads): checkpointed mid-way, killed,
+/// restarted, same output.
+#[test]
+fn python_multiprocessing_pool_continues() {
+    let area = Area::new("tpool");
+    let script = area.file("pool.py");
+    std::fs::write(&script, POOL_PY).unwrap();
+    let py = common::python3();
+    let args = vec![script.to_string_lossy().into_owned()];
+    let st = reference(
+        plain_cmd(&py, &args, area.path()),
+        &area.file("ref.out"),
+        &area.file("ref.err"),
+        "plain pool.py",
+    );
+    assert_success(
+        st,
+        "the uninterrupted pool.py",
+        &read(&area.file("ref.err")),
+    );
+    let want = std::fs::read(area.file("ref.out")).unwrap();
+
+    let out = area.file("out");
+    let mut kid = start_job(&area, &py, &args, area.path(), &out);
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| rs::lines(d) >= 12,
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let workers = tree::descendants(root);
+    let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
+    let mut all = vec![root];
+    all.extend(&workers);
+    img.require(&all)
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+
+    let mut r = restart_tree(&area, &img, 1);
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "the restarted pool.py", &context(&area));
+    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+}
+
+// ---------------------------------------------------------------------------
+// 7. make -j2.
+
+const MAKEFILE: &str = "T := $(addprefix t,$(shell seq 1 24))\n\
+all.txt: $(T)\n\
+\tcat $(T) > $@\n\
+t%:\n\
+\tsleep 0.15; echo target $@ > $@\n";
+
+/// make -j2 over two dozen targets that each sleep and write a file
+/// (make, its jobserver pipe, a shell and a sleep per running recipe):
+/// checkpointed with a third of them done, killed, restarted; all.txt and
+/// make's own output are those of an uninterrupted run.
+#[test]
+fn make_j2_finishes_after_restart() {
+    let area = Area::new("tmake");
+    let make = which("make");
+    let args = vec!["-j2".to_string()];
+    let refdir = area.sub("ref");
+    std::fs::write(refdir.join("Makefile"), MAKEFILE).unwrap();
+    let st = reference(
+        plain_cmd(&make, &args, &refdir),
+        &area.file("ref.out"),
+        &area.file("ref.err"),
+        "plain make -j2",
+    );
+    assert_success(st, "the uninterrupted make", &read(&area.file("ref.err")));
+    let want_all: String = (1..=24).map(|i| format!("target t{i}\n")).collect();
+    assert_same(
+        &std::fs::read(refdir.join("all.txt")).unwrap(),
+        want_all.as_bytes(),
+        "uninterrupted make",
+    );
+    let want_out = std::fs::read(area.file("ref.out")).unwrap();
+
+    let run = area.sub("run");
+    std::fs::write(run.join("Makefile"), MAKEFILE).unwrap();
+    let out = area.file("out");
+    let mut kid = start_job(&area, &make, &args, &run, &out);
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    let t8 = run.join("t8");
+    rs::wait_file(&mut kid, &t8, |d| !d.is_empty(), Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
+    img.require(&[root])
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+
+    let mut r = restart_tree(&area, &img, 1);
+    let st = wait_end(&area, &mut r);
+    assert!(
+        st.success(),
+        "the restarted make ended with {st} (code {:?}, signal {:?})\n{}",
+        st.code(),
+        st.signal(),
+        context(&area)
+    );
+    assert_same(
+        &std::fs::read(run.join("all.txt")).unwrap_or_default(),
+        want_all.as_bytes(),
+        &format!("all.txt\n{}", context(&area)),
+    );
+    assert_same(
+        &std::fs::read(&out).unwrap(),
+        &want_out,
+        &format!("make's stdout\n{}", context(&area)),
+    );
+}
