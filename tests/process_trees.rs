@@ -275,22 +275,50 @@ fn family_reference(area: &Area, prog: &Path, rounds: u32) -> Vec<u8> {
     want
 }
 
+/// Where the job's stdout goes.
+#[derive(Clone, Copy, PartialEq)]
+enum Stdout {
+    /// A file the test created: `prog > out` (a regular file both
+    /// processes write through one shared offset).
+    File,
+    /// A pipe the test reads: after the restart, the restart command's.
+    Pipe,
+}
+
+/// What a killed job wrote into its stdout pipe, once nothing more comes
+/// (at most 3 s).
+fn drained(kid: &Kid) -> Vec<u8> {
+    let t = Instant::now();
+    let mut last = kid.out_bytes();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = kid.out_bytes();
+        if now == last || t.elapsed() > Duration::from_secs(3) {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// Run tree_family under ckpt to its first stop, checkpoint it through the
 /// parent or the child, kill it, restart, let it finish: same transcript.
-fn family_cycle(tag: &str, through_child: bool) {
+fn family_cycle(tag: &str, through_child: bool, stdout: Stdout) {
     let area = Area::new(tag);
     let prog = rs::compile_named("tree_family.c", &area.sub("bin"), "tree_family");
     let want = family_reference(&area, &prog, 2);
 
     let ctl = area.sub("ctl");
     let out = area.file("out");
-    let mut kid = start_job(
-        &area,
-        &prog,
-        &[ctl.to_string_lossy().into_owned()],
-        area.path(),
-        &out,
-    );
+    let args = [ctl.to_string_lossy().into_owned()];
+    let mut kid = match stdout {
+        Stdout::File => start_job(&area, &prog, &args, area.path(), &out),
+        Stdout::Pipe => start(
+            run_cmd(&prog, &args, area.path(), &area.images),
+            Out::Pipe,
+            &area.file("prog.err"),
+            "tree_family under ckpt run, stdout a pipe",
+        ),
+    };
     let _guard = JobGuard(kid.pid());
     let m = rs::wait_marker(&mut kid, &ctl.join("ready1"))
         .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
@@ -311,13 +339,35 @@ fn family_cycle(tag: &str, through_child: bool) {
         "one PID.img per process of the job (parent and child), no more: {}",
         img.listing()
     );
+    let before = if stdout == Stdout::Pipe {
+        drained(&kid)
+    } else {
+        Vec::new()
+    };
 
     touch(&ctl.join("go1"));
     touch(&ctl.join("go2"));
-    let mut r = restart_tree(&area, &img, 1);
+    let mut r = match stdout {
+        Stdout::File => restart_tree(&area, &img, 1),
+        Stdout::Pipe => start(
+            restart_cmd(&img.dir, &[], area.path()),
+            Out::Pipe,
+            &area.file("restart1.err"),
+            "ckpt restart #1, stdout a pipe",
+        ),
+    };
     let st = wait_end(&area, &mut r);
     assert_success(st, "the restarted tree_family", &context(&area));
-    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+    let got = match stdout {
+        Stdout::File => std::fs::read(&out).unwrap(),
+        Stdout::Pipe => {
+            let _ = r.wait(Duration::from_secs(5));
+            let mut all = before;
+            all.extend(r.out_bytes());
+            all
+        }
+    };
+    assert_same(&got, &want, &context(&area));
 }
 
 /// Parent and child: a shared anonymous counter, a pipe with 48 unread
@@ -325,14 +375,22 @@ fn family_cycle(tag: &str, through_child: bool) {
 /// child's exit status 7 reaped after the restart.
 #[test]
 fn parent_and_child_share_memory_pipe_socketpair_and_status() {
-    family_cycle("tfamily", false);
+    family_cycle("tfamily", false, Stdout::File);
 }
 
 /// `ckpt checkpoint` of the child's pid takes the whole job, named after
 /// its root.
 #[test]
 fn checkpoint_through_a_child_takes_the_whole_job() {
-    family_cycle("tfamkid", true);
+    family_cycle("tfamkid", true, Stdout::File);
+}
+
+/// Both processes' stdout is a pipe the test reads: after the restart both
+/// write into the restart command's stdout; what came before the
+/// checkpoint and after the restart make the uninterrupted transcript.
+#[test]
+fn stdout_pipe_of_the_test_becomes_the_restart_commands() {
+    family_cycle("tfampipe", false, Stdout::Pipe);
 }
 
 // ---------------------------------------------------------------------------
@@ -670,7 +728,7 @@ fn python_multiprocessing_pool_continues() {
         Duration::from_secs(30),
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
-    let workers = tree::descendants(root);
+    let workers = tree::job_descendants(root);
     let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
     let mut all = vec![root];
     all.extend(&workers);

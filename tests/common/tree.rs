@@ -76,6 +76,15 @@ pub fn descendants(pid: i32) -> Vec<i32> {
     out
 }
 
+/// The descendants of `pid` that belong to the job: every one but ckpt's
+/// own image writers (`ckpt-writer`).
+pub fn job_descendants(pid: i32) -> Vec<i32> {
+    descendants(pid)
+        .into_iter()
+        .filter(|&p| info(p).is_some_and(|i| i.comm != "ckpt-writer"))
+        .collect()
+}
+
 /// `pid` and its descendants as lines "pid ppid pgid sid state comm", for
 /// failure messages.
 pub fn tree_report(root: i32) -> String {
