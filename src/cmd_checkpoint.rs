@@ -12,11 +12,26 @@ pub fn checkpoint(args: CheckpointArgs) -> Result<(), Failure> {
         Some(d) => Some(crate::cmd_run::image_dir(Some(d)).map_err(Failure::new)?),
         None => None,
     };
+    let timeout = Duration::from_secs_f64(args.timeout);
+    // A job of several processes is checkpointed whole.
+    if crate::tree_checkpoint::has_descendants(args.pid) {
+        let done = crate::tree_checkpoint::checkpoint(args.pid, dir, timeout)
+            .map_err(|e| Failure::new(format!("checkpoint of {} failed: {e}", args.pid)))?;
+        if args.verbose {
+            eprintln!(
+                "checkpoint of the job of process {} ({} processes): {}, frozen {}",
+                args.pid,
+                done.processes,
+                fmt_bytes(done.bytes),
+                fmt_duration_ns(done.freeze_us.saturating_mul(1000)),
+            );
+        }
+        return crate::print_stdout(&format!("{}\n", done.path.display()));
+    }
     let req = Request::Checkpoint {
         dir: dir.map(|d| d.to_string_lossy().into_owned()),
         nonce: control::new_nonce(),
     };
-    let timeout = Duration::from_secs_f64(args.timeout);
     let pid = args.pid;
     match control::request(pid, &req, timeout).map_err(|e| Failure::new(e.to_string()))? {
         Response::Checkpointed {

@@ -14,6 +14,7 @@ mod restart_ns;
 mod shim_path;
 #[cfg(test)]
 mod test_util;
+mod tree_checkpoint;
 
 use clap::Parser;
 use cli::{Cli, Command};

@@ -12,7 +12,7 @@
 //! goes wrong) and answers the requester itself.
 
 use crate::writer::{self, Job, Output};
-use crate::{memory, quiesce, snapshot, sys};
+use crate::{memory, quiesce, snapshot, sys, tree};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -114,13 +114,43 @@ pub fn take(
     requester: Requester,
     keep: u32,
 ) -> Result<Started, String> {
+    take_with(dir, self_uc, requester, keep, None)
+}
+
+/// Take this process's part of a tree checkpoint (see [`crate::tree`]):
+/// its image `PID.img` goes into `dir` (the tree's hidden directory, which
+/// the command publishes), and `sync` holds the process frozen until every
+/// process of the tree is frozen, then until every one has gathered.
+pub fn take_in_tree(
+    dir: &Path,
+    self_uc: *mut core::ffi::c_void,
+    requester: Requester,
+    seq: u64,
+    sync: tree::TreeSync,
+) -> Result<Started, String> {
+    SEQ.fetch_max(seq, Relaxed);
+    take_with(dir, self_uc, requester, 0, Some((seq, sync)))
+}
+
+fn take_with(
+    dir: &Path,
+    self_uc: *mut core::ffi::c_void,
+    requester: Requester,
+    keep: u32,
+    mut tree: Option<(u64, tree::TreeSync)>,
+) -> Result<Started, String> {
     let t0 = sys::monotonic_ns();
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     writer::reap_finished();
     let pid = sys::getpid();
-    let seq = SEQ.fetch_add(1, Relaxed) + 1;
     let comm = comm();
-    let name = image_name(&comm, pid, seq);
+    let (seq, name) = match &tree {
+        Some((seq, _)) => (*seq, tree::image_name(pid)),
+        None => {
+            let seq = SEQ.fetch_add(1, Relaxed) + 1;
+            (seq, image_name(&comm, pid, seq))
+        }
+    };
     let final_path = dir.join(&name);
     let dir_c = CString::new(dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
     let tmp_c = |attempt: u32| {
@@ -138,6 +168,13 @@ pub fn take(
 
     let frozen = quiesce::freeze(FREEZE_TIMEOUT_NS, self_uc)?;
     // ---- frozen: no malloc, no locks a program thread may hold ----
+    // In a tree: nothing is gathered before every process is frozen.
+    if let Some((seq, sync)) = tree.as_mut() {
+        if let Err(e) = sync(tree::Phase::Frozen, *seq) {
+            quiesce::thaw(frozen);
+            return Err(e);
+        }
+    }
     // A kernel timer the image would not hold could not come back.
     let untracked = crate::timers::untracked();
     if untracked > 0 {
@@ -156,7 +193,9 @@ pub fn take(
                 .into(),
         );
     }
+    crate::files::set_in_tree(tree.is_some());
     let mut meta = snapshot::gather(&frozen, seq, created_unix_ms);
+    crate::files::set_in_tree(false);
     // Memory the program keeps out of forks must reach the writer child.
     meta.fork_advice = memory::fork_advice::snapshot();
     // One read of the map serves the saved files and the fork check.
@@ -194,6 +233,11 @@ pub fn take(
     });
     memory::fork_advice::restore(&meta.fork_advice);
     memory::shared::release();
+    // In a tree: nobody thaws before every process has gathered (a thawed
+    // process could change what another is saving).
+    if let Some((seq, sync)) = tree.as_mut() {
+        let _ = sync(tree::Phase::Gathered, *seq);
+    }
     let freeze_ns = quiesce::thaw(frozen);
     // ---- thawed ----
     let (writer_pid, out, links) = started?;

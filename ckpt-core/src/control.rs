@@ -29,6 +29,20 @@ pub enum Request {
     },
     /// Is anybody there?
     Ping,
+    /// Take this process's part of a tree checkpoint (see `crate::tree`):
+    /// freeze, answer [`Response::Frozen`], wait for a `TreeContinue`;
+    /// gather and start the writer (into `dir`, as `PID.img`), answer
+    /// [`Response::Gathered`], wait for the next `TreeContinue`, thaw. No
+    /// word from the command for `timeout_ms` at either wait: the process
+    /// thaws (and, at the first, gives up).
+    TreeCheckpoint {
+        dir: String,
+        seq: u64,
+        nonce: u64,
+        timeout_ms: u64,
+    },
+    /// Go on (`go`) or give up (only meaningful after `Frozen`).
+    TreeContinue { nonce: u64, go: bool },
 }
 
 /// What the program answers.
@@ -52,7 +66,18 @@ pub enum Response {
     },
     Pong {
         pid: i32,
+        /// Where its images go unless told otherwise.
+        #[serde(default)]
+        dir: String,
+        /// How many generations it keeps.
+        #[serde(default)]
+        keep: u32,
     },
+    /// Every thread of this process is frozen (tree checkpoint).
+    Frozen { nonce: u64, pid: i32 },
+    /// This process gathered its state and its writer runs (tree
+    /// checkpoint); it thaws at the next `TreeContinue`.
+    Gathered { nonce: u64, writer: i32 },
     Error {
         message: String,
         #[serde(default)]
@@ -66,7 +91,9 @@ impl Response {
         match self {
             Response::Checkpointed { nonce, .. }
             | Response::Writing { nonce, .. }
-            | Response::Error { nonce, .. } => *nonce,
+            | Response::Error { nonce, .. }
+            | Response::Frozen { nonce, .. }
+            | Response::Gathered { nonce, .. } => *nonce,
             Response::Pong { .. } => 0,
         }
     }
@@ -76,7 +103,9 @@ impl Request {
     /// The nonce the answers to this request carry (0: none).
     pub fn nonce(&self) -> u64 {
         match self {
-            Request::Checkpoint { nonce, .. } => *nonce,
+            Request::Checkpoint { nonce, .. }
+            | Request::TreeCheckpoint { nonce, .. }
+            | Request::TreeContinue { nonce, .. } => *nonce,
             Request::Ping => 0,
         }
     }
@@ -601,6 +630,124 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
                 }
             }
             Err(e) => return Err(ControlError::Io(format!("receive: {e}"))),
+        }
+    }
+}
+
+/// The control socket of process `pid` (as this process sees pids).
+pub fn server_socket(pid: i32) -> Result<PathBuf, ControlError> {
+    if pid <= 0 || !alive(pid) {
+        return Err(ControlError::NoSuchProcess(pid));
+    }
+    // SAFETY: getuid never fails.
+    let me = unsafe { libc::getuid() };
+    let owner = process_uid(pid).ok_or(ControlError::NoSuchProcess(pid))?;
+    if owner != me && me != 0 {
+        return Err(ControlError::PermissionDenied(pid));
+    }
+    let server = socket_path(owner, pid);
+    if server.exists() {
+        return Ok(server);
+    }
+    restart_command_socket(owner, pid).ok_or(ControlError::NotUnderCkpt(pid))
+}
+
+/// One command talking to several processes at once (a tree checkpoint):
+/// requests out to any control socket, answers in from any of them.
+pub struct Session {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl Session {
+    pub fn new() -> Result<Session, ControlError> {
+        // SAFETY: plain socket creation.
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(ControlError::Io(format!(
+                "socket: {}",
+                io::Error::last_os_error()
+            )));
+        }
+        let fd = OwnedFd(fd);
+        let (any, _) = sockaddr(&[]).map_err(|e| ControlError::Io(e.to_string()))?;
+        // SAFETY: binding with only the family set requests autobind.
+        let r = unsafe {
+            libc::bind(
+                fd.0,
+                (&any as *const libc::sockaddr_un).cast(),
+                mem::size_of::<libc::sa_family_t>() as u32,
+            )
+        };
+        if r < 0 {
+            return Err(ControlError::Io(format!(
+                "bind: {}",
+                io::Error::last_os_error()
+            )));
+        }
+        pass_credentials(fd.0).map_err(|e| ControlError::Io(e.to_string()))?;
+        Ok(Session {
+            fd,
+            buf: vec![0u8; 64 * 1024],
+        })
+    }
+
+    /// Send `req` to the control socket at `server`.
+    pub fn send(&self, server: &Path, req: &Request) -> Result<(), String> {
+        let body = rmp_serde::to_vec_named(req).map_err(|e| e.to_string())?;
+        let (addr, len) = sockaddr(server.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+        // SAFETY: sending a live buffer to a valid address.
+        let r = unsafe {
+            libc::sendto(
+                self.fd.0,
+                body.as_ptr().cast(),
+                body.len(),
+                0,
+                (&addr as *const libc::sockaddr_un).cast(),
+                len,
+            )
+        };
+        if r < 0 {
+            return Err(format!(
+                "send to {}: {}",
+                server.display(),
+                io::Error::last_os_error()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The next answer carrying `nonce`, from a process of our user (its
+    /// pid as the kernel reports it here), within `timeout`.
+    pub fn recv(&mut self, nonce: u64, timeout: Duration) -> Option<(i32, Response)> {
+        let until = Instant::now() + timeout;
+        // SAFETY: getuid never fails.
+        let me = unsafe { libc::getuid() };
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let mut p = libc::pollfd {
+                fd: self.fd.0,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: poll of one live pollfd.
+            let n = unsafe { libc::poll(&mut p, 1, left.as_millis().clamp(1, 1000) as i32) };
+            if n <= 0 {
+                continue;
+            }
+            let Ok(d) = recv_with_creds(self.fd.0, &mut self.buf) else {
+                continue;
+            };
+            if d.uid != me && d.uid != 0 && me != 0 {
+                continue;
+            }
+            match rmp_serde::from_slice::<Response>(&self.buf[..d.len]) {
+                Ok(r) if r.nonce() == nonce => return Some((d.pid, r)),
+                _ => continue,
+            }
         }
     }
 }

@@ -36,5 +36,6 @@ pub mod snapshot;
 pub mod sys;
 pub mod threads;
 pub mod timers;
+pub mod tree;
 pub mod verify;
 pub mod writer;

@@ -488,6 +488,10 @@ fn publish(job: &Job) -> Result<(), String> {
 /// (the image just published counts and is never removed). By time of
 /// publication: after a restart, sequence numbers may repeat.
 fn prune(job: &Job) {
+    // 0: a process's part of a tree image (the command keeps generations).
+    if job.keep == 0 {
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(&job.dir) else {
         return;
     };

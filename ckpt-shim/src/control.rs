@@ -12,6 +12,7 @@ use crate::config;
 use ckpt::checkpoint::Requester;
 use ckpt::control::{self as proto, Request, Response};
 use ckpt::quiesce::{self, Wake, REQUEST_MAGIC};
+use ckpt::tree::Phase;
 use ckpt::{alloc, checkpoint, files, interpose, sys};
 use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_int, c_void};
@@ -215,7 +216,11 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
         return; // only our user (or root) may drive us
     }
     let resp = match rmp_serde::from_slice::<Request>(body) {
-        Ok(Request::Ping) => Response::Pong { pid: sys::getpid() },
+        Ok(Request::Ping) => Response::Pong {
+            pid: sys::getpid(),
+            dir: config::get().dir.to_string_lossy().into_owned(),
+            keep: config::get().keep,
+        },
         Ok(Request::Checkpoint { dir, nonce }) => {
             let dir = dir
                 .map(PathBuf::from)
@@ -232,12 +237,91 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
                 Err(message) => Response::Error { message, nonce },
             }
         }
+        Ok(Request::TreeCheckpoint {
+            dir,
+            seq,
+            nonce,
+            timeout_ms,
+        }) => {
+            let asker = Requester::Socket {
+                sock,
+                from: d.from,
+                from_len: d.from_len,
+                nonce,
+            };
+            let mut sync = |phase: Phase, _seq: u64| -> Result<(), String> {
+                let said = match phase {
+                    Phase::Frozen => Response::Frozen {
+                        nonce,
+                        pid: sys::getpid(),
+                    },
+                    Phase::Gathered => Response::Gathered { nonce, writer: 0 },
+                };
+                reply(sock, d, &said);
+                wait_continue(sock, nonce, timeout_ms)
+            };
+            match checkpoint::take_in_tree(Path::new(&dir), uc, asker, seq, &mut sync) {
+                // The writer answers once the image is in place.
+                Ok(_) => return,
+                Err(message) => Response::Error { message, nonce },
+            }
+        }
+        // A word for a tree checkpoint that is over: nothing to do.
+        Ok(Request::TreeContinue { .. }) => return,
         Err(e) => Response::Error {
             message: format!("bad request: {e}"),
             nonce: 0,
         },
     };
-    if let Ok(out) = rmp_serde::to_vec_named(&resp) {
+    reply(sock, d, &resp);
+}
+
+/// Wait (at most `timeout_ms`) for the tree checkpoint `nonce`'s next word
+/// from the command: go on, or give up. Other requests meanwhile are
+/// dropped (their senders time out). Signal context, frozen: raw calls and
+/// scratch allocation only.
+fn wait_continue(sock: c_int, nonce: u64, timeout_ms: u64) -> Result<(), String> {
+    let until = sys::monotonic_ns() + timeout_ms.saturating_mul(1_000_000);
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: getuid cannot fail.
+    let me = unsafe { libc::getuid() };
+    loop {
+        let now = sys::monotonic_ns();
+        if now >= until {
+            return Err(format!(
+                "no word from `ckpt checkpoint` for {timeout_ms} ms; the checkpoint was given up"
+            ));
+        }
+        let mut p = libc::pollfd {
+            fd: sock,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = ((until - now) / 1_000_000).clamp(1, 1000) as i64;
+        // SAFETY: poll of one live pollfd (raw: poll is interposed).
+        unsafe { libc::syscall(libc::SYS_poll, &mut p as *mut libc::pollfd, 1, ms) };
+        while let Ok(d) = proto::recv_with_creds(sock, &mut buf) {
+            if d.uid != me && d.uid != 0 {
+                continue;
+            }
+            if let Ok(Request::TreeContinue { nonce: n, go }) =
+                rmp_serde::from_slice::<Request>(&buf[..d.len])
+            {
+                if n == nonce {
+                    return if go {
+                        Ok(())
+                    } else {
+                        Err("the tree checkpoint was called off".into())
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Answer the sender of datagram `d`.
+fn reply(sock: c_int, d: &proto::Datagram, resp: &Response) {
+    if let Ok(out) = rmp_serde::to_vec_named(resp) {
         // SAFETY: replying to the address the request came from.
         unsafe {
             libc::sendto(

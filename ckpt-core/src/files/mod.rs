@@ -370,6 +370,20 @@ static OWNER: [AtomicPtr<AtomicI32>; 16] = [const { AtomicPtr::new(core::ptr::nu
 /// hot words.
 use crate::interpose::HOT;
 
+/// Set while this process gathers its part of a tree checkpoint: pipes
+/// and socket pairs whose other end lives in another process of the tree
+/// have their unread bytes saved too (that process is frozen as well, and
+/// restart makes the object once for both).
+static IN_TREE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+pub fn set_in_tree(on: bool) {
+    IN_TREE.store(on, Release);
+}
+
+pub(crate) fn in_tree() -> bool {
+    IN_TREE.load(Acquire)
+}
+
 /// Mark (or unmark) `fd` as one of ckpt's own.
 pub fn set_own(fd: i32, own: bool) {
     if own {

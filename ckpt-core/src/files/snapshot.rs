@@ -50,6 +50,7 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
         let pipe = f.kind == FdKind::Pipe
             && (f.pipe_peer.is_some()
                 || f.peer_closed
+                || super::in_tree()
                 || f.flags & libc::O_ACCMODE == libc::O_RDWR);
         if (pipe || f.kind == FdKind::Fifo)
             && f.flags & libc::O_ACCMODE != libc::O_WRONLY
@@ -64,7 +65,7 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
             f.contents = read_contents(f.fd, f.size);
         }
         if f.kind == FdKind::Socket
-            && (f.pipe_peer.is_some() || f.peer_closed)
+            && (f.pipe_peer.is_some() || f.peer_closed || (super::in_tree() && is_unix(f)))
             && f.shares_with.is_none()
         {
             f.socket_type = socket_type(f.fd);
@@ -561,4 +562,10 @@ fn link_shared(fds: &mut [Fd]) {
             }
         }
     }
+}
+
+/// One end of an unnamed unix socket pair whose other end is still open
+/// (in this process or another).
+fn is_unix(f: &Fd) -> bool {
+    f.socket.as_ref().is_some_and(super::sockets::unnamed) && f.peer_ino.is_some_and(|p| p > 0)
 }

@@ -171,7 +171,7 @@ fn parse_peer(msg: &[u8], ino: u32) -> Option<Peer> {
 }
 
 /// Whether a unix socket's address is unnamed (a socket pair's ends are).
-fn unnamed(s: &SocketState) -> bool {
+pub(crate) fn unnamed(s: &SocketState) -> bool {
     s.domain == libc::AF_UNIX && s.address.len() <= 2
 }
 

@@ -1,0 +1,594 @@
+//! `ckpt checkpoint PID` of a job with several processes: find the job
+//! (the process `ckpt run` or `ckpt restart` started and every descendant),
+//! freeze all of it at one moment, have each process write its image, and
+//! publish them together (see `ckpt::tree`).
+//!
+//! ```text
+//! command                    each process (in its signal handler)
+//! TreeCheckpoint  ───────▶   freeze ─▶ Frozen
+//! (all Frozen; the job is checked again: a process born meanwhile
+//!  calls the checkpoint off and it is tried again)
+//! TreeContinue    ───────▶   gather, fork the writer ─▶ Gathered
+//! TreeContinue    ───────▶   thaw (the program goes on)
+//!                            the writer: PID.img ─▶ Checkpointed
+//! manifest, rename of the directory: the tree image is in place
+//! ```
+
+use ckpt::control::{self, Request, Response, Session};
+use ckpt::tree::{self, Manifest, Member};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A process of the job as this command sees it.
+#[derive(Debug, Clone)]
+struct Proc {
+    /// Its pid here.
+    pid: i32,
+    /// Its parent's pid here (0 for the root).
+    ppid: i32,
+    comm: String,
+    /// A zombie's wait status.
+    zombie: Option<i32>,
+    socket: Option<PathBuf>,
+}
+
+/// How many times a checkpoint is tried again when the job changed
+/// between the count and the freeze (a fork, an exit, an exec).
+const ATTEMPTS: u32 = 20;
+
+fn read(path: String) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn comm(pid: i32) -> String {
+    read(format!("/proc/{pid}/comm")).trim_end().to_string()
+}
+
+/// Fields of /proc/PID/stat after the command name (state is [0]).
+fn stat_fields(pid: i32) -> Vec<String> {
+    let s = read(format!("/proc/{pid}/stat"));
+    s.rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn ppid(pid: i32) -> i32 {
+    stat_fields(pid)
+        .get(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+fn children(pid: i32) -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<i32> = tasks
+        .flatten()
+        .flat_map(|t| {
+            read(t.path().join("children").display().to_string())
+                .split_whitespace()
+                .filter_map(|k| k.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// The pid of `pid` inside its own pid namespace.
+fn inner_pid(pid: i32) -> i32 {
+    read(format!("/proc/{pid}/status"))
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .and_then(|v| v.split_whitespace().last()?.parse().ok())
+        .unwrap_or(pid)
+}
+
+/// The job's root for a process the user named: the `ckpt restart`
+/// command stands for the program it runs; otherwise the highest ancestor
+/// that still runs the shim.
+fn job_root(pid: i32) -> i32 {
+    if comm(pid) == "ckpt" {
+        if let Some(&k) = children(pid)
+            .iter()
+            .find(|&&k| comm(k) != "ckpt-init" && control::server_socket(k).is_ok())
+        {
+            return k;
+        }
+        return pid;
+    }
+    let mut p = pid;
+    loop {
+        let up = ppid(p);
+        if up <= 1 || matches!(comm(up).as_str(), "ckpt" | "ckpt-init") {
+            return p;
+        }
+        if control::server_socket(up).is_err() {
+            return p;
+        }
+        p = up;
+    }
+}
+
+/// Every process of the job below `root` (included), parents first.
+/// Image writers are ckpt's own, not the job's.
+fn job(root: i32) -> Vec<Proc> {
+    let mut out = Vec::new();
+    let mut todo = vec![(root, 0)];
+    while let Some((pid, parent)) = todo.pop() {
+        let f = stat_fields(pid);
+        let Some(state) = f.first() else { continue };
+        let c = comm(pid);
+        if pid != root && c == "ckpt-writer" {
+            continue;
+        }
+        let zombie = (state == "Z").then(|| {
+            // exit_code, field 52 of stat (index 49 here).
+            f.get(49).and_then(|x| x.parse().ok()).unwrap_or(0)
+        });
+        out.push(Proc {
+            pid,
+            ppid: parent,
+            comm: c,
+            zombie,
+            socket: control::server_socket(pid).ok(),
+        });
+        let mut kids = children(pid);
+        kids.reverse();
+        todo.extend(kids.into_iter().map(|k| (k, pid)));
+    }
+    out
+}
+
+/// Whether `pid` has descendants that belong to the job (not only image
+/// writers): then a checkpoint must take the whole tree.
+pub fn has_descendants(pid: i32) -> bool {
+    job(job_root(pid)).len() > 1
+}
+
+/// Why a job cannot be checkpointed whole, if it cannot.
+fn refusal(procs: &[Proc]) -> Option<String> {
+    let p = procs
+        .iter()
+        .find(|p| p.zombie.is_none() && p.socket.is_none())?;
+    Some(format!(
+        "process {} ({}), a child of {}, does not run ckpt's shim (a static binary, a setuid \
+         program, or one that dropped LD_PRELOAD): the job cannot be checkpointed whole; \
+         nothing was stopped",
+        p.pid, p.comm, p.ppid
+    ))
+}
+
+pub struct Done {
+    pub path: PathBuf,
+    pub processes: usize,
+    pub bytes: u64,
+    pub freeze_us: u64,
+}
+
+/// Checkpoint the whole job `pid` belongs to.
+pub fn checkpoint(pid: i32, dir: Option<PathBuf>, timeout: Duration) -> Result<Done, String> {
+    let root = job_root(pid);
+    let mut last = String::new();
+    for attempt in 0..ATTEMPTS {
+        let procs = job(root);
+        if let Some(r) = refusal(&procs) {
+            // A child between fork and its own control socket, or an exec
+            // under way: a moment later it has one.
+            if attempt + 1 < ATTEMPTS && procs.iter().any(|p| p.zombie.is_none() && young(p.pid)) {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            return Err(r);
+        }
+        match attempt_once(root, &procs, dir.as_deref(), timeout) {
+            Ok(Some(done)) => return Ok(done),
+            Ok(None) => {
+                last = "the job kept changing (processes starting or ending)".into();
+                std::thread::sleep(Duration::from_millis(5 << attempt.min(5)));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(format!("{last}; tried {ATTEMPTS} times"))
+}
+
+/// A process started less than a second ago.
+fn young(pid: i32) -> bool {
+    let start: u64 = stat_fields(pid)
+        .get(19)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf without side effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let uptime: f64 = read("/proc/uptime".into())
+        .split_whitespace()
+        .next()
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(0.0);
+    uptime - (start as f64 / hz as f64) < 1.0
+}
+
+/// One try. `Ok(None)`: the job changed while it was being frozen (called
+/// off, every process thawed untouched).
+fn attempt_once(
+    root: i32,
+    procs: &[Proc],
+    dir: Option<&Path>,
+    timeout: Duration,
+) -> Result<Option<Done>, String> {
+    let root_sock = procs[0]
+        .socket
+        .clone()
+        .ok_or("the job's root has no control socket")?;
+    let mut session = Session::new().map_err(|e| e.to_string())?;
+    // The root says where its images go.
+    let (run_dir, keep) = match control::request(root, &Request::Ping, Duration::from_secs(5)) {
+        Ok(Response::Pong { dir, keep, .. }) => (PathBuf::from(dir), keep.max(1)),
+        Ok(other) => return Err(format!("unexpected answer {other:?}")),
+        Err(e) => return Err(e.to_string()),
+    };
+    let dir = dir.map(Path::to_path_buf).unwrap_or(run_dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let root_inner = inner_pid(root);
+    let prefix = ckpt::checkpoint::image_prefix(&procs[0].comm, root_inner);
+    let seq = next_seq(&dir, &prefix);
+    let final_path = dir.join(format!("{prefix}{seq}.tree"));
+    let tmp = dir.join(format!(".{prefix}{seq}.tree.tmp.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&tmp)
+        .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    let cleanup = |tmp: &Path| {
+        let _ = std::fs::remove_dir_all(tmp);
+    };
+    let nonce = control::new_nonce();
+    let live: Vec<&Proc> = procs.iter().filter(|p| p.zombie.is_none()).collect();
+    let wait_ms = 10_000u64;
+    let req = Request::TreeCheckpoint {
+        dir: tmp.to_string_lossy().into_owned(),
+        seq,
+        nonce,
+        timeout_ms: wait_ms,
+    };
+    for p in &live {
+        let sock = if p.pid == root {
+            &root_sock
+        } else {
+            p.socket.as_ref().unwrap_or(&root_sock)
+        };
+        if let Err(e) = session.send(sock, &req) {
+            call_off(&session, &live, nonce);
+            cleanup(&tmp);
+            return Err(format!("process {} ({}): {e}", p.pid, p.comm));
+        }
+    }
+    // Phase 1: every process frozen. `inner` maps pids here to the
+    // programs' own.
+    let mut inner: HashMap<i32, i32> = HashMap::new();
+    let t_freeze = Instant::now();
+    let phase_wait = timeout.min(Duration::from_millis(wait_ms / 2));
+    while inner.len() < live.len() {
+        match session.recv(nonce, phase_wait.saturating_sub(t_freeze.elapsed())) {
+            Some((from, Response::Frozen { pid, .. })) => {
+                inner.insert(from, pid);
+            }
+            Some((from, Response::Error { message, .. })) => {
+                call_off(&session, &live, nonce);
+                cleanup(&tmp);
+                return Err(format!("process {from} ({}): {message}", comm(from)));
+            }
+            Some(_) => {}
+            None => {
+                call_off(&session, &live, nonce);
+                cleanup(&tmp);
+                let silent: Vec<String> = live
+                    .iter()
+                    .filter(|p| !inner.contains_key(&p.pid))
+                    .map(|p| format!("{} ({})", p.pid, p.comm))
+                    .collect();
+                // A process that ended or exec'd meanwhile: try again.
+                if job(root).len() != procs.len() {
+                    return Ok(None);
+                }
+                return Err(format!(
+                    "process(es) {} did not stop within {:.1} s; the job runs on untouched",
+                    silent.join(", "),
+                    phase_wait.as_secs_f64()
+                ));
+            }
+        }
+    }
+    // Frozen: the job must be the one counted (no process born or gone).
+    let now = job(root);
+    let same = now.len() == procs.len()
+        && now
+            .iter()
+            .zip(procs)
+            .all(|(a, b)| a.pid == b.pid && a.zombie.is_some() == b.zombie.is_some());
+    if !same {
+        call_off(&session, &live, nonce);
+        cleanup(&tmp);
+        return Ok(None);
+    }
+    let manifest = describe(procs, &inner, root, seq);
+    // Phase 2: every process gathers and starts its writer.
+    send_all(&session, &live, &Request::TreeContinue { nonce, go: true });
+    let mut gathered = 0;
+    let mut failed: Option<String> = None;
+    let mut results: BTreeMap<i32, (String, u64, u64)> = BTreeMap::new();
+    let mut errors: Vec<String> = Vec::new();
+    while gathered < live.len() {
+        match session.recv(nonce, Duration::from_millis(wait_ms / 2)) {
+            Some((_, Response::Gathered { .. })) => gathered += 1,
+            Some((from, Response::Error { message, .. })) => {
+                gathered += 1;
+                failed.get_or_insert(format!("process {from}: {message}"));
+            }
+            Some((
+                from,
+                Response::Checkpointed {
+                    path,
+                    bytes,
+                    freeze_us,
+                    ..
+                },
+            )) => {
+                results.insert(from, (path, bytes, freeze_us));
+            }
+            Some(_) => {}
+            None => {
+                failed.get_or_insert("a process did not gather its state in time".into());
+                break;
+            }
+        }
+    }
+    // Phase 3: everybody thaws.
+    send_all(&session, &live, &Request::TreeContinue { nonce, go: true });
+    if let Some(f) = failed {
+        cleanup(&tmp);
+        return Err(f);
+    }
+    // The writers answer once their image is in place.
+    let until = Instant::now() + timeout;
+    while results.len() < live.len() {
+        match session.recv(nonce, until.saturating_duration_since(Instant::now())) {
+            Some((
+                from,
+                Response::Checkpointed {
+                    path,
+                    bytes,
+                    freeze_us,
+                    ..
+                },
+            )) => {
+                results.insert(from, (path, bytes, freeze_us));
+            }
+            Some((from, Response::Error { message, .. })) => {
+                errors.push(format!("writer {from}: {message}"));
+                break;
+            }
+            Some(_) => {}
+            None => {
+                errors.push("the image writers did not all finish in time".into());
+                break;
+            }
+        }
+    }
+    if let Some(e) = errors.first() {
+        cleanup(&tmp);
+        return Err(e.clone());
+    }
+    // Every image is there (each writer synced its own).
+    for m in manifest.processes.iter().filter(|m| m.image.is_some()) {
+        let p = tmp.join(tree::image_name(m.pid));
+        if !p.is_file() {
+            cleanup(&tmp);
+            return Err(format!("the image of process {} is missing", m.pid));
+        }
+    }
+    let bytes: u64 = results.values().map(|r| r.1).sum();
+    let freeze_us = results.values().map(|r| r.2).max().unwrap_or(0);
+    let mut manifest = manifest;
+    manifest.freeze_us = freeze_us;
+    publish(&tmp, &final_path, &manifest).inspect_err(|_| cleanup(&tmp))?;
+    prune(&dir, &prefix, &final_path, keep);
+    Ok(Some(Done {
+        path: final_path,
+        processes: procs.len(),
+        bytes,
+        freeze_us,
+    }))
+}
+
+use std::os::unix::fs::DirBuilderExt;
+
+fn send_all(session: &Session, live: &[&Proc], req: &Request) {
+    for p in live {
+        if let Some(s) = &p.socket {
+            let _ = session.send(s, req);
+        }
+    }
+}
+
+/// Tell every process to give up and thaw.
+fn call_off(session: &Session, live: &[&Proc], nonce: u64) {
+    send_all(session, live, &Request::TreeContinue { nonce, go: false });
+}
+
+/// The next generation number for tree images named `prefix…`.
+fn next_seq(dir: &Path, prefix: &str) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.strip_prefix(prefix)?
+                        .split('.')
+                        .next()?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+        + 1
+}
+
+/// The manifest of the frozen job (pids as the programs see them).
+fn describe(procs: &[Proc], inner: &HashMap<i32, i32>, root: i32, seq: u64) -> Manifest {
+    let to_inner = |p: i32| -> i32 { inner.get(&p).copied().unwrap_or_else(|| inner_pid(p)) };
+    let members: Vec<i32> = procs.iter().map(|p| p.pid).collect();
+    let root_f = stat_fields(root);
+    let root_pgid: i32 = root_f.get(2).and_then(|x| x.parse().ok()).unwrap_or(0);
+    let root_sid: i32 = root_f.get(3).and_then(|x| x.parse().ok()).unwrap_or(0);
+    // The root's own group and session stay the ones the restart gives
+    // it (a group of its own would leave the terminal's foreground):
+    // `None`, like a group or session from outside the job.
+    let in_job = |x: i32, root_val: i32| -> Option<i32> {
+        (x != root_val && members.contains(&x)).then(|| to_inner(x))
+    };
+    let processes = procs
+        .iter()
+        .map(|p| {
+            let f = stat_fields(p.pid);
+            let pgid: i32 = f.get(2).and_then(|x| x.parse().ok()).unwrap_or(0);
+            let sid: i32 = f.get(3).and_then(|x| x.parse().ok()).unwrap_or(0);
+            let me = to_inner(p.pid);
+            Member {
+                pid: me,
+                ppid: if p.pid == root { 0 } else { to_inner(p.ppid) },
+                pgid: in_job(pgid, root_pgid),
+                sid: in_job(sid, root_sid),
+                comm: p.comm.clone(),
+                image: p.zombie.is_none().then(|| tree::image_name(me)),
+                zombie_status: p.zombie,
+            }
+        })
+        .collect();
+    Manifest {
+        version: tree::MANIFEST_VERSION,
+        root: to_inner(root),
+        seq,
+        created_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        processes,
+        shared: shared_files(procs, &to_inner),
+        freeze_us: 0,
+    }
+}
+
+/// Open file descriptions held by several processes of the job (kcmp
+/// KCMP_FILE says whether two descriptors are one), as (pid, fd) lists
+/// with the programs' pids. The job is frozen.
+fn shared_files(procs: &[Proc], to_inner: &dyn Fn(i32) -> i32) -> Vec<Vec<(i32, i32)>> {
+    use std::os::unix::fs::MetadataExt;
+    // (dev, ino) -> [(pid here, fd)]
+    let mut by_file: BTreeMap<(u64, u64), Vec<(i32, i32)>> = BTreeMap::new();
+    for p in procs.iter().filter(|p| p.zombie.is_none()) {
+        let Ok(d) = std::fs::read_dir(format!("/proc/{}/fd", p.pid)) else {
+            continue;
+        };
+        for e in d.flatten() {
+            let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            if let Ok(m) = std::fs::metadata(e.path()) {
+                by_file
+                    .entry((m.dev(), m.ino()))
+                    .or_default()
+                    .push((p.pid, fd));
+            }
+        }
+    }
+    let mut groups: Vec<Vec<(i32, i32)>> = Vec::new();
+    for holders in by_file.values() {
+        if !holders.iter().any(|h| h.0 != holders[0].0) {
+            continue;
+        }
+        let mut done = vec![false; holders.len()];
+        for i in 0..holders.len() {
+            if done[i] {
+                continue;
+            }
+            let mut g = vec![holders[i]];
+            for j in i + 1..holders.len() {
+                if done[j] {
+                    continue;
+                }
+                let (a, b) = (holders[i], holders[j]);
+                // SAFETY: kcmp of two descriptors of processes of our user.
+                let same = unsafe { libc::syscall(libc::SYS_kcmp, a.0, b.0, 0, a.1, b.1) } == 0;
+                if same {
+                    done[j] = true;
+                    g.push(b);
+                }
+            }
+            if g.iter().any(|h| h.0 != g[0].0) {
+                groups.push(g.into_iter().map(|(p, fd)| (to_inner(p), fd)).collect());
+            }
+        }
+    }
+    groups
+}
+
+/// Write the manifest, sync, and rename the directory into place.
+fn publish(tmp: &Path, final_path: &Path, manifest: &Manifest) -> Result<(), String> {
+    use std::io::Write;
+    let bytes = rmp_serde::to_vec_named(manifest).map_err(|e| e.to_string())?;
+    let mpath = tmp.join(tree::MANIFEST);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&mpath)
+        .map_err(|e| format!("{}: {e}", mpath.display()))?;
+    f.write_all(&bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("{}: {e}", mpath.display()))?;
+    sync_dir(tmp);
+    // A directory cannot be renamed over a non-empty one: the older tree
+    // of the same name (a generation number used again after a restart)
+    // goes first, only now that the new one is complete.
+    if final_path.exists() {
+        let _ = std::fs::remove_dir_all(final_path);
+    }
+    std::fs::rename(tmp, final_path).map_err(|e| format!("{}: {e}", final_path.display()))?;
+    if let Some(parent) = final_path.parent() {
+        sync_dir(parent);
+    }
+    Ok(())
+}
+
+fn sync_dir(p: &Path) {
+    if let Ok(d) = std::fs::File::open(p) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Keep the newest `keep` tree images of this job (the new one included).
+fn prune(dir: &Path, prefix: &str, newest: &Path, keep: u32) {
+    let Ok(d) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut gens: Vec<(std::time::SystemTime, PathBuf)> = d
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(prefix) && n.ends_with(".tree")
+        })
+        .filter(|e| e.path() != newest)
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    gens.sort();
+    let extra = (gens.len() + 1).saturating_sub(keep.max(1) as usize);
+    for (_, p) in gens.into_iter().take(extra) {
+        let _ = std::fs::remove_dir_all(p);
+    }
+}
