@@ -525,6 +525,13 @@ fn job_with_a_static_child_is_refused_and_runs_on() {
         ),
     );
     checks.check(
+        r.stderr.contains("shim"),
+        format!(
+            "the refusal must say why: the child does not run ckpt's shim: {:?}",
+            r.stderr
+        ),
+    );
+    checks.check(
         r.stdout.trim().is_empty(),
         format!("a refused checkpoint prints no path: {:?}", r.stdout),
     );
@@ -807,5 +814,95 @@ fn make_j2_finishes_after_restart() {
         &std::fs::read(&out).unwrap(),
         &want_out,
         &format!("make's stdout\n{}", context(&area)),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 8. Checkpoints while bash forks and execs as fast as it can.
+
+/// bash running /usr/bin/echo a thousand times (a fork and an exec every
+/// few ms): checkpoints one after another catch children between fork and
+/// exec, and inside exec. Each must succeed (a tree; or a single image
+/// should bash have had no child at that moment), never refuse a child of
+/// the job as one without the shim; the job goes on unharmed, and a restart
+/// of the last tree (after the job ended: its output file is cut back to
+/// the checkpoint's size) writes the rest exactly.
+#[test]
+fn checkpoints_during_a_fork_exec_storm() {
+    let area = Area::new("tstorm");
+    let bash = which("bash");
+    let echo = which("echo");
+    let script = format!(
+        "for i in $(seq 1 1000); do {} line$i; done > out",
+        echo.display()
+    );
+    let args = vec!["-c".to_string(), script];
+    let want: String = (1..=1000).map(|i| format!("line{i}\n")).collect();
+
+    let run = area.sub("run");
+    let mut kid = start_job(&area, &bash, &args, &run, &area.file("job.stdout"));
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    let mut trees = Vec::new();
+    let mut singles = 0;
+    let mut fails = Vec::new();
+    std::thread::sleep(Duration::from_millis(300));
+    while kid.exited().is_none() && trees.len() + singles < 8 {
+        let r = tree::checkpoint_raw(area.path(), root, &area.images)
+            .unwrap_or_else(|e| panic!("{e}\n{}", tree::tree_report(root)));
+        let ended = kid.exited().is_some();
+        let path = PathBuf::from(r.stdout.trim());
+        if r.status.success() && path.is_dir() {
+            trees.push(TreeImage {
+                dir: path,
+                stderr: r.stderr.clone(),
+            });
+        } else if r.status.success() && path.is_file() {
+            singles += 1;
+        } else if !ended {
+            fails.push(format!(
+                "checkpoint #{} failed ({}) while the job ran: stdout={:?} stderr={:?}",
+                trees.len() + singles + fails.len() + 1,
+                r.status,
+                r.stdout,
+                r.stderr
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let st = kid.wait(END).unwrap_or_else(|e| panic!("{e}"));
+    let mut checks = common::Checks::new();
+    checks.check(fails.is_empty(), format!("failed checkpoints: {fails:#?}"));
+    checks.check(
+        st.success(),
+        format!("the checkpointed job ended with {st}"),
+    );
+    let got = std::fs::read(run.join("out")).unwrap_or_default();
+    checks.check(
+        got == want.as_bytes(),
+        format!(
+            "the job's output after {} checkpoints differs from an uninterrupted run's: {}",
+            trees.len() + singles,
+            common::diff_summary(&got, want.as_bytes())
+        ),
+    );
+    checks.check(
+        trees.len() >= 2,
+        format!(
+            "want at least 2 tree checkpoints while the job ran, got {} trees and {singles} single images",
+            trees.len()
+        ),
+    );
+    checks.finish(&context(&area));
+    eprintln!("{} trees, {singles} single images", trees.len());
+
+    let last = trees.last().unwrap();
+    let mut r = restart_tree(&area, last, 1);
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "the restarted storm", &context(&area));
+    assert_same(
+        &std::fs::read(run.join("out")).unwrap_or_default(),
+        want.as_bytes(),
+        &format!("run/out after restart\n{}", context(&area)),
     );
 }
