@@ -906,3 +906,57 @@ fn checkpoints_during_a_fork_exec_storm() {
         &format!("run/out after restart\n{}", context(&area)),
     );
 }
+
+// ---------------------------------------------------------------------------
+// 9. A checkpoint leaves the job as it was.
+
+/// tree_family checkpointed at its first stop and not killed: it runs to
+/// its end with the uninterrupted transcript (pipe and socket bytes, the
+/// shared counter, the child's status all untouched by the freeze); then
+/// the tree, restarted after the job is gone (stdout cut back to its size
+/// at the checkpoint), writes the same transcript again.
+#[test]
+fn checkpoint_leaves_the_job_unharmed_and_restarts_after_it_ended() {
+    let area = Area::new("tunharmed");
+    let prog = rs::compile_named("tree_family.c", &area.sub("bin"), "tree_family");
+    let want = family_reference(&area, &prog, 2);
+    let ctl = area.sub("ctl");
+    let out = area.file("out");
+    let mut kid = start_job(
+        &area,
+        &prog,
+        &[ctl.to_string_lossy().into_owned()],
+        area.path(),
+        &out,
+    );
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    let m = rs::wait_marker(&mut kid, &ctl.join("ready1"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let child = kv(&m, "child");
+    let img = tree::checkpoint_tree(area.path(), root, &area.images)
+        .unwrap_or_else(|e| panic!("{e}\n{}{}", tree::tree_report(root), context(&area)));
+    img.require(&[root, child])
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    touch(&ctl.join("go1"));
+    touch(&ctl.join("go2"));
+    let st = kid.wait(END).unwrap_or_else(|e| panic!("{e}"));
+    assert_success(
+        st,
+        "the checkpointed (not killed) tree_family",
+        &context(&area),
+    );
+    assert_same(
+        &std::fs::read(&out).unwrap(),
+        &want,
+        &format!(
+            "the job that was checkpointed and went on\n{}",
+            context(&area)
+        ),
+    );
+
+    let mut r = restart_tree(&area, &img, 1);
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "tree_family restarted after it ended", &context(&area));
+    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+}
