@@ -22,6 +22,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
 pub fn restart(args: RestartArgs) -> Result<(), Failure> {
+    if let Some(tree) = crate::tree_restart::tree_image(&args.image, args.latest)? {
+        return crate::tree_restart::restart(&tree, &args);
+    }
     let (path, _header, meta, file) = if args.latest {
         latest_whole(&args.image)?
     } else {
@@ -44,7 +47,10 @@ pub fn restart(args: RestartArgs) -> Result<(), Failure> {
     let mapped = open_mapped_files(&meta)?;
     let restorer = shim_path::find_restorer().map_err(Failure::new)?;
     let image_fd = OwnedFd::from(file);
-    let plan_fd = write_plan(&meta, image_fd.as_raw_fd(), &mapped, &specials)?;
+    // The restart command's own pid: `ckpt checkpoint` of it reaches the
+    // program (see `ckpt::restart::control_name`).
+    let entry_arg = ckpt::tree::pack_entry_arg(std::process::id() as i32, None);
+    let plan_fd = write_plan(&meta, image_fd.as_raw_fd(), &mapped, &specials, entry_arg)?;
     // Every check passed: now files may be touched.
     for c in &cuts {
         c.apply()?;
@@ -79,7 +85,7 @@ pub fn restart(args: RestartArgs) -> Result<(), Failure> {
 /// belong to the user the program ran as and be writable by nobody else;
 /// the program comes back as exactly that user, which only root can do for
 /// another user than itself.
-fn check_identity(path: &std::path::Path, meta: &Meta) -> Result<(), Failure> {
+pub(crate) fn check_identity(path: &std::path::Path, meta: &Meta) -> Result<(), Failure> {
     let st =
         std::fs::metadata(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
     if st.mode() & 0o022 != 0 {
@@ -140,7 +146,7 @@ fn own_groups() -> Vec<u32> {
 
 /// Restarting an image of a program that still runs is allowed (a copy),
 /// but rarely meant: both would write the same files.
-fn warn_if_still_running(meta: &Meta) {
+pub(crate) fn warn_if_still_running(meta: &Meta) {
     let pid = meta.process.pid;
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
@@ -154,7 +160,9 @@ fn warn_if_still_running(meta: &Meta) {
 
 /// IMAGE itself, or for a directory (a run's `--dir`), its newest image.
 /// Read an image and check all of it (checksums of every byte).
-fn open_checked(path: &std::path::Path) -> Result<(image::Header, Meta, std::fs::File), Failure> {
+pub(crate) fn open_checked(
+    path: &std::path::Path,
+) -> Result<(image::Header, Meta, std::fs::File), Failure> {
     let (header, meta) = image::read_file(path).map_err(Failure::new)?;
     let file =
         std::fs::File::open(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
@@ -289,7 +297,7 @@ fn verify_extents(file: &std::fs::File, header: &image::Header, meta: &Meta) -> 
     }
 }
 
-fn check_reserved_range(meta: &Meta) -> Result<(), Failure> {
+pub(crate) fn check_reserved_range(meta: &Meta) -> Result<(), Failure> {
     let (lo, hi) = (plan::RESTORER_BASE, plan::RESTORER_BASE + plan::RESERVE_LEN);
     if let Some(r) = meta.regions.iter().find(|r| r.start < hi && r.end > lo) {
         return Err(Failure::new(format!(
@@ -303,7 +311,7 @@ fn check_reserved_range(meta: &Meta) -> Result<(), Failure> {
 }
 
 /// The image's vdso/vvar must have the layout this kernel gives.
-fn check_vdso(meta: &Meta) -> Result<Vec<PlanSpecial>, Failure> {
+pub(crate) fn check_vdso(meta: &Meta) -> Result<Vec<PlanSpecial>, Failure> {
     let own = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     let here: Vec<(String, u64)> = ckpt::memory::parse_maps(&own)
         .into_iter()
@@ -343,7 +351,7 @@ fn check_vdso(meta: &Meta) -> Result<Vec<PlanSpecial>, Failure> {
 
 /// Descriptors whose files must be the ones of the checkpoint. Returns
 /// warnings for read-only files that changed since.
-fn check_descriptors(meta: &Meta, strict: bool) -> Result<Vec<String>, Failure> {
+pub(crate) fn check_descriptors(meta: &Meta, strict: bool) -> Result<Vec<String>, Failure> {
     let mut warnings = Vec::new();
     for f in &meta.fds {
         if let Some(s) = f
@@ -396,7 +404,7 @@ fn check_descriptors(meta: &Meta, strict: bool) -> Result<Vec<String>, Failure> 
 
 /// A file the program wrote to that must go back to its size at the
 /// checkpoint.
-struct Cut {
+pub(crate) struct Cut {
     path: String,
     dev: u64,
     ino: u64,
@@ -405,7 +413,12 @@ struct Cut {
 }
 
 impl Cut {
-    fn apply(&self) -> Result<(), Failure> {
+    /// The file (device, inode).
+    pub(crate) fn key(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
+    pub(crate) fn apply(&self) -> Result<(), Failure> {
         let fail = |e: std::io::Error| {
             Failure::new(format!(
                 "cannot cut {} back to its size at the checkpoint: {e}",
@@ -435,7 +448,7 @@ impl Cut {
 /// Files the program had open for writing: those that grew since the
 /// checkpoint are cut back (unless `keep`), one shorter than where the
 /// program writes is refused, one changed in place is a warning.
-fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<String>), Failure> {
+pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<String>), Failure> {
     let mut cuts: Vec<Cut> = Vec::new();
     let mut warnings = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -494,7 +507,7 @@ fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<String>), Fai
 }
 
 /// Open every file the image maps, once each, checking its identity.
-fn open_mapped_files(meta: &Meta) -> Result<HashMap<String, i32>, Failure> {
+pub(crate) fn open_mapped_files(meta: &Meta) -> Result<HashMap<String, i32>, Failure> {
     let mut out = HashMap::new();
     for r in &meta.regions {
         if !matches!(r.kind, RegionKind::FilePrivate | RegionKind::FileShared)
@@ -582,20 +595,18 @@ fn make_again(s: &image::SavedFile) -> Result<(), Failure> {
     Ok(())
 }
 
-fn write_plan(
+pub(crate) fn write_plan(
     meta: &Meta,
     image_fd: i32,
     mapped: &HashMap<String, i32>,
     specials: &[PlanSpecial],
+    entry_arg: u64,
 ) -> Result<i32, Failure> {
     let mut h = PlanHeader::new();
     h.image_fd = image_fd;
     h.entry = meta.restart.entry;
     h.entry_stack = meta.restart.stack_top;
-    // The restart command's own pid: `ckpt checkpoint` of it reaches the
-    // program (see `ckpt::restart::control_name`).
-    // SAFETY: getpid cannot fail.
-    h.entry_arg = unsafe { libc::getpid() } as u64;
+    h.entry_arg = entry_arg;
     h.mm = mm_fields(&meta.process.mm);
     let main_name = meta
         .threads
@@ -688,7 +699,7 @@ fn mm_fields(mm: &image::MmInfo) -> MmFields {
     m
 }
 
-fn clear_cloexec(fd: i32) {
+pub(crate) fn clear_cloexec(fd: i32) {
     // SAFETY: fcntl(F_SETFD) on a descriptor we own.
     unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
 }

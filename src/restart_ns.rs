@@ -71,6 +71,36 @@ extern "C" fn nothing(_: libc::c_int) {}
 /// be set up (nothing was started); otherwise this process ends with the
 /// program's status.
 pub fn run(argv: &[&CStr], pid: i32, clocks: Option<ckpt::image::Clocks>) -> String {
+    run_with(pid, clocks, &mut || exec_restorer(argv), &mut || {})
+}
+
+/// Run the restorer `argv` (in the program's process, inside the
+/// namespace). Never returns.
+pub fn exec_restorer(argv: &[&CStr]) -> ! {
+    // SAFETY: getuid/geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        keep_sys_admin_across_exec();
+    }
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    // SAFETY: execv with NUL-terminated strings and a null-terminated argv.
+    unsafe {
+        libc::execv(ptrs[0], ptrs.as_ptr());
+        libc::_exit(127)
+    }
+}
+
+/// Start `child` as the process at `pid` in a new pid namespace, as a
+/// child of this process (the first process of a tree, which makes the
+/// others). Returns only when that could not be set up (nothing was
+/// started); otherwise this process ends with that process's status.
+/// `in_parent` runs here once the child exists.
+pub fn run_with(
+    pid: i32,
+    clocks: Option<ckpt::image::Clocks>,
+    child: &mut dyn FnMut(),
+    in_parent: &mut dyn FnMut(),
+) -> String {
     if pid <= 1 {
         return format!("the program had pid {pid}");
     }
@@ -129,28 +159,19 @@ pub fn run(argv: &[&CStr], pid: i32, clocks: Option<ckpt::image::Clocks>) -> Str
         Ok(i) => i,
         Err(e) => return e,
     };
-    let set_tid = [pid];
-    let args = ckpt::sys::clone_args(0, 0, libc::SIGCHLD as u64, 0, 0, 0, &set_tid);
-    // SAFETY: fork-like clone3 (no stack given) of this single-threaded
-    // process, asking for pid `pid` in the new namespace.
-    let child = unsafe { libc::syscall(libc::SYS_clone3, args.as_ptr(), 88) };
+    let run_child = child;
+    let child = fork_at(pid);
     if child < 0 {
         let e = std::io::Error::last_os_error();
         stop(init);
         return format!("cannot take pid {pid} again: {e}");
     }
     if child == 0 {
-        if !root {
-            keep_sys_admin_across_exec();
-        }
-        let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-        ptrs.push(std::ptr::null());
-        // SAFETY: execv with NUL-terminated strings and a null-terminated argv.
-        unsafe {
-            libc::execv(ptrs[0], ptrs.as_ptr());
-            libc::_exit(127)
-        }
+        run_child();
+        // SAFETY: ending the child if its work ever returns.
+        unsafe { libc::_exit(127) }
     }
+    in_parent();
     FORWARD_TO.store(child as i32, Relaxed);
     install_forwarding();
     let mut st = 0;
@@ -161,6 +182,16 @@ pub fn run(argv: &[&CStr], pid: i32, clocks: Option<ckpt::image::Clocks>) -> Str
     wait_for_writers(init);
     stop(init);
     end_like(st)
+}
+
+/// Fork this (single-threaded) process as pid `pid` of the pid namespace
+/// its children go to (clone3 `set_tid`): the child's pid is 0 here.
+pub fn fork_at(pid: i32) -> i64 {
+    let set_tid = [pid];
+    let args = ckpt::sys::clone_args(0, 0, libc::SIGCHLD as u64, 0, 0, 0, &set_tid);
+    // SAFETY: fork-like clone3 (no stack given) of this single-threaded
+    // process, asking for pid `pid` in the new namespace.
+    unsafe { libc::syscall(libc::SYS_clone3, args.as_ptr(), 88) }
 }
 
 /// Make this process's next children see CLOCK_MONOTONIC and
@@ -213,6 +244,10 @@ fn start_init() -> Result<i32, String> {
         // SAFETY: only raw calls, then a loop that never returns.
         unsafe {
             libc::close(rd);
+            // Nothing the command made for the program (a tree's shared
+            // pipes, say) may stay open here: a reader would never see EOF.
+            libc::syscall(libc::SYS_close_range, 3, (wr - 1).max(2) as u32, 0);
+            libc::syscall(libc::SYS_close_range, (wr + 1) as u32, u32::MAX, 0);
             // Named first: the program tells a restart namespace by it.
             libc::prctl(libc::PR_SET_NAME, c"ckpt-init".as_ptr());
             // This command ending in any way (even SIGKILL) ends init, and
@@ -314,7 +349,7 @@ fn stop(init: i32) {
 
 /// The program's threads need CAP_SYS_ADMIN (in our user namespace) to be
 /// made at their old tids: keep it across exec as an ambient capability.
-fn keep_sys_admin_across_exec() {
+pub fn keep_sys_admin_across_exec() {
     let (eff, prm, inh) = ckpt::sys::capabilities();
     ckpt::sys::set_capabilities(eff, prm, inh | 1 << CAP_SYS_ADMIN);
     // SAFETY: raising an ambient capability that is permitted and inheritable.

@@ -140,8 +140,9 @@ fn report_fd() -> i32 {
 
 /// The restorer jumps here: `rdi` = its argument (unused), `rsi` = the
 /// image descriptor, `rdx` = the plan (in the restorer's range).
-pub extern "C" fn entry(alias_pid: u64, _image_fd: i32, _plan: u64) -> ! {
-    ALIAS_PID.store(alias_pid as i32, Release);
+pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
+    let (alias_pid, handoff_fd) = crate::tree::unpack_entry_arg(arg);
+    ALIAS_PID.store(alias_pid, Release);
     RESTARTED_PID.store(sys::getpid(), Release);
     // SAFETY: PENDING points into the restored scratch arena (set before
     // the writer forked, so the image holds both the pointer and the Meta).
@@ -175,12 +176,22 @@ pub extern "C" fn entry(alias_pid: u64, _image_fd: i32, _plan: u64) -> ! {
     let report =
         unsafe { libc::syscall(libc::SYS_fcntl, 2, libc::F_DUPFD_CLOEXEC, top + 64) } as i32;
     REPORT_FD.store(report, Release);
-    if let Err(e) = files::restore(&meta.fds, &[report]) {
+    // In a tree: what this process shares with others, made once by the
+    // restart command and inherited (see `tree::restore`).
+    let handoff = handoff_fd
+        .map(|fd| crate::tree::restore::take_handoff(fd, top + 65))
+        .unwrap_or_default();
+    let inherited = handoff.inherited();
+    let keep: Vec<i32> = inherited.iter().copied().chain([report]).collect();
+    if let Err(e) = files::restore(&meta.fds, &keep, &handoff) {
         fail(&e);
     }
     // Each shared memory object is one again, shared with its descriptor.
-    if memory::shared::restore(&meta.fds) {
+    if memory::shared::restore(&meta.fds, &handoff) {
         memory::fork_advice::restore(&meta.fork_advice);
+    }
+    for fd in inherited {
+        sys::close(fd);
     }
     files::seal_again(&meta.fds);
     process::restore(&meta.process);

@@ -471,7 +471,7 @@ pub(crate) fn namespace_kind(link: &str) -> Option<&'static str> {
 mod anon;
 mod inotify;
 mod locks;
-mod restore;
+pub(crate) mod restore;
 mod snapshot;
 mod sockets;
 pub use inotify::{record_unwatch, record_watch};

@@ -36,6 +36,7 @@
 use crate::image::{Fd, FdKind};
 use crate::restart::warn;
 use crate::sys;
+use crate::tree::Handoff;
 use std::ffi::CString;
 
 /// How a descriptor of the image comes back.
@@ -87,10 +88,12 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
 
 /// Close what the restorer left open (but `keep_also`), then rebuild
 /// every descriptor of `fds` at its number.
-pub fn restore(fds: &[Fd], keep_also: &[i32]) -> Result<(), String> {
+/// Descriptors `handoff` names are the objects a tree's restart made
+/// once for all the processes sharing them: they take their numbers.
+pub fn restore(fds: &[Fd], keep_also: &[i32], handoff: &Handoff) -> Result<(), String> {
     let keep: Vec<i32> = fds
         .iter()
-        .filter(|f| stdio_rule(f) == Passthrough::Inherit)
+        .filter(|f| stdio_rule(f) == Passthrough::Inherit && handoff.fd_for(f.fd).is_none())
         .map(|f| f.fd)
         .chain(keep_also.iter().copied())
         .collect();
@@ -100,6 +103,15 @@ pub fn restore(fds: &[Fd], keep_also: &[i32]) -> Result<(), String> {
     let mut temp: Vec<(i32, i32)> = Vec::new(); // (target, temp)
     for f in fds {
         if f.shares_with.is_some_and(|s| s != f.fd) || temp.iter().any(|t| t.0 == f.fd) {
+            continue;
+        }
+        if let Some(h) = handoff.fd_for(f.fd) {
+            // SAFETY: F_DUPFD_CLOEXEC of an inherited descriptor we hold.
+            let t = unsafe { libc::syscall(libc::SYS_fcntl, h, libc::F_DUPFD_CLOEXEC, base) };
+            if t < 0 {
+                return Err(format!("cannot place descriptor {}", f.fd));
+            }
+            temp.push((f.fd, t as i32));
             continue;
         }
         match stdio_rule(f) {
@@ -558,7 +570,7 @@ fn is_fifo(fd: i32) -> bool {
 
 /// A second open file of the pipe `end` belongs to (own status flags),
 /// for descriptor `g`: opened again through /proc/self/fd.
-fn another_open_file(end: i32, g: &Fd, base: i32) -> Result<i32, String> {
+pub(crate) fn another_open_file(end: i32, g: &Fd, base: i32) -> Result<i32, String> {
     let path = CString::new(format!("/proc/self/fd/{end}")).unwrap_or_default();
     let acc = g.flags & libc::O_ACCMODE;
     open_at_least(&path, acc | libc::O_NONBLOCK, base).or_else(|e| {
@@ -581,7 +593,7 @@ fn dup_cloexec(fd: i32) -> Result<i32, String> {
 
 /// Put what socket-pair end `f` had unread back, sent through `fd` (the
 /// other end of its new pair): a stream's bytes, or each message again.
-fn refill_socket(fd: i32, f: &Fd) -> Result<(), String> {
+pub(crate) fn refill_socket(fd: i32, f: &Fd) -> Result<(), String> {
     if f.queued_with_descriptors > 0 {
         warn(&format!(
             "descriptor {}: {} unread message(s) carried descriptors (SCM_RIGHTS): their data comes back, the descriptors do not",
@@ -636,7 +648,7 @@ fn refill_socket(fd: i32, f: &Fd) -> Result<(), String> {
 }
 
 /// Put the bytes descriptor `owner` had unread back, through `fd`.
-fn write_all(fd: i32, data: &[u8], owner: i32) -> Result<(), String> {
+pub(crate) fn write_all(fd: i32, data: &[u8], owner: i32) -> Result<(), String> {
     let mut done = 0;
     while done < data.len() {
         // SAFETY: writing from a live slice into our own new pipe or
@@ -669,7 +681,7 @@ fn open_at_least(path: &core::ffi::CStr, flags: i32, base: i32) -> Result<i32, S
     move_to_at_least(fd, base)
 }
 
-fn move_to_at_least(fd: i32, base: i32) -> Result<i32, String> {
+pub(crate) fn move_to_at_least(fd: i32, base: i32) -> Result<i32, String> {
     if fd >= base {
         return Ok(fd);
     }
@@ -682,7 +694,7 @@ fn move_to_at_least(fd: i32, base: i32) -> Result<i32, String> {
     Ok(n)
 }
 
-fn set_status(fd: i32, flags: i32) {
+pub(crate) fn set_status(fd: i32, flags: i32) {
     // SAFETY: fcntl(F_SETFL) on a descriptor we own.
     unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFL, flags & !libc::O_ACCMODE) };
 }

@@ -445,7 +445,9 @@ impl Copier<'_> {
 /// Post-restart, after the descriptors are back: make each shared object
 /// one again and map its regions from it (see the module doc). Returns
 /// whether any region was mapped again (advice given to them is lost).
-pub fn restore(fds: &[Fd]) -> bool {
+/// An object in `handoff` (a tree's restart made it once for every
+/// process that maps it) is mapped instead of one of this process's own.
+pub fn restore(fds: &[Fd], handoff: &crate::tree::Handoff) -> bool {
     // The table came back with the image; its descriptor did not.
     let p = CAPTURE.swap(core::ptr::null_mut(), AcqRel);
     // SAFETY: the restored scratch arena holds the table the checkpoint
@@ -503,7 +505,8 @@ pub fn restore(fds: &[Fd]) -> bool {
             }
         }
         let anonymous = r.path.starts_with("/dev/zero");
-        if holder.is_none() && anonymous && group.len() == 1 {
+        let handed = handoff.memory_for(r.dev, r.ino);
+        if holder.is_none() && handed.is_none() && anonymous && group.len() == 1 {
             continue;
         }
         if r.path.starts_with("/SYSV") {
@@ -513,9 +516,10 @@ pub fn restore(fds: &[Fd]) -> bool {
                 r.start
             ));
         }
-        let obj = match holder {
-            Some(f) => reopen(f.fd),
-            None => make_object(&group),
+        let obj = match (handed, holder) {
+            (Some(fd), _) => reopen(fd),
+            (None, Some(f)) => reopen(f.fd),
+            (None, None) => make_object(&group),
         };
         let obj = match obj {
             Ok(fd) => fd,

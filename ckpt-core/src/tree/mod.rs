@@ -27,6 +27,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod restore;
+
 /// The manifest's file name inside a tree image directory.
 pub const MANIFEST: &str = "manifest";
 /// The only manifest version this build reads.

@@ -1,0 +1,388 @@
+//! Restart of a tree: the objects its processes share, made once.
+//!
+//! - [`make_shared`] runs in the `ckpt restart` command before any process
+//!   exists: for every pipe, socket pair, open file and shared anonymous
+//!   memory object that two processes of the tree held, it makes one
+//!   object, puts back what was in flight (pipe bytes, unread socket data,
+//!   the memory's pages) and says, per process, which descriptor the
+//!   command holds for each of its descriptors ([`Handoff`]). The processes
+//!   are forks of the command: they inherit them.
+//! - [`take_handoff`] runs post-restart in each process: it reads its
+//!   handoff and moves the inherited descriptors out of the way of the
+//!   program's numbers; `files::restore` and `memory::shared::restore` then
+//!   use them instead of making objects of their own.
+
+use super::Handoff;
+use crate::files::restore::{
+    another_open_file, move_to_at_least, refill_socket, set_status, write_all,
+};
+use crate::files::{stdio_rule, Passthrough};
+use crate::image::{Fd, FdKind, Meta, RegionKind};
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::CString;
+
+/// One process of the tree as [`make_shared`] needs it.
+pub struct Part<'a> {
+    pub pid: i32,
+    pub meta: &'a Meta,
+    /// Its image file (for the pages of shared memory).
+    pub image_fd: i32,
+}
+
+/// What [`make_shared`] made.
+#[derive(Default)]
+pub struct Made {
+    pub handoffs: BTreeMap<i32, Handoff>,
+    /// Every descriptor made (the command keeps them until the processes
+    /// exist; each is close-on-exec).
+    pub fds: Vec<i32>,
+    pub warnings: Vec<String>,
+}
+
+/// Lowest number the command gives the objects it makes (out of the way
+/// of its own standard descriptors).
+const BASE: i32 = 64;
+
+/// Make every object the processes `parts` share (see the module doc).
+/// `ofd_groups` are the manifest's open files held by several processes.
+pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Made, String> {
+    let mut made = Made::default();
+    let fd_of = |pid: i32, fd: i32| -> Option<&Fd> {
+        parts
+            .iter()
+            .find(|p| p.pid == pid)?
+            .meta
+            .fds
+            .iter()
+            .find(|f| f.fd == fd)
+    };
+    // One key per open file description: its cross-process group, else
+    // (pid, lowest descriptor of it in that process).
+    let ofd = |pid: i32, f: &Fd| -> (i32, i32) {
+        let primary = f.shares_with.unwrap_or(f.fd);
+        match ofd_groups
+            .iter()
+            .position(|g| g.contains(&(pid, f.fd)) || g.contains(&(pid, primary)))
+        {
+            Some(i) => (-1, i as i32),
+            None => (pid, primary),
+        }
+    };
+    let all: Vec<(i32, &Fd)> = parts
+        .iter()
+        .flat_map(|p| p.meta.fds.iter().map(move |f| (p.pid, f)))
+        .collect();
+    let give = |made: &mut Made, pid: i32, target: i32, fd: i32| {
+        made.handoffs.entry(pid).or_default().fds.push((target, fd));
+    };
+    let spans_processes = |holders: &[(i32, &Fd)]| holders.iter().any(|h| h.0 != holders[0].0);
+
+    // Pipes: one per inode held in several processes.
+    let mut pipes: BTreeMap<(u64, u64), Vec<(i32, &Fd)>> = BTreeMap::new();
+    for &(pid, f) in &all {
+        if f.kind == FdKind::Pipe {
+            pipes.entry((f.dev, f.ino)).or_default().push((pid, f));
+        }
+    }
+    // A pipe the tree holds only one end of leads outside (a terminal's
+    // pipeline, the caller's): it is the command's own, inherited.
+    let inside = |holders: &[(i32, &Fd)]| {
+        let acc = |h: &(i32, &Fd)| h.1.flags & libc::O_ACCMODE;
+        (holders.iter().any(|h| acc(h) != libc::O_WRONLY)
+            && holders.iter().any(|h| acc(h) != libc::O_RDONLY))
+            || holders.iter().any(|h| h.1.peer_closed)
+    };
+    for holders in pipes.values().filter(|h| spans_processes(h) && inside(h)) {
+        let p = crate::sys::pipe(libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .map_err(|e| format!("cannot make a pipe: errno {e}"))?;
+        let (rd, wr) = (move_to_at_least(p[0], BASE)?, move_to_at_least(p[1], BASE)?);
+        made.fds.extend([rd, wr]);
+        if let Some(size) = holders.iter().find_map(|h| h.1.pipe_size) {
+            // SAFETY: F_SETPIPE_SZ on our own new pipe.
+            unsafe { libc::syscall(libc::SYS_fcntl, rd, libc::F_SETPIPE_SZ, size) };
+        }
+        if let Some((pid, g)) = holders.iter().find(|h| h.1.pipe_data.is_some()) {
+            write_all(wr, g.pipe_data.as_deref().unwrap_or(&[]), g.fd)
+                .map_err(|e| format!("process {pid}: {e}"))?;
+        }
+        // One open file per open file description of the checkpoint.
+        let mut opened: HashMap<(i32, i32), i32> = HashMap::new();
+        let (mut rd_used, mut wr_used) = (false, false);
+        for &(pid, g) in holders {
+            let key = ofd(pid, g);
+            let fd = match opened.get(&key) {
+                Some(&fd) => fd,
+                None => {
+                    let (end, used) = match g.flags & libc::O_ACCMODE {
+                        libc::O_WRONLY => (wr, &mut wr_used),
+                        _ => (rd, &mut rd_used),
+                    };
+                    let fd = if *used {
+                        let fd = another_open_file(end, g, BASE)?;
+                        made.fds.push(fd);
+                        fd
+                    } else {
+                        *used = true;
+                        end
+                    };
+                    opened.insert(key, fd);
+                    fd
+                }
+            };
+            give(&mut made, pid, g.fd, fd);
+        }
+        for (&(pid, fd0), &fd) in &opened {
+            let flags = if pid == -1 {
+                let (p, f) = ofd_groups[fd0 as usize][0];
+                fd_of(p, f).map(|g| g.flags)
+            } else {
+                fd_of(pid, fd0).map(|g| g.flags)
+            };
+            if let Some(flags) = flags {
+                set_status(fd, flags);
+            }
+        }
+    }
+
+    // Socket pairs with their ends in different processes.
+    let unix_pair_end = |f: &Fd| {
+        f.kind == FdKind::Socket
+            && f.socket
+                .as_ref()
+                .is_some_and(|s| s.domain == libc::AF_UNIX && s.address.len() <= 2)
+            && f.peer_ino.is_some_and(|p| p > 0)
+    };
+    let mut pairs: BTreeMap<(u64, u64), Vec<(i32, &Fd)>> = BTreeMap::new();
+    for &(pid, f) in all.iter().filter(|(_, f)| unix_pair_end(f)) {
+        let peer = f.peer_ino.unwrap_or(0);
+        pairs
+            .entry((f.ino.min(peer), f.ino.max(peer)))
+            .or_default()
+            .push((pid, f));
+    }
+    for (&(a, b), holders) in pairs.iter().filter(|(_, h)| spans_processes(h)) {
+        let typ = holders
+            .iter()
+            .find_map(|h| {
+                h.1.socket_type
+                    .or(h.1.socket.as_ref().map(|s| s.socket_type))
+            })
+            .unwrap_or(libc::SOCK_STREAM);
+        let mut sp = [0i32; 2];
+        // SAFETY: socketpair into a local array.
+        if unsafe { libc::socketpair(libc::AF_UNIX, typ | libc::SOCK_CLOEXEC, 0, sp.as_mut_ptr()) }
+            != 0
+        {
+            return Err("cannot make a socket pair".into());
+        }
+        let (sa, sb) = (
+            move_to_at_least(sp[0], BASE)?,
+            move_to_at_least(sp[1], BASE)?,
+        );
+        made.fds.extend([sa, sb]);
+        // What was unread at one end is sent from the other.
+        for (ino, from) in [(a, sb), (b, sa)] {
+            if let Some((_, g)) = holders
+                .iter()
+                .find(|h| h.1.ino == ino && h.1.shares_with.is_none_or(|s| s == h.1.fd))
+            {
+                refill_socket(from, g)?;
+            }
+        }
+        let mut flags_set = [false; 2];
+        for &(pid, g) in holders.iter() {
+            let (fd, i) = if g.ino == a { (sa, 0) } else { (sb, 1) };
+            if !flags_set[i] {
+                set_status(fd, g.flags);
+                flags_set[i] = true;
+            }
+            give(&mut made, pid, g.fd, fd);
+        }
+    }
+
+    // Other open files several processes share (one offset): files by
+    // path; what cannot be made once comes back once per process.
+    for group in ofd_groups {
+        let holders: Vec<(i32, &Fd)> = group
+            .iter()
+            .filter_map(|&(pid, fd)| Some((pid, fd_of(pid, fd)?)))
+            .collect();
+        let Some(&(pid0, f)) = holders.first() else {
+            continue;
+        };
+        // Made above, or the command's own (a terminal, a pipe to the
+        // outside), which every process inherits as one already.
+        if made_already(&made, pid0, f.fd)
+            || matches!(f.kind, FdKind::Pipe | FdKind::Socket)
+            || stdio_rule(f) != Passthrough::Rebuilt
+        {
+            continue;
+        }
+        match f.kind {
+            FdKind::File | FdKind::Directory if !f.deleted => {
+                let fd = open_again(f)?;
+                made.fds.push(fd);
+                for &(pid, g) in &holders {
+                    give(&mut made, pid, g.fd, fd);
+                }
+            }
+            // No offset to share; status flags rarely matter here.
+            FdKind::CharDevice | FdKind::Tty => {}
+            _ => made.warnings.push(format!(
+                "descriptor {} of process {pid0} ({}) was one open file with descriptors of \
+                 other processes; each process gets one of its own",
+                f.fd, f.path
+            )),
+        }
+    }
+
+    // Shared anonymous memory mapped in several processes: one memfd.
+    let mut mem: BTreeMap<(u64, u64), Vec<(usize, usize)>> = BTreeMap::new();
+    for (pi, p) in parts.iter().enumerate() {
+        for (ri, r) in p.meta.regions.iter().enumerate() {
+            if r.kind == RegionKind::SharedAnonymous && r.path.starts_with("/dev/zero") {
+                mem.entry((r.dev, r.ino)).or_default().push((pi, ri));
+            }
+        }
+    }
+    for (&(dev, ino), views) in &mem {
+        if !views.iter().any(|v| v.0 != views[0].0) {
+            continue;
+        }
+        let fd = shared_memory(parts, views)?;
+        made.fds.push(fd);
+        let mut seen = Vec::new();
+        for &(pi, _) in views {
+            if !seen.contains(&pi) {
+                seen.push(pi);
+                made.handoffs
+                    .entry(parts[pi].pid)
+                    .or_default()
+                    .memory
+                    .push((dev, ino, fd));
+            }
+        }
+    }
+    Ok(made)
+}
+
+fn made_already(made: &Made, pid: i32, fd: i32) -> bool {
+    made.handoffs
+        .get(&pid)
+        .is_some_and(|h| h.fd_for(fd).is_some())
+}
+
+/// Open a file again as descriptor `f` had it (never creating or
+/// truncating), at its offset.
+fn open_again(f: &Fd) -> Result<i32, String> {
+    let path = CString::new(f.path.as_bytes()).map_err(|e| e.to_string())?;
+    let flags = f.flags & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL) | libc::O_CLOEXEC;
+    // SAFETY: open with a valid C path; no mode without O_CREAT.
+    let fd = unsafe { libc::open(path.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(format!(
+            "cannot open {} again: {}",
+            f.path,
+            std::io::Error::last_os_error()
+        ));
+    }
+    let fd = move_to_at_least(fd, BASE)?;
+    if f.kind == FdKind::File {
+        // SAFETY: lseek on the descriptor just opened.
+        unsafe { libc::lseek(fd, f.offset, libc::SEEK_SET) };
+    }
+    Ok(fd)
+}
+
+/// A memfd holding the pages of one shared anonymous object, taken from
+/// the image of the first process that maps it.
+fn shared_memory(parts: &[Part], views: &[(usize, usize)]) -> Result<i32, String> {
+    let size = views
+        .iter()
+        .map(|&(pi, ri)| {
+            let r = &parts[pi].meta.regions[ri];
+            r.offset + (r.end - r.start)
+        })
+        .max()
+        .unwrap_or(0);
+    // SAFETY: memfd_create with a C name.
+    let fd = unsafe { libc::memfd_create(c"ckpt-shared".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err("cannot make a memfd for shared memory".into());
+    }
+    let fd = move_to_at_least(fd, BASE)?;
+    // SAFETY: ftruncate of our own memfd.
+    if unsafe { libc::ftruncate(fd, size as i64) } != 0 {
+        return Err("cannot size the memfd for shared memory".into());
+    }
+    let first = views[0].0;
+    let mut buf = vec![0u8; 1 << 20];
+    for &(pi, ri) in views.iter().filter(|v| v.0 == first) {
+        let p = &parts[pi];
+        let r = &p.meta.regions[ri];
+        for e in &r.extents {
+            let mut done = 0u64;
+            while done < e.len {
+                let n = (e.len - done).min(buf.len() as u64) as usize;
+                // SAFETY: pread/pwrite with a live buffer of n bytes.
+                let got = unsafe {
+                    libc::pread(
+                        p.image_fd,
+                        buf.as_mut_ptr().cast(),
+                        n,
+                        (e.file_offset + done) as i64,
+                    )
+                };
+                if got <= 0 {
+                    return Err(format!(
+                        "cannot read the shared memory of process {} from its image",
+                        p.pid
+                    ));
+                }
+                let at = e.addr - r.start + r.offset + done;
+                // SAFETY: as above.
+                let put = unsafe { libc::pwrite(fd, buf.as_ptr().cast(), got as usize, at as i64) };
+                if put != got {
+                    return Err("cannot fill the memfd for shared memory".into());
+                }
+                done += got as u64;
+            }
+        }
+    }
+    Ok(fd)
+}
+
+/// Post-restart: read the handoff at descriptor `fd` (then closed) and
+/// move every inherited descriptor to `base` or above (out of the way of
+/// the program's numbers). Post-restart context.
+pub fn take_handoff(fd: i32, base: i32) -> Handoff {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: read into a local buffer.
+        let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), bytes.len() as i64) };
+        if n <= 0 {
+            break;
+        }
+        bytes.extend_from_slice(&buf[..n as usize]);
+    }
+    crate::sys::close(fd);
+    let Ok(mut h) = rmp_serde::from_slice::<Handoff>(&bytes) else {
+        crate::restart::warn("the objects this process shares with others could not be read");
+        return Handoff::default();
+    };
+    let mut moved: Vec<(i32, i32)> = Vec::new();
+    for old in h.inherited() {
+        if let Ok(new) = move_to_at_least(old, base) {
+            moved.push((old, new));
+        }
+    }
+    let to = |x: i32| moved.iter().find(|m| m.0 == x).map_or(x, |m| m.1);
+    for e in h.fds.iter_mut() {
+        e.1 = to(e.1);
+    }
+    for m in h.memory.iter_mut() {
+        m.2 = to(m.2);
+    }
+    h
+}

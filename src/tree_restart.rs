@@ -1,0 +1,402 @@
+//! `ckpt restart` of a tree image (a `ckpt-….tree` directory; see
+//! `ckpt::tree`): every process back at its pid under its parent, with its
+//! session and process group, zombies as zombies, and what the processes
+//! shared made once and shared again.
+//!
+//! ```text
+//! ckpt restart        checks every image, makes the shared objects,
+//!   │                 writes each process's plan and handoff
+//!   └─ root (pid R)   setsid/setpgid as recorded, forks its children at
+//!        │            their pids (clone3 set_tid), each doing the same
+//!        ├─ child     down the tree; a zombie exits at once with its
+//!        └─ zombie    status; once the whole tree stands, every process
+//!                     execs the restorer with its own image
+//! ```
+
+use crate::cli::RestartArgs;
+use crate::cmd_restart::{
+    check_descriptors, check_identity, check_reserved_range, check_vdso, clear_cloexec,
+    open_checked, open_mapped_files, plan_rollback, write_plan,
+};
+use crate::{shim_path, Failure};
+use ckpt::image::Meta;
+use ckpt::tree::restore::{make_shared, Part};
+use ckpt::tree::{self, Manifest};
+use std::ffi::CString;
+use std::os::fd::{IntoRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
+
+/// The tree image `image` names, if it names one: a tree directory, or
+/// (with `latest`, or for a run's directory) the newest image of the
+/// directory when that is a tree.
+pub fn tree_image(image: &Path, latest: bool) -> Result<Option<PathBuf>, Failure> {
+    if image.join(tree::MANIFEST).is_file() {
+        return Ok(Some(image.to_path_buf()));
+    }
+    if !image.is_dir() {
+        return Ok(None);
+    }
+    // The newest generation of the directory, files and trees alike.
+    let newest = std::fs::read_dir(image)
+        .map_err(|e| Failure::new(format!("{}: {e}", image.display())))?
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with("ckpt-") && (n.ends_with(".img") || n.ends_with(".tree"))
+        })
+        .filter(|e| !e.path().is_dir() || e.path().join(tree::MANIFEST).is_file())
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max();
+    let _ = latest;
+    Ok(newest
+        .map(|(_, p)| p)
+        .filter(|p| p.join(tree::MANIFEST).is_file()))
+}
+
+/// One live process, checked and ready to be restored.
+struct Ready {
+    pid: i32,
+    meta: Meta,
+    image_fd: RawFd,
+    plan_fd: RawFd,
+    /// Descriptors it must inherit across exec (image, plan, mapped
+    /// files, handoff and the shared objects it holds).
+    keep: Vec<RawFd>,
+}
+
+pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
+    let manifest = Manifest::read(dir).map_err(Failure::new)?;
+    let mut checked = Vec::new();
+    for m in &manifest.processes {
+        let Some(name) = &m.image else { continue };
+        let path = dir.join(name);
+        let (_h, meta, file) = open_checked(&path)?;
+        check_identity(&path, &meta)?;
+        check_reserved_range(&meta)?;
+        let specials = check_vdso(&meta)?;
+        let mapped = open_mapped_files(&meta)?;
+        if meta.process.pid != m.pid {
+            return Err(Failure::new(format!(
+                "{}: holds process {}, the manifest says {}",
+                path.display(),
+                meta.process.pid,
+                m.pid
+            )));
+        }
+        checked.push((m.pid, meta, file.into_raw_fd(), specials, mapped));
+    }
+    let parts: Vec<Part> = checked
+        .iter()
+        .map(|(pid, meta, fd, _, _)| Part {
+            pid: *pid,
+            meta,
+            image_fd: *fd,
+        })
+        .collect();
+    let made = make_shared(&parts, &manifest.shared).map_err(Failure::new)?;
+    for w in &made.warnings {
+        eprintln!("ckpt: warning: {w}");
+    }
+    let mut cuts = Vec::new();
+    let mut ready: Vec<Ready> = Vec::new();
+    let me = std::process::id() as i32;
+    for (pid, meta, image_fd, specials, mapped) in checked {
+        let handoff = made.handoffs.get(&pid).cloned().unwrap_or_default();
+        // What the shared objects stand for is not checked per process.
+        let mut own = meta.clone();
+        own.fds.retain(|f| handoff.fd_for(f.fd).is_none());
+        for w in check_descriptors(&own, args.strict)? {
+            eprintln!("ckpt: warning: process {pid}: {w}");
+        }
+        let (c, warnings) = plan_rollback(&own, args.keep_files)?;
+        for w in warnings {
+            eprintln!("ckpt: warning: process {pid}: {w}");
+        }
+        cuts.extend(c);
+        let mut keep: Vec<RawFd> = mapped.values().copied().chain([image_fd]).collect();
+        let handoff_fd = if handoff == tree::Handoff::default() {
+            None
+        } else {
+            keep.extend(handoff.inherited());
+            Some(handoff_memfd(&handoff)?)
+        };
+        keep.extend(handoff_fd);
+        // Only the root answers for the restart command's pid.
+        let alias = if pid == manifest.root { me } else { 0 };
+        let entry_arg = tree::pack_entry_arg(alias, handoff_fd);
+        let plan_fd = write_plan(&meta, image_fd, &mapped, &specials, entry_arg)?;
+        // Each process keeps only its own across exec (see `become_member`).
+        set_cloexec(plan_fd);
+        keep.push(plan_fd);
+        ready.push(Ready {
+            pid,
+            meta,
+            image_fd,
+            plan_fd,
+            keep,
+        });
+    }
+    let restorer = shim_path::find_restorer().map_err(Failure::new)?;
+    let restorer =
+        CString::new(restorer.as_os_str().as_bytes()).map_err(|e| Failure::new(e.to_string()))?;
+    for fd in ready.iter().flat_map(|r| r.keep.iter()) {
+        set_cloexec(*fd);
+    }
+    // Every check passed: now files may be touched (once each).
+    let mut cut_done: Vec<(u64, u64)> = Vec::new();
+    for c in &cuts {
+        if !cut_done.contains(&c.key()) {
+            cut_done.push(c.key());
+            c.apply()?;
+        }
+    }
+    if args.no_namespace {
+        return Err(Failure::new(
+            "a tree of processes comes back only in a pid namespace of its own (without \
+             --no-namespace): its processes must have their pids again",
+        ));
+    }
+    let root_clocks = ready
+        .iter()
+        .find(|r| r.pid == manifest.root)
+        .and_then(|r| r.meta.clocks);
+    let ctx = Ctx {
+        manifest: &manifest,
+        ready: &ready,
+        restorer: &restorer,
+        // The group the root joins: the restart command's own.
+        // SAFETY: getpgrp cannot fail.
+        root_pgid: unsafe { libc::getpgrp() },
+    };
+    // Once the tree's root exists, this command holds nothing of the
+    // program's (a pipe's write end here would keep its reader waiting).
+    let ours: Vec<RawFd> = ready
+        .iter()
+        .flat_map(|r| r.keep.iter().copied())
+        .chain(made.fds.iter().copied())
+        .collect();
+    let why = crate::restart_ns::run_with(
+        manifest.root,
+        root_clocks,
+        &mut || become_member(&ctx, manifest.root),
+        &mut || {
+            for &fd in &ours {
+                // SAFETY: closing descriptors this command made.
+                unsafe { libc::close(fd) };
+            }
+        },
+    );
+    Err(Failure::new(format!(
+        "cannot restart the tree of processes: {why}"
+    )))
+}
+
+/// A handoff written into a memfd (read post-restart, see
+/// `ckpt::tree::restore::take_handoff`).
+fn handoff_memfd(h: &tree::Handoff) -> Result<RawFd, Failure> {
+    let bytes = rmp_serde::to_vec_named(h).map_err(|e| Failure::new(e.to_string()))?;
+    // SAFETY: memfd_create with a C name.
+    let fd = unsafe { libc::memfd_create(c"ckpt-handoff".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(Failure::new(format!(
+            "memfd_create: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: fd is the memfd just made, owned here.
+    let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    std::io::Write::write_all(&mut f, &bytes)
+        .map_err(|e| Failure::new(format!("cannot write a handoff: {e}")))?;
+    Ok(f.into_raw_fd())
+}
+
+fn set_cloexec(fd: RawFd) {
+    // SAFETY: fcntl(F_SETFD) on a descriptor we own.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+}
+
+struct Ctx<'a> {
+    manifest: &'a Manifest,
+    ready: &'a [Ready],
+    restorer: &'a CString,
+    root_pgid: i32,
+}
+
+/// Say what went wrong in process `pid` of the tree and end it (its
+/// parent, and so the whole restart, fails with it).
+fn die(pid: i32, msg: &str) -> ! {
+    let line = format!("ckpt restart: process {pid}: {msg}\n");
+    // SAFETY: write(2) of a live buffer, then _exit.
+    unsafe {
+        libc::write(2, line.as_ptr().cast(), line.len());
+        libc::_exit(71)
+    }
+}
+
+/// Runs in the new process at `pid`: take its session and group, make its
+/// children (each does the same), wait for the whole tree, become the
+/// program (or, for a zombie, end as it ended).
+fn become_member(ctx: &Ctx, pid: i32) -> ! {
+    let Some(m) = ctx.manifest.member(pid) else {
+        die(pid, "not in the manifest")
+    };
+    let root = pid == ctx.manifest.root;
+    if root {
+        // Every process waits for EOF on it: once the whole tree stands,
+        // the root closes the only write end.
+        match ckpt::sys::pipe(libc::O_CLOEXEC) {
+            Ok(p) => {
+                GO[0].store(p[0], Relaxed);
+                GO[1].store(p[1], Relaxed);
+            }
+            Err(e) => die(pid, &format!("cannot make a pipe: errno {e}")),
+        }
+    } else {
+        // SAFETY: closing our copy of the root's write end.
+        unsafe { libc::close(GO[1].load(Relaxed)) };
+    }
+    // SAFETY: plain process-attribute calls on ourselves.
+    unsafe {
+        if m.sid == Some(pid) && libc::setsid() < 0 {
+            die(pid, &format!("setsid: {}", std::io::Error::last_os_error()));
+        }
+    }
+    let mut later = None;
+    match m.pgid {
+        Some(g) if g == pid => {
+            // SAFETY: as above.
+            unsafe { libc::setpgid(0, 0) };
+        }
+        // A group whose leader comes later in the tree: joined once all stand.
+        // SAFETY: as above.
+        Some(g) => {
+            if unsafe { libc::setpgid(0, g) } != 0 {
+                later = Some(g);
+            }
+        }
+        // SAFETY: as above.
+        None if !root && m.sid.is_none() => unsafe {
+            if libc::getpgrp() != ctx.root_pgid {
+                libc::setpgid(0, ctx.root_pgid);
+            }
+        },
+        None => {}
+    }
+    for c in ctx.manifest.children(pid) {
+        make_child(ctx, pid, c.pid);
+    }
+    if let Some(status) = m.zombie_status {
+        end_like(status);
+    }
+    say_ready();
+    if root {
+        // The whole tree stands: everybody may go.
+        // SAFETY: closing the last write end.
+        unsafe { libc::close(GO[1].load(Relaxed)) };
+    }
+    let mut b = [0u8; 1];
+    // SAFETY: read into a local byte; EOF once the root closed its end.
+    while unsafe { libc::read(GO[0].load(Relaxed), b.as_mut_ptr().cast(), 1) } < 0
+        && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+    {}
+    if let Some(g) = later {
+        // SAFETY: as above.
+        if unsafe { libc::setpgid(0, g) } != 0 {
+            eprintln!(
+                "ckpt restart: warning: process {pid} cannot join process group {g} again: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    let Some(r) = ctx.ready.iter().find(|r| r.pid == pid) else {
+        die(pid, "no image")
+    };
+    for &fd in &r.keep {
+        clear_cloexec(fd);
+    }
+    let _ = r.image_fd;
+    let arg = CString::new(r.plan_fd.to_string()).unwrap_or_default();
+    crate::restart_ns::exec_restorer(&[ctx.restorer, &arg])
+}
+
+/// Fork child `pid` of process `parent` at its pid and wait until its
+/// part of the tree stands.
+fn make_child(ctx: &Ctx, parent: i32, pid: i32) {
+    let Ok(ready) = ckpt::sys::pipe(libc::O_CLOEXEC) else {
+        die(parent, "cannot make a pipe")
+    };
+    let child = crate::restart_ns::fork_at(pid);
+    if child < 0 {
+        die(
+            parent,
+            &format!(
+                "cannot make process {pid} again: {}",
+                std::io::Error::last_os_error()
+            ),
+        );
+    }
+    if child == 0 {
+        // SAFETY: closing the read end in the child.
+        unsafe { libc::close(ready[0]) };
+        READY_FD.store(ready[1], Relaxed);
+        become_member(ctx, pid)
+    }
+    // SAFETY: closing the write end in the parent.
+    unsafe { libc::close(ready[1]) };
+    let mut b = [0u8; 1];
+    let n = loop {
+        // SAFETY: read into a local byte.
+        let n = unsafe { libc::read(ready[0], b.as_mut_ptr().cast(), 1) };
+        if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            break n;
+        }
+    };
+    // SAFETY: closing our end.
+    unsafe { libc::close(ready[0]) };
+    if n != 1 {
+        die(parent, &format!("process {pid} could not be made again"));
+    }
+}
+
+/// The root's "go" pipe (read end, write end), inherited down the tree.
+static GO: [AtomicI32; 2] = [AtomicI32::new(-1), AtomicI32::new(-1)];
+
+/// The ready pipe of this process (its parent waits for one byte on it).
+static READY_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Tell the parent that this process and everything below it stand.
+fn say_ready() {
+    let fd = READY_FD.swap(-1, Relaxed);
+    if fd >= 0 {
+        // SAFETY: one byte to our parent, then close.
+        unsafe {
+            libc::write(fd, b"R".as_ptr().cast(), 1);
+            libc::close(fd);
+        }
+    }
+}
+
+/// End the way a zombie of the image ended (it has stood its part).
+fn end_like(status: i32) -> ! {
+    say_ready();
+    // SAFETY: plain calls on ourselves; the signal's default action ends us.
+    unsafe {
+        if libc::WIFSIGNALED(status) {
+            let sig = libc::WTERMSIG(status);
+            let no_core = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+            libc::signal(sig, libc::SIG_DFL);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, sig);
+            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            libc::kill(libc::getpid(), sig);
+        }
+        libc::_exit(libc::WEXITSTATUS(status))
+    }
+}
