@@ -960,3 +960,64 @@ fn checkpoint_leaves_the_job_unharmed_and_restarts_after_it_ended() {
     assert_success(st, "tree_family restarted after it ended", &context(&area));
     assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
 }
+
+// ---------------------------------------------------------------------------
+// 10. What the killed job wrote after the checkpoint is cut back.
+
+/// tree_family checkpointed at its first stop, then let go on through round
+/// 1 (writing ten more lines to its stdout file, shared by parent and
+/// child) before it is killed: the restart cuts that file back to its size
+/// at the checkpoint, saying so, and the transcript is the uninterrupted
+/// one, no line twice.
+#[test]
+fn output_written_after_the_checkpoint_is_cut_back() {
+    let area = Area::new("tcutback");
+    let prog = rs::compile_named("tree_family.c", &area.sub("bin"), "tree_family");
+    let want = family_reference(&area, &prog, 2);
+    let ctl = area.sub("ctl");
+    let out = area.file("out");
+    let mut kid = start_job(
+        &area,
+        &prog,
+        &[ctl.to_string_lossy().into_owned()],
+        area.path(),
+        &out,
+    );
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    let m = rs::wait_marker(&mut kid, &ctl.join("ready1"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let child = kv(&m, "child");
+    let img = tree::checkpoint_tree(area.path(), root, &area.images)
+        .unwrap_or_else(|e| panic!("{e}\n{}{}", tree::tree_report(root), context(&area)));
+    img.require(&[root, child])
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let size_at_checkpoint = std::fs::metadata(&out).unwrap().len();
+    touch(&ctl.join("go1"));
+    rs::wait_marker(&mut kid, &ctl.join("ready2"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let size_killed = std::fs::metadata(&out).unwrap().len();
+    assert!(size_killed > size_at_checkpoint, "round 1 wrote nothing?");
+    tree::kill_job(root).unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+    std::fs::remove_file(ctl.join("ready2")).unwrap();
+
+    touch(&ctl.join("go2"));
+    let mut r = restart_tree(&area, &img, 1);
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "the restarted tree_family", &context(&area));
+    assert_same(
+        &std::fs::read(&out).unwrap(),
+        &want,
+        &format!(
+            "(stdout file: {size_at_checkpoint} bytes at the checkpoint, {size_killed} when killed)\n{}",
+            context(&area)
+        ),
+    );
+    let said = read(&area.file("restart1.err"));
+    assert!(
+        said.contains("cut back") && said.contains(&out.to_string_lossy().into_owned()),
+        "the restart must name the file it cut back ({}): {said}",
+        out.display()
+    );
+}
