@@ -122,7 +122,9 @@ fn job(root: i32) -> Vec<Proc> {
         let f = stat_fields(pid);
         let Some(state) = f.first() else { continue };
         let c = comm(pid);
-        if pid != root && c == "ckpt-writer" {
+        // Image writers are ckpt's, and so is this command when the job
+        // started it (a periodic checkpoint of a tree).
+        if pid != root && (c == "ckpt-writer" || pid == std::process::id() as i32) {
             continue;
         }
         let zombie = (state == "Z").then(|| {
