@@ -113,6 +113,11 @@ pub struct CheckpointArgs {
     /// total time to stderr
     #[arg(short, long)]
     pub verbose: bool,
+
+    /// Also write the outcome (MessagePack) to descriptor FD: used by the
+    /// shim, which starts this command to checkpoint a whole tree
+    #[arg(long, value_name = "FD", hide = true)]
+    pub answer_fd: Option<i32>,
 }
 
 /// Show what a checkpoint image holds: process, threads, descriptors,

@@ -7,6 +7,37 @@ use ckpt::control::{self, Request, Response};
 use std::time::Duration;
 
 pub fn checkpoint(args: CheckpointArgs) -> Result<(), Failure> {
+    let answer_fd = args.answer_fd;
+    let r = checkpoint_inner(args);
+    if let Some(fd) = answer_fd {
+        answer(fd, &r);
+    }
+    r.map(|path| crate::print_stdout(&format!("{}\n", path.display())))?
+}
+
+/// Write the outcome for the shim that started this command.
+fn answer(fd: i32, r: &Result<std::path::PathBuf, Failure>) {
+    let resp = match r {
+        Ok(path) => Response::Checkpointed {
+            path: path.display().to_string(),
+            bytes: 0,
+            seq: 0,
+            freeze_us: 0,
+            total_us: 0,
+            nonce: 0,
+        },
+        Err(f) => Response::Error {
+            message: f.message.clone(),
+            nonce: 0,
+        },
+    };
+    if let Ok(bytes) = rmp_serde::to_vec_named(&resp) {
+        // SAFETY: writing a live buffer to the descriptor we were given.
+        unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+    }
+}
+
+fn checkpoint_inner(args: CheckpointArgs) -> Result<std::path::PathBuf, Failure> {
     // The program resolves relative paths against its own cwd, not ours.
     let dir = match &args.dir {
         Some(d) => Some(crate::cmd_run::image_dir(Some(d)).map_err(Failure::new)?),
@@ -26,7 +57,7 @@ pub fn checkpoint(args: CheckpointArgs) -> Result<(), Failure> {
                 fmt_duration_ns(done.freeze_us.saturating_mul(1000)),
             );
         }
-        return crate::print_stdout(&format!("{}\n", done.path.display()));
+        return Ok(done.path);
     }
     let req = Request::Checkpoint {
         dir: dir.map(|d| d.to_string_lossy().into_owned()),
@@ -51,7 +82,7 @@ pub fn checkpoint(args: CheckpointArgs) -> Result<(), Failure> {
             if let Some(w) = children_warning(pid) {
                 eprintln!("ckpt: warning: {w}");
             }
-            crate::print_stdout(&format!("{path}\n"))
+            Ok(std::path::PathBuf::from(path))
         }
         Response::Error { message, .. } => Err(Failure::new(format!(
             "checkpoint of {pid} failed: {message}"
@@ -168,6 +199,7 @@ mod tests {
             dir: None,
             timeout: 1.0,
             verbose: false,
+            answer_fd: None,
         };
         let f = checkpoint(args).unwrap_err();
         assert_eq!(f.code, 1);

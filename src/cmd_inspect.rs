@@ -16,6 +16,9 @@ pub struct Loaded {
 }
 
 pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
+    if args.image.join(ckpt::tree::MANIFEST).is_file() {
+        return crate::tree_inspect::inspect(&args.image, args.json);
+    }
     let loaded = load(&args.image).map_err(Failure::new)?;
     let text = if args.json {
         to_json(&loaded).map_err(Failure::new)?

@@ -11,8 +11,37 @@ pub struct Entry {
     pub path: PathBuf,
     pub modified: std::time::SystemTime,
     pub bytes: u64,
-    /// The metadata when the image is whole, else why it is not.
+    /// The metadata when the image is whole (of its root, for a tree),
+    /// else why it is not.
     pub meta: Result<image::Meta, String>,
+    /// Processes it holds (a tree image holds several).
+    pub processes: usize,
+    /// Threads of all its processes.
+    pub threads: usize,
+}
+
+/// A tree image (a `ckpt-….tree` directory, see `ckpt::tree`): its
+/// root's metadata, its process and thread counts and size; every member
+/// image checked like a single one.
+fn tree_entry(path: &Path) -> Result<(image::Meta, usize, usize, u64), String> {
+    let m = ckpt::tree::Manifest::read(path)?;
+    let (mut root, mut threads, mut bytes) = (None, 0, 0);
+    for p in &m.processes {
+        let Some(name) = &p.image else { continue };
+        let f = path.join(name);
+        let len = std::fs::metadata(&f)
+            .map_err(|e| format!("{}: {e}", f.display()))?
+            .len();
+        let (h, meta) = image::read_file(&f)?;
+        ckpt::verify::structure(&h, &meta, len).map_err(|e| format!("{}: {e}", f.display()))?;
+        threads += meta.threads.len();
+        bytes += len;
+        if p.pid == m.root {
+            root = Some(meta);
+        }
+    }
+    let root = root.ok_or("the manifest's root has no image")?;
+    Ok((root, m.processes.len(), threads, bytes))
 }
 
 /// The images (`ckpt-*.img`) of `dir`, oldest first (by the time they
@@ -25,21 +54,44 @@ pub fn entries(dir: &Path) -> Result<Vec<Entry>, Failure> {
         .filter(|e| {
             let n = e.file_name();
             let n = n.to_string_lossy();
-            n.starts_with("ckpt-") && n.ends_with(".img")
+            n.starts_with("ckpt-") && (n.ends_with(".img") || n.ends_with(".tree"))
         })
         .filter_map(|e| {
             let m = e.metadata().ok()?;
             let path = e.path();
+            if m.is_dir() {
+                return Some(match tree_entry(&path) {
+                    Ok((meta, processes, threads, bytes)) => Entry {
+                        modified: m.modified().ok()?,
+                        bytes,
+                        path,
+                        meta: Ok(meta),
+                        processes,
+                        threads,
+                    },
+                    Err(why) => Entry {
+                        modified: m.modified().ok()?,
+                        bytes: 0,
+                        path,
+                        meta: Err(why),
+                        processes: 0,
+                        threads: 0,
+                    },
+                });
+            }
             let meta = image::read_file(&path).and_then(|(h, meta)| {
                 ckpt::verify::structure(&h, &meta, m.len())
                     .map(|()| meta)
                     .map_err(|e| e.to_string())
             });
+            let threads = meta.as_ref().map_or(0, |m| m.threads.len());
             Some(Entry {
                 modified: m.modified().ok()?,
                 bytes: m.len(),
                 path,
                 meta,
+                processes: 1,
+                threads,
             })
         })
         .collect();
@@ -58,7 +110,7 @@ pub fn list(args: ListArgs) -> Result<(), Failure> {
                     "path": e.path, "bytes": e.bytes, "whole": true,
                     "program": m.process.comm, "pid": m.process.pid,
                     "created_unix_ms": m.created_unix_ms, "seq": m.seq,
-                    "threads": m.threads.len(), "processes": 1,
+                    "threads": e.threads, "processes": e.processes,
                 }),
                 Err(why) => serde_json::json!({
                     "path": e.path, "bytes": e.bytes, "whole": false, "error": why,
@@ -70,7 +122,7 @@ pub fn list(args: ListArgs) -> Result<(), Failure> {
     }
     if all.is_empty() {
         return crate::print_stdout(&format!(
-            "no checkpoint images (ckpt-*.img) in {}\n",
+            "no checkpoint images (ckpt-*.img, ckpt-*.tree) in {}\n",
             dir.display()
         ));
     }
@@ -97,8 +149,8 @@ pub fn list(args: ListArgs) -> Result<(), Failure> {
                 m.process.pid.to_string(),
                 fmt_utc_ms(m.created_unix_ms),
                 fmt_size(e.bytes),
-                m.threads.len().to_string(),
-                "1".into(),
+                e.threads.to_string(),
+                e.processes.to_string(),
                 "whole".into(),
             ]),
             Err(why) => t.row(vec![

@@ -52,6 +52,10 @@ pub fn run(args: RunArgs) -> Failure {
         ("CKPT_DIR".into(), dir.into_os_string()),
     ];
     ours.push(("CKPT_KEEP".into(), args.keep.to_string().into()));
+    // The shim starts this command to checkpoint a whole tree.
+    if let Ok(me) = std::env::current_exe() {
+        ours.push(("CKPT_BIN".into(), me.into_os_string()));
+    }
     if let Some(secs) = args.interval {
         ours.push(("CKPT_INTERVAL".into(), interval_value(secs).into()));
     }

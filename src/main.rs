@@ -15,6 +15,7 @@ mod shim_path;
 #[cfg(test)]
 mod test_util;
 mod tree_checkpoint;
+mod tree_inspect;
 mod tree_restart;
 
 use clap::Parser;

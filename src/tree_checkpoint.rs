@@ -122,7 +122,9 @@ fn job(root: i32) -> Vec<Proc> {
         let f = stat_fields(pid);
         let Some(state) = f.first() else { continue };
         let c = comm(pid);
-        if pid != root && c == "ckpt-writer" {
+        // Image writers are ckpt's, and so is this command when the job
+        // started it (a periodic checkpoint of a tree).
+        if pid != root && (c == "ckpt-writer" || pid == std::process::id() as i32) {
             continue;
         }
         let zombie = (state == "Z").then(|| {
@@ -134,13 +136,22 @@ fn job(root: i32) -> Vec<Proc> {
             ppid: parent,
             comm: c,
             zombie,
-            socket: control::server_socket(pid).ok(),
+            socket: runs_shim(pid)
+                .then(|| control::server_socket(pid).ok())
+                .flatten(),
         });
         let mut kids = children(pid);
         kids.reverse();
         todo.extend(kids.into_iter().map(|k| (k, pid)));
     }
     out
+}
+
+/// Whether process `pid` has ckpt's shim loaded (a control socket file
+/// alone proves nothing: a process that exec'd a static binary leaves
+/// its socket behind).
+fn runs_shim(pid: i32) -> bool {
+    read(format!("/proc/{pid}/maps")).contains("libckpt_shim")
 }
 
 /// Whether `pid` has descendants that belong to the job (not only image

@@ -38,6 +38,16 @@ pub fn tree_image(image: &Path, latest: bool) -> Result<Option<PathBuf>, Failure
     if !image.is_dir() {
         return Ok(None);
     }
+    if latest {
+        // The newest whole generation, files and trees alike.
+        let all = crate::cmd_list::entries(image)?;
+        return Ok(all
+            .iter()
+            .rev()
+            .find(|e| e.meta.is_ok())
+            .map(|e| e.path.clone())
+            .filter(|p| p.is_dir()));
+    }
     // The newest generation of the directory, files and trees alike.
     let newest = std::fs::read_dir(image)
         .map_err(|e| Failure::new(format!("{}: {e}", image.display())))?
@@ -49,7 +59,6 @@ pub fn tree_image(image: &Path, latest: bool) -> Result<Option<PathBuf>, Failure
         .filter(|e| !e.path().is_dir() || e.path().join(tree::MANIFEST).is_file())
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .max();
-    let _ = latest;
     Ok(newest
         .map(|(_, p)| p)
         .filter(|p| p.join(tree::MANIFEST).is_file()))

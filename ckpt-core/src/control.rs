@@ -489,12 +489,7 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
     if owner != me && me != 0 {
         return Err(ControlError::PermissionDenied(pid));
     }
-    let server = socket_path(owner, pid);
-    let server = if server.exists() {
-        server
-    } else {
-        restart_command_socket(owner, pid).ok_or(ControlError::NotUnderCkpt(pid))?
-    };
+    let server = server_socket(pid)?;
     // SAFETY: plain socket creation.
     let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -648,6 +643,14 @@ pub fn server_socket(pid: i32) -> Result<PathBuf, ControlError> {
     let server = socket_path(owner, pid);
     if server.exists() {
         return Ok(server);
+    }
+    // Asked from inside a restart's pid namespace (a tree's command
+    // started by its root): pids are the namespace's.
+    if let Some(ns) = crate::restart::restart_namespace() {
+        let inner = runtime_dir(owner).join(format!("{pid}-ns{ns}.sock"));
+        if inner.exists() {
+            return Ok(inner);
+        }
     }
     restart_command_socket(owner, pid).ok_or(ControlError::NotUnderCkpt(pid))
 }

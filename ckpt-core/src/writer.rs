@@ -219,6 +219,24 @@ impl core::fmt::Write for Cursor<'_> {
     }
 }
 
+/// Put a child of ckpt's own (started with no exit signal, like a
+/// writer: the `ckpt checkpoint` command of a tree, see
+/// `tree::request`) in the table, so the program's waits never see it and
+/// ckpt reaps it. Signal-safe.
+pub fn adopt(pid: i32) {
+    for w in WRITERS.iter() {
+        if w.compare_exchange(0, pid, AcqRel, Relaxed).is_ok() {
+            return;
+        }
+    }
+}
+
+/// Whether `pid` is in the table (a writer or a command of ckpt's own,
+/// not yet reaped).
+pub fn is_ours(pid: i32) -> bool {
+    pid > 0 && WRITERS.iter().any(|w| w.load(Relaxed) == pid)
+}
+
 /// Whether any writer may still be running or unreaped.
 pub fn any() -> bool {
     WRITERS.iter().any(|w| w.load(Relaxed) > 0)

@@ -1,5 +1,6 @@
 //! Settings read once at start-up from the environment `ckpt run` sets.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -16,6 +17,9 @@ pub struct Config {
     pub signal: i32,
     /// Absolute path of this library, re-added to LD_PRELOAD on exec.
     pub shim_path: Vec<u8>,
+    /// The `ckpt` command (CKPT_BIN; else `ckpt` beside this library),
+    /// started to checkpoint a whole tree (see `ckpt::tree::request`).
+    pub ckpt_bin: std::ffi::CString,
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -47,12 +51,24 @@ fn read() -> Config {
         .and_then(|v| v.trim().parse::<u32>().ok())
         .filter(|k| *k > 0)
         .unwrap_or(1);
+    let shim_path = own_path();
+    let ckpt_bin = std::env::var_os("CKPT_BIN")
+        .map(|b| b.into_encoded_bytes())
+        .filter(|b| b.starts_with(b"/"))
+        .unwrap_or_else(|| {
+            let dir = std::path::Path::new(std::ffi::OsStr::from_bytes(&shim_path))
+                .parent()
+                .map(|d| d.as_os_str().as_bytes().to_vec())
+                .unwrap_or_default();
+            [dir, b"/ckpt".to_vec()].concat()
+        });
     Config {
         dir,
         keep,
         interval_ms,
         signal,
-        shim_path: own_path(),
+        shim_path,
+        ckpt_bin: std::ffi::CString::new(ckpt_bin).unwrap_or_default(),
     }
 }
 

@@ -26,10 +26,27 @@ static SOCK: AtomicI32 = AtomicI32::new(-1);
 pub fn start() -> Result<(), String> {
     quiesce::set_coordinator(coordinator);
     open_channel()?;
-    if let Some(ms) = config::get().interval_ms {
+    // In a tree only the root keeps time: its checkpoints take the tree.
+    if let Some(ms) = config::get().interval_ms.filter(|_| !parent_runs_shim()) {
         arm_periodic(ms)?;
     }
     Ok(())
+}
+
+/// Whether this process's parent runs the shim too (it is not the root
+/// of its job, then).
+fn parent_runs_shim() -> bool {
+    // SAFETY: getppid cannot fail.
+    let ppid = unsafe { libc::getppid() };
+    ppid > 1
+        && std::fs::read(format!("/proc/{ppid}/maps"))
+            .is_ok_and(|m| m.windows(12).any(|w| w == b"libckpt_shim"))
+}
+
+/// Hand a checkpoint of this process's whole tree to the `ckpt checkpoint`
+/// command (see `ckpt::tree::request`).
+fn delegate(dir: &Path, answer: Option<c_int>) -> Result<i32, String> {
+    ckpt::tree::request::delegate(&config::get().ckpt_bin, dir, answer)
 }
 
 /// In a fork child: the socket is shared with the parent and names it;
@@ -60,6 +77,15 @@ pub extern "C" fn after_restart() {
     // not come back.
     d.verdict = -1;
     d.restarted_since = true;
+    // A tree image holds the caller waiting for the command's verdict:
+    // it was restored from that very checkpoint.
+    if d.delegated && MAILBOX.state.load(Acquire) == 2 {
+        let text = b"restarted";
+        d.out[..text.len()].copy_from_slice(text);
+        d.out_len = text.len();
+        d.ok = true;
+        d.restarted = true;
+    }
     if MAILBOX.state.load(Acquire) == 1 {
         let text = b"restarted";
         d.out[..text.len()].copy_from_slice(text);
@@ -124,6 +150,16 @@ fn open_channel() -> Result<(), String> {
     let c = proto::c_path(&path);
     // SAFETY: chmod of the socket file we just bound.
     unsafe { libc::chmod(c.as_ptr(), 0o600) };
+    // A restarted program named after its restart command is also found
+    // by its pid inside its namespace (by a `ckpt checkpoint` started in
+    // there, see `ckpt::tree::request`).
+    if let Some(ns) = ckpt::restart::restart_namespace() {
+        let alt = dir.join(format!("{}-ns{ns}.sock", sys::getpid()));
+        if alt != path {
+            let _ = std::fs::remove_file(&alt);
+            let _ = std::os::unix::fs::symlink(&path, &alt);
+        }
+    }
     proto::pass_credentials(fd).map_err(|e| e.to_string())?;
     // Signal-driven I/O: a datagram makes the kernel send us the reserved
     // signal (si_code POLL_IN), process-directed.
@@ -188,7 +224,14 @@ extern "C" fn coordinator(uc: *mut c_void, why: u32) {
             // A tick while the last image is still being written is
             // skipped: writers must not pile up (each holds a copy of the
             // program's memory).
-            if !checkpoint::writing() {
+            if ckpt::tree::request::has_job_children() {
+                // The whole tree, by the command (one at a time).
+                if !ckpt::tree::request::running() && !checkpoint::writing() {
+                    if let Err(e) = delegate(&config::get().dir, None) {
+                        raw_eprint(&format!("ckpt: periodic checkpoint failed: {e}\n"));
+                    }
+                }
+            } else if !checkpoint::writing() && !ckpt::tree::request::running() {
                 if let Err(e) =
                     checkpoint::take(&config::get().dir, uc, Requester::Timer, config::get().keep)
                 {
@@ -358,6 +401,9 @@ struct MailData {
     verdict: c_int,
     /// Set by a restart: a verdict link of before is gone.
     restarted_since: bool,
+    /// The checkpoint was handed to the `ckpt checkpoint` command (a
+    /// tree): the image holds the caller waiting for its verdict.
+    delegated: bool,
 }
 
 // SAFETY: `data` is written by the lock holder before `state` = 1 and by
@@ -377,6 +423,7 @@ static MAILBOX: Mailbox = Mailbox {
         restarted: false,
         verdict: -1,
         restarted_since: false,
+        delegated: false,
     }),
 };
 
@@ -398,11 +445,20 @@ impl Mailbox {
         } else {
             PathBuf::from(std::ffi::OsStr::from_bytes(&d.dir[..d.dir_len]))
         };
-        let (ok, text, verdict) =
+        let tree = ckpt::tree::request::has_job_children();
+        let (ok, text, verdict) = if tree {
+            // The whole tree, by the command, which answers on a pipe.
+            match delegate_with_answer(&dir) {
+                Ok(rd) => (true, String::new(), rd),
+                Err(e) => (false, e, -1),
+            }
+        } else {
             match checkpoint::take(&dir, uc, Requester::Api, config::get().keep) {
                 Ok(r) => (true, r.path.display().to_string(), r.verdict.unwrap_or(-1)),
                 Err(e) => (false, e, -1),
-            };
+            }
+        };
+        d.delegated = tree && ok;
         let n = text.len().min(d.out.len() - 1);
         d.out[..n].copy_from_slice(&text.as_bytes()[..n]);
         d.out_len = n;
@@ -453,11 +509,28 @@ impl Mailbox {
             (true, false) => 0,
             _ => -1,
         };
+        d.delegated = false;
         self.state.store(0, Release);
         self.lock.store(0, Release);
         sys::futex_wake_all(&self.lock);
         code
     }
+}
+
+/// Start the command for a tree checkpoint with a pipe for its verdict;
+/// returns the read end (one of ckpt's own descriptors).
+fn delegate_with_answer(dir: &Path) -> Result<c_int, String> {
+    let p = sys::pipe(libc::O_CLOEXEC).map_err(|e| format!("pipe: errno {e}"))?;
+    let rd = sys::move_high(p[0]).unwrap_or(p[0]);
+    files::set_own(rd, true);
+    let r = delegate(dir, Some(p[1]));
+    sys::close(p[1]);
+    if let Err(e) = r {
+        files::set_own(rd, false);
+        sys::close(rd);
+        return Err(e);
+    }
+    Ok(rd)
 }
 
 /// Wait (in the calling program thread, not in signal context) for the

@@ -347,9 +347,10 @@ pub fn checkpoint_in(cwd: &Path, pid: i32, dir: Option<&Path>) -> Result<PathBuf
     if p.is_relative() {
         p = cwd.join(p);
     }
-    if !p.is_file() {
+    // A job with several processes gives a tree image (a directory).
+    if !p.is_file() && !p.join("manifest").is_file() {
         return Err(format!(
-            "`ckpt checkpoint {pid}` printed {}, which is not a file",
+            "`ckpt checkpoint {pid}` printed {}, which is neither an image file nor a tree image",
             p.display()
         ));
     }

@@ -27,6 +27,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod request;
 pub mod restore;
 
 /// The manifest's file name inside a tree image directory.

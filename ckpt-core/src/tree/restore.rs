@@ -236,11 +236,16 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
         }
     }
 
-    // Shared anonymous memory mapped in several processes: one memfd.
+    // Shared memory mapped in several processes: one memfd.
     let mut mem: BTreeMap<(u64, u64), Vec<(usize, usize)>> = BTreeMap::new();
     for (pi, p) in parts.iter().enumerate() {
         for (ri, r) in p.meta.regions.iter().enumerate() {
-            if r.kind == RegionKind::SharedAnonymous && r.path.starts_with("/dev/zero") {
+            // Shared anonymous memory, memfds, unlinked files (a POSIX
+            // semaphore of /dev/shm after sem_unlink): one object.
+            let kernel_own = r.path.starts_with("anon_inode:")
+                || r.path.starts_with("/anon_hugepage")
+                || r.path.starts_with("/SYSV");
+            if r.kind == RegionKind::SharedAnonymous && !kernel_own {
                 mem.entry((r.dev, r.ino)).or_default().push((pi, ri));
             }
         }

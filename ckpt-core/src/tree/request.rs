@@ -1,0 +1,132 @@
+//! A checkpoint asked for inside a process that has children of the job
+//! (the periodic timer, `ckpt::checkpoint()`): one process cannot freeze
+//! the others, so it hands the work to the `ckpt checkpoint` command,
+//! which checkpoints the whole tree — this process included — exactly as
+//! when a user runs it.
+//!
+//! The command is started like an image writer: a child with no exit
+//! signal, in ckpt's table of writers (the program's waits never see it;
+//! ckpt reaps it), with none of the program's descriptors, without the
+//! shim. Runs in the coordinator (signal context, scratch allocation).
+
+use crate::{sys, writer};
+use core::sync::atomic::{AtomicI32, Ordering::*};
+use std::ffi::{CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// The last command started (pid), while it may run.
+static RUNNING: AtomicI32 = AtomicI32::new(0);
+
+/// Whether this process has live children that belong to the job (image
+/// writers and commands of ckpt's own excluded). Reads /proc.
+pub fn has_job_children() -> bool {
+    let Ok(dir) = sys::openat(
+        libc::AT_FDCWD,
+        c"/proc/self/task",
+        libc::O_RDONLY | libc::O_DIRECTORY,
+    ) else {
+        return false;
+    };
+    let mut found = false;
+    sys::for_each_numeric_entry(dir, |tid| {
+        let name = CString::new(format!("{tid}/children")).unwrap_or_default();
+        let mut buf = [0u8; 4096];
+        let n = sys::read_small(dir, &name, &mut buf).unwrap_or(0);
+        for p in buf[..n].split(|b| b.is_ascii_whitespace()) {
+            if let Some(pid) = sys::parse_i64(p) {
+                if !writer::is_ours(pid as i32) && !ended(pid as i32) {
+                    found = true;
+                }
+            }
+        }
+    });
+    sys::close(dir);
+    found
+}
+
+/// A zombie child counts too (the tree image keeps it); one that is gone
+/// does not.
+fn ended(pid: i32) -> bool {
+    let path = CString::new(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let mut buf = [0u8; 512];
+    sys::read_small(libc::AT_FDCWD, &path, &mut buf).is_none()
+}
+
+/// Whether the command started last still runs.
+pub fn running() -> bool {
+    writer::reap_finished();
+    let pid = RUNNING.load(Acquire);
+    pid > 0 && writer::is_ours(pid)
+}
+
+/// Start `ckpt checkpoint` (the binary `ckpt`) of this process's job into
+/// `dir`. With `answer`, the command writes its verdict (a MessagePack
+/// `control::Response`) there (it becomes its descriptor 3); its stdout
+/// goes nowhere either way. Returns the command's pid.
+pub fn delegate(ckpt: &CStr, dir: &Path, answer: Option<i32>) -> Result<i32, String> {
+    let pid = sys::getpid().to_string();
+    let dir = CString::new(dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    let mut args: Vec<CString> = vec![
+        ckpt.to_owned(),
+        c"checkpoint".to_owned(),
+        c"--dir".to_owned(),
+        dir,
+    ];
+    if answer.is_some() {
+        args.push(c"--answer-fd".to_owned());
+        args.push(c"3".to_owned());
+    }
+    args.push(CString::new(pid).unwrap_or_default());
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(core::ptr::null());
+    // The program's environment, without the shim.
+    let mut envp: Vec<*const libc::c_char> = Vec::new();
+    // SAFETY: environ is the process's NULL-terminated environment.
+    unsafe {
+        extern "C" {
+            static environ: *const *const libc::c_char;
+        }
+        let mut e = environ;
+        while !e.is_null() && !(*e).is_null() {
+            if !CStr::from_ptr(*e).to_bytes().starts_with(b"LD_PRELOAD=") {
+                envp.push(*e);
+            }
+            e = e.add(1);
+        }
+    }
+    envp.push(core::ptr::null());
+    // SAFETY: clone without CLONE_VM and without an exit signal (a fork
+    // the program's waits do not see); the child only makes raw calls
+    // and execs.
+    let child = unsafe { libc::syscall(libc::SYS_clone, 0, 0, 0, 0, 0) };
+    if child < 0 {
+        return Err(format!(
+            "cannot start `ckpt checkpoint`: errno {}",
+            crate::interpose::errno()
+        ));
+    }
+    if child == 0 {
+        // SAFETY: raw calls in the new process, then execve or _exit.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            if let Some(a) = answer {
+                libc::dup3(a, 3, 0);
+            }
+            libc::dup3(null, 0, 0);
+            libc::dup3(null, 1, 0);
+            let first = if answer.is_some() { 4 } else { 3 };
+            libc::syscall(libc::SYS_close_range, first, u32::MAX, 0);
+            // Everything unblocked and default: a fresh command.
+            let mut set: libc::sigset_t = core::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, core::ptr::null_mut());
+            libc::syscall(libc::SYS_execve, argv[0], argv.as_ptr(), envp.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    let child = child as i32;
+    writer::adopt(child);
+    RUNNING.store(child, Release);
+    Ok(child)
+}
