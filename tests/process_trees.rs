@@ -1035,3 +1035,179 @@ fn output_written_after_the_checkpoint_is_cut_back() {
         out.display()
     );
 }
+
+// ---------------------------------------------------------------------------
+// 11. What a tree image holds, as `ckpt inspect` and `ckpt list` tell it.
+
+/// tree_group checkpointed (not killed): `ckpt inspect TREE --json` lists
+/// the four processes with their parents, A as a zombie that exited with
+/// 3, B leading the group C is in; `ckpt list` shows the tree as whole;
+/// the job then finishes as if nothing happened.
+#[test]
+fn inspect_and_list_show_the_tree() {
+    let area = Area::new("tinspect");
+    let prog = rs::compile_named("tree_group.c", &area.sub("bin"), "tree_group");
+    let ctl = area.sub("ctl");
+    let out = area.file("out");
+    let mut kid = start_job(
+        &area,
+        &prog,
+        &[ctl.to_string_lossy().into_owned()],
+        area.path(),
+        &out,
+    );
+    let _guard = JobGuard(kid.pid());
+    let m = rs::wait_marker(&mut kid, &ctl.join("ready"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let (parent, a, b, c) = (kv(&m, "parent"), kv(&m, "a"), kv(&m, "b"), kv(&m, "c"));
+    let img = tree::checkpoint_tree(area.path(), parent, &area.images)
+        .unwrap_or_else(|e| panic!("{e}\n{}{}", tree::tree_report(parent), context(&area)));
+    touch(&ctl.join("go"));
+    let st = kid.wait(END).unwrap_or_else(|e| panic!("{e}"));
+    assert_success(st, "the checkpointed tree_group", &context(&area));
+
+    let mut checks = common::Checks::new();
+    match common::inspect_json(&img.dir) {
+        Err(e) => checks.fail(format!("ckpt inspect of the tree: {e}")),
+        Ok(v) => {
+            let procs = common::arr(&v, "processes");
+            let find = |pid: i32| {
+                procs
+                    .iter()
+                    .find(|p| p["pid"].as_i64() == Some(pid as i64))
+                    .copied()
+            };
+            for (who, pid, ppid) in [("A", a, parent), ("B", b, parent), ("C", c, parent)] {
+                match find(pid) {
+                    None => checks.fail(format!("inspect lists no {who} ({pid})")),
+                    Some(p) => checks.num(format!("{who}'s parent"), &p["ppid"], ppid as i64),
+                }
+            }
+            checks.check(
+                find(parent).is_some(),
+                format!("inspect lists no root ({parent})"),
+            );
+            if let Some(pa) = find(a) {
+                let state = pa["state"].as_str().unwrap_or("");
+                checks.check(
+                    state.contains("zombie") && state.contains('3'),
+                    format!("A is a zombie that exited with 3: state {state:?}"),
+                );
+            }
+            for (who, pid) in [("B", b), ("C", c)] {
+                if let Some(p) = find(pid) {
+                    checks.num(format!("{who}'s process group"), &p["pgid"], b as i64);
+                }
+            }
+            checks.eq("processes listed", procs.len(), 4);
+        }
+    }
+    let listed = common::ckpt(area.path(), ["list".as_ref(), area.images.as_os_str()]);
+    let name = img.dir.file_name().unwrap().to_string_lossy().into_owned();
+    checks.check(
+        listed.status.success() && listed.stdout.contains(&name) && listed.stdout.contains("whole"),
+        format!(
+            "ckpt list shows the tree {name} as whole: {}{}",
+            listed.stdout, listed.stderr
+        ),
+    );
+    checks.finish(&format!("{}\n{}", img.listing(), context(&area)));
+}
+
+// ---------------------------------------------------------------------------
+// 12. Periodic checkpoints of a tree.
+
+/// tree_family under `ckpt run --interval 200ms`: the periodic checkpoints
+/// of its root take the whole tree once the child exists; killed after
+/// one such tree, `ckpt restart IMAGES --latest` brings it back and the
+/// transcript is the uninterrupted one.
+#[test]
+fn periodic_checkpoints_take_the_tree_and_restart_latest() {
+    let area = Area::new("tperiodic");
+    let prog = rs::compile_named("tree_family.c", &area.sub("bin"), "tree_family");
+    let want = family_reference(&area, &prog, 2);
+    let ctl = area.sub("ctl");
+    let out = area.file("out");
+    let mut run = std::process::Command::new(common::ckpt_bin());
+    run.args(["run", "--interval", "200ms", "--keep", "2", "--dir"])
+        .arg(&area.images)
+        .arg("--")
+        .arg(&prog)
+        .arg(&ctl)
+        .current_dir(area.path());
+    common::require_shim();
+    let mut kid = start(
+        run,
+        Out::File(&out),
+        &area.file("prog.err"),
+        "tree_family --interval 200ms",
+    );
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    let m = rs::wait_marker(&mut kid, &ctl.join("ready1"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let child = kv(&m, "child");
+    // Wait for a tree holding both processes written after the stop.
+    let t = Instant::now();
+    let after = std::time::SystemTime::now();
+    let tree_dir = loop {
+        let found = std::fs::read_dir(&area.images).ok().and_then(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.extension().is_some_and(|x| x == "tree")
+                        && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+                        && p.metadata()
+                            .and_then(|m| m.modified())
+                            .is_ok_and(|m| m > after)
+                })
+                .find(|p| {
+                    let have = tree::image_pids(p);
+                    have.contains(&root) && have.contains(&child)
+                })
+        });
+        if let Some(d) = found {
+            break d;
+        }
+        if let Some(s) = kid.exited() {
+            panic!(
+                "the job ended ({s}) before any periodic tree\n{}",
+                context(&area)
+            );
+        }
+        if t.elapsed() > Duration::from_secs(10) {
+            let names: Vec<String> = std::fs::read_dir(&area.images)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            panic!(
+                "no periodic tree with {root} and {child} within 10 s of the stop; images dir: {names:?}\n{}{}",
+                tree::tree_report(root),
+                context(&area)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("periodic tree: {}", tree_dir.display());
+    tree::kill_job(root).unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+
+    touch(&ctl.join("go1"));
+    touch(&ctl.join("go2"));
+    let mut r = start(
+        restart_cmd(&area.images, &["--latest"], area.path()),
+        Out::File(&area.file("restart1.out")),
+        &area.file("restart1.err"),
+        "ckpt restart IMAGES --latest",
+    );
+    let st = wait_end(&area, &mut r);
+    assert_success(
+        st,
+        "tree_family restarted from its latest periodic tree",
+        &context(&area),
+    );
+    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+}
