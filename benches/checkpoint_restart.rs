@@ -22,53 +22,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{ckpt, compile, median, wait_line};
+
 const ROUNDS: usize = 5;
-
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("bench path");
-    let mut dir = exe.parent().expect("bench dir").to_path_buf();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    dir
-}
-
-fn ckpt() -> PathBuf {
-    let p = target_dir().join("ckpt");
-    assert!(
-        p.exists() && target_dir().join("ckpt-restorer").exists(),
-        "build first: cargo build --release --workspace"
-    );
-    p
-}
-
-fn compile(out: &Path) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/programs/memory.c");
-    let st = Command::new("cc")
-        .args(["-O2", "-o"])
-        .arg(out)
-        .arg(&src)
-        .status()
-        .expect("cc");
-    assert!(st.success(), "cc failed");
-}
-
-fn wait_line(out: &mut impl BufRead, want: &str) {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = out.read_line(&mut line).expect("read program output");
-        assert!(n > 0, "program ended before saying {want:?}");
-        if line.starts_with(want) {
-            return;
-        }
-    }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 struct Round {
     stall_ms: f64,
@@ -212,7 +169,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("ckpt-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let prog = dir.join("memory");
-    compile(&prog);
+    compile("memory", &prog);
     println!(
         "{:<16} {:>9} {:>12} {:>9} {:>13} {:>10} {:>12} {:>12}",
         "case",

@@ -48,6 +48,9 @@ fn checkpoint_inner(args: CheckpointArgs) -> Result<std::path::PathBuf, Failure>
     if crate::tree_checkpoint::has_descendants(args.pid) {
         let done = crate::tree_checkpoint::checkpoint(args.pid, dir, timeout)
             .map_err(|e| Failure::new(format!("checkpoint of {} failed: {e}", args.pid)))?;
+        for w in tree_losses(&done.path) {
+            eprintln!("ckpt: warning: {w}");
+        }
         if args.verbose {
             eprintln!(
                 "checkpoint of the job of process {} ({} processes): {}, frozen {}",
@@ -79,9 +82,6 @@ fn checkpoint_inner(args: CheckpointArgs) -> Result<std::path::PathBuf, Failure>
             for w in restart_losses(std::path::Path::new(&path)) {
                 eprintln!("ckpt: warning: {w}");
             }
-            if let Some(w) = children_warning(pid) {
-                eprintln!("ckpt: warning: {w}");
-            }
             Ok(std::path::PathBuf::from(path))
         }
         Response::Error { message, .. } => Err(Failure::new(format!(
@@ -100,18 +100,48 @@ fn restart_losses(path: &std::path::Path) -> Vec<String> {
     let Ok(image) = crate::cmd_inspect::load(path) else {
         return Vec::new();
     };
-    let seccomp = image
-        .meta
-        .process
-        .prctl
-        .is_some_and(|p| p.seccomp != 0)
-        .then(|| "the program runs under seccomp, which a restart cannot reinstate".to_string());
-    image
-        .meta
+    losses(&image.meta, &|_| false)
+}
+
+/// As [`restart_losses`], for every process of a tree image (what the
+/// restart makes once for several processes is not lost).
+fn tree_losses(dir: &std::path::Path) -> Vec<String> {
+    let Ok(m) = ckpt::tree::Manifest::read(dir) else {
+        return Vec::new();
+    };
+    let metas: Vec<(i32, ckpt::image::Meta)> = m
+        .processes
+        .iter()
+        .filter_map(|p| {
+            let image = crate::cmd_inspect::load(&dir.join(p.image.as_ref()?)).ok()?;
+            Some((p.pid, image.meta))
+        })
+        .collect();
+    let parts: Vec<(i32, &ckpt::image::Meta)> = metas.iter().map(|(p, m)| (*p, m)).collect();
+    let between = ckpt::tree::restore::between_processes(&parts);
+    metas
+        .iter()
+        .flat_map(|(pid, meta)| {
+            losses(meta, &|fd| between.contains(&(*pid, fd)))
+                .into_iter()
+                .map(move |w| format!("process {pid}: {w}"))
+        })
+        .collect()
+}
+
+/// What of `meta` a restart cannot bring back as it was, but the
+/// descriptors `handled` says a tree's restart makes.
+fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool) -> Vec<String> {
+    let seccomp =
+        meta.process.prctl.is_some_and(|p| p.seccomp != 0).then(|| {
+            "the program runs under seccomp, which a restart cannot reinstate".to_string()
+        });
+    meta
         .fds
         .iter()
+        .filter(|f| !handled(f.fd))
         .filter_map(|f| {
-            let connected = ckpt::files::loses_its_peer(f, &image.meta.fds);
+            let connected = ckpt::files::loses_its_peer(f, &meta.fds);
             match ckpt::files::stdio_rule(f) {
                 ckpt::files::Passthrough::Placeholder => Some(format!(
                     "descriptor {} ({}) cannot come back at restart (/dev/null takes its place)",
@@ -125,7 +155,7 @@ fn restart_losses(path: &std::path::Path) -> Vec<String> {
             }
         })
         .chain(seccomp)
-        .chain(image.meta.fds.iter().flat_map(|f| {
+        .chain(meta.fds.iter().flat_map(|f| {
             f.epoll.iter().flatten().filter(|w| w.lost).map(move |w| {
                 format!(
                     "epoll {} watches a file (once descriptor {}) the program holds no descriptor to: that watch cannot come back",
@@ -133,42 +163,13 @@ fn restart_losses(path: &std::path::Path) -> Vec<String> {
                 )
             })
         }))
-        .chain(image.meta.threads.iter().filter(|t| t.rseq_unknown).map(|t| {
+        .chain(meta.threads.iter().filter(|t| t.rseq_unknown).map(|t| {
             format!(
                 "thread {} ({}) registered an rseq area past ckpt's wrappers (an inline system call): it is not registered again at restart",
                 t.id, t.name
             )
         }))
         .collect()
-}
-
-/// The program's live children are not in its image: say so (a restart
-/// would find them gone, and pipes to them closed).
-fn children_warning(pid: i32) -> Option<String> {
-    let comm = |p: &str| {
-        std::fs::read_to_string(format!("/proc/{p}/comm"))
-            .map(|c| c.trim_end().to_string())
-            .unwrap_or_default()
-    };
-    // A `ckpt restart` command's children are the program and its init.
-    if comm(&pid.to_string()) == "ckpt" {
-        return None;
-    }
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let kids: Vec<String> = tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-        .filter(|k| comm(k) != "ckpt-writer")
-        .map(|k| format!("{} {k}", comm(&k)))
-        .collect();
-    (!kids.is_empty()).then(|| {
-        format!(
-            "process {pid} has {} child process(es) the image does not hold ({}): a restart from it will not have them",
-            kids.len(),
-            kids.join(", ")
-        )
-    })
 }
 
 fn verbose_line(pid: i32, seq: u64, bytes: u64, freeze_us: u64, total_us: u64) -> String {

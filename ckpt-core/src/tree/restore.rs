@@ -75,24 +75,7 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
     let give = |made: &mut Made, pid: i32, target: i32, fd: i32| {
         made.handoffs.entry(pid).or_default().fds.push((target, fd));
     };
-    let spans_processes = |holders: &[(i32, &Fd)]| holders.iter().any(|h| h.0 != holders[0].0);
-
-    // Pipes: one per inode held in several processes.
-    let mut pipes: BTreeMap<(u64, u64), Vec<(i32, &Fd)>> = BTreeMap::new();
-    for &(pid, f) in &all {
-        if f.kind == FdKind::Pipe {
-            pipes.entry((f.dev, f.ino)).or_default().push((pid, f));
-        }
-    }
-    // A pipe the tree holds only one end of leads outside (a terminal's
-    // pipeline, the caller's): it is the command's own, inherited.
-    let inside = |holders: &[(i32, &Fd)]| {
-        let acc = |h: &(i32, &Fd)| h.1.flags & libc::O_ACCMODE;
-        (holders.iter().any(|h| acc(h) != libc::O_WRONLY)
-            && holders.iter().any(|h| acc(h) != libc::O_RDONLY))
-            || holders.iter().any(|h| h.1.peer_closed)
-    };
-    for holders in pipes.values().filter(|h| spans_processes(h) && inside(h)) {
+    for holders in shared_pipes(&all) {
         let p = crate::sys::pipe(libc::O_CLOEXEC | libc::O_NONBLOCK)
             .map_err(|e| format!("cannot make a pipe: errno {e}"))?;
         let (rd, wr) = (move_to_at_least(p[0], BASE)?, move_to_at_least(p[1], BASE)?);
@@ -108,7 +91,7 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
         // One open file per open file description of the checkpoint.
         let mut opened: HashMap<(i32, i32), i32> = HashMap::new();
         let (mut rd_used, mut wr_used) = (false, false);
-        for &(pid, g) in holders {
+        for &(pid, g) in &holders {
             let key = ofd(pid, g);
             let fd = match opened.get(&key) {
                 Some(&fd) => fd,
@@ -145,22 +128,7 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
     }
 
     // Socket pairs with their ends in different processes.
-    let unix_pair_end = |f: &Fd| {
-        f.kind == FdKind::Socket
-            && f.socket
-                .as_ref()
-                .is_some_and(|s| s.domain == libc::AF_UNIX && s.address.len() <= 2)
-            && f.peer_ino.is_some_and(|p| p > 0)
-    };
-    let mut pairs: BTreeMap<(u64, u64), Vec<(i32, &Fd)>> = BTreeMap::new();
-    for &(pid, f) in all.iter().filter(|(_, f)| unix_pair_end(f)) {
-        let peer = f.peer_ino.unwrap_or(0);
-        pairs
-            .entry((f.ino.min(peer), f.ino.max(peer)))
-            .or_default()
-            .push((pid, f));
-    }
-    for (&(a, b), holders) in pairs.iter().filter(|(_, h)| spans_processes(h)) {
+    for ((a, b), holders) in shared_pairs(&all) {
         let typ = holders
             .iter()
             .find_map(|h| {
@@ -269,6 +237,73 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
         }
     }
     Ok(made)
+}
+
+fn spans_processes(holders: &[(i32, &Fd)]) -> bool {
+    holders.iter().any(|h| h.0 != holders[0].0)
+}
+
+/// The pipes held in several processes of the tree, each with its
+/// holders. A pipe the tree holds only one end of leads outside (a
+/// terminal's pipeline, the caller's): it is the command's own, inherited,
+/// and not among them.
+fn shared_pipes<'a>(all: &[(i32, &'a Fd)]) -> Vec<Vec<(i32, &'a Fd)>> {
+    let mut pipes: BTreeMap<(u64, u64), Vec<(i32, &Fd)>> = BTreeMap::new();
+    for &(pid, f) in all {
+        if f.kind == FdKind::Pipe {
+            pipes.entry((f.dev, f.ino)).or_default().push((pid, f));
+        }
+    }
+    let inside = |holders: &[(i32, &Fd)]| {
+        let acc = |h: &(i32, &Fd)| h.1.flags & libc::O_ACCMODE;
+        (holders.iter().any(|h| acc(h) != libc::O_WRONLY)
+            && holders.iter().any(|h| acc(h) != libc::O_RDONLY))
+            || holders.iter().any(|h| h.1.peer_closed)
+    };
+    pipes
+        .into_values()
+        .filter(|h| spans_processes(h) && inside(h))
+        .collect()
+}
+
+/// Unnamed unix socket pairs whose ends are in different processes: the
+/// two inodes (lower first) and every holder of either end.
+fn shared_pairs<'a>(all: &[(i32, &'a Fd)]) -> Vec<((u64, u64), Vec<(i32, &'a Fd)>)> {
+    let unix_pair_end = |f: &Fd| {
+        f.kind == FdKind::Socket
+            && f.socket
+                .as_ref()
+                .is_some_and(|s| s.domain == libc::AF_UNIX && s.address.len() <= 2)
+            && f.peer_ino.is_some_and(|p| p > 0)
+    };
+    let mut pairs: BTreeMap<(u64, u64), Vec<(i32, &Fd)>> = BTreeMap::new();
+    for &(pid, f) in all.iter().filter(|(_, f)| unix_pair_end(f)) {
+        let peer = f.peer_ino.unwrap_or(0);
+        pairs
+            .entry((f.ino.min(peer), f.ino.max(peer)))
+            .or_default()
+            .push((pid, f));
+    }
+    pairs
+        .into_iter()
+        .filter(|(_, h)| spans_processes(h))
+        .collect()
+}
+
+/// The descriptors (pid, fd) a restart of the tree makes once for several
+/// processes: pipes and socket pairs between them (a process alone would
+/// find their other ends gone).
+pub fn between_processes(parts: &[(i32, &Meta)]) -> Vec<(i32, i32)> {
+    let all: Vec<(i32, &Fd)> = parts
+        .iter()
+        .flat_map(|&(pid, m)| m.fds.iter().map(move |f| (pid, f)))
+        .collect();
+    shared_pipes(&all)
+        .into_iter()
+        .chain(shared_pairs(&all).into_iter().map(|(_, h)| h))
+        .flatten()
+        .map(|(pid, f)| (pid, f.fd))
+        .collect()
 }
 
 fn made_already(made: &Made, pid: i32, fd: i32) -> bool {
