@@ -618,7 +618,18 @@ fn checkpoint_restarted(
 
 #[test]
 fn chain_checkpoint_restart_checkpoint_restart() {
-    let area = Area::new("tchain");
+    chain("tchain", false);
+}
+
+/// As above, the second checkpoint taken through the restored child's pid
+/// as seen from outside its namespace: the whole restored job is taken.
+#[test]
+fn chain_through_the_restored_childs_outer_pid() {
+    chain("tchainkid", true);
+}
+
+fn chain(tag: &str, through_restored_child: bool) {
+    let area = Area::new(tag);
     let prog = rs::compile_named("tree_family.c", &area.sub("bin"), "tree_family");
     let want = family_reference(&area, &prog, 2);
 
@@ -652,7 +663,14 @@ fn chain_checkpoint_restart_checkpoint_restart() {
     );
     let cmd = r1.pid();
     let before = tree::tree_report(cmd);
-    let (img2, via) = checkpoint_restarted(&area, cmd, parent).unwrap_or_else(|e| {
+    let second = if through_restored_child {
+        let outer = tree::outer_pid(cmd, child)
+            .unwrap_or_else(|| panic!("no process below {cmd} has inner pid {child}\n{before}"));
+        tree::checkpoint_tree(area.path(), outer, &area.images).map(|img| (img, outer))
+    } else {
+        checkpoint_restarted(&area, cmd, parent)
+    };
+    let (img2, via) = second.unwrap_or_else(|e| {
         panic!(
             "second checkpoint: {e}\n(before) {before}{}",
             context(&area)
