@@ -629,6 +629,53 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
     }
 }
 
+/// Send datagram `bytes` from `sock` to `to`, waiting while the
+/// receiver's queue is full (a command that asked many processes at once
+/// gets their answers together; the kernel queues only a few datagrams per
+/// socket, net.unix.max_dgram_qlen). Gives up after `patience_ms`.
+/// Signal-safe: raw calls only.
+pub fn send_to(
+    sock: i32,
+    bytes: &[u8],
+    to: &libc::sockaddr_un,
+    to_len: libc::socklen_t,
+    patience_ms: u64,
+) -> bool {
+    for _ in 0..patience_ms.max(1) {
+        // SAFETY: sending a live buffer to a valid address; never blocks.
+        let r = unsafe {
+            libc::sendto(
+                sock,
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                libc::MSG_DONTWAIT,
+                (to as *const libc::sockaddr_un).cast(),
+                to_len,
+            )
+        };
+        if r >= 0 {
+            return true;
+        }
+        let e = crate::interpose::errno();
+        if e != libc::EAGAIN && e != libc::EINTR && e != libc::ENOBUFS {
+            return false;
+        }
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 1_000_000,
+        };
+        // SAFETY: raw nanosleep on a local timespec.
+        unsafe {
+            libc::syscall(
+                libc::SYS_nanosleep,
+                &ts as *const libc::timespec,
+                core::ptr::null_mut::<libc::timespec>(),
+            )
+        };
+    }
+    false
+}
+
 /// The control socket of process `pid` (as this process sees pids).
 pub fn server_socket(pid: i32) -> Result<PathBuf, ControlError> {
     if pid <= 0 || !alive(pid) {

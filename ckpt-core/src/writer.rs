@@ -632,16 +632,6 @@ fn answer_socket(job: &Job, resp: &Response) {
         return;
     };
     if let Ok(out) = rmp_serde::to_vec_named(resp) {
-        // SAFETY: sending a live buffer to the address the request came from.
-        unsafe {
-            libc::sendto(
-                sock,
-                out.as_ptr().cast(),
-                out.len(),
-                0,
-                (&from as *const libc::sockaddr_un).cast(),
-                from_len,
-            )
-        };
+        crate::control::send_to(sock, &out, &from, from_len, 10_000);
     }
 }

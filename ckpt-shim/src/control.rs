@@ -365,17 +365,7 @@ fn wait_continue(sock: c_int, nonce: u64, timeout_ms: u64) -> Result<(), String>
 /// Answer the sender of datagram `d`.
 fn reply(sock: c_int, d: &proto::Datagram, resp: &Response) {
     if let Ok(out) = rmp_serde::to_vec_named(resp) {
-        // SAFETY: replying to the address the request came from.
-        unsafe {
-            libc::sendto(
-                sock,
-                out.as_ptr().cast(),
-                out.len(),
-                libc::MSG_DONTWAIT,
-                (&d.from as *const libc::sockaddr_un).cast(),
-                d.from_len,
-            )
-        };
+        proto::send_to(sock, &out, &d.from, d.from_len, 5_000);
     }
 }
 
