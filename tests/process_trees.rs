@@ -1229,3 +1229,68 @@ fn periodic_checkpoints_take_the_tree_and_restart_latest() {
     );
     assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
 }
+
+// ---------------------------------------------------------------------------
+// 13. A wide tree.
+
+const WIDE: &str = "for i in $(seq 1 12); do (sleep 2; echo child $i > f$i) & done; wait; \
+                    for i in $(seq 1 12); do cat f$i; done; echo all done";
+
+/// bash with twelve background subshells, each waiting on its own sleep
+/// (25 processes, more than a datagram queue holds): checkpointed while
+/// all sleep, killed, restarted; every subshell finishes and bash, having
+/// waited for them all, prints what they wrote.
+#[test]
+fn wide_tree_of_two_dozen_processes() {
+    let area = Area::new("twide");
+    let bash = which("bash");
+    let args = vec!["-c".to_string(), WIDE.to_string()];
+    let refdir = area.sub("ref");
+    let st = reference(
+        plain_cmd(&bash, &args, &refdir),
+        &area.file("ref.out"),
+        &area.file("ref.err"),
+        "plain wide bash",
+    );
+    assert_success(
+        st,
+        "the uninterrupted wide tree",
+        &read(&area.file("ref.err")),
+    );
+    let want = std::fs::read(area.file("ref.out")).unwrap();
+
+    let run = area.sub("run");
+    let out = area.file("out");
+    let mut kid = start_job(&area, &bash, &args, &run, &out);
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    // Wait until the twelve sleeps run.
+    let t = Instant::now();
+    let procs = loop {
+        let d = tree::job_descendants(root);
+        let sleeps = d
+            .iter()
+            .filter(|&&p| tree::info(p).is_some_and(|i| i.comm == "sleep"))
+            .count();
+        if sleeps == 12 {
+            break d;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10) && kid.exited().is_none(),
+            "the twelve sleeps did not start\n{}{}",
+            tree::tree_report(root),
+            context(&area)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
+    let mut all = vec![root];
+    all.extend(&procs);
+    img.require(&all)
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+
+    let mut r = restart_tree(&area, &img, 1);
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "the restarted wide tree", &context(&area));
+    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+}
