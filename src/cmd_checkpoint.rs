@@ -119,6 +119,52 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
         .collect();
     let parts: Vec<(i32, &ckpt::image::Meta)> = metas.iter().map(|(p, m)| (*p, m)).collect();
     let between = ckpt::tree::restore::between_processes(&parts);
+    let fd_of = |pid: i32, fd: i32| {
+        metas
+            .iter()
+            .find(|m| m.0 == pid)
+            .and_then(|m| m.1.fds.iter().find(|f| f.fd == fd))
+    };
+    // One object in several processes that a restart makes once per
+    // process (see `ckpt::tree::restore::make_shared`).
+    let split = m.shared.iter().filter_map(|g| {
+        let (pid, fd) = *g.first()?;
+        let f = fd_of(pid, fd)?;
+        use ckpt::image::FdKind::*;
+        let once = matches!(
+            f.kind,
+            File | Directory
+                | Pipe
+                | Socket
+                | CharDevice
+                | Tty
+                | EventFd
+                | MemFd
+                | SignalFd
+                | TimerFd
+                | Inotify
+        );
+        let who: Vec<String> = g.iter().map(|(p, fd)| format!("{p}:{fd}")).collect();
+        (!once).then(|| {
+            format!(
+                "{} ({}) is one open file in processes {}: each gets a copy of its own at restart",
+                f.path,
+                format!("{:?}", f.kind).to_lowercase(),
+                who.join(", ")
+            )
+        })
+    });
+    let sysv = metas.iter().flat_map(|(pid, meta)| {
+        meta.regions
+            .iter()
+            .filter(|r| r.path.starts_with("/SYSV"))
+            .map(move |r| {
+                format!(
+                    "process {pid}: System V shared memory at {:#x} comes back as a private copy, no longer shared",
+                    r.start
+                )
+            })
+    });
     metas
         .iter()
         .flat_map(|(pid, meta)| {
@@ -126,6 +172,8 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
                 .into_iter()
                 .map(move |w| format!("process {pid}: {w}"))
         })
+        .chain(split)
+        .chain(sysv)
         .collect()
 }
 
