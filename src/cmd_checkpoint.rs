@@ -44,8 +44,15 @@ fn checkpoint_inner(args: CheckpointArgs) -> Result<std::path::PathBuf, Failure>
         None => None,
     };
     let timeout = Duration::from_secs_f64(args.timeout);
-    // A job of several processes is checkpointed whole.
-    if crate::tree_checkpoint::has_descendants(args.pid) {
+    // A job of several processes is checkpointed whole (also when the
+    // process forked since it was looked at).
+    if !crate::tree_checkpoint::has_descendants(args.pid) {
+        match single(&args, dir.clone(), timeout) {
+            Err(f) if f.message.contains(ckpt::checkpoint::NOW_A_TREE) => {}
+            other => return other,
+        }
+    }
+    {
         let done = crate::tree_checkpoint::checkpoint(args.pid, dir, timeout)
             .map_err(|e| Failure::new(format!("checkpoint of {} failed: {e}", args.pid)))?;
         for w in tree_losses(&done.path) {
@@ -60,8 +67,16 @@ fn checkpoint_inner(args: CheckpointArgs) -> Result<std::path::PathBuf, Failure>
                 fmt_duration_ns(done.freeze_us.saturating_mul(1000)),
             );
         }
-        return Ok(done.path);
+        Ok(done.path)
     }
+}
+
+/// Checkpoint one process (it has no children).
+fn single(
+    args: &CheckpointArgs,
+    dir: Option<std::path::PathBuf>,
+    timeout: Duration,
+) -> Result<std::path::PathBuf, Failure> {
     let req = Request::Checkpoint {
         dir: dir.map(|d| d.to_string_lossy().into_owned()),
         nonce: control::new_nonce(),
