@@ -44,8 +44,15 @@ fn checkpoint_inner(args: CheckpointArgs) -> Result<std::path::PathBuf, Failure>
         None => None,
     };
     let timeout = Duration::from_secs_f64(args.timeout);
-    // A job of several processes is checkpointed whole.
-    if crate::tree_checkpoint::has_descendants(args.pid) {
+    // A job of several processes is checkpointed whole (also when the
+    // process forked since it was looked at).
+    if !crate::tree_checkpoint::has_descendants(args.pid) {
+        match single(&args, dir.clone(), timeout) {
+            Err(f) if f.message.contains(ckpt::checkpoint::NOW_A_TREE) => {}
+            other => return other,
+        }
+    }
+    {
         let done = crate::tree_checkpoint::checkpoint(args.pid, dir, timeout)
             .map_err(|e| Failure::new(format!("checkpoint of {} failed: {e}", args.pid)))?;
         for w in tree_losses(&done.path) {
@@ -60,8 +67,16 @@ fn checkpoint_inner(args: CheckpointArgs) -> Result<std::path::PathBuf, Failure>
                 fmt_duration_ns(done.freeze_us.saturating_mul(1000)),
             );
         }
-        return Ok(done.path);
+        Ok(done.path)
     }
+}
+
+/// Checkpoint one process (it has no children).
+fn single(
+    args: &CheckpointArgs,
+    dir: Option<std::path::PathBuf>,
+    timeout: Duration,
+) -> Result<std::path::PathBuf, Failure> {
     let req = Request::Checkpoint {
         dir: dir.map(|d| d.to_string_lossy().into_owned()),
         nonce: control::new_nonce(),
@@ -119,6 +134,52 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
         .collect();
     let parts: Vec<(i32, &ckpt::image::Meta)> = metas.iter().map(|(p, m)| (*p, m)).collect();
     let between = ckpt::tree::restore::between_processes(&parts);
+    let fd_of = |pid: i32, fd: i32| {
+        metas
+            .iter()
+            .find(|m| m.0 == pid)
+            .and_then(|m| m.1.fds.iter().find(|f| f.fd == fd))
+    };
+    // One object in several processes that a restart makes once per
+    // process (see `ckpt::tree::restore::make_shared`).
+    let split = m.shared.iter().filter_map(|g| {
+        let (pid, fd) = *g.first()?;
+        let f = fd_of(pid, fd)?;
+        use ckpt::image::FdKind::*;
+        let once = matches!(
+            f.kind,
+            File | Directory
+                | Pipe
+                | Socket
+                | CharDevice
+                | Tty
+                | EventFd
+                | MemFd
+                | SignalFd
+                | TimerFd
+                | Inotify
+        );
+        let who: Vec<String> = g.iter().map(|(p, fd)| format!("{p}:{fd}")).collect();
+        (!once).then(|| {
+            format!(
+                "{} ({}) is one open file in processes {}: each gets a copy of its own at restart",
+                f.path,
+                format!("{:?}", f.kind).to_lowercase(),
+                who.join(", ")
+            )
+        })
+    });
+    let sysv = metas.iter().flat_map(|(pid, meta)| {
+        meta.regions
+            .iter()
+            .filter(|r| r.path.starts_with("/SYSV"))
+            .map(move |r| {
+                format!(
+                    "process {pid}: System V shared memory at {:#x} comes back as a private copy, no longer shared",
+                    r.start
+                )
+            })
+    });
     metas
         .iter()
         .flat_map(|(pid, meta)| {
@@ -126,6 +187,8 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
                 .into_iter()
                 .map(move |w| format!("process {pid}: {w}"))
         })
+        .chain(split)
+        .chain(sysv)
         .collect()
 }
 

@@ -33,10 +33,6 @@ struct Proc {
     socket: Option<PathBuf>,
 }
 
-/// How many times a checkpoint is tried again when the job changed
-/// between the count and the freeze (a fork, an exit, an exec).
-const ATTEMPTS: u32 = 20;
-
 fn read(path: String) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -183,28 +179,17 @@ pub struct Done {
 /// Checkpoint the whole job `pid` belongs to.
 pub fn checkpoint(pid: i32, dir: Option<PathBuf>, timeout: Duration) -> Result<Done, String> {
     let root = job_root(pid);
-    let mut last = String::new();
-    for attempt in 0..ATTEMPTS {
+    // The root must answer (a moment after an exec it has no socket yet).
+    let until = Instant::now() + Duration::from_secs(2);
+    loop {
         let procs = job(root);
-        if let Some(r) = refusal(&procs) {
-            // A child between fork and its own control socket, or an exec
-            // under way: a moment later it has one.
-            if attempt + 1 < ATTEMPTS && procs.iter().any(|p| p.zombie.is_none() && young(p.pid)) {
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            }
-            return Err(r);
-        }
-        match attempt_once(root, &procs, dir.as_deref(), timeout) {
-            Ok(Some(done)) => return Ok(done),
-            Ok(None) => {
-                last = "the job kept changing (processes starting or ending)".into();
-                std::thread::sleep(Duration::from_millis(5 << attempt.min(5)));
-            }
-            Err(e) => return Err(e),
+        match procs.first() {
+            Some(r) if r.socket.is_some() => break,
+            _ if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+            _ => return Err(format!("process {root} does not run ckpt's shim")),
         }
     }
-    Err(format!("{last}; tried {ATTEMPTS} times"))
+    take(root, dir.as_deref(), timeout)
 }
 
 /// A process started less than a second ago.
@@ -223,18 +208,15 @@ fn young(pid: i32) -> bool {
     uptime - (start as f64 / hz as f64) < 1.0
 }
 
-/// One try. `Ok(None)`: the job changed while it was being frozen (called
-/// off, every process thawed untouched).
-fn attempt_once(
-    root: i32,
-    procs: &[Proc],
-    dir: Option<&Path>,
-    timeout: Duration,
-) -> Result<Option<Done>, String> {
-    let root_sock = procs[0]
-        .socket
-        .clone()
-        .ok_or("the job's root has no control socket")?;
+/// Freeze every process of the job, then have each gather and write.
+///
+/// The freeze converges even while the job forks and execs: a frozen
+/// process cannot fork, so asking every live process not yet frozen, again
+/// and again (the job counted anew each time), ends with every process
+/// frozen or a zombie its frozen parent cannot reap. A process found
+/// without the shim for more than a moment (not one in the middle of an
+/// exec) refuses the checkpoint; every process asked then thaws untouched.
+fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String> {
     let mut session = Session::new().map_err(|e| e.to_string())?;
     // The root says where its images go.
     let (run_dir, keep) = match control::request(root, &Request::Ping, Duration::from_secs(5)) {
@@ -245,7 +227,7 @@ fn attempt_once(
     let dir = dir.map(Path::to_path_buf).unwrap_or(run_dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let root_inner = inner_pid(root);
-    let prefix = ckpt::checkpoint::image_prefix(&procs[0].comm, root_inner);
+    let prefix = ckpt::checkpoint::image_prefix(&comm(root), root_inner);
     let seq = next_seq(&dir, &prefix);
     let final_path = dir.join(format!("{prefix}{seq}.tree"));
     let tmp = dir.join(format!(".{prefix}{seq}.tree.tmp.{}", std::process::id()));
@@ -258,7 +240,6 @@ fn attempt_once(
         let _ = std::fs::remove_dir_all(tmp);
     };
     let nonce = control::new_nonce();
-    let live: Vec<&Proc> = procs.iter().filter(|p| p.zombie.is_none()).collect();
     let wait_ms = 10_000u64;
     let req = Request::TreeCheckpoint {
         dir: tmp.to_string_lossy().into_owned(),
@@ -266,67 +247,76 @@ fn attempt_once(
         nonce,
         timeout_ms: wait_ms,
     };
-    for p in &live {
-        let sock = if p.pid == root {
-            &root_sock
-        } else {
-            p.socket.as_ref().unwrap_or(&root_sock)
-        };
-        if let Err(e) = session.send(sock, &req) {
-            call_off(&session, &live, nonce);
-            cleanup(&tmp);
-            return Err(format!("process {} ({}): {e}", p.pid, p.comm));
-        }
-    }
-    // Phase 1: every process frozen. `inner` maps pids here to the
-    // programs' own.
+    // Phase 1. `asked`: process -> (command, socket inode) when asked (an
+    // exec makes both new: ask again); `inner`: frozen process -> its pid
+    // as the program sees it.
+    let mut asked: HashMap<i32, (String, u64, PathBuf)> = HashMap::new();
     let mut inner: HashMap<i32, i32> = HashMap::new();
-    let t_freeze = Instant::now();
-    let phase_wait = timeout.min(Duration::from_millis(wait_ms / 2));
-    while inner.len() < live.len() {
-        match session.recv(nonce, phase_wait.saturating_sub(t_freeze.elapsed())) {
-            Some((from, Response::Frozen { pid, .. })) => {
-                inner.insert(from, pid);
-            }
-            Some((from, Response::Error { message, .. })) => {
-                call_off(&session, &live, nonce);
-                cleanup(&tmp);
-                return Err(format!("process {from} ({}): {message}", comm(from)));
-            }
-            Some(_) => {}
-            None => {
-                call_off(&session, &live, nonce);
-                cleanup(&tmp);
-                let silent: Vec<String> = live
-                    .iter()
-                    .filter(|p| !inner.contains_key(&p.pid))
-                    .map(|p| format!("{} ({})", p.pid, p.comm))
-                    .collect();
-                // A process that ended or exec'd meanwhile: try again.
-                if job(root).len() != procs.len() {
-                    return Ok(None);
+    let mut unshimmed: HashMap<i32, Instant> = HashMap::new();
+    let deadline = Instant::now() + timeout.min(Duration::from_millis(wait_ms / 2));
+    let call_off_all = |session: &Session, asked: &HashMap<i32, (String, u64, PathBuf)>| {
+        for (_, _, sock) in asked.values() {
+            let _ = session.send(sock, &Request::TreeContinue { nonce, go: false });
+        }
+    };
+    let procs = loop {
+        let procs = job(root);
+        let mut waiting: Vec<&Proc> = Vec::new();
+        for p in procs
+            .iter()
+            .filter(|p| p.zombie.is_none() && !inner.contains_key(&p.pid))
+        {
+            waiting.push(p);
+            let Some(sock) = &p.socket else {
+                let since = *unshimmed.entry(p.pid).or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(1) && !young(p.pid) {
+                    call_off_all(&session, &asked);
+                    cleanup(&tmp);
+                    return Err(refusal(std::slice::from_ref(p)).unwrap_or_default());
                 }
-                return Err(format!(
-                    "process(es) {} did not stop within {:.1} s; the job runs on untouched",
-                    silent.join(", "),
-                    phase_wait.as_secs_f64()
-                ));
+                continue;
+            };
+            let ino = std::fs::metadata(sock).map(|m| m.ino()).unwrap_or(0);
+            let seen = (p.comm.clone(), ino, sock.clone());
+            if asked.get(&p.pid) != Some(&seen) && session.send(sock, &req).is_ok() {
+                asked.insert(p.pid, seen);
             }
         }
-    }
-    // Frozen: the job must be the one counted (no process born or gone).
-    let now = job(root);
-    let same = now.len() == procs.len()
-        && now
-            .iter()
-            .zip(procs)
-            .all(|(a, b)| a.pid == b.pid && a.zombie.is_some() == b.zombie.is_some());
-    if !same {
-        call_off(&session, &live, nonce);
-        cleanup(&tmp);
-        return Ok(None);
-    }
-    let manifest = describe(procs, &inner, root, seq);
+        if waiting.is_empty() {
+            break procs;
+        }
+        if Instant::now() > deadline {
+            call_off_all(&session, &asked);
+            cleanup(&tmp);
+            let silent: Vec<String> = waiting
+                .iter()
+                .map(|p| format!("{} ({})", p.pid, p.comm))
+                .collect();
+            return Err(format!(
+                "process(es) {} did not stop within {:.1} s; the job runs on untouched",
+                silent.join(", "),
+                timeout
+                    .min(Duration::from_millis(wait_ms / 2))
+                    .as_secs_f64()
+            ));
+        }
+        while let Some((from, r)) = session.recv(nonce, Duration::from_millis(20)) {
+            match r {
+                Response::Frozen { pid, .. } => {
+                    inner.insert(from, pid);
+                }
+                Response::Error { message, .. } => {
+                    call_off_all(&session, &asked);
+                    cleanup(&tmp);
+                    return Err(format!("process {from} ({}): {message}", comm(from)));
+                }
+                _ => {}
+            }
+        }
+    };
+    // Asked, frozen, then gone (killed from outside) would be missed.
+    let live: Vec<&Proc> = procs.iter().filter(|p| p.zombie.is_none()).collect();
+    let manifest = describe(&procs, &inner, root, seq);
     // Phase 2: every process gathers and starts its writer.
     send_all(&session, &live, &Request::TreeContinue { nonce, go: true });
     let mut gathered = 0;
@@ -408,15 +398,15 @@ fn attempt_once(
     manifest.freeze_us = freeze_us;
     publish(&tmp, &final_path, &manifest).inspect_err(|_| cleanup(&tmp))?;
     prune(&dir, &prefix, &final_path, keep);
-    Ok(Some(Done {
+    Ok(Done {
         path: final_path,
         processes: procs.len(),
         bytes,
         freeze_us,
-    }))
+    })
 }
 
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 
 fn send_all(session: &Session, live: &[&Proc], req: &Request) {
     for p in live {
@@ -424,11 +414,6 @@ fn send_all(session: &Session, live: &[&Proc], req: &Request) {
             let _ = session.send(s, req);
         }
     }
-}
-
-/// Tell every process to give up and thaw.
-fn call_off(session: &Session, live: &[&Proc], nonce: u64) {
-    send_all(session, live, &Request::TreeContinue { nonce, go: false });
 }
 
 /// The next generation number for tree images named `prefix…`.

@@ -29,6 +29,11 @@ static LAST_DONE: AtomicI32 = AtomicI32::new(-1);
 /// the program go on untouched).
 const FREEZE_TIMEOUT_NS: u64 = 10_000_000_000;
 
+/// The error of a single-process checkpoint of a process that has
+/// children of its job by the time it is frozen (`ckpt checkpoint` then
+/// takes the tree).
+pub const NOW_A_TREE: &str = "the process has children now: its whole job must be checkpointed";
+
 /// A checkpoint under way: the program runs on, its writer writes.
 #[derive(Debug, Clone)]
 pub struct Started {
@@ -174,6 +179,11 @@ fn take_with(
             quiesce::thaw(frozen);
             return Err(e);
         }
+    } else if tree::request::has_job_children() {
+        // Forked since whoever asked looked: one process alone would be
+        // a torn image of its job.
+        quiesce::thaw(frozen);
+        return Err(NOW_A_TREE.into());
     }
     // A kernel timer the image would not hold could not come back.
     let untracked = crate::timers::untracked();

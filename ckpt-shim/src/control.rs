@@ -21,6 +21,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 static SOCK: AtomicI32 = AtomicI32::new(-1);
+/// The last tree checkpoint served (its nonce).
+static LAST_TREE_NONCE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// Open the control socket and arm the periodic timer, if asked.
 pub fn start() -> Result<(), String> {
@@ -286,6 +288,12 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
             nonce,
             timeout_ms,
         }) => {
+            // The command asks again a process whose command name changed
+            // (an exec loses the request): one that was not lost is not
+            // served twice.
+            if LAST_TREE_NONCE.swap(nonce, Relaxed) == nonce {
+                return;
+            }
             let asker = Requester::Socket {
                 sock,
                 from: d.from,

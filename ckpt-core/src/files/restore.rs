@@ -163,7 +163,7 @@ pub fn restore(fds: &[Fd], keep_also: &[i32], handoff: &Handoff) -> Result<(), S
 }
 
 /// Reopen or re-create one object; returns (target, temporary) pairs.
-fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, String> {
+pub(crate) fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, String> {
     match f.kind {
         FdKind::Pipe => rebuild_pipe(f, fds, base).map(Some),
         FdKind::Fifo => rebuild_fifo(f, fds, base).map(Some),

@@ -14,7 +14,7 @@
 
 use super::Handoff;
 use crate::files::restore::{
-    another_open_file, move_to_at_least, refill_socket, set_status, write_all,
+    another_open_file, move_to_at_least, rebuild, refill_socket, set_status, write_all,
 };
 use crate::files::{stdio_rule, Passthrough};
 use crate::image::{Fd, FdKind, Meta, RegionKind};
@@ -168,6 +168,8 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
         }
     }
 
+    // Unnamed files made here: (device, inode, descriptor).
+    let mut files_made: Vec<(u64, u64, i32)> = Vec::new();
     // Other open files several processes share (one offset): files by
     // path; what cannot be made once comes back once per process.
     for group in ofd_groups {
@@ -196,6 +198,36 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
             }
             // No offset to share; status flags rarely matter here.
             FdKind::CharDevice | FdKind::Tty => {}
+            // Objects of their own (their state is in the image): made
+            // once here as a process would make its own.
+            FdKind::EventFd
+            | FdKind::MemFd
+            | FdKind::File
+            | FdKind::SignalFd
+            | FdKind::TimerFd
+            | FdKind::Inotify
+                if stdio_rule(f) == Passthrough::Rebuilt =>
+            {
+                // The one holding the saved state (its process's first).
+                let f = holders
+                    .iter()
+                    .map(|h| h.1)
+                    .find(|g| g.shares_with.is_none_or(|s| s == g.fd))
+                    .unwrap_or(f);
+                let Some(pair) = rebuild(f, std::slice::from_ref(f), BASE)? else {
+                    continue;
+                };
+                let Some(&(_, fd)) = pair.first() else {
+                    continue;
+                };
+                made.fds.push(fd);
+                if matches!(f.kind, FdKind::MemFd | FdKind::File) {
+                    files_made.push((f.dev, f.ino, fd));
+                }
+                for &(pid, g) in &holders {
+                    give(&mut made, pid, g.fd, fd);
+                }
+            }
             _ => made.warnings.push(format!(
                 "descriptor {} of process {pid0} ({}) was one open file with descriptors of \
                  other processes; each process gets one of its own",
@@ -222,8 +254,15 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
         if !views.iter().any(|v| v.0 != views[0].0) {
             continue;
         }
-        let fd = shared_memory(parts, views)?;
-        made.fds.push(fd);
+        // Mapped from a file several processes hold open: that one object.
+        let fd = match files_made.iter().find(|m| m.0 == dev && m.1 == ino) {
+            Some(m) => m.2,
+            None => {
+                let fd = shared_memory(parts, views)?;
+                made.fds.push(fd);
+                fd
+            }
+        };
         let mut seen = Vec::new();
         for &(pi, _) in views {
             if !seen.contains(&pi) {
