@@ -658,8 +658,18 @@ pub(crate) fn write_plan(
     plan::write_plan(&h, &regions, &extents, specials, &mut |b| {
         bytes.extend_from_slice(b)
     });
-    // SAFETY: memfd_create with a valid name; no CLOEXEC on purpose.
-    let fd = unsafe { libc::memfd_create(c"ckpt-plan".as_ptr(), 0) };
+    // No CLOEXEC on purpose: the restorer reads it.
+    memfd_holding(c"ckpt-plan", &bytes, 0)
+}
+
+/// A memfd named `name` holding `bytes` (`flags`: memfd_create's).
+pub(crate) fn memfd_holding(
+    name: &std::ffi::CStr,
+    bytes: &[u8],
+    flags: u32,
+) -> Result<i32, Failure> {
+    // SAFETY: memfd_create with a valid name.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
     if fd < 0 {
         return Err(Failure::new(format!(
             "memfd_create: {}",
@@ -668,8 +678,8 @@ pub(crate) fn write_plan(
     }
     // SAFETY: fd is the memfd we just created and own.
     let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    std::io::Write::write_all(&mut f, &bytes)
-        .map_err(|e| Failure::new(format!("cannot write the restore plan: {e}")))?;
+    std::io::Write::write_all(&mut f, bytes)
+        .map_err(|e| Failure::new(format!("cannot write {}: {e}", name.to_string_lossy())))?;
     Ok(f.into_raw_fd())
 }
 

@@ -384,27 +384,32 @@ fn read_all(fd: i32) -> Vec<u8> {
     out
 }
 
+/// Die of signal `sig` (returns only if it does not kill).
+pub fn raise_like(sig: i32) {
+    // The program dumped its own core if it could: this process must not
+    // add one of its own (same name in the same directory).
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: no core limit, default action, unblocked, then the signal
+    // to ourselves.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::kill(libc::getpid(), sig);
+    }
+}
+
 /// End this process the way the program ended.
 fn end_like(status: i32) -> ! {
     if libc::WIFSIGNALED(status) {
         let sig = libc::WTERMSIG(status);
-        // The program dumped its own core if it could: this command must
-        // not add one of its own (same name in the same directory).
-        let no_core = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: no core limit, default action, unblocked, then the
-        // signal to ourselves.
-        unsafe {
-            libc::setrlimit(libc::RLIMIT_CORE, &no_core);
-            libc::signal(sig, libc::SIG_DFL);
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, sig);
-            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-            libc::kill(libc::getpid(), sig);
-        }
+        raise_like(sig);
         std::process::exit(128 + sig);
     }
     std::process::exit(libc::WEXITSTATUS(status))

@@ -330,16 +330,8 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
                 gathered += 1;
                 failed.get_or_insert(format!("process {from}: {message}"));
             }
-            Some((
-                from,
-                Response::Checkpointed {
-                    path,
-                    bytes,
-                    freeze_us,
-                    ..
-                },
-            )) => {
-                results.insert(from, (path, bytes, freeze_us));
+            Some((from, r @ Response::Checkpointed { .. })) => {
+                results.insert(from, written(r));
             }
             Some(_) => {}
             None => {
@@ -358,16 +350,8 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
     let until = Instant::now() + timeout;
     while results.len() < live.len() {
         match session.recv(nonce, until.saturating_duration_since(Instant::now())) {
-            Some((
-                from,
-                Response::Checkpointed {
-                    path,
-                    bytes,
-                    freeze_us,
-                    ..
-                },
-            )) => {
-                results.insert(from, (path, bytes, freeze_us));
+            Some((from, r @ Response::Checkpointed { .. })) => {
+                results.insert(from, written(r));
             }
             Some((from, Response::Error { message, .. })) => {
                 errors.push(format!("writer {from}: {message}"));
@@ -407,6 +391,19 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
 }
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+
+/// A writer's answer: (path, bytes, how long its process was frozen).
+fn written(r: Response) -> (String, u64, u64) {
+    match r {
+        Response::Checkpointed {
+            path,
+            bytes,
+            freeze_us,
+            ..
+        } => (path, bytes, freeze_us),
+        _ => (String::new(), 0, 0),
+    }
+}
 
 fn send_all(session: &Session, live: &[&Proc], req: &Request) {
     for p in live {

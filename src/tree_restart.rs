@@ -206,19 +206,7 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
 /// `ckpt::tree::restore::take_handoff`).
 fn handoff_memfd(h: &tree::Handoff) -> Result<RawFd, Failure> {
     let bytes = rmp_serde::to_vec_named(h).map_err(|e| Failure::new(e.to_string()))?;
-    // SAFETY: memfd_create with a C name.
-    let fd = unsafe { libc::memfd_create(c"ckpt-handoff".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(Failure::new(format!(
-            "memfd_create: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    // SAFETY: fd is the memfd just made, owned here.
-    let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    std::io::Write::write_all(&mut f, &bytes)
-        .map_err(|e| Failure::new(format!("cannot write a handoff: {e}")))?;
-    Ok(f.into_raw_fd())
+    crate::cmd_restart::memfd_holding(c"ckpt-handoff", &bytes, libc::MFD_CLOEXEC)
 }
 
 fn set_cloexec(fd: RawFd) {
@@ -280,11 +268,8 @@ fn become_member(ctx: &Ctx, pid: i32) -> ! {
         }
         // A group whose leader comes later in the tree: joined once all stand.
         // SAFETY: as above.
-        Some(g) => {
-            if unsafe { libc::setpgid(0, g) } != 0 {
-                later = Some(g);
-            }
-        }
+        Some(g) if unsafe { libc::setpgid(0, g) } != 0 => later = Some(g),
+        Some(_) => {}
         // SAFETY: as above.
         None if !root && m.sid.is_none() => unsafe {
             if libc::getpgrp() != ctx.root_pgid {
@@ -390,22 +375,9 @@ fn say_ready() {
 /// End the way a zombie of the image ended (it has stood its part).
 fn end_like(status: i32) -> ! {
     say_ready();
-    // SAFETY: plain calls on ourselves; the signal's default action ends us.
-    unsafe {
-        if libc::WIFSIGNALED(status) {
-            let sig = libc::WTERMSIG(status);
-            let no_core = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            libc::setrlimit(libc::RLIMIT_CORE, &no_core);
-            libc::signal(sig, libc::SIG_DFL);
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, sig);
-            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-            libc::kill(libc::getpid(), sig);
-        }
-        libc::_exit(libc::WEXITSTATUS(status))
+    if libc::WIFSIGNALED(status) {
+        crate::restart_ns::raise_like(libc::WTERMSIG(status));
     }
+    // SAFETY: ending this process.
+    unsafe { libc::_exit(libc::WEXITSTATUS(status)) }
 }

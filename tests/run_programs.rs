@@ -48,6 +48,13 @@ fn checkpoint_repeatedly(tag: &str, prog: &Path, args: &[PathBuf], exe: &Path) {
             Ok(p) => p,
             Err(e) => panic!("checkpoint {i} of {tag}: {e}\n{}", run.describe()),
         };
+        // Taken while bash had a child (`sleep`): a tree image, which
+        // holds the program's own image beside its child's.
+        let image = if image.is_dir() {
+            image.join(format!("{pid}.img"))
+        } else {
+            image
+        };
         match inspect_json(&image) {
             Err(e) => c.fail(format!("checkpoint {i}: {e}")),
             Ok(j) => {

@@ -478,18 +478,9 @@ fn pid_namespace(proc_dir: &str) -> Option<u64> {
     Some(std::os::unix::fs::MetadataExt::ino(&m))
 }
 
-/// Send `req` to process `pid` and wait (at most `timeout`) for its answer.
-pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, ControlError> {
-    if pid <= 0 || !alive(pid) {
-        return Err(ControlError::NoSuchProcess(pid));
-    }
-    // SAFETY: getuid never fails.
-    let me = unsafe { libc::getuid() };
-    let owner = process_uid(pid).ok_or(ControlError::NoSuchProcess(pid))?;
-    if owner != me && me != 0 {
-        return Err(ControlError::PermissionDenied(pid));
-    }
-    let server = server_socket(pid)?;
+/// A datagram socket of the command's, autobound to a unique abstract
+/// address so that programs can answer, passing credentials.
+fn answer_socket() -> Result<OwnedFd, ControlError> {
     // SAFETY: plain socket creation.
     let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -499,9 +490,7 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
         )));
     }
     let fd = OwnedFd(fd);
-    // Autobind to a unique abstract address so the program can answer.
-    let (any, any_len) = sockaddr(&[]).map_err(|e| ControlError::Io(e.to_string()))?;
-    let _ = any_len;
+    let (any, _) = sockaddr(&[]).map_err(|e| ControlError::Io(e.to_string()))?;
     // SAFETY: binding with only the family set requests autobind.
     let r = unsafe {
         libc::bind(
@@ -517,6 +506,22 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
         )));
     }
     pass_credentials(fd.0).map_err(|e| ControlError::Io(e.to_string()))?;
+    Ok(fd)
+}
+
+/// Send `req` to process `pid` and wait (at most `timeout`) for its answer.
+pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, ControlError> {
+    if pid <= 0 || !alive(pid) {
+        return Err(ControlError::NoSuchProcess(pid));
+    }
+    // SAFETY: getuid never fails.
+    let me = unsafe { libc::getuid() };
+    let owner = process_uid(pid).ok_or(ControlError::NoSuchProcess(pid))?;
+    if owner != me && me != 0 {
+        return Err(ControlError::PermissionDenied(pid));
+    }
+    let server = server_socket(pid)?;
+    let fd = answer_socket()?;
     let body = rmp_serde::to_vec_named(req).map_err(|e| ControlError::Io(e.to_string()))?;
     // Writers that were there before this request (ended or not).
     let before = if req.nonce() != 0 {
@@ -711,31 +716,7 @@ pub struct Session {
 
 impl Session {
     pub fn new() -> Result<Session, ControlError> {
-        // SAFETY: plain socket creation.
-        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(ControlError::Io(format!(
-                "socket: {}",
-                io::Error::last_os_error()
-            )));
-        }
-        let fd = OwnedFd(fd);
-        let (any, _) = sockaddr(&[]).map_err(|e| ControlError::Io(e.to_string()))?;
-        // SAFETY: binding with only the family set requests autobind.
-        let r = unsafe {
-            libc::bind(
-                fd.0,
-                (&any as *const libc::sockaddr_un).cast(),
-                mem::size_of::<libc::sa_family_t>() as u32,
-            )
-        };
-        if r < 0 {
-            return Err(ControlError::Io(format!(
-                "bind: {}",
-                io::Error::last_os_error()
-            )));
-        }
-        pass_credentials(fd.0).map_err(|e| ControlError::Io(e.to_string()))?;
+        let fd = answer_socket()?;
         Ok(Session {
             fd,
             buf: vec![0u8; 64 * 1024],

@@ -173,12 +173,19 @@ pub fn claim(pid: i32, reap: bool) -> bool {
 /// nothing then answers as if they did not exist. Reads /proc; for the
 /// wait wrappers' rare path only.
 pub fn only_writers_left() -> bool {
+    let (writers, others) = children();
+    writers > 0 && others == 0
+}
+
+/// This process's children: (ckpt's writers and commands, the others).
+/// Reads /proc without allocating.
+pub fn children() -> (usize, usize) {
     let Ok(dir) = sys::openat(
         libc::AT_FDCWD,
         c"/proc/self/task",
         libc::O_RDONLY | libc::O_DIRECTORY,
     ) else {
-        return false;
+        return (0, 0);
     };
     let (mut writers, mut others) = (0, 0);
     sys::for_each_numeric_entry(dir, |tid| {
@@ -201,7 +208,7 @@ pub fn only_writers_left() -> bool {
         }
     });
     sys::close(dir);
-    writers > 0 && others == 0
+    (writers, others)
 }
 
 /// A `fmt::Write` into a fixed buffer (no allocation).

@@ -18,39 +18,11 @@ use std::path::Path;
 /// The last command started (pid), while it may run.
 static RUNNING: AtomicI32 = AtomicI32::new(0);
 
-/// Whether this process has live children that belong to the job (image
-/// writers and commands of ckpt's own excluded). Reads /proc.
+/// Whether this process has children that belong to the job (image
+/// writers and commands of ckpt's own excluded; zombies count: a tree
+/// image keeps them). Reads /proc.
 pub fn has_job_children() -> bool {
-    let Ok(dir) = sys::openat(
-        libc::AT_FDCWD,
-        c"/proc/self/task",
-        libc::O_RDONLY | libc::O_DIRECTORY,
-    ) else {
-        return false;
-    };
-    let mut found = false;
-    sys::for_each_numeric_entry(dir, |tid| {
-        let name = CString::new(format!("{tid}/children")).unwrap_or_default();
-        let mut buf = [0u8; 4096];
-        let n = sys::read_small(dir, &name, &mut buf).unwrap_or(0);
-        for p in buf[..n].split(|b| b.is_ascii_whitespace()) {
-            if let Some(pid) = sys::parse_i64(p) {
-                if !writer::is_ours(pid as i32) && !ended(pid as i32) {
-                    found = true;
-                }
-            }
-        }
-    });
-    sys::close(dir);
-    found
-}
-
-/// A zombie child counts too (the tree image keeps it); one that is gone
-/// does not.
-fn ended(pid: i32) -> bool {
-    let path = CString::new(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let mut buf = [0u8; 512];
-    sys::read_small(libc::AT_FDCWD, &path, &mut buf).is_none()
+    writer::children().1 > 0
 }
 
 /// Whether the command started last still runs.

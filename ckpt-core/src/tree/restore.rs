@@ -278,6 +278,9 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
     Ok(made)
 }
 
+/// The descriptors of one object, each with its process.
+type Holders<'a> = Vec<(i32, &'a Fd)>;
+
 fn spans_processes(holders: &[(i32, &Fd)]) -> bool {
     holders.iter().any(|h| h.0 != holders[0].0)
 }
@@ -307,7 +310,7 @@ fn shared_pipes<'a>(all: &[(i32, &'a Fd)]) -> Vec<Vec<(i32, &'a Fd)>> {
 
 /// Unnamed unix socket pairs whose ends are in different processes: the
 /// two inodes (lower first) and every holder of either end.
-fn shared_pairs<'a>(all: &[(i32, &'a Fd)]) -> Vec<((u64, u64), Vec<(i32, &'a Fd)>)> {
+fn shared_pairs<'a>(all: &[(i32, &'a Fd)]) -> Vec<((u64, u64), Holders<'a>)> {
     let unix_pair_end = |f: &Fd| {
         f.kind == FdKind::Socket
             && f.socket
