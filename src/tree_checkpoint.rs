@@ -438,13 +438,18 @@ fn describe(procs: &[Proc], inner: &HashMap<i32, i32>, root: i32, seq: u64) -> M
     let to_inner = |p: i32| -> i32 { inner.get(&p).copied().unwrap_or_else(|| inner_pid(p)) };
     let members: Vec<i32> = procs.iter().map(|p| p.pid).collect();
     let root_f = stat_fields(root);
-    let root_pgid: i32 = root_f.get(2).and_then(|x| x.parse().ok()).unwrap_or(0);
     let root_sid: i32 = root_f.get(3).and_then(|x| x.parse().ok()).unwrap_or(0);
-    // The root's own group and session stay the ones the restart gives
-    // it (a group of its own would leave the terminal's foreground):
-    // `None`, like a group or session from outside the job.
-    let in_job = |x: i32, root_val: i32| -> Option<i32> {
-        (x != root_val && members.contains(&x)).then(|| to_inner(x))
+    // A root that made a session of its own makes one again (leader of
+    // its group too). Otherwise its group and session are the ones the
+    // restart gives it — a group of its own would leave the terminal's
+    // foreground —, `None`, like a group or session from outside the job.
+    let own_session = root_sid == root;
+    let in_job = |x: i32| -> Option<i32> {
+        if x == root {
+            own_session.then(|| to_inner(x))
+        } else {
+            members.contains(&x).then(|| to_inner(x))
+        }
     };
     let processes = procs
         .iter()
@@ -456,8 +461,8 @@ fn describe(procs: &[Proc], inner: &HashMap<i32, i32>, root: i32, seq: u64) -> M
             Member {
                 pid: me,
                 ppid: if p.pid == root { 0 } else { to_inner(p.ppid) },
-                pgid: in_job(pgid, root_pgid),
-                sid: in_job(sid, root_sid),
+                pgid: in_job(pgid),
+                sid: in_job(sid),
                 comm: p.comm.clone(),
                 image: p.zombie.is_none().then(|| tree::image_name(me)),
                 zombie_status: p.zombie,

@@ -113,13 +113,12 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
     let me = std::process::id() as i32;
     for (pid, meta, image_fd, specials, mapped) in checked {
         let handoff = made.handoffs.get(&pid).cloned().unwrap_or_default();
-        // What the shared objects stand for is not checked per process.
-        let mut own = meta.clone();
-        own.fds.retain(|f| handoff.fd_for(f.fd).is_none());
-        for w in check_descriptors(&own, args.strict)? {
+        for w in check_descriptors(&meta, args.strict)? {
             eprintln!("ckpt: warning: process {pid}: {w}");
         }
-        let (c, warnings) = plan_rollback(&own, args.keep_files)?;
+        // Files written through descriptors several processes share are
+        // cut back once (see below).
+        let (c, warnings) = plan_rollback(&meta, args.keep_files)?;
         for w in warnings {
             eprintln!("ckpt: warning: process {pid}: {w}");
         }
@@ -282,7 +281,7 @@ fn become_member(ctx: &Ctx, pid: i32) -> ! {
         make_child(ctx, pid, c.pid);
     }
     if let Some(status) = m.zombie_status {
-        end_like(status);
+        end_like(&m.comm, status);
     }
     say_ready();
     if root {
@@ -372,8 +371,12 @@ fn say_ready() {
     }
 }
 
-/// End the way a zombie of the image ended (it has stood its part).
-fn end_like(status: i32) -> ! {
+/// End the way a zombie of the image ended (it has stood its part),
+/// under its own name.
+fn end_like(comm: &str, status: i32) -> ! {
+    let name = CString::new(comm).unwrap_or_default();
+    // SAFETY: PR_SET_NAME with a C string (cut to 15 bytes by the kernel).
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
     say_ready();
     if libc::WIFSIGNALED(status) {
         crate::restart_ns::raise_like(libc::WTERMSIG(status));

@@ -127,7 +127,17 @@ unsafe fn exec_with_shim(
     let mut fixed = new_fixed();
     let env = with_shim(envp, &mut fixed);
     drop(guard);
-    exec(env)
+    // A checkpoint request may signal us while the exec is under way: a
+    // pending signal survives exec, and the new program's default action
+    // for it would end it. Blocked, it waits for the new program's shim,
+    // which unblocks it once its handler is in place (the request itself
+    // went with the old socket; `ckpt checkpoint` asks the new one).
+    let reserved = ckpt::signals::bit(ckpt::signals::reserved());
+    ckpt::sys::sigprocmask(libc::SIG_BLOCK, reserved);
+    let r = exec(env);
+    // Still here: the exec failed, the program goes on.
+    ckpt::sys::sigprocmask(libc::SIG_UNBLOCK, reserved);
+    r
 }
 
 #[interpose(around)]
