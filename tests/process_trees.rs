@@ -842,10 +842,16 @@ fn make_j2_finishes_after_restart() {
         want_all.as_bytes(),
         &format!("all.txt\n{}", context(&area)),
     );
-    assert_same(
-        &std::fs::read(&out).unwrap(),
-        &want_out,
-        &format!("make's stdout\n{}", context(&area)),
+    // make's stdout cannot equal the uninterrupted run's: targets the
+    // killed run built after the checkpoint are still on disk (files are
+    // not part of the image) and the restarted make finds them up to date
+    // and does not print their recipes. What was printed up to the
+    // checkpoint stays, what was printed after it is cut back.
+    let got = std::fs::read(&out).unwrap();
+    assert!(
+        got.len() as u64 >= size_at_checkpoint && want_out.starts_with(&got[..size_at_checkpoint as usize]),
+        "make's stdout lost what it held at the checkpoint\n{}",
+        context(&area)
     );
 }
 
