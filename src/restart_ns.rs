@@ -71,7 +71,7 @@ extern "C" fn nothing(_: libc::c_int) {}
 /// be set up (nothing was started); otherwise this process ends with the
 /// program's status.
 pub fn run(argv: &[&CStr], pid: i32, clocks: Option<ckpt::image::Clocks>) -> String {
-    run_with(pid, clocks, &mut || exec_restorer(argv), &mut || {})
+    run_with(pid, clocks, &mut || exec_restorer(argv), &mut |_| {})
 }
 
 /// Run the restorer `argv` (in the program's process, inside the
@@ -94,12 +94,12 @@ pub fn exec_restorer(argv: &[&CStr]) -> ! {
 /// child of this process (the first process of a tree, which makes the
 /// others). Returns only when that could not be set up (nothing was
 /// started); otherwise this process ends with that process's status.
-/// `in_parent` runs here once the child exists.
+/// `in_parent` runs here once the child exists (given its pid).
 pub fn run_with(
     pid: i32,
     clocks: Option<ckpt::image::Clocks>,
     child: &mut dyn FnMut(),
-    in_parent: &mut dyn FnMut(),
+    in_parent: &mut dyn FnMut(i32),
 ) -> String {
     if pid <= 1 {
         return format!("the program had pid {pid}");
@@ -171,7 +171,7 @@ pub fn run_with(
         // SAFETY: ending the child if its work ever returns.
         unsafe { libc::_exit(127) }
     }
-    in_parent();
+    in_parent(child as i32);
     FORWARD_TO.store(child as i32, Relaxed);
     install_forwarding();
     let mut st = 0;

@@ -108,11 +108,18 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
     for w in &made.warnings {
         eprintln!("ckpt: warning: {w}");
     }
+    // The restore barrier (see `ckpt::tree::Handoff::barrier`).
+    let pipe = || {
+        ckpt::sys::pipe(libc::O_CLOEXEC)
+            .map_err(|e| Failure::new(format!("cannot make a pipe: errno {e}")))
+    };
+    let (back, go) = (pipe()?, pipe()?);
     let mut cuts = Vec::new();
     let mut ready: Vec<Ready> = Vec::new();
     let me = std::process::id() as i32;
     for (pid, meta, image_fd, specials, mapped) in checked {
-        let handoff = made.handoffs.get(&pid).cloned().unwrap_or_default();
+        let mut handoff = made.handoffs.get(&pid).cloned().unwrap_or_default();
+        handoff.barrier = Some((back[1], go[0]));
         for w in check_descriptors(&meta, args.strict)? {
             eprintln!("ckpt: warning: process {pid}: {w}");
         }
@@ -124,16 +131,12 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
         }
         cuts.extend(c);
         let mut keep: Vec<RawFd> = mapped.values().copied().chain([image_fd]).collect();
-        let handoff_fd = if handoff == tree::Handoff::default() {
-            None
-        } else {
-            keep.extend(handoff.inherited());
-            Some(handoff_memfd(&handoff)?)
-        };
-        keep.extend(handoff_fd);
+        keep.extend(handoff.inherited());
+        let handoff_fd = handoff_memfd(&handoff)?;
+        keep.push(handoff_fd);
         // Only the root answers for the restart command's pid.
         let alias = if pid == manifest.root { me } else { 0 };
-        let entry_arg = tree::pack_entry_arg(alias, handoff_fd);
+        let entry_arg = tree::pack_entry_arg(alias, Some(handoff_fd));
         let plan_fd = write_plan(&meta, image_fd, &mapped, &specials, entry_arg)?;
         // Each process keeps only its own across exec (see `become_member`).
         set_cloexec(plan_fd);
@@ -189,16 +192,62 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
         manifest.root,
         root_clocks,
         &mut || become_member(&ctx, manifest.root),
-        &mut || {
+        &mut |root| {
             for &fd in &ours {
                 // SAFETY: closing descriptors this command made.
                 unsafe { libc::close(fd) };
             }
+            wait_until_back(back[0], go[1], ready.len(), root);
         },
     );
     Err(Failure::new(format!(
         "cannot restart the tree of processes: {why}"
     )))
+}
+
+/// Wait until the `n` processes of the tree are restored (a byte each on
+/// `back`), or the root ended, then let all of them go on (`go` closed).
+fn wait_until_back(back: RawFd, go: RawFd, n: usize, root: i32) {
+    let mut got = 0;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while got < n && std::time::Instant::now() < until {
+        let mut p = libc::pollfd {
+            fd: back,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll of one live pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, 100) };
+        if r > 0 {
+            let mut b = [0u8; 64];
+            // SAFETY: read into a local buffer.
+            let k = unsafe { libc::read(back, b.as_mut_ptr().cast(), b.len()) };
+            if k <= 0 {
+                break; // every process ended or is back
+            }
+            got += k as usize;
+        }
+        // SAFETY: a zeroed siginfo is valid; waitid looks at our own
+        // child without reaping it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let gone = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                root as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        } == 0
+            && unsafe { info.si_pid() } != 0;
+        if gone {
+            break;
+        }
+    }
+    // SAFETY: closing our own descriptors.
+    unsafe {
+        libc::close(back);
+        libc::close(go);
+    }
 }
 
 /// A handoff written into a memfd (read post-restart, see

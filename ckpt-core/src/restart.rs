@@ -190,7 +190,8 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
     if memory::shared::restore(&meta.fds, &handoff) {
         memory::fork_advice::restore(&meta.fork_advice);
     }
-    for fd in inherited {
+    let barrier: Vec<i32> = handoff.barrier.iter().flat_map(|b| [b.0, b.1]).collect();
+    for fd in inherited.into_iter().filter(|fd| !barrier.contains(fd)) {
         sys::close(fd);
     }
     files::seal_again(&meta.fds);
@@ -218,6 +219,8 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
     if report >= 0 {
         sys::close(report);
     }
+    // In a tree: nobody goes on before every process is back.
+    handoff.wait_for_the_tree();
     GO.store(1, Release);
     sys::futex_wake_all(&GO);
     resume(leader, &meta.process)

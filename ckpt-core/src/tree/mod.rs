@@ -165,6 +165,12 @@ pub struct Handoff {
     /// (device, inode, inherited descriptor) of each shared memory object
     /// the process maps from another process's shared object.
     pub memory: Vec<(u64, u64, i32)>,
+    /// (ready, go): once restored, the process writes a byte to `ready`
+    /// and waits for end of file on `go`, which comes when every process
+    /// of the tree is restored — none goes on (signals another, reads
+    /// what another should have written back) before all are back.
+    #[serde(default)]
+    pub barrier: Option<(i32, i32)>,
 }
 
 impl Handoff {
@@ -186,10 +192,32 @@ impl Handoff {
             .iter()
             .map(|h| h.1)
             .chain(self.memory.iter().map(|m| m.2))
+            .chain(self.barrier.iter().flat_map(|b| [b.0, b.1]))
             .collect();
         v.sort_unstable();
         v.dedup();
         v
+    }
+}
+
+impl Handoff {
+    /// Post-restart, when this process is back whole: say so, and wait
+    /// until every process of the tree is. Post-restart context.
+    pub fn wait_for_the_tree(&self) {
+        let Some((ready, go)) = self.barrier else {
+            return;
+        };
+        // SAFETY: one byte to the restart command, then a blocking read
+        // until it closes the other end; both descriptors are ours.
+        unsafe {
+            libc::write(ready, b"R".as_ptr().cast(), 1);
+            let mut b = [0u8; 1];
+            while libc::read(go, b.as_mut_ptr().cast(), 1) < 0
+                && crate::interpose::errno() == libc::EINTR
+            {}
+        }
+        crate::sys::close(ready);
+        crate::sys::close(go);
     }
 }
 

@@ -466,5 +466,6 @@ pub fn take_handoff(fd: i32, base: i32) -> Handoff {
     for m in h.memory.iter_mut() {
         m.2 = to(m.2);
     }
+    h.barrier = h.barrier.map(|(r, g)| (to(r), to(g)));
     h
 }
