@@ -849,7 +849,8 @@ fn make_j2_finishes_after_restart() {
     // checkpoint stays, what was printed after it is cut back.
     let got = std::fs::read(&out).unwrap();
     assert!(
-        got.len() as u64 >= size_at_checkpoint && want_out.starts_with(&got[..size_at_checkpoint as usize]),
+        got.len() as u64 >= size_at_checkpoint
+            && want_out.starts_with(&got[..size_at_checkpoint as usize]),
         "make's stdout lost what it held at the checkpoint\n{}",
         context(&area)
     );

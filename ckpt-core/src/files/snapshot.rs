@@ -564,8 +564,11 @@ fn link_shared(fds: &mut [Fd]) {
     }
 }
 
-/// One end of an unnamed unix socket pair whose other end is still open
-/// (in this process or another).
+/// One end of a unix socket pair or connection whose other end is still
+/// open (in this process or another).
 fn is_unix(f: &Fd) -> bool {
-    f.socket.as_ref().is_some_and(super::sockets::unnamed) && f.peer_ino.is_some_and(|p| p > 0)
+    f.socket
+        .as_ref()
+        .is_some_and(|s| s.domain == libc::AF_UNIX && !s.listening)
+        && f.peer_ino.is_some_and(|p| p > 0)
 }

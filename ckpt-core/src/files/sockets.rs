@@ -184,12 +184,28 @@ pub fn pair(fds: &mut [Fd]) {
     let diag = UnixDiag::open();
     for i in 0..fds.len() {
         let f = &fds[i];
-        if f.kind != crate::image::FdKind::Socket || !f.socket.as_ref().is_some_and(unnamed) {
+        // A connection accepted from a named socket has a name too: its
+        // peer is recorded (a tree's restart pairs the two ends when both
+        // are in the job), but within one process only unnamed pairs are
+        // made again.
+        let named_connection = f.socket.as_ref().is_some_and(|s| {
+            s.domain == libc::AF_UNIX && !s.listening && s.connected && !unnamed(s)
+        });
+        if f.kind != crate::image::FdKind::Socket
+            || !(f.socket.as_ref().is_some_and(unnamed) || named_connection)
+        {
             continue;
         }
         let Some(peer) = diag.as_ref().and_then(|d| d.peer(f.ino)) else {
             continue;
         };
+        if named_connection {
+            fds[i].peer_ino = match peer {
+                Peer::Inode(p) => Some(p),
+                _ => None,
+            };
+            continue;
+        }
         let other = match peer {
             Peer::Inode(p) => fds
                 .iter()

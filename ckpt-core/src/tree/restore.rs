@@ -183,7 +183,7 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
         // Made above, or the command's own (a terminal, a pipe to the
         // outside), which every process inherits as one already.
         if made_already(&made, pid0, f.fd)
-            || matches!(f.kind, FdKind::Pipe | FdKind::Socket)
+            || f.kind == FdKind::Pipe
             || stdio_rule(f) != Passthrough::Rebuilt
         {
             continue;
@@ -200,14 +200,15 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
             FdKind::CharDevice | FdKind::Tty => {}
             // Objects of their own (their state is in the image): made
             // once here as a process would make its own.
+            // (A socket here listens or is bound, or is a connection to
+            // outside: the same one for every process holding it.)
             FdKind::EventFd
             | FdKind::MemFd
             | FdKind::File
             | FdKind::SignalFd
             | FdKind::TimerFd
             | FdKind::Inotify
-                if stdio_rule(f) == Passthrough::Rebuilt =>
-            {
+            | FdKind::Socket => {
                 // The one holding the saved state (its process's first).
                 let f = holders
                     .iter()
@@ -311,11 +312,14 @@ fn shared_pipes<'a>(all: &[(i32, &'a Fd)]) -> Vec<Vec<(i32, &'a Fd)>> {
 /// Unnamed unix socket pairs whose ends are in different processes: the
 /// two inodes (lower first) and every holder of either end.
 fn shared_pairs<'a>(all: &[(i32, &'a Fd)]) -> Vec<((u64, u64), Holders<'a>)> {
+    // Ends of socket pairs, and of connections between two unix sockets
+    // (one end accepted from a listening socket bound to a path or an
+    // abstract name): both come back as a pair with their unread data.
     let unix_pair_end = |f: &Fd| {
         f.kind == FdKind::Socket
             && f.socket
                 .as_ref()
-                .is_some_and(|s| s.domain == libc::AF_UNIX && s.address.len() <= 2)
+                .is_some_and(|s| s.domain == libc::AF_UNIX && !s.listening)
             && f.peer_ino.is_some_and(|p| p > 0)
     };
     let mut pairs: BTreeMap<(u64, u64), Vec<(i32, &Fd)>> = BTreeMap::new();
@@ -326,9 +330,14 @@ fn shared_pairs<'a>(all: &[(i32, &'a Fd)]) -> Vec<((u64, u64), Holders<'a>)> {
             .or_default()
             .push((pid, f));
     }
+    // Both ends in the tree (an end whose peer is outside is the
+    // command's own to inherit, or a connection that cannot come back),
+    // held by more than one process.
     pairs
         .into_iter()
-        .filter(|(_, h)| spans_processes(h))
+        .filter(|((a, b), h)| {
+            spans_processes(h) && h.iter().any(|x| x.1.ino == *a) && h.iter().any(|x| x.1.ino == *b)
+        })
         .collect()
 }
 
