@@ -1301,3 +1301,59 @@ fn wide_tree_of_two_dozen_processes() {
     assert_success(st, "the restarted wide tree", &context(&area));
     assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
 }
+
+// ---------------------------------------------------------------------------
+// Unix sockets between processes of the job.
+
+/// A server and its client in one job (a socket bound to a path, or to an
+/// abstract name, listening in both processes; the accepted connection
+/// with lines queued unread): checkpointed mid-stream, killed, restarted;
+/// the connection carries on, and the listening socket accepts a second
+/// client — the same output as an uninterrupted run.
+#[test]
+fn unix_socket_server_and_client_come_back_connected() {
+    for mode in ["path", "abstract"] {
+        let area = Area::new(&format!("tsrv{}", &mode[..1]));
+        let prog = common::compile_c("tree_server.c", area.path());
+        let name = if mode == "path" {
+            area.file("sock").to_string_lossy().into_owned()
+        } else {
+            format!("ckpt-test-{}-{}", std::process::id(), mode)
+        };
+        let args = vec![name, mode.to_string()];
+        let st = reference(
+            plain_cmd(&prog, &args, area.path()),
+            &area.file("ref.out"),
+            &area.file("ref.err"),
+            "plain tree_server",
+        );
+        assert_success(
+            st,
+            "the uninterrupted tree_server",
+            &read(&area.file("ref.err")),
+        );
+        let want = std::fs::read(area.file("ref.out")).unwrap();
+
+        let out = area.file("out");
+        let mut kid = start_job(&area, &prog, &args, area.path(), &out);
+        let root = kid.pid();
+        let _guard = JobGuard(root);
+        rs::wait_file(
+            &mut kid,
+            &out,
+            |d| rs::lines(d) >= 4,
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+        let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
+        assert_eq!(img.image_pids().len(), 2, "{}", img.listing());
+        let mut r = restart_tree(&area, &img, 1);
+        let st = wait_end(&area, &mut r);
+        assert_success(
+            st,
+            &format!("the restarted tree_server ({mode})"),
+            &context(&area),
+        );
+        assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+    }
+}
