@@ -304,6 +304,10 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
             match r {
                 Response::Frozen { pid, .. } => {
                     inner.insert(from, pid);
+                    // All the ones counted: count again at once.
+                    if waiting.iter().all(|p| inner.contains_key(&p.pid)) {
+                        break;
+                    }
                 }
                 Response::Error { message, .. } => {
                     call_off_all(&session, &asked);

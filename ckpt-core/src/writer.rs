@@ -402,6 +402,7 @@ fn detach(job: &Job) {
         libc::syscall(libc::SYS_setsid);
         libc::prctl(libc::PR_SET_NAME, c"ckpt-writer".as_ptr());
     }
+
     let sock = match job.requester {
         Requester::Socket { sock, .. } => sock,
         _ => -1,
