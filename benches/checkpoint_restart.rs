@@ -17,13 +17,13 @@
 //! Peers measured on this machine: DMTCP takes 0.42 s to checkpoint a tiny
 //! process, writes 1 GiB for 1 GiB of zeros and restarts 1 GiB in 0.7 s.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{ckpt, compile, median, wait_line};
+use common::{ckpt, compile, median, run_and_checkpoint, wait_line, Checkpointed};
 
 const ROUNDS: usize = 5;
 
@@ -74,49 +74,12 @@ fn memcpy_ms(mib: usize) -> f64 {
 }
 
 fn round(prog: &Path, dir: &Path, mib: usize, mode: &str) -> Round {
-    let mut child: Child = Command::new(ckpt())
-        .args(["run", "--dir"])
-        .arg(dir)
-        .arg("--")
-        .arg(prog)
-        .args([&mib.to_string(), mode])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("ckpt run");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut input = child.stdin.take().unwrap();
-    wait_line(&mut out, "ready");
-    // Let the program settle into its loop, then forget its start-up.
-    std::thread::sleep(Duration::from_millis(50));
-    input.write_all(b"r").unwrap();
-    std::thread::sleep(Duration::from_millis(20));
-    let t = Instant::now();
-    let ck = Command::new(ckpt())
-        .args(["checkpoint", "--dir"])
-        .arg(dir)
-        .arg(child.id().to_string())
-        .output()
-        .expect("ckpt checkpoint");
-    let checkpoint_ms = t.elapsed().as_secs_f64() * 1e3;
-    assert!(
-        ck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ck.stderr)
-    );
-    let image = PathBuf::from(String::from_utf8_lossy(&ck.stdout).trim());
-    // The stall as the program itself felt it: its longest loop gap.
-    std::thread::sleep(Duration::from_millis(20));
-    input.write_all(b"s").unwrap();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "program ended");
-        if line.starts_with("stall ") {
-            break;
-        }
-    }
-    let stall_ms = line["stall ".len()..].trim().parse::<f64>().unwrap() / 1e3;
+    let Checkpointed {
+        mut child,
+        image,
+        checkpoint_ms,
+        stall_ms,
+    } = run_and_checkpoint(prog, &[mib.to_string(), mode.to_string()], dir);
     child.kill().ok();
     child.wait().ok();
 

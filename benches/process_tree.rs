@@ -9,12 +9,12 @@
 //! root.
 
 use std::io::{BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{ckpt, compile, median, wait_line};
+use common::{ckpt, compile, median, run_and_checkpoint, wait_line, Checkpointed};
 
 const ROUNDS: usize = 5;
 
@@ -40,40 +40,12 @@ fn round(prog: &Path, dir: &Path, n: usize) -> Round {
     drop(plain.stdin.take());
     plain.wait().ok();
 
-    let mut child = Command::new(ckpt())
-        .args(["run", "--dir"])
-        .arg(dir)
-        .arg("--")
-        .arg(prog)
-        .arg(n.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("ckpt run");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut input = child.stdin.take().unwrap();
-    wait_line(&mut out, "ready");
-    std::thread::sleep(Duration::from_millis(50));
-    input.write_all(b"r").unwrap();
-    std::thread::sleep(Duration::from_millis(20));
-    let t = Instant::now();
-    let ck = Command::new(ckpt())
-        .args(["checkpoint", "--dir"])
-        .arg(dir)
-        .arg(child.id().to_string())
-        .output()
-        .expect("ckpt checkpoint");
-    let checkpoint_ms = t.elapsed().as_secs_f64() * 1e3;
-    assert!(
-        ck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ck.stderr)
-    );
-    let image = PathBuf::from(String::from_utf8_lossy(&ck.stdout).trim());
-    std::thread::sleep(Duration::from_millis(20));
-    input.write_all(b"s").unwrap();
-    let line = wait_line(&mut out, "stall ");
-    let stall_ms = line["stall ".len()..].trim().parse::<f64>().unwrap() / 1e3;
+    let Checkpointed {
+        mut child,
+        image,
+        checkpoint_ms,
+        stall_ms,
+    } = run_and_checkpoint(prog, &[n.to_string()], dir);
     // SIGKILL the whole job.
     kill_tree(child.id() as i32);
     child.wait().ok();

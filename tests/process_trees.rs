@@ -727,43 +727,52 @@ fn python_multiprocessing_pool_continues() {
     let area = Area::new("tpool");
     let script = area.file("pool.py");
     std::fs::write(&script, POOL_PY).unwrap();
-    let py = common::python3();
     let args = vec![script.to_string_lossy().into_owned()];
+    same_after_restart(&area, &common::python3(), &args, "pool.py", |d| {
+        rs::lines(d) >= 12
+    });
+}
+
+/// Run `prog args` plainly (the reference output), then under `ckpt run`:
+/// once its output satisfies `ready`, checkpoint the job, check every
+/// process of it is in the image, kill it, restart the tree; the restarted
+/// job ends well and its output equals the reference.
+fn same_after_restart(
+    area: &Area,
+    prog: &Path,
+    args: &[String],
+    label: &str,
+    ready: impl Fn(&[u8]) -> bool,
+) {
     let st = reference(
-        plain_cmd(&py, &args, area.path()),
+        plain_cmd(prog, args, area.path()),
         &area.file("ref.out"),
         &area.file("ref.err"),
-        "plain pool.py",
+        &format!("plain {label}"),
     );
     assert_success(
         st,
-        "the uninterrupted pool.py",
+        &format!("the uninterrupted {label}"),
         &read(&area.file("ref.err")),
     );
     let want = std::fs::read(area.file("ref.out")).unwrap();
 
     let out = area.file("out");
-    let mut kid = start_job(&area, &py, &args, area.path(), &out);
+    let mut kid = start_job(area, prog, args, area.path(), &out);
     let root = kid.pid();
     let _guard = JobGuard(root);
-    rs::wait_file(
-        &mut kid,
-        &out,
-        |d| rs::lines(d) >= 12,
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
-    let workers = tree::job_descendants(root);
-    let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
+    rs::wait_file(&mut kid, &out, ready, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(area)));
     let mut all = vec![root];
-    all.extend(&workers);
+    all.extend(tree::job_descendants(root));
+    let img = checkpoint_and_kill_tree(area, &mut kid, root, root);
     img.require(&all)
-        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(area)));
 
-    let mut r = restart_tree(&area, &img, 1);
-    let st = wait_end(&area, &mut r);
-    assert_success(st, "the restarted pool.py", &context(&area));
-    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+    let mut r = restart_tree(area, &img, 1);
+    let st = wait_end(area, &mut r);
+    assert_success(st, &format!("the restarted {label}"), &context(area));
+    assert_same(&std::fs::read(&out).unwrap(), &want, &context(area));
 }
 
 // ---------------------------------------------------------------------------
@@ -1321,39 +1330,8 @@ fn unix_socket_server_and_client_come_back_connected() {
             format!("ckpt-test-{}-{}", std::process::id(), mode)
         };
         let args = vec![name, mode.to_string()];
-        let st = reference(
-            plain_cmd(&prog, &args, area.path()),
-            &area.file("ref.out"),
-            &area.file("ref.err"),
-            "plain tree_server",
-        );
-        assert_success(
-            st,
-            "the uninterrupted tree_server",
-            &read(&area.file("ref.err")),
-        );
-        let want = std::fs::read(area.file("ref.out")).unwrap();
-
-        let out = area.file("out");
-        let mut kid = start_job(&area, &prog, &args, area.path(), &out);
-        let root = kid.pid();
-        let _guard = JobGuard(root);
-        rs::wait_file(
-            &mut kid,
-            &out,
-            |d| rs::lines(d) >= 4,
-            Duration::from_secs(30),
-        )
-        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
-        let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
-        assert_eq!(img.image_pids().len(), 2, "{}", img.listing());
-        let mut r = restart_tree(&area, &img, 1);
-        let st = wait_end(&area, &mut r);
-        assert_success(
-            st,
-            &format!("the restarted tree_server ({mode})"),
-            &context(&area),
-        );
-        assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+        same_after_restart(&area, &prog, &args, &format!("tree_server ({mode})"), |d| {
+            rs::lines(d) >= 4
+        });
     }
 }

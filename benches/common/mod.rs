@@ -1,9 +1,10 @@
 //! What the benchmarks share: finding the built `ckpt`, compiling their C
 //! programs, reading the programs' answers, medians.
 
-use std::io::BufRead;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("bench path");
@@ -51,4 +52,64 @@ pub fn wait_line(out: &mut impl BufRead, want: &str) -> String {
 pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
+}
+
+/// A program of `benches/programs` (it says "ready", then answers `r`:
+/// forget the longest gap its loop saw, `s`: print "stall <us>") started
+/// under `ckpt run` and checkpointed once.
+pub struct Checkpointed {
+    /// `ckpt run` (the program), its stdin closed: it ends at once if not
+    /// killed first.
+    pub child: Child,
+    /// What `ckpt checkpoint` printed.
+    pub image: PathBuf,
+    /// `ckpt checkpoint` as the user waits for it.
+    pub checkpoint_ms: f64,
+    /// The longest gap the program's own loop saw meanwhile.
+    pub stall_ms: f64,
+}
+
+pub fn run_and_checkpoint(prog: &Path, args: &[String], dir: &Path) -> Checkpointed {
+    let mut child = Command::new(ckpt())
+        .args(["run", "--dir"])
+        .arg(dir)
+        .arg("--")
+        .arg(prog)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ckpt run");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut input = child.stdin.take().unwrap();
+    wait_line(&mut out, "ready");
+    // Let the program settle into its loop, then forget its start-up.
+    std::thread::sleep(Duration::from_millis(50));
+    input.write_all(b"r").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let t = Instant::now();
+    let ck = Command::new(ckpt())
+        .args(["checkpoint", "--dir"])
+        .arg(dir)
+        .arg(child.id().to_string())
+        .output()
+        .expect("ckpt checkpoint");
+    let checkpoint_ms = t.elapsed().as_secs_f64() * 1e3;
+    assert!(
+        ck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ck.stderr)
+    );
+    let image = PathBuf::from(String::from_utf8_lossy(&ck.stdout).trim());
+    // The stall as the program itself felt it: its longest loop gap.
+    std::thread::sleep(Duration::from_millis(20));
+    input.write_all(b"s").unwrap();
+    let line = wait_line(&mut out, "stall ");
+    let stall_ms = line["stall ".len()..].trim().parse::<f64>().unwrap() / 1e3;
+    Checkpointed {
+        child,
+        image,
+        checkpoint_ms,
+        stall_ms,
+    }
 }

@@ -144,7 +144,7 @@ pub fn kill_job(root: i32) -> Result<Vec<i32>, String> {
             .iter()
             .filter(|&&p| p != root)
             .filter_map(|&p| info(p))
-            .filter(|i| !(i.state == 'Z' && !set.contains(&i.ppid)))
+            .filter(|i| i.state != 'Z' || set.contains(&i.ppid))
             .collect();
         if left.is_empty() {
             return Ok(all);
