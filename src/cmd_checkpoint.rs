@@ -218,6 +218,18 @@ fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool) -> Vec<String
             }
         })
         .chain(seccomp)
+        .chain(meta.process.sysv_ipc.iter().map(|o| {
+            format!(
+                "the program uses System V {} {}, which the image does not hold: a restart \
+                 finds it as the kernel then holds it (gone after a reboot)",
+                if o.semaphores {
+                    "semaphore set"
+                } else {
+                    "message queue"
+                },
+                o.id
+            )
+        }))
         .chain(meta.fds.iter().flat_map(|f| {
             f.epoll.iter().flatten().filter(|w| w.lost).map(move |w| {
                 format!(

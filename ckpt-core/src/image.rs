@@ -285,6 +285,18 @@ pub struct Process {
     /// Who the program ran as (absent in images of older ckpt versions).
     #[serde(default)]
     pub creds: Option<Credentials>,
+    /// System V semaphore sets and message queues the program got (their
+    /// ids): not part of the image (see `process::record_sysv`).
+    #[serde(default)]
+    pub sysv_ipc: Vec<SysvObject>,
+}
+
+/// A System V IPC object the program got with semget or msgget.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SysvObject {
+    /// "semaphore set" or "message queue".
+    pub semaphores: bool,
+    pub id: i32,
 }
 
 /// The program's identity: real, effective, saved and filesystem uids and

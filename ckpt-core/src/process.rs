@@ -7,7 +7,7 @@ mod prctl;
 
 use crate::image::{Credentials, Process, Rlimit};
 use crate::sys;
-use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::*};
+use core::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering::*};
 
 static UMASK: AtomicU32 = AtomicU32::new(u32::MAX);
 static RLIMITS_SET: AtomicU32 = AtomicU32::new(0);
@@ -55,6 +55,36 @@ pub fn record_setrlimit(resource: i32) {
     if (0..32).contains(&resource) {
         RLIMITS_SET.fetch_or(1 << resource, Relaxed);
     }
+}
+
+/// System V semaphore sets (bit 32 set) and message queues the program
+/// got: (1 << 32 | id) or id, -1 = free. They live in the kernel, not in
+/// the process: the image cannot hold them, and a checkpoint says so.
+/// Kept across fork (a child knows the ids too).
+static SYSV: [AtomicI64; 32] = [const { AtomicI64::new(-1) }; 32];
+
+/// semget (`semaphores`) or msgget returned `id`.
+pub fn record_sysv(semaphores: bool, id: i32) {
+    let v = ((semaphores as i64) << 32) | id as i64;
+    if SYSV.iter().any(|s| s.load(Relaxed) == v) {
+        return;
+    }
+    for s in SYSV.iter() {
+        if s.compare_exchange(-1, v, AcqRel, Relaxed).is_ok() {
+            return;
+        }
+    }
+}
+
+fn sysv_snapshot() -> Vec<crate::image::SysvObject> {
+    SYSV.iter()
+        .map(|s| s.load(Acquire))
+        .filter(|&v| v >= 0)
+        .map(|v| crate::image::SysvObject {
+            semaphores: v >> 32 != 0,
+            id: v as i32,
+        })
+        .collect()
 }
 
 /// fork/vfork returned in the parent.
@@ -182,6 +212,7 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
             .collect(),
         prctl: Some(prctl::snapshot(status)),
         creds: credentials(status),
+        sysv_ipc: sysv_snapshot(),
     }
 }
 

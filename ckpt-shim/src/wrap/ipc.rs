@@ -61,3 +61,22 @@ unsafe fn msgrcv(id: c_int, msg: *mut c_void, size: size_t, typ: c_long, flags: 
 unsafe fn msgsnd(id: c_int, msg: *const c_void, size: size_t, flags: c_int) -> c_int {
     resume(|| real(id, msg, size, flags))
 }
+
+/// A System V semaphore set: recorded (the image cannot hold it; the
+/// checkpoint says so).
+#[interpose]
+unsafe fn semget(key: libc::key_t, nsems: c_int, semflg: c_int) -> c_int {
+    let _ = (key, nsems, semflg);
+    if ret >= 0 {
+        ckpt::process::record_sysv(true, ret);
+    }
+}
+
+/// A System V message queue: recorded, as semget.
+#[interpose]
+unsafe fn msgget(key: libc::key_t, msgflg: c_int) -> c_int {
+    let _ = (key, msgflg);
+    if ret >= 0 {
+        ckpt::process::record_sysv(false, ret);
+    }
+}
