@@ -1335,3 +1335,16 @@ fn unix_socket_server_and_client_come_back_connected() {
         });
     }
 }
+
+/// A named FIFO between a parent and its child, each having opened it by
+/// path, with bytes in it at the checkpoint: it is opened again once for
+/// both, with those bytes, and the transcript is the uninterrupted one.
+#[test]
+fn named_fifo_between_processes_keeps_its_bytes() {
+    let area = Area::new("tfifo");
+    let prog = common::compile_c("tree_fifo.c", area.path());
+    let args = vec![area.file("fifo").to_string_lossy().into_owned()];
+    same_after_restart(&area, &prog, &args, "tree_fifo", |d| rs::lines(d) >= 3);
+    let err = read(&area.file("restart1.err"));
+    assert!(!err.contains("FIFO"), "a FIFO warning at restart: {err}");
+}

@@ -127,6 +127,52 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
         }
     }
 
+    // FIFOs several processes hold: opened once more by path (a
+    // read-write open keeps the bytes in flight while the others open).
+    let mut fifos: BTreeMap<(u64, u64), Holders> = BTreeMap::new();
+    for &(pid, f) in &all {
+        if f.kind == FdKind::Fifo && !f.deleted && stdio_rule(f) == Passthrough::Rebuilt {
+            fifos.entry((f.dev, f.ino)).or_default().push((pid, f));
+        }
+    }
+    for holders in fifos.values().filter(|h| spans_processes(h)) {
+        let path = CString::new(holders[0].1.path.as_bytes()).map_err(|e| e.to_string())?;
+        let open = |flags: i32| -> Result<i32, String> {
+            // SAFETY: open with a valid C path; never blocks (O_NONBLOCK,
+            // and a read-write end is open before any write-only one).
+            let fd =
+                unsafe { libc::open(path.as_ptr(), flags | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+            if fd < 0 {
+                return Err(format!(
+                    "cannot open the FIFO {} again: {}",
+                    holders[0].1.path,
+                    std::io::Error::last_os_error()
+                ));
+            }
+            move_to_at_least(fd, BASE)
+        };
+        let both = open(libc::O_RDWR)?;
+        made.fds.push(both);
+        if let Some((pid, g)) = holders.iter().find(|h| h.1.pipe_data.is_some()) {
+            write_all(both, g.pipe_data.as_deref().unwrap_or(&[]), g.fd)
+                .map_err(|e| format!("process {pid}: {e}"))?;
+        }
+        let mut opened: HashMap<(i32, i32), i32> = HashMap::new();
+        for &(pid, g) in holders {
+            let fd = match opened.get(&ofd(pid, g)) {
+                Some(&fd) => fd,
+                None => {
+                    let fd = open(g.flags & libc::O_ACCMODE)?;
+                    set_status(fd, g.flags);
+                    made.fds.push(fd);
+                    opened.insert(ofd(pid, g), fd);
+                    fd
+                }
+            };
+            give(&mut made, pid, g.fd, fd);
+        }
+    }
+
     // Socket pairs with their ends in different processes.
     for ((a, b), holders) in shared_pairs(&all) {
         let typ = holders
