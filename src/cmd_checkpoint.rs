@@ -158,6 +158,7 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
                 | SignalFd
                 | TimerFd
                 | Inotify
+                | Epoll
         );
         let who: Vec<String> = g.iter().map(|(p, fd)| format!("{p}:{fd}")).collect();
         (!once).then(|| {

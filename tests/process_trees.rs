@@ -1348,3 +1348,15 @@ fn named_fifo_between_processes_keeps_its_bytes() {
     let err = read(&area.file("restart1.err"));
     assert!(!err.contains("FIFO"), "a FIFO warning at restart: {err}");
 }
+
+/// An epoll instance inherited across fork, watching a pipe between the
+/// two processes: one instance again after the restart, watching the
+/// same pipe (each event reaches the parent).
+#[test]
+fn epoll_shared_across_fork_still_sees_the_pipe() {
+    let area = Area::new("tepoll");
+    let prog = common::compile_c("tree_epoll.c", area.path());
+    same_after_restart(&area, &prog, &[], "tree_epoll", |d| rs::lines(d) >= 4);
+    let err = read(&area.file("restart1.err"));
+    assert!(!err.contains("epoll"), "an epoll warning at restart: {err}");
+}

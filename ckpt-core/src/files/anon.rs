@@ -230,7 +230,9 @@ pub fn refill_epoll(f: &Fd) {
                 &mut ev,
             )
         };
-        if r < 0 {
+        // Already there: an epoll a tree's processes share, refilled by
+        // another one of them.
+        if r < 0 && crate::interpose::errno() != libc::EEXIST {
             crate::restart::warn(&format!(
                 "epoll {}: cannot watch descriptor {} again",
                 f.fd, w.fd

@@ -244,6 +244,21 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
             }
             // No offset to share; status flags rarely matter here.
             FdKind::CharDevice | FdKind::Tty => {}
+            // One epoll instance, empty: each process adds the watches it
+            // finds through its own descriptors (the same ones, when the
+            // epoll was inherited with them; the second add is EEXIST).
+            FdKind::Epoll => {
+                // SAFETY: epoll_create1 with a flag.
+                let e = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+                if e < 0 {
+                    return Err("cannot make an epoll instance".into());
+                }
+                let e = move_to_at_least(e, BASE)?;
+                made.fds.push(e);
+                for &(pid, g) in &holders {
+                    give(&mut made, pid, g.fd, e);
+                }
+            }
             // Objects of their own (their state is in the image): made
             // once here as a process would make its own.
             // (A socket here listens or is bound, or is a connection to
