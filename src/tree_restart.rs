@@ -227,18 +227,19 @@ fn wait_until_back(back: RawFd, go: RawFd, n: usize, root: i32) {
             }
             got += k as usize;
         }
-        // SAFETY: a zeroed siginfo is valid; waitid looks at our own
-        // child without reaping it.
+        // SAFETY: a zeroed siginfo is valid.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let gone = unsafe {
+        // SAFETY: waitid looks at our own child without reaping it.
+        let looked = unsafe {
             libc::waitid(
                 libc::P_PID,
                 root as libc::id_t,
                 &mut info,
                 libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
             )
-        } == 0
-            && unsafe { info.si_pid() } != 0;
+        } == 0;
+        // SAFETY: si_pid of the siginfo waitid filled (0: still running).
+        let gone = looked && unsafe { info.si_pid() } != 0;
         if gone {
             break;
         }
