@@ -176,7 +176,7 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
             .filter(|r| r.path.starts_with("/SYSV"))
             .map(move |r| {
                 format!(
-                    "process {pid}: System V shared memory at {:#x} comes back as a private copy, no longer shared",
+                    "process {pid}: System V shared memory at {:#x} comes back with its contents, shared by the job's processes again, but as ckpt's own memory: no longer the segment (shmctl on its id fails)",
                     r.start
                 )
             })

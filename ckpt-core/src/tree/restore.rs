@@ -304,9 +304,10 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
         for (ri, r) in p.meta.regions.iter().enumerate() {
             // Shared anonymous memory, memfds, unlinked files (a POSIX
             // semaphore of /dev/shm after sem_unlink): one object.
-            let kernel_own = r.path.starts_with("anon_inode:")
-                || r.path.starts_with("/anon_hugepage")
-                || r.path.starts_with("/SYSV");
+            // (System V memory too: shared again, as a memfd rather
+            // than a segment — the restart says so.)
+            let kernel_own =
+                r.path.starts_with("anon_inode:") || r.path.starts_with("/anon_hugepage");
             if r.kind == RegionKind::SharedAnonymous && !kernel_own {
                 mem.entry((r.dev, r.ino)).or_default().push((pi, ri));
             }
