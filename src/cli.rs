@@ -94,6 +94,13 @@ pub struct RunArgs {
 /// A program holding state ckpt cannot record (a thread or POSIX timer
 /// beyond its tables, or made by raw system calls) is not checkpointed:
 /// one line says why.
+///
+/// A program with children is checkpointed with its whole job (the
+/// process `ckpt run` started and every descendant; PID may be any of
+/// them, or a `ckpt restart` command): all frozen at one moment, the image
+/// a directory `ckpt-PROG-PID.SEQ.tree` holding one image per process and
+/// a manifest. A job with a process that does not run ckpt's shim (a
+/// static binary, one that dropped LD_PRELOAD) is refused; it runs on.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example: img=$(ckpt checkpoint --dir /var/tmp/imgs 12345)")]
 pub struct CheckpointArgs {
@@ -219,8 +226,9 @@ Examples:
 #[derive(Debug, clap::Args)]
 #[command(after_help = RESTART_HELP)]
 pub struct RestartArgs {
-    /// The image file written by `ckpt checkpoint`, or a directory (a
-    /// run's --dir): its newest image.
+    /// The image written by `ckpt checkpoint` (a file, or a
+    /// `ckpt-….tree` directory: a whole job, every process back at its
+    /// pid), or a directory (a run's --dir): its newest image.
     #[arg(value_name = "IMAGE")]
     pub image: PathBuf,
 
