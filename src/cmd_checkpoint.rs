@@ -219,10 +219,10 @@ fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool) -> Vec<String
             }
         })
         .chain(seccomp)
-        .chain(meta.process.sysv_ipc.iter().map(|o| {
+        .chain(meta.process.sysv_ipc.iter().filter(|o| !o.saved).map(|o| {
             format!(
-                "the program uses System V {} {}, which the image does not hold: a restart \
-                 finds it as the kernel then holds it (gone after a reboot)",
+                "the program used System V {} {}, which was gone or could not be read at the \
+                 checkpoint: the image does not hold it",
                 if o.semaphores {
                     "semaphore set"
                 } else {

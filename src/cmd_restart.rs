@@ -65,9 +65,22 @@ pub fn restart(args: RestartArgs) -> Result<(), Failure> {
     let arg = CString::new(plan_fd.to_string()).unwrap_or_default();
     if !args.no_namespace {
         // Returns only when the namespace could not be made.
-        let why = crate::restart_ns::run(&[&prog, &arg], meta.process.pid, meta.clocks);
+        let why = crate::restart_ns::run(
+            &[&prog, &arg],
+            meta.process.pid,
+            meta.clocks,
+            &meta.process.sysv_ipc,
+        );
         eprintln!(
             "ckpt: warning: restarting without a pid namespace ({why}): the program gets a new pid and new thread ids"
+        );
+    }
+    // Here without a namespace (asked, or refused by the kernel).
+    for o in &meta.process.sysv_ipc {
+        eprintln!(
+            "ckpt: warning: System V {} {} is not made again without a namespace: the program finds it as the kernel holds it now",
+            if o.semaphores { "semaphore set" } else { "message queue" },
+            o.id
         );
     }
     let argv = [prog.as_ptr(), arg.as_ptr(), std::ptr::null()];

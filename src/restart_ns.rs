@@ -70,8 +70,13 @@ extern "C" fn nothing(_: libc::c_int) {}
 /// namespace, as a child of this process. Returns only when that could not
 /// be set up (nothing was started); otherwise this process ends with the
 /// program's status.
-pub fn run(argv: &[&CStr], pid: i32, clocks: Option<ckpt::image::Clocks>) -> String {
-    run_with(pid, clocks, &mut || exec_restorer(argv), &mut |_| {})
+pub fn run(
+    argv: &[&CStr],
+    pid: i32,
+    clocks: Option<ckpt::image::Clocks>,
+    ipc: &[ckpt::image::SysvObject],
+) -> String {
+    run_with(pid, clocks, ipc, &mut || exec_restorer(argv), &mut |_| {})
 }
 
 /// Run the restorer `argv` (in the program's process, inside the
@@ -98,6 +103,7 @@ pub fn exec_restorer(argv: &[&CStr]) -> ! {
 pub fn run_with(
     pid: i32,
     clocks: Option<ckpt::image::Clocks>,
+    ipc: &[ckpt::image::SysvObject],
     child: &mut dyn FnMut(),
     in_parent: &mut dyn FnMut(i32),
 ) -> String {
@@ -109,6 +115,12 @@ pub fn run_with(
     let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS;
     if !root {
         flags |= libc::CLONE_NEWUSER;
+    }
+    // System V objects the program had come back at their ids in an IPC
+    // namespace of its own (where those ids are free).
+    let ipc: Vec<ckpt::image::SysvObject> = ipc.iter().filter(|o| o.saved).cloned().collect();
+    if !ipc.is_empty() {
+        flags |= libc::CLONE_NEWIPC;
     }
     // This process stays in its pid namespace; its next children are in
     // the new one. (Unprivileged, the user namespace is made first and
@@ -147,6 +159,9 @@ pub fn run_with(
             "cannot make / a slave mount: {}",
             std::io::Error::last_os_error()
         );
+    }
+    if let Err(e) = ckpt::process::restore_sysv(&ipc) {
+        return e;
     }
     if let Some(c) = clocks {
         if let Err(e) = time_namespace(c) {

@@ -188,9 +188,20 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
         .flat_map(|r| r.keep.iter().copied())
         .chain(made.fds.iter().copied())
         .collect();
+    // Every System V object of the job, once.
+    let mut ipc: Vec<ckpt::image::SysvObject> = Vec::new();
+    for o in ready.iter().flat_map(|r| r.meta.process.sysv_ipc.iter()) {
+        if !ipc
+            .iter()
+            .any(|x| x.semaphores == o.semaphores && x.id == o.id)
+        {
+            ipc.push(o.clone());
+        }
+    }
     let why = crate::restart_ns::run_with(
         manifest.root,
         root_clocks,
+        &ipc,
         &mut || become_member(&ctx, manifest.root),
         &mut |root| {
             for &fd in &ours {

@@ -178,35 +178,6 @@ fn checkpoint_warns_about_what_a_restart_cannot_bring_back() {
     );
 }
 
-/// System V semaphore sets and message queues are the kernel's, not in
-/// the image: the checkpoint names each one.
-#[test]
-fn checkpoint_names_system_v_objects_it_cannot_hold() {
-    require_shim();
-    let tmp = TempDir::new("sysv");
-    let bin = compile_c("sysv_ipc.c", tmp.path());
-    let ctl = tmp.sub("ctl");
-    let images = tmp.sub("images");
-    let mut run = Spawn::new(&bin, tmp.path())
-        .arg(&ctl)
-        .under_ckpt(&images, "sysv_ipc");
-    let kv =
-        wait_marker(&mut run, &ctl.join("ready"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
-    let pid = kv_num(&kv, "pid");
-    let r = checkpoint_into(tmp.path(), pid, &images);
-    touch(&ctl.join("go"));
-    let _ = run.wait(EXIT_TIMEOUT);
-    assert!(r.status.success(), "{r:?}");
-    for (what, key) in [("semaphore set", "sem"), ("message queue", "msg")] {
-        let want = format!("System V {what} {}", kv_num(&kv, key));
-        assert!(
-            r.stderr.contains(&want),
-            "no {want:?} in stderr: {:?}",
-            r.stderr
-        );
-    }
-}
-
 /// Another user's process: as root, ask as `nobody` about a root process
 /// that runs under ckpt; as another user, ask about pid 1.
 #[test]

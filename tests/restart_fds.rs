@@ -23,13 +23,19 @@ struct Said {
 /// under ckpt, checkpoint it once it printed "step 19", kill it, restart
 /// it and compare its whole output with the reference.
 fn cycle_c(tag: &str, src: &str) -> Said {
+    cycle_c_with(tag, src, &[], &|| {})
+}
+
+/// As [`cycle_c`], the program given `args`; `before_restart` runs once
+/// it is killed.
+fn cycle_c_with(tag: &str, src: &str, args: &[&str], before_restart: &dyn Fn()) -> Said {
     let area = Area::new(tag);
     let dir = common::TempDir::new(&format!("{tag}-bin"));
     let prog = common::compile_c(src, dir.path());
-    let want = reference_output(&area, &prog, &[] as &[&str]);
+    let want = reference_output(&area, &prog, args);
     let out = area.file("out");
     let mut kid = start_until(
-        run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
+        run_cmd(&prog, args, area.path(), &area.images),
         &out,
         &area.file("err"),
         "under ckpt",
@@ -54,6 +60,7 @@ fn cycle_c(tag: &str, src: &str) -> Said {
     );
     let image = PathBuf::from(r.stdout.trim());
     kid.kill();
+    before_restart();
     let restart = restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
     eprintln!(
         "{tag}: checkpoint said: {}\n{tag}: restart said: {restart}",
@@ -168,4 +175,42 @@ fn unknown_kinds_of_descriptor_are_warned_about() {
             said.restart
         );
     }
+}
+
+/// System V semaphore sets and message queues live in the kernel: saved
+/// at the checkpoint (values; messages copied, not taken) and made again
+/// at restart at their very ids, in an IPC namespace of the restarted
+/// program's own — same values, same messages in order, same mode.
+#[test]
+fn system_v_semaphores_and_message_queues_come_back_at_their_ids() {
+    let ids = std::env::temp_dir().join(format!("ckpt-sysv-ids-{}", std::process::id()));
+    let _ = std::fs::remove_file(&ids);
+    let ids_arg = ids.to_string_lossy().into_owned();
+    // The objects runs left in this namespace: removed once the run under
+    // ckpt is killed (so only a restart that makes them again finds them),
+    // and at the end.
+    let remove_all = || {
+        for line in std::fs::read_to_string(&ids).unwrap_or_default().lines() {
+            let v: Vec<i32> = line
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            if let [sem, msg] = v[..] {
+                // SAFETY: removing System V objects by id (gone already: EINVAL).
+                unsafe {
+                    libc::semctl(sem, 0, libc::IPC_RMID);
+                    libc::msgctl(msg, libc::IPC_RMID, std::ptr::null_mut());
+                }
+            }
+        }
+    };
+    let said = cycle_c_with("sysv", "sysv_ipc.c", &[&ids_arg], &remove_all);
+    remove_all();
+    let _ = std::fs::remove_file(&ids);
+    assert!(
+        !said.checkpoint.contains("System V") && !said.restart.contains("System V"),
+        "checkpoint said: {}\nrestart said: {}",
+        said.checkpoint,
+        said.restart
+    );
 }

@@ -291,12 +291,28 @@ pub struct Process {
     pub sysv_ipc: Vec<SysvObject>,
 }
 
-/// A System V IPC object the program got with semget or msgget.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+/// A System V IPC object the program got with semget or msgget, as it
+/// was at the checkpoint (restart makes it again, at the same id, in an
+/// IPC namespace of the restarted program's own).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SysvObject {
-    /// "semaphore set" or "message queue".
+    /// A semaphore set, else a message queue.
     pub semaphores: bool,
     pub id: i32,
+    /// Its key (0: IPC_PRIVATE) and permission bits.
+    #[serde(default)]
+    pub key: i32,
+    #[serde(default)]
+    pub mode: u32,
+    /// A semaphore set's values.
+    #[serde(default)]
+    pub values: Vec<u16>,
+    /// A message queue's messages, in order: (type, text).
+    #[serde(default)]
+    pub messages: Vec<(i64, serde_bytes::ByteBuf)>,
+    /// Read whole at the checkpoint (false: gone or unreadable then).
+    #[serde(default)]
+    pub saved: bool,
 }
 
 /// The program's identity: real, effective, saved and filesystem uids and

@@ -80,11 +80,132 @@ fn sysv_snapshot() -> Vec<crate::image::SysvObject> {
     SYSV.iter()
         .map(|s| s.load(Acquire))
         .filter(|&v| v >= 0)
-        .map(|v| crate::image::SysvObject {
-            semaphores: v >> 32 != 0,
-            id: v as i32,
+        .map(|v| {
+            let mut o = crate::image::SysvObject {
+                semaphores: v >> 32 != 0,
+                id: v as i32,
+                ..Default::default()
+            };
+            o.saved = if o.semaphores {
+                save_semaphores(&mut o)
+            } else {
+                save_messages(&mut o)
+            };
+            o
         })
         .collect()
+}
+
+/// msgrcv: copy message number `msgtyp` without taking it.
+const MSG_COPY: i64 = 0o40000;
+
+/// A semaphore set's key, mode and values. Frozen context: raw calls.
+fn save_semaphores(o: &mut crate::image::SysvObject) -> bool {
+    // SAFETY: a zeroed semid_ds is valid; IPC_STAT fills it.
+    let mut ds: libc::semid_ds = unsafe { core::mem::zeroed() };
+    // SAFETY: semctl(IPC_STAT) into a live semid_ds.
+    if unsafe { libc::syscall(libc::SYS_semctl, o.id, 0, libc::IPC_STAT, &mut ds) } < 0 {
+        return false;
+    }
+    o.key = ds.sem_perm.__key;
+    o.mode = ds.sem_perm.mode as u32 & 0o777;
+    let mut values = vec![0u16; ds.sem_nsems as usize];
+    // SAFETY: GETALL into an array of sem_nsems values.
+    let r = unsafe { libc::syscall(libc::SYS_semctl, o.id, 0, libc::GETALL, values.as_mut_ptr()) };
+    o.values = values;
+    r >= 0
+}
+
+/// A message queue's key, mode and messages (copied, not taken).
+fn save_messages(o: &mut crate::image::SysvObject) -> bool {
+    // SAFETY: a zeroed msqid_ds is valid; IPC_STAT fills it.
+    let mut ds: libc::msqid_ds = unsafe { core::mem::zeroed() };
+    // SAFETY: msgctl(IPC_STAT) into a live msqid_ds.
+    if unsafe { libc::syscall(libc::SYS_msgctl, o.id, libc::IPC_STAT, &mut ds) } < 0 {
+        return false;
+    }
+    o.key = ds.msg_perm.__key;
+    o.mode = ds.msg_perm.mode as u32 & 0o777;
+    let max = (ds.msg_qbytes as usize).clamp(8192, 1 << 20);
+    let mut buf = vec![0u8; 8 + max];
+    for i in 0..ds.msg_qnum as i64 {
+        // SAFETY: msgrcv into a buffer of 8 + max bytes (type, then text).
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_msgrcv,
+                o.id,
+                buf.as_mut_ptr(),
+                max,
+                i,
+                libc::IPC_NOWAIT as i64 | MSG_COPY,
+            )
+        };
+        if n < 0 {
+            return false;
+        }
+        let mtype = i64::from_ne_bytes(buf[..8].try_into().unwrap_or_default());
+        o.messages.push((
+            mtype,
+            serde_bytes::ByteBuf::from(buf[8..8 + n as usize].to_vec()),
+        ));
+    }
+    true
+}
+
+/// Make the System V objects of `objects` again, each at its id, in this
+/// (new, empty) IPC namespace: semaphore values and queued messages as at
+/// the checkpoint. For the restart command, once it is in the namespace.
+pub fn restore_sysv(objects: &[crate::image::SysvObject]) -> Result<(), String> {
+    for o in objects.iter().filter(|o| o.saved) {
+        let (next, what) = if o.semaphores {
+            ("/proc/sys/kernel/sem_next_id", "semaphore set")
+        } else {
+            ("/proc/sys/kernel/msg_next_id", "message queue")
+        };
+        std::fs::write(next, o.id.to_string())
+            .map_err(|e| format!("cannot ask for {what} id {}: {e}", o.id))?;
+        let flags = libc::IPC_CREAT | libc::IPC_EXCL | o.mode as i32;
+        // SAFETY: semget/msgget with plain integers.
+        let id = unsafe {
+            if o.semaphores {
+                libc::semget(o.key, o.values.len().max(1) as i32, flags)
+            } else {
+                libc::msgget(o.key, flags)
+            }
+        };
+        if id != o.id {
+            return Err(format!(
+                "cannot make {what} {} again (got {id}): {}",
+                o.id,
+                std::io::Error::last_os_error()
+            ));
+        }
+        if o.semaphores {
+            let mut v = o.values.clone();
+            // SAFETY: SETALL from an array of nsems values.
+            if unsafe { libc::syscall(libc::SYS_semctl, id, 0, libc::SETALL, v.as_mut_ptr()) } < 0 {
+                return Err(format!("cannot set the values of {what} {id}"));
+            }
+        }
+        for (mtype, text) in &o.messages {
+            let mut m = mtype.to_ne_bytes().to_vec();
+            m.extend_from_slice(text);
+            // SAFETY: msgsnd of a live (type, text) buffer.
+            if unsafe {
+                libc::syscall(
+                    libc::SYS_msgsnd,
+                    id,
+                    m.as_ptr(),
+                    text.len(),
+                    libc::IPC_NOWAIT,
+                )
+            } < 0
+            {
+                return Err(format!("cannot queue the messages of {what} {id} again"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// fork/vfork returned in the parent.

@@ -1,21 +1,55 @@
-/* Gets a System V semaphore set and a message queue (private keys), says
- * ready, waits for "go", removes both and exits. The image cannot hold
- * such objects (they are the kernel's): the checkpoint must say so. */
-#include "ckpt_test.h"
+/* Gets a System V semaphore set (values 3 and 5) and a message queue
+ * holding two messages, works a while ("step N", one every 30 ms; the
+ * test checkpoints it mid-way), then reads them back through the same ids
+ * and prints what it finds (no ids on stdout: they go to the file named
+ * by argv[1], so the test can remove objects a killed run left), removes
+ * both and exits. After a restart they must be the same objects: same
+ * ids, same values, the same messages in order, same mode. */
+#include <stdio.h>
+#include <string.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
+#include <unistd.h>
+
+struct msg {
+    long type;
+    char text[64];
+};
 
 int main(int argc, char **argv) {
-    ctl_init(argc, argv);
-    int sem = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
-    int msg = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+    int sem = semget(IPC_PRIVATE, 2, IPC_CREAT | 0600);
+    int msg = msgget(IPC_PRIVATE, IPC_CREAT | 0640);
     if (sem < 0 || msg < 0) {
         perror("semget/msgget");
         return 1;
     }
-    marker("ready", "pid=%d\nsem=%d\nmsg=%d\n", getpid(), sem, msg);
-    wait_for("go", 60);
+    FILE *ids = fopen(argv[1], "a");
+    fprintf(ids, "%d %d\n", sem, msg);
+    fclose(ids);
+    unsigned short init[2] = {3, 5};
+    semctl(sem, 0, SETALL, init);
+    struct msg m1 = {7, "first message"}, m2 = {9, "second"};
+    msgsnd(msg, &m1, strlen(m1.text) + 1, 0);
+    msgsnd(msg, &m2, strlen(m2.text) + 1, 0);
+    for (int i = 0; i < 40; i++) {
+        printf("step %d\n", i);
+        fflush(stdout);
+        usleep(30000);
+    }
+    unsigned short v[2] = {0, 0};
+    int r = semctl(sem, 0, GETALL, v);
+    printf("semaphores: %d %u %u\n", r, v[0], v[1]);
+    struct sembuf op = {0, -3, IPC_NOWAIT};
+    printf("take 3 of the first: %d\n", semop(sem, &op, 1));
+    for (int i = 0; i < 3; i++) {
+        struct msg m = {0, ""};
+        ssize_t n = msgrcv(msg, &m, sizeof m.text, 0, IPC_NOWAIT);
+        printf("message: %zd %ld %s\n", n, m.type, n > 0 ? m.text : "-");
+    }
+    struct msqid_ds ds;
+    msgctl(msg, IPC_STAT, &ds);
+    printf("queue mode %o\n", ds.msg_perm.mode & 0777);
     semctl(sem, 0, IPC_RMID);
     msgctl(msg, IPC_RMID, NULL);
     return 0;
