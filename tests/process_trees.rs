@@ -966,26 +966,14 @@ fn checkpoints_during_a_fork_exec_storm() {
 #[test]
 fn checkpoint_leaves_the_job_unharmed_and_restarts_after_it_ended() {
     let area = Area::new("tunharmed");
-    let prog = rs::compile_named("tree_family.c", &area.sub("bin"), "tree_family");
-    let want = family_reference(&area, &prog, 2);
-    let ctl = area.sub("ctl");
-    let out = area.file("out");
-    let mut kid = start_job(
-        &area,
-        &prog,
-        &[ctl.to_string_lossy().into_owned()],
-        area.path(),
-        &out,
-    );
-    let root = kid.pid();
-    let _guard = JobGuard(root);
-    let m = rs::wait_marker(&mut kid, &ctl.join("ready1"))
-        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
-    let child = kv(&m, "child");
-    let img = tree::checkpoint_tree(area.path(), root, &area.images)
-        .unwrap_or_else(|e| panic!("{e}\n{}{}", tree::tree_report(root), context(&area)));
-    img.require(&[root, child])
-        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let FamilyAtStop {
+        want,
+        ctl,
+        out,
+        mut kid,
+        img,
+        _guard,
+    } = family_checkpointed_at_first_stop(&area);
     touch(&ctl.join("go1"));
     touch(&ctl.join("go2"));
     let st = kid.wait(END).unwrap_or_else(|e| panic!("{e}"));
@@ -1009,6 +997,48 @@ fn checkpoint_leaves_the_job_unharmed_and_restarts_after_it_ended() {
     assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
 }
 
+/// tree_family under ckpt, checkpointed (not killed) at its first stop.
+struct FamilyAtStop {
+    /// The uninterrupted transcript.
+    want: Vec<u8>,
+    ctl: PathBuf,
+    out: PathBuf,
+    kid: Kid,
+    img: TreeImage,
+    _guard: JobGuard,
+}
+
+fn family_checkpointed_at_first_stop(area: &Area) -> FamilyAtStop {
+    let prog = rs::compile_named("tree_family.c", &area.sub("bin"), "tree_family");
+    let want = family_reference(area, &prog, 2);
+    let ctl = area.sub("ctl");
+    let out = area.file("out");
+    let mut kid = start_job(
+        area,
+        &prog,
+        &[ctl.to_string_lossy().into_owned()],
+        area.path(),
+        &out,
+    );
+    let root = kid.pid();
+    let guard = JobGuard(root);
+    let m = rs::wait_marker(&mut kid, &ctl.join("ready1"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(area)));
+    let child = kv(&m, "child");
+    let img = tree::checkpoint_tree(area.path(), root, &area.images)
+        .unwrap_or_else(|e| panic!("{e}\n{}{}", tree::tree_report(root), context(area)));
+    img.require(&[root, child])
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(area)));
+    FamilyAtStop {
+        want,
+        ctl,
+        out,
+        kid,
+        img,
+        _guard: guard,
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 10. What the killed job wrote after the checkpoint is cut back.
 
@@ -1020,33 +1050,21 @@ fn checkpoint_leaves_the_job_unharmed_and_restarts_after_it_ended() {
 #[test]
 fn output_written_after_the_checkpoint_is_cut_back() {
     let area = Area::new("tcutback");
-    let prog = rs::compile_named("tree_family.c", &area.sub("bin"), "tree_family");
-    let want = family_reference(&area, &prog, 2);
-    let ctl = area.sub("ctl");
-    let out = area.file("out");
-    let mut kid = start_job(
-        &area,
-        &prog,
-        &[ctl.to_string_lossy().into_owned()],
-        area.path(),
-        &out,
-    );
-    let root = kid.pid();
-    let _guard = JobGuard(root);
-    let m = rs::wait_marker(&mut kid, &ctl.join("ready1"))
-        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
-    let child = kv(&m, "child");
-    let img = tree::checkpoint_tree(area.path(), root, &area.images)
-        .unwrap_or_else(|e| panic!("{e}\n{}{}", tree::tree_report(root), context(&area)));
-    img.require(&[root, child])
-        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let FamilyAtStop {
+        want,
+        ctl,
+        out,
+        mut kid,
+        img,
+        _guard,
+    } = family_checkpointed_at_first_stop(&area);
     let size_at_checkpoint = std::fs::metadata(&out).unwrap().len();
     touch(&ctl.join("go1"));
     rs::wait_marker(&mut kid, &ctl.join("ready2"))
         .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
     let size_killed = std::fs::metadata(&out).unwrap().len();
     assert!(size_killed > size_at_checkpoint, "round 1 wrote nothing?");
-    tree::kill_job(root).unwrap_or_else(|e| panic!("{e}"));
+    tree::kill_job(kid.pid()).unwrap_or_else(|e| panic!("{e}"));
     kid.kill();
     std::fs::remove_file(ctl.join("ready2")).unwrap();
 
