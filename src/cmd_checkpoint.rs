@@ -8,7 +8,13 @@ use std::time::Duration;
 
 pub fn checkpoint(args: CheckpointArgs) -> Result<(), Failure> {
     let answer_fd = args.answer_fd;
+    let pid = args.pid;
     let r = checkpoint_inner(args);
+    if r.is_ok() {
+        for w in crate::tree_checkpoint::strays(pid) {
+            eprintln!("ckpt: warning: {w}");
+        }
+    }
     if let Some(fd) = answer_fd {
         answer(fd, &r);
     }
