@@ -179,7 +179,14 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
     let sysv = metas.iter().flat_map(|(pid, meta)| {
         meta.regions
             .iter()
-            .filter(|r| r.path.starts_with("/SYSV"))
+            .filter(|r| {
+                r.path.starts_with("/SYSV")
+                    && !meta
+                        .process
+                        .sysv_ipc
+                        .iter()
+                        .any(|o| o.shm_size.is_some() && o.saved && o.id == r.ino as i32)
+            })
             .map(move |r| {
                 format!(
                     "process {pid}: System V shared memory at {:#x} comes back with its contents, shared by the job's processes again, but as ckpt's own memory: no longer the segment (shmctl on its id fails)",
@@ -229,11 +236,7 @@ fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool) -> Vec<String
             format!(
                 "the program used System V {} {}, which was gone or could not be read at the \
                  checkpoint: the image does not hold it",
-                if o.semaphores {
-                    "semaphore set"
-                } else {
-                    "message queue"
-                },
+                o.kind(),
                 o.id
             )
         }))

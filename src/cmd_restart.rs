@@ -79,7 +79,7 @@ pub fn restart(args: RestartArgs) -> Result<(), Failure> {
     for o in &meta.process.sysv_ipc {
         eprintln!(
             "ckpt: warning: System V {} {} is not made again without a namespace: the program finds it as the kernel holds it now",
-            if o.semaphores { "semaphore set" } else { "message queue" },
+            o.kind(),
             o.id
         );
     }

@@ -177,12 +177,14 @@ fn unknown_kinds_of_descriptor_are_warned_about() {
     }
 }
 
-/// System V semaphore sets and message queues live in the kernel: saved
-/// at the checkpoint (values; messages copied, not taken) and made again
-/// at restart at their very ids, in an IPC namespace of the restarted
-/// program's own — same values, same messages in order, same mode.
+/// System V semaphore sets, message queues and shared memory segments
+/// live in the kernel: saved at the checkpoint (values; messages copied,
+/// not taken; the segment's pages with the memory) and made again at
+/// restart at their very ids, in an IPC namespace of the restarted
+/// program's own — same values, same messages in order, same mode, the
+/// mapping the segment itself again.
 #[test]
-fn system_v_semaphores_and_message_queues_come_back_at_their_ids() {
+fn system_v_objects_come_back_at_their_ids() {
     let ids = std::env::temp_dir().join(format!("ckpt-sysv-ids-{}", std::process::id()));
     let _ = std::fs::remove_file(&ids);
     let ids_arg = ids.to_string_lossy().into_owned();
@@ -195,11 +197,12 @@ fn system_v_semaphores_and_message_queues_come_back_at_their_ids() {
                 .split_whitespace()
                 .filter_map(|x| x.parse().ok())
                 .collect();
-            if let [sem, msg] = v[..] {
+            if let [sem, msg, shm] = v[..] {
                 // SAFETY: removing System V objects by id (gone already: EINVAL).
                 unsafe {
                     libc::semctl(sem, 0, libc::IPC_RMID);
                     libc::msgctl(msg, libc::IPC_RMID, std::ptr::null_mut());
+                    libc::shmctl(shm, libc::IPC_RMID, std::ptr::null_mut());
                 }
             }
         }

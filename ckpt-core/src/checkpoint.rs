@@ -211,6 +211,10 @@ fn take_with(
     // One read of the map serves the saved files and the fork check.
     let maps = memory::own_maps();
     meta.saved_files = memory::saved_files(&maps);
+    // System V segments it has attached (their pages are captured below).
+    meta.process
+        .sysv_ipc
+        .extend(crate::process::shm_objects(&maps));
     // Memory the writer's fork does not hold (shared): copied while frozen.
     memory::shared::capture();
     meta.freeze_us = (sys::monotonic_ns() - frozen.started_ns()) / 1000;

@@ -313,6 +313,26 @@ pub struct SysvObject {
     /// Read whole at the checkpoint (false: gone or unreadable then).
     #[serde(default)]
     pub saved: bool,
+    /// A shared memory segment (then `semaphores` is false): its size.
+    /// Its pages are in the image with the regions that map it.
+    #[serde(default)]
+    pub shm_size: Option<u64>,
+    /// A segment marked for removal (IPC_RMID) while attached.
+    #[serde(default)]
+    pub removed: bool,
+}
+
+impl SysvObject {
+    /// "semaphore set", "message queue" or "shared memory segment".
+    pub fn kind(&self) -> &'static str {
+        if self.semaphores {
+            "semaphore set"
+        } else if self.shm_size.is_some() {
+            "shared memory segment"
+        } else {
+            "message queue"
+        }
+    }
 }
 
 /// The program's identity: real, effective, saved and filesystem uids and

@@ -152,25 +152,57 @@ fn save_messages(o: &mut crate::image::SysvObject) -> bool {
     true
 }
 
+/// The System V shared memory segments the process has attached (its
+/// maps name them "/SYSV<key>", the inode is the id): key, mode, size,
+/// whether marked for removal. Frozen context: raw calls.
+pub fn shm_objects(maps: &[crate::image::Region]) -> Vec<crate::image::SysvObject> {
+    let mut out: Vec<crate::image::SysvObject> = Vec::new();
+    for r in maps.iter().filter(|r| r.path.starts_with("/SYSV")) {
+        let id = r.ino as i32;
+        if out.iter().any(|o| o.id == id) {
+            continue;
+        }
+        // SAFETY: a zeroed shmid_ds is valid; IPC_STAT fills it.
+        let mut ds: libc::shmid_ds = unsafe { core::mem::zeroed() };
+        // SAFETY: shmctl(IPC_STAT) into a live shmid_ds.
+        let ok = unsafe { libc::syscall(libc::SYS_shmctl, id, libc::IPC_STAT, &mut ds) } == 0;
+        out.push(crate::image::SysvObject {
+            id,
+            key: ds.shm_perm.__key,
+            mode: ds.shm_perm.mode as u32 & 0o777,
+            saved: ok,
+            shm_size: Some(ds.shm_segsz as u64),
+            removed: ds.shm_perm.mode as u32 & 0o1000 != 0,
+            ..Default::default()
+        });
+    }
+    out
+}
+
 /// Make the System V objects of `objects` again, each at its id, in this
 /// (new, empty) IPC namespace: semaphore values and queued messages as at
 /// the checkpoint. For the restart command, once it is in the namespace.
 pub fn restore_sysv(objects: &[crate::image::SysvObject]) -> Result<(), String> {
     for o in objects.iter().filter(|o| o.saved) {
-        let (next, what) = if o.semaphores {
-            ("/proc/sys/kernel/sem_next_id", "semaphore set")
+        let what = o.kind();
+        let next = if o.semaphores {
+            "/proc/sys/kernel/sem_next_id"
+        } else if o.shm_size.is_some() {
+            "/proc/sys/kernel/shm_next_id"
         } else {
-            ("/proc/sys/kernel/msg_next_id", "message queue")
+            "/proc/sys/kernel/msg_next_id"
         };
         std::fs::write(next, o.id.to_string())
             .map_err(|e| format!("cannot ask for {what} id {}: {e}", o.id))?;
         let flags = libc::IPC_CREAT | libc::IPC_EXCL | o.mode as i32;
-        // SAFETY: semget/msgget with plain integers.
+        // A removed segment has no key any more (IPC_PRIVATE).
+        let key = if o.removed { libc::IPC_PRIVATE } else { o.key };
+        // SAFETY: semget/shmget/msgget with plain integers.
         let id = unsafe {
-            if o.semaphores {
-                libc::semget(o.key, o.values.len().max(1) as i32, flags)
-            } else {
-                libc::msgget(o.key, flags)
+            match o.shm_size {
+                _ if o.semaphores => libc::semget(key, o.values.len().max(1) as i32, flags),
+                Some(size) => libc::shmget(key, size as usize, flags),
+                None => libc::msgget(key, flags),
             }
         };
         if id != o.id {

@@ -187,7 +187,7 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
         fail(&e);
     }
     // Each shared memory object is one again, shared with its descriptor.
-    if memory::shared::restore(&meta.fds, &handoff) {
+    if memory::shared::restore(&meta.fds, &handoff, &meta.process.sysv_ipc) {
         memory::fork_advice::restore(&meta.fork_advice);
     }
     let barrier: Vec<i32> = handoff.barrier.iter().flat_map(|b| [b.0, b.1]).collect();

@@ -1,5 +1,5 @@
-/* Gets a System V semaphore set (values 3 and 5) and a message queue
- * holding two messages, works a while ("step N", one every 30 ms; the
+/* Gets a System V semaphore set (values 3 and 5), a message queue
+ * holding two messages and a shared memory segment holding a greeting, works a while ("step N", one every 30 ms; the
  * test checkpoints it mid-way), then reads them back through the same ids
  * and prints what it finds (no ids on stdout: they go to the file named
  * by argv[1], so the test can remove objects a killed run left), removes
@@ -10,6 +10,7 @@
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
+#include <sys/shm.h>
 #include <unistd.h>
 
 struct msg {
@@ -24,8 +25,15 @@ int main(int argc, char **argv) {
         perror("semget/msgget");
         return 1;
     }
+    int shm = shmget(IPC_PRIVATE, 8192, IPC_CREAT | 0600);
+    char *p = shmat(shm, NULL, 0);
+    if (shm < 0 || p == (void *)-1) {
+        perror("shmget/shmat");
+        return 1;
+    }
+    strcpy(p + 5000, "hello from the segment");
     FILE *ids = fopen(argv[1], "a");
-    fprintf(ids, "%d %d\n", sem, msg);
+    fprintf(ids, "%d %d %d\n", sem, msg, shm);
     fclose(ids);
     unsigned short init[2] = {3, 5};
     semctl(sem, 0, SETALL, init);
@@ -50,7 +58,17 @@ int main(int argc, char **argv) {
     struct msqid_ds ds;
     msgctl(msg, IPC_STAT, &ds);
     printf("queue mode %o\n", ds.msg_perm.mode & 0777);
+    /* The mapping is the segment itself: a second attach sees a store
+     * through the first, and the segment knows its size and users. */
+    printf("segment: %s\n", p + 5000);
+    char *q = shmat(shm, NULL, 0);
+    strcpy(p + 100, "written through the first view");
+    printf("second view: %s\n", q == (void *)-1 ? "(cannot attach)" : q + 100);
+    struct shmid_ds sd;
+    int st = shmctl(shm, IPC_STAT, &sd);
+    printf("segment stat: %d size %zu attached %d\n", st, (size_t)sd.shm_segsz, (int)sd.shm_nattch);
     semctl(sem, 0, IPC_RMID);
     msgctl(msg, IPC_RMID, NULL);
+    shmctl(shm, IPC_RMID, NULL);
     return 0;
 }

@@ -447,7 +447,11 @@ impl Copier<'_> {
 /// whether any region was mapped again (advice given to them is lost).
 /// An object in `handoff` (a tree's restart made it once for every
 /// process that maps it) is mapped instead of one of this process's own.
-pub fn restore(fds: &[Fd], handoff: &crate::tree::Handoff) -> bool {
+pub fn restore(
+    fds: &[Fd],
+    handoff: &crate::tree::Handoff,
+    sysv: &[crate::image::SysvObject],
+) -> bool {
     // The table came back with the image; its descriptor did not.
     let p = CAPTURE.swap(core::ptr::null_mut(), AcqRel);
     // SAFETY: the restored scratch arena holds the table the checkpoint
@@ -510,6 +514,15 @@ pub fn restore(fds: &[Fd], handoff: &crate::tree::Handoff) -> bool {
             continue;
         }
         if r.path.starts_with("/SYSV") {
+            // The segment itself, made again at its id (see
+            // `process::restore_sysv`): attached where it was.
+            let segment = sysv
+                .iter()
+                .find(|o| o.shm_size.is_some() && o.saved && o.id == r.ino as i32);
+            if segment.is_some_and(|o| attach_segment(o, &group)) {
+                remapped = true;
+                continue;
+            }
             crate::restart::warn(&format!(
                 "System V shared memory at {:#x} comes back with its contents but no longer \
                  attached to its segment",
@@ -577,6 +590,57 @@ fn kernel_object(r: &Region) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Attach System V segment `o` (made again, empty) where each view of
+/// `group` was, with the pages the restorer brought back (copied into it
+/// first). False, with nothing changed, when a view is not the whole
+/// segment or cannot be read. Post-restart context.
+fn attach_segment(o: &crate::image::SysvObject, group: &[&Captured]) -> bool {
+    let size = o.shm_size.unwrap_or(0).next_multiple_of(4096);
+    let whole = |r: &Region| {
+        r.offset == 0 && r.end - r.start == size && r.prot & libc::PROT_READ as u32 != 0
+    };
+    if size == 0 || !group.iter().all(|y| whole(&y.region)) {
+        return false;
+    }
+    // SAFETY: shmat anywhere of a segment of ours.
+    let tmp = unsafe { libc::syscall(libc::SYS_shmat, o.id, 0usize, 0) };
+    if tmp < 0 {
+        return false;
+    }
+    let first = &group[0].region;
+    // SAFETY: both ranges are `size` bytes: the readable restored view
+    // and the segment just attached.
+    unsafe {
+        core::ptr::copy_nonoverlapping(first.start as *const u8, tmp as *mut u8, size as usize);
+        libc::syscall(libc::SYS_shmdt, tmp);
+    }
+    for y in group {
+        let y = &y.region;
+        let mut flags = 0o40000; // SHM_REMAP
+        if y.prot & libc::PROT_WRITE as u32 == 0 {
+            flags |= libc::SHM_RDONLY;
+        }
+        if y.prot & libc::PROT_EXEC as u32 != 0 {
+            flags |= 0o100000; // SHM_EXEC
+        }
+        // SAFETY: the view is the program's own range, replaced by the
+        // segment holding the same pages.
+        if unsafe { libc::syscall(libc::SYS_shmat, o.id, y.start, flags) } < 0 {
+            crate::restart::warn(&format!(
+                "System V shared memory at {:#x}: cannot attach segment {} there again (errno {})",
+                y.start,
+                o.id,
+                crate::interpose::errno()
+            ));
+        }
+    }
+    if o.removed {
+        // SAFETY: shmctl(IPC_RMID) of a segment of ours: gone once detached.
+        unsafe { libc::syscall(libc::SYS_shmctl, o.id, libc::IPC_RMID, 0usize) };
+    }
+    true
 }
 
 /// A new descriptor of the object descriptor `fd` (re-made by `files`)

@@ -304,11 +304,19 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
         for (ri, r) in p.meta.regions.iter().enumerate() {
             // Shared anonymous memory, memfds, unlinked files (a POSIX
             // semaphore of /dev/shm after sem_unlink): one object.
-            // (System V memory too: shared again, as a memfd rather
-            // than a segment — the restart says so.)
+            // (System V memory whose segment was not saved too: shared
+            // again, as a memfd — the restart says so.)
             let kernel_own =
                 r.path.starts_with("anon_inode:") || r.path.starts_with("/anon_hugepage");
-            if r.kind == RegionKind::SharedAnonymous && !kernel_own {
+            // A System V segment saved whole is made again at its id and
+            // attached by each process itself.
+            let segment = r.path.starts_with("/SYSV")
+                && p.meta
+                    .process
+                    .sysv_ipc
+                    .iter()
+                    .any(|o| o.shm_size.is_some() && o.saved && o.id == r.ino as i32);
+            if r.kind == RegionKind::SharedAnonymous && !kernel_own && !segment {
                 mem.entry((r.dev, r.ino)).or_default().push((pi, ri));
             }
         }
