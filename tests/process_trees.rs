@@ -1384,3 +1384,18 @@ fn epoll_shared_across_fork_still_sees_the_pipe() {
         "an epoll warning at restart: {err}"
     );
 }
+
+/// A System V segment, removed once attached, shared by parent and child:
+/// one segment again after the restart, at its id, both adding to the
+/// same counter.
+#[test]
+fn system_v_segment_shared_across_fork_is_one_again() {
+    let area = Area::new("tshm");
+    let prog = common::compile_c("tree_sysv_shm.c", area.path());
+    same_after_restart(&area, &prog, &[], "tree_sysv_shm", |d| rs::lines(d) >= 4);
+    let err = read(&area.file("restart1.err"));
+    assert!(
+        !err.contains("warning: System V"),
+        "a System V warning at restart: {err}"
+    );
+}
