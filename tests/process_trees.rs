@@ -775,6 +775,20 @@ fn same_after_restart(
     assert_same(&std::fs::read(&out).unwrap(), &want, &context(area));
 }
 
+/// [`same_after_restart`] of the C program `src` (in tests/programs),
+/// checkpointed once it printed `lines` lines; the restart must not warn
+/// about `kind` ("warning: KIND").
+fn c_same_after_restart(tag: &str, src: &str, args: &[String], lines: usize, kind: &str) {
+    let area = Area::new(tag);
+    let prog = common::compile_c(src, area.path());
+    same_after_restart(&area, &prog, args, src, |d| rs::lines(d) >= lines);
+    let err = read(&area.file("restart1.err"));
+    assert!(
+        !err.contains(&format!("warning: {kind}")),
+        "a {kind} warning at restart: {err}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 7. make -j2.
 
@@ -1359,15 +1373,9 @@ fn unix_socket_server_and_client_come_back_connected() {
 /// both, with those bytes, and the transcript is the uninterrupted one.
 #[test]
 fn named_fifo_between_processes_keeps_its_bytes() {
-    let area = Area::new("tfifo");
-    let prog = common::compile_c("tree_fifo.c", area.path());
-    let args = vec![area.file("fifo").to_string_lossy().into_owned()];
-    same_after_restart(&area, &prog, &args, "tree_fifo", |d| rs::lines(d) >= 3);
-    let err = read(&area.file("restart1.err"));
-    assert!(
-        !err.contains("warning: FIFO"),
-        "a FIFO warning at restart: {err}"
-    );
+    let dir = common::TempDir::new("tfifo-path");
+    let fifo = dir.path().join("fifo").to_string_lossy().into_owned();
+    c_same_after_restart("tfifo", "tree_fifo.c", &[fifo], 3, "FIFO");
 }
 
 /// An epoll instance inherited across fork, watching a pipe between the
@@ -1375,14 +1383,7 @@ fn named_fifo_between_processes_keeps_its_bytes() {
 /// same pipe (each event reaches the parent).
 #[test]
 fn epoll_shared_across_fork_still_sees_the_pipe() {
-    let area = Area::new("tepoll");
-    let prog = common::compile_c("tree_epoll.c", area.path());
-    same_after_restart(&area, &prog, &[], "tree_epoll", |d| rs::lines(d) >= 4);
-    let err = read(&area.file("restart1.err"));
-    assert!(
-        !err.contains("warning: epoll"),
-        "an epoll warning at restart: {err}"
-    );
+    c_same_after_restart("tepoll", "tree_epoll.c", &[], 4, "epoll");
 }
 
 /// A System V segment, removed once attached, shared by parent and child:
@@ -1390,12 +1391,5 @@ fn epoll_shared_across_fork_still_sees_the_pipe() {
 /// same counter.
 #[test]
 fn system_v_segment_shared_across_fork_is_one_again() {
-    let area = Area::new("tshm");
-    let prog = common::compile_c("tree_sysv_shm.c", area.path());
-    same_after_restart(&area, &prog, &[], "tree_sysv_shm", |d| rs::lines(d) >= 4);
-    let err = read(&area.file("restart1.err"));
-    assert!(
-        !err.contains("warning: System V"),
-        "a System V warning at restart: {err}"
-    );
+    c_same_after_restart("tshm", "tree_sysv_shm.c", &[], 4, "System V");
 }
