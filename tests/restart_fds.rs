@@ -217,3 +217,18 @@ fn system_v_objects_come_back_at_their_ids() {
         said.restart
     );
 }
+
+/// A timerfd set for an absolute wall-clock time expires at that time
+/// even when the program was down for a while in between (restarted 1.5 s
+/// after it was killed): its deadline, not its remaining time, comes back.
+#[test]
+fn wall_clock_timerfd_keeps_its_deadline_across_downtime() {
+    let said = cycle_c_with("tfdwall", "restart_timerfd_wall.c", &[], &|| {
+        std::thread::sleep(std::time::Duration::from_millis(1500))
+    });
+    assert!(
+        !said.restart.contains("timerfd"),
+        "restart said: {}",
+        said.restart
+    );
+}

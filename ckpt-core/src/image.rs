@@ -717,6 +717,11 @@ pub struct TimerFdState {
     pub interval_ns: u64,
     /// Expirations not yet read.
     pub ticks: u64,
+    /// An absolute CLOCK_REALTIME setting (TFD_TIMER_ABSTIME): its next
+    /// expiry as a wall-clock time (ns since the epoch), so a restart
+    /// later keeps the same deadline.
+    #[serde(default)]
+    pub realtime_deadline_ns: Option<u64>,
 }
 
 /// How a POSIX timer notifies.

@@ -70,13 +70,28 @@ pub fn timerfd_state(info: &[u8]) -> Option<TimerFdState> {
         Some(s.trim().parse::<u64>().ok()? * 1_000_000_000 + n.trim().parse::<u64>().ok()?)
     };
     let num = |key: &[u8]| -> Option<i64> { sys::parse_i64(sys::field(info, key)?) };
-    Some(TimerFdState {
+    let mut t = TimerFdState {
         clock: num(b"clockid:")? as i32,
         settime_flags: sys::field(info, b"settime flags:").and_then(sys::parse_oct)? as i32,
         value_ns: pair(b"it_value:")?,
         interval_ns: pair(b"it_interval:")?,
         ticks: num(b"ticks:").unwrap_or(0) as u64,
-    })
+        realtime_deadline_ns: None,
+    };
+    if wall_clock_deadline(&t) {
+        t.realtime_deadline_ns = Some(sys::clock_ns(libc::CLOCK_REALTIME) + t.value_ns);
+    }
+    Some(t)
+}
+
+/// An armed timer set on the wall clock with an absolute time: its
+/// deadline stays a wall-clock time across a restart. (Monotonic and boot
+/// clocks go on from the checkpoint in the restart's time namespace: their
+/// remaining time is what stays.)
+fn wall_clock_deadline(t: &TimerFdState) -> bool {
+    matches!(t.clock, libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_ALARM)
+        && t.settime_flags & libc::TFD_TIMER_ABSTIME != 0
+        && t.value_ns > 0
 }
 
 /// Re-create an epoll instance (empty: it is filled by [`refill_epoll`]
@@ -100,8 +115,14 @@ pub fn recreate(f: &Fd) -> Result<i32, String> {
                 t.value_ns
             };
             if fd >= 0 && value > 0 {
-                // The remaining time, relative: an absolute setting would
-                // also be right after a reboot only for CLOCK_REALTIME.
+                // The remaining time, relative; for an absolute wall-clock
+                // setting, the same wall-clock deadline (past by now:
+                // it expires at once, as it would have), with its
+                // cancel-on-set flag.
+                let (flags, value) = match t.realtime_deadline_ns {
+                    Some(d) => (t.settime_flags, d),
+                    None => (0, value),
+                };
                 let spec = libc::itimerspec {
                     it_interval: sys::timespec(t.interval_ns),
                     it_value: sys::timespec(value),
@@ -109,7 +130,7 @@ pub fn recreate(f: &Fd) -> Result<i32, String> {
                 libc::syscall(
                     libc::SYS_timerfd_settime,
                     fd,
-                    0,
+                    flags,
                     &spec,
                     core::ptr::null_mut::<u8>(),
                 );
@@ -278,7 +299,8 @@ mod tests {
                 settime_flags: 1,
                 value_ns: 499_912_345,
                 interval_ns: 2_000_000_000,
-                ticks: 3
+                ticks: 3,
+                realtime_deadline_ns: None
             })
         );
     }
