@@ -296,16 +296,22 @@ pub fn restore(timers: &[Timer], itimers: &[Itimer]) {
             "virtual" => libc::ITIMER_VIRTUAL,
             _ => libc::ITIMER_PROF,
         };
-        if it.remaining_ns == 0 {
-            continue;
-        }
+        // A periodic ITIMER_REAL that expired and whose SIGALRM is still
+        // pending reads 0 (the kernel re-arms it when the signal is taken,
+        // and the frozen program had not taken it): the signal comes back
+        // with the pending ones, the timer runs again from there.
+        let remaining = match (it.remaining_ns, it.interval_ns) {
+            (0, 0) => continue,
+            (0, interval) => interval,
+            (r, _) => r,
+        };
         let tv = |ns: u64| libc::timeval {
             tv_sec: (ns / 1_000_000_000) as i64,
             tv_usec: ((ns % 1_000_000_000) / 1000) as i64,
         };
         let v = libc::itimerval {
             it_interval: tv(it.interval_ns),
-            it_value: tv(it.remaining_ns.max(1000)),
+            it_value: tv(remaining.max(1000)),
         };
         // SAFETY: setitimer from a live itimerval.
         unsafe {
