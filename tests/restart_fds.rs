@@ -19,6 +19,18 @@ struct Said {
     restart: String,
 }
 
+impl Said {
+    /// The restart's warning lines only (not, say, a cut-back notice that
+    /// names a file whose path holds any word).
+    fn restart_warnings(&self) -> String {
+        self.restart
+            .lines()
+            .filter(|l| l.contains("warning:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
 /// Compile tests/programs/`src`, run it plainly for the reference, run it
 /// under ckpt, checkpoint it once it printed "step 19", kill it, restart
 /// it and compare its whole output with the reference.
@@ -84,7 +96,7 @@ fn fired_unread_timerfds_stay_armed_with_their_expirations() {
         said.checkpoint
     );
     assert!(
-        !said.restart.contains("timerfd"),
+        !said.restart_warnings().contains("timerfd"),
         "restart warned about a timerfd: {}",
         said.restart
     );
@@ -152,7 +164,7 @@ fn fifos_keep_their_bytes_even_unlinked() {
 fn every_queued_message_of_a_datagram_pair_comes_back() {
     let said = cycle_c("dgram", "restart_dgram.c");
     assert!(
-        !said.restart.contains("socket"),
+        !said.restart_warnings().contains("socket"),
         "restart warned about a socket: {}",
         said.restart
     );
@@ -211,7 +223,7 @@ fn system_v_objects_come_back_at_their_ids() {
     remove_all();
     let _ = std::fs::remove_file(&ids);
     assert!(
-        !said.checkpoint.contains("System V") && !said.restart.contains("System V"),
+        !said.checkpoint.contains("System V") && !said.restart_warnings().contains("System V"),
         "checkpoint said: {}\nrestart said: {}",
         said.checkpoint,
         said.restart
@@ -227,7 +239,7 @@ fn wall_clock_timerfd_keeps_its_deadline_across_downtime() {
         std::thread::sleep(std::time::Duration::from_millis(1500))
     });
     assert!(
-        !said.restart.contains("timerfd"),
+        !said.restart_warnings().contains("timerfd"),
         "restart said: {}",
         said.restart
     );
