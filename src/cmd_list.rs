@@ -111,6 +111,7 @@ pub fn list(args: ListArgs) -> Result<(), Failure> {
                     "program": m.process.comm, "pid": m.process.pid,
                     "created_unix_ms": m.created_unix_ms, "seq": m.seq,
                     "threads": e.threads, "processes": e.processes,
+                    "needs": m.deps.iter().map(|d| &d.name).collect::<Vec<_>>(),
                 }),
                 Err(why) => serde_json::json!({
                     "path": e.path, "bytes": e.bytes, "whole": false, "error": why,
@@ -151,7 +152,10 @@ pub fn list(args: ListArgs) -> Result<(), Failure> {
                 fmt_size(e.bytes),
                 e.threads.to_string(),
                 e.processes.to_string(),
-                "whole".into(),
+                match m.deps.len() {
+                    0 => "whole".into(),
+                    n => format!("whole, incremental (needs {n} earlier)"),
+                },
             ]),
             Err(why) => t.row(vec![
                 name,

@@ -25,12 +25,13 @@ pub fn restart(args: RestartArgs) -> Result<(), Failure> {
     if let Some(tree) = crate::tree_restart::tree_image(&args.image, args.latest)? {
         return crate::tree_restart::restart(&tree, &args);
     }
-    let (path, _header, meta, file) = if args.latest {
+    let (path, _header, meta, file, deps) = if args.latest {
         latest_whole(&args.image)?
     } else {
         let path = newest_image(&args.image)?;
         let (header, meta, file) = open_checked(&path)?;
-        (path, header, meta, file)
+        let deps = open_deps(&path, &meta)?;
+        (path, header, meta, file, deps)
     };
     let path = &path;
     check_identity(path, &meta)?;
@@ -47,17 +48,26 @@ pub fn restart(args: RestartArgs) -> Result<(), Failure> {
     let mapped = open_mapped_files(&meta)?;
     let restorer = shim_path::find_restorer().map_err(Failure::new)?;
     let image_fd = OwnedFd::from(file);
+    let dep_fds: Vec<i32> = deps.into_iter().map(|f| f.into_raw_fd()).collect();
+    let sources: Vec<i32> = std::iter::once(image_fd.as_raw_fd())
+        .chain(dep_fds.iter().copied())
+        .collect();
     // The restart command's own pid: `ckpt checkpoint` of it reaches the
     // program (see `ckpt::restart::control_name`).
     let entry_arg = ckpt::tree::pack_entry_arg(std::process::id() as i32, None);
-    let plan_fd = write_plan(&meta, image_fd.as_raw_fd(), &mapped, &specials, entry_arg)?;
+    let plan_fd = write_plan(&meta, &sources, &mapped, &specials, entry_arg)?;
     // Every check passed: now files may be touched.
     for c in &cuts {
         c.apply()?;
     }
     // Keep every descriptor the restorer needs open across exec.
     let image_fd = image_fd.into_raw_fd();
-    for fd in mapped.values().copied().chain([image_fd, plan_fd]) {
+    for fd in mapped
+        .values()
+        .copied()
+        .chain([image_fd, plan_fd])
+        .chain(dep_fds)
+    {
         clear_cloexec(fd);
     }
     let prog =
@@ -184,12 +194,75 @@ pub(crate) fn open_checked(
     Ok((header, meta, file))
 }
 
-/// `--latest DIR`: the newest image of DIR that is whole; damaged newer
-/// ones are passed over with a warning.
+/// The earlier images an incremental image takes unchanged pages from
+/// (beside it, by name), each checked like the image itself: the same
+/// file it was written against (its metadata checksum), whole, owned as
+/// the image is, and holding every byte referred to. Opened in the order
+/// of `meta.deps`.
+pub(crate) fn open_deps(
+    path: &std::path::Path,
+    meta: &Meta,
+) -> Result<Vec<std::fs::File>, Failure> {
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut files = Vec::new();
+    for (i, d) in meta.deps.iter().enumerate() {
+        let fail = |why: String| {
+            Failure::new(format!(
+                "{}: an incremental image, it takes unchanged memory from {}, which {why}",
+                path.display(),
+                d.name
+            ))
+        };
+        if d.name.is_empty() || d.name.contains('/') || d.name == "." || d.name == ".." {
+            return Err(fail("is not a file name beside it".into()));
+        }
+        let dep = dir.join(&d.name);
+        if !dep.exists() {
+            return Err(fail(
+                "is missing (removed by hand? ckpt keeps the images a kept one needs)".into(),
+            ));
+        }
+        let (header, dep_meta, file) = open_checked(&dep)?;
+        if header.meta_hash != d.meta_hash {
+            return Err(fail(
+                "is another image now (written over since): refusing to mix them".into(),
+            ));
+        }
+        check_identity(&dep, &dep_meta)?;
+        let data_end = header.data_offset + header.data_len;
+        let src = i as u32 + 1;
+        let outside = meta
+            .regions
+            .iter()
+            .flat_map(|r| &r.extents)
+            .filter(|e| e.src == src)
+            .find(|e| e.file_offset + e.len > data_end);
+        if let Some(e) = outside {
+            return Err(fail(format!(
+                "does not hold the memory at {:#x} it is said to",
+                e.addr
+            )));
+        }
+        files.push(file);
+    }
+    Ok(files)
+}
+
+/// `--latest DIR`: the newest image of DIR that is whole (and whose
+/// earlier images are); damaged newer ones are passed over with a warning.
 #[allow(clippy::type_complexity)]
 fn latest_whole(
     dir: &std::path::Path,
-) -> Result<(std::path::PathBuf, image::Header, Meta, std::fs::File), Failure> {
+) -> Result<
+    (
+        std::path::PathBuf,
+        image::Header,
+        Meta,
+        std::fs::File,
+        Vec<std::fs::File>,
+    ),
+    Failure,
+> {
     if !dir.is_dir() {
         return Err(Failure::new(format!(
             "{}: --latest takes a directory of images",
@@ -198,8 +271,10 @@ fn latest_whole(
     }
     let all = crate::cmd_list::entries(dir)?;
     for e in all.iter().rev() {
-        match open_checked(&e.path) {
-            Ok((h, m, f)) => return Ok((e.path.clone(), h, m, f)),
+        match open_checked(&e.path)
+            .and_then(|(h, m, f)| open_deps(&e.path, &m).map(|d| (h, m, f, d)))
+        {
+            Ok((h, m, f, d)) => return Ok((e.path.clone(), h, m, f, d)),
             Err(f) => eprintln!("ckpt: warning: passing over {}", f.message),
         }
     }
@@ -245,7 +320,13 @@ fn verify_extents(file: &std::fs::File, header: &image::Header, meta: &Meta) -> 
         .map_err(|e| format!("cannot read the image: {e}"))?;
     ckpt::verify::padding(&head).map_err(|e| e.to_string())?;
     let end = header.data_offset + header.data_len;
-    let all: Vec<&image::Extent> = meta.regions.iter().flat_map(|r| &r.extents).collect();
+    // References into earlier images are checked with those (`open_deps`).
+    let all: Vec<&image::Extent> = meta
+        .regions
+        .iter()
+        .flat_map(|r| &r.extents)
+        .filter(|e| e.src == 0)
+        .collect();
     if all.is_empty() {
         return Ok(());
     }
@@ -608,15 +689,17 @@ fn make_again(s: &image::SavedFile) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `sources`: the image's descriptor, then those of its earlier images
+/// (`meta.deps`), so an extent's `src` indexes it.
 pub(crate) fn write_plan(
     meta: &Meta,
-    image_fd: i32,
+    sources: &[i32],
     mapped: &HashMap<String, i32>,
     specials: &[PlanSpecial],
     entry_arg: u64,
 ) -> Result<i32, Failure> {
     let mut h = PlanHeader::new();
-    h.image_fd = image_fd;
+    h.image_fd = sources[0];
     h.entry = meta.restart.entry;
     h.entry_stack = meta.restart.stack_top;
     h.entry_arg = entry_arg;
@@ -661,11 +744,21 @@ pub(crate) fn write_plan(
             _pad: 0,
             offset: if fd < 0 { 0 } else { r.offset },
         });
-        extents.extend(r.extents.iter().map(|e| PlanExtent {
-            addr: e.addr,
-            len: e.len,
-            file_offset: e.file_offset,
-        }));
+        for e in &r.extents {
+            let Some(&fd) = sources.get(e.src as usize) else {
+                return Err(Failure::new(format!(
+                    "the memory at {:#x} refers to an earlier image the image does not name",
+                    e.addr
+                )));
+            };
+            extents.push(PlanExtent {
+                addr: e.addr,
+                len: e.len,
+                file_offset: e.file_offset,
+                fd,
+                _pad: 0,
+            });
+        }
     }
     let mut bytes = Vec::new();
     plan::write_plan(&h, &regions, &extents, specials, &mut |b| {

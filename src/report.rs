@@ -359,12 +359,15 @@ fn memory(out: &mut String, m: &Meta) {
         .iter()
         .map(|r| r.end.saturating_sub(r.start))
         .sum();
-    let stored: u64 = m
-        .regions
-        .iter()
-        .flat_map(|r| &r.extents)
-        .map(|e| e.len)
-        .sum();
+    let sum = |own: bool| -> u64 {
+        m.regions
+            .iter()
+            .flat_map(|r| &r.extents)
+            .filter(|e| (e.src == 0) == own)
+            .map(|e| e.len)
+            .sum()
+    };
+    let (stored, referred) = (sum(true), sum(false));
     let _ = writeln!(out, "\nMemory");
     if m.regions.is_empty() {
         out.push_str("  no regions recorded\n");
@@ -375,6 +378,15 @@ fn memory(out: &mut String, m: &Meta) {
             m.regions.len(),
             fmt_size(mapped),
             fmt_size(stored)
+        );
+    }
+    if !m.deps.is_empty() {
+        let names: Vec<&str> = m.deps.iter().map(|d| d.name.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "  incremental: {} unchanged since, taken from {}",
+            fmt_size(referred),
+            names.join(", ")
         );
     }
     let kept_out = |wipe: bool| {

@@ -82,6 +82,13 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
         let Some(name) = &m.image else { continue };
         let path = dir.join(name);
         let (_h, meta, file) = open_checked(&path)?;
+        if !meta.deps.is_empty() {
+            // A tree's images are always whole (see `memory::dirty`).
+            return Err(Failure::new(format!(
+                "{}: refers to earlier images, which a tree's images never do",
+                path.display()
+            )));
+        }
         check_identity(&path, &meta)?;
         check_reserved_range(&meta)?;
         let specials = check_vdso(&meta)?;
@@ -137,7 +144,7 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
         // Only the root answers for the restart command's pid.
         let alias = if pid == manifest.root { me } else { 0 };
         let entry_arg = tree::pack_entry_arg(alias, Some(handoff_fd));
-        let plan_fd = write_plan(&meta, image_fd, &mapped, &specials, entry_arg)?;
+        let plan_fd = write_plan(&meta, &[image_fd], &mapped, &specials, entry_arg)?;
         // Each process keeps only its own across exec (see `become_member`).
         set_cloexec(plan_fd);
         keep.push(plan_fd);

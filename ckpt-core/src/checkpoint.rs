@@ -210,6 +210,9 @@ fn take_with(
     meta.fork_advice = memory::fork_advice::snapshot();
     // One read of the map serves the saved files and the fork check.
     let maps = memory::own_maps();
+    // Pages written since the previous checkpoint (a tree's member images
+    // are whole: the next image must not refer to one).
+    memory::dirty::collect(&maps, tree.is_none().then_some(final_path.as_path()));
     meta.saved_files = memory::saved_files(&maps);
     // System V segments it has attached (their pages are captured below).
     meta.process

@@ -16,7 +16,13 @@ use std::fmt;
 /// First bytes of every image.
 pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
 /// Bumped on any incompatible change of the header or of [`Meta`].
+/// An image that refers to earlier generations ([`Meta::deps`]) carries
+/// [`FORMAT_INCREMENTAL`] instead, so a ckpt that cannot follow such
+/// references refuses it rather than restoring its pages from the wrong
+/// file; a whole image keeps this version.
 pub const FORMAT_VERSION: u32 = 2;
+/// Version of an incremental image (one with [`Meta::deps`]).
+pub const FORMAT_INCREMENTAL: u32 = 3;
 /// ELF machine number of x86_64: images are refused on anything else.
 pub const ARCH_X86_64: u32 = 62;
 /// Size of the fixed header; metadata starts right after it.
@@ -126,7 +132,7 @@ impl Header {
             data_offset: u64_at(48),
             data_len: u64_at(56),
         };
-        if h.version != FORMAT_VERSION {
+        if h.version != FORMAT_VERSION && h.version != FORMAT_INCREMENTAL {
             return Err(ImageError::Version(h.version));
         }
         if h.arch != ARCH_X86_64 {
@@ -213,6 +219,27 @@ pub struct Meta {
     /// Where post-restart code lives in the image, and the glibc facts it
     /// needs (found at start-up in the checkpointed process).
     pub restart: RestartInfo,
+    /// Earlier images (of the same directory) this one takes unchanged
+    /// pages from: an extent with `src` k > 0 lies in `deps[k-1]`. Empty
+    /// for a whole image. Flattened: an image never refers to a file
+    /// through another one, so restart opens each file once.
+    #[serde(default)]
+    pub deps: Vec<Dep>,
+    /// The write-tracking round this image was taken at (see
+    /// `memory::dirty`): the next image may refer to this one for pages
+    /// not written since, only if it was taken at the round just before.
+    #[serde(default)]
+    pub dirty_round: u64,
+}
+
+/// An earlier image an incremental one takes pages from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Dep {
+    /// File name, in the directory of the image that refers to it.
+    pub name: String,
+    /// That file's metadata checksum (its header's `meta_hash`): the
+    /// same name holding another image is refused.
+    pub meta_hash: u64,
 }
 
 /// What the restorer and post-restart code need to know.
@@ -875,7 +902,17 @@ pub struct Extent {
     pub addr: u64,
     pub len: u64,
     pub file_offset: u64,
+    /// xxh3 of the bytes (0 for a reference: the earlier image's own
+    /// extents carry the checksums of those bytes).
     pub hash: u64,
+    /// 0: in this image's data section; k > 0: at `file_offset` of
+    /// [`Meta::deps`]`[k-1]` (pages unchanged since that image).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub src: u32,
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
 }
 
 /// Encode metadata to MessagePack (named fields, so readers of later

@@ -30,6 +30,7 @@
 //! Memory advised MADV_DONTFORK / MADV_WIPEONFORK is made to fork like the
 //! rest for the writer (see `fork_advice`).
 
+pub mod dirty;
 pub mod fork_advice;
 pub mod locked;
 pub mod shared;
@@ -348,7 +349,7 @@ impl Sink {
 /// every mapping with its flags (MAP_NORESERVE among them), and smaps
 /// tells which regions hold no page at all (Rss and Swap 0), whose page
 /// tables are then not walked (a 2 TiB reservation costs nothing).
-pub fn snapshot(sink: &mut Sink) -> Result<Vec<Region>, String> {
+pub fn snapshot(sink: &mut Sink, earlier: Option<&Earlier>) -> Result<Vec<Region>, String> {
     let smaps = std::fs::read_to_string("/proc/self/smaps")
         .map_err(|e| format!("cannot read /proc/self/smaps: {e}"))?;
     let mut regions = parse_smaps(&smaps);
@@ -380,6 +381,13 @@ pub fn snapshot(sink: &mut Sink) -> Result<Vec<Region>, String> {
         sink,
         bounce,
         run: None,
+        earlier: earlier.map(|e| Refs {
+            tracked: dirty::Cursor::new(&e.round.tracked),
+            written: dirty::Cursor::new(&e.round.written),
+            extents: &e.extents,
+            at: 0,
+            run: None,
+        }),
     };
     let result = regions
         .iter_mut()
@@ -506,16 +514,60 @@ pub fn missing_in(child: i32, starts: &[u64]) -> usize {
         .count()
 }
 
+/// What an incremental image may take from earlier images: the round's
+/// findings and the stored extents of the image taken at the previous
+/// round (with those it referred to itself).
+pub struct Earlier {
+    pub round: &'static dirty::Round,
+    /// (address, length, source, file offset) of each stored extent of
+    /// private anonymous memory, in address order; source as in
+    /// [`Extent::src`] of the image being written.
+    pub extents: Vec<(u64, u64, u32, u64)>,
+}
+
+/// Walks [`Earlier`] along the pages being stored.
+struct Refs<'a> {
+    tracked: dirty::Cursor<'a>,
+    written: dirty::Cursor<'a>,
+    extents: &'a [(u64, u64, u32, u64)],
+    at: usize,
+    /// The reference being collected: (address, length, source, offset).
+    run: Option<(u64, u64, u32, u64)>,
+}
+
+impl Refs<'_> {
+    /// Where an earlier image holds page `a` as it is now: tracked this
+    /// round, not written since the previous one, and stored then (a page
+    /// stored nowhere was zero). `a` must not decrease between calls.
+    fn find(&mut self, a: u64) -> Option<(u32, u64)> {
+        if !self.tracked.contains(a) || self.written.contains(a) {
+            return None;
+        }
+        while self.at < self.extents.len() && {
+            let e = self.extents[self.at];
+            e.0 + e.1 <= a
+        } {
+            self.at += 1;
+        }
+        let &(addr, _, src, off) = self.extents.get(self.at)?;
+        (addr <= a).then(|| (src, off + (a - addr)))
+    }
+}
+
 /// Pages per pagemap read.
 const BATCH: usize = 512;
 /// Largest extent (one bounce-buffer copy).
 const MAX_EXTENT: u64 = 1 << 20;
+/// Largest reference to an earlier image (nothing is copied for it).
+const MAX_REF: u64 = 1 << 30;
 
 struct Writer<'a> {
     sink: &'a mut Sink,
     bounce: &'a mut [u8],
     /// The run being collected: (start address, length).
     run: Option<(u64, u64)>,
+    /// Incremental: pages an earlier image holds unchanged.
+    earlier: Option<Refs<'a>>,
 }
 
 impl Writer<'_> {
@@ -559,12 +611,25 @@ impl Writer<'_> {
             };
         }
         let mut failed = None;
+        let referable = r.kind == RegionKind::Anonymous && !r.shared;
         scan(pagemap, r.start, r.end, &mut |addr, len, cats| {
             if failed.is_some() {
                 return;
             }
             let mut a = addr;
             while a < addr + len {
+                if referable {
+                    if let Some((src, off)) = self.earlier.as_mut().and_then(|e| e.find(a)) {
+                        if let Err(e) = self.flush(r) {
+                            failed = Some(e);
+                            return;
+                        }
+                        self.refer(r, a, src, off);
+                        a += PAGE;
+                        continue;
+                    }
+                    self.flush_ref(r);
+                }
                 // SAFETY: the page lies in a readable mapping of this process.
                 let page = unsafe { std::slice::from_raw_parts(a as *const u8, PAGE as usize) };
                 let res = if wanted(cats) && cats & IS_PFNZERO == 0 && !is_zero(page) {
@@ -588,7 +653,41 @@ impl Writer<'_> {
         if let Some(e) = failed {
             return Err(e);
         }
+        self.flush_ref(r);
         self.flush(r)
+    }
+
+    /// Page `a` is at `off` of earlier image `src`: extend the reference
+    /// being collected, or start another.
+    fn refer(&mut self, r: &mut Region, a: u64, src: u32, off: u64) {
+        let run = self.earlier.as_mut().and_then(|e| e.run.as_mut());
+        match run {
+            Some((start, len, s, o))
+                if *start + *len == a && *s == src && *o + *len == off && *len < MAX_REF =>
+            {
+                *len += PAGE;
+            }
+            _ => {
+                self.flush_ref(r);
+                if let Some(e) = self.earlier.as_mut() {
+                    e.run = Some((a, PAGE, src, off));
+                }
+            }
+        }
+    }
+
+    fn flush_ref(&mut self, r: &mut Region) {
+        let Some((addr, len, src, file_offset)) = self.earlier.as_mut().and_then(|e| e.run.take())
+        else {
+            return;
+        };
+        r.extents.push(Extent {
+            addr,
+            len,
+            file_offset,
+            hash: 0,
+            src,
+        });
     }
 
     /// Store the pages `shared::capture` copied while the program was
@@ -627,6 +726,7 @@ impl Writer<'_> {
                         len: j - i,
                         file_offset,
                         hash: xxhash_rust::xxh3::xxh3_64(bytes),
+                        src: 0,
                     });
                     i = j;
                 }
@@ -651,6 +751,7 @@ impl Writer<'_> {
             len,
             file_offset,
             hash: xxhash_rust::xxh3::xxh3_64(copy),
+            src: 0,
         });
         Ok(())
     }

@@ -39,6 +39,8 @@ pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
             boottime_ns: sys::clock_ns(libc::CLOCK_BOOTTIME),
         }),
         restart: restart_info(),
+        deps: Vec::new(),
+        dirty_round: 0,
     }
 }
 

@@ -48,6 +48,13 @@ pub fn structure(header: &Header, meta: &Meta, file_len: u64) -> Result<(), Imag
     if header.flags != 0 {
         return Err(layout(format!("unknown header flags {:#x}", header.flags)));
     }
+    if (header.version == image::FORMAT_INCREMENTAL) == meta.deps.is_empty() {
+        return Err(layout(format!(
+            "format version {} with {} earlier images referred to",
+            header.version,
+            meta.deps.len()
+        )));
+    }
     let data_end = header.data_offset + header.data_len;
     if header.meta_offset != data_end {
         return Err(layout(format!(
@@ -81,12 +88,30 @@ pub fn structure(header: &Header, meta: &Meta, file_len: u64) -> Result<(), Imag
         }
         prev_end = r.end;
         for e in &r.extents {
-            let ok = e.len > 0
+            let shape = e.len > 0
                 && e.len % PAGE == 0
                 && e.addr % PAGE == 0
                 && e.file_offset % PAGE == 0
                 && e.addr >= r.start
-                && e.addr.checked_add(e.len).is_some_and(|x| x <= r.end)
+                && e.addr.checked_add(e.len).is_some_and(|x| x <= r.end);
+            if e.src != 0 {
+                // A reference into an earlier image: only private
+                // anonymous memory is taken from one (see memory::dirty);
+                // its bounds are checked against that file at restart.
+                let ok = shape
+                    && e.src as usize <= meta.deps.len()
+                    && r.kind == image::RegionKind::Anonymous
+                    && e.file_offset >= header.data_offset
+                    && e.file_offset.checked_add(e.len).is_some();
+                if !ok {
+                    return Err(layout(format!(
+                        "extent at {:#x} refers to an earlier image it may not",
+                        e.addr
+                    )));
+                }
+                continue;
+            }
+            let ok = shape
                 && e.file_offset >= header.data_offset
                 && e.file_offset
                     .checked_add(e.len)
@@ -126,7 +151,7 @@ pub fn image(bytes: &[u8]) -> Result<(Header, Meta), ImageError> {
     structure(&header, &meta, bytes.len() as u64)?;
     padding(bytes)?;
     for r in &meta.regions {
-        for e in &r.extents {
+        for e in r.extents.iter().filter(|e| e.src == 0) {
             let lo = e.file_offset as usize;
             if xxhash_rust::xxh3::xxh3_64(&bytes[lo..lo + e.len as usize]) != e.hash {
                 return Err(layout(format!(

@@ -340,7 +340,15 @@ fn writer_main(job: &Job) -> ! {
     }
     // SAFETY: the meta lives in the coordinator's frame, copied into ours.
     let meta = unsafe { &mut *job.meta };
-    let result = write_image(job.out.fd, meta).and_then(|bytes| {
+    // Incremental: the image taken at the previous round must be complete
+    // before this one can refer to it.
+    let earlier = memory::dirty::round().and_then(|round| {
+        meta.dirty_round = round.id;
+        round.base.as_ref()?;
+        wait_end(job.prev_done);
+        earlier(job, round, meta)
+    });
+    let result = write_image(job.out.fd, meta, earlier.as_ref()).and_then(|bytes| {
         wait_end(job.prev_done);
         publish(job).map(|_| bytes)
     });
@@ -446,19 +454,105 @@ fn close_range(lo: u32, hi: u32) {
     }
 }
 
+/// Most earlier images one image may refer to; past that it is whole.
+const MAX_DEPS: usize = 8;
+
+/// What this image may take from the image of the previous round, which
+/// must be in the same directory, carry that round and not be a chain too
+/// long or too wasteful already (its files holding more than twice the
+/// memory they describe): else the image is whole. Sets `meta.deps` to
+/// every candidate (`write_image` keeps those used).
+fn earlier(
+    job: &Job,
+    round: &'static memory::dirty::Round,
+    meta: &mut image::Meta,
+) -> Option<memory::Earlier> {
+    let base = round.base.as_ref()?;
+    if round.prev == 0 || base.parent() != Some(job.dir.as_path()) {
+        return None;
+    }
+    let (header, base_meta) = image::read_file(base).ok()?;
+    if base_meta.dirty_round != round.prev || base_meta.deps.len() >= MAX_DEPS {
+        return None;
+    }
+    let name = base.file_name()?.to_string_lossy().into_owned();
+    let mut files = std::fs::metadata(base).ok()?.len();
+    for d in &base_meta.deps {
+        files += std::fs::metadata(job.dir.join(&d.name)).ok()?.len();
+    }
+    let mut memory = 0;
+    let mut extents = Vec::new();
+    for r in &base_meta.regions {
+        for e in &r.extents {
+            memory += e.len;
+            if r.kind == image::RegionKind::Anonymous && !r.shared {
+                // This image's deps: the base first, then the base's own.
+                extents.push((e.addr, e.len, e.src + 1, e.file_offset));
+            }
+        }
+    }
+    if files > 2 * memory.max(1 << 20) {
+        return None;
+    }
+    extents.sort_unstable_by_key(|e| e.0);
+    meta.deps = std::iter::once(image::Dep {
+        name,
+        meta_hash: header.meta_hash,
+    })
+    .chain(base_meta.deps)
+    .collect();
+    Some(memory::Earlier { round, extents })
+}
+
+/// Keep only the earlier images some extent refers to, numbered anew.
+fn keep_used_deps(meta: &mut image::Meta) {
+    let mut used = vec![false; meta.deps.len()];
+    for e in meta.regions.iter().flat_map(|r| &r.extents) {
+        if e.src > 0 {
+            used[e.src as usize - 1] = true;
+        }
+    }
+    let mut new_src = vec![0u32; meta.deps.len()];
+    let mut n = 0;
+    for (i, u) in used.iter().enumerate() {
+        if *u {
+            n += 1;
+            new_src[i] = n;
+        }
+    }
+    for e in meta.regions.iter_mut().flat_map(|r| &mut r.extents) {
+        if e.src > 0 {
+            e.src = new_src[e.src as usize - 1];
+        }
+    }
+    let mut i = 0;
+    meta.deps.retain(|_| {
+        i += 1;
+        used[i - 1]
+    });
+}
+
 /// Memory extents, then metadata, then the header; fsync.
-fn write_image(fd: i32, meta: &mut image::Meta) -> Result<u64, String> {
+fn write_image(
+    fd: i32,
+    meta: &mut image::Meta,
+    earlier: Option<&memory::Earlier>,
+) -> Result<u64, String> {
     let mut sink = memory::Sink {
         fd,
         offset: image::DATA_OFFSET,
     };
-    meta.regions = memory::snapshot(&mut sink)?;
+    meta.regions = memory::snapshot(&mut sink, earlier)?;
+    keep_used_deps(meta);
     let data_len = sink.offset - image::DATA_OFFSET;
     let meta_offset = sink.offset;
     let mut encoded = Vec::new();
     image::encode_meta(meta, &mut encoded)?;
     sink.write_all(&encoded)?;
-    let header = image::header_for(&encoded, meta_offset, data_len);
+    let mut header = image::header_for(&encoded, meta_offset, data_len);
+    if !meta.deps.is_empty() {
+        header.version = image::FORMAT_INCREMENTAL;
+    }
     sink.pwrite_at(&header.encode(), 0)?;
     // SAFETY: fsync of the image descriptor we own.
     if unsafe { libc::fsync(fd) } != 0 {
@@ -534,7 +628,20 @@ fn prune(job: &Job) {
         .collect();
     gens.sort();
     let extra = (gens.len() + 1).saturating_sub(job.keep.max(1) as usize);
+    // An image a kept one takes pages from stays (references are
+    // flattened: the kept images name every file they need).
+    let needed: Vec<String> = gens[extra..]
+        .iter()
+        .map(|(_, p)| p.as_path())
+        .chain([job.final_path.as_path()])
+        .filter_map(|p| image::read_file(p).ok())
+        .flat_map(|(_, m)| m.deps.into_iter().map(|d| d.name))
+        .collect();
     for (_, p) in gens.into_iter().take(extra) {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        if name.is_some_and(|n| needed.contains(&n)) {
+            continue;
+        }
         let _ = std::fs::remove_file(p);
     }
 }

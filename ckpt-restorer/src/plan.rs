@@ -3,7 +3,7 @@
 //! ```text
 //! PlanHeader
 //! PlanRegion  x n_regions    (sorted, non-overlapping, page aligned)
-//! PlanExtent  x n_extents    (each inside one region; copied from image_fd)
+//! PlanExtent  x n_extents    (each inside one region; copied from its fd)
 //! PlanSpecial x n_specials   ([vdso], [vvar], [vvar_vclock] as the image expects them)
 //! ```
 //!
@@ -33,7 +33,7 @@ pub const MAX_SPECIALS: u64 = 8;
 /// `b"CKPTPLAN"` as a little-endian u64.
 pub const PLAN_MAGIC: u64 = u64::from_le_bytes(*b"CKPTPLAN");
 /// The only plan version this restorer reads.
-pub const PLAN_VERSION: u32 = 1;
+pub const PLAN_VERSION: u32 = 2;
 
 pub const PAGE_SIZE: u64 = 4096;
 /// First address above x86_64 user space (4-level paging).
@@ -118,13 +118,17 @@ pub struct PlanRegion {
     pub offset: u64,
 }
 
-/// Copy `len` bytes from the image at `file_offset` to `addr` (all page aligned).
+/// Copy `len` bytes from image `fd` at `file_offset` to `addr` (all page
+/// aligned). `fd` is the image's own descriptor, or that of an earlier
+/// image an incremental one takes unchanged pages from.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlanExtent {
     pub addr: u64,
     pub len: u64,
     pub file_offset: u64,
+    pub fd: i32,
+    pub _pad: u32,
 }
 
 /// Where the image expects a kernel special mapping (`[vdso]`, `[vvar]`, ...).
@@ -142,7 +146,7 @@ pub struct PlanSpecial {
 const _: () = assert!(size_of::<MmFields>() == 12 * 8 + AUXV_WORDS * 8);
 const _: () = assert!(size_of::<PlanHeader>() == 72 + size_of::<MmFields>() + 16);
 const _: () = assert!(size_of::<PlanRegion>() == 40);
-const _: () = assert!(size_of::<PlanExtent>() == 24);
+const _: () = assert!(size_of::<PlanExtent>() == 32);
 const _: () = assert!(size_of::<PlanSpecial>() == 32);
 const _: () = assert!(core::mem::align_of::<PlanHeader>() == 8);
 
@@ -492,6 +496,9 @@ impl<'a> PlanView<'a> {
             return Err("plan has extents but no image fd");
         }
         for e in self.extents() {
+            if e.fd < 0 {
+                return Err("an extent has no image fd");
+            }
             if e.len == 0
                 || !page_aligned(e.addr)
                 || !page_aligned(e.len)

@@ -293,7 +293,7 @@ fn move_specials(plan: &PlanView, current: &[Option<Current>]) {
 /// kept), so a huge reservation costs at restart what it cost before: a
 /// 2 TiB NORESERVE or PROT_NONE region is not committed. Only the pages
 /// that receive stored data are made writable for the copy.
-fn map_regions(plan: &PlanView, image_fd: i32) {
+fn map_regions(plan: &PlanView) {
     for r in plan.regions() {
         // A shared file mapping has no extents (Plan::parse refuses them) and
         // its descriptor may be read-only: map it with its final protection.
@@ -366,7 +366,7 @@ fn map_regions(plan: &PlanView, image_fd: i32) {
     // half is copied up to its first failure (`n`: none).
     let split = halfway(plan);
     let failed = match &uffd {
-        Some(u) => copy_anonymous(u, plan, image_fd, split),
+        Some(u) => copy_anonymous(u, plan, split),
         None => [0, 0],
     };
     // Closing it unregisters every range: a plain copy into a registered
@@ -388,7 +388,7 @@ fn map_regions(plan: &PlanView, image_fd: i32) {
             // now mapped writable, and nothing of ours references it.
             let r = unsafe {
                 sys::pread64(
-                    image_fd,
+                    x.fd,
                     (x.addr + done) as *mut u8,
                     (x.len - done) as usize,
                     x.file_offset + done,
@@ -408,7 +408,7 @@ fn map_regions(plan: &PlanView, image_fd: i32) {
                     .s("cannot read extent ")
                     .hex(x.addr)
                     .s(" from the image (fd ")
-                    .dec(image_fd as u64)
+                    .dec(x.fd as u64)
                     .s(")")
                     .errno(e)
                     .die(EXIT_FAILED),
@@ -467,7 +467,6 @@ const HELPER_MIN_BYTES: u64 = 32 << 20;
 struct CopyJob<'a> {
     uffd: &'a crate::uffd::Uffd,
     plan: &'a PlanView<'a>,
-    image_fd: i32,
     from: usize,
     to: usize,
     /// Its first failed extent (`to`: none), set before it ends.
@@ -480,14 +479,12 @@ struct CopyJob<'a> {
 fn copy_anonymous(
     u: &crate::uffd::Uffd,
     plan: &PlanView,
-    image_fd: i32,
     split: usize,
 ) -> [usize; 2] {
     let n = plan.n_extents();
     let job = CopyJob {
         uffd: u,
         plan,
-        image_fd,
         from: split,
         to: n,
         failed: core::sync::atomic::AtomicUsize::new(n),
@@ -499,13 +496,13 @@ fn copy_anonymous(
     } else {
         None
     };
-    let mine = copy_range(u, plan, image_fd, 0, split, 0);
+    let mine = copy_range(u, plan, 0, split, 0);
     let theirs = match helper {
         Some(h) => {
             h.join();
             job.failed.load(Ordering::Acquire)
         }
-        None => copy_range(u, plan, image_fd, split, n, 0),
+        None => copy_range(u, plan, split, n, 0),
     };
     [if mine == split { n } else { mine }, theirs]
 }
@@ -514,7 +511,7 @@ fn copy_anonymous(
 extern "C" fn copy_job(arg: usize) {
     // SAFETY: `copy_anonymous` passes a `CopyJob` that outlives this thread.
     let job = unsafe { &*(arg as *const CopyJob) };
-    let f = copy_range(job.uffd, job.plan, job.image_fd, job.from, job.to, 1);
+    let f = copy_range(job.uffd, job.plan, job.from, job.to, 1);
     job.failed.store(f, Ordering::Release);
 }
 
@@ -523,7 +520,6 @@ extern "C" fn copy_job(arg: usize) {
 fn copy_range(
     u: &crate::uffd::Uffd,
     plan: &PlanView,
-    image_fd: i32,
     from: usize,
     to: usize,
     window: usize,
@@ -532,7 +528,7 @@ fn copy_range(
     for i in from..to {
         let x = plan.extent(i);
         if is_anonymous(plan, x.addr)
-            && u.copy_extent(image_fd, x.addr, x.len, x.file_offset, w)
+            && u.copy_extent(x.fd, x.addr, x.len, x.file_offset, w)
                 .is_err()
         {
             return i;
@@ -651,7 +647,7 @@ pub fn run(plan_fd: i32) -> ! {
     unmap_all(maps_buf, &current);
     move_specials(&plan, &current);
     let h = *plan.header();
-    map_regions(&plan, h.image_fd);
+    map_regions(&plan);
     set_mm_and_name(&h);
     if let Err(e) = sys::close(plan_fd) {
         fail("cannot close the plan descriptor", e);

@@ -27,6 +27,11 @@ extern "C" fn init() {
 fn start() -> Result<(), String> {
     let cfg = config::get();
     signals::set_reserved(cfg.signal);
+    // Incremental images unless told otherwise (a program using
+    // userfaultfd write-protection itself needs them off).
+    ckpt::memory::dirty::configure(
+        std::env::var_os("CKPT_INCREMENTAL").is_none_or(|v| v != "0"),
+    );
     resolve_all_originals();
     if std::env::var_os("LD_PRELOAD").is_some_and(|p| p.to_string_lossy().contains("libckpt_shim"))
     {
