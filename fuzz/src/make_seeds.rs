@@ -30,6 +30,7 @@ fn main() {
             len: 4096,
             file_offset: ckpt::image::DATA_OFFSET,
             hash: extent_hash(&page),
+            src: 0,
         });
     }
     let mut with = vec![0u8; ckpt::image::DATA_OFFSET as usize];
@@ -72,6 +73,8 @@ fn main() {
             addr: r.start,
             len: 4096,
             file_offset: 4096,
+            fd: 3,
+            _pad: 0,
         })
         .into_iter()
         .collect();

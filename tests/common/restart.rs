@@ -237,12 +237,18 @@ pub fn reference(cmd: Command, out: &Path, err: &Path, label: &str) -> ExitStatu
     k.wait(RUN_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Checkpoint `kid` into `images`, then SIGKILL it and wait until it is
-/// gone. Returns the image path.
+/// Checkpoint `kid` into `images` twice, then SIGKILL it and wait until
+/// it is gone. Returns the second image's path: an incremental one (it
+/// takes the pages the program did not write in between from the first),
+/// so every test restarting through here restarts from a chain.
 pub fn checkpoint_and_kill(kid: &mut Kid, images: &Path) -> PathBuf {
     let pid = kid.pid();
-    let img = common::checkpoint(pid, Some(images))
-        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", kid.describe(), common::threads_report(pid)));
+    let take = || {
+        common::checkpoint(pid, Some(images))
+            .unwrap_or_else(|e| panic!("{e}\n{}\n{}", kid.describe(), common::threads_report(pid)))
+    };
+    take();
+    let img = take();
     if let Some(s) = kid.exited() {
         panic!(
             "{} exited ({s}) right after the checkpoint\n{}",

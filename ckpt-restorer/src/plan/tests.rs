@@ -53,11 +53,15 @@ fn sample() -> (
             addr: CODE,
             len: 0x1000,
             file_offset: 0,
+            fd: 3,
+            _pad: 0,
         },
         PlanExtent {
             addr: DATA + 0x1000,
             len: 0x1000,
             file_offset: 0x1000,
+            fd: 3,
+            _pad: 0,
         },
     ];
     let specials = vec![
@@ -178,6 +182,7 @@ fn rejects_bad_extents_and_specials() {
     expect_err(&with(|_, _, e, _| e[1].len = 0x2000), "inside one region");
     expect_err(&with(|_, _, e, _| e[0].file_offset = 12), "page aligned");
     expect_err(&with(|h, _, _, _| h.image_fd = -1), "no image fd");
+    expect_err(&with(|_, _, e, _| e[1].fd = -1), "an extent has no image fd");
     expect_err(
         &with(|_, r, _, _| {
             r[1].flags = MAP_SHARED;

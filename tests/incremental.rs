@@ -1,0 +1,129 @@
+//! Incremental checkpoints on real programs: a second checkpoint stores
+//! only the pages written since the first and takes the rest from it; a
+//! restart from that chain is byte-identical to an uninterrupted run,
+//! whatever the program did to its memory in between (writes, mremap,
+//! MADV_DONTNEED, new mappings, a forked child writing its copy, the
+//! kernel writing through read(2)); `--keep` never removes an image a kept
+//! one needs, and a missing one is named at restart.
+
+mod common;
+#[path = "common/restart.rs"]
+mod rs;
+
+use rs::{restart_and_compare, restart_cmd, run_cmd, start, wait_marker, Area, Out};
+use std::path::{Path, PathBuf};
+
+/// The image's "deps" (earlier images it takes pages from), by name.
+fn deps(image: &Path) -> Vec<String> {
+    let v = common::inspect_json(image).unwrap_or_else(|e| panic!("{e}"));
+    common::arr(&v, "deps")
+        .iter()
+        .map(|d| d["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn size(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// restart_incremental.c under ckpt: a whole checkpoint after phase 1, an
+/// incremental one after phase 2, SIGKILL. Returns the images and the
+/// program's output file.
+fn two_checkpoints(area: &Area, keep: Option<&str>) -> (PathBuf, PathBuf, PathBuf, Vec<u8>) {
+    let prog = common::compile_c("restart_incremental.c", &area.sub("bin"));
+    let plain_ctl = area.sub("plain");
+    common::touch(&plain_ctl.join("go1"));
+    common::touch(&plain_ctl.join("go2"));
+    let want = rs::reference_output(area, &prog, &[&plain_ctl]);
+    let ctl = area.sub("ctl");
+    let out = area.file("out");
+    let mut cmd = run_cmd(&prog, &[&ctl], area.path(), &area.images);
+    if let Some(k) = keep {
+        // `ckpt run --keep N` (the option goes before `--`).
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+        cmd = std::process::Command::new(common::ckpt_bin());
+        cmd.arg("run").arg("--keep").arg(k).args(&args[1..]);
+        cmd.current_dir(area.path());
+    }
+    let mut kid = start(cmd, Out::File(&out), &area.file("err"), "under ckpt");
+    wait_marker(&mut kid, &ctl.join("phase1")).unwrap_or_else(|e| panic!("{e}"));
+    let first = common::checkpoint(kid.pid(), Some(&area.images)).unwrap();
+    common::touch(&ctl.join("go1"));
+    wait_marker(&mut kid, &ctl.join("phase2")).unwrap_or_else(|e| panic!("{e}"));
+    let second = common::checkpoint(kid.pid(), Some(&area.images)).unwrap();
+    kid.kill();
+    common::touch(&ctl.join("go2"));
+    (first, second, out, want)
+}
+
+/// The second image holds a fraction of the first (16 MiB of random bytes,
+/// a few pages changed), names the first as the one it takes the rest
+/// from, and restarts to exactly the uninterrupted run's output: every
+/// way the memory changed in between is seen.
+#[test]
+fn second_checkpoint_stores_only_what_changed_and_restarts_exact() {
+    let area = Area::new("incr");
+    let (first, second, out, want) = two_checkpoints(&area, None);
+    let name = first.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(deps(&second), [name], "the second image refers to the first");
+    assert!(deps(&first).is_empty(), "the first image is whole");
+    assert!(
+        size(&second) * 8 < size(&first),
+        "incremental image {} bytes, whole one {} bytes",
+        size(&second),
+        size(&first)
+    );
+    let list = common::ckpt(area.path(), ["list".as_ref(), area.images.as_os_str()]);
+    assert!(
+        list.stdout.contains("incremental (needs 1 earlier)"),
+        "ckpt list:\n{}",
+        list.stdout
+    );
+    restart_and_compare(restart_cmd(&second, &[], area.path()), &out, &want, &area);
+}
+
+/// With `--keep 1` the first image stays while the second needs it; once
+/// it is gone by hand, the restart names it and refuses.
+#[test]
+fn an_image_a_kept_one_needs_is_kept_and_named_when_missing() {
+    let area = Area::new("incrkeep");
+    let (first, second, _out, _want) = two_checkpoints(&area, Some("1"));
+    assert!(first.exists(), "--keep 1 removed an image the newest one needs");
+    std::fs::remove_file(&first).unwrap();
+    let r = common::ckpt(area.path(), ["restart".as_ref(), second.as_os_str()]);
+    assert_eq!(r.code(), Some(1), "restart without its earlier image: {r:?}");
+    let name = first.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        r.stderr.contains(&name) && r.stderr.contains("missing"),
+        "the error names the missing image: {}",
+        r.stderr
+    );
+}
+
+/// An earlier image replaced by another file of the same name is refused
+/// (its metadata checksum differs), never mixed in.
+#[test]
+fn an_earlier_image_written_over_is_refused() {
+    let area = Area::new("incrswap");
+    let (first, second, _out, _want) = two_checkpoints(&area, None);
+    // Another program's whole image under the first one's name.
+    let prog = common::compile_c("restart_counter.c", &area.sub("bin2"));
+    let ctl = area.sub("ctl2");
+    let mut kid = start(
+        run_cmd(&prog, &[ctl.as_os_str(), "100000".as_ref()], area.path(), &area.sub("other")),
+        Out::Null,
+        &area.file("err2"),
+        "another program",
+    );
+    wait_marker(&mut kid, &ctl.join("started")).unwrap_or_else(|e| panic!("{e}"));
+    let img = common::checkpoint(kid.pid(), Some(&area.sub("other"))).unwrap();
+    kid.kill();
+    std::fs::copy(&img, &first).unwrap();
+    let r = common::ckpt(area.path(), ["restart".as_ref(), second.as_os_str()]);
+    assert_eq!(r.code(), Some(1), "restart with a foreign earlier image: {r:?}");
+    assert!(
+        r.stderr.contains("another image now"),
+        "the error says why: {}",
+        r.stderr
+    );
+}
