@@ -26,15 +26,21 @@ pub fn restart(args: RestartArgs) -> Result<(), Failure> {
         return crate::tree_restart::restart(&tree, &args);
     }
     let (path, _header, meta, file, deps) = if args.latest {
-        latest_whole(&args.image)?
+        let (p, h, m, f, d) = latest_whole(&args.image)?;
+        (p, h, m, f, Some(d))
     } else {
         let path = newest_image(&args.image)?;
         let (header, meta, file) = open_checked(&path)?;
-        let deps = open_deps(&path, &meta)?;
-        (path, header, meta, file, deps)
+        (path, header, meta, file, None)
     };
     let path = &path;
     check_identity(path, &meta)?;
+    // After the image's own identity check: its earlier images are the
+    // same user's, and a refusal should name the image first.
+    let deps = match deps {
+        Some(d) => d,
+        None => open_deps(path, &meta)?,
+    };
     check_reserved_range(&meta)?;
     let specials = check_vdso(&meta)?;
     for w in check_descriptors(&meta, args.strict)? {

@@ -39,6 +39,18 @@ fn cycle(tag: &str, prog: &Path, args: &[&str], marker: &str) {
 
 /// `cycle`, waiting `downtime` between the kill and the restart.
 fn cycle_after(tag: &str, prog: &Path, args: &[&str], marker: &str, downtime: Duration) {
+    cycle_n(tag, prog, args, marker, downtime, 2)
+}
+
+/// `cycle_after` with `checkpoints` checkpoints before the kill.
+fn cycle_n(
+    tag: &str,
+    prog: &Path,
+    args: &[&str],
+    marker: &str,
+    downtime: Duration,
+    checkpoints: usize,
+) {
     let area = Area::new(tag);
     let want = reference_output(&area, prog, args);
     let out = area.file("out");
@@ -56,7 +68,7 @@ fn cycle_after(tag: &str, prog: &Path, args: &[&str], marker: &str, downtime: Du
         Duration::from_secs(30),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let image = checkpoint_and_kill(&mut kid, &area.images);
+    let image = rs::checkpoint_n_and_kill(&mut kid, &area.images, checkpoints);
     std::thread::sleep(downtime);
     let warnings = restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
     assert!(
@@ -381,7 +393,13 @@ fn an_epoll_watch_follows_its_file_when_its_number_was_closed_and_reused() {
 /// kinds of state at once comes back with every one intact.
 #[test]
 fn a_program_holding_many_kinds_of_state_at_once_comes_back_whole() {
-    cycle_c("everything", "restart_everything.c");
+    // Checkpointed once: a zero-length datagram peeked once (by a first
+    // checkpoint) is skipped by every later MSG_PEEK (the kernel's
+    // skb->peeked rule), so a second checkpoint loses it. A known loss,
+    // named in issue 9; the other tests restart from two checkpoints.
+    let dir = common::TempDir::new("everything-bin");
+    let prog = common::compile_c("restart_everything.c", dir.path());
+    cycle_n("everything", &prog, &[], "step 19", Duration::ZERO, 1);
 }
 
 /// A small file the program maps shared and that is gone at restart (a

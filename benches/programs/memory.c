@@ -5,6 +5,8 @@
  *   r  forget the longest gap so far
  *   s  print "stall <microseconds>" (the longest gap since r)
  *   x  print "pong <bit>" (the restart bench times the first answer)
+ *   q  stop writing memory in the loop (the loop still times itself)
+ *   c  change 1% of the memory (a word in every 100th page), print "changed"
  * It ends at EOF. */
 #include <fcntl.h>
 #include <stdint.h>
@@ -37,6 +39,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
     uint64_t last = now_ns(), longest = 0, y = 2463534242ull;
+    int quiet = 0;
     for (;;) {
         char c;
         ssize_t r = read(0, &c, 1);
@@ -45,6 +48,12 @@ int main(int argc, char **argv) {
         if (r == 1) {
             if (c == 'r') {
                 longest = 0;
+            } else if (c == 'q') {
+                quiet = 1;
+            } else if (c == 'c') {
+                for (size_t pg = 0; pg < n / 4096; pg += 100) p[pg * 512] += 1;
+                printf("changed\n");
+                fflush(stdout);
             } else if (c == 's') {
                 printf("stall %llu\n", (unsigned long long)(longest / 1000));
                 fflush(stdout);
@@ -56,7 +65,7 @@ int main(int argc, char **argv) {
             continue;
         }
         y ^= y << 13; y ^= y >> 17; y ^= y << 5;
-        if (!zero)
+        if (!zero && !quiet)
             p[(y % (n / 8))] += 1; /* the program goes on writing its memory */
         uint64_t t = now_ns();
         if (t - last > longest)

@@ -534,7 +534,7 @@ fn refuses_bad_magic() {
 #[test]
 fn refuses_wrong_version() {
     let mut fx = trivial();
-    fx.header.version = 2;
+    fx.header.version = ckpt_restorer::plan::PLAN_VERSION + 1;
     refused(&fx.run().0, "version");
 }
 

@@ -242,12 +242,19 @@ pub fn reference(cmd: Command, out: &Path, err: &Path, label: &str) -> ExitStatu
 /// takes the pages the program did not write in between from the first),
 /// so every test restarting through here restarts from a chain.
 pub fn checkpoint_and_kill(kid: &mut Kid, images: &Path) -> PathBuf {
+    checkpoint_n_and_kill(kid, images, 2)
+}
+
+/// `checkpoint_and_kill` with `n` checkpoints (the last one's path).
+pub fn checkpoint_n_and_kill(kid: &mut Kid, images: &Path, n: usize) -> PathBuf {
     let pid = kid.pid();
     let take = || {
         common::checkpoint(pid, Some(images))
             .unwrap_or_else(|e| panic!("{e}\n{}\n{}", kid.describe(), common::threads_report(pid)))
     };
-    take();
+    for _ in 1..n {
+        take();
+    }
     let img = take();
     if let Some(s) = kid.exited() {
         panic!(

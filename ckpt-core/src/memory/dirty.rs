@@ -46,6 +46,8 @@ const UFFDIO_REGISTER: u64 = 0xc020_aa00;
 const UFFDIO_REGISTER_MODE_WP: u64 = 2;
 const PM_SCAN_WP_MATCHING: u64 = 1;
 const PAGE_IS_WRITTEN: u64 = 1 << 1;
+const PAGE_IS_PRESENT: u64 = 1 << 3;
+const PAGE_IS_SWAPPED: u64 = 1 << 4;
 /// `_IOWR('f', 16, struct pm_scan_arg)`.
 const PAGEMAP_SCAN: u64 = 0xc060_6610;
 
@@ -285,6 +287,11 @@ fn scan(pagemap: i32, start: u64, end: u64, out: &mut Vec<(u64, u64)>) -> Result
             vec: vec.as_mut_ptr() as u64,
             vec_len: vec.len() as u64,
             category_mask: PAGE_IS_WRITTEN,
+            // Only pages that exist: the kernel counts a hole as written,
+            // and protecting one would fill in page tables for all of it
+            // (a 1 TiB reservation). A page that appears in a hole later
+            // is unprotected, so written, at the next round.
+            category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
             return_mask: PAGE_IS_WRITTEN,
             ..PmScanArg::default()
         };

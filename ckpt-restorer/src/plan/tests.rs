@@ -130,7 +130,7 @@ fn rejects_bad_header() {
     longer.push(0);
     expect_err(&longer, "trailing bytes");
     expect_err(&with(|h, _, _, _| h.magic = 1), "bad magic");
-    expect_err(&with(|h, _, _, _| h.version = 2), "version");
+    expect_err(&with(|h, _, _, _| h.version = PLAN_VERSION + 1), "version");
     let mut huge = good.clone();
     huge[16..24].copy_from_slice(&u64::MAX.to_le_bytes()); // n_regions
     expect_err(&huge, "overflow");

@@ -1,0 +1,157 @@
+//! Incremental checkpoints: after a whole checkpoint of N MiB of random
+//! memory, the program changes 1% of it (a word in every 100th page) and
+//! is checkpointed again. Printed, medians over ROUNDS, each against the
+//! whole checkpoint measured in the same round:
+//! - the second image's size and the time `ckpt checkpoint` took (as the
+//!   user waits for it);
+//! - the stall the program's own loop felt during the second checkpoint;
+//! - restart from the chain (the second image and the first) until the
+//!   program answers, against restart from the whole first image.
+//!
+//! Run: `cargo build --release --workspace && cargo bench --bench incremental`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{ckpt, compile, median, wait_line};
+
+const ROUNDS: usize = 3;
+
+struct Round {
+    full_ms: f64,
+    full_bytes: f64,
+    incr_ms: f64,
+    incr_bytes: f64,
+    incr_stall_ms: f64,
+    restart_full_ms: f64,
+    restart_chain_ms: f64,
+}
+
+fn checkpoint(dir: &Path, pid: u32) -> (PathBuf, f64) {
+    let t = Instant::now();
+    let ck = Command::new(ckpt())
+        .args(["checkpoint", "--dir"])
+        .arg(dir)
+        .arg(pid.to_string())
+        .output()
+        .expect("ckpt checkpoint");
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    assert!(ck.status.success(), "{}", String::from_utf8_lossy(&ck.stderr));
+    (PathBuf::from(String::from_utf8_lossy(&ck.stdout).trim()), ms)
+}
+
+fn say(input: &mut ChildStdin, what: &[u8]) {
+    input.write_all(what).unwrap();
+}
+
+/// `ckpt restart IMAGE` until the restarted program answers.
+fn restart_ms(image: &Path) -> f64 {
+    let t = Instant::now();
+    let mut r = Command::new(ckpt())
+        .arg("restart")
+        .arg(image)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ckpt restart");
+    let mut stdin = r.stdin.take().unwrap();
+    stdin.write_all(b"x").unwrap();
+    let mut out = BufReader::new(r.stdout.take().unwrap());
+    wait_line(&mut out, "pong");
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while r.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    r.kill().ok();
+    r.wait().ok();
+    ms
+}
+
+fn round(prog: &Path, dir: &Path, mib: usize) -> Round {
+    std::fs::remove_dir_all(dir).ok();
+    std::fs::create_dir_all(dir).unwrap();
+    let mut child = Command::new(ckpt())
+        .args(["run", "--keep", "2", "--dir"])
+        .arg(dir)
+        .arg("--")
+        .arg(prog)
+        .arg(mib.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ckpt run");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut input = child.stdin.take().unwrap();
+    wait_line(&mut out, "ready");
+    say(&mut input, b"q");
+    let (full, full_ms) = checkpoint(dir, child.id());
+    say(&mut input, b"c");
+    wait_line(&mut out, "changed");
+    say(&mut input, b"r");
+    std::thread::sleep(Duration::from_millis(20));
+    let (incr, incr_ms) = checkpoint(dir, child.id());
+    std::thread::sleep(Duration::from_millis(20));
+    say(&mut input, b"s");
+    let line = wait_line(&mut out, "stall ");
+    let incr_stall_ms = line["stall ".len()..].trim().parse::<f64>().unwrap() / 1e3;
+    child.kill().ok();
+    child.wait().ok();
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len() as f64).unwrap_or(0.0);
+    let restart_chain_ms = restart_ms(&incr);
+    let restart_full_ms = restart_ms(&full);
+    let _ = out.read_line(&mut String::new());
+    Round {
+        full_ms,
+        full_bytes: size(&full),
+        incr_ms,
+        incr_bytes: size(&incr),
+        incr_stall_ms,
+        restart_full_ms,
+        restart_chain_ms,
+    }
+}
+
+fn main() {
+    let base = std::env::temp_dir().join(format!("ckpt-bench-incr-{}", std::process::id()));
+    std::fs::create_dir_all(&base).unwrap();
+    let prog = base.join("memory");
+    compile("memory", &prog);
+    let dir = base.join("images");
+    println!(
+        "{:<10} {:>9} {:>10} {:>11} {:>10} {:>10} {:>9} {:>12} {:>12} {:>8}",
+        "memory",
+        "full ms",
+        "full MiB",
+        "incr ms",
+        "incr/full",
+        "incr MiB",
+        "size %",
+        "incr stall",
+        "restart ch",
+        "ch/full"
+    );
+    for mib in [64, 256, 1024] {
+        let rounds: Vec<Round> = (0..ROUNDS).map(|_| round(&prog, &dir, mib)).collect();
+        let m = |f: fn(&Round) -> f64| median(&mut rounds.iter().map(f).collect::<Vec<_>>());
+        let mb = 1048576.0;
+        println!(
+            "{:<10} {:>9.1} {:>10.1} {:>11.1} {:>9.3}x {:>10.2} {:>8.2}% {:>9.2} ms {:>9.1} ms {:>7.2}x",
+            format!("{mib} MiB"),
+            m(|r| r.full_ms),
+            m(|r| r.full_bytes) / mb,
+            m(|r| r.incr_ms),
+            m(|r| r.incr_ms / r.full_ms),
+            m(|r| r.incr_bytes) / mb,
+            100.0 * m(|r| r.incr_bytes / r.full_bytes),
+            m(|r| r.incr_stall_ms),
+            m(|r| r.restart_chain_ms),
+            m(|r| r.restart_chain_ms / r.restart_full_ms),
+        );
+    }
+    std::fs::remove_dir_all(&base).ok();
+}
