@@ -105,6 +105,12 @@ pub fn collect(maps: &[Region], image: Option<&std::path::Path>) {
     // SAFETY: see `Slot`: frozen, coordinator only.
     let slot = unsafe { &mut *ROUND.0.get() };
     *slot = None;
+    if UFFD_PID.load(Acquire) != sys::getpid() {
+        // A forked child (or tracking never began): the previous round
+        // and image were another process's.
+        LAST_ROUND.store(0, Release);
+        BASE.1.store(0, Release);
+    }
     let base = take_base();
     set_base(image);
     let prev = LAST_ROUND.swap(0, AcqRel);
