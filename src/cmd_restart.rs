@@ -766,6 +766,10 @@ pub(crate) fn write_plan(
             });
         }
     }
+    // File order: the restorer reads each file front to back, and
+    // extents next to each other in a file share one window (an
+    // incremental image interleaves its own pages with earlier images').
+    extents.sort_by_key(|e| (e.fd, e.file_offset));
     let mut bytes = Vec::new();
     plan::write_plan(&h, &regions, &extents, specials, &mut |b| {
         bytes.extend_from_slice(b)

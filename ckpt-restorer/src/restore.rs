@@ -525,10 +525,11 @@ fn copy_range(
     window: usize,
 ) -> usize {
     let w = crate::uffd::WINDOWS[window];
+    let mut mapped = (-1, 0);
     for i in from..to {
         let x = plan.extent(i);
         if is_anonymous(plan, x.addr)
-            && u.copy_extent(x.fd, x.addr, x.len, x.file_offset, w)
+            && u.copy_extent(x.fd, x.addr, x.len, x.file_offset, w, &mut mapped)
                 .is_err()
         {
             return i;

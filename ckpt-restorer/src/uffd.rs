@@ -60,32 +60,41 @@ impl Uffd {
             .map(|_| ())
     }
 
-    /// Fill `[addr, addr+len)` (registered, still missing) from the image
-    /// at `file_offset`, through image window `window` (one of `WINDOWS`,
-    /// used by no other thread).
+    /// Fill `[addr, addr+len)` (registered, still missing) from image
+    /// `fd` at `file_offset`, through image window `window` (one of
+    /// `WINDOWS`, used by no other thread). `mapped` says which 4 MiB of
+    /// which file the window shows now ((-1, 0): nothing); extents that
+    /// follow each other in one file reuse it instead of mapping again.
     pub fn copy_extent(
         &self,
-        image_fd: i32,
+        fd: i32,
         addr: u64,
         len: u64,
         file_offset: u64,
         window: u64,
+        mapped: &mut (i32, u64),
     ) -> Result<(), Errno> {
         let mut done = 0;
         while done < len {
-            let n = (len - done).min(WINDOW_LEN);
-            // SAFETY: the window lies in the restorer's own range, which
-            // holds nothing else there.
-            let src = unsafe {
-                sys::mmap(
-                    window,
-                    n,
-                    sys::PROT_READ,
-                    sys::MAP_PRIVATE | sys::MAP_FIXED,
-                    image_fd,
-                    file_offset + done,
-                )
-            }?;
+            let at = file_offset + done;
+            let shown = mapped.0 == fd && at >= mapped.1 && at < mapped.1 + WINDOW_LEN;
+            if !shown {
+                // SAFETY: the window lies in the restorer's own range, which
+                // holds nothing else there.
+                unsafe {
+                    sys::mmap(
+                        window,
+                        WINDOW_LEN,
+                        sys::PROT_READ,
+                        sys::MAP_PRIVATE | sys::MAP_FIXED,
+                        fd,
+                        at,
+                    )
+                }?;
+                *mapped = (fd, at);
+            }
+            let src = window + (at - mapped.1);
+            let n = (len - done).min(mapped.1 + WINDOW_LEN - at);
             let mut off = 0;
             while off < n {
                 // struct uffdio_copy { dst, src, len, mode, copy }
