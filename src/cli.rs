@@ -121,6 +121,11 @@ pub struct CheckpointArgs {
     #[arg(short, long)]
     pub verbose: bool,
 
+    /// No progress bar (on a terminal, a checkpoint that takes more than
+    /// half a second shows one: bytes written, rate, time left)
+    #[arg(short, long)]
+    pub quiet: bool,
+
     /// Also write the outcome (MessagePack) to descriptor FD: used by the
     /// shim, which starts this command to checkpoint a whole tree
     #[arg(long, value_name = "FD", hide = true)]
@@ -253,6 +258,11 @@ pub struct RestartArgs {
     /// getpid() still answers the old pid).
     #[arg(long)]
     pub no_namespace: bool,
+
+    /// No progress bar (on a terminal, a restart that takes more than half
+    /// a second shows one while it checks the image and copies memory in)
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 pub fn parse_positive_secs(s: &str) -> Result<f64, String> {

@@ -88,7 +88,19 @@ fn single(
         nonce: control::new_nonce(),
     };
     let pid = args.pid;
-    match control::request(pid, &req, timeout).map_err(|e| Failure::new(e.to_string()))? {
+    let mut bar = crate::progress::Bar::new(
+        crate::progress::wanted(args.quiet),
+        "writing",
+        crate::progress::memory_of(pid),
+    );
+    let mut tick = |writer: Option<i32>| {
+        if let Some(n) = writer.and_then(crate::progress::written_by) {
+            bar.set(n);
+        }
+    };
+    let answer = control::request_watching(pid, &req, timeout, &mut tick);
+    bar.finish();
+    match answer.map_err(|e| Failure::new(e.to_string()))? {
         Response::Checkpointed {
             path,
             bytes,
@@ -285,6 +297,7 @@ mod tests {
             dir: None,
             timeout: 1.0,
             verbose: false,
+            quiet: true,
             answer_fd: None,
         };
         let f = checkpoint(args).unwrap_err();

@@ -22,6 +22,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
 pub fn restart(args: RestartArgs) -> Result<(), Failure> {
+    crate::progress::set_wanted(crate::progress::wanted(args.quiet));
     if let Some(tree) = crate::tree_restart::tree_image(&args.image, args.latest)? {
         return crate::tree_restart::restart(&tree, &args);
     }
@@ -81,11 +82,18 @@ pub fn restart(args: RestartArgs) -> Result<(), Failure> {
     let arg = CString::new(plan_fd.to_string()).unwrap_or_default();
     if !args.no_namespace {
         // Returns only when the namespace could not be made.
+        let memory: u64 = meta
+            .regions
+            .iter()
+            .flat_map(|r| &r.extents)
+            .map(|e| e.len)
+            .sum();
         let why = crate::restart_ns::run(
             &[&prog, &arg],
             meta.process.pid,
             meta.clocks,
             &meta.process.sysv_ipc,
+            &mut |child| crate::progress::watch_restore(child, memory),
         );
         eprintln!(
             "ckpt: warning: restarting without a pid namespace ({why}): the program gets a new pid and new thread ids"
@@ -371,7 +379,10 @@ fn verify_extents(file: &std::fs::File, header: &image::Header, meta: &Meta) -> 
         in_group += e.len;
         groups.last_mut().expect("one group at least").push(e);
     }
+    let checked = std::sync::atomic::AtomicU64::new(0);
+    let mut bar = crate::progress::Bar::new(crate::progress::is_wanted(), "checking", total);
     let bad = std::thread::scope(|s| {
+        let checked = &checked;
         let handles: Vec<_> = groups
             .iter()
             .map(|g| {
@@ -379,14 +390,22 @@ fn verify_extents(file: &std::fs::File, header: &image::Header, meta: &Meta) -> 
                     g.iter()
                         .find(|e| {
                             let lo = e.file_offset as usize;
-                            xxhash_rust::xxh3::xxh3_64(&data[lo..lo + e.len as usize]) != e.hash
+                            let ok = xxhash_rust::xxh3::xxh3_64(&data[lo..lo + e.len as usize])
+                                == e.hash;
+                            checked.fetch_add(e.len, std::sync::atomic::Ordering::Relaxed);
+                            !ok
                         })
                         .map(|e| e.addr)
                 })
             })
             .collect();
+        while crate::progress::is_wanted() && !handles.iter().all(|h| h.is_finished()) {
+            bar.set(checked.load(std::sync::atomic::Ordering::Relaxed));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         handles.into_iter().find_map(|h| h.join().ok().flatten())
     });
+    bar.finish();
     // SAFETY: unmapping the mapping made above; `data` is no longer used.
     unsafe { libc::munmap(base, end as usize) };
     match bad {

@@ -9,6 +9,7 @@ mod cmd_list;
 mod cmd_restart;
 mod cmd_run;
 mod human;
+mod progress;
 mod report;
 mod restart_ns;
 mod shim_path;

@@ -70,13 +70,15 @@ extern "C" fn nothing(_: libc::c_int) {}
 /// namespace, as a child of this process. Returns only when that could not
 /// be set up (nothing was started); otherwise this process ends with the
 /// program's status.
+/// `in_parent` runs here once the program's process exists (its pid).
 pub fn run(
     argv: &[&CStr],
     pid: i32,
     clocks: Option<ckpt::image::Clocks>,
     ipc: &[ckpt::image::SysvObject],
+    in_parent: &mut dyn FnMut(i32),
 ) -> String {
-    run_with(pid, clocks, ipc, &mut || exec_restorer(argv), &mut |_| {})
+    run_with(pid, clocks, ipc, &mut || exec_restorer(argv), in_parent)
 }
 
 /// Run the restorer `argv` (in the program's process, inside the
@@ -186,9 +188,9 @@ pub fn run_with(
         // SAFETY: ending the child if its work ever returns.
         unsafe { libc::_exit(127) }
     }
-    in_parent(child as i32);
     FORWARD_TO.store(child as i32, Relaxed);
     install_forwarding();
+    in_parent(child as i32);
     let mut st = 0;
     // SAFETY: waiting for our own child.
     while unsafe { libc::waitpid(child as i32, &mut st, 0) } < 0

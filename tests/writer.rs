@@ -345,3 +345,69 @@ fn a_restarted_program_that_ends_mid_image_still_gets_its_image() {
     r.wait(Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("the restart command did not end: {e}"));
 }
+
+/// `ckpt checkpoint PID` run on a terminal (a pty from `script`), or not,
+/// with its program's writer held stopped for a second: (typescript,
+/// stderr when not on a terminal).
+fn checkpoint_held(area: &Area, prog: &Path, extra: &[&str], on_terminal: bool) -> String {
+    let (mut kid, _out) = busy(area, prog, &[]);
+    let pid = kid.pid();
+    let typescript = area.file("typescript");
+    let mut cli = if on_terminal {
+        let line = format!(
+            "{} checkpoint --dir {} {} {}",
+            common::ckpt_bin().display(),
+            area.images.display(),
+            extra.join(" "),
+            pid
+        );
+        Command::new("script")
+            .args(["-qfec", &line])
+            .arg(&typescript)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("script (util-linux)")
+    } else {
+        let mut c = Command::new(common::ckpt_bin());
+        c.args(["checkpoint", "--dir"])
+            .arg(&area.images)
+            .args(extra)
+            .arg(pid.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.spawn().expect("ckpt checkpoint")
+    };
+    let writer = catch_writer(pid, &mut cli).expect("the writer was caught");
+    std::thread::sleep(Duration::from_millis(1200));
+    // SAFETY: resuming the writer we stopped.
+    unsafe { libc::kill(writer, libc::SIGCONT) };
+    let r = cli.wait_with_output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    kid.kill();
+    if on_terminal {
+        std::fs::read_to_string(&typescript).unwrap_or_default()
+    } else {
+        String::from_utf8_lossy(&r.stderr).into_owned()
+    }
+}
+
+/// Issue "Speed", point 5: a checkpoint that takes a while shows a bar
+/// (bytes, rate, time left) on a terminal; nothing with `--quiet` or when
+/// stderr is not a terminal.
+#[test]
+fn a_long_checkpoint_shows_progress_on_a_terminal_only() {
+    let bin = common::TempDir::new("progress-bin");
+    let prog = common::compile_c("writer_busy.c", bin.path());
+    let area = Area::new("progress");
+    let shown = checkpoint_held(&area, &prog, &[], true);
+    assert!(
+        shown.contains("ckpt: writing") && shown.contains("left"),
+        "no progress bar on a terminal: {shown:?}"
+    );
+    let quiet = checkpoint_held(&area, &prog, &["--quiet"], true);
+    assert!(!quiet.contains("ckpt: writing"), "a bar despite --quiet: {quiet:?}");
+    let piped = checkpoint_held(&area, &prog, &[], false);
+    assert!(!piped.contains("writing"), "a bar on a pipe: {piped:?}");
+}

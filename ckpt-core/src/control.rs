@@ -511,6 +511,17 @@ fn answer_socket() -> Result<OwnedFd, ControlError> {
 
 /// Send `req` to process `pid` and wait (at most `timeout`) for its answer.
 pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, ControlError> {
+    request_watching(pid, req, timeout, &mut |_| {})
+}
+
+/// `request`, calling `tick` with the image writer's pid (once known)
+/// every 0.1 s while the answer is awaited (for a progress bar).
+pub fn request_watching(
+    pid: i32,
+    req: &Request,
+    timeout: Duration,
+    tick: &mut dyn FnMut(Option<i32>),
+) -> Result<Response, ControlError> {
     let server = server_socket(pid)?;
     let owner = process_uid(pid).ok_or(ControlError::NoSuchProcess(pid))?;
     let fd = answer_socket()?;
@@ -544,7 +555,7 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
     }
     let tv = libc::timeval {
         tv_sec: 0,
-        tv_usec: 200_000,
+        tv_usec: 100_000,
     };
     // SAFETY: setsockopt with a pointer to a live timeval.
     unsafe {
@@ -595,6 +606,7 @@ pub fn request(pid: i32, req: &Request, timeout: Duration) -> Result<Response, C
                         seen_writer = Some(w);
                     }
                 }
+                tick(writer.or(seen_writer));
                 match writer.or(seen_writer) {
                     // A writer that ended without its answer may have been
                     // replaced (the checkpoint starts it again when it
