@@ -80,6 +80,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value = "1", value_parser = clap::value_parser!(u32).range(1..))]
     pub keep: u32,
 
+    /// Keep the contents of every file the program has open for writing
+    /// in its images (up to 256 MiB in all), so a restart puts back a file
+    /// changed in place after the checkpoint. Without it only files of at
+    /// most 1 MiB (8 MiB in all) are kept; the others are cut back to
+    /// their size at the checkpoint, or named when changed in place. The
+    /// program is frozen while the files are copied (about a second per
+    /// GiB)
+    #[arg(long)]
+    pub save_files: bool,
+
     /// The program to run and its arguments, after `--`
     #[arg(last = true, required = true, num_args = 1.., value_name = "PROG [ARGS]")]
     pub command: Vec<OsString>,

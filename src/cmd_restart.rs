@@ -492,12 +492,22 @@ pub(crate) fn check_descriptors(meta: &Meta, strict: bool) -> Result<Vec<String>
         {
             continue;
         }
-        let st = std::fs::metadata(&f.path).map_err(|_| {
-            Failure::new(format!(
-                "descriptor {} needs {}, which is gone",
-                f.fd, f.path
-            ))
-        })?;
+        let kept = || {
+            meta.written_files
+                .iter()
+                .any(|w| w.dev == f.dev && w.ino == f.ino)
+        };
+        let st = match std::fs::metadata(&f.path) {
+            Ok(st) => st,
+            // Its contents are in the image: made again (`plan_rollback`).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && kept() => continue,
+            Err(_) => {
+                return Err(Failure::new(format!(
+                    "descriptor {} needs {}, which is gone",
+                    f.fd, f.path
+                )))
+            }
+        };
         if st.dev() != f.dev || st.ino() != f.ino {
             return Err(Failure::new(format!(
                 "descriptor {} needs {}, which was replaced by another file since the checkpoint",
@@ -522,13 +532,16 @@ pub(crate) fn check_descriptors(meta: &Meta, strict: bool) -> Result<Vec<String>
 }
 
 /// A file the program wrote to that must go back to its size at the
-/// checkpoint.
+/// checkpoint, or (`contents`) to its contents then.
 pub(crate) struct Cut {
     path: String,
     dev: u64,
     ino: u64,
     from: u64,
     to: u64,
+    contents: Option<Vec<u8>>,
+    /// Gone since the checkpoint: made again with `contents` and this mode.
+    make: Option<u32>,
 }
 
 impl Cut {
@@ -544,6 +557,24 @@ impl Cut {
                 self.path
             ))
         };
+        if let (Some(mode), Some(c)) = (self.make, &self.contents) {
+            use std::os::unix::fs::PermissionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&self.path)
+                .map_err(fail)?;
+            std::io::Write::write_all(&mut f, c).map_err(fail)?;
+            f.set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(fail)?;
+            f.sync_all().map_err(fail)?;
+            eprintln!(
+                "ckpt restart: {}: made again from the image ({} bytes; it was gone)",
+                self.path,
+                c.len()
+            );
+            return Ok(());
+        }
         let f = std::fs::OpenOptions::new()
             .write(true)
             .open(&self.path)
@@ -554,6 +585,18 @@ impl Cut {
                 "{} was replaced while the restart started",
                 self.path
             )));
+        }
+        if let Some(c) = &self.contents {
+            use std::os::unix::fs::FileExt;
+            f.write_all_at(c, 0).map_err(fail)?;
+            f.set_len(c.len() as u64).map_err(fail)?;
+            f.sync_data().map_err(fail)?;
+            eprintln!(
+                "ckpt restart: {}: put back as it was at the checkpoint ({} bytes; it changed since; --keep-files leaves it)",
+                self.path,
+                c.len()
+            );
+            return Ok(());
         }
         f.set_len(self.to).map_err(fail)?;
         eprintln!(
@@ -578,11 +621,85 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
             continue;
         }
         let Ok(st) = std::fs::metadata(&f.path) else {
-            continue; // check_descriptors said so already
+            // Gone: made again when its contents are in the image
+            // (check_descriptors refused it otherwise).
+            if let Some(w) = meta
+                .written_files
+                .iter()
+                .find(|w| w.dev == f.dev && w.ino == f.ino)
+            {
+                if seen.insert((f.dev, f.ino)) {
+                    cuts.push(Cut {
+                        path: f.path.clone(),
+                        dev: f.dev,
+                        ino: f.ino,
+                        from: 0,
+                        to: w.contents.len() as u64,
+                        contents: Some(w.contents.to_vec()),
+                        make: Some(w.mode),
+                    });
+                }
+            }
+            continue;
         };
         let size = st.size();
         let saved = f.size.max(0) as u64;
         let appends = f.flags & libc::O_APPEND != 0;
+        // Its contents at the checkpoint are in the image: put back
+        // whatever changed (unless told to leave files alone).
+        let kept = meta
+            .written_files
+            .iter()
+            .find(|w| w.dev == f.dev && w.ino == f.ino);
+        if let Some(w) = kept {
+            if !seen.insert((f.dev, f.ino)) {
+                continue;
+            }
+            let now = std::fs::read(&f.path).unwrap_or_default();
+            let was = w.contents.as_slice();
+            if now == was {
+                continue;
+            }
+            if now.len() > was.len() && now.starts_with(was) {
+                // Only appended to: cut back (or kept, and said) as below.
+                if keep {
+                    warnings.push(format!(
+                        "{} (descriptor {}) grew by {} bytes since the checkpoint and is kept as it is (--keep-files): the program will write those parts again",
+                        f.path,
+                        f.fd,
+                        now.len() - was.len()
+                    ));
+                } else {
+                    cuts.push(Cut {
+                        path: f.path.clone(),
+                        dev: f.dev,
+                        ino: f.ino,
+                        from: now.len() as u64,
+                        to: was.len() as u64,
+                        contents: None,
+                        make: None,
+                    });
+                }
+                continue;
+            }
+            if keep {
+                warnings.push(format!(
+                    "{} (descriptor {}) changed since the checkpoint and is kept as it is (--keep-files)",
+                    f.path, f.fd
+                ));
+            } else {
+                cuts.push(Cut {
+                    path: f.path.clone(),
+                    dev: f.dev,
+                    ino: f.ino,
+                    from: size,
+                    to: w.contents.len() as u64,
+                    contents: Some(w.contents.to_vec()),
+                    make: None,
+                });
+            }
+            continue;
+        }
         if !appends && f.offset > 0 && size < f.offset as u64 {
             return Err(Failure::new(format!(
                 "{} (descriptor {}) is now {size} bytes, shorter than the program's position {} in it: what it wrote before the checkpoint is gone",
@@ -608,6 +725,8 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
                     ino: f.ino,
                     from: size,
                     to: saved,
+                    contents: None,
+                    make: None,
                 });
             }
         } else if size < saved {

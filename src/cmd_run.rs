@@ -52,6 +52,9 @@ pub fn run(args: RunArgs) -> Failure {
         ("CKPT_DIR".into(), dir.into_os_string()),
     ];
     ours.push(("CKPT_KEEP".into(), args.keep.to_string().into()));
+    if args.save_files {
+        ours.push(("CKPT_SAVE_FILES".into(), "1".into()));
+    }
     // Every process of the job inherits it: one that leaves the job (its
     // parent ended) is still known as the job's at a checkpoint.
     ours.push(("CKPT_JOB".into(), std::process::id().to_string().into()));

@@ -2,8 +2,10 @@
 //! work, SIGKILL and a restart, an O_APPEND log and a truncated-then-written
 //! file are byte-identical to an uninterrupted run's (the killed run's
 //! appends are cut away, and named); `--keep-files` leaves them (and the
-//! log then holds those records twice); a file cut shorter than the
-//! program's position is refused before anything starts.
+//! log then holds those records twice); a file changed in place or cut
+//! shorter after the checkpoint is put back from the image (small files'
+//! contents are kept in it); without them (`CKPT_SAVE_FILES=0`) a file cut
+//! shorter than the program's position is refused before anything starts.
 
 mod common;
 #[path = "common/restart.rs"]
@@ -16,9 +18,16 @@ use std::time::Duration;
 /// Run restart_written under ckpt in `area`, checkpoint it at step 20,
 /// let it work 0.3 s more, kill it. Returns the image.
 fn checkpointed_then_more_work(area: &Area, prog: &Path) -> PathBuf {
+    checkpointed_then_more_work_env(area, prog, &[])
+}
+
+/// The same with environment variables for the program.
+fn checkpointed_then_more_work_env(area: &Area, prog: &Path, env: &[(&str, &str)]) -> PathBuf {
     let out = area.file("stdout");
+    let mut cmd = run_cmd(prog, &[] as &[&str], area.path(), &area.images);
+    cmd.envs(env.iter().copied());
     let mut kid = start_until(
-        run_cmd(prog, &[] as &[&str], area.path(), &area.images),
+        cmd,
         &out,
         &area.file("err"),
         "under ckpt",
@@ -98,12 +107,51 @@ fn append_log_and_written_file_are_cut_back_and_match_an_uninterrupted_run() {
     assert!(log.len() > want_log.len(), "--keep-files cut the log");
 }
 
+/// Issue "Nothing comes back silently wrong": files changed in place
+/// after the checkpoint (bytes overwritten, a file cut short) are put
+/// back from the image, named, and end as an uninterrupted run's.
+#[test]
+fn a_written_file_changed_in_place_or_cut_short_is_put_back() {
+    let bin = common::TempDir::new("written-inplace-bin");
+    let prog = common::compile_c("restart_written.c", bin.path());
+    let (want_log, want_out) = reference(&prog);
+    let area = Area::new("written-inplace");
+    let image = checkpointed_then_more_work(&area, &prog);
+    // In place: the log's first bytes overwritten; the other file cut short.
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(area.file("written.log"))
+            .unwrap();
+        f.write_all_at(b"XXXX", 0).unwrap();
+    }
+    std::fs::write(area.file("written.out"), b"step 0
+").unwrap();
+    let said = restart(&area, &image, &[]);
+    assert!(
+        said.contains("written.log: put back") && said.contains("written.out: put back"),
+        "the files put back are not named: {said}"
+    );
+    rs::assert_same(
+        &std::fs::read(area.file("written.log")).unwrap(),
+        &want_log,
+        "O_APPEND log changed in place",
+    );
+    rs::assert_same(
+        &std::fs::read(area.file("written.out")).unwrap(),
+        &want_out,
+        "written file cut short",
+    );
+}
+
 #[test]
 fn a_written_file_now_shorter_than_the_programs_position_is_refused() {
     let bin = common::TempDir::new("written-short-bin");
     let prog = common::compile_c("restart_written.c", bin.path());
     let area = Area::new("written-short");
-    let image = checkpointed_then_more_work(&area, &prog);
+    // No file contents in the image: nothing could put it back.
+    let image = checkpointed_then_more_work_env(&area, &prog, &[("CKPT_SAVE_FILES", "0")]);
     std::fs::write(area.file("written.out"), b"step 0\n").unwrap();
     let before_log = std::fs::read(area.file("written.log")).unwrap();
     let r = common::ckpt(area.path(), ["restart".as_ref(), image.as_os_str()]);
@@ -119,4 +167,64 @@ fn a_written_file_now_shorter_than_the_programs_position_is_refused() {
         before_log,
         "a refused restart touched another file"
     );
+}
+
+/// A Python program committing to an sqlite database in a loop,
+/// checkpointed, working 0.5 s more (committing rows past the checkpoint),
+/// SIGKILLed and restarted: the database is put back as it was at the
+/// checkpoint, so the program goes on to the same output as an
+/// uninterrupted run (left as the killed run left it, the restarted
+/// program fails with "UNIQUE constraint failed").
+#[test]
+fn an_sqlite_database_committing_in_a_loop_comes_back_consistent() {
+    let script = common::programs_dir().join("restart_sqlite.py");
+    let python = common::python3();
+    let area = Area::new("written-sqlite");
+    let want = rs::reference_output(&area, &python, &[&script]);
+    std::fs::remove_file(area.file("t.db")).unwrap();
+    let out = area.file("out");
+    let mut kid = start_until(
+        run_cmd(&python, &[&script], area.path(), &area.images),
+        &out,
+        &area.file("err"),
+        "under ckpt",
+        "row 50 ",
+    );
+    let image = common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_millis(500));
+    kid.kill();
+    let said = rs::restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
+    assert!(said.contains("t.db: put back"), "the database put back is not named: {said}");
+}
+
+/// A file the program wrote and removed after the checkpoint while
+/// keeping it open (sqlite's rollback journal) is made again from the
+/// image at restart, with its mode, and the program reads it back.
+#[test]
+fn a_written_file_removed_after_the_checkpoint_is_made_again() {
+    let bin = common::TempDir::new("written-gone-bin");
+    let prog = common::compile_c("restart_journal.c", bin.path());
+    let area = Area::new("written-gone");
+    let want = rs::reference_output(&area, &prog, &[] as &[&str]);
+    std::fs::remove_file(area.file("j.tmp")).ok();
+    let out = area.file("out");
+    let mut kid = start_until(
+        run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
+        &out,
+        &area.file("err"),
+        "under ckpt",
+        "step 20\n",
+    );
+    let image = common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 45\n"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+    assert!(!area.file("j.tmp").exists(), "the program did not remove it");
+    let said = rs::restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
+    assert!(said.contains("j.tmp: made again"), "not named: {said}");
 }

@@ -206,6 +206,8 @@ fn take_with(
     crate::files::set_in_tree(tree.is_some());
     let mut meta = snapshot::gather(&frozen, seq, created_unix_ms);
     crate::files::set_in_tree(false);
+    // Files it writes, as they are now (a restart puts them back).
+    meta.written_files = crate::files::written::snapshot(&meta.fds);
     // Memory the program keeps out of forks must reach the writer child.
     meta.fork_advice = memory::fork_advice::snapshot();
     // One read of the map serves the saved files and the fork check.

@@ -230,6 +230,23 @@ pub struct Meta {
     /// not written since, only if it was taken at the round just before.
     #[serde(default)]
     pub dirty_round: u64,
+    /// Contents of files the program had open for writing, as they were
+    /// at the checkpoint (see `files::written`): a restart puts back one
+    /// that changed since.
+    #[serde(default)]
+    pub written_files: Vec<WrittenFile>,
+}
+
+/// A file the program had open for writing, with its contents.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WrittenFile {
+    pub path: String,
+    pub dev: u64,
+    pub ino: u64,
+    pub mtime_ns: i64,
+    /// Permission bits (a file gone at restart is made again with them).
+    pub mode: u32,
+    pub contents: serde_bytes::ByteBuf,
 }
 
 /// An earlier image an incremental one takes pages from.

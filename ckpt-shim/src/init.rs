@@ -29,6 +29,8 @@ fn start() -> Result<(), String> {
     signals::set_reserved(cfg.signal);
     // Incremental images unless told otherwise (a program using
     // userfaultfd write-protection itself needs them off).
+    // Every written file's contents in the image, not only small ones.
+    ckpt::files::written::configure(std::env::var_os("CKPT_SAVE_FILES").as_deref());
     ckpt::memory::dirty::configure(
         std::env::var_os("CKPT_INCREMENTAL").is_none_or(|v| v != "0"),
     );

@@ -474,6 +474,7 @@ mod locks;
 pub(crate) mod restore;
 mod snapshot;
 mod sockets;
+pub mod written;
 pub use inotify::{record_unwatch, record_watch};
 pub use restore::{restore, seal_again, stdio_rule, Passthrough};
 pub use snapshot::snapshot;

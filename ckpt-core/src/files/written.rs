@@ -1,0 +1,105 @@
+//! Files the program has open for writing: their contents at the
+//! checkpoint, kept in the image, so a restart can put back a file the
+//! killed run changed in place after it (a database rewriting its pages,
+//! a file rewound and overwritten) — not only cut back one that grew.
+//!
+//! Verbs: `configure` (start-up: automatic only, or every such file),
+//! `snapshot` (frozen: the contents are copied while nothing can change
+//! them); putting them back is the restart command's (`cmd_restart`),
+//! before anything of the program runs.
+//!
+//! Which files: regular files open for writing, not deleted, one copy per
+//! file. Automatically those of at most [`AUTO_FILE_MAX`] bytes, up to
+//! [`AUTO_TOTAL_MAX`] in all: copying from the page cache runs at several
+//! GB/s here, so that adds at most a few milliseconds to the freeze, and
+//! it covers logs, state and small databases. With `ckpt run
+//! --save-files` every such file, up to [`ALL_TOTAL_MAX`] in all (the
+//! freeze grows by about a second per GiB); with `CKPT_SAVE_FILES=0`
+//! none. A file past the limits is left out, and a restart then only cuts
+//! it back, or warns, or refuses one now shorter than the program's
+//! position in it.
+
+use crate::image::{Fd, FdKind, WrittenFile};
+use crate::sys;
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+/// Largest file saved without `--save-files`.
+pub const AUTO_FILE_MAX: u64 = 1 << 20;
+/// Most bytes saved in all without `--save-files`.
+pub const AUTO_TOTAL_MAX: u64 = 8 << 20;
+/// Most bytes saved in all with `--save-files` (they live in the
+/// checkpoint's scratch arena while frozen).
+pub const ALL_TOTAL_MAX: u64 = 256 << 20;
+
+static ALL: AtomicBool = AtomicBool::new(false);
+static NONE: AtomicBool = AtomicBool::new(false);
+
+/// Start-up, from `CKPT_SAVE_FILES`: "1" saves every written file
+/// (`--save-files`), "0" none, anything else the small ones.
+pub fn configure(setting: Option<&std::ffi::OsStr>) {
+    ALL.store(setting.is_some_and(|v| v == "1"), Relaxed);
+    NONE.store(setting.is_some_and(|v| v == "0"), Relaxed);
+}
+
+/// Frozen: the contents of the written files among `fds` (scratch
+/// allocation only; raw system calls: nothing is recorded).
+pub fn snapshot(fds: &[Fd]) -> Vec<WrittenFile> {
+    if NONE.load(Relaxed) {
+        return Vec::new();
+    }
+    let all = ALL.load(Relaxed);
+    let (per_file, total_max) = if all {
+        (ALL_TOTAL_MAX, ALL_TOTAL_MAX)
+    } else {
+        (AUTO_FILE_MAX, AUTO_TOTAL_MAX)
+    };
+    let mut out: Vec<WrittenFile> = Vec::new();
+    let mut total = 0u64;
+    for f in fds {
+        let writable = f.flags & libc::O_ACCMODE != libc::O_RDONLY;
+        if !writable
+            || f.kind != FdKind::File
+            || f.deleted
+            || f.size < 0
+            || out.iter().any(|w| w.dev == f.dev && w.ino == f.ino)
+        {
+            continue;
+        }
+        let size = f.size as u64;
+        if size > per_file || total + size > total_max {
+            continue;
+        }
+        // Through the descriptor's own file (it may be open write-only).
+        let Ok(path) = std::ffi::CString::new(format!("/proc/self/fd/{}", f.fd)) else {
+            continue;
+        };
+        let Ok(fd) = sys::openat(libc::AT_FDCWD, &path, libc::O_RDONLY) else {
+            continue;
+        };
+        let mut contents = vec![0u8; size as usize];
+        let n = sys::pread_at(fd, &mut contents, 0);
+        // SAFETY: fstat of the descriptor just opened, into a local.
+        let mode = unsafe {
+            let mut st: libc::stat = core::mem::zeroed();
+            if libc::fstat(fd, &mut st) == 0 {
+                st.st_mode & 0o7777
+            } else {
+                0o600
+            }
+        };
+        sys::close(fd);
+        if n != contents.len() {
+            continue;
+        }
+        total += size;
+        out.push(WrittenFile {
+            path: f.path.clone(),
+            dev: f.dev,
+            ino: f.ino,
+            mtime_ns: f.mtime_ns,
+            mode,
+            contents: serde_bytes::ByteBuf::from(contents),
+        });
+    }
+    out
+}
