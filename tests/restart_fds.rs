@@ -244,3 +244,14 @@ fn wall_clock_timerfd_keeps_its_deadline_across_downtime() {
         said.restart
     );
 }
+
+/// Socket options come back: a pair's enlarged buffers (before the bytes
+/// it held are put back: more than default buffers take), a listener's
+/// TCP_NODELAY, keep-alive settings, smaller receive buffer, SO_LINGER
+/// and receive timeout. Without them, the pair's bytes no longer fit.
+#[test]
+fn socket_options_and_buffer_sizes_come_back() {
+    let said = cycle_c("sockopts", "restart_sockopts.c");
+    let w = said.restart_warnings();
+    assert!(!w.contains("socket option"), "an option was lost: {w}");
+}

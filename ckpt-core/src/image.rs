@@ -693,6 +693,19 @@ pub struct SocketState {
     pub reuse_address: bool,
     pub reuse_port: bool,
     pub v6_only: bool,
+    /// Options set again at restart (buffer sizes, keep-alive, timeouts,
+    /// TCP_NODELAY, ...): each as getsockopt gave it.
+    #[serde(default)]
+    pub options: Vec<SockOpt>,
+}
+
+/// One socket option: level, name and the bytes getsockopt returned.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SockOpt {
+    pub level: i32,
+    pub name: i32,
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
 }
 
 /// Which API a file lock was taken with (they do not conflict alike).

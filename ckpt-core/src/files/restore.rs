@@ -209,6 +209,13 @@ pub(crate) fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, 
                 ));
             }
             let (a, b) = (move_to_at_least(p[0], base)?, move_to_at_least(p[1], base)?);
+            // Buffer sizes first: they must hold what was unread.
+            if let Some(s) = &f.socket {
+                super::sockets::set_options(a, f, s);
+            }
+            if let Some((p, s)) = peer.and_then(|p| Some((p, p.socket.as_ref()?))) {
+                super::sockets::set_options(b, p, s);
+            }
             // What was unread at one end is written into the other.
             refill_socket(b, f)?;
             set_status(a, f.flags);

@@ -5,8 +5,102 @@
 //! so the program reads end-of-file and gets EPIPE on writes — the way a
 //! peer hanging up looks — instead of /dev/null silently taking its data.
 
-use crate::image::{Fd, SocketState};
+use crate::image::{Fd, SockOpt, SocketState};
 use crate::restart::warn;
+
+/// Socket options kept across a restart (level, name, shown as). Those a
+/// socket's family lacks are not there to save.
+const KEPT: [(i32, i32, &str); 18] = [
+    (libc::SOL_SOCKET, libc::SO_SNDBUF, "SO_SNDBUF"),
+    (libc::SOL_SOCKET, libc::SO_RCVBUF, "SO_RCVBUF"),
+    (libc::SOL_SOCKET, libc::SO_KEEPALIVE, "SO_KEEPALIVE"),
+    (libc::SOL_SOCKET, libc::SO_BROADCAST, "SO_BROADCAST"),
+    (libc::SOL_SOCKET, libc::SO_OOBINLINE, "SO_OOBINLINE"),
+    (libc::SOL_SOCKET, libc::SO_PASSCRED, "SO_PASSCRED"),
+    (libc::SOL_SOCKET, libc::SO_PRIORITY, "SO_PRIORITY"),
+    (libc::SOL_SOCKET, libc::SO_RCVLOWAT, "SO_RCVLOWAT"),
+    (libc::SOL_SOCKET, libc::SO_RCVTIMEO, "SO_RCVTIMEO"),
+    (libc::SOL_SOCKET, libc::SO_SNDTIMEO, "SO_SNDTIMEO"),
+    (libc::SOL_SOCKET, libc::SO_LINGER, "SO_LINGER"),
+    (libc::IPPROTO_TCP, libc::TCP_NODELAY, "TCP_NODELAY"),
+    (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, "TCP_KEEPIDLE"),
+    (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, "TCP_KEEPINTVL"),
+    (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, "TCP_KEEPCNT"),
+    (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT"),
+    (libc::IPPROTO_IP, libc::IP_TOS, "IP_TOS"),
+    (libc::IPPROTO_IP, libc::IP_TTL, "IP_TTL"),
+];
+
+/// The options of [`KEPT`] socket `fd` has. Runs frozen.
+fn options(fd: i32) -> Vec<SockOpt> {
+    let mut out = Vec::new();
+    for (level, name, _) in KEPT {
+        let mut v = [0u8; 16];
+        let mut len = v.len() as u32;
+        // SAFETY: getsockopt into a local buffer of `len` bytes.
+        let r = unsafe { libc::getsockopt(fd, level, name, v.as_mut_ptr().cast(), &mut len) };
+        if r == 0 {
+            out.push(SockOpt {
+                level,
+                name,
+                value: v[..(len as usize).min(v.len())].to_vec(),
+            });
+        }
+    }
+    out
+}
+
+/// Set the saved options of `s` on `fd`, a socket made again for
+/// descriptor `f` (before anything is written into it: a pair's buffers
+/// must hold what was unread). Buffer sizes are given as half of what
+/// getsockopt said (the kernel doubles them), forced past the system's
+/// limits when privileged; whatever does not come back is said.
+/// Post-restart.
+pub fn set_options(fd: i32, f: &Fd, s: &SocketState) {
+    for o in &s.options {
+        let Some(&(_, _, shown)) = KEPT.iter().find(|k| k.0 == o.level && k.1 == o.name) else {
+            continue;
+        };
+        let now = || {
+            let mut v = [0u8; 16];
+            let mut len = v.len() as u32;
+            // SAFETY: getsockopt into a local buffer of `len` bytes.
+            let r = unsafe { libc::getsockopt(fd, o.level, o.name, v.as_mut_ptr().cast(), &mut len) };
+            (r == 0).then(|| v[..(len as usize).min(v.len())].to_vec())
+        };
+        if now().as_deref() == Some(o.value.as_slice()) {
+            continue;
+        }
+        let set = |name: i32, bytes: &[u8]| {
+            // SAFETY: setsockopt from a live buffer of its length.
+            unsafe { libc::setsockopt(fd, o.level, name, bytes.as_ptr().cast(), bytes.len() as u32) };
+        };
+        let buffer = o.level == libc::SOL_SOCKET
+            && (o.name == libc::SO_SNDBUF || o.name == libc::SO_RCVBUF)
+            && o.value.len() == 4;
+        if buffer {
+            let was = i32::from_ne_bytes(o.value[..4].try_into().unwrap_or([0; 4]));
+            let half = (was / 2).to_ne_bytes();
+            set(o.name, &half);
+            if now().as_deref() != Some(o.value.as_slice()) {
+                let force = if o.name == libc::SO_SNDBUF {
+                    libc::SO_SNDBUFFORCE
+                } else {
+                    libc::SO_RCVBUFFORCE
+                };
+                set(force, &half);
+            }
+        } else {
+            set(o.name, &o.value);
+        }
+        if now().as_deref() != Some(o.value.as_slice()) {
+            warn(&format!(
+                "descriptor {} ({}): socket option {shown} could not be set as it was",
+                f.fd, f.path
+            ));
+        }
+    }
+}
 
 fn opt(fd: i32, level: i32, name: i32) -> Option<i32> {
     let mut v: i32 = 0;
@@ -45,6 +139,7 @@ pub fn snapshot(fd: i32) -> Option<SocketState> {
         reuse_port: opt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT).unwrap_or(0) != 0,
         v6_only: domain == libc::AF_INET6
             && opt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY).unwrap_or(0) != 0,
+        options: options(fd),
     })
 }
 
@@ -273,6 +368,7 @@ pub fn make_fresh(f: &Fd, s: &SocketState) -> Result<i32, String> {
     if s.domain == libc::AF_INET6 {
         set(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, s.v6_only);
     }
+    set_options(fd, f, s);
     Ok(fd)
 }
 
@@ -325,6 +421,7 @@ pub fn rebuild(f: &Fd, s: &SocketState) -> Result<i32, String> {
     if !s.reuse_address {
         set(libc::SOL_SOCKET, libc::SO_REUSEADDR, false);
     }
+    set_options(fd, f, s);
     Ok(fd)
 }
 

@@ -17,9 +17,11 @@
 //! freeze grows by about a second per GiB); with `CKPT_SAVE_FILES=0`
 //! none. A file past the limits is left out, and a restart then only cuts
 //! it back, or warns, or refuses one now shorter than the program's
-//! position in it.
+//! position in it. So is a file open only for writing on which the
+//! program holds fcntl locks (reading it would need a descriptor of our
+//! own, and closing that would drop the program's locks).
 
-use crate::image::{Fd, FdKind, WrittenFile};
+use crate::image::{Fd, FdKind, LockKind, WrittenFile};
 use crate::sys;
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
@@ -69,12 +71,32 @@ pub fn snapshot(fds: &[Fd]) -> Vec<WrittenFile> {
         if size > per_file || total + size > total_max {
             continue;
         }
-        // Through the descriptor's own file (it may be open write-only).
-        let Ok(path) = std::ffi::CString::new(format!("/proc/self/fd/{}", f.fd)) else {
-            continue;
-        };
-        let Ok(fd) = sys::openat(libc::AT_FDCWD, &path, libc::O_RDONLY) else {
-            continue;
+        // Read through a descriptor of the program's that can read the
+        // file (pread: no offset moves, nothing is closed). Otherwise open
+        // one and close it after, but not when the program holds fcntl
+        // (POSIX) locks on the file: closing any descriptor of a file
+        // drops them all.
+        let same = |g: &&Fd| g.dev == f.dev && g.ino == f.ino && g.kind == FdKind::File;
+        let own = fds
+            .iter()
+            .filter(same)
+            .find(|g| g.flags & libc::O_ACCMODE != libc::O_WRONLY);
+        let posix_locked = fds
+            .iter()
+            .filter(same)
+            .any(|g| g.locks.iter().any(|l| l.kind == LockKind::Posix));
+        let (fd, opened) = match own {
+            Some(g) => (g.fd, false),
+            None if posix_locked => continue,
+            None => {
+                let Ok(path) = std::ffi::CString::new(format!("/proc/self/fd/{}", f.fd)) else {
+                    continue;
+                };
+                let Ok(fd) = sys::openat(libc::AT_FDCWD, &path, libc::O_RDONLY) else {
+                    continue;
+                };
+                (fd, true)
+            }
         };
         let mut contents = vec![0u8; size as usize];
         let n = sys::pread_at(fd, &mut contents, 0);
@@ -87,7 +109,9 @@ pub fn snapshot(fds: &[Fd]) -> Vec<WrittenFile> {
                 0o600
             }
         };
-        sys::close(fd);
+        if opened {
+            sys::close(fd);
+        }
         if n != contents.len() {
             continue;
         }

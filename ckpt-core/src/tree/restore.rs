@@ -194,6 +194,14 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
             move_to_at_least(sp[1], BASE)?,
         );
         made.fds.extend([sa, sb]);
+        // Buffer sizes and options first (the buffers must hold what was unread).
+        for (ino, fd) in [(a, sa), (b, sb)] {
+            if let Some((_, g)) = holders.iter().find(|h| h.1.ino == ino) {
+                if let Some(s) = &g.socket {
+                    crate::files::set_socket_options(fd, g, s);
+                }
+            }
+        }
         // What was unread at one end is sent from the other.
         for (ino, from) in [(a, sb), (b, sa)] {
             if let Some((_, g)) = holders
