@@ -36,6 +36,21 @@ extern "C" {
  * cut to `out_len`). */
 __attribute__((weak)) int ckpt_checkpoint(const char *dir, char *out, size_t out_len);
 
+/* Hooks: `f(data)` is called before each checkpoint of this process
+ * (whoever asked for it: this API, `ckpt checkpoint PID`, the periodic
+ * timer), after each one in the process that goes on, and in a restored
+ * process before any other of its threads goes on (reconnect what cannot
+ * be saved: a server session, a device). They run on ckpt's hook thread
+ * (or, around ckpt_checkpoint, on the calling thread), never in a signal
+ * handler, in the order they were registered; 64 at most. Each returns 0,
+ * or -1 when the hook could not be registered. */
+__attribute__((weak)) int ckpt_before_checkpoint(void (*f)(void *), void *data);
+__attribute__((weak)) int ckpt_after_checkpoint(void (*f)(void *), void *data);
+__attribute__((weak)) int ckpt_on_restore(void (*f)(void *), void *data);
+
+/* Times this process was restored from an image. */
+__attribute__((weak)) unsigned ckpt_restored_count(void);
+
 /* Whether the program runs under ckpt (the shim is loaded). */
 static inline int ckpt_active(void) { return ckpt_checkpoint != 0; }
 

@@ -1,67 +1,15 @@
 //! Where `ckpt` finds its companions: libckpt_shim.so, the interceptor
-//! `ckpt run` preloads, and ckpt-restorer, which `ckpt restart` runs.
+//! `ckpt run` preloads, and ckpt-restorer, which `ckpt restart` runs (the
+//! search itself is `ckpt::companions`, shared with the API).
 
+use ckpt::companions::{find_companion, RESTORER_NAME, SHIM_NAME};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-pub const SHIM_NAME: &str = "libckpt_shim.so";
-pub const RESTORER_NAME: &str = "ckpt-restorer";
-
-/// The places looked at, in order, for an executable living in `exe_dir`:
-/// next to it (a `cargo build` tree or a flat install), an installed
-/// `<prefix>/lib/ckpt/`, and the cargo tree seen from `deps/` (test
-/// binaries live in `target/<profile>/deps/`, the shim one level up).
-pub fn candidates(exe_dir: &Path, name: &str) -> Vec<PathBuf> {
-    let mut places = vec![
-        exe_dir.join(name),
-        exe_dir.join("../lib/ckpt").join(name),
-        exe_dir.join("deps").join(name),
-    ];
-    if exe_dir.file_name().is_some_and(|n| n == "deps") {
-        places.push(exe_dir.join("..").join(name));
-    }
-    places
-}
-
 /// Find the shim: `$CKPT_SHIM` when set (it must exist), else the first
-/// candidate next to the executable. The result is absolute and free of
-/// `..`, because the dynamic linker resolves LD_PRELOAD entries in the
-/// program's own working directory.
+/// candidate next to the executable.
 pub fn find_shim(env_shim: Option<OsString>, exe: &Path) -> Result<PathBuf, String> {
     find_companion(SHIM_NAME, "CKPT_SHIM", env_shim, exe)
-}
-
-/// Find companion `name`: `$<env_name>` when set (it must exist), else
-/// the first candidate next to `exe`.
-pub fn find_companion(
-    name: &str,
-    env_name: &str,
-    env_value: Option<OsString>,
-    exe: &Path,
-) -> Result<PathBuf, String> {
-    if let Some(p) = env_value.filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        if !p.is_file() {
-            return Err(format!("{env_name}={}: no such file", p.display()));
-        }
-        return absolute(&p).map_err(|e| format!("{env_name}={}: {e}", p.display()));
-    }
-    let exe_dir = exe.parent().unwrap_or(Path::new("/"));
-    let places = candidates(exe_dir, name);
-    for place in &places {
-        if place.is_file() {
-            return absolute(place).map_err(|e| format!("{}: {e}", place.display()));
-        }
-    }
-    let looked: Vec<String> = places.iter().map(|p| p.display().to_string()).collect();
-    Err(format!(
-        "cannot find {name} (looked in {}); build it with `cargo build --workspace` or set {env_name} to its path",
-        looked.join(", ")
-    ))
-}
-
-fn absolute(p: &Path) -> std::io::Result<PathBuf> {
-    p.canonicalize()
 }
 
 /// The shim for this very `ckpt` executable.

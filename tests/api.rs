@@ -14,10 +14,14 @@ use std::process::Command;
 
 /// The example binary, built with the same profile as `ckpt`.
 fn example() -> PathBuf {
+    build_example("self_checkpoint")
+}
+
+fn build_example(name: &str) -> PathBuf {
     let dir = common::ckpt_bin().parent().unwrap().to_path_buf();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "--example", "self_checkpoint"])
+    cmd.args(["build", "--quiet", "--example", name])
         .current_dir(env!("CARGO_MANIFEST_DIR"));
     if dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
@@ -26,7 +30,7 @@ fn example() -> PathBuf {
         cmd.status().expect("cargo runs").success(),
         "building the example failed"
     );
-    dir.join("examples").join("self_checkpoint")
+    dir.join("examples").join(name)
 }
 
 #[test]
@@ -36,10 +40,8 @@ fn checkpoint_call_returns_restarted_after_restart() {
     let args = ["40"];
     let want = reference_output(&area, &prog, &args);
     let plain_err = std::fs::read_to_string(area.file("want.err")).unwrap();
-    assert!(
-        plain_err.contains("no checkpoint: not running under ckpt"),
-        "{plain_err}"
-    );
+    // Started normally, the call loads ckpt itself and checkpoints too.
+    assert!(plain_err.contains("checkpoint written: "), "{plain_err}");
 
     let said = rs::self_checkpointed_cycle(&area, &prog, &args, &want);
     let err = area.file("err");
@@ -55,5 +57,123 @@ fn checkpoint_call_returns_restarted_after_restart() {
     assert_eq!(
         after, "restarted from the checkpoint\n",
         "stderr: {after:?}"
+    );
+}
+
+/// `examples/resumable.rs` started normally (no `ckpt run`): the crate
+/// loads ckpt on its first call. Returns the program's stdout reference,
+/// and the run killed after two of its own checkpoints.
+fn killed_after_two_checkpoints(area: &Area, prog: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let want = reference_output(area, prog, args);
+    let plain_err = std::fs::read_to_string(area.file("want.err")).unwrap();
+    assert!(
+        plain_err.contains("hooks ran: before 4 after 4"),
+        "hooks around the program's own 4 checkpoints: {plain_err}"
+    );
+    std::fs::create_dir_all(&area.images).unwrap();
+    let err = area.file("err");
+    let mut kid = rs::start(
+        rs::plain_cmd(prog, args, area.path()),
+        rs::Out::File(&area.file("out")),
+        &err,
+        "started normally",
+    );
+    rs::wait_file(
+        &mut kid,
+        &err,
+        |d| String::from_utf8_lossy(d).matches("checkpoint written: ").count() >= 2,
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+    want
+}
+
+#[test]
+fn a_program_started_normally_checkpoints_itself_and_comes_back() {
+    let area = Area::new("api-alone");
+    let prog = build_example("resumable");
+    let images = area.images.to_str().unwrap().to_string();
+    let args = ["40", images.as_str()];
+    let want = killed_after_two_checkpoints(&area, &prog, &args);
+    rs::restart_and_compare(
+        rs::restart_cmd(&area.images, &["--latest"], area.path()),
+        &area.file("out"),
+        &want,
+        &area,
+    );
+    let err = std::fs::read_to_string(area.file("err")).unwrap();
+    assert!(
+        err.contains("restored (1 time(s)): reconnecting\nrestarted from the checkpoint (restored 1)\n"),
+        "the on-restore hook ran before the call returned Restarted: {err}"
+    );
+    assert!(
+        err.contains("hooks ran: before 4 after 3"),
+        "the restored run's after-hook did not run for the checkpoint it came back from: {err}"
+    );
+}
+
+#[test]
+fn the_start_up_helper_resumes_a_killed_run_when_run_again() {
+    let area = Area::new("api-resume");
+    let prog = build_example("resumable");
+    let images = area.images.to_str().unwrap().to_string();
+    let args = ["40", images.as_str()];
+    let want = killed_after_two_checkpoints(&area, &prog, &args);
+    // Simply run again: ckpt::resume() restarts the newest image, whose
+    // stdout is the first run's file.
+    let mut again = rs::start(
+        rs::plain_cmd(&prog, &args, area.path()),
+        rs::Out::Null,
+        &area.file("again.err"),
+        "run again",
+    );
+    let st = again
+        .wait(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    rs::assert_success(st, "the resumed run", &again.describe());
+    rs::assert_same(
+        &std::fs::read(area.file("out")).unwrap(),
+        &want,
+        "stdout of the resumed run",
+    );
+    let err = std::fs::read_to_string(area.file("err")).unwrap();
+    assert!(err.contains("restarted from the checkpoint (restored 1)"), "{err}");
+    // Finished: its images are gone, so a third run starts afresh.
+    let left: Vec<_> = std::fs::read_dir(&area.images).unwrap().collect();
+    assert!(left.is_empty(), "images left after a finished run: {left:?}");
+}
+
+#[test]
+fn hooks_run_around_a_checkpoint_asked_from_outside() {
+    let area = Area::new("api-hooks");
+    let prog = build_example("resumable");
+    let images = area.images.to_str().unwrap().to_string();
+    std::fs::create_dir_all(&area.images).unwrap();
+    let args = ["40", images.as_str()];
+    let err = area.file("err");
+    let mut kid = rs::start(
+        rs::plain_cmd(&prog, &args, area.path()),
+        rs::Out::Null,
+        &err,
+        "started normally",
+    );
+    rs::wait_file(
+        &mut kid,
+        &err,
+        |d| String::from_utf8_lossy(d).contains("checkpoint written: "),
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // `ckpt checkpoint PID` of a program that is not under `ckpt run`.
+    common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+    let st = kid
+        .wait(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    rs::assert_success(st, "the program", &kid.describe());
+    let text = std::fs::read_to_string(&err).unwrap();
+    assert!(
+        text.contains("hooks ran: before 5 after 5"),
+        "4 checkpoints of its own and one from outside, each with its hooks: {text}"
     );
 }

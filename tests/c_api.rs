@@ -40,7 +40,7 @@ fn c_program_checkpoints_itself_and_is_told_it_was_restarted() {
     let err = area.file("err");
     assert_eq!(
         std::fs::read_to_string(&err).unwrap(),
-        "restarted from the checkpoint\n",
-        "what the call returned after the restart"
+        "on_restore hook: restored 1 time(s)\nrestarted from the checkpoint\n",
+        "the on-restore hook, then what the call returned, after the restart"
     );
 }

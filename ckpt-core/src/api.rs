@@ -1,8 +1,39 @@
-//! The programmatic API: a program (Rust, linking this crate) asks for a
-//! checkpoint of itself. The work is done by the preloaded shim, so the
-//! program must run under `ckpt run`; otherwise the call says so.
+//! The programmatic API: a program (Rust, linking this crate) checkpoints
+//! itself, registers hooks, and resumes itself at start-up.
+//!
+//! The work is done by ckpt's interceptor, `libckpt_shim.so`. Under
+//! `ckpt run` it is preloaded and has recorded every call that made
+//! kernel state since the program started. A program started normally
+//! loads it on its first call here (found beside the program, beside the
+//! `ckpt` command on `PATH`, or at `$CKPT_SHIM`); what existed before is
+//! then taken from the kernel at each checkpoint (descriptors and their
+//! offsets, pipes and their bytes, sockets, timerfds, eventfds, epoll
+//! sets, signal handlers and masks, threads, memory). What it cannot see
+//! that way is refused out loud at checkpoint, never lost silently: POSIX
+//! timers (`timer_create`) made before it was loaded, for one. Children
+//! forked by such a program do not run ckpt (a checkpoint of a job with
+//! children is refused, naming them): use `ckpt run` for process trees.
+//!
+//! ```no_run
+//! // Resume from the newest image in "ckpt-images" if there is one ...
+//! ckpt::resume("ckpt-images").expect("restart failed");
+//! // ... else start afresh, checkpointing now and then.
+//! let mut state = 0u64;
+//! for step in 0..1_000_000u64 {
+//!     state = state.wrapping_mul(31).wrapping_add(step);
+//!     if step % 100_000 == 0 {
+//!         match ckpt::Checkpointer::new().dir("ckpt-images").take() {
+//!             Ok(ckpt::Checkpoint::Written(path)) => eprintln!("saved {}", path.display()),
+//!             Ok(ckpt::Checkpoint::Restarted) => eprintln!("back from a restart"),
+//!             Err(e) => eprintln!("no checkpoint: {e}"),
+//!         }
+//!     }
+//! }
+//! println!("{state}");
+//! ckpt::forget("ckpt-images").ok(); // done: the next run starts afresh
+//! ```
 
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_char, c_int, c_void, CString};
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -16,9 +47,11 @@ pub const SHIM_ENTRY: &std::ffi::CStr = c"ckpt_shim_checkpoint";
 pub type ShimEntry =
     unsafe extern "C" fn(dir: *const c_char, out: *mut c_char, out_len: usize) -> c_int;
 
-/// What a programmatic checkpoint call returns to: the same call returns
-/// twice when the image is restarted — once when the image was written,
-/// and again, in the restarted process, from that checkpoint.
+type HookEntry = unsafe extern "C" fn(Option<extern "C" fn(*mut c_void)>, *mut c_void) -> c_int;
+
+/// What a checkpoint call returns to: the same call returns twice when the
+/// image is restarted — once when the image was written, and again, in
+/// the restarted process, from that checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Checkpoint {
     /// The image was written to this path; the program goes on.
@@ -27,11 +60,19 @@ pub enum Checkpoint {
     Restarted,
 }
 
-/// Why a programmatic checkpoint did not happen.
+impl Checkpoint {
+    /// Whether this process was just restored from the checkpoint (rather
+    /// than having taken it).
+    pub fn restored(&self) -> bool {
+        matches!(self, Checkpoint::Restarted)
+    }
+}
+
+/// Why a checkpoint (or a hook, or a resume) did not happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
-    /// The program is not running under `ckpt run`.
-    NotUnderCkpt,
+    /// ckpt's interceptor could not be found or loaded (why, in a line).
+    Unavailable(String),
     /// The checkpoint failed; the program goes on unchanged.
     Failed(String),
 }
@@ -39,9 +80,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::NotUnderCkpt => {
-                write!(f, "not running under ckpt (start with `ckpt run -- PROG`)")
-            }
+            Error::Unavailable(m) => write!(f, "ckpt is not available: {m}"),
             Error::Failed(m) => write!(f, "checkpoint failed: {m}"),
         }
     }
@@ -49,52 +88,278 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-fn entry() -> Option<ShimEntry> {
+fn symbol(name: &std::ffi::CStr) -> *mut c_void {
     // SAFETY: dlsym with a valid NUL-terminated name.
-    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, SHIM_ENTRY.as_ptr()) };
-    // SAFETY: the shim exports this symbol with exactly this signature.
-    (!p.is_null()).then(|| unsafe { std::mem::transmute::<*mut libc::c_void, ShimEntry>(p) })
+    unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) }
 }
 
-/// Whether the program runs under ckpt (the shim is loaded).
+/// Whether ckpt's interceptor is in this process (preloaded by
+/// `ckpt run`, or loaded by an earlier call of this API).
 pub fn is_active() -> bool {
-    entry().is_some()
+    !symbol(SHIM_ENTRY).is_null()
 }
 
-/// Checkpoint the calling process into the run's image directory. Every
-/// thread is stopped briefly, then goes on. After `ckpt restart` of that
-/// image, the call returns again with [`Checkpoint::Restarted`].
+/// Make ckpt available in this process: nothing under `ckpt run`; else
+/// load its interceptor (`$CKPT_SHIM`, or `libckpt_shim.so` beside this
+/// program or beside the `ckpt` command on `PATH`). Every other call of
+/// this API does it first; call it early to have threads and descriptors
+/// made from then on known from the start.
+pub fn load() -> Result<(), Error> {
+    if is_active() {
+        return Ok(());
+    }
+    let path = crate::companions::find_for_program(crate::companions::SHIM_NAME, "CKPT_SHIM")
+        .map_err(Error::Unavailable)?;
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::Unavailable("the interceptor's path contains NUL".into()))?;
+    // SAFETY: dlopen of a library path; its constructor starts ckpt.
+    let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+    if h.is_null() {
+        // SAFETY: dlerror returns null or a NUL-terminated message.
+        let why = unsafe {
+            let e = libc::dlerror();
+            if e.is_null() {
+                "unknown error".to_string()
+            } else {
+                std::ffi::CStr::from_ptr(e).to_string_lossy().into_owned()
+            }
+        };
+        return Err(Error::Unavailable(format!("{}: {why}", path.display())));
+    }
+    if !is_active() {
+        return Err(Error::Unavailable(format!(
+            "{} is not ckpt's interceptor",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn entry() -> Result<ShimEntry, Error> {
+    load()?;
+    let p = symbol(SHIM_ENTRY);
+    // SAFETY: the shim exports this symbol with exactly this signature
+    // (load() checked that it is there).
+    Ok(unsafe { std::mem::transmute::<*mut c_void, ShimEntry>(p) })
+}
+
+/// Checkpoint the calling process into the run's image directory (under
+/// `ckpt run`: its `--dir`; else `$CKPT_DIR`, else the working directory
+/// at the first call). Every thread is stopped briefly, then goes on; the
+/// call returns once the image is complete and in place. After `ckpt
+/// restart` of that image, the call returns again with
+/// [`Checkpoint::Restarted`].
 pub fn checkpoint() -> Result<Checkpoint, Error> {
-    call(None)
+    Checkpointer::new().take()
 }
 
 /// Checkpoint into `dir`.
 pub fn checkpoint_to(dir: &Path) -> Result<Checkpoint, Error> {
-    call(Some(dir))
+    Checkpointer::new().dir(dir).take()
 }
 
-fn call(dir: Option<&Path>) -> Result<Checkpoint, Error> {
-    let f = entry().ok_or(Error::NotUnderCkpt)?;
-    let dir = dir
-        .map(|d| {
-            CString::new(d.as_os_str().as_bytes())
-                .map_err(|_| Error::Failed("directory name contains NUL".into()))
-        })
-        .transpose()?;
-    let mut out = vec![0u8; 4096];
-    // SAFETY: `out` is writable for its length; `dir` is null or a C string.
-    let r = unsafe {
-        f(
-            dir.as_ref().map_or(std::ptr::null(), |d| d.as_ptr()),
-            out.as_mut_ptr().cast(),
-            out.len(),
-        )
-    };
-    let end = out.iter().position(|&c| c == 0).unwrap_or(out.len());
-    let text = String::from_utf8_lossy(&out[..end]).into_owned();
-    match r {
-        0 => Ok(Checkpoint::Written(PathBuf::from(text))),
-        1 => Ok(Checkpoint::Restarted),
-        _ => Err(Error::Failed(text)),
+/// A checkpoint to take, with its settings.
+///
+/// ```no_run
+/// let taken = ckpt::Checkpointer::new().dir("/var/tmp/sim").take()?;
+/// if taken.restored() {
+///     eprintln!("restored {} time(s)", ckpt::restored());
+/// }
+/// # Ok::<(), ckpt::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Checkpointer {
+    dir: Option<PathBuf>,
+}
+
+impl Checkpointer {
+    /// Into the run's directory (see [`checkpoint`]).
+    pub fn new() -> Self {
+        Self::default()
     }
+
+    /// Write the image into `dir` (it must exist).
+    pub fn dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Take the checkpoint; returns when the image is complete and in
+    /// place (or, in a restored process, from the restart).
+    pub fn take(&self) -> Result<Checkpoint, Error> {
+        let f = entry()?;
+        let dir = self
+            .dir
+            .as_ref()
+            .map(|d| {
+                let abs = std::path::absolute(d).unwrap_or_else(|_| d.clone());
+                CString::new(abs.as_os_str().as_bytes())
+                    .map_err(|_| Error::Failed("directory name contains NUL".into()))
+            })
+            .transpose()?;
+        let mut out = vec![0u8; 4096];
+        // SAFETY: `out` is writable for its length; `dir` is null or a C string.
+        let r = unsafe {
+            f(
+                dir.as_ref().map_or(std::ptr::null(), |d| d.as_ptr()),
+                out.as_mut_ptr().cast(),
+                out.len(),
+            )
+        };
+        let end = out.iter().position(|&c| c == 0).unwrap_or(out.len());
+        let text = String::from_utf8_lossy(&out[..end]).into_owned();
+        match r {
+            0 => Ok(Checkpoint::Written(PathBuf::from(text))),
+            1 => Ok(Checkpoint::Restarted),
+            _ => Err(Error::Failed(text)),
+        }
+    }
+}
+
+/// Times this process was restored from an image (0 when it never was,
+/// or when ckpt is not loaded).
+pub fn restored() -> u32 {
+    let p = symbol(c"ckpt_restored_count");
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: the shim exports ckpt_restored_count as `extern "C" fn() -> u32`.
+    let f: extern "C" fn() -> u32 = unsafe { std::mem::transmute(p) };
+    f()
+}
+
+type BoxedHook = Box<dyn Fn() + Send + Sync + 'static>;
+
+extern "C" fn call_hook(data: *mut c_void) {
+    // SAFETY: `data` is the leaked BoxedHook `register_hook` handed over.
+    let f = unsafe { &*(data as *const BoxedHook) };
+    f();
+}
+
+fn register_hook(name: &std::ffi::CStr, f: BoxedHook) -> Result<(), Error> {
+    load()?;
+    let p = symbol(name);
+    if p.is_null() {
+        return Err(Error::Unavailable(
+            "the loaded interceptor has no hooks (an older ckpt?)".into(),
+        ));
+    }
+    // SAFETY: the shim exports the hook registrations with this signature.
+    let reg: HookEntry = unsafe { std::mem::transmute(p) };
+    // Hooks live as long as the process.
+    let data = Box::into_raw(Box::new(f)) as *mut c_void;
+    // SAFETY: call_hook matches the C signature; data stays valid forever.
+    if unsafe { reg(Some(call_hook), data) } != 0 {
+        // SAFETY: not registered: we still own it.
+        drop(unsafe { Box::from_raw(data as *mut BoxedHook) });
+        return Err(Error::Failed("too many hooks (64 at most)".into()));
+    }
+    Ok(())
+}
+
+/// Run `f` in a restored process, on ckpt's hook thread, before any other
+/// thread of the program goes on: reconnect to a server, reopen a device,
+/// reload a library handle. Hooks run in the order they were registered.
+///
+/// ```no_run
+/// ckpt::on_restore(|| eprintln!("back after a restart; reconnecting")).unwrap();
+/// ```
+pub fn on_restore(f: impl Fn() + Send + Sync + 'static) -> Result<(), Error> {
+    register_hook(c"ckpt_on_restore", Box::new(f))
+}
+
+/// Run `f` before each checkpoint of this process (whoever asked for it:
+/// this API, `ckpt checkpoint PID`, or the periodic timer), while the
+/// program still runs: flush, close what cannot be saved.
+pub fn before_checkpoint(f: impl Fn() + Send + Sync + 'static) -> Result<(), Error> {
+    register_hook(c"ckpt_before_checkpoint", Box::new(f))
+}
+
+/// Run `f` after each checkpoint, in the process that goes on (a restored
+/// one runs [`on_restore`] hooks instead).
+pub fn after_checkpoint(f: impl Fn() + Send + Sync + 'static) -> Result<(), Error> {
+    register_hook(c"ckpt_after_checkpoint", Box::new(f))
+}
+
+/// The images of this program in `dir` (`ckpt-COMM-PID.SEQ.img` or a
+/// `.tree` directory, COMM this process's command name).
+fn own_images(dir: &Path) -> Vec<PathBuf> {
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
+    let prefix = crate::checkpoint::program_prefix(comm.trim());
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            let Some(rest) = n.strip_prefix(&prefix) else {
+                return false;
+            };
+            let Some(core) = rest
+                .strip_suffix(".img")
+                .or_else(|| rest.strip_suffix(".tree"))
+            else {
+                return false;
+            };
+            // PID.SEQ, digits only: not a longer program name's image.
+            core.split_once('.').is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && !b.is_empty()
+                    && a.bytes().all(|c| c.is_ascii_digit())
+                    && b.bytes().all(|c| c.is_ascii_digit())
+            })
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Start-up helper: call it first thing in `main`. When `dir` holds an
+/// image of this program, the process becomes `ckpt restart --latest DIR`
+/// (this run is replaced by the restored one, which goes on where its
+/// checkpoint was taken, and exits with its status); otherwise it returns
+/// `Ok(())` and the program starts afresh. Err only when restarting was
+/// attempted and could not begin (the `ckpt` command is not found or
+/// cannot run).
+pub fn resume(dir: impl AsRef<Path>) -> Result<(), Error> {
+    let dir = dir.as_ref();
+    if own_images(dir).is_empty() {
+        return Ok(());
+    }
+    let ckpt = crate::companions::find_for_program(crate::companions::COMMAND_NAME, "CKPT_BIN")
+        .map_err(Error::Unavailable)?;
+    let args = [
+        CString::new(ckpt.as_os_str().as_bytes()),
+        CString::new("restart"),
+        CString::new("--latest"),
+        CString::new(dir.as_os_str().as_bytes()),
+    ];
+    let args: Vec<CString> = args
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|_| Error::Failed("a path contains NUL".into()))?;
+    let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    // SAFETY: argv is a null-terminated array of C strings that outlive
+    // the call; on success execv does not return.
+    unsafe { libc::execv(argv[0], argv.as_ptr()) };
+    Err(Error::Failed(format!(
+        "cannot run {}: {}",
+        ckpt.display(),
+        std::io::Error::last_os_error()
+    )))
+}
+
+/// Remove every image of this program from `dir` (a finished run: the
+/// next [`resume`] starts afresh). Returns how many were removed.
+pub fn forget(dir: impl AsRef<Path>) -> std::io::Result<usize> {
+    let images = own_images(dir.as_ref());
+    for p in &images {
+        if p.is_dir() {
+            std::fs::remove_dir_all(p)?;
+        } else {
+            std::fs::remove_file(p)?;
+        }
+    }
+    Ok(images.len())
 }

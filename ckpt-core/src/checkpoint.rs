@@ -53,6 +53,12 @@ pub struct Started {
 
 /// The name every image of this process starts with (`ckpt-COMM-PID.`).
 pub fn image_prefix(comm: &str, pid: i32) -> String {
+    format!("{}{pid}.", program_prefix(comm))
+}
+
+/// The start of the image names of every process named `comm`
+/// (`ckpt-COMM-`).
+pub fn program_prefix(comm: &str) -> String {
     let safe: String = comm
         .chars()
         .map(|c| {
@@ -63,7 +69,7 @@ pub fn image_prefix(comm: &str, pid: i32) -> String {
             }
         })
         .collect();
-    format!("ckpt-{safe}-{pid}.")
+    format!("ckpt-{safe}-")
 }
 
 /// The image file name of checkpoint `seq` of this process (each

@@ -60,6 +60,106 @@ thread_local! {
     };
 }
 
+/// Set when the shim was loaded after the program started (`dlopen` by
+/// `ckpt::checkpoint()` in a program not run by `ckpt run`): its TLS block
+/// is then dynamic, and glibc allocates it with malloc on a thread's first
+/// access, which the checkpoint signal handler must never do (the thread
+/// it interrupts may hold malloc's lock). Thread states are then kept in
+/// [`LATE`], found by thread id.
+static LOADED_LATE: AtomicBool = AtomicBool::new(false);
+
+/// One thread's state when the shim was loaded late: `tid` 0 = free.
+struct LateState {
+    tid: AtomicI32,
+    state: ThreadState,
+}
+
+// SAFETY: a LateState's `state` is only touched by the thread whose tid
+// claimed it (the Cells are per-thread, as in TLS); `tid` is atomic.
+unsafe impl Sync for LateState {}
+
+const LATE_LEN: usize = 4096;
+
+static LATE: [LateState; LATE_LEN] = [const {
+    LateState {
+        tid: AtomicI32::new(0),
+        state: ThreadState {
+            in_wrapper: Cell::new(false),
+            internal: Cell::new(false),
+            recording: Cell::new(false),
+            pending: Cell::new(false),
+            program_signals: Cell::new(0),
+            freezes: Cell::new(0),
+            slot: Cell::new(0),
+        },
+    }
+}; LATE_LEN];
+
+/// Keep thread states by thread id from now on (see [`LOADED_LATE`]).
+/// Call once, from the shim's constructor, before any other thread can
+/// reach the shim.
+pub fn use_late_states() {
+    LOADED_LATE.store(true, Ordering::Release);
+}
+
+/// Whether the shim was loaded after the program started.
+pub fn loaded_late() -> bool {
+    LOADED_LATE.load(Ordering::Relaxed)
+}
+
+/// This thread's [`ThreadState`]: in TLS normally, in [`LATE`] when the
+/// shim was loaded late. Signal-safe: no allocation, no lock (the late
+/// table is claimed with compare-and-swap; a full table reclaims the
+/// entries of threads that ended, found with `tgkill(.., 0)`).
+#[inline]
+fn with_state<R>(f: impl FnOnce(&ThreadState) -> R) -> Option<R> {
+    if !LOADED_LATE.load(Ordering::Relaxed) {
+        return STATE.try_with(f).ok();
+    }
+    late_state().map(f)
+}
+
+#[cold]
+fn late_state() -> Option<&'static ThreadState> {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+    if let Some(e) = LATE.iter().find(|e| e.tid.load(Ordering::Acquire) == tid) {
+        return Some(&e.state);
+    }
+    let claim = |e: &'static LateState| {
+        e.tid
+            .compare_exchange(0, tid, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    };
+    let fresh = |e: &'static LateState| {
+        let s = &e.state;
+        s.in_wrapper.set(false);
+        s.internal.set(false);
+        s.recording.set(false);
+        s.pending.set(false);
+        s.program_signals.set(0);
+        s.freezes.set(0);
+        s.slot.set(0);
+        Some(s)
+    };
+    if let Some(e) = LATE.iter().find(|e| claim(e)) {
+        return fresh(e);
+    }
+    // Full: free the entries of threads that ended, then try again.
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    for e in LATE.iter() {
+        let t = e.tid.load(Ordering::Acquire);
+        // SAFETY: signal 0 only checks that the thread exists.
+        let gone = unsafe { libc::syscall(libc::SYS_tgkill, pid, t, 0) } != 0
+            && errno() == libc::ESRCH;
+        if t != 0 && gone {
+            let _ = e.tid.compare_exchange(t, 0, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+    LATE.iter().find(|e| claim(e)).and_then(fresh)
+}
+
 /// Mark the interposition layer ready (called once by the shim's constructor).
 pub fn set_ready(ready: bool) {
     READY.store(ready, Ordering::Release);
@@ -186,7 +286,10 @@ fn enter_general() -> Option<Guard> {
     if !READY.load(Ordering::Acquire) {
         return None;
     }
-    let state = STATE.with(|s| s as *const ThreadState);
+    let state = with_state(|s| s as *const ThreadState).unwrap_or(ptr::null());
+    if state.is_null() {
+        return None;
+    }
     // SAFETY: a thread's TLS outlives every call made on that thread.
     let s = unsafe { &*state };
     if s.in_wrapper.get() || s.internal.get() {
@@ -243,8 +346,7 @@ fn run_freeze_hook() {
 /// when the hook ends) or is one of ckpt's own threads.
 /// Signal-safe: touches only this thread's TLS.
 pub fn may_park_or_defer() -> bool {
-    STATE
-        .try_with(|s| {
+    with_state(|s| {
             if s.internal.get() {
                 return false;
             }
@@ -260,12 +362,12 @@ pub fn may_park_or_defer() -> bool {
 /// Mark the current thread as one of ckpt's own: every wrapper passes
 /// through for it and checkpoints never freeze it.
 pub fn set_internal(internal: bool) {
-    let _ = STATE.try_with(|s| s.internal.set(internal));
+    let _ = with_state(|s| s.internal.set(internal));
 }
 
 /// Whether the current thread is one of ckpt's own.
 pub fn is_internal() -> bool {
-    STATE.try_with(|s| s.internal.get()).unwrap_or(false)
+    with_state(|s| s.internal.get()).unwrap_or(false)
 }
 
 /// Run `f` as ckpt's own code on a program thread: wrappers reached from it
@@ -284,8 +386,7 @@ pub fn internally<R>(f: impl FnOnce() -> R) -> R {
 /// Returns what to give back to [`after_program_handler`].
 #[inline]
 pub fn before_program_handler() -> bool {
-    STATE
-        .try_with(|s| {
+    with_state(|s| {
             s.program_signals
                 .set(s.program_signals.get().wrapping_add(1));
             let was = s.in_wrapper.get();
@@ -300,7 +401,7 @@ pub fn before_program_handler() -> bool {
 /// See [`before_program_handler`].
 #[inline]
 pub fn after_program_handler(in_wrapper: bool) {
-    let _ = STATE.try_with(|s| s.in_wrapper.set(in_wrapper));
+    let _ = with_state(|s| s.in_wrapper.set(in_wrapper));
 }
 
 /// Number of program signal handlers that ran on this thread so far. A
@@ -308,27 +409,27 @@ pub fn after_program_handler(in_wrapper: bool) {
 /// interrupted by a checkpoint only, and is resumed transparently.
 #[inline]
 pub fn program_signals() -> u32 {
-    STATE.try_with(|s| s.program_signals.get()).unwrap_or(0)
+    with_state(|s| s.program_signals.get()).unwrap_or(0)
 }
 
 /// Count one freeze of this thread (called by the park code).
 pub fn note_freeze() {
-    let _ = STATE.try_with(|s| s.freezes.set(s.freezes.get().wrapping_add(1)));
+    let _ = with_state(|s| s.freezes.set(s.freezes.get().wrapping_add(1)));
 }
 
 /// Times this thread was frozen so far.
 pub fn freezes() -> u32 {
-    STATE.try_with(|s| s.freezes.get()).unwrap_or(0)
+    with_state(|s| s.freezes.get()).unwrap_or(0)
 }
 
 /// This thread's cached slot in the thread table (1-based, 0 = none).
 pub fn cached_slot() -> u32 {
-    STATE.try_with(|s| s.slot.get()).unwrap_or(0)
+    with_state(|s| s.slot.get()).unwrap_or(0)
 }
 
 /// Cache this thread's slot in the thread table (1-based, 0 = none).
 pub fn set_cached_slot(slot: u32) {
-    let _ = STATE.try_with(|s| s.slot.set(slot));
+    let _ = with_state(|s| s.slot.set(slot));
 }
 
 /// The original of an interposed function, found with `dlsym(RTLD_NEXT)`

@@ -4,12 +4,16 @@
 //! (the recorder tables, quiesce, snapshot, the image writer) and the ones
 //! shared with the `ckpt` command (the image format, the control protocol).
 //! The preloaded `libckpt_shim.so` links it; a Rust program may link it too
-//! and call [`checkpoint()`].
+//! and call [`checkpoint()`], under `ckpt run` or started normally (see
+//! [`Checkpointer`], [`resume`], [`on_restore`]).
 
 pub mod interpose;
 
 mod api;
-pub use api::{checkpoint, checkpoint_to, is_active, Checkpoint, Error, ShimEntry, SHIM_ENTRY};
+pub use api::{
+    after_checkpoint, before_checkpoint, checkpoint, checkpoint_to, forget, is_active, load,
+    on_restore, restored, resume, Checkpoint, Checkpointer, Error, ShimEntry, SHIM_ENTRY,
+};
 
 /// The original of an interposed function, callable without recursion:
 /// `ckpt::real!(open)(path, flags, mode)` calls libc's `open` even from
@@ -23,6 +27,7 @@ macro_rules! real {
 
 pub mod alloc;
 pub mod checkpoint;
+pub mod companions;
 pub mod control;
 pub mod files;
 pub mod glibc;

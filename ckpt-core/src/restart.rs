@@ -34,6 +34,23 @@ static ALIAS_PID: AtomicI32 = AtomicI32::new(0);
 static STARTED: AtomicU32 = AtomicU32::new(0);
 /// 1 once every thread may return to the program.
 static GO: AtomicU32 = AtomicU32::new(0);
+/// Logical id of a thread let go before every other one (the shim's hook
+/// thread, which runs the program's on-restore hooks and then lets the
+/// rest go with [`release_all`]); 0 = none.
+static FIRST: AtomicU32 = AtomicU32::new(0);
+static FIRST_GO: AtomicU32 = AtomicU32::new(0);
+
+/// Let thread `id` go on first after a restart; it must call
+/// [`release_all`] once it is done (0: no such thread).
+pub fn set_first_thread(id: u32) {
+    FIRST.store(id, Release);
+}
+
+/// The thread let go first is done: every other thread goes on.
+pub fn release_all() {
+    GO.store(1, Release);
+    sys::futex_wake_all(&GO);
+}
 
 const ENTRY_STACK: usize = 1 << 20;
 const THREAD_STACK: usize = 64 << 10;
@@ -203,6 +220,11 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
     signals::restore(&meta.signals_kernel);
     quiesce::reset_after_restart();
     let others: Vec<&Thread> = meta.threads.iter().filter(|t| t.id != leader.id).collect();
+    let first = FIRST.load(Acquire);
+    let first_is_back = first != 0 && others.iter().any(|t| t.id == first && t.ucontext != 0);
+    if !first_is_back {
+        FIRST.store(0, Release);
+    }
     spawn_threads(meta, &others);
     timers::restore(&meta.timers, &meta.itimers);
     let pending: Vec<(u32, u64, &[crate::image::QueuedSignal])> = meta
@@ -223,8 +245,16 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
     }
     // In a tree: nobody goes on before every process is back.
     handoff.wait_for_the_tree();
-    GO.store(1, Release);
-    sys::futex_wake_all(&GO);
+    if first_is_back {
+        // The hook thread first; it lets the others go when done.
+        FIRST_GO.store(1, Release);
+        sys::futex_wake_all(&FIRST_GO);
+        while GO.load(Acquire) == 0 {
+            sys::futex_wait(&GO, 0, 0);
+        }
+    } else {
+        release_all();
+    }
     resume(leader, &meta.process)
 }
 
@@ -340,8 +370,9 @@ extern "C" fn thread_main(arg: usize) -> ! {
     thread_setup(t);
     STARTED.fetch_add(1, AcqRel);
     sys::futex_wake_all(&STARTED);
-    while GO.load(Acquire) == 0 {
-        sys::futex_wait(&GO, 0, 0);
+    let gate = if t.id == FIRST.load(Acquire) { &FIRST_GO } else { &GO };
+    while gate.load(Acquire) == 0 {
+        sys::futex_wait(gate, 0, 0);
     }
     // SAFETY: PENDING was checked by `entry` before any thread was made.
     let meta = unsafe { &*PENDING.load(Acquire) };

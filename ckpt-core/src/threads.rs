@@ -168,17 +168,23 @@ impl Slot {
     }
 }
 
-/// Record the calling thread as the main thread (logical id 1).
+/// Record the main thread (logical id 1, tid = pid). Usually the caller;
+/// a shim loaded late (by `ckpt::checkpoint()`) may start on another one.
 pub fn record_main(attrs: &Attrs) {
     if let Some(i) = claim(Origin::Main) {
         let s = &SLOTS[i];
         s.set_attrs(attrs);
-        // SAFETY: pthread_self has no preconditions.
-        s.pthread
-            .store(unsafe { libc::pthread_self() } as u64, Relaxed);
-        s.tid.store(sys::gettid(), Relaxed);
+        let on_main = sys::gettid() == sys::getpid();
+        if on_main {
+            // SAFETY: pthread_self has no preconditions.
+            s.pthread
+                .store(unsafe { libc::pthread_self() } as u64, Relaxed);
+        }
+        s.tid.store(sys::getpid(), Relaxed);
         s.state.store(ALIVE, Release);
-        crate::interpose::set_cached_slot(i as u32 + 1);
+        if on_main {
+            crate::interpose::set_cached_slot(i as u32 + 1);
+        }
     }
 }
 

@@ -70,6 +70,7 @@ pub fn restart_in_child() {
 /// one for the new pid, re-arm the periodic timer, and answer a
 /// `ckpt::checkpoint()` call that was waiting when the image was taken.
 pub extern "C" fn after_restart() {
+    crate::hooks::after_restart();
     SOCK.store(-1, Relaxed);
     checkpoint::forget_writer();
     // SAFETY: the program's threads are not running yet (post-restart,
@@ -233,7 +234,10 @@ extern "C" fn coordinator(uc: *mut c_void, why: u32) {
                         raw_eprint(&format!("ckpt: periodic checkpoint failed: {e}\n"));
                     }
                 }
-            } else if !checkpoint::writing() && !ckpt::tree::request::running() {
+            } else if !checkpoint::writing()
+                && !ckpt::tree::request::running()
+                && !crate::hooks::defer(Requester::Timer, b"")
+            {
                 if let Err(e) =
                     checkpoint::take(&config::get().dir, uc, Requester::Timer, config::get().keep)
                 {
@@ -276,6 +280,10 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
                 from_len: d.from_len,
                 nonce,
             };
+            // With hooks around checkpoints, the hook thread takes it.
+            if crate::hooks::defer(asker, dir.as_os_str().as_bytes()) {
+                return;
+            }
             match checkpoint::take(&dir, uc, asker, config::get().keep) {
                 // The writer answers once the image is in place.
                 Ok(_) => return,
@@ -402,6 +410,9 @@ struct MailData {
     /// The checkpoint was handed to the `ckpt checkpoint` command (a
     /// tree): the image holds the caller waiting for its verdict.
     delegated: bool,
+    /// Asked from outside and handed to the hook thread (see `hooks`):
+    /// who to answer. None: `ckpt::checkpoint()`.
+    asker: Option<Requester>,
 }
 
 // SAFETY: `data` is written by the lock holder before `state` = 1 and by
@@ -422,6 +433,7 @@ static MAILBOX: Mailbox = Mailbox {
         verdict: -1,
         restarted_since: false,
         delegated: false,
+        asker: None,
     }),
 };
 
@@ -443,8 +455,24 @@ impl Mailbox {
         } else {
             PathBuf::from(std::ffi::OsStr::from_bytes(&d.dir[..d.dir_len]))
         };
-        let tree = ckpt::tree::request::has_job_children();
-        let (ok, text, verdict) = if tree {
+        let tree = d.asker.is_none() && ckpt::tree::request::has_job_children();
+        let (ok, text, verdict) = if let Some(asker) = d.asker {
+            // For the command or the timer: the writer answers them.
+            match checkpoint::take(&dir, uc, asker, config::get().keep) {
+                Ok(r) => (true, r.path.display().to_string(), -1),
+                Err(e) => {
+                    if let Requester::Socket { sock, from, from_len, nonce } = asker {
+                        let resp = Response::Error { message: e.clone(), nonce };
+                        if let Ok(out) = rmp_serde::to_vec_named(&resp) {
+                            proto::send_to(sock, &out, &from, from_len, 5_000);
+                        }
+                    } else {
+                        raw_eprint(&format!("ckpt: periodic checkpoint failed: {e}\n"));
+                    }
+                    (false, e, -1)
+                }
+            }
+        } else if tree {
             // The whole tree, by the command, which answers on a pipe.
             match delegate_with_answer(&dir) {
                 Ok(rd) => (true, String::new(), rd),
@@ -469,8 +497,9 @@ impl Mailbox {
     }
 
     /// Program thread: ask for a checkpoint and wait for the answer:
-    /// 0 written, 1 restarted from it, -1 failed.
-    fn ask(&self, dir: Option<&Path>, out: &mut [u8]) -> c_int {
+    /// 0 written, 1 restarted from it, -1 failed. With `asker`, on behalf
+    /// of the command or the timer (the hook thread): no verdict to wait.
+    fn ask(&self, dir: Option<&Path>, out: &mut [u8], asker: Option<Requester>) -> c_int {
         while self.lock.compare_exchange(0, 1, Acquire, Relaxed).is_err() {
             sys::futex_wait(&self.lock, 1, 0);
         }
@@ -480,6 +509,7 @@ impl Mailbox {
         let n = dir.len().min(d.dir.len());
         d.dir[..n].copy_from_slice(&dir[..n]);
         d.dir_len = n;
+        d.asker = asker;
         self.state.store(1, Release);
         // Served right away by this thread's own handler, or by the
         // coordinator that is busy now, before it finishes.
@@ -493,10 +523,11 @@ impl Mailbox {
         }
         // SAFETY: state == 2: the coordinator finished writing.
         let d = unsafe { &mut *self.data.get() };
-        if d.ok && !d.restarted {
+        if d.ok && !d.restarted && d.asker.is_none() {
             // The program runs on; this caller asked to wait for the image.
             wait_verdict(d);
         }
+        d.asker = None;
         let n = d.out_len.min(out.len().saturating_sub(1));
         out[..n].copy_from_slice(&d.out[..n]);
         if let Some(z) = out.get_mut(n) {
@@ -609,5 +640,18 @@ pub unsafe extern "C" fn ckpt_shim_checkpoint(
             std::ffi::CStr::from_ptr(dir).to_bytes(),
         ))
     });
-    MAILBOX.ask(dir, out)
+    crate::hooks::run(crate::hooks::BEFORE_CHECKPOINT);
+    let code = MAILBOX.ask(dir, out, None);
+    // Restored (1): the hook thread ran the on-restore hooks already.
+    if code != 1 {
+        crate::hooks::run(crate::hooks::AFTER_CHECKPOINT);
+    }
+    code
+}
+
+/// The hook thread takes a checkpoint asked from outside (see `hooks`).
+pub fn checkpoint_for(asker: Option<Requester>, dir: &[u8]) {
+    let mut out = [0u8; 256];
+    let dir = (!dir.is_empty()).then(|| Path::new(std::ffi::OsStr::from_bytes(dir)));
+    MAILBOX.ask(dir, &mut out, asker);
 }

@@ -16,6 +16,11 @@ static FINI: extern "C" fn() = fini;
 ckpt_macros::originals_registry!();
 
 extern "C" fn init() {
+    if !preloaded() {
+        // Loaded by `ckpt::checkpoint()` in a running program: thread
+        // states by thread id, never in (malloc-allocated) dynamic TLS.
+        interpose::use_late_states();
+    }
     interpose::internally(|| {
         if let Err(e) = start() {
             // The program still runs; it just cannot be checkpointed.
@@ -35,10 +40,14 @@ fn start() -> Result<(), String> {
         std::env::var_os("CKPT_INCREMENTAL").is_none_or(|v| v != "0"),
     );
     resolve_all_originals();
-    if std::env::var_os("LD_PRELOAD").is_some_and(|p| p.to_string_lossy().contains("libckpt_shim"))
-    {
+    if preloaded() {
         // Loaded at start-up: its TLS block is static.
         interpose::use_static_tls();
+    } else {
+        // No wrapper sees the program's fork: the child's control channel
+        // is made by an atfork handler instead.
+        // SAFETY: registering a plain extern "C" fn with no arguments.
+        unsafe { libc::pthread_atfork(None, None, Some(child_after_fork)) };
     }
     ckpt::glibc::init()?;
     wrap::direct::init();
@@ -71,6 +80,16 @@ fn start() -> Result<(), String> {
 /// blocked; this thread must be freezable.
 fn unblock_reserved() {
     sys::sigprocmask(libc::SIG_UNBLOCK, signals::bit(signals::reserved()));
+}
+
+/// Whether the shim was preloaded (by `ckpt run`, or an inherited
+/// LD_PRELOAD), rather than loaded by a running program.
+fn preloaded() -> bool {
+    std::env::var_os("LD_PRELOAD").is_some_and(|p| p.to_string_lossy().contains("libckpt_shim"))
+}
+
+extern "C" fn child_after_fork() {
+    after_fork_in_child();
 }
 
 fn main_thread_attrs() -> threads::Attrs {
@@ -109,6 +128,7 @@ pub fn after_fork_in_child() {
         crate::timer_threads::reset_after_fork();
         process::reset_after_fork();
         control::restart_in_child();
+        crate::hooks::after_fork_in_child();
         let _ = sys::gettid();
     });
 }

@@ -9,6 +9,7 @@
 
 mod config;
 mod control;
+mod hooks;
 mod init;
 mod timer_threads;
 mod wrap;
