@@ -90,6 +90,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub save_files: bool,
 
+    /// Load a plugin with the shim: a library of yours built with
+    /// ckpt-macros (`#[interpose]` wrappers for your libraries' functions,
+    /// hooks that put back what ckpt cannot, see `ckpt::plugin`). May be
+    /// given several times
+    #[arg(long, value_name = "LIB.so")]
+    pub plugin: Vec<PathBuf>,
+
     /// The program to run and its arguments, after `--`
     #[arg(last = true, required = true, num_args = 1.., value_name = "PROG [ARGS]")]
     pub command: Vec<OsString>,

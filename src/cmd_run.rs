@@ -44,10 +44,17 @@ pub fn run(args: RunArgs) -> Failure {
         Ok(d) => d,
         Err(e) => return Failure::new(e),
     };
+    let plugins = match args.plugin.iter().map(|p| plugin_path(p)).collect::<Result<Vec<_>, _>>() {
+        Ok(p) => p,
+        Err(e) => return Failure::new(e),
+    };
     let mut ours = vec![
         (
             "LD_PRELOAD".into(),
-            preload_value(std::env::var_os("LD_PRELOAD").as_deref(), &shim),
+            with_plugins(
+                preload_value(std::env::var_os("LD_PRELOAD").as_deref(), &shim),
+                &plugins,
+            ),
         ),
         ("CKPT_DIR".into(), dir.into_os_string()),
     ];
@@ -173,6 +180,52 @@ pub fn preload_value(existing: Option<&OsStr>, shim: &Path) -> OsString {
         }
         out.push(b':');
         out.extend_from_slice(entry);
+    }
+    OsString::from_vec(out)
+}
+
+/// A plugin given to `--plugin`: an existing shared library, absolute
+/// (the dynamic linker resolves LD_PRELOAD in the program's directory).
+fn plugin_path(p: &Path) -> Result<PathBuf, String> {
+    let abs = p
+        .canonicalize()
+        .map_err(|e| format!("plugin {}: {e}", p.display()))?;
+    let mut magic = [0u8; 4];
+    let is_elf = std::fs::File::open(&abs)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok()
+        && magic == *b"\x7fELF";
+    if !is_elf {
+        return Err(format!("plugin {}: not a shared library", p.display()));
+    }
+    if abs.as_os_str().as_bytes().iter().any(|&b| b == b':' || b == b' ') {
+        return Err(format!(
+            "plugin {}: its path holds ':' or a space, which LD_PRELOAD cannot carry",
+            abs.display()
+        ));
+    }
+    Ok(abs)
+}
+
+/// LD_PRELOAD (`value`, the shim first) with the plugins right after the
+/// shim: their wrappers come before the libraries they wrap.
+fn with_plugins(value: OsString, plugins: &[PathBuf]) -> OsString {
+    if plugins.is_empty() {
+        return value;
+    }
+    let bytes = value.into_vec();
+    let (shim, rest) = match bytes.iter().position(|&b| b == b':') {
+        Some(i) => (&bytes[..i], Some(&bytes[i + 1..])),
+        None => (&bytes[..], None),
+    };
+    let mut out = shim.to_vec();
+    for p in plugins {
+        out.push(b':');
+        out.extend_from_slice(p.as_os_str().as_bytes());
+    }
+    if let Some(rest) = rest {
+        out.push(b':');
+        out.extend_from_slice(rest);
     }
     OsString::from_vec(out)
 }

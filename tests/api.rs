@@ -18,6 +18,8 @@ fn example() -> PathBuf {
 }
 
 fn build_example(name: &str) -> PathBuf {
+    // Started normally, the example loads the shim from beside itself.
+    common::require_shim();
     let dir = common::ckpt_bin().parent().unwrap().to_path_buf();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);

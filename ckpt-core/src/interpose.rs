@@ -113,10 +113,47 @@ pub fn loaded_late() -> bool {
 /// entries of threads that ended, found with `tgkill(.., 0)`).
 #[inline]
 fn with_state<R>(f: impl FnOnce(&ThreadState) -> R) -> Option<R> {
+    let shared = SHIM_STATE.load(Ordering::Relaxed);
+    if !shared.is_null() {
+        return shim_state(shared).map(f);
+    }
     if !LOADED_LATE.load(Ordering::Relaxed) {
         return STATE.try_with(f).ok();
     }
     late_state().map(f)
+}
+
+/// In a plugin (a library of the user's, loaded with the shim): the
+/// shim's `ckpt_shim_thread_state`, so the plugin's wrappers and the
+/// shim's checkpoint handler share one state per thread (a checkpoint
+/// then waits for a plugin's recording hook as for the shim's own).
+static SHIM_STATE: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
+
+#[cold]
+fn shim_state(f: *mut c_void) -> Option<&'static ThreadState> {
+    // SAFETY: only `share_shim_state` stores here, the shim's
+    // `ckpt_shim_thread_state` (an `extern "C" fn() -> *const c_void`).
+    let f: extern "C" fn() -> *const c_void = unsafe { core::mem::transmute(f) };
+    // SAFETY: the shim's per-thread state, of this very layout (same
+    // crate), alive as long as the thread.
+    unsafe { (f() as *const ThreadState).as_ref() }
+}
+
+/// The shim's side: this thread's state, for a plugin's copy of this
+/// layer. Signal-safe.
+pub fn thread_state_ptr() -> *const c_void {
+    with_state(|s| s as *const ThreadState as *const c_void).unwrap_or(ptr::null())
+}
+
+/// The shim's freeze hook (for a plugin's copy of this layer).
+pub fn freeze_hook() -> *mut c_void {
+    FREEZE_HOOK.load(Ordering::Acquire)
+}
+
+/// A plugin's side: use the shim's per-thread state and freeze hook.
+pub fn share_shim_state(state: *mut c_void, freeze_hook: *mut c_void) {
+    FREEZE_HOOK.store(freeze_hook, Ordering::Release);
+    SHIM_STATE.store(state, Ordering::Release);
 }
 
 #[cold]

@@ -33,6 +33,7 @@ pub mod files;
 pub mod glibc;
 pub mod image;
 pub mod memory;
+pub mod plugin;
 pub mod process;
 pub mod quiesce;
 pub mod restart;

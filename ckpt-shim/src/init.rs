@@ -27,6 +27,9 @@ extern "C" fn init() {
             eprintln!("ckpt: checkpoints disabled: {e}");
         }
     });
+    if interpose::is_ready() {
+        crate::plugins::run_waiting();
+    }
 }
 
 fn start() -> Result<(), String> {
