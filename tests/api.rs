@@ -179,3 +179,32 @@ fn hooks_run_around_a_checkpoint_asked_from_outside() {
         "4 checkpoints of its own and one from outside, each with its hooks: {text}"
     );
 }
+
+/// The shim loaded into a running program (what the crate does when not
+/// under `ckpt run`), with state made before it: what no wrapper recorded
+/// and the kernel cannot tell (a POSIX timer) is refused out loud; the
+/// rest comes back from what the kernel tells.
+#[test]
+fn state_made_before_the_shim_was_loaded_comes_back_or_is_refused() {
+    common::require_shim();
+    let area = Area::new("api-late");
+    std::fs::create_dir_all(&area.images).unwrap();
+    let prog = rs::compile_named("api_loaded_late.c", area.path(), "api_loaded_late");
+    let shim = common::shim_path();
+    let args = [shim.as_os_str(), area.images.as_os_str()];
+    let out = area.file("out");
+    let err = area.file("err");
+    let mut kid = rs::start(rs::plain_cmd(&prog, &args, area.path()), rs::Out::File(&out), &err, "late");
+    rs::wait_file(
+        &mut kid,
+        &err,
+        |d| d.ends_with(b"\n"),
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let said = std::fs::read_to_string(&err).unwrap();
+    let image = PathBuf::from(said.trim().strip_prefix("checkpoint written: ").unwrap_or_else(|| panic!("{said}")));
+    kid.kill();
+    let want = "with an unrecorded timer: refused\nthreads run: 1\nhandler: 1\npipe: bytes in a pipe\nfile offset: 100\n";
+    rs::restart_and_compare(rs::restart_cmd(&image, &[], area.path()), &out, want.as_bytes(), &area);
+}
