@@ -36,6 +36,21 @@ extern "C" {
  * cut to `out_len`). */
 __attribute__((weak)) int ckpt_checkpoint(const char *dir, char *out, size_t out_len);
 
+/* ckpt_checkpoint with flags: CKPT_NO_WAIT returns as soon as the
+ * program goes on (CKPT_WRITTEN with the path the image will have);
+ * ckpt_wait() then waits until it is in place: 0 (path in `out`), -1
+ * (why), 2 when no such checkpoint is pending. */
+#define CKPT_NO_WAIT 1u
+__attribute__((weak)) int ckpt_checkpoint_ex(const char *dir, unsigned flags, char *out, size_t out_len);
+__attribute__((weak)) int ckpt_wait(char *out, size_t out_len);
+
+/* The program's own settings, in place of `ckpt run`'s: where images go
+ * (`dir`, NULL: unchanged), how many to keep (`keep`, 0: unchanged), and
+ * periodic checkpoints every `interval_ms` (0: unchanged, UINT64_MAX:
+ * none). 0, or -1 with the reason in `out`. */
+__attribute__((weak)) int ckpt_configure(const char *dir, unsigned keep, unsigned long long interval_ms,
+                                         char *out, size_t out_len);
+
 /* Hooks: `f(data)` is called before each checkpoint of this process
  * (whoever asked for it: this API, `ckpt checkpoint PID`, the periodic
  * timer), after each one in the process that goes on, and in a restored

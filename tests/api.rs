@@ -208,3 +208,51 @@ fn state_made_before_the_shim_was_loaded_comes_back_or_is_refused() {
     let want = "with an unrecorded timer: refused\nthreads run: 1\nhandler: 1\npipe: bytes in a pipe\nfile offset: 100\n";
     rs::restart_and_compare(rs::restart_cmd(&image, &[], area.path()), &out, want.as_bytes(), &area);
 }
+
+/// `examples/periodic.rs`: periodic checkpoints started by the program
+/// itself (no `ckpt run`), keeping 2; a checkpoint without waiting whose
+/// image `wait_for_image` sees in place. Killed mid-way, restarted from
+/// the newest of exactly 2 images, its output equals an uninterrupted run's.
+#[test]
+fn periodic_checkpoints_started_by_the_program_keep_two_and_restart() {
+    let area = Area::new("api-periodic");
+    let prog = build_example("periodic");
+    let images = area.images.to_str().unwrap().to_string();
+    let args = ["150", images.as_str()];
+    let want = reference_output(&area, &prog, &args);
+    let plain_err = std::fs::read_to_string(area.file("want.err")).unwrap();
+    assert!(plain_err.contains("first image in place: true"), "{plain_err}");
+    let out = area.file("out");
+    let mut kid = rs::start(rs::plain_cmd(&prog, &args, area.path()), rs::Out::File(&out), &area.file("err"), "periodic");
+    // Well past a few ticks of 100 ms (about 1 s of steps).
+    rs::wait_file(&mut kid, &out, |d| rs::lines(d) >= 40, std::time::Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    kid.kill();
+    // The newest 2, and the earlier images those take unchanged pages
+    // from (incremental), nothing else.
+    let mut names: Vec<String> = std::fs::read_dir(&area.images)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".img"))
+        .collect();
+    names.sort();
+    let listed = common::ckpt(area.path(), ["list".as_ref(), "--json".as_ref(), area.images.as_os_str()]);
+    let rows: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    let newest = &rows[rows.len().saturating_sub(2)..];
+    let mut kept: Vec<String> = Vec::new();
+    for r in newest {
+        let p = r["path"].as_str().unwrap();
+        kept.push(std::path::Path::new(p).file_name().unwrap().to_string_lossy().into_owned());
+        for d in r["needs"].as_array().unwrap() {
+            kept.push(d.as_str().unwrap().to_string());
+        }
+    }
+    kept.sort();
+    kept.dedup();
+    assert!(rows.len() >= 2, "{}", listed.stdout);
+    assert_eq!(names, kept, "keep(2): the newest 2 and what they need");
+    rs::restart_and_compare(rs::restart_cmd(&area.images, &["--latest"], area.path()), &out, &want, &area);
+}

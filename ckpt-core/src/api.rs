@@ -135,14 +135,6 @@ pub fn load() -> Result<(), Error> {
     Ok(())
 }
 
-fn entry() -> Result<ShimEntry, Error> {
-    load()?;
-    let p = symbol(SHIM_ENTRY);
-    // SAFETY: the shim exports this symbol with exactly this signature
-    // (load() checked that it is there).
-    Ok(unsafe { std::mem::transmute::<*mut c_void, ShimEntry>(p) })
-}
-
 /// Checkpoint the calling process into the run's image directory (under
 /// `ckpt run`: its `--dir`; else `$CKPT_DIR`, else the working directory
 /// at the first call). Every thread is stopped briefly, then goes on; the
@@ -158,22 +150,80 @@ pub fn checkpoint_to(dir: &Path) -> Result<Checkpoint, Error> {
     Checkpointer::new().dir(dir).take()
 }
 
-/// A checkpoint to take, with its settings.
+/// A checkpoint to take, with its settings; or periodic checkpoints.
 ///
 /// ```no_run
-/// let taken = ckpt::Checkpointer::new().dir("/var/tmp/sim").take()?;
+/// use std::time::Duration;
+/// // One now, into a directory of its own, keeping the newest 3 images.
+/// let taken = ckpt::Checkpointer::new().dir("/var/tmp/sim").keep(3).take()?;
 /// if taken.restored() {
 ///     eprintln!("restored {} time(s)", ckpt::restored());
 /// }
+/// // One without waiting for its image (the program goes on at once) ...
+/// ckpt::Checkpointer::new().wait(false).take()?;
+/// // ... whose image is in place once this returns.
+/// let image = ckpt::wait_for_image()?;
+/// // Then one every 30 s, from ckpt's timer, as `ckpt run --interval 30s`.
+/// ckpt::Checkpointer::new().dir("/var/tmp/sim").every(Duration::from_secs(30))?;
 /// # Ok::<(), ckpt::Error>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Checkpointer {
     dir: Option<PathBuf>,
+    keep: u32,
+    wait: bool,
+}
+
+impl Default for Checkpointer {
+    fn default() -> Self {
+        Checkpointer {
+            dir: None,
+            keep: 0,
+            wait: true,
+        }
+    }
+}
+
+type ShimEntryEx =
+    unsafe extern "C" fn(dir: *const c_char, flags: u32, out: *mut c_char, out_len: usize) -> c_int;
+type ShimConfigure = unsafe extern "C" fn(
+    dir: *const c_char,
+    keep: u32,
+    interval_ms: u64,
+    out: *mut c_char,
+    out_len: usize,
+) -> c_int;
+type ShimWait = unsafe extern "C" fn(out: *mut c_char, out_len: usize) -> c_int;
+
+/// The shim's function `name`, of type `F` (after [`load`]).
+fn shim_fn<F: Copy>(name: &std::ffi::CStr) -> Result<F, Error> {
+    load()?;
+    let p = symbol(name);
+    if p.is_null() {
+        return Err(Error::Unavailable(format!(
+            "the loaded interceptor has no {} (an older ckpt?)",
+            name.to_string_lossy()
+        )));
+    }
+    // SAFETY: the callers name the shim's exported functions with their
+    // exact signatures (F is a fn pointer type of that signature).
+    Ok(unsafe { std::mem::transmute_copy::<*mut c_void, F>(&p) })
+}
+
+fn c_path(p: &Path) -> Result<CString, Error> {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    CString::new(abs.as_os_str().as_bytes())
+        .map_err(|_| Error::Failed("directory name contains NUL".into()))
+}
+
+/// Text a shim function left in `out`.
+fn said(out: &[u8]) -> String {
+    let end = out.iter().position(|&c| c == 0).unwrap_or(out.len());
+    String::from_utf8_lossy(&out[..end]).into_owned()
 }
 
 impl Checkpointer {
-    /// Into the run's directory (see [`checkpoint`]).
+    /// Into the run's directory (see [`checkpoint`]), waiting for the image.
     pub fn new() -> Self {
         Self::default()
     }
@@ -184,35 +234,110 @@ impl Checkpointer {
         self
     }
 
-    /// Take the checkpoint; returns when the image is complete and in
-    /// place (or, in a restored process, from the restart).
-    pub fn take(&self) -> Result<Checkpoint, Error> {
-        let f = entry()?;
-        let dir = self
-            .dir
-            .as_ref()
-            .map(|d| {
-                let abs = std::path::absolute(d).unwrap_or_else(|_| d.clone());
-                CString::new(abs.as_os_str().as_bytes())
-                    .map_err(|_| Error::Failed("directory name contains NUL".into()))
-            })
-            .transpose()?;
-        let mut out = vec![0u8; 4096];
-        // SAFETY: `out` is writable for its length; `dir` is null or a C string.
+    /// Keep the newest `n` images of this process (at least 1; as `ckpt run
+    /// --keep`): older ones are removed once a newer one is complete.
+    pub fn keep(mut self, n: u32) -> Self {
+        self.keep = n.max(1);
+        self
+    }
+
+    /// Whether [`take`](Self::take) waits until the image is in place
+    /// (default), or returns as soon as the program goes on — the image
+    /// is then written meanwhile; [`wait_for_image`] waits for it.
+    pub fn wait(mut self, wait: bool) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    fn configure(&self, dir: Option<&Path>, interval_ms: u64) -> Result<(), Error> {
+        if dir.is_none() && self.keep == 0 && interval_ms == 0 {
+            return Ok(());
+        }
+        let f: ShimConfigure = shim_fn(c"ckpt_shim_configure")?;
+        let dir = dir.map(c_path).transpose()?;
+        let mut out = [0u8; 1024];
+        // SAFETY: dir is null or a C string; out is writable for its length.
         let r = unsafe {
             f(
                 dir.as_ref().map_or(std::ptr::null(), |d| d.as_ptr()),
+                self.keep,
+                interval_ms,
                 out.as_mut_ptr().cast(),
                 out.len(),
             )
         };
-        let end = out.iter().position(|&c| c == 0).unwrap_or(out.len());
-        let text = String::from_utf8_lossy(&out[..end]).into_owned();
+        if r != 0 {
+            return Err(Error::Failed(said(&out)));
+        }
+        Ok(())
+    }
+
+    /// Take the checkpoint; returns when the image is complete and in
+    /// place (or, with `wait(false)`, once the program goes on; or, in a
+    /// restored process, from the restart).
+    pub fn take(&self) -> Result<Checkpoint, Error> {
+        self.configure(None, 0)?;
+        let f: ShimEntryEx = shim_fn(c"ckpt_shim_checkpoint_ex")?;
+        let dir = self.dir.as_deref().map(c_path).transpose()?;
+        let mut out = vec![0u8; 4096];
+        let flags = if self.wait { 0 } else { 1 };
+        // SAFETY: `out` is writable for its length; `dir` is null or a C string.
+        let r = unsafe {
+            f(
+                dir.as_ref().map_or(std::ptr::null(), |d| d.as_ptr()),
+                flags,
+                out.as_mut_ptr().cast(),
+                out.len(),
+            )
+        };
+        let text = said(&out);
         match r {
             0 => Ok(Checkpoint::Written(PathBuf::from(text))),
             1 => Ok(Checkpoint::Restarted),
             _ => Err(Error::Failed(text)),
         }
+    }
+
+    /// Checkpoint every `interval` from now on (ckpt's own timer, as
+    /// `ckpt run --interval`; a tick while the last image is still being
+    /// written is skipped), into this directory with this `keep`. The
+    /// hooks run around each one. It goes on after a restart.
+    pub fn every(&self, interval: std::time::Duration) -> Result<(), Error> {
+        let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX - 1);
+        if ms == 0 {
+            return Err(Error::Failed("the interval must be at least a millisecond".into()));
+        }
+        self.configure(self.dir.as_deref(), ms.min(u64::MAX - 1))
+    }
+}
+
+/// Stop the periodic checkpoints [`Checkpointer::every`] (or `ckpt run
+/// --interval`) started.
+pub fn stop_periodic() -> Result<(), Error> {
+    let f: ShimConfigure = shim_fn(c"ckpt_shim_configure")?;
+    // SAFETY: null dir, no output buffer.
+    let r = unsafe { f(std::ptr::null(), 0, u64::MAX, std::ptr::null_mut(), 0) };
+    if r != 0 {
+        return Err(Error::Failed("cannot stop periodic checkpoints".into()));
+    }
+    Ok(())
+}
+
+/// Wait until the image of the last checkpoint taken with `wait(false)`
+/// is complete and in place: its path, or None when no such checkpoint
+/// is pending.
+pub fn wait_for_image() -> Result<Option<PathBuf>, Error> {
+    if !is_active() {
+        return Ok(None);
+    }
+    let f: ShimWait = shim_fn(c"ckpt_shim_wait")?;
+    let mut out = vec![0u8; 4096];
+    // SAFETY: out is writable for its length.
+    let r = unsafe { f(out.as_mut_ptr().cast(), out.len()) };
+    match r {
+        0 => Ok(Some(PathBuf::from(said(&out)))),
+        2 => Ok(None),
+        _ => Err(Error::Failed(said(&out))),
     }
 }
 

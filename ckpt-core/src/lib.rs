@@ -12,7 +12,8 @@ pub mod interpose;
 mod api;
 pub use api::{
     after_checkpoint, before_checkpoint, checkpoint, checkpoint_to, forget, is_active, load,
-    on_restore, restored, resume, Checkpoint, Checkpointer, Error, ShimEntry, SHIM_ENTRY,
+    on_restore, restored, resume, stop_periodic, wait_for_image, Checkpoint, Checkpointer, Error,
+    ShimEntry, SHIM_ENTRY,
 };
 
 /// The original of an interposed function, callable without recursion:

@@ -89,3 +89,54 @@ fn own_path() -> Vec<u8> {
     }
     b"libckpt_shim.so".to_vec()
 }
+
+// What the program's own settings (the API's `Checkpointer`, see
+// `ckpt_shim_configure`) put in place of the environment's. Read in the
+// coordinator (signal context): atomics, and directories that are never
+// freed once published.
+
+static DIR: core::sync::atomic::AtomicPtr<PathBuf> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+static KEEP: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+/// 0: the environment's; u64::MAX: none.
+static INTERVAL_MS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Where images go unless a request says otherwise.
+pub fn dir() -> &'static std::path::Path {
+    let p = DIR.load(core::sync::atomic::Ordering::Acquire);
+    // SAFETY: only `set_dir` stores here, a leaked (never freed) PathBuf.
+    match unsafe { p.as_ref() } {
+        Some(d) => d,
+        None => &get().dir,
+    }
+}
+
+/// Generations of images to keep.
+pub fn keep() -> u32 {
+    match KEEP.load(core::sync::atomic::Ordering::Acquire) {
+        0 => get().keep,
+        k => k,
+    }
+}
+
+/// Periodic checkpoints, if any.
+pub fn interval_ms() -> Option<u64> {
+    match INTERVAL_MS.load(core::sync::atomic::Ordering::Acquire) {
+        0 => get().interval_ms,
+        u64::MAX => None,
+        ms => Some(ms),
+    }
+}
+
+pub fn set_dir(dir: PathBuf) {
+    let leaked = Box::into_raw(Box::new(dir));
+    DIR.store(leaked, core::sync::atomic::Ordering::Release);
+}
+
+pub fn set_keep(keep: u32) {
+    KEEP.store(keep, core::sync::atomic::Ordering::Release);
+}
+
+pub fn set_interval_ms(ms: u64) {
+    INTERVAL_MS.store(ms, core::sync::atomic::Ordering::Release);
+}

@@ -29,7 +29,7 @@ pub fn start() -> Result<(), String> {
     quiesce::set_coordinator(coordinator);
     open_channel()?;
     // In a tree only the root keeps time: its checkpoints take the tree.
-    if let Some(ms) = config::get().interval_ms.filter(|_| !parent_runs_shim()) {
+    if let Some(ms) = config::interval_ms().filter(|_| !parent_runs_shim()) {
         arm_periodic(ms)?;
     }
     Ok(())
@@ -60,6 +60,11 @@ pub fn restart_in_child() {
         sys::close(fd);
     }
     MAILBOX.reset();
+    PERIODIC.store(-1, Relaxed);
+    let pending = PENDING.swap(-1, Relaxed);
+    if pending >= 0 {
+        checkpoint::close_verdict(pending); // the parent's to read
+    }
     checkpoint::forget_writer();
     if let Err(e) = start() {
         eprintln!("ckpt: checkpoints disabled in child {}: {e}", sys::getpid());
@@ -72,6 +77,10 @@ pub fn restart_in_child() {
 pub extern "C" fn after_restart() {
     crate::hooks::after_restart();
     SOCK.store(-1, Relaxed);
+    // Kernel timers are per process: ours is made again by start().
+    PERIODIC.store(-1, Relaxed);
+    // A verdict link of before did not come back.
+    PENDING.store(-1, Relaxed);
     checkpoint::forget_writer();
     // SAFETY: the program's threads are not running yet (post-restart,
     // before they resume): nobody else touches the mailbox.
@@ -182,6 +191,11 @@ fn open_channel() -> Result<(), String> {
 /// A kernel timer (not the program's: never recorded) that queues a
 /// checkpoint request every `ms` milliseconds.
 fn arm_periodic(ms: u64) -> Result<(), String> {
+    let old = PERIODIC.load(Relaxed);
+    if old >= 0 {
+        sys::timer_settime(old, ms * 1_000_000, ms * 1_000_000);
+        return Ok(());
+    }
     // SAFETY: zeroed sigevent is valid; fields set below.
     let mut sev: libc::sigevent = unsafe { core::mem::zeroed() };
     sev.sigev_notify = libc::SIGEV_SIGNAL;
@@ -198,8 +212,64 @@ fn arm_periodic(ms: u64) -> Result<(), String> {
         ));
     }
     ckpt::timers::set_own_timer(id);
+    PERIODIC.store(id, Relaxed);
     sys::timer_settime(id, ms * 1_000_000, ms * 1_000_000);
     Ok(())
+}
+
+/// The periodic timer's kernel id, or -1.
+static PERIODIC: AtomicI32 = AtomicI32::new(-1);
+
+/// `ckpt_shim_configure(dir, keep, interval_ms)`: the program's own
+/// settings in place of the environment's (`ckpt::Checkpointer`): `dir`
+/// null, `keep` 0 and `interval_ms` 0 leave a setting as it is;
+/// `interval_ms` u64::MAX stops periodic checkpoints. 0, or -1 with the
+/// reason in `out`.
+///
+/// # Safety
+/// `dir` is null or a C string; `out` writable for `out_len` bytes (or null).
+#[no_mangle]
+pub unsafe extern "C" fn ckpt_shim_configure(
+    dir: *const c_char,
+    keep: u32,
+    interval_ms: u64,
+    out: *mut c_char,
+    out_len: usize,
+) -> c_int {
+    let fail = |msg: &str| {
+        if !out.is_null() && out_len > 0 {
+            let n = msg.len().min(out_len - 1);
+            // SAFETY: the caller gives a writable buffer of out_len bytes.
+            unsafe {
+                core::ptr::copy_nonoverlapping(msg.as_ptr(), out as *mut u8, n);
+                *out.add(n) = 0;
+            }
+        }
+        -1
+    };
+    if !dir.is_null() {
+        let d = PathBuf::from(std::ffi::OsStr::from_bytes(std::ffi::CStr::from_ptr(dir).to_bytes()));
+        if !d.is_dir() {
+            return fail(&format!("{}: not a directory", d.display()));
+        }
+        config::set_dir(d);
+    }
+    if keep > 0 {
+        config::set_keep(keep);
+    }
+    if interval_ms == u64::MAX {
+        config::set_interval_ms(u64::MAX);
+        let t = PERIODIC.load(Relaxed);
+        if t >= 0 {
+            sys::timer_settime(t, 0, 0);
+        }
+    } else if interval_ms > 0 {
+        config::set_interval_ms(interval_ms);
+        if let Err(e) = arm_periodic(interval_ms) {
+            return fail(&e);
+        }
+    }
+    0
 }
 
 /// Serve every pending request. Runs inside the signal handler on ckpt's
@@ -230,7 +300,7 @@ extern "C" fn coordinator(uc: *mut c_void, why: u32) {
             if ckpt::tree::request::has_job_children() {
                 // The whole tree, by the command (one at a time).
                 if !ckpt::tree::request::running() && !checkpoint::writing() {
-                    if let Err(e) = delegate(&config::get().dir, None) {
+                    if let Err(e) = delegate(config::dir(), None) {
                         raw_eprint(&format!("ckpt: periodic checkpoint failed: {e}\n"));
                     }
                 }
@@ -239,7 +309,7 @@ extern "C" fn coordinator(uc: *mut c_void, why: u32) {
                 && !crate::hooks::defer(Requester::Timer, b"")
             {
                 if let Err(e) =
-                    checkpoint::take(&config::get().dir, uc, Requester::Timer, config::get().keep)
+                    checkpoint::take(config::dir(), uc, Requester::Timer, config::keep())
                 {
                     raw_eprint(&format!("ckpt: periodic checkpoint failed: {e}\n"));
                 }
@@ -267,13 +337,13 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
     let resp = match rmp_serde::from_slice::<Request>(body) {
         Ok(Request::Ping) => Response::Pong {
             pid: sys::getpid(),
-            dir: config::get().dir.to_string_lossy().into_owned(),
-            keep: config::get().keep,
+            dir: config::dir().to_string_lossy().into_owned(),
+            keep: config::keep(),
         },
         Ok(Request::Checkpoint { dir, nonce }) => {
             let dir = dir
                 .map(PathBuf::from)
-                .unwrap_or_else(|| config::get().dir.clone());
+                .unwrap_or_else(|| config::dir().to_path_buf());
             let asker = Requester::Socket {
                 sock,
                 from: d.from,
@@ -284,7 +354,7 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
             if crate::hooks::defer(asker, dir.as_os_str().as_bytes()) {
                 return;
             }
-            match checkpoint::take(&dir, uc, asker, config::get().keep) {
+            match checkpoint::take(&dir, uc, asker, config::keep()) {
                 // The writer answers once the image is in place.
                 Ok(_) => return,
                 Err(message) => Response::Error { message, nonce },
@@ -451,14 +521,14 @@ impl Mailbox {
         // SAFETY: state == 1: the caller finished writing and waits.
         let d = unsafe { &mut *self.data.get() };
         let dir = if d.dir_len == 0 {
-            config::get().dir.clone()
+            config::dir().to_path_buf()
         } else {
             PathBuf::from(std::ffi::OsStr::from_bytes(&d.dir[..d.dir_len]))
         };
         let tree = d.asker.is_none() && ckpt::tree::request::has_job_children();
         let (ok, text, verdict) = if let Some(asker) = d.asker {
             // For the command or the timer: the writer answers them.
-            match checkpoint::take(&dir, uc, asker, config::get().keep) {
+            match checkpoint::take(&dir, uc, asker, config::keep()) {
                 Ok(r) => (true, r.path.display().to_string(), -1),
                 Err(e) => {
                     if let Requester::Socket { sock, from, from_len, nonce } = asker {
@@ -479,7 +549,7 @@ impl Mailbox {
                 Err(e) => (false, e, -1),
             }
         } else {
-            match checkpoint::take(&dir, uc, Requester::Api, config::get().keep) {
+            match checkpoint::take(&dir, uc, Requester::Api, config::keep()) {
                 Ok(r) => (true, r.path.display().to_string(), r.verdict.unwrap_or(-1)),
                 Err(e) => (false, e, -1),
             }
@@ -499,7 +569,7 @@ impl Mailbox {
     /// Program thread: ask for a checkpoint and wait for the answer:
     /// 0 written, 1 restarted from it, -1 failed. With `asker`, on behalf
     /// of the command or the timer (the hook thread): no verdict to wait.
-    fn ask(&self, dir: Option<&Path>, out: &mut [u8], asker: Option<Requester>) -> c_int {
+    fn ask(&self, dir: Option<&Path>, out: &mut [u8], asker: Option<Requester>, wait: bool) -> c_int {
         while self.lock.compare_exchange(0, 1, Acquire, Relaxed).is_err() {
             sys::futex_wait(&self.lock, 1, 0);
         }
@@ -524,8 +594,14 @@ impl Mailbox {
         // SAFETY: state == 2: the coordinator finished writing.
         let d = unsafe { &mut *self.data.get() };
         if d.ok && !d.restarted && d.asker.is_none() {
-            // The program runs on; this caller asked to wait for the image.
-            wait_verdict(d);
+            if wait {
+                // The program runs on; this caller waits for the image.
+                wait_verdict(d);
+            } else if d.verdict >= 0 {
+                // Told later, by ckpt_shim_wait (or the next checkpoint).
+                let _ = wait_pending();
+                PENDING.store(core::mem::replace(&mut d.verdict, -1), Release);
+            }
         }
         d.asker = None;
         let n = d.out_len.min(out.len().saturating_sub(1));
@@ -565,7 +641,20 @@ fn delegate_with_answer(dir: &Path) -> Result<c_int, String> {
 /// Wait (in the calling program thread, not in signal context) for the
 /// writer's verdict on `d.verdict` and put it in `d`.
 fn wait_verdict(d: &mut MailData) {
-    let fd = d.verdict;
+    let fd = core::mem::replace(&mut d.verdict, -1);
+    let Some((ok, text)) = read_verdict(fd, d.restarted_since) else {
+        return;
+    };
+    let n = text.len().min(d.out.len() - 1);
+    d.out[..n].copy_from_slice(&text.as_bytes()[..n]);
+    d.out_len = n;
+    d.ok = ok;
+}
+
+/// The verdict of the writer on link `fd` (closed here): image written
+/// (true, its path) or not (false, why). None: the process was restarted
+/// from a later checkpoint meanwhile (the link did not come back).
+fn read_verdict(fd: c_int, restarted_since: bool) -> Option<(bool, String)> {
     let mut buf = [0u8; 4096];
     let mut len = 0;
     while fd >= 0 && len < buf.len() {
@@ -573,31 +662,60 @@ fn wait_verdict(d: &mut MailData) {
         let n = unsafe { libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len) };
         if n > 0 {
             len += n as usize;
-        } else if n < 0 && interpose::errno() == libc::EINTR && !d.restarted_since {
+        } else if n < 0 && interpose::errno() == libc::EINTR && !restarted_since {
             continue;
         } else {
             break;
         }
     }
-    if d.verdict >= 0 {
-        checkpoint::close_verdict(d.verdict);
-        d.verdict = -1;
+    if fd >= 0 {
+        checkpoint::close_verdict(fd);
     }
-    let (ok, text) = match rmp_serde::from_slice::<Response>(&buf[..len]) {
-        Ok(Response::Checkpointed { path, .. }) => (true, path),
-        Ok(Response::Error { message, .. }) => (false, message),
+    match rmp_serde::from_slice::<Response>(&buf[..len]) {
+        Ok(Response::Checkpointed { path, .. }) => Some((true, path)),
+        Ok(Response::Error { message, .. }) => Some((false, message)),
         // The process was restarted from a later checkpoint meanwhile: the
         // writer of this one had finished before that one was published.
-        _ if d.restarted_since => return,
-        _ => (
+        _ if restarted_since => None,
+        _ => Some((
             false,
             "the image writer ended without finishing the image".to_string(),
-        ),
+        )),
+    }
+}
+
+/// The verdict link of a checkpoint taken without waiting (see
+/// `ckpt_shim_checkpoint_ex`), or -1.
+static PENDING: AtomicI32 = AtomicI32::new(-1);
+
+/// Wait for the image of the last checkpoint taken without waiting.
+/// Some((written, path or why)); None when there is none.
+fn wait_pending() -> Option<(bool, String)> {
+    let fd = PENDING.swap(-1, AcqRel);
+    (fd >= 0).then(|| read_verdict(fd, false)).flatten()
+}
+
+/// `ckpt_shim_wait(out, out_len)`: wait until the image of the last
+/// checkpoint taken without waiting is in place. 0 (its path in `out`),
+/// -1 (why in `out`), 2 when no such checkpoint is pending.
+///
+/// # Safety
+/// `out` writable for `out_len` bytes (or null).
+#[no_mangle]
+pub unsafe extern "C" fn ckpt_shim_wait(out: *mut c_char, out_len: usize) -> c_int {
+    let Some((ok, text)) = wait_pending() else {
+        return 2;
     };
-    let n = text.len().min(d.out.len() - 1);
-    d.out[..n].copy_from_slice(&text.as_bytes()[..n]);
-    d.out_len = n;
-    d.ok = ok;
+    if !out.is_null() && out_len > 0 {
+        let n = text.len().min(out_len - 1);
+        core::ptr::copy_nonoverlapping(text.as_ptr(), out as *mut u8, n);
+        *out.add(n) = 0;
+    }
+    if ok {
+        0
+    } else {
+        -1
+    }
 }
 
 /// The C API (include/ckpt.h): `ckpt_checkpoint(dir, out, out_len)`, the
@@ -623,6 +741,25 @@ pub unsafe extern "C" fn ckpt_shim_checkpoint(
     out: *mut c_char,
     out_len: usize,
 ) -> c_int {
+    // SAFETY: the caller's guarantees are the ones the _ex form needs.
+    unsafe { ckpt_shim_checkpoint_ex(dir, 0, out, out_len) }
+}
+
+/// `flags` of [`ckpt_shim_checkpoint_ex`]: return once the program goes
+/// on, before the image is in place (see `ckpt_shim_wait`).
+pub const NO_WAIT: u32 = 1;
+
+/// [`ckpt_shim_checkpoint`] with `flags` ([`NO_WAIT`]).
+///
+/// # Safety
+/// As `ckpt_shim_checkpoint`.
+#[no_mangle]
+pub unsafe extern "C" fn ckpt_shim_checkpoint_ex(
+    dir: *const c_char,
+    flags: u32,
+    out: *mut c_char,
+    out_len: usize,
+) -> c_int {
     let out = if out.is_null() || out_len == 0 {
         &mut [][..]
     } else {
@@ -641,7 +778,7 @@ pub unsafe extern "C" fn ckpt_shim_checkpoint(
         ))
     });
     crate::hooks::run(crate::hooks::BEFORE_CHECKPOINT);
-    let code = MAILBOX.ask(dir, out, None);
+    let code = MAILBOX.ask(dir, out, None, flags & NO_WAIT == 0);
     // Restored (1): the hook thread ran the on-restore hooks already.
     if code != 1 {
         crate::hooks::run(crate::hooks::AFTER_CHECKPOINT);
@@ -653,5 +790,48 @@ pub unsafe extern "C" fn ckpt_shim_checkpoint(
 pub fn checkpoint_for(asker: Option<Requester>, dir: &[u8]) {
     let mut out = [0u8; 256];
     let dir = (!dir.is_empty()).then(|| Path::new(std::ffi::OsStr::from_bytes(dir)));
-    MAILBOX.ask(dir, &mut out, asker);
+    MAILBOX.ask(dir, &mut out, asker, true);
+}
+
+// The same for C programs (include/ckpt.h), under the C API's names.
+
+/// `ckpt_checkpoint_ex(dir, flags, out, out_len)`: see [`ckpt_shim_checkpoint_ex`].
+///
+/// # Safety
+/// As `ckpt_shim_checkpoint`.
+#[no_mangle]
+pub unsafe extern "C" fn ckpt_checkpoint_ex(
+    dir: *const c_char,
+    flags: u32,
+    out: *mut c_char,
+    out_len: usize,
+) -> c_int {
+    // SAFETY: the caller's guarantees are the ones it needs.
+    unsafe { ckpt_shim_checkpoint_ex(dir, flags, out, out_len) }
+}
+
+/// `ckpt_wait(out, out_len)`: see [`ckpt_shim_wait`].
+///
+/// # Safety
+/// `out` writable for `out_len` bytes (or null).
+#[no_mangle]
+pub unsafe extern "C" fn ckpt_wait(out: *mut c_char, out_len: usize) -> c_int {
+    // SAFETY: as above.
+    unsafe { ckpt_shim_wait(out, out_len) }
+}
+
+/// `ckpt_configure(dir, keep, interval_ms, out, out_len)`: see [`ckpt_shim_configure`].
+///
+/// # Safety
+/// As `ckpt_shim_configure`.
+#[no_mangle]
+pub unsafe extern "C" fn ckpt_configure(
+    dir: *const c_char,
+    keep: u32,
+    interval_ms: u64,
+    out: *mut c_char,
+    out_len: usize,
+) -> c_int {
+    // SAFETY: as above.
+    unsafe { ckpt_shim_configure(dir, keep, interval_ms, out, out_len) }
 }
