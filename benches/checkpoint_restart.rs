@@ -150,7 +150,11 @@ fn main() {
         (256, "random"),
         (1024, "zero"),
         (1024, "random"),
+        (4096, "random"),
     ] {
+        if !common::fits(mib as u64, &dir) {
+            continue;
+        }
         let copy = memcpy_ms(mib);
         let rounds: Vec<Round> = (0..ROUNDS).map(|_| round(&prog, &dir, mib, mode)).collect();
         let m = |f: fn(&Round) -> f64| median(&mut rounds.iter().map(f).collect::<Vec<_>>());

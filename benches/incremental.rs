@@ -142,7 +142,10 @@ fn main() {
         "restart ch",
         "ch/full"
     );
-    for mib in [64, 256, 1024] {
+    for mib in [64, 256, 1024, 4096] {
+        if !common::fits(mib as u64, &dir) {
+            continue;
+        }
         let rounds: Vec<Round> = (0..ROUNDS).map(|i| round(&prog, &dir, mib, i % 2 == 0)).collect();
         let m = |f: fn(&Round) -> f64| median(&mut rounds.iter().map(f).collect::<Vec<_>>());
         let mb = 1048576.0;

@@ -57,6 +57,7 @@ pub fn median(v: &mut [f64]) -> f64 {
 /// A program of `benches/programs` (it says "ready", then answers `r`:
 /// forget the longest gap its loop saw, `s`: print "stall <us>") started
 /// under `ckpt run` and checkpointed once.
+#[allow(dead_code)]
 pub struct Checkpointed {
     /// `ckpt run` (the program), its stdin closed: it ends at once if not
     /// killed first.
@@ -69,6 +70,7 @@ pub struct Checkpointed {
     pub stall_ms: f64,
 }
 
+#[allow(dead_code)]
 pub fn run_and_checkpoint(prog: &Path, args: &[String], dir: &Path) -> Checkpointed {
     let mut child = Command::new(ckpt())
         .args(["run", "--dir"])
@@ -112,4 +114,40 @@ pub fn run_and_checkpoint(prog: &Path, args: &[String], dir: &Path) -> Checkpoin
         checkpoint_ms,
         stall_ms,
     }
+}
+
+#[allow(dead_code)]
+/// Whether a case holding `mib` MiB fits this machine: the program, its
+/// writer's copy-on-write share and the page cache of its image need
+/// about 3× in memory (MemAvailable) and 2× on the disk of `dir`.
+/// `CKPT_BENCH_MAX_MIB` caps the sizes (default 4096).
+pub fn fits(mib: u64, dir: &Path) -> bool {
+    let cap = std::env::var("CKPT_BENCH_MAX_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(4096);
+    let avail_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        })
+        .unwrap_or(0);
+    let disk_mib = {
+        let existing = dir.ancestors().find(|d| d.exists()).unwrap_or(Path::new("/"));
+        let c = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: statvfs into a zeroed struct, with a valid path.
+        let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c.as_ptr(), &mut s) } == 0 {
+            s.f_bavail as u64 * s.f_frsize as u64 / 1048576
+        } else {
+            0
+        }
+    };
+    let ok = mib <= cap && avail_kib / 1024 >= 3 * mib && disk_mib >= 2 * mib;
+    if !ok {
+        println!("({mib} MiB skipped: CKPT_BENCH_MAX_MIB {cap}, {} MiB available, {disk_mib} MiB of disk)", avail_kib / 1024);
+    }
+    ok
 }

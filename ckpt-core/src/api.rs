@@ -253,7 +253,7 @@ impl Checkpointer {
         if dir.is_none() && self.keep == 0 && interval_ms == 0 {
             return Ok(());
         }
-        let f: ShimConfigure = shim_fn(c"ckpt_shim_configure")?;
+        let f: ShimConfigure = shim_fn(c"ckpt_configure")?;
         let dir = dir.map(c_path).transpose()?;
         let mut out = [0u8; 1024];
         // SAFETY: dir is null or a C string; out is writable for its length.
@@ -277,7 +277,7 @@ impl Checkpointer {
     /// restored process, from the restart).
     pub fn take(&self) -> Result<Checkpoint, Error> {
         self.configure(None, 0)?;
-        let f: ShimEntryEx = shim_fn(c"ckpt_shim_checkpoint_ex")?;
+        let f: ShimEntryEx = shim_fn(c"ckpt_checkpoint_ex")?;
         let dir = self.dir.as_deref().map(c_path).transpose()?;
         let mut out = vec![0u8; 4096];
         let flags = if self.wait { 0 } else { 1 };
@@ -314,7 +314,7 @@ impl Checkpointer {
 /// Stop the periodic checkpoints [`Checkpointer::every`] (or `ckpt run
 /// --interval`) started.
 pub fn stop_periodic() -> Result<(), Error> {
-    let f: ShimConfigure = shim_fn(c"ckpt_shim_configure")?;
+    let f: ShimConfigure = shim_fn(c"ckpt_configure")?;
     // SAFETY: null dir, no output buffer.
     let r = unsafe { f(std::ptr::null(), 0, u64::MAX, std::ptr::null_mut(), 0) };
     if r != 0 {
@@ -330,7 +330,7 @@ pub fn wait_for_image() -> Result<Option<PathBuf>, Error> {
     if !is_active() {
         return Ok(None);
     }
-    let f: ShimWait = shim_fn(c"ckpt_shim_wait")?;
+    let f: ShimWait = shim_fn(c"ckpt_wait")?;
     let mut out = vec![0u8; 4096];
     // SAFETY: out is writable for its length.
     let r = unsafe { f(out.as_mut_ptr().cast(), out.len()) };

@@ -46,18 +46,20 @@ struct ThreadState {
     slot: Cell<u32>,
 }
 
-thread_local! {
-    static STATE: ThreadState = const {
-        ThreadState {
-            in_wrapper: Cell::new(false),
-            internal: Cell::new(false),
-            recording: Cell::new(false),
-            pending: Cell::new(false),
-            program_signals: Cell::new(0),
-            freezes: Cell::new(0),
-            slot: Cell::new(0),
-        }
+impl ThreadState {
+    const NEW: ThreadState = ThreadState {
+        in_wrapper: Cell::new(false),
+        internal: Cell::new(false),
+        recording: Cell::new(false),
+        pending: Cell::new(false),
+        program_signals: Cell::new(0),
+        freezes: Cell::new(0),
+        slot: Cell::new(0),
     };
+}
+
+thread_local! {
+    static STATE: ThreadState = const { ThreadState::NEW };
 }
 
 /// Set when the shim was loaded after the program started (`dlopen` by
@@ -83,15 +85,7 @@ const LATE_LEN: usize = 4096;
 static LATE: [LateState; LATE_LEN] = [const {
     LateState {
         tid: AtomicI32::new(0),
-        state: ThreadState {
-            in_wrapper: Cell::new(false),
-            internal: Cell::new(false),
-            recording: Cell::new(false),
-            pending: Cell::new(false),
-            program_signals: Cell::new(0),
-            freezes: Cell::new(0),
-            slot: Cell::new(0),
-        },
+        state: ThreadState::NEW,
     }
 }; LATE_LEN];
 

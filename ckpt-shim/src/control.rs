@@ -220,7 +220,7 @@ fn arm_periodic(ms: u64) -> Result<(), String> {
 /// The periodic timer's kernel id, or -1.
 static PERIODIC: AtomicI32 = AtomicI32::new(-1);
 
-/// `ckpt_shim_configure(dir, keep, interval_ms)`: the program's own
+/// `ckpt_configure(dir, keep, interval_ms)`: the program's own
 /// settings in place of the environment's (`ckpt::Checkpointer`): `dir`
 /// null, `keep` 0 and `interval_ms` 0 leave a setting as it is;
 /// `interval_ms` u64::MAX stops periodic checkpoints. 0, or -1 with the
@@ -229,7 +229,7 @@ static PERIODIC: AtomicI32 = AtomicI32::new(-1);
 /// # Safety
 /// `dir` is null or a C string; `out` writable for `out_len` bytes (or null).
 #[no_mangle]
-pub unsafe extern "C" fn ckpt_shim_configure(
+pub unsafe extern "C" fn ckpt_configure(
     dir: *const c_char,
     keep: u32,
     interval_ms: u64,
@@ -598,7 +598,7 @@ impl Mailbox {
                 // The program runs on; this caller waits for the image.
                 wait_verdict(d);
             } else if d.verdict >= 0 {
-                // Told later, by ckpt_shim_wait (or the next checkpoint).
+                // Told later, by ckpt_wait (or the next checkpoint).
                 let _ = wait_pending();
                 PENDING.store(core::mem::replace(&mut d.verdict, -1), Release);
             }
@@ -685,7 +685,7 @@ fn read_verdict(fd: c_int, restarted_since: bool) -> Option<(bool, String)> {
 }
 
 /// The verdict link of a checkpoint taken without waiting (see
-/// `ckpt_shim_checkpoint_ex`), or -1.
+/// `ckpt_checkpoint_ex`), or -1.
 static PENDING: AtomicI32 = AtomicI32::new(-1);
 
 /// Wait for the image of the last checkpoint taken without waiting.
@@ -695,14 +695,14 @@ fn wait_pending() -> Option<(bool, String)> {
     (fd >= 0).then(|| read_verdict(fd, false)).flatten()
 }
 
-/// `ckpt_shim_wait(out, out_len)`: wait until the image of the last
+/// `ckpt_wait(out, out_len)`: wait until the image of the last
 /// checkpoint taken without waiting is in place. 0 (its path in `out`),
 /// -1 (why in `out`), 2 when no such checkpoint is pending.
 ///
 /// # Safety
 /// `out` writable for `out_len` bytes (or null).
 #[no_mangle]
-pub unsafe extern "C" fn ckpt_shim_wait(out: *mut c_char, out_len: usize) -> c_int {
+pub unsafe extern "C" fn ckpt_wait(out: *mut c_char, out_len: usize) -> c_int {
     let Some((ok, text)) = wait_pending() else {
         return 2;
     };
@@ -742,11 +742,11 @@ pub unsafe extern "C" fn ckpt_shim_checkpoint(
     out_len: usize,
 ) -> c_int {
     // SAFETY: the caller's guarantees are the ones the _ex form needs.
-    unsafe { ckpt_shim_checkpoint_ex(dir, 0, out, out_len) }
+    unsafe { ckpt_checkpoint_ex(dir, 0, out, out_len) }
 }
 
-/// `flags` of [`ckpt_shim_checkpoint_ex`]: return once the program goes
-/// on, before the image is in place (see `ckpt_shim_wait`).
+/// `flags` of [`ckpt_checkpoint_ex`]: return once the program goes
+/// on, before the image is in place (see `ckpt_wait`).
 pub const NO_WAIT: u32 = 1;
 
 /// [`ckpt_shim_checkpoint`] with `flags` ([`NO_WAIT`]).
@@ -754,7 +754,7 @@ pub const NO_WAIT: u32 = 1;
 /// # Safety
 /// As `ckpt_shim_checkpoint`.
 #[no_mangle]
-pub unsafe extern "C" fn ckpt_shim_checkpoint_ex(
+pub unsafe extern "C" fn ckpt_checkpoint_ex(
     dir: *const c_char,
     flags: u32,
     out: *mut c_char,
@@ -793,45 +793,3 @@ pub fn checkpoint_for(asker: Option<Requester>, dir: &[u8]) {
     MAILBOX.ask(dir, &mut out, asker, true);
 }
 
-// The same for C programs (include/ckpt.h), under the C API's names.
-
-/// `ckpt_checkpoint_ex(dir, flags, out, out_len)`: see [`ckpt_shim_checkpoint_ex`].
-///
-/// # Safety
-/// As `ckpt_shim_checkpoint`.
-#[no_mangle]
-pub unsafe extern "C" fn ckpt_checkpoint_ex(
-    dir: *const c_char,
-    flags: u32,
-    out: *mut c_char,
-    out_len: usize,
-) -> c_int {
-    // SAFETY: the caller's guarantees are the ones it needs.
-    unsafe { ckpt_shim_checkpoint_ex(dir, flags, out, out_len) }
-}
-
-/// `ckpt_wait(out, out_len)`: see [`ckpt_shim_wait`].
-///
-/// # Safety
-/// `out` writable for `out_len` bytes (or null).
-#[no_mangle]
-pub unsafe extern "C" fn ckpt_wait(out: *mut c_char, out_len: usize) -> c_int {
-    // SAFETY: as above.
-    unsafe { ckpt_shim_wait(out, out_len) }
-}
-
-/// `ckpt_configure(dir, keep, interval_ms, out, out_len)`: see [`ckpt_shim_configure`].
-///
-/// # Safety
-/// As `ckpt_shim_configure`.
-#[no_mangle]
-pub unsafe extern "C" fn ckpt_configure(
-    dir: *const c_char,
-    keep: u32,
-    interval_ms: u64,
-    out: *mut c_char,
-    out_len: usize,
-) -> c_int {
-    // SAFETY: as above.
-    unsafe { ckpt_shim_configure(dir, keep, interval_ms, out, out_len) }
-}

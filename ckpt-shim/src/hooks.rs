@@ -162,25 +162,7 @@ pub fn after_fork_in_child() {
 }
 
 fn start_runner() -> bool {
-    loop {
-        match RUNNER.compare_exchange(0, 1, AcqRel, Acquire) {
-            Ok(_) => {
-                let mut th: libc::pthread_t = 0;
-                // SAFETY: a thread with default attributes running our loop.
-                let r = unsafe {
-                    libc::pthread_create(&mut th, core::ptr::null(), runner, core::ptr::null_mut())
-                };
-                if r != 0 {
-                    RUNNER.store(0, Release);
-                    return false;
-                }
-                // SAFETY: the hook thread is never joined.
-                unsafe { libc::pthread_detach(th) };
-            }
-            Err(2) => return true,
-            Err(_) => sys::futex_wait(&RUNNER, 1, 1_000_000),
-        }
-    }
+    crate::own_thread::start_once(&RUNNER, runner)
 }
 
 extern "C" fn runner(_: *mut c_void) -> *mut c_void {
@@ -189,8 +171,7 @@ extern "C" fn runner(_: *mut c_void) -> *mut c_void {
     if let Some(slot) = ckpt::threads::self_slot() {
         ckpt::restart::set_first_thread(ckpt::threads::id_of_slot(slot));
     }
-    RUNNER.store(2, Release);
-    sys::futex_wake_all(&RUNNER);
+    crate::own_thread::running(&RUNNER);
     loop {
         let w = WORK.load(Acquire);
         if w == 0 {

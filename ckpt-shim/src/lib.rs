@@ -11,6 +11,7 @@ mod config;
 mod control;
 mod hooks;
 mod init;
+mod own_thread;
 mod plugins;
 mod timer_threads;
 mod wrap;

@@ -132,25 +132,7 @@ pub fn reset_after_fork() {
 
 /// The helper's tid, starting it on first use.
 fn helper_tid() -> Option<i32> {
-    loop {
-        match HELPER_STATE.compare_exchange(0, 1, AcqRel, Acquire) {
-            Ok(_) => {
-                let mut th: libc::pthread_t = 0;
-                // SAFETY: starting our helper with default attributes.
-                let r = unsafe {
-                    libc::pthread_create(&mut th, core::ptr::null(), helper, core::ptr::null_mut())
-                };
-                if r != 0 {
-                    HELPER_STATE.store(0, Release);
-                    return None;
-                }
-                // SAFETY: the helper is never joined.
-                unsafe { libc::pthread_detach(th) };
-            }
-            Err(2) => return Some(HELPER_TID.load(Acquire)),
-            Err(_) => sys::futex_wait(&HELPER_STATE, 1, 1_000_000),
-        }
-    }
+    crate::own_thread::start_once(&HELPER_STATE, helper).then(|| HELPER_TID.load(Acquire))
 }
 
 extern "C" fn helper(_: *mut c_void) -> *mut c_void {
@@ -163,8 +145,7 @@ extern "C" fn helper(_: *mut c_void) -> *mut c_void {
     // Registered now, so timers can name its logical id.
     let _ = threads::record_timer_helper();
     HELPER_TID.store(sys::gettid(), Release);
-    HELPER_STATE.store(2, Release);
-    sys::futex_wake_all(&HELPER_STATE);
+    crate::own_thread::running(&HELPER_STATE);
     let wait_set = signals::bit(SIGTIMER);
     loop {
         let mut info = [0u8; 128];
