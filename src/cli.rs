@@ -126,8 +126,20 @@ pub struct CheckpointArgs {
     pub pid: i32,
 
     /// Write the image into DIR instead of the directory given to `ckpt run`
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "store")]
     pub dir: Option<PathBuf>,
+
+    /// Keep the checkpoint in a database instead of a directory:
+    /// `sqlite:PATH` (made if missing; one transaction per checkpoint,
+    /// memory as 4 KiB chunks stored once across generations). `ckpt list`,
+    /// `inspect` and `restart` take `sqlite:PATH[#NAME]` too
+    #[arg(long, value_name = "sqlite:PATH")]
+    pub store: Option<std::ffi::OsString>,
+
+    /// With --store: keep the newest N generations in it, removing older
+    /// ones (and the chunks only they used) once the new one is in
+    #[arg(long, value_name = "N", requires = "store", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: Option<u32>,
 
     /// Give up when the program has not answered after SECS seconds
     #[arg(long, value_name = "SECS", default_value = "600", value_parser = parse_positive_secs)]

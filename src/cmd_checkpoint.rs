@@ -6,10 +6,13 @@ use crate::Failure;
 use ckpt::control::{self, Request, Response};
 use std::time::Duration;
 
-pub fn checkpoint(args: CheckpointArgs) -> Result<(), Failure> {
+pub fn checkpoint(mut args: CheckpointArgs) -> Result<(), Failure> {
     let answer_fd = args.answer_fd;
     let pid = args.pid;
-    let r = checkpoint_inner(args);
+    let r = match args.store.take() {
+        Some(spec) => into_store(&spec, args),
+        None => checkpoint_inner(args),
+    };
     if r.is_ok() {
         for w in crate::tree_checkpoint::strays(pid) {
             eprintln!("ckpt: warning: {w}");
@@ -19,6 +22,41 @@ pub fn checkpoint(args: CheckpointArgs) -> Result<(), Failure> {
         answer(fd, &r);
     }
     r.map(|path| crate::print_stdout(&format!("{}\n", path.display())))?
+}
+
+/// `--store sqlite:PATH`: the image written into the store's staging
+/// directory, imported in one transaction, then removed; older
+/// generations beyond `--keep` go once it is in.
+fn into_store(spec: &std::ffi::OsStr, mut args: CheckpointArgs) -> Result<std::path::PathBuf, Failure> {
+    let (db, name) = crate::store::parse(spec).ok_or_else(|| {
+        Failure::new(format!(
+            "--store {}: not a store (write sqlite:PATH)",
+            spec.to_string_lossy()
+        ))
+    })?;
+    if name.is_some() {
+        return Err(Failure::new("--store: a generation is named by the checkpoint itself; give sqlite:PATH without #NAME".to_string()));
+    }
+    let mut store = crate::store::Store::open(&db, true).map_err(Failure::new)?;
+    let staging = store.staging().map_err(Failure::new)?;
+    args.dir = Some(staging.clone());
+    let keep = args.keep;
+    let staged = checkpoint_inner(args)?;
+    let listed = crate::cmd_list::entries(&staging)?
+        .into_iter()
+        .find(|e| e.path == staged)
+        .ok_or_else(|| Failure::new(format!("{}: the staged image vanished", staged.display())))?;
+    let name = store.import(&staged, &listed).map_err(Failure::new)?;
+    let _ = std::fs::remove_dir_all(&staging);
+    if let Some(k) = keep {
+        store.keep_newest(k).map_err(Failure::new)?;
+    }
+    store.settle().map_err(Failure::new)?;
+    Ok(std::path::PathBuf::from(format!(
+        "{}{}#{name}",
+        crate::store::PREFIX,
+        db.display()
+    )))
 }
 
 /// Write the outcome for the shim that started this command.

@@ -15,7 +15,16 @@ pub struct Loaded {
     pub meta: Meta,
 }
 
-pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
+pub fn inspect(mut args: InspectArgs) -> Result<(), Failure> {
+    // From a store: its generation exported into a private directory.
+    let _export;
+    if let Some((db, name)) = crate::store::parse(args.image.as_os_str()) {
+        let store = crate::store::Store::open(&db, false).map_err(Failure::new)?;
+        let name = store.pick(name.as_deref()).map_err(Failure::new)?;
+        let export = crate::store::Export::new(&db).map_err(Failure::new)?;
+        args.image = store.export(&name, &export.dir).map_err(Failure::new)?;
+        _export = export;
+    }
     if args.image.join(ckpt::tree::MANIFEST).is_file() {
         return crate::tree_inspect::inspect(&args.image, args.json);
     }

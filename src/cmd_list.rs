@@ -101,6 +101,9 @@ pub fn entries(dir: &Path) -> Result<Vec<Entry>, Failure> {
 
 pub fn list(args: ListArgs) -> Result<(), Failure> {
     let dir = args.dir.unwrap_or_else(|| PathBuf::from("."));
+    if let Some((db, _)) = crate::store::parse(dir.as_os_str()) {
+        return crate::store::list(&db, args.json);
+    }
     let all = entries(&dir)?;
     if args.json {
         let rows: Vec<serde_json::Value> = all

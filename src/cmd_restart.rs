@@ -21,7 +21,18 @@ use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
-pub fn restart(args: RestartArgs) -> Result<(), Failure> {
+pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
+    // From a store: its generation exported into a private directory
+    // (removed when this command ends; by the next store command when it
+    // became the program).
+    let _export;
+    if let Some((db, name)) = crate::store::parse(args.image.as_os_str()) {
+        let store = crate::store::Store::open(&db, false).map_err(Failure::new)?;
+        let export = crate::store::Export::new(&db).map_err(Failure::new)?;
+        args.image = from_store(&store, name.as_deref(), args.latest, &export.dir)?;
+        args.latest = false;
+        _export = export;
+    }
     crate::progress::set_wanted(crate::progress::wanted(args.quiet));
     if let Some(tree) = crate::tree_restart::tree_image(&args.image, args.latest)? {
         return crate::tree_restart::restart(&tree, &args);
@@ -966,4 +977,35 @@ fn mm_fields(mm: &image::MmInfo) -> MmFields {
 pub(crate) fn clear_cloexec(fd: i32) {
     // SAFETY: fcntl(F_SETFD) on a descriptor we own.
     unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+}
+
+/// Export generation `name` (default: the newest; with `latest`, the
+/// newest that exports whole and checks, passing over damaged ones with a
+/// warning) of `store` into `into`.
+fn from_store(
+    store: &crate::store::Store,
+    name: Option<&str>,
+    latest: bool,
+    into: &std::path::Path,
+) -> Result<std::path::PathBuf, Failure> {
+    if !latest || name.is_some() {
+        let name = store.pick(name).map_err(Failure::new)?;
+        return store.export(&name, into).map_err(Failure::new);
+    }
+    let all = store.generations().map_err(Failure::new)?;
+    for g in all.iter().rev() {
+        let checked = store.export(&g.name, into).and_then(|p| {
+            if p.is_dir() {
+                return Ok(p);
+            }
+            let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            ckpt::verify::image(&bytes).map_err(|e| format!("{}: {e}", g.name))?;
+            Ok(p)
+        });
+        match checked {
+            Ok(p) => return Ok(p),
+            Err(e) => eprintln!("ckpt restart: warning: passing over {}: {e}", g.name),
+        }
+    }
+    Err(Failure::new("no generation of the store could be restarted".to_string()))
 }

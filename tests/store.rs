@@ -1,0 +1,229 @@
+//! Checkpoints kept in an SQLite store (`--store sqlite:PATH`), on real
+//! processes: restart from the store equals an uninterrupted run, `--keep`
+//! and `list` work on it, ten generations of a program changing 1% of its
+//! memory between them take little more than one, and a SIGKILL during an
+//! import leaves the store consistent with the previous generation
+//! restartable.
+
+mod common;
+#[path = "common/restart.rs"]
+mod rs;
+
+use rs::{Area, Out};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn store_spec(db: &Path) -> String {
+    format!("sqlite:{}", db.display())
+}
+
+fn checkpoint_into(area: &Area, pid: i32, db: &Path, keep: Option<&str>) -> Result<String, String> {
+    let spec = store_spec(db);
+    let mut args: Vec<String> = vec!["checkpoint".into(), "--store".into(), spec];
+    if let Some(k) = keep {
+        args.extend(["--keep".to_string(), k.to_string()]);
+    }
+    args.push(pid.to_string());
+    let out = common::ckpt(area.path(), args);
+    if out.status.success() {
+        Ok(out.stdout.trim().to_string())
+    } else {
+        Err(out.stderr)
+    }
+}
+
+fn generations(area: &Area, db: &Path) -> Vec<serde_json::Value> {
+    let spec = store_spec(db);
+    let out = common::ckpt(area.path(), ["list", "--json", spec.as_str()]);
+    assert!(out.status.success(), "{}", out.stderr);
+    serde_json::from_str::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn a_restart_from_the_store_equals_an_uninterrupted_run() {
+    let area = Area::new("store");
+    let prog = rs::compile_named("store_memory.c", area.path(), "store_memory");
+    let args = ["16", "120"];
+    let want = rs::reference_output(&area, &prog, &args);
+    let out = area.file("out");
+    let mut kid = rs::start(
+        rs::run_cmd(&prog, &args, area.path(), &area.images),
+        Out::File(&out),
+        &area.file("err"),
+        "under ckpt",
+    );
+    rs::wait_file(&mut kid, &out, |d| rs::lines(d) >= 10, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let db = area.file("ckpt.db");
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        names.push(checkpoint_into(&area, kid.pid(), &db, Some("2")).unwrap_or_else(|e| panic!("{e}")));
+        std::thread::sleep(Duration::from_millis(60));
+    }
+    kid.kill();
+    let gens = generations(&area, &db);
+    let listed: Vec<&str> = gens.iter().map(|g| g["path"].as_str().unwrap()).collect();
+    assert_eq!(listed, names[1..].iter().map(String::as_str).collect::<Vec<_>>(), "--keep 2");
+    let spec = store_spec(&db);
+    let inspected = common::ckpt(area.path(), ["inspect", spec.as_str()]);
+    assert!(
+        inspected.status.success() && inspected.stdout.contains("store_memory"),
+        "{}",
+        inspected.stderr
+    );
+    rs::restart_and_compare(rs::restart_cmd(Path::new(&spec), &[], area.path()), &out, &want, &area);
+    // The export the restart read from is gone with the command.
+    let left: Vec<String> = std::fs::read_dir(area.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".export-") || n.contains(".staging"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// The bench program (benches/programs/memory.c): `c` changes 1% of its
+/// memory (a word in every 100th page).
+fn memory_program(dir: &Path) -> std::path::PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/programs/memory.c");
+    let out = dir.join("memory");
+    let st = Command::new("cc").args(["-O2", "-o"]).arg(&out).arg(src).status().unwrap();
+    assert!(st.success());
+    out
+}
+
+fn send(child: &mut std::process::Child, c: &[u8]) {
+    use std::io::Write;
+    let i = child.stdin.as_mut().unwrap();
+    i.write_all(c).unwrap();
+    i.flush().unwrap();
+}
+
+fn wait_line(r: &mut impl std::io::BufRead, want: &str) {
+    let mut l = String::new();
+    loop {
+        l.clear();
+        assert!(r.read_line(&mut l).unwrap() > 0, "no {want}");
+        if l.starts_with(want) {
+            return;
+        }
+    }
+}
+
+#[test]
+fn ten_generations_changing_one_percent_take_little_more_than_one() {
+    common::require_shim();
+    let area = Area::new("store-space");
+    let prog = memory_program(area.path());
+    std::fs::create_dir_all(&area.images).unwrap();
+    let mut child = Command::new(common::ckpt_bin())
+        .args(["run", "--dir"])
+        .arg(&area.images)
+        .arg("--")
+        .arg(&prog)
+        .arg("64")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    wait_line(&mut out, "ready");
+    send(&mut child, b"q");
+    let db = area.file("ckpt.db");
+    let size = || std::fs::metadata(&db).unwrap().len() as f64;
+    checkpoint_into(&area, pid, &db, None).unwrap_or_else(|e| panic!("{e}"));
+    let one = size();
+    for _ in 1..10 {
+        send(&mut child, b"c");
+        wait_line(&mut out, "changed");
+        checkpoint_into(&area, pid, &db, None).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let ten = size();
+    child.kill().ok();
+    child.wait().ok();
+    assert_eq!(generations(&area, &db).len(), 10);
+    println!(
+        "store: 1 generation {:.1} MiB, 10 generations {:.1} MiB ({:.2}x)",
+        one / 1048576.0,
+        ten / 1048576.0,
+        ten / one
+    );
+    assert!(ten < 1.5 * one, "10 generations take {:.2}x the space of one", ten / one);
+}
+
+#[test]
+fn a_sigkill_during_an_import_leaves_the_store_consistent() {
+    let area = Area::new("store-kill");
+    let prog = rs::compile_named("store_memory.c", area.path(), "store_memory");
+    let args = ["64", "100000"];
+    let out = area.file("out");
+    let mut kid = rs::start(
+        rs::run_cmd(&prog, &args, area.path(), &area.images),
+        Out::File(&out),
+        &area.file("err"),
+        "under ckpt",
+    );
+    rs::wait_file(&mut kid, &out, |d| rs::lines(d) >= 3, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let db = area.file("ckpt.db");
+    let first = checkpoint_into(&area, kid.pid(), &db, None).unwrap_or_else(|e| panic!("{e}"));
+    let spec = store_spec(&db);
+    // Kill the command at moments spread over its work (the checkpoint,
+    // then the import of 64 MiB).
+    let mut killed_mid_import = 0;
+    for delay_ms in [30u64, 80, 130, 180, 240, 300, 400] {
+        let mut c = Command::new(common::ckpt_bin())
+            .args(["checkpoint", "--store", &spec])
+            .arg(kid.pid().to_string())
+            .current_dir(area.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let finished = c.try_wait().unwrap().is_some();
+        c.kill().ok();
+        c.wait().ok();
+        if !finished && area.file("ckpt.db-wal").exists() {
+            killed_mid_import += 1;
+        }
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(ok, "ok", "after a kill {delay_ms} ms in");
+        let gens = generations(&area, &db);
+        assert!(
+            gens.iter().any(|g| g["path"] == first.as_str()),
+            "the first generation is gone after a kill {delay_ms} ms in"
+        );
+    }
+    assert!(killed_mid_import > 0, "no kill landed while the store was being written");
+    kid.kill();
+    // The first generation restarts: the program prints its steps again
+    // from where that checkpoint was.
+    let want_lines = std::fs::read_to_string(&out).unwrap();
+    let first_spec = Path::new(&first);
+    let mut r = rs::start(
+        rs::restart_cmd(first_spec, &[], area.path()),
+        Out::Null,
+        &area.file("restart.err"),
+        "ckpt restart",
+    );
+    rs::wait_file(&mut r, &out, |d| rs::lines(d) >= 8, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    r.kill();
+    let after = std::fs::read_to_string(&out).unwrap();
+    // Same steps as the killed run printed, up to where both got.
+    let n = after.lines().count().min(want_lines.lines().count());
+    assert!(n >= 3);
+    assert_eq!(
+        after.lines().take(n).collect::<Vec<_>>(),
+        want_lines.lines().take(n).collect::<Vec<_>>()
+    );
+}
