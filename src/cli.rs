@@ -170,7 +170,8 @@ pub struct CheckpointArgs {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example: ckpt inspect --json img | jq '.fds[] | {fd, path, offset}'")]
 pub struct InspectArgs {
-    /// The image file to read
+    /// The image file to read (or a tree directory; or `sqlite:PATH[#NAME]`:
+    /// a generation of a store, its newest by default)
     #[arg(value_name = "IMAGE")]
     pub image: PathBuf,
 
@@ -187,7 +188,7 @@ pub struct InspectArgs {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example: ckpt list /var/tmp/imgs")]
 pub struct ListArgs {
-    /// The directory [default: the current directory]
+    /// The directory, or a store `sqlite:PATH` [default: the current directory]
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
@@ -262,7 +263,8 @@ Examples:
 pub struct RestartArgs {
     /// The image written by `ckpt checkpoint` (a file, or a
     /// `ckpt-….tree` directory: a whole job, every process back at its
-    /// pid), or a directory (a run's --dir): its newest image.
+    /// pid), or a directory (a run's --dir): its newest image; or a store,
+    /// `sqlite:PATH[#NAME]`: that generation, by default its newest.
     #[arg(value_name = "IMAGE")]
     pub image: PathBuf,
 

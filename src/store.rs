@@ -4,8 +4,10 @@
 //! - Each generation is one row (`generations`) with what `ckpt list`
 //!   shows, and its files (one image, or a tree's manifest and per-process
 //!   images) as rows of `files`, each a list of chunk hashes.
-//! - Contents are content-addressed **4 KiB chunks** (`chunks`, keyed by
-//!   their BLAKE3 hash, with a reference count): an image's memory is
+//! - Contents are content-addressed **4 KiB chunks** (`chunks`, found by
+//!   their BLAKE3 hash, with a reference count; rows in insertion order,
+//!   so 64 KiB database pages fill up, the hash in an index of its own):
+//!   an image's memory is
 //!   page-aligned in its file, so every page a program did not change
 //!   between two checkpoints is stored once, whatever moved around it.
 //!   BLAKE3 and not a faster non-cryptographic hash: the pages hold the
@@ -139,9 +141,10 @@ impl Store {
                         hashes BLOB NOT NULL,
                         PRIMARY KEY(gen_id, rel_path));
                      CREATE TABLE chunks(
-                        hash BLOB PRIMARY KEY,
+                        id INTEGER PRIMARY KEY,
+                        hash BLOB NOT NULL UNIQUE,
                         refs INTEGER NOT NULL,
-                        data BLOB NOT NULL) WITHOUT ROWID;
+                        data BLOB NOT NULL);
                      PRAGMA user_version = 1;
                      COMMIT;",
                 )

@@ -126,7 +126,8 @@ fn ten_generations_changing_one_percent_take_little_more_than_one() {
         .arg(&area.images)
         .arg("--")
         .arg(&prog)
-        .arg("64")
+        // CKPT_STORE_TEST_MIB=256 for the figure (64 by default: fast).
+        .arg(std::env::var("CKPT_STORE_TEST_MIB").unwrap_or_else(|_| "64".into()))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
