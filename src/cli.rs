@@ -66,8 +66,14 @@ pub enum Command {
 pub struct RunArgs {
     /// Directory where the program's checkpoint images are written (created
     /// if missing) [default: the current directory]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "store")]
     pub dir: Option<PathBuf>,
+
+    /// Keep the program's checkpoints (periodic, `ckpt checkpoint PID`,
+    /// `ckpt::checkpoint()`) in a database instead: `sqlite:PATH` (made if
+    /// missing); --keep applies to it
+    #[arg(long, value_name = "sqlite:PATH")]
+    pub store: Option<std::ffi::OsString>,
 
     /// Take a checkpoint every INTERVAL: seconds (fractions allowed, e.g.
     /// 0.5) or with a unit: 500ms, 30s, 5m, 1h

@@ -9,6 +9,14 @@ use std::time::Duration;
 pub fn checkpoint(mut args: CheckpointArgs) -> Result<(), Failure> {
     let answer_fd = args.answer_fd;
     let pid = args.pid;
+    // A program started with `ckpt run --store` checkpoints into it
+    // unless told otherwise.
+    if args.store.is_none() && args.dir.is_none() && args.answer_fd.is_none() {
+        if let Some((spec, keep)) = program_store(pid) {
+            args.store = Some(spec.into());
+            args.keep = args.keep.or(Some(keep));
+        }
+    }
     let r = match args.store.take() {
         Some(spec) => into_store(&spec, args),
         None => checkpoint_inner(args),
@@ -22,6 +30,15 @@ pub fn checkpoint(mut args: CheckpointArgs) -> Result<(), Failure> {
         answer(fd, &r);
     }
     r.map(|path| crate::print_stdout(&format!("{}\n", path.display())))?
+}
+
+/// The store process `pid` was started with (`ckpt run --store`), and its
+/// --keep.
+fn program_store(pid: i32) -> Option<(String, u32)> {
+    match control::request(pid, &Request::Ping, Duration::from_secs(5)) {
+        Ok(Response::Pong { store, keep, .. }) if !store.is_empty() => Some((store, keep.max(1))),
+        _ => None,
+    }
 }
 
 /// `--store sqlite:PATH`: the image written into the store's staging
@@ -39,6 +56,7 @@ fn into_store(spec: &std::ffi::OsStr, mut args: CheckpointArgs) -> Result<std::p
     }
     let mut store = crate::store::Store::open(&db, true).map_err(Failure::new)?;
     let staging = store.staging().map_err(Failure::new)?;
+    crate::tree_checkpoint::set_seq_floor(store.max_seq().map_err(Failure::new)?);
     args.dir = Some(staging.clone());
     let keep = args.keep;
     let staged = checkpoint_inner(args)?;
@@ -333,6 +351,8 @@ mod tests {
         let args = CheckpointArgs {
             pid: i32::MAX,
             dir: None,
+            store: None,
+            keep: None,
             timeout: 1.0,
             verbose: false,
             quiet: true,

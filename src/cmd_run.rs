@@ -40,7 +40,14 @@ pub fn run(args: RunArgs) -> Failure {
         Ok(s) => s,
         Err(e) => return Failure::new(e),
     };
-    let dir = match image_dir(args.dir.as_deref()) {
+    // With a store, images are staged beside it and imported by the
+    // `ckpt checkpoint --store` the shim starts for each checkpoint.
+    let store = match args.store.as_deref().map(run_store).transpose() {
+        Ok(s) => s,
+        Err(e) => return Failure::new(e),
+    };
+    let staging = store.as_ref().map(|(_, staging)| staging.clone());
+    let dir = match image_dir(staging.as_deref().or(args.dir.as_deref())) {
         Ok(d) => d,
         Err(e) => return Failure::new(e),
     };
@@ -59,6 +66,9 @@ pub fn run(args: RunArgs) -> Failure {
         ("CKPT_DIR".into(), dir.into_os_string()),
     ];
     ours.push(("CKPT_KEEP".into(), args.keep.to_string().into()));
+    if let Some((spec, _)) = store {
+        ours.push(("CKPT_STORE".into(), spec));
+    }
     if args.save_files {
         ours.push(("CKPT_SAVE_FILES".into(), "1".into()));
     }
@@ -182,6 +192,26 @@ pub fn preload_value(existing: Option<&OsStr>, shim: &Path) -> OsString {
         out.extend_from_slice(entry);
     }
     OsString::from_vec(out)
+}
+
+/// `--store sqlite:PATH`: the store made (or checked) now, so a bad one
+/// is refused before the program starts; `sqlite:ABSOLUTE-PATH` for the
+/// shim, and the store's staging directory.
+fn run_store(spec: &OsStr) -> Result<(OsString, PathBuf), String> {
+    let (db, name) = crate::store::parse(spec).ok_or_else(|| {
+        format!("--store {}: not a store (write sqlite:PATH)", spec.to_string_lossy())
+    })?;
+    if name.is_some() {
+        return Err("--store: give sqlite:PATH, without #NAME".into());
+    }
+    let db = std::path::absolute(&db).map_err(|e| format!("{}: {e}", db.display()))?;
+    crate::store::Store::open(&db, true)?;
+    let mut s = OsString::from(crate::store::PREFIX);
+    s.push(db.as_os_str());
+    // The run's directory (for a checkpoint asked into no store): the
+    // database's.
+    let dir = db.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    Ok((s, dir))
 }
 
 /// A plugin given to `--plugin`: an existing shared library, absolute

@@ -126,10 +126,7 @@ pub fn watch_restore(pid: i32, total: u64) {
     let mut bar = Bar::new(true, "restoring", total);
     let started = Instant::now();
     let mut seen = false;
-    loop {
-        let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
-            break;
-        };
+    while let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
         // Before its exec the process is still this command.
         let restoring = comm.trim_end() == "ckpt-restorer";
         seen |= restoring;

@@ -158,6 +158,11 @@ impl Store {
         self.conn
             .execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
             .map_err(err(&self.path))?;
+        // Another command importing meanwhile (a periodic checkpoint and
+        // one asked by hand): wait for it.
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(120))
+            .map_err(err(&self.path))?;
         Ok(())
     }
 
@@ -165,15 +170,21 @@ impl Store {
     /// a private directory beside the database, emptied first (a staged
     /// image left by an interrupted import is not part of the store).
     pub fn staging(&self) -> Result<PathBuf, String> {
-        let dir = sibling(&self.path, "staging");
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-        Ok(dir)
+        private_dir(&self.path, "staging-")
+    }
+
+    /// The highest generation number in the store (a tree image staged in
+    /// an empty directory must be numbered above it).
+    pub fn max_seq(&self) -> Result<u64, String> {
+        Ok(self
+            .generations()?
+            .iter()
+            .filter_map(|g| {
+                let stem = g.name.strip_suffix(".img").or_else(|| g.name.strip_suffix(".tree"))?;
+                stem.rsplit('.').next()?.parse::<u64>().ok()
+            })
+            .max()
+            .unwrap_or(0))
     }
 
     /// Import the checkpoint `image` (an image file, or a `.tree`
@@ -198,6 +209,16 @@ impl Store {
             files.push((String::new(), image.to_path_buf()));
         }
         let tx = self.conn.transaction().map_err(err(&self.path))?;
+        // A generation of the same name (a restarted program numbers its
+        // checkpoints on from the one it came back from) is replaced, as
+        // a file of that name would be.
+        let old: Option<i64> = tx
+            .query_row("SELECT id FROM generations WHERE name = ?1", [&name], |r| r.get(0))
+            .optional()
+            .map_err(err(&self.path))?;
+        if let Some(id) = old {
+            drop_generation(&tx, id).map_err(err(&self.path))?;
+        }
         tx.execute(
             "INSERT INTO generations(name, program, pid, created_unix_ms, bytes, threads, processes)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -353,29 +374,8 @@ impl Store {
             let gen_id: i64 = tx
                 .query_row("SELECT id FROM generations WHERE name = ?1", [name], |r| r.get(0))
                 .map_err(err(&self.path))?;
-            {
-                let mut q = tx
-                    .prepare("SELECT hashes FROM files WHERE gen_id = ?1")
-                    .map_err(err(&self.path))?;
-                let lists: Vec<Vec<u8>> = q
-                    .query_map([gen_id], |r| r.get(0))
-                    .map_err(err(&self.path))?
-                    .collect::<Result<_, _>>()
-                    .map_err(err(&self.path))?;
-                let mut drop_ref = tx
-                    .prepare_cached("UPDATE chunks SET refs = refs - 1 WHERE hash = ?1")
-                    .map_err(err(&self.path))?;
-                for list in &lists {
-                    for h in list.chunks(32) {
-                        drop_ref.execute([h]).map_err(err(&self.path))?;
-                    }
-                }
-            }
-            tx.execute("DELETE FROM generations WHERE id = ?1", [gen_id])
-                .map_err(err(&self.path))?;
+            drop_generation(&tx, gen_id).map_err(err(&self.path))?;
         }
-        tx.execute("DELETE FROM chunks WHERE refs <= 0", [])
-            .map_err(err(&self.path))?;
         tx.commit().map_err(err(&self.path))?;
         // Give the freed pages back to the file system.
         self.conn
@@ -393,6 +393,51 @@ impl Store {
     }
 }
 
+/// Remove generation `id` and the chunks no other generation uses.
+fn drop_generation(tx: &rusqlite::Transaction, id: i64) -> rusqlite::Result<()> {
+    let lists: Vec<Vec<u8>> = tx
+        .prepare("SELECT hashes FROM files WHERE gen_id = ?1")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut drop_ref = tx.prepare_cached("UPDATE chunks SET refs = refs - 1 WHERE hash = ?1")?;
+    for list in &lists {
+        for h in list.chunks(32) {
+            drop_ref.execute([h])?;
+        }
+    }
+    tx.execute("DELETE FROM generations WHERE id = ?1", [id])?;
+    tx.execute("DELETE FROM chunks WHERE refs <= 0", [])?;
+    Ok(())
+}
+
+/// A private directory `PATH.whatPID` beside the database for this
+/// command, after removing those of commands that are gone (a SIGKILL,
+/// or a restart that became the program).
+fn private_dir(db: &Path, what: &str) -> Result<PathBuf, String> {
+    let parent = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let stem = sibling(db, what);
+    let stem = stem.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    if let Ok(rd) = std::fs::read_dir(parent) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = n.strip_prefix(&stem).and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            // SAFETY: signal 0 only checks that the process exists.
+            if unsafe { libc::kill(pid, 0) } != 0 {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = sibling(db, &format!("{what}{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
 /// `PATH.what` beside the database.
 fn sibling(db: &Path, what: &str) -> PathBuf {
     let mut s = db.as_os_str().to_os_string();
@@ -407,29 +452,7 @@ pub struct Export {
 
 impl Export {
     pub fn new(db: &Path) -> Result<Export, String> {
-        // Exports of commands that ended without cleaning up (a restart
-        // that became the program) go first.
-        let parent = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let stem = sibling(db, "export-");
-        let stem = stem.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        if let Ok(rd) = std::fs::read_dir(parent) {
-            for e in rd.flatten() {
-                let n = e.file_name().to_string_lossy().into_owned();
-                let Some(pid) = n.strip_prefix(&stem).and_then(|p| p.parse::<i32>().ok()) else {
-                    continue;
-                };
-                // SAFETY: signal 0 only checks that the process exists.
-                if unsafe { libc::kill(pid, 0) } != 0 {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
-        let dir = sibling(db, &format!("export-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let dir = private_dir(db, "export-")?;
         // `ckpt restart` ends with exit(), past every destructor.
         if EXPORTED.set((std::process::id(), dir.clone())).is_ok() {
             // SAFETY: registering a plain extern "C" fn.

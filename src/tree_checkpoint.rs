@@ -123,6 +123,12 @@ fn job(root: i32) -> Vec<Proc> {
         if pid != root && (c == "ckpt-writer" || pid == std::process::id() as i32) {
             continue;
         }
+        // Nor another `ckpt checkpoint` the shim started (a periodic
+        // checkpoint into a store): started, as writers are, with no
+        // exit signal (field 38 of stat, index 35 here).
+        if pid != root && c == "ckpt" && f.get(35).is_some_and(|s| s == "0") {
+            continue;
+        }
         let zombie = (state == "Z").then(|| {
             // exit_code, field 52 of stat (index 49 here).
             f.get(49).and_then(|x| x.parse().ok()).unwrap_or(0)
@@ -453,8 +459,22 @@ fn send_all(session: &Session, live: &[&Proc], req: &Request) {
     }
 }
 
+/// Generation numbers already taken elsewhere (a store's: its images
+/// are staged in an empty directory). See [`next_seq`].
+static SEQ_FLOOR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Tree images made by this command get a number above `seq`.
+pub fn set_seq_floor(seq: u64) {
+    SEQ_FLOOR.store(seq, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The next generation number for tree images named `prefix…`.
 fn next_seq(dir: &Path, prefix: &str) -> u64 {
+    let floor = SEQ_FLOOR.load(std::sync::atomic::Ordering::Relaxed);
+    floor.max(next_seq_in(dir, prefix) - 1) + 1
+}
+
+fn next_seq_in(dir: &Path, prefix: &str) -> u64 {
     std::fs::read_dir(dir)
         .map(|d| {
             d.flatten()

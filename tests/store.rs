@@ -228,3 +228,36 @@ fn a_sigkill_during_an_import_leaves_the_store_consistent() {
         want_lines.lines().take(n).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_run_with_a_store_checkpoints_into_it_periodically_and_on_demand() {
+    common::require_shim();
+    let area = Area::new("store-run");
+    let prog = rs::compile_named("store_memory.c", area.path(), "store_memory");
+    let args = ["8", "150"];
+    let want = rs::reference_output(&area, &prog, &args);
+    let db = area.file("ckpt.db");
+    let spec = store_spec(&db);
+    let mut c = Command::new(common::ckpt_bin());
+    c.args(["run", "--store", &spec, "--interval", "300ms", "--keep", "3", "--"])
+        .arg(&prog)
+        .args(args)
+        .current_dir(area.path());
+    let out = area.file("out");
+    let mut kid = rs::start(c, Out::File(&out), &area.file("err"), "ckpt run --store");
+    rs::wait_file(&mut kid, &out, |d| rs::lines(d) >= 80, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // `ckpt checkpoint PID` with no --dir goes to the run's store.
+    let said = checkpoint_into_default(&area, kid.pid());
+    assert!(said.starts_with(&format!("{spec}#")), "{said}");
+    kid.kill();
+    let gens = generations(&area, &db);
+    assert_eq!(gens.len(), 3, "--keep 3: {gens:?}");
+    rs::restart_and_compare(rs::restart_cmd(Path::new(&spec), &[], area.path()), &out, &want, &area);
+}
+
+fn checkpoint_into_default(area: &Area, pid: i32) -> String {
+    let out = common::ckpt(area.path(), ["checkpoint".to_string(), pid.to_string()]);
+    assert!(out.status.success(), "{}", out.stderr);
+    out.stdout.trim().to_string()
+}

@@ -72,6 +72,10 @@ pub enum Response {
         /// How many generations it keeps.
         #[serde(default)]
         keep: u32,
+        /// The store its checkpoints go to (`sqlite:PATH`, from `ckpt run
+        /// --store`), or empty.
+        #[serde(default)]
+        store: String,
     },
     /// Every thread of this process is frozen (tree checkpoint).
     Frozen { nonce: u64, pid: i32 },

@@ -47,6 +47,8 @@ struct ThreadState {
 }
 
 impl ThreadState {
+    // Copied into each TLS block and late slot: never shared as such.
+    #[allow(clippy::declare_interior_mutable_const)]
     const NEW: ThreadState = ThreadState {
         in_wrapper: Cell::new(false),
         internal: Cell::new(false),

@@ -20,6 +20,10 @@ pub struct Config {
     /// The `ckpt` command (CKPT_BIN; else `ckpt` beside this library),
     /// started to checkpoint a whole tree (see `ckpt::tree::request`).
     pub ckpt_bin: std::ffi::CString,
+    /// The store checkpoints go to (CKPT_STORE, `sqlite:PATH`, from `ckpt
+    /// run --store`): each one is made by the `ckpt` command, which
+    /// imports the image.
+    pub store: Option<std::ffi::CString>,
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -62,7 +66,12 @@ fn read() -> Config {
                 .unwrap_or_default();
             [dir, b"/ckpt".to_vec()].concat()
         });
+    let store = std::env::var_os("CKPT_STORE")
+        .map(|v| v.into_encoded_bytes())
+        .filter(|v| v.starts_with(b"sqlite:/"))
+        .and_then(|v| std::ffi::CString::new(v).ok());
     Config {
+        store,
         dir,
         keep,
         interval_ms,

@@ -47,8 +47,15 @@ fn parent_runs_shim() -> bool {
 
 /// Hand a checkpoint of this process's whole tree to the `ckpt checkpoint`
 /// command (see `ckpt::tree::request`).
+/// A checkpoint into the run's store (`ckpt run --store`) is the
+/// command's to make too: it imports the image.
 fn delegate(dir: &Path, answer: Option<c_int>) -> Result<i32, String> {
-    ckpt::tree::request::delegate(&config::get().ckpt_bin, dir, answer)
+    use ckpt::tree::request::Target;
+    let target = match (&config::get().store, dir == config::dir()) {
+        (Some(spec), true) => Target::Store(spec, config::keep()),
+        _ => Target::Dir(dir),
+    };
+    ckpt::tree::request::delegate(&config::get().ckpt_bin, target, answer)
 }
 
 /// In a fork child: the socket is shared with the parent and names it;
@@ -297,7 +304,7 @@ extern "C" fn coordinator(uc: *mut c_void, why: u32) {
             // A tick while the last image is still being written is
             // skipped: writers must not pile up (each holds a copy of the
             // program's memory).
-            if ckpt::tree::request::has_job_children() {
+            if ckpt::tree::request::has_job_children() || config::get().store.is_some() {
                 // The whole tree, by the command (one at a time).
                 if !ckpt::tree::request::running() && !checkpoint::writing() {
                     if let Err(e) = delegate(config::dir(), None) {
@@ -339,6 +346,11 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
             pid: sys::getpid(),
             dir: config::dir().to_string_lossy().into_owned(),
             keep: config::keep(),
+            store: config::get()
+                .store
+                .as_ref()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         },
         Ok(Request::Checkpoint { dir, nonce }) => {
             let dir = dir
@@ -525,7 +537,8 @@ impl Mailbox {
         } else {
             PathBuf::from(std::ffi::OsStr::from_bytes(&d.dir[..d.dir_len]))
         };
-        let tree = d.asker.is_none() && ckpt::tree::request::has_job_children();
+        let to_store = d.dir_len == 0 && config::get().store.is_some();
+        let tree = d.asker.is_none() && (to_store || ckpt::tree::request::has_job_children());
         let (ok, text, verdict) = if let Some(asker) = d.asker {
             // For the command or the timer: the writer answers them.
             match checkpoint::take(&dir, uc, asker, config::keep()) {

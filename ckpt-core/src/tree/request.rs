@@ -32,19 +32,32 @@ pub fn running() -> bool {
     pid > 0 && writer::is_ours(pid)
 }
 
+/// Where a delegated checkpoint goes.
+pub enum Target<'a> {
+    Dir(&'a Path),
+    /// `sqlite:PATH` and the generations to keep there.
+    Store(&'a CStr, u32),
+}
+
 /// Start `ckpt checkpoint` (the binary `ckpt`) of this process's job into
-/// `dir`. With `answer`, the command writes its verdict (a MessagePack
+/// `target`. With `answer`, the command writes its verdict (a MessagePack
 /// `control::Response`) there (it becomes its descriptor 3); its stdout
 /// goes nowhere either way. Returns the command's pid.
-pub fn delegate(ckpt: &CStr, dir: &Path, answer: Option<i32>) -> Result<i32, String> {
+pub fn delegate(ckpt: &CStr, target: Target, answer: Option<i32>) -> Result<i32, String> {
     let pid = sys::getpid().to_string();
-    let dir = CString::new(dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
-    let mut args: Vec<CString> = vec![
-        ckpt.to_owned(),
-        c"checkpoint".to_owned(),
-        c"--dir".to_owned(),
-        dir,
-    ];
+    let mut args: Vec<CString> = vec![ckpt.to_owned(), c"checkpoint".to_owned()];
+    match target {
+        Target::Dir(dir) => {
+            args.push(c"--dir".to_owned());
+            args.push(CString::new(dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?);
+        }
+        Target::Store(spec, keep) => {
+            args.push(c"--store".to_owned());
+            args.push(spec.to_owned());
+            args.push(c"--keep".to_owned());
+            args.push(CString::new(keep.max(1).to_string()).unwrap_or_default());
+        }
+    }
     if answer.is_some() {
         args.push(c"--answer-fd".to_owned());
         args.push(c"3".to_owned());
