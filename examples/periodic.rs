@@ -14,6 +14,9 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let steps: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(200);
     let dir = args.next().unwrap_or_else(|| "ckpt-images".into());
+    // A third argument `sqlite:PATH`: the periodic checkpoints go to that
+    // store instead of the directory.
+    let store = args.next();
     std::fs::create_dir_all(&dir).expect("image directory");
     ckpt::resume(&dir).expect("resume");
 
@@ -29,10 +32,13 @@ fn main() {
         }
         other => eprintln!("first checkpoint: {other:?}"),
     }
-    ckpt::Checkpointer::new()
-        .dir(&dir)
+    let periodic = match &store {
+        Some(spec) => ckpt::Checkpointer::new().store(spec),
+        None => ckpt::Checkpointer::new().dir(&dir),
+    };
+    periodic
         .keep(2)
-        .every(Duration::from_millis(100))
+        .every(Duration::from_millis(if store.is_some() { 300 } else { 100 }))
         .expect("periodic checkpoints");
 
     let mut state = 1u64;

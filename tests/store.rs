@@ -261,3 +261,35 @@ fn checkpoint_into_default(area: &Area, pid: i32) -> String {
     assert!(out.status.success(), "{}", out.stderr);
     out.stdout.trim().to_string()
 }
+
+/// A program using the crate alone (no `ckpt run`) sends its periodic
+/// checkpoints to a store (`Checkpointer::store`), and comes back from it.
+#[test]
+fn a_program_using_the_crate_checkpoints_into_a_store() {
+    common::require_shim();
+    let area = Area::new("store-api");
+    let dir = common::ckpt_bin().parent().unwrap().to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--example", "periodic"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    assert!(cmd.status().unwrap().success());
+    let prog = dir.join("examples/periodic");
+    let db = area.file("ckpt.db");
+    let spec = store_spec(&db);
+    let images = area.images.to_str().unwrap().to_string();
+    let args = ["150", images.as_str(), spec.as_str()];
+    let want = rs::reference_output(&area, &prog, &args);
+    std::fs::remove_file(&db).ok();
+    let out = area.file("out");
+    let mut kid = rs::start(rs::plain_cmd(&prog, &args, area.path()), Out::File(&out), &area.file("err"), "periodic");
+    rs::wait_file(&mut kid, &out, |d| rs::lines(d) >= 60, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+    let gens = generations(&area, &db);
+    assert!(!gens.is_empty() && gens.len() <= 2, "keep(2): {gens:?}");
+    rs::restart_and_compare(rs::restart_cmd(Path::new(&spec), &[], area.path()), &out, &want, &area);
+}

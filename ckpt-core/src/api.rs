@@ -170,6 +170,7 @@ pub fn checkpoint_to(dir: &Path) -> Result<Checkpoint, Error> {
 #[derive(Debug, Clone)]
 pub struct Checkpointer {
     dir: Option<PathBuf>,
+    store: Option<String>,
     keep: u32,
     wait: bool,
 }
@@ -178,11 +179,14 @@ impl Default for Checkpointer {
     fn default() -> Self {
         Checkpointer {
             dir: None,
+            store: None,
             keep: 0,
             wait: true,
         }
     }
 }
+
+type ShimSetStore = unsafe extern "C" fn(spec: *const c_char, out: *mut c_char, out_len: usize) -> c_int;
 
 type ShimEntryEx =
     unsafe extern "C" fn(dir: *const c_char, flags: u32, out: *mut c_char, out_len: usize) -> c_int;
@@ -234,6 +238,18 @@ impl Checkpointer {
         self
     }
 
+    /// Keep checkpoints in a database instead of a directory:
+    /// `sqlite:PATH` (made if missing; see `ckpt checkpoint --store`).
+    /// From then on this process's checkpoints without a directory of
+    /// their own (periodic ones too) go there; each is imported by the
+    /// `ckpt` command, so `ckpt` must be installed. The outcome's path
+    /// is then `sqlite:PATH#NAME`.
+    pub fn store(mut self, spec: impl Into<String>) -> Self {
+        self.store = Some(spec.into());
+        self.dir = None;
+        self
+    }
+
     /// Keep the newest `n` images of this process (at least 1; as `ckpt run
     /// --keep`): older ones are removed once a newer one is complete.
     pub fn keep(mut self, n: u32) -> Self {
@@ -250,6 +266,20 @@ impl Checkpointer {
     }
 
     fn configure(&self, dir: Option<&Path>, interval_ms: u64) -> Result<(), Error> {
+        if let Some(spec) = &self.store {
+            let path = spec.strip_prefix("sqlite:").ok_or_else(|| {
+                Error::Failed(format!("{spec}: not a store (write sqlite:PATH)"))
+            })?;
+            let abs = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
+            let spec = CString::new(format!("sqlite:{}", abs.display()))
+                .map_err(|_| Error::Failed("the store's path contains NUL".into()))?;
+            let f: ShimSetStore = shim_fn(c"ckpt_set_store")?;
+            let mut out = [0u8; 256];
+            // SAFETY: spec is a C string; out is writable for its length.
+            if unsafe { f(spec.as_ptr(), out.as_mut_ptr().cast(), out.len()) } != 0 {
+                return Err(Error::Failed(said(&out)));
+            }
+        }
         if dir.is_none() && self.keep == 0 && interval_ms == 0 {
             return Ok(());
         }

@@ -149,3 +149,24 @@ pub fn set_keep(keep: u32) {
 pub fn set_interval_ms(ms: u64) {
     INTERVAL_MS.store(ms, core::sync::atomic::Ordering::Release);
 }
+
+static STORE: core::sync::atomic::AtomicPtr<std::ffi::CString> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+/// The store checkpoints go to (`sqlite:PATH`): the program's own
+/// choice (`ckpt::Checkpointer::store`), else `ckpt run --store`'s.
+pub fn store() -> Option<&'static std::ffi::CStr> {
+    let p = STORE.load(core::sync::atomic::Ordering::Acquire);
+    // SAFETY: only `set_store` stores here, a leaked (never freed) CString.
+    match unsafe { p.as_ref() } {
+        Some(s) if s.as_bytes().is_empty() => None,
+        Some(s) => Some(s.as_c_str()),
+        None => get().store.as_deref(),
+    }
+}
+
+/// Send checkpoints to store `spec` (empty: to directories again).
+pub fn set_store(spec: std::ffi::CString) {
+    let leaked = Box::into_raw(Box::new(spec));
+    STORE.store(leaked, core::sync::atomic::Ordering::Release);
+}

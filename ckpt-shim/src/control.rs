@@ -51,7 +51,7 @@ fn parent_runs_shim() -> bool {
 /// command's to make too: it imports the image.
 fn delegate(dir: &Path, answer: Option<c_int>) -> Result<i32, String> {
     use ckpt::tree::request::Target;
-    let target = match (&config::get().store, dir == config::dir()) {
+    let target = match (config::store(), dir == config::dir()) {
         (Some(spec), true) => Target::Store(spec, config::keep()),
         _ => Target::Dir(dir),
     };
@@ -224,6 +224,34 @@ fn arm_periodic(ms: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// `ckpt_set_store(spec, out, out_len)`: checkpoints without a directory
+/// of their own go to store `spec` (`sqlite:/ABSOLUTE/PATH`), made by the
+/// `ckpt` command this process starts for each; "" (or null): to
+/// directories again. 0, or -1 with the reason in `out`.
+///
+/// # Safety
+/// `spec` null or a C string; `out` writable for `out_len` bytes (or null).
+#[no_mangle]
+pub unsafe extern "C" fn ckpt_set_store(spec: *const c_char, out: *mut c_char, out_len: usize) -> c_int {
+    let spec = if spec.is_null() {
+        std::ffi::CString::default()
+    } else {
+        std::ffi::CStr::from_ptr(spec).to_owned()
+    };
+    let b = spec.as_bytes();
+    if !b.is_empty() && !b.starts_with(b"sqlite:/") {
+        let msg = b"a store is sqlite:/ABSOLUTE/PATH";
+        if !out.is_null() && out_len > 0 {
+            let n = msg.len().min(out_len - 1);
+            core::ptr::copy_nonoverlapping(msg.as_ptr(), out as *mut u8, n);
+            *out.add(n) = 0;
+        }
+        return -1;
+    }
+    config::set_store(spec);
+    0
+}
+
 /// The periodic timer's kernel id, or -1.
 static PERIODIC: AtomicI32 = AtomicI32::new(-1);
 
@@ -304,7 +332,7 @@ extern "C" fn coordinator(uc: *mut c_void, why: u32) {
             // A tick while the last image is still being written is
             // skipped: writers must not pile up (each holds a copy of the
             // program's memory).
-            if ckpt::tree::request::has_job_children() || config::get().store.is_some() {
+            if ckpt::tree::request::has_job_children() || config::store().is_some() {
                 // The whole tree, by the command (one at a time).
                 if !ckpt::tree::request::running() && !checkpoint::writing() {
                     if let Err(e) = delegate(config::dir(), None) {
@@ -346,9 +374,7 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
             pid: sys::getpid(),
             dir: config::dir().to_string_lossy().into_owned(),
             keep: config::keep(),
-            store: config::get()
-                .store
-                .as_ref()
+            store: config::store()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         },
@@ -537,7 +563,7 @@ impl Mailbox {
         } else {
             PathBuf::from(std::ffi::OsStr::from_bytes(&d.dir[..d.dir_len]))
         };
-        let to_store = d.dir_len == 0 && config::get().store.is_some();
+        let to_store = d.dir_len == 0 && config::store().is_some();
         let tree = d.asker.is_none() && (to_store || ckpt::tree::request::has_job_children());
         let (ok, text, verdict) = if let Some(asker) = d.asker {
             // For the command or the timer: the writer answers them.
