@@ -13,6 +13,9 @@
 //!   BLAKE3 and not a faster non-cryptographic hash: the pages hold the
 //!   program's data, which may come from anyone, and a crafted collision
 //!   would silently swap one page for another.
+//! - A rollback journal, not WAL: an import is mostly new pages, which a
+//!   rollback journal writes once (WAL writes them twice); measured 20-30%
+//!   faster on 256 MiB.
 //! - Importing a checkpoint is one transaction: a crash or a SIGKILL at
 //!   any moment leaves the previous generations whole (SQLite's journal).
 //!   Removing a generation drops the references it held; chunks no other
@@ -123,7 +126,7 @@ impl Store {
                 .execute_batch(
                     "PRAGMA page_size = 65536;
                      PRAGMA auto_vacuum = INCREMENTAL;
-                     PRAGMA journal_mode = WAL;
+                     PRAGMA journal_mode = DELETE;
                      BEGIN;
                      CREATE TABLE generations(
                         id INTEGER PRIMARY KEY,
@@ -156,7 +159,7 @@ impl Store {
             ));
         }
         self.conn
-            .execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+            .execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;")
             .map_err(err(&self.path))?;
         // Another command importing meanwhile (a periodic checkpoint and
         // one asked by hand): wait for it.
@@ -384,8 +387,9 @@ impl Store {
         Ok(doomed)
     }
 
-    /// Fold the write-ahead log into the database file (its size is then
-    /// the store's size).
+    /// Nothing pending outside the database file (its size is then the
+    /// store's size): the rollback journal is gone once a transaction
+    /// commits; a store made in WAL mode by an earlier ckpt is folded.
     pub fn settle(&self) -> Result<(), String> {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))

@@ -192,7 +192,7 @@ fn a_sigkill_during_an_import_leaves_the_store_consistent() {
         let finished = c.try_wait().unwrap().is_some();
         c.kill().ok();
         c.wait().ok();
-        if !finished && area.file("ckpt.db-wal").exists() {
+        if !finished && area.file("ckpt.db-journal").exists() {
             killed_mid_import += 1;
         }
         let conn = rusqlite::Connection::open(&db).unwrap();
