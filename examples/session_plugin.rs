@@ -9,6 +9,8 @@
 //!   which every image holds.
 //! - An on-restore hook calls the library's own `session_reconnect` on
 //!   each remembered handle, before any thread of the program goes on.
+//! - A `session_call` under way at the checkpoint (its request sent on
+//!   the old connection, its answer never to come) is asked again.
 //!
 //! ```sh
 //! cargo build --release --workspace --examples     # target/release/examples/libsession_plugin.so
@@ -50,6 +52,21 @@ unsafe fn session_close(s: *mut c_void) -> c_int {
     let _ = ret;
     if let Some(h) = OPEN.iter().find(|h| h.load(Acquire) == s as usize) {
         h.store(0, Release);
+    }
+}
+
+/// A call under way when the checkpoint was taken sent its request on
+/// the connection that is gone: its answer never comes (the read fails
+/// once the hook closed the old descriptor). Asked again, on the new one.
+#[interpose(around)]
+unsafe fn session_call(s: *mut c_void, req: *const c_char, out: *mut c_char, len: usize) -> c_int {
+    let _ = &guard;
+    loop {
+        let restores = ckpt::restored();
+        let r = real(s, req, out, len);
+        if r == 0 || ckpt::restored() == restores {
+            return r;
+        }
     }
 }
 

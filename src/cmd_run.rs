@@ -69,6 +69,11 @@ pub fn run(args: RunArgs) -> Failure {
     if let Some((spec, _)) = store {
         ours.push(("CKPT_STORE".into(), spec));
     }
+    if !plugins.is_empty() {
+        // So an exec that lost LD_PRELOAD gets the plugins back too.
+        let list: Vec<&OsStr> = plugins.iter().map(|p| p.as_os_str()).collect();
+        ours.push(("CKPT_PLUGINS".into(), list.join(OsStr::new(":"))));
+    }
     if args.save_files {
         ours.push(("CKPT_SAVE_FILES".into(), "1".into()));
     }

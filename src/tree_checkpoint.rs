@@ -123,10 +123,9 @@ fn job(root: i32) -> Vec<Proc> {
         if pid != root && (c == "ckpt-writer" || pid == std::process::id() as i32) {
             continue;
         }
-        // Nor another `ckpt checkpoint` the shim started (a periodic
-        // checkpoint into a store): started, as writers are, with no
-        // exit signal (field 38 of stat, index 35 here).
-        if pid != root && c == "ckpt" && f.get(35).is_some_and(|s| s == "0") {
+        // Nor another `ckpt checkpoint` (the shim starts one for each
+        // checkpoint into a store): a checkpoint is not part of the job.
+        if pid != root && c == "ckpt" && is_checkpoint_command(pid) {
             continue;
         }
         let zombie = (state == "Z").then(|| {
@@ -147,6 +146,12 @@ fn job(root: i32) -> Vec<Proc> {
         todo.extend(kids.into_iter().map(|k| (k, pid)));
     }
     out
+}
+
+/// Whether process `pid` runs `ckpt checkpoint ...`.
+fn is_checkpoint_command(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.split(|&b| b == 0).nth(1) == Some(b"checkpoint"))
 }
 
 /// Whether process `pid` has ckpt's shim loaded (a control socket file

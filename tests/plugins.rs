@@ -73,8 +73,19 @@ fn server(area: &Area, sock: &Path) -> rs::Kid {
 /// a few calls, checkpoint it twice, SIGKILL it; then `ckpt restart`.
 /// Returns the restarted run's exit status and the client's stderr.
 fn cycle(area: &Area, prog: &Path, sock: &Path, extra: &[&std::ffi::OsStr]) -> (bool, String) {
+    cycle_via(area, &[], prog, sock, extra)
+}
+
+/// `cycle`, the client started through `via` (e.g. `env -i`).
+fn cycle_via(
+    area: &Area,
+    via: &[&str],
+    prog: &Path,
+    sock: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> (bool, String) {
     let mut c = Command::new(common::ckpt_bin());
-    c.arg("run").arg("--dir").arg(&area.images).args(extra).arg("--").arg(prog);
+    c.arg("run").arg("--dir").arg(&area.images).args(extra).arg("--").args(via).arg(prog);
     c.arg(sock).arg(STEPS).current_dir(area.path());
     common::require_shim();
     let out = area.file("out");
@@ -106,6 +117,14 @@ fn a_plugin_reconnects_a_library_handle_after_a_restart() {
     assert!(ok, "the restarted client failed: {err}");
     assert!(err.contains("session plugin: session reconnected"), "{err}");
     rs::assert_same(&std::fs::read(area.file("out")).unwrap(), &want, "stdout after restart");
+
+    // Through `env -i` (an exec with an environment of its own, without
+    // LD_PRELOAD): the shim puts itself and the plugin back.
+    let via = Area::new("plugin-env");
+    let (ok, err) = cycle_via(&via, &["env", "-i"], &prog, &sock, &["--plugin".as_ref(), plugin.as_os_str()]);
+    assert!(ok, "through env -i, the restarted client failed: {err}");
+    assert!(err.contains("session plugin: session reconnected"), "{err}");
+    rs::assert_same(&std::fs::read(via.file("out")).unwrap(), &want, "stdout after restart (env -i)");
 
     // The same without the plugin: the session is gone after the restart.
     let bare = Area::new("plugin-none");

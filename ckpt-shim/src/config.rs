@@ -17,6 +17,10 @@ pub struct Config {
     pub signal: i32,
     /// Absolute path of this library, re-added to LD_PRELOAD on exec.
     pub shim_path: Vec<u8>,
+    /// What an exec that lost LD_PRELOAD gets back at its head: this
+    /// library, then the run's plugins (CKPT_PLUGINS, from `ckpt run
+    /// --plugin`).
+    pub preload_head: Vec<u8>,
     /// The `ckpt` command (CKPT_BIN; else `ckpt` beside this library),
     /// started to checkpoint a whole tree (see `ckpt::tree::request`).
     pub ckpt_bin: std::ffi::CString,
@@ -70,7 +74,13 @@ fn read() -> Config {
         .map(|v| v.into_encoded_bytes())
         .filter(|v| v.starts_with(b"sqlite:/"))
         .and_then(|v| std::ffi::CString::new(v).ok());
+    let mut preload_head = shim_path.clone();
+    if let Some(p) = std::env::var_os("CKPT_PLUGINS").filter(|p| !p.is_empty()) {
+        preload_head.push(b':');
+        preload_head.extend_from_slice(p.as_encoded_bytes());
+    }
     Config {
+        preload_head,
         store,
         dir,
         keep,

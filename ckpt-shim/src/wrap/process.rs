@@ -61,6 +61,8 @@ unsafe fn with_shim(envp: *const *const c_char, fixed: &mut Fixed) -> *const *co
     }
     let cfg = config::get();
     let shim = cfg.shim_path.as_slice();
+    // The shim and the run's plugins.
+    let head = cfg.preload_head.as_slice();
     let (mut has_shim, mut has_dir, mut n) = (false, false, 0);
     while !(*envp.add(n)).is_null() {
         let e = *envp.add(n);
@@ -77,7 +79,7 @@ unsafe fn with_shim(envp: *const *const c_char, fixed: &mut Fixed) -> *const *co
     for i in 0..n {
         let e = *envp.add(i);
         if let Some(v) = entry_value(e, b"LD_PRELOAD") {
-            if !has_shim && put(&mut fixed.preload, &[b"LD_PRELOAD=", shim, b":", v]) {
+            if !has_shim && put(&mut fixed.preload, &[b"LD_PRELOAD=", head, b":", v]) {
                 continue; // replaced below
             }
         }
@@ -85,7 +87,7 @@ unsafe fn with_shim(envp: *const *const c_char, fixed: &mut Fixed) -> *const *co
         out += 1;
     }
     if !has_shim {
-        if fixed.preload[0] == 0 && !put(&mut fixed.preload, &[b"LD_PRELOAD=", shim]) {
+        if fixed.preload[0] == 0 && !put(&mut fixed.preload, &[b"LD_PRELOAD=", head]) {
             return envp;
         }
         fixed.ptrs[out] = fixed.preload.as_ptr().cast();
