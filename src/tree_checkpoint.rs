@@ -125,7 +125,9 @@ fn job(root: i32) -> Vec<Proc> {
         }
         // Nor another `ckpt checkpoint` (the shim starts one for each
         // checkpoint into a store): a checkpoint is not part of the job.
-        if pid != root && c == "ckpt" && is_checkpoint_command(pid) {
+        if pid != root && c == "ckpt" && (is_checkpoint_command(pid) || state == "Z") {
+            // (One that ended and is not reaped yet has no command line
+            // left: a zombie named ckpt is taken for one too.)
             continue;
         }
         let zombie = (state == "Z").then(|| {

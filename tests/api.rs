@@ -10,7 +10,6 @@ mod rs;
 
 use rs::{reference_output, Area};
 use std::path::PathBuf;
-use std::process::Command;
 
 /// The example binary, built with the same profile as `ckpt`.
 fn example() -> PathBuf {
@@ -18,21 +17,7 @@ fn example() -> PathBuf {
 }
 
 fn build_example(name: &str) -> PathBuf {
-    // Started normally, the example loads the shim from beside itself.
-    common::require_shim();
-    let dir = common::ckpt_bin().parent().unwrap().to_path_buf();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "--example", name])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    assert!(
-        cmd.status().expect("cargo runs").success(),
-        "building the example failed"
-    );
-    dir.join("examples").join(name)
+    common::build_example(name, name)
 }
 
 #[test]

@@ -70,7 +70,17 @@ fn interval_keep_list_and_restart_latest() {
     let want = reference_output(&area, &prog, &args);
     let (mut kid, out) = run_periodic(&area, &prog, &args, "200ms", "3", "line 250 ");
     kid.kill();
-    let names = images(&area.images);
+    // The image being written when the program died is still finished
+    // (and older ones pruned): wait until the directory is settled.
+    let mut names = images(&area.images);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let again = images(&area.images);
+        if again == names {
+            break;
+        }
+        names = again;
+    }
     let listed = common::ckpt(
         area.path(),
         ["list".as_ref(), "--json".as_ref(), area.images.as_os_str()],

@@ -20,16 +20,7 @@ const STEPS: &str = "60";
 
 /// The plugin, built with the same profile as `ckpt`.
 fn plugin() -> PathBuf {
-    let dir = common::ckpt_bin().parent().unwrap().to_path_buf();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "--example", "session_plugin"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    assert!(cmd.status().expect("cargo runs").success(), "building the plugin failed");
-    dir.join("examples").join("libsession_plugin.so")
+    common::build_example("session_plugin", "libsession_plugin.so")
 }
 
 /// libsession.so and the client linked with it, in `dir`.

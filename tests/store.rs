@@ -44,21 +44,37 @@ fn generations(area: &Area, db: &Path) -> Vec<serde_json::Value> {
         .clone()
 }
 
-#[test]
-fn a_restart_from_the_store_equals_an_uninterrupted_run() {
-    let area = Area::new("store");
-    let prog = rs::compile_named("store_memory.c", area.path(), "store_memory");
-    let args = ["16", "120"];
-    let want = rs::reference_output(&area, &prog, &args);
+/// `store_memory ARGS` under `ckpt run` in `area`, once it printed
+/// `lines` steps (its stdout: `area`'s "out").
+fn store_memory_under_ckpt(area: &Area, args: &[&str], lines: usize) -> rs::Kid {
+    let prog = store_memory(area);
     let out = area.file("out");
     let mut kid = rs::start(
-        rs::run_cmd(&prog, &args, area.path(), &area.images),
+        rs::run_cmd(&prog, args, area.path(), &area.images),
         Out::File(&out),
         &area.file("err"),
         "under ckpt",
     );
-    rs::wait_file(&mut kid, &out, |d| rs::lines(d) >= 10, Duration::from_secs(30))
+    rs::wait_file(&mut kid, &out, |d| rs::lines(d) >= lines, Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{e}"));
+    kid
+}
+
+fn store_memory(area: &Area) -> std::path::PathBuf {
+    let prog = area.file("store_memory");
+    if !prog.exists() {
+        return rs::compile_named("store_memory.c", area.path(), "store_memory");
+    }
+    prog
+}
+
+#[test]
+fn a_restart_from_the_store_equals_an_uninterrupted_run() {
+    let area = Area::new("store");
+    let args = ["16", "120"];
+    let want = rs::reference_output(&area, &store_memory(&area), &args);
+    let mut kid = store_memory_under_ckpt(&area, &args, 10);
+    let out = area.file("out");
     let db = area.file("ckpt.db");
     let mut names = Vec::new();
     for _ in 0..3 {
@@ -162,17 +178,8 @@ fn ten_generations_changing_one_percent_take_little_more_than_one() {
 #[test]
 fn a_sigkill_during_an_import_leaves_the_store_consistent() {
     let area = Area::new("store-kill");
-    let prog = rs::compile_named("store_memory.c", area.path(), "store_memory");
-    let args = ["64", "100000"];
+    let mut kid = store_memory_under_ckpt(&area, &["64", "100000"], 3);
     let out = area.file("out");
-    let mut kid = rs::start(
-        rs::run_cmd(&prog, &args, area.path(), &area.images),
-        Out::File(&out),
-        &area.file("err"),
-        "under ckpt",
-    );
-    rs::wait_file(&mut kid, &out, |d| rs::lines(d) >= 3, Duration::from_secs(60))
-        .unwrap_or_else(|e| panic!("{e}"));
     let db = area.file("ckpt.db");
     let first = checkpoint_into(&area, kid.pid(), &db, None).unwrap_or_else(|e| panic!("{e}"));
     let spec = store_spec(&db);
@@ -270,18 +277,8 @@ fn checkpoint_into_default(area: &Area, pid: i32) -> String {
 /// checkpoints to a store (`Checkpointer::store`), and comes back from it.
 #[test]
 fn a_program_using_the_crate_checkpoints_into_a_store() {
-    common::require_shim();
     let area = Area::new("store-api");
-    let dir = common::ckpt_bin().parent().unwrap().to_path_buf();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "--example", "periodic"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    assert!(cmd.status().unwrap().success());
-    let prog = dir.join("examples/periodic");
+    let prog = common::build_example("periodic", "periodic");
     let db = area.file("ckpt.db");
     let spec = store_spec(&db);
     let images = area.images.to_str().unwrap().to_string();

@@ -259,7 +259,10 @@ pub fn forget_all() {
 /// Reap writer `pid` if it ended; true when it is gone.
 fn try_reap(pid: i32) -> bool {
     loop {
-        match waitid_raw(pid, libc::WEXITED | libc::WNOHANG | libc::__WCLONE) {
+        // __WALL: a writer has no exit signal (a clone child), but a
+        // `ckpt checkpoint` started the same way gets SIGCHLD back when it
+        // execs (a plain child then).
+        match waitid_raw(pid, libc::WEXITED | libc::WNOHANG | libc::__WALL) {
             Ok(got) => return got == pid,
             Err(libc::EINTR) => continue,
             // Not ours any more (reaped elsewhere).

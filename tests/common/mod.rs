@@ -934,3 +934,24 @@ pub fn threads_report(pid: i32) -> String {
     }
     out
 }
+
+/// Build example `name` with the profile of `ckpt` (and the shim, which a
+/// program using the crate loads from beside itself); returns the path of
+/// `file` (the binary, or a cdylib's `lib….so`) in the examples directory.
+#[allow(dead_code)]
+pub fn build_example(name: &str, file: &str) -> PathBuf {
+    require_shim();
+    let dir = ckpt_bin().parent().unwrap().to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    assert!(
+        cmd.status().expect("cargo runs").success(),
+        "building example {name} failed"
+    );
+    dir.join("examples").join(file)
+}
