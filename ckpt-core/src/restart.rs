@@ -39,6 +39,8 @@ static GO: AtomicU32 = AtomicU32::new(0);
 /// rest go with [`release_all`]); 0 = none.
 static FIRST: AtomicU32 = AtomicU32::new(0);
 static FIRST_GO: AtomicU32 = AtomicU32::new(0);
+/// How long the other threads wait for the on-restore hooks at most.
+const HOOKS_PATIENCE_NS: u64 = 60_000_000_000;
 
 /// Let thread `id` go on first after a restart; it must call
 /// [`release_all`] once it is done (0: no such thread).
@@ -249,8 +251,16 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
         // The hook thread first; it lets the others go when done.
         FIRST_GO.store(1, Release);
         sys::futex_wake_all(&FIRST_GO);
+        let since = sys::monotonic_ns();
         while GO.load(Acquire) == 0 {
-            sys::futex_wait(&GO, 0, 0);
+            sys::futex_wait(&GO, 0, 1_000_000_000);
+            // A hook waiting for something only a held thread can give
+            // would hold the program for good: after a minute, say so and
+            // let them go.
+            if GO.load(Acquire) == 0 && sys::monotonic_ns() - since > HOOKS_PATIENCE_NS {
+                warn("the program's on-restore hooks have run for a minute; its other threads go on now");
+                release_all();
+            }
         }
     } else {
         release_all();

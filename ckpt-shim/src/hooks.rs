@@ -13,7 +13,9 @@
 //!   handed by the coordinator to the hook thread, which runs the
 //!   before-hooks, takes the checkpoint, then runs the after-hooks;
 //! - after a restart the hook thread goes on first, runs the on-restore
-//!   hooks, and only then lets every other thread go on.
+//!   hooks, and only then lets every other thread go on (after a minute
+//!   at most: a hook blocked on a lock a held thread owns would otherwise
+//!   hold the program for good; the restart then says so).
 //!
 //! A checkpoint of a whole process tree does not run before/after hooks
 //! (its processes are frozen together by the command); on-restore hooks
