@@ -18,7 +18,8 @@ fn main() {
     // store instead of the directory.
     let store = args.next();
     std::fs::create_dir_all(&dir).expect("image directory");
-    ckpt::resume(&dir).expect("resume");
+    // Back from the newest checkpoint, in the store or the directory.
+    ckpt::resume(store.as_deref().unwrap_or(&dir)).expect("resume");
 
     // One now, without waiting for its image ...
     match ckpt::Checkpointer::new().dir(&dir).wait(false).take() {

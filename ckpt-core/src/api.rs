@@ -470,7 +470,9 @@ fn own_images(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Start-up helper: call it first thing in `main`. When `dir` holds an
-/// image of this program, the process becomes `ckpt restart --latest DIR`
+/// image of this program (or, for a store `sqlite:PATH`, a generation of
+/// it), the process becomes `ckpt restart --latest DIR` (or `ckpt restart
+/// sqlite:PATH#NAME`)
 /// (this run is replaced by the restored one, which goes on where its
 /// checkpoint was taken, and exits with its status); otherwise it returns
 /// `Ok(())` and the program starts afresh. Err only when restarting was
@@ -478,17 +480,28 @@ fn own_images(dir: &Path) -> Vec<PathBuf> {
 /// cannot run).
 pub fn resume(dir: impl AsRef<Path>) -> Result<(), Error> {
     let dir = dir.as_ref();
-    if own_images(dir).is_empty() {
+    let from_store = dir.as_os_str().as_bytes().starts_with(b"sqlite:");
+    if !from_store && own_images(dir).is_empty() {
         return Ok(());
     }
     let ckpt = crate::companions::find_for_program(crate::companions::COMMAND_NAME, "CKPT_BIN")
         .map_err(Error::Unavailable)?;
-    let args = [
-        CString::new(ckpt.as_os_str().as_bytes()),
-        CString::new("restart"),
-        CString::new("--latest"),
-        CString::new(dir.as_os_str().as_bytes()),
-    ];
+    let target = if from_store {
+        // A store (`sqlite:PATH`): its newest generation of this program.
+        match newest_in_store(&ckpt, dir)? {
+            Some(spec) => spec,
+            None => return Ok(()),
+        }
+    } else {
+        dir.as_os_str().to_os_string()
+    };
+    let mut args = vec![CString::new(ckpt.as_os_str().as_bytes()), CString::new("restart")];
+    if !from_store {
+        // The generation is named for a store; in a directory the newest
+        // whole one.
+        args.push(CString::new("--latest"));
+    }
+    args.push(CString::new(target.as_bytes()));
     let args: Vec<CString> = args
         .into_iter()
         .collect::<Result<_, _>>()
@@ -503,6 +516,36 @@ pub fn resume(dir: impl AsRef<Path>) -> Result<(), Error> {
         ckpt.display(),
         std::io::Error::last_os_error()
     )))
+}
+
+/// The newest generation of this program in store `spec`
+/// (`sqlite:PATH#NAME`), asked of `ckpt list`; None when there is none
+/// (or no store yet).
+fn newest_in_store(ckpt: &Path, spec: &Path) -> Result<Option<std::ffi::OsString>, Error> {
+    let db = Path::new(std::ffi::OsStr::from_bytes(&spec.as_os_str().as_bytes()[7..]));
+    if !db.exists() {
+        return Ok(None);
+    }
+    let out = std::process::Command::new(ckpt)
+        .args(["list", "--json"])
+        .arg(spec)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::Failed(format!("cannot run {}: {e}", ckpt.display())))?;
+    if !out.status.success() {
+        return Err(Error::Failed(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| Error::Failed(format!("ckpt list: {e}")))?;
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
+    Ok(rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["program"].as_str() == Some(comm.trim()))
+        .filter_map(|r| r["path"].as_str())
+        .last()
+        .map(std::ffi::OsString::from))
 }
 
 /// Remove every image of this program from `dir` (a finished run: the
