@@ -544,7 +544,7 @@ fn newest_in_store(ckpt: &Path, spec: &Path) -> Result<Option<std::ffi::OsString
         .flatten()
         .filter(|r| r["program"].as_str() == Some(comm.trim()))
         .filter_map(|r| r["path"].as_str())
-        .last()
+        .next_back()
         .map(std::ffi::OsString::from))
 }
 
