@@ -64,11 +64,8 @@ fn into_store(spec: &std::ffi::OsStr, mut args: CheckpointArgs) -> Result<std::p
         .into_iter()
         .find(|e| e.path == staged)
         .ok_or_else(|| Failure::new(format!("{}: the staged image vanished", staged.display())))?;
-    let name = store.import(&staged, &listed).map_err(Failure::new)?;
+    let name = store.import(&staged, &listed, keep).map_err(Failure::new)?;
     let _ = std::fs::remove_dir_all(&staging);
-    if let Some(k) = keep {
-        store.keep_newest(k).map_err(Failure::new)?;
-    }
     store.settle().map_err(Failure::new)?;
     Ok(std::path::PathBuf::from(format!(
         "{}{}#{name}",

@@ -192,7 +192,14 @@ impl Store {
 
     /// Import the checkpoint `image` (an image file, or a `.tree`
     /// directory) as one generation, in one transaction.
-    pub fn import(&mut self, image: &Path, listed: &crate::cmd_list::Entry) -> Result<String, String> {
+    /// With `keep`, the generations beyond the newest `keep` go in the
+    /// same transaction (never the new one, never before it is in).
+    pub fn import(
+        &mut self,
+        image: &Path,
+        listed: &crate::cmd_list::Entry,
+        keep: Option<u32>,
+    ) -> Result<String, String> {
         let name = image
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -211,7 +218,12 @@ impl Store {
         } else {
             files.push((String::new(), image.to_path_buf()));
         }
-        let tx = self.conn.transaction().map_err(err(&self.path))?;
+        // IMMEDIATE: the write lock first (waiting for another import), not
+        // a read lock to upgrade later, which SQLite would refuse at once.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err(&self.path))?;
         // A generation of the same name (a restarted program numbers its
         // checkpoints on from the one it came back from) is replaced, as
         // a file of that name would be.
@@ -260,7 +272,29 @@ impl Store {
                 .map_err(err(&self.path))?;
             }
         }
+        if let Some(keep) = keep {
+            let doomed: Vec<i64> = tx
+                .prepare("SELECT id FROM generations ORDER BY created_unix_ms DESC, id DESC")
+                .and_then(|mut q| {
+                    q.query_map([], |r| r.get(0))?
+                        .collect::<Result<Vec<i64>, _>>()
+                })
+                .map_err(err(&self.path))?
+                .into_iter()
+                .filter(|&id| id != gen_id)
+                .skip(keep.max(1) as usize - 1)
+                .collect();
+            for id in doomed {
+                drop_generation(&tx, id).map_err(err(&self.path))?;
+            }
+        }
         tx.commit().map_err(err(&self.path))?;
+        if keep.is_some() {
+            // Give the freed pages back to the file system.
+            self.conn
+                .execute_batch("PRAGMA incremental_vacuum;")
+                .map_err(err(&self.path))?;
+        }
         Ok(name)
     }
 
@@ -358,33 +392,6 @@ impl Store {
                 .map_err(|e| format!("{}: {e}", dst.display()))?;
         }
         Ok(top)
-    }
-
-    /// Keep the newest `keep` generations; remove the others and the
-    /// chunks only they used. One transaction.
-    pub fn keep_newest(&mut self, keep: u32) -> Result<Vec<String>, String> {
-        let all = self.generations()?;
-        let doomed: Vec<String> = all
-            .iter()
-            .take(all.len().saturating_sub(keep.max(1) as usize))
-            .map(|g| g.name.clone())
-            .collect();
-        if doomed.is_empty() {
-            return Ok(doomed);
-        }
-        let tx = self.conn.transaction().map_err(err(&self.path))?;
-        for name in &doomed {
-            let gen_id: i64 = tx
-                .query_row("SELECT id FROM generations WHERE name = ?1", [name], |r| r.get(0))
-                .map_err(err(&self.path))?;
-            drop_generation(&tx, gen_id).map_err(err(&self.path))?;
-        }
-        tx.commit().map_err(err(&self.path))?;
-        // Give the freed pages back to the file system.
-        self.conn
-            .execute_batch("PRAGMA incremental_vacuum;")
-            .map_err(err(&self.path))?;
-        Ok(doomed)
     }
 
     /// Nothing pending outside the database file (its size is then the

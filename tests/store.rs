@@ -188,8 +188,12 @@ fn a_sigkill_during_an_import_leaves_the_store_consistent() {
     let t = std::time::Instant::now();
     checkpoint_into(&area, kid.pid(), &db, Some("2")).unwrap_or_else(|e| panic!("{e}"));
     let whole_ms = t.elapsed().as_millis() as u64;
+    let journal = area.file("ckpt.db-journal");
     let mut killed_mid_import = 0;
-    for delay_ms in [5u64, 15, 30, 45, 60, 75, 90].map(|pc| whole_ms * pc / 100) {
+    // At moments spread over the whole; then, four times, once the
+    // import's transaction is seen under way (its journal exists).
+    let timed = [5u64, 15, 30, 45, 60, 75, 90].map(|pc| Some(whole_ms * pc / 100));
+    for delay_ms in timed.into_iter().chain([None; 4]) {
         let mut c = Command::new(common::ckpt_bin())
             .args(["checkpoint", "--store", &spec])
             .arg(kid.pid().to_string())
@@ -198,12 +202,24 @@ fn a_sigkill_during_an_import_leaves_the_store_consistent() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        match delay_ms {
+            Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
+            None => {
+                let t = std::time::Instant::now();
+                while !journal.exists()
+                    && c.try_wait().unwrap().is_none()
+                    && t.elapsed() < Duration::from_secs(60)
+                {
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+            }
+        }
         c.kill().ok();
         c.wait().ok();
+        let delay_ms = delay_ms.unwrap_or(0);
         // A journal left behind: the kill cut a transaction short (the
         // next opening rolls it back).
-        if area.file("ckpt.db-journal").exists() {
+        if journal.exists() {
             killed_mid_import += 1;
         }
         let conn = rusqlite::Connection::open(&db).unwrap();
