@@ -38,6 +38,7 @@ pub mod plugin;
 pub mod process;
 pub mod quiesce;
 pub mod restart;
+mod restart_report;
 pub mod signals;
 pub mod snapshot;
 pub mod sys;

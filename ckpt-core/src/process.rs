@@ -444,7 +444,7 @@ pub fn restore(p: &Process) {
     if let Ok(cwd) = std::ffi::CString::new(p.cwd.as_bytes()) {
         // SAFETY: chdir with a valid C path.
         if unsafe { libc::syscall(libc::SYS_chdir, cwd.as_ptr()) } != 0 {
-            crate::restart::warn(&format!("cannot return to directory {}", p.cwd));
+            crate::restart_report::warn(&format!("cannot return to directory {}", p.cwd));
         }
     }
     // SAFETY: umask cannot fail.
@@ -466,7 +466,7 @@ pub fn restore(p: &Process) {
             )
         } == 0;
         if !ok && r.set_by_program {
-            crate::restart::warn(&format!("cannot set the {} limit again", r.name));
+            crate::restart_report::warn(&format!("cannot set the {} limit again", r.name));
         }
     }
     if let Some(s) = &p.prctl {

@@ -13,6 +13,7 @@
 //! thread may have held malloc's lock at the checkpoint, so allocation is
 //! routed to the scratch arena throughout. No panics (the shim aborts).
 
+use crate::restart_report::{fail, warn};
 use crate::image::{Meta, Thread};
 use crate::{
     alloc, files, glibc, interpose, memory, process, quiesce, signals, sys, threads, timers,
@@ -126,37 +127,6 @@ pub fn set_pending(meta: &Meta) {
     PENDING.store(meta as *const Meta as *mut Meta, Release);
 }
 
-/// Write one line to stderr and end the process. Post-restart context.
-fn fail(msg: &str) -> ! {
-    let line = format!("ckpt restart: {msg}\n");
-    // SAFETY: write(2) from a live buffer, then exit_group.
-    unsafe {
-        libc::write(report_fd(), line.as_ptr().cast(), line.len());
-        libc::syscall(libc::SYS_exit_group, 71);
-    }
-    unreachable!()
-}
-
-/// Write a warning line to the restart command's stderr. Post-restart
-/// context.
-pub(crate) fn warn(msg: &str) {
-    let line = format!("ckpt restart: warning: {msg}\n");
-    // SAFETY: write(2) from a live buffer.
-    unsafe { libc::write(report_fd(), line.as_ptr().cast(), line.len()) };
-}
-
-/// A copy of the `ckpt restart` command's stderr, made before the
-/// program's descriptors take the low numbers (its own fd 2 may be a file
-/// by then): where warnings and failures go. -1 before and after.
-static REPORT_FD: AtomicI32 = AtomicI32::new(-1);
-
-fn report_fd() -> i32 {
-    match REPORT_FD.load(Acquire) {
-        -1 => 2,
-        fd => fd,
-    }
-}
-
 /// The restorer jumps here: `rdi` = its argument (unused), `rsi` = the
 /// image descriptor, `rdx` = the plan (in the restorer's range).
 pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
@@ -196,7 +166,7 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
     // SAFETY: F_DUPFD_CLOEXEC of our inherited stderr above every program fd.
     let report =
         unsafe { libc::syscall(libc::SYS_fcntl, 2, libc::F_DUPFD_CLOEXEC, top + 64) } as i32;
-    REPORT_FD.store(report, Release);
+    crate::restart_report::set_fd(report);
     // In a tree: what this process shares with others, made once by the
     // restart command and inherited (see `tree::restore`).
     let handoff = handoff_fd
@@ -241,7 +211,7 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
         let f: extern "C" fn() = unsafe { core::mem::transmute(after) };
         f();
     }
-    let report = REPORT_FD.swap(-1, AcqRel);
+    let report = crate::restart_report::take_fd();
     if report >= 0 {
         sys::close(report);
     }

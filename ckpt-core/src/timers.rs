@@ -283,7 +283,7 @@ pub fn restore(timers: &[Timer], itimers: &[Itimer]) {
         unsafe { libc::syscall(libc::SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0) } == 0;
     for t in timers {
         if let Err(e) = restore_one(t) {
-            crate::restart::warn(&format!("timer {}: {e}", t.kernel_id));
+            crate::restart_report::warn(&format!("timer {}: {e}", t.kernel_id));
         }
     }
     if restore_ids {

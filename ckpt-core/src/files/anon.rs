@@ -162,7 +162,7 @@ pub fn recreate(f: &Fd) -> Result<i32, String> {
         // SAFETY: TFD_IOC_SET_TICKS reads one u64 from a live local.
         let r = unsafe { libc::ioctl(fd as i32, TFD_IOC_SET_TICKS, &ticks as *const u64) };
         if r != 0 {
-            crate::restart::warn(&format!(
+            crate::restart_report::warn(&format!(
                 "timerfd {}: its {} unread expiration(s) cannot be put back ({}: this kernel lacks TFD_IOC_SET_TICKS); they are lost",
                 f.fd,
                 t.ticks,
@@ -230,7 +230,7 @@ pub fn locate_epoll_targets(efd: i32, watches: &mut [EpollWatch], fds: &[i32]) {
 pub fn refill_epoll(f: &Fd) {
     for w in f.epoll.iter().flatten() {
         if w.lost {
-            crate::restart::warn(&format!(
+            crate::restart_report::warn(&format!(
                 "epoll {}: it watched a file (once descriptor {}) the program holds no descriptor to any more: that watch cannot come back",
                 f.fd, w.fd
             ));
@@ -254,7 +254,7 @@ pub fn refill_epoll(f: &Fd) {
         // Already there: an epoll a tree's processes share, refilled by
         // another one of them.
         if r < 0 && crate::interpose::errno() != libc::EEXIST {
-            crate::restart::warn(&format!(
+            crate::restart_report::warn(&format!(
                 "epoll {}: cannot watch descriptor {} again",
                 f.fd, w.fd
             ));

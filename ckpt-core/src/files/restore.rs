@@ -34,7 +34,7 @@
 //! Post-restart context: raw syscalls, scratch allocation, no panics.
 
 use crate::image::{Fd, FdKind};
-use crate::restart::warn;
+use crate::restart_report::warn;
 use crate::sys;
 use crate::tree::Handoff;
 use std::ffi::CString;

@@ -6,7 +6,7 @@
 //! peer hanging up looks — instead of /dev/null silently taking its data.
 
 use crate::image::{Fd, SockOpt, SocketState};
-use crate::restart::warn;
+use crate::restart_report::warn;
 
 /// Socket options kept across a restart (level, name, shown as). Those a
 /// socket's family lacks are not there to save.

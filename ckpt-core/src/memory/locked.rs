@@ -54,7 +54,7 @@ pub fn restore(l: &Locked) {
         }
     }
     if failed > 0 {
-        crate::restart::warn(&format!(
+        crate::restart_report::warn(&format!(
             "cannot lock {} KiB of memory again (RLIMIT_MEMLOCK?)",
             failed / 1024
         ));
@@ -62,7 +62,7 @@ pub fn restore(l: &Locked) {
     if l.mlockall_flags != 0 {
         // SAFETY: mlockall with the program's own flags.
         if unsafe { libc::syscall(libc::SYS_mlockall, l.mlockall_flags) } != 0 {
-            crate::restart::warn("cannot call mlockall again");
+            crate::restart_report::warn("cannot call mlockall again");
         }
         record(l.mlockall_flags);
     }

@@ -461,7 +461,7 @@ pub fn restore(
     };
     for x in &c.regions {
         if let Some(what) = kernel_object(&x.region) {
-            crate::restart::warn(&format!(
+            crate::restart_report::warn(&format!(
                 "the mapping at {:#x} ({}) comes back with its contents as {what}",
                 x.region.start, x.region.path
             ));
@@ -501,7 +501,7 @@ pub fn restore(
             .find(|f| same(f) && crate::files::stdio_rule(f) == crate::files::Passthrough::Rebuilt);
         if holder.is_none() {
             if let Some(f) = fds.iter().find(same) {
-                crate::restart::warn(&format!(
+                crate::restart_report::warn(&format!(
                     "shared memory at {:#x} comes back with its contents, but no longer shared \
                      with descriptor {} (which could not be made again)",
                     r.start, f.fd
@@ -523,7 +523,7 @@ pub fn restore(
                 remapped = true;
                 continue;
             }
-            crate::restart::warn(&format!(
+            crate::restart_report::warn(&format!(
                 "System V shared memory at {:#x} comes back with its contents but no longer \
                  attached to its segment",
                 r.start
@@ -537,7 +537,7 @@ pub fn restore(
         let obj = match obj {
             Ok(fd) => fd,
             Err(e) => {
-                crate::restart::warn(&format!(
+                crate::restart_report::warn(&format!(
                     "shared memory at {:#x} ({}) comes back with its contents, but its views \
                      no longer share it: {e}",
                     r.start, r.path
@@ -564,7 +564,7 @@ pub fn restore(
                 )
             };
             if p == libc::MAP_FAILED {
-                crate::restart::warn(&format!(
+                crate::restart_report::warn(&format!(
                     "cannot map shared memory at {:#x} from its object again (errno {}): \
                      it is no longer shared",
                     y.start,
@@ -628,7 +628,7 @@ fn attach_segment(o: &crate::image::SysvObject, group: &[&Captured]) -> bool {
         // SAFETY: the view is the program's own range, replaced by the
         // segment holding the same pages.
         if unsafe { libc::syscall(libc::SYS_shmat, o.id, y.start, flags) } < 0 {
-            crate::restart::warn(&format!(
+            crate::restart_report::warn(&format!(
                 "System V shared memory at {:#x}: cannot attach segment {} there again (errno {})",
                 y.start,
                 o.id,

@@ -49,7 +49,7 @@ pub fn restore(s: &PrctlState) {
     let set = |op: libc::c_int, v: libc::c_ulong, what: &str| {
         // SAFETY: a PR_SET_* call with integer arguments only.
         if unsafe { libc::prctl(op, v, 0, 0, 0) } != 0 {
-            crate::restart::warn(&format!("cannot set {what} again"));
+            crate::restart_report::warn(&format!("cannot set {what} again"));
         }
     };
     if s.child_subreaper {
@@ -73,17 +73,17 @@ pub fn restore(s: &PrctlState) {
     if s.personality != now {
         // SAFETY: setting the program's own personality flags.
         if unsafe { libc::personality(s.personality as libc::c_ulong) } == -1 {
-            crate::restart::warn("cannot set the personality again");
+            crate::restart_report::warn("cannot set the personality again");
         }
     }
     if s.ioprio > 0 {
         // SAFETY: ioprio_set(IOPRIO_WHO_PROCESS, 0, prio) on this process.
         if unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, s.ioprio) } != 0 {
-            crate::restart::warn("cannot set the I/O priority again");
+            crate::restart_report::warn("cannot set the I/O priority again");
         }
     }
     if s.seccomp != 0 {
-        crate::restart::warn(
+        crate::restart_report::warn(
             "the program ran under a seccomp filter, which a restart cannot reinstate",
         );
     }

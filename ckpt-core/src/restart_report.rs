@@ -1,0 +1,48 @@
+//! What post-restart code tells the user: one line per warning or
+//! failure on the `ckpt restart` command's stderr. Used by every kind of
+//! state's restore (files, memory, timers, process, trees), so it lives
+//! apart from `restart` (the flow), which the restores do not need.
+//!
+//! Post-restart context: no stdio, a plain write(2).
+
+use core::sync::atomic::{AtomicI32, Ordering::*};
+
+/// A copy of the `ckpt restart` command's stderr, made before the
+/// program's descriptors take the low numbers (its own fd 2 may be a file
+/// by then): where warnings and failures go. -1 before and after.
+static REPORT_FD: AtomicI32 = AtomicI32::new(-1);
+
+fn report_fd() -> i32 {
+    match REPORT_FD.load(Acquire) {
+        -1 => 2,
+        fd => fd,
+    }
+}
+
+/// Report on `fd` from now on.
+pub(crate) fn set_fd(fd: i32) {
+    REPORT_FD.store(fd, Release);
+}
+
+/// Stop reporting on the copy: the descriptor to close (or -1).
+pub(crate) fn take_fd() -> i32 {
+    REPORT_FD.swap(-1, AcqRel)
+}
+
+/// Write one line to stderr and end the process.
+pub(crate) fn fail(msg: &str) -> ! {
+    let line = format!("ckpt restart: {msg}\n");
+    // SAFETY: write(2) from a live buffer, then exit_group.
+    unsafe {
+        libc::write(report_fd(), line.as_ptr().cast(), line.len());
+        libc::syscall(libc::SYS_exit_group, 71);
+    }
+    unreachable!()
+}
+
+/// Write a warning line to the restart command's stderr.
+pub(crate) fn warn(msg: &str) {
+    let line = format!("ckpt restart: warning: {msg}\n");
+    // SAFETY: write(2) from a live buffer.
+    unsafe { libc::write(report_fd(), line.as_ptr().cast(), line.len()) };
+}
