@@ -927,21 +927,95 @@ pub struct ForkAdvice {
 }
 
 /// Pages `[addr, addr+len)` of a region stored at `file_offset`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+///
+/// Stored as they are (`codec` 0: `len` bytes at `file_offset`), or
+/// compressed: then `file_offset` holds a block of `stored` bytes that
+/// decompresses to exactly `block` bytes, and this extent's pages are
+/// `[skip, skip + len)` of those. An image's own compressed block is one
+/// extent (`skip` 0, `block` == `len`); a reference into an earlier image
+/// may take any page-aligned part of one of its blocks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Extent {
     pub addr: u64,
     pub len: u64,
     pub file_offset: u64,
-    /// xxh3 of the bytes (0 for a reference: the earlier image's own
-    /// extents carry the checksums of those bytes).
+    /// xxh3 of the bytes stored at `file_offset` (`len` of them, or the
+    /// `stored` ones of a compressed block); 0 for a reference: the
+    /// earlier image's own extents carry the checksums of those bytes.
     pub hash: u64,
     /// 0: in this image's data section; k > 0: at `file_offset` of
     /// [`Meta::deps`]`[k-1]` (pages unchanged since that image).
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub src: u32,
+    /// 0: stored as they are; else a [`Codec`] number.
+    #[serde(default, skip_serializing_if = "is_zero_u8")]
+    pub codec: u8,
+    /// Compressed: bytes stored at `file_offset`.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub stored: u64,
+    /// Compressed: the block's length once decompressed.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub block: u64,
+    /// Compressed: where this extent's pages begin in the decompressed block.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub skip: u64,
+}
+
+impl Extent {
+    /// Bytes this extent's storage takes in the file it is in (a
+    /// compressed block is padded to a whole page).
+    pub fn footprint(&self) -> u64 {
+        if self.codec == 0 {
+            self.len
+        } else {
+            self.stored.div_ceil(PAGE) * PAGE
+        }
+    }
+}
+
+/// How an extent's bytes are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Lz4 = 1,
+    Zstd = 2,
+}
+
+impl Codec {
+    pub fn from_u8(v: u8) -> Option<Codec> {
+        match v {
+            1 => Some(Codec::Lz4),
+            2 => Some(Codec::Zstd),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Lz4 => "lz4",
+            Codec::Zstd => "zstd",
+        }
+    }
+
+    /// `lz4`, `zstd`; `none`/`off` is `Ok(None)`.
+    pub fn parse(s: &str) -> Result<Option<Codec>, String> {
+        match s {
+            "lz4" => Ok(Some(Codec::Lz4)),
+            "zstd" => Ok(Some(Codec::Zstd)),
+            "none" | "off" | "no" => Ok(None),
+            _ => Err(format!("unknown compression {s:?}: lz4, zstd or none")),
+        }
+    }
 }
 
 fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+fn is_zero_u8(v: &u8) -> bool {
+    *v == 0
+}
+
+fn is_zero_u64(v: &u64) -> bool {
     *v == 0
 }
 

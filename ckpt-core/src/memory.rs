@@ -687,6 +687,7 @@ impl Writer<'_> {
             file_offset,
             hash: 0,
             src,
+            ..Default::default()
         });
     }
 
@@ -727,6 +728,7 @@ impl Writer<'_> {
                         file_offset,
                         hash: xxhash_rust::xxh3::xxh3_64(bytes),
                         src: 0,
+                        ..Default::default()
                     });
                     i = j;
                 }
@@ -752,6 +754,7 @@ impl Writer<'_> {
             file_offset,
             hash: xxhash_rust::xxh3::xxh3_64(copy),
             src: 0,
+            ..Default::default()
         });
         Ok(())
     }

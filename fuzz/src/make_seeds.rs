@@ -31,6 +31,7 @@ fn main() {
             file_offset: ckpt::image::DATA_OFFSET,
             hash: extent_hash(&page),
             src: 0,
+            ..Default::default()
         });
     }
     let mut with = vec![0u8; ckpt::image::DATA_OFFSET as usize];
