@@ -39,8 +39,15 @@ fn checkpoint(dir: &Path, pid: u32) -> (PathBuf, f64) {
         .output()
         .expect("ckpt checkpoint");
     let ms = t.elapsed().as_secs_f64() * 1e3;
-    assert!(ck.status.success(), "{}", String::from_utf8_lossy(&ck.stderr));
-    (PathBuf::from(String::from_utf8_lossy(&ck.stdout).trim()), ms)
+    assert!(
+        ck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ck.stderr)
+    );
+    (
+        PathBuf::from(String::from_utf8_lossy(&ck.stdout).trim()),
+        ms,
+    )
 }
 
 fn say(input: &mut ChildStdin, what: &[u8]) {
@@ -146,7 +153,9 @@ fn main() {
         if !common::fits(mib as u64, &dir) {
             continue;
         }
-        let rounds: Vec<Round> = (0..ROUNDS).map(|i| round(&prog, &dir, mib, i % 2 == 0)).collect();
+        let rounds: Vec<Round> = (0..ROUNDS)
+            .map(|i| round(&prog, &dir, mib, i % 2 == 0))
+            .collect();
         let m = |f: fn(&Round) -> f64| median(&mut rounds.iter().map(f).collect::<Vec<_>>());
         let mb = 1048576.0;
         println!(

@@ -39,13 +39,19 @@ fn main() {
     };
     periodic
         .keep(2)
-        .every(Duration::from_millis(if store.is_some() { 300 } else { 100 }))
+        .every(Duration::from_millis(if store.is_some() {
+            300
+        } else {
+            100
+        }))
         .expect("periodic checkpoints");
 
     let mut state = 1u64;
     for i in 0..steps {
         for _ in 0..20_000 {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i);
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(i);
         }
         println!("step {i} {state:016x}");
         std::thread::sleep(Duration::from_millis(20));

@@ -52,8 +52,12 @@ fn main() {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let out = std::io::stdout();
     for i in 0..steps {
-        tx.send(state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i))
-            .unwrap();
+        tx.send(
+            state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(i),
+        )
+        .unwrap();
         state = back_rx.recv().unwrap();
         writeln!(out.lock(), "step {i} {state:016x}").unwrap();
         if i % 10 == 5 {
@@ -65,7 +69,10 @@ fn main() {
                     AFTER.load(SeqCst)
                 ),
                 Ok(ckpt::Checkpoint::Restarted) => {
-                    eprintln!("restarted from the checkpoint (restored {})", ckpt::restored())
+                    eprintln!(
+                        "restarted from the checkpoint (restored {})",
+                        ckpt::restored()
+                    )
                 }
                 Err(e) => eprintln!("no checkpoint: {e}"),
             }

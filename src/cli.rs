@@ -86,6 +86,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value = "1", value_parser = clap::value_parser!(u32).range(1..))]
     pub keep: u32,
 
+    /// Compress the memory in the program's images, each stored run of
+    /// pages on its own: lz4 (fast, the default for a bare --compress) or
+    /// zstd (smaller, slower); restart decompresses on every core. Pages
+    /// that do not compress are stored as they are
+    #[arg(long, value_name = "CODEC", num_args = 0..=1, require_equals = true,
+          default_missing_value = "lz4", value_parser = parse_codec)]
+    pub compress: Option<Compression>,
+
     /// Keep the contents of every file the program has open for writing
     /// in its images (up to 256 MiB in all), so a restart puts back a file
     /// changed in place after the checkpoint. Without it only files of at
@@ -439,4 +447,13 @@ mod tests {
         assert!(i.json);
         assert_eq!(i.image, PathBuf::from("a.img"));
     }
+}
+
+/// `--compress=CODEC`: a codec, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct Compression(pub Option<ckpt::image::Codec>);
+
+/// `--compress=CODEC`: lz4, zstd, or none.
+fn parse_codec(s: &str) -> Result<Compression, String> {
+    ckpt::image::Codec::parse(s).map(Compression)
 }

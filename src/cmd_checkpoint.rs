@@ -44,7 +44,10 @@ fn program_store(pid: i32) -> Option<(String, u32)> {
 /// `--store sqlite:PATH`: the image written into the store's staging
 /// directory, imported in one transaction, then removed; older
 /// generations beyond `--keep` go once it is in.
-fn into_store(spec: &std::ffi::OsStr, mut args: CheckpointArgs) -> Result<std::path::PathBuf, Failure> {
+fn into_store(
+    spec: &std::ffi::OsStr,
+    mut args: CheckpointArgs,
+) -> Result<std::path::PathBuf, Failure> {
     let (db, name) = crate::store::parse(spec).ok_or_else(|| {
         Failure::new(format!(
             "--store {}: not a store (write sqlite:PATH)",

@@ -261,7 +261,7 @@ pub(crate) fn open_deps(
             .iter()
             .flat_map(|r| &r.extents)
             .filter(|e| e.src == src)
-            .find(|e| e.file_offset + e.len > data_end);
+            .find(|e| e.file_offset + e.footprint() > data_end);
         if let Some(e) = outside {
             return Err(fail(format!(
                 "does not hold the memory at {:#x} it is said to",
@@ -378,7 +378,7 @@ fn verify_extents(file: &std::fs::File, header: &image::Header, meta: &Meta) -> 
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
-    let total: u64 = all.iter().map(|e| e.len).sum();
+    let total: u64 = all.iter().map(|e| e.footprint()).sum();
     let share = total.div_ceil(workers as u64);
     let mut groups: Vec<Vec<&image::Extent>> = vec![Vec::new()];
     let mut in_group = 0;
@@ -387,7 +387,7 @@ fn verify_extents(file: &std::fs::File, header: &image::Header, meta: &Meta) -> 
             groups.push(Vec::new());
             in_group = 0;
         }
-        in_group += e.len;
+        in_group += e.footprint();
         groups.last_mut().expect("one group at least").push(e);
     }
     let checked = std::sync::atomic::AtomicU64::new(0);
@@ -400,10 +400,8 @@ fn verify_extents(file: &std::fs::File, header: &image::Header, meta: &Meta) -> 
                 s.spawn(move || {
                     g.iter()
                         .find(|e| {
-                            let lo = e.file_offset as usize;
-                            let ok = xxhash_rust::xxh3::xxh3_64(&data[lo..lo + e.len as usize])
-                                == e.hash;
-                            checked.fetch_add(e.len, std::sync::atomic::Ordering::Relaxed);
+                            let ok = ckpt::verify::stored_bytes_ok(e, data);
+                            checked.fetch_add(e.footprint(), std::sync::atomic::Ordering::Relaxed);
                             !ok
                         })
                         .map(|e| e.addr)
@@ -865,6 +863,7 @@ pub(crate) fn write_plan(
         .find(|t| t.id == 1)
         .map(|t| t.name.as_str());
     h.set_comm(main_name.unwrap_or(&meta.process.comm).as_bytes());
+    let staged = crate::staging::stage(meta, sources)?;
     let mut regions = Vec::new();
     let mut extents = Vec::new();
     for r in meta
@@ -906,10 +905,16 @@ pub(crate) fn write_plan(
                     e.addr
                 )));
             };
+            let (fd, file_offset) = match &staged {
+                Some(st) if e.codec != 0 => st.place(e).ok_or_else(|| {
+                    Failure::new(format!("the memory at {:#x} was not decompressed", e.addr))
+                })?,
+                _ => (fd, e.file_offset),
+            };
             extents.push(PlanExtent {
                 addr: e.addr,
                 len: e.len,
-                file_offset: e.file_offset,
+                file_offset,
                 fd,
                 _pad: 0,
             });
@@ -919,6 +924,8 @@ pub(crate) fn write_plan(
     // extents next to each other in a file share one window (an
     // incremental image interleaves its own pages with earlier images').
     extents.sort_by_key(|e| (e.fd, e.file_offset));
+    // Left open for the restorer, which reads the plain pages from it.
+    let _ = staged.map(crate::staging::Staged::into_raw);
     let mut bytes = Vec::new();
     plan::write_plan(&h, &regions, &extents, specials, &mut |b| {
         bytes.extend_from_slice(b)
@@ -1007,5 +1014,7 @@ fn from_store(
             Err(e) => eprintln!("ckpt restart: warning: passing over {}: {e}", g.name),
         }
     }
-    Err(Failure::new("no generation of the store could be restarted".to_string()))
+    Err(Failure::new(
+        "no generation of the store could be restarted".to_string(),
+    ))
 }

@@ -51,7 +51,12 @@ pub fn run(args: RunArgs) -> Failure {
         Ok(d) => d,
         Err(e) => return Failure::new(e),
     };
-    let plugins = match args.plugin.iter().map(|p| plugin_path(p)).collect::<Result<Vec<_>, _>>() {
+    let plugins = match args
+        .plugin
+        .iter()
+        .map(|p| plugin_path(p))
+        .collect::<Result<Vec<_>, _>>()
+    {
         Ok(p) => p,
         Err(e) => return Failure::new(e),
     };
@@ -73,6 +78,10 @@ pub fn run(args: RunArgs) -> Failure {
         // So an exec that lost LD_PRELOAD gets the plugins back too.
         let list: Vec<&OsStr> = plugins.iter().map(|p| p.as_os_str()).collect();
         ours.push(("CKPT_PLUGINS".into(), list.join(OsStr::new(":"))));
+    }
+    if let Some(crate::cli::Compression(codec)) = args.compress {
+        let name = codec.map_or("none", |c| c.name());
+        ours.push(("CKPT_COMPRESS".into(), name.into()));
     }
     if args.save_files {
         ours.push(("CKPT_SAVE_FILES".into(), "1".into()));
@@ -204,7 +213,10 @@ pub fn preload_value(existing: Option<&OsStr>, shim: &Path) -> OsString {
 /// shim, and the store's staging directory.
 fn run_store(spec: &OsStr) -> Result<(OsString, PathBuf), String> {
     let (db, name) = crate::store::parse(spec).ok_or_else(|| {
-        format!("--store {}: not a store (write sqlite:PATH)", spec.to_string_lossy())
+        format!(
+            "--store {}: not a store (write sqlite:PATH)",
+            spec.to_string_lossy()
+        )
     })?;
     if name.is_some() {
         return Err("--store: give sqlite:PATH, without #NAME".into());
@@ -215,7 +227,10 @@ fn run_store(spec: &OsStr) -> Result<(OsString, PathBuf), String> {
     s.push(db.as_os_str());
     // The run's directory (for a checkpoint asked into no store): the
     // database's.
-    let dir = db.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    let dir = db
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
     Ok((s, dir))
 }
 
@@ -233,7 +248,12 @@ fn plugin_path(p: &Path) -> Result<PathBuf, String> {
     if !is_elf {
         return Err(format!("plugin {}: not a shared library", p.display()));
     }
-    if abs.as_os_str().as_bytes().iter().any(|&b| b == b':' || b == b' ') {
+    if abs
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .any(|&b| b == b':' || b == b' ')
+    {
         return Err(format!(
             "plugin {}: its path holds ':' or a space, which LD_PRELOAD cannot carry",
             abs.display()

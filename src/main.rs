@@ -13,6 +13,7 @@ mod progress;
 mod report;
 mod restart_ns;
 mod shim_path;
+mod staging;
 mod store;
 #[cfg(test)]
 mod test_util;

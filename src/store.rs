@@ -183,7 +183,10 @@ impl Store {
             .generations()?
             .iter()
             .filter_map(|g| {
-                let stem = g.name.strip_suffix(".img").or_else(|| g.name.strip_suffix(".tree"))?;
+                let stem = g
+                    .name
+                    .strip_suffix(".img")
+                    .or_else(|| g.name.strip_suffix(".tree"))?;
                 stem.rsplit('.').next()?.parse::<u64>().ok()
             })
             .max()
@@ -228,7 +231,9 @@ impl Store {
         // checkpoints on from the one it came back from) is replaced, as
         // a file of that name would be.
         let old: Option<i64> = tx
-            .query_row("SELECT id FROM generations WHERE name = ?1", [&name], |r| r.get(0))
+            .query_row("SELECT id FROM generations WHERE name = ?1", [&name], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(err(&self.path))?;
         if let Some(id) = old {
@@ -341,7 +346,9 @@ impl Store {
     pub fn export(&self, name: &str, into: &Path) -> Result<PathBuf, String> {
         let gen_id: i64 = self
             .conn
-            .query_row("SELECT id FROM generations WHERE name = ?1", [name], |r| r.get(0))
+            .query_row("SELECT id FROM generations WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(err(&self.path))?
             .ok_or_else(|| format!("{}: no generation {name}", self.path.display()))?;
@@ -367,21 +374,33 @@ impl Store {
             .prepare_cached("SELECT data FROM chunks WHERE hash = ?1")
             .map_err(err(&self.path))?;
         for (rel, len, hashes) in files {
-            let dst = if rel.is_empty() { top.clone() } else { top.join(&rel) };
+            let dst = if rel.is_empty() {
+                top.clone()
+            } else {
+                top.join(&rel)
+            };
             let mut data = Vec::with_capacity(len.max(0) as usize);
             for h in hashes.chunks(32) {
                 let chunk: Vec<u8> = get
                     .query_row([h], |r| r.get(0))
                     .optional()
                     .map_err(err(&self.path))?
-                    .ok_or_else(|| format!("{}: {name}: a chunk is missing", self.path.display()))?;
+                    .ok_or_else(|| {
+                        format!("{}: {name}: a chunk is missing", self.path.display())
+                    })?;
                 if blake3::hash(&chunk).as_bytes().as_slice() != h {
-                    return Err(format!("{}: {name}: a chunk is damaged", self.path.display()));
+                    return Err(format!(
+                        "{}: {name}: a chunk is damaged",
+                        self.path.display()
+                    ));
                 }
                 data.extend_from_slice(&chunk);
             }
             if data.len() as i64 != len {
-                return Err(format!("{}: {name}: {rel} has the wrong length", self.path.display()));
+                return Err(format!(
+                    "{}: {name}: {rel} has the wrong length",
+                    self.path.display()
+                ));
             }
             std::fs::OpenOptions::new()
                 .write(true)
@@ -425,9 +444,15 @@ fn drop_generation(tx: &rusqlite::Transaction, id: i64) -> rusqlite::Result<()> 
 /// command, after removing those of commands that are gone (a SIGKILL,
 /// or a restart that became the program).
 fn private_dir(db: &Path, what: &str) -> Result<PathBuf, String> {
-    let parent = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let stem = sibling(db, what);
-    let stem = stem.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = stem
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if let Ok(rd) = std::fs::read_dir(parent) {
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
@@ -514,7 +539,15 @@ pub fn list(db: &Path, json: bool) -> Result<(), Failure> {
     if all.is_empty() {
         return crate::print_stdout(&format!("no checkpoints in {}\n", db.display()));
     }
-    let mut t = Table::new(&["IMAGE", "PROGRAM", "PID", "TAKEN (UTC)", "SIZE", "THREADS", "PROCESSES"]);
+    let mut t = Table::new(&[
+        "IMAGE",
+        "PROGRAM",
+        "PID",
+        "TAKEN (UTC)",
+        "SIZE",
+        "THREADS",
+        "PROCESSES",
+    ]);
     for g in &all {
         t.row(vec![
             spec(g),

@@ -68,7 +68,12 @@ fn killed_after_two_checkpoints(area: &Area, prog: &std::path::Path, args: &[&st
     rs::wait_file(
         &mut kid,
         &err,
-        |d| String::from_utf8_lossy(d).matches("checkpoint written: ").count() >= 2,
+        |d| {
+            String::from_utf8_lossy(d)
+                .matches("checkpoint written: ")
+                .count()
+                >= 2
+        },
         std::time::Duration::from_secs(30),
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -91,7 +96,9 @@ fn a_program_started_normally_checkpoints_itself_and_comes_back() {
     );
     let err = std::fs::read_to_string(area.file("err")).unwrap();
     assert!(
-        err.contains("restored (1 time(s)): reconnecting\nrestarted from the checkpoint (restored 1)\n"),
+        err.contains(
+            "restored (1 time(s)): reconnecting\nrestarted from the checkpoint (restored 1)\n"
+        ),
         "the on-restore hook ran before the call returned Restarted: {err}"
     );
     assert!(
@@ -125,10 +132,16 @@ fn the_start_up_helper_resumes_a_killed_run_when_run_again() {
         "stdout of the resumed run",
     );
     let err = std::fs::read_to_string(area.file("err")).unwrap();
-    assert!(err.contains("restarted from the checkpoint (restored 1)"), "{err}");
+    assert!(
+        err.contains("restarted from the checkpoint (restored 1)"),
+        "{err}"
+    );
     // Finished: its images are gone, so a third run starts afresh.
     let left: Vec<_> = std::fs::read_dir(&area.images).unwrap().collect();
-    assert!(left.is_empty(), "images left after a finished run: {left:?}");
+    assert!(
+        left.is_empty(),
+        "images left after a finished run: {left:?}"
+    );
 }
 
 #[test]
@@ -179,7 +192,12 @@ fn state_made_before_the_shim_was_loaded_comes_back_or_is_refused() {
     let args = [shim.as_os_str(), area.images.as_os_str()];
     let out = area.file("out");
     let err = area.file("err");
-    let mut kid = rs::start(rs::plain_cmd(&prog, &args, area.path()), rs::Out::File(&out), &err, "late");
+    let mut kid = rs::start(
+        rs::plain_cmd(&prog, &args, area.path()),
+        rs::Out::File(&out),
+        &err,
+        "late",
+    );
     rs::wait_file(
         &mut kid,
         &err,
@@ -188,10 +206,19 @@ fn state_made_before_the_shim_was_loaded_comes_back_or_is_refused() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let said = std::fs::read_to_string(&err).unwrap();
-    let image = PathBuf::from(said.trim().strip_prefix("checkpoint written: ").unwrap_or_else(|| panic!("{said}")));
+    let image = PathBuf::from(
+        said.trim()
+            .strip_prefix("checkpoint written: ")
+            .unwrap_or_else(|| panic!("{said}")),
+    );
     kid.kill();
     let want = "with an unrecorded timer: refused\nthreads run: 1\nhandler: 1\npipe: bytes in a pipe\nfile offset: 100\n";
-    rs::restart_and_compare(rs::restart_cmd(&image, &[], area.path()), &out, want.as_bytes(), &area);
+    rs::restart_and_compare(
+        rs::restart_cmd(&image, &[], area.path()),
+        &out,
+        want.as_bytes(),
+        &area,
+    );
 }
 
 /// `examples/periodic.rs`: periodic checkpoints started by the program
@@ -206,12 +233,25 @@ fn periodic_checkpoints_started_by_the_program_keep_two_and_restart() {
     let args = ["150", images.as_str()];
     let want = reference_output(&area, &prog, &args);
     let plain_err = std::fs::read_to_string(area.file("want.err")).unwrap();
-    assert!(plain_err.contains("first image in place: true"), "{plain_err}");
+    assert!(
+        plain_err.contains("first image in place: true"),
+        "{plain_err}"
+    );
     let out = area.file("out");
-    let mut kid = rs::start(rs::plain_cmd(&prog, &args, area.path()), rs::Out::File(&out), &area.file("err"), "periodic");
+    let mut kid = rs::start(
+        rs::plain_cmd(&prog, &args, area.path()),
+        rs::Out::File(&out),
+        &area.file("err"),
+        "periodic",
+    );
     // Well past a few ticks of 100 ms (about 1 s of steps).
-    rs::wait_file(&mut kid, &out, |d| rs::lines(d) >= 40, std::time::Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("{e}"));
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| rs::lines(d) >= 40,
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     std::thread::sleep(std::time::Duration::from_millis(150));
     kid.kill();
     // The newest 2, and the earlier images those take unchanged pages
@@ -223,14 +263,23 @@ fn periodic_checkpoints_started_by_the_program_keep_two_and_restart() {
         .filter(|n| n.ends_with(".img"))
         .collect();
     names.sort();
-    let listed = common::ckpt(area.path(), ["list".as_ref(), "--json".as_ref(), area.images.as_os_str()]);
+    let listed = common::ckpt(
+        area.path(),
+        ["list".as_ref(), "--json".as_ref(), area.images.as_os_str()],
+    );
     let rows: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
     let rows = rows.as_array().unwrap();
     let newest = &rows[rows.len().saturating_sub(2)..];
     let mut kept: Vec<String> = Vec::new();
     for r in newest {
         let p = r["path"].as_str().unwrap();
-        kept.push(std::path::Path::new(p).file_name().unwrap().to_string_lossy().into_owned());
+        kept.push(
+            std::path::Path::new(p)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+        );
         for d in r["needs"].as_array().unwrap() {
             kept.push(d.as_str().unwrap().to_string());
         }
@@ -239,5 +288,10 @@ fn periodic_checkpoints_started_by_the_program_keep_two_and_restart() {
     kept.dedup();
     assert!(rows.len() >= 2, "{}", listed.stdout);
     assert_eq!(names, kept, "keep(2): the newest 2 and what they need");
-    rs::restart_and_compare(rs::restart_cmd(&area.images, &["--latest"], area.path()), &out, &want, &area);
+    rs::restart_and_compare(
+        rs::restart_cmd(&area.images, &["--latest"], area.path()),
+        &out,
+        &want,
+        &area,
+    );
 }

@@ -93,7 +93,11 @@ fn interval_keep_list_and_restart_latest() {
     // from (incremental), nothing else.
     let name_of = |r: &serde_json::Value| {
         let p = r["path"].as_str().unwrap();
-        Path::new(p).file_name().unwrap().to_string_lossy().into_owned()
+        Path::new(p)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
     };
     let newest = &rows[rows.len().saturating_sub(3)..];
     let mut kept: Vec<String> = newest.iter().map(name_of).collect();

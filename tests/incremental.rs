@@ -65,7 +65,11 @@ fn second_checkpoint_stores_only_what_changed_and_restarts_exact() {
     let area = Area::new("incr");
     let (first, second, out, want) = two_checkpoints(&area, None);
     let name = first.file_name().unwrap().to_string_lossy().into_owned();
-    assert_eq!(deps(&second), [name], "the second image refers to the first");
+    assert_eq!(
+        deps(&second),
+        [name],
+        "the second image refers to the first"
+    );
     assert!(deps(&first).is_empty(), "the first image is whole");
     assert!(
         size(&second) * 8 < size(&first),
@@ -88,10 +92,17 @@ fn second_checkpoint_stores_only_what_changed_and_restarts_exact() {
 fn an_image_a_kept_one_needs_is_kept_and_named_when_missing() {
     let area = Area::new("incrkeep");
     let (first, second, _out, _want) = two_checkpoints(&area, Some("1"));
-    assert!(first.exists(), "--keep 1 removed an image the newest one needs");
+    assert!(
+        first.exists(),
+        "--keep 1 removed an image the newest one needs"
+    );
     std::fs::remove_file(&first).unwrap();
     let r = common::ckpt(area.path(), ["restart".as_ref(), second.as_os_str()]);
-    assert_eq!(r.code(), Some(1), "restart without its earlier image: {r:?}");
+    assert_eq!(
+        r.code(),
+        Some(1),
+        "restart without its earlier image: {r:?}"
+    );
     let name = first.file_name().unwrap().to_string_lossy().into_owned();
     assert!(
         r.stderr.contains(&name) && r.stderr.contains("missing"),
@@ -110,7 +121,12 @@ fn an_earlier_image_written_over_is_refused() {
     let prog = common::compile_c("restart_counter.c", &area.sub("bin2"));
     let ctl = area.sub("ctl2");
     let mut kid = start(
-        run_cmd(&prog, &[ctl.as_os_str(), "100000".as_ref()], area.path(), &area.sub("other")),
+        run_cmd(
+            &prog,
+            &[ctl.as_os_str(), "100000".as_ref()],
+            area.path(),
+            &area.sub("other"),
+        ),
         Out::Null,
         &area.file("err2"),
         "another program",
@@ -120,7 +136,11 @@ fn an_earlier_image_written_over_is_refused() {
     kid.kill();
     std::fs::copy(&img, &first).unwrap();
     let r = common::ckpt(area.path(), ["restart".as_ref(), second.as_os_str()]);
-    assert_eq!(r.code(), Some(1), "restart with a foreign earlier image: {r:?}");
+    assert_eq!(
+        r.code(),
+        Some(1),
+        "restart with a foreign earlier image: {r:?}"
+    );
     assert!(
         r.stderr.contains("another image now"),
         "the error says why: {}",

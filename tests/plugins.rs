@@ -27,7 +27,11 @@ fn plugin() -> PathBuf {
 fn client(dir: &Path) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/session");
     let cc = |args: &[&std::ffi::OsStr]| {
-        let st = Command::new("cc").args(args).current_dir(dir).status().expect("cc runs");
+        let st = Command::new("cc")
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .expect("cc runs");
         assert!(st.success(), "cc {args:?} failed");
     };
     cc(&[
@@ -55,8 +59,13 @@ fn server(area: &Area, sock: &Path) -> rs::Kid {
     c.arg(script).arg(sock);
     let log = area.file("server.out");
     let mut k = rs::start(c, Out::File(&log), &area.file("server.err"), "server");
-    rs::wait_file(&mut k, &log, |d| d.starts_with(b"listening"), Duration::from_secs(20))
-        .unwrap_or_else(|e| panic!("{e}"));
+    rs::wait_file(
+        &mut k,
+        &log,
+        |d| d.starts_with(b"listening"),
+        Duration::from_secs(20),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     k
 }
 
@@ -76,14 +85,25 @@ fn cycle_via(
     extra: &[&std::ffi::OsStr],
 ) -> (bool, String) {
     let mut c = Command::new(common::ckpt_bin());
-    c.arg("run").arg("--dir").arg(&area.images).args(extra).arg("--").args(via).arg(prog);
+    c.arg("run")
+        .arg("--dir")
+        .arg(&area.images)
+        .args(extra)
+        .arg("--")
+        .args(via)
+        .arg(prog);
     c.arg(sock).arg(STEPS).current_dir(area.path());
     common::require_shim();
     let out = area.file("out");
     let err = area.file("err");
     let mut kid = rs::start(c, Out::File(&out), &err, "client under ckpt");
-    rs::wait_file(&mut kid, &out, |d| rs::lines(d) >= 5, Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("{e}"));
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| rs::lines(d) >= 5,
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let image = rs::checkpoint_and_kill(&mut kid, &area.images);
     let mut r = rs::start(
         rs::restart_cmd(&image, &[], area.path()),
@@ -91,8 +111,13 @@ fn cycle_via(
         &area.file("restart.err"),
         "ckpt restart",
     );
-    let st = r.wait(Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
-    (st.success(), std::fs::read_to_string(&err).unwrap_or_default())
+    let st = r
+        .wait(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    (
+        st.success(),
+        std::fs::read_to_string(&err).unwrap_or_default(),
+    )
 }
 
 #[test]
@@ -104,24 +129,46 @@ fn a_plugin_reconnects_a_library_handle_after_a_restart() {
     let _server = server(&area, &sock);
     let want = rs::reference_output(&area, &prog, &[sock.as_os_str(), STEPS.as_ref()]);
 
-    let (ok, err) = cycle(&area, &prog, &sock, &["--plugin".as_ref(), plugin.as_os_str()]);
+    let (ok, err) = cycle(
+        &area,
+        &prog,
+        &sock,
+        &["--plugin".as_ref(), plugin.as_os_str()],
+    );
     assert!(ok, "the restarted client failed: {err}");
     assert!(err.contains("session plugin: session reconnected"), "{err}");
-    rs::assert_same(&std::fs::read(area.file("out")).unwrap(), &want, "stdout after restart");
+    rs::assert_same(
+        &std::fs::read(area.file("out")).unwrap(),
+        &want,
+        "stdout after restart",
+    );
 
     // Through `env -i` (an exec with an environment of its own, without
     // LD_PRELOAD): the shim puts itself and the plugin back.
     let via = Area::new("plugin-env");
-    let (ok, err) = cycle_via(&via, &["env", "-i"], &prog, &sock, &["--plugin".as_ref(), plugin.as_os_str()]);
+    let (ok, err) = cycle_via(
+        &via,
+        &["env", "-i"],
+        &prog,
+        &sock,
+        &["--plugin".as_ref(), plugin.as_os_str()],
+    );
     assert!(ok, "through env -i, the restarted client failed: {err}");
     assert!(err.contains("session plugin: session reconnected"), "{err}");
-    rs::assert_same(&std::fs::read(via.file("out")).unwrap(), &want, "stdout after restart (env -i)");
+    rs::assert_same(
+        &std::fs::read(via.file("out")).unwrap(),
+        &want,
+        "stdout after restart (env -i)",
+    );
 
     // The same without the plugin: the session is gone after the restart.
     let bare = Area::new("plugin-none");
     // (Its write to the dead connection fails, or SIGPIPE ends it.)
     let (ok, err) = cycle(&bare, &prog, &sock, &[]);
-    assert!(!ok, "without the plugin the restarted client went on: {err}");
+    assert!(
+        !ok,
+        "without the plugin the restarted client went on: {err}"
+    );
     assert_ne!(std::fs::read(bare.file("out")).unwrap(), want);
 }
 

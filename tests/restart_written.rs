@@ -26,13 +26,7 @@ fn checkpointed_then_more_work_env(area: &Area, prog: &Path, env: &[(&str, &str)
     let out = area.file("stdout");
     let mut cmd = run_cmd(prog, &[] as &[&str], area.path(), &area.images);
     cmd.envs(env.iter().copied());
-    let mut kid = start_until(
-        cmd,
-        &out,
-        &area.file("err"),
-        "under ckpt",
-        "step 20\n",
-    );
+    let mut kid = start_until(cmd, &out, &area.file("err"), "under ckpt", "step 20\n");
     let pid = kid.pid();
     let image = common::checkpoint(pid, Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
     std::thread::sleep(Duration::from_millis(300));
@@ -126,8 +120,12 @@ fn a_written_file_changed_in_place_or_cut_short_is_put_back() {
             .unwrap();
         f.write_all_at(b"XXXX", 0).unwrap();
     }
-    std::fs::write(area.file("written.out"), b"step 0
-").unwrap();
+    std::fs::write(
+        area.file("written.out"),
+        b"step 0
+",
+    )
+    .unwrap();
     let said = restart(&area, &image, &[]);
     assert!(
         said.contains("written.log: put back") && said.contains("written.out: put back"),
@@ -194,7 +192,10 @@ fn an_sqlite_database_committing_in_a_loop_comes_back_consistent() {
     std::thread::sleep(Duration::from_millis(500));
     kid.kill();
     let said = rs::restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
-    assert!(said.contains("t.db: put back"), "the database put back is not named: {said}");
+    assert!(
+        said.contains("t.db: put back"),
+        "the database put back is not named: {said}"
+    );
 }
 
 /// A file the program wrote and removed after the checkpoint while
@@ -224,7 +225,10 @@ fn a_written_file_removed_after_the_checkpoint_is_made_again() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     kid.kill();
-    assert!(!area.file("j.tmp").exists(), "the program did not remove it");
+    assert!(
+        !area.file("j.tmp").exists(),
+        "the program did not remove it"
+    );
     let said = rs::restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
     assert!(said.contains("j.tmp: made again"), "not named: {said}");
 }

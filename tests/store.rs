@@ -55,8 +55,13 @@ fn store_memory_under_ckpt(area: &Area, args: &[&str], lines: usize) -> rs::Kid 
         &area.file("err"),
         "under ckpt",
     );
-    rs::wait_file(&mut kid, &out, |d| rs::lines(d) >= lines, Duration::from_secs(60))
-        .unwrap_or_else(|e| panic!("{e}"));
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| rs::lines(d) >= lines,
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     kid
 }
 
@@ -78,13 +83,19 @@ fn a_restart_from_the_store_equals_an_uninterrupted_run() {
     let db = area.file("ckpt.db");
     let mut names = Vec::new();
     for _ in 0..3 {
-        names.push(checkpoint_into(&area, kid.pid(), &db, Some("2")).unwrap_or_else(|e| panic!("{e}")));
+        names.push(
+            checkpoint_into(&area, kid.pid(), &db, Some("2")).unwrap_or_else(|e| panic!("{e}")),
+        );
         std::thread::sleep(Duration::from_millis(60));
     }
     kid.kill();
     let gens = generations(&area, &db);
     let listed: Vec<&str> = gens.iter().map(|g| g["path"].as_str().unwrap()).collect();
-    assert_eq!(listed, names[1..].iter().map(String::as_str).collect::<Vec<_>>(), "--keep 2");
+    assert_eq!(
+        listed,
+        names[1..].iter().map(String::as_str).collect::<Vec<_>>(),
+        "--keep 2"
+    );
     let spec = store_spec(&db);
     let inspected = common::ckpt(area.path(), ["inspect", spec.as_str()]);
     assert!(
@@ -92,7 +103,12 @@ fn a_restart_from_the_store_equals_an_uninterrupted_run() {
         "{}",
         inspected.stderr
     );
-    rs::restart_and_compare(rs::restart_cmd(Path::new(&spec), &[], area.path()), &out, &want, &area);
+    rs::restart_and_compare(
+        rs::restart_cmd(Path::new(&spec), &[], area.path()),
+        &out,
+        &want,
+        &area,
+    );
     // The export the restart read from is gone with the command.
     let left: Vec<String> = std::fs::read_dir(area.path())
         .unwrap()
@@ -108,7 +124,12 @@ fn a_restart_from_the_store_equals_an_uninterrupted_run() {
 fn memory_program(dir: &Path) -> std::path::PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/programs/memory.c");
     let out = dir.join("memory");
-    let st = Command::new("cc").args(["-O2", "-o"]).arg(&out).arg(src).status().unwrap();
+    let st = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&out)
+        .arg(src)
+        .status()
+        .unwrap();
     assert!(st.success());
     out
 }
@@ -172,7 +193,11 @@ fn ten_generations_changing_one_percent_take_little_more_than_one() {
         ten / 1048576.0,
         ten / one
     );
-    assert!(ten < 1.5 * one, "10 generations take {:.2}x the space of one", ten / one);
+    assert!(
+        ten < 1.5 * one,
+        "10 generations take {:.2}x the space of one",
+        ten / one
+    );
 }
 
 #[test]
@@ -223,7 +248,9 @@ fn a_sigkill_during_an_import_leaves_the_store_consistent() {
             killed_mid_import += 1;
         }
         let conn = rusqlite::Connection::open(&db).unwrap();
-        let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        let ok: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(ok, "ok", "after a kill {delay_ms} ms in");
         let gens = generations(&area, &db);
         assert!(
@@ -231,7 +258,10 @@ fn a_sigkill_during_an_import_leaves_the_store_consistent() {
             "the first generation is gone after a kill {delay_ms} ms in"
         );
     }
-    assert!(killed_mid_import > 0, "no kill landed while the store was being written");
+    assert!(
+        killed_mid_import > 0,
+        "no kill landed while the store was being written"
+    );
     kid.kill();
     // The first generation restarts: the program prints its steps again
     // from where that checkpoint was.
@@ -266,21 +296,40 @@ fn a_run_with_a_store_checkpoints_into_it_periodically_and_on_demand() {
     let db = area.file("ckpt.db");
     let spec = store_spec(&db);
     let mut c = Command::new(common::ckpt_bin());
-    c.args(["run", "--store", &spec, "--interval", "300ms", "--keep", "3", "--"])
-        .arg(&prog)
-        .args(args)
-        .current_dir(area.path());
+    c.args([
+        "run",
+        "--store",
+        &spec,
+        "--interval",
+        "300ms",
+        "--keep",
+        "3",
+        "--",
+    ])
+    .arg(&prog)
+    .args(args)
+    .current_dir(area.path());
     let out = area.file("out");
     let mut kid = rs::start(c, Out::File(&out), &area.file("err"), "ckpt run --store");
-    rs::wait_file(&mut kid, &out, |d| rs::lines(d) >= 80, Duration::from_secs(60))
-        .unwrap_or_else(|e| panic!("{e}"));
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| rs::lines(d) >= 80,
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     // `ckpt checkpoint PID` with no --dir goes to the run's store.
     let said = checkpoint_into_default(&area, kid.pid());
     assert!(said.starts_with(&format!("{spec}#")), "{said}");
     kid.kill();
     let gens = generations(&area, &db);
     assert_eq!(gens.len(), 3, "--keep 3: {gens:?}");
-    rs::restart_and_compare(rs::restart_cmd(Path::new(&spec), &[], area.path()), &out, &want, &area);
+    rs::restart_and_compare(
+        rs::restart_cmd(Path::new(&spec), &[], area.path()),
+        &out,
+        &want,
+        &area,
+    );
 }
 
 fn checkpoint_into_default(area: &Area, pid: i32) -> String {
@@ -302,9 +351,19 @@ fn a_program_using_the_crate_checkpoints_into_a_store() {
     let want = rs::reference_output(&area, &prog, &args);
     std::fs::remove_file(&db).ok();
     let out = area.file("out");
-    let mut kid = rs::start(rs::plain_cmd(&prog, &args, area.path()), Out::File(&out), &area.file("err"), "periodic");
-    rs::wait_file(&mut kid, &out, |d| rs::lines(d) >= 60, Duration::from_secs(60))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut kid = rs::start(
+        rs::plain_cmd(&prog, &args, area.path()),
+        Out::File(&out),
+        &area.file("err"),
+        "periodic",
+    );
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| rs::lines(d) >= 60,
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     kid.kill();
     let gens = generations(&area, &db);
     assert!(!gens.is_empty() && gens.len() <= 2, "keep(2): {gens:?}");
@@ -315,7 +374,13 @@ fn a_program_using_the_crate_checkpoints_into_a_store() {
         &area.file("again.err"),
         "run again",
     );
-    let st = again.wait(Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    let st = again
+        .wait(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
     rs::assert_success(st, "the resumed run", &again.describe());
-    rs::assert_same(&std::fs::read(&out).unwrap(), &want, "stdout of the resumed run");
+    rs::assert_same(
+        &std::fs::read(&out).unwrap(),
+        &want,
+        "stdout of the resumed run",
+    );
 }

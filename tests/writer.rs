@@ -407,7 +407,10 @@ fn a_long_checkpoint_shows_progress_on_a_terminal_only() {
         "no progress bar on a terminal: {shown:?}"
     );
     let quiet = checkpoint_held(&area, &prog, &["--quiet"], true);
-    assert!(!quiet.contains("ckpt: writing"), "a bar despite --quiet: {quiet:?}");
+    assert!(
+        !quiet.contains("ckpt: writing"),
+        "a bar despite --quiet: {quiet:?}"
+    );
     let piped = checkpoint_held(&area, &prog, &[], false);
     assert!(!piped.contains("writing"), "a bar on a pipe: {piped:?}");
 }

@@ -131,11 +131,18 @@ pub fn fits(mib: u64, dir: &Path) -> bool {
         .and_then(|m| {
             m.lines()
                 .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
         })
         .unwrap_or(0);
     let disk_mib = {
-        let existing = dir.ancestors().find(|d| d.exists()).unwrap_or(Path::new("/"));
+        let existing = dir
+            .ancestors()
+            .find(|d| d.exists())
+            .unwrap_or(Path::new("/"));
         let c = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: statvfs into a zeroed struct, with a valid path.
         let mut s: libc::statvfs = unsafe { std::mem::zeroed() };

@@ -119,9 +119,14 @@ unsafe impl GlobalAlloc for ShimAllocator {
     }
 
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // Arena memory is reclaimed wholesale; heap memory freed during a
-        // window is leaked rather than handed to a possibly locked malloc.
-        if !in_arena(p) && !scratch_on() {
+        // Arena memory is reclaimed wholesale (but the newest block, which
+        // is taken back at once: a scratch buffer made and dropped per
+        // step costs nothing); heap memory freed during a window is leaked
+        // rather than handed to a possibly locked malloc.
+        if in_arena(p) {
+            let at = p as usize - BASE.load(Relaxed);
+            let _ = NEXT.compare_exchange(at + l.size(), at, Relaxed, Relaxed);
+        } else if !scratch_on() {
             System.dealloc(p, l)
         }
     }

@@ -186,7 +186,8 @@ impl Default for Checkpointer {
     }
 }
 
-type ShimSetStore = unsafe extern "C" fn(spec: *const c_char, out: *mut c_char, out_len: usize) -> c_int;
+type ShimSetStore =
+    unsafe extern "C" fn(spec: *const c_char, out: *mut c_char, out_len: usize) -> c_int;
 
 type ShimEntryEx =
     unsafe extern "C" fn(dir: *const c_char, flags: u32, out: *mut c_char, out_len: usize) -> c_int;
@@ -267,9 +268,9 @@ impl Checkpointer {
 
     fn configure(&self, dir: Option<&Path>, interval_ms: u64) -> Result<(), Error> {
         if let Some(spec) = &self.store {
-            let path = spec.strip_prefix("sqlite:").ok_or_else(|| {
-                Error::Failed(format!("{spec}: not a store (write sqlite:PATH)"))
-            })?;
+            let path = spec
+                .strip_prefix("sqlite:")
+                .ok_or_else(|| Error::Failed(format!("{spec}: not a store (write sqlite:PATH)")))?;
             let abs = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
             let spec = CString::new(format!("sqlite:{}", abs.display()))
                 .map_err(|_| Error::Failed("the store's path contains NUL".into()))?;
@@ -335,7 +336,9 @@ impl Checkpointer {
     pub fn every(&self, interval: std::time::Duration) -> Result<(), Error> {
         let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX - 1);
         if ms == 0 {
-            return Err(Error::Failed("the interval must be at least a millisecond".into()));
+            return Err(Error::Failed(
+                "the interval must be at least a millisecond".into(),
+            ));
         }
         self.configure(self.dir.as_deref(), ms.min(u64::MAX - 1))
     }
@@ -495,7 +498,10 @@ pub fn resume(dir: impl AsRef<Path>) -> Result<(), Error> {
     } else {
         dir.as_os_str().to_os_string()
     };
-    let mut args = vec![CString::new(ckpt.as_os_str().as_bytes()), CString::new("restart")];
+    let mut args = vec![
+        CString::new(ckpt.as_os_str().as_bytes()),
+        CString::new("restart"),
+    ];
     if !from_store {
         // The generation is named for a store; in a directory the newest
         // whole one.
@@ -522,7 +528,9 @@ pub fn resume(dir: impl AsRef<Path>) -> Result<(), Error> {
 /// (`sqlite:PATH#NAME`), asked of `ckpt list`; None when there is none
 /// (or no store yet).
 fn newest_in_store(ckpt: &Path, spec: &Path) -> Result<Option<std::ffi::OsString>, Error> {
-    let db = Path::new(std::ffi::OsStr::from_bytes(&spec.as_os_str().as_bytes()[7..]));
+    let db = Path::new(std::ffi::OsStr::from_bytes(
+        &spec.as_os_str().as_bytes()[7..],
+    ));
     if !db.exists() {
         return Ok(None);
     }
@@ -533,7 +541,9 @@ fn newest_in_store(ckpt: &Path, spec: &Path) -> Result<Option<std::ffi::OsString
         .output()
         .map_err(|e| Error::Failed(format!("cannot run {}: {e}", ckpt.display())))?;
     if !out.status.success() {
-        return Err(Error::Failed(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+        return Err(Error::Failed(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
     }
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| Error::Failed(format!("ckpt list: {e}")))?;

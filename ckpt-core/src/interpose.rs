@@ -184,10 +184,12 @@ fn late_state() -> Option<&'static ThreadState> {
     for e in LATE.iter() {
         let t = e.tid.load(Ordering::Acquire);
         // SAFETY: signal 0 only checks that the thread exists.
-        let gone = unsafe { libc::syscall(libc::SYS_tgkill, pid, t, 0) } != 0
-            && errno() == libc::ESRCH;
+        let gone =
+            unsafe { libc::syscall(libc::SYS_tgkill, pid, t, 0) } != 0 && errno() == libc::ESRCH;
         if t != 0 && gone {
-            let _ = e.tid.compare_exchange(t, 0, Ordering::AcqRel, Ordering::Relaxed);
+            let _ = e
+                .tid
+                .compare_exchange(t, 0, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
     LATE.iter().find(|e| claim(e)).and_then(fresh)
@@ -380,16 +382,16 @@ fn run_freeze_hook() {
 /// Signal-safe: touches only this thread's TLS.
 pub fn may_park_or_defer() -> bool {
     with_state(|s| {
-            if s.internal.get() {
-                return false;
-            }
-            if s.recording.get() {
-                s.pending.set(true);
-                return false;
-            }
-            true
-        })
-        .unwrap_or(false)
+        if s.internal.get() {
+            return false;
+        }
+        if s.recording.get() {
+            s.pending.set(true);
+            return false;
+        }
+        true
+    })
+    .unwrap_or(false)
 }
 
 /// Mark the current thread as one of ckpt's own: every wrapper passes
@@ -420,15 +422,15 @@ pub fn internally<R>(f: impl FnOnce() -> R) -> R {
 #[inline]
 pub fn before_program_handler() -> bool {
     with_state(|s| {
-            s.program_signals
-                .set(s.program_signals.get().wrapping_add(1));
-            let was = s.in_wrapper.get();
-            if !s.recording.get() {
-                s.in_wrapper.set(false);
-            }
-            was
-        })
-        .unwrap_or(false)
+        s.program_signals
+            .set(s.program_signals.get().wrapping_add(1));
+        let was = s.in_wrapper.get();
+        if !s.recording.get() {
+            s.in_wrapper.set(false);
+        }
+        was
+    })
+    .unwrap_or(false)
 }
 
 /// See [`before_program_handler`].

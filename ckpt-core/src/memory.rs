@@ -30,6 +30,7 @@
 //! Memory advised MADV_DONTFORK / MADV_WIPEONFORK is made to fork like the
 //! rest for the writer (see `fork_advice`).
 
+pub mod compress;
 pub mod dirty;
 pub mod fork_advice;
 pub mod locked;
@@ -316,6 +317,15 @@ impl Sink {
         Ok(())
     }
 
+    /// Zeros up to the next page boundary (after a compressed block).
+    pub fn pad_to_page(&mut self) -> Result<(), String> {
+        let pad = self.offset.next_multiple_of(PAGE) - self.offset;
+        if pad > 0 {
+            self.write_all(&[0u8; PAGE as usize][..pad as usize])?;
+        }
+        Ok(())
+    }
+
     /// Write at a given offset (the current one does not move).
     pub fn pwrite_at(&mut self, bytes: &[u8], at: u64) -> Result<(), String> {
         let mut done = 0;
@@ -377,9 +387,13 @@ pub fn snapshot(sink: &mut Sink, earlier: Option<&Earlier>) -> Result<Vec<Region
     }
     // SAFETY: the mapping is ours, MAX_EXTENT bytes, unaliased.
     let bounce = unsafe { std::slice::from_raw_parts_mut(bounce as *mut u8, MAX_EXTENT as usize) };
+    let compressor = compress::current()
+        .map(compress::Compressor::new)
+        .transpose()?;
     let mut w = Writer {
         sink,
         bounce,
+        compressor,
         run: None,
         earlier: earlier.map(|e| Refs {
             tracked: dirty::Cursor::new(&e.round.tracked),
@@ -519,38 +533,54 @@ pub fn missing_in(child: i32, starts: &[u64]) -> usize {
 /// round (with those it referred to itself).
 pub struct Earlier {
     pub round: &'static dirty::Round,
-    /// (address, length, source, file offset) of each stored extent of
-    /// private anonymous memory, in address order; source as in
-    /// [`Extent::src`] of the image being written.
-    pub extents: Vec<(u64, u64, u32, u64)>,
+    /// Each stored extent of private anonymous memory, in address order,
+    /// with `src` as in the image being written.
+    pub extents: Vec<Extent>,
 }
 
 /// Walks [`Earlier`] along the pages being stored.
 struct Refs<'a> {
     tracked: dirty::Cursor<'a>,
     written: dirty::Cursor<'a>,
-    extents: &'a [(u64, u64, u32, u64)],
+    extents: &'a [Extent],
     at: usize,
-    /// The reference being collected: (address, length, source, offset).
-    run: Option<(u64, u64, u32, u64)>,
+    /// The reference being collected.
+    run: Option<Extent>,
 }
 
 impl Refs<'_> {
     /// Where an earlier image holds page `a` as it is now: tracked this
     /// round, not written since the previous one, and stored then (a page
     /// stored nowhere was zero). `a` must not decrease between calls.
-    fn find(&mut self, a: u64) -> Option<(u32, u64)> {
+    /// The answer is a one-page reference to it.
+    fn find(&mut self, a: u64) -> Option<Extent> {
         if !self.tracked.contains(a) || self.written.contains(a) {
             return None;
         }
         while self.at < self.extents.len() && {
-            let e = self.extents[self.at];
-            e.0 + e.1 <= a
+            let e = &self.extents[self.at];
+            e.addr + e.len <= a
         } {
             self.at += 1;
         }
-        let &(addr, _, src, off) = self.extents.get(self.at)?;
-        (addr <= a).then(|| (src, off + (a - addr)))
+        let e = self.extents.get(self.at)?;
+        (e.addr <= a).then(|| {
+            let into = a - e.addr;
+            Extent {
+                addr: a,
+                len: PAGE,
+                hash: 0,
+                // A raw extent is addressed by file offset, a block's
+                // pages by their place in the block.
+                file_offset: if e.codec == 0 {
+                    e.file_offset + into
+                } else {
+                    e.file_offset
+                },
+                skip: if e.codec == 0 { 0 } else { e.skip + into },
+                ..e.clone()
+            }
+        })
     }
 }
 
@@ -564,6 +594,7 @@ const MAX_REF: u64 = 1 << 30;
 struct Writer<'a> {
     sink: &'a mut Sink,
     bounce: &'a mut [u8],
+    compressor: Option<compress::Compressor>,
     /// The run being collected: (start address, length).
     run: Option<(u64, u64)>,
     /// Incremental: pages an earlier image holds unchanged.
@@ -619,12 +650,12 @@ impl Writer<'_> {
             let mut a = addr;
             while a < addr + len {
                 if referable {
-                    if let Some((src, off)) = self.earlier.as_mut().and_then(|e| e.find(a)) {
+                    if let Some(page) = self.earlier.as_mut().and_then(|e| e.find(a)) {
                         if let Err(e) = self.flush(r) {
                             failed = Some(e);
                             return;
                         }
-                        self.refer(r, a, src, off);
+                        self.refer(r, page);
                         a += PAGE;
                         continue;
                     }
@@ -657,38 +688,25 @@ impl Writer<'_> {
         self.flush(r)
     }
 
-    /// Page `a` is at `off` of earlier image `src`: extend the reference
-    /// being collected, or start another.
-    fn refer(&mut self, r: &mut Region, a: u64, src: u32, off: u64) {
+    /// `page` (a one-page reference) is held by an earlier image: extend
+    /// the reference being collected, or start another.
+    fn refer(&mut self, r: &mut Region, page: Extent) {
         let run = self.earlier.as_mut().and_then(|e| e.run.as_mut());
         match run {
-            Some((start, len, s, o))
-                if *start + *len == a && *s == src && *o + *len == off && *len < MAX_REF =>
-            {
-                *len += PAGE;
-            }
+            Some(x) if follows(x, &page) && x.len < MAX_REF => x.len += PAGE,
             _ => {
                 self.flush_ref(r);
                 if let Some(e) = self.earlier.as_mut() {
-                    e.run = Some((a, PAGE, src, off));
+                    e.run = Some(page);
                 }
             }
         }
     }
 
     fn flush_ref(&mut self, r: &mut Region) {
-        let Some((addr, len, src, file_offset)) = self.earlier.as_mut().and_then(|e| e.run.take())
-        else {
-            return;
-        };
-        r.extents.push(Extent {
-            addr,
-            len,
-            file_offset,
-            hash: 0,
-            src,
-            ..Default::default()
-        });
+        if let Some(x) = self.earlier.as_mut().and_then(|e| e.run.take()) {
+            r.extents.push(x);
+        }
     }
 
     /// Store the pages `shared::capture` copied while the program was
@@ -720,16 +738,13 @@ impl Writer<'_> {
                         j += PAGE;
                     }
                     let bytes = &self.bounce[i as usize..j as usize];
-                    let file_offset = self.sink.offset;
-                    self.sink.write_all(bytes)?;
-                    r.extents.push(Extent {
-                        addr: run.addr + done + i,
-                        len: j - i,
-                        file_offset,
-                        hash: xxhash_rust::xxh3::xxh3_64(bytes),
-                        src: 0,
-                        ..Default::default()
-                    });
+                    put(
+                        self.sink,
+                        self.compressor.as_mut(),
+                        r,
+                        run.addr + done + i,
+                        bytes,
+                    )?;
                     i = j;
                 }
                 done += len;
@@ -746,18 +761,62 @@ impl Writer<'_> {
         // SAFETY: the run lies in a readable mapping of this process and
         // does not overlap the bounce buffer (mapped after the maps were read).
         unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, copy.as_mut_ptr(), copy.len()) };
-        let file_offset = self.sink.offset;
-        self.sink.write_all(copy)?;
-        r.extents.push(Extent {
-            addr,
-            len,
-            file_offset,
-            hash: xxhash_rust::xxh3::xxh3_64(copy),
-            src: 0,
-            ..Default::default()
-        });
-        Ok(())
+        put(self.sink, self.compressor.as_mut(), r, addr, copy)
     }
+}
+
+/// Write `bytes` (the pages at `addr`) as one extent of `r`:
+/// compressed when that is on and saves space.
+fn put(
+    sink: &mut Sink,
+    compressor: Option<&mut compress::Compressor>,
+    r: &mut Region,
+    addr: u64,
+    bytes: &[u8],
+) -> Result<(), String> {
+    let file_offset = sink.offset;
+    if let Some(c) = compressor {
+        let codec = c.codec() as u8;
+        if let Some(z) = c.compress(bytes) {
+            let stored = z.len() as u64;
+            let hash = xxhash_rust::xxh3::xxh3_64(z);
+            sink.write_all(z)?;
+            sink.pad_to_page()?;
+            r.extents.push(Extent {
+                addr,
+                len: bytes.len() as u64,
+                file_offset,
+                hash,
+                codec,
+                stored,
+                block: bytes.len() as u64,
+                ..Default::default()
+            });
+            return Ok(());
+        }
+    }
+    sink.write_all(bytes)?;
+    r.extents.push(Extent {
+        addr,
+        len: bytes.len() as u64,
+        file_offset,
+        hash: xxhash_rust::xxh3::xxh3_64(bytes),
+        ..Default::default()
+    });
+    Ok(())
+}
+
+/// Whether one-page reference `p` continues reference `x`: the same
+/// earlier image, and the next bytes there (of the same block).
+fn follows(x: &Extent, p: &Extent) -> bool {
+    x.addr + x.len == p.addr
+        && x.src == p.src
+        && x.codec == p.codec
+        && if x.codec == 0 {
+            x.file_offset + x.len == p.file_offset
+        } else {
+            x.file_offset == p.file_offset && x.skip + x.len == p.skip
+        }
 }
 
 fn is_zero(page: &[u8]) -> bool {

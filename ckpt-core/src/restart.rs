@@ -13,8 +13,8 @@
 //! thread may have held malloc's lock at the checkpoint, so allocation is
 //! routed to the scratch arena throughout. No panics (the shim aborts).
 
-use crate::restart_report::{fail, warn};
 use crate::image::{Meta, Thread};
+use crate::restart_report::{fail, warn};
 use crate::{
     alloc, files, glibc, interpose, memory, process, quiesce, signals, sys, threads, timers,
 };
@@ -350,7 +350,11 @@ extern "C" fn thread_main(arg: usize) -> ! {
     thread_setup(t);
     STARTED.fetch_add(1, AcqRel);
     sys::futex_wake_all(&STARTED);
-    let gate = if t.id == FIRST.load(Acquire) { &FIRST_GO } else { &GO };
+    let gate = if t.id == FIRST.load(Acquire) {
+        &FIRST_GO
+    } else {
+        &GO
+    };
     while gate.load(Acquire) == 0 {
         sys::futex_wait(gate, 0, 0);
     }

@@ -93,7 +93,8 @@ pub fn structure(header: &Header, meta: &Meta, file_len: u64) -> Result<(), Imag
                 && e.addr % PAGE == 0
                 && e.file_offset % PAGE == 0
                 && e.addr >= r.start
-                && e.addr.checked_add(e.len).is_some_and(|x| x <= r.end);
+                && e.addr.checked_add(e.len).is_some_and(|x| x <= r.end)
+                && codec_shape(e);
             if e.src != 0 {
                 // A reference into an earlier image: only private
                 // anonymous memory is taken from one (see memory::dirty);
@@ -102,7 +103,7 @@ pub fn structure(header: &Header, meta: &Meta, file_len: u64) -> Result<(), Imag
                     && e.src as usize <= meta.deps.len()
                     && r.kind == image::RegionKind::Anonymous
                     && e.file_offset >= header.data_offset
-                    && e.file_offset.checked_add(e.len).is_some();
+                    && e.file_offset.checked_add(e.footprint()).is_some();
                 if !ok {
                     return Err(layout(format!(
                         "extent at {:#x} refers to an earlier image it may not",
@@ -111,10 +112,13 @@ pub fn structure(header: &Header, meta: &Meta, file_len: u64) -> Result<(), Imag
                 }
                 continue;
             }
+            // An image's own block holds exactly its extent's pages.
+            let own = e.codec == 0 || (e.skip == 0 && e.block == e.len);
             let ok = shape
+                && own
                 && e.file_offset >= header.data_offset
                 && e.file_offset
-                    .checked_add(e.len)
+                    .checked_add(e.footprint())
                     .is_some_and(|x| x <= data_end);
             if !ok {
                 return Err(layout(format!(
@@ -134,7 +138,7 @@ pub fn structure(header: &Header, meta: &Meta, file_len: u64) -> Result<(), Imag
                 e.file_offset.max(at)
             )));
         }
-        at += e.len;
+        at += e.footprint();
     }
     if at != data_end {
         return Err(layout(format!(
@@ -142,6 +146,32 @@ pub fn structure(header: &Header, meta: &Meta, file_len: u64) -> Result<(), Imag
         )));
     }
     Ok(())
+}
+
+/// Whether the fields a compressed block adds fit together: none for
+/// pages stored as they are; a known codec, a block of whole pages no
+/// larger than a writer makes, and this extent's pages inside it.
+fn codec_shape(e: &image::Extent) -> bool {
+    if e.codec == 0 {
+        return e.stored == 0 && e.block == 0 && e.skip == 0;
+    }
+    image::Codec::from_u8(e.codec).is_some()
+        && e.stored > 0
+        && e.block % PAGE == 0
+        && e.block <= crate::memory::compress::MAX_BLOCK
+        && e.skip % PAGE == 0
+        && e.skip.checked_add(e.len).is_some_and(|x| x <= e.block)
+}
+
+/// Whether own extent `e`'s stored bytes in `data` (the image from its
+/// first byte; `structure` checked the bounds) match its checksum, and a
+/// compressed block's padding to its page is zero.
+pub fn stored_bytes_ok(e: &image::Extent, data: &[u8]) -> bool {
+    let lo = e.file_offset as usize;
+    let hi = lo + e.footprint() as usize;
+    let stored = if e.codec == 0 { e.len } else { e.stored } as usize;
+    xxhash_rust::xxh3::xxh3_64(&data[lo..lo + stored]) == e.hash
+        && data[lo + stored..hi].iter().all(|&b| b == 0)
 }
 
 /// Check a whole image held in memory: header, metadata, structure,
@@ -152,8 +182,7 @@ pub fn image(bytes: &[u8]) -> Result<(Header, Meta), ImageError> {
     padding(bytes)?;
     for r in &meta.regions {
         for e in r.extents.iter().filter(|e| e.src == 0) {
-            let lo = e.file_offset as usize;
-            if xxhash_rust::xxh3::xxh3_64(&bytes[lo..lo + e.len as usize]) != e.hash {
+            if !stored_bytes_ok(e, bytes) {
                 return Err(layout(format!(
                     "memory at {:#x} does not match its checksum",
                     e.addr

@@ -490,14 +490,17 @@ fn earlier(
             memory += e.len;
             if r.kind == image::RegionKind::Anonymous && !r.shared {
                 // This image's deps: the base first, then the base's own.
-                extents.push((e.addr, e.len, e.src + 1, e.file_offset));
+                extents.push(image::Extent {
+                    src: e.src + 1,
+                    ..e.clone()
+                });
             }
         }
     }
     if files > 2 * memory.max(1 << 20) {
         return None;
     }
-    extents.sort_unstable_by_key(|e| e.0);
+    extents.sort_unstable_by_key(|e| e.addr);
     meta.deps = std::iter::once(image::Dep {
         name,
         meta_hash: header.meta_hash,

@@ -476,11 +476,7 @@ struct CopyJob<'a> {
 /// Copy every anonymous extent with `u`: [0, split) here, [split, n) on a
 /// helper thread (here too if none can be started). Returns each half's
 /// first failed extent (`n` when it had none).
-fn copy_anonymous(
-    u: &crate::uffd::Uffd,
-    plan: &PlanView,
-    split: usize,
-) -> [usize; 2] {
+fn copy_anonymous(u: &crate::uffd::Uffd, plan: &PlanView, split: usize) -> [usize; 2] {
     let n = plan.n_extents();
     let job = CopyJob {
         uffd: u,

@@ -232,7 +232,11 @@ fn arm_periodic(ms: u64) -> Result<(), String> {
 /// # Safety
 /// `spec` null or a C string; `out` writable for `out_len` bytes (or null).
 #[no_mangle]
-pub unsafe extern "C" fn ckpt_set_store(spec: *const c_char, out: *mut c_char, out_len: usize) -> c_int {
+pub unsafe extern "C" fn ckpt_set_store(
+    spec: *const c_char,
+    out: *mut c_char,
+    out_len: usize,
+) -> c_int {
     let spec = if spec.is_null() {
         std::ffi::CString::default()
     } else {
@@ -283,7 +287,9 @@ pub unsafe extern "C" fn ckpt_configure(
         -1
     };
     if !dir.is_null() {
-        let d = PathBuf::from(std::ffi::OsStr::from_bytes(std::ffi::CStr::from_ptr(dir).to_bytes()));
+        let d = PathBuf::from(std::ffi::OsStr::from_bytes(
+            std::ffi::CStr::from_ptr(dir).to_bytes(),
+        ));
         if !d.is_dir() {
             return fail(&format!("{}: not a directory", d.display()));
         }
@@ -570,8 +576,17 @@ impl Mailbox {
             match checkpoint::take(&dir, uc, asker, config::keep()) {
                 Ok(r) => (true, r.path.display().to_string(), -1),
                 Err(e) => {
-                    if let Requester::Socket { sock, from, from_len, nonce } = asker {
-                        let resp = Response::Error { message: e.clone(), nonce };
+                    if let Requester::Socket {
+                        sock,
+                        from,
+                        from_len,
+                        nonce,
+                    } = asker
+                    {
+                        let resp = Response::Error {
+                            message: e.clone(),
+                            nonce,
+                        };
                         if let Ok(out) = rmp_serde::to_vec_named(&resp) {
                             proto::send_to(sock, &out, &from, from_len, 5_000);
                         }
@@ -608,7 +623,13 @@ impl Mailbox {
     /// Program thread: ask for a checkpoint and wait for the answer:
     /// 0 written, 1 restarted from it, -1 failed. With `asker`, on behalf
     /// of the command or the timer (the hook thread): no verdict to wait.
-    fn ask(&self, dir: Option<&Path>, out: &mut [u8], asker: Option<Requester>, wait: bool) -> c_int {
+    fn ask(
+        &self,
+        dir: Option<&Path>,
+        out: &mut [u8],
+        asker: Option<Requester>,
+        wait: bool,
+    ) -> c_int {
         while self.lock.compare_exchange(0, 1, Acquire, Relaxed).is_err() {
             sys::futex_wait(&self.lock, 1, 0);
         }
@@ -831,4 +852,3 @@ pub fn checkpoint_for(asker: Option<Requester>, dir: &[u8]) {
     let dir = (!dir.is_empty()).then(|| Path::new(std::ffi::OsStr::from_bytes(dir)));
     MAILBOX.ask(dir, &mut out, asker, true);
 }
-

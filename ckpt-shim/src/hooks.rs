@@ -215,21 +215,30 @@ fn restored_now() {
 
 /// `ckpt_before_checkpoint(f, data)`: call `f(data)` before each checkpoint.
 #[no_mangle]
-pub extern "C" fn ckpt_before_checkpoint(f: Option<extern "C" fn(*mut c_void)>, data: *mut c_void) -> c_int {
+pub extern "C" fn ckpt_before_checkpoint(
+    f: Option<extern "C" fn(*mut c_void)>,
+    data: *mut c_void,
+) -> c_int {
     f.map_or(-1, |f| register(BEFORE_CHECKPOINT, f, data))
 }
 
 /// `ckpt_after_checkpoint(f, data)`: call `f(data)` after each checkpoint,
 /// in the process that goes on (not in one restored from it).
 #[no_mangle]
-pub extern "C" fn ckpt_after_checkpoint(f: Option<extern "C" fn(*mut c_void)>, data: *mut c_void) -> c_int {
+pub extern "C" fn ckpt_after_checkpoint(
+    f: Option<extern "C" fn(*mut c_void)>,
+    data: *mut c_void,
+) -> c_int {
     f.map_or(-1, |f| register(AFTER_CHECKPOINT, f, data))
 }
 
 /// `ckpt_on_restore(f, data)`: call `f(data)` in a restored process,
 /// before any other thread of the program goes on.
 #[no_mangle]
-pub extern "C" fn ckpt_on_restore(f: Option<extern "C" fn(*mut c_void)>, data: *mut c_void) -> c_int {
+pub extern "C" fn ckpt_on_restore(
+    f: Option<extern "C" fn(*mut c_void)>,
+    data: *mut c_void,
+) -> c_int {
     f.map_or(-1, |f| register(ON_RESTORE, f, data))
 }
 

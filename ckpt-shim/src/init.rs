@@ -35,13 +35,13 @@ extern "C" fn init() {
 fn start() -> Result<(), String> {
     let cfg = config::get();
     signals::set_reserved(cfg.signal);
-    // Incremental images unless told otherwise (a program using
-    // userfaultfd write-protection itself needs them off).
     // Every written file's contents in the image, not only small ones.
     ckpt::files::written::configure(std::env::var_os("CKPT_SAVE_FILES").as_deref());
-    ckpt::memory::dirty::configure(
-        std::env::var_os("CKPT_INCREMENTAL").is_none_or(|v| v != "0"),
-    );
+    // Incremental images unless told otherwise (a program using
+    // userfaultfd write-protection itself needs them off).
+    ckpt::memory::dirty::configure(std::env::var_os("CKPT_INCREMENTAL").is_none_or(|v| v != "0"));
+    // Compressed extents (`--compress`); a bad value is refused, not ignored.
+    ckpt::memory::compress::configure_from_env()?;
     resolve_all_originals();
     if preloaded() {
         // Loaded at start-up: its TLS block is static.

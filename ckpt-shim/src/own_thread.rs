@@ -15,7 +15,9 @@ pub fn start_once(state: &AtomicU32, f: extern "C" fn(*mut c_void) -> *mut c_voi
             Ok(_) => {
                 let mut th: libc::pthread_t = 0;
                 // SAFETY: a thread with default attributes running `f`.
-                let r = unsafe { libc::pthread_create(&mut th, core::ptr::null(), f, core::ptr::null_mut()) };
+                let r = unsafe {
+                    libc::pthread_create(&mut th, core::ptr::null(), f, core::ptr::null_mut())
+                };
                 if r != 0 {
                     state.store(0, Release);
                     return false;

@@ -26,7 +26,11 @@ const KEPT: [(i32, i32, &str); 18] = [
     (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, "TCP_KEEPIDLE"),
     (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, "TCP_KEEPINTVL"),
     (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, "TCP_KEEPCNT"),
-    (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT"),
+    (
+        libc::IPPROTO_TCP,
+        libc::TCP_USER_TIMEOUT,
+        "TCP_USER_TIMEOUT",
+    ),
     (libc::IPPROTO_IP, libc::IP_TOS, "IP_TOS"),
     (libc::IPPROTO_IP, libc::IP_TTL, "IP_TTL"),
 ];
@@ -65,7 +69,8 @@ pub fn set_options(fd: i32, f: &Fd, s: &SocketState) {
             let mut v = [0u8; 16];
             let mut len = v.len() as u32;
             // SAFETY: getsockopt into a local buffer of `len` bytes.
-            let r = unsafe { libc::getsockopt(fd, o.level, o.name, v.as_mut_ptr().cast(), &mut len) };
+            let r =
+                unsafe { libc::getsockopt(fd, o.level, o.name, v.as_mut_ptr().cast(), &mut len) };
             (r == 0).then(|| v[..(len as usize).min(v.len())].to_vec())
         };
         if now().as_deref() == Some(o.value.as_slice()) {
@@ -73,7 +78,9 @@ pub fn set_options(fd: i32, f: &Fd, s: &SocketState) {
         }
         let set = |name: i32, bytes: &[u8]| {
             // SAFETY: setsockopt from a live buffer of its length.
-            unsafe { libc::setsockopt(fd, o.level, name, bytes.as_ptr().cast(), bytes.len() as u32) };
+            unsafe {
+                libc::setsockopt(fd, o.level, name, bytes.as_ptr().cast(), bytes.len() as u32)
+            };
         };
         let buffer = o.level == libc::SOL_SOCKET
             && (o.name == libc::SO_SNDBUF || o.name == libc::SO_RCVBUF)

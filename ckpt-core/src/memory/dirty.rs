@@ -337,9 +337,7 @@ impl<'a> Cursor<'a> {
         while self.i < self.ranges.len() && self.ranges[self.i].1 <= addr {
             self.i += 1;
         }
-        self.ranges
-            .get(self.i)
-            .is_some_and(|&(s, _)| s <= addr)
+        self.ranges.get(self.i).is_some_and(|&(s, _)| s <= addr)
     }
 }
 

@@ -537,7 +537,9 @@ pub fn take_handoff(fd: i32, base: i32) -> Handoff {
     }
     crate::sys::close(fd);
     let Ok(mut h) = rmp_serde::from_slice::<Handoff>(&bytes) else {
-        crate::restart_report::warn("the objects this process shares with others could not be read");
+        crate::restart_report::warn(
+            "the objects this process shares with others could not be read",
+        );
         return Handoff::default();
     };
     let mut moved: Vec<(i32, i32)> = Vec::new();

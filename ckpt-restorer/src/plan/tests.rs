@@ -182,7 +182,10 @@ fn rejects_bad_extents_and_specials() {
     expect_err(&with(|_, _, e, _| e[1].len = 0x2000), "inside one region");
     expect_err(&with(|_, _, e, _| e[0].file_offset = 12), "page aligned");
     expect_err(&with(|h, _, _, _| h.image_fd = -1), "no image fd");
-    expect_err(&with(|_, _, e, _| e[1].fd = -1), "an extent has no image fd");
+    expect_err(
+        &with(|_, _, e, _| e[1].fd = -1),
+        "an extent has no image fd",
+    );
     expect_err(
         &with(|_, r, _, _| {
             r[1].flags = MAP_SHARED;
