@@ -380,6 +380,26 @@ fn memory(out: &mut String, m: &Meta) {
             fmt_size(stored)
         );
     }
+    let own = || {
+        m.regions
+            .iter()
+            .flat_map(|r| &r.extents)
+            .filter(|e| e.src == 0)
+    };
+    let packed: Vec<&ckpt::image::Extent> = own().filter(|e| e.codec != 0).collect();
+    if let Some(first) = packed.first() {
+        let plain: u64 = packed.iter().map(|e| e.len).sum();
+        let file: u64 = packed.iter().map(|e| e.footprint()).sum();
+        let codec = ckpt::image::Codec::from_u8(first.codec).map_or("?", |c| c.name());
+        let _ = writeln!(
+            out,
+            "  compressed ({codec}): {} of it in {} ({:.1}%); {} stored as it is",
+            fmt_size(plain),
+            fmt_size(file),
+            100.0 * file as f64 / plain.max(1) as f64,
+            fmt_size(own().filter(|e| e.codec == 0).map(|e| e.len).sum())
+        );
+    }
     if !m.deps.is_empty() {
         let names: Vec<&str> = m.deps.iter().map(|d| d.name.as_str()).collect();
         let _ = writeln!(

@@ -72,12 +72,23 @@ pub struct Checkpointed {
 
 #[allow(dead_code)]
 pub fn run_and_checkpoint(prog: &Path, args: &[String], dir: &Path) -> Checkpointed {
+    run_and_checkpoint_env(prog, args, dir, &[])
+}
+
+/// [`run_and_checkpoint`] with `env` added to the program's environment.
+pub fn run_and_checkpoint_env(
+    prog: &Path,
+    args: &[String],
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> Checkpointed {
     let mut child = Command::new(ckpt())
         .args(["run", "--dir"])
         .arg(dir)
         .arg("--")
         .arg(prog)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

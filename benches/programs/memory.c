@@ -1,4 +1,4 @@
-/* Holds N MiB of memory (pseudo-random or zero), says "ready", then works:
+/* Holds N MiB of memory (pseudo-random, zero or numeric), says "ready", then works:
  * a loop that writes one word of its memory at a pseudo-random place per
  * iteration and times its own iterations, keeping the longest gap (the
  * stall it felt). Commands on stdin, one byte each:
@@ -25,11 +25,16 @@ static uint64_t now_ns(void) {
 int main(int argc, char **argv) {
     size_t n = (size_t)atol(argv[1]) << 20;
     int zero = argc > 2 && strcmp(argv[2], "zero") == 0;
+    /* "numeric": doubles of a smooth field, as a simulation holds them. */
+    int numeric = argc > 2 && strcmp(argv[2], "numeric") == 0;
     uint64_t *p = malloc(n);
     uint64_t x = 88172645463325252ull;
     for (size_t i = 0; i < n / 8; i++) {
         if (zero) {
             p[i] = 0;
+        } else if (numeric) {
+            double v = (double)(i % 1021) * 0.25 + (double)(i / 1021) * 1e-3;
+            memcpy(&p[i], &v, 8);
         } else {
             x ^= x << 13; x ^= x >> 7; x ^= x << 17;
             p[i] = x;
@@ -65,7 +70,7 @@ int main(int argc, char **argv) {
             continue;
         }
         y ^= y << 13; y ^= y >> 17; y ^= y << 5;
-        if (!zero && !quiet)
+        if (!zero && !numeric && !quiet)
             p[(y % (n / 8))] += 1; /* the program goes on writing its memory */
         uint64_t t = now_ns();
         if (t - last > longest)

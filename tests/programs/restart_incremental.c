@@ -7,7 +7,9 @@
  * again), a page mapped anew at the same address, pages written by a
  * forked child (its copy only) and by read(2) into the buffer. The test
  * checkpoints again (incremental), SIGKILLs, restarts from that image; the
- * hash printed at the end must equal an uninterrupted run's. */
+ * hash printed at the end must equal an uninterrupted run's. With
+ * "smooth" as its second argument it fills its memory with data that
+ * compresses (tests/compression.rs). */
 #include "ckpt_test.h"
 #include <stdint.h>
 #include <sys/mman.h>
@@ -36,7 +38,17 @@ int main(int argc, char **argv) {
     unsigned char *a = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     CHECK(a != MAP_FAILED);
     uint64_t *w = (uint64_t *)a;
-    for (size_t i = 0; i < LEN / 8; i++) w[i] = next();
+    /* "smooth" (argv[2]): doubles of a smooth field instead, which
+     * compress (the compression tests run this same program). */
+    int smooth = argc > 2 && strcmp(argv[2], "smooth") == 0;
+    for (size_t i = 0; i < LEN / 8; i++) {
+        uint64_t v = next();
+        if (smooth) {
+            double d = (double)(i % 1021) * 0.25 + (double)(i / 1021) * 1e-3;
+            memcpy(&v, &d, 8);
+        }
+        w[i] = v;
+    }
     printf("filled %016llx\n", (unsigned long long)hash(a, LEN));
     marker("phase1", "ok\n");
     wait_for("go1", 60);

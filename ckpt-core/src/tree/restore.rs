@@ -485,36 +485,24 @@ fn shared_memory(parts: &[Part], views: &[(usize, usize)]) -> Result<i32, String
         return Err("cannot size the memfd for shared memory".into());
     }
     let first = views[0].0;
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = Vec::new();
     for &(pi, ri) in views.iter().filter(|v| v.0 == first) {
         let p = &parts[pi];
         let r = &p.meta.regions[ri];
         for e in &r.extents {
-            let mut done = 0u64;
-            while done < e.len {
-                let n = (e.len - done).min(buf.len() as u64) as usize;
-                // SAFETY: pread/pwrite with a live buffer of n bytes.
-                let got = unsafe {
-                    libc::pread(
-                        p.image_fd,
-                        buf.as_mut_ptr().cast(),
-                        n,
-                        (e.file_offset + done) as i64,
-                    )
-                };
-                if got <= 0 {
-                    return Err(format!(
-                        "cannot read the shared memory of process {} from its image",
-                        p.pid
-                    ));
-                }
-                let at = e.addr - r.start + r.offset + done;
-                // SAFETY: as above.
-                let put = unsafe { libc::pwrite(fd, buf.as_ptr().cast(), got as usize, at as i64) };
-                if put != got {
-                    return Err("cannot fill the memfd for shared memory".into());
-                }
-                done += got as u64;
+            // Plain or a compressed block: the pages as the program had them.
+            buf.resize(e.len as usize, 0);
+            crate::memory::compress::read_extent(p.image_fd, e, &mut buf).map_err(|why| {
+                format!(
+                    "cannot read the shared memory of process {} from its image: {why}",
+                    p.pid
+                )
+            })?;
+            let at = e.addr - r.start + r.offset;
+            // SAFETY: pwrite from a live buffer of its length.
+            let put = unsafe { libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), at as i64) };
+            if put != buf.len() as isize {
+                return Err("cannot fill the memfd for shared memory".into());
             }
         }
     }
