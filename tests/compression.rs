@@ -195,13 +195,22 @@ fn shared_memory_of_a_tree_comes_back_from_compressed_images() {
     let ctl = area.sub("ctl");
     let out = area.file("out");
     let cmd = with_options(
-        run_cmd(&py, &[script.as_os_str(), ctl.as_os_str()], area.path(), &area.images),
+        run_cmd(
+            &py,
+            &[script.as_os_str(), ctl.as_os_str()],
+            area.path(),
+            &area.images,
+        ),
         &["--compress=zstd"],
         area.path(),
     );
     let mut kid = start(cmd, Out::File(&out), &area.file("err"), "under ckpt");
     wait_marker(&mut kid, &ctl.join("ready")).unwrap_or_else(|e| panic!("{e}"));
-    let child: i32 = std::fs::read_to_string(ctl.join("child")).unwrap().trim().parse().unwrap();
+    let child: i32 = std::fs::read_to_string(ctl.join("child"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let tree = common::checkpoint(kid.pid(), Some(&area.images)).unwrap();
     // SAFETY: SIGKILL to the job's child, a process of this test.
     unsafe { libc::kill(child, libc::SIGKILL) };
@@ -211,9 +220,16 @@ fn shared_memory_of_a_tree_comes_back_from_compressed_images() {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "img"))
         .collect();
-    assert_eq!(images.len(), 2, "one image per process in {}", tree.display());
+    assert_eq!(
+        images.len(),
+        2,
+        "one image per process in {}",
+        tree.display()
+    );
     assert!(
-        images.iter().any(|i| own_extents(i).iter().any(|e| e.0 == 2)),
+        images
+            .iter()
+            .any(|i| own_extents(i).iter().any(|e| e.0 == 2)),
         "the shared memory is stored compressed"
     );
     common::touch(&ctl.join("go"));

@@ -387,13 +387,11 @@ pub fn snapshot(sink: &mut Sink, earlier: Option<&Earlier>) -> Result<Vec<Region
     }
     // SAFETY: the mapping is ours, MAX_EXTENT bytes, unaliased.
     let bounce = unsafe { std::slice::from_raw_parts_mut(bounce as *mut u8, MAX_EXTENT as usize) };
-    let compressor = compress::current()
-        .map(compress::Compressor::new)
-        .transpose()?;
+    let pool = compress::current().map(compress::Pool::new).transpose()?;
     let mut w = Writer {
         sink,
         bounce,
-        compressor,
+        pool,
         run: None,
         earlier: earlier.map(|e| Refs {
             tracked: dirty::Cursor::new(&e.round.tracked),
@@ -403,9 +401,13 @@ pub fn snapshot(sink: &mut Sink, earlier: Option<&Earlier>) -> Result<Vec<Region
             run: None,
         }),
     };
-    let result = regions
-        .iter_mut()
-        .try_for_each(|(r, populated)| w.store_region(r, *populated, pagemap));
+    let result = regions.iter_mut().try_for_each(|(r, populated)| {
+        w.store_region(r, *populated, pagemap)?;
+        w.drain(r)
+    });
+    if let Some(pool) = w.pool.take() {
+        pool.finish();
+    }
     sys::close(pagemap);
     result.map(|()| regions.into_iter().map(|(r, _)| r).collect())
 }
@@ -594,7 +596,8 @@ const MAX_REF: u64 = 1 << 30;
 struct Writer<'a> {
     sink: &'a mut Sink,
     bounce: &'a mut [u8],
-    compressor: Option<compress::Compressor>,
+    /// Compressing threads, when images are compressed.
+    pool: Option<compress::Pool>,
     /// The run being collected: (start address, length).
     run: Option<(u64, u64)>,
     /// Incremental: pages an earlier image holds unchanged.
@@ -738,13 +741,17 @@ impl Writer<'_> {
                         j += PAGE;
                     }
                     let bytes = &self.bounce[i as usize..j as usize];
-                    put(
-                        self.sink,
-                        self.compressor.as_mut(),
-                        r,
-                        run.addr + done + i,
-                        bytes,
-                    )?;
+                    let addr = run.addr + done + i;
+                    let sink = &mut *self.sink;
+                    match self.pool.as_mut() {
+                        Some(pool) => pool.submit(
+                            addr,
+                            bytes.len(),
+                            |slot| slot.copy_from_slice(bytes),
+                            &mut |p| emit(sink, r, p),
+                        )?,
+                        None => emit(sink, r, plain(addr, bytes))?,
+                    }
                     i = j;
                 }
                 done += len;
@@ -757,50 +764,72 @@ impl Writer<'_> {
         let Some((addr, len)) = self.run.take() else {
             return Ok(());
         };
-        let copy = &mut self.bounce[..len as usize];
-        // SAFETY: the run lies in a readable mapping of this process and
-        // does not overlap the bounce buffer (mapped after the maps were read).
-        unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, copy.as_mut_ptr(), copy.len()) };
-        put(self.sink, self.compressor.as_mut(), r, addr, copy)
+        // The run is copied before it is hashed or compressed (see `bounce`).
+        let copy = |to: &mut [u8]| {
+            // SAFETY: the run lies in a readable mapping of this process and
+            // does not overlap `to` (the bounce buffer or a slot of the
+            // pool, both mapped after the maps were read).
+            unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, to.as_mut_ptr(), to.len()) }
+        };
+        let sink = &mut *self.sink;
+        if let Some(pool) = self.pool.as_mut() {
+            return pool.submit(addr, len as usize, copy, &mut |p| emit(sink, r, p));
+        }
+        let bytes = &mut self.bounce[..len as usize];
+        copy(bytes);
+        emit(sink, r, plain(addr, bytes))
+    }
+
+    /// After a region: every run of it queued for compression written out,
+    /// its extents in address order again.
+    fn drain(&mut self, r: &mut Region) -> Result<(), String> {
+        let Some(pool) = self.pool.as_mut() else {
+            return Ok(());
+        };
+        let sink = &mut *self.sink;
+        pool.drain(&mut |p| emit(sink, r, p))?;
+        r.extents.sort_unstable_by_key(|e| e.addr);
+        Ok(())
     }
 }
 
-/// Write `bytes` (the pages at `addr`) as one extent of `r`:
-/// compressed when that is on and saves space.
-fn put(
-    sink: &mut Sink,
-    compressor: Option<&mut compress::Compressor>,
-    r: &mut Region,
-    addr: u64,
-    bytes: &[u8],
-) -> Result<(), String> {
-    let file_offset = sink.offset;
-    if let Some(c) = compressor {
-        let codec = c.codec() as u8;
-        if let Some(z) = c.compress(bytes) {
-            let stored = z.len() as u64;
-            let hash = xxhash_rust::xxh3::xxh3_64(z);
-            sink.write_all(z)?;
-            sink.pad_to_page()?;
-            r.extents.push(Extent {
-                addr,
-                len: bytes.len() as u64,
-                file_offset,
-                hash,
-                codec,
-                stored,
-                block: bytes.len() as u64,
-                ..Default::default()
-            });
-            return Ok(());
-        }
-    }
-    sink.write_all(bytes)?;
-    r.extents.push(Extent {
+/// `bytes` at `addr`, stored as they are.
+fn plain(addr: u64, bytes: &[u8]) -> compress::Packed<'_> {
+    compress::Packed {
         addr,
-        len: bytes.len() as u64,
+        plain: bytes,
+        packed: None,
+        codec: crate::image::Codec::Lz4,
+    }
+}
+
+/// Write a run of pages as one extent of `r`: its compressed form when it
+/// has one, else its bytes as they are.
+fn emit(sink: &mut Sink, r: &mut Region, p: compress::Packed) -> Result<(), String> {
+    let file_offset = sink.offset;
+    let len = p.plain.len() as u64;
+    if let Some(z) = p.packed {
+        let hash = xxhash_rust::xxh3::xxh3_64(z);
+        sink.write_all(z)?;
+        sink.pad_to_page()?;
+        r.extents.push(Extent {
+            addr: p.addr,
+            len,
+            file_offset,
+            hash,
+            codec: p.codec as u8,
+            stored: z.len() as u64,
+            block: len,
+            ..Default::default()
+        });
+        return Ok(());
+    }
+    sink.write_all(p.plain)?;
+    r.extents.push(Extent {
+        addr: p.addr,
+        len,
         file_offset,
-        hash: xxhash_rust::xxh3::xxh3_64(bytes),
+        hash: xxhash_rust::xxh3::xxh3_64(p.plain),
         ..Default::default()
     });
     Ok(())

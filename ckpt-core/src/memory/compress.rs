@@ -17,7 +17,10 @@
 //! workspace mapped here (`ZSTD_initStaticCCtx`), so it never allocates.
 
 use crate::image::{Codec, Extent, PAGE};
-use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use crate::sys;
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*,
+};
 use zstd_safe::zstd_sys;
 
 /// zstd's level: its fastest regular one. Level 3 (the library's default)
@@ -139,6 +142,331 @@ impl Compressor {
         };
         let padded = (n as u64).div_ceil(PAGE) * PAGE;
         (padded + PAGE <= input.len() as u64).then(|| &self.out[..n])
+    }
+}
+
+// ---- the writer's compressing threads ----
+//
+// The writer is one thread (a fork of the program's checkpointing thread);
+// compressing is the slow part of a compressed checkpoint, so it starts
+// threads of its own, one per CPU it may run on: it copies each run of
+// pages into a free slot of a ring, a thread compresses it, and the writer
+// writes the slots out in order. The threads are raw clones sharing the
+// writer's memory (no libc thread: a fork of a program whose other threads
+// were frozen may hold libc's locks); they run only `Compressor::compress`
+// on their slots, take nothing but the arena (lz4's table), and end before
+// `Pool::finish` returns.
+
+/// A slot's life: free → filled (the writer) → taken (a thread) → done →
+/// written out and free again (the writer).
+const FREE: u32 = 0;
+const FILLED: u32 = 1;
+const TAKEN: u32 = 2;
+const DONE: u32 = 3;
+
+struct Slot {
+    state: AtomicU32,
+    addr: AtomicU64,
+    len: AtomicUsize,
+    /// Compressed length, 0: store as is.
+    packed: AtomicUsize,
+    input: *mut u8,
+    out: *mut u8,
+}
+
+/// What the writer and its threads share.
+struct Shared {
+    slots: Vec<Slot>,
+    codec: Codec,
+    out_len: usize,
+    /// Bumped when a slot is filled (the threads wait on it).
+    work: AtomicU32,
+    /// Bumped when a slot is done (the writer waits on it).
+    done: AtomicU32,
+    stop: AtomicBool,
+    /// Each thread's tid, cleared by the kernel when it ends.
+    tids: Vec<AtomicI32>,
+}
+
+// SAFETY: the raw buffers of a slot are touched only by whoever owns the
+// slot's current state (the writer when free or done, one thread when
+// taken), handed over with Release/Acquire on `state`.
+unsafe impl Sync for Shared {}
+
+/// A writer's compressing threads and their ring of slots.
+pub struct Pool {
+    shared: &'static Shared,
+    /// Inline compressor when no thread could be started.
+    inline: Option<Compressor>,
+    next_fill: usize,
+    next_out: usize,
+}
+
+/// A run of pages written out in order: its address, its bytes, and its
+/// compressed form when that saves space.
+pub struct Packed<'a> {
+    pub addr: u64,
+    pub plain: &'a [u8],
+    pub packed: Option<&'a [u8]>,
+    pub codec: Codec,
+}
+
+/// CPUs this process may run on (1 when unknown).
+fn cpus() -> usize {
+    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity fills it.
+    let mut set: libc::cpu_set_t = unsafe { core::mem::zeroed() };
+    // SAFETY: as above, with its exact size.
+    let r =
+        unsafe { libc::sched_getaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if r != 0 {
+        return 1;
+    }
+    // SAFETY: `set` was filled by the kernel.
+    (unsafe { libc::CPU_COUNT(&set) }).max(1) as usize
+}
+
+impl Pool {
+    /// Threads for `codec`, as many as CPUs (at most 8); none on one CPU.
+    pub fn new(codec: Codec) -> Result<Pool, String> {
+        let threads = cpus().min(8);
+        let n_slots = 2 * threads + 2;
+        let out_len = bound(MAX_BLOCK as usize);
+        let mut slots = Vec::with_capacity(n_slots);
+        for _ in 0..n_slots {
+            slots.push(Slot {
+                state: AtomicU32::new(FREE),
+                addr: AtomicU64::new(0),
+                len: AtomicUsize::new(0),
+                packed: AtomicUsize::new(0),
+                input: map(MAX_BLOCK as usize)?.as_mut_ptr(),
+                out: map(out_len)?.as_mut_ptr(),
+            });
+        }
+        let mut tids = Vec::with_capacity(threads);
+        tids.resize_with(if threads > 1 { threads } else { 0 }, || AtomicI32::new(0));
+        let shared: &'static Shared = Box::leak(Box::new(Shared {
+            slots,
+            codec,
+            out_len,
+            work: AtomicU32::new(0),
+            done: AtomicU32::new(0),
+            stop: AtomicBool::new(false),
+            tids,
+        }));
+        let mut started = 0;
+        for i in 0..shared.tids.len() {
+            let Ok(c) = Compressor::new(codec) else { break };
+            // The thread's own compressor, handed over through a leaked box.
+            let job: &'static mut Job = Box::leak(Box::new(Job { shared, c, me: i }));
+            if spawn(job).is_err() {
+                break;
+            }
+            started += 1;
+        }
+        let inline = if started == 0 {
+            Some(Compressor::new(codec)?)
+        } else {
+            None
+        };
+        Ok(Pool {
+            shared,
+            inline,
+            next_fill: 0,
+            next_out: 0,
+        })
+    }
+
+    /// Queue `len` bytes at `addr` (`fill` writes them into the slot);
+    /// runs queued before are handed to `emit` in order as they finish.
+    pub fn submit(
+        &mut self,
+        addr: u64,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+        emit: &mut dyn FnMut(Packed) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let n = self.shared.slots.len();
+        if let Some(c) = self.inline.as_mut() {
+            let slot = &self.shared.slots[0];
+            // SAFETY: no thread runs: the writer owns every slot.
+            let input = unsafe { core::slice::from_raw_parts_mut(slot.input, len) };
+            fill(input);
+            let codec = c.codec();
+            let packed = c.compress(input);
+            return emit(Packed {
+                addr,
+                plain: input,
+                packed,
+                codec,
+            });
+        }
+        while self.next_fill - self.next_out >= n {
+            self.write_one(emit)?;
+        }
+        let slot = &self.shared.slots[self.next_fill % n];
+        // SAFETY: the slot is free (written out): the writer owns it.
+        let input = unsafe { core::slice::from_raw_parts_mut(slot.input, len) };
+        fill(input);
+        slot.addr.store(addr, Relaxed);
+        slot.len.store(len, Relaxed);
+        slot.state.store(FILLED, Release);
+        self.next_fill += 1;
+        self.shared.work.fetch_add(1, Release);
+        sys::futex_wake_all(&self.shared.work);
+        Ok(())
+    }
+
+    /// Hand every queued run to `emit`, in order.
+    pub fn drain(
+        &mut self,
+        emit: &mut dyn FnMut(Packed) -> Result<(), String>,
+    ) -> Result<(), String> {
+        while self.next_out < self.next_fill {
+            self.write_one(emit)?;
+        }
+        Ok(())
+    }
+
+    /// Wait for the oldest queued run and hand it to `emit`.
+    fn write_one(
+        &mut self,
+        emit: &mut dyn FnMut(Packed) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let sh = self.shared;
+        let slot = &sh.slots[self.next_out % sh.slots.len()];
+        loop {
+            let seen = sh.done.load(Acquire);
+            if slot.state.load(Acquire) == DONE {
+                break;
+            }
+            sys::futex_wait(&sh.done, seen, 0);
+        }
+        let (len, packed) = (slot.len.load(Relaxed), slot.packed.load(Relaxed));
+        // SAFETY: the slot is done: its thread has let go of it (Acquire above).
+        let plain = unsafe { core::slice::from_raw_parts(slot.input, len) };
+        // SAFETY: as above; `packed` bytes were written by the thread.
+        let z = (packed > 0).then(|| unsafe { core::slice::from_raw_parts(slot.out, packed) });
+        let r = emit(Packed {
+            addr: slot.addr.load(Relaxed),
+            plain,
+            packed: z,
+            codec: sh.codec,
+        });
+        slot.state.store(FREE, Release);
+        self.next_out += 1;
+        r
+    }
+
+    /// Stop the threads and wait until every one has ended.
+    pub fn finish(self) {
+        let sh = self.shared;
+        sh.stop.store(true, Release);
+        sh.work.fetch_add(1, Release);
+        sys::futex_wake_all(&sh.work);
+        for t in &sh.tids {
+            while t.load(Acquire) != 0 {
+                // SAFETY: sched_yield takes no argument.
+                unsafe { libc::sched_yield() };
+            }
+        }
+    }
+}
+
+/// One thread's start: the ring and its compressor.
+struct Job {
+    shared: &'static Shared,
+    c: Compressor,
+    me: usize,
+}
+
+const STACK_LEN: usize = 1 << 20;
+
+/// Start a raw thread running `worker(job)`. Writer context.
+fn spawn(job: &'static mut Job) -> Result<(), String> {
+    let stack = map(STACK_LEN)?;
+    let top = stack.as_mut_ptr() as usize + STACK_LEN;
+    let tid = &job.shared.tids[job.me];
+    let flags = libc::CLONE_VM
+        | libc::CLONE_FS
+        | libc::CLONE_FILES
+        | libc::CLONE_SIGHAND
+        | libc::CLONE_THREAD
+        | libc::CLONE_SYSVSEM
+        | libc::CLONE_PARENT_SETTID
+        | libc::CLONE_CHILD_CLEARTID;
+    let ret: isize;
+    // SAFETY: clone of this thread onto a fresh 16-byte aligned stack of
+    // its own. The child touches nothing of the parent's frame: it calls
+    // `worker(job)` from registers the kernel preserved (r12, r13), then
+    // ends the thread; the kernel clears `tid` when it has ended.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "mov rdi, r13",
+            "call r12",
+            "mov eax, 60",
+            "xor edi, edi",
+            "syscall",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone as isize => ret,
+            in("rdi") flags as usize,
+            in("rsi") top,
+            in("rdx") tid.as_ptr(),
+            in("r10") tid.as_ptr(),
+            in("r8") 0usize,
+            in("r12") worker as *const () as usize,
+            in("r13") job as *mut Job as usize,
+            lateout("rcx") _,
+            lateout("r11") _,
+        )
+    };
+    if ret < 0 {
+        return Err(format!("cannot start a compressing thread: errno {}", -ret));
+    }
+    Ok(())
+}
+
+/// A compressing thread: take filled slots until told to stop.
+/// Writer context: no libc, no lock, no panic.
+extern "C" fn worker(job: &'static mut Job) {
+    let sh = job.shared;
+    loop {
+        let seen = sh.work.load(Acquire);
+        let mut took = false;
+        for slot in &sh.slots {
+            if slot
+                .state
+                .compare_exchange(FILLED, TAKEN, Acquire, Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            took = true;
+            let len = slot.len.load(Relaxed);
+            // SAFETY: the slot is taken by this thread: its buffers are ours
+            // until `DONE` is stored.
+            let input = unsafe { core::slice::from_raw_parts(slot.input, len) };
+            let n = job.c.compress(input).map_or(0, |z| {
+                // SAFETY: as above; `out_len` is the slot's output room and
+                // `z` (at most `bound(len)` bytes) lives in this compressor.
+                let out = unsafe { core::slice::from_raw_parts_mut(slot.out, sh.out_len) };
+                out[..z.len()].copy_from_slice(z);
+                z.len()
+            });
+            slot.packed.store(n, Relaxed);
+            slot.state.store(DONE, Release);
+            sh.done.fetch_add(1, Release);
+            sys::futex_wake_all(&sh.done);
+        }
+        if !took {
+            if sh.stop.load(Acquire) {
+                return;
+            }
+            sys::futex_wait(&sh.work, seen, 0);
+        }
     }
 }
 
