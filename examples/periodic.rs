@@ -1,7 +1,8 @@
 //! Periodic checkpoints from the program itself, without `ckpt run`:
 //! `Checkpointer::every` (ckpt's timer, as `ckpt run --interval`) keeping
-//! the newest 2 images, and one checkpoint taken without waiting for its
-//! image (`wait(false)`, then `ckpt::wait_for_image`).
+//! the newest 2 images, compressed with lz4, and one checkpoint taken
+//! without waiting for its image (`wait(false)`, then
+//! `ckpt::wait_for_image`).
 //!
 //! ```sh
 //! target/release/examples/periodic 200 imgs &   # kill -9 it mid-way ...
@@ -39,6 +40,7 @@ fn main() {
     };
     periodic
         .keep(2)
+        .compress(Some(ckpt::Codec::Lz4))
         .every(Duration::from_millis(if store.is_some() {
             300
         } else {

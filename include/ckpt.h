@@ -51,6 +51,14 @@ __attribute__((weak)) int ckpt_wait(char *out, size_t out_len);
 __attribute__((weak)) int ckpt_configure(const char *dir, unsigned keep, unsigned long long interval_ms,
                                          char *out, size_t out_len);
 
+/* Compress this process's images from now on (as `ckpt run --compress`):
+ * CKPT_COMPRESS_NONE, CKPT_COMPRESS_LZ4 or CKPT_COMPRESS_ZSTD. 0, or -1
+ * for a codec this ckpt does not know. */
+#define CKPT_COMPRESS_NONE 0u
+#define CKPT_COMPRESS_LZ4 1u
+#define CKPT_COMPRESS_ZSTD 2u
+__attribute__((weak)) int ckpt_set_compress(unsigned codec);
+
 /* Hooks: `f(data)` is called before each checkpoint of this process
  * (whoever asked for it: this API, `ckpt checkpoint PID`, the periodic
  * timer), after each one in the process that goes on, and in a restored

@@ -287,6 +287,15 @@ fn periodic_checkpoints_started_by_the_program_keep_two_and_restart() {
     kept.sort();
     kept.dedup();
     assert!(rows.len() >= 2, "{}", listed.stdout);
+    // `.compress(Some(Codec::Lz4))`: the periodic images hold lz4 blocks.
+    let newest_path = std::path::Path::new(rows[rows.len() - 1]["path"].as_str().unwrap());
+    let v = common::inspect_json(newest_path).unwrap_or_else(|e| panic!("{e}"));
+    let blocks = common::arr(&v, "regions")
+        .iter()
+        .flat_map(|r| r["extents"].as_array().cloned().unwrap_or_default())
+        .filter(|e| e["codec"].as_u64() == Some(1))
+        .count();
+    assert!(blocks > 0, "no lz4 block in {}", newest_path.display());
     assert_eq!(names, kept, "keep(2): the newest 2 and what they need");
     rs::restart_and_compare(
         rs::restart_cmd(&area.images, &["--latest"], area.path()),

@@ -154,8 +154,13 @@ pub fn checkpoint_to(dir: &Path) -> Result<Checkpoint, Error> {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// // One now, into a directory of its own, keeping the newest 3 images.
-/// let taken = ckpt::Checkpointer::new().dir("/var/tmp/sim").keep(3).take()?;
+/// // One now, into a directory of its own, keeping the newest 3 images,
+/// // compressed.
+/// let taken = ckpt::Checkpointer::new()
+///     .dir("/var/tmp/sim")
+///     .keep(3)
+///     .compress(Some(ckpt::Codec::Lz4))
+///     .take()?;
 /// if taken.restored() {
 ///     eprintln!("restored {} time(s)", ckpt::restored());
 /// }
@@ -173,6 +178,8 @@ pub struct Checkpointer {
     store: Option<String>,
     keep: u32,
     wait: bool,
+    /// `Some`: set the codec (`None` inside: stored as is).
+    compress: Option<Option<crate::image::Codec>>,
 }
 
 impl Default for Checkpointer {
@@ -182,6 +189,7 @@ impl Default for Checkpointer {
             store: None,
             keep: 0,
             wait: true,
+            compress: None,
         }
     }
 }
@@ -199,6 +207,7 @@ type ShimConfigure = unsafe extern "C" fn(
     out_len: usize,
 ) -> c_int;
 type ShimWait = unsafe extern "C" fn(out: *mut c_char, out_len: usize) -> c_int;
+type ShimSetCompress = unsafe extern "C" fn(codec: u32) -> c_int;
 
 /// The shim's function `name`, of type `F` (after [`load`]).
 fn shim_fn<F: Copy>(name: &std::ffi::CStr) -> Result<F, Error> {
@@ -258,6 +267,14 @@ impl Checkpointer {
         self
     }
 
+    /// Compress this process's images from now on (`Some(Codec::Lz4)`,
+    /// `Some(Codec::Zstd)`; `None`: stored as they are), as `ckpt run
+    /// --compress`; periodic ones too. Unset, the setting is left as it is.
+    pub fn compress(mut self, codec: Option<crate::image::Codec>) -> Self {
+        self.compress = Some(codec);
+        self
+    }
+
     /// Whether [`take`](Self::take) waits until the image is in place
     /// (default), or returns as soon as the program goes on — the image
     /// is then written meanwhile; [`wait_for_image`] waits for it.
@@ -279,6 +296,13 @@ impl Checkpointer {
             // SAFETY: spec is a C string; out is writable for its length.
             if unsafe { f(spec.as_ptr(), out.as_mut_ptr().cast(), out.len()) } != 0 {
                 return Err(Error::Failed(said(&out)));
+            }
+        }
+        if let Some(codec) = self.compress {
+            let f: ShimSetCompress = shim_fn(c"ckpt_set_compress")?;
+            // SAFETY: a plain integer argument.
+            if unsafe { f(codec.map_or(0, |c| c as u32)) } != 0 {
+                return Err(Error::Failed("this ckpt does not know that codec".into()));
             }
         }
         if dir.is_none() && self.keep == 0 && interval_ms == 0 {

@@ -15,6 +15,7 @@ pub use api::{
     on_restore, restored, resume, stop_periodic, wait_for_image, Checkpoint, Checkpointer, Error,
     ShimEntry, SHIM_ENTRY,
 };
+pub use image::Codec;
 
 /// The original of an interposed function, callable without recursion:
 /// `ckpt::real!(open)(path, flags, mode)` calls libc's `open` even from

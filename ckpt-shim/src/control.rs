@@ -313,6 +313,21 @@ pub unsafe extern "C" fn ckpt_configure(
     0
 }
 
+/// `ckpt_set_compress(codec)`: compress this process's images from now
+/// on: 0 none, 1 lz4, 2 zstd (as `ckpt run --compress`). 0, or -1 for a
+/// codec it does not know.
+#[no_mangle]
+pub extern "C" fn ckpt_set_compress(codec: u32) -> c_int {
+    match codec {
+        0 => ckpt::memory::compress::configure(None),
+        c => match u8::try_from(c).ok().and_then(ckpt::image::Codec::from_u8) {
+            Some(c) => ckpt::memory::compress::configure(Some(c)),
+            None => return -1,
+        },
+    }
+    0
+}
+
 /// Serve every pending request. Runs inside the signal handler on ckpt's
 /// stack: scratch allocation only, raw writes only.
 extern "C" fn coordinator(uc: *mut c_void, why: u32) {
