@@ -168,12 +168,14 @@ pid = os.fork()
 if pid == 0:
     m[3 << 20:(3 << 20) + 6] = b"child!"
     open(os.path.join(ctl, "child"), "w").write(str(os.getpid()))
+    wait("parent")
     wait("go")
     m[(3 << 20) + 8:(3 << 20) + 14] = b"again!"
     print("child", hashlib.sha256(m[:]).hexdigest(), flush=True)
     os._exit(0)
-m[0:7] = b"parent!"
 wait("child")
+m[0:7] = b"parent!"
+open(os.path.join(ctl, "parent"), "w").close()
 open(os.path.join(ctl, "ready"), "w").write("ok\n")
 wait("go")
 os.waitpid(pid, 0)
