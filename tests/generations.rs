@@ -23,9 +23,28 @@ fn run_periodic(
     keep: &str,
     marker: &str,
 ) -> (rs::Kid, std::path::PathBuf) {
+    run_periodic_with(
+        area,
+        prog,
+        args,
+        &["--interval", interval, "--keep", keep],
+        marker,
+    )
+}
+
+/// [`run_periodic`] with `ckpt run` options of the caller's.
+fn run_periodic_with(
+    area: &Area,
+    prog: &Path,
+    args: &[String],
+    opts: &[&str],
+    marker: &str,
+) -> (rs::Kid, std::path::PathBuf) {
     let out = area.file("out");
     let mut run = Command::new(common::ckpt_bin());
-    run.args(["run", "--interval", interval, "--keep", keep, "--dir"])
+    run.arg("run")
+        .args(opts)
+        .arg("--dir")
         .arg(&area.images)
         .arg("--")
         .arg(prog)
@@ -151,16 +170,42 @@ fn interval_keep_list_and_restart_latest() {
 /// back from its newest image with the output of an uninterrupted run.
 #[test]
 fn checkpointed_often_while_writing_its_memory_hard() {
+    often_while_writing_hard("hard", &[]);
+}
+
+/// The same with compressed images (incremental ones take unchanged
+/// pages from inside earlier images' blocks), lz4 and zstd.
+#[test]
+fn checkpointed_often_while_writing_its_memory_hard_compressed() {
+    often_while_writing_hard("hardlz4", &["--compress=lz4"]);
+    often_while_writing_hard("hardzstd", &["--compress=zstd"]);
+}
+
+fn often_while_writing_hard(tag: &str, extra: &[&str]) {
     let bin = common::TempDir::new("hard-bin");
     let prog = common::compile_c("writer_hard.c", bin.path());
-    let area = Area::new("hard");
+    let area = Area::new(tag);
     let want = reference_output(&area, &prog, &[] as &[&str]);
-    let (mut kid, out) = run_periodic(&area, &prog, &[], "300ms", "2", "step 150 ");
+    let mut opts = vec!["--interval", "300ms", "--keep", "2"];
+    opts.extend_from_slice(extra);
+    let (mut kid, out) = run_periodic_with(&area, &prog, &[], &opts, "step 150 ");
     kid.kill();
     assert!(
         !images(&area.images).is_empty(),
         "no periodic image was written"
     );
+    if !extra.is_empty() {
+        // The pages are really stored compressed.
+        let any_block = images(&area.images).iter().any(|n| {
+            let v = common::inspect_json(&area.images.join(n)).unwrap_or_else(|e| panic!("{e}"));
+            common::arr(&v, "regions").iter().any(|r| {
+                r["extents"]
+                    .as_array()
+                    .is_some_and(|x| x.iter().any(|e| e["codec"].as_u64().unwrap_or(0) != 0))
+            })
+        });
+        assert!(any_block, "{extra:?}: no compressed block in the images");
+    }
     restart_and_compare(
         restart_cmd(&area.images, &["--latest"], area.path()),
         &out,
