@@ -157,9 +157,9 @@ fn codec_shape(e: &image::Extent) -> bool {
     }
     image::Codec::from_u8(e.codec).is_some()
         && e.stored > 0
-        && e.block % PAGE == 0
+        && e.block.is_multiple_of(PAGE)
         && e.block <= crate::memory::compress::MAX_BLOCK
-        && e.skip % PAGE == 0
+        && e.skip.is_multiple_of(PAGE)
         && e.skip.checked_add(e.len).is_some_and(|x| x <= e.block)
 }
 
