@@ -208,6 +208,21 @@ type ShimConfigure = unsafe extern "C" fn(
 ) -> c_int;
 type ShimWait = unsafe extern "C" fn(out: *mut c_char, out_len: usize) -> c_int;
 type ShimSetCompress = unsafe extern "C" fn(codec: u32) -> c_int;
+type ShimWaitWriters = unsafe extern "C" fn(timeout_ms: u64) -> c_int;
+
+/// Wait until no image of this process is being written (an image still
+/// being written would appear after a `forget`, or after the program
+/// thinks periodic checkpoints are over).
+fn wait_writers() -> Result<(), Error> {
+    let f: ShimWaitWriters = shim_fn(c"ckpt_wait_writers")?;
+    // SAFETY: a plain integer argument.
+    if unsafe { f(600_000) } != 0 {
+        return Err(Error::Failed(
+            "an image is still being written after 10 minutes".into(),
+        ));
+    }
+    Ok(())
+}
 
 /// The shim's function `name`, of type `F` (after [`load`]).
 fn shim_fn<F: Copy>(name: &std::ffi::CStr) -> Result<F, Error> {
@@ -369,7 +384,8 @@ impl Checkpointer {
 }
 
 /// Stop the periodic checkpoints [`Checkpointer::every`] (or `ckpt run
-/// --interval`) started.
+/// --interval`) started; returns once no image of this process is being
+/// written any more.
 pub fn stop_periodic() -> Result<(), Error> {
     let f: ShimConfigure = shim_fn(c"ckpt_configure")?;
     // SAFETY: null dir, no output buffer.
@@ -377,7 +393,8 @@ pub fn stop_periodic() -> Result<(), Error> {
     if r != 0 {
         return Err(Error::Failed("cannot stop periodic checkpoints".into()));
     }
-    Ok(())
+    // One may have begun just before: its image is in place on return.
+    wait_writers()
 }
 
 /// Wait until the image of the last checkpoint taken with `wait(false)`
@@ -585,6 +602,10 @@ fn newest_in_store(ckpt: &Path, spec: &Path) -> Result<Option<std::ffi::OsString
 /// Remove every image of this program from `dir` (a finished run: the
 /// next [`resume`] starts afresh). Returns how many were removed.
 pub fn forget(dir: impl AsRef<Path>) -> std::io::Result<usize> {
+    // An image still being written would appear after the removal.
+    if is_active() {
+        wait_writers().map_err(|e| std::io::Error::other(e.to_string()))?;
+    }
     let images = own_images(dir.as_ref());
     for p in &images {
         if p.is_dir() {

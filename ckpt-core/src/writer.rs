@@ -249,6 +249,28 @@ pub fn any() -> bool {
     WRITERS.iter().any(|w| w.load(Relaxed) > 0)
 }
 
+/// Wait until every writer of this process has ended and is reaped, at
+/// most `timeout_ns`; whether none is left. Program context (not while
+/// frozen: it sleeps).
+pub fn wait_all(timeout_ns: u64) -> bool {
+    let t0 = sys::monotonic_ns();
+    loop {
+        reap_finished();
+        if !any() {
+            return true;
+        }
+        if sys::monotonic_ns() - t0 > timeout_ns {
+            return false;
+        }
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 5_000_000,
+        };
+        // SAFETY: nanosleep with a live timespec.
+        unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+    }
+}
+
 /// In a fork child, or after a restart: the writers are not our children.
 pub fn forget_all() {
     for w in WRITERS.iter() {

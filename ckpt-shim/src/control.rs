@@ -313,6 +313,17 @@ pub unsafe extern "C" fn ckpt_configure(
     0
 }
 
+/// `ckpt_wait_writers(timeout_ms)`: wait until no image of this process
+/// is being written any more (0), or `timeout_ms` passed (-1).
+#[no_mangle]
+pub extern "C" fn ckpt_wait_writers(timeout_ms: u64) -> c_int {
+    if ckpt::writer::wait_all(timeout_ms.saturating_mul(1_000_000)) {
+        0
+    } else {
+        -1
+    }
+}
+
 /// `ckpt_set_compress(codec)`: compress this process's images from now
 /// on: 0 none, 1 lz4, 2 zstd (as `ckpt run --compress`). 0, or -1 for a
 /// codec it does not know.
