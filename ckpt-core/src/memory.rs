@@ -370,23 +370,10 @@ pub fn snapshot(sink: &mut Sink, earlier: Option<&Earlier>) -> Result<Vec<Region
     // itself changes some of the memory it stores (its stack, errno, the
     // scratch arena), and hash and bytes must agree. Mapped after the maps
     // were read, so it is not part of the image.
-    // SAFETY: anonymous private mapping, no hint.
-    let bounce = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            MAX_EXTENT as usize,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if bounce == libc::MAP_FAILED {
+    let Some(bounce) = sys::map_anon(MAX_EXTENT as usize) else {
         sys::close(pagemap);
         return Err("cannot map the writer's buffer".into());
-    }
-    // SAFETY: the mapping is ours, MAX_EXTENT bytes, unaliased.
-    let bounce = unsafe { std::slice::from_raw_parts_mut(bounce as *mut u8, MAX_EXTENT as usize) };
+    };
     let pool = compress::current().map(compress::Pool::new).transpose()?;
     let mut w = Writer {
         sink,

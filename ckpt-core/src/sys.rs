@@ -66,6 +66,28 @@ pub fn futex_wake_all(word: &AtomicU32) {
     };
 }
 
+/// A fresh private anonymous read-write mapping of `len` bytes, never
+/// unmapped: buffers of a writer or of post-restart code, which may not
+/// use malloc. None when the kernel refuses.
+pub fn map_anon(len: usize) -> Option<&'static mut [u8]> {
+    // SAFETY: anonymous private mapping, no hint.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    // SAFETY: the mapping is ours, `len` bytes, never unmapped, unaliased.
+    Some(unsafe { core::slice::from_raw_parts_mut(p as *mut u8, len) })
+}
+
 /// CLOCK_MONOTONIC now, in nanoseconds.
 #[inline]
 pub fn monotonic_ns() -> u64 {

@@ -75,23 +75,7 @@ fn bound(n: usize) -> usize {
 
 /// An anonymous private mapping of `len` bytes (writer context: no malloc).
 fn map(len: usize) -> Result<&'static mut [u8], String> {
-    // SAFETY: anonymous private mapping, no hint.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err("cannot map the compression buffers".into());
-    }
-    // SAFETY: the mapping is ours, `len` bytes, never unmapped (the writer
-    // ends soon after), unaliased.
-    Ok(unsafe { core::slice::from_raw_parts_mut(p as *mut u8, len) })
+    sys::map_anon(len).ok_or_else(|| "cannot map the compression buffers".to_string())
 }
 
 impl Compressor {
