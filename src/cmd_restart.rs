@@ -78,7 +78,12 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     let pager = if args.no_namespace {
         None
     } else {
-        crate::pager::Pager::start(&meta, &sources)?
+        // The files are cut back by the pager once memory is in.
+        crate::pager::Pager::start(&meta, &sources, &|| {
+            cuts.iter()
+                .try_for_each(|c| c.apply())
+                .map_err(|f| f.message)
+        })?
     };
     let plan_fd = write_plan(
         &meta,
@@ -88,9 +93,11 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
         entry_arg,
         pager.as_ref().map(|p| p.plan_fds()),
     )?;
-    // Every check passed: now files may be touched.
-    for c in &cuts {
-        c.apply()?;
+    // Every check passed: now files may be touched (with a pager, by it).
+    if pager.is_none() {
+        for c in &cuts {
+            c.apply()?;
+        }
     }
     // Keep every descriptor the restorer needs open across exec.
     let image_fd = image_fd.into_raw_fd();
@@ -131,6 +138,9 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
             // This command becomes the restorer: no pager, a plan
             // without one (the old one closed).
             p.abandon();
+            for c in &cuts {
+                c.apply()?;
+            }
             // SAFETY: closing the plan memfd we made.
             unsafe { libc::close(plan_fd) };
             let plan_fd = write_plan(&meta, &sources, &mapped, &specials, entry_arg, None)?;

@@ -76,7 +76,16 @@ impl Pager {
     /// image, then its earlier images), or `None` when this kernel gives
     /// this user no userfaultfd at all (then the restorer copies, as
     /// before pagers).
-    pub fn start(meta: &Meta, sources: &[i32]) -> Result<Option<Pager>, Failure> {
+    ///
+    /// `then` runs in the pager once every page is in and the restorer
+    /// copied its own extents, before the restorer may go on (the
+    /// restart's file rollbacks: so a block that fails to decompress
+    /// leaves every file as it was); its error fails the restart.
+    pub fn start(
+        meta: &Meta,
+        sources: &[i32],
+        then: &dyn Fn() -> Result<(), String>,
+    ) -> Result<Option<Pager>, Failure> {
         let dev = if std::env::var_os(TEST_NO_DEV).is_some() {
             -1
         } else {
@@ -140,7 +149,7 @@ impl Pager {
                     libc::close(dev);
                 }
             }
-            serve(ours, meta, sources);
+            serve(ours, meta, sources, then);
             // SAFETY: ending the pager without running the command's exit code.
             unsafe { libc::_exit(0) }
         }
@@ -199,9 +208,10 @@ impl Drop for Pager {
 }
 
 /// The pager process's work: take the restorer's userfaultfd from
-/// `sock`, fill every paged region, answer with the status byte.
-/// Errors are said here; the restorer then ends with status 71.
-fn serve(sock: RawFd, meta: &Meta, sources: &[i32]) {
+/// `sock`, fill every paged region, wait until the restorer copied the
+/// rest, run `then`, answer with the status byte. Errors are said here;
+/// the restorer then ends with status 71.
+fn serve(sock: RawFd, meta: &Meta, sources: &[i32], then: &dyn Fn() -> Result<(), String>) {
     let (uffd, tag) = match recv_fd(sock) {
         Ok(Some(got)) => got,
         // The restorer ended before (its exit status says why).
@@ -211,10 +221,28 @@ fn serve(sock: RawFd, meta: &Meta, sources: &[i32]) {
             return;
         }
     };
-    let filled = fill(uffd.as_raw_fd(), meta, sources);
+    let mut filled = fill(uffd.as_raw_fd(), meta, sources);
     // Closed before the answer: the regions are plain memory again
     // when the program runs.
     drop(uffd);
+    if filled.is_ok() {
+        // The restorer's byte once its own copies are done.
+        let mut b = [0u8; 1];
+        let n = loop {
+            // SAFETY: read into a local byte.
+            let n = unsafe { libc::read(sock, b.as_mut_ptr().cast(), 1) };
+            if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                break n;
+            }
+        };
+        if n != 1 {
+            // The restorer ended (its exit status says why): no rollback.
+            return;
+        }
+        if let Err(why) = then() {
+            filled = Err(why);
+        }
+    }
     if let Some(log) = std::env::var_os(TEST_LOG) {
         let line = format!(
             "uffd={} bytes={} {}\n",

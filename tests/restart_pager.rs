@@ -51,6 +51,9 @@ fn cycle(
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let image = checkpoint_and_kill(&mut kid, &area.images);
+    // What a killed run wrote after the checkpoint: the pager cuts it
+    // back once memory is in (the comparison below sees it gone).
+    append(&out, b"written after the checkpoint\n");
     if let Some((_, codec)) = run_env.iter().find(|(k, _)| *k == "CKPT_COMPRESS") {
         let shown = common::ckpt(area.path(), ["inspect".as_ref(), image.as_os_str()]);
         assert!(
@@ -65,6 +68,12 @@ fn cycle(
         .env("CKPT_TEST_PAGER_LOG", &log);
     restart_and_compare(cmd, &out, &want, &area);
     std::fs::read_to_string(&log).unwrap_or_default()
+}
+
+fn append(path: &std::path::Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(bytes).unwrap();
 }
 
 /// Filled bytes named in a log line, which must say `uffd` and ok.
@@ -134,4 +143,71 @@ fn no_namespace_restarts_without_the_pager() {
         &["--no-namespace"],
     );
     assert!(log.is_empty(), "a pager served: {log}");
+}
+
+/// A compressed block whose checksum matches but that does not
+/// decompress (only a crafted image): found by the pager, after the
+/// restorer destroyed its address space but before anything else; the
+/// restart fails with 71 and says why, and the file the killed run wrote
+/// after the checkpoint is left as it is (no rollback).
+#[test]
+fn a_block_that_does_not_decompress_fails_before_files_are_touched() {
+    let area = Area::new("pagerbad");
+    std::fs::create_dir_all(&area.images).unwrap();
+    let prog = common::compile_c("restart_pager.c", &area.sub("bin"));
+    let out = area.file("out");
+    let mut run = run_cmd(&prog, &[] as &[&str], area.path(), &area.images);
+    run.envs([("CKPT_TEST_PAGER_SMOOTH", "1"), ("CKPT_COMPRESS", "lz4")]);
+    let mut kid = start(run, Out::File(&out), &area.file("err"), "under ckpt");
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 19"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let image = rs::checkpoint_n_and_kill(&mut kid, &area.images, 1);
+    // The largest compressed block of anonymous memory: garbage in,
+    // its checksum made to match, the metadata written again.
+    let (header, mut meta) = ckpt::image::read_file(&image).unwrap();
+    let mut bytes = std::fs::read(&image).unwrap();
+    let e = meta
+        .regions
+        .iter_mut()
+        .filter(|r| r.kind == ckpt::image::RegionKind::Anonymous)
+        .flat_map(|r| r.extents.iter_mut())
+        .filter(|e| e.codec == 1)
+        .max_by_key(|e| e.stored)
+        .expect("a compressed block");
+    let at = e.file_offset as usize;
+    let stored = &mut bytes[at..at + e.stored as usize];
+    for (i, b) in stored.iter_mut().enumerate() {
+        *b = 0xf0 | (i as u8 & 0x0f);
+    }
+    e.hash = xxhash_rust::xxh3::xxh3_64(stored);
+    let mut m = Vec::new();
+    ckpt::image::encode_meta(&meta, &mut m).unwrap();
+    bytes.truncate(header.meta_offset as usize);
+    bytes.extend_from_slice(&m);
+    let h = ckpt::image::header_for(&m, header.meta_offset, header.data_len);
+    bytes[..ckpt::image::HEADER_LEN].copy_from_slice(&h.encode());
+    std::fs::write(&image, &bytes).unwrap();
+    append(&out, b"written after the checkpoint\n");
+    let before = std::fs::read(&out).unwrap();
+    let r = common::run_cmd(
+        &mut restart_cmd(&image, &[], area.path()),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(r.code(), Some(71), "restart of a crafted image: {r:?}");
+    assert!(
+        r.stderr.contains("cannot be decompressed"),
+        "the error says why: {}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        before,
+        "the output file was touched"
+    );
 }

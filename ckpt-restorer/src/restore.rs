@@ -419,6 +419,10 @@ fn map_regions(plan: &PlanView, pager: Option<(crate::uffd::Uffd, bool)>) {
         }
     }
     if plan.header().pager_fd >= 0 {
+        // Our own copies are done: the pager may roll the files back.
+        if let Err(e) = sys::write(plan.header().pager_fd, b"D") {
+            fail("cannot tell the restart command the copy is done", e);
+        }
         wait_for_pager(plan.header());
     }
     for r in plan.regions() {
@@ -481,8 +485,8 @@ fn hand_to_pager(plan: &PlanView, u: crate::uffd::Uffd, kernel: bool) {
     }
 }
 
-/// Wait for the pager's status byte (0: every paged region is filled and
-/// its userfaultfd closed), then close the pager's socket and
+/// Wait for the pager's status byte (0: every paged region is filled,
+/// its userfaultfd closed and the files rolled back), then close the pager's socket and
 /// /dev/userfaultfd: the program gets neither.
 fn wait_for_pager(h: &PlanHeader) {
     let mut b = [0u8; 1];
