@@ -75,7 +75,7 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     let entry_arg = ckpt::tree::pack_entry_arg(std::process::id() as i32, None);
     // In a namespace this command stays as the program's parent and
     // fills its anonymous memory (see `crate::pager`).
-    let pager = if args.no_namespace {
+    let pager = if args.no_namespace || !crate::pager::worth_it(&meta) {
         None
     } else {
         // The files are cut back by the pager once memory is in.

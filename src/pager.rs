@@ -14,7 +14,9 @@
 //!     raw: from a mapping of the image
 //!     compressed: each block decompressed
 //!     into a per-thread buffer
-//!   close uffd, status byte 0 ────────────▶ goes on (final protections,
+//!   close uffd          ◀──────── 'D' ───── its own copies done
+//!   cut files back (`then`)
+//!   status byte 0 ────────────────────────▶ goes on (final protections,
 //!                                           jump into the program)
 //! ```
 //!
@@ -24,7 +26,8 @@
 //! zeroed pages and second copy) of [`crate::staging`].
 //!
 //! Only for a single process restarted in a pid namespace (this command
-//! stays as the program's parent there). `--no-namespace` (this command
+//! stays as the program's parent there), with at least [`MIN_BYTES`] of
+//! anonymous memory to fill. `--no-namespace` (this command
 //! becomes the restorer) and trees (each process's restorer is a child of
 //! another process of the tree) take the restorer's own copy and
 //! `staging`.
@@ -53,6 +56,22 @@ const TEST_LOG: &str = "CKPT_TEST_PAGER_LOG";
 /// exactly these regions paged and leaves their extents out of the plan.
 pub fn paged_region(r: &Region) -> bool {
     matches!(r.kind, RegionKind::Anonymous | RegionKind::SharedAnonymous) && !r.extents.is_empty()
+}
+
+/// Below this much anonymous memory to fill, starting a pager (a fork,
+/// threads, a handshake) costs more than it saves: the restorer copies.
+pub const MIN_BYTES: u64 = 16 << 20;
+
+/// Whether a restart of `meta` in a namespace takes a pager.
+pub fn worth_it(meta: &Meta) -> bool {
+    let bytes: u64 = meta
+        .regions
+        .iter()
+        .filter(|r| paged_region(r))
+        .flat_map(|r| &r.extents)
+        .map(|e| e.len)
+        .sum();
+    bytes >= MIN_BYTES
 }
 
 /// A pager process, waiting for a restorer's userfaultfd.
@@ -630,6 +649,9 @@ fn fill(uffd: RawFd, meta: &Meta, sources: &[i32]) -> Result<u64, String> {
         std::iter::once(mine).chain(theirs).find_map(|r| r.err())
     });
     bar.finish();
+    // The pager ends right after: unmapping a GiB of the image's page
+    // table entries here would only keep the program waiting.
+    std::mem::forget(maps);
     failed.map_or(Ok(total), Err)
 }
 
