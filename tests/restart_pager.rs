@@ -211,3 +211,83 @@ fn a_block_that_does_not_decompress_fails_before_files_are_touched() {
         "the output file was touched"
     );
 }
+
+/// As an unprivileged user (`nobody`, when run as root): /dev/userfaultfd
+/// cannot be opened and the restart makes a user namespace; the restorer
+/// makes its userfaultfd with the syscall (user-mode faults only) and
+/// the pager, forked before the namespaces, serves it.
+#[test]
+fn an_unprivileged_restart_is_paged_too() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getuid never fails.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("skipped: needs root to act as nobody");
+        return;
+    }
+    let area = Area::new("pagernobody");
+    let open_up = |p: &std::path::Path| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    };
+    open_up(area.path());
+    std::fs::create_dir_all(&area.images).unwrap();
+    open_up(&area.images);
+    let bin = area.sub("bin");
+    open_up(&bin);
+    let prog = common::compile_c("restart_pager.c", &bin);
+    let nobody = |mut c: std::process::Command| {
+        c.uid(65534).gid(65534).env_remove("CKPT_RUNTIME_DIR");
+        c
+    };
+    let file = |name: &str| {
+        let f = area.file(name);
+        std::fs::write(&f, b"").unwrap();
+        open_up(&f);
+        f
+    };
+    let want_out = file("want.out");
+    let st = rs::reference(
+        nobody(rs::plain_cmd(&prog, &[] as &[&str], area.path())),
+        &want_out,
+        &file("want.err"),
+        "plain",
+    );
+    if !st.success() {
+        eprintln!("skipped: `nobody` cannot run {}", prog.display());
+        return;
+    }
+    let want = std::fs::read(&want_out).unwrap();
+    let out = file("out");
+    let mut kid = start(
+        nobody(run_cmd(&prog, &[] as &[&str], area.path(), &area.images)),
+        Out::File(&out),
+        &file("err"),
+        "under ckpt",
+    );
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 19"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut ck = nobody(std::process::Command::new(common::ckpt_bin()));
+    ck.arg("checkpoint")
+        .arg(kid.pid().to_string())
+        .arg("--dir")
+        .arg(&area.images);
+    let r = ck.output().expect("ckpt checkpoint runs");
+    assert!(
+        r.status.success(),
+        "checkpoint as nobody: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    kid.kill();
+    let image = std::path::PathBuf::from(String::from_utf8_lossy(&r.stdout).trim());
+    let log = file("pager.log");
+    let mut cmd = nobody(restart_cmd(&image, &[], area.path()));
+    cmd.env("CKPT_TEST_PAGER_LOG", &log);
+    restart_and_compare(cmd, &out, &want, &area);
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(filled(&log, "user") >= 24 << 20, "pager log: {log}");
+}
