@@ -73,10 +73,31 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     // The restart command's own pid: `ckpt checkpoint` of it reaches the
     // program (see `ckpt::restart::control_name`).
     let entry_arg = ckpt::tree::pack_entry_arg(std::process::id() as i32, None);
-    let plan_fd = write_plan(&meta, &sources, &mapped, &specials, entry_arg)?;
-    // Every check passed: now files may be touched.
-    for c in &cuts {
-        c.apply()?;
+    // In a namespace this command stays as the program's parent and
+    // fills its anonymous memory (see `crate::pager`).
+    let pager = if args.no_namespace || !crate::pager::worth_it(&meta) {
+        None
+    } else {
+        // The files are cut back by the pager once memory is in.
+        crate::pager::Pager::start(&meta, &sources, &|| {
+            cuts.iter()
+                .try_for_each(|c| c.apply())
+                .map_err(|f| f.message)
+        })?
+    };
+    let plan_fd = write_plan(
+        &meta,
+        &sources,
+        &mapped,
+        &specials,
+        entry_arg,
+        pager.as_ref().map(|p| p.plan_fds()),
+    )?;
+    // Every check passed: now files may be touched (with a pager, by it).
+    if pager.is_none() {
+        for c in &cuts {
+            c.apply()?;
+        }
     }
     // Keep every descriptor the restorer needs open across exec.
     let image_fd = image_fd.into_raw_fd();
@@ -90,7 +111,7 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     }
     let prog =
         CString::new(restorer.as_os_str().as_bytes()).map_err(|e| Failure::new(e.to_string()))?;
-    let arg = CString::new(plan_fd.to_string()).unwrap_or_default();
+    let mut arg = CString::new(plan_fd.to_string()).unwrap_or_default();
     if !args.no_namespace {
         // Returns only when the namespace could not be made.
         let memory: u64 = meta
@@ -99,16 +120,33 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
             .flat_map(|r| &r.extents)
             .map(|e| e.len)
             .sum();
+        let mut pager = pager;
         let why = crate::restart_ns::run(
             &[&prog, &arg],
             meta.process.pid,
             meta.clocks,
             &meta.process.sysv_ipc,
-            &mut |child| crate::progress::watch_restore(child, memory),
+            &mut |child| match pager.take() {
+                Some(p) => p.wait(),
+                None => crate::progress::watch_restore(child, memory),
+            },
         );
         eprintln!(
             "ckpt: warning: restarting without a pid namespace ({why}): the program gets a new pid and new thread ids"
         );
+        if let Some(p) = pager {
+            // This command becomes the restorer: no pager, a plan
+            // without one (the old one closed).
+            p.abandon();
+            for c in &cuts {
+                c.apply()?;
+            }
+            // SAFETY: closing the plan memfd we made.
+            unsafe { libc::close(plan_fd) };
+            let plan_fd = write_plan(&meta, &sources, &mapped, &specials, entry_arg, None)?;
+            clear_cloexec(plan_fd);
+            arg = CString::new(plan_fd.to_string()).unwrap_or_default();
+        }
     }
     // Here without a namespace (asked, or refused by the kernel).
     for o in &meta.process.sysv_ipc {
@@ -844,15 +882,24 @@ fn make_again(s: &image::SavedFile) -> Result<(), Failure> {
 
 /// `sources`: the image's descriptor, then those of its earlier images
 /// (`meta.deps`), so an extent's `src` indexes it.
+/// With `pager` (the restorer's socket to it, /dev/userfaultfd or -1),
+/// the regions [`crate::pager::paged_region`] names are marked paged and
+/// their extents left to the pager.
 pub(crate) fn write_plan(
     meta: &Meta,
     sources: &[i32],
     mapped: &HashMap<String, i32>,
     specials: &[PlanSpecial],
     entry_arg: u64,
+    pager: Option<(i32, i32)>,
 ) -> Result<i32, Failure> {
     let mut h = PlanHeader::new();
     h.image_fd = sources[0];
+    if let Some((sock, dev)) = pager {
+        h.pager_fd = sock;
+        h.uffd_dev = dev;
+    }
+    let paged = |r: &image::Region| pager.is_some() && crate::pager::paged_region(r);
     h.entry = meta.restart.entry;
     h.entry_stack = meta.restart.stack_top;
     h.entry_arg = entry_arg;
@@ -863,7 +910,7 @@ pub(crate) fn write_plan(
         .find(|t| t.id == 1)
         .map(|t| t.name.as_str());
     h.set_comm(main_name.unwrap_or(&meta.process.comm).as_bytes());
-    let staged = crate::staging::stage(meta, sources)?;
+    let staged = crate::staging::stage(meta, sources, &|r| !paged(r))?;
     let mut regions = Vec::new();
     let mut extents = Vec::new();
     for r in meta
@@ -895,9 +942,12 @@ pub(crate) fn write_plan(
             prot: r.prot,
             flags,
             fd,
-            _pad: 0,
+            paged: if paged(r) { plan::REGION_PAGED } else { 0 },
             offset: if fd < 0 { 0 } else { r.offset },
         });
+        if paged(r) {
+            continue;
+        }
         for e in &r.extents {
             let Some(&fd) = sources.get(e.src as usize) else {
                 return Err(Failure::new(format!(

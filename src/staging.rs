@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use ckpt::image::{Extent, Meta, RegionKind};
+use ckpt::image::{Extent, Meta, Region, RegionKind};
 
 use crate::Failure;
 
@@ -36,13 +36,19 @@ impl Staged {
     }
 }
 
-/// Decompress every compressed extent of `meta` (read from `sources`,
-/// indexed by `src`) into a memfd; `None` when there is none.
-pub fn stage(meta: &Meta, sources: &[i32]) -> Result<Option<Staged>, Failure> {
+/// Decompress every compressed extent of the regions of `meta` that
+/// `wanted` takes (read from `sources`, indexed by `src`) into a memfd;
+/// `None` when there is none. (With a pager, it fills anonymous memory
+/// itself: only private file mappings' written pages are staged.)
+pub fn stage(
+    meta: &Meta,
+    sources: &[i32],
+    wanted: &dyn Fn(&Region) -> bool,
+) -> Result<Option<Staged>, Failure> {
     let wanted: Vec<&Extent> = meta
         .regions
         .iter()
-        .filter(|r| r.kind != RegionKind::Special)
+        .filter(|r| r.kind != RegionKind::Special && wanted(r))
         .flat_map(|r| &r.extents)
         .filter(|e| e.codec != 0)
         .collect();

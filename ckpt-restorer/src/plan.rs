@@ -33,7 +33,10 @@ pub const MAX_SPECIALS: u64 = 8;
 /// `b"CKPTPLAN"` as a little-endian u64.
 pub const PLAN_MAGIC: u64 = u64::from_le_bytes(*b"CKPTPLAN");
 /// The only plan version this restorer reads.
-pub const PLAN_VERSION: u32 = 2;
+pub const PLAN_VERSION: u32 = 3;
+/// [`PlanRegion::paged`]: the restart command (the pager) fills this
+/// region's stored pages through a userfaultfd the restorer hands it.
+pub const REGION_PAGED: u32 = 1;
 
 pub const PAGE_SIZE: u64 = 4096;
 /// First address above x86_64 user space (4-level paging).
@@ -65,7 +68,10 @@ pub struct PlanHeader {
     pub n_specials: u64,
     /// Open descriptor of the image file that extents are read from.
     pub image_fd: i32,
-    pub _pad1: u32,
+    /// A Unix socket to the pager (the restart command), or -1: the
+    /// restorer sends it the userfaultfd of the regions marked
+    /// [`REGION_PAGED`] and waits for its status byte (0: all filled).
+    pub pager_fd: i32,
     /// Address to jump to (inside restored memory).
     pub entry: u64,
     /// Passed in rdi.
@@ -75,6 +81,11 @@ pub struct PlanHeader {
     pub mm: MmFields,
     /// NUL-padded thread name for PR_SET_NAME.
     pub comm: [u8; 16],
+    /// An open /dev/userfaultfd (USERFAULTFD_IOC_NEW makes a userfaultfd
+    /// that also handles faults the kernel takes), or -1: the restorer
+    /// uses the userfaultfd syscall with UFFD_USER_MODE_ONLY instead.
+    pub uffd_dev: i32,
+    pub _pad1: u32,
 }
 
 /// The fields of `prctl(PR_SET_MM, PR_SET_MM_MAP)`.
@@ -113,7 +124,9 @@ pub struct PlanRegion {
     pub flags: u32,
     /// -1: anonymous; else an open fd to map from.
     pub fd: i32,
-    pub _pad: u32,
+    /// 0, or [`REGION_PAGED`] (anonymous regions only, with a pager):
+    /// the plan has no extents here, the pager fills the region.
+    pub paged: u32,
     /// File offset for fd mappings (page aligned).
     pub offset: u64,
 }
@@ -144,7 +157,7 @@ pub struct PlanSpecial {
 // The records are written and read as raw bytes: they must have no implicit
 // padding, and their sizes are part of the format.
 const _: () = assert!(size_of::<MmFields>() == 12 * 8 + AUXV_WORDS * 8);
-const _: () = assert!(size_of::<PlanHeader>() == 72 + size_of::<MmFields>() + 16);
+const _: () = assert!(size_of::<PlanHeader>() == 72 + size_of::<MmFields>() + 16 + 8);
 const _: () = assert!(size_of::<PlanRegion>() == 40);
 const _: () = assert!(size_of::<PlanExtent>() == 32);
 const _: () = assert!(size_of::<PlanSpecial>() == 32);
@@ -182,12 +195,14 @@ impl PlanHeader {
             n_extents: 0,
             n_specials: 0,
             image_fd: -1,
-            _pad1: 0,
+            pager_fd: -1,
             entry: 0,
             entry_arg: 0,
             entry_stack: 0,
             mm: MmFields::zeroed(),
             comm: [0; 16],
+            uffd_dev: -1,
+            _pad1: 0,
         }
     }
 
@@ -221,6 +236,11 @@ impl PlanRegion {
     /// A file-backed MAP_SHARED region: its content is the file's.
     pub fn is_shared_file(&self) -> bool {
         self.fd >= 0 && self.flags & MAP_SHARED != 0
+    }
+
+    /// The pager fills this region (see [`REGION_PAGED`]).
+    pub fn is_paged(&self) -> bool {
+        self.paged == REGION_PAGED
     }
 }
 
@@ -365,7 +385,7 @@ impl Plan {
             return Err("plan has a bad magic number (not a ckpt restore plan)");
         }
         if header.version != PLAN_VERSION {
-            return Err("plan version differs from this restorer's (1)");
+            return Err("plan version differs from this restorer's (3)");
         }
         let Some(total) = plan_len(header.n_regions, header.n_extents, header.n_specials) else {
             return Err("plan record counts overflow");
@@ -491,6 +511,18 @@ impl<'a> PlanView<'a> {
             if r.fd >= 0 && !page_aligned(r.offset) {
                 return Err("a file-backed region's offset is not page aligned");
             }
+            if r.paged != 0 && r.paged != REGION_PAGED {
+                return Err("a region has an unknown paged value");
+            }
+            if r.is_paged() && (r.fd >= 0 || h.pager_fd < 0) {
+                return Err("a paged region must be anonymous, in a plan with a pager");
+            }
+        }
+        if h.pager_fd < -1 || h.uffd_dev < -1 {
+            return Err("plan has a negative pager or userfaultfd descriptor other than -1");
+        }
+        if h.uffd_dev >= 0 && h.pager_fd < 0 {
+            return Err("plan has a /dev/userfaultfd descriptor but no pager");
         }
         if h.n_extents > 0 && h.image_fd < 0 {
             return Err("plan has extents but no image fd");
@@ -516,6 +548,9 @@ impl<'a> PlanView<'a> {
                 Some(r) if end <= r.end => {
                     if r.is_shared_file() {
                         return Err("an extent targets a shared file mapping (copying would write the file)");
+                    }
+                    if r.is_paged() {
+                        return Err("an extent targets a region the pager fills");
                     }
                 }
                 _ => return Err("an extent does not lie inside one region"),

@@ -293,7 +293,7 @@ fn move_specials(plan: &PlanView, current: &[Option<Current>]) {
 /// kept), so a huge reservation costs at restart what it cost before: a
 /// 2 TiB NORESERVE or PROT_NONE region is not committed. Only the pages
 /// that receive stored data are made writable for the copy.
-fn map_regions(plan: &PlanView) {
+fn map_regions(plan: &PlanView, pager: Option<(crate::uffd::Uffd, bool)>) {
     for r in plan.regions() {
         // A shared file mapping has no extents (Plan::parse refuses them) and
         // its descriptor may be read-only: map it with its final protection.
@@ -349,6 +349,9 @@ fn map_regions(plan: &PlanView) {
                 }
             }
         }
+    }
+    if let Some((u, kernel)) = pager {
+        hand_to_pager(plan, u, kernel);
     }
     // Anonymous regions with stored pages are filled with UFFDIO_COPY
     // (no zeroing first), by two threads for large images; everything
@@ -415,6 +418,13 @@ fn map_regions(plan: &PlanView) {
             }
         }
     }
+    if plan.header().pager_fd >= 0 {
+        // Our own copies are done: the pager may roll the files back.
+        if let Err(e) = sys::write(plan.header().pager_fd, b"D") {
+            fail("cannot tell the restart command the copy is done", e);
+        }
+        wait_for_pager(plan.header());
+    }
     for r in plan.regions() {
         // SAFETY: the restorer does not use restored memory; the final
         // protection is the saved process's own.
@@ -424,6 +434,83 @@ fn map_regions(plan: &PlanView) {
                 .hex(r.start)
                 .errno(e)
                 .die(EXIT_FAILED);
+        }
+    }
+}
+
+/// Step 4 (with a pager): the userfaultfd the pager fills the paged
+/// regions through, made before anything is destroyed so that a kernel
+/// refusing it leaves everything as it was.
+fn open_pager(h: &PlanHeader) -> Option<(crate::uffd::Uffd, bool)> {
+    if h.pager_fd < 0 {
+        return None;
+    }
+    match crate::uffd::Uffd::open_for_pager(h.uffd_dev) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            let mut l = Line::new();
+            l.s("cannot make a userfaultfd for the restart command to fill memory through");
+            if h.uffd_dev < 0 {
+                l.s(" (no /dev/userfaultfd; the userfaultfd syscall with UFFD_USER_MODE_ONLY)");
+            } else {
+                l.s(" (USERFAULTFD_IOC_NEW on /dev/userfaultfd)");
+            }
+            l.errno(e).die(EXIT_REFUSED)
+        }
+    }
+}
+
+/// Register every paged region with `u` (missing pages) and send `u` to
+/// the pager, which fills them while this thread copies the other
+/// extents. The byte sent says whether faults the kernel takes reach the
+/// pager too ('K') or only user-mode ones ('U'). Our copy of `u` is
+/// closed here: once the pager closes its own, the regions are plain
+/// memory again.
+fn hand_to_pager(plan: &PlanView, u: crate::uffd::Uffd, kernel: bool) {
+    for r in plan.regions().filter(|r| r.is_paged()) {
+        if let Err(e) = u.register(r.start, r.len()) {
+            Line::new()
+                .s("cannot register region ")
+                .hex(r.start)
+                .s("-")
+                .hex(r.end)
+                .s(" with the userfaultfd")
+                .errno(e)
+                .die(EXIT_FAILED);
+        }
+    }
+    let tag = if kernel { b'K' } else { b'U' };
+    if let Err(e) = sys::send_fd(plan.header().pager_fd, tag, u.raw()) {
+        fail("cannot hand the userfaultfd to the restart command", e);
+    }
+}
+
+/// Wait for the pager's status byte (0: every paged region is filled,
+/// its userfaultfd closed and the files rolled back), then close the pager's socket and
+/// /dev/userfaultfd: the program gets neither.
+fn wait_for_pager(h: &PlanHeader) {
+    let mut b = [0u8; 1];
+    let got = loop {
+        match sys::read(h.pager_fd, &mut b) {
+            Err(Errno(sys::EINTR)) => {}
+            r => break r,
+        }
+    };
+    match got {
+        Ok(1) if b[0] == 0 => {}
+        Ok(1) => Line::new()
+            .s("the restart command could not fill the program's memory (it said why)")
+            .die(EXIT_FAILED),
+        Ok(_) => Line::new()
+            .s("the restart command ended before the program's memory was filled")
+            .die(EXIT_FAILED),
+        Err(e) => fail("cannot hear from the restart command", e),
+    }
+    for fd in [h.pager_fd, h.uffd_dev] {
+        if fd >= 0 {
+            if let Err(e) = sys::close(fd) {
+                fail("cannot close the pager's descriptors", e);
+            }
         }
     }
 }
@@ -638,13 +725,14 @@ pub fn run(plan_fd: i32) -> ! {
     };
     let mut current = [None; MAX_SPECIALS as usize];
     check_specials(&plan, maps_buf, &mut current);
+    let pager = open_pager(plan.header());
 
     // Point of no return.
     DESTROYED.store(true, Ordering::Relaxed);
     unmap_all(maps_buf, &current);
     move_specials(&plan, &current);
     let h = *plan.header();
-    map_regions(&plan);
+    map_regions(&plan, pager);
     set_mm_and_name(&h);
     if let Err(e) = sys::close(plan_fd) {
         fail("cannot close the plan descriptor", e);

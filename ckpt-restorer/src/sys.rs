@@ -19,6 +19,9 @@ const SYS_MREMAP: usize = 25;
 const SYS_PRCTL: usize = 157;
 const SYS_EXIT_GROUP: usize = 231;
 const SYS_OPENAT: usize = 257;
+const SYS_SENDMSG: usize = 46;
+const SOL_SOCKET: i32 = 1;
+const SCM_RIGHTS: i32 = 1;
 
 pub const EINTR: i32 = 4;
 pub const EAGAIN: i32 = 11;
@@ -165,6 +168,74 @@ pub fn openat(dirfd: i32, path: &[u8], flags: usize) -> Result<i32> {
 pub fn close(fd: i32) -> Result<()> {
     // SAFETY: closing a descriptor touches no memory of ours.
     check(unsafe { syscall6(SYS_CLOSE, fd as usize, 0, 0, 0, 0, 0) }).map(|_| ())
+}
+
+/// `struct msghdr` of x86_64.
+#[repr(C)]
+struct MsgHdr {
+    name: usize,
+    namelen: u32,
+    _pad0: u32,
+    iov: usize,
+    iovlen: usize,
+    control: usize,
+    controllen: usize,
+    flags: i32,
+    _pad1: u32,
+}
+
+/// A `struct cmsghdr` carrying one descriptor (CMSG_SPACE(4) = 24 bytes).
+#[repr(C)]
+struct OneFd {
+    len: usize,
+    level: i32,
+    kind: i32,
+    fd: i32,
+    _pad: u32,
+}
+
+/// Sends `byte` with descriptor `fd` attached (SCM_RIGHTS) on socket `sock`.
+pub fn send_fd(sock: i32, byte: u8, fd: i32) -> Result<()> {
+    let data = [byte];
+    let iov = [data.as_ptr() as usize, 1usize];
+    let cmsg = OneFd {
+        len: 16 + 4, // CMSG_LEN(sizeof(int))
+        level: SOL_SOCKET,
+        kind: SCM_RIGHTS,
+        fd,
+        _pad: 0,
+    };
+    let msg = MsgHdr {
+        name: 0,
+        namelen: 0,
+        _pad0: 0,
+        iov: iov.as_ptr() as usize,
+        iovlen: 1,
+        control: &cmsg as *const OneFd as usize,
+        controllen: core::mem::size_of::<OneFd>(),
+        flags: 0,
+        _pad1: 0,
+    };
+    loop {
+        // SAFETY: sendmsg only reads `msg`, the iovec and the control
+        // message, all live on this stack frame across the call.
+        let r = check(unsafe {
+            syscall6(
+                SYS_SENDMSG,
+                sock as usize,
+                &msg as *const MsgHdr as usize,
+                0,
+                0,
+                0,
+                0,
+            )
+        });
+        match r {
+            Ok(_) => return Ok(()),
+            Err(Errno(EINTR)) => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// `struct stat` of x86_64 (144 bytes).

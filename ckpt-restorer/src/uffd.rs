@@ -17,6 +17,8 @@ const UFFDIO_API: usize = 0xc018_aa3f;
 const UFFDIO_REGISTER: usize = 0xc020_aa00;
 const UFFDIO_COPY: usize = 0xc028_aa03;
 const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
+/// `USERFAULTFD_IOC_NEW` = _IO(0xAA, 0x00), on an open /dev/userfaultfd.
+const USERFAULTFD_IOC_NEW: usize = 0xAA00;
 
 /// Where image windows are mapped, one per copying thread: free space of
 /// the restorer's range.
@@ -45,6 +47,53 @@ impl Uffd {
         let mut api = [UFFD_API, 0, 0];
         u.ioctl(UFFDIO_API, api.as_mut_ptr() as usize)?;
         Ok(u)
+    }
+
+    /// A userfaultfd for this process's memory that the pager (another
+    /// process) serves: from /dev/userfaultfd `dev` when open (faults the
+    /// kernel takes, a read(2) into a missing page, are handled too:
+    /// `true`), else from the syscall limited to user-mode faults
+    /// (`false`). Made before anything is unmapped: it belongs to this
+    /// mm, whatever becomes of its mappings.
+    pub fn open_for_pager(dev: i32) -> Result<(Uffd, bool), Errno> {
+        let (fd, kernel) = if dev >= 0 {
+            // SAFETY: USERFAULTFD_IOC_NEW takes the new descriptor's flags by value.
+            let r = unsafe {
+                sys::syscall6(
+                    SYS_IOCTL,
+                    dev as usize,
+                    USERFAULTFD_IOC_NEW,
+                    sys::O_CLOEXEC,
+                    0,
+                    0,
+                    0,
+                )
+            };
+            (sys::check(r)? as i32, true)
+        } else {
+            // SAFETY: userfaultfd takes flags only.
+            let r = unsafe {
+                sys::syscall6(
+                    SYS_USERFAULTFD,
+                    sys::O_CLOEXEC | UFFD_USER_MODE_ONLY,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                )
+            };
+            (sys::check(r)? as i32, false)
+        };
+        let u = Uffd(fd);
+        let mut api = [UFFD_API, 0, 0];
+        u.ioctl(UFFDIO_API, api.as_mut_ptr() as usize)?;
+        Ok((u, kernel))
+    }
+
+    /// The descriptor (still owned by `self`).
+    pub fn raw(&self) -> i32 {
+        self.0
     }
 
     fn ioctl(&self, req: usize, arg: usize) -> Result<usize, Errno> {

@@ -202,7 +202,7 @@ fn anon(start: u64, end: u64, prot: u32) -> PlanRegion {
         prot,
         flags: MAP_PRIVATE | MAP_ANONYMOUS,
         fd: -1,
-        _pad: 0,
+        paged: 0,
         offset: 0,
     }
 }

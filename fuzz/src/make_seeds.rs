@@ -62,7 +62,7 @@ fn main() {
                 prot: r.prot,
                 flags: kind | if anon { 0x20 } else { 0 },
                 fd: if anon { -1 } else { 3 },
-                _pad: 0,
+                paged: 0,
                 offset: if anon { 0 } else { r.offset },
             }
         })

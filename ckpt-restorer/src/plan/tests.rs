@@ -26,7 +26,7 @@ fn sample() -> (
             prot: PROT_READ | PROT_EXEC,
             flags: MAP_PRIVATE | MAP_ANONYMOUS,
             fd: -1,
-            _pad: 0,
+            paged: 0,
             offset: 0,
         },
         PlanRegion {
@@ -35,7 +35,7 @@ fn sample() -> (
             prot: PROT_READ | PROT_WRITE,
             flags: MAP_PRIVATE | MAP_ANONYMOUS,
             fd: -1,
-            _pad: 0,
+            paged: 0,
             offset: 0,
         },
         PlanRegion {
@@ -44,7 +44,7 @@ fn sample() -> (
             prot: PROT_READ | PROT_WRITE,
             flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN,
             fd: -1,
-            _pad: 0,
+            paged: 0,
             offset: 0,
         },
     ];
@@ -216,4 +216,38 @@ fn rejects_bad_entry() {
     expect_err(&with(|h, _, _, _| h.entry_stack = STACK), "writable region");
     expect_err(&with(|h, _, _, _| h.mm.auxv_len = 3), "auxv");
     expect_err(&with(|h, _, _, _| h.mm.auxv_len = 130), "auxv");
+}
+
+#[test]
+fn paged_regions() {
+    // The stack region paged, with a pager and /dev/userfaultfd.
+    let good = with(|h, r, _, _| {
+        h.pager_fd = 9;
+        h.uffd_dev = 10;
+        r[2].paged = REGION_PAGED;
+    });
+    let v = Plan::parse(&good).expect("valid paged plan");
+    assert!(v.region(2).is_paged());
+    assert_eq!(v.header().pager_fd, 9);
+    assert_eq!(v.header().uffd_dev, 10);
+    expect_err(
+        &with(|_, r, _, _| r[2].paged = REGION_PAGED),
+        "in a plan with a pager",
+    );
+    expect_err(
+        &with(|h, r, _, _| {
+            h.pager_fd = 9;
+            r[2].paged = 2;
+        }),
+        "unknown paged value",
+    );
+    expect_err(
+        &with(|h, r, _, _| {
+            h.pager_fd = 9;
+            r[1].paged = REGION_PAGED;
+        }),
+        "region the pager fills",
+    );
+    expect_err(&with(|h, _, _, _| h.uffd_dev = 10), "no pager");
+    expect_err(&with(|h, _, _, _| h.pager_fd = -5), "other than -1");
 }

@@ -1,0 +1,293 @@
+//! The pager (`ckpt restart` filling anonymous memory through the
+//! restorer's userfaultfd) on a real program: restart_pager.c has the
+//! kernel read from stored pages and write into never-stored ones after
+//! the restart, forks, and hashes every byte; the restarted run must
+//! print exactly what an uninterrupted run prints. Each test also reads
+//! the pager's test log (CKPT_TEST_PAGER_LOG) to see that the pager,
+//! not the restorer's own copy, brought the memory back, and with which
+//! kind of userfaultfd.
+
+mod common;
+#[path = "common/restart.rs"]
+mod rs;
+
+use rs::{checkpoint_and_kill, restart_and_compare, restart_cmd, run_cmd, start, Area, Out};
+use std::time::Duration;
+
+/// Run restart_pager.c plainly, then under ckpt (`run_env` on both),
+/// checkpoint at "step 19", SIGKILL, restart with `restart_env` and
+/// `extra` arguments, compare. Returns the pager's log.
+fn cycle(
+    tag: &str,
+    run_env: &[(&str, &str)],
+    restart_env: &[(&str, &str)],
+    extra: &[&str],
+) -> String {
+    let area = Area::new(tag);
+    std::fs::create_dir_all(&area.images).unwrap();
+    let prog = common::compile_c("restart_pager.c", &area.sub("bin"));
+    let want_out = area.file("want.out");
+    let mut plain = rs::plain_cmd(&prog, &[] as &[&str], area.path());
+    plain.envs(run_env.iter().copied());
+    let st = rs::reference(plain, &want_out, &area.file("want.err"), "plain");
+    rs::assert_success(st, "the uninterrupted run", "");
+    let want = std::fs::read(&want_out).unwrap();
+    let text = String::from_utf8_lossy(&want);
+    assert!(
+        text.contains("pipe copy same")
+            && text.contains("cmdline read ok")
+            && text.contains("child 0"),
+        "the uninterrupted run:\n{text}"
+    );
+    let out = area.file("out");
+    let mut run = run_cmd(&prog, &[] as &[&str], area.path(), &area.images);
+    run.envs(run_env.iter().copied());
+    let mut kid = start(run, Out::File(&out), &area.file("err"), "under ckpt");
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 19"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let image = checkpoint_and_kill(&mut kid, &area.images);
+    // What a killed run wrote after the checkpoint: the pager cuts it
+    // back once memory is in (the comparison below sees it gone).
+    append(&out, b"written after the checkpoint\n");
+    if let Some((_, codec)) = run_env.iter().find(|(k, _)| *k == "CKPT_COMPRESS") {
+        let shown = common::ckpt(area.path(), ["inspect".as_ref(), image.as_os_str()]);
+        assert!(
+            shown.stdout.contains(&format!("compressed ({codec})")),
+            "the image is not compressed:\n{}",
+            shown.stdout
+        );
+    }
+    let log = area.file("pager.log");
+    let mut cmd = restart_cmd(&image, extra, area.path());
+    cmd.envs(restart_env.iter().copied())
+        .env("CKPT_TEST_PAGER_LOG", &log);
+    restart_and_compare(cmd, &out, &want, &area);
+    std::fs::read_to_string(&log).unwrap_or_default()
+}
+
+fn append(path: &std::path::Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+/// Filled bytes named in a log line, which must say `uffd` and ok.
+fn filled(log: &str, uffd: &str) -> u64 {
+    let line = log
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("the pager did not serve: log {log:?}"));
+    assert!(
+        line.starts_with(&format!("uffd={uffd} ")) && line.ends_with(" ok"),
+        "pager log: {log:?}"
+    );
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("bytes="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A plain image: the pager fills the program's memory (a userfaultfd
+/// from /dev/userfaultfd, kernel faults included), and the kernel reads
+/// and writes it correctly afterwards.
+#[test]
+fn the_pager_fills_memory_the_kernel_then_uses() {
+    let log = cycle("pager", &[], &[], &[]);
+    assert!(filled(&log, "kernel") >= 24 << 20, "pager log: {log}");
+}
+
+/// Compressed images (lz4 and zstd): decompressed by the pager straight
+/// into the program.
+#[test]
+fn the_pager_decompresses_into_the_program() {
+    for codec in ["lz4", "zstd"] {
+        let log = cycle(
+            &format!("pager{codec}"),
+            &[("CKPT_TEST_PAGER_SMOOTH", "1"), ("CKPT_COMPRESS", codec)],
+            &[],
+            &[],
+        );
+        assert!(
+            filled(&log, "kernel") >= 24 << 20,
+            "{codec}: pager log: {log}"
+        );
+    }
+}
+
+/// Without /dev/userfaultfd (simulated) the restorer makes its
+/// userfaultfd with the syscall, user-mode faults only: still filled.
+#[test]
+fn without_dev_userfaultfd_the_syscall_serves() {
+    let log = cycle(
+        "pagernodev",
+        &[],
+        &[("CKPT_TEST_NO_DEV_USERFAULTFD", "1")],
+        &[],
+    );
+    assert!(filled(&log, "user") >= 24 << 20, "pager log: {log}");
+}
+
+/// `--no-namespace`: the restart command becomes the restorer, which
+/// copies the memory itself (no pager).
+#[test]
+fn no_namespace_restarts_without_the_pager() {
+    let log = cycle(
+        "pagernons",
+        &[("CKPT_COMPRESS", "lz4")],
+        &[],
+        &["--no-namespace"],
+    );
+    assert!(log.is_empty(), "a pager served: {log}");
+}
+
+/// A compressed block whose checksum matches but that does not
+/// decompress (only a crafted image): found by the pager, after the
+/// restorer destroyed its address space but before anything else; the
+/// restart fails with 71 and says why, and the file the killed run wrote
+/// after the checkpoint is left as it is (no rollback).
+#[test]
+fn a_block_that_does_not_decompress_fails_before_files_are_touched() {
+    let area = Area::new("pagerbad");
+    std::fs::create_dir_all(&area.images).unwrap();
+    let prog = common::compile_c("restart_pager.c", &area.sub("bin"));
+    let out = area.file("out");
+    let mut run = run_cmd(&prog, &[] as &[&str], area.path(), &area.images);
+    run.envs([("CKPT_TEST_PAGER_SMOOTH", "1"), ("CKPT_COMPRESS", "lz4")]);
+    let mut kid = start(run, Out::File(&out), &area.file("err"), "under ckpt");
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 19"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let image = rs::checkpoint_n_and_kill(&mut kid, &area.images, 1);
+    // The largest compressed block of anonymous memory: garbage in,
+    // its checksum made to match, the metadata written again.
+    let (header, mut meta) = ckpt::image::read_file(&image).unwrap();
+    let mut bytes = std::fs::read(&image).unwrap();
+    let e = meta
+        .regions
+        .iter_mut()
+        .filter(|r| r.kind == ckpt::image::RegionKind::Anonymous)
+        .flat_map(|r| r.extents.iter_mut())
+        .filter(|e| e.codec == 1)
+        .max_by_key(|e| e.stored)
+        .expect("a compressed block");
+    let at = e.file_offset as usize;
+    let stored = &mut bytes[at..at + e.stored as usize];
+    for (i, b) in stored.iter_mut().enumerate() {
+        *b = 0xf0 | (i as u8 & 0x0f);
+    }
+    e.hash = xxhash_rust::xxh3::xxh3_64(stored);
+    let mut m = Vec::new();
+    ckpt::image::encode_meta(&meta, &mut m).unwrap();
+    bytes.truncate(header.meta_offset as usize);
+    bytes.extend_from_slice(&m);
+    let h = ckpt::image::header_for(&m, header.meta_offset, header.data_len);
+    bytes[..ckpt::image::HEADER_LEN].copy_from_slice(&h.encode());
+    std::fs::write(&image, &bytes).unwrap();
+    append(&out, b"written after the checkpoint\n");
+    let before = std::fs::read(&out).unwrap();
+    let r = common::run_cmd(
+        &mut restart_cmd(&image, &[], area.path()),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(r.code(), Some(71), "restart of a crafted image: {r:?}");
+    assert!(
+        r.stderr.contains("cannot be decompressed"),
+        "the error says why: {}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        before,
+        "the output file was touched"
+    );
+}
+
+/// As an unprivileged user (`nobody`, when run as root): /dev/userfaultfd
+/// cannot be opened and the restart makes a user namespace; the restorer
+/// makes its userfaultfd with the syscall (user-mode faults only) and
+/// the pager, forked before the namespaces, serves it.
+#[test]
+fn an_unprivileged_restart_is_paged_too() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getuid never fails.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("skipped: needs root to act as nobody");
+        return;
+    }
+    let area = Area::new("pagernobody");
+    let open_up = |p: &std::path::Path| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    };
+    open_up(area.path());
+    std::fs::create_dir_all(&area.images).unwrap();
+    open_up(&area.images);
+    let bin = area.sub("bin");
+    open_up(&bin);
+    let prog = common::compile_c("restart_pager.c", &bin);
+    let nobody = |mut c: std::process::Command| {
+        c.uid(65534).gid(65534).env_remove("CKPT_RUNTIME_DIR");
+        c
+    };
+    let file = |name: &str| {
+        let f = area.file(name);
+        std::fs::write(&f, b"").unwrap();
+        open_up(&f);
+        f
+    };
+    let want_out = file("want.out");
+    let st = rs::reference(
+        nobody(rs::plain_cmd(&prog, &[] as &[&str], area.path())),
+        &want_out,
+        &file("want.err"),
+        "plain",
+    );
+    if !st.success() {
+        eprintln!("skipped: `nobody` cannot run {}", prog.display());
+        return;
+    }
+    let want = std::fs::read(&want_out).unwrap();
+    let out = file("out");
+    let mut kid = start(
+        nobody(run_cmd(&prog, &[] as &[&str], area.path(), &area.images)),
+        Out::File(&out),
+        &file("err"),
+        "under ckpt",
+    );
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 19"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut ck = nobody(std::process::Command::new(common::ckpt_bin()));
+    ck.arg("checkpoint")
+        .arg(kid.pid().to_string())
+        .arg("--dir")
+        .arg(&area.images);
+    let r = ck.output().expect("ckpt checkpoint runs");
+    assert!(
+        r.status.success(),
+        "checkpoint as nobody: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    kid.kill();
+    let image = std::path::PathBuf::from(String::from_utf8_lossy(&r.stdout).trim());
+    let log = file("pager.log");
+    let mut cmd = nobody(restart_cmd(&image, &[], area.path()));
+    cmd.env("CKPT_TEST_PAGER_LOG", &log);
+    restart_and_compare(cmd, &out, &want, &area);
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(filled(&log, "user") >= 24 << 20, "pager log: {log}");
+}
