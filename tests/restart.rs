@@ -397,7 +397,7 @@ fn killed_by_sigterm_after_restart_is_restarts_status() {
 // it, and it can be checkpointed again.
 
 /// The program a `ckpt restart` (pid `cmd`) runs: its child that is not
-/// the namespace's ckpt-init.
+/// the namespace's ckpt-init nor the pager filling its memory.
 fn program_under(cmd: i32) -> Option<i32> {
     std::fs::read_to_string(format!("/proc/{cmd}/task/{cmd}/children"))
         .ok()?
@@ -405,7 +405,7 @@ fn program_under(cmd: i32) -> Option<i32> {
         .filter_map(|p| p.parse::<i32>().ok())
         .find(|p| {
             std::fs::read_to_string(format!("/proc/{p}/comm"))
-                .is_ok_and(|c| c.trim() != "ckpt-init")
+                .is_ok_and(|c| !matches!(c.trim(), "ckpt-init" | "ckpt-pager"))
         })
 }
 
