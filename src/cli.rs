@@ -298,6 +298,15 @@ pub struct RestartArgs {
     #[arg(long)]
     pub keep_files: bool,
 
+    /// Copy all of the program's memory back before it runs. By default
+    /// a large program runs within milliseconds while its memory arrives
+    /// in the background, the pages it touches first served first (a
+    /// fork or a checkpoint waits for the rest). Eager suits an image on
+    /// a disk about to go away; lazy needs /dev/userfaultfd (without it,
+    /// and with --no-namespace or a whole job, restarts are eager).
+    #[arg(long)]
+    pub eager: bool,
+
     /// Restart as this very process instead of in a pid namespace: the
     /// program then has this command's pid and new thread ids (its
     /// getpid() still answers the old pid).

@@ -72,27 +72,28 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
         .collect();
     // The restart command's own pid: `ckpt checkpoint` of it reaches the
     // program (see `ckpt::restart::control_name`).
-    let entry_arg = ckpt::tree::pack_entry_arg(std::process::id() as i32, None);
+    let alias = std::process::id() as i32;
     // In a namespace this command stays as the program's parent and
-    // fills its anonymous memory (see `crate::pager`).
+    // fills its anonymous memory (see `crate::pager`), lazily unless
+    // asked not to.
     let pager = if args.no_namespace || !crate::pager::worth_it(&meta) {
         None
     } else {
-        // The files are cut back by the pager once memory is in.
-        crate::pager::Pager::start(&meta, &sources, &|| {
+        // The files are cut back by the pager once the restorer's own
+        // copies are done (eager: once memory is in).
+        crate::pager::Pager::start(&meta, &sources, !args.eager, &|| {
             cuts.iter()
                 .try_for_each(|c| c.apply())
                 .map_err(|f| f.message)
         })?
     };
-    let plan_fd = write_plan(
-        &meta,
-        &sources,
-        &mapped,
-        &specials,
-        entry_arg,
-        pager.as_ref().map(|p| p.plan_fds()),
-    )?;
+    let pager_fds = pager.as_ref().map(|p| p.plan_fds());
+    // A lazy restart's program is told its pager socket.
+    let lazy_fd = pager_fds
+        .filter(|p| p.lazy)
+        .map(|p| ckpt::tree::EntryFd::Lazy(p.sock));
+    let entry_arg = ckpt::tree::pack_entry_arg(alias, lazy_fd);
+    let plan_fd = write_plan(&meta, &sources, &mapped, &specials, entry_arg, pager_fds)?;
     // Every check passed: now files may be touched (with a pager, by it).
     if pager.is_none() {
         for c in &cuts {
@@ -127,7 +128,7 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
             meta.clocks,
             &meta.process.sysv_ipc,
             &mut |child| match pager.take() {
-                Some(p) => p.wait(),
+                Some(p) => p.wait(child),
                 None => crate::progress::watch_restore(child, memory),
             },
         );
@@ -143,6 +144,7 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
             }
             // SAFETY: closing the plan memfd we made.
             unsafe { libc::close(plan_fd) };
+            let entry_arg = ckpt::tree::pack_entry_arg(alias, None);
             let plan_fd = write_plan(&meta, &sources, &mapped, &specials, entry_arg, None)?;
             clear_cloexec(plan_fd);
             arg = CString::new(plan_fd.to_string()).unwrap_or_default();
@@ -882,7 +884,7 @@ fn make_again(s: &image::SavedFile) -> Result<(), Failure> {
 
 /// `sources`: the image's descriptor, then those of its earlier images
 /// (`meta.deps`), so an extent's `src` indexes it.
-/// With `pager` (the restorer's socket to it, /dev/userfaultfd or -1),
+/// With `pager` (the restorer's socket to it, /dev/userfaultfd or -1, lazy),
 /// the regions [`crate::pager::paged_region`] names are marked paged and
 /// their extents left to the pager.
 pub(crate) fn write_plan(
@@ -891,13 +893,14 @@ pub(crate) fn write_plan(
     mapped: &HashMap<String, i32>,
     specials: &[PlanSpecial],
     entry_arg: u64,
-    pager: Option<(i32, i32)>,
+    pager: Option<crate::pager::PlanFds>,
 ) -> Result<i32, Failure> {
     let mut h = PlanHeader::new();
     h.image_fd = sources[0];
-    if let Some((sock, dev)) = pager {
-        h.pager_fd = sock;
-        h.uffd_dev = dev;
+    if let Some(p) = pager {
+        h.pager_fd = p.sock;
+        h.uffd_dev = p.dev;
+        h.lazy = p.lazy as u32;
     }
     let paged = |r: &image::Region| pager.is_some() && crate::pager::paged_region(r);
     h.entry = meta.restart.entry;

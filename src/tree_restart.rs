@@ -143,7 +143,7 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
         keep.push(handoff_fd);
         // Only the root answers for the restart command's pid.
         let alias = if pid == manifest.root { me } else { 0 };
-        let entry_arg = tree::pack_entry_arg(alias, Some(handoff_fd));
+        let entry_arg = tree::pack_entry_arg(alias, Some(tree::EntryFd::Handoff(handoff_fd)));
         let plan_fd = write_plan(&meta, &[image_fd], &mapped, &specials, entry_arg, None)?;
         // Each process keeps only its own across exec (see `become_member`).
         set_cloexec(plan_fd);

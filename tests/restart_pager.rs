@@ -99,6 +99,15 @@ fn filled(log: &str, uffd: &str) -> u64 {
 fn the_pager_fills_memory_the_kernel_then_uses() {
     let log = cycle("pager", &[], &[], &[]);
     assert!(filled(&log, "kernel") >= 24 << 20, "pager log: {log}");
+    assert!(log.contains(" lazy "), "not a lazy restart: {log}");
+}
+
+/// `--eager`: every page is in before the program runs.
+#[test]
+fn an_eager_restart_fills_memory_before_the_program_runs() {
+    let log = cycle("pagereager", &[("CKPT_COMPRESS", "lz4")], &[], &["--eager"]);
+    assert!(filled(&log, "kernel") >= 24 << 20, "pager log: {log}");
+    assert!(log.contains(" eager "), "not an eager restart: {log}");
 }
 
 /// Compressed images (lz4 and zstd): decompressed by the pager straight
@@ -145,14 +154,12 @@ fn no_namespace_restarts_without_the_pager() {
     assert!(log.is_empty(), "a pager served: {log}");
 }
 
-/// A compressed block whose checksum matches but that does not
-/// decompress (only a crafted image): found by the pager, after the
-/// restorer destroyed its address space but before anything else; the
-/// restart fails with 71 and says why, and the file the killed run wrote
-/// after the checkpoint is left as it is (no rollback).
-#[test]
-fn a_block_that_does_not_decompress_fails_before_files_are_touched() {
-    let area = Area::new("pagerbad");
+/// restart_pager.c under ckpt with lz4 images, checkpointed at "step 19"
+/// and killed; then its largest compressed block of anonymous memory made
+/// garbage with a checksum to match (only a crafted image is like this),
+/// and a line appended to its output as the killed run would have.
+/// Returns (image, output file, its contents now).
+fn crafted_image(area: &Area) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
     std::fs::create_dir_all(&area.images).unwrap();
     let prog = common::compile_c("restart_pager.c", &area.sub("bin"));
     let out = area.file("out");
@@ -167,8 +174,6 @@ fn a_block_that_does_not_decompress_fails_before_files_are_touched() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let image = rs::checkpoint_n_and_kill(&mut kid, &area.images, 1);
-    // The largest compressed block of anonymous memory: garbage in,
-    // its checksum made to match, the metadata written again.
     let (header, mut meta) = ckpt::image::read_file(&image).unwrap();
     let mut bytes = std::fs::read(&image).unwrap();
     let e = meta
@@ -194,8 +199,19 @@ fn a_block_that_does_not_decompress_fails_before_files_are_touched() {
     std::fs::write(&image, &bytes).unwrap();
     append(&out, b"written after the checkpoint\n");
     let before = std::fs::read(&out).unwrap();
+    (image, out, before)
+}
+
+/// Eager: a block that does not decompress is found by the pager after
+/// the restorer destroyed its address space but before anything else;
+/// the restart fails with 71 and says why, and the file the killed run
+/// wrote after the checkpoint is left as it is (no rollback).
+#[test]
+fn a_block_that_does_not_decompress_fails_before_files_are_touched() {
+    let area = Area::new("pagerbad");
+    let (image, out, before) = crafted_image(&area);
     let r = common::run_cmd(
-        &mut restart_cmd(&image, &[], area.path()),
+        &mut restart_cmd(&image, &["--eager"], area.path()),
         Duration::from_secs(60),
     )
     .unwrap();
@@ -210,6 +226,185 @@ fn a_block_that_does_not_decompress_fails_before_files_are_touched() {
         before,
         "the output file was touched"
     );
+}
+
+/// Lazy: the program already runs when the pager finds the block; the
+/// program is killed before it reads a page of it (its faults wait on
+/// the command's copy of the userfaultfd) and the restart says why.
+#[test]
+fn a_block_that_does_not_decompress_stops_a_lazily_restarted_program() {
+    let area = Area::new("pagerbadlazy");
+    let (image, out, _) = crafted_image(&area);
+    let r = common::run_cmd(
+        &mut restart_cmd(&image, &[], area.path()),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert!(!r.status.success(), "restart of a crafted image: {r:?}");
+    assert!(
+        r.stderr.contains("cannot be decompressed") && r.stderr.contains("the program was stopped"),
+        "the error says why: {}",
+        r.stderr
+    );
+    let text = String::from_utf8_lossy(&std::fs::read(&out).unwrap()).into_owned();
+    assert!(
+        !text.contains("hash ") && !text.contains("written after"),
+        "the program went on, or the output was not cut back:\n{text}"
+    );
+}
+
+/// restart_lazy.c: its reference output, and an image of it taken at
+/// "step 19" (then killed); `hold`: the file "hold" made, so the
+/// restarted program waits at step 20. Returns (reference output, image,
+/// output file).
+fn lazy_image(area: &Area, hold: bool) -> (Vec<u8>, std::path::PathBuf, std::path::PathBuf) {
+    std::fs::create_dir_all(&area.images).unwrap();
+    let prog = common::compile_c("restart_lazy.c", &area.sub("bin"));
+    let want = rs::reference_output(area, &prog, &[] as &[&str]);
+    let text = String::from_utf8_lossy(&want);
+    assert!(
+        text.contains("dropped zero")
+            && text.contains("pipe copy same")
+            && text.contains("mapped again zero")
+            && text.contains("child 0"),
+        "the uninterrupted run:\n{text}"
+    );
+    let out = area.file("out");
+    let run = run_cmd(&prog, &[] as &[&str], area.path(), &area.images);
+    let mut kid = start(run, Out::File(&out), &area.file("err"), "under ckpt");
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 19"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let image = checkpoint_and_kill(&mut kid, &area.images);
+    if hold {
+        std::fs::write(area.file("hold"), b"").unwrap();
+    }
+    (want, image, out)
+}
+
+/// Once the restarted restart_lazy.c (`kid`, the restart command) waits
+/// at step 20 because of the file "hold" (made by `lazy_image`).
+fn held(kid: &mut rs::Kid, area: &Area) {
+    let held = area.file("held");
+    let t = std::time::Instant::now();
+    while !held.exists() {
+        assert!(
+            kid.exited().is_none(),
+            "the restart ended:\n{}",
+            kid.describe()
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the program never got to step 20"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A number `key=N` of a pager log line.
+fn logged(log: &str, key: &str) -> u64 {
+    log.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Lazy, with the background fill slowed down: right after the restart
+/// the program drops pages, unmaps and maps again, moves a region, has
+/// the kernel read and write pages not filled yet, and forks; its output
+/// equals an uninterrupted run's, and the pager saw the removals, the
+/// move and the faults.
+#[test]
+fn a_lazily_restarted_program_drops_moves_and_forks_memory_not_yet_filled() {
+    let area = Area::new("lazyevents");
+    let (want, image, out) = lazy_image(&area, false);
+    let log = area.file("pager.log");
+    let mut cmd = restart_cmd(&image, &[], area.path());
+    cmd.env("CKPT_TEST_PAGER_LOG", &log)
+        .env("CKPT_TEST_PAGER_SLOW_MS", "100");
+    restart_and_compare(cmd, &out, &want, &area);
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    eprintln!("pager log: {log}");
+    assert!(
+        log.contains(" lazy ") && log.trim_end().ends_with(" ok"),
+        "pager log: {log}"
+    );
+    assert!(logged(&log, "removed") >= 2, "no removal seen: {log}");
+    assert!(logged(&log, "moved") >= 1, "no move seen: {log}");
+    assert!(logged(&log, "faults") >= 1, "no fault served: {log}");
+}
+
+/// A checkpoint asked for while a lazy fill goes on waits until every
+/// page is in (the pager has ended and logged when `ckpt checkpoint`
+/// answers), and its image restarts to an uninterrupted run's output.
+#[test]
+fn a_checkpoint_during_a_lazy_fill_waits_for_every_page() {
+    let area = Area::new("lazyckpt");
+    let (want, image, out) = lazy_image(&area, true);
+    let log = area.file("pager.log");
+    let mut cmd = restart_cmd(&image, &[], area.path());
+    cmd.env("CKPT_TEST_PAGER_LOG", &log)
+        .env("CKPT_TEST_PAGER_SLOW_MS", "100");
+    let mut kid = start(cmd, Out::Null, &area.file("restart1.err"), "ckpt restart");
+    held(&mut kid, &area);
+    assert!(
+        std::fs::read_to_string(&log).unwrap_or_default().is_empty(),
+        "the slowed fill ended before the checkpoint could be asked for"
+    );
+    let image2 = rs::checkpoint_n_and_kill(&mut kid, &area.images, 1);
+    std::fs::remove_file(area.file("hold")).unwrap();
+    let first = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        first.contains(" lazy ") && first.trim_end().ends_with(" ok"),
+        "the checkpoint did not wait for the fill: pager log {first:?}"
+    );
+    restart_and_compare(restart_cmd(&image2, &[], area.path()), &out, &want, &area);
+}
+
+/// Should the pager die while the program runs, the program is killed
+/// (it never reads a page of its image as zeros) and the restart says
+/// why.
+#[test]
+fn a_lazily_restarted_program_is_stopped_when_its_pager_dies() {
+    let area = Area::new("lazypagerdies");
+    let (_, image, out) = lazy_image(&area, true);
+    let mut cmd = restart_cmd(&image, &[], area.path());
+    cmd.env("CKPT_TEST_PAGER_SLOW_MS", "200");
+    let err = area.file("restart.err");
+    let mut kid = start(cmd, Out::Null, &err, "ckpt restart");
+    held(&mut kid, &area);
+    let pagers: Vec<i32> = rs::pids_named("ckpt-pager")
+        .into_iter()
+        .filter(|&p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.to_string()))
+                .and_then(|r| {
+                    r.split_whitespace()
+                        .nth(1)
+                        .and_then(|pp| pp.parse::<i32>().ok())
+                })
+                == Some(kid.pid())
+        })
+        .collect();
+    assert_eq!(pagers.len(), 1, "the restart's pager: {pagers:?}");
+    // SAFETY: killing the pager process found above.
+    unsafe { libc::kill(pagers[0], libc::SIGKILL) };
+    let st = kid
+        .wait(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!st.success(), "the restart succeeded without its pager");
+    let said = std::fs::read_to_string(&err).unwrap_or_default();
+    assert!(
+        said.contains("the program was stopped"),
+        "restart said: {said}"
+    );
+    let text = String::from_utf8_lossy(&std::fs::read(&out).unwrap()).into_owned();
+    assert!(!text.contains("hash "), "the program went on:\n{text}");
 }
 
 /// As an unprivileged user (`nobody`, when run as root): /dev/userfaultfd

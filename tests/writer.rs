@@ -282,7 +282,12 @@ fn program_under(cmd: i32) -> Option<i32> {
         .filter_map(|p| p.parse::<i32>().ok())
         // (init and the program are named ckpt until they are renamed or
         // the restorer runs.)
-        .find(|&p| !matches!(comm(p).as_str(), "ckpt-init" | "ckpt" | "ckpt-restorer" | "ckpt-pager"))
+        .find(|&p| {
+            !matches!(
+                comm(p).as_str(),
+                "ckpt-init" | "ckpt" | "ckpt-restorer" | "ckpt-pager"
+            )
+        })
 }
 
 #[test]

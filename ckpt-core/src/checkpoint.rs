@@ -150,6 +150,9 @@ fn take_with(
     keep: u32,
     mut tree: Option<(u64, tree::TreeSync)>,
 ) -> Result<Started, String> {
+    // Restarted lazily: not before every page has arrived (a writer forked
+    // now would find the missing ones empty).
+    crate::memory::lazy::wait_filled();
     let t0 = sys::monotonic_ns();
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     writer::reap_finished();

@@ -33,6 +33,7 @@
 pub mod compress;
 pub mod dirty;
 pub mod fork_advice;
+pub mod lazy;
 pub mod locked;
 pub mod shared;
 

@@ -130,7 +130,11 @@ pub fn set_pending(meta: &Meta) {
 /// The restorer jumps here: `rdi` = its argument (unused), `rsi` = the
 /// image descriptor, `rdx` = the plan (in the restorer's range).
 pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
-    let (alias_pid, handoff_fd) = crate::tree::unpack_entry_arg(arg);
+    let (alias_pid, entry_fd) = crate::tree::unpack_entry_arg(arg);
+    let handoff_fd = match entry_fd {
+        Some(crate::tree::EntryFd::Handoff(fd)) => Some(fd),
+        _ => None,
+    };
     ALIAS_PID.store(alias_pid, Release);
     RESTARTED_PID.store(sys::getpid(), Release);
     // SAFETY: PENDING points into the restored scratch arena (set before
@@ -167,13 +171,23 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
     let report =
         unsafe { libc::syscall(libc::SYS_fcntl, 2, libc::F_DUPFD_CLOEXEC, top + 64) } as i32;
     crate::restart_report::set_fd(report);
+    // A lazy restart: the pager still fills memory; forks and checkpoints
+    // wait for it (see `memory::lazy`).
+    let lazy = match entry_fd {
+        Some(crate::tree::EntryFd::Lazy(fd)) => memory::lazy::adopt(fd, top + 66),
+        _ => -1,
+    };
     // In a tree: what this process shares with others, made once by the
     // restart command and inherited (see `tree::restore`).
     let handoff = handoff_fd
         .map(|fd| crate::tree::restore::take_handoff(fd, top + 65))
         .unwrap_or_default();
     let inherited = handoff.inherited();
-    let keep: Vec<i32> = inherited.iter().copied().chain([report]).collect();
+    let keep: Vec<i32> = inherited
+        .iter()
+        .copied()
+        .chain([report, lazy].into_iter().filter(|&fd| fd >= 0))
+        .collect();
     if let Err(e) = files::restore(&meta.fds, &keep, &handoff) {
         fail(&e);
     }

@@ -85,7 +85,14 @@ pub struct PlanHeader {
     /// that also handles faults the kernel takes), or -1: the restorer
     /// uses the userfaultfd syscall with UFFD_USER_MODE_ONLY instead.
     pub uffd_dev: i32,
-    pub _pad1: u32,
+    /// 0, or 1: a lazy restart. The pager answers as soon as the restorer
+    /// copied its own extents and fills the paged regions while the
+    /// program runs; the userfaultfd reports unmaps, removals and remaps
+    /// (the pager follows them), and the pager socket stays open in the
+    /// program (post-restart code is told its number) until the fill is
+    /// done. Needs `uffd_dev` (faults the kernel takes must reach the
+    /// pager too: a read(2) into a page not yet filled).
+    pub lazy: u32,
 }
 
 /// The fields of `prctl(PR_SET_MM, PR_SET_MM_MAP)`.
@@ -202,7 +209,7 @@ impl PlanHeader {
             mm: MmFields::zeroed(),
             comm: [0; 16],
             uffd_dev: -1,
-            _pad1: 0,
+            lazy: 0,
         }
     }
 
@@ -523,6 +530,9 @@ impl<'a> PlanView<'a> {
         }
         if h.uffd_dev >= 0 && h.pager_fd < 0 {
             return Err("plan has a /dev/userfaultfd descriptor but no pager");
+        }
+        if h.lazy > 1 || (h.lazy == 1 && h.uffd_dev < 0) {
+            return Err("plan asks for a lazy restart without /dev/userfaultfd");
         }
         if h.n_extents > 0 && h.image_fd < 0 {
             return Err("plan has extents but no image fd");

@@ -445,7 +445,7 @@ fn open_pager(h: &PlanHeader) -> Option<(crate::uffd::Uffd, bool)> {
     if h.pager_fd < 0 {
         return None;
     }
-    match crate::uffd::Uffd::open_for_pager(h.uffd_dev) {
+    match crate::uffd::Uffd::open_for_pager(h.uffd_dev, h.lazy == 1) {
         Ok(u) => Some(u),
         Err(e) => {
             let mut l = Line::new();
@@ -486,8 +486,9 @@ fn hand_to_pager(plan: &PlanView, u: crate::uffd::Uffd, kernel: bool) {
 }
 
 /// Wait for the pager's status byte (0: every paged region is filled,
-/// its userfaultfd closed and the files rolled back), then close the pager's socket and
-/// /dev/userfaultfd: the program gets neither.
+/// its userfaultfd closed and the files rolled back; lazy: the files
+/// rolled back and the pager serving faults), then close
+/// /dev/userfaultfd and, unless lazy, the pager's socket.
 fn wait_for_pager(h: &PlanHeader) {
     let mut b = [0u8; 1];
     let got = loop {
@@ -506,7 +507,10 @@ fn wait_for_pager(h: &PlanHeader) {
             .die(EXIT_FAILED),
         Err(e) => fail("cannot hear from the restart command", e),
     }
-    for fd in [h.pager_fd, h.uffd_dev] {
+    // A lazy restart's pager socket stays: post-restart code waits on it
+    // for the end of the fill (see `ckpt::memory::lazy`).
+    let pager_fd = if h.lazy == 1 { -1 } else { h.pager_fd };
+    for fd in [pager_fd, h.uffd_dev] {
         if fd >= 0 {
             if let Err(e) = sys::close(fd) {
                 fail("cannot close the pager's descriptors", e);

@@ -17,6 +17,10 @@ const UFFDIO_API: usize = 0xc018_aa3f;
 const UFFDIO_REGISTER: usize = 0xc020_aa00;
 const UFFDIO_COPY: usize = 0xc028_aa03;
 const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
+/// UFFD_FEATURE_EVENT_REMAP | _EVENT_REMOVE | _EVENT_UNMAP: what a lazy
+/// restart's pager must hear of while the program runs (an mremap,
+/// MADV_DONTNEED or munmap of pages it has not filled yet).
+const LAZY_FEATURES: u64 = (1 << 2) | (1 << 3) | (1 << 6);
 /// `USERFAULTFD_IOC_NEW` = _IO(0xAA, 0x00), on an open /dev/userfaultfd.
 const USERFAULTFD_IOC_NEW: usize = 0xAA00;
 
@@ -54,8 +58,10 @@ impl Uffd {
     /// kernel takes, a read(2) into a missing page, are handled too:
     /// `true`), else from the syscall limited to user-mode faults
     /// (`false`). Made before anything is unmapped: it belongs to this
-    /// mm, whatever becomes of its mappings.
-    pub fn open_for_pager(dev: i32) -> Result<(Uffd, bool), Errno> {
+    /// mm, whatever becomes of its mappings. `lazy`: the program will run
+    /// while the pager fills, so the pager hears of mremap, madvise
+    /// removals and munmap of registered ranges.
+    pub fn open_for_pager(dev: i32, lazy: bool) -> Result<(Uffd, bool), Errno> {
         let (fd, kernel) = if dev >= 0 {
             // SAFETY: USERFAULTFD_IOC_NEW takes the new descriptor's flags by value.
             let r = unsafe {
@@ -86,7 +92,7 @@ impl Uffd {
             (sys::check(r)? as i32, false)
         };
         let u = Uffd(fd);
-        let mut api = [UFFD_API, 0, 0];
+        let mut api = [UFFD_API, if lazy { LAZY_FEATURES } else { 0 }, 0];
         u.ioctl(UFFDIO_API, api.as_mut_ptr() as usize)?;
         Ok((u, kernel))
     }

@@ -222,17 +222,40 @@ impl Handoff {
 }
 
 /// The restorer passes one word to post-restart code: the `ckpt restart`
-/// command's pid in the low half, the handoff descriptor + 1 (0: none) in
-/// the high half.
-pub fn pack_entry_arg(alias_pid: i32, handoff_fd: Option<i32>) -> u64 {
-    (alias_pid as u32 as u64) | ((handoff_fd.map_or(0, |f| f + 1) as u32 as u64) << 32)
+/// command's pid in the low half; in the high half a descriptor + 1 (0:
+/// none), with bit 31 set when it is a lazy restart's pager socket (see
+/// [`crate::memory::lazy`]) rather than a tree's handoff pipe.
+pub fn pack_entry_arg(alias_pid: i32, fd: Option<EntryFd>) -> u64 {
+    let high = match fd {
+        None => 0,
+        Some(EntryFd::Handoff(f)) => (f + 1) as u32,
+        Some(EntryFd::Lazy(f)) => (f + 1) as u32 | LAZY_BIT,
+    };
+    (alias_pid as u32 as u64) | ((high as u64) << 32)
+}
+
+const LAZY_BIT: u32 = 1 << 31;
+
+/// The descriptor post-restart code is told of (see [`pack_entry_arg`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryFd {
+    /// A tree's handoff pipe.
+    Handoff(i32),
+    /// A lazy restart's pager socket.
+    Lazy(i32),
 }
 
 /// The inverse of [`pack_entry_arg`].
-pub fn unpack_entry_arg(arg: u64) -> (i32, Option<i32>) {
+pub fn unpack_entry_arg(arg: u64) -> (i32, Option<EntryFd>) {
     let alias = arg as u32 as i32;
-    let h = (arg >> 32) as u32 as i32;
-    (alias, (h > 0).then_some(h - 1))
+    let high = (arg >> 32) as u32;
+    let fd = (high & !LAZY_BIT) as i32 - 1;
+    let what = match (fd >= 0, high & LAZY_BIT != 0) {
+        (false, _) => None,
+        (true, false) => Some(EntryFd::Handoff(fd)),
+        (true, true) => Some(EntryFd::Lazy(fd)),
+    };
+    (alias, what)
 }
 
 /// How a process being frozen for a tree checkpoint waits for the
@@ -268,11 +291,17 @@ mod tests {
     #[test]
     fn entry_arg_round_trips() {
         assert_eq!(unpack_entry_arg(pack_entry_arg(1234, None)), (1234, None));
-        assert_eq!(unpack_entry_arg(pack_entry_arg(77, Some(0))), (77, Some(0)));
-        assert_eq!(
-            unpack_entry_arg(pack_entry_arg(0, Some(1021))),
-            (0, Some(1021))
-        );
+        for fd in [
+            EntryFd::Handoff(0),
+            EntryFd::Handoff(1021),
+            EntryFd::Lazy(0),
+            EntryFd::Lazy(1 << 30),
+        ] {
+            assert_eq!(
+                unpack_entry_arg(pack_entry_arg(77, Some(fd))),
+                (77, Some(fd))
+            );
+        }
     }
 
     #[test]

@@ -13,6 +13,9 @@ use libc::{c_char, c_int, pid_t, rlimit};
 
 #[interpose(around)]
 unsafe fn fork() -> pid_t {
+    // Restarted lazily: the child would read zeros for pages the pager
+    // has not filled yet.
+    ckpt::memory::lazy::wait_filled();
     let r = real();
     if r == 0 {
         crate::init::after_fork_in_child();

@@ -1,0 +1,817 @@
+//! The pager's work: every stored page of the paged regions copied into
+//! the program through its userfaultfd, by one thread per core.
+//!
+//! Eager: the program waits until everything is in. Lazy: the program
+//! runs meanwhile, and a fault handler thread serves what it touches
+//! first (the piece of the image holding the page, copied at once by the
+//! handler) and follows what the program does to memory not yet filled:
+//! - MADV_DONTNEED / MADV_REMOVE (UFFD_EVENT_REMOVE) and munmap
+//!   (UFFD_EVENT_UNMAP): those pages are never filled (a page the program
+//!   dropped reads zeros, as it would have);
+//! - mremap (UFFD_EVENT_REMAP): pages not filled yet go to the new place;
+//! - a touched page the image holds nothing for: a zero page.
+//!
+//! Where the pages go is the [`Layout`], in the program's current
+//! addresses. Copies hold it for reading; the handler reads the
+//! userfaultfd (which is what lets an munmap or madvise go on) only while
+//! holding it for writing, so no copy started before it learned of a
+//! removal can land after the kernel dropped those pages: the kernel
+//! refuses copies (EAGAIN) from the moment an event is raised until it
+//! is read, and the handler changes the layout before any copy resumes.
+
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
+use std::sync::{Mutex, RwLock};
+
+use ckpt::image::Meta;
+
+/// Raw extents are copied in pieces of at most this: the work a fault
+/// waits for in a lazy restart (about 0.1 ms), and a share for each core.
+const PIECE: u64 = 1 << 20;
+const PAGE: u64 = 4096;
+/// `_IOWR(0xAA, 0x03, struct uffdio_copy)`.
+const UFFDIO_COPY: libc::c_ulong = 0xc028_aa03;
+/// `_IOWR(0xAA, 0x04, struct uffdio_zeropage)`.
+const UFFDIO_ZEROPAGE: libc::c_ulong = 0xc020_aa04;
+/// `_IOR(0xAA, 0x02, struct uffdio_range)`.
+const UFFDIO_WAKE: libc::c_ulong = 0x8010_aa02;
+const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
+const UFFD_EVENT_REMAP: u8 = 0x14;
+const UFFD_EVENT_REMOVE: u8 = 0x15;
+const UFFD_EVENT_UNMAP: u8 = 0x16;
+/// Test-only: each background worker sleeps this many milliseconds before
+/// each piece of a lazy fill, so tests can act while it goes on.
+pub const TEST_SLOW: &str = "CKPT_TEST_PAGER_SLOW_MS";
+
+/// A piece of the image: `stored` bytes at `off` of source `src`, plain
+/// (`codec` 0) or a compressed block of `block` bytes.
+struct Job {
+    src: usize,
+    off: u64,
+    codec: u8,
+    stored: u64,
+    block: u64,
+}
+
+/// `len` bytes at `at` of a job's (decompressed) bytes go to `addr`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Part {
+    addr: u64,
+    at: u64,
+    len: u64,
+}
+
+impl Part {
+    fn end(&self) -> u64 {
+        self.addr + self.len
+    }
+
+    /// The part of `self` inside `[start, end)`, if any.
+    fn within(&self, start: u64, end: u64) -> Option<Part> {
+        let a = self.addr.max(start);
+        let b = self.end().min(end);
+        (a < b).then(|| Part {
+            addr: a,
+            at: self.at + (a - self.addr),
+            len: b - a,
+        })
+    }
+}
+
+/// Where each job's bytes go now.
+#[derive(Default)]
+struct Layout {
+    parts: Vec<Vec<Part>>,
+    /// (address, end, job) of every part, by address.
+    index: Vec<(u64, u64, usize)>,
+}
+
+impl Layout {
+    fn reindex(&mut self) {
+        self.index = self
+            .parts
+            .iter()
+            .enumerate()
+            .flat_map(|(j, ps)| ps.iter().map(move |p| (p.addr, p.end(), j)))
+            .collect();
+        self.index.sort_unstable();
+    }
+
+    /// The job whose bytes go to `addr`.
+    fn find(&self, addr: u64) -> Option<usize> {
+        let i = self.index.partition_point(|e| e.0 <= addr);
+        let e = self.index.get(i.checked_sub(1)?)?;
+        (addr < e.1).then_some(e.2)
+    }
+
+    /// Nothing goes to `[start, end)` any more.
+    fn remove(&mut self, start: u64, end: u64) {
+        for ps in &mut self.parts {
+            if !ps.iter().any(|p| p.within(start, end).is_some()) {
+                continue;
+            }
+            *ps = ps
+                .iter()
+                .flat_map(|p| [p.within(0, start), p.within(end, u64::MAX)])
+                .flatten()
+                .collect();
+        }
+    }
+
+    /// What went to `[from, from+len)` goes to `[to, to+len)`.
+    fn remap(&mut self, from: u64, to: u64, len: u64) {
+        let end = from.saturating_add(len);
+        for ps in &mut self.parts {
+            if !ps.iter().any(|p| p.within(from, end).is_some()) {
+                continue;
+            }
+            *ps = ps
+                .iter()
+                .flat_map(|p| {
+                    let moved = p.within(from, end).map(|m| Part {
+                        addr: m.addr - from + to,
+                        ..m
+                    });
+                    [p.within(0, from), moved, p.within(end, u64::MAX)]
+                })
+                .flatten()
+                .collect();
+        }
+    }
+}
+
+/// The jobs for `meta`'s paged regions, in file order, their layout, and
+/// the bytes to fill.
+fn plan(meta: &Meta, sources: &[i32]) -> Result<(Vec<Job>, Layout, u64), String> {
+    use std::collections::BTreeMap;
+    // (src, off) → (job, parts)
+    let mut jobs: BTreeMap<(usize, u64), (Job, Vec<Part>)> = BTreeMap::new();
+    let mut total = 0;
+    for e in meta
+        .regions
+        .iter()
+        .filter(|r| super::paged_region(r))
+        .flat_map(|r| &r.extents)
+    {
+        let src = e.src as usize;
+        if src >= sources.len() {
+            return Err(format!(
+                "the memory at {:#x} refers to an earlier image the image does not name",
+                e.addr
+            ));
+        }
+        total += e.len;
+        if e.codec == 0 {
+            let mut done = 0;
+            while done < e.len {
+                let n = (e.len - done).min(PIECE);
+                let job = Job {
+                    src,
+                    off: e.file_offset + done,
+                    codec: 0,
+                    stored: n,
+                    block: n,
+                };
+                let part = Part {
+                    addr: e.addr + done,
+                    at: 0,
+                    len: n,
+                };
+                jobs.insert((src, job.off), (job, vec![part]));
+                done += n;
+            }
+            continue;
+        }
+        if e.block > 64 * ckpt::memory::compress::MAX_BLOCK
+            || e.skip.checked_add(e.len).is_none_or(|end| end > e.block)
+        {
+            return Err(format!(
+                "the block of the memory at {:#x} is malformed",
+                e.addr
+            ));
+        }
+        let (job, parts) = jobs.entry((src, e.file_offset)).or_insert((
+            Job {
+                src,
+                off: e.file_offset,
+                codec: e.codec,
+                stored: e.stored,
+                block: e.block,
+            },
+            Vec::new(),
+        ));
+        if (job.codec, job.stored, job.block) != (e.codec, e.stored, e.block) {
+            return Err(format!(
+                "the memory at {:#x} describes a block another extent describes otherwise",
+                e.addr
+            ));
+        }
+        parts.push(Part {
+            addr: e.addr,
+            at: e.skip,
+            len: e.len,
+        });
+    }
+    let (jobs, parts): (Vec<Job>, Vec<Vec<Part>>) = jobs.into_values().unzip();
+    let mut layout = Layout {
+        parts,
+        index: Vec::new(),
+    };
+    layout.reindex();
+    Ok((jobs, layout, total))
+}
+
+const TODO: u8 = 0;
+const CLAIMED: u8 = 1;
+const DONE: u8 = 2;
+
+/// What a copy ran into.
+enum Stop {
+    /// The address space is changing (an event not read yet): retry
+    /// after the handler read it.
+    Again,
+    /// The program's process is gone: nothing left to fill.
+    Gone,
+    Failed(String),
+}
+
+/// Everything the filling threads share.
+struct Fill<'a> {
+    uffd: RawFd,
+    lazy: bool,
+    jobs: Vec<Job>,
+    layout: RwLock<Layout>,
+    state: Vec<AtomicU8>,
+    maps: &'a [Mapped],
+    /// Next job for a background worker.
+    next: AtomicUsize,
+    /// Jobs done.
+    finished: AtomicUsize,
+    /// Bytes copied (progress).
+    copied: AtomicU64,
+    /// Faults served, ranges dropped (removed or unmapped), ranges moved.
+    faults: AtomicU64,
+    removed: AtomicU64,
+    moved: AtomicU64,
+    stop: AtomicBool,
+    gone: AtomicBool,
+    failure: Mutex<Option<String>>,
+    biggest: usize,
+}
+
+impl Fill<'_> {
+    fn fail(&self, why: String) {
+        let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        f.get_or_insert(why);
+        self.stop.store(true, Relaxed);
+    }
+
+    fn over(&self) -> bool {
+        self.stop.load(Relaxed) || self.finished.load(Acquire) == self.jobs.len()
+    }
+
+    /// Job `j` by this thread, unless another took it; `buf` holds a
+    /// decompressed block.
+    fn run(&self, j: usize, buf: &mut Buffer) {
+        if self.state[j]
+            .compare_exchange(TODO, CLAIMED, AcqRel, Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        match self.copy_job(j, buf) {
+            Ok(()) => {}
+            Err(Stop::Gone) => {
+                self.gone.store(true, Relaxed);
+                self.stop.store(true, Relaxed);
+            }
+            Err(Stop::Failed(why)) => self.fail(why),
+            Err(Stop::Again) => unreachable!("copy_job retries"),
+        }
+        self.state[j].store(DONE, Release);
+        self.finished.fetch_add(1, AcqRel);
+    }
+
+    fn copy_job(&self, j: usize, buf: &mut Buffer) -> Result<(), Stop> {
+        let job = &self.jobs[j];
+        let first = || {
+            self.layout
+                .read()
+                .map(|l| l.parts[j].first().map_or(0, |p| p.addr))
+                .unwrap_or(0)
+        };
+        let Some(from) = self.maps[job.src].at(job.off, job.stored) else {
+            return Err(Stop::Failed(format!(
+                "the image ends before the memory at {:#x}",
+                first()
+            )));
+        };
+        let data: *const u8 = if job.codec == 0 {
+            from
+        } else {
+            // SAFETY: `from` points at `stored` bytes inside the mapping
+            // (checked by `at`), which lives until every job is done.
+            let input = unsafe { std::slice::from_raw_parts(from, job.stored as usize) };
+            let out = &mut buf.as_mut()[..job.block as usize];
+            ckpt::memory::compress::decompress(job.codec, input, out).map_err(|why| {
+                Stop::Failed(format!(
+                    "corrupt image: the memory at {:#x} cannot be decompressed: {why}",
+                    first()
+                ))
+            })?;
+            out.as_ptr()
+        };
+        loop {
+            let layout = self.layout.read().unwrap_or_else(|e| e.into_inner());
+            let r = layout.parts[j].iter().try_for_each(|p| {
+                // `data + at .. + len` lies in the job's bytes: parts are
+                // cut from extents checked against the block in `plan`.
+                copy(
+                    self.uffd,
+                    p.addr,
+                    data.wrapping_add(p.at as usize),
+                    p.len,
+                    self.lazy,
+                )?;
+                self.copied.fetch_add(p.len, Relaxed);
+                Ok(())
+            });
+            drop(layout);
+            match r {
+                Err(Stop::Again) => std::thread::sleep(std::time::Duration::from_micros(50)),
+                r => return r,
+            }
+        }
+    }
+
+    /// A background worker: jobs in file order.
+    fn work(&self, slow_ms: u64) {
+        let mut buf = match Buffer::new(self.biggest) {
+            Ok(b) => b,
+            Err(e) => return self.fail(e),
+        };
+        while !self.stop.load(Relaxed) {
+            let j = self.next.fetch_add(1, Relaxed);
+            if j >= self.jobs.len() {
+                return;
+            }
+            if slow_ms > 0 && self.state[j].load(Relaxed) == TODO {
+                std::thread::sleep(std::time::Duration::from_millis(slow_ms));
+            }
+            self.run(j, &mut buf);
+        }
+    }
+
+    /// The lazy restart's fault handler (see the module's text); returns
+    /// when every job is done or the fill stopped.
+    fn handle(&self) {
+        let mut buf = match Buffer::new(self.biggest) {
+            Ok(b) => b,
+            Err(e) => return self.fail(e),
+        };
+        // Faults in jobs another thread is copying: woken again once done
+        // (the copy wakes them, unless the program dropped that page since).
+        let mut waiting: Vec<(u64, usize)> = Vec::new();
+        let mut msgs = [[0u64; 4]; 64];
+        while !self.over() || !waiting.is_empty() {
+            if self.stop.load(Relaxed) {
+                return;
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.uffd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let wait_ms = if waiting.is_empty() { 20 } else { 1 };
+            // SAFETY: poll of one pollfd on the stack.
+            unsafe { libc::poll(&mut pfd, 1, wait_ms) };
+            let mut faults = Vec::new();
+            if pfd.revents & libc::POLLIN != 0 {
+                let mut layout = self.layout.write().unwrap_or_else(|e| e.into_inner());
+                let mut changed = false;
+                loop {
+                    // SAFETY: read into a local array of uffd_msg-sized
+                    // (32-byte) records; the descriptor is non-blocking.
+                    let n = unsafe {
+                        libc::read(
+                            self.uffd,
+                            msgs.as_mut_ptr().cast(),
+                            std::mem::size_of_val(&msgs),
+                        )
+                    };
+                    if n <= 0 {
+                        break;
+                    }
+                    for m in &msgs[..n as usize / 32] {
+                        let event = m[0] as u8;
+                        let (a, b, c) = (m[1], m[2], m[3]);
+                        match event {
+                            UFFD_EVENT_PAGEFAULT => faults.push(b & !(PAGE - 1)),
+                            UFFD_EVENT_REMOVE | UFFD_EVENT_UNMAP => {
+                                layout.remove(a, b);
+                                self.removed.fetch_add(1, Relaxed);
+                                changed = true;
+                            }
+                            UFFD_EVENT_REMAP => {
+                                layout.remap(a, b, c);
+                                self.moved.fetch_add(1, Relaxed);
+                                changed = true;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                if changed {
+                    layout.reindex();
+                }
+            }
+            self.faults.fetch_add(faults.len() as u64, Relaxed);
+            for addr in faults {
+                let job = self
+                    .layout
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .find(addr);
+                let Some(j) = job else {
+                    // Nothing stored here, or the program dropped it.
+                    if let Err(e) = zero_page(self.uffd, addr) {
+                        return self.fail(e);
+                    }
+                    continue;
+                };
+                self.run(j, &mut buf);
+                if self.state[j].load(Acquire) == DONE {
+                    wake(self.uffd, addr);
+                } else {
+                    waiting.push((addr, j));
+                }
+            }
+            waiting.retain(|&(addr, j)| {
+                let done = self.state[j].load(Acquire) == DONE;
+                if done {
+                    wake(self.uffd, addr);
+                }
+                !done
+            });
+        }
+    }
+}
+
+/// `struct uffdio_copy`.
+#[repr(C)]
+struct UffdioCopy {
+    dst: u64,
+    src: u64,
+    len: u64,
+    mode: u64,
+    copy: i64,
+}
+
+/// Copy `len` bytes at `src` (in this process) to `dst` in the
+/// userfaultfd's address space: its missing pages, allocated and filled.
+/// A page already there is left as it is. `lazy`: a range no longer
+/// registered (the program unmapped it without an event, e.g. shmat over
+/// it) is skipped, its memory gone.
+fn copy(uffd: RawFd, dst: u64, src: *const u8, len: u64, lazy: bool) -> Result<(), Stop> {
+    let mut done = 0u64;
+    while done < len {
+        let mut c = UffdioCopy {
+            dst: dst + done,
+            src: src as u64 + done,
+            len: len - done,
+            mode: 0,
+            copy: 0,
+        };
+        // SAFETY: UFFDIO_COPY with a complete uffdio_copy; it reads `len`
+        // bytes at `src`, which the caller keeps mapped.
+        if unsafe { libc::ioctl(uffd, UFFDIO_COPY, &mut c) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if c.copy > 0 {
+            done += c.copy as u64;
+            continue;
+        }
+        match e.raw_os_error() {
+            Some(libc::EEXIST) => done += PAGE,
+            Some(libc::EAGAIN) => return Err(Stop::Again),
+            Some(libc::ESRCH) => return Err(Stop::Gone),
+            Some(libc::ENOENT) if lazy => return Ok(()),
+            _ => {
+                return Err(Stop::Failed(format!(
+                    "cannot copy memory to {:#x} ({} bytes): {e}",
+                    dst + done,
+                    len - done
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A zero page at `addr` (a page already there, or a range gone, is fine).
+fn zero_page(uffd: RawFd, addr: u64) -> Result<(), String> {
+    // struct uffdio_zeropage { range { start, len }, mode, zeropage }
+    let mut z = [addr, PAGE, 0, 0];
+    // SAFETY: UFFDIO_ZEROPAGE with a complete uffdio_zeropage.
+    if unsafe { libc::ioctl(uffd, UFFDIO_ZEROPAGE, z.as_mut_ptr()) } == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EEXIST) => {
+            wake(uffd, addr);
+            Ok(())
+        }
+        Some(libc::EAGAIN) | Some(libc::ENOENT) | Some(libc::ESRCH) => {
+            // Changing (the fault comes again) or gone.
+            wake(uffd, addr);
+            Ok(())
+        }
+        _ => Err(format!(
+            "cannot give the program a zero page at {addr:#x}: {e}"
+        )),
+    }
+}
+
+/// Let threads waiting on the page at `addr` retry.
+fn wake(uffd: RawFd, addr: u64) {
+    let mut r = [addr, PAGE];
+    // SAFETY: UFFDIO_WAKE with a complete uffdio_range.
+    unsafe { libc::ioctl(uffd, UFFDIO_WAKE, r.as_mut_ptr()) };
+}
+
+/// What a fill did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Bytes copied (less what the program dropped, or ended before).
+    pub bytes: u64,
+    /// Lazy: faults served, ranges dropped and moved by the program.
+    pub faults: u64,
+    pub removed: u64,
+    pub moved: u64,
+}
+
+/// Fill every paged region of `meta` through `uffd`. Eager: on every
+/// core, with a progress bar when wanted. Lazy: `running` is called
+/// (on this thread) once the workers and the fault handler run, and the
+/// fill goes on meanwhile.
+pub fn fill(
+    uffd: RawFd,
+    meta: &Meta,
+    sources: &[i32],
+    lazy: bool,
+    running: &mut dyn FnMut(),
+) -> Result<Stats, String> {
+    let (jobs, layout, total) = plan(meta, sources)?;
+    let maps = sources
+        .iter()
+        .map(|&fd| Mapped::new(fd))
+        .collect::<Result<Vec<_>, _>>()?;
+    if lazy {
+        // SAFETY: F_SETFL on the userfaultfd we were given: the handler
+        // reads until nothing is left.
+        unsafe { libc::fcntl(uffd, libc::F_SETFL, libc::O_NONBLOCK) };
+    }
+    let biggest = jobs.iter().map(|j| j.block).max().unwrap_or(0) as usize;
+    let n = jobs.len();
+    let f = Fill {
+        uffd,
+        lazy,
+        state: (0..n).map(|_| AtomicU8::new(TODO)).collect(),
+        jobs,
+        layout: RwLock::new(layout),
+        maps: &maps,
+        next: AtomicUsize::new(0),
+        finished: AtomicUsize::new(0),
+        copied: AtomicU64::new(0),
+        faults: AtomicU64::new(0),
+        removed: AtomicU64::new(0),
+        moved: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        gone: AtomicBool::new(false),
+        failure: Mutex::new(None),
+        biggest: biggest.max(1),
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(16)
+        .min(n.max(1));
+    let slow_ms = if lazy {
+        std::env::var(TEST_SLOW)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let drawing = !lazy && crate::progress::is_wanted();
+    let mut bar = crate::progress::Bar::new(drawing, "restoring", total);
+    std::thread::scope(|s| {
+        let f = &f;
+        let spawned = if drawing || lazy {
+            workers
+        } else {
+            workers - 1
+        };
+        let handles: Vec<_> = (0..spawned)
+            .map(|_| {
+                s.spawn(move || {
+                    if lazy {
+                        // The program runs meanwhile: it comes first.
+                        // SAFETY: setpriority of this thread (0: the caller).
+                        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+                    }
+                    f.work(slow_ms)
+                })
+            })
+            .collect();
+        let handler = lazy.then(|| s.spawn(move || f.handle()));
+        if lazy {
+            running();
+        } else if !drawing {
+            f.work(0);
+        }
+        while drawing && !handles.iter().all(|h| h.is_finished()) {
+            bar.set(f.copied.load(Relaxed));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        for h in handles.into_iter().chain(handler) {
+            if h.join().is_err() {
+                f.fail("a filling thread failed".into());
+            }
+        }
+    });
+    bar.finish();
+    let failure = f.failure.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let stats = Stats {
+        bytes: f.copied.load(Relaxed),
+        faults: f.faults.load(Relaxed),
+        removed: f.removed.load(Relaxed),
+        moved: f.moved.load(Relaxed),
+    };
+    drop(f);
+    // The pager ends right after: unmapping a GiB of the image's page
+    // table entries here would only keep the program waiting.
+    std::mem::forget(maps);
+    failure.map_or(Ok(stats), Err)
+}
+
+/// A read-only mapping of a whole file.
+struct Mapped {
+    base: *const u8,
+    len: usize,
+}
+
+// SAFETY: a read-only mapping: sharing it between threads only reads.
+unsafe impl Sync for Mapped {}
+
+impl Mapped {
+    fn new(fd: RawFd) -> Result<Mapped, String> {
+        // SAFETY: a zeroed stat is valid; fstat fills it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat into a local struct.
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            return Err(format!(
+                "cannot stat an image: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let len = st.st_size as usize;
+        if len == 0 {
+            return Ok(Mapped {
+                base: std::ptr::null(),
+                len: 0,
+            });
+        }
+        // SAFETY: a fresh read-only private mapping of the whole file.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                fd,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(format!(
+                "cannot map an image: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: advice on our own mapping.
+        unsafe { libc::madvise(base, len, libc::MADV_SEQUENTIAL) };
+        Ok(Mapped {
+            base: base as *const u8,
+            len,
+        })
+    }
+
+    /// The address of `[off, off+len)` of the file, if it lies inside.
+    fn at(&self, off: u64, len: u64) -> Option<*const u8> {
+        let end = off.checked_add(len)?;
+        (end <= self.len as u64).then(|| self.base.wrapping_add(off as usize))
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: our own mapping, no longer used.
+            unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+        }
+    }
+}
+
+/// A page-aligned buffer (an anonymous mapping).
+struct Buffer {
+    base: *mut u8,
+    len: usize,
+}
+
+impl Buffer {
+    fn new(len: usize) -> Result<Buffer, String> {
+        let base = ckpt::sys::map_anon(len)
+            .ok_or_else(|| {
+                format!(
+                    "cannot make a buffer of {len} bytes: {}",
+                    std::io::Error::last_os_error()
+                )
+            })?
+            .as_mut_ptr();
+        Ok(Buffer { base, len })
+    }
+
+    fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the mapping is `len` bytes, writable, owned by `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.base, self.len) }
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, no longer used.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(parts: &[(u64, u64, u64)]) -> Layout {
+        let mut l = Layout {
+            parts: vec![parts
+                .iter()
+                .map(|&(addr, at, len)| Part { addr, at, len })
+                .collect()],
+            index: Vec::new(),
+        };
+        l.reindex();
+        l
+    }
+
+    fn parts(l: &Layout) -> Vec<(u64, u64, u64)> {
+        l.parts[0].iter().map(|p| (p.addr, p.at, p.len)).collect()
+    }
+
+    #[test]
+    fn a_removal_cuts_parts_and_keeps_what_lies_outside() {
+        let mut l = layout(&[(0x1000, 0, 0x4000), (0x9000, 0x4000, 0x1000)]);
+        l.remove(0x2000, 0x3000);
+        l.reindex();
+        assert_eq!(
+            parts(&l),
+            [
+                (0x1000, 0, 0x1000),
+                (0x3000, 0x2000, 0x2000),
+                (0x9000, 0x4000, 0x1000)
+            ]
+        );
+        assert_eq!(l.find(0x2000), None);
+        assert_eq!(l.find(0x3fff), Some(0));
+        assert_eq!(l.find(0x9000), Some(0));
+        assert_eq!(l.find(0xa000), None);
+        l.remove(0, u64::MAX);
+        assert!(parts(&l).is_empty());
+    }
+
+    #[test]
+    fn a_remap_moves_only_what_lies_in_the_moved_range() {
+        let mut l = layout(&[(0x1000, 0, 0x4000)]);
+        l.remap(0x2000, 0x10_0000, 0x2000);
+        l.reindex();
+        assert_eq!(
+            parts(&l),
+            [
+                (0x1000, 0, 0x1000),
+                (0x10_0000, 0x1000, 0x2000),
+                (0x4000, 0x3000, 0x1000)
+            ]
+        );
+        assert_eq!(l.find(0x2000), None);
+        assert_eq!(l.find(0x10_1fff), Some(0));
+    }
+}
