@@ -254,10 +254,10 @@ fn a_block_that_does_not_decompress_stops_a_lazily_restarted_program() {
 }
 
 /// restart_lazy.c: its reference output, and an image of it taken at
-/// "step 19" (then killed); `hold`: the file "hold" made, so the
-/// restarted program waits at step 20. Returns (reference output, image,
-/// output file).
-fn lazy_image(area: &Area, hold: bool) -> (Vec<u8>, std::path::PathBuf, std::path::PathBuf) {
+/// "step 19" (then killed), with the file "hold" made so that the
+/// restarted program waits at step 20 (see [`held`]). Returns (reference
+/// output, image, output file).
+fn lazy_image(area: &Area) -> (Vec<u8>, std::path::PathBuf, std::path::PathBuf) {
     std::fs::create_dir_all(&area.images).unwrap();
     let prog = common::compile_c("restart_lazy.c", &area.sub("bin"));
     let want = rs::reference_output(area, &prog, &[] as &[&str]);
@@ -270,6 +270,8 @@ fn lazy_image(area: &Area, hold: bool) -> (Vec<u8>, std::path::PathBuf, std::pat
         "the uninterrupted run:\n{text}"
     );
     let out = area.file("out");
+    let pause = area.file("pause");
+    std::fs::write(&pause, b"").unwrap();
     let run = run_cmd(&prog, &[] as &[&str], area.path(), &area.images);
     let mut kid = start(run, Out::File(&out), &area.file("err"), "under ckpt");
     rs::wait_file(
@@ -280,9 +282,8 @@ fn lazy_image(area: &Area, hold: bool) -> (Vec<u8>, std::path::PathBuf, std::pat
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let image = checkpoint_and_kill(&mut kid, &area.images);
-    if hold {
-        std::fs::write(area.file("hold"), b"").unwrap();
-    }
+    std::fs::remove_file(&pause).unwrap();
+    std::fs::write(area.file("hold"), b"").unwrap();
     (want, image, out)
 }
 
@@ -321,12 +322,24 @@ fn logged(log: &str, key: &str) -> u64 {
 #[test]
 fn a_lazily_restarted_program_drops_moves_and_forks_memory_not_yet_filled() {
     let area = Area::new("lazyevents");
-    let (want, image, out) = lazy_image(&area, false);
+    let (want, image, out) = lazy_image(&area);
     let log = area.file("pager.log");
     let mut cmd = restart_cmd(&image, &[], area.path());
     cmd.env("CKPT_TEST_PAGER_LOG", &log)
         .env("CKPT_TEST_PAGER_SLOW_MS", "100");
-    restart_and_compare(cmd, &out, &want, &area);
+    let rerr = area.file("restart.err");
+    let mut kid = start(cmd, Out::Null, &rerr, "ckpt restart");
+    held(&mut kid, &area);
+    assert!(
+        std::fs::read_to_string(&log).unwrap_or_default().is_empty(),
+        "the slowed fill ended before the program could act"
+    );
+    std::fs::remove_file(area.file("hold")).unwrap();
+    let st = kid
+        .wait(rs::RESTART_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    rs::assert_success(st, "restarted program", &kid.describe());
+    rs::assert_same(&std::fs::read(&out).unwrap(), &want, "stdout after restart");
     let log = std::fs::read_to_string(&log).unwrap_or_default();
     eprintln!("pager log: {log}");
     assert!(
@@ -344,7 +357,7 @@ fn a_lazily_restarted_program_drops_moves_and_forks_memory_not_yet_filled() {
 #[test]
 fn a_checkpoint_during_a_lazy_fill_waits_for_every_page() {
     let area = Area::new("lazyckpt");
-    let (want, image, out) = lazy_image(&area, true);
+    let (want, image, out) = lazy_image(&area);
     let log = area.file("pager.log");
     let mut cmd = restart_cmd(&image, &[], area.path());
     cmd.env("CKPT_TEST_PAGER_LOG", &log)
@@ -371,7 +384,7 @@ fn a_checkpoint_during_a_lazy_fill_waits_for_every_page() {
 #[test]
 fn a_lazily_restarted_program_is_stopped_when_its_pager_dies() {
     let area = Area::new("lazypagerdies");
-    let (_, image, out) = lazy_image(&area, true);
+    let (_, image, out) = lazy_image(&area);
     let mut cmd = restart_cmd(&image, &[], area.path());
     cmd.env("CKPT_TEST_PAGER_SLOW_MS", "200");
     let err = area.file("restart.err");

@@ -151,6 +151,66 @@ pub unsafe fn raw_syscall4(nr: i64, a: u64, b: u64, c: u64, d: u64) -> i64 {
     r
 }
 
+/// Start a thread of this process running `f(arg)` on the stack that ends
+/// at `stack_top` (16-byte aligned, the caller's to keep mapped until the
+/// thread ended), which then ends. It has no TLS of its own (it shares
+/// the caller's FS base): `f` must not use libc, TLS or errno. It starts
+/// with the caller's signal mask. The kernel stores its tid at `tid` (a
+/// live, aligned word) and clears it, waking futex waiters, once it has
+/// ended. Err(-errno).
+///
+/// # Safety
+/// As above: the stack is the thread's alone, and `f(arg)` is sound on
+/// any thread of this process.
+pub unsafe fn spawn_raw_thread(
+    stack_top: usize,
+    tid: *mut i32,
+    f: extern "C" fn(usize),
+    arg: usize,
+) -> Result<(), i64> {
+    let flags = libc::CLONE_VM
+        | libc::CLONE_FS
+        | libc::CLONE_FILES
+        | libc::CLONE_SIGHAND
+        | libc::CLONE_THREAD
+        | libc::CLONE_SYSVSEM
+        | libc::CLONE_PARENT_SETTID
+        | libc::CLONE_CHILD_CLEARTID;
+    let ret: isize;
+    // SAFETY: clone of this thread onto the given stack. The child touches
+    // nothing of the parent's frame: it calls `f(arg)` from registers the
+    // kernel preserved (r12, r13), then ends the thread; the kernel clears
+    // `tid` when it has ended.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "mov rdi, r13",
+            "call r12",
+            "mov eax, 60",
+            "xor edi, edi",
+            "syscall",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone as isize => ret,
+            in("rdi") flags as usize,
+            in("rsi") stack_top,
+            in("rdx") tid,
+            in("r10") tid,
+            in("r8") 0usize,
+            in("r12") f as *const () as usize,
+            in("r13") arg,
+            lateout("rcx") _,
+            lateout("r11") _,
+        )
+    };
+    if ret < 0 {
+        return Err(ret as i64);
+    }
+    Ok(())
+}
+
 /// Close a descriptor, ignoring errors.
 pub fn close(fd: c_int) {
     // SAFETY: closing a descriptor number; at worst EBADF.

@@ -7,7 +7,8 @@
  * touched since the restart. It prints what it finds and hashes; a
  * restarted run must print exactly what an uninterrupted one does.
  * Regions: a (16 MiB), b (8 MiB), c (8 MiB, moved), d (4 MiB shared),
- * f (32 MiB). While a file "hold" exists in its directory, it waits at
+ * f (32 MiB). While a file "pause" exists in its directory it waits at
+ * step 19. While a file "hold" exists, it waits at
  * the start of step 20 (having made a file "held"), touching nothing:
  * tests act there while the fill goes on. */
 #define _GNU_SOURCE
@@ -108,7 +109,10 @@ int main(void) {
             waitpid(k, &st, 0);
             printf("child %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
         }
-        usleep(step == 19 ? 1000000 : 20000);
+        /* Tests checkpoint it here, while the file "pause" exists. */
+        if (step == 19)
+            while (access("pause", F_OK) == 0) usleep(10000);
+        usleep(20000);
     }
     printf("hash %016llx\n", (unsigned long long)(hash(a, 16 * MiB) ^ hash(b, 8 * MiB) ^ hash(c, 8 * MiB) ^
                                                  hash(d, 4 * MiB) ^ hash(f, 32 * MiB)));

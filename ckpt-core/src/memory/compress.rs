@@ -370,52 +370,17 @@ fn spawn(job: &'static mut Job) -> Result<(), String> {
     let stack = map(STACK_LEN)?;
     let top = stack.as_mut_ptr() as usize + STACK_LEN;
     let tid = &job.shared.tids[job.me];
-    let flags = libc::CLONE_VM
-        | libc::CLONE_FS
-        | libc::CLONE_FILES
-        | libc::CLONE_SIGHAND
-        | libc::CLONE_THREAD
-        | libc::CLONE_SYSVSEM
-        | libc::CLONE_PARENT_SETTID
-        | libc::CLONE_CHILD_CLEARTID;
-    let ret: isize;
-    // SAFETY: clone of this thread onto a fresh 16-byte aligned stack of
-    // its own. The child touches nothing of the parent's frame: it calls
-    // `worker(job)` from registers the kernel preserved (r12, r13), then
-    // ends the thread; the kernel clears `tid` when it has ended.
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            "test rax, rax",
-            "jnz 2f",
-            "mov rdi, r13",
-            "call r12",
-            "mov eax, 60",
-            "xor edi, edi",
-            "syscall",
-            "ud2",
-            "2:",
-            inlateout("rax") libc::SYS_clone as isize => ret,
-            in("rdi") flags as usize,
-            in("rsi") top,
-            in("rdx") tid.as_ptr(),
-            in("r10") tid.as_ptr(),
-            in("r8") 0usize,
-            in("r12") worker as *const () as usize,
-            in("r13") job as *mut Job as usize,
-            lateout("rcx") _,
-            lateout("r11") _,
-        )
-    };
-    if ret < 0 {
-        return Err(format!("cannot start a compressing thread: errno {}", -ret));
-    }
-    Ok(())
+    // SAFETY: a fresh stack of our own; `worker` uses no libc, TLS or
+    // errno, and `job` lives for the whole writer.
+    unsafe { sys::spawn_raw_thread(top, tid.as_ptr(), worker, job as *mut Job as usize) }
+        .map_err(|e| format!("cannot start a compressing thread: errno {}", -e))
 }
 
 /// A compressing thread: take filled slots until told to stop.
 /// Writer context: no libc, no lock, no panic.
-extern "C" fn worker(job: &'static mut Job) {
+extern "C" fn worker(job: usize) {
+    // SAFETY: `spawn` passes a `&'static mut Job` only this thread uses.
+    let job = unsafe { &mut *(job as *mut Job) };
     let sh = job.shared;
     loop {
         let seen = sh.work.load(Acquire);
