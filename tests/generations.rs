@@ -228,7 +228,11 @@ fn assert_consistent(dir: &Path, ctx: &str) {
         for d in common::arr(&v, "deps") {
             let name = d["name"].as_str().unwrap();
             let dep = dir.join(name);
-            assert!(dep.is_file(), "{ctx}: {n} needs {name}, which is gone: {:?}", images(dir));
+            assert!(
+                dep.is_file(),
+                "{ctx}: {n} needs {name}, which is gone: {:?}",
+                images(dir)
+            );
             assert_eq!(
                 d["meta_hash"].as_u64(),
                 Some(meta_hash(&dep)),
@@ -315,7 +319,11 @@ fn keep_3_leaves_exactly_3_images_each_restartable() {
     let bin = common::TempDir::new("keep3-bin");
     let prog = common::compile_c("keep_rewrite.c", bin.path());
     let area = Area::new("keep3");
-    let want = reference_output(&area, &prog, &[area.sub("plain").to_string_lossy().as_ref(), "130", "20"]);
+    let want = reference_output(
+        &area,
+        &prog,
+        &[area.sub("plain").to_string_lossy().as_ref(), "130", "20"],
+    );
     let (mut kid, out) = run_rewriting(&area, &prog, "130", &[], "step 110 ");
     kid.kill();
     let names = settled(&area.images);
@@ -354,7 +362,12 @@ fn keep_3_leaves_exactly_3_images_each_restartable() {
         })
         .collect();
     for (n, snap) in names.iter().zip(&snaps) {
-        let said = restart_and_compare(restart_cmd(&snap.join(n), &[], area.path()), &out, &want, &area);
+        let said = restart_and_compare(
+            restart_cmd(&snap.join(n), &[], area.path()),
+            &out,
+            &want,
+            &area,
+        );
         assert!(!said.contains("missing"), "{n}: {said}");
     }
 }
@@ -374,13 +387,26 @@ fn a_writer_killed_while_folding_leaves_every_image_consistent() {
     // last removal.
     for step in ["2", "4", "6"] {
         let area = Area::new(&format!("foldkill{step}"));
-        let want = reference_output(&area, &prog, &[area.sub("plain").to_string_lossy().as_ref(), "80", "20"]);
+        let want = reference_output(
+            &area,
+            &prog,
+            &[area.sub("plain").to_string_lossy().as_ref(), "80", "20"],
+        );
         let flag = area.file("stopped");
         let stop = format!("{step}:{}", flag.display());
-        let (mut kid, out) = run_rewriting(&area, &prog, "80", &[("CKPT_TEST_FOLD_STOP", &stop)], "step 5 ");
+        let (mut kid, out) = run_rewriting(
+            &area,
+            &prog,
+            "80",
+            &[("CKPT_TEST_FOLD_STOP", &stop)],
+            "step 5 ",
+        );
         let t0 = std::time::Instant::now();
         while !flag.exists() {
-            assert!(t0.elapsed() < Duration::from_secs(20), "step {step}: no fold stopped");
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "step {step}: no fold stopped"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         // The writer stops itself right after making the flag.
@@ -393,13 +419,18 @@ fn a_writer_killed_while_folding_leaves_every_image_consistent() {
                         .unwrap_or_default()
                         .lines()
                         .any(|l| l.split_whitespace().eq(["PPid:", &kid.pid().to_string()]));
-                    ppid_ok && s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('T'))
+                    ppid_ok
+                        && s.rsplit_once(')')
+                            .is_some_and(|(_, r)| r.trim_start().starts_with('T'))
                 })
                 .collect();
             if let Some(&w) = stopped.first() {
                 break w;
             }
-            assert!(t0.elapsed() < Duration::from_secs(20), "step {step}: no stopped writer");
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "step {step}: no stopped writer"
+            );
             std::thread::sleep(Duration::from_millis(10));
         };
         let snap = area.sub("snap");
@@ -407,11 +438,20 @@ fn a_writer_killed_while_folding_leaves_every_image_consistent() {
         // SAFETY: SIGKILL to the stopped writer found above.
         unsafe { libc::kill(writer, libc::SIGKILL) };
         assert_consistent(&snap, &format!("killed before step {step}"));
-        assert!(images(&snap).len() > 3, "step {step}: nothing was left half-done: {:?}", images(&snap));
+        assert!(
+            images(&snap).len() > 3,
+            "step {step}: nothing was left half-done: {:?}",
+            images(&snap)
+        );
         // The program goes on; its next folds clean up.
-        kid.wait(Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+        kid.wait(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}"));
         let names = settled(&area.images);
-        assert_eq!(names.len(), 3, "step {step}: after the next prunes {names:?}");
+        assert_eq!(
+            names.len(),
+            3,
+            "step {step}: after the next prunes {names:?}"
+        );
         assert_consistent(&area.images, &format!("after step {step}"));
         // The newest image at the moment of the kill restarts exact.
         let newest = newest_image(&snap);

@@ -93,7 +93,10 @@ fn keep_1_folds_the_first_image_into_the_second() {
     let area = Area::new("incrkeep");
     let (first, second, out, want) = two_checkpoints(&area, Some("1"));
     assert!(!first.exists(), "--keep 1 left the first image");
-    assert!(deps(&second).is_empty(), "the kept image still needs another");
+    assert!(
+        deps(&second).is_empty(),
+        "the kept image still needs another"
+    );
     restart_and_compare(restart_cmd(&second, &[], area.path()), &out, &want, &area);
 }
 

@@ -141,7 +141,9 @@ impl Map {
         }
         // SAFETY: inside the mapping (checked above), which lives as long
         // as `self`; the images are never written in place.
-        Some(unsafe { core::slice::from_raw_parts((self.ptr as *const u8).add(at as usize), len as usize) })
+        Some(unsafe {
+            core::slice::from_raw_parts((self.ptr as *const u8).add(at as usize), len as usize)
+        })
     }
 }
 
@@ -327,15 +329,19 @@ impl Inflater {
         }
         self.cached = None;
         if o.block > MAX_BLOCK {
-            return Err(format!("a block of {} bytes is larger than any written", o.block));
+            return Err(format!(
+                "a block of {} bytes is larger than any written",
+                o.block
+            ));
         }
         if self.buf.len() < o.block as usize {
             self.buf.resize(o.block as usize, 0);
         }
         let out = &mut self.buf[..o.block as usize];
         let got = match image::Codec::from_u8(o.codec) {
-            Some(image::Codec::Lz4) => lz4_flex::block::decompress_into(stored, out)
-                .map_err(|e| format!("lz4: {e}"))?,
+            Some(image::Codec::Lz4) => {
+                lz4_flex::block::decompress_into(stored, out).map_err(|e| format!("lz4: {e}"))?
+            }
             Some(image::Codec::Zstd) => {
                 use zstd_safe::zstd_sys;
                 if self.zstd.is_null() {
@@ -431,9 +437,9 @@ impl TestStop {
         }
         // SAFETY: getenv returned a C string that lives in the environment.
         let s = unsafe { core::ffi::CStr::from_ptr(v) }.to_string_lossy();
-        let parsed = s.split_once(':').and_then(|(n, p)| {
-            Some((n.parse().ok()?, CString::new(p).ok()?))
-        });
+        let parsed = s
+            .split_once(':')
+            .and_then(|(n, p)| Some((n.parse().ok()?, CString::new(p).ok()?)));
         TestStop(parsed)
     }
 
@@ -500,7 +506,15 @@ pub fn remove_dropped(dir: &Path, kept: &[PathBuf], dropped: &[PathBuf]) -> Resu
     let mut step = 0;
     if changed.iter().any(|&c| c) {
         let mut plans = Vec::new();
-        let r = write_new_versions(dir, &kept, dropped, &dropped_names, &changed, &mut plans, &mut folded);
+        let r = write_new_versions(
+            dir,
+            &kept,
+            dropped,
+            &dropped_names,
+            &changed,
+            &mut plans,
+            &mut folded,
+        );
         if let Err(e) = r {
             for p in &plans {
                 let _ = std::fs::remove_file(&p.tmp);
