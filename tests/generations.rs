@@ -213,3 +213,248 @@ fn often_while_writing_hard(tag: &str, extra: &[&str]) {
         &area,
     );
 }
+
+/// The header's metadata checksum of image `p` (bytes 40..48).
+fn meta_hash(p: &Path) -> u64 {
+    let b = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    u64::from_le_bytes(b[40..48].try_into().unwrap())
+}
+
+/// Every image in `dir` refers only to images there with the metadata it
+/// names (what `ckpt restart` checks before it maps anything).
+fn assert_consistent(dir: &Path, ctx: &str) {
+    for n in images(dir) {
+        let v = common::inspect_json(&dir.join(&n)).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        for d in common::arr(&v, "deps") {
+            let name = d["name"].as_str().unwrap();
+            let dep = dir.join(name);
+            assert!(
+                dep.is_file(),
+                "{ctx}: {n} needs {name}, which is gone: {:?}",
+                images(dir)
+            );
+            assert_eq!(
+                d["meta_hash"].as_u64(),
+                Some(meta_hash(&dep)),
+                "{ctx}: {n} needs another {name} than the one there"
+            );
+        }
+    }
+}
+
+/// A copy of the images of `dir` in a new directory `to` (a restarted
+/// program checkpoints into its own directory again, and prunes there).
+fn copy_images(dir: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for n in images(dir) {
+        std::fs::copy(dir.join(&n), to.join(&n)).unwrap();
+    }
+}
+
+/// The image of `dir` taken last (by its metadata: copies lose the times).
+fn newest_image(dir: &Path) -> std::path::PathBuf {
+    images(dir)
+        .into_iter()
+        .map(|n| dir.join(n))
+        .max_by_key(|p| {
+            let v = common::inspect_json(p).unwrap_or_else(|e| panic!("{e}"));
+            v["created_unix_ms"].as_u64().unwrap_or(0)
+        })
+        .expect("no image")
+}
+
+/// `ckpt run --interval 200ms --keep 3` of keep_rewrite (16 MiB, a few
+/// pages of it rewritten every step: every image after the first is
+/// incremental) with environment `env`, until it printed `marker`.
+fn run_rewriting(
+    area: &Area,
+    prog: &Path,
+    steps: &str,
+    env: &[(&str, &str)],
+    marker: &str,
+) -> (rs::Kid, std::path::PathBuf) {
+    let out = area.file("out");
+    let ctl = area.sub("ctl");
+    let mut run = Command::new(common::ckpt_bin());
+    run.args(["run", "--interval", "200ms", "--keep", "3", "--dir"])
+        .arg(&area.images)
+        .arg("--")
+        .arg(prog)
+        .arg(&ctl)
+        .args([steps, "20"])
+        .envs(env.iter().copied())
+        .current_dir(area.path());
+    common::require_shim();
+    let mut kid = start(run, Out::File(&out), &area.file("err"), "under ckpt");
+    wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains(marker),
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (kid, out)
+}
+
+/// Wait until the image writers are done with `dir`.
+fn settled(dir: &Path) -> Vec<String> {
+    let mut names = images(dir);
+    loop {
+        std::thread::sleep(Duration::from_millis(400));
+        let again = images(dir);
+        if again == names {
+            return names;
+        }
+        names = again;
+    }
+}
+
+/// Issue 8, point 5: `--interval 200ms --keep 3` over many intervals
+/// leaves exactly 3 images although each is incremental (the kept ones
+/// are folded so they no longer need the removed ones), `ckpt list`
+/// shows 3, and each of them, the oldest too, restarts on its own to the
+/// output of an uninterrupted run.
+#[test]
+fn keep_3_leaves_exactly_3_images_each_restartable() {
+    let bin = common::TempDir::new("keep3-bin");
+    let prog = common::compile_c("keep_rewrite.c", bin.path());
+    let area = Area::new("keep3");
+    let want = reference_output(
+        &area,
+        &prog,
+        &[area.sub("plain").to_string_lossy().as_ref(), "130", "20"],
+    );
+    let (mut kid, out) = run_rewriting(&area, &prog, "130", &[], "step 110 ");
+    kid.kill();
+    let names = settled(&area.images);
+    assert_eq!(names.len(), 3, "--keep 3 left {names:?}");
+    let err = std::fs::read_to_string(area.file("err")).unwrap_or_default();
+    assert!(!err.contains("cannot fold"), "a fold failed: {err}");
+    assert_consistent(&area.images, "after the run");
+    let listed = common::ckpt(
+        area.path(),
+        ["list".as_ref(), "--json".as_ref(), area.images.as_os_str()],
+    );
+    let rows: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3, "{}", listed.stdout);
+    // Folding did happen: the newer images still take pages from older
+    // ones (kept ones), and the program checkpointed more than 3 times.
+    let seqs: Vec<u64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert!(seqs[0] > 3, "too few checkpoints to prune: {seqs:?}");
+    assert!(
+        rows.as_array().unwrap()[2]["needs"]
+            .as_array()
+            .is_some_and(|n| !n.is_empty()),
+        "the newest image is not incremental: {}",
+        listed.stdout
+    );
+    // Copies first: a restarted program checkpoints (and prunes) again.
+    let snaps: Vec<_> = (0..names.len())
+        .map(|k| {
+            let snap = area.sub(&format!("snap{k}"));
+            copy_images(&area.images, &snap);
+            snap
+        })
+        .collect();
+    for (n, snap) in names.iter().zip(&snaps) {
+        let said = restart_and_compare(
+            restart_cmd(&snap.join(n), &[], area.path()),
+            &out,
+            &want,
+            &area,
+        );
+        assert!(!said.contains("missing"), "{n}: {said}");
+    }
+}
+
+/// A writer SIGKILLed at each step of a fold (stopped there by the
+/// test-only `CKPT_TEST_FOLD_STOP`, before a rename or a removal) leaves
+/// every image referring to files that are there with the metadata it
+/// names, and the newest restartable; the program's next prunes clean up
+/// what it left, back to exactly 3.
+#[test]
+fn a_writer_killed_while_folding_leaves_every_image_consistent() {
+    let bin = common::TempDir::new("foldkill-bin");
+    let prog = common::compile_c("keep_rewrite.c", bin.path());
+    // Steps of the first fold (images 2, 3 under new names, 4 in place;
+    // old 3, old 2 removed; 1 removed): before the second rename, before
+    // the first removal (every old and new version present), before the
+    // last removal.
+    for step in ["2", "4", "6"] {
+        let area = Area::new(&format!("foldkill{step}"));
+        let want = reference_output(
+            &area,
+            &prog,
+            &[area.sub("plain").to_string_lossy().as_ref(), "80", "20"],
+        );
+        let flag = area.file("stopped");
+        let stop = format!("{step}:{}", flag.display());
+        let (mut kid, out) = run_rewriting(
+            &area,
+            &prog,
+            "80",
+            &[("CKPT_TEST_FOLD_STOP", &stop)],
+            "step 5 ",
+        );
+        let t0 = std::time::Instant::now();
+        while !flag.exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "step {step}: no fold stopped"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The writer stops itself right after making the flag.
+        let writer = loop {
+            let stopped: Vec<i32> = rs::pids_named("ckpt-writer")
+                .into_iter()
+                .filter(|p| {
+                    let s = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+                    let ppid_ok = std::fs::read_to_string(format!("/proc/{p}/status"))
+                        .unwrap_or_default()
+                        .lines()
+                        .any(|l| l.split_whitespace().eq(["PPid:", &kid.pid().to_string()]));
+                    ppid_ok
+                        && s.rsplit_once(')')
+                            .is_some_and(|(_, r)| r.trim_start().starts_with('T'))
+                })
+                .collect();
+            if let Some(&w) = stopped.first() {
+                break w;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "step {step}: no stopped writer"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let snap = area.sub("snap");
+        copy_images(&area.images, &snap);
+        // SAFETY: SIGKILL to the stopped writer found above.
+        unsafe { libc::kill(writer, libc::SIGKILL) };
+        assert_consistent(&snap, &format!("killed before step {step}"));
+        assert!(
+            images(&snap).len() > 3,
+            "step {step}: nothing was left half-done: {:?}",
+            images(&snap)
+        );
+        // The program goes on; its next folds clean up.
+        kid.wait(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let names = settled(&area.images);
+        assert_eq!(
+            names.len(),
+            3,
+            "step {step}: after the next prunes {names:?}"
+        );
+        assert_consistent(&area.images, &format!("after step {step}"));
+        // The newest image at the moment of the kill restarts exact.
+        let newest = newest_image(&snap);
+        restart_and_compare(restart_cmd(&newest, &[], area.path()), &out, &want, &area);
+    }
+}

@@ -3,8 +3,8 @@
 //! restart from that chain is byte-identical to an uninterrupted run,
 //! whatever the program did to its memory in between (writes, mremap,
 //! MADV_DONTNEED, new mappings, a forked child writing its copy, the
-//! kernel writing through read(2)); `--keep` never removes an image a kept
-//! one needs, and a missing one is named at restart.
+//! kernel writing through read(2)); `--keep 1` folds the first image into
+//! the second, and a missing earlier image is named at restart.
 
 mod common;
 #[path = "common/restart.rs"]
@@ -63,7 +63,7 @@ fn two_checkpoints(area: &Area, keep: Option<&str>) -> (PathBuf, PathBuf, PathBu
 #[test]
 fn second_checkpoint_stores_only_what_changed_and_restarts_exact() {
     let area = Area::new("incr");
-    let (first, second, out, want) = two_checkpoints(&area, None);
+    let (first, second, out, want) = two_checkpoints(&area, Some("2"));
     let name = first.file_name().unwrap().to_string_lossy().into_owned();
     assert_eq!(
         deps(&second),
@@ -86,16 +86,27 @@ fn second_checkpoint_stores_only_what_changed_and_restarts_exact() {
     restart_and_compare(restart_cmd(&second, &[], area.path()), &out, &want, &area);
 }
 
-/// With `--keep 1` the first image stays while the second needs it; once
-/// it is gone by hand, the restart names it and refuses.
+/// With `--keep 1` exactly one image stays: the second takes over the
+/// pages it took from the first (it is whole now) and restarts exact.
 #[test]
-fn an_image_a_kept_one_needs_is_kept_and_named_when_missing() {
+fn keep_1_folds_the_first_image_into_the_second() {
     let area = Area::new("incrkeep");
-    let (first, second, _out, _want) = two_checkpoints(&area, Some("1"));
+    let (first, second, out, want) = two_checkpoints(&area, Some("1"));
+    assert!(!first.exists(), "--keep 1 left the first image");
     assert!(
-        first.exists(),
-        "--keep 1 removed an image the newest one needs"
+        deps(&second).is_empty(),
+        "the kept image still needs another"
     );
+    restart_and_compare(restart_cmd(&second, &[], area.path()), &out, &want, &area);
+}
+
+/// An image a kept one needs, removed by hand: the restart names it and
+/// refuses.
+#[test]
+fn an_image_a_kept_one_needs_is_named_when_missing() {
+    let area = Area::new("incrmiss");
+    let (first, second, _out, _want) = two_checkpoints(&area, Some("2"));
+    assert!(first.exists(), "--keep 2 removed the first image");
     std::fs::remove_file(&first).unwrap();
     let r = common::ckpt(area.path(), ["restart".as_ref(), second.as_os_str()]);
     assert_eq!(
@@ -116,7 +127,7 @@ fn an_image_a_kept_one_needs_is_kept_and_named_when_missing() {
 #[test]
 fn an_earlier_image_written_over_is_refused() {
     let area = Area::new("incrswap");
-    let (first, second, _out, _want) = two_checkpoints(&area, None);
+    let (first, second, _out, _want) = two_checkpoints(&area, Some("2"));
     // Another program's whole image under the first one's name.
     let prog = common::compile_c("restart_counter.c", &area.sub("bin2"));
     let ctl = area.sub("ctl2");

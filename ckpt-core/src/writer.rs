@@ -30,6 +30,8 @@ use core::sync::atomic::{AtomicI32, Ordering::*};
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
+pub mod fold;
+
 /// Who asked for the checkpoint, so the writer can answer.
 #[derive(Clone, Copy)]
 pub enum Requester {
@@ -377,12 +379,10 @@ fn writer_main(job: &Job) -> ! {
         wait_end(job.prev_done);
         publish(job).map(|_| bytes)
     });
-    if result.is_ok() {
-        prune(job);
-    }
     if result.is_err() {
         job.out.discard();
     }
+    let published = result.is_ok();
     let freeze_us = read_freeze_ns(job.link) / 1000;
     let resp = match result {
         Ok(bytes) => Response::Checkpointed {
@@ -398,24 +398,47 @@ fn writer_main(job: &Job) -> ! {
             nonce: nonce_of(job),
         },
     };
-    match job.requester {
-        Requester::Socket { .. } => answer_socket(job, &resp),
-        Requester::Api => {
-            if let Ok(out) = rmp_serde::to_vec_named(&resp) {
-                send_all(job.link, &out);
-            }
-        }
-        Requester::Timer => {
-            if let Response::Error { message, .. } = &resp {
-                let line = format!("ckpt: periodic checkpoint failed: {message}\n");
-                // SAFETY: write(2) from a live buffer.
-                unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
-            }
-        }
+    // The program may be waiting for the verdict (`ckpt::checkpoint()`):
+    // it has it before older generations are pruned (folding them takes
+    // a while). A `ckpt checkpoint` command gets it once the directory
+    // holds what --keep says.
+    let program_waits = matches!(job.requester, Requester::Api);
+    if program_waits {
+        answer(job, &resp);
+    }
+    if published {
+        prune(job);
+    }
+    if !program_waits {
+        answer(job, &resp);
     }
     // SAFETY: end this process without running any of the program's code.
     unsafe { libc::syscall(libc::SYS_exit_group, 0) };
     unreachable!()
+}
+
+/// Tell whoever asked how the checkpoint went.
+fn answer(job: &Job, resp: &Response) {
+    match job.requester {
+        Requester::Socket { .. } => answer_socket(job, resp),
+        Requester::Api => {
+            if let Ok(out) = rmp_serde::to_vec_named(resp) {
+                send_all(job.link, &out);
+            }
+        }
+        Requester::Timer => {
+            if let Response::Error { message, .. } = resp {
+                let line = format!("ckpt: periodic checkpoint failed: {message}\n");
+                say(&line);
+            }
+        }
+    }
+}
+
+/// One line on stderr.
+fn say(line: &str) {
+    // SAFETY: write(2) from a live buffer.
+    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
 }
 
 fn nonce_of(job: &Job) -> u64 {
@@ -633,7 +656,9 @@ fn publish(job: &Job) -> Result<(), String> {
 }
 
 /// Remove this program's older generations beyond the newest `keep`
-/// (the image just published counts and is never removed). By time of
+/// (the image just published counts and is never removed), so that
+/// exactly `keep` stay: kept incremental images that take pages from one
+/// being removed are folded first (see [`fold`]). By time of
 /// publication: after a restart, sequence numbers may repeat.
 fn prune(job: &Job) {
     // 0: a process's part of a tree image (the command keeps generations).
@@ -644,28 +669,52 @@ fn prune(job: &Job) {
         return;
     };
     let old_name = format!("{}img", job.prefix); // before generations
-    let mut gens: Vec<(std::time::SystemTime, PathBuf)> = entries
-        .flatten()
-        .filter(|e| {
-            let n = e.file_name();
-            let n = n.to_string_lossy();
-            (n.starts_with(&job.prefix) && n.ends_with(".img")) || n == old_name
-        })
-        .filter(|e| e.path() != job.final_path)
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .collect();
+    let stale_tmp = format!(".{}", job.prefix);
+    let mut gens: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
+    for e in entries.flatten() {
+        let n = e.file_name();
+        let n = n.to_string_lossy();
+        if n.starts_with(&stale_tmp) && n.contains(".img.fold.") {
+            // A fold's temporary file left by a writer that was killed
+            // (writers of one program prune one at a time).
+            let _ = std::fs::remove_file(e.path());
+            continue;
+        }
+        let ours = (n.starts_with(&job.prefix) && n.ends_with(".img")) || n == old_name;
+        if !ours || e.path() == job.final_path {
+            continue;
+        }
+        if let Some(t) = e.metadata().ok().and_then(|m| m.modified().ok()) {
+            gens.push((t, e.path()));
+        }
+    }
     gens.sort();
     let extra = (gens.len() + 1).saturating_sub(job.keep.max(1) as usize);
-    // An image a kept one takes pages from stays (references are
-    // flattened: the kept images name every file they need).
-    let needed: Vec<String> = gens[extra..]
+    if extra == 0 {
+        return;
+    }
+    let kept: Vec<PathBuf> = gens[extra..]
         .iter()
-        .map(|(_, p)| p.as_path())
-        .chain([job.final_path.as_path()])
+        .map(|(_, p)| p.clone())
+        .chain([job.final_path.clone()])
+        .collect();
+    let dropped: Vec<PathBuf> = gens[..extra].iter().map(|(_, p)| p.clone()).collect();
+    let Err(why) = fold::remove_dropped(&job.dir, &kept, &dropped) else {
+        return;
+    };
+    say(&format!(
+        "ckpt: cannot fold older images into the kept ones ({why}); \
+         keeping those the kept images need\n"
+    ));
+    // As before folding existed: an image a kept one takes pages from
+    // stays (references are flattened: the kept images name every file
+    // they need).
+    let needed: Vec<String> = kept
+        .iter()
         .filter_map(|p| image::read_file(p).ok())
         .flat_map(|(_, m)| m.deps.into_iter().map(|d| d.name))
         .collect();
-    for (_, p) in gens.into_iter().take(extra) {
+    for p in dropped {
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
         if name.is_some_and(|n| needed.contains(&n)) {
             continue;

@@ -238,9 +238,11 @@ pub fn reference(cmd: Command, out: &Path, err: &Path, label: &str) -> ExitStatu
 }
 
 /// Checkpoint `kid` into `images` twice, then SIGKILL it and wait until
-/// it is gone. Returns the second image's path: an incremental one (it
-/// takes the pages the program did not write in between from the first),
-/// so every test restarting through here restarts from a chain.
+/// it is gone. Returns the second image's path: written as an incremental
+/// one (it takes the pages the program did not write in between from the
+/// first), then, under `ckpt run`'s default `--keep 1`, folded into a
+/// whole one when the first was pruned: every test restarting through
+/// here restarts from a folded image (chains: tests/incremental.rs).
 pub fn checkpoint_and_kill(kid: &mut Kid, images: &Path) -> PathBuf {
     checkpoint_n_and_kill(kid, images, 2)
 }
