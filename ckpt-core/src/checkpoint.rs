@@ -222,8 +222,12 @@ fn take_with(
     // One read of the map serves the saved files and the fork check.
     let maps = memory::own_maps();
     // Pages written since the previous checkpoint (a tree's member images
-    // are whole: the next image must not refer to one).
-    memory::dirty::collect(&maps, tree.is_none().then_some(final_path.as_path()));
+    // are whole: the next image must not refer to one). With --keep 1 the
+    // previous image goes once this one is in: taking pages from it would
+    // mean folding them all into this one, more disk work than writing
+    // this one whole.
+    let chained = tree.is_none() && keep != 1;
+    memory::dirty::collect(&maps, chained.then_some(final_path.as_path()));
     meta.saved_files = memory::saved_files(&maps);
     // System V segments it has attached (their pages are captured below).
     meta.process

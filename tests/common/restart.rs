@@ -213,9 +213,12 @@ pub fn plain_cmd<S: AsRef<OsStr>>(prog: &Path, args: &[S], cwd: &Path) -> Comman
 pub fn run_cmd<S: AsRef<OsStr>>(prog: &Path, args: &[S], cwd: &Path, images: &Path) -> Command {
     require_shim();
     let mut c = Command::new(common::ckpt_bin());
+    // --keep 2: a second checkpoint takes the pages the program did not
+    // write from the first (with --keep 1 images are whole).
     c.arg("run")
         .arg("--dir")
         .arg(images)
+        .args(["--keep", "2"])
         .arg("--")
         .arg(prog)
         .args(args)
@@ -238,11 +241,10 @@ pub fn reference(cmd: Command, out: &Path, err: &Path, label: &str) -> ExitStatu
 }
 
 /// Checkpoint `kid` into `images` twice, then SIGKILL it and wait until
-/// it is gone. Returns the second image's path: written as an incremental
-/// one (it takes the pages the program did not write in between from the
-/// first), then, under `ckpt run`'s default `--keep 1`, folded into a
-/// whole one when the first was pruned: every test restarting through
-/// here restarts from a folded image (chains: tests/incremental.rs).
+/// it is gone. Returns the second image's path: an incremental one (it
+/// takes the pages the program did not write in between from the first;
+/// [`run_cmd`] keeps 2), so every test restarting through here restarts
+/// from a chain.
 pub fn checkpoint_and_kill(kid: &mut Kid, images: &Path) -> PathBuf {
     checkpoint_n_and_kill(kid, images, 2)
 }
