@@ -38,11 +38,15 @@ fn two_checkpoints(area: &Area, keep: Option<&str>) -> (PathBuf, PathBuf, PathBu
     let out = area.file("out");
     let mut cmd = run_cmd(&prog, &[&ctl], area.path(), &area.images);
     if let Some(k) = keep {
-        // `ckpt run --keep N` (the option goes before `--`).
-        let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+        // `ckpt run ... --keep N` instead of run_cmd's own --keep.
+        let mut args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+        let at = args
+            .iter()
+            .position(|a| a == "--keep")
+            .expect("run_cmd sets --keep");
+        args[at + 1] = k.into();
         cmd = std::process::Command::new(common::ckpt_bin());
-        cmd.arg("run").arg("--keep").arg(k).args(&args[1..]);
-        cmd.current_dir(area.path());
+        cmd.args(&args).current_dir(area.path());
     }
     let mut kid = start(cmd, Out::File(&out), &area.file("err"), "under ckpt");
     wait_marker(&mut kid, &ctl.join("phase1")).unwrap_or_else(|e| panic!("{e}"));

@@ -266,6 +266,7 @@ fn lazy_image(area: &Area) -> (Vec<u8>, std::path::PathBuf, std::path::PathBuf) 
         text.contains("dropped zero")
             && text.contains("pipe copy same")
             && text.contains("mapped again zero")
+            && text.contains("two threads zero")
             && text.contains("child 0"),
         "the uninterrupted run:\n{text}"
     );

@@ -501,6 +501,11 @@ fn own_images(dir: &Path) -> Vec<PathBuf> {
             else {
                 return false;
             };
+            // A folded image's new name: PID.SEQ.f or PID.SEQ.fN.
+            let core = match core.rsplit_once(".f") {
+                Some((c, n)) if n.bytes().all(|b| b.is_ascii_digit()) => c,
+                _ => core,
+            };
             // PID.SEQ, digits only: not a longer program name's image.
             core.split_once('.').is_some_and(|(a, b)| {
                 !a.is_empty()

@@ -243,6 +243,8 @@ struct Fill<'a> {
     layout: RwLock<Layout>,
     state: Vec<AtomicU8>,
     maps: &'a [Mapped],
+    /// Background workers still working.
+    workers_left: AtomicUsize,
     /// Next job for a background worker.
     next: AtomicUsize,
     /// Jobs done.
@@ -271,28 +273,35 @@ impl Fill<'_> {
     }
 
     /// Job `j` by this thread, unless another took it; `buf` holds a
-    /// decompressed block.
-    fn run(&self, j: usize, buf: &mut Buffer) {
+    /// decompressed block. `handler`: the fault handler runs it, which
+    /// must not wait for an event to be read (it reads them): the job is
+    /// left to do again (false).
+    fn run(&self, j: usize, buf: &mut Buffer, handler: bool) -> bool {
         if self.state[j]
             .compare_exchange(TODO, CLAIMED, AcqRel, Relaxed)
             .is_err()
         {
-            return;
+            return true;
         }
-        match self.copy_job(j, buf) {
+        match self.copy_job(j, buf, handler) {
             Ok(()) => {}
             Err(Stop::Gone) => {
                 self.gone.store(true, Relaxed);
                 self.stop.store(true, Relaxed);
             }
             Err(Stop::Failed(why)) => self.fail(why),
-            Err(Stop::Again) => unreachable!("copy_job retries"),
+            Err(Stop::Again) => {
+                // Copies already made are found there (EEXIST) next time.
+                self.state[j].store(TODO, Release);
+                return false;
+            }
         }
         self.state[j].store(DONE, Release);
         self.finished.fetch_add(1, AcqRel);
+        true
     }
 
-    fn copy_job(&self, j: usize, buf: &mut Buffer) -> Result<(), Stop> {
+    fn copy_job(&self, j: usize, buf: &mut Buffer, handler: bool) -> Result<(), Stop> {
         let job = &self.jobs[j];
         let first = || {
             self.layout
@@ -338,7 +347,9 @@ impl Fill<'_> {
             });
             drop(layout);
             match r {
-                Err(Stop::Again) => std::thread::sleep(std::time::Duration::from_micros(50)),
+                Err(Stop::Again) if !handler => {
+                    std::thread::sleep(std::time::Duration::from_micros(50))
+                }
                 r => return r,
             }
         }
@@ -346,6 +357,11 @@ impl Fill<'_> {
 
     /// A background worker: jobs in file order.
     fn work(&self, slow_ms: u64) {
+        self.work_on(slow_ms);
+        self.workers_left.fetch_sub(1, AcqRel);
+    }
+
+    fn work_on(&self, slow_ms: u64) {
         let mut buf = match Buffer::new(self.biggest) {
             Ok(b) => b,
             Err(e) => return self.fail(e),
@@ -358,7 +374,7 @@ impl Fill<'_> {
             if slow_ms > 0 && self.state[j].load(Relaxed) == TODO {
                 std::thread::sleep(std::time::Duration::from_millis(slow_ms));
             }
-            self.run(j, &mut buf);
+            self.run(j, &mut buf, false);
         }
     }
 
@@ -373,7 +389,10 @@ impl Fill<'_> {
         // (the copy wakes them, unless the program dropped that page since).
         let mut waiting: Vec<(u64, usize)> = Vec::new();
         let mut msgs = [[0u64; 4]; 64];
-        while !self.over() || !waiting.is_empty() {
+        // Faults to serve (those left when a copy met an event not read
+        // yet are served again after reading it).
+        let mut faults: Vec<u64> = Vec::new();
+        while !self.over() || !waiting.is_empty() || !faults.is_empty() {
             if self.stop.load(Relaxed) {
                 return;
             }
@@ -382,10 +401,13 @@ impl Fill<'_> {
                 events: libc::POLLIN,
                 revents: 0,
             };
-            let wait_ms = if waiting.is_empty() { 20 } else { 1 };
+            let wait_ms = if waiting.is_empty() && faults.is_empty() {
+                20
+            } else {
+                1
+            };
             // SAFETY: poll of one pollfd on the stack.
             unsafe { libc::poll(&mut pfd, 1, wait_ms) };
-            let mut faults = Vec::new();
             if pfd.revents & libc::POLLIN != 0 {
                 let mut layout = self.layout.write().unwrap_or_else(|e| e.into_inner());
                 let mut changed = false;
@@ -406,7 +428,10 @@ impl Fill<'_> {
                         let event = m[0] as u8;
                         let (a, b, c) = (m[1], m[2], m[3]);
                         match event {
-                            UFFD_EVENT_PAGEFAULT => faults.push(b & !(PAGE - 1)),
+                            UFFD_EVENT_PAGEFAULT => {
+                                faults.push(b & !(PAGE - 1));
+                                self.faults.fetch_add(1, Relaxed);
+                            }
                             UFFD_EVENT_REMOVE | UFFD_EVENT_UNMAP => {
                                 layout.remove(a, b);
                                 self.removed.fetch_add(1, Relaxed);
@@ -425,8 +450,8 @@ impl Fill<'_> {
                     layout.reindex();
                 }
             }
-            self.faults.fetch_add(faults.len() as u64, Relaxed);
-            for addr in faults {
+            let mut again = Vec::new();
+            for addr in faults.drain(..) {
                 let job = self
                     .layout
                     .read()
@@ -439,11 +464,25 @@ impl Fill<'_> {
                     }
                     continue;
                 };
-                self.run(j, &mut buf);
-                if self.state[j].load(Acquire) == DONE {
+                if !self.run(j, &mut buf, true) {
+                    again.push(addr);
+                } else if self.state[j].load(Acquire) == DONE {
                     wake(self.uffd, addr);
                 } else {
                     waiting.push((addr, j));
+                }
+            }
+            faults = again;
+            // Once the workers are gone, jobs they left (given back by
+            // this thread after meeting an event) are this thread's.
+            if self.workers_left.load(Acquire) == 0 {
+                for j in 0..self.jobs.len() {
+                    if self.stop.load(Relaxed) {
+                        break;
+                    }
+                    if self.state[j].load(Acquire) == TODO && !self.run(j, &mut buf, true) {
+                        break;
+                    }
                 }
             }
             waiting.retain(|&(addr, j)| {
@@ -575,6 +614,12 @@ pub fn fill(
     }
     let biggest = jobs.iter().map(|j| j.block).max().unwrap_or(0) as usize;
     let n = jobs.len();
+    // Threads that run `work`: spawned ones, and this one when eager
+    // without a bar to draw.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(16)
+        .min(n.max(1));
     let f = Fill {
         uffd,
         lazy,
@@ -582,6 +627,7 @@ pub fn fill(
         jobs,
         layout: RwLock::new(layout),
         maps: &maps,
+        workers_left: AtomicUsize::new(workers),
         next: AtomicUsize::new(0),
         finished: AtomicUsize::new(0),
         copied: AtomicU64::new(0),
@@ -593,10 +639,6 @@ pub fn fill(
         failure: Mutex::new(None),
         biggest: biggest.max(1),
     };
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(16)
-        .min(n.max(1));
     let slow_ms = if lazy {
         std::env::var(TEST_SLOW)
             .ok()

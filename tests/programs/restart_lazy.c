@@ -13,6 +13,7 @@
  * tests act there while the fill goes on. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,6 +46,16 @@ static int all_zero(const unsigned char *p, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (p[i]) return 0;
     return 1;
+}
+
+/* A second thread drops the first 8 MiB of f, a MiB at a time, while
+ * the main thread reads a: faults and removals at once. */
+static unsigned char *f_base;
+static void *dropper(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 8; i++)
+        if (madvise(f_base + i * MiB, MiB, MADV_DONTNEED) != 0) return (void *)1;
+    return NULL;
 }
 
 static unsigned char *map(size_t n, int shared) {
@@ -97,6 +108,15 @@ int main(void) {
             void *r = mmap(b + 2 * MiB, 2 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
             printf("mapped again %s\n", r == b + 2 * MiB && all_zero(b + 2 * MiB, 2 * MiB) ? "zero" : "WRONG");
             printf("b %016llx\n", (unsigned long long)hash(b, 8 * MiB));
+            /* Faults and removals from two threads at once. */
+            f_base = f;
+            pthread_t t;
+            if (pthread_create(&t, NULL, dropper, NULL) != 0) return 9;
+            uint64_t ha = hash(a, 16 * MiB);
+            void *dropped = NULL;
+            pthread_join(t, &dropped);
+            printf("two threads %s a %016llx\n", dropped == NULL && all_zero(f, 8 * MiB) ? "zero" : "WRONG",
+                   (unsigned long long)ha);
             /* A child sees what the parent has not touched. */
             fflush(stdout);
             pid_t k = fork();
