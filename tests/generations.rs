@@ -296,13 +296,23 @@ fn run_rewriting(
     (kid, out)
 }
 
-/// Wait until the image writers are done with `dir`.
+/// Wait until the image writers are done with `dir`: no writer of a
+/// program of this test (its command line names the test's directory,
+/// `dir`'s parent) is left, and the listing stays the same a while.
 fn settled(dir: &Path) -> Vec<String> {
+    let area = dir.parent().unwrap_or(dir).to_string_lossy().into_owned();
+    let writing = || {
+        rs::pids_named("ckpt-writer").into_iter().any(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&area))
+        })
+    };
+    let t0 = std::time::Instant::now();
     let mut names = images(dir);
     loop {
         std::thread::sleep(Duration::from_millis(400));
         let again = images(dir);
-        if again == names {
+        if again == names && (!writing() || t0.elapsed() > Duration::from_secs(60)) {
             return names;
         }
         names = again;
