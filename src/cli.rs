@@ -302,8 +302,9 @@ pub struct RestartArgs {
     /// a large program runs within milliseconds while its memory arrives
     /// in the background, the pages it touches first served first (a
     /// fork or a checkpoint waits for the rest). Eager suits an image on
-    /// a disk about to go away; lazy needs /dev/userfaultfd (without it,
-    /// and with --no-namespace or a whole job, restarts are eager).
+    /// a disk about to go away. Lazy needs /dev/userfaultfd (root, or a
+    /// group given it) or vm.unprivileged_userfaultfd=1; without, and
+    /// with --no-namespace or a whole job, restarts are eager.
     #[arg(long)]
     pub eager: bool,
 

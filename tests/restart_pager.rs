@@ -129,7 +129,8 @@ fn the_pager_decompresses_into_the_program() {
 }
 
 /// Without /dev/userfaultfd (simulated) the restorer makes its
-/// userfaultfd with the syscall, user-mode faults only: still filled.
+/// userfaultfd with the syscall, user-mode faults only: still filled,
+/// eagerly.
 #[test]
 fn without_dev_userfaultfd_the_syscall_serves() {
     let log = cycle(
@@ -139,6 +140,31 @@ fn without_dev_userfaultfd_the_syscall_serves() {
         &[],
     );
     assert!(filled(&log, "user") >= 24 << 20, "pager log: {log}");
+    // A read(2) into a page not filled yet would fail: eager.
+    assert!(log.contains(" eager "), "not an eager restart: {log}");
+}
+
+/// Without /dev/userfaultfd on a system whose vm.unprivileged_userfaultfd
+/// is 1 (simulated; run as root, whose syscall may take kernel faults):
+/// the syscall's userfaultfd, kernel faults included, and a lazy restart.
+#[test]
+fn without_dev_userfaultfd_a_permissive_system_restarts_lazily() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root for a userfaultfd taking kernel faults");
+        return;
+    }
+    let log = cycle(
+        "pagersysctl",
+        &[],
+        &[
+            ("CKPT_TEST_NO_DEV_USERFAULTFD", "1"),
+            ("CKPT_TEST_UNPRIVILEGED_USERFAULTFD", "1"),
+        ],
+        &[],
+    );
+    assert!(filled(&log, "kernel") >= 24 << 20, "pager log: {log}");
+    assert!(log.contains(" lazy "), "not a lazy restart: {log}");
 }
 
 /// `--no-namespace`: the restart command becomes the restorer, which

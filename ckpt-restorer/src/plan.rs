@@ -90,8 +90,10 @@ pub struct PlanHeader {
     /// program runs; the userfaultfd reports unmaps, removals and remaps
     /// (the pager follows them), and the pager socket stays open in the
     /// program (post-restart code is told its number) until the fill is
-    /// done. Needs `uffd_dev` (faults the kernel takes must reach the
-    /// pager too: a read(2) into a page not yet filled).
+    /// done. Faults the kernel takes must reach the pager too (a read(2)
+    /// into a page not yet filled): from `uffd_dev`, else from the
+    /// syscall without UFFD_USER_MODE_ONLY (the command saw the system
+    /// allows it).
     pub lazy: u32,
 }
 
@@ -531,8 +533,8 @@ impl<'a> PlanView<'a> {
         if h.uffd_dev >= 0 && h.pager_fd < 0 {
             return Err("plan has a /dev/userfaultfd descriptor but no pager");
         }
-        if h.lazy > 1 || (h.lazy == 1 && h.uffd_dev < 0) {
-            return Err("plan asks for a lazy restart without /dev/userfaultfd");
+        if h.lazy > 1 || (h.lazy == 1 && h.pager_fd < 0) {
+            return Err("plan asks for a lazy restart without a pager");
         }
         if h.n_extents > 0 && h.image_fd < 0 {
             return Err("plan has extents but no image fd");

@@ -77,19 +77,17 @@ impl Uffd {
             };
             (sys::check(r)? as i32, true)
         } else {
-            // SAFETY: userfaultfd takes flags only.
-            let r = unsafe {
-                sys::syscall6(
-                    SYS_USERFAULTFD,
-                    sys::O_CLOEXEC | UFFD_USER_MODE_ONLY,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                )
+            // Lazy without /dev/userfaultfd: the restart command saw that
+            // this system lets anyone's userfaultfd take kernel faults
+            // (vm.unprivileged_userfaultfd = 1); else user-mode only.
+            let flags = if lazy {
+                sys::O_CLOEXEC
+            } else {
+                sys::O_CLOEXEC | UFFD_USER_MODE_ONLY
             };
-            (sys::check(r)? as i32, false)
+            // SAFETY: userfaultfd takes flags only.
+            let r = unsafe { sys::syscall6(SYS_USERFAULTFD, flags, 0, 0, 0, 0, 0) };
+            (sys::check(r)? as i32, lazy)
         };
         let u = Uffd(fd);
         let mut api = [UFFD_API, if lazy { LAZY_FEATURES } else { 0 }, 0];

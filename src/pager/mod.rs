@@ -30,10 +30,12 @@
 //! for that (`ckpt::memory::lazy`). This command keeps a copy of the
 //! userfaultfd while the pager works: should the pager die, faults stay
 //! blocked (the program never reads a page the image had as zeros) and
-//! this command kills the program, saying why. Lazy needs the
-//! userfaultfd of /dev/userfaultfd, which also serves faults the kernel
-//! takes (a read(2) into a page not filled yet); the syscall's
-//! user-mode-only one would make such a read fail with EFAULT.
+//! this command kills the program, saying why. Lazy needs a userfaultfd
+//! that also serves faults the kernel takes (a read(2) into a page not
+//! filled yet): from /dev/userfaultfd, or from the syscall where
+//! vm.unprivileged_userfaultfd is 1; the syscall's user-mode-only one
+//! would make such a read fail with EFAULT, so without either the
+//! restart is eager.
 //!
 //! UFFDIO_COPY allocates each page and fills it in one step (no zeroing
 //! first) and reads its source from this process: a compressed image is
@@ -84,6 +86,17 @@ pub fn worth_it(meta: &Meta) -> bool {
         .map(|e| e.len)
         .sum();
     bytes >= MIN_BYTES
+}
+
+/// Test-only: behave as if vm.unprivileged_userfaultfd were 1.
+pub const TEST_UNPRIVILEGED_FAULTS: &str = "CKPT_TEST_UNPRIVILEGED_USERFAULTFD";
+
+/// Whether the userfaultfd syscall gives anyone a userfaultfd that takes
+/// kernel faults (vm.unprivileged_userfaultfd = 1).
+fn unprivileged_kernel_faults() -> bool {
+    std::env::var_os(TEST_UNPRIVILEGED_FAULTS).is_some()
+        || std::fs::read_to_string("/proc/sys/vm/unprivileged_userfaultfd")
+            .is_ok_and(|v| v.trim() == "1")
 }
 
 /// What the plan tells the restorer of its pager.
@@ -156,7 +169,10 @@ impl Pager {
             // SAFETY: closing the probe we just made.
             unsafe { libc::close(probe as i32) };
         }
-        let lazy = lazy && dev >= 0;
+        // Lazy needs a userfaultfd that takes kernel faults: from
+        // /dev/userfaultfd, or from the syscall where the system lets
+        // anyone's do so.
+        let lazy = lazy && (dev >= 0 || unprivileged_kernel_faults());
         let mut fds = vec![dev];
         let close_all = |fds: &[i32]| {
             for &fd in fds.iter().filter(|&&fd| fd >= 0) {
