@@ -257,7 +257,9 @@ nothing is started and no file is touched): the image's checksums, format
 version and architecture, the kernel's vdso layout, and every file the
 image needs (present, and the same file as at the checkpoint). A file the
 program only read that changed since the checkpoint is a warning, or an
-error with --strict.
+error with --strict. In a lazy restart the memory of the program's large
+regions is checked piece by piece as it is copied in instead: a damaged
+piece stops the program before it can read it, saying so.
 
 Files the program had open for writing go back with it: one that grew
 since the checkpoint (what the killed run wrote after it, an O_APPEND log

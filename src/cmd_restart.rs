@@ -37,13 +37,18 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     if let Some(tree) = crate::tree_restart::tree_image(&args.image, args.latest)? {
         return crate::tree_restart::restart(&tree, &args);
     }
-    let (path, _header, meta, file, deps) = if args.latest {
+    // A lazy restart checks most of the memory as it copies it in (see
+    // `pager::checked_late`); `late`: those extents were not checked here.
+    let lazy_hint = !args.eager && !args.no_namespace && crate::pager::lazy_possible();
+    let (path, header, meta, file, deps, late) = if args.latest {
         let (p, h, m, f, d) = latest_whole(&args.image)?;
-        (p, h, m, f, Some(d))
+        (p, h, m, f, Some(d), false)
     } else {
         let path = newest_image(&args.image)?;
-        let (header, meta, file) = open_checked(&path)?;
-        (path, header, meta, file, None)
+        let (header, meta) = image::read_file(&path).map_err(Failure::new)?;
+        let late = lazy_hint && crate::pager::worth_it(&meta);
+        let file = open_verified(&path, &header, &meta, late)?;
+        (path, header, meta, file, None, late)
     };
     let path = &path;
     check_identity(path, &meta)?;
@@ -81,12 +86,32 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     } else {
         // The files are cut back by the pager once the restorer's own
         // copies are done (eager: once memory is in).
-        crate::pager::Pager::start(&meta, &sources, !args.eager, &|| {
+        crate::pager::Pager::start(&meta, &sources, !args.eager, late, &|| {
             cuts.iter()
                 .try_for_each(|c| c.apply())
                 .map_err(|f| f.message)
         })?
     };
+    // Not lazy after all: what the pager would have checked, now.
+    let image_raw = image_fd.as_raw_fd();
+    let check_now = |late: bool| -> Result<(), Failure> {
+        if !late {
+            return Ok(());
+        }
+        // SAFETY: dup of the image descriptor, which stays open throughout.
+        let fd = unsafe { libc::fcntl(image_raw, libc::F_DUPFD_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(Failure::new(format!(
+                "cannot read the image again: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        // SAFETY: `fd` is ours alone, closed when `f` drops.
+        let f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        verify_extents(&f, &header, &meta, false)
+            .map_err(|e| Failure::new(format!("{}: {e}", path.display())))
+    };
+    check_now(late && pager.is_none())?;
     let pager_fds = pager.as_ref().map(|p| p.plan_fds());
     // A lazy restart's program is told its pager socket.
     let lazy_fd = pager_fds
@@ -139,6 +164,7 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
             // This command becomes the restorer: no pager, a plan
             // without one (the old one closed).
             p.abandon();
+            check_now(late)?;
             for c in &cuts {
                 c.apply()?;
             }
@@ -252,11 +278,24 @@ pub(crate) fn open_checked(
     path: &std::path::Path,
 ) -> Result<(image::Header, Meta, std::fs::File), Failure> {
     let (header, meta) = image::read_file(path).map_err(Failure::new)?;
+    let file = open_verified(path, &header, &meta, false)?;
+    Ok((header, meta, file))
+}
+
+/// Open the image at `path` (read as `header` and `meta`) and check it;
+/// `late`: but for the extents a lazy restart's pager checks itself
+/// ([`crate::pager::checked_late`]).
+fn open_verified(
+    path: &std::path::Path,
+    header: &image::Header,
+    meta: &Meta,
+    late: bool,
+) -> Result<std::fs::File, Failure> {
     let file =
         std::fs::File::open(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
-    verify_extents(&file, &header, &meta)
+    verify_extents(&file, header, meta, late)
         .map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
-    Ok((header, meta, file))
+    Ok(file)
 }
 
 /// The earlier images an incremental image takes unchanged pages from
@@ -376,7 +415,12 @@ fn newest_image(p: &std::path::Path) -> Result<std::path::PathBuf, Failure> {
 /// Every stored extent must lie inside its region and the data section
 /// and match its checksum. Hashed from a read-only mapping of the image,
 /// on every core: this is most of a large restart's time.
-fn verify_extents(file: &std::fs::File, header: &image::Header, meta: &Meta) -> Result<(), String> {
+fn verify_extents(
+    file: &std::fs::File,
+    header: &image::Header,
+    meta: &Meta,
+    late: bool,
+) -> Result<(), String> {
     use std::os::unix::fs::FileExt;
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
     ckpt::verify::structure(header, meta, file_len).map_err(|e| e.to_string())?;
@@ -389,8 +433,9 @@ fn verify_extents(file: &std::fs::File, header: &image::Header, meta: &Meta) -> 
     let all: Vec<&image::Extent> = meta
         .regions
         .iter()
-        .flat_map(|r| &r.extents)
-        .filter(|e| e.src == 0)
+        .flat_map(|r| r.extents.iter().map(move |e| (r, e)))
+        .filter(|(r, e)| e.src == 0 && !(late && crate::pager::checked_late(r, e)))
+        .map(|(_, e)| e)
         .collect();
     if all.is_empty() {
         return Ok(());
@@ -902,7 +947,7 @@ pub(crate) fn write_plan(
         h.uffd_dev = p.dev;
         h.lazy = p.lazy as u32;
     }
-    let paged = |r: &image::Region| pager.is_some() && crate::pager::paged_region(r);
+    let paged = |r: &image::Region| pager.is_some_and(|p| crate::pager::paged_region(r, p.lazy));
     h.entry = meta.restart.entry;
     h.entry_stack = meta.restart.stack_top;
     h.entry_arg = entry_arg;

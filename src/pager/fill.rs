@@ -27,7 +27,7 @@ use ckpt::image::Meta;
 
 /// Raw extents are copied in pieces of at most this: the work a fault
 /// waits for in a lazy restart (about 0.1 ms), and a share for each core.
-const PIECE: u64 = 1 << 20;
+pub(super) const PIECE: u64 = 1 << 20;
 const PAGE: u64 = 4096;
 /// `_IOWR(0xAA, 0x03, struct uffdio_copy)`.
 const UFFDIO_COPY: libc::c_ulong = 0xc028_aa03;
@@ -51,6 +51,10 @@ struct Job {
     codec: u8,
     stored: u64,
     block: u64,
+    /// Checked here before use (see [`super::checked_late`]): the
+    /// checksum of the stored bytes, which are followed by zeros up to
+    /// `footprint`.
+    check: Option<(u64, u64)>,
 }
 
 /// `len` bytes at `at` of a job's (decompressed) bytes go to `addr`.
@@ -142,17 +146,23 @@ impl Layout {
 
 /// The jobs for `meta`'s paged regions, in file order, their layout, and
 /// the bytes to fill.
-fn plan(meta: &Meta, sources: &[i32]) -> Result<(Vec<Job>, Layout, u64), String> {
+fn plan(
+    meta: &Meta,
+    sources: &[i32],
+    lazy: bool,
+    late: bool,
+) -> Result<(Vec<Job>, Layout, u64), String> {
     use std::collections::BTreeMap;
     // (src, off) → (job, parts)
     let mut jobs: BTreeMap<(usize, u64), (Job, Vec<Part>)> = BTreeMap::new();
     let mut total = 0;
-    for e in meta
+    for (r, e) in meta
         .regions
         .iter()
-        .filter(|r| super::paged_region(r))
-        .flat_map(|r| &r.extents)
+        .filter(|r| super::paged_region(r, lazy))
+        .flat_map(|r| r.extents.iter().map(move |e| (r, e)))
     {
+        let check = (late && super::checked_late(r, e)).then_some((e.hash, e.footprint()));
         let src = e.src as usize;
         if src >= sources.len() {
             return Err(format!(
@@ -171,6 +181,8 @@ fn plan(meta: &Meta, sources: &[i32]) -> Result<(Vec<Job>, Layout, u64), String>
                     codec: 0,
                     stored: n,
                     block: n,
+                    // One piece: the whole extent.
+                    check,
                 };
                 let part = Part {
                     addr: e.addr + done,
@@ -197,6 +209,7 @@ fn plan(meta: &Meta, sources: &[i32]) -> Result<(Vec<Job>, Layout, u64), String>
                 codec: e.codec,
                 stored: e.stored,
                 block: e.block,
+                check,
             },
             Vec::new(),
         ));
@@ -315,6 +328,22 @@ impl Fill<'_> {
                 first()
             )));
         };
+        if let Some((hash, footprint)) = job.check {
+            let whole = self.maps[job.src].at(job.off, footprint);
+            let ok = whole.is_some_and(|p| {
+                // SAFETY: `p` points at `footprint` bytes inside the mapping
+                // (checked by `at`), which lives until every job is done.
+                let b = unsafe { std::slice::from_raw_parts(p, footprint as usize) };
+                let (stored, pad) = b.split_at((job.stored as usize).min(b.len()));
+                xxhash_rust::xxh3::xxh3_64(stored) == hash && pad.iter().all(|&x| x == 0)
+            });
+            if !ok {
+                return Err(Stop::Failed(format!(
+                    "corrupt image: checksum mismatch in the memory at {:#x}",
+                    first()
+                )));
+            }
+        }
         let data: *const u8 = if job.codec == 0 {
             from
         } else {
@@ -600,9 +629,10 @@ pub fn fill(
     meta: &Meta,
     sources: &[i32],
     lazy: bool,
+    late: bool,
     running: &mut dyn FnMut(),
 ) -> Result<Stats, String> {
-    let (jobs, layout, total) = plan(meta, sources)?;
+    let (jobs, layout, total) = plan(meta, sources, lazy, late)?;
     let maps = sources
         .iter()
         .map(|&fd| Mapped::new(fd))

@@ -66,11 +66,21 @@ pub const TEST_NO_DEV: &str = "CKPT_TEST_NO_DEV_USERFAULTFD";
 const TEST_LOG: &str = "CKPT_TEST_PAGER_LOG";
 
 /// Whether the pager fills region `r`: anonymous memory (private or
-/// shared) with stored pages. [`crate::cmd_restart::write_plan`] marks
-/// exactly these regions paged and leaves their extents out of the plan.
-pub fn paged_region(r: &Region) -> bool {
-    matches!(r.kind, RegionKind::Anonymous | RegionKind::SharedAnonymous) && !r.extents.is_empty()
+/// shared) with stored pages; when `lazy`, only regions with more than
+/// [`LAZY_MIN`] stored. [`crate::cmd_restart::write_plan`] marks exactly
+/// these regions paged and leaves their extents out of the plan.
+pub fn paged_region(r: &Region, lazy: bool) -> bool {
+    matches!(r.kind, RegionKind::Anonymous | RegionKind::SharedAnonymous)
+        && !r.extents.is_empty()
+        && (!lazy || r.extents.iter().map(|e| e.len).sum::<u64>() > LAZY_MIN)
 }
+
+/// In a lazy restart, regions holding at most this much are copied in by
+/// the restorer before the program runs: stacks, heaps, the data of
+/// libraries and of ckpt, what a program touches first. Served by faults
+/// (a round trip and a piece of the image each), they made a 1 GiB
+/// program answer later than an eager restart did.
+pub const LAZY_MIN: u64 = 8 << 20;
 
 /// Below this much anonymous memory to fill, starting a pager (a fork,
 /// threads, a handshake) costs more than it saves: the restorer copies.
@@ -81,11 +91,30 @@ pub fn worth_it(meta: &Meta) -> bool {
     let bytes: u64 = meta
         .regions
         .iter()
-        .filter(|r| paged_region(r))
+        .filter(|r| paged_region(r, false))
         .flat_map(|r| &r.extents)
         .map(|e| e.len)
         .sum();
     bytes >= MIN_BYTES
+}
+
+/// Whether a lazy restart can be had here: a userfaultfd taking kernel
+/// faults (see [`Pager::start`], which decides for good).
+pub fn lazy_possible() -> bool {
+    let dev = std::env::var_os(TEST_NO_DEV).is_none()
+        // SAFETY: access(2) of a NUL-terminated path.
+        && unsafe { libc::access(c"/dev/userfaultfd".as_ptr(), libc::R_OK | libc::W_OK) } == 0;
+    dev || unprivileged_kernel_faults()
+}
+
+/// Whether extent `e` of region `r` is checked by the pager, right before
+/// it copies it, rather than before the restart starts: in a lazy
+/// restart, an own extent of a lazily paged region that is one job of
+/// the pager's (at most a piece). The program then never runs on memory
+/// that fails its checksum (the pager kills it, saying so), and a large
+/// program need not wait for all of its image to be hashed.
+pub fn checked_late(r: &Region, e: &ckpt::image::Extent) -> bool {
+    paged_region(r, true) && e.src == 0 && e.footprint() <= fill::PIECE
 }
 
 /// Test-only: behave as if vm.unprivileged_userfaultfd were 1.
@@ -143,10 +172,15 @@ impl Pager {
     /// restart's file rollbacks, so a block that fails to decompress
     /// during an eager fill leaves every file as it was; its error fails
     /// the restart.
+    ///
+    /// `late`: extents [`checked_late`] names were not checked before;
+    /// the pager checks them (only ever with `lazy`: a pager that turns
+    /// out eager returns `None`, and the caller checks them itself).
     pub fn start(
         meta: &Meta,
         sources: &[i32],
         lazy: bool,
+        late: bool,
         then: &dyn Fn() -> Result<(), String>,
     ) -> Result<Option<Pager>, Failure> {
         let dev = if std::env::var_os(TEST_NO_DEV).is_some() {
@@ -173,6 +207,13 @@ impl Pager {
         // /dev/userfaultfd, or from the syscall where the system lets
         // anyone's do so.
         let lazy = lazy && (dev >= 0 || unprivileged_kernel_faults());
+        if late && !lazy {
+            if dev >= 0 {
+                // SAFETY: our own descriptor.
+                unsafe { libc::close(dev) };
+            }
+            return Ok(None);
+        }
         let mut fds = vec![dev];
         let close_all = |fds: &[i32]| {
             for &fd in fds.iter().filter(|&&fd| fd >= 0) {
@@ -223,7 +264,7 @@ impl Pager {
                     }
                 }
             }
-            let ok = serve(ours, ctl_pager, meta, sources, lazy, then);
+            let ok = serve(ours, ctl_pager, meta, sources, lazy && late, lazy, then);
             // SAFETY: ending the pager without running the command's exit code.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) }
         }
@@ -350,6 +391,7 @@ fn serve(
     ctl: RawFd,
     meta: &Meta,
     sources: &[i32],
+    late: bool,
     lazy: bool,
     then: &dyn Fn() -> Result<(), String>,
 ) -> bool {
@@ -393,14 +435,14 @@ fn serve(
         unsafe { libc::write(sock, [status].as_ptr().cast(), 1) };
         r
     };
-    let mut late = Ok(());
-    let mut filled = fill::fill(uffd.as_raw_fd(), meta, sources, lazy, &mut || {
-        late = answer(true);
+    let mut verdict = Ok(());
+    let mut filled = fill::fill(uffd.as_raw_fd(), meta, sources, lazy, late, &mut || {
+        verdict = answer(true);
     });
     // Closed once all is in: the regions are plain memory again (lazy:
     // once the command closed its copy too).
     drop(uffd);
-    if let (Ok(_), Err(e)) = (&filled, late) {
+    if let (Ok(_), Err(e)) = (&filled, verdict) {
         filled = Err(e);
     }
     if !answered.get() {
