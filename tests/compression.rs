@@ -115,8 +115,9 @@ fn zstd_images_and_their_incremental_chain_restart_exactly() {
     compressed_chain_restarts_exactly("zstd", 2);
 }
 
-/// One byte changed inside a compressed block: the restart refuses the
-/// image before anything runs (its checksum covers the stored bytes).
+/// One byte changed inside a compressed block (its checksum covers the
+/// stored bytes): an eager restart refuses the image before anything
+/// runs, a lazy one never lets the program run on it.
 #[test]
 fn a_damaged_compressed_block_is_refused() {
     let area = Area::new("zbad");
@@ -131,8 +132,24 @@ fn a_damaged_compressed_block_is_refused() {
     let mut bytes = std::fs::read(&first).unwrap();
     bytes[at as usize] ^= 0x40;
     std::fs::write(&first, &bytes).unwrap();
-    let r = common::ckpt(area.path(), ["restart".as_ref(), first.as_os_str()]);
+    // Eager: refused before anything starts.
+    let r = common::ckpt(
+        area.path(),
+        ["restart".as_ref(), "--eager".as_ref(), first.as_os_str()],
+    );
     assert_eq!(r.code(), Some(1), "restart of a damaged image: {r:?}");
+    assert!(
+        r.stderr.contains("checksum"),
+        "the error says why: {}",
+        r.stderr
+    );
+    // Lazy: a large region's blocks are checked as they are copied in;
+    // the program is stopped before it reads the damaged one.
+    let r = common::ckpt(area.path(), ["restart".as_ref(), first.as_os_str()]);
+    assert!(
+        !r.status.success(),
+        "lazy restart of a damaged image: {r:?}"
+    );
     assert!(
         r.stderr.contains("checksum"),
         "the error says why: {}",

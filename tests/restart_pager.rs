@@ -40,16 +40,7 @@ fn cycle(
         "the uninterrupted run:\n{text}"
     );
     let out = area.file("out");
-    let mut run = run_cmd(&prog, &[] as &[&str], area.path(), &area.images);
-    run.envs(run_env.iter().copied());
-    let mut kid = start(run, Out::File(&out), &area.file("err"), "under ckpt");
-    rs::wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("step 19"),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mut kid = run_to_step_19(&area, &prog, run_env, &out);
     let image = checkpoint_and_kill(&mut kid, &area.images);
     // What a killed run wrote after the checkpoint: the pager cuts it
     // back once memory is in (the comparison below sees it gone).
@@ -68,6 +59,27 @@ fn cycle(
         .env("CKPT_TEST_PAGER_LOG", &log);
     restart_and_compare(cmd, &out, &want, &area);
     std::fs::read_to_string(&log).unwrap_or_default()
+}
+
+/// `prog` under ckpt in `area` (with `env`), its stdout in `out`, once it
+/// printed "step 19".
+fn run_to_step_19(
+    area: &Area,
+    prog: &std::path::Path,
+    env: &[(&str, &str)],
+    out: &std::path::Path,
+) -> rs::Kid {
+    let mut run = run_cmd(prog, &[] as &[&str], area.path(), &area.images);
+    run.envs(env.iter().copied());
+    let mut kid = start(run, Out::File(out), &area.file("err"), "under ckpt");
+    rs::wait_file(
+        &mut kid,
+        out,
+        |d| String::from_utf8_lossy(d).contains("step 19"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    kid
 }
 
 fn append(path: &std::path::Path, bytes: &[u8]) {
@@ -189,16 +201,8 @@ fn crafted_image(area: &Area) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8
     std::fs::create_dir_all(&area.images).unwrap();
     let prog = common::compile_c("restart_pager.c", &area.sub("bin"));
     let out = area.file("out");
-    let mut run = run_cmd(&prog, &[] as &[&str], area.path(), &area.images);
-    run.envs([("CKPT_TEST_PAGER_SMOOTH", "1"), ("CKPT_COMPRESS", "lz4")]);
-    let mut kid = start(run, Out::File(&out), &area.file("err"), "under ckpt");
-    rs::wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("step 19"),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let env = [("CKPT_TEST_PAGER_SMOOTH", "1"), ("CKPT_COMPRESS", "lz4")];
+    let mut kid = run_to_step_19(area, &prog, &env, &out);
     let image = rs::checkpoint_n_and_kill(&mut kid, &area.images, 1);
     let (header, mut meta) = ckpt::image::read_file(&image).unwrap();
     let mut bytes = std::fs::read(&image).unwrap();
@@ -293,15 +297,7 @@ fn a_flipped_byte_of_memory_is_never_run_on() {
     std::fs::create_dir_all(&area.images).unwrap();
     let prog = common::compile_c("restart_pager.c", &area.sub("bin"));
     let out = area.file("out");
-    let run = run_cmd(&prog, &[] as &[&str], area.path(), &area.images);
-    let mut kid = start(run, Out::File(&out), &area.file("err"), "under ckpt");
-    rs::wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("step 19"),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mut kid = run_to_step_19(&area, &prog, &[], &out);
     let image = rs::checkpoint_n_and_kill(&mut kid, &area.images, 1);
     let (_, meta) = ckpt::image::read_file(&image).unwrap();
     let e = meta
@@ -363,15 +359,7 @@ fn lazy_image(area: &Area) -> (Vec<u8>, std::path::PathBuf, std::path::PathBuf) 
     let out = area.file("out");
     let pause = area.file("pause");
     std::fs::write(&pause, b"").unwrap();
-    let run = run_cmd(&prog, &[] as &[&str], area.path(), &area.images);
-    let mut kid = start(run, Out::File(&out), &area.file("err"), "under ckpt");
-    rs::wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("step 19"),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mut kid = run_to_step_19(area, &prog, &[], &out);
     let image = checkpoint_and_kill(&mut kid, &area.images);
     std::fs::remove_file(&pause).unwrap();
     std::fs::write(area.file("hold"), b"").unwrap();

@@ -201,11 +201,17 @@ pub fn reserve_restorer_range() -> Result<(), String> {
 /// Put the reservation back over whatever a restart left there (the
 /// restorer itself). Post-restart context.
 pub fn re_reserve_restorer_range() {
+    reserve(RESTORER_BASE, RESTORER_LEN);
+}
+
+/// Make `[start, start+len)` of ckpt's range reserved again (PROT_NONE,
+/// nothing committed), whatever is there.
+fn reserve(start: u64, len: u64) {
     // SAFETY: the range belongs to ckpt: nothing of the program is there.
     unsafe {
         libc::mmap(
-            RESTORER_BASE as *mut _,
-            RESTORER_LEN as usize,
+            start as *mut _,
+            len as usize,
             libc::PROT_NONE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
             -1,

@@ -154,15 +154,5 @@ pub fn wait_filled() {
 /// Give the stack back to ckpt's reservation (PROT_NONE, as a checkpoint
 /// expects to find it).
 fn unmap_stack() {
-    // SAFETY: MAP_FIXED over our own stack, whose thread has ended.
-    unsafe {
-        libc::mmap(
-            STACK_AT as *mut _,
-            STACK_LEN as usize,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
-            -1,
-            0,
-        )
-    };
+    super::reserve(STACK_AT, STACK_LEN);
 }

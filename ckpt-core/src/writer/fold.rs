@@ -347,7 +347,9 @@ impl Inflater {
                 if self.zstd.is_null() {
                     // SAFETY: a pure size computation.
                     let need = unsafe { zstd_sys::ZSTD_estimateDCtxSize() };
-                    let work = map_anon(need)?;
+                    let work = crate::sys::map_anon(need)
+                        .ok_or("cannot map the decompression workspace")?
+                        .as_mut_ptr();
                     // SAFETY: `work` is `need` bytes, page aligned, kept for
                     // the writer's life (never unmapped).
                     self.zstd = unsafe { zstd_sys::ZSTD_initStaticDCtx(work.cast(), need) };
@@ -391,24 +393,6 @@ impl Inflater {
         };
         Ok(&mut self.compressors[i])
     }
-}
-
-fn map_anon(len: usize) -> Result<*mut libc::c_void, String> {
-    // SAFETY: anonymous private mapping, no hint.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err("cannot map the decompression workspace".into());
-    }
-    Ok(p)
 }
 
 /// A new version of a kept image, written under a temporary name.
