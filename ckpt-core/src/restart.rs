@@ -320,20 +320,10 @@ fn spawn_threads(meta: &Meta, others: &[&Thread]) {
         return;
     }
     let len = THREAD_STACK * resumable.len();
-    // SAFETY: anonymous private mapping, no hint.
-    let stacks = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if stacks == libc::MAP_FAILED {
+    let Some(stacks) = sys::map_anon(len) else {
         fail("cannot map stacks for the threads");
-    }
+    };
+    let stacks = stacks.as_mut_ptr();
     for (i, t) in resumable.iter().enumerate() {
         let base = stacks as u64 + (i * THREAD_STACK) as u64;
         let top = base + THREAD_STACK as u64;

@@ -320,7 +320,7 @@ impl Pager {
         {}
         self.pid = -1;
         if let Some(u) = uffd {
-            if !(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0) {
+            if child > 0 && !(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0) {
                 // SAFETY: killing the restarted program, our child.
                 unsafe { libc::kill(child, libc::SIGKILL) };
                 let how = if libc::WIFSIGNALED(st) {

@@ -362,18 +362,7 @@ mod tests {
     #[test]
     fn written_pages_are_found() {
         let len = 64 * 4096usize;
-        // SAFETY: a fresh anonymous mapping of our own.
-        let p = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        } as *mut u8;
-        assert_ne!(p as *mut libc::c_void, libc::MAP_FAILED);
+        let p = sys::map_anon(len).expect("a fresh mapping").as_mut_ptr();
         // SAFETY: inside the mapping.
         unsafe { core::ptr::write_bytes(p, 1, len) };
         let Some(fd) = uffd() else {
