@@ -88,10 +88,14 @@ struct PageRegion {
 /// `[start, end)` that are present or swapped (IS_* bits). PAGEMAP_SCAN
 /// skips unpopulated page tables, so a sparse 2 TiB region costs what its
 /// pages do; where the kernel lacks it, pagemap is read page by page.
+/// Present or swapped pages of `start..end`, by runs of one category;
+/// IS_FILE is told only with `file` (finding it costs the kernel a look
+/// at every page's struct: 10 ms per GiB).
 fn scan(
     pagemap: i32,
     start: u64,
     end: u64,
+    file: bool,
     f: &mut dyn FnMut(u64, u64, u64),
 ) -> Result<(), String> {
     let mut vec = [PageRegion::default(); 256];
@@ -104,7 +108,7 @@ fn scan(
             vec: vec.as_mut_ptr() as u64,
             vec_len: vec.len() as u64,
             category_anyof_mask: IS_PRESENT | IS_SWAPPED,
-            return_mask: IS_PRESENT | IS_SWAPPED | IS_FILE | IS_PFNZERO,
+            return_mask: IS_PRESENT | IS_SWAPPED | IS_PFNZERO | if file { IS_FILE } else { 0 },
             ..PmScanArg::default()
         };
         // SAFETY: PAGEMAP_SCAN reads `arg` and fills at most vec_len
@@ -311,17 +315,57 @@ fn classify(path: &str, ino: u64, shared: bool) -> RegionKind {
 }
 
 /// Where extents go: a descriptor written sequentially from `offset`.
+/// Small writes (an incremental image's scattered pages) are gathered
+/// into `pending` and written together: one system call per MiB, not
+/// one per page.
 pub struct Sink {
     pub fd: i32,
     pub offset: u64,
+    /// Bytes appended but not yet written (they end at `offset`).
+    pending: Vec<u8>,
 }
 
+/// Writes at least this large go straight to the file.
+const GATHER: usize = 1 << 20;
+
 impl Sink {
+    pub fn new(fd: i32, offset: u64) -> Sink {
+        Sink {
+            fd,
+            offset,
+            pending: Vec::new(),
+        }
+    }
+
     /// Append at the current offset.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.pwrite_at(bytes, self.offset)?;
+        if bytes.len() >= GATHER / 4 {
+            self.flush()?;
+            self.pwrite_at(bytes, self.offset)?;
+        } else {
+            if self.pending.len() + bytes.len() > GATHER {
+                self.flush()?;
+            }
+            if self.pending.capacity() == 0 {
+                self.pending.reserve_exact(GATHER);
+            }
+            self.pending.extend_from_slice(bytes);
+        }
         self.offset += bytes.len() as u64;
         Ok(())
+    }
+
+    /// Write what `write_all` gathered.
+    pub fn flush(&mut self) -> Result<(), String> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = core::mem::take(&mut self.pending);
+        let at = self.offset - pending.len() as u64;
+        let done = self.pwrite_at(&pending, at);
+        self.pending = pending;
+        self.pending.clear();
+        done
     }
 
     /// Zeros up to the next page boundary (after a compressed block).
@@ -333,7 +377,8 @@ impl Sink {
         Ok(())
     }
 
-    /// Write at a given offset (the current one does not move).
+    /// Write at a given offset (the current one does not move; bytes
+    /// gathered by `write_all` are not written by it: `flush` first).
     pub fn pwrite_at(&mut self, bytes: &[u8], at: u64) -> Result<(), String> {
         let mut done = 0;
         while done < bytes.len() {
@@ -366,10 +411,19 @@ impl Sink {
 /// every mapping with its flags (MAP_NORESERVE among them), and smaps
 /// tells which regions hold no page at all (Rss and Swap 0), whose page
 /// tables are then not walked (a 2 TiB reservation costs nothing).
+/// Reading smaps walks every page table (17 ms per GiB): an incremental
+/// image whose regions are all those of the image it builds on reads
+/// the cheap /proc/self/maps instead and takes each region's NORESERVE
+/// from there (see [`with_earlier_flags`]).
 pub fn snapshot(sink: &mut Sink, earlier: Option<&Earlier>) -> Result<Vec<Region>, String> {
-    let smaps = std::fs::read_to_string("/proc/self/smaps")
-        .map_err(|e| format!("cannot read /proc/self/smaps: {e}"))?;
-    let mut regions = parse_smaps(&smaps);
+    let mut regions = match earlier.and_then(|e| with_earlier_flags(&e.regions)) {
+        Some(regions) => regions,
+        None => {
+            let smaps = std::fs::read_to_string("/proc/self/smaps")
+                .map_err(|e| format!("cannot read /proc/self/smaps: {e}"))?;
+            parse_smaps(&smaps)
+        }
+    };
     shared::note_noreserve(&regions);
     let pagemap = sys::openat(libc::AT_FDCWD, c"/proc/self/pagemap", libc::O_RDONLY)
         .map_err(|e| format!("cannot open pagemap: errno {e}"))?;
@@ -404,6 +458,26 @@ pub fn snapshot(sink: &mut Sink, earlier: Option<&Earlier>) -> Result<Vec<Region
     }
     sys::close(pagemap);
     result.map(|()| regions.into_iter().map(|(r, _)| r).collect())
+}
+
+/// The writer's regions from /proc/self/maps, each flagged NORESERVE as
+/// the region of the same bounds in `earlier` (start, end, noreserve) was;
+/// None when a region is not there (then smaps must be read). A region
+/// unmapped and mapped again at the same bounds with the other flag in
+/// between keeps the old one: overcommit accounting may differ at
+/// restart, never the contents (pages are tracked and stored as usual).
+fn with_earlier_flags(earlier: &[(u64, u64, bool)]) -> Option<Vec<(Region, bool)>> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    parse_maps(&maps)
+        .into_iter()
+        .map(|mut r| {
+            let i = earlier.binary_search_by_key(&r.start, |x| x.0).ok()?;
+            (earlier[i].1 == r.end).then(|| {
+                r.noreserve = earlier[i].2;
+                (r, true)
+            })
+        })
+        .collect()
 }
 
 /// Parse /proc/self/smaps text into regions (as `parse_maps`) with their
@@ -529,6 +603,8 @@ pub fn missing_in(child: i32, starts: &[u64]) -> usize {
 /// round (with those it referred to itself).
 pub struct Earlier {
     pub round: &'static dirty::Round,
+    /// The earlier image's regions (start, end, NORESERVE), by start.
+    pub regions: Vec<(u64, u64, bool)>,
     /// Each stored extent of private anonymous memory, in address order,
     /// with `src` as in the image being written.
     pub extents: Vec<Extent>,
@@ -548,8 +624,9 @@ impl Refs<'_> {
     /// Where an earlier image holds page `a` as it is now: tracked this
     /// round, not written since the previous one, and stored then (a page
     /// stored nowhere was zero). `a` must not decrease between calls.
-    /// The answer is a one-page reference to it.
-    fn find(&mut self, a: u64) -> Option<Extent> {
+    /// The answer is a reference to it and to the pages after it that
+    /// are held the same way, in the same extent, up to `end`.
+    fn find(&mut self, a: u64, end: u64) -> Option<Extent> {
         if !self.tracked.contains(a) || self.written.contains(a) {
             return None;
         }
@@ -562,9 +639,14 @@ impl Refs<'_> {
         let e = self.extents.get(self.at)?;
         (e.addr <= a).then(|| {
             let into = a - e.addr;
+            let end = end
+                .min(self.tracked.boundary(a))
+                .min(self.written.boundary(a))
+                .min(e.addr + e.len)
+                .min(a + MAX_REF);
             Extent {
                 addr: a,
-                len: PAGE,
+                len: end - a,
                 hash: 0,
                 // A raw extent is addressed by file offset, a block's
                 // pages by their place in the block.
@@ -640,20 +722,22 @@ impl Writer<'_> {
         }
         let mut failed = None;
         let referable = r.kind == RegionKind::Anonymous && !r.shared;
-        scan(pagemap, r.start, r.end, &mut |addr, len, cats| {
+        let file = r.kind == RegionKind::FilePrivate;
+        scan(pagemap, r.start, r.end, file, &mut |addr, len, cats| {
             if failed.is_some() {
                 return;
             }
             let mut a = addr;
             while a < addr + len {
                 if referable {
-                    if let Some(page) = self.earlier.as_mut().and_then(|e| e.find(a)) {
+                    let end = addr + len;
+                    if let Some(held) = self.earlier.as_mut().and_then(|e| e.find(a, end)) {
                         if let Err(e) = self.flush(r) {
                             failed = Some(e);
                             return;
                         }
-                        self.refer(r, page);
-                        a += PAGE;
+                        a += held.len;
+                        self.refer(r, held);
                         continue;
                     }
                     self.flush_ref(r);
@@ -685,12 +769,12 @@ impl Writer<'_> {
         self.flush(r)
     }
 
-    /// `page` (a one-page reference) is held by an earlier image: extend
-    /// the reference being collected, or start another.
+    /// `page` (pages held by an earlier image): extend the reference
+    /// being collected, or start another.
     fn refer(&mut self, r: &mut Region, page: Extent) {
         let run = self.earlier.as_mut().and_then(|e| e.run.as_mut());
         match run {
-            Some(x) if follows(x, &page) && x.len < MAX_REF => x.len += PAGE,
+            Some(x) if follows(x, &page) && x.len + page.len <= MAX_REF => x.len += page.len,
             _ => {
                 self.flush_ref(r);
                 if let Some(e) = self.earlier.as_mut() {
@@ -829,7 +913,7 @@ fn emit(sink: &mut Sink, r: &mut Region, p: compress::Packed) -> Result<(), Stri
     Ok(())
 }
 
-/// Whether one-page reference `p` continues reference `x`: the same
+/// Whether reference `p` continues reference `x`: the same
 /// earlier image, and the next bytes there (of the same block).
 fn follows(x: &Extent, p: &Extent) -> bool {
     x.addr + x.len == p.addr

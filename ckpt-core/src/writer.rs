@@ -546,13 +546,23 @@ fn earlier(
         return None;
     }
     extents.sort_unstable_by_key(|e| e.addr);
+    let mut regions: Vec<(u64, u64, bool)> = base_meta
+        .regions
+        .iter()
+        .map(|r| (r.start, r.end, r.noreserve))
+        .collect();
+    regions.sort_unstable();
     meta.deps = std::iter::once(image::Dep {
         name,
         meta_hash: header.meta_hash,
     })
     .chain(base_meta.deps)
     .collect();
-    Some(memory::Earlier { round, extents })
+    Some(memory::Earlier {
+        round,
+        extents,
+        regions,
+    })
 }
 
 /// Keep only the earlier images some extent refers to, numbered anew.
@@ -589,10 +599,7 @@ fn write_image(
     meta: &mut image::Meta,
     earlier: Option<&memory::Earlier>,
 ) -> Result<u64, String> {
-    let mut sink = memory::Sink {
-        fd,
-        offset: image::DATA_OFFSET,
-    };
+    let mut sink = memory::Sink::new(fd, image::DATA_OFFSET);
     meta.regions = memory::snapshot(&mut sink, earlier)?;
     keep_used_deps(meta);
     let data_len = sink.offset - image::DATA_OFFSET;
@@ -600,6 +607,7 @@ fn write_image(
     let mut encoded = Vec::new();
     image::encode_meta(meta, &mut encoded)?;
     sink.write_all(&encoded)?;
+    sink.flush()?;
     let mut header = image::header_for(&encoded, meta_offset, data_len);
     if !meta.deps.is_empty() {
         header.version = image::FORMAT_INCREMENTAL;

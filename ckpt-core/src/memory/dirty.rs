@@ -339,6 +339,16 @@ impl<'a> Cursor<'a> {
         }
         self.ranges.get(self.i).is_some_and(|&(s, _)| s <= addr)
     }
+
+    /// After `contains(addr)`: where that answer changes, the end of the
+    /// range holding `addr` or the start of the next one (`u64::MAX`: none).
+    pub fn boundary(&self, addr: u64) -> u64 {
+        match self.ranges.get(self.i) {
+            Some(&(s, e)) if s <= addr => e,
+            Some(&(s, _)) => s,
+            None => u64::MAX,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -259,7 +259,7 @@ fn ranges_of(
     if !r.shared {
         // Pages the program wrote (its own copies) lie in holes too.
         if let Some(pm) = pagemap {
-            super::scan(pm, r.start, r.end, &mut |a, len, _| {
+            super::scan(pm, r.start, r.end, false, &mut |a, len, _| {
                 ranges.push((a, a + len))
             })?;
         }
