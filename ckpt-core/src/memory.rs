@@ -441,6 +441,8 @@ pub fn snapshot(sink: &mut Sink, earlier: Option<&Earlier>) -> Result<Vec<Region
         bounce,
         pool,
         run: None,
+        own: Own::now(),
+        release: None,
         earlier: earlier.map(|e| Refs {
             tracked: dirty::Cursor::new(&e.round.tracked),
             written: dirty::Cursor::new(&e.round.written),
@@ -678,6 +680,51 @@ struct Writer<'a> {
     run: Option<(u64, u64)>,
     /// Incremental: pages an earlier image holds unchanged.
     earlier: Option<Refs<'a>>,
+    own: Own,
+    /// In a region whose pages the writer gives up once stored: from
+    /// where they are still held.
+    release: Option<u64>,
+}
+
+/// What the writer needs of the memory it shares with the frozen program
+/// after storing it: its stack, its thread's TLS, ckpt's arena (the
+/// gathered state, the writer's allocations).
+struct Own {
+    sp: u64,
+    tp: u64,
+    arena: (u64, u64),
+}
+
+/// Regions smaller than this keep their pages in the writer.
+const RELEASE_MIN: u64 = 4 << 20;
+/// Stored pages are given up this many bytes at a time.
+const RELEASE_STEP: u64 = 64 << 20;
+
+impl Own {
+    fn now() -> Own {
+        let here = 0u8;
+        Own {
+            sp: core::ptr::addr_of!(here) as u64,
+            tp: crate::glibc::thread_pointer(),
+            arena: crate::alloc::arena_range().map_or((0, 0), |(a, l)| (a as u64, (a + l) as u64)),
+        }
+    }
+
+    /// Whether the writer may drop its copy of `r`'s pages once they are
+    /// in the image: the program's private anonymous memory, none of the
+    /// writer's own. Each page dropped is one the program can write again
+    /// without a copy-on-write fault, and memory the machine gets back
+    /// while the writer syncs, publishes and folds.
+    fn releasable(&self, r: &Region) -> bool {
+        let holds = |a: u64| r.start <= a && a < r.end;
+        r.kind == RegionKind::Anonymous
+            && !r.shared
+            && !r.grows_down
+            && r.end - r.start >= RELEASE_MIN
+            && !holds(self.sp)
+            && !holds(self.tp)
+            && (r.end <= self.arena.0 || self.arena.1 <= r.start)
+    }
 }
 
 impl Writer<'_> {
@@ -723,12 +770,16 @@ impl Writer<'_> {
         let mut failed = None;
         let referable = r.kind == RegionKind::Anonymous && !r.shared;
         let file = r.kind == RegionKind::FilePrivate;
+        self.release = self.own.releasable(r).then_some(r.start);
         scan(pagemap, r.start, r.end, file, &mut |addr, len, cats| {
             if failed.is_some() {
                 return;
             }
             let mut a = addr;
             while a < addr + len {
+                if self.release.is_some_and(|from| a >= from + RELEASE_STEP) {
+                    self.release_below(a, false);
+                }
                 if referable {
                     let end = addr + len;
                     if let Some(held) = self.earlier.as_mut().and_then(|e| e.find(a, end)) {
@@ -766,7 +817,30 @@ impl Writer<'_> {
             return Err(e);
         }
         self.flush_ref(r);
-        self.flush(r)
+        self.flush(r)?;
+        self.release_below(r.end, true);
+        self.release = None;
+        Ok(())
+    }
+
+    /// Give up the pages of a releasable region below `addr` that are
+    /// stored (copied to the file or into a compressing thread's slot;
+    /// the run being collected is not yet): every `RELEASE_STEP`, or
+    /// all with `last`.
+    fn release_below(&mut self, addr: u64, last: bool) {
+        let Some(from) = self.release else {
+            return;
+        };
+        let upto = self.run.map_or(addr, |(start, _)| start.min(addr));
+        if upto <= from || (!last && upto - from < RELEASE_STEP / 2) {
+            return;
+        }
+        // SAFETY: [from, upto) lies in a region of the program's private
+        // anonymous memory (`Own::releasable`) that this writer, a fork,
+        // has stored and never reads again; dropping its copy leaves the
+        // program's pages as they are.
+        unsafe { libc::madvise(from as *mut _, (upto - from) as usize, libc::MADV_DONTNEED) };
+        self.release = Some(upto);
     }
 
     /// `page` (pages held by an earlier image): extend the reference
