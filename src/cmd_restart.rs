@@ -54,9 +54,9 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     check_identity(path, &meta)?;
     // After the image's own identity check: its earlier images are the
     // same user's, and a refusal should name the image first.
-    let deps = match deps {
-        Some(d) => d,
-        None => open_deps(path, &meta)?,
+    let (deps, late_deps, deps_late) = match deps {
+        Some(d) => (d, Vec::new(), Vec::new()),
+        None => open_deps(path, &meta, late)?,
     };
     check_reserved_range(&meta)?;
     let specials = check_vdso(&meta)?;
@@ -86,7 +86,7 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     } else {
         // The files are cut back by the pager once the restorer's own
         // copies are done (eager: once memory is in).
-        crate::pager::Pager::start(&meta, &sources, !args.eager, late, &|| {
+        crate::pager::Pager::start(&meta, &sources, &late_deps, !args.eager, late, &|| {
             cuts.iter()
                 .try_for_each(|c| c.apply())
                 .map_err(|f| f.message)
@@ -108,8 +108,10 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
         }
         // SAFETY: `fd` is ours alone, closed when `f` drops.
         let f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        verify_extents(&f, &header, &meta, false)
-            .map_err(|e| Failure::new(format!("{}: {e}", path.display())))
+        verify_extents(&f, &header, &meta, &|_, _| false)
+            .map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+        // And the extents of earlier images the pager would have checked.
+        deps_late.iter().try_for_each(|d| d.check_all())
     };
     check_now(late && pager.is_none())?;
     let pager_fds = pager.as_ref().map(|p| p.plan_fds());
@@ -293,22 +295,59 @@ fn open_verified(
 ) -> Result<std::fs::File, Failure> {
     let file =
         std::fs::File::open(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
-    verify_extents(&file, header, meta, late)
+    // Per region: whether the pager fills it lazily (its extents summed once).
+    let lazy_regions: Vec<bool> = meta
+        .regions
+        .iter()
+        .map(|r| late && crate::pager::paged_region(r, true))
+        .collect();
+    let later = |i: usize, e: &image::Extent| crate::pager::checked_late(lazy_regions[i], e);
+    verify_extents(&file, header, meta, &later)
         .map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
     Ok(file)
+}
+
+/// An earlier image whose extents a lazy restart's pager is to check
+/// ([`crate::pager::late_in_dep`]): `check_all` checks them here instead
+/// when the restart turns out eager.
+pub(crate) struct DepLate {
+    path: std::path::PathBuf,
+    header: image::Header,
+    meta: Meta,
+    file: std::fs::File,
+}
+
+impl DepLate {
+    fn check_all(&self) -> Result<(), Failure> {
+        verify_extents(&self.file, &self.header, &self.meta, &|_, _| false)
+            .map_err(|e| Failure::new(format!("{}: {e}", self.path.display())))
+    }
 }
 
 /// The earlier images an incremental image takes unchanged pages from
 /// (beside it, by name), each checked like the image itself: the same
 /// file it was written against (its metadata checksum), whole, owned as
 /// the image is, and holding every byte referred to. Opened in the order
-/// of `meta.deps`.
+/// of `meta.deps`. With `late` (a lazy restart), the extents the pager
+/// checks itself are not checked here: for each source (the image is
+/// source 0) those extents, and the images they are in.
+#[allow(clippy::type_complexity)]
 pub(crate) fn open_deps(
     path: &std::path::Path,
     meta: &Meta,
-) -> Result<Vec<std::fs::File>, Failure> {
+    late: bool,
+) -> Result<
+    (
+        Vec<std::fs::File>,
+        Vec<Vec<crate::pager::LateExtent>>,
+        Vec<DepLate>,
+    ),
+    Failure,
+> {
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     let mut files = Vec::new();
+    let mut late_deps = vec![Vec::new()];
+    let mut deferred = Vec::new();
     for (i, d) in meta.deps.iter().enumerate() {
         let fail = |why: String| {
             Failure::new(format!(
@@ -326,15 +365,29 @@ pub(crate) fn open_deps(
                 "is missing (removed by hand? ckpt keeps the images a kept one needs)".into(),
             ));
         }
-        let (header, dep_meta, file) = open_checked(&dep)?;
+        let (header, dep_meta) = image::read_file(&dep).map_err(Failure::new)?;
+        let src = i as u32 + 1;
+        let later = if late {
+            crate::pager::late_in_dep(meta, src, &dep_meta)
+        } else {
+            Vec::new()
+        };
+        let file = std::fs::File::open(&dep)
+            .map_err(|e| Failure::new(format!("{}: {e}", dep.display())))?;
         if header.meta_hash != d.meta_hash {
             return Err(fail(
                 "is another image now (written over since): refusing to mix them".into(),
             ));
         }
         check_identity(&dep, &dep_meta)?;
+        let skip = |_: usize, e: &image::Extent| {
+            later
+                .binary_search_by_key(&e.file_offset, |x| x.off)
+                .is_ok()
+        };
+        verify_extents(&file, &header, &dep_meta, &skip)
+            .map_err(|e| Failure::new(format!("{}: {e}", dep.display())))?;
         let data_end = header.data_offset + header.data_len;
-        let src = i as u32 + 1;
         let outside = meta
             .regions
             .iter()
@@ -347,9 +400,21 @@ pub(crate) fn open_deps(
                 e.addr
             )));
         }
+        if !later.is_empty() {
+            let again = file
+                .try_clone()
+                .map_err(|e| Failure::new(format!("{}: {e}", dep.display())))?;
+            deferred.push(DepLate {
+                path: dep.clone(),
+                header,
+                meta: dep_meta,
+                file: again,
+            });
+        }
+        late_deps.push(later);
         files.push(file);
     }
-    Ok(files)
+    Ok((files, late_deps, deferred))
 }
 
 /// `--latest DIR`: the newest image of DIR that is whole (and whose
@@ -376,7 +441,7 @@ fn latest_whole(
     let all = crate::cmd_list::entries(dir)?;
     for e in all.iter().rev() {
         match open_checked(&e.path)
-            .and_then(|(h, m, f)| open_deps(&e.path, &m).map(|d| (h, m, f, d)))
+            .and_then(|(h, m, f)| open_deps(&e.path, &m, false).map(|d| (h, m, f, d.0)))
         {
             Ok((h, m, f, d)) => return Ok((e.path.clone(), h, m, f, d)),
             Err(f) => eprintln!("ckpt: warning: passing over {}", f.message),
@@ -419,7 +484,7 @@ fn verify_extents(
     file: &std::fs::File,
     header: &image::Header,
     meta: &Meta,
-    late: bool,
+    later: &dyn Fn(usize, &image::Extent) -> bool,
 ) -> Result<(), String> {
     use std::os::unix::fs::FileExt;
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -433,8 +498,9 @@ fn verify_extents(
     let all: Vec<&image::Extent> = meta
         .regions
         .iter()
-        .flat_map(|r| r.extents.iter().map(move |e| (r, e)))
-        .filter(|(r, e)| e.src == 0 && !(late && crate::pager::checked_late(r, e)))
+        .enumerate()
+        .flat_map(|(i, r)| r.extents.iter().map(move |e| (i, e)))
+        .filter(|&(i, e)| e.src == 0 && !later(i, e))
         .map(|(_, e)| e)
         .collect();
     if all.is_empty() {

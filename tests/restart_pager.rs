@@ -293,13 +293,35 @@ fn a_block_that_does_not_decompress_stops_a_lazily_restarted_program() {
 /// program before it could read the damaged piece and says why.
 #[test]
 fn a_flipped_byte_of_memory_is_never_run_on() {
-    let area = Area::new("pagerflip");
+    flipped_byte_is_never_run_on("pagerflip", 1);
+}
+
+/// The same in the earlier image an incremental one takes the damaged
+/// piece from: a lazy restart from the chain checks the earlier image's
+/// pieces as it copies them too (so it answers as soon as a restart from
+/// a whole image does), and still never runs on a damaged one.
+#[test]
+fn a_flipped_byte_in_an_earlier_image_is_never_run_on() {
+    flipped_byte_is_never_run_on("pagerflipchain", 2);
+}
+
+/// restart_pager.c checkpointed `n` times at "step 19", killed, a byte of
+/// its buffer flipped in the first image; restarts from the last image,
+/// eager and lazy.
+fn flipped_byte_is_never_run_on(tag: &str, n: usize) {
+    let area = Area::new(tag);
     std::fs::create_dir_all(&area.images).unwrap();
     let prog = common::compile_c("restart_pager.c", &area.sub("bin"));
     let out = area.file("out");
     let mut kid = run_to_step_19(&area, &prog, &[], &out);
-    let image = rs::checkpoint_n_and_kill(&mut kid, &area.images, 1);
-    let (_, meta) = ckpt::image::read_file(&image).unwrap();
+    let image = rs::checkpoint_n_and_kill(&mut kid, &area.images, n);
+    let (_, last) = ckpt::image::read_file(&image).unwrap();
+    let first = match last.deps.last() {
+        Some(d) => area.images.join(&d.name),
+        None => image.clone(),
+    };
+    assert_eq!(last.deps.len(), n - 1, "a chain of {n} images");
+    let (_, meta) = ckpt::image::read_file(&first).unwrap();
     let e = meta
         .regions
         .iter()
@@ -307,9 +329,9 @@ fn a_flipped_byte_of_memory_is_never_run_on() {
         .max_by_key(|r| r.extents.iter().map(|e| e.len).sum::<u64>())
         .and_then(|r| r.extents.iter().filter(|e| e.src == 0).nth(5))
         .expect("a stored piece of the program's buffer");
-    let mut bytes = std::fs::read(&image).unwrap();
+    let mut bytes = std::fs::read(&first).unwrap();
     bytes[e.file_offset as usize + 100] ^= 0x40;
-    std::fs::write(&image, &bytes).unwrap();
+    std::fs::write(&first, &bytes).unwrap();
     let r = common::run_cmd(
         &mut restart_cmd(&image, &["--eager"], area.path()),
         Duration::from_secs(60),

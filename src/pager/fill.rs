@@ -145,10 +145,15 @@ impl Layout {
 }
 
 /// The jobs for `meta`'s paged regions, in file order, their layout, and
-/// the bytes to fill.
+/// the bytes to fill. With `late`, a job checks what it reads: an own
+/// extent of the image ([`super::checked_late`]), or the whole extent of
+/// an earlier image (`late_deps[src]`) that references take pages from;
+/// such an extent no reference uses is one job too, checked and copied
+/// nowhere, so every byte of the chain is still checked.
 fn plan(
     meta: &Meta,
     sources: &[i32],
+    late_deps: &[Vec<super::LateExtent>],
     lazy: bool,
     late: bool,
 ) -> Result<(Vec<Job>, Layout, u64), String> {
@@ -156,13 +161,25 @@ fn plan(
     // (src, off) → (job, parts)
     let mut jobs: BTreeMap<(usize, u64), (Job, Vec<Part>)> = BTreeMap::new();
     let mut total = 0;
-    for (r, e) in meta
+    let deferred = |src: usize| late_deps.get(src).filter(|_| late && src > 0);
+    // The deferred extent of source `src` holding file offset `off`.
+    let holding = |src: usize, off: u64| {
+        let list = deferred(src)?;
+        let i = list.partition_point(|d| d.off <= off).checked_sub(1)?;
+        let d = list[i];
+        (off < d.off + d.stored).then_some(d)
+    };
+    for (lazy_region, e) in meta
         .regions
         .iter()
         .filter(|r| super::paged_region(r, lazy))
-        .flat_map(|r| r.extents.iter().map(move |e| (r, e)))
+        .flat_map(|r| {
+            let lazy_region = super::paged_region(r, true);
+            r.extents.iter().map(move |e| (lazy_region, e))
+        })
     {
-        let check = (late && super::checked_late(r, e)).then_some((e.hash, e.footprint()));
+        let own_check =
+            (late && super::checked_late(lazy_region, e)).then_some((e.hash, e.footprint()));
         let src = e.src as usize;
         if src >= sources.len() {
             return Err(format!(
@@ -174,15 +191,36 @@ fn plan(
         if e.codec == 0 {
             let mut done = 0;
             while done < e.len {
-                let n = (e.len - done).min(PIECE);
+                let at = e.file_offset + done;
+                if let Some(d) = holding(src, at) {
+                    // Pages of an earlier image's extent: its job reads
+                    // and checks all of it, and copies what is referred to.
+                    let n = (e.len - done).min(d.off + d.stored - at);
+                    let (_, parts) = jobs
+                        .entry((src, d.off))
+                        .or_insert_with(|| (late_job(src, d), Vec::new()));
+                    parts.push(Part {
+                        addr: e.addr + done,
+                        at: at - d.off,
+                        len: n,
+                    });
+                    done += n;
+                    continue;
+                }
+                let mut n = (e.len - done).min(PIECE);
+                if let Some(l) = deferred(src) {
+                    if let Some(next) = l.get(l.partition_point(|d| d.off <= at)) {
+                        n = n.min(next.off - at);
+                    }
+                }
                 let job = Job {
                     src,
-                    off: e.file_offset + done,
+                    off: at,
                     codec: 0,
                     stored: n,
                     block: n,
                     // One piece: the whole extent.
-                    check,
+                    check: own_check,
                 };
                 let part = Part {
                     addr: e.addr + done,
@@ -202,6 +240,10 @@ fn plan(
                 e.addr
             ));
         }
+        let check = match holding(src, e.file_offset) {
+            Some(d) if d.off == e.file_offset => Some((d.hash, d.footprint)),
+            _ => own_check,
+        };
         let (job, parts) = jobs.entry((src, e.file_offset)).or_insert((
             Job {
                 src,
@@ -225,6 +267,13 @@ fn plan(
             len: e.len,
         });
     }
+    // Deferred extents nothing takes pages from: checked all the same.
+    for (src, list) in late_deps.iter().enumerate().filter(|_| late).skip(1) {
+        for &d in list {
+            jobs.entry((src, d.off))
+                .or_insert_with(|| (late_job(src, d), Vec::new()));
+        }
+    }
     let (jobs, parts): (Vec<Job>, Vec<Vec<Part>>) = jobs.into_values().unzip();
     let mut layout = Layout {
         parts,
@@ -232,6 +281,19 @@ fn plan(
     };
     layout.reindex();
     Ok((jobs, layout, total))
+}
+
+/// The job reading and checking deferred extent `d` of source `src` as
+/// plain bytes (a block no reference uses is checked, not decompressed).
+fn late_job(src: usize, d: super::LateExtent) -> Job {
+    Job {
+        src,
+        off: d.off,
+        codec: 0,
+        stored: d.stored,
+        block: d.stored,
+        check: Some((d.hash, d.footprint)),
+    }
 }
 
 const TODO: u8 = 0;
@@ -628,11 +690,12 @@ pub fn fill(
     uffd: RawFd,
     meta: &Meta,
     sources: &[i32],
+    late_deps: &[Vec<super::LateExtent>],
     lazy: bool,
     late: bool,
     running: &mut dyn FnMut(),
 ) -> Result<Stats, String> {
-    let (jobs, layout, total) = plan(meta, sources, lazy, late)?;
+    let (jobs, layout, total) = plan(meta, sources, late_deps, lazy, late)?;
     let maps = sources
         .iter()
         .map(|&fd| Mapped::new(fd))

@@ -107,14 +107,70 @@ pub fn lazy_possible() -> bool {
     dev || unprivileged_kernel_faults()
 }
 
-/// Whether extent `e` of region `r` is checked by the pager, right before
+/// Whether extent `e` of a region is checked by the pager, right before
 /// it copies it, rather than before the restart starts: in a lazy
-/// restart, an own extent of a lazily paged region that is one job of
+/// restart, an own extent of a lazily paged region (`lazy_region`:
+/// [`paged_region`] with lazy, found once per region) that is one job of
 /// the pager's (at most a piece). The program then never runs on memory
 /// that fails its checksum (the pager kills it, saying so), and a large
 /// program need not wait for all of its image to be hashed.
-pub fn checked_late(r: &Region, e: &ckpt::image::Extent) -> bool {
-    paged_region(r, true) && e.src == 0 && e.footprint() <= fill::PIECE
+pub fn checked_late(lazy_region: bool, e: &ckpt::image::Extent) -> bool {
+    lazy_region && e.src == 0 && e.footprint() <= fill::PIECE
+}
+
+/// An own extent of an earlier image (a source of an incremental image)
+/// that a lazy restart's pager checks right before it copies from it,
+/// as it does the image's own extents ([`checked_late`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LateExtent {
+    /// Where its stored bytes start in that image's file, how many there
+    /// are (zeros follow them up to `footprint`), their checksum.
+    pub off: u64,
+    pub stored: u64,
+    pub footprint: u64,
+    pub hash: u64,
+}
+
+/// Which own extents of `dep`, the earlier image `meta` names as source
+/// `src`, the pager checks in a lazy restart of `meta` (in file order):
+/// those of at most a piece that no extent outside the lazily paged
+/// regions takes pages from (the restorer copies those before the
+/// program runs: they are checked first). A restart from a chain of
+/// images then answers as soon as one from a whole image does.
+pub fn late_in_dep(meta: &Meta, src: u32, dep: &Meta) -> Vec<LateExtent> {
+    let mut now: Vec<(u64, u64)> = meta
+        .regions
+        .iter()
+        .filter(|r| !paged_region(r, true))
+        .flat_map(|r| &r.extents)
+        .filter(|e| e.src == src)
+        .map(|e| {
+            let len = if e.codec == 0 { e.len } else { e.footprint() };
+            (e.file_offset, e.file_offset.saturating_add(len))
+        })
+        .collect();
+    now.sort_unstable();
+    let mut late: Vec<LateExtent> = dep
+        .regions
+        .iter()
+        .flat_map(|r| &r.extents)
+        .filter(|d| d.src == 0 && d.footprint() <= fill::PIECE)
+        .map(|d| LateExtent {
+            off: d.file_offset,
+            stored: if d.codec == 0 { d.len } else { d.stored },
+            footprint: d.footprint(),
+            hash: d.hash,
+        })
+        .filter(|d| {
+            // The first range ending after the extent starts: it overlaps
+            // the extent if it starts before the extent ends.
+            let i = now.partition_point(|&(_, end)| end <= d.off);
+            now.get(i)
+                .is_none_or(|&(start, _)| start >= d.off + d.footprint)
+        })
+        .collect();
+    late.sort_unstable_by_key(|d| d.off);
+    late
 }
 
 /// Test-only: behave as if vm.unprivileged_userfaultfd were 1.
@@ -173,12 +229,14 @@ impl Pager {
     /// during an eager fill leaves every file as it was; its error fails
     /// the restart.
     ///
-    /// `late`: extents [`checked_late`] names were not checked before;
+    /// `late`: extents [`checked_late`] names were not checked before,
+    /// nor those of `late_deps` (for each source, see [`late_in_dep`]);
     /// the pager checks them (only ever with `lazy`: a pager that turns
     /// out eager returns `None`, and the caller checks them itself).
     pub fn start(
         meta: &Meta,
         sources: &[i32],
+        late_deps: &[Vec<LateExtent>],
         lazy: bool,
         late: bool,
         then: &dyn Fn() -> Result<(), String>,
@@ -264,7 +322,16 @@ impl Pager {
                     }
                 }
             }
-            let ok = serve(ours, ctl_pager, meta, sources, lazy && late, lazy, then);
+            let ok = serve(
+                ours,
+                ctl_pager,
+                meta,
+                sources,
+                late_deps,
+                lazy && late,
+                lazy,
+                then,
+            );
             // SAFETY: ending the pager without running the command's exit code.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) }
         }
@@ -391,6 +458,7 @@ fn serve(
     ctl: RawFd,
     meta: &Meta,
     sources: &[i32],
+    late_deps: &[Vec<LateExtent>],
     late: bool,
     lazy: bool,
     then: &dyn Fn() -> Result<(), String>,
@@ -436,9 +504,17 @@ fn serve(
         r
     };
     let mut verdict = Ok(());
-    let mut filled = fill::fill(uffd.as_raw_fd(), meta, sources, lazy, late, &mut || {
-        verdict = answer(true);
-    });
+    let mut filled = fill::fill(
+        uffd.as_raw_fd(),
+        meta,
+        sources,
+        late_deps,
+        lazy,
+        late,
+        &mut || {
+            verdict = answer(true);
+        },
+    );
     // Closed once all is in: the regions are plain memory again (lazy:
     // once the command closed its copy too).
     drop(uffd);
