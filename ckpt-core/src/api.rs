@@ -14,24 +14,29 @@
 //! forked by such a program do not run ckpt (a checkpoint of a job with
 //! children is refused, naming them): use `ckpt run` for process trees.
 //!
-//! ```no_run
-//! // Resume from the newest image in "ckpt-images" if there is one ...
-//! ckpt::resume("ckpt-images").expect("restart failed");
+//! ```
+//! # ckpt::doctest_setup();
+//! # let images = std::env::temp_dir().join(format!("ckpt-doc-{}", std::process::id()));
+//! // Resume from the newest image in `images` if there is one ...
+//! ckpt::resume(&images).expect("restart failed");
 //! // ... else start afresh, checkpointing now and then.
 //! let mut state = 0u64;
 //! for step in 0..1_000_000u64 {
 //!     state = state.wrapping_mul(31).wrapping_add(step);
 //!     if step % 100_000 == 0 {
-//!         match ckpt::Checkpointer::new().dir("ckpt-images").take() {
+//!         match ckpt::Checkpointer::new().dir(&images).take() {
 //!             Ok(ckpt::Checkpoint::Written(path)) => eprintln!("saved {}", path.display()),
 //!             Ok(ckpt::Checkpoint::Restarted) => eprintln!("back from a restart"),
-//!             Err(e) => eprintln!("no checkpoint: {e}"),
+//!             Err(e) => panic!("no checkpoint: {e}"),
 //!         }
 //!     }
 //! }
 //! println!("{state}");
-//! ckpt::forget("ckpt-images").ok(); // done: the next run starts afresh
+//! ckpt::forget(&images).ok(); // done: the next run starts afresh
 //! ```
+//!
+//! The examples here run as doc tests, each a real checkpoint of the test
+//! process (against the interceptor the workspace built).
 
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::fmt;
@@ -152,12 +157,14 @@ pub fn checkpoint_to(dir: &Path) -> Result<Checkpoint, Error> {
 
 /// A checkpoint to take, with its settings; or periodic checkpoints.
 ///
-/// ```no_run
+/// ```
+/// # ckpt::doctest_setup();
+/// # let sim = std::env::temp_dir().join(format!("ckpt-doc-sim-{}", std::process::id()));
 /// use std::time::Duration;
 /// // One now, into a directory of its own, keeping the newest 3 images,
 /// // compressed.
 /// let taken = ckpt::Checkpointer::new()
-///     .dir("/var/tmp/sim")
+///     .dir(&sim)
 ///     .keep(3)
 ///     .compress(Some(ckpt::Codec::Lz4))
 ///     .take()?;
@@ -165,11 +172,13 @@ pub fn checkpoint_to(dir: &Path) -> Result<Checkpoint, Error> {
 ///     eprintln!("restored {} time(s)", ckpt::restored());
 /// }
 /// // One without waiting for its image (the program goes on at once) ...
-/// ckpt::Checkpointer::new().wait(false).take()?;
+/// ckpt::Checkpointer::new().dir(&sim).wait(false).take()?;
 /// // ... whose image is in place once this returns.
 /// let image = ckpt::wait_for_image()?;
+/// assert!(image.is_some_and(|p| p.exists()));
 /// // Then one every 30 s, from ckpt's timer, as `ckpt run --interval 30s`.
-/// ckpt::Checkpointer::new().dir("/var/tmp/sim").every(Duration::from_secs(30))?;
+/// ckpt::Checkpointer::new().dir(&sim).every(Duration::from_secs(30))?;
+/// # ckpt::forget(&sim).ok();
 /// # Ok::<(), ckpt::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -460,7 +469,8 @@ fn register_hook(name: &std::ffi::CStr, f: BoxedHook) -> Result<(), Error> {
 /// thread of the program goes on: reconnect to a server, reopen a device,
 /// reload a library handle. Hooks run in the order they were registered.
 ///
-/// ```no_run
+/// ```
+/// # ckpt::doctest_setup();
 /// ckpt::on_restore(|| eprintln!("back after a restart; reconnecting")).unwrap();
 /// ```
 pub fn on_restore(f: impl Fn() + Send + Sync + 'static) -> Result<(), Error> {
@@ -620,4 +630,25 @@ pub fn forget(dir: impl AsRef<Path>) -> std::io::Result<usize> {
         }
     }
     Ok(images.len())
+}
+
+/// For this crate's doc examples, which run as tests: point `CKPT_SHIM`
+/// at the interceptor this workspace built (the newer of its debug and
+/// release builds), unless it is set.
+#[doc(hidden)]
+pub fn doctest_setup() {
+    if std::env::var_os("CKPT_SHIM").is_some() {
+        return;
+    }
+    let target = option_env!("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let newest = ["debug", "release"]
+        .iter()
+        .map(|p| target.join(p).join(crate::companions::SHIM_NAME))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max();
+    if let Some((_, shim)) = newest {
+        std::env::set_var("CKPT_SHIM", shim);
+    }
 }

@@ -10,6 +10,8 @@
 pub mod interpose;
 
 mod api;
+#[doc(hidden)]
+pub use api::doctest_setup;
 pub use api::{
     after_checkpoint, before_checkpoint, checkpoint, checkpoint_to, forget, is_active, load,
     on_restore, restored, resume, stop_periodic, wait_for_image, Checkpoint, Checkpointer, Error,
