@@ -74,7 +74,16 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
                 if stream {
                     f.pipe_data = (!u.bytes.is_empty()).then_some(u.bytes);
                 } else {
-                    f.messages = (!u.messages.is_empty()).then_some(u.messages);
+                    let mut messages = u.messages;
+                    // The kernel hides an empty message from every peek
+                    // once one peek saw it: put the queue back fresh, or
+                    // the next checkpoint would lose it without a word.
+                    if messages.iter().any(|m| m.is_empty()) && u.with_descriptors == 0 {
+                        if let Some(fresh) = f.pipe_peer.and_then(|p| requeue(f.fd, p, &messages)) {
+                            messages = fresh;
+                        }
+                    }
+                    f.messages = (!messages.is_empty()).then_some(messages);
                 }
                 f.queued_with_descriptors = u.with_descriptors;
             }
@@ -380,6 +389,73 @@ fn peek_unread(fd: i32, stream: bool) -> Option<Unread> {
     }
     int_opt(libc::SO_PEEK_OFF, Some(was));
     Some(out)
+}
+
+/// Take every message queued at socket-pair end `fd` and send each again,
+/// in order, from its other end `peer` (held by this process): the queue
+/// is as it was, its messages not marked peeked. Only where each send is
+/// sure to succeed: neither end shut down, and room in `peer`'s send
+/// buffer for all of `seen` (what a peek found) with room to spare.
+/// Returns what was queued (an empty message an earlier peek had hidden
+/// included), or None when nothing was touched. Runs frozen.
+fn requeue(fd: i32, peer: i32, seen: &[serde_bytes::ByteBuf]) -> Option<Vec<serde_bytes::ByteBuf>> {
+    let ino = |fd: i32| {
+        let mut st: libc::stat = unsafe_zeroed();
+        // SAFETY: fstat writes into a live stat.
+        (unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st) } == 0).then_some(st.st_ino)
+    };
+    let diag = super::sockets::UnixDiag::open()?;
+    if diag.shutdown(ino(fd)?)? != 0 || diag.shutdown(ino(peer)?)? != 0 {
+        return None;
+    }
+    let mut sndbuf: i32 = 0;
+    let mut len = 4u32;
+    // SAFETY: getsockopt of one int into a live local.
+    let r = unsafe {
+        libc::getsockopt(
+            peer,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&mut sndbuf as *mut i32).cast(),
+            &mut len,
+        )
+    };
+    let need: usize = seen.iter().map(|m| m.len() + 4096).sum();
+    if r != 0 || (sndbuf.max(0) as usize) < need {
+        return None;
+    }
+    let mut buf = vec![0u8; seen.iter().map(|m| m.len()).max().unwrap_or(0) + 1];
+    let mut taken = Vec::new();
+    for _ in 0..seen.len() + 4096 {
+        // SAFETY: recv into a live buffer of its length.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+            )
+        };
+        if n < 0 {
+            break;
+        }
+        // MSG_TRUNC: the message's whole length (a peek saw every
+        // message but empty ones, and the buffer holds the largest).
+        let n = (n as usize).min(buf.len());
+        taken.push(serde_bytes::ByteBuf::from(buf[..n].to_vec()));
+    }
+    for m in &taken {
+        // SAFETY: send from a live buffer; never blocks, never SIGPIPE.
+        unsafe {
+            libc::send(
+                peer,
+                m.as_ptr().cast(),
+                m.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+    }
+    Some(taken)
 }
 
 /// Copy (without consuming) what an in-process pipe holds, through a

@@ -159,6 +159,7 @@ pub struct UnixDiag(i32);
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const UDIAG_SHOW_PEER: u32 = 4;
 const UNIX_DIAG_PEER: u16 = 2;
+const UNIX_DIAG_SHUTDOWN: u16 = 6;
 
 impl UnixDiag {
     /// Runs frozen: raw syscalls only.
@@ -178,6 +179,21 @@ impl UnixDiag {
     /// What is connected to unix socket `ino`, or None when the kernel
     /// does not say. Runs frozen.
     pub fn peer(&self, ino: u64) -> Option<Peer> {
+        let ino32 = u32::try_from(ino).ok()?;
+        self.ask(ino, |msg| parse_peer(msg, ino32))
+    }
+
+    /// Unix socket `ino`'s shutdown(2) state (RCV_SHUTDOWN 1, SEND_SHUTDOWN
+    /// 2), or None when the kernel does not say. Runs frozen.
+    pub fn shutdown(&self, ino: u64) -> Option<u8> {
+        let ino32 = u32::try_from(ino).ok()?;
+        self.ask(ino, |msg| {
+            attribute(msg, ino32, UNIX_DIAG_SHUTDOWN)?.and_then(|v| v.first().copied())
+        })
+    }
+
+    /// The kernel's answer about unix socket `ino`, read by `parse`.
+    fn ask<T>(&self, ino: u64, parse: impl Fn(&[u8]) -> Option<T>) -> Option<T> {
         let ino = u32::try_from(ino).ok()?;
         // struct nlmsghdr, then struct unix_diag_req.
         let mut req = [0u8; 40];
@@ -223,7 +239,7 @@ impl UnixDiag {
                 core::ptr::null_mut::<u32>(),
             )
         };
-        parse_peer(buf.get(..usize::try_from(n).ok()?)?, ino)
+        parse(buf.get(..usize::try_from(n).ok()?)?)
     }
 }
 
@@ -247,6 +263,20 @@ pub enum Peer {
 
 /// The peer in a SOCK_DIAG_BY_FAMILY answer about socket `ino`.
 fn parse_peer(msg: &[u8], ino: u32) -> Option<Peer> {
+    let u32_at = |v: &[u8]| Some(u32::from_ne_bytes(v.get(..4)?.try_into().ok()?));
+    Some(match attribute(msg, ino, UNIX_DIAG_PEER)? {
+        // A peer released since has no inode any more.
+        Some(v) => match u32_at(v)? {
+            0 => Peer::Closed,
+            p => Peer::Inode(p.into()),
+        },
+        None => Peer::None,
+    })
+}
+
+/// Attribute `kind` of the kernel's answer `msg` about socket `ino`:
+/// None when `msg` is not that answer, Some(None) when it lacks `kind`.
+fn attribute(msg: &[u8], ino: u32, kind: u16) -> Option<Option<&[u8]>> {
     let u16_at = |i: usize| Some(u16::from_ne_bytes(msg.get(i..i + 2)?.try_into().ok()?));
     let u32_at = |i: usize| Some(u32::from_ne_bytes(msg.get(i..i + 4)?.try_into().ok()?));
     let len = (u32_at(0)? as usize).min(msg.len());
@@ -260,16 +290,12 @@ fn parse_peer(msg: &[u8], ino: u32) -> Option<Peer> {
         if alen < 4 {
             break;
         }
-        if u16_at(at + 2)? == UNIX_DIAG_PEER {
-            // A peer released since has no inode any more.
-            return u32_at(at + 4).map(|p| match p {
-                0 => Peer::Closed,
-                p => Peer::Inode(p.into()),
-            });
+        if u16_at(at + 2)? == kind {
+            return Some(msg.get(at + 4..(at + alen).min(len)));
         }
         at += (alen + 3) & !3;
     }
-    Some(Peer::None)
+    Some(None)
 }
 
 /// Whether a unix socket's address is unnamed (a socket pair's ends are).
@@ -552,6 +578,15 @@ mod tests {
         };
         assert_eq!(d.peer(ino(p[0])), Some(Peer::Inode(ino(p[1]))));
         assert_eq!(d.peer(ino(p[1])), Some(Peer::Inode(ino(p[0]))));
+        // Shut down: each end tells its own (the kernel's RCV_SHUTDOWN 1,
+        // SEND_SHUTDOWN 2; a datagram pair's other end is not marked).
+        assert_eq!(d.shutdown(ino(p[0])), Some(0));
+        // SAFETY: shutdown of our own sockets.
+        assert_eq!(unsafe { libc::shutdown(p[0], libc::SHUT_WR) }, 0);
+        assert_eq!(d.shutdown(ino(p[0])), Some(2));
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::shutdown(p[1], libc::SHUT_RD) }, 0);
+        assert_eq!(d.shutdown(ino(p[1])), Some(1));
         // SAFETY: closing our own descriptor.
         unsafe { libc::close(p[1]) };
         assert_eq!(d.peer(ino(p[0])), Some(Peer::Closed));
