@@ -402,14 +402,16 @@ fn a_writer_killed_while_folding_leaves_every_image_consistent() {
         let want = reference_output(
             &area,
             &prog,
-            &[area.sub("plain").to_string_lossy().as_ref(), "80", "20"],
+            // Long enough (2.4 s) that the program outlives the stopped
+            // fold under load: its next folds must clean up after it.
+            &[area.sub("plain").to_string_lossy().as_ref(), "120", "20"],
         );
         let flag = area.file("stopped");
         let stop = format!("{step}:{}", flag.display());
         let (mut kid, out) = run_rewriting(
             &area,
             &prog,
-            "80",
+            "120",
             &[("CKPT_TEST_FOLD_STOP", &stop)],
             "step 5 ",
         );
@@ -421,19 +423,20 @@ fn a_writer_killed_while_folding_leaves_every_image_consistent() {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        // The writer stops itself right after making the flag.
+        // The writer stops itself right after making the flag. It is the
+        // program's child, or init's once the program ended (a slow fold
+        // can outlive the run): found by its command line, the program's.
+        let area_path = area.path().to_string_lossy().into_owned();
         let writer = loop {
             let stopped: Vec<i32> = rs::pids_named("ckpt-writer")
                 .into_iter()
                 .filter(|p| {
                     let s = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-                    let ppid_ok = std::fs::read_to_string(format!("/proc/{p}/status"))
-                        .unwrap_or_default()
-                        .lines()
-                        .any(|l| l.split_whitespace().eq(["PPid:", &kid.pid().to_string()]));
-                    ppid_ok
-                        && s.rsplit_once(')')
-                            .is_some_and(|(_, r)| r.trim_start().starts_with('T'))
+                    let ours = std::fs::read(format!("/proc/{p}/cmdline"))
+                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&area_path));
+                    ours && s
+                        .rsplit_once(')')
+                        .is_some_and(|(_, r)| r.trim_start().starts_with('T'))
                 })
                 .collect();
             if let Some(&w) = stopped.first() {

@@ -322,16 +322,8 @@ impl Pager {
                     }
                 }
             }
-            let ok = serve(
-                ours,
-                ctl_pager,
-                meta,
-                sources,
-                late_deps,
-                lazy && late,
-                lazy,
-                then,
-            );
+            let late = (lazy && late).then_some(late_deps);
+            let ok = serve(ours, ctl_pager, meta, sources, late, lazy, then);
             // SAFETY: ending the pager without running the command's exit code.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) }
         }
@@ -452,14 +444,14 @@ impl Drop for Pager {
 /// paged region, run `then` once the restorer copied the rest, answer
 /// with the status byte. Errors are said here; the restorer then ends
 /// with status 71 (or, lazy and already running, the command kills the
-/// program). Whether all went well.
+/// program). Whether all went well. `late`: the pager checks what it
+/// copies ([`Pager::start`]), with these extents of earlier images.
 fn serve(
     sock: RawFd,
     ctl: RawFd,
     meta: &Meta,
     sources: &[i32],
-    late_deps: &[Vec<LateExtent>],
-    late: bool,
+    late: Option<&[Vec<LateExtent>]>,
     lazy: bool,
     then: &dyn Fn() -> Result<(), String>,
 ) -> bool {
@@ -504,6 +496,7 @@ fn serve(
         r
     };
     let mut verdict = Ok(());
+    let (late, late_deps) = (late.is_some(), late.unwrap_or(&[]));
     let mut filled = fill::fill(
         uffd.as_raw_fd(),
         meta,
