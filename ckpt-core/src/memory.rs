@@ -88,7 +88,6 @@ struct PageRegion {
 /// `[start, end)` that are present or swapped (IS_* bits). PAGEMAP_SCAN
 /// skips unpopulated page tables, so a sparse 2 TiB region costs what its
 /// pages do; where the kernel lacks it, pagemap is read page by page.
-/// Present or swapped pages of `start..end`, by runs of one category;
 /// IS_FILE is told only with `file` (finding it costs the kernel a look
 /// at every page's struct: 10 ms per GiB).
 fn scan(
