@@ -698,6 +698,9 @@ struct Own {
 const RELEASE_MIN: u64 = 4 << 20;
 /// Stored pages are given up this many bytes at a time.
 const RELEASE_STEP: u64 = 64 << 20;
+/// glibc's HEAP_MAX_SIZE on 64-bit: a thread arena's heap mapping is at
+/// most this long and aligned to it.
+const MALLOC_HEAP_MAX: u64 = 64 << 20;
 
 impl Own {
     fn now() -> Own {
@@ -714,11 +717,21 @@ impl Own {
     /// writer's own. Each page dropped is one the program can write again
     /// without a copy-on-write fault, and memory the machine gets back
     /// while the writer syncs, publishes and folds.
+    ///
+    /// Never the C library's malloc heaps: the writer still calls libc
+    /// functions that allocate (opendir, when it prunes), and a heap
+    /// whose chunk headers read zero aborts them (seen: a python
+    /// program's writer died so). Those are `[heap]` and the arenas of
+    /// other threads, mappings of at most HEAP_MAX_SIZE (64 MiB) aligned
+    /// to it; a large malloc is a mapping of its own, and is released.
     fn releasable(&self, r: &Region) -> bool {
         let holds = |a: u64| r.start <= a && a < r.end;
+        let malloc_heap = r.path == "[heap]"
+            || (r.start % MALLOC_HEAP_MAX == 0 && r.end - r.start <= MALLOC_HEAP_MAX);
         r.kind == RegionKind::Anonymous
             && !r.shared
             && !r.grows_down
+            && !malloc_heap
             && r.end - r.start >= RELEASE_MIN
             && !holds(self.sp)
             && !holds(self.tp)

@@ -424,23 +424,17 @@ fn requeue(fd: i32, peer: i32, seen: &[serde_bytes::ByteBuf]) -> Option<Vec<serd
     if r != 0 || (sndbuf.max(0) as usize) < need {
         return None;
     }
-    let mut buf = vec![0u8; seen.iter().map(|m| m.len()).max().unwrap_or(0) + 1];
+    // Room for any message `peer` can send (the kernel refuses one longer
+    // than its send buffer): nothing taken is ever cut short.
+    let largest = seen.iter().map(|m| m.len()).max().unwrap_or(0);
+    let mut buf = vec![0u8; largest.max(sndbuf as usize) + 1];
     let mut taken = Vec::new();
     for _ in 0..seen.len() + 4096 {
         // SAFETY: recv into a live buffer of its length.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-            )
-        };
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
         if n < 0 {
             break;
         }
-        // MSG_TRUNC: the message's whole length (a peek saw every
-        // message but empty ones, and the buffer holds the largest).
         let n = (n as usize).min(buf.len());
         taken.push(serde_bytes::ByteBuf::from(buf[..n].to_vec()));
     }
