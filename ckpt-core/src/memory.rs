@@ -727,7 +727,7 @@ impl Own {
     fn releasable(&self, r: &Region) -> bool {
         let holds = |a: u64| r.start <= a && a < r.end;
         let malloc_heap = r.path == "[heap]"
-            || (r.start % MALLOC_HEAP_MAX == 0 && r.end - r.start <= MALLOC_HEAP_MAX);
+            || (r.start.is_multiple_of(MALLOC_HEAP_MAX) && r.end - r.start <= MALLOC_HEAP_MAX);
         r.kind == RegionKind::Anonymous
             && !r.shared
             && !r.grows_down
