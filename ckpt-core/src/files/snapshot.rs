@@ -68,7 +68,7 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
             && (f.pipe_peer.is_some() || f.peer_closed || (super::in_tree() && is_unix(f)))
             && f.shares_with.is_none()
         {
-            f.socket_type = socket_type(f.fd);
+            f.socket_type = sock_int(f.fd, libc::SO_TYPE);
             let stream = f.socket_type == Some(libc::SOCK_STREAM);
             if let Some(u) = peek_unread(f.fd, stream) {
                 if stream {
@@ -230,15 +230,16 @@ fn read_contents(fd: i32, size: i64) -> Option<Vec<u8>> {
     Some(data)
 }
 
-fn socket_type(fd: i32) -> Option<i32> {
+/// A socket option of one int (SOL_SOCKET level). Runs frozen.
+fn sock_int(fd: i32, name: i32) -> Option<i32> {
     let mut t: i32 = 0;
     let mut len = 4u32;
-    // SAFETY: getsockopt(SO_TYPE) into a local int.
+    // SAFETY: getsockopt of one int into a local.
     let r = unsafe {
         libc::getsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_TYPE,
+            name,
             (&mut t as *mut i32).cast(),
             &mut len,
         )
@@ -408,20 +409,9 @@ fn requeue(fd: i32, peer: i32, seen: &[serde_bytes::ByteBuf]) -> Option<Vec<serd
     if diag.shutdown(ino(fd)?)? != 0 || diag.shutdown(ino(peer)?)? != 0 {
         return None;
     }
-    let mut sndbuf: i32 = 0;
-    let mut len = 4u32;
-    // SAFETY: getsockopt of one int into a live local.
-    let r = unsafe {
-        libc::getsockopt(
-            peer,
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&mut sndbuf as *mut i32).cast(),
-            &mut len,
-        )
-    };
+    let sndbuf = sock_int(peer, libc::SO_SNDBUF)?.max(0);
     let need: usize = seen.iter().map(|m| m.len() + 4096).sum();
-    if r != 0 || (sndbuf.max(0) as usize) < need {
+    if (sndbuf as usize) < need {
         return None;
     }
     // Room for any message `peer` can send (the kernel refuses one longer
