@@ -87,6 +87,7 @@ fn answer(fd: i32, r: &Result<std::path::PathBuf, Failure>) {
             freeze_us: 0,
             total_us: 0,
             nonce: 0,
+            unforked: 0,
         },
         Err(f) => Response::Error {
             message: f.message.clone(),
@@ -163,10 +164,18 @@ fn single(
             seq,
             freeze_us,
             total_us,
+            unforked,
             ..
         } => {
             if args.verbose {
-                eprintln!("{}", verbose_line(pid, seq, bytes, freeze_us, total_us));
+                let mut line = verbose_line(pid, seq, bytes, freeze_us, total_us);
+                if unforked > 0 {
+                    line += &format!(
+                        ", {} left out of the fork (changed little)",
+                        fmt_bytes(unforked)
+                    );
+                }
+                eprintln!("{line}");
             }
             for w in restart_losses(std::path::Path::new(&path)) {
                 eprintln!("ckpt: warning: {w}");

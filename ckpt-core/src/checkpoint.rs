@@ -235,6 +235,15 @@ fn take_with(
         .extend(crate::process::shm_objects(&maps));
     // Memory the writer's fork does not hold (shared): copied while frozen.
     memory::shared::capture();
+    // Large regions that changed little since the image this one builds
+    // on: their written pages copied, the regions left out of the
+    // writer's fork (whose page-table copy is the pause).
+    let build_on = chained
+        && memory::dirty::round().is_some_and(|r| {
+            r.base.as_ref().is_some_and(|b| b.parent() == Some(dir))
+                && writer::previous_can_be_built_on(LAST_DONE.load(Acquire), r.prev)
+        });
+    memory::stage::stage(&maps, &meta.fork_advice, build_on);
     meta.freeze_us = (sys::monotonic_ns() - frozen.started_ns()) / 1000;
     // Opened while frozen so their low numbers are never seen by the program.
     let started = Output::open(&dir_c, &tmp_c(0)).and_then(|out| {
@@ -263,6 +272,7 @@ fn take_with(
             }
         }
     });
+    memory::stage::unstage();
     memory::fork_advice::restore(&meta.fork_advice);
     memory::shared::release();
     // In a tree: nobody thaws before every process has gathered (a thawed
@@ -390,7 +400,12 @@ fn spawn_whole(
     if !meta.fork_advice.is_empty() {
         return writer::spawn(job);
     }
-    let before: Vec<u64> = maps.iter().map(|r| r.start).collect();
+    // Regions left out on purpose (`stage`) are not looked for.
+    let before: Vec<u64> = maps
+        .iter()
+        .map(|r| r.start)
+        .filter(|&s| !memory::stage::is_staged(s))
+        .collect();
     let pid = writer::spawn(job)?;
     if memory::missing_in(pid, &before) == 0 {
         return Ok(pid);
@@ -400,6 +415,9 @@ fn spawn_whole(
     job.out.discard();
     let dir = CString::new(job.dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
     job.out = Output::open(&dir, retry_tmp)?;
+    // The program's own advice is read from smaps, where regions left
+    // out on purpose would look like its own: they fork again first.
+    memory::stage::unstage();
     memory::fork_advice::record();
     meta.fork_advice = memory::fork_advice::snapshot();
     writer::spawn(job)

@@ -57,6 +57,11 @@ pub enum Response {
         total_us: u64,
         #[serde(default)]
         nonce: u64,
+        /// Bytes of memory the writer's fork left out: regions that
+        /// changed little since the image this one builds on (their
+        /// written pages were copied while frozen instead).
+        #[serde(default)]
+        unforked: u64,
     },
     /// The program runs on; the image writer (the sender) writes the image.
     Writing {

@@ -36,6 +36,7 @@ pub mod fork_advice;
 pub mod lazy;
 pub mod locked;
 pub mod shared;
+pub mod stage;
 
 use crate::image::{Extent, Region, RegionKind, PAGE};
 use crate::sys;
@@ -423,6 +424,7 @@ pub fn snapshot(sink: &mut Sink, earlier: Option<&Earlier>) -> Result<Vec<Region
             parse_smaps(&smaps)
         }
     };
+    add_staged(&mut regions, earlier)?;
     shared::note_noreserve(&regions);
     let pagemap = sys::openat(libc::AT_FDCWD, c"/proc/self/pagemap", libc::O_RDONLY)
         .map_err(|e| format!("cannot open pagemap: errno {e}"))?;
@@ -459,6 +461,42 @@ pub fn snapshot(sink: &mut Sink, earlier: Option<&Earlier>) -> Result<Vec<Region
     }
     sys::close(pagemap);
     result.map(|()| regions.into_iter().map(|(r, _)| r).collect())
+}
+
+/// Put the regions left out of the writer's fork (`stage`) back in the
+/// list, in address order, each with the NORESERVE flag of the base
+/// image's region of the same bounds (staged only when there is one).
+fn add_staged(regions: &mut Vec<(Region, bool)>, earlier: Option<&Earlier>) -> Result<(), String> {
+    let staged = stage::staged().1;
+    if staged.is_empty() {
+        return Ok(());
+    }
+    let Some(e) = earlier else {
+        return Err(
+            "the image this one was to build on cannot be used (removed or changed?), and \
+             memory was left out of the writer for it; the next checkpoint will be whole"
+                .into(),
+        );
+    };
+    for s in staged {
+        let mut r = s.region.clone();
+        let i = e
+            .regions
+            .binary_search_by_key(&r.start, |x| x.0)
+            .ok()
+            .filter(|&i| e.regions[i].1 == r.end)
+            .ok_or_else(|| {
+                format!(
+                    "the region {:#x}-{:#x} left out of the writer is not in the image this one \
+                     builds on",
+                    r.start, r.end
+                )
+            })?;
+        r.noreserve = e.regions[i].2;
+        regions.push((r, true));
+    }
+    regions.sort_by_key(|(r, _)| r.start);
+    Ok(())
 }
 
 /// The writer's regions from /proc/self/maps, each flagged NORESERVE as
@@ -688,7 +726,7 @@ struct Writer<'a> {
 /// What the writer needs of the memory it shares with the frozen program
 /// after storing it: its stack, its thread's TLS, ckpt's arena (the
 /// gathered state, the writer's allocations).
-struct Own {
+pub(crate) struct Own {
     sp: u64,
     tp: u64,
     arena: (u64, u64),
@@ -706,7 +744,8 @@ const RELEASE_STEP: u64 = 64 << 20;
 const MALLOC_HEAP_MAX: u64 = 64 << 20;
 
 impl Own {
-    fn now() -> Own {
+    /// In the thread that forks the writer (or in the writer).
+    pub(crate) fn now() -> Own {
         let here = 0u8;
         Own {
             sp: core::ptr::addr_of!(here) as u64,
@@ -715,19 +754,14 @@ impl Own {
         }
     }
 
-    /// Whether the writer may drop its copy of `r`'s pages once they are
-    /// in the image: the program's private anonymous memory, none of the
-    /// writer's own. Each page dropped is one the program can write again
-    /// without a copy-on-write fault, and memory the machine gets back
-    /// while the writer syncs, publishes and folds.
-    ///
-    /// Never the C library's malloc heaps: the writer still calls libc
-    /// functions that allocate (opendir, when it prunes), and a heap
-    /// whose chunk headers read zero aborts them (seen: a python
-    /// program's writer died so). Those are `[heap]` and the arenas of
-    /// other threads, mappings of at most HEAP_MAX_SIZE (64 MiB) aligned
-    /// to it; a large malloc is a mapping of its own, and is released.
-    fn releasable(&self, r: &Region) -> bool {
+    /// Whether `r` is the program's private anonymous memory that the
+    /// writer reads only to store it: none of the writer's own (its
+    /// stack, its thread's TLS, ckpt's arena), no stack, and never the
+    /// C library's malloc heaps: the writer still calls libc functions
+    /// that allocate (opendir, when it prunes). Those are `[heap]` and
+    /// the arenas of other threads, mappings of at most HEAP_MAX_SIZE
+    /// (64 MiB) aligned to it; a large malloc is a mapping of its own.
+    pub(crate) fn program_only(&self, r: &Region) -> bool {
         let holds = |a: u64| r.start <= a && a < r.end;
         let malloc_heap = r.path == "[heap]"
             || (r.start.is_multiple_of(MALLOC_HEAP_MAX) && r.end - r.start <= MALLOC_HEAP_MAX);
@@ -735,10 +769,17 @@ impl Own {
             && !r.shared
             && !r.grows_down
             && !malloc_heap
-            && r.end - r.start >= RELEASE_MIN
             && !holds(self.sp)
             && !holds(self.tp)
             && (r.end <= self.arena.0 || self.arena.1 <= r.start)
+    }
+
+    /// Whether the writer may drop its copy of `r`'s pages once they are
+    /// in the image. Each page dropped is one the program can write again
+    /// without a copy-on-write fault, and memory the machine gets back
+    /// while the writer syncs, publishes and folds.
+    fn releasable(&self, r: &Region) -> bool {
+        self.program_only(r) && r.end - r.start >= RELEASE_MIN
     }
 }
 
@@ -751,6 +792,10 @@ impl Writer<'_> {
     ) -> Result<(), String> {
         if let Some((fd, runs)) = shared::captured(r.start, r.end)? {
             return self.store_captured(r, fd, runs);
+        }
+        let (fd, staged) = stage::staged();
+        if let Some(st) = staged.iter().find(|x| x.region.start == r.start) {
+            return self.store_staged(r, fd, &st.runs);
         }
         if shared::needs_capture(r) {
             // Its pages are not in this fork: never store it empty.
@@ -890,42 +935,102 @@ impl Writer<'_> {
         fd: i32,
         runs: &[shared::Run],
     ) -> Result<(), String> {
-        for run in runs {
-            let mut done = 0;
-            while done < run.len {
-                let len = (run.len - done).min(MAX_EXTENT);
-                let chunk = &mut self.bounce[..len as usize];
-                if sys::pread_at(fd, chunk, run.offset + done) != chunk.len() {
-                    return Err("cannot read the copy of shared memory".into());
-                }
-                // Each stretch of non-zero pages is one extent.
-                let mut i = 0;
-                while i < len {
-                    let page = |at: u64| &self.bounce[at as usize..(at + PAGE) as usize];
-                    if is_zero(page(i)) {
-                        i += PAGE;
+        runs.iter()
+            .try_for_each(|run| self.store_copied(r, fd, run))
+    }
+
+    /// Store a region left out of the fork (`stage`): its pages as the
+    /// round found them (`present`), those written since the previous
+    /// round from their copy (`runs`, in memfd `fd`), the others by
+    /// reference to the earlier image that holds them (or nothing, where
+    /// that stored nothing: a zero page).
+    fn store_staged(
+        &mut self,
+        r: &mut Region,
+        fd: i32,
+        runs: &[shared::Run],
+    ) -> Result<(), String> {
+        let Some(round) = dirty::round() else {
+            return Err("memory was left out of the writer without a round".into());
+        };
+        let (start, end) = (r.start, r.end);
+        let first = round.present.partition_point(|x| x.1 <= start);
+        let mut run = runs.iter().peekable();
+        for &(ps, pe) in round.present[first..].iter().take_while(|x| x.0 < end) {
+            let (ps, pe) = (ps.max(start), pe.min(end));
+            let mut a = ps;
+            while a < pe {
+                while run.next_if(|x| x.addr + x.len <= a).is_some() {}
+                let next = match run.peek() {
+                    Some(x) if x.addr <= a => {
+                        // Written: from the copy.
+                        let len = (x.addr + x.len).min(pe) - a;
+                        self.flush_ref(r);
+                        let part = shared::Run {
+                            addr: a,
+                            len,
+                            offset: x.offset + (a - x.addr),
+                        };
+                        self.store_copied(r, fd, &part)?;
+                        a += len;
                         continue;
                     }
-                    let mut j = i + PAGE;
-                    while j < len && !is_zero(page(j)) {
-                        j += PAGE;
+                    Some(x) => x.addr.min(pe),
+                    None => pe,
+                };
+                match self.earlier.as_mut().and_then(|e| e.find(a, next)) {
+                    Some(held) => {
+                        a += held.len;
+                        self.refer(r, held);
                     }
-                    let bytes = &self.bounce[i as usize..j as usize];
-                    let addr = run.addr + done + i;
-                    let sink = &mut *self.sink;
-                    match self.pool.as_mut() {
-                        Some(pool) => pool.submit(
-                            addr,
-                            bytes.len(),
-                            |slot| slot.copy_from_slice(bytes),
-                            &mut |p| emit(sink, r, p),
-                        )?,
-                        None => emit(sink, r, plain(addr, bytes))?,
+                    None => {
+                        // Unchanged, and stored nowhere: zero.
+                        self.flush_ref(r);
+                        a += PAGE;
                     }
-                    i = j;
                 }
-                done += len;
             }
+        }
+        self.flush_ref(r);
+        Ok(())
+    }
+
+    /// Store the non-zero pages of `run`, copied at its offset in `fd`.
+    fn store_copied(&mut self, r: &mut Region, fd: i32, run: &shared::Run) -> Result<(), String> {
+        let mut done = 0;
+        while done < run.len {
+            let len = (run.len - done).min(MAX_EXTENT);
+            let chunk = &mut self.bounce[..len as usize];
+            if sys::pread_at(fd, chunk, run.offset + done) != chunk.len() {
+                return Err("cannot read the copy of the program's memory".into());
+            }
+            // Each stretch of non-zero pages is one extent.
+            let mut i = 0;
+            while i < len {
+                let page = |at: u64| &self.bounce[at as usize..(at + PAGE) as usize];
+                if is_zero(page(i)) {
+                    i += PAGE;
+                    continue;
+                }
+                let mut j = i + PAGE;
+                while j < len && !is_zero(page(j)) {
+                    j += PAGE;
+                }
+                let bytes = &self.bounce[i as usize..j as usize];
+                let addr = run.addr + done + i;
+                let sink = &mut *self.sink;
+                match self.pool.as_mut() {
+                    Some(pool) => pool.submit(
+                        addr,
+                        bytes.len(),
+                        |slot| slot.copy_from_slice(bytes),
+                        &mut |p| emit(sink, r, p),
+                    )?,
+                    None => emit(sink, r, plain(addr, bytes))?,
+                }
+                i = j;
+            }
+            done += len;
         }
         Ok(())
     }

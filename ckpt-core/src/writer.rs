@@ -392,6 +392,11 @@ fn writer_main(job: &Job) -> ! {
             freeze_us,
             total_us: (sys::monotonic_ns() - job.t0) / 1000,
             nonce: nonce_of(job),
+            unforked: memory::stage::staged()
+                .1
+                .iter()
+                .map(|s| s.region.end - s.region.start)
+                .sum(),
         },
         Err(message) => Response::Error {
             message,
@@ -408,6 +413,7 @@ fn writer_main(job: &Job) -> ! {
     }
     if published {
         prune(job);
+        say_can_build_on(job, meta.dirty_round);
     }
     if !program_waits {
         answer(job, &resp);
@@ -471,6 +477,7 @@ fn detach(job: &Job) {
         sock,
         2,
         memory::shared::capture_fd(),
+        memory::stage::fd(),
     ];
     close_all_but(&mut keep);
 }
@@ -516,23 +523,11 @@ fn earlier(
     meta: &mut image::Meta,
 ) -> Option<memory::Earlier> {
     let base = round.base.as_ref()?;
-    if round.prev == 0 || base.parent() != Some(job.dir.as_path()) {
-        return None;
-    }
-    let (header, base_meta) = image::read_file(base).ok()?;
-    if base_meta.dirty_round != round.prev || base_meta.deps.len() >= MAX_DEPS {
-        return None;
-    }
+    let (header, base_meta) = can_build_on(&job.dir, base, round.prev)?;
     let name = base.file_name()?.to_string_lossy().into_owned();
-    let mut files = std::fs::metadata(base).ok()?.len();
-    for d in &base_meta.deps {
-        files += std::fs::metadata(job.dir.join(&d.name)).ok()?.len();
-    }
-    let mut memory = 0;
     let mut extents = Vec::new();
     for r in &base_meta.regions {
         for e in &r.extents {
-            memory += e.len;
             if r.kind == image::RegionKind::Anonymous && !r.shared {
                 // This image's deps: the base first, then the base's own.
                 extents.push(image::Extent {
@@ -541,9 +536,6 @@ fn earlier(
                 });
             }
         }
-    }
-    if files > 2 * memory.max(1 << 20) {
-        return None;
     }
     extents.sort_unstable_by_key(|e| e.addr);
     let mut regions: Vec<(u64, u64, bool)> = base_meta
@@ -563,6 +555,85 @@ fn earlier(
         extents,
         regions,
     })
+}
+
+/// Image `base` (taken at round `round`), when an image in `dir` may
+/// build on it: in that directory, carrying that round, and not a chain
+/// too long or too wasteful already (its files holding more than twice
+/// the memory they describe).
+fn can_build_on(dir: &Path, base: &Path, round: u64) -> Option<(image::Header, image::Meta)> {
+    if round == 0 || base.parent() != Some(dir) {
+        return None;
+    }
+    let (header, meta) = image::read_file(base).ok()?;
+    if meta.dirty_round != round || meta.deps.len() >= MAX_DEPS {
+        return None;
+    }
+    let mut files = std::fs::metadata(base).ok()?.len();
+    for d in &meta.deps {
+        files += std::fs::metadata(dir.join(&d.name)).ok()?.len();
+    }
+    let memory: u64 = meta
+        .regions
+        .iter()
+        .flat_map(|r| &r.extents)
+        .map(|e| e.len)
+        .sum();
+    if files > 2 * memory.max(1 << 20) {
+        return None;
+    }
+    Some((header, meta))
+}
+
+/// What a writer says on its `done` pipe, last, when the next image may
+/// build on the one it published: this tag and the image's round.
+const BUILD_ON: [u8; 8] = *b"ckpt-on\0";
+
+/// Writer, after publishing and pruning: tell the next checkpoint that
+/// it may build on this image (it then leaves regions out of its fork).
+fn say_can_build_on(job: &Job, round: u64) {
+    if round == 0 || can_build_on(&job.dir, &job.final_path, round).is_none() {
+        return;
+    }
+    let mut rec = [0u8; 16];
+    rec[..8].copy_from_slice(&BUILD_ON);
+    rec[8..].copy_from_slice(&round.to_ne_bytes());
+    // SAFETY: write to our own pipe from a local buffer (16 bytes: atomic).
+    unsafe { libc::write(job.done, rec.as_ptr().cast(), rec.len()) };
+}
+
+/// Frozen, in the program: whether the writer whose `done` pipe is
+/// `done_rd` said its image, of round `round`, may be built on (it says
+/// so last, once published and pruned). Never waits (a writer still at
+/// work: false).
+pub(crate) fn previous_can_be_built_on(done_rd: i32, round: u64) -> bool {
+    if done_rd < 0 || round == 0 {
+        return false;
+    }
+    let mut said = false;
+    loop {
+        let mut p = libc::pollfd {
+            fd: done_rd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll of one descriptor, no waiting.
+        if unsafe { libc::poll(&mut p, 1, 0) } != 1 {
+            // Nothing more yet: a writer that said so has only its
+            // answer left to give.
+            return said;
+        }
+        let mut rec = [0u8; 16];
+        // SAFETY: read into a local buffer; poll said it will not block.
+        let n = unsafe { libc::read(done_rd, rec.as_mut_ptr().cast(), rec.len()) };
+        match n {
+            0 => return said,
+            16 => {
+                said = rec[..8] == BUILD_ON && rec[8..] == round.to_ne_bytes();
+            }
+            _ => return false,
+        }
+    }
 }
 
 /// Keep only the earlier images some extent refers to, numbered anew.

@@ -75,6 +75,13 @@ pub struct Round {
     pub tracked: Vec<(u64, u64)>,
     /// Pages written since the previous round (within `tracked`), in order.
     pub written: Vec<(u64, u64)>,
+    /// Pages present or in swap (within `tracked`), in order: written or
+    /// not. A region the writer's fork leaves out (`stage`) is read from
+    /// this list, not from the fork's pagemap.
+    pub present: Vec<(u64, u64)>,
+    /// The tracked ranges that were tracked with the same bounds at the
+    /// previous round: the base image holds each as one region.
+    pub stable: Vec<(u64, u64)>,
 }
 
 struct Slot(UnsafeCell<Option<Round>>);
@@ -89,6 +96,14 @@ struct BaseSlot(UnsafeCell<[u8; 4096]>, AtomicU64);
 // SAFETY: as `Slot`.
 unsafe impl Sync for BaseSlot {}
 static BASE: BaseSlot = BaseSlot(UnsafeCell::new([0; 4096]), AtomicU64::new(0));
+/// Most ranges of a round remembered for the next (`Round::stable`).
+const MAX_PREV: usize = 4096;
+/// The ranges the previous round tracked, in address order, kept out of
+/// the scratch arena. Same rule as ROUND.
+struct PrevSlot(UnsafeCell<[(u64, u64); MAX_PREV]>, AtomicU64);
+// SAFETY: as `Slot`.
+unsafe impl Sync for PrevSlot {}
+static PREV: PrevSlot = PrevSlot(UnsafeCell::new([(0, 0); MAX_PREV]), AtomicU64::new(0));
 
 /// Called once at start-up with the setting (`CKPT_INCREMENTAL`).
 pub fn configure(enabled: bool) {
@@ -122,6 +137,8 @@ pub fn collect(maps: &[Region], image: Option<&std::path::Path>) {
         base,
         tracked: Vec::new(),
         written: Vec::new(),
+        present: Vec::new(),
+        stable: Vec::new(),
     };
     let pagemap = match sys::openat(libc::AT_FDCWD, c"/proc/self/pagemap", libc::O_RDONLY) {
         Ok(p) => p,
@@ -134,7 +151,7 @@ pub fn collect(maps: &[Region], image: Option<&std::path::Path>) {
         if register(fd, m.start, m.end).is_err() {
             continue;
         }
-        if scan(pagemap, m.start, m.end, &mut r.written).is_err() {
+        if scan(pagemap, m.start, m.end, &mut r.written, &mut r.present).is_err() {
             // Pages of it may be protected now without being listed:
             // nothing of this round may be trusted.
             sys::close(pagemap);
@@ -143,12 +160,27 @@ pub fn collect(maps: &[Region], image: Option<&std::path::Path>) {
         r.tracked.push((m.start, m.end));
     }
     sys::close(pagemap);
+    // SAFETY: see `PrevSlot`: frozen, coordinator only.
+    let kept = unsafe { &mut *PREV.0.get() };
+    let n = PREV.1.swap(0, AcqRel) as usize;
+    if prev != 0 {
+        let before = &kept[..n.min(MAX_PREV)];
+        r.stable = r
+            .tracked
+            .iter()
+            .filter(|t| before.binary_search(t).is_ok())
+            .copied()
+            .collect();
+    }
+    let n = r.tracked.len().min(MAX_PREV);
+    kept[..n].copy_from_slice(&r.tracked[..n]);
+    PREV.1.store(n as u64, Release);
     LAST_ROUND.store(id, Release);
     *slot = Some(r);
 }
 
-/// In the writer child: what this checkpoint's round found (None: the
-/// image must be whole).
+/// What this checkpoint's round found (None: the image must be whole):
+/// in the writer child, and in the coordinator after `collect`.
 pub fn round() -> Option<&'static Round> {
     // SAFETY: the writer child is single-threaded and nothing writes the
     // slot there.
@@ -279,9 +311,20 @@ struct PmScanArg {
     return_mask: u64,
 }
 
-/// Append the written pages of `[start, end)` to `out` (merging with the
-/// last range when adjacent) and protect them again.
-fn scan(pagemap: i32, start: u64, end: u64, out: &mut Vec<(u64, u64)>) -> Result<(), ()> {
+/// Append the written pages of `[start, end)` to `written` and every page
+/// there (present or swapped) to `present` (each merging with its last
+/// range when adjacent), and protect the written ones again.
+fn scan(
+    pagemap: i32,
+    start: u64,
+    end: u64,
+    written: &mut Vec<(u64, u64)>,
+    present: &mut Vec<(u64, u64)>,
+) -> Result<(), ()> {
+    let add = |out: &mut Vec<(u64, u64)>, s: u64, e: u64| match out.last_mut() {
+        Some(last) if last.1 == s => last.1 = e,
+        _ => out.push((s, e)),
+    };
     let mut vec = [[0u64; 3]; 256];
     let mut addr = start;
     while addr < end {
@@ -292,7 +335,8 @@ fn scan(pagemap: i32, start: u64, end: u64, out: &mut Vec<(u64, u64)>) -> Result
             end,
             vec: vec.as_mut_ptr() as u64,
             vec_len: vec.len() as u64,
-            category_mask: PAGE_IS_WRITTEN,
+            // Every page that exists, its WRITTEN category returned;
+            // protecting one that is protected already changes nothing.
             // Only pages that exist: the kernel counts a hole as written,
             // and protecting one would fill in page tables for all of it
             // (a 1 TiB reservation). A page that appears in a hole later
@@ -308,10 +352,10 @@ fn scan(pagemap: i32, start: u64, end: u64, out: &mut Vec<(u64, u64)>) -> Result
             return Err(());
         }
         for p in &vec[..n as usize] {
-            match out.last_mut() {
-                Some(last) if last.1 == p[0] => last.1 = p[1],
-                _ => out.push((p[0], p[1])),
+            if p[2] & PAGE_IS_WRITTEN != 0 {
+                add(written, p[0], p[1]);
             }
+            add(present, p[0], p[1]);
         }
         if arg.walk_end <= addr {
             return Err(());
@@ -381,20 +425,31 @@ mod tests {
         };
         let pm = sys::openat(libc::AT_FDCWD, c"/proc/self/pagemap", libc::O_RDONLY).unwrap();
         let (s, e) = (p as u64, p as u64 + len as u64);
-        let round = |out: &mut Vec<(u64, u64)>| {
+        let mut present = Vec::new();
+        let mut round = |out: &mut Vec<(u64, u64)>| {
             out.clear();
+            present.clear();
             register(fd, s, e).unwrap();
-            scan(pm, s, e, out).unwrap();
+            scan(pm, s, e, out, &mut present).unwrap();
+            present.clone()
         };
         let mut w = Vec::new();
         round(&mut w);
         assert_eq!(w, [(s, e)], "first round: every present page");
-        round(&mut w);
+        let present = round(&mut w);
         assert!(w.is_empty(), "nothing written since");
+        assert_eq!(present, [(s, e)], "every page is there");
         // SAFETY: inside the mapping.
         unsafe { *p.add(5 * 4096 + 7) = 2 };
-        round(&mut w);
+        // SAFETY: dropping pages of our own mapping.
+        unsafe { libc::madvise(p.add(20 * 4096).cast(), 2 * 4096, libc::MADV_DONTNEED) };
+        let present = round(&mut w);
         assert_eq!(w, [(s + 5 * 4096, s + 6 * 4096)]);
+        assert_eq!(
+            present,
+            [(s, s + 20 * 4096), (s + 22 * 4096, e)],
+            "a dropped page is not there"
+        );
         // SAFETY: replacing a page of our own mapping.
         unsafe {
             libc::mmap(
@@ -416,9 +471,10 @@ mod tests {
     fn round_split(fd: i32, pm: i32, s: u64, e: u64, k: u64, out: &mut Vec<(u64, u64)>) {
         out.clear();
         let cut = [s, s + k * 4096, s + (k + 1) * 4096, e];
+        let mut present = Vec::new();
         for w in cut.windows(2) {
             register(fd, w[0], w[1]).unwrap();
-            scan(pm, w[0], w[1], out).unwrap();
+            scan(pm, w[0], w[1], out, &mut present).unwrap();
         }
     }
 }

@@ -1,0 +1,226 @@
+//! Large regions the writer's fork leaves out (incremental checkpoints).
+//!
+//! Forking the writer copies a page-table entry for every page the
+//! program holds (20–35 ms per GiB here): the whole pause of a checkpoint.
+//! Yet an incremental image needs, of a region that changed little, only
+//! the pages written since the previous round; it refers to the base image
+//! for the rest. So while the program is frozen those pages are copied
+//! into a memfd of ckpt's own, and the region is advised MADV_DONTFORK for
+//! the one fork of the writer, then advised back: the fork skips it, and
+//! the program, thawed, writes to it without copy-on-write faults.
+//!
+//! Only where the writer is sure to build on the base image: the previous
+//! round's writer ended and said its image can be built on
+//! ([`crate::writer::previous_can_be_built_on`]), the region had the same
+//! bounds then (so the base image holds it as one region, with its
+//! NORESERVE flag), and at most an eighth of its pages were written (a
+//! page copied costs about as much as eight forked). Never the writer's
+//! own memory or malloc's heaps ([`super::Own::program_only`]), a
+//! library's .bss (anonymous memory right after a file's mapping: ckpt's
+//! statics are there), memory the program itself keeps out of forks, or
+//! an unreadable region.
+//!
+//! Verbs: `stage` (frozen: choose, copy, advise), `unstage` (frozen, after
+//! the fork: advise back, close the copy), `staged` / `fd` (writer: the
+//! regions left out and their copied pages).
+
+use super::shared::Run;
+use crate::image::{ForkAdvice, Region, RegionKind};
+use crate::sys;
+use core::sync::atomic::{AtomicPtr, Ordering::*};
+
+/// Regions smaller than this are forked (their entries cost little).
+const MIN_REGION: u64 = 2 << 20;
+/// Most bytes copied in one checkpoint (the copy is part of the pause).
+const MAX_COPY: u64 = 256 << 20;
+/// A region is left out when at most 1/RATIO of its pages were written.
+const RATIO: u64 = 8;
+
+/// One region left out of the fork: as the program's maps showed it while
+/// frozen, and its written pages, copied.
+#[derive(Debug)]
+pub struct Staged {
+    pub region: Region,
+    pub runs: Vec<Run>,
+}
+
+/// What `stage` made, in the scratch arena (valid in this checkpoint
+/// window, and read by the writer from its own copy).
+struct Stage {
+    fd: i32,
+    regions: Vec<Staged>,
+}
+
+static STAGE: AtomicPtr<Stage> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Frozen, after `dirty::collect`, in the thread that forks the writer:
+/// leave out of the fork what the writer does not need. `build_on`: the
+/// writer will build on the round's base image (see the module doc).
+/// Scratch allocation and raw system calls only; never fails (a region
+/// that cannot be copied or advised is forked as usual).
+pub fn stage(maps: &[Region], advised: &[ForkAdvice], build_on: bool) {
+    STAGE.store(core::ptr::null_mut(), Release);
+    let Some(round) = super::dirty::round().filter(|r| build_on && !r.stable.is_empty()) else {
+        return;
+    };
+    let own = super::Own::now();
+    let in_range = |v: &[(u64, u64)], r: &Region| -> u64 {
+        let i = v.partition_point(|x| x.1 <= r.start);
+        v[i..]
+            .iter()
+            .take_while(|x| x.0 < r.end)
+            .map(|x| x.1.min(r.end) - x.0.max(r.start))
+            .sum()
+    };
+    let mut chosen: Vec<&Region> = Vec::new();
+    let mut total = 0;
+    for (i, r) in maps.iter().enumerate() {
+        // Anonymous memory right after a file's mapping is a library's
+        // .bss, or grown into one: ckpt's own statics are there.
+        let bss = i > 0 && maps[i - 1].end == r.start && maps[i - 1].ino != 0;
+        if bss
+            || r.kind != RegionKind::Anonymous
+            || r.end - r.start < MIN_REGION
+            || r.prot & libc::PROT_READ as u32 == 0
+            || round.stable.binary_search(&(r.start, r.end)).is_err()
+            || advised.iter().any(|a| a.start < r.end && r.start < a.end)
+            || !own.program_only(r)
+        {
+            continue;
+        }
+        let present = in_range(&round.present, r);
+        let written = in_range(&round.written, r);
+        if present < MIN_REGION / 2 || written * RATIO > present || total + written > MAX_COPY {
+            continue;
+        }
+        total += written;
+        chosen.push(r);
+    }
+    if chosen.is_empty() {
+        return;
+    }
+    let Some(fd) = copy_fd() else { return };
+    let mut st = Stage {
+        fd,
+        regions: Vec::new(),
+    };
+    let mut offset = 0;
+    for r in chosen {
+        let i = round.written.partition_point(|x| x.1 <= r.start);
+        let mut runs = Vec::new();
+        let mut ok = true;
+        for &(a, b) in round.written[i..].iter().take_while(|x| x.0 < r.end) {
+            let (a, b) = (a.max(r.start), b.min(r.end));
+            if !copy(fd, a, b - a, offset) {
+                ok = false;
+                break;
+            }
+            runs.push(Run {
+                addr: a,
+                len: b - a,
+                offset,
+            });
+            offset += b - a;
+        }
+        // SAFETY: changes only how fork() treats the region (a whole
+        // mapping of the program's private anonymous memory), undone by
+        // `unstage` before the program runs again.
+        if ok && unsafe { advise(r, libc::MADV_DONTFORK) } {
+            st.regions.push(Staged {
+                region: r.clone(),
+                runs,
+            });
+        }
+    }
+    STAGE.store(Box::leak(Box::new(st)), Release);
+}
+
+/// Frozen, after the fork: every region forks again, and the copy is the
+/// writer's alone.
+pub fn unstage() {
+    let p = STAGE.load(Acquire);
+    // SAFETY: set by `stage` from a leaked box in the scratch arena, valid
+    // in this checkpoint window; never freed.
+    let Some(st) = (unsafe { p.as_ref() }) else {
+        return;
+    };
+    for s in &st.regions {
+        // SAFETY: as in `stage`: the advice the region had before it.
+        unsafe { advise(&s.region, libc::MADV_DOFORK) };
+    }
+    sys::close(st.fd);
+    STAGE.store(core::ptr::null_mut(), Release);
+}
+
+/// Writer: the regions its fork lacks, with the descriptor of their copy.
+pub fn staged() -> (i32, &'static [Staged]) {
+    // SAFETY: as in `unstage`; the writer reads its own copy of it, left
+    // by the coordinator before the fork.
+    match unsafe { STAGE.load(Acquire).as_ref() } {
+        Some(st) => (st.fd, &st.regions[..]),
+        None => (-1, &[]),
+    }
+}
+
+/// Writer: the descriptor to keep open (-1: none).
+pub fn fd() -> i32 {
+    staged().0
+}
+
+/// Whether the region starting at `start` was left out of the fork.
+pub fn is_staged(start: u64) -> bool {
+    staged().1.iter().any(|s| s.region.start == start)
+}
+
+/// A memfd of ckpt's own, out of the program's way.
+fn copy_fd() -> Option<i32> {
+    // SAFETY: memfd_create with a NUL-terminated name.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_memfd_create,
+            c"ckpt-stage".as_ptr(),
+            libc::MFD_CLOEXEC,
+        )
+    } as i32;
+    if fd < 0 {
+        return None;
+    }
+    match sys::move_high(fd) {
+        Ok(h) => Some(h),
+        Err(_) => {
+            sys::close(fd);
+            None
+        }
+    }
+}
+
+/// Copy `len` bytes of the program's memory at `addr` to `offset` of `fd`
+/// (the kernel copies; a page it cannot read fails the copy).
+fn copy(fd: i32, addr: u64, len: u64, offset: u64) -> bool {
+    let mut done = 0;
+    while done < len {
+        // SAFETY: the kernel reads [addr+done, addr+len) of this process
+        // with fault handling (EFAULT, never a signal) into our memfd.
+        let n = unsafe {
+            libc::pwrite(
+                fd,
+                (addr + done) as *const _,
+                (len - done) as usize,
+                (offset + done) as i64,
+            )
+        };
+        if n <= 0 {
+            return false;
+        }
+        done += n as u64;
+    }
+    true
+}
+
+/// madvise a whole region; whether the kernel took it.
+///
+/// # Safety
+/// Only advice that changes how fork() treats the region.
+unsafe fn advise(r: &Region, advice: i32) -> bool {
+    libc::syscall(libc::SYS_madvise, r.start, r.end - r.start, advice) == 0
+}
