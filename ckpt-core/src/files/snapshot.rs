@@ -428,9 +428,10 @@ fn requeue(fd: i32, peer: i32, seen: &[serde_bytes::ByteBuf]) -> Option<Vec<serd
         let n = (n as usize).min(buf.len());
         taken.push(serde_bytes::ByteBuf::from(buf[..n].to_vec()));
     }
+    let mut lost = 0;
     for m in &taken {
         // SAFETY: send from a live buffer; never blocks, never SIGPIPE.
-        unsafe {
+        let n = unsafe {
             libc::send(
                 peer,
                 m.as_ptr().cast(),
@@ -438,6 +439,21 @@ fn requeue(fd: i32, peer: i32, seen: &[serde_bytes::ByteBuf]) -> Option<Vec<serd
                 libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
             )
         };
+        if n != m.len() as isize {
+            lost += 1;
+        }
+    }
+    if lost > 0 {
+        // Checked above so that this cannot happen; if it does, the
+        // running program must not lose messages without a word.
+        let line = format!(
+            "ckpt: {lost} of the {} messages queued on descriptor {fd} could not be put back \
+             while checkpointing: the running program will not read them (a restart from \
+             this image will)\n",
+            taken.len()
+        );
+        // SAFETY: write(2) from a live buffer.
+        unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
     }
     Some(taken)
 }
