@@ -617,15 +617,16 @@ pub(crate) fn previous_can_be_built_on(done_rd: i32, round: u64) -> bool {
             events: libc::POLLIN,
             revents: 0,
         };
-        // SAFETY: poll of one descriptor, no waiting.
-        if unsafe { libc::poll(&mut p, 1, 0) } != 1 {
+        // SAFETY: poll of one descriptor, no waiting; raw (poll is
+        // interposed, and the program is frozen).
+        if unsafe { libc::syscall(libc::SYS_poll, &mut p as *mut libc::pollfd, 1, 0) } != 1 {
             // Nothing more yet: a writer that said so has only its
             // answer left to give.
             return said;
         }
         let mut rec = [0u8; 16];
         // SAFETY: read into a local buffer; poll said it will not block.
-        let n = unsafe { libc::read(done_rd, rec.as_mut_ptr().cast(), rec.len()) };
+        let n = unsafe { libc::syscall(libc::SYS_read, done_rd, rec.as_mut_ptr(), rec.len()) };
         match n {
             0 => return said,
             16 => {
