@@ -243,7 +243,7 @@ fn take_with(
             r.base.as_ref().is_some_and(|b| b.parent() == Some(dir))
                 && writer::previous_can_be_built_on(LAST_DONE.load(Acquire), r.prev)
         });
-    memory::stage::stage(&maps, &meta.fork_advice, build_on);
+    memory::stage::stage(&maps, &meta.fork_advice, chained, build_on);
     meta.freeze_us = (sys::monotonic_ns() - frozen.started_ns()) / 1000;
     // Opened while frozen so their low numbers are never seen by the program.
     let started = Output::open(&dir_c, &tmp_c(0)).and_then(|out| {

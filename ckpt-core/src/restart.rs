@@ -166,6 +166,7 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
     memory::fork_advice::restore(&meta.fork_advice);
     // Nothing is write-protected in a restored process: the next image is whole.
     memory::dirty::forget();
+    memory::stage::forget();
     let top = meta.fds.iter().map(|f| f.fd).max().unwrap_or(2);
     // SAFETY: F_DUPFD_CLOEXEC of our inherited stderr above every program fd.
     let report =

@@ -523,7 +523,7 @@ fn earlier(
     meta: &mut image::Meta,
 ) -> Option<memory::Earlier> {
     let base = round.base.as_ref()?;
-    let (header, base_meta) = can_build_on(&job.dir, base, round.prev)?;
+    let (header, base_meta, _) = can_build_on(&job.dir, base, round.prev)?;
     let name = base.file_name()?.to_string_lossy().into_owned();
     let mut extents = Vec::new();
     for r in &base_meta.regions {
@@ -561,7 +561,7 @@ fn earlier(
 /// build on it: in that directory, carrying that round, and not a chain
 /// too long or too wasteful already (its files holding more than twice
 /// the memory they describe).
-fn can_build_on(dir: &Path, base: &Path, round: u64) -> Option<(image::Header, image::Meta)> {
+fn can_build_on(dir: &Path, base: &Path, round: u64) -> Option<(image::Header, image::Meta, u64)> {
     if round == 0 || base.parent() != Some(dir) {
         return None;
     }
@@ -582,7 +582,7 @@ fn can_build_on(dir: &Path, base: &Path, round: u64) -> Option<(image::Header, i
     if files > 2 * memory.max(1 << 20) {
         return None;
     }
-    Some((header, meta))
+    Some((header, meta, memory))
 }
 
 /// What a writer says on its `done` pipe, last, when the next image may
@@ -592,9 +592,13 @@ const BUILD_ON: [u8; 8] = *b"ckpt-on\0";
 /// Writer, after publishing and pruning: tell the next checkpoint that
 /// it may build on this image (it then leaves regions out of its fork).
 fn say_can_build_on(job: &Job, round: u64) {
-    if round == 0 || can_build_on(&job.dir, &job.final_path, round).is_none() {
+    if round == 0 {
         return;
     }
+    let Some((_, _, memory)) = can_build_on(&job.dir, &job.final_path, round) else {
+        return;
+    };
+    memory::stage::grow(memory);
     let mut rec = [0u8; 16];
     rec[..8].copy_from_slice(&BUILD_ON);
     rec[8..].copy_from_slice(&round.to_ne_bytes());

@@ -20,14 +20,22 @@
 //! statics are there), memory the program itself keeps out of forks, or
 //! an unreadable region.
 //!
+//! The copy goes to one memfd of ckpt's own that lives as long as the
+//! process, never mapped, so its pages are allocated once: a writer that
+//! others may build on grows it, once done, to what the next checkpoint
+//! can copy at most (1/64 of the memory it stored, at most 256 MiB), off
+//! the program's time. Allocating them while frozen cost up to 100 ms for
+//! 41 MiB here when the machine was busy writing the previous image.
+//!
 //! Verbs: `stage` (frozen: choose, copy, advise), `unstage` (frozen, after
-//! the fork: advise back, close the copy), `staged` / `fd` (writer: the
-//! regions left out and their copied pages).
+//! the fork: advise back), `staged` / `fd` (writer: the regions left out
+//! and their copied pages), `grow` (writer: pages for the next one),
+//! `forget` (post-restart: the descriptor number is not ours any more).
 
 use super::shared::Run;
 use crate::image::{ForkAdvice, Region, RegionKind};
 use crate::sys;
-use core::sync::atomic::{AtomicPtr, Ordering::*};
+use core::sync::atomic::{AtomicI32, AtomicPtr, Ordering::*};
 
 /// Regions smaller than this are forked (their entries cost little).
 const MIN_REGION: u64 = 2 << 20;
@@ -55,14 +63,24 @@ struct Stage {
 }
 
 static STAGE: AtomicPtr<Stage> = AtomicPtr::new(core::ptr::null_mut());
+/// The copy's memfd (-1: none yet), and the process that made it (a
+/// forked child's is its parent's, shared: never written there).
+static COPY: AtomicI32 = AtomicI32::new(-1);
+static COPY_PID: AtomicI32 = AtomicI32::new(0);
 
 /// Frozen, after `dirty::collect`, in the thread that forks the writer:
 /// leave out of the fork what the writer does not need. `build_on`: the
 /// writer will build on the round's base image (see the module doc).
 /// Scratch allocation and raw system calls only; never fails (a region
 /// that cannot be copied or advised is forked as usual).
-pub fn stage(maps: &[Region], advised: &[ForkAdvice], build_on: bool) {
+/// `chained`: the image may be built on later (its writer then grows the
+/// copy for the next checkpoint).
+pub fn stage(maps: &[Region], advised: &[ForkAdvice], chained: bool, build_on: bool) {
     STAGE.store(core::ptr::null_mut(), Release);
+    if !chained {
+        return;
+    }
+    let Some(fd) = copy_fd() else { return };
     let Some(round) = super::dirty::round().filter(|r| build_on && !r.stable.is_empty()) else {
         return;
     };
@@ -102,12 +120,10 @@ pub fn stage(maps: &[Region], advised: &[ForkAdvice], build_on: bool) {
     if chosen.is_empty() {
         return;
     }
-    let Some(fd) = copy_fd() else { return };
-    // Every page of the copy at once: growing the file a page per write
-    // costs several times more (168 against 48 ms for 41 MiB here).
-    // SAFETY: fallocate on our own memfd.
-    if unsafe { libc::fallocate(fd, 0, 0, total as i64) } != 0 {
-        sys::close(fd);
+    // Pages the previous writer did not provide, all at once: growing the
+    // file a page per write costs several times more (168 against 48 ms
+    // for 41 MiB here).
+    if size_of(fd) < total && !allocate(fd, total) {
         return;
     }
     let mut st = Stage {
@@ -158,8 +174,33 @@ pub fn unstage() {
         // SAFETY: as in `stage`: the advice the region had before it.
         unsafe { advise(&s.region, libc::MADV_DOFORK) };
     }
-    sys::close(st.fd);
     STAGE.store(core::ptr::null_mut(), Release);
+}
+
+/// Writer, once the image is one the next may build on (`memory`: the
+/// bytes of memory it describes): give the copy the pages the next
+/// checkpoint may fill (or give back what it will not), so the program
+/// does not wait for them. The next checkpoint stages only after this.
+pub fn grow(memory: u64) {
+    let fd = COPY.load(Acquire);
+    if fd < 0 {
+        return;
+    }
+    let want = (memory / RATIO).min(MAX_COPY);
+    let have = size_of(fd);
+    if have < want {
+        allocate(fd, want);
+    } else if have > 2 * want + MIN_REGION {
+        // SAFETY: ftruncate of our own memfd; no writer reads it now (the
+        // one before this waited for its predecessor, and this one
+        // copied its pages already).
+        unsafe { libc::syscall(libc::SYS_ftruncate, fd, want as i64) };
+    }
+}
+
+/// Post-restart: the descriptor number recorded is not ours any more.
+pub fn forget() {
+    COPY.store(-1, Release);
 }
 
 /// Writer: the regions its fork lacks, with the descriptor of their copy.
@@ -174,7 +215,7 @@ pub fn staged() -> (i32, &'static [Staged]) {
 
 /// Writer: the descriptor to keep open (-1: none).
 pub fn fd() -> i32 {
-    staged().0
+    COPY.load(Acquire)
 }
 
 /// Whether the region starting at `start` was left out of the fork.
@@ -182,26 +223,62 @@ pub fn is_staged(start: u64) -> bool {
     staged().1.iter().any(|s| s.region.start == start)
 }
 
-/// A memfd of ckpt's own, out of the program's way.
+/// The copy's memfd, made on first use in this process, out of the
+/// program's way (a forked child lets go of its parent's).
 fn copy_fd() -> Option<i32> {
+    let pid = sys::getpid();
+    let fd = COPY.load(Acquire);
+    if fd >= 0 && COPY_PID.load(Acquire) == pid {
+        return Some(fd);
+    }
+    if fd >= 0 {
+        COPY.store(-1, Release);
+        crate::files::set_own(fd, false);
+        sys::close(fd);
+    }
     // SAFETY: memfd_create with a NUL-terminated name.
-    let fd = unsafe {
+    let raw = unsafe {
         libc::syscall(
             libc::SYS_memfd_create,
             c"ckpt-stage".as_ptr(),
             libc::MFD_CLOEXEC,
         )
     } as i32;
-    if fd < 0 {
+    if raw < 0 {
         return None;
     }
-    match sys::move_high(fd) {
-        Ok(h) => Some(h),
+    let fd = match sys::move_high(raw) {
+        Ok(h) => h,
         Err(_) => {
-            sys::close(fd);
-            None
+            sys::close(raw);
+            return None;
         }
+    };
+    COPY.store(fd, Release);
+    COPY_PID.store(pid, Release);
+    crate::files::set_own_at(fd, &COPY);
+    Some(fd)
+}
+
+/// The size of memfd `fd` (0 when unknown).
+fn size_of(fd: i32) -> u64 {
+    let mut st: libc::stat = unsafe_zeroed();
+    // SAFETY: fstat writes into a live stat.
+    if unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st as *mut libc::stat) } != 0 {
+        return 0;
     }
+    st.st_size.max(0) as u64
+}
+
+/// Allocate the first `len` bytes of memfd `fd`; whether it could.
+fn allocate(fd: i32, len: u64) -> bool {
+    // SAFETY: fallocate on our own memfd.
+    unsafe { libc::syscall(libc::SYS_fallocate, fd, 0, 0i64, len as i64) == 0 }
+}
+
+fn unsafe_zeroed<T>() -> T {
+    // SAFETY: only used for plain C structs (stat) where all-zero is valid.
+    unsafe { core::mem::zeroed() }
 }
 
 /// Copy `len` bytes of the program's memory at `addr` to `offset` of `fd`
