@@ -40,6 +40,7 @@ fn start() -> Result<(), String> {
     // Incremental images unless told otherwise (a program using
     // userfaultfd write-protection itself needs them off).
     ckpt::memory::dirty::configure(std::env::var_os("CKPT_INCREMENTAL").is_none_or(|v| v != "0"));
+    ckpt::memory::stage::configure(std::env::var_os("CKPT_UNFORKED").is_none_or(|v| v != "0"));
     // Compressed extents (`--compress`); a bad value is refused, not ignored.
     ckpt::memory::compress::configure_from_env()?;
     resolve_all_originals();

@@ -39,6 +39,9 @@ const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
 const UFFD_EVENT_REMAP: u8 = 0x14;
 const UFFD_EVENT_REMOVE: u8 = 0x15;
 const UFFD_EVENT_UNMAP: u8 = 0x16;
+/// How long a part may find nothing mapped where it goes before it
+/// counts as gone (an mremap's event is read within milliseconds).
+const MISSING_WAIT_NS: u64 = 200_000_000;
 /// Test-only: each background worker sleeps this many milliseconds before
 /// each piece of a lazy fill, so tests can act while it goes on.
 pub const TEST_SLOW: &str = "CKPT_TEST_PAGER_SLOW_MS";
@@ -305,6 +308,10 @@ enum Stop {
     /// The address space is changing (an event not read yet): retry
     /// after the handler read it.
     Again,
+    /// Nothing is mapped where a part goes: moved by an mremap whose
+    /// event is not read yet (the kernel looks the range up before it
+    /// says EAGAIN), or gone without an event (shmat over it).
+    Missing,
     /// The program's process is gone: nothing left to fill.
     Gone,
     Failed(String),
@@ -317,6 +324,9 @@ struct Fill<'a> {
     jobs: Vec<Job>,
     layout: RwLock<Layout>,
     state: Vec<AtomicU8>,
+    /// When a job's copy first met `Stop::Missing` (monotonic ns, 0:
+    /// never): after `MISSING_WAIT` its missing parts count as gone.
+    missing: Vec<AtomicU64>,
     maps: &'a [Mapped],
     /// Background workers still working.
     workers_left: AtomicUsize,
@@ -343,6 +353,17 @@ impl Fill<'_> {
         self.stop.store(true, Relaxed);
     }
 
+    /// Whether the program's userfaultfd has something not read yet.
+    fn event_waiting(&self) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.uffd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll of one pollfd on the stack, no waiting.
+        unsafe { libc::poll(&mut pfd, 1, 0) == 1 && pfd.revents & libc::POLLIN != 0 }
+    }
+
     fn over(&self) -> bool {
         self.stop.load(Relaxed) || self.finished.load(Acquire) == self.jobs.len()
     }
@@ -365,7 +386,8 @@ impl Fill<'_> {
                 self.stop.store(true, Relaxed);
             }
             Err(Stop::Failed(why)) => self.fail(why),
-            Err(Stop::Again) => {
+            // (copy_job turns Missing into Again or a failure.)
+            Err(Stop::Again | Stop::Missing) => {
                 // Copies already made are found there (EEXIST) next time.
                 self.state[j].store(TODO, Release);
                 return false;
@@ -422,6 +444,13 @@ impl Fill<'_> {
             out.as_ptr()
         };
         loop {
+            // A part with nothing mapped there for MISSING_WAIT, and no
+            // event waiting to be read, is gone: an mremap's event is
+            // raised at once and read within milliseconds.
+            let since = self.missing[j].load(Acquire);
+            let gone_ok = since != 0
+                && monotonic_ns().saturating_sub(since) > MISSING_WAIT_NS
+                && !self.event_waiting();
             let layout = self.layout.read().unwrap_or_else(|e| e.into_inner());
             let r = layout.parts[j].iter().try_for_each(|p| {
                 // `data + at .. + len` lies in the job's bytes: parts are
@@ -431,8 +460,20 @@ impl Fill<'_> {
                     p.addr,
                     data.wrapping_add(p.at as usize),
                     p.len,
-                    self.lazy,
-                )?;
+                    self.lazy && gone_ok,
+                )
+                .or_else(|e| match e {
+                    Stop::Missing if self.lazy => {
+                        let _ =
+                            self.missing[j].compare_exchange(0, monotonic_ns(), AcqRel, Relaxed);
+                        Err(Stop::Again)
+                    }
+                    Stop::Missing => Err(Stop::Failed(format!(
+                        "cannot copy memory to {:#x}: nothing is mapped there",
+                        p.addr
+                    ))),
+                    e => Err(e),
+                })?;
                 self.copied.fetch_add(p.len, Relaxed);
                 Ok(())
             });
@@ -599,10 +640,11 @@ struct UffdioCopy {
 
 /// Copy `len` bytes at `src` (in this process) to `dst` in the
 /// userfaultfd's address space: its missing pages, allocated and filled.
-/// A page already there is left as it is. `lazy`: a range no longer
-/// registered (the program unmapped it without an event, e.g. shmat over
-/// it) is skipped, its memory gone.
-fn copy(uffd: RawFd, dst: u64, src: *const u8, len: u64, lazy: bool) -> Result<(), Stop> {
+/// A page already there is left as it is. Nothing mapped at `dst` is
+/// `Stop::Missing`, or with `skip_missing` (it stayed so: the program
+/// unmapped it without an event, e.g. shmat over it) skipped, its
+/// memory gone.
+fn copy(uffd: RawFd, dst: u64, src: *const u8, len: u64, skip_missing: bool) -> Result<(), Stop> {
     let mut done = 0u64;
     while done < len {
         let mut c = UffdioCopy {
@@ -626,7 +668,8 @@ fn copy(uffd: RawFd, dst: u64, src: *const u8, len: u64, lazy: bool) -> Result<(
             Some(libc::EEXIST) => done += PAGE,
             Some(libc::EAGAIN) => return Err(Stop::Again),
             Some(libc::ESRCH) => return Err(Stop::Gone),
-            Some(libc::ENOENT) if lazy => return Ok(()),
+            Some(libc::ENOENT) if skip_missing => return Ok(()),
+            Some(libc::ENOENT) => return Err(Stop::Missing),
             _ => {
                 return Err(Stop::Failed(format!(
                     "cannot copy memory to {:#x} ({} bytes): {e}",
@@ -717,6 +760,7 @@ pub fn fill(
         uffd,
         lazy,
         state: (0..n).map(|_| AtomicU8::new(TODO)).collect(),
+        missing: (0..n).map(|_| AtomicU64::new(0)).collect(),
         jobs,
         layout: RwLock::new(layout),
         maps: &maps,
@@ -949,4 +993,15 @@ mod tests {
         assert_eq!(l.find(0x2000), None);
         assert_eq!(l.find(0x10_1fff), Some(0));
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into a live timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

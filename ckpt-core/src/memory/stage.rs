@@ -35,7 +35,7 @@
 use super::shared::Run;
 use crate::image::{ForkAdvice, Region, RegionKind};
 use crate::sys;
-use core::sync::atomic::{AtomicI32, AtomicPtr, Ordering::*};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering::*};
 
 /// Regions smaller than this are forked (their entries cost little).
 const MIN_REGION: u64 = 2 << 20;
@@ -67,6 +67,13 @@ static STAGE: AtomicPtr<Stage> = AtomicPtr::new(core::ptr::null_mut());
 /// forked child's is its parent's, shared: never written there).
 static COPY: AtomicI32 = AtomicI32::new(-1);
 static COPY_PID: AtomicI32 = AtomicI32::new(0);
+static DISABLED: AtomicBool = AtomicBool::new(false);
+
+/// Called once at start-up with the setting (`CKPT_UNFORKED`, on unless
+/// "0": every region is then forked).
+pub fn configure(enabled: bool) {
+    DISABLED.store(!enabled, Relaxed);
+}
 
 /// Frozen, after `dirty::collect`, in the thread that forks the writer:
 /// leave out of the fork what the writer does not need. `build_on`: the
@@ -77,7 +84,7 @@ static COPY_PID: AtomicI32 = AtomicI32::new(0);
 /// copy for the next checkpoint).
 pub fn stage(maps: &[Region], advised: &[ForkAdvice], chained: bool, build_on: bool) {
     STAGE.store(core::ptr::null_mut(), Release);
-    if !chained {
+    if !chained || DISABLED.load(Relaxed) {
         return;
     }
     let Some(fd) = copy_fd() else { return };
