@@ -462,17 +462,17 @@ impl Fill<'_> {
                     p.len,
                     self.lazy && gone_ok,
                 )
-                .or_else(|e| match e {
+                .map_err(|e| match e {
                     Stop::Missing if self.lazy => {
                         let _ =
                             self.missing[j].compare_exchange(0, monotonic_ns(), AcqRel, Relaxed);
-                        Err(Stop::Again)
+                        Stop::Again
                     }
-                    Stop::Missing => Err(Stop::Failed(format!(
+                    Stop::Missing => Stop::Failed(format!(
                         "cannot copy memory to {:#x}: nothing is mapped there",
                         p.addr
-                    ))),
-                    e => Err(e),
+                    )),
+                    e => e,
                 })?;
                 self.copied.fetch_add(p.len, Relaxed);
                 Ok(())
@@ -936,6 +936,17 @@ impl Drop for Buffer {
     }
 }
 
+/// CLOCK_MONOTONIC in nanoseconds.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into a live timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -993,15 +1004,4 @@ mod tests {
         assert_eq!(l.find(0x2000), None);
         assert_eq!(l.find(0x10_1fff), Some(0));
     }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into a live timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
