@@ -142,12 +142,7 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     let mut arg = CString::new(plan_fd.to_string()).unwrap_or_default();
     if !args.no_namespace {
         // Returns only when the namespace could not be made.
-        let memory: u64 = meta
-            .regions
-            .iter()
-            .flat_map(|r| &r.extents)
-            .map(|e| e.len)
-            .sum();
+        let memory = meta.memory_bytes();
         let mut pager = pager;
         let why = crate::restart_ns::run(
             &[&prog, &arg],

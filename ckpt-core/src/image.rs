@@ -237,6 +237,18 @@ pub struct Meta {
     pub written_files: Vec<WrittenFile>,
 }
 
+impl Meta {
+    /// Bytes of memory the image describes: every extent's length, its
+    /// own and those it takes from earlier images.
+    pub fn memory_bytes(&self) -> u64 {
+        self.regions
+            .iter()
+            .flat_map(|r| &r.extents)
+            .map(|e| e.len)
+            .sum()
+    }
+}
+
 /// A file the program had open for writing, with its contents.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct WrittenFile {

@@ -573,12 +573,7 @@ fn can_build_on(dir: &Path, base: &Path, round: u64) -> Option<(image::Header, i
     for d in &meta.deps {
         files += std::fs::metadata(dir.join(&d.name)).ok()?.len();
     }
-    let memory: u64 = meta
-        .regions
-        .iter()
-        .flat_map(|r| &r.extents)
-        .map(|e| e.len)
-        .sum();
+    let memory = meta.memory_bytes();
     if files > 2 * memory.max(1 << 20) {
         return None;
     }

@@ -27,7 +27,25 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <stdint.h>
+
 static const char *g_ctl __attribute__((unused)) = ".";
+
+/* A pseudo-random sequence (xorshift64), the same in every run. */
+static uint64_t g_rand = 88172645463325252ull;
+static __attribute__((unused)) uint64_t next_rand(void) {
+    g_rand ^= g_rand << 13;
+    g_rand ^= g_rand >> 7;
+    g_rand ^= g_rand << 17;
+    return g_rand;
+}
+
+/* FNV-1a of n bytes: what programs print to compare their memory. */
+static __attribute__((unused)) uint64_t hash_bytes(const unsigned char *p, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
 
 static __attribute__((unused)) void ctl_init(int argc, char **argv) {
     if (argc < 2) {

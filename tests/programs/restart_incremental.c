@@ -18,20 +18,6 @@
 #define LEN (16u << 20)
 #define PG 4096u
 
-static uint64_t x = 88172645463325252ull;
-static uint64_t next(void) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-}
-
-static uint64_t hash(const unsigned char *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
 int main(int argc, char **argv) {
     ctl_init(argc, argv);
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -42,19 +28,19 @@ int main(int argc, char **argv) {
      * compress (the compression tests run this same program). */
     int smooth = argc > 2 && strcmp(argv[2], "smooth") == 0;
     for (size_t i = 0; i < LEN / 8; i++) {
-        uint64_t v = next();
+        uint64_t v = next_rand();
         if (smooth) {
             double d = (double)(i % 1021) * 0.25 + (double)(i / 1021) * 1e-3;
             memcpy(&v, &d, 8);
         }
         w[i] = v;
     }
-    printf("filled %016llx\n", (unsigned long long)hash(a, LEN));
+    printf("filled %016llx\n", (unsigned long long)hash_bytes(a, LEN));
     marker("phase1", "ok\n");
     wait_for("go1", 60);
 
     /* Plain writes. */
-    for (int k = 0; k < 8; k++) a[(next() % (LEN / PG)) * PG + 17] ^= 0x5a;
+    for (int k = 0; k < 8; k++) a[(next_rand() % (LEN / PG)) * PG + 17] ^= 0x5a;
     /* A page moved over another (its bytes change without a write there). */
     CHECK(mremap(a + 100 * PG, PG, PG, MREMAP_MAYMOVE | MREMAP_FIXED, a + 200 * PG) == a + 200 * PG);
     /* The hole it left, mapped again and written. */
@@ -89,9 +75,9 @@ int main(int argc, char **argv) {
 
     marker("phase2", "ok\n");
     wait_for("go2", 60);
-    printf("changed %016llx %016llx\n", (unsigned long long)hash(a, LEN), (unsigned long long)hash(b, 64 * PG));
+    printf("changed %016llx %016llx\n", (unsigned long long)hash_bytes(a, LEN), (unsigned long long)hash_bytes(b, 64 * PG));
     /* Go on writing after the restart: the memory is the program's again. */
     for (size_t i = 0; i < LEN / 8; i += 512) w[i] += i;
-    printf("after %016llx\n", (unsigned long long)hash(a, LEN));
+    printf("after %016llx\n", (unsigned long long)hash_bytes(a, LEN));
     return 0;
 }

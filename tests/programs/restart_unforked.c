@@ -25,20 +25,6 @@
 #define MIB (1u << 20)
 #define PG 4096u
 
-static uint64_t x = 88172645463325252ull;
-static uint64_t next(void) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-}
-
-static uint64_t hash(const unsigned char *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
 /* A mapping of its own: a PROT_NONE page after it keeps the kernel from
  * merging it with the next one. */
 static unsigned char *region(size_t len, int flags) {
@@ -49,7 +35,7 @@ static unsigned char *region(size_t len, int flags) {
 }
 
 static void fill(unsigned char *p, size_t len) {
-    for (size_t i = 0; i < len / 8; i++) ((uint64_t *)p)[i] = next();
+    for (size_t i = 0; i < len / 8; i++) ((uint64_t *)p)[i] = next_rand();
 }
 
 /* Whether the mapping at p is MAP_NORESERVE, as smaps says. */
@@ -74,10 +60,10 @@ static int noreserve(void *p) {
 static unsigned char *e;
 
 static void report(const char *what, unsigned char *a, unsigned char *b, unsigned char *c, unsigned char *d) {
-    printf("%s A %016llx B %016llx C %016llx D %016llx E %016llx\n", what, (unsigned long long)hash(a, 32 * MIB),
-           (unsigned long long)hash(b, 8 * MIB), (unsigned long long)hash(c, 8 * MIB),
-           (unsigned long long)hash(d, 4 * MIB),
-           (unsigned long long)(hash(e, 8 * PG) ^ hash(e + 64 * PG, 4 * MIB - 64 * PG)));
+    printf("%s A %016llx B %016llx C %016llx D %016llx E %016llx\n", what, (unsigned long long)hash_bytes(a, 32 * MIB),
+           (unsigned long long)hash_bytes(b, 8 * MIB), (unsigned long long)hash_bytes(c, 8 * MIB),
+           (unsigned long long)hash_bytes(d, 4 * MIB),
+           (unsigned long long)(hash_bytes(e, 8 * PG) ^ hash_bytes(e + 64 * PG, 4 * MIB - 64 * PG)));
 }
 
 int main(int argc, char **argv) {
@@ -98,14 +84,14 @@ int main(int argc, char **argv) {
     marker("phase1", "ok\n");
     wait_for("go1", 60);
 
-    for (int k = 0; k < 16; k++) a[(next() % (32 * MIB / PG)) * PG + 17] ^= 0x5a;
+    for (int k = 0; k < 16; k++) a[(next_rand() % (32 * MIB / PG)) * PG + 17] ^= 0x5a;
     CHECK(madvise(a + 300 * PG, 8 * PG, MADV_DONTNEED) == 0);
     volatile unsigned char r = a[301 * PG];
     (void)r;
     a[302 * PG + 5] = 9;
     memset(a + 600 * PG, 0, PG);
     for (size_t i = 0; i < 7 * MIB; i += 64) c[i] ^= 1;
-    for (int k = 0; k < 4; k++) d[(next() % (4 * MIB / PG)) * PG + 3] ^= 0x33;
+    for (int k = 0; k < 4; k++) d[(next_rand() % (4 * MIB / PG)) * PG + 3] ^= 0x33;
     CHECK(madvise(e + 10 * PG, 3 * PG, MADV_DONTNEED) == 0);
     e[50 * PG] ^= 1;
     report("phase2", a, b, c, d);
@@ -114,9 +100,9 @@ int main(int argc, char **argv) {
 
     /* The pages zapped before stay missing; others go now. */
     CHECK(madvise(a + 900 * PG, 4 * PG, MADV_DONTNEED) == 0);
-    for (int k = 0; k < 16; k++) a[(next() % (32 * MIB / PG)) * PG + 99] ^= 0xa5;
+    for (int k = 0; k < 16; k++) a[(next_rand() % (32 * MIB / PG)) * PG + 99] ^= 0xa5;
     a[302 * PG + 6] = 10;
-    for (int k = 0; k < 4; k++) d[(next() % (4 * MIB / PG)) * PG + 5] ^= 0x44;
+    for (int k = 0; k < 4; k++) d[(next_rand() % (4 * MIB / PG)) * PG + 5] ^= 0x44;
     CHECK(madvise(e + 20 * PG, 2 * PG, MADV_DONTNEED) == 0);
     report("phase3", a, b, c, d);
     marker("phase3", "ok\n");
@@ -124,7 +110,7 @@ int main(int argc, char **argv) {
 
     report("restarted", a, b, c, d);
     printf("zapped %d %d %d %d, D noreserve %d, E %016llx\n", a[300 * PG], a[903 * PG], e[11 * PG],
-           e[21 * PG], noreserve(d), (unsigned long long)hash(e, 4 * MIB));
+           e[21 * PG], noreserve(d), (unsigned long long)hash_bytes(e, 4 * MIB));
     /* Go on writing: the memory is the program's again. */
     for (size_t i = 0; i < 32 * MIB; i += PG) a[i] += 1;
     report("after", a, b, c, d);
