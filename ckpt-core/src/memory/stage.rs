@@ -58,7 +58,6 @@ pub struct Staged {
 /// What `stage` made, in the scratch arena (valid in this checkpoint
 /// window, and read by the writer from its own copy).
 struct Stage {
-    fd: i32,
     regions: Vec<Staged>,
 }
 
@@ -134,7 +133,6 @@ pub fn stage(maps: &[Region], advised: &[ForkAdvice], chained: bool, build_on: b
         return;
     }
     let mut st = Stage {
-        fd,
         regions: Vec::new(),
     };
     let mut offset = 0;
@@ -215,7 +213,7 @@ pub fn staged() -> (i32, &'static [Staged]) {
     // SAFETY: as in `unstage`; the writer reads its own copy of it, left
     // by the coordinator before the fork.
     match unsafe { STAGE.load(Acquire).as_ref() } {
-        Some(st) => (st.fd, &st.regions[..]),
+        Some(st) => (COPY.load(Acquire), &st.regions[..]),
         None => (-1, &[]),
     }
 }
@@ -267,25 +265,18 @@ fn copy_fd() -> Option<i32> {
     Some(fd)
 }
 
-/// The size of memfd `fd` (0 when unknown).
+/// The size of memfd `fd` (0 when unknown). Its offset means nothing:
+/// it is only read and written at given offsets.
 fn size_of(fd: i32) -> u64 {
-    let mut st: libc::stat = unsafe_zeroed();
-    // SAFETY: fstat writes into a live stat.
-    if unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st as *mut libc::stat) } != 0 {
-        return 0;
-    }
-    st.st_size.max(0) as u64
+    // SAFETY: lseek on our own memfd.
+    let end = unsafe { libc::syscall(libc::SYS_lseek, fd, 0i64, libc::SEEK_END) };
+    end.max(0) as u64
 }
 
 /// Allocate the first `len` bytes of memfd `fd`; whether it could.
 fn allocate(fd: i32, len: u64) -> bool {
     // SAFETY: fallocate on our own memfd.
     unsafe { libc::syscall(libc::SYS_fallocate, fd, 0, 0i64, len as i64) == 0 }
-}
-
-fn unsafe_zeroed<T>() -> T {
-    // SAFETY: only used for plain C structs (stat) where all-zero is valid.
-    unsafe { core::mem::zeroed() }
 }
 
 /// Copy `len` bytes of the program's memory at `addr` to `offset` of `fd`
