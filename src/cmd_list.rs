@@ -172,5 +172,24 @@ pub fn list(args: ListArgs) -> Result<(), Failure> {
             ]),
         }
     }
-    crate::print_stdout(&t.render(0))
+    let mut text = t.render(0);
+    // Bases (see `--keep`): named by the images, listed once, below.
+    let mut bases: Vec<&str> = all
+        .iter()
+        .filter_map(|e| e.meta.as_ref().ok())
+        .flat_map(|m| m.deps.iter().map(|d| d.name.as_str()))
+        .filter(|n| n.ends_with(".base"))
+        .collect();
+    bases.sort_unstable();
+    bases.dedup();
+    for b in bases {
+        let size = std::fs::metadata(dir.join(b))
+            .map(|m| fmt_size(m.len()))
+            .unwrap_or_else(|_| "missing".into());
+        text.push_str(&format!(
+            "{b} ({size}): an older whole image the images above take most of their \
+             memory from (not a generation; --keep folds it once less than half is used)\n"
+        ));
+    }
+    crate::print_stdout(&text)
 }

@@ -37,6 +37,27 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     if let Some(tree) = crate::tree_restart::tree_image(&args.image, args.latest)? {
         return crate::tree_restart::restart(&tree, &args);
     }
+    // No writer of the program prunes the directory (renames, removes
+    // images) while the image and the earlier ones it needs are opened.
+    let images_dir = if args.image.is_dir() {
+        args.image.clone()
+    } else {
+        args.image
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."))
+            .to_path_buf()
+    };
+    let lock = image::DirLock::take(&images_dir, false, 60_000);
+    if let Err(e) = &lock {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            eprintln!(
+                "ckpt: warning: {}: a writer has been pruning these images for a minute; \
+                 going on without waiting for it",
+                images_dir.display()
+            );
+        }
+    }
     // A lazy restart checks most of the memory as it copies it in (see
     // `pager::checked_late`); `late`: those extents were not checked here.
     let lazy_hint = !args.eager && !args.no_namespace && crate::pager::lazy_possible();
@@ -58,6 +79,7 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
         Some(d) => (d, Vec::new(), Vec::new()),
         None => open_deps(path, &meta, late)?,
     };
+    drop(lock);
     check_reserved_range(&meta)?;
     let specials = check_vdso(&meta)?;
     for w in check_descriptors(&meta, args.strict)? {

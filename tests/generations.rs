@@ -242,11 +242,27 @@ fn assert_consistent(dir: &Path, ctx: &str) {
     }
 }
 
-/// A copy of the images of `dir` in a new directory `to` (a restarted
-/// program checkpoints into its own directory again, and prunes there).
+/// The bases in `dir` (whole images kept for the pages the kept ones
+/// take from them, not generations).
+fn bases(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".base"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A copy of the images of `dir` and the bases they need in a new
+/// directory `to` (a restarted program checkpoints into its own
+/// directory again, and prunes there).
 fn copy_images(dir: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
-    for n in images(dir) {
+    for n in images(dir).into_iter().chain(bases(dir)) {
         std::fs::copy(dir.join(&n), to.join(&n)).unwrap();
     }
 }
@@ -472,4 +488,113 @@ fn a_writer_killed_while_folding_leaves_every_image_consistent() {
         let newest = newest_image(&snap);
         restart_and_compare(restart_cmd(&newest, &[], area.path()), &out, &want, &area);
     }
+}
+
+/// The names image `p` takes pages from.
+fn deps_of(p: &Path) -> Vec<String> {
+    let v = common::inspect_json(p).unwrap_or_else(|e| panic!("{e}"));
+    common::arr(&v, "deps")
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `--keep 2` with small changes between checkpoints: the whole first
+/// image is not copied into the kept ones (1 GiB rewritten to drop a
+/// 10 MiB image, at every checkpoint) but stays beside them as a base,
+/// the same file, not a generation (`ckpt list` shows 2 images and names
+/// the base). Once the program rewrote three quarters of its memory and
+/// no kept image uses half of the base, it is folded into them and goes.
+/// The newest image restarts exact at each stage, from a copy taken then.
+#[test]
+fn a_whole_image_stays_as_a_base_while_half_of_it_is_used() {
+    use std::os::unix::fs::MetadataExt;
+    let area = Area::new("keepbase");
+    let prog = common::compile_c("keep_base.c", &area.sub("bin"));
+    let plain = area.sub("plain");
+    for k in 1..=5 {
+        common::touch(&plain.join(format!("go{k}")));
+    }
+    common::touch(&plain.join("end"));
+    let want = reference_output(&area, &prog, &[&plain]);
+    let ctl = area.sub("ctl");
+    let out = area.file("out");
+    let mut kid = start(
+        rs::run_cmd(&prog, &[&ctl], area.path(), &area.images),
+        Out::File(&out),
+        &area.file("err"),
+        "under ckpt",
+    );
+    let dir = &area.images;
+    let mut step = |k: usize| -> std::path::PathBuf {
+        if k > 0 {
+            common::touch(&ctl.join(format!("go{k}")));
+        }
+        rs::wait_marker(&mut kid, &ctl.join(format!("step{k}"))).unwrap_or_else(|e| panic!("{e}"));
+        let img = common::checkpoint(kid.pid(), Some(dir)).unwrap_or_else(|e| panic!("{e}"));
+        settled(dir);
+        img
+    };
+    let whole = step(0);
+    step(1);
+    step(2);
+    // The first image is a base now: both kept images take pages from it.
+    let b = bases(dir);
+    assert_eq!(b.len(), 1, "no base: {:?} {b:?}", images(dir));
+    assert_eq!(images(dir).len(), 2, "--keep 2 left {:?}", images(dir));
+    assert!(!whole.exists(), "the base still has its generation's name");
+    let base = dir.join(&b[0]);
+    let ino = std::fs::metadata(&base).unwrap().ino();
+    let img_bytes = |d: &Path| -> u64 {
+        images(d)
+            .iter()
+            .map(|n| std::fs::metadata(d.join(n)).unwrap().len())
+            .sum()
+    };
+    let base_bytes = std::fs::metadata(&base).unwrap().len();
+    assert!(
+        img_bytes(dir) * 4 < base_bytes,
+        "the kept images ({} bytes) hold copies of the base ({base_bytes} bytes)",
+        img_bytes(dir)
+    );
+    let listed = common::ckpt(area.path(), ["list".as_ref(), dir.as_os_str()]);
+    assert!(
+        listed.stdout.contains(&b[0]) && listed.stdout.contains("not a generation"),
+        "ckpt list does not name the base:\n{}",
+        listed.stdout
+    );
+    step(3);
+    assert_eq!(bases(dir), b, "the base changed");
+    assert_eq!(std::fs::metadata(&base).unwrap().ino(), ino, "the base was rewritten");
+    for n in images(dir) {
+        assert!(deps_of(&dir.join(&n)).contains(&b[0]), "{n} does not use the base");
+    }
+    let snap3 = area.sub("snap3");
+    copy_images(dir, &snap3);
+    assert_consistent(&snap3, "with a base");
+    // Three pages in four rewritten: the image after it uses a quarter of
+    // the base, the one before all of it; once that one goes, so does the
+    // base (folded into the kept images).
+    step(4);
+    assert_eq!(bases(dir), b, "the base went while a kept image used all of it");
+    let newest = step(5);
+    assert!(bases(dir).is_empty(), "a base a quarter used stays: {:?}", bases(dir));
+    assert!(!base.exists());
+    assert_eq!(images(dir).len(), 2, "--keep 2 left {:?}", images(dir));
+    for n in images(dir) {
+        assert!(
+            deps_of(&dir.join(&n)).iter().all(|d| !d.ends_with(".base")),
+            "{n} still refers to a base"
+        );
+    }
+    assert_consistent(dir, "after the base was folded");
+    let err = std::fs::read_to_string(area.file("err")).unwrap_or_default();
+    assert!(!err.contains("cannot fold"), "a fold failed: {err}");
+    kid.kill();
+    common::touch(&ctl.join("end"));
+    restart_and_compare(restart_cmd(&newest, &[], area.path()), &out, &want, &area);
+    // The copy taken with the base, from its newest image (the output file
+    // is cut back to where that checkpoint saw it).
+    let n3 = newest_image(&snap3);
+    restart_and_compare(restart_cmd(&n3, &[], area.path()), &out, &want, &area);
 }

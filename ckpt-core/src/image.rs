@@ -1110,6 +1110,45 @@ pub fn read_file(path: &std::path::Path) -> Result<(Header, Meta), String> {
     Ok((header, m))
 }
 
+/// A lock on a directory of images. A writer that prunes (folds, renames,
+/// removes images) holds it exclusively; a restart holds it shared while
+/// it opens an image and the earlier images it takes pages from, so no
+/// prune renames or removes one in between (open files stay readable).
+/// Released when dropped.
+pub struct DirLock {
+    _dir: std::fs::File,
+}
+
+impl DirLock {
+    /// Lock `dir`, waiting up to `wait_ms` for a holder to let go (then
+    /// `WouldBlock`). The callers go on without it when it cannot be
+    /// had: it guards against a race, it is not a permission.
+    pub fn take(dir: &std::path::Path, exclusive: bool, wait_ms: u64) -> std::io::Result<DirLock> {
+        use std::os::unix::io::AsRawFd;
+        let f = std::fs::File::open(dir)?;
+        let how = if exclusive {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_SH
+        };
+        let mut waited = 0;
+        loop {
+            // SAFETY: flock on a descriptor we hold, without blocking.
+            if unsafe { libc::flock(f.as_raw_fd(), how | libc::LOCK_NB) } == 0 {
+                return Ok(DirLock { _dir: f });
+            }
+            let e = std::io::Error::last_os_error();
+            let busy = e.kind() == std::io::ErrorKind::WouldBlock
+                || e.kind() == std::io::ErrorKind::Interrupted;
+            if !busy || waited >= wait_ms {
+                return Err(e);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            waited += 5;
+        }
+    }
+}
+
 /// Check the metadata's checksum, then decode it.
 fn decode_meta(header: &Header, meta_bytes: &[u8]) -> Result<Meta, ImageError> {
     if xxhash_rust::xxh3::xxh3_64(meta_bytes) != header.meta_hash {

@@ -403,20 +403,19 @@ fn writer_main(job: &Job) -> ! {
             nonce: nonce_of(job),
         },
     };
-    // The program may be waiting for the verdict (`ckpt::checkpoint()`):
-    // it has it before older generations are pruned (folding them takes
-    // a while). A `ckpt checkpoint` command gets it once the directory
-    // holds what --keep says.
-    let program_waits = matches!(job.requester, Requester::Api);
-    if program_waits {
-        answer(job, &resp);
-    }
+    // The next checkpoint may build on this image once this writer ends
+    // (it waits for that before it reads this image, which pruning may
+    // rewrite in place, with the same memory).
     if published {
-        prune(job);
         say_can_build_on(job, meta.dirty_round);
     }
-    if !program_waits {
-        answer(job, &resp);
+    // The requester has its verdict once the image is safe on disk, not
+    // after older generations are pruned (folding them takes a while):
+    // until this writer ends, the directory may hold one more image than
+    // --keep says.
+    answer(job, &resp);
+    if published {
+        prune(job);
     }
     // SAFETY: end this process without running any of the program's code.
     unsafe { libc::syscall(libc::SYS_exit_group, 0) };
@@ -737,19 +736,25 @@ fn publish(job: &Job) -> Result<(), String> {
 /// Remove this program's older generations beyond the newest `keep`
 /// (the image just published counts and is never removed), so that
 /// exactly `keep` stay: kept incremental images that take pages from one
-/// being removed are folded first (see [`fold`]). By time of
-/// publication: after a restart, sequence numbers may repeat.
+/// being removed are folded first, or it stays as a base (see [`fold`]).
+/// By time of publication: after a restart, sequence numbers may repeat.
 fn prune(job: &Job) {
     // 0: a process's part of a tree image (the command keeps generations).
     if job.keep == 0 {
         return;
     }
+    // No restart is between opening an image and its earlier ones (a
+    // restart taking long: pruned at the next checkpoint instead).
+    let Ok(_lock) = image::DirLock::take(&job.dir, true, 60_000) else {
+        return;
+    };
     let Ok(entries) = std::fs::read_dir(&job.dir) else {
         return;
     };
     let old_name = format!("{}img", job.prefix); // before generations
     let stale_tmp = format!(".{}", job.prefix);
     let mut gens: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
+    let mut bases: Vec<PathBuf> = Vec::new();
     for e in entries.flatten() {
         let n = e.file_name();
         let n = n.to_string_lossy();
@@ -757,6 +762,10 @@ fn prune(job: &Job) {
             // A fold's temporary file left by a writer that was killed
             // (writers of one program prune one at a time).
             let _ = std::fs::remove_file(e.path());
+            continue;
+        }
+        if n.starts_with(&job.prefix) && n.ends_with(".base") {
+            bases.push(e.path());
             continue;
         }
         let ours = (n.starts_with(&job.prefix) && n.ends_with(".img")) || n == old_name;
@@ -778,7 +787,7 @@ fn prune(job: &Job) {
         .chain([job.final_path.clone()])
         .collect();
     let dropped: Vec<PathBuf> = gens[..extra].iter().map(|(_, p)| p.clone()).collect();
-    let Err(why) = fold::remove_dropped(&job.dir, &kept, &dropped) else {
+    let Err(why) = fold::remove_dropped(&job.dir, &kept, &dropped, &bases) else {
         return;
     };
     say(&format!(

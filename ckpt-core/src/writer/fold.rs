@@ -1,9 +1,12 @@
-//! `--keep N` with incremental images: exactly N stay.
+//! `--keep N` with incremental images: exactly N stay (and, beside them,
+//! the bases they take most of their pages from).
 //!
 //! An incremental image takes unchanged pages from earlier images
 //! ([`Meta::deps`]). When the images beyond the newest N go, the kept
-//! ones must first stop referring to them: each kept image that refers
-//! to an image being dropped is rewritten ("folded") so that
+//! ones must first stop referring to them. A whole image they still take
+//! at least half of its pages from is not copied into them: it stays as
+//! a base (`STEM.base`, see [`Bases`]). Each kept image that refers to
+//! another image being dropped is rewritten ("folded") so that
 //!
 //! - the pages it took from a dropped image are its own now (copied from
 //!   there, after checking them against their checksum), unless an older
@@ -12,7 +15,9 @@
 //!   are copied once, into the oldest kept image, not into every one);
 //! - references into a kept image that is rewritten too name its new
 //!   version (same data offsets: a rewritten image keeps its own data
-//!   section as it was and appends what it takes over).
+//!   section as it was and appends what it takes over), and references
+//!   into a new base its new name (a hard link made first: the same
+//!   file, the same metadata).
 //!
 //! A reference into part of a compressed block of a dropped image cannot
 //! become the image's own extent (an own block holds exactly its extent's
@@ -33,7 +38,7 @@
 //!    file), or its own (replacing an image nobody refers to); a new
 //!    version only refers to files already in place;
 //! 3. the old versions of renamed images go, newest first, then the
-//!    dropped images, newest first.
+//!    dropped images (and the old names of new bases), newest first.
 //!
 //! At every step each image in the directory refers only to files that
 //! exist with the metadata it names, and the newest one is restartable. A
@@ -61,6 +66,8 @@ pub struct Folded {
     pub rewritten: usize,
     /// Bytes of pages copied out of dropped images.
     pub absorbed: u64,
+    /// Dropped images kept as bases.
+    pub based: usize,
 }
 
 /// One image read for the fold.
@@ -452,22 +459,186 @@ impl TestStop {
 /// Remove `dropped` (images of this program beyond the kept ones, oldest
 /// first) so that every image of `kept` (oldest first, the newest last)
 /// stays restartable on its own: fold first where a kept image refers to
-/// a dropped one. On an error before anything is renamed, every file is
-/// as it was (and nothing is removed).
-pub fn remove_dropped(dir: &Path, kept: &[PathBuf], dropped: &[PathBuf]) -> Result<Folded, String> {
+/// a dropped one. `bases` are the program's bases (see [`Bases`]): each
+/// stays while it is worth it, else it is folded or, unused, removed. On
+/// an error before anything is renamed, every file is as it was (and
+/// nothing is removed).
+pub fn remove_dropped(
+    dir: &Path,
+    kept: &[PathBuf],
+    dropped: &[PathBuf],
+    bases: &[PathBuf],
+) -> Result<Folded, String> {
     let stop = TestStop::from_env();
     // A damaged kept image refers to nothing we can follow.
     let kept: Vec<Img> = kept.iter().filter_map(|p| read_img(p).ok()).collect();
-    let dropped_names: Vec<String> = dropped.iter().map(|p| file_name(p)).collect();
-    let kept_index = |name: &str| kept.iter().position(|k| k.name == name);
-    let drop_index = |name: &str| dropped_names.iter().position(|d| d == name);
+    let b = Bases::choose(dir, &kept, dropped, bases)?;
+    fold_and_remove(dir, &kept, &b, &stop)
+}
 
-    // Which kept images change: those referring to a dropped one, or to
-    // one that changes. Dependencies are older: oldest first settles it.
+/// Whole images the kept ones still take at least half of their pages
+/// from. Folding such an image into the kept ones copies all of that,
+/// at every prune, for the few pages a checkpoint changed (1 GiB copied
+/// to drop a 10 MiB image). So it stays, under a name that is not a
+/// generation's (`STEM.base`: `ckpt list`, `--latest` and `--keep` count
+/// `.img` files), until less than half of it is used: only then is it
+/// folded, and that copy is at most the pages the images written since
+/// replaced (or the program unmapped): amortized, folding costs what the
+/// checkpoints wrote.
+struct Bases {
+    /// Dropped images to fold into the kept ones (oldest first), then
+    /// remove.
+    fold: Vec<PathBuf>,
+    fold_names: Vec<String>,
+    /// Names removed once nothing refers to them (oldest first): the
+    /// folded ones, unused bases, the old names of new bases.
+    remove: Vec<PathBuf>,
+    /// A dropped image kept as a base: its old name, and the new one.
+    moved: Vec<(String, Dep)>,
+    /// The new names made (removed again if nothing comes to refer to
+    /// them).
+    linked: Vec<PathBuf>,
+}
+
+impl Bases {
+    fn choose(
+        dir: &Path,
+        kept: &[Img],
+        dropped: &[PathBuf],
+        bases: &[PathBuf],
+    ) -> Result<Bases, String> {
+        let mut b = Bases {
+            fold: Vec::new(),
+            fold_names: Vec::new(),
+            remove: Vec::new(),
+            moved: Vec::new(),
+            linked: Vec::new(),
+        };
+        // The bases there are: unused ones go, those mostly unused are
+        // folded, the others stay as they are.
+        for p in bases {
+            let name = file_name(p);
+            let used = most_taken_from(kept, &name);
+            let fold = used > 0 && !read_img(p).is_ok_and(|img| worth_keeping(&img, used));
+            if fold {
+                b.fold.push(p.clone());
+                b.fold_names.push(name);
+            }
+            if used == 0 || fold {
+                b.remove.push(p.clone());
+            }
+        }
+        let mut taken: Vec<String> = Vec::new();
+        for p in dropped {
+            let name = file_name(p);
+            let used = most_taken_from(kept, &name);
+            let as_named = |img: &Img| {
+                kept.iter()
+                    .flat_map(|k| &k.meta.deps)
+                    .all(|d| d.name != name || d.meta_hash == img.header.meta_hash)
+            };
+            let base = match read_img(p) {
+                Ok(img)
+                    if used > 0
+                        && img.meta.deps.is_empty()
+                        && as_named(&img)
+                        && worth_keeping(&img, used) =>
+                {
+                    Some(img.header.meta_hash)
+                }
+                _ => None,
+            };
+            if let Some(meta_hash) = base {
+                let new = base_name(dir, &name, &taken)?;
+                let to = dir.join(&new);
+                if let Err(e) = std::fs::hard_link(p, &to) {
+                    b.undo();
+                    return Err(format!("cannot name {}: {e}", to.display()));
+                }
+                taken.push(new.clone());
+                b.linked.push(to);
+                b.moved.push((
+                    name,
+                    Dep {
+                        name: new,
+                        meta_hash,
+                    },
+                ));
+            } else {
+                b.fold.push(p.clone());
+                b.fold_names.push(name);
+            }
+            b.remove.push(p.clone());
+        }
+        Ok(b)
+    }
+
+    /// Before anything refers to the new names: they go. (After a failed
+    /// rename some may be referred to: the next prune removes those
+    /// nothing uses.)
+    fn undo(&self) {
+        for p in &self.linked {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// The most bytes of memory one kept image takes from image `name`.
+fn most_taken_from(kept: &[Img], name: &str) -> u64 {
+    kept.iter()
+        .map(|k| {
+            let Some(j) = k.meta.deps.iter().position(|d| d.name == name) else {
+                return 0;
+            };
+            k.meta
+                .regions
+                .iter()
+                .flat_map(|r| &r.extents)
+                .filter(|e| e.src as usize == j + 1)
+                .map(|e| e.len)
+                .sum()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Whether a whole image of which `used` bytes are taken by a kept one
+/// is kept as a base: at least half of its own pages are.
+fn worth_keeping(img: &Img, used: u64) -> bool {
+    let own: u64 = img
+        .meta
+        .regions
+        .iter()
+        .flat_map(|r| &r.extents)
+        .filter(|e| e.src == 0)
+        .map(|e| e.len)
+        .sum();
+    img.meta.deps.is_empty() && used.saturating_mul(2) >= own
+}
+
+/// A name for a base made of image `name`: `STEM.base`, else
+/// `STEM.b2.base`, ...
+fn base_name(dir: &Path, name: &str, taken: &[String]) -> Result<String, String> {
+    let stem = name.strip_suffix(".img").unwrap_or(name);
+    let candidates =
+        std::iter::once(format!("{stem}.base")).chain((2..100).map(|k| format!("{stem}.b{k}.base")));
+    for c in candidates {
+        if !taken.contains(&c) && std::fs::symlink_metadata(dir.join(&c)).is_err() {
+            return Ok(c);
+        }
+    }
+    Err(format!("no free name for a base made of {name}"))
+}
+
+/// Which kept images change: those referring to a dropped one (or to a
+/// new base by its old name: `goes`), or to one that changes.
+/// Dependencies are older: oldest first settles it.
+fn changed_images(kept: &[Img], goes: &dyn Fn(&str) -> bool) -> Result<Vec<bool>, String> {
+    let kept_index = |name: &str| kept.iter().position(|k| k.name == name);
     let mut changed = vec![false; kept.len()];
     for i in 0..kept.len() {
         for d in &kept[i].meta.deps {
-            if drop_index(&d.name).is_some() {
+            if goes(&d.name) {
                 changed[i] = true;
             } else if let Some(j) = kept_index(&d.name) {
                 if j >= i {
@@ -486,30 +657,38 @@ pub fn remove_dropped(dir: &Path, kept: &[PathBuf], dropped: &[PathBuf]) -> Resu
             }
         }
     }
+    Ok(changed)
+}
+
+fn fold_and_remove(dir: &Path, kept: &[Img], b: &Bases, stop: &TestStop) -> Result<Folded, String> {
+    let goes = |name: &str| {
+        b.fold_names.iter().any(|d| d == name) || b.moved.iter().any(|(n, _)| n == name)
+    };
+    let changed = match changed_images(kept, &goes) {
+        Ok(c) => c,
+        Err(e) => {
+            b.undo();
+            return Err(e);
+        }
+    };
     let mut folded = Folded::default();
     let mut step = 0;
     if changed.iter().any(|&c| c) {
         let mut plans = Vec::new();
-        let r = write_new_versions(
-            dir,
-            &kept,
-            dropped,
-            &dropped_names,
-            &changed,
-            &mut plans,
-            &mut folded,
-        );
+        let r = write_new_versions(dir, kept, b, &changed, &mut plans, &mut folded);
         if let Err(e) = r {
             for p in &plans {
                 let _ = std::fs::remove_file(&p.tmp);
             }
+            b.undo();
             return Err(e);
         }
-        step = commit(dir, &kept, &plans, &stop)?;
+        step = commit(dir, kept, &plans, stop)?;
         folded.rewritten = plans.len();
     }
+    folded.based = b.moved.len();
     // Nothing kept refers to a dropped image now: they go, newest first.
-    for p in dropped.iter().rev() {
+    for p in b.remove.iter().rev() {
         step += 1;
         stop.at(step);
         let _ = std::fs::remove_file(p);
@@ -522,12 +701,12 @@ pub fn remove_dropped(dir: &Path, kept: &[PathBuf], dropped: &[PathBuf]) -> Resu
 fn write_new_versions(
     dir: &Path,
     kept: &[Img],
-    dropped: &[PathBuf],
-    dropped_names: &[String],
+    b: &Bases,
     changed: &[bool],
     plans: &mut Vec<Plan>,
     folded: &mut Folded,
 ) -> Result<(), String> {
+    let (dropped, dropped_names) = (&b.fold, &b.fold_names);
     let referred: Vec<&str> = kept
         .iter()
         .flat_map(|k| k.meta.deps.iter().map(|d| d.name.as_str()))
@@ -594,6 +773,13 @@ fn write_new_versions(
                     .deps
                     .get(e.src as usize - 1)
                     .ok_or_else(|| format!("{}: a reference to no earlier image", old.name))?;
+                if let Some((_, base)) = b.moved.iter().find(|(n, _)| *n == dep.name) {
+                    extents.push(Extent {
+                        src: dep_index(base.clone()),
+                        ..e
+                    });
+                    continue;
+                }
                 if let Some(d) = dropped_names.iter().position(|n| *n == dep.name) {
                     if let Some(pieces) = redirect(&held, d, &e) {
                         for (h, mut x) in pieces {
