@@ -5,10 +5,16 @@
 //! - the second image's size and the time `ckpt checkpoint` took (as the
 //!   user waits for it);
 //! - the stall the program's own loop felt during the second checkpoint;
-//! - restart from the chain (the second image and the first) until the
-//!   program answers, against restart from the whole first image.
+//! - steady: three more checkpoints after 1% changed each, as periodic
+//!   checkpoints take them with `--keep 2`, pruning included (the
+//!   command answers before the writer prunes; its wall time is what
+//!   the user waits for);
+//! - restart from the newest image (a chain: it takes unchanged pages
+//!   from earlier ones) until the program answers, against restart from
+//!   the whole first image (kept as a base beside the newest ones).
 //!
-//! Run: `cargo build --release --workspace && cargo bench --bench incremental`.
+//! Run: `cargo build --release --workspace && cargo bench --bench incremental`
+//! (sizes in MiB after `--` to run only those).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -26,6 +32,7 @@ struct Round {
     incr_ms: f64,
     incr_bytes: f64,
     incr_stall_ms: f64,
+    steady_ms: f64,
     restart_full_ms: f64,
     restart_chain_ms: f64,
 }
@@ -102,29 +109,51 @@ fn round(prog: &Path, dir: &Path, mib: usize, warm_first: bool) -> Round {
     say(&mut input, b"r");
     std::thread::sleep(Duration::from_millis(20));
     let (incr, incr_ms) = checkpoint(dir, child.id());
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len() as f64).unwrap_or(0.0);
+    let (full_bytes, incr_bytes) = (size(&full), size(&incr));
     std::thread::sleep(Duration::from_millis(20));
     say(&mut input, b"s");
     let line = wait_line(&mut out, "stall ");
     let incr_stall_ms = line["stall ".len()..].trim().parse::<f64>().unwrap() / 1e3;
+    let mut steady = Vec::new();
+    let mut newest = incr.clone();
+    for _ in 0..3 {
+        say(&mut input, b"c");
+        wait_line(&mut out, "changed");
+        std::thread::sleep(Duration::from_millis(20));
+        let (img, ms) = checkpoint(dir, child.id());
+        steady.push(ms);
+        newest = img;
+        // The next one comes once this writer pruned (periodic
+        // checkpoints skip ticks while a writer runs).
+        std::thread::sleep(Duration::from_millis(300));
+    }
     child.kill().ok();
     child.wait().ok();
-    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len() as f64).unwrap_or(0.0);
+    // The first image, kept as a base (or still under its name).
+    let full = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "base"))
+        .unwrap_or(full);
     // Alternating which goes first: the first restart warms the page
     // cache for the file both read.
     let (restart_chain_ms, restart_full_ms) = if warm_first {
         let f = restart_ms(&full);
-        (restart_ms(&incr), f)
+        (restart_ms(&newest), f)
     } else {
-        let c = restart_ms(&incr);
+        let c = restart_ms(&newest);
         (c, restart_ms(&full))
     };
     let _ = out.read_line(&mut String::new());
     Round {
         full_ms,
-        full_bytes: size(&full),
+        full_bytes,
         incr_ms,
-        incr_bytes: size(&incr),
+        incr_bytes,
         incr_stall_ms,
+        steady_ms: median(&mut steady),
         restart_full_ms,
         restart_chain_ms,
     }
@@ -137,7 +166,7 @@ fn main() {
     compile("memory", &prog);
     let dir = base.join("images");
     println!(
-        "{:<10} {:>9} {:>10} {:>11} {:>10} {:>10} {:>9} {:>12} {:>12} {:>8}",
+        "{:<10} {:>9} {:>10} {:>11} {:>10} {:>10} {:>9} {:>12} {:>10} {:>12} {:>12} {:>8}",
         "memory",
         "full ms",
         "full MiB",
@@ -146,10 +175,20 @@ fn main() {
         "incr MiB",
         "size %",
         "incr stall",
+        "steady ms",
+        "steady/full",
         "restart ch",
         "ch/full"
     );
-    for mib in [64, 256, 1024, 4096] {
+    // Sizes in MiB may be named (`cargo bench --bench incremental -- 1024`).
+    let mut sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    if sizes.is_empty() {
+        sizes = vec![64, 256, 1024, 4096];
+    }
+    for mib in sizes {
         if !common::fits(mib as u64, &dir) {
             continue;
         }
@@ -159,7 +198,7 @@ fn main() {
         let m = |f: fn(&Round) -> f64| median(&mut rounds.iter().map(f).collect::<Vec<_>>());
         let mb = 1048576.0;
         println!(
-            "{:<10} {:>9.1} {:>10.1} {:>11.1} {:>9.3}x {:>10.2} {:>8.2}% {:>9.2} ms {:>9.1} ms {:>7.2}x",
+            "{:<10} {:>9.1} {:>10.1} {:>11.1} {:>9.3}x {:>10.2} {:>8.2}% {:>9.2} ms {:>10.1} {:>11.3}x {:>9.1} ms {:>7.2}x",
             format!("{mib} MiB"),
             m(|r| r.full_ms),
             m(|r| r.full_bytes) / mb,
@@ -168,6 +207,8 @@ fn main() {
             m(|r| r.incr_bytes) / mb,
             100.0 * m(|r| r.incr_bytes / r.full_bytes),
             m(|r| r.incr_stall_ms),
+            m(|r| r.steady_ms),
+            m(|r| r.steady_ms / r.full_ms),
             m(|r| r.restart_chain_ms),
             m(|r| r.restart_chain_ms / r.restart_full_ms),
         );
