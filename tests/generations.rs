@@ -565,9 +565,16 @@ fn a_whole_image_stays_as_a_base_while_half_of_it_is_used() {
     );
     step(3);
     assert_eq!(bases(dir), b, "the base changed");
-    assert_eq!(std::fs::metadata(&base).unwrap().ino(), ino, "the base was rewritten");
+    assert_eq!(
+        std::fs::metadata(&base).unwrap().ino(),
+        ino,
+        "the base was rewritten"
+    );
     for n in images(dir) {
-        assert!(deps_of(&dir.join(&n)).contains(&b[0]), "{n} does not use the base");
+        assert!(
+            deps_of(&dir.join(&n)).contains(&b[0]),
+            "{n} does not use the base"
+        );
     }
     let snap3 = area.sub("snap3");
     copy_images(dir, &snap3);
@@ -576,9 +583,17 @@ fn a_whole_image_stays_as_a_base_while_half_of_it_is_used() {
     // the base, the one before all of it; once that one goes, so does the
     // base (folded into the kept images).
     step(4);
-    assert_eq!(bases(dir), b, "the base went while a kept image used all of it");
+    assert_eq!(
+        bases(dir),
+        b,
+        "the base went while a kept image used all of it"
+    );
     let newest = step(5);
-    assert!(bases(dir).is_empty(), "a base a quarter used stays: {:?}", bases(dir));
+    assert!(
+        bases(dir).is_empty(),
+        "a base a quarter used stays: {:?}",
+        bases(dir)
+    );
     assert!(!base.exists());
     assert_eq!(images(dir).len(), 2, "--keep 2 left {:?}", images(dir));
     for n in images(dir) {

@@ -759,7 +759,7 @@ impl ReadAhead<'_> {
             (self.fd, self.at, self.len) = (fd, at, got);
         }
         let lo = (at - self.at) as usize;
-        self.buf.get(lo..lo + len as usize).map(|b| &*b)
+        self.buf.get(lo..lo + len as usize)
     }
 }
 

@@ -620,8 +620,8 @@ fn worth_keeping(img: &Img, used: u64) -> bool {
 /// `STEM.b2.base`, ...
 fn base_name(dir: &Path, name: &str, taken: &[String]) -> Result<String, String> {
     let stem = name.strip_suffix(".img").unwrap_or(name);
-    let candidates =
-        std::iter::once(format!("{stem}.base")).chain((2..100).map(|k| format!("{stem}.b{k}.base")));
+    let candidates = std::iter::once(format!("{stem}.base"))
+        .chain((2..100).map(|k| format!("{stem}.b{k}.base")));
     for c in candidates {
         if !taken.contains(&c) && std::fs::symlink_metadata(dir.join(&c)).is_err() {
             return Ok(c);
