@@ -63,11 +63,16 @@ fn run_periodic_with(
 }
 
 fn images(dir: &Path) -> Vec<String> {
+    named(dir, ".img")
+}
+
+/// The names in `dir` ending in `suffix`, sorted.
+fn named(dir: &Path, suffix: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".img"))
+                .filter(|n| n.ends_with(suffix))
                 .collect()
         })
         .unwrap_or_default();
@@ -245,16 +250,7 @@ fn assert_consistent(dir: &Path, ctx: &str) {
 /// The bases in `dir` (whole images kept for the pages the kept ones
 /// take from them, not generations).
 fn bases(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".base"))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    named(dir, ".base")
 }
 
 /// A copy of the images of `dir` and the bases they need in a new
