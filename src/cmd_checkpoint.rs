@@ -325,6 +325,14 @@ fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool) -> Vec<String
                 )
             })
         }))
+        .chain(meta.fds.iter().filter(|f| hides_an_empty_message(f)).map(|f| {
+            format!(
+                "descriptor {} ({}) has an empty message queued, which the kernel hides from \
+                 every look after this checkpoint's: this image holds it, a later checkpoint \
+                 taken before the program reads it will not",
+                f.fd, f.path
+            )
+        }))
         .chain(meta.threads.iter().filter(|t| t.rseq_unknown).map(|t| {
             format!(
                 "thread {} ({}) registered an rseq area past ckpt's wrappers (an inline system call): it is not registered again at restart",
@@ -332,6 +340,16 @@ fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool) -> Vec<String
             )
         }))
         .collect()
+}
+
+/// A socket-pair end with an empty message queued that the checkpoint
+/// could not put back fresh (see `ckpt::files::snapshot`, requeue): its
+/// other end is in another process, or closed.
+fn hides_an_empty_message(f: &ckpt::image::Fd) -> bool {
+    f.pipe_peer.is_none()
+        && f.messages
+            .as_ref()
+            .is_some_and(|m| m.iter().any(|x| x.is_empty()))
 }
 
 fn verbose_line(pid: i32, seq: u64, bytes: u64, freeze_us: u64, total_us: u64) -> String {

@@ -1396,3 +1396,63 @@ fn epoll_shared_across_fork_still_sees_the_pipe() {
 fn system_v_segment_shared_across_fork_is_one_again() {
     c_same_after_restart("tshm", "tree_sysv_shm.c", &[], 4, "System V");
 }
+
+/// A datagram pair across the job's processes with an empty message
+/// queued: the checkpoint saves it (the restarted parent reads "a", the
+/// empty one, "b"), and says in one line that a later checkpoint taken
+/// before it is read will not have it (the kernel hides an empty message
+/// from every peek after the first, and the other end is in another
+/// process: it cannot be put back fresh). Issue 9: never a silent loss.
+#[test]
+fn an_empty_datagram_across_processes_is_saved_and_its_later_loss_said() {
+    let area = Area::new("tree-empty-dgram");
+    let prog = rs::compile_named("tree_empty_dgram.c", &area.sub("bin"), "tree_empty_dgram");
+    let ctlr = area.sub("ctl-ref");
+    touch(&ctlr.join("go"));
+    let st = reference(
+        plain_cmd(&prog, &[ctlr.to_string_lossy().into_owned()], area.path()),
+        &area.file("ref.out"),
+        &area.file("ref.err"),
+        "plain tree_empty_dgram",
+    );
+    assert_success(st, "the uninterrupted run", &read(&area.file("ref.err")));
+    let want = std::fs::read(area.file("ref.out")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&want).contains("message 1: 0 bytes"),
+        "{want:?}"
+    );
+    let ctl = area.sub("ctl");
+    let out = area.file("out");
+    let mut kid = start_job(
+        &area,
+        &prog,
+        &[ctl.to_string_lossy().into_owned()],
+        area.path(),
+        &out,
+    );
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    rs::wait_marker(&mut kid, &ctl.join("ready"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
+    let said: Vec<&str> = img
+        .stderr
+        .lines()
+        .filter(|l| l.contains("empty message"))
+        .collect();
+    assert_eq!(
+        said.len(),
+        1,
+        "the checkpoint must say once that the empty message is hidden from later ones: {:?}",
+        img.stderr
+    );
+    touch(&ctl.join("go"));
+    let mut r = restart_tree(&area, &img, 1);
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "the restarted job", &context(&area));
+    rs::assert_same(
+        &std::fs::read(&out).unwrap(),
+        &want,
+        "the parent's output after restart",
+    );
+}
