@@ -65,6 +65,41 @@ fn context(area: &Area) -> String {
     s
 }
 
+/// Run `prog args` plainly in `cwd` to its end, stdout and stderr into
+/// the area's ref.out and ref.err: its stdout, which a restarted job must
+/// reproduce.
+fn uninterrupted<S: AsRef<std::ffi::OsStr>>(
+    area: &Area,
+    prog: &Path,
+    args: &[S],
+    cwd: &Path,
+    label: &str,
+) -> Vec<u8> {
+    let st = reference(
+        plain_cmd(prog, args, cwd),
+        &area.file("ref.out"),
+        &area.file("ref.err"),
+        label,
+    );
+    assert_success(
+        st,
+        &format!("the uninterrupted run ({label})"),
+        &read(&area.file("ref.err")),
+    );
+    std::fs::read(area.file("ref.out")).unwrap()
+}
+
+/// Program `src` (a CTL-driven C program) compiled as `name`, and its
+/// uninterrupted output (CTL/go there from the start).
+fn with_reference(area: &Area, src: &str, name: &str) -> (PathBuf, Vec<u8>) {
+    let prog = rs::compile_named(src, &area.sub("bin"), name);
+    let ctlr = area.sub("ctl-ref");
+    touch(&ctlr.join("go"));
+    let args = [ctlr.to_string_lossy().into_owned()];
+    let want = uninterrupted(area, &prog, &args, area.path(), &format!("plain {name}"));
+    (prog, want)
+}
+
 /// Start `prog args` under `ckpt run --dir IMAGES` in `cwd`, stdout into
 /// `out`, stderr into the area's prog.err.
 fn start_job(area: &Area, prog: &Path, args: &[String], cwd: &Path, out: &Path) -> Kid {
@@ -399,21 +434,7 @@ fn stdout_pipe_of_the_test_becomes_the_restart_commands() {
 #[test]
 fn zombie_session_and_process_group_come_back() {
     let area = Area::new("tgroup");
-    let prog = rs::compile_named("tree_group.c", &area.sub("bin"), "tree_group");
-    let ctlr = area.sub("ctl-ref");
-    touch(&ctlr.join("go"));
-    let st = reference(
-        plain_cmd(&prog, &[ctlr.to_string_lossy().into_owned()], area.path()),
-        &area.file("ref.out"),
-        &area.file("ref.err"),
-        "plain tree_group",
-    );
-    assert_success(
-        st,
-        "the uninterrupted tree_group",
-        &read(&area.file("ref.err")),
-    );
-    let want = std::fs::read(area.file("ref.out")).unwrap();
+    let (prog, want) = with_reference(&area, "tree_group.c", "tree_group");
     assert!(
         !String::from_utf8_lossy(&want).contains("NO"),
         "the uninterrupted tree_group failed a check: {}",
@@ -481,18 +502,7 @@ fn job_with_a_static_child_is_refused_and_runs_on() {
     };
     let ctlr = area.sub("ctl-ref");
     touch(&ctlr.join("go"));
-    let st = reference(
-        plain_cmd(&prog, &argv(&ctlr), area.path()),
-        &area.file("ref.out"),
-        &area.file("ref.err"),
-        "plain tree_static",
-    );
-    assert_success(
-        st,
-        "the uninterrupted tree_static",
-        &read(&area.file("ref.err")),
-    );
-    let want = std::fs::read(area.file("ref.out")).unwrap();
+    let want = uninterrupted(&area, &prog, &argv(&ctlr), area.path(), "plain tree_static");
 
     let ctl = area.sub("ctl");
     let out = area.file("out");
@@ -744,18 +754,7 @@ fn same_after_restart(
     label: &str,
     ready: impl Fn(&[u8]) -> bool,
 ) {
-    let st = reference(
-        plain_cmd(prog, args, area.path()),
-        &area.file("ref.out"),
-        &area.file("ref.err"),
-        &format!("plain {label}"),
-    );
-    assert_success(
-        st,
-        &format!("the uninterrupted {label}"),
-        &read(&area.file("ref.err")),
-    );
-    let want = std::fs::read(area.file("ref.out")).unwrap();
+    let want = uninterrupted(area, prog, args, area.path(), &format!("plain {label}"));
 
     let out = area.file("out");
     let mut kid = start_job(area, prog, args, area.path(), &out);
@@ -1297,18 +1296,7 @@ fn wide_tree_of_two_dozen_processes() {
     let bash = which("bash");
     let args = vec!["-c".to_string(), WIDE.to_string()];
     let refdir = area.sub("ref");
-    let st = reference(
-        plain_cmd(&bash, &args, &refdir),
-        &area.file("ref.out"),
-        &area.file("ref.err"),
-        "plain wide bash",
-    );
-    assert_success(
-        st,
-        "the uninterrupted wide tree",
-        &read(&area.file("ref.err")),
-    );
-    let want = std::fs::read(area.file("ref.out")).unwrap();
+    let want = uninterrupted(&area, &bash, &args, &refdir, "plain wide bash");
 
     let run = area.sub("run");
     let out = area.file("out");
@@ -1406,17 +1394,7 @@ fn system_v_segment_shared_across_fork_is_one_again() {
 #[test]
 fn an_empty_datagram_across_processes_is_saved_and_its_later_loss_said() {
     let area = Area::new("tree-empty-dgram");
-    let prog = rs::compile_named("tree_empty_dgram.c", &area.sub("bin"), "tree_empty_dgram");
-    let ctlr = area.sub("ctl-ref");
-    touch(&ctlr.join("go"));
-    let st = reference(
-        plain_cmd(&prog, &[ctlr.to_string_lossy().into_owned()], area.path()),
-        &area.file("ref.out"),
-        &area.file("ref.err"),
-        "plain tree_empty_dgram",
-    );
-    assert_success(st, "the uninterrupted run", &read(&area.file("ref.err")));
-    let want = std::fs::read(area.file("ref.out")).unwrap();
+    let (prog, want) = with_reference(&area, "tree_empty_dgram.c", "tree_empty_dgram");
     assert!(
         String::from_utf8_lossy(&want).contains("message 1: 0 bytes"),
         "{want:?}"
