@@ -284,7 +284,8 @@ fn allocate(fd: i32, len: u64) -> bool {
 /// Runs of the program's memory copied to consecutive offsets of `fd`,
 /// many per pwritev (the kernel copies; a page it cannot read fails the
 /// copy). A pwrite per run of a page cost a third more. Frozen: on the
-/// stack, no allocation.
+/// stack (1 KiB: this runs in a signal handler on a program thread's own
+/// stack), no allocation.
 struct Batch {
     fd: i32,
     /// Where the first run of `iov` goes.
@@ -294,7 +295,7 @@ struct Batch {
     bytes: u64,
 }
 
-const BATCH: usize = 256;
+const BATCH: usize = 64;
 
 impl Batch {
     fn new(fd: i32, offset: u64) -> Batch {
