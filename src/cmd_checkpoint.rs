@@ -344,12 +344,10 @@ fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool) -> Vec<String
 
 /// A socket-pair end with an empty message queued that the checkpoint
 /// could not put back fresh (see `ckpt::files::snapshot`, requeue): its
-/// other end is in another process, or closed.
+/// other end is in another process or closed, an end is shut down, or
+/// the send buffer is too small.
 fn hides_an_empty_message(f: &ckpt::image::Fd) -> bool {
-    f.pipe_peer.is_none()
-        && f.messages
-            .as_ref()
-            .is_some_and(|m| m.iter().any(|x| x.is_empty()))
+    f.empty_hidden
 }
 
 fn verbose_line(pid: i32, seq: u64, bytes: u64, freeze_us: u64, total_us: u64) -> String {

@@ -199,6 +199,28 @@ fn empty_datagrams_survive_a_second_checkpoint() {
     );
 }
 
+/// Socket-pair ends shut down before the checkpoint are shut down again
+/// after their unread data: a reader gets its bytes then end of file
+/// (before, it waited forever), a write to a shut side fails with EPIPE.
+/// An empty datagram the checkpoint cannot queue again fresh (its sender
+/// is shut down) is saved, and the checkpoint says a later one would not
+/// see it.
+#[test]
+fn shut_down_socket_ends_come_back_shut_down() {
+    let said = cycle_c("shutdown", "restart_shutdown.c");
+    let empty: Vec<&str> = said
+        .checkpoint
+        .lines()
+        .filter(|l| l.contains("empty message"))
+        .collect();
+    assert_eq!(empty.len(), 1, "{}", said.checkpoint);
+    assert!(
+        !said.restart_warnings().contains("socket") && !said.restart.contains("shut"),
+        "restart warned: {}",
+        said.restart
+    );
+}
+
 /// Kinds ckpt does not restore (or has not met) are never silent: each is
 /// named at checkpoint and at restart, and comes back as /dev/null.
 #[test]

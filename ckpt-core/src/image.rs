@@ -609,6 +609,15 @@ pub struct Fd {
     /// comes back, the descriptors cannot.
     #[serde(default)]
     pub queued_with_descriptors: u32,
+    /// An empty message is among `messages` and the checkpoint could not
+    /// queue it again fresh: the kernel hides it from every later look,
+    /// so a later checkpoint taken before the program reads it loses it.
+    #[serde(default)]
+    pub empty_hidden: bool,
+    /// A unix socket's shutdown(2) state as the kernel reports it
+    /// (RCV_SHUTDOWN 1, SEND_SHUTDOWN 2): put back after its unread data.
+    #[serde(default)]
+    pub shutdown: u8,
     /// SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET, for a socket pair.
     #[serde(default)]
     pub socket_type: Option<i32>,
@@ -679,6 +688,8 @@ impl Fd {
             peer_ino: None,
             messages: None,
             queued_with_descriptors: 0,
+            empty_hidden: false,
+            shutdown: 0,
             contents: None,
             socket_type: None,
             socket: None,

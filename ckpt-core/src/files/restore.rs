@@ -221,10 +221,13 @@ pub(crate) fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, 
             set_status(a, f.flags);
             let Some(peer) = peer else {
                 sys::close(b);
+                shut_again(a, f);
                 return Ok(Some(vec![(f.fd, a)]));
             };
             refill_socket(a, peer)?;
             set_status(b, peer.flags);
+            shut_again(a, f);
+            shut_again(b, peer);
             Ok(Some(vec![(f.fd, a), (peer.fd, b)]))
         }
         FdKind::Epoll | FdKind::TimerFd | FdKind::SignalFd => {
@@ -652,6 +655,28 @@ pub(crate) fn refill_socket(fd: i32, f: &Fd) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Shut socket `fd` down as the end `f` was at the checkpoint (after its
+/// unread data is queued again: a shut-down end takes no more). For a
+/// stream or seqpacket pair the kernel mirrors it on the other end, as
+/// it did when the program called shutdown(2).
+pub(crate) fn shut_again(fd: i32, f: &Fd) {
+    let how = match f.shutdown & 3 {
+        1 => libc::SHUT_RD,
+        2 => libc::SHUT_WR,
+        3 => libc::SHUT_RDWR,
+        _ => return,
+    };
+    // SAFETY: shutdown(2) on a socket this restart made.
+    if unsafe { libc::shutdown(fd, how) } != 0 {
+        warn(&format!(
+            "descriptor {}: cannot shut it down again as it was ({}): reads and writes on it \
+             may wait where they ended",
+            f.fd,
+            std::io::Error::last_os_error()
+        ));
+    }
 }
 
 /// Put the bytes descriptor `owner` had unread back, through `fd`.

@@ -78,8 +78,12 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
                     // The kernel hides an empty message from every peek
                     // once one peek saw it: put the queue back fresh, or
                     // the next checkpoint would lose it without a word.
-                    if messages.iter().any(|m| m.is_empty()) && u.with_descriptors == 0 {
-                        if let Some(fresh) = f.pipe_peer.and_then(|p| requeue(f.fd, p, &messages)) {
+                    if messages.iter().any(|m| m.is_empty()) {
+                        let fresh = (u.with_descriptors == 0)
+                            .then(|| f.pipe_peer.and_then(|p| requeue(f.fd, p, &messages)))
+                            .flatten();
+                        f.empty_hidden = fresh.is_none();
+                        if let Some(fresh) = fresh {
                             messages = fresh;
                         }
                     }
@@ -172,6 +176,8 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
         peer_ino: None,
         messages: None,
         queued_with_descriptors: 0,
+        empty_hidden: false,
+        shutdown: 0,
         contents: None,
         socket_type: None,
         socket: (kind == FdKind::Socket)
@@ -323,6 +329,12 @@ fn peek_unread(fd: i32, stream: bool) -> Option<Unread> {
     // for descriptors: those are then not installed, only flagged
     // (MSG_CTRUNC).
     let passcred = int_opt(libc::SO_PASSCRED, None).unwrap_or(0) != 0;
+    // A message, even an empty one, carries credentials when SO_PASSCRED
+    // is on; the end of file of a seqpacket end whose receiving side is
+    // shut down (a read of 0, again and again) carries none. Turned on
+    // for the peeks, off again after.
+    let probe = !stream && !passcred && int_opt(libc::SO_PASSCRED, Some(1)).is_some();
+    let passcred = passcred || probe;
     let mut control = [0u64; 4];
     let mut buf = vec![0u8; 64 << 10];
     let mut out = Unread {
@@ -376,6 +388,9 @@ fn peek_unread(fd: i32, stream: bool) -> Option<Unread> {
             }
             continue;
         }
+        if n == 0 && passcred && msg.msg_controllen == 0 {
+            break; // end of file, not a message
+        }
         if rest == 0 {
             cur = Vec::with_capacity(n);
         } else if n != rest {
@@ -389,6 +404,9 @@ fn peek_unread(fd: i32, stream: bool) -> Option<Unread> {
         }
     }
     int_opt(libc::SO_PEEK_OFF, Some(was));
+    if probe {
+        int_opt(libc::SO_PASSCRED, Some(0));
+    }
     Some(out)
 }
 

@@ -327,6 +327,10 @@ pub fn pair(fds: &mut [Fd]) {
         let Some(peer) = diag.as_ref().and_then(|d| d.peer(f.ino)) else {
             continue;
         };
+        fds[i].shutdown = diag
+            .as_ref()
+            .and_then(|d| d.shutdown(fds[i].ino))
+            .unwrap_or(0);
         if named_connection {
             fds[i].peer_ino = match peer {
                 Peer::Inode(p) => Some(p),

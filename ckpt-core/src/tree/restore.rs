@@ -14,7 +14,7 @@
 
 use super::Handoff;
 use crate::files::restore::{
-    another_open_file, move_to_at_least, rebuild, refill_socket, set_status, write_all,
+    another_open_file, move_to_at_least, rebuild, refill_socket, set_status, shut_again, write_all,
 };
 use crate::files::{stdio_rule, Passthrough};
 use crate::image::{Fd, FdKind, Meta, RegionKind};
@@ -209,6 +209,11 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
                 .find(|h| h.1.ino == ino && h.1.shares_with.is_none_or(|s| s == h.1.fd))
             {
                 refill_socket(from, g)?;
+            }
+        }
+        for (ino, fd) in [(a, sa), (b, sb)] {
+            if let Some((_, g)) = holders.iter().find(|h| h.1.ino == ino) {
+                shut_again(fd, g);
             }
         }
         let mut flags_set = [false; 2];
