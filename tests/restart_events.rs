@@ -147,6 +147,15 @@ fn prctl_attributes_come_back() {
     cycle_c("prctl", "restart_prctl.c");
 }
 
+/// What a descriptor or a thread holds that reads and writes never show:
+/// an eventfd's semaphore mode, who an open file signals on I/O (a
+/// process with F_SETSIG, a thread), a lease, each thread's timer slack
+/// and parent-death signal. Each was lost without a word before.
+#[test]
+fn signal_driven_io_leases_and_eventfd_modes_come_back() {
+    cycle_c("fd-signals", "restart_fd_signals.c");
+}
+
 #[test]
 fn thread_affinity_and_nice_come_back() {
     cycle_c("sched", "restart_sched.c");

@@ -513,6 +513,12 @@ pub struct Thread {
     /// CPU affinity mask (bit n = CPU n), 64 CPUs per word.
     #[serde(default)]
     pub affinity: Vec<u64>,
+    /// Timer slack in ns (PR_GET_TIMERSLACK; 0 in older images: unknown).
+    #[serde(default)]
+    pub timer_slack_ns: u64,
+    /// Signal it gets when its parent ends (PR_SET_PDEATHSIG; 0: none).
+    #[serde(default)]
+    pub pdeathsig: i32,
 }
 
 /// A thread's alternate signal stack.
@@ -653,6 +659,26 @@ pub struct Fd {
     /// Locks this process held on the file (fcntl, OFD, flock).
     #[serde(default)]
     pub locks: Vec<FileLock>,
+    /// An eventfd made with EFD_SEMAPHORE (a read takes 1, not the count).
+    #[serde(default)]
+    pub eventfd_semaphore: bool,
+    /// Who gets SIGIO/SIGURG (or the signal set) for this open file.
+    #[serde(default)]
+    pub signal_io: Option<SignalIo>,
+    /// A lease the process holds on the file (F_RDLCK 0 or F_WRLCK 1).
+    #[serde(default)]
+    pub lease: Option<i32>,
+}
+
+/// Signal-driven I/O of an open file: F_SETOWN_EX and F_SETSIG.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SignalIo {
+    /// F_OWNER_TID 0, F_OWNER_PID 1, F_OWNER_PGRP 2.
+    pub owner_type: i32,
+    /// The thread, process or process group (0: nobody).
+    pub owner: i32,
+    /// The signal sent instead of SIGIO (0: SIGIO).
+    pub signal: i32,
 }
 
 impl Fd {
@@ -698,6 +724,9 @@ impl Fd {
             signalfd_mask: None,
             inotify: None,
             locks: Vec::new(),
+            eventfd_semaphore: false,
+            signal_io: None,
+            lease: None,
         }
     }
 }

@@ -213,6 +213,8 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
         FIRST.store(0, Release);
     }
     spawn_threads(meta, &others);
+    let tids: Vec<(u32, i32)> = meta.threads.iter().map(|t| (t.id, t.tid)).collect();
+    files::restore::signal_io_again(&meta.fds, meta.process.pid, &tids);
     timers::restore(&meta.timers, &meta.itimers);
     let pending: Vec<(u32, u64, &[crate::image::QueuedSignal])> = meta
         .threads

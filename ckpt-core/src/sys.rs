@@ -538,3 +538,19 @@ pub fn set_capabilities(eff: u64, prm: u64, inh: u64) {
     // SAFETY: capset of the calling thread from a local of the kernel's layout.
     unsafe { libc::syscall(libc::SYS_capset, header.as_ptr(), d.as_ptr()) };
 }
+
+/// fcntl commands for signal-driven I/O the libc crate lacks (x86_64).
+pub const F_SETSIG: i32 = 10;
+pub const F_GETSIG: i32 = 11;
+pub const F_SETOWN_EX: i32 = 15;
+pub const F_GETOWN_EX: i32 = 16;
+pub const F_OWNER_TID: i32 = 0;
+pub const F_OWNER_PID: i32 = 1;
+pub const F_OWNER_PGRP: i32 = 2;
+
+/// `struct f_owner_ex`.
+#[repr(C)]
+pub struct OwnerEx {
+    pub kind: i32,
+    pub pid: i32,
+}

@@ -83,6 +83,9 @@ struct Slot {
     run_priority: AtomicI32,
     nice: AtomicI32,
     affinity: [AtomicU64; AFFINITY_WORDS],
+    /// Timer slack (ns) and parent-death signal (prctl, per thread).
+    timer_slack: AtomicU64,
+    pdeathsig: AtomicI32,
 }
 
 /// CPUs whose affinity is kept (64 per word).
@@ -123,6 +126,8 @@ const EMPTY: Slot = Slot {
     run_policy: AtomicI32::new(0),
     run_priority: AtomicI32::new(0),
     nice: AtomicI32::new(0),
+    timer_slack: AtomicU64::new(0),
+    pdeathsig: AtomicI32::new(0),
     affinity: [const { AtomicU64::new(0) }; AFFINITY_WORDS],
 };
 
@@ -385,9 +390,25 @@ pub fn restore_tid(id: u32, tid: i32) {
     }
 }
 
-/// The calling thread's scheduling: policy, priority, nice, CPU affinity.
+/// The calling thread's scheduling: policy, priority, nice, CPU affinity,
+/// timer slack; and its parent-death signal (PR_SET_PDEATHSIG).
 /// Signal-safe (raw syscalls).
 fn note_scheduling(s: &Slot) {
+    let mut pdeathsig: i32 = 0;
+    // SAFETY: prctl queries of the calling thread (one writes an int local).
+    unsafe {
+        let slack = libc::syscall(libc::SYS_prctl, libc::PR_GET_TIMERSLACK, 0, 0, 0, 0);
+        s.timer_slack.store(slack.max(0) as u64, Relaxed);
+        libc::syscall(
+            libc::SYS_prctl,
+            libc::PR_GET_PDEATHSIG,
+            &mut pdeathsig as *mut i32,
+            0,
+            0,
+            0,
+        );
+    }
+    s.pdeathsig.store(pdeathsig, Relaxed);
     // SAFETY: plain queries about the calling thread into locals.
     unsafe {
         let policy = libc::syscall(libc::SYS_sched_getscheduler, 0) as i32;
@@ -430,8 +451,10 @@ pub fn restore_name(t: &Thread) {
     unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr()) };
 }
 
-/// Put the scheduling noted for `t` back on the calling thread. What the
-/// kernel refuses (real-time policies, a lower nice, CPUs this machine
+/// Put the scheduling noted for `t` back on the calling thread, with its
+/// timer slack and parent-death signal (that of the restarted parent:
+/// the restart command for the job's first process). What the kernel
+/// refuses (real-time policies, a lower nice, CPUs this machine
 /// lacks) is left as it is. Post-restart context.
 pub fn restore_scheduling(t: &Thread) {
     // SAFETY: plain settings of the calling thread from locals.
@@ -449,6 +472,27 @@ pub fn restore_scheduling(t: &Thread) {
         };
         libc::syscall(libc::SYS_sched_setscheduler, 0, t.run_policy, &param);
         libc::syscall(libc::SYS_setpriority, libc::PRIO_PROCESS, 0, t.nice);
+        let slack = libc::syscall(libc::SYS_prctl, libc::PR_GET_TIMERSLACK, 0, 0, 0, 0);
+        if t.timer_slack_ns != 0 && t.timer_slack_ns as i64 != slack {
+            libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_SET_TIMERSLACK,
+                t.timer_slack_ns,
+                0,
+                0,
+                0,
+            );
+        }
+        if t.pdeathsig != 0 {
+            libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_SET_PDEATHSIG,
+                t.pdeathsig,
+                0,
+                0,
+                0,
+            );
+        }
     }
 }
 
@@ -554,6 +598,8 @@ pub fn snapshot(
             run_policy: s.run_policy.load(Relaxed),
             run_priority: s.run_priority.load(Relaxed),
             nice: s.nice.load(Relaxed),
+            timer_slack_ns: s.timer_slack.load(Relaxed),
+            pdeathsig: s.pdeathsig.load(Relaxed),
             affinity: {
                 let mut a: Vec<u64> = s.affinity.iter().map(|w| w.load(Relaxed)).collect();
                 while a.last() == Some(&0) {

@@ -162,6 +162,64 @@ pub fn restore(fds: &[Fd], keep_also: &[i32], handoff: &Handoff) -> Result<(), S
     Ok(())
 }
 
+/// Once the threads are back (an owner may be one of them): who each
+/// open file signals (F_SETSIG, F_SETOWN_EX; the process and its threads
+/// by their ids now, `pid` being the process's pid at the checkpoint and
+/// `tids` its threads' (id, tid) then), and the leases the process held.
+/// What the kernel refuses is said. Post-restart context.
+pub fn signal_io_again(fds: &[Fd], pid: i32, tids: &[(u32, i32)]) {
+    for f in fds
+        .iter()
+        .filter(|f| f.shares_with.is_none_or(|s| s == f.fd))
+    {
+        if let Some(l) = f.lease {
+            // SAFETY: F_SETLEASE with an integer on the program's descriptor.
+            if unsafe { libc::syscall(libc::SYS_fcntl, f.fd, libc::F_SETLEASE, l) } != 0 {
+                warn(&format!(
+                    "descriptor {} ({}): cannot take its {} lease again ({})",
+                    f.fd,
+                    f.path,
+                    if l == libc::F_WRLCK { "write" } else { "read" },
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
+        let Some(s) = f.signal_io else { continue };
+        let mut owner = sys::OwnerEx {
+            kind: s.owner_type,
+            pid: s.owner,
+        };
+        if s.owner_type == sys::F_OWNER_TID {
+            let now = tids
+                .iter()
+                .find(|t| t.1 == s.owner)
+                .and_then(|t| crate::threads::tid_of_id(t.0));
+            owner.pid = now.unwrap_or(s.owner);
+        } else if s.owner_type == sys::F_OWNER_PID && s.owner == pid {
+            owner.pid = sys::getpid();
+        }
+        // SAFETY: F_SETSIG with an integer, F_SETOWN_EX from a local.
+        let ok = unsafe {
+            (s.signal == 0 || libc::syscall(libc::SYS_fcntl, f.fd, sys::F_SETSIG, s.signal) == 0)
+                && libc::syscall(libc::SYS_fcntl, f.fd, sys::F_SETOWN_EX, &owner) == 0
+        };
+        if !ok {
+            warn(&format!(
+                "descriptor {} ({}): cannot signal {} {} on I/O again ({}): it gets no signal",
+                f.fd,
+                f.path,
+                match s.owner_type {
+                    sys::F_OWNER_TID => "thread",
+                    sys::F_OWNER_PGRP => "process group",
+                    _ => "process",
+                },
+                s.owner,
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+}
+
 /// Reopen or re-create one object; returns (target, temporary) pairs.
 pub(crate) fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, i32)>>, String> {
     match f.kind {
@@ -257,7 +315,12 @@ pub(crate) fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, 
         FdKind::EventFd => {
             let count = f.eventfd_count.unwrap_or(0);
             // SAFETY: eventfd2 with plain integers.
-            let e = unsafe { libc::syscall(libc::SYS_eventfd2, count.min(u32::MAX as u64), 0) };
+            let flags = if f.eventfd_semaphore {
+                libc::EFD_SEMAPHORE
+            } else {
+                0
+            };
+            let e = unsafe { libc::syscall(libc::SYS_eventfd2, count.min(u32::MAX as u64), flags) };
             if e < 0 {
                 return Err(format!("cannot re-create eventfd {}", f.fd));
             }

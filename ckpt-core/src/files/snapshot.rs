@@ -96,6 +96,31 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
     out
 }
 
+/// Who descriptor `fd`'s open file signals (F_GETOWN_EX, F_GETSIG), when
+/// anybody. Runs frozen (raw fcntl: it is interposed).
+fn signal_io(fd: i32) -> Option<crate::image::SignalIo> {
+    let mut owner = sys::OwnerEx { kind: 0, pid: 0 };
+    // SAFETY: F_GETOWN_EX writes a f_owner_ex local; F_GETSIG takes no argument.
+    let (r, signal) = unsafe {
+        (
+            libc::syscall(libc::SYS_fcntl, fd, sys::F_GETOWN_EX, &mut owner),
+            libc::syscall(libc::SYS_fcntl, fd, sys::F_GETSIG) as i32,
+        )
+    };
+    (r == 0 && (owner.pid != 0 || signal > 0)).then_some(crate::image::SignalIo {
+        owner_type: owner.kind,
+        owner: owner.pid,
+        signal: signal.max(0),
+    })
+}
+
+/// The lease this process holds on file `fd`, when one. Runs frozen.
+fn lease(fd: i32) -> Option<i32> {
+    // SAFETY: F_GETLEASE takes no argument.
+    let l = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETLEASE) } as i32;
+    (l == libc::F_RDLCK || l == libc::F_WRLCK).then_some(l)
+}
+
 fn describe(dir: i32, fd: i32) -> Option<Fd> {
     let name = CString::new(fd.to_string()).ok()?;
     let mut buf = [0u8; 4096];
@@ -198,6 +223,13 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
             .flatten(),
         inotify: (kind == FdKind::Inotify).then(|| super::inotify::snapshot(ib)),
         locks: super::locks::snapshot(ib),
+        eventfd_semaphore: kind == FdKind::EventFd
+            && sys::field(ib, b"eventfd-semaphore:").and_then(|v| sys::parse_i64(trim(v)))
+                == Some(1),
+        signal_io: (kflags & libc::O_ASYNC != 0 || matches!(kind, FdKind::Socket | FdKind::File))
+            .then(|| signal_io(fd))
+            .flatten(),
+        lease: (kind == FdKind::File).then(|| lease(fd)).flatten(),
         // SAFETY: F_GETPIPE_SZ takes no argument; fails harmlessly on non-pipes.
         pipe_size: (kind == FdKind::Pipe)
             .then(|| unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETPIPE_SZ) } as i32)
