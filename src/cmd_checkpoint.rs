@@ -244,6 +244,14 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
                 | Epoll
         );
         let who: Vec<String> = g.iter().map(|(p, fd)| format!("{p}:{fd}")).collect();
+        if f.kind == MQueue {
+            return Some(format!(
+                "message queue {} is one open file in processes {}: at restart each opens the \
+                 same queue again (a change of its non-blocking flag is then no longer shared)",
+                f.path,
+                who.join(", ")
+            ));
+        }
         (!once).then(|| {
             format!(
                 "{} ({}) is one open file in processes {}: each gets a copy of its own at restart",
@@ -332,6 +340,13 @@ fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool) -> Vec<String
                  taken before the program reads it will not",
                 f.fd, f.path
             )
+        }))
+        .chain(meta.fds.iter().filter_map(|f| {
+            let what = f.mqueue.as_ref()?.unsaved.as_ref()?;
+            Some(format!(
+                "descriptor {} (message queue {}): {what}",
+                f.fd, f.path
+            ))
         }))
         .chain(meta.threads.iter().filter(|t| t.rseq_unknown).map(|t| {
             format!(

@@ -170,7 +170,10 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
             &[&prog, &arg],
             meta.process.pid,
             meta.clocks,
-            &meta.process.sysv_ipc,
+            crate::restart_ns::Ipc {
+                sysv: &meta.process.sysv_ipc,
+                mqueues: crate::restart_ns::Ipc::has_mqueues(&meta),
+            },
             &mut |child| match pager.take() {
                 Some(p) => p.wait(child),
                 None => crate::progress::watch_restore(child, memory),

@@ -475,6 +475,8 @@ pub mod tests {
             run_priority: 0,
             nice: 0,
             affinity: Vec::new(),
+            timer_slack_ns: 0,
+            pdeathsig: 0,
         }
     }
 

@@ -75,10 +75,27 @@ pub fn run(
     argv: &[&CStr],
     pid: i32,
     clocks: Option<ckpt::image::Clocks>,
-    ipc: &[ckpt::image::SysvObject],
+    ipc: Ipc,
     in_parent: &mut dyn FnMut(i32),
 ) -> String {
     run_with(pid, clocks, ipc, &mut || exec_restorer(argv), in_parent)
+}
+
+/// The program's IPC objects: System V objects to make again at their
+/// ids, and whether it held POSIX message queues (made again by name):
+/// either gets an IPC namespace of the restart's own.
+pub struct Ipc<'a> {
+    pub sysv: &'a [ckpt::image::SysvObject],
+    pub mqueues: bool,
+}
+
+impl Ipc<'_> {
+    /// Whether the image `meta` holds a message queue descriptor.
+    pub fn has_mqueues(meta: &ckpt::image::Meta) -> bool {
+        meta.fds
+            .iter()
+            .any(|f| f.kind == ckpt::image::FdKind::MQueue)
+    }
 }
 
 /// Run the restorer `argv` (in the program's process, inside the
@@ -105,7 +122,7 @@ pub fn exec_restorer(argv: &[&CStr]) -> ! {
 pub fn run_with(
     pid: i32,
     clocks: Option<ckpt::image::Clocks>,
-    ipc: &[ckpt::image::SysvObject],
+    ipc: Ipc,
     child: &mut dyn FnMut(),
     in_parent: &mut dyn FnMut(i32),
 ) -> String {
@@ -119,9 +136,11 @@ pub fn run_with(
         flags |= libc::CLONE_NEWUSER;
     }
     // System V objects the program had come back at their ids in an IPC
-    // namespace of its own (where those ids are free).
-    let ipc: Vec<ckpt::image::SysvObject> = ipc.iter().filter(|o| o.saved).cloned().collect();
-    if !ipc.is_empty() {
+    // namespace of its own (where those ids are free), as do its message
+    // queues (by name, with their messages, not a queue left since).
+    let mqueues = ipc.mqueues;
+    let ipc: Vec<ckpt::image::SysvObject> = ipc.sysv.iter().filter(|o| o.saved).cloned().collect();
+    if !ipc.is_empty() || mqueues {
         flags |= libc::CLONE_NEWIPC;
     }
     // This process stays in its pid namespace; its next children are in

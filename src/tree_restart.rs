@@ -208,7 +208,12 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
     let why = crate::restart_ns::run_with(
         manifest.root,
         root_clocks,
-        &ipc,
+        crate::restart_ns::Ipc {
+            sysv: &ipc,
+            mqueues: ready
+                .iter()
+                .any(|r| crate::restart_ns::Ipc::has_mqueues(&r.meta)),
+        },
         &mut || become_member(&ctx, manifest.root),
         &mut |root| {
             for &fd in &ours {

@@ -221,6 +221,31 @@ fn shut_down_socket_ends_come_back_shut_down() {
     );
 }
 
+/// POSIX message queues: a named one opened twice, and one unlinked but
+/// held open, each with its attributes and every message in receive
+/// order. Before, a queue was taken for a file at /NAME: the restart
+/// refused ("needs /NAME, which is gone"), its messages unsaved. A
+/// notification registered on a queue cannot come back: said, once.
+#[test]
+fn message_queues_come_back_with_every_message() {
+    let said = cycle_c("mqueue", "restart_mqueue.c");
+    let warned: Vec<&str> = said
+        .checkpoint
+        .lines()
+        .filter(|l| l.contains("warning"))
+        .collect();
+    assert!(
+        warned.len() == 1 && warned[0].contains("mq_notify"),
+        "{}",
+        said.checkpoint
+    );
+    assert!(
+        !said.restart_warnings().contains("queue"),
+        "{}",
+        said.restart
+    );
+}
+
 /// Kinds ckpt does not restore (or has not met) are never silent: each is
 /// named at checkpoint and at restart, and comes back as /dev/null.
 #[test]

@@ -552,6 +552,9 @@ pub enum FdKind {
     Namespace,
     /// Another anon-inode object (userfaultfd, pidfd, fanotify, ...).
     Anon,
+    /// A POSIX message queue (its state in `Fd::mqueue`).
+    #[serde(rename = "mqueue")]
+    MQueue,
 }
 
 /// One open descriptor.
@@ -668,6 +671,23 @@ pub struct Fd {
     /// A lease the process holds on the file (F_RDLCK 0 or F_WRLCK 1).
     #[serde(default)]
     pub lease: Option<i32>,
+    /// A POSIX message queue's attributes and messages.
+    #[serde(default)]
+    pub mqueue: Option<MQueueState>,
+}
+
+/// A POSIX message queue as restart makes it again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MQueueState {
+    pub maxmsg: i64,
+    pub msgsize: i64,
+    /// Every message, in the order a receiver takes them, with its
+    /// priority; on the process's first descriptor of the queue only
+    /// (None on the others, or when they could not be saved).
+    pub messages: Option<Vec<(u32, serde_bytes::ByteBuf)>>,
+    /// What of the queue does not come back, and why (the checkpoint
+    /// says so).
+    pub unsaved: Option<String>,
 }
 
 /// Signal-driven I/O of an open file: F_SETOWN_EX and F_SETSIG.
@@ -727,6 +747,7 @@ impl Fd {
             eventfd_semaphore: false,
             signal_io: None,
             lease: None,
+            mqueue: None,
         }
     }
 }

@@ -40,6 +40,14 @@ pub(crate) fn fail(msg: &str) -> ! {
     unreachable!()
 }
 
+/// Write a line that is not a warning (something put back as it was)
+/// to the restart command's stderr.
+pub(crate) fn note(msg: &str) {
+    let line = format!("ckpt restart: {msg}\n");
+    // SAFETY: write(2) from a live buffer.
+    unsafe { libc::write(report_fd(), line.as_ptr().cast(), line.len()) };
+}
+
 /// Write a warning line to the restart command's stderr.
 pub(crate) fn warn(msg: &str) {
     let line = format!("ckpt restart: warning: {msg}\n");

@@ -471,6 +471,7 @@ pub(crate) fn namespace_kind(link: &str) -> Option<&'static str> {
 mod anon;
 mod inotify;
 mod locks;
+pub(crate) mod mqueue;
 pub(crate) mod restore;
 mod snapshot;
 mod sockets;

@@ -25,6 +25,8 @@
 //! - a listening socket (or a bound datagram socket) listens again at its
 //!   address; a socket never bound nor connected is made again; a connection to another process comes back closed by its
 //!   peer (end-of-file, EPIPE), with a warning;
+//! - a POSIX message queue is made again by name with its messages (see
+//!   `mqueue`);
 //! - a namespace descriptor (/proc/self/ns/*) names the restarted
 //!   process's own namespace of that kind (a warning when that is not the
 //!   one it named: a restart in a new pid namespace, say);
@@ -82,6 +84,7 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
         FdKind::SignalFd if f.signalfd_mask.is_some() => Passthrough::Rebuilt,
         FdKind::Inotify if f.inotify.is_some() => Passthrough::Rebuilt,
         FdKind::Namespace => Passthrough::Rebuilt,
+        FdKind::MQueue if f.mqueue.is_some() => Passthrough::Rebuilt,
         _ => Passthrough::Placeholder,
     }
 }
@@ -98,6 +101,8 @@ pub fn restore(fds: &[Fd], keep_also: &[i32], handoff: &Handoff) -> Result<(), S
         .chain(keep_also.iter().copied())
         .collect();
     close_all_but(&keep);
+    // A message queue found made already is then another process's.
+    super::set_in_tree(handoff.barrier.is_some());
     let base = fds.iter().map(|f| f.fd).max().unwrap_or(2) + 1;
     // Pass 1: open each object at a temporary number above every target.
     let mut temp: Vec<(i32, i32)> = Vec::new(); // (target, temp)
@@ -153,6 +158,8 @@ pub fn restore(fds: &[Fd], keep_also: &[i32], handoff: &Handoff) -> Result<(), S
     {
         super::anon::refill_epoll(f);
     }
+    super::mqueue::unlink_hidden(fds);
+    super::set_in_tree(false);
     // And every lock the process held is taken again.
     for f in fds.iter().filter(|f| !f.locks.is_empty()) {
         for w in super::locks::restore(f) {
@@ -311,6 +318,14 @@ pub(crate) fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, 
                 }
             };
             Ok(Some(vec![(f.fd, move_to_at_least(fd, base)?)]))
+        }
+        FdKind::MQueue => {
+            let q = f
+                .mqueue
+                .as_ref()
+                .ok_or_else(|| format!("descriptor {}: no queue state", f.fd))?;
+            let fd = move_to_at_least(super::mqueue::restore(f, q)?, base)?;
+            Ok(Some(vec![(f.fd, fd)]))
         }
         FdKind::EventFd => {
             let count = f.eventfd_count.unwrap_or(0);

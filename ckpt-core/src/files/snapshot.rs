@@ -43,6 +43,14 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
     link_shared(&mut out);
     pair_pipes(&mut out);
     super::sockets::pair(&mut out);
+    // A message queue's messages are saved once, through its lowest
+    // descriptor (taken and put back).
+    let mut queues: Vec<(u64, u64)> = Vec::new();
+    for f in out.iter_mut().filter(|f| f.kind == FdKind::MQueue) {
+        let first = !queues.contains(&(f.dev, f.ino));
+        queues.push((f.dev, f.ino));
+        f.mqueue = Some(super::mqueue::snapshot(f.fd, first));
+    }
     // A pipe's (or FIFO's) bytes are saved once, through its lowest read
     // end (with tee: nothing is consumed).
     let mut peeked: Vec<(u64, u64)> = Vec::new();
@@ -154,7 +162,10 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
     if deleted {
         path.truncate(path.len() - " (deleted)".len());
     }
-    let kind = kind_of(&st, &path);
+    let mut kind = kind_of(&st, &path);
+    if kind == FdKind::File && super::mqueue::is_mqueue(fd, &path) {
+        kind = FdKind::MQueue;
+    }
     let h = history(fd).filter(|h| plausible(h, &path, kind));
     let origin = match &h {
         Some(h) => Origin::name(h.origin).to_string(),
@@ -230,6 +241,7 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
             .then(|| signal_io(fd))
             .flatten(),
         lease: (kind == FdKind::File).then(|| lease(fd)).flatten(),
+        mqueue: None,
         // SAFETY: F_GETPIPE_SZ takes no argument; fails harmlessly on non-pipes.
         pipe_size: (kind == FdKind::Pipe)
             .then(|| unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETPIPE_SZ) } as i32)

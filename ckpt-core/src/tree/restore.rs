@@ -303,6 +303,13 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
                     give(&mut made, pid, g.fd, fd);
                 }
             }
+            // Made by each process in the restart's IPC namespace (the
+            // first makes and fills it, the others open it).
+            FdKind::MQueue => made.warnings.push(format!(
+                "descriptor {} of process {pid0} (message queue {}) was one open file with \
+                 descriptors of other processes; each process opens the same queue again",
+                f.fd, f.path
+            )),
             _ => made.warnings.push(format!(
                 "descriptor {} of process {pid0} ({}) was one open file with descriptors of \
                  other processes; each process gets one of its own",
