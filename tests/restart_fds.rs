@@ -331,3 +331,135 @@ fn socket_options_and_buffer_sizes_come_back() {
     let w = said.restart_warnings();
     assert!(!w.contains("socket option"), "an option was lost: {w}");
 }
+
+/// A terminal the test holds: (master, path of the slave).
+fn pty() -> (std::fs::File, PathBuf) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: open of a constant path; ioctl/ptsname_r on the new master.
+    unsafe {
+        let m = libc::open(
+            c"/dev/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        assert!(m >= 0, "no /dev/ptmx");
+        let unlock: libc::c_int = 0;
+        assert_eq!(libc::ioctl(m, libc::TIOCSPTLCK, &unlock), 0);
+        let mut name = [0 as libc::c_char; 64];
+        assert_eq!(libc::ptsname_r(m, name.as_mut_ptr(), name.len()), 0);
+        let path = std::ffi::CStr::from_ptr(name.as_ptr())
+            .to_string_lossy()
+            .into_owned();
+        (std::fs::File::from_raw_fd(m), PathBuf::from(path))
+    }
+}
+
+/// The slave's settings now (TCGETS), or set them (TCSETS).
+fn termios(tty: &std::fs::File, set: Option<&libc::termios>) -> libc::termios {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero termios is valid; TCGETS/TCSETS on our own tty.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        match set {
+            Some(s) => assert_eq!(libc::tcsetattr(tty.as_raw_fd(), libc::TCSANOW, s), 0),
+            None => assert_eq!(libc::tcgetattr(tty.as_raw_fd(), &mut t), 0),
+        }
+        t
+    }
+}
+
+/// A program that set its terminal raw (an editor does) finds it raw
+/// again after a restart, though the shell had put it back to cooked
+/// when the program was killed; and a window size changed meanwhile is
+/// told to it with SIGWINCH. Before, the restarted program ran on a
+/// cooked terminal (echo, line editing) without a word.
+#[test]
+fn a_terminal_comes_back_as_the_program_had_set_it() {
+    use std::os::fd::AsRawFd;
+    use std::process::{Command, Stdio};
+    let area = Area::new("tty");
+    let dir = common::TempDir::new("tty-bin");
+    let prog = common::compile_c("restart_tty.c", dir.path());
+    let (master, slave_path) = pty();
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&slave_path)
+        .unwrap();
+    let cooked = termios(&slave, None);
+    assert_ne!(cooked.c_lflag & libc::ICANON, 0, "a new terminal is cooked");
+    let set_size = |rows: u16, cols: u16| {
+        let w = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ from a live winsize on our own master.
+        assert_eq!(
+            unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &w) },
+            0
+        );
+    };
+    set_size(24, 80);
+    let out = area.file("out");
+    let mut run = Command::new(common::ckpt_bin());
+    run.args(["run", "--dir"])
+        .arg(&area.images)
+        .arg("--")
+        .arg(&prog)
+        .current_dir(area.path())
+        .env_remove("LD_PRELOAD")
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
+        .stderr(Stdio::from(
+            std::fs::File::create(area.file("err")).unwrap(),
+        ));
+    let mut kid = run.spawn().unwrap();
+    let pid = kid.id() as i32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .contains("step 19")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the program never got to step 19"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        termios(&slave, None).c_lflag & libc::ICANON,
+        0,
+        "the program set it raw"
+    );
+    let image = common::checkpoint(pid, Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+    kid.kill().unwrap();
+    kid.wait().unwrap();
+    // As a shell does once its job is gone, and a resize meanwhile.
+    termios(&slave, Some(&cooked));
+    set_size(40, 120);
+    let st = Command::new(common::ckpt_bin())
+        .arg("restart")
+        .arg(&image)
+        .current_dir(area.path())
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(area.file("restart.err")).unwrap(),
+        ))
+        .status()
+        .unwrap();
+    let said = std::fs::read_to_string(area.file("restart.err")).unwrap_or_default();
+    assert!(st.success(), "restart failed: {said}");
+    let got = std::fs::read_to_string(&out).unwrap();
+    let tail: Vec<&str> = got.lines().filter(|l| !l.starts_with("step")).collect();
+    assert_eq!(
+        tail,
+        [
+            "canonical 0, echo 0, signals 0, output processing 0",
+            "resized to 40 rows, 120 columns"
+        ],
+        "{got}\n{said}"
+    );
+    drop(master);
+}

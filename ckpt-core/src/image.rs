@@ -674,6 +674,19 @@ pub struct Fd {
     /// A POSIX message queue's attributes and messages.
     #[serde(default)]
     pub mqueue: Option<MQueueState>,
+    /// A terminal's settings and window size.
+    #[serde(default)]
+    pub tty: Option<TtyState>,
+}
+
+/// A terminal as the program had set it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TtyState {
+    /// `struct termios` as TCGETS gives it.
+    pub termios: serde_bytes::ByteBuf,
+    /// Window size (0 0: unknown).
+    pub rows: u16,
+    pub cols: u16,
 }
 
 /// A POSIX message queue as restart makes it again.
@@ -748,6 +761,7 @@ impl Fd {
             signal_io: None,
             lease: None,
             mqueue: None,
+            tty: None,
         }
     }
 }

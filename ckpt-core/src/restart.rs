@@ -222,6 +222,13 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
         .map(|t| (t.id, t.pending, t.queued.as_slice()))
         .collect();
     signals::restore_pending(meta.process.pending, &meta.process.queued, &pending);
+    // Its terminal as it had set it; told of a size that changed, as a
+    // resize would (after the pending signals: those are set exactly).
+    if files::restore::terminals_again(&meta.fds) {
+        // SAFETY: a signal to this process; it stays pending until the
+        // program runs with its own mask.
+        unsafe { libc::syscall(libc::SYS_kill, sys::getpid(), libc::SIGWINCH) };
+    }
     let after = AFTER.load(Acquire);
     if !after.is_null() {
         // SAFETY: only `prepare` stores here, always an `extern "C" fn()`.

@@ -13,7 +13,7 @@
 //!   their wds; unread events are lost);
 //! - descriptors 0, 1 and 2 that were a terminal, a pipe to another
 //!   process, a socket or a device are connected to the `ckpt restart`
-//!   command's own;
+//!   command's own; a terminal is then set as the program had it (`tty`);
 //! - a named FIFO above 2 is reopened by path (each open file of it, never
 //!   blocking) with the bytes it held; one whose path was unlinked (or is
 //!   gone) comes back as an anonymous pipe with its bytes;
@@ -167,6 +167,12 @@ pub fn restore(fds: &[Fd], keep_also: &[i32], handoff: &Handoff) -> Result<(), S
         }
     }
     Ok(())
+}
+
+/// Each terminal set as the program had it; whether one's window size
+/// changed. Post-restart context.
+pub fn terminals_again(fds: &[Fd]) -> bool {
+    super::tty::restore(fds)
 }
 
 /// Once the threads are back (an owner may be one of them): who each

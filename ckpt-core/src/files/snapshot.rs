@@ -242,6 +242,9 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
             .flatten(),
         lease: (kind == FdKind::File).then(|| lease(fd)).flatten(),
         mqueue: None,
+        tty: (kind == FdKind::Tty)
+            .then(|| super::tty::snapshot(fd))
+            .flatten(),
         // SAFETY: F_GETPIPE_SZ takes no argument; fails harmlessly on non-pipes.
         pipe_size: (kind == FdKind::Pipe)
             .then(|| unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETPIPE_SZ) } as i32)
