@@ -131,7 +131,8 @@ fn namespace_descriptors_come_back_as_own_namespaces() {
 /// Socket pairs the program holds both ends of come back connected with
 /// their bytes, found by the kernel's pairing (not by the numbers
 /// socketpair() returned), and nobody calls them connections to another
-/// process.
+/// process; so does a connection it made to a socket it listens on and
+/// accepted itself (before: both ends came back closed).
 #[test]
 fn own_socket_pairs_come_back_without_false_warnings() {
     let said = cycle_c("sockpair", "restart_socketpair.c");

@@ -9,7 +9,11 @@
  * Sockets made and never bound nor connected (unix datagram, TCP) must
  * come back as such, without a word about connections. A fourth pair has
  * bytes queued around a piece that carried a descriptor (SCM_RIGHTS):
- * every byte must come back (the descriptor cannot: a warning). */
+ * every byte must come back (the descriptor cannot: a warning). A fifth
+ * is a connection the program made to a socket it listens on itself
+ * (bound to "conn.sock" in its directory) and accepted, bytes queued each
+ * way: it too must come back connected with its bytes, and the listening
+ * socket listen again. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -63,6 +67,15 @@ int main(void) {
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, lone) || write(lone[1], "bye", 3) != 3 ||
         close(lone[1]))
         return 1;
+    struct sockaddr_un at = {AF_UNIX, "conn.sock"};
+    unlink(at.sun_path);
+    int srv = socket(AF_UNIX, SOCK_STREAM, 0), cli = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (srv < 0 || cli < 0 || bind(srv, (struct sockaddr *)&at, sizeof at) || listen(srv, 4) ||
+        connect(cli, (struct sockaddr *)&at, sizeof at))
+        return 1;
+    int acc = accept(srv, NULL, NULL);
+    if (acc < 0 || write(cli, "to server", 9) != 9 || write(acc, "to client", 9) != 9)
+        return 1;
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
         return 1;
     if (dup2(sv[1], 20) != 20 || close(sv[1]))
@@ -94,6 +107,17 @@ int main(void) {
             got += (size_t)r;
         }
         printf("rights: got %zu bytes '%s'\n", got, all);
+    }
+    {
+        char got[32] = {0};
+        n = read(acc, got, sizeof got - 1);
+        printf("accepted: read %zd '%s'\n", n, n > 0 ? got : "");
+        memset(got, 0, sizeof got);
+        n = read(cli, got, sizeof got - 1);
+        printf("client: read %zd '%s'\n", n, n > 0 ? got : "");
+        int again = socket(AF_UNIX, SOCK_STREAM, 0);
+        printf("listening again: %d\n", connect(again, (struct sockaddr *)&at, sizeof at) == 0);
+        unlink(at.sun_path);
     }
     /* The unix datagram socket, bound now (autobind), talks to itself. */
     struct sockaddr_un me = {AF_UNIX};

@@ -303,56 +303,49 @@ pub(crate) fn unnamed(s: &SocketState) -> bool {
     s.domain == libc::AF_UNIX && s.address.len() <= 2
 }
 
-/// Pair the ends of unnamed unix socket pairs the process holds both of,
-/// by the peers the kernel reports (`Fd::peer_ino`): `pipe_peer` names the
-/// other end's lowest descriptor; an end whose peer was closed is
-/// `peer_closed` (it comes back alone, with its unread data). Where the
-/// kernel told nothing, the recorded history stays. Runs frozen.
+/// Pair the ends of unix socket connections the process holds both of,
+/// by the peers the kernel reports (`Fd::peer_ino`): `pipe_peer` names
+/// the other end's lowest descriptor. Socket pairs, and connections to a
+/// socket bound to a name the process accepted itself (a server and its
+/// client in one process): both come back as a pair with their unread
+/// data (without the name: getsockname/getpeername then give none), as
+/// a tree's restart makes them across processes. An end whose peer was
+/// closed is `peer_closed` (it comes back alone, with its unread data).
+/// Where the kernel told nothing, the recorded history stays. Runs
+/// frozen.
 pub fn pair(fds: &mut [Fd]) {
     let diag = UnixDiag::open();
-    for i in 0..fds.len() {
-        let f = &fds[i];
-        // A connection accepted from a named socket has a name too: its
-        // peer is recorded (a tree's restart pairs the two ends when both
-        // are in the job), but within one process only unnamed pairs are
-        // made again.
-        let named_connection = f.socket.as_ref().is_some_and(|s| {
-            s.domain == libc::AF_UNIX && !s.listening && s.connected && !unnamed(s)
+    // Each unix connection end's peer, as the kernel reports it.
+    let mut peers: Vec<(usize, Peer)> = Vec::new();
+    for (i, f) in fds.iter().enumerate() {
+        // A connection accepted from a named socket has a name too.
+        let connection = f.socket.as_ref().is_some_and(|s| {
+            s.domain == libc::AF_UNIX && !s.listening && (s.connected || unnamed(s))
         });
-        if f.kind != crate::image::FdKind::Socket
-            || !(f.socket.as_ref().is_some_and(unnamed) || named_connection)
-        {
+        if f.kind != crate::image::FdKind::Socket || !connection {
             continue;
         }
-        let Some(peer) = diag.as_ref().and_then(|d| d.peer(f.ino)) else {
-            continue;
-        };
-        fds[i].shutdown = diag
-            .as_ref()
-            .and_then(|d| d.shutdown(fds[i].ino))
-            .unwrap_or(0);
-        if named_connection {
-            fds[i].peer_ino = match peer {
-                Peer::Inode(p) => Some(p),
-                _ => None,
-            };
-            continue;
+        if let Some(peer) = diag.as_ref().and_then(|d| d.peer(f.ino)) {
+            peers.push((i, peer));
         }
+    }
+    for &(i, peer) in &peers {
+        let ino = fds[i].ino;
+        // The other end, when this process holds it and it is connected
+        // back to this one (a datagram socket connected to a bound one
+        // is not: that one stays bound, alone).
         let other = match peer {
-            Peer::Inode(p) => fds
+            Peer::Inode(p) => peers
                 .iter()
-                .find(|g| {
-                    g.ino == p
-                        && g.kind == crate::image::FdKind::Socket
-                        && g.shares_with.is_none()
-                        && g.socket.as_ref().is_some_and(unnamed)
-                })
-                .map(|g| g.fd),
+                .map(|&(j, q)| (&fds[j], q))
+                .find(|(g, q)| g.ino == p && g.shares_with.is_none() && *q == Peer::Inode(ino))
+                .map(|(g, _)| g.fd),
             _ => None,
         };
+        fds[i].shutdown = diag.as_ref().and_then(|d| d.shutdown(ino)).unwrap_or(0);
         let f = &mut fds[i];
         f.pipe_peer = other;
-        f.peer_closed = peer == Peer::Closed;
+        f.peer_closed = peer == Peer::Closed && f.socket.as_ref().is_some_and(unnamed);
         f.peer_ino = match peer {
             Peer::None => None,
             Peer::Closed => Some(0),
