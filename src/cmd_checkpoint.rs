@@ -198,7 +198,7 @@ fn restart_losses(path: &std::path::Path) -> Vec<String> {
     let Ok(image) = crate::cmd_inspect::load(path) else {
         return Vec::new();
     };
-    losses(&image.meta, &|_| false)
+    losses(&image.meta, &|_| false, &[image.meta.process.pid])
 }
 
 /// As [`restart_losses`], for every process of a tree image (what the
@@ -217,6 +217,7 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
         .collect();
     let parts: Vec<(i32, &ckpt::image::Meta)> = metas.iter().map(|(p, m)| (*p, m)).collect();
     let between = ckpt::tree::restore::between_processes(&parts);
+    let members: Vec<i32> = metas.iter().map(|m| m.0).collect();
     let fd_of = |pid: i32, fd: i32| {
         metas
             .iter()
@@ -282,7 +283,7 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
     metas
         .iter()
         .flat_map(|(pid, meta)| {
-            losses(meta, &|fd| between.contains(&(*pid, fd)))
+            losses(meta, &|fd| between.contains(&(*pid, fd)), &members)
                 .into_iter()
                 .map(move |w| format!("process {pid}: {w}"))
         })
@@ -293,7 +294,7 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
 
 /// What of `meta` a restart cannot bring back as it was, but the
 /// descriptors `handled` says a tree's restart makes.
-fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool) -> Vec<String> {
+fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool, members: &[i32]) -> Vec<String> {
     let seccomp =
         meta.process.prctl.is_some_and(|p| p.seccomp != 0).then(|| {
             "the program runs under seccomp, which a restart cannot reinstate".to_string()
@@ -332,6 +333,14 @@ fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool) -> Vec<String
                     f.fd, w.fd
                 )
             })
+        }))
+        .chain(meta.fds.iter().filter_map(|f| {
+            let pid = f.pidfd_pid.filter(|&p| p > 0 && !members.contains(&p))?;
+            Some(format!(
+                "descriptor {} is a pidfd of process {pid}, which is not in the job: it cannot \
+                 come back at restart (/dev/null takes its place)",
+                f.fd
+            ))
         }))
         .chain(meta.fds.iter().filter(|f| hides_an_empty_message(f)).map(|f| {
             format!(

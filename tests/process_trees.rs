@@ -1438,3 +1438,46 @@ fn an_empty_datagram_across_processes_is_saved_and_its_later_loss_said() {
         "the parent's output after restart",
     );
 }
+
+/// Process descriptors (pidfds) a process of a job holds, of another of
+/// the job's processes and of itself, come back as pidfds of the same
+/// processes: the restarted parent signals and reaps its child through
+/// one. Before, each came back as /dev/null (a "kind not met" warning).
+#[test]
+fn pidfds_of_the_jobs_processes_come_back() {
+    let area = Area::new("tree-pidfd");
+    let (prog, want) = with_reference(&area, "tree_pidfd.c", "tree_pidfd");
+    assert!(
+        String::from_utf8_lossy(&want)
+            .contains("reaped through the pidfd: 0, the child 1, killed by signal 15"),
+        "{want:?}"
+    );
+    let ctl = area.sub("ctl");
+    let out = area.file("out");
+    let mut kid = start_job(
+        &area,
+        &prog,
+        &[ctl.to_string_lossy().into_owned()],
+        area.path(),
+        &out,
+    );
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    rs::wait_marker(&mut kid, &ctl.join("ready"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
+    assert!(
+        !img.stderr.contains("pidfd") && !img.stderr.contains("anon_inode"),
+        "the checkpoint warned: {}",
+        img.stderr
+    );
+    touch(&ctl.join("go"));
+    let mut r = restart_tree(&area, &img, 1);
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "the restarted job", &context(&area));
+    rs::assert_same(
+        &std::fs::read(&out).unwrap(),
+        &want,
+        "the parent's output after restart",
+    );
+}

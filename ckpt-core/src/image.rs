@@ -555,6 +555,10 @@ pub enum FdKind {
     /// A POSIX message queue (its state in `Fd::mqueue`).
     #[serde(rename = "mqueue")]
     MQueue,
+    /// A process descriptor (pidfd_open, clone's CLONE_PIDFD): the
+    /// process in `Fd::pidfd_pid`.
+    #[serde(rename = "pidfd")]
+    PidFd,
 }
 
 /// One open descriptor.
@@ -677,6 +681,13 @@ pub struct Fd {
     /// A terminal's settings and window size.
     #[serde(default)]
     pub tty: Option<TtyState>,
+    /// A pidfd's process, as the program sees its pid (-1: it ended and
+    /// was reaped).
+    #[serde(default)]
+    pub pidfd_pid: Option<i32>,
+    /// That process is this one.
+    #[serde(default)]
+    pub pidfd_self: bool,
 }
 
 /// A terminal as the program had set it.
@@ -762,6 +773,8 @@ impl Fd {
             lease: None,
             mqueue: None,
             tty: None,
+            pidfd_pid: None,
+            pidfd_self: false,
         }
     }
 }

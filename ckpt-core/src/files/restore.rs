@@ -30,7 +30,9 @@
 //! - a namespace descriptor (/proc/self/ns/*) names the restarted
 //!   process's own namespace of that kind (a warning when that is not the
 //!   one it named: a restart in a new pid namespace, say);
-//! - anything else (a pipe to another process, a fanotify, a pidfd) cannot
+//! - a pidfd names the same process again (itself, or another of the
+//!   job in the restart's pid namespace);
+//! - anything else (a pipe to another process, a fanotify, an io_uring) cannot
 //!   come back: /dev/null takes its number, with a warning.
 //!
 //! Post-restart context: raw syscalls, scratch allocation, no panics.
@@ -85,6 +87,7 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
         FdKind::Inotify if f.inotify.is_some() => Passthrough::Rebuilt,
         FdKind::Namespace => Passthrough::Rebuilt,
         FdKind::MQueue if f.mqueue.is_some() => Passthrough::Rebuilt,
+        FdKind::PidFd if f.pidfd_pid.is_some_and(|p| p > 0) => Passthrough::Rebuilt,
         _ => Passthrough::Placeholder,
     }
 }
@@ -167,6 +170,29 @@ pub fn restore(fds: &[Fd], keep_also: &[i32], handoff: &Handoff) -> Result<(), S
         }
     }
     Ok(())
+}
+
+/// A pidfd of the process itself, or, in a restart's pid namespace
+/// (where each process of the job has its pid again, every one made
+/// before any restores its descriptors), of another process of the job.
+fn pidfd_again(f: &Fd) -> Result<i32, String> {
+    let pid = match f.pidfd_pid {
+        _ if f.pidfd_self => sys::getpid(),
+        Some(p) if p > 1 && crate::restart::restart_namespace().is_some() => p,
+        _ => {
+            return Err(
+                "its process is not one of the job's, or the restart has no pid namespace".into(),
+            )
+        }
+    };
+    // PIDFD_NONBLOCK is O_NONBLOCK.
+    let flags = f.flags & libc::O_NONBLOCK;
+    // SAFETY: pidfd_open with plain integers.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    Ok(fd as i32)
 }
 
 /// Each terminal set as the program had it; whether one's window size
@@ -319,6 +345,21 @@ pub(crate) fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, 
                     warn(&format!(
                         "descriptor {} ({}) cannot be restored: {e}; /dev/null takes its place",
                         f.fd, f.path
+                    ));
+                    open_at_least(c"/dev/null", libc::O_RDONLY, base)?
+                }
+            };
+            Ok(Some(vec![(f.fd, move_to_at_least(fd, base)?)]))
+        }
+        FdKind::PidFd => {
+            let fd = match pidfd_again(f) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    warn(&format!(
+                        "descriptor {} (a pidfd of process {}) cannot be restored: {e}; /dev/null \
+                         takes its place",
+                        f.fd,
+                        f.pidfd_pid.unwrap_or(0)
                     ));
                     open_at_least(c"/dev/null", libc::O_RDONLY, base)?
                 }

@@ -163,6 +163,18 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
         path.truncate(path.len() - " (deleted)".len());
     }
     let mut kind = kind_of(&st, &path);
+    let pidfd_pid = (kind == FdKind::PidFd)
+        .then(|| {
+            sys::field(ib, b"Pid:").and_then(|v| {
+                let v = trim(v);
+                match v.strip_prefix(b"-") {
+                    Some(n) => sys::parse_i64(n).map(|n| -n),
+                    None => sys::parse_i64(v),
+                }
+            })
+        })
+        .flatten()
+        .map(|p| p as i32);
     if kind == FdKind::File && super::mqueue::is_mqueue(fd, &path) {
         kind = FdKind::MQueue;
     }
@@ -245,6 +257,8 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
         tty: (kind == FdKind::Tty)
             .then(|| super::tty::snapshot(fd))
             .flatten(),
+        pidfd_pid,
+        pidfd_self: pidfd_pid.is_some_and(|p| p == sys::getpid()),
         // SAFETY: F_GETPIPE_SZ takes no argument; fails harmlessly on non-pipes.
         pipe_size: (kind == FdKind::Pipe)
             .then(|| unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETPIPE_SZ) } as i32)
@@ -622,6 +636,7 @@ fn kind_of(st: &libc::stat, path: &str) -> FdKind {
         _ if path == "anon_inode:[timerfd]" => FdKind::TimerFd,
         _ if path == "anon_inode:[signalfd]" => FdKind::SignalFd,
         _ if path == "anon_inode:inotify" => FdKind::Inotify,
+        _ if path == "anon_inode:[pidfd]" => FdKind::PidFd,
         _ => FdKind::Anon,
     }
 }
