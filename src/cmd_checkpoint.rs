@@ -342,6 +342,13 @@ fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool, members: &[i3
                 f.fd
             ))
         }))
+        .chain(meta.fds.iter().filter(|f| f.inotify_unread > 0).map(|f| {
+            format!(
+                "descriptor {} (inotify) has {} bytes of events the program has not read: they \
+                 cannot be saved without taking them, a restart does not have them",
+                f.fd, f.inotify_unread
+            )
+        }))
         .chain(meta.fds.iter().filter(|f| hides_an_empty_message(f)).map(|f| {
             format!(
                 "descriptor {} ({}) has an empty message queued, which the kernel hides from \

@@ -247,6 +247,41 @@ fn message_queues_come_back_with_every_message() {
     );
 }
 
+/// inotify events queued unread cannot be saved (a read takes them): the
+/// checkpoint says so, naming the descriptor (before: silent).
+#[test]
+fn unread_inotify_events_are_said_at_checkpoint() {
+    let area = Area::new("inotify-unread");
+    let dir = common::TempDir::new("inotify-unread-bin");
+    let prog = common::compile_c("inotify_unread.c", dir.path());
+    let out = area.file("out");
+    let mut kid = start_until(
+        run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
+        &out,
+        &area.file("err"),
+        "under ckpt",
+        "step 19",
+    );
+    let mut c = common::ckpt_cmd(
+        area.path(),
+        [
+            "checkpoint".to_string(),
+            kid.pid().to_string(),
+            "--dir".to_string(),
+            area.images.to_string_lossy().into_owned(),
+        ],
+    );
+    let r = common::run_cmd(&mut c, common::CHECKPOINT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+    assert!(r.status.success(), "{}", r.stderr);
+    let said: Vec<&str> = r.stderr.lines().filter(|l| l.contains("inotify")).collect();
+    assert!(
+        said.len() == 1 && said[0].contains("not read"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// Kinds ckpt does not restore (or has not met) are never silent: each is
 /// named at checkpoint and at restart, and comes back as /dev/null.
 #[test]

@@ -663,6 +663,10 @@ pub struct Fd {
     /// What an inotify instance watches.
     #[serde(default)]
     pub inotify: Option<Vec<InotifyWatch>>,
+    /// Bytes of inotify events queued unread (they cannot be read
+    /// without taking them: a restart does not have them).
+    #[serde(default)]
+    pub inotify_unread: u32,
     /// Locks this process held on the file (fcntl, OFD, flock).
     #[serde(default)]
     pub locks: Vec<FileLock>,
@@ -775,6 +779,7 @@ impl Fd {
             tty: None,
             pidfd_pid: None,
             pidfd_self: false,
+            inotify_unread: 0,
         }
     }
 }

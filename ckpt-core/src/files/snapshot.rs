@@ -245,6 +245,14 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
             .then(|| sys::field(ib, b"sigmask:").and_then(sys::parse_hex))
             .flatten(),
         inotify: (kind == FdKind::Inotify).then(|| super::inotify::snapshot(ib)),
+        inotify_unread: if kind == FdKind::Inotify {
+            let mut n: i32 = 0;
+            // SAFETY: FIONREAD writes an int.
+            unsafe { libc::syscall(libc::SYS_ioctl, fd, libc::FIONREAD, &mut n) };
+            n.max(0) as u32
+        } else {
+            0
+        },
         locks: super::locks::snapshot(ib),
         eventfd_semaphore: kind == FdKind::EventFd
             && sys::field(ib, b"eventfd-semaphore:").and_then(|v| sys::parse_i64(trim(v)))
