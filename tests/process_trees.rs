@@ -111,6 +111,36 @@ fn start_job(area: &Area, prog: &Path, args: &[String], cwd: &Path, out: &Path) 
     )
 }
 
+/// Run `prog CTL` as a job until it marks CTL/ready, checkpoint it (what
+/// the checkpoint said goes to `check`), kill it, touch CTL/go, restart
+/// it and compare the first process's output with `want`.
+fn ready_checkpoint_go_restart(area: &Area, prog: &Path, want: &[u8], check: &dyn Fn(&TreeImage)) {
+    let ctl = area.sub("ctl");
+    let out = area.file("out");
+    let mut kid = start_job(
+        area,
+        prog,
+        &[ctl.to_string_lossy().into_owned()],
+        area.path(),
+        &out,
+    );
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    rs::wait_marker(&mut kid, &ctl.join("ready"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(area)));
+    let img = checkpoint_and_kill_tree(area, &mut kid, root, root);
+    check(&img);
+    touch(&ctl.join("go"));
+    let mut r = restart_tree(area, &img, 1);
+    let st = wait_end(area, &mut r);
+    assert_success(st, "the restarted job", &context(area));
+    rs::assert_same(
+        &std::fs::read(&out).unwrap(),
+        want,
+        "the parent's output after restart",
+    );
+}
+
 /// Checkpoint the job whose top is `root` through `pid` (any process of
 /// it), check the job went on, then SIGKILL every process of it and reap
 /// `kid` (the command whose pid is `root`).
@@ -1403,40 +1433,19 @@ fn an_empty_datagram_across_processes_is_saved_and_its_later_loss_said() {
             && String::from_utf8_lossy(&want).contains("stream read 1: 0 (ok)"),
         "{want:?}"
     );
-    let ctl = area.sub("ctl");
-    let out = area.file("out");
-    let mut kid = start_job(
-        &area,
-        &prog,
-        &[ctl.to_string_lossy().into_owned()],
-        area.path(),
-        &out,
-    );
-    let root = kid.pid();
-    let _guard = JobGuard(root);
-    rs::wait_marker(&mut kid, &ctl.join("ready"))
-        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
-    let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
-    let said: Vec<&str> = img
-        .stderr
-        .lines()
-        .filter(|l| l.contains("empty message"))
-        .collect();
-    assert_eq!(
-        said.len(),
-        1,
-        "the checkpoint must say once that the empty message is hidden from later ones: {:?}",
-        img.stderr
-    );
-    touch(&ctl.join("go"));
-    let mut r = restart_tree(&area, &img, 1);
-    let st = wait_end(&area, &mut r);
-    assert_success(st, "the restarted job", &context(&area));
-    rs::assert_same(
-        &std::fs::read(&out).unwrap(),
-        &want,
-        "the parent's output after restart",
-    );
+    ready_checkpoint_go_restart(&area, &prog, &want, &|img| {
+        let said: Vec<&str> = img
+            .stderr
+            .lines()
+            .filter(|l| l.contains("empty message"))
+            .collect();
+        assert_eq!(
+            said.len(),
+            1,
+            "the checkpoint must say once that the empty message is hidden from later ones: {:?}",
+            img.stderr
+        );
+    });
 }
 
 /// Process descriptors (pidfds) a process of a job holds, of another of
@@ -1452,32 +1461,11 @@ fn pidfds_of_the_jobs_processes_come_back() {
             .contains("reaped through the pidfd: 0, the child 1, killed by signal 15"),
         "{want:?}"
     );
-    let ctl = area.sub("ctl");
-    let out = area.file("out");
-    let mut kid = start_job(
-        &area,
-        &prog,
-        &[ctl.to_string_lossy().into_owned()],
-        area.path(),
-        &out,
-    );
-    let root = kid.pid();
-    let _guard = JobGuard(root);
-    rs::wait_marker(&mut kid, &ctl.join("ready"))
-        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
-    let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
-    assert!(
-        !img.stderr.contains("pidfd") && !img.stderr.contains("anon_inode"),
-        "the checkpoint warned: {}",
-        img.stderr
-    );
-    touch(&ctl.join("go"));
-    let mut r = restart_tree(&area, &img, 1);
-    let st = wait_end(&area, &mut r);
-    assert_success(st, "the restarted job", &context(&area));
-    rs::assert_same(
-        &std::fs::read(&out).unwrap(),
-        &want,
-        "the parent's output after restart",
-    );
+    ready_checkpoint_go_restart(&area, &prog, &want, &|img| {
+        assert!(
+            !img.stderr.contains("pidfd") && !img.stderr.contains("anon_inode"),
+            "the checkpoint warned: {}",
+            img.stderr
+        );
+    });
 }

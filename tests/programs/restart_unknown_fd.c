@@ -1,7 +1,8 @@
-/* Holds descriptors of kinds ckpt does not restore (a userfaultfd and a
- * pidfd) at fixed numbers; after step 30 prints whether each number is
- * still open. Under ckpt they come back as /dev/null (open) with a
- * warning at checkpoint and restart; the output is the same either way. */
+/* Holds descriptors ckpt cannot restore (a userfaultfd, and a pidfd of
+ * process 1, which is not in the job) at fixed numbers; after step 30
+ * prints whether each number is still open. Under ckpt they come back as
+ * /dev/null (open) with a warning at checkpoint and restart; the output
+ * is the same either way. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,7 +11,7 @@
 
 int main(void) {
     int u = (int)syscall(SYS_userfaultfd, O_CLOEXEC | 1 /* UFFD_USER_MODE_ONLY */);
-    int p = (int)syscall(434 /* pidfd_open */, getpid(), 0);
+    int p = (int)syscall(434 /* pidfd_open */, 1, 0);
     if (u >= 0)
         dup2(u, 40), close(u);
     if (p >= 0)

@@ -123,42 +123,15 @@ pub(crate) fn snapshot(fd: i32, with_messages: bool) -> MQueueState {
     }
     let mut buf = vec![0u8; a.msgsize.max(1) as usize];
     let mut messages = Vec::new();
-    let zero = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
     for _ in 0..a.curmsgs.max(0) {
-        let mut prio: u32 = 0;
-        // SAFETY: receive into a live buffer of its length; never waits.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_mq_timedreceive,
-                me,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut prio as *mut u32,
-                &zero as *const libc::timespec,
-            )
-        };
-        if n < 0 {
+        let Some((prio, n)) = receive(me, &mut buf) else {
             break;
-        }
-        messages.push((prio, serde_bytes::ByteBuf::from(&buf[..n as usize])));
+        };
+        messages.push((prio, serde_bytes::ByteBuf::from(&buf[..n])));
     }
     let mut lost = 0;
     for (prio, m) in &messages {
-        // SAFETY: send from a live buffer; never waits (O_NONBLOCK).
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_mq_timedsend,
-                me,
-                m.as_ptr(),
-                m.len(),
-                *prio,
-                &zero as *const libc::timespec,
-            )
-        };
-        if r != 0 {
+        if !send(me, *prio, m) {
             lost += 1;
         }
     }
@@ -300,47 +273,13 @@ pub(crate) fn unlink_hidden(fds: &[Fd]) {
 /// Take every message out of queue `fd` (O_NONBLOCK).
 fn drain(fd: i32) {
     let mut buf = vec![0u8; 1 << 20];
-    let zero = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    loop {
-        // SAFETY: receive into a live buffer of its length; never waits.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_mq_timedreceive,
-                fd,
-                buf.as_mut_ptr(),
-                buf.len(),
-                0usize,
-                &zero as *const libc::timespec,
-            )
-        };
-        if n < 0 {
-            return;
-        }
-    }
+    while receive(fd, &mut buf).is_some() {}
 }
 
 /// Queue `messages` again through `fd` (closed after), in order.
 fn refill(fd: i32, f: &Fd, messages: &[(u32, serde_bytes::ByteBuf)]) {
-    let zero = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
     for (i, (prio, m)) in messages.iter().enumerate() {
-        // SAFETY: send from a live buffer; never waits (O_NONBLOCK).
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_mq_timedsend,
-                fd,
-                m.as_ptr(),
-                m.len(),
-                *prio,
-                &zero as *const libc::timespec,
-            )
-        };
-        if r != 0 {
+        if !send(fd, *prio, m) {
             warn(&format!(
                 "message queue {} (descriptor {}): {} of its {} messages cannot be queued again ({}); they are lost",
                 f.path,
@@ -353,4 +292,46 @@ fn refill(fd: i32, f: &Fd, messages: &[(u32, serde_bytes::ByteBuf)]) {
         }
     }
     sys::close(fd);
+}
+
+/// The oldest of the highest-priority messages of queue `fd`, taken into
+/// `buf`: (priority, length). Never waits (the descriptor is O_NONBLOCK,
+/// the timeout already past).
+fn receive(fd: i32, buf: &mut [u8]) -> Option<(u32, usize)> {
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let mut prio: u32 = 0;
+    // SAFETY: receive into a live buffer of its length, the priority into a local.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_mq_timedreceive,
+            fd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut prio as *mut u32,
+            &zero as *const libc::timespec,
+        )
+    };
+    (n >= 0).then_some((prio, n as usize))
+}
+
+/// Queue message `m` with priority `prio` on `fd`; never waits.
+fn send(fd: i32, prio: u32, m: &[u8]) -> bool {
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: send from a live buffer; the timeout already past.
+    unsafe {
+        libc::syscall(
+            libc::SYS_mq_timedsend,
+            fd,
+            m.as_ptr(),
+            m.len(),
+            prio,
+            &zero as *const libc::timespec,
+        ) == 0
+    }
 }
