@@ -5,10 +5,14 @@
  * messages, a pipe whose writer was closed, real-time signals queued to a
  * second thread, an epoll watch whose descriptor was closed and its number
  * reused, thread names, a 1 TiB NORESERVE reservation, a namespace
- * descriptor, and an O_APPEND log. After step 30 each is checked and
- * printed; the output must equal an uninterrupted run's. */
+ * descriptor, and an O_APPEND log; a stream socket pair whose writer shut
+ * its side down, a POSIX message queue with messages, a semaphore-mode
+ * eventfd, a pipe set for signal-driven I/O, a pidfd of itself, a timer
+ * slack. After step 30 each is checked and printed; the output must
+ * equal an uninterrupted run's. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <mqueue.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -26,6 +30,8 @@
 #include <unistd.h>
 
 static pthread_barrier_t b1, b2;
+static volatile sig_atomic_t usr2;
+static void on_usr2(int s) { (void)s; usr2++; }
 static pid_t other_tid;
 
 static void *other(void *arg) {
@@ -120,6 +126,25 @@ int main(void) {
     int nsfd = open("/proc/self/ns/uts", O_RDONLY);
     int log = open("/tmp/ckpt-everything-log-unused", O_WRONLY | O_CREAT | O_APPEND, 0600);
     unlink("/tmp/ckpt-everything-log-unused");
+    int shut[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, shut);
+    write(shut[1], "last words", 10);
+    shutdown(shut[1], SHUT_WR);
+    struct mq_attr qa = {.mq_maxmsg = 4, .mq_msgsize = 32};
+    mq_unlink("/ckpt-everything-mq");
+    mqd_t mq = mq_open("/ckpt-everything-mq", O_CREAT | O_RDWR | O_NONBLOCK, 0600, &qa);
+    mq_unlink("/ckpt-everything-mq");
+    mq_send(mq, "second", 6, 1);
+    mq_send(mq, "first", 5, 7);
+    int sem = eventfd(2, EFD_SEMAPHORE);
+    signal(SIGUSR2, on_usr2);
+    int sio[2];
+    pipe(sio);
+    fcntl(sio[0], F_SETOWN, getpid());
+    fcntl(sio[0], F_SETSIG, SIGUSR2);
+    fcntl(sio[0], F_SETFL, O_ASYNC | O_NONBLOCK);
+    int self = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    prctl(PR_SET_TIMERSLACK, 234000);
     prctl(PR_SET_NAME, "main-loop");
     usleep(20000);
 
@@ -162,6 +187,25 @@ int main(void) {
             printf("reservation %d\n", ((char *)big)[123456789]);
             printf("ns fd %s\n", fcntl(nsfd, F_GETFD) >= 0 ? "open" : "closed");
             printf("log %s\n", write(log, "x", 1) == 1 ? "writable" : "not");
+            memset(buf, 0, sizeof buf);
+            n1 = read(shut[0], buf, sizeof buf);
+            n2 = read(shut[0], buf + 20, sizeof buf - 20);
+            printf("shut stream %zd '%.10s' then %zd\n", n1, buf, n2);
+            for (int i = 0; i < 2; i++) {
+                unsigned prio = 0;
+                memset(buf, 0, sizeof buf);
+                ssize_t m = mq_receive(mq, buf, sizeof buf, &prio);
+                printf("queue %zd '%s' priority %u\n", m, buf, prio);
+            }
+            uint64_t took = 0;
+            read(sem, &took, 8);
+            printf("semaphore eventfd gives %llu\n", (unsigned long long)took);
+            write(sio[1], "s", 1);
+            for (int i = 0; i < 200 && !usr2; i++)
+                usleep(1000);
+            printf("signal-driven pipe %d\n", usr2 > 0);
+            printf("own pidfd %d\n", self >= 0 && syscall(SYS_pidfd_send_signal, self, 0, NULL, 0) == 0);
+            printf("timer slack %d\n", prctl(PR_GET_TIMERSLACK));
             char name[16];
             prctl(PR_GET_NAME, name);
             printf("main name %s\n", name);
