@@ -156,6 +156,14 @@ fn signal_driven_io_leases_and_eventfd_modes_come_back() {
     cycle_c("fd-signals", "restart_fd_signals.c");
 }
 
+/// A directory watched with fcntl(F_NOTIFY) is watched again (ckpt's
+/// fcntl wrapper records it: the kernel shows it nowhere); one whose
+/// descriptor was closed is not. Before, the watch was lost silently.
+#[test]
+fn a_directory_watched_with_dnotify_is_watched_again() {
+    cycle_c("dnotify", "restart_dnotify.c");
+}
+
 #[test]
 fn thread_affinity_and_nice_come_back() {
     cycle_c("sched", "restart_sched.c");

@@ -692,6 +692,9 @@ pub struct Fd {
     /// That process is this one.
     #[serde(default)]
     pub pidfd_self: bool,
+    /// A directory's dnotify mask (fcntl F_NOTIFY), as recorded.
+    #[serde(default)]
+    pub dnotify: Option<u32>,
 }
 
 /// A terminal as the program had set it.
@@ -780,6 +783,7 @@ impl Fd {
             pidfd_pid: None,
             pidfd_self: false,
             inotify_unread: 0,
+            dnotify: None,
         }
     }
 }

@@ -120,6 +120,7 @@ fn write_with(
     peer: i32,
     path: impl FnOnce(&[AtomicU64; PATH_WORDS]) -> usize,
 ) {
+    dnotify::forget(fd);
     let Some(s) = slot(fd) else { return };
     // Seqlock without locked instructions: odd while writing. Concurrent
     // writers of one slot (a race the program itself has) at worst leave
@@ -303,6 +304,7 @@ pub fn record_anon(fd: i32, origin: Origin, name: &[u8], flags: i32) {
 /// `fd` is about to be closed. Cleared *before* the close, so a thread that
 /// gets the same number next records after us.
 pub fn record_close(fd: i32) {
+    dnotify::forget(fd);
     if let Some(s) = slot(fd) {
         if s.origin.load(Relaxed) != Origin::None as u8 {
             // No origin means no history: the other fields need no write.
@@ -469,6 +471,7 @@ pub(crate) fn namespace_kind(link: &str) -> Option<&'static str> {
 }
 
 mod anon;
+pub mod dnotify;
 mod inotify;
 mod locks;
 pub(crate) mod mqueue;

@@ -204,13 +204,28 @@ pub fn terminals_again(fds: &[Fd]) -> bool {
 /// Once the threads are back (an owner may be one of them): who each
 /// open file signals (F_SETSIG, F_SETOWN_EX; the process and its threads
 /// by their ids now, `pid` being the process's pid at the checkpoint and
-/// `tids` its threads' (id, tid) then), and the leases the process held.
+/// `tids` its threads' (id, tid) then), the leases the process held and
+/// the directories it watched with F_NOTIFY (before their owner is set:
+/// F_NOTIFY makes the caller the owner).
 /// What the kernel refuses is said. Post-restart context.
 pub fn signal_io_again(fds: &[Fd], pid: i32, tids: &[(u32, i32)]) {
     for f in fds
         .iter()
         .filter(|f| f.shares_with.is_none_or(|s| s == f.fd))
     {
+        if let Some(mask) = f.dnotify {
+            // SAFETY: F_NOTIFY with an integer on the program's descriptor.
+            if unsafe { libc::syscall(libc::SYS_fcntl, f.fd, libc::F_NOTIFY, mask) } == 0 {
+                super::dnotify::record(f.fd, mask);
+            } else {
+                warn(&format!(
+                    "descriptor {} ({}): cannot watch the directory again (F_NOTIFY: {})",
+                    f.fd,
+                    f.path,
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
         if let Some(l) = f.lease {
             // SAFETY: F_SETLEASE with an integer on the program's descriptor.
             if unsafe { libc::syscall(libc::SYS_fcntl, f.fd, libc::F_SETLEASE, l) } != 0 {

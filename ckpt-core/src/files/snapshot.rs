@@ -171,6 +171,9 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
     }
     let mut kind = kind_of(&st, &path);
     let lease = (kind == FdKind::File).then(|| lease(ib)).flatten();
+    let dnotify = (kind == FdKind::Directory)
+        .then(|| super::dnotify::mask_of(fd, st.st_dev, st.st_ino))
+        .flatten();
     let pidfd_pid = (kind == FdKind::PidFd)
         .then(|| {
             sys::field(ib, b"Pid:").and_then(|v| {
@@ -267,10 +270,11 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
                 == Some(1),
         // Two system calls per descriptor: only where a signal can matter
         // (signal-driven I/O, a lease's break).
-        signal_io: (kflags & libc::O_ASYNC != 0 || lease.is_some())
+        signal_io: (kflags & libc::O_ASYNC != 0 || lease.is_some() || dnotify.is_some())
             .then(|| signal_io(fd))
             .flatten(),
         lease,
+        dnotify,
         mqueue: None,
         tty: (kind == FdKind::Tty)
             .then(|| super::tty::snapshot(fd))

@@ -123,14 +123,19 @@ unsafe fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     r
 }
 
-#[interpose(aliases(fcntl64), variadic = 2, when = cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC || rec::maybe_own(fd))]
+#[interpose(aliases(fcntl64), variadic = 2, when = cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC || cmd == libc::F_NOTIFY || rec::maybe_own(fd))]
 unsafe fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     if rec::is_own(fd) {
         // ckpt's descriptors do not exist for the program.
         let _ = (ret, arg);
         return;
     }
-    rec::record_dup(ret, fd, Origin::FcntlDupfd);
+    match cmd {
+        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => rec::record_dup(ret, fd, Origin::FcntlDupfd),
+        // The kernel shows dnotify registrations nowhere: keep them.
+        libc::F_NOTIFY if ret == 0 => rec::dnotify::record(fd, arg as u32),
+        _ => {}
+    }
 }
 
 /// The open(2) flags an fopen mode string means.
