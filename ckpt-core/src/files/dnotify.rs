@@ -55,8 +55,8 @@ pub fn forget(fd: i32) {
     if USED.load(Relaxed) == 0 {
         return;
     }
-    for i in 0..MAX {
-        if FD[i].load(Relaxed) == fd && FD[i].compare_exchange(fd, -1, AcqRel, Relaxed).is_ok() {
+    for slot in FD.iter() {
+        if slot.load(Relaxed) == fd && slot.compare_exchange(fd, -1, AcqRel, Relaxed).is_ok() {
             USED.fetch_sub(1, Relaxed);
         }
     }
