@@ -301,6 +301,23 @@ pub fn record_anon(fd: i32, origin: Origin, name: &[u8], flags: i32) {
     }
 }
 
+/// Messages a checkpoint takes to save them (a socket pair's queue put
+/// back fresh, a message queue's) and could not put back: `lost` of
+/// `total`, of descriptor `fd`. Said on the program's stderr, in one
+/// line, while it is frozen.
+pub(crate) fn say_not_put_back(lost: usize, total: usize, fd: i32) {
+    if lost == 0 {
+        return;
+    }
+    let line = format!(
+        "ckpt: {lost} of the {total} messages queued on descriptor {fd} could not be put back \
+         while checkpointing: the running program will not read them (a restart from this \
+         image will)\n"
+    );
+    // SAFETY: write(2) from a live buffer.
+    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+}
+
 /// `fd` is about to be closed. Cleared *before* the close, so a thread that
 /// gets the same number next records after us.
 pub fn record_close(fd: i32) {

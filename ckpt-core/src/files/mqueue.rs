@@ -136,18 +136,9 @@ pub(crate) fn snapshot(fd: i32, with_messages: bool) -> MQueueState {
         }
     }
     sys::close(me);
-    if lost > 0 {
-        // A sender outside took the room meanwhile: the running program
-        // must not lose messages without a word.
-        let line = format!(
-            "ckpt: {lost} of the {} messages of queue descriptor {fd} could not be put back \
-             while checkpointing: the running program will not read them (a restart from \
-             this image will)\n",
-            messages.len()
-        );
-        // SAFETY: write(2) from a live buffer.
-        unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
-    }
+    // A sender outside took the room meanwhile: the running program must
+    // not lose messages without a word.
+    super::say_not_put_back(lost, messages.len(), fd);
     q.messages = Some(messages);
     q
 }

@@ -544,18 +544,9 @@ fn requeue(fd: i32, peer: i32, seen: &[serde_bytes::ByteBuf]) -> Option<Vec<serd
             lost += 1;
         }
     }
-    if lost > 0 {
-        // Checked above so that this cannot happen; if it does, the
-        // running program must not lose messages without a word.
-        let line = format!(
-            "ckpt: {lost} of the {} messages queued on descriptor {fd} could not be put back \
-             while checkpointing: the running program will not read them (a restart from \
-             this image will)\n",
-            taken.len()
-        );
-        // SAFETY: write(2) from a live buffer.
-        unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
-    }
+    // Checked above so that this cannot happen; if it does, the running
+    // program must not lose messages without a word.
+    super::say_not_put_back(lost, taken.len(), fd);
     Some(taken)
 }
 
