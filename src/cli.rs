@@ -236,11 +236,18 @@ Descriptors:
   - descriptors that shared an open file share one again; an in-process
     pipe (its ends found by inode, with its unread bytes; an end whose
     other ends were all closed comes back so: its bytes then end of file,
-    or EPIPE), a socket pair (a datagram or seqpacket pair with each queued
-    message), an eventfd, an epoll instance (with what it watched), a
-    timerfd (with its unread expirations), a signalfd and an inotify
-    instance (its watches at their numbers, by the paths they were added
-    with; events not yet read are lost) are re-created;
+    or EPIPE), a socket pair or a unix connection the program accepted
+    from itself (a datagram or seqpacket pair with each queued message; an
+    end shut down is shut down again), an eventfd (its semaphore mode
+    too), an epoll instance (with what it watched), a timerfd (with its
+    unread expirations), a signalfd and an inotify instance (its watches
+    at their numbers, by the paths they were added with; events not yet
+    read are lost, said at checkpoint) are re-created;
+  - a POSIX message queue is made again by its name with its messages (in
+    an IPC namespace of the restart's own); a pidfd names the same process
+    again (the program itself, or another process of the job);
+  - who a file signals on I/O (O_ASYNC, F_SETOWN, F_SETSIG), leases and
+    directories watched with F_NOTIFY are set again;
   - a named FIFO is reopened by its path with the bytes it held; one whose
     path was unlinked comes back as an anonymous pipe with its bytes;
   - a namespace descriptor (/proc/self/ns/*) names the restarted program's
@@ -248,12 +255,15 @@ Descriptors:
   - file locks the program held (fcntl, OFD, flock) are taken again,
     without waiting: one another process took meanwhile is a warning;
   - descriptors 0, 1 and 2 that were a terminal, a pipe to another
-    process, a socket or a device are connected to this command's own;
+    process, a socket or a device are connected to this command's own; a
+    terminal is then set as the program had it (raw mode, echo), and a
+    window size not the one it had is told with SIGWINCH;
   - a listening socket listens again at its address (refused up front
     when the address is taken); a connection to another process comes
     back closed by its peer (end-of-file, EPIPE), with a warning;
   - what cannot come back otherwise (a pipe to another process, a
-    fanotify, a pidfd) is replaced by /dev/null, with a warning.
+    fanotify, an io_uring, a pidfd of a process outside the job) is
+    replaced by /dev/null, with a warning.
 
 Checked before anything starts (one line and exit status 1 on failure,
 nothing is started and no file is touched): the image's checksums, format
