@@ -224,7 +224,7 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
     signals::restore_pending(meta.process.pending, &meta.process.queued, &pending);
     // Its terminal as it had set it; told of a size that changed, as a
     // resize would (after the pending signals: those are set exactly).
-    if files::restore::terminals_again(&meta.fds) {
+    if files::tty::restore(&meta.fds) {
         // SAFETY: a signal to this process; it stays pending until the
         // program runs with its own mask.
         unsafe { libc::syscall(libc::SYS_kill, sys::getpid(), libc::SIGWINCH) };

@@ -195,12 +195,6 @@ fn pidfd_again(f: &Fd) -> Result<i32, String> {
     Ok(fd as i32)
 }
 
-/// Each terminal set as the program had it; whether one's window size
-/// changed. Post-restart context.
-pub fn terminals_again(fds: &[Fd]) -> bool {
-    super::tty::restore(fds)
-}
-
 /// Once the threads are back (an owner may be one of them): who each
 /// open file signals (F_SETSIG, F_SETOWN_EX; the process and its threads
 /// by their ids now, `pid` being the process's pid at the checkpoint and
