@@ -1469,3 +1469,28 @@ fn pidfds_of_the_jobs_processes_come_back() {
         );
     });
 }
+
+/// POSIX message queues a job's processes share come back as one queue
+/// each, holding what both processes queued: a named one and one unlinked
+/// (before, the unlinked one came back as a queue per process, each with
+/// every message, and what the child sent after the restart never reached
+/// the parent).
+#[test]
+fn message_queues_the_jobs_processes_share_come_back_one() {
+    let area = Area::new("tree-mqueue");
+    let (prog, want) = with_reference(&area, "tree_mqueue.c", "tree_mqueue");
+    let text = String::from_utf8_lossy(&want);
+    assert!(
+        text.contains("unlinked: \"child after\"") && text.contains("named: \"child after\""),
+        "{text}"
+    );
+    ready_checkpoint_go_restart(&area, &prog, &want, &|img| {
+        // One warning per queue, of its shared non-blocking flag only.
+        let said: Vec<&str> = img.stderr.lines().filter(|l| l.contains("warning")).collect();
+        assert!(
+            said.len() == 2 && said.iter().all(|l| l.contains("non-blocking flag")),
+            "the checkpoint warned: {}",
+            img.stderr
+        );
+    });
+}

@@ -241,6 +241,10 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
     }
     // In a tree: nobody goes on before every process is back.
     handoff.wait_for_the_tree();
+    if handoff.barrier.is_some() {
+        // Every process of the tree holds its queues now.
+        files::mqueue::unlink_hidden(&meta.fds, true);
+    }
     if first_is_back {
         // The hook thread first; it lets the others go when done.
         FIRST_GO.store(1, Release);

@@ -188,7 +188,7 @@ pub(crate) fn restore(f: &Fd, q: &MQueueState) -> Result<i32, String> {
         msgsize: q.msgsize,
         ..Attr::default()
     };
-    let cname = std::ffi::CString::new(name(f))
+    let cname = std::ffi::CString::new(name(f, super::in_tree()))
         .map_err(|_| format!("descriptor {}: bad queue name", f.fd))?;
     let open = |flags: i32| -> i64 {
         // SAFETY: mq_open with a NUL-terminated name and a live attr.
@@ -242,19 +242,26 @@ pub(crate) fn restore(f: &Fd, q: &MQueueState) -> Result<i32, String> {
 
 /// The name `f`'s queue is made under: its own, or, unlinked by the
 /// program, one of ours for that queue ([`unlink_hidden`] removes it once
-/// every descriptor of it is open).
-fn name(f: &Fd) -> String {
-    if f.deleted {
+/// every descriptor of it is open). In a tree, every process of the job
+/// that holds the queue must find the one the first made: the name is the
+/// queue's inode alone (the restart's IPC namespace holds nothing else).
+fn name(f: &Fd, tree: bool) -> String {
+    if f.deleted && tree {
+        format!("ckpt-unlinked-{}", f.ino)
+    } else if f.deleted {
         format!("ckpt-unlinked-{}-{}", sys::getpid(), f.ino)
     } else {
         f.path.trim_start_matches('/').to_string()
     }
 }
 
-/// Unlink the names unlinked queues were made under. Post-restart.
-pub(crate) fn unlink_hidden(fds: &[Fd]) {
+/// Unlink the names unlinked queues were made under: a single process's
+/// once its descriptors are open, a tree's once every process of it has
+/// opened its own (after the tree's barrier; the first to come unlinks).
+/// Post-restart.
+pub(crate) fn unlink_hidden(fds: &[Fd], tree: bool) {
     for f in fds.iter().filter(|f| f.mqueue.is_some() && f.deleted) {
-        if let Ok(c) = std::ffi::CString::new(name(f)) {
+        if let Ok(c) = std::ffi::CString::new(name(f, tree)) {
             // SAFETY: mq_unlink of a NUL-terminated name.
             unsafe { libc::syscall(libc::SYS_mq_unlink, c.as_ptr()) };
         }

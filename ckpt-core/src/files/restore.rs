@@ -161,7 +161,9 @@ pub fn restore(fds: &[Fd], keep_also: &[i32], handoff: &Handoff) -> Result<(), S
     {
         super::anon::refill_epoll(f);
     }
-    super::mqueue::unlink_hidden(fds);
+    if !super::in_tree() {
+        super::mqueue::unlink_hidden(fds, false);
+    }
     super::set_in_tree(false);
     // And every lock the process held is taken again.
     for f in fds.iter().filter(|f| !f.locks.is_empty()) {
