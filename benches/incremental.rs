@@ -6,7 +6,8 @@
 //!   user waits for it);
 //! - the stall the program's own loop felt during the second checkpoint;
 //! - steady: three more checkpoints after 1% changed each, as periodic
-//!   checkpoints take them with `--keep 2`, pruning included (the
+//!   checkpoints take them with `--keep 1` (ckpt run's default;
+//!   `CKPT_BENCH_KEEP=N` to take another), pruning included (the
 //!   command answers before the writer prunes; its wall time is what
 //!   the user waits for);
 //! - restart from the newest image (a chain: it takes unchanged pages
@@ -86,11 +87,16 @@ fn restart_ms(image: &Path) -> f64 {
     ms
 }
 
+/// `ckpt run --keep` of the rounds: its default, or `CKPT_BENCH_KEEP`.
+fn keep() -> String {
+    std::env::var("CKPT_BENCH_KEEP").unwrap_or_else(|_| "1".into())
+}
+
 fn round(prog: &Path, dir: &Path, mib: usize, warm_first: bool) -> Round {
     std::fs::remove_dir_all(dir).ok();
     std::fs::create_dir_all(dir).unwrap();
     let mut child = Command::new(ckpt())
-        .args(["run", "--keep", "2", "--dir"])
+        .args(["run", "--keep", &keep(), "--dir"])
         .arg(dir)
         .arg("--")
         .arg(prog)

@@ -82,10 +82,10 @@ pub struct RunArgs {
 
     /// Keep the newest N images of the program (each checkpoint is a new
     /// generation; older ones are removed only once a newer one is
-    /// complete). With 2 or more, images after the first store only the
-    /// pages written since the previous one; a whole image they still
-    /// take at least half of their pages from stays beside them as
-    /// PROG-PID.SEQ.base (not a generation: copy it with them)
+    /// complete). Images after the first store only the pages written
+    /// since the previous one; a whole image they still take at least
+    /// half of their pages from stays beside them as PROG-PID.SEQ.base
+    /// (not a generation: copy it with them)
     #[arg(long, value_name = "N", default_value = "1", value_parser = clap::value_parser!(u32).range(1..))]
     pub keep: u32,
 

@@ -8,7 +8,10 @@ mod common;
 #[path = "common/restart.rs"]
 mod rs;
 
-use rs::{reference_output, restart_and_compare, restart_cmd, start, wait_file, Area, Out};
+use rs::{
+    bases, images, reference_output, restart_and_compare, restart_cmd, settled, start, wait_file,
+    Area, Out,
+};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -62,23 +65,6 @@ fn run_periodic_with(
     (kid, out)
 }
 
-fn images(dir: &Path) -> Vec<String> {
-    named(dir, ".img")
-}
-
-/// The names in `dir` ending in `suffix`, sorted.
-fn named(dir: &Path, suffix: &str) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(suffix))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
 
 #[test]
 fn interval_keep_list_and_restart_latest() {
@@ -249,9 +235,6 @@ fn assert_consistent(dir: &Path, ctx: &str) {
 
 /// The bases in `dir` (whole images kept for the pages the kept ones
 /// take from them, not generations).
-fn bases(dir: &Path) -> Vec<String> {
-    named(dir, ".base")
-}
 
 /// A copy of the images of `dir` and the bases they need in a new
 /// directory `to` (a restarted program checkpoints into its own
@@ -308,28 +291,6 @@ fn run_rewriting(
     (kid, out)
 }
 
-/// Wait until the image writers are done with `dir`: no writer of a
-/// program of this test (its command line names the test's directory,
-/// `dir`'s parent) is left, and the listing stays the same a while.
-fn settled(dir: &Path) -> Vec<String> {
-    let area = dir.parent().unwrap_or(dir).to_string_lossy().into_owned();
-    let writing = || {
-        rs::pids_named("ckpt-writer").into_iter().any(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&area))
-        })
-    };
-    let t0 = std::time::Instant::now();
-    let mut names = images(dir);
-    loop {
-        std::thread::sleep(Duration::from_millis(400));
-        let again = images(dir);
-        if again == names && (!writing() || t0.elapsed() > Duration::from_secs(60)) {
-            return names;
-        }
-        names = again;
-    }
-}
 
 /// Issue 8, point 5: `--interval 200ms --keep 3` over many intervals
 /// leaves exactly 3 images although each is incremental (the kept ones

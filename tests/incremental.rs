@@ -3,7 +3,9 @@
 //! restart from that chain is byte-identical to an uninterrupted run,
 //! whatever the program did to its memory in between (writes, mremap,
 //! MADV_DONTNEED, new mappings, a forked child writing its copy, the
-//! kernel writing through read(2)); `--keep 1` writes whole images, and a missing earlier image is named at restart.
+//! kernel writing through read(2)); `--keep 1` keeps one image and the
+//! whole one it builds on as a base, and a missing earlier image is named
+//! at restart.
 
 mod common;
 #[path = "common/restart.rs"]
@@ -89,17 +91,26 @@ fn second_checkpoint_stores_only_what_changed_and_restarts_exact() {
     restart_and_compare(restart_cmd(&second, &[], area.path()), &out, &want, &area);
 }
 
-/// With `--keep 1` exactly one image stays: every image is whole (folding
-/// the first into an incremental second would cost more than writing it
-/// whole), and it restarts exact.
+/// With `--keep 1` (the default) exactly one generation stays, and it is
+/// incremental too: the whole first image, which it takes most of its
+/// pages from, stays beside it as a base (not a generation), and the
+/// restart from it is exact.
 #[test]
-fn keep_1_leaves_one_whole_image() {
+fn keep_1_leaves_one_incremental_image_and_its_base() {
     let area = Area::new("incrkeep");
     let (first, second, out, want) = two_checkpoints(&area, Some("1"));
-    assert!(!first.exists(), "--keep 1 left the first image");
+    let dir = &area.images;
+    rs::settled(dir);
+    let second_name = second.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(rs::images(dir), [second_name.clone()], "--keep 1 left other images");
+    assert!(!first.exists(), "the first image keeps its generation's name");
+    let bases = rs::bases(dir);
+    assert_eq!(bases.len(), 1, "no base beside the kept image");
+    assert_eq!(deps(&second), bases, "the kept image does not take pages from the base");
     assert!(
-        deps(&second).is_empty(),
-        "the kept image still needs another"
+        size(&second) * 8 < size(&dir.join(&bases[0])),
+        "the kept image ({} bytes) is not incremental",
+        size(&second)
     );
     restart_and_compare(restart_cmd(&second, &[], area.path()), &out, &want, &area);
 }

@@ -285,9 +285,9 @@ impl Checkpointer {
     }
 
     /// Keep the newest `n` images of this process (at least 1; as `ckpt run
-    /// --keep`): older ones are removed once a newer one is complete. With
-    /// 2 or more images are incremental, and a whole one they still take
-    /// at least half of its pages from may stay beside them as
+    /// --keep`): older ones are removed once a newer one is complete.
+    /// Images after the first are incremental, and a whole one they still
+    /// take at least half of its pages from may stay beside them as
     /// `ckpt-PROG-PID.SEQ.base` (not a generation; copy it with them).
     pub fn keep(mut self, n: u32) -> Self {
         self.keep = n.max(1);

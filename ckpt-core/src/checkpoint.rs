@@ -222,11 +222,11 @@ fn take_with(
     // One read of the map serves the saved files and the fork check.
     let maps = memory::own_maps();
     // Pages written since the previous checkpoint (a tree's member images
-    // are whole: the next image must not refer to one). With --keep 1 the
-    // previous image goes once this one is in: taking pages from it would
-    // mean folding them all into this one, more disk work than writing
-    // this one whole.
-    let chained = tree.is_none() && keep != 1;
+    // are whole: the next image must not refer to one). With --keep 1 too:
+    // the previous image goes once this one is in, and the pruning either
+    // keeps it as a base (when this one takes at least half its pages from
+    // it) or folds its pages into this one, after the answer.
+    let chained = tree.is_none();
     memory::dirty::collect(&maps, chained.then_some(final_path.as_path()));
     meta.saved_files = memory::saved_files(&maps);
     // System V segments it has attached (their pages are captured below).

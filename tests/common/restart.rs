@@ -487,3 +487,50 @@ pub fn self_checkpointed_cycle<S: AsRef<OsStr>>(
     );
     restart_and_compare(restart_cmd(&image, &[], area.path()), &out, want, area)
 }
+
+/// The image files (generations) in `dir`, sorted.
+pub fn images(dir: &Path) -> Vec<String> {
+    named(dir, ".img")
+}
+
+/// The names in `dir` ending in `suffix`, sorted.
+pub fn named(dir: &Path, suffix: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(suffix))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The bases in `dir` (whole images kept for the generations beside them).
+pub fn bases(dir: &Path) -> Vec<String> {
+    named(dir, ".base")
+}
+
+/// Wait until the image writers are done with `dir`: no writer of a
+/// program of this test (its command line names the test's directory,
+/// `dir`'s parent) is left, and the listing stays the same a while.
+pub fn settled(dir: &Path) -> Vec<String> {
+    let area = dir.parent().unwrap_or(dir).to_string_lossy().into_owned();
+    let writing = || {
+        pids_named("ckpt-writer").into_iter().any(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&area))
+        })
+    };
+    let t0 = std::time::Instant::now();
+    let mut names = images(dir);
+    loop {
+        std::thread::sleep(Duration::from_millis(400));
+        let again = images(dir);
+        if again == names && (!writing() || t0.elapsed() > Duration::from_secs(60)) {
+            return names;
+        }
+        names = again;
+    }
+}
