@@ -292,6 +292,7 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
     let wait_ms = 10_000u64;
     let req = Request::TreeCheckpoint {
         dir: tmp.to_string_lossy().into_owned(),
+        published: final_path.to_string_lossy().into_owned(),
         seq,
         nonce,
         timeout_ms: wait_ms,

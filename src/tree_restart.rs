@@ -16,7 +16,7 @@
 use crate::cli::RestartArgs;
 use crate::cmd_restart::{
     check_descriptors, check_identity, check_reserved_range, check_vdso, clear_cloexec,
-    open_checked, open_mapped_files, plan_rollback, write_plan,
+    open_checked, open_deps, open_mapped_files, plan_rollback, write_plan,
 };
 use crate::{shim_path, Failure};
 use ckpt::image::Meta;
@@ -82,14 +82,10 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
         let Some(name) = &m.image else { continue };
         let path = dir.join(name);
         let (_h, meta, file) = open_checked(&path)?;
-        if !meta.deps.is_empty() {
-            // A tree's images are always whole (see `memory::dirty`).
-            return Err(Failure::new(format!(
-                "{}: refers to earlier images, which a tree's images never do",
-                path.display()
-            )));
-        }
         check_identity(&path, &meta)?;
+        // Incremental: the earlier images it takes pages from, linked
+        // beside it in the tree's directory (checked as its own are).
+        let (deps, _, _) = open_deps(&path, &meta, false)?;
         check_reserved_range(&meta)?;
         let specials = check_vdso(&meta)?;
         let mapped = open_mapped_files(&meta)?;
@@ -101,11 +97,12 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
                 m.pid
             )));
         }
-        checked.push((m.pid, meta, file.into_raw_fd(), specials, mapped));
+        let deps: Vec<RawFd> = deps.into_iter().map(|f| f.into_raw_fd()).collect();
+        checked.push((m.pid, meta, file.into_raw_fd(), deps, specials, mapped));
     }
     let parts: Vec<Part> = checked
         .iter()
-        .map(|(pid, meta, fd, _, _)| Part {
+        .map(|(pid, meta, fd, _, _, _)| Part {
             pid: *pid,
             meta,
             image_fd: *fd,
@@ -124,7 +121,7 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
     let mut cuts = Vec::new();
     let mut ready: Vec<Ready> = Vec::new();
     let me = std::process::id() as i32;
-    for (pid, meta, image_fd, specials, mapped) in checked {
+    for (pid, meta, image_fd, deps, specials, mapped) in checked {
         let mut handoff = made.handoffs.get(&pid).cloned().unwrap_or_default();
         handoff.barrier = Some((back[1], go[0]));
         for w in check_descriptors(&meta, args.strict)? {
@@ -137,14 +134,19 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
             eprintln!("ckpt: warning: process {pid}: {w}");
         }
         cuts.extend(c);
-        let mut keep: Vec<RawFd> = mapped.values().copied().chain([image_fd]).collect();
+        let sources: Vec<RawFd> = std::iter::once(image_fd).chain(deps).collect();
+        let mut keep: Vec<RawFd> = mapped
+            .values()
+            .copied()
+            .chain(sources.iter().copied())
+            .collect();
         keep.extend(handoff.inherited());
         let handoff_fd = handoff_memfd(&handoff)?;
         keep.push(handoff_fd);
         // Only the root answers for the restart command's pid.
         let alias = if pid == manifest.root { me } else { 0 };
         let entry_arg = tree::pack_entry_arg(alias, Some(tree::EntryFd::Handoff(handoff_fd)));
-        let plan_fd = write_plan(&meta, &[image_fd], &mapped, &specials, entry_arg, None)?;
+        let plan_fd = write_plan(&meta, &sources, &mapped, &specials, entry_arg, None)?;
         // Each process keeps only its own across exec (see `become_member`).
         set_cloexec(plan_fd);
         keep.push(plan_fd);

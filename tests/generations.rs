@@ -65,7 +65,6 @@ fn run_periodic_with(
     (kid, out)
 }
 
-
 #[test]
 fn interval_keep_list_and_restart_latest() {
     let bin = common::TempDir::new("gens-bin");
@@ -290,7 +289,6 @@ fn run_rewriting(
     .unwrap_or_else(|e| panic!("{e}"));
     (kid, out)
 }
-
 
 /// Issue 8, point 5: `--interval 200ms --keep 3` over many intervals
 /// leaves exactly 3 images although each is incremental (the kept ones

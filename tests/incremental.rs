@@ -102,11 +102,22 @@ fn keep_1_leaves_one_incremental_image_and_its_base() {
     let dir = &area.images;
     rs::settled(dir);
     let second_name = second.file_name().unwrap().to_string_lossy().into_owned();
-    assert_eq!(rs::images(dir), [second_name.clone()], "--keep 1 left other images");
-    assert!(!first.exists(), "the first image keeps its generation's name");
+    assert_eq!(
+        rs::images(dir),
+        [second_name.clone()],
+        "--keep 1 left other images"
+    );
+    assert!(
+        !first.exists(),
+        "the first image keeps its generation's name"
+    );
     let bases = rs::bases(dir);
     assert_eq!(bases.len(), 1, "no base beside the kept image");
-    assert_eq!(deps(&second), bases, "the kept image does not take pages from the base");
+    assert_eq!(
+        deps(&second),
+        bases,
+        "the kept image does not take pages from the base"
+    );
     assert!(
         size(&second) * 8 < size(&dir.join(&bases[0])),
         "the kept image ({} bytes) is not incremental",

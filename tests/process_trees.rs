@@ -1486,11 +1486,127 @@ fn message_queues_the_jobs_processes_share_come_back_one() {
     );
     ready_checkpoint_go_restart(&area, &prog, &want, &|img| {
         // One warning per queue, of its shared non-blocking flag only.
-        let said: Vec<&str> = img.stderr.lines().filter(|l| l.contains("warning")).collect();
+        let said: Vec<&str> = img
+            .stderr
+            .lines()
+            .filter(|l| l.contains("warning"))
+            .collect();
         assert!(
             said.len() == 2 && said.iter().all(|l| l.contains("non-blocking flag")),
             "the checkpoint warned: {}",
             img.stderr
         );
     });
+}
+
+/// The earlier images a tree's image `PID.img` takes pages from.
+fn member_deps(img: &Path) -> Vec<String> {
+    let v = common::inspect_json(img).unwrap_or_else(|e| panic!("{e}"));
+    common::arr(&v, "deps")
+        .iter()
+        .map(|d| d["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Incremental checkpoints of a job (issue 10: images of a tree were
+/// whole): three processes with 16 MiB each, checkpointed after each of
+/// three phases (the first writes all of it, the others one page in 64).
+/// The second and third trees' images store only what changed and take
+/// the rest from the earlier trees' images, hard-linked beside them; with
+/// the older trees pruned (`--keep 1`) the third restarts to exactly the
+/// uninterrupted run's output.
+#[test]
+fn a_jobs_checkpoints_after_the_first_are_incremental() {
+    let area = Area::new("tree-incr");
+    let (prog, want) = {
+        let prog = rs::compile_named("tree_incremental.c", &area.sub("bin"), "tree_incremental");
+        let plain = area.sub("ctl-ref");
+        for k in 1..=3 {
+            touch(&plain.join(format!("go{k}")));
+        }
+        let want = uninterrupted(
+            &area,
+            &prog,
+            &[plain.to_string_lossy().into_owned()],
+            area.path(),
+            "plain",
+        );
+        (prog, want)
+    };
+    let ctl = area.sub("ctl");
+    let out = area.file("out");
+    let mut run = run_cmd(
+        &prog,
+        &[ctl.to_string_lossy().into_owned()],
+        area.path(),
+        &area.images,
+    );
+    // The default: one generation kept.
+    let args: Vec<std::ffi::OsString> = run.get_args().map(|a| a.to_owned()).collect();
+    let at = args.iter().position(|a| a == "--keep").unwrap();
+    let mut cmd = std::process::Command::new(common::ckpt_bin());
+    cmd.args(args[..at].iter().chain(&args[at + 2..]))
+        .current_dir(area.path());
+    run = cmd;
+    let mut kid = start(
+        run,
+        Out::File(&out),
+        &area.file("prog.err"),
+        "tree_incremental under ckpt run",
+    );
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    let mut trees = Vec::new();
+    for k in 1..=3 {
+        rs::wait_marker(&mut kid, &ctl.join(format!("phase{k}")))
+            .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+        let img = tree::checkpoint_tree(area.path(), root, &area.images)
+            .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+        eprintln!("checkpoint {k}: {}\n{}", img.listing(), img.stderr);
+        assert_eq!(img.image_pids().len(), 3, "{}", img.listing());
+        trees.push(img);
+        if k < 3 {
+            touch(&ctl.join(format!("go{k}")));
+        }
+    }
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    for pid in trees[2].image_pids() {
+        let first = trees[0].dir.join(format!("{pid}.img"));
+        let third = trees[2].dir.join(format!("{pid}.img"));
+        let deps = member_deps(&third);
+        assert!(
+            !deps.is_empty() && deps.iter().all(|d| d.starts_with(&format!("{pid}.g"))),
+            "process {pid}'s third image takes pages from {deps:?}; {}",
+            trees[2].listing()
+        );
+        for d in &deps {
+            assert!(
+                trees[2].dir.join(d).is_file(),
+                "{d} is not beside it: {}",
+                trees[2].listing()
+            );
+        }
+        assert!(
+            size(&third) * 8 < 16 << 20,
+            "process {pid}'s third image is {} bytes (its first: {})",
+            size(&third),
+            size(&first)
+        );
+    }
+    // --keep 1: the earlier trees went; their images live on as links.
+    assert!(
+        !trees[0].dir.exists() && !trees[1].dir.exists(),
+        "the older trees were kept"
+    );
+    tree::kill_job(root).unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+    touch(&ctl.join("go3"));
+    let mut r = restart_tree(&area, &trees[2], 1);
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "the restarted job", &context(&area));
+    rs::assert_same(
+        &std::fs::read(&out).unwrap(),
+        &want,
+        "the job's output after restart",
+    );
 }

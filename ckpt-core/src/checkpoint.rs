@@ -125,30 +125,35 @@ pub fn take(
     requester: Requester,
     keep: u32,
 ) -> Result<Started, String> {
-    take_with(dir, self_uc, requester, keep, None)
+    take_with(dir, self_uc, requester, keep, None, dir)
 }
 
 /// Take this process's part of a tree checkpoint (see [`crate::tree`]):
 /// its image `PID.img` goes into `dir` (the tree's hidden directory, which
-/// the command publishes), and `sync` holds the process frozen until every
-/// process of the tree is frozen, then until every one has gathered.
+/// the command publishes as `published`), and `sync` holds the process
+/// frozen until every process of the tree is frozen, then until every one
+/// has gathered.
 pub fn take_in_tree(
     dir: &Path,
+    published: &Path,
     self_uc: *mut core::ffi::c_void,
     requester: Requester,
     seq: u64,
     sync: tree::TreeSync,
 ) -> Result<Started, String> {
     SEQ.fetch_max(seq, Relaxed);
-    take_with(dir, self_uc, requester, 0, Some((seq, sync)))
+    take_with(dir, self_uc, requester, 0, Some((seq, sync)), published)
 }
 
+/// `published`: where the image will be once in place (`dir`, but for a
+/// tree's member).
 fn take_with(
     dir: &Path,
     self_uc: *mut core::ffi::c_void,
     requester: Requester,
     keep: u32,
     mut tree: Option<(u64, tree::TreeSync)>,
+    published: &Path,
 ) -> Result<Started, String> {
     // Restarted lazily: not before every page has arrived (a writer forked
     // now would find the missing ones empty).
@@ -221,13 +226,14 @@ fn take_with(
     meta.fork_advice = memory::fork_advice::snapshot();
     // One read of the map serves the saved files and the fork check.
     let maps = memory::own_maps();
-    // Pages written since the previous checkpoint (a tree's member images
-    // are whole: the next image must not refer to one). With --keep 1 too:
-    // the previous image goes once this one is in, and the pruning either
-    // keeps it as a base (when this one takes at least half its pages from
-    // it) or folds its pages into this one, after the answer.
-    let chained = tree.is_none();
-    memory::dirty::collect(&maps, chained.then_some(final_path.as_path()));
+    // Pages written since the previous checkpoint: the next image stores
+    // only those and takes the rest from this one, where it will be once
+    // published. With --keep 1 too: the previous image goes once this one
+    // is in, and the pruning either keeps it as a base (when this one
+    // takes at least half its pages from it) or folds its pages into this
+    // one, after the answer. A tree's member takes them from its image in
+    // the previous tree (hard-linked into the new one by its writer).
+    memory::dirty::collect(&maps, Some(published.join(&name).as_path()));
     meta.saved_files = memory::saved_files(&maps);
     // System V segments it has attached (their pages are captured below).
     meta.process
@@ -237,13 +243,13 @@ fn take_with(
     memory::shared::capture();
     // Large regions that changed little since the image this one builds
     // on: their written pages copied, the regions left out of the
-    // writer's fork (whose page-table copy is the pause).
-    let build_on = chained
-        && memory::dirty::round().is_some_and(|r| {
-            r.base.as_ref().is_some_and(|b| b.parent() == Some(dir))
-                && writer::previous_can_be_built_on(LAST_DONE.load(Acquire), r.prev)
-        });
-    memory::stage::stage(&maps, &meta.fork_advice, chained, build_on);
+    // writer's fork (whose page-table copy is the pause). Never for a
+    // tree's member: its base is in the previous tree's directory.
+    let build_on = memory::dirty::round().is_some_and(|r| {
+        r.base.as_ref().is_some_and(|b| b.parent() == Some(dir))
+            && writer::previous_can_be_built_on(LAST_DONE.load(Acquire), r.prev)
+    });
+    memory::stage::stage(&maps, &meta.fork_advice, build_on);
     meta.freeze_us = (sys::monotonic_ns() - frozen.started_ns()) / 1000;
     // Opened while frozen so their low numbers are never seen by the program.
     let started = Output::open(&dir_c, &tmp_c(0)).and_then(|out| {

@@ -34,9 +34,13 @@ pub enum Request {
     /// gather and start the writer (into `dir`, as `PID.img`), answer
     /// [`Response::Gathered`], wait for the next `TreeContinue`, thaw. No
     /// word from the command for `timeout_ms` at either wait: the process
-    /// thaws (and, at the first, gives up).
+    /// thaws (and, at the first, gives up). `published`: the directory
+    /// `dir` becomes once the tree is complete (where the next tree
+    /// checkpoint finds this image to build on).
     TreeCheckpoint {
         dir: String,
+        #[serde(default)]
+        published: String,
         seq: u64,
         nonce: u64,
         timeout_ms: u64,

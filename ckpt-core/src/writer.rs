@@ -375,10 +375,23 @@ fn writer_main(job: &Job) -> ! {
         wait_end(job.prev_done);
         earlier(job, round, meta)
     });
+    // A tree's member: the files `link_base` linked beside its image.
+    let linked: Vec<String> = match (&earlier, job.keep) {
+        (Some(_), 0) => meta.deps.iter().map(|d| d.name.clone()).collect(),
+        _ => Vec::new(),
+    };
     let result = write_image(job.out.fd, meta, earlier.as_ref()).and_then(|bytes| {
         wait_end(job.prev_done);
         publish(job).map(|_| bytes)
     });
+    // What it linked and does not need goes (when it failed, the command
+    // discards the whole tree).
+    for n in linked
+        .iter()
+        .filter(|n| !meta.deps.iter().any(|d| &d.name == *n))
+    {
+        let _ = std::fs::remove_file(job.dir.join(n));
+    }
     if result.is_err() {
         job.out.discard();
     }
@@ -406,7 +419,7 @@ fn writer_main(job: &Job) -> ! {
     // The next checkpoint may build on this image once this writer ends
     // (it waits for that before it reads this image, which pruning may
     // rewrite in place, with the same memory).
-    if published {
+    if published && job.keep > 0 {
         say_can_build_on(job, meta.dirty_round);
     }
     // The requester has its verdict once the image is safe on disk, not
@@ -512,18 +525,25 @@ fn close_range(lo: u32, hi: u32) {
 const MAX_DEPS: usize = 8;
 
 /// What this image may take from the image of the previous round, which
-/// must be in the same directory, carry that round and not be a chain too
-/// long or too wasteful already (its files holding more than twice the
-/// memory they describe): else the image is whole. Sets `meta.deps` to
-/// every candidate (`write_image` keeps those used).
+/// must be in the same directory (a tree's member: in the previous tree's,
+/// see [`link_base`]), carry that round and not be a chain too long or too
+/// wasteful already (its files holding more than twice the memory they
+/// describe): else the image is whole. Sets `meta.deps` to every
+/// candidate (`write_image` keeps those used).
 fn earlier(
     job: &Job,
     round: &'static memory::dirty::Round,
     meta: &mut image::Meta,
 ) -> Option<memory::Earlier> {
     let base = round.base.as_ref()?;
-    let (header, base_meta, _) = can_build_on(&job.dir, base, round.prev)?;
-    let name = base.file_name()?.to_string_lossy().into_owned();
+    let in_tree = job.keep == 0;
+    let base_dir = if in_tree { base.parent()? } else { &job.dir };
+    let (header, base_meta, _) = can_build_on(base_dir, base, round.prev)?;
+    let name = if in_tree {
+        link_base(&job.dir, base, &base_meta)?
+    } else {
+        base.file_name()?.to_string_lossy().into_owned()
+    };
     let mut extents = Vec::new();
     for r in &base_meta.regions {
         for e in &r.extents {
@@ -554,6 +574,31 @@ fn earlier(
         extents,
         regions,
     })
+}
+
+/// A tree's member builds on its image in the previous tree: that image
+/// (`PID.img` there) and the earlier ones it names are hard-linked into
+/// this tree's directory (`dir`), the image as `PID.gSEQ.img`, the others
+/// under their own names, so that each tree holds every file its images
+/// need and an older tree can go as a whole. Returns the base's name here.
+fn link_base(dir: &Path, base: &Path, base_meta: &image::Meta) -> Option<String> {
+    let from = base.parent()?;
+    let stem = base.file_stem()?.to_string_lossy().into_owned();
+    let name = format!("{stem}.g{}.img", base_meta.seq);
+    let names = std::iter::once((base.to_path_buf(), name.clone())).chain(
+        base_meta
+            .deps
+            .iter()
+            .map(|d| (from.join(&d.name), d.name.clone())),
+    );
+    for (src, to) in names {
+        match std::fs::hard_link(&src, dir.join(&to)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(_) => return None,
+        }
+    }
+    Some(name)
 }
 
 /// Image `base` (taken at round `round`), when an image in `dir` may

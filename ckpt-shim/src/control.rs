@@ -432,6 +432,7 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
         }
         Ok(Request::TreeCheckpoint {
             dir,
+            published,
             seq,
             nonce,
             timeout_ms,
@@ -459,7 +460,14 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
                 reply(sock, d, &said);
                 wait_continue(sock, nonce, timeout_ms)
             };
-            match checkpoint::take_in_tree(Path::new(&dir), uc, asker, seq, &mut sync) {
+            match checkpoint::take_in_tree(
+                Path::new(&dir),
+                Path::new(&published),
+                uc,
+                asker,
+                seq,
+                &mut sync,
+            ) {
                 // The writer answers once the image is in place.
                 Ok(_) => return,
                 Err(message) => Response::Error { message, nonce },

@@ -214,7 +214,8 @@ pub fn run_cmd<S: AsRef<OsStr>>(prog: &Path, args: &[S], cwd: &Path, images: &Pa
     require_shim();
     let mut c = Command::new(common::ckpt_bin());
     // --keep 2: a second checkpoint takes the pages the program did not
-    // write from the first (with --keep 1 images are whole).
+    // write from the first, which stays a generation of its own (a test
+    // may restart either).
     c.arg("run")
         .arg("--dir")
         .arg(images)

@@ -79,11 +79,9 @@ pub fn configure(enabled: bool) {
 /// writer will build on the round's base image (see the module doc).
 /// Scratch allocation and raw system calls only; never fails (a region
 /// that cannot be copied or advised is forked as usual).
-/// `chained`: the image may be built on later (its writer then grows the
-/// copy for the next checkpoint).
-pub fn stage(maps: &[Region], advised: &[ForkAdvice], chained: bool, build_on: bool) {
+pub fn stage(maps: &[Region], advised: &[ForkAdvice], build_on: bool) {
     STAGE.store(core::ptr::null_mut(), Release);
-    if !chained || DISABLED.load(Relaxed) {
+    if DISABLED.load(Relaxed) {
         return;
     }
     let Some(fd) = copy_fd() else { return };
