@@ -12,7 +12,9 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
+#ifndef MEM
 #define MEM (16u << 20)
+#endif
 #define PAGE 4096u
 
 static uint64_t next(uint64_t *s) {
