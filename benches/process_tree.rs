@@ -7,6 +7,13 @@
 //! stall is the longest gap the root's own loop saw during the checkpoint;
 //! restart is timed until every worker of the restarted tree answered the
 //! root.
+//!
+//! Then incremental checkpoints of a job: 4 processes holding 256 MiB of
+//! random memory each (`CKPT_BENCH_TREE_MIB` for another size) are
+//! checkpointed, change 1% (a word in every 100th page) and are
+//! checkpointed again: the second checkpoint's time as the user waits
+//! for it, the stall the root felt and the processes' own image bytes,
+//! against the first (whole) checkpoint of the same round.
 
 use std::io::{BufReader, Write};
 use std::path::Path;
@@ -106,6 +113,104 @@ fn kill_tree(pid: i32) {
     }
 }
 
+struct IncrRound {
+    whole_ms: f64,
+    incr_ms: f64,
+    whole_stall_ms: f64,
+    incr_stall_ms: f64,
+    whole_bytes: f64,
+    incr_bytes: f64,
+}
+
+/// `ckpt checkpoint PID --dir DIR`: the tree printed and the wall time.
+fn checkpoint(dir: &Path, pid: u32) -> (std::path::PathBuf, f64) {
+    let t = Instant::now();
+    let ck = Command::new(ckpt())
+        .args(["checkpoint", "--dir"])
+        .arg(dir)
+        .arg(pid.to_string())
+        .output()
+        .expect("ckpt checkpoint");
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    assert!(
+        ck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ck.stderr)
+    );
+    (
+        std::path::PathBuf::from(String::from_utf8_lossy(&ck.stdout).trim()),
+        ms,
+    )
+}
+
+/// Bytes of the processes' own images in a tree (`PID.img`, not the
+/// earlier images linked beside them).
+fn own_bytes(tree: &Path) -> f64 {
+    std::fs::read_dir(tree)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_suffix(".img")
+                .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|e| e.metadata().map(|m| m.len() as f64).unwrap_or(0.0))
+        .sum()
+}
+
+/// Checkpoint the job `pid` (its root reading `input`, writing `out`):
+/// its processes' own image bytes, the wall time and the root's stall.
+fn timed(
+    dir: &Path,
+    pid: u32,
+    out: &mut impl std::io::BufRead,
+    input: &mut std::process::ChildStdin,
+) -> (f64, f64, f64) {
+    std::thread::sleep(Duration::from_millis(50));
+    input.write_all(b"r").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let (tree, ms) = checkpoint(dir, pid);
+    std::thread::sleep(Duration::from_millis(20));
+    input.write_all(b"s").unwrap();
+    let line = wait_line(out, "stall ");
+    let stall = line["stall ".len()..].trim().parse::<f64>().unwrap() / 1e3;
+    (own_bytes(&tree), ms, stall)
+}
+
+fn incremental_round(prog: &Path, dir: &Path, n: usize, mib: usize) -> IncrRound {
+    std::fs::remove_dir_all(dir).ok();
+    std::fs::create_dir_all(dir).unwrap();
+    let mut child = Command::new(ckpt())
+        .args(["run", "--dir"])
+        .arg(dir)
+        .arg("--")
+        .arg(prog)
+        .args([n.to_string(), mib.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ckpt run");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut input = child.stdin.take().unwrap();
+    wait_line(&mut out, "ready");
+    let pid = child.id();
+    let (whole_bytes, whole_ms, whole_stall_ms) = timed(dir, pid, &mut out, &mut input);
+    input.write_all(b"c").unwrap();
+    wait_line(&mut out, "changed");
+    let (incr_bytes, incr_ms, incr_stall_ms) = timed(dir, pid, &mut out, &mut input);
+    drop(input);
+    kill_tree(child.id() as i32);
+    child.wait().ok();
+    IncrRound {
+        whole_ms,
+        incr_ms,
+        whole_stall_ms,
+        incr_stall_ms,
+        whole_bytes,
+        incr_bytes,
+    }
+}
+
 fn main() {
     let dir = std::env::temp_dir().join(format!("ckpt-bench-tree-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -141,6 +246,44 @@ fn main() {
             rs / start.max(0.001),
             stall,
             (ck + rs) / n as f64
+        );
+    }
+    let mib: usize = std::env::var("CKPT_BENCH_TREE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let n = 4;
+    let images = dir.join("incremental");
+    if common::fits((n * mib) as u64, &dir) {
+        println!(
+            "\n{:<22} {:>9} {:>9} {:>10} {:>11} {:>11} {:>10} {:>10} {:>11}",
+            "incremental job",
+            "whole ms",
+            "incr ms",
+            "incr/whole",
+            "whole stall",
+            "incr stall",
+            "whole MiB",
+            "incr MiB",
+            "size ratio"
+        );
+        let rounds: Vec<IncrRound> = (0..ROUNDS)
+            .map(|_| incremental_round(&prog, &images, n, mib))
+            .collect();
+        let m = |f: fn(&IncrRound) -> f64| median(&mut rounds.iter().map(f).collect::<Vec<_>>());
+        let (w, i) = (m(|r| r.whole_ms), m(|r| r.incr_ms));
+        let (wb, ib) = (m(|r| r.whole_bytes), m(|r| r.incr_bytes));
+        println!(
+            "{:<22} {:>9.1} {:>9.1} {:>9.3}x {:>11.1} {:>11.1} {:>10.1} {:>10.1} {:>10.2}%",
+            format!("{n} x {mib} MiB, 1% changed"),
+            w,
+            i,
+            i / w,
+            m(|r| r.whole_stall_ms),
+            m(|r| r.incr_stall_ms),
+            wb / 1048576.0,
+            ib / 1048576.0,
+            100.0 * ib / wb
         );
     }
     std::fs::remove_dir_all(&dir).ok();
