@@ -232,9 +232,6 @@ fn assert_consistent(dir: &Path, ctx: &str) {
     }
 }
 
-/// The bases in `dir` (whole images kept for the pages the kept ones
-/// take from them, not generations).
-
 /// A copy of the images of `dir` and the bases they need in a new
 /// directory `to` (a restarted program checkpoints into its own
 /// directory again, and prunes there).

@@ -104,7 +104,7 @@ fn keep_1_leaves_one_incremental_image_and_its_base() {
     let second_name = second.file_name().unwrap().to_string_lossy().into_owned();
     assert_eq!(
         rs::images(dir),
-        [second_name.clone()],
+        std::slice::from_ref(&second_name),
         "--keep 1 left other images"
     );
     assert!(
