@@ -28,6 +28,12 @@ pub fn inspect(mut args: InspectArgs) -> Result<(), Failure> {
     if args.image.join(ckpt::tree::MANIFEST).is_file() {
         return crate::tree_inspect::inspect(&args.image, args.json);
     }
+    // Not while a writer prunes the directory (it may rewrite this image).
+    let _lock = args
+        .image
+        .parent()
+        .map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d })
+        .and_then(|d| image::DirLock::take(d, false, 60_000).ok());
     let loaded = load(&args.image).map_err(Failure::new)?;
     let text = if args.json {
         to_json(&loaded).map_err(Failure::new)?

@@ -104,6 +104,8 @@ pub fn list(args: ListArgs) -> Result<(), Failure> {
     if let Some((db, _)) = crate::store::parse(dir.as_os_str()) {
         return crate::store::list(&db, args.json);
     }
+    // Not while a writer prunes the directory (see `ckpt::writer`).
+    let _lock = image::DirLock::take(&dir, false, 60_000).ok();
     let all = entries(&dir)?;
     if args.json {
         let rows: Vec<serde_json::Value> = all

@@ -425,10 +425,17 @@ fn writer_main(job: &Job) -> ! {
     // The requester has its verdict once the image is safe on disk, not
     // after older generations are pruned (folding them takes a while):
     // until this writer ends, the directory may hold one more image than
-    // --keep says.
+    // --keep says. The directory's lock is taken first, so that what the
+    // requester does next through ckpt (inspect, list, restart) waits for
+    // the prune, which may rewrite this very image (atomically, the same
+    // memory, naming a base instead of a dropped image). A restart
+    // holding it past a second: pruned at the next checkpoint instead.
+    let lock = (published && job.keep > 0)
+        .then(|| image::DirLock::take(&job.dir, true, 1000).ok())
+        .flatten();
     answer(job, &resp);
-    if published {
-        prune(job);
+    if let Some(lock) = lock {
+        prune(job, lock);
     }
     // SAFETY: end this process without running any of the program's code.
     unsafe { libc::syscall(libc::SYS_exit_group, 0) };
@@ -783,16 +790,9 @@ fn publish(job: &Job) -> Result<(), String> {
 /// exactly `keep` stay: kept incremental images that take pages from one
 /// being removed are folded first, or it stays as a base (see [`fold`]).
 /// By time of publication: after a restart, sequence numbers may repeat.
-fn prune(job: &Job) {
-    // 0: a process's part of a tree image (the command keeps generations).
-    if job.keep == 0 {
-        return;
-    }
-    // No restart is between opening an image and its earlier ones (a
-    // restart taking long: pruned at the next checkpoint instead).
-    let Ok(_lock) = image::DirLock::take(&job.dir, true, 60_000) else {
-        return;
-    };
+/// `_lock`: the directory's, held throughout (no restart is between
+/// opening an image and its earlier ones).
+fn prune(job: &Job, _lock: image::DirLock) {
     let Ok(entries) = std::fs::read_dir(&job.dir) else {
         return;
     };

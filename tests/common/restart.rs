@@ -209,6 +209,24 @@ pub fn plain_cmd<S: AsRef<OsStr>>(prog: &Path, args: &[S], cwd: &Path) -> Comman
     c
 }
 
+/// The mode the restart tests run in: `CKPT_TEST_MODE`, words separated
+/// by commas: `lz4` or `zstd` (every `ckpt run` of [`run_cmd`]
+/// compresses its images), `eager` (every `ckpt restart` of
+/// [`restart_cmd`] copies all memory in before the program runs). Unset:
+/// plain images, lazy restarts. `tests/modes.sh` runs them in each.
+pub fn test_mode(word: &str) -> bool {
+    std::env::var("CKPT_TEST_MODE").is_ok_and(|m| m.split(',').any(|w| w.trim() == word))
+}
+
+/// `ckpt run` flags of the test mode (see [`test_mode`]).
+fn run_mode_flags() -> Vec<&'static str> {
+    ["lz4", "zstd"]
+        .into_iter()
+        .filter(|c| test_mode(c))
+        .map(|c| if c == "lz4" { "--compress=lz4" } else { "--compress=zstd" })
+        .collect()
+}
+
 /// `ckpt run --dir IMAGES -- PROG ARGS...` run in `cwd`.
 pub fn run_cmd<S: AsRef<OsStr>>(prog: &Path, args: &[S], cwd: &Path, images: &Path) -> Command {
     require_shim();
@@ -220,6 +238,7 @@ pub fn run_cmd<S: AsRef<OsStr>>(prog: &Path, args: &[S], cwd: &Path, images: &Pa
         .arg("--dir")
         .arg(images)
         .args(["--keep", "2"])
+        .args(run_mode_flags())
         .arg("--")
         .arg(prog)
         .args(args)
@@ -231,6 +250,9 @@ pub fn run_cmd<S: AsRef<OsStr>>(prog: &Path, args: &[S], cwd: &Path, images: &Pa
 pub fn restart_cmd(image: &Path, extra: &[&str], cwd: &Path) -> Command {
     let mut c = Command::new(common::ckpt_bin());
     c.arg("restart").arg(image).args(extra).current_dir(cwd);
+    if test_mode("eager") && !extra.contains(&"--eager") {
+        c.arg("--eager");
+    }
     c
 }
 
