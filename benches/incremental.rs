@@ -18,12 +18,12 @@
 //! (sizes in MiB after `--` to run only those).
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{ckpt, compile, median, wait_line};
+use common::{checkpoint_timed, ckpt, compile, median, wait_line};
 
 const ROUNDS: usize = 4;
 
@@ -36,26 +36,6 @@ struct Round {
     steady_ms: f64,
     restart_full_ms: f64,
     restart_chain_ms: f64,
-}
-
-fn checkpoint(dir: &Path, pid: u32) -> (PathBuf, f64) {
-    let t = Instant::now();
-    let ck = Command::new(ckpt())
-        .args(["checkpoint", "--dir"])
-        .arg(dir)
-        .arg(pid.to_string())
-        .output()
-        .expect("ckpt checkpoint");
-    let ms = t.elapsed().as_secs_f64() * 1e3;
-    assert!(
-        ck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ck.stderr)
-    );
-    (
-        PathBuf::from(String::from_utf8_lossy(&ck.stdout).trim()),
-        ms,
-    )
 }
 
 fn say(input: &mut ChildStdin, what: &[u8]) {
@@ -109,12 +89,12 @@ fn round(prog: &Path, dir: &Path, mib: usize, warm_first: bool) -> Round {
     let mut input = child.stdin.take().unwrap();
     wait_line(&mut out, "ready");
     say(&mut input, b"q");
-    let (full, full_ms) = checkpoint(dir, child.id());
+    let (full, full_ms) = checkpoint_timed(dir, child.id());
     say(&mut input, b"c");
     wait_line(&mut out, "changed");
     say(&mut input, b"r");
     std::thread::sleep(Duration::from_millis(20));
-    let (incr, incr_ms) = checkpoint(dir, child.id());
+    let (incr, incr_ms) = checkpoint_timed(dir, child.id());
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len() as f64).unwrap_or(0.0);
     let (full_bytes, incr_bytes) = (size(&full), size(&incr));
     std::thread::sleep(Duration::from_millis(20));
@@ -127,7 +107,7 @@ fn round(prog: &Path, dir: &Path, mib: usize, warm_first: bool) -> Round {
         say(&mut input, b"c");
         wait_line(&mut out, "changed");
         std::thread::sleep(Duration::from_millis(20));
-        let (img, ms) = checkpoint(dir, child.id());
+        let (img, ms) = checkpoint_timed(dir, child.id());
         steady.push(ms);
         newest = img;
         // The next one comes once this writer pruned (periodic

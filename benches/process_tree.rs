@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{ckpt, compile, median, run_and_checkpoint, wait_line, Checkpointed};
+use common::{checkpoint_timed, ckpt, compile, median, run_and_checkpoint, wait_line, Checkpointed};
 
 const ROUNDS: usize = 5;
 
@@ -122,27 +122,6 @@ struct IncrRound {
     incr_bytes: f64,
 }
 
-/// `ckpt checkpoint PID --dir DIR`: the tree printed and the wall time.
-fn checkpoint(dir: &Path, pid: u32) -> (std::path::PathBuf, f64) {
-    let t = Instant::now();
-    let ck = Command::new(ckpt())
-        .args(["checkpoint", "--dir"])
-        .arg(dir)
-        .arg(pid.to_string())
-        .output()
-        .expect("ckpt checkpoint");
-    let ms = t.elapsed().as_secs_f64() * 1e3;
-    assert!(
-        ck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ck.stderr)
-    );
-    (
-        std::path::PathBuf::from(String::from_utf8_lossy(&ck.stdout).trim()),
-        ms,
-    )
-}
-
 /// Bytes of the processes' own images in a tree (`PID.img`, not the
 /// earlier images linked beside them).
 fn own_bytes(tree: &Path) -> f64 {
@@ -169,7 +148,7 @@ fn timed(
     std::thread::sleep(Duration::from_millis(50));
     input.write_all(b"r").unwrap();
     std::thread::sleep(Duration::from_millis(20));
-    let (tree, ms) = checkpoint(dir, pid);
+    let (tree, ms) = checkpoint_timed(dir, pid);
     std::thread::sleep(Duration::from_millis(20));
     input.write_all(b"s").unwrap();
     let line = wait_line(out, "stall ");

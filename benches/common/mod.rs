@@ -100,20 +100,7 @@ pub fn run_and_checkpoint_env(
     std::thread::sleep(Duration::from_millis(50));
     input.write_all(b"r").unwrap();
     std::thread::sleep(Duration::from_millis(20));
-    let t = Instant::now();
-    let ck = Command::new(ckpt())
-        .args(["checkpoint", "--dir"])
-        .arg(dir)
-        .arg(child.id().to_string())
-        .output()
-        .expect("ckpt checkpoint");
-    let checkpoint_ms = t.elapsed().as_secs_f64() * 1e3;
-    assert!(
-        ck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ck.stderr)
-    );
-    let image = PathBuf::from(String::from_utf8_lossy(&ck.stdout).trim());
+    let (image, checkpoint_ms) = checkpoint_timed(dir, child.id());
     // The stall as the program itself felt it: its longest loop gap.
     std::thread::sleep(Duration::from_millis(20));
     input.write_all(b"s").unwrap();
@@ -168,4 +155,24 @@ pub fn fits(mib: u64, dir: &Path) -> bool {
         println!("({mib} MiB skipped: CKPT_BENCH_MAX_MIB {cap}, {} MiB available, {disk_mib} MiB of disk)", avail_kib / 1024);
     }
     ok
+}
+
+/// `ckpt checkpoint PID --dir DIR`: the image it printed and its wall
+/// time in ms, as the user waits for it.
+#[allow(dead_code)]
+pub fn checkpoint_timed(dir: &Path, pid: u32) -> (PathBuf, f64) {
+    let t = Instant::now();
+    let ck = Command::new(ckpt())
+        .args(["checkpoint", "--dir"])
+        .arg(dir)
+        .arg(pid.to_string())
+        .output()
+        .expect("ckpt checkpoint");
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    assert!(
+        ck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ck.stderr)
+    );
+    (PathBuf::from(String::from_utf8_lossy(&ck.stdout).trim()), ms)
 }
