@@ -21,7 +21,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{checkpoint_timed, ckpt, compile, median, run_and_checkpoint, wait_line, Checkpointed};
+use common::{
+    checkpoint_timed, ckpt, compile, median, run_and_checkpoint, wait_line, Checkpointed,
+};
 
 const ROUNDS: usize = 5;
 

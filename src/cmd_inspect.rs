@@ -32,7 +32,13 @@ pub fn inspect(mut args: InspectArgs) -> Result<(), Failure> {
     let _lock = args
         .image
         .parent()
-        .map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d })
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        })
         .and_then(|d| image::DirLock::take(d, false, 60_000).ok());
     let loaded = load(&args.image).map_err(Failure::new)?;
     let text = if args.json {

@@ -174,5 +174,8 @@ pub fn checkpoint_timed(dir: &Path, pid: u32) -> (PathBuf, f64) {
         "{}",
         String::from_utf8_lossy(&ck.stderr)
     );
-    (PathBuf::from(String::from_utf8_lossy(&ck.stdout).trim()), ms)
+    (
+        PathBuf::from(String::from_utf8_lossy(&ck.stdout).trim()),
+        ms,
+    )
 }

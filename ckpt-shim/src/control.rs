@@ -460,9 +460,15 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
                 reply(sock, d, &said);
                 wait_continue(sock, nonce, timeout_ms)
             };
+            // (An older command names no published directory.)
+            let published = if published.is_empty() {
+                &dir
+            } else {
+                &published
+            };
             match checkpoint::take_in_tree(
                 Path::new(&dir),
-                Path::new(&published),
+                Path::new(published),
                 uc,
                 asker,
                 seq,

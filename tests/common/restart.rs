@@ -223,7 +223,13 @@ fn run_mode_flags() -> Vec<&'static str> {
     ["lz4", "zstd"]
         .into_iter()
         .filter(|c| test_mode(c))
-        .map(|c| if c == "lz4" { "--compress=lz4" } else { "--compress=zstd" })
+        .map(|c| {
+            if c == "lz4" {
+                "--compress=lz4"
+            } else {
+                "--compress=zstd"
+            }
+        })
         .collect()
 }
 
