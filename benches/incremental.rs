@@ -23,7 +23,7 @@ use std::process::{ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{checkpoint_timed, ckpt, compile, median, wait_line};
+use common::{checkpoint_timed, ckpt, compile, median, start_ready, wait_line};
 
 const ROUNDS: usize = 4;
 
@@ -75,19 +75,9 @@ fn keep() -> String {
 fn round(prog: &Path, dir: &Path, mib: usize, warm_first: bool) -> Round {
     std::fs::remove_dir_all(dir).ok();
     std::fs::create_dir_all(dir).unwrap();
-    let mut child = Command::new(ckpt())
-        .args(["run", "--keep", &keep(), "--dir"])
-        .arg(dir)
-        .arg("--")
-        .arg(prog)
-        .arg(mib.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("ckpt run");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut input = child.stdin.take().unwrap();
-    wait_line(&mut out, "ready");
+    let keep = keep();
+    let (mut child, mut out, mut input) =
+        start_ready(prog, &[mib.to_string()], dir, &["--keep", &keep], &[]);
     say(&mut input, b"q");
     let (full, full_ms) = checkpoint_timed(dir, child.id());
     say(&mut input, b"c");

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{
-    checkpoint_timed, ckpt, compile, median, run_and_checkpoint, wait_line, Checkpointed,
+    checkpoint_timed, ckpt, compile, median, run_and_checkpoint, start_ready, wait_line,
+    Checkpointed,
 };
 
 const ROUNDS: usize = 5;
@@ -161,19 +162,8 @@ fn timed(
 fn incremental_round(prog: &Path, dir: &Path, n: usize, mib: usize) -> IncrRound {
     std::fs::remove_dir_all(dir).ok();
     std::fs::create_dir_all(dir).unwrap();
-    let mut child = Command::new(ckpt())
-        .args(["run", "--dir"])
-        .arg(dir)
-        .arg("--")
-        .arg(prog)
-        .args([n.to_string(), mib.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("ckpt run");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut input = child.stdin.take().unwrap();
-    wait_line(&mut out, "ready");
+    let (mut child, mut out, mut input) =
+        start_ready(prog, &[n.to_string(), mib.to_string()], dir, &[], &[]);
     let pid = child.id();
     let (whole_bytes, whole_ms, whole_stall_ms) = timed(dir, pid, &mut out, &mut input);
     input.write_all(b"c").unwrap();

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn target_dir() -> PathBuf {
@@ -82,20 +82,7 @@ pub fn run_and_checkpoint_env(
     dir: &Path,
     env: &[(&str, &str)],
 ) -> Checkpointed {
-    let mut child = Command::new(ckpt())
-        .args(["run", "--dir"])
-        .arg(dir)
-        .arg("--")
-        .arg(prog)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("ckpt run");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut input = child.stdin.take().unwrap();
-    wait_line(&mut out, "ready");
+    let (child, mut out, mut input) = start_ready(prog, args, dir, &[], env);
     // Let the program settle into its loop, then forget its start-up.
     std::thread::sleep(Duration::from_millis(50));
     input.write_all(b"r").unwrap();
@@ -178,4 +165,33 @@ pub fn checkpoint_timed(dir: &Path, pid: u32) -> (PathBuf, f64) {
         PathBuf::from(String::from_utf8_lossy(&ck.stdout).trim()),
         ms,
     )
+}
+
+/// `ckpt run RUN_ARGS --dir DIR -- PROG ARGS` (with `env` added), its
+/// stdin and stdout piped, once the program said "ready".
+#[allow(dead_code)]
+pub fn start_ready<S: AsRef<std::ffi::OsStr>>(
+    prog: &Path,
+    args: &[S],
+    dir: &Path,
+    run_args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, BufReader<ChildStdout>, ChildStdin) {
+    let mut child = Command::new(ckpt())
+        .arg("run")
+        .args(run_args)
+        .arg("--dir")
+        .arg(dir)
+        .arg("--")
+        .arg(prog)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ckpt run");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let input = child.stdin.take().unwrap();
+    wait_line(&mut out, "ready");
+    (child, out, input)
 }
