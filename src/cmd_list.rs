@@ -159,6 +159,8 @@ pub fn list(args: ListArgs) -> Result<(), Failure> {
                 e.processes.to_string(),
                 match m.deps.len() {
                     0 => "whole".into(),
+                    // A tree's earlier images are linked inside it.
+                    _ if e.path.is_dir() => "whole, incremental (earlier images inside)".into(),
                     n => format!("whole, incremental (needs {n} earlier)"),
                 },
             ]),
