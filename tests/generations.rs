@@ -442,15 +442,6 @@ fn a_writer_killed_while_folding_leaves_every_image_consistent() {
     }
 }
 
-/// The names image `p` takes pages from.
-fn deps_of(p: &Path) -> Vec<String> {
-    let v = common::inspect_json(p).unwrap_or_else(|e| panic!("{e}"));
-    common::arr(&v, "deps")
-        .iter()
-        .map(|d| d["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// `--keep 2` with small changes between checkpoints: the whole first
 /// image is not copied into the kept ones (1 GiB rewritten to drop a
 /// 10 MiB image, at every checkpoint) but stays beside them as a base,
@@ -524,7 +515,7 @@ fn a_whole_image_stays_as_a_base_while_half_of_it_is_used() {
     );
     for n in images(dir) {
         assert!(
-            deps_of(&dir.join(&n)).contains(&b[0]),
+            common::image_deps(&dir.join(&n)).contains(&b[0]),
             "{n} does not use the base"
         );
     }
@@ -550,7 +541,9 @@ fn a_whole_image_stays_as_a_base_while_half_of_it_is_used() {
     assert_eq!(images(dir).len(), 2, "--keep 2 left {:?}", images(dir));
     for n in images(dir) {
         assert!(
-            deps_of(&dir.join(&n)).iter().all(|d| !d.ends_with(".base")),
+            common::image_deps(&dir.join(&n))
+                .iter()
+                .all(|d| !d.ends_with(".base")),
             "{n} still refers to a base"
         );
     }

@@ -14,15 +14,6 @@ mod rs;
 use rs::{restart_and_compare, restart_cmd, run_cmd, start, wait_marker, Area, Out};
 use std::path::{Path, PathBuf};
 
-/// The image's "deps" (earlier images it takes pages from), by name.
-fn deps(image: &Path) -> Vec<String> {
-    let v = common::inspect_json(image).unwrap_or_else(|e| panic!("{e}"));
-    common::arr(&v, "deps")
-        .iter()
-        .map(|d| d["name"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
 fn size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
@@ -71,11 +62,14 @@ fn second_checkpoint_stores_only_what_changed_and_restarts_exact() {
     let (first, second, out, want) = two_checkpoints(&area, Some("2"));
     let name = first.file_name().unwrap().to_string_lossy().into_owned();
     assert_eq!(
-        deps(&second),
+        common::image_deps(&second),
         [name],
         "the second image refers to the first"
     );
-    assert!(deps(&first).is_empty(), "the first image is whole");
+    assert!(
+        common::image_deps(&first).is_empty(),
+        "the first image is whole"
+    );
     assert!(
         size(&second) * 8 < size(&first),
         "incremental image {} bytes, whole one {} bytes",
@@ -114,7 +108,7 @@ fn keep_1_leaves_one_incremental_image_and_its_base() {
     let bases = rs::bases(dir);
     assert_eq!(bases.len(), 1, "no base beside the kept image");
     assert_eq!(
-        deps(&second),
+        common::image_deps(&second),
         bases,
         "the kept image does not take pages from the base"
     );
@@ -246,7 +240,10 @@ fn regions_left_out_of_the_fork_come_back_exact() {
     kid.kill();
     common::touch(&ctl.join("go3"));
     // (With run_cmd's --keep 2 the first was folded into the second.)
-    assert!(!deps(&images[2]).is_empty(), "the third is incremental");
+    assert!(
+        !common::image_deps(&images[2]).is_empty(),
+        "the third is incremental"
+    );
     restart_and_compare(
         restart_cmd(&images[2], &[], area.path()),
         &out,

@@ -1499,15 +1499,6 @@ fn message_queues_the_jobs_processes_share_come_back_one() {
     });
 }
 
-/// The earlier images a tree's image `PID.img` takes pages from.
-fn member_deps(img: &Path) -> Vec<String> {
-    let v = common::inspect_json(img).unwrap_or_else(|e| panic!("{e}"));
-    common::arr(&v, "deps")
-        .iter()
-        .map(|d| d["name"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
 /// Incremental checkpoints of a job (issue 10: images of a tree were
 /// whole): three processes with 16 MiB each, checkpointed after each of
 /// three phases (the first writes all of it, the others one page in 64).
@@ -1573,7 +1564,7 @@ fn a_jobs_checkpoints_after_the_first_are_incremental() {
     for pid in trees[2].image_pids() {
         let first = trees[0].dir.join(format!("{pid}.img"));
         let third = trees[2].dir.join(format!("{pid}.img"));
-        let deps = member_deps(&third);
+        let deps = common::image_deps(&third);
         assert!(
             !deps.is_empty() && deps.iter().all(|d| d.starts_with(&format!("{pid}.g"))),
             "process {pid}'s third image takes pages from {deps:?}; {}",

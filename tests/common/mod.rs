@@ -955,3 +955,13 @@ pub fn build_example(name: &str, file: &str) -> PathBuf {
     );
     dir.join("examples").join(file)
 }
+
+/// The earlier images `image` takes pages from (its metadata's deps), by
+/// name.
+pub fn image_deps(image: &Path) -> Vec<String> {
+    let v = inspect_json(image).unwrap_or_else(|e| panic!("{e}"));
+    arr(&v, "deps")
+        .iter()
+        .map(|d| d["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
