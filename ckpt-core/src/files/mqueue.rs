@@ -97,6 +97,12 @@ pub(crate) fn snapshot(fd: i32, with_messages: bool) -> MQueueState {
         );
         return q;
     }
+    // Counted only now, holding the turn: counted before, while another
+    // process of the tree had taken some messages out to save them, the
+    // count would miss those, and this process's image (which may be the
+    // one a restart fills the queue from) would lose them.
+    // SAFETY: mq_getsetattr reads the attributes into a live struct.
+    unsafe { libc::syscall(libc::SYS_mq_getsetattr, me, 0usize, &mut a as *mut Attr) };
     // "QSIZE:... NOTIFY:... SIGNO:... NOTIFY_PID:..."
     let mut info = [0u8; 128];
     // SAFETY: read into a live buffer.
@@ -123,7 +129,9 @@ pub(crate) fn snapshot(fd: i32, with_messages: bool) -> MQueueState {
     }
     let mut buf = vec![0u8; a.msgsize.max(1) as usize];
     let mut messages = Vec::new();
-    for _ in 0..a.curmsgs.max(0) {
+    // Until the queue is empty (a sender outside may add while it is
+    // read: at most a queue's worth is taken).
+    for _ in 0..a.maxmsg.max(a.curmsgs).max(0) {
         let Some((prio, n)) = receive(me, &mut buf) else {
             break;
         };
