@@ -33,8 +33,13 @@ struct Proc {
     socket: Option<PathBuf>,
 }
 
+/// A /proc file as text ("" when unreadable). Bytes that are not UTF-8
+/// (a mapped file's name, a command name set by the program) are kept
+/// as replacement characters: the rest of the file must still be read.
 fn read(path: String) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 fn comm(pid: i32) -> String {
@@ -309,7 +314,7 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
             let _ = session.send(sock, &Request::TreeContinue { nonce, go: false });
         }
     };
-    let procs = loop {
+    let mut procs = loop {
         let procs = job(root);
         let mut waiting: Vec<&Proc> = Vec::new();
         for p in procs
@@ -368,20 +373,32 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
             }
         }
     };
+    // A frozen process is told to go on through the socket it answered
+    // from (it cannot have exec'd since): the last count, which found its
+    // shim and socket again in /proc and the runtime directory, could
+    // have missed them once (seen under load, the process then waiting
+    // frozen for a word that never came).
+    for p in procs.iter_mut().filter(|p| inner.contains_key(&p.pid)) {
+        if let Some((_, _, sock)) = asked.get(&p.pid) {
+            p.socket = Some(sock.clone());
+        }
+    }
     // Asked, frozen, then gone (killed from outside) would be missed.
     let live: Vec<&Proc> = procs.iter().filter(|p| p.zombie.is_none()).collect();
     let manifest = describe(&procs, &inner, root, seq);
     // Phase 2: every process gathers and starts its writer.
     send_all(&session, &live, &Request::TreeContinue { nonce, go: true });
-    let mut gathered = 0;
+    let mut gathered: std::collections::HashSet<i32> = std::collections::HashSet::new();
     let mut failed: Option<String> = None;
     let mut results: BTreeMap<i32, (String, u64, u64)> = BTreeMap::new();
     let mut errors: Vec<String> = Vec::new();
-    while gathered < live.len() {
+    while gathered.len() < live.len() {
         match session.recv(nonce, Duration::from_millis(wait_ms / 2)) {
-            Some((_, Response::Gathered { .. })) => gathered += 1,
+            Some((from, Response::Gathered { .. })) => {
+                gathered.insert(from);
+            }
             Some((from, Response::Error { message, .. })) => {
-                gathered += 1;
+                gathered.insert(from);
                 failed.get_or_insert(format!("process {from}: {message}"));
             }
             Some((from, r @ Response::Checkpointed { .. })) => {
@@ -389,7 +406,23 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
             }
             Some(_) => {}
             None => {
-                failed.get_or_insert("a process did not gather its state in time".into());
+                let silent: Vec<String> = live
+                    .iter()
+                    .filter(|p| !gathered.contains(&p.pid))
+                    .map(|p| {
+                        let sock = match &p.socket {
+                            Some(s) if s.exists() => "its socket there",
+                            Some(_) => "its socket gone",
+                            None => "no socket",
+                        };
+                        format!("{} ({}, {sock}, {})", p.pid, comm(p.pid), state_of(p.pid))
+                    })
+                    .collect();
+                failed.get_or_insert(format!(
+                    "process(es) {} did not gather their state within {:.1} s",
+                    silent.join(", "),
+                    wait_ms as f64 / 2000.0
+                ));
                 break;
             }
         }
@@ -445,6 +478,32 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
 }
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+
+/// What /proc says process `pid`'s threads are doing: each one's state
+/// letter and where it waits in the kernel ("gone" when it has ended).
+fn state_of(pid: i32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return "gone".into();
+    };
+    let threads: Vec<String> = tasks
+        .flatten()
+        .map(|t| {
+            let at = t.path();
+            let stat = read(at.join("stat").to_string_lossy().into_owned());
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, r)| r.split(' ').next())
+                .unwrap_or("?")
+                .to_string();
+            let wchan = read(at.join("wchan").to_string_lossy().into_owned());
+            match wchan.as_str() {
+                "" | "0" => state,
+                w => format!("{state} in {w}"),
+            }
+        })
+        .collect();
+    format!("threads: {}", threads.join(", "))
+}
 
 /// A writer's answer: (path, bytes, how long its process was frozen).
 fn written(r: Response) -> (String, u64, u64) {

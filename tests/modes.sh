@@ -9,10 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tests=(--test restart --test restart_fds --test restart_events --test restart_memory
        --test restart_written --test process_trees --test incremental)
-# The fork/exec storm tests the freeze, not the images: once, in the
-# default run (it failed once in the lz4 run, 2026-12-04: see the notes).
 for mode in eager,zstd lz4; do
     echo "== restart tests with CKPT_TEST_MODE=$mode"
-    CKPT_TEST_MODE=$mode cargo test -p ckpt-cli "${tests[@]}" -- \
-        --skip checkpoints_during_a_fork_exec_storm
+    CKPT_TEST_MODE=$mode cargo test -p ckpt-cli "${tests[@]}"
 done
