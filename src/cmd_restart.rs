@@ -284,9 +284,9 @@ fn own_groups() -> Vec<u32> {
 /// but rarely meant: both would write the same files.
 pub(crate) fn warn_if_still_running(meta: &Meta) {
     let pid = meta.process.pid;
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let comm = ckpt::names::read_proc(format!("/proc/{pid}/comm")).unwrap_or_default();
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
-    if comm.trim_end() == meta.process.comm && exe.as_os_str() == meta.process.exe.as_str() {
+    if comm.trim_end() == meta.process.comm && exe == ckpt::names::path(&meta.process.exe) {
         eprintln!(
             "ckpt: warning: process {pid} ({}), which the image was taken from, is still running; both will run",
             meta.process.comm
@@ -611,7 +611,7 @@ pub(crate) fn check_reserved_range(meta: &Meta) -> Result<(), Failure> {
 
 /// The image's vdso/vvar must have the layout this kernel gives.
 pub(crate) fn check_vdso(meta: &Meta) -> Result<Vec<PlanSpecial>, Failure> {
-    let own = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let own = ckpt::names::read_proc("/proc/self/maps").unwrap_or_default();
     let here: Vec<(String, u64)> = ckpt::memory::parse_maps(&own)
         .into_iter()
         .filter(|r| r.kind == RegionKind::Special)
@@ -644,7 +644,7 @@ pub(crate) fn check_vdso(meta: &Meta) -> Result<Vec<PlanSpecial>, Failure> {
     }
     Ok(img
         .iter()
-        .map(|r| PlanSpecial::new(r.path.as_bytes(), r.start, r.end - r.start))
+        .map(|r| PlanSpecial::new(&ckpt::names::to_bytes(&r.path), r.start, r.end - r.start))
         .collect())
 }
 
@@ -677,14 +677,15 @@ pub(crate) fn check_descriptors(meta: &Meta, strict: bool) -> Result<Vec<String>
                 .iter()
                 .any(|w| w.dev == f.dev && w.ino == f.ino)
         };
-        let st = match std::fs::metadata(&f.path) {
+        let st = match std::fs::metadata(ckpt::names::path(&f.path)) {
             Ok(st) => st,
             // Its contents are in the image: made again (`plan_rollback`).
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && kept() => continue,
             Err(_) => {
                 return Err(Failure::new(format!(
                     "descriptor {} needs {}, which is gone",
-                    f.fd, f.path
+                    f.fd,
+                    ckpt::names::shown(&f.path)
                 )))
             }
         };
@@ -742,7 +743,7 @@ impl Cut {
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .open(&self.path)
+                .open(ckpt::names::path(&self.path))
                 .map_err(fail)?;
             std::io::Write::write_all(&mut f, c).map_err(fail)?;
             f.set_permissions(std::fs::Permissions::from_mode(mode))
@@ -750,14 +751,14 @@ impl Cut {
             f.sync_all().map_err(fail)?;
             eprintln!(
                 "ckpt restart: {}: made again from the image ({} bytes; it was gone)",
-                self.path,
+                ckpt::names::shown(&self.path),
                 c.len()
             );
             return Ok(());
         }
         let f = std::fs::OpenOptions::new()
             .write(true)
-            .open(&self.path)
+            .open(ckpt::names::path(&self.path))
             .map_err(fail)?;
         let st = f.metadata().map_err(fail)?;
         if st.dev() != self.dev || st.ino() != self.ino {
@@ -800,7 +801,7 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
         {
             continue;
         }
-        let Ok(st) = std::fs::metadata(&f.path) else {
+        let Ok(st) = std::fs::metadata(ckpt::names::path(&f.path)) else {
             // Gone: made again when its contents are in the image
             // (check_descriptors refused it otherwise).
             if let Some(w) = meta
@@ -835,7 +836,7 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
             if !seen.insert((f.dev, f.ino)) {
                 continue;
             }
-            let now = std::fs::read(&f.path).unwrap_or_default();
+            let now = std::fs::read(ckpt::names::path(&f.path)).unwrap_or_default();
             let was = w.contents.as_slice();
             if now == was {
                 continue;
@@ -946,7 +947,7 @@ pub(crate) fn open_mapped_files(meta: &Meta) -> Result<HashMap<String, i32>, Fai
                 .read(true)
                 .write(writable)
                 .custom_flags(libc::O_CLOEXEC)
-                .open(&r.path)
+                .open(ckpt::names::path(&r.path))
         };
         let f = match (open(), saved) {
             (Err(e), Some(s)) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -965,8 +966,9 @@ pub(crate) fn open_mapped_files(meta: &Meta) -> Result<HashMap<String, i32>, Fai
             .metadata()
             .map_err(|e| Failure::new(format!("{}: {e}", r.path)))?;
         // A file made again, or a copy with the saved contents, stands in.
-        let stands_in =
-            saved.is_some_and(|s| std::fs::read(&r.path).is_ok_and(|now| now == s.contents));
+        let stands_in = saved.is_some_and(|s| {
+            std::fs::read(ckpt::names::path(&r.path)).is_ok_and(|now| now == s.contents)
+        });
         if (st.dev() != r.dev || st.ino() != r.ino) && stands_in {
             eprintln!(
                 "ckpt: warning: {} is not the file the program mapped, but holds what it held at the checkpoint: mapped in its place",
@@ -987,7 +989,7 @@ pub(crate) fn open_mapped_files(meta: &Meta) -> Result<HashMap<String, i32>, Fai
 /// gone): its directory too, with its mode and contents.
 fn make_again(s: &image::SavedFile) -> Result<(), Failure> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let path = std::path::Path::new(&s.path);
+    let path = &ckpt::names::path(&s.path);
     let fail = |e: std::io::Error| Failure::new(format!("cannot make {} again: {e}", s.path));
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new()
@@ -1007,7 +1009,7 @@ fn make_again(s: &image::SavedFile) -> Result<(), Failure> {
         .map_err(fail)?;
     eprintln!(
         "ckpt: warning: {}, which the program mapped shared, was gone: made again from the image ({} bytes)",
-        s.path,
+        ckpt::names::shown(&s.path),
         s.contents.len()
     );
     Ok(())

@@ -92,7 +92,7 @@ pub fn written_by(pid: i32) -> Option<u64> {
 /// Anonymous and shared memory process `pid` holds (RssAnon + RssShmem
 /// of /proc/PID/status): about what its image will hold.
 pub fn memory_of(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let status = ckpt::names::read_proc(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .filter_map(|l| {
@@ -126,7 +126,7 @@ pub fn watch_restore(pid: i32, total: u64) {
     let mut bar = Bar::new(true, "restoring", total);
     let started = Instant::now();
     let mut seen = false;
-    while let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+    while let Ok(comm) = ckpt::names::read_proc(format!("/proc/{pid}/comm")) {
         // Before its exec the process is still this command.
         let restoring = comm.trim_end() == "ckpt-restorer";
         seen |= restoring;

@@ -338,7 +338,7 @@ fn start_init() -> Result<i32, String> {
 fn wait_for_writers(init: i32) {
     // This command shares init's mount namespace, where /proc is the new
     // pid namespace's: init is 1 there.
-    let comm = |p: i32| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+    let comm = |p: i32| ckpt::names::read_proc(format!("/proc/{p}/comm")).unwrap_or_default();
     let init = if comm(1).trim_end() == "ckpt-init" {
         1
     } else {
@@ -349,7 +349,7 @@ fn wait_for_writers(init: i32) {
             .unwrap_or_default()
             .split_whitespace()
             .filter(|p| {
-                let zombie = std::fs::read_to_string(format!("/proc/{p}/stat"))
+                let zombie = ckpt::names::read_proc(format!("/proc/{p}/stat"))
                     .ok()
                     .and_then(|s| {
                         s.rsplit_once(')')
@@ -357,7 +357,7 @@ fn wait_for_writers(init: i32) {
                     })
                     .unwrap_or(true);
                 !zombie
-                    && std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    && ckpt::names::read_proc(format!("/proc/{p}/comm"))
                         .is_ok_and(|c| c.trim_end() == "ckpt-writer")
             })
             .count()

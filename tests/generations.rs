@@ -180,13 +180,12 @@ fn often_while_writing_hard(tag: &str, extra: &[&str]) {
     opts.extend_from_slice(extra);
     let (mut kid, out) = run_periodic_with(&area, &prog, &[], &opts, "step 150 ");
     kid.kill();
-    assert!(
-        !images(&area.images).is_empty(),
-        "no periodic image was written"
-    );
+    // A writer of the killed program may still finish its image and prune.
+    let left = settled(&area.images);
+    assert!(!left.is_empty(), "no periodic image was written");
     if !extra.is_empty() {
         // The pages are really stored compressed.
-        let any_block = images(&area.images).iter().any(|n| {
+        let any_block = left.iter().any(|n| {
             let v = common::inspect_json(&area.images.join(n)).unwrap_or_else(|e| panic!("{e}"));
             common::arr(&v, "regions").iter().any(|r| {
                 r["extents"]

@@ -496,7 +496,7 @@ pub fn after_checkpoint(f: impl Fn() + Send + Sync + 'static) -> Result<(), Erro
 /// The images of this program in `dir` (`ckpt-COMM-PID.SEQ.img` or a
 /// `.tree` directory, COMM this process's command name).
 fn own_images(dir: &Path) -> Vec<PathBuf> {
-    let comm = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
+    let comm = crate::names::read_proc("/proc/self/comm").unwrap_or_default();
     let prefix = crate::checkpoint::program_prefix(comm.trim());
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -606,7 +606,7 @@ fn newest_in_store(ckpt: &Path, spec: &Path) -> Result<Option<std::ffi::OsString
     }
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| Error::Failed(format!("ckpt list: {e}")))?;
-    let comm = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
+    let comm = crate::names::read_proc("/proc/self/comm").unwrap_or_default();
     Ok(rows
         .as_array()
         .into_iter()

@@ -349,14 +349,14 @@ fn writer_children(pid: i32) -> Vec<i32> {
     };
     tasks
         .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .filter_map(|t| crate::names::read_proc(t.path().join("children")).ok())
         .flat_map(|c| {
             c.split_whitespace()
                 .filter_map(|k| k.parse::<i32>().ok())
                 .collect::<Vec<_>>()
         })
         .filter(|&k| {
-            std::fs::read_to_string(format!("/proc/{k}/comm"))
+            crate::names::read_proc(format!("/proc/{k}/comm"))
                 .is_ok_and(|c| c.trim_end() == "ckpt-writer")
         })
         .collect()
@@ -364,7 +364,7 @@ fn writer_children(pid: i32) -> Vec<i32> {
 
 /// Whether `pid` exists and has not ended (a zombie has).
 fn running(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+    match crate::names::read_proc(format!("/proc/{pid}/stat")) {
         Ok(s) => s
             .rsplit_once(')')
             .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
@@ -376,7 +376,7 @@ fn running(pid: i32) -> bool {
 /// runs (its child).
 fn restarted_under(child: i32, command: i32) -> bool {
     let ppid = |p: i32| -> Option<i32> {
-        std::fs::read_to_string(format!("/proc/{p}/status"))
+        crate::names::read_proc(format!("/proc/{p}/status"))
             .ok()?
             .lines()
             .find_map(|l| l.strip_prefix("PPid:"))?
@@ -393,7 +393,7 @@ fn restarted_under(child: i32, command: i32) -> bool {
 /// (`<pid>-ns<inode>`) when the program started it: find either from the
 /// process's pid as seen here.
 fn restart_command_socket(owner: u32, pid: i32) -> Option<PathBuf> {
-    let status = |p: i32| std::fs::read_to_string(format!("/proc/{p}/status")).ok();
+    let status = |p: i32| crate::names::read_proc(format!("/proc/{p}/status")).ok();
     let field = |text: &str, key: &str| -> Option<String> {
         text.lines()
             .find_map(|l| l.strip_prefix(key))
@@ -471,7 +471,7 @@ fn live_pid_namespaces() -> Option<Vec<u64>> {
         {
             continue;
         }
-        let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+        let comm = crate::names::read_proc(p.path().join("comm")).unwrap_or_default();
         if comm.trim_end() != "ckpt-init" {
             continue;
         }

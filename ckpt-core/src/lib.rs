@@ -37,6 +37,7 @@ pub mod files;
 pub mod glibc;
 pub mod image;
 pub mod memory;
+pub mod names;
 pub mod plugin;
 pub mod process;
 pub mod quiesce;

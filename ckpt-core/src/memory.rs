@@ -419,7 +419,7 @@ pub fn snapshot(sink: &mut Sink, earlier: Option<&Earlier>) -> Result<Vec<Region
     let mut regions = match earlier.and_then(|e| with_earlier_flags(&e.regions)) {
         Some(regions) => regions,
         None => {
-            let smaps = std::fs::read_to_string("/proc/self/smaps")
+            let smaps = crate::names::read_proc("/proc/self/smaps")
                 .map_err(|e| format!("cannot read /proc/self/smaps: {e}"))?;
             parse_smaps(&smaps)
         }
@@ -516,7 +516,7 @@ fn add_staged(regions: &mut Vec<(Region, bool)>, earlier: Option<&Earlier>) -> R
 /// between keeps the old one: overcommit accounting may differ at
 /// restart, never the contents (pages are tracked and stored as usual).
 fn with_earlier_flags(earlier: &[(u64, u64, bool)]) -> Option<Vec<(Region, bool)>> {
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let maps = crate::names::read_proc("/proc/self/maps").ok()?;
     parse_maps(&maps)
         .into_iter()
         .map(|mut r| {
@@ -608,13 +608,14 @@ pub fn saved_files(maps: &[Region]) -> Vec<crate::image::SavedFile> {
         if r.kind != crate::image::RegionKind::FileShared || out.iter().any(|f| f.path == r.path) {
             continue;
         }
-        let Ok(m) = std::fs::metadata(&r.path) else {
+        let path = crate::names::path(&r.path);
+        let Ok(m) = std::fs::metadata(&path) else {
             continue;
         };
         if !m.is_file() || m.ino() != r.ino || m.len() > SAVED_FILE_MAX {
             continue;
         }
-        if let Ok(contents) = std::fs::read(&r.path) {
+        if let Ok(contents) = std::fs::read(&path) {
             out.push(crate::image::SavedFile {
                 path: r.path.clone(),
                 ino: r.ino,
@@ -628,14 +629,14 @@ pub fn saved_files(maps: &[Region]) -> Vec<crate::image::SavedFile> {
 
 /// This process's regions, as /proc/self/maps lists them.
 pub fn own_maps() -> Vec<Region> {
-    parse_maps(&std::fs::read_to_string("/proc/self/maps").unwrap_or_default())
+    parse_maps(&crate::names::read_proc("/proc/self/maps").unwrap_or_default())
 }
 
 /// How many of `starts` (regions of this process, read just before the
 /// fork) process `child`, a fresh fork, lacks: fork copies every region
 /// but those advised MADV_DONTFORK. 0 when the child's map cannot be read.
 pub fn missing_in(child: i32, starts: &[u64]) -> usize {
-    let maps = std::fs::read_to_string(format!("/proc/{child}/maps")).unwrap_or_default();
+    let maps = crate::names::read_proc(format!("/proc/{child}/maps")).unwrap_or_default();
     let have: Vec<u64> = parse_maps(&maps).iter().map(|r| r.start).collect();
     if have.is_empty() {
         return 0;
@@ -1174,7 +1175,7 @@ fn is_zero(page: &[u8]) -> bool {
 /// The address space layout fields of /proc/self/stat (for PR_SET_MM_MAP)
 /// and the auxiliary vector.
 pub fn mm_info() -> crate::image::MmInfo {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let stat = crate::names::read_proc("/proc/self/stat").unwrap_or_default();
     // Fields after the ")" of comm; field 3 (state) is the first.
     let rest = stat.rsplit_once(')').map_or("", |x| x.1);
     let f: Vec<u64> = rest

@@ -285,13 +285,13 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
         // SAFETY: the kernel writes at most buf.len() bytes.
         let n = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
         if n > 0 {
-            String::from_utf8_lossy(&buf[..n as usize - 1]).into_owned()
+            crate::names::from_bytes(&buf[..n as usize - 1])
         } else {
             String::new()
         }
     };
     let exe = sys::readlinkat(libc::AT_FDCWD, c"/proc/self/exe", &mut buf)
-        .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+        .map(|n| crate::names::from_bytes(&buf[..n]))
         .unwrap_or_default();
     let cmdline = sys::read_small(libc::AT_FDCWD, c"/proc/self/cmdline", &mut buf)
         .map(|n| {
@@ -309,7 +309,7 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
         .map(|v| v as u32)
         .unwrap_or_else(|| UMASK.load(Relaxed));
     let comm = sys::field(status, b"Name:")
-        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .map(crate::names::from_bytes)
         .unwrap_or_default();
     let ppid = sys::field(status, b"PPid:")
         .and_then(sys::parse_i64)
@@ -441,10 +441,13 @@ pub fn restore(p: &Process) {
         PROGRAM_PID.store(p.pid, Relaxed);
     }
     set_exe(p);
-    if let Ok(cwd) = std::ffi::CString::new(p.cwd.as_bytes()) {
+    if let Some(cwd) = crate::names::c(&p.cwd) {
         // SAFETY: chdir with a valid C path.
         if unsafe { libc::syscall(libc::SYS_chdir, cwd.as_ptr()) } != 0 {
-            crate::restart_report::warn(&format!("cannot return to directory {}", p.cwd));
+            crate::restart_report::warn(&format!(
+                "cannot return to directory {}",
+                crate::names::shown(&p.cwd)
+            ));
         }
     }
     // SAFETY: umask cannot fail.
@@ -479,7 +482,7 @@ pub fn restore(p: &Process) {
 /// would need CAP_SYS_RESOURCE too); without it, it keeps naming
 /// ckpt-restorer. The layout fields are the ones the restorer set.
 fn set_exe(p: &Process) {
-    let Ok(exe) = std::ffi::CString::new(p.exe.as_bytes()) else {
+    let Some(exe) = crate::names::c(&p.exe) else {
         return;
     };
     // SAFETY: openat with a valid C path.

@@ -108,7 +108,7 @@ fn recorded_paths(wd: i32) -> Vec<String> {
             }
             let len = (s.len.load(Relaxed) as usize).min(PATH_LEN);
             let bytes = super::load_path(&s.path, len);
-            (s.seq.load(Acquire) == before).then(|| String::from_utf8_lossy(&bytes).into_owned())
+            (s.seq.load(Acquire) == before).then(|| crate::names::from_bytes(&bytes))
         })
         .collect()
 }
@@ -120,8 +120,7 @@ pub fn snapshot(info: &[u8]) -> Vec<InotifyWatch> {
         .into_iter()
         .map(|mut w| {
             w.path = recorded_paths(w.wd).into_iter().find(|p| {
-                std::ffi::CString::new(p.as_str())
-                    .ok()
+                crate::names::c(p)
                     .and_then(|c| stat(&c))
                     .is_some_and(|(dev, ino)| dev == w.dev && ino == w.ino)
             });
@@ -187,11 +186,7 @@ pub fn restore(f: &Fd) -> Result<(i32, Vec<String>), String> {
     };
     let mut next = 1;
     for w in watches {
-        let Some(path) = w
-            .path
-            .as_deref()
-            .and_then(|p| std::ffi::CString::new(p).ok())
-        else {
+        let Some(path) = w.path.as_deref().and_then(crate::names::c) else {
             warnings.push(format!(
                 "inotify descriptor {}: watch {} (inode {}) has no path that leads to it; not watched",
                 f.fd, w.wd, w.ino

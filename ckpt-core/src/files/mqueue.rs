@@ -196,8 +196,8 @@ pub(crate) fn restore(f: &Fd, q: &MQueueState) -> Result<i32, String> {
         msgsize: q.msgsize,
         ..Attr::default()
     };
-    let cname = std::ffi::CString::new(name(f, super::in_tree()))
-        .map_err(|_| format!("descriptor {}: bad queue name", f.fd))?;
+    let cname = crate::names::c(&name(f, super::in_tree()))
+        .ok_or_else(|| format!("descriptor {}: bad queue name", f.fd))?;
     let open = |flags: i32| -> i64 {
         // SAFETY: mq_open with a NUL-terminated name and a live attr.
         unsafe {
@@ -269,7 +269,7 @@ fn name(f: &Fd, tree: bool) -> String {
 /// Post-restart.
 pub(crate) fn unlink_hidden(fds: &[Fd], tree: bool) {
     for f in fds.iter().filter(|f| f.mqueue.is_some() && f.deleted) {
-        if let Ok(c) = std::ffi::CString::new(name(f, tree)) {
+        if let Some(c) = crate::names::c(&name(f, tree)) {
             // SAFETY: mq_unlink of a NUL-terminated name.
             unsafe { libc::syscall(libc::SYS_mq_unlink, c.as_ptr()) };
         }

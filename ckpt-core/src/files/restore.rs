@@ -402,11 +402,16 @@ pub(crate) fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, 
             Ok(Some(vec![(f.fd, e)]))
         }
         _ => {
-            let path = CString::new(f.path.as_bytes())
-                .map_err(|_| format!("descriptor {}: bad path", f.fd))?;
+            let path =
+                crate::names::c(&f.path).ok_or_else(|| format!("descriptor {}: bad path", f.fd))?;
             let flags = f.flags & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL);
-            let t = open_at_least(&path, flags, base)
-                .map_err(|e| format!("cannot reopen {} as descriptor {}: {e}", f.path, f.fd))?;
+            let t = open_at_least(&path, flags, base).map_err(|e| {
+                format!(
+                    "cannot reopen {} as descriptor {}: {e}",
+                    crate::names::shown(&f.path),
+                    f.fd
+                )
+            })?;
             if f.kind == FdKind::File {
                 // SAFETY: lseek on a descriptor we just opened.
                 unsafe { libc::lseek(t, f.offset, libc::SEEK_SET) };
@@ -462,14 +467,15 @@ fn namespace_again(f: &Fd) -> Result<i32, String> {
 fn make_unnamed(f: &Fd) -> Result<i32, String> {
     let fd = if f.kind == FdKind::MemFd {
         let name = f.path.trim_start_matches("/memfd:");
-        let name = CString::new(name.as_bytes()).unwrap_or_default();
+        let name = crate::names::c(name).unwrap_or_default();
         // Sealing allowed as it was (F_SEAL_SEAL alone: it was not).
         let sealable = f.seals.is_some_and(|s| s != libc::F_SEAL_SEAL);
         let flags = libc::MFD_CLOEXEC | if sealable { libc::MFD_ALLOW_SEALING } else { 0 };
         // SAFETY: memfd_create with a valid name.
         unsafe { libc::syscall(libc::SYS_memfd_create, name.as_ptr(), flags) as i32 }
     } else {
-        let dir = std::path::Path::new(&f.path)
+        let path = crate::names::path(&f.path);
+        let dir = path
             .parent()
             .filter(|d| d.is_dir())
             .unwrap_or(std::path::Path::new("/tmp"));
@@ -624,8 +630,7 @@ fn rebuild_fifo(f: &Fd, fds: &[Fd], base: i32) -> Result<Vec<(i32, i32)>, String
         return rebuild_pipe(f, fds, base);
     }
     let members = pipe_members(f, fds);
-    let path =
-        CString::new(f.path.as_bytes()).map_err(|_| format!("descriptor {}: bad path", f.fd))?;
+    let path = crate::names::c(&f.path).ok_or_else(|| format!("descriptor {}: bad path", f.fd))?;
     let holder = match open_at_least(&path, libc::O_RDWR | libc::O_NONBLOCK, base) {
         Ok(h) if is_fifo(h) => h,
         other => {

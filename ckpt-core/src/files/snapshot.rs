@@ -140,7 +140,7 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
     let name = CString::new(fd.to_string()).ok()?;
     let mut buf = [0u8; 4096];
     let n = sys::readlinkat(dir, &name, &mut buf)?;
-    let mut path = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let mut path = crate::names::from_bytes(&buf[..n]);
     let mut st: libc::stat = unsafe_zeroed();
     // SAFETY: fstat writes into a live stat.
     if unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st) } < 0 {
@@ -207,7 +207,7 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
         opened_as: h
             .as_ref()
             .filter(|h| !h.path.is_empty())
-            .map(|h| String::from_utf8_lossy(&h.path).into_owned()),
+            .map(|h| crate::names::from_bytes(&h.path)),
         open_flags: h.as_ref().filter(|h| h.dup_of < 0).map(|h| h.open_flags),
         dup_of: h.as_ref().and_then(|h| (h.dup_of >= 0).then_some(h.dup_of)),
         shares_with: None,

@@ -29,7 +29,7 @@ pub fn snapshot() -> Vec<ForkAdvice> {
     if !GIVEN.load(Relaxed) {
         return Vec::new();
     }
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+    let Ok(smaps) = crate::names::read_proc("/proc/self/smaps") else {
         return Vec::new();
     };
     let ranges = parse_smaps(&smaps);

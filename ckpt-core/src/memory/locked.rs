@@ -28,7 +28,7 @@ pub fn snapshot() -> Locked {
         .and_then(|v| sys::parse_i64(v.split(|&b| b == b' ').find(|w| !w.is_empty())?))
         .unwrap_or(0);
     let ranges = if locked_kb > 0 {
-        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+        let smaps = crate::names::read_proc("/proc/self/smaps").unwrap_or_default();
         super::vm_flags(&smaps)
             .into_iter()
             .filter(|(_, _, f)| f.contains(&"lo"))

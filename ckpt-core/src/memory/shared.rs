@@ -95,7 +95,7 @@ fn unnamed_private(r: &Region) -> bool {
 /// the writer (the checkpoint then fails with it; the program goes on).
 pub fn capture() {
     release();
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let maps = crate::names::read_proc("/proc/self/maps").unwrap_or_default();
     let wanted: Vec<Region> = super::parse_maps(&maps)
         .into_iter()
         .filter(needs_capture)
@@ -330,7 +330,7 @@ fn resident_ranges(r: &Region, out: &mut Vec<(u64, u64)>) {
 /// The "Swap:" of `r` in /proc/self/smaps (read once, when first needed).
 fn swapped_kb(r: &Region, smaps: &mut Option<String>) -> u64 {
     let text = smaps
-        .get_or_insert_with(|| std::fs::read_to_string("/proc/self/smaps").unwrap_or_default());
+        .get_or_insert_with(|| crate::names::read_proc("/proc/self/smaps").unwrap_or_default());
     let head = format!("{:x}-{:x} ", r.start, r.end);
     let Some(at) = text.find(&head) else {
         return 0;
@@ -662,7 +662,8 @@ fn make_object(group: &[&Captured]) -> Result<i32, String> {
     } else if path.starts_with("/dev/zero") || path.starts_with("/SYSV") {
         memfd("ckpt-shared")
     } else {
-        let dir = std::path::Path::new(path)
+        let file = crate::names::path(path);
+        let dir = file
             .parent()
             .filter(|d| d.is_dir())
             .unwrap_or(std::path::Path::new("/tmp"));
@@ -732,7 +733,7 @@ fn make_object(group: &[&Captured]) -> Result<i32, String> {
 }
 
 fn memfd(name: &str) -> Result<i32, String> {
-    let name = CString::new(name).unwrap_or_default();
+    let name = crate::names::c(name).unwrap_or_default();
     // SAFETY: memfd_create with a NUL-terminated name.
     let fd = unsafe { libc::syscall(libc::SYS_memfd_create, name.as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {

@@ -19,7 +19,6 @@ use crate::files::restore::{
 use crate::files::{stdio_rule, Passthrough};
 use crate::image::{Fd, FdKind, Meta, RegionKind};
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::CString;
 
 /// One process of the tree as [`make_shared`] needs it.
 pub struct Part<'a> {
@@ -136,7 +135,7 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
         }
     }
     for holders in fifos.values().filter(|h| spans_processes(h)) {
-        let path = CString::new(holders[0].1.path.as_bytes()).map_err(|e| e.to_string())?;
+        let path = crate::names::c(&holders[0].1.path).ok_or("a FIFO's name holds a NUL")?;
         let open = |flags: i32| -> Result<i32, String> {
             // SAFETY: open with a valid C path; never blocks (O_NONBLOCK,
             // and a read-write end is open before any write-only one).
@@ -145,7 +144,7 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
             if fd < 0 {
                 return Err(format!(
                     "cannot open the FIFO {} again: {}",
-                    holders[0].1.path,
+                    crate::names::shown(&holders[0].1.path),
                     std::io::Error::last_os_error()
                 ));
             }
@@ -456,14 +455,14 @@ fn made_already(made: &Made, pid: i32, fd: i32) -> bool {
 /// Open a file again as descriptor `f` had it (never creating or
 /// truncating), at its offset.
 fn open_again(f: &Fd) -> Result<i32, String> {
-    let path = CString::new(f.path.as_bytes()).map_err(|e| e.to_string())?;
+    let path = crate::names::c(&f.path).ok_or("a file's name holds a NUL")?;
     let flags = f.flags & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL) | libc::O_CLOEXEC;
     // SAFETY: open with a valid C path; no mode without O_CREAT.
     let fd = unsafe { libc::open(path.as_ptr(), flags) };
     if fd < 0 {
         return Err(format!(
             "cannot open {} again: {}",
-            f.path,
+            crate::names::shown(&f.path),
             std::io::Error::last_os_error()
         ));
     }

@@ -1,0 +1,136 @@
+//! File names as an image holds them.
+//!
+//! The kernel's names are bytes; the image's are UTF-8 strings. A name
+//! that is not UTF-8 (a Latin-1 file name, say) must come back as the very
+//! same bytes: read lossily, a restart would open, or make, another file.
+//! So each byte that is not part of valid UTF-8 is written as a NUL and
+//! two hex digits. A path never holds a NUL, so nothing else reads this
+//! way, and everything else in the name stays as it was ("/", " (deleted)",
+//! "anon_inode:", "/memfd:"): the checks made on names still hold.
+//!
+//! Verbs: [`from_bytes`] (checkpoint: the kernel's bytes to the image's
+//! name; [`read_proc`] for a whole /proc file such as `maps`), [`c`] and
+//! [`path`] (restart: the name to the kernel's bytes), [`shown`] (for
+//! messages).
+
+use std::borrow::Cow;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The image's name for the kernel's bytes `b` (the same text when `b` is
+/// UTF-8). Allocates; no locks.
+pub fn from_bytes(b: &[u8]) -> String {
+    if let Ok(s) = std::str::from_utf8(b) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(b.len() + 8);
+    for chunk in b.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for &x in chunk.invalid() {
+            out.push('\0');
+            out.push(HEX[(x >> 4) as usize] as char);
+            out.push(HEX[(x & 15) as usize] as char);
+        }
+    }
+    out
+}
+
+/// A /proc file (`maps`, `smaps`) with every name in it as
+/// [`from_bytes`] writes it (`std::fs::read_to_string` fails on a mapped
+/// file whose name is not UTF-8).
+pub fn read_proc(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+    std::fs::read(path).map(|b| from_bytes(&b))
+}
+
+/// The kernel's bytes for the image's name `s`.
+pub fn to_bytes(s: &str) -> Cow<'_, [u8]> {
+    if !s.contains('\0') {
+        return Cow::Borrowed(s.as_bytes());
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let digit = |x: u8| (x as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(digit),
+            b.get(i + 2).copied().and_then(digit),
+        ) {
+            (0, Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (x, _, _) => {
+                out.push(x);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The image's name `s` for a system call; `None` if it cannot be one
+/// (a NUL not written by [`from_bytes`]).
+pub fn c(s: &str) -> Option<CString> {
+    CString::new(to_bytes(s).into_owned()).ok()
+}
+
+/// The image's name `s` as a path for `std::fs`.
+pub fn path(s: &str) -> PathBuf {
+    PathBuf::from(std::ffi::OsStr::from_bytes(&to_bytes(s)))
+}
+
+/// The image's name `s` for a message: bytes that are not UTF-8 as `\xNN`.
+pub fn shown(s: &str) -> Cow<'_, str> {
+    if !s.contains('\0') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    let mut it = s.chars();
+    while let Some(ch) = it.next() {
+        if ch == '\0' {
+            out.push_str("\\x");
+            out.extend(it.by_ref().take(2));
+        } else {
+            out.push(ch);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_names_are_kept_as_they_are() {
+        for s in ["/tmp/a b", "/tmp/été", "pipe:[12]", "/x (deleted)", ""] {
+            assert_eq!(from_bytes(s.as_bytes()), s);
+            assert_eq!(to_bytes(s), s.as_bytes());
+            assert_eq!(shown(s), s);
+        }
+    }
+
+    #[test]
+    fn other_bytes_come_back_exactly() {
+        let raw: &[u8] = b"/tmp/bad\xff\xfename\xc3 (deleted)";
+        let s = from_bytes(raw);
+        assert!(s.starts_with("/tmp/bad") && s.ends_with(" (deleted)"));
+        assert_eq!(&*to_bytes(&s), raw);
+        assert_eq!(c(&s).unwrap().as_bytes(), raw);
+        assert_eq!(path(&s).as_os_str().as_bytes(), raw);
+        assert_eq!(shown(&s), "/tmp/bad\\xff\\xfename\\xc3 (deleted)");
+        // Every byte value, alone and among valid text.
+        for x in 0u8..=255 {
+            let raw = [b'/', x, b'a', 0xe2, 0x82, 0xac, x];
+            if raw.contains(&0) {
+                continue;
+            }
+            assert_eq!(&*to_bytes(&from_bytes(&raw)), &raw[..], "byte {x:#x}");
+        }
+    }
+}
