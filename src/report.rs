@@ -59,31 +59,42 @@ fn summary(out: &mut String, l: &Loaded) {
     let p = &m.process;
     let _ = writeln!(out, "Image {}", l.path.display());
     let cmdline: Vec<String> = p.cmdline.iter().map(|a| shell_quote(a)).collect();
-    fields(
-        out,
-        &[
-            (
-                "format",
-                format!(
-                    "version {}, {}: metadata {}, page data {}",
-                    l.header.version,
-                    fmt_bytes(l.file_bytes),
-                    fmt_size(l.header.meta_len),
-                    fmt_size(l.header.data_len)
-                ),
+    let mut v = vec![
+        (
+            "format",
+            format!(
+                "version {}, {}: metadata {}, page data {}",
+                l.header.version,
+                fmt_bytes(l.file_bytes),
+                fmt_size(l.header.meta_len),
+                fmt_size(l.header.data_len)
             ),
-            ("writer", or_dash(&m.writer)),
-            ("created", fmt_utc_ms(m.created_unix_ms)),
-            ("checkpoint", format!("#{}", m.seq)),
-            (
-                "frozen for",
-                fmt_duration_ns(m.freeze_us.saturating_mul(1000)),
+        ),
+        ("writer", or_dash(&m.writer)),
+        ("created", fmt_utc_ms(m.created_unix_ms)),
+        ("checkpoint", format!("#{}", m.seq)),
+        (
+            "frozen for",
+            fmt_duration_ns(m.freeze_us.saturating_mul(1000)),
+        ),
+        ("pid", format!("{} (parent {})", p.pid, p.ppid)),
+        ("exe", or_dash(&p.exe)),
+        ("cmdline", or_dash(&cmdline.join(" "))),
+    ];
+    if let Some(c) = &m.cpu {
+        let us = |v: i64| fmt_duration_ns((v.max(0) as u64).saturating_mul(1000));
+        v.push((
+            "CPU time",
+            format!(
+                "{} (user {}, system {}); reaped children {}",
+                fmt_duration_ns(c.process_ns),
+                us(c.usage[0]),
+                us(c.usage[1]),
+                us(c.children[0] + c.children[1])
             ),
-            ("pid", format!("{} (parent {})", p.pid, p.ppid)),
-            ("exe", or_dash(&p.exe)),
-            ("cmdline", or_dash(&cmdline.join(" "))),
-        ],
-    );
+        ));
+    }
+    fields(out, &v);
 }
 
 /// The prctl attributes that differ from a fresh process's.
@@ -476,6 +487,7 @@ pub mod tests {
             nice: 0,
             affinity: Vec::new(),
             timer_slack_ns: 0,
+            cpu: None,
             pdeathsig: 0,
         }
     }

@@ -137,6 +137,17 @@ fn monotonic_clocks_go_on_from_the_checkpoint() {
     cycle_c_with("clock", "restart_clock.c", &[], Duration::from_secs(3));
 }
 
+/// CPU time goes on from what the program had used: every way to ask
+/// (clock_gettime of the process, thread and pthread/pid CPU clocks,
+/// clock(), times(), getrusage of the process, a thread and reaped
+/// children) only goes up and grows by what was burned, and absolute
+/// deadlines on the process's CPU clock come when due. Before, all of them
+/// counted again from zero after a restart.
+#[test]
+fn cpu_time_goes_on_from_the_checkpoint() {
+    cycle_c("cputime", "restart_cputime.c");
+}
+
 #[test]
 fn locked_memory_is_locked_again() {
     cycle_c("mlock", "restart_mlock.c");

@@ -216,6 +216,10 @@ pub struct Meta {
     /// even after a reboot reset them.
     #[serde(default)]
     pub clocks: Option<Clocks>,
+    /// The CPU time the program had used, as it saw it (a restart goes on
+    /// counting from there: see `cputime`). None in older images.
+    #[serde(default)]
+    pub cpu: Option<CpuTimes>,
     /// Where post-restart code lives in the image, and the glibc facts it
     /// needs (found at start-up in the checkpointed process).
     pub restart: RestartInfo,
@@ -516,6 +520,10 @@ pub struct Thread {
     /// Timer slack in ns (PR_GET_TIMERSLACK; 0 in older images: unknown).
     #[serde(default)]
     pub timer_slack_ns: u64,
+    /// Its CPU time when it parked (None: it never parked, or an older
+    /// image).
+    #[serde(default)]
+    pub cpu: Option<ThreadCpu>,
     /// Signal it gets when its parent ends (PR_SET_PDEATHSIG; 0: none).
     #[serde(default)]
     pub pdeathsig: i32,
@@ -1010,6 +1018,33 @@ pub struct SavedFile {
     pub mode: u32,
     #[serde(with = "serde_bytes")]
     pub contents: Vec<u8>,
+}
+
+/// The CPU time a process had used, as the program saw it (the kernel's
+/// counts plus what an earlier restart added).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// CLOCK_PROCESS_CPUTIME_ID, nanoseconds.
+    pub process_ns: u64,
+    /// getrusage(RUSAGE_SELF): user and system time in microseconds, then
+    /// the 14 other fields of `struct rusage` in their order (ru_maxrss
+    /// first).
+    pub usage: [i64; 16],
+    /// getrusage(RUSAGE_CHILDREN), the same way.
+    pub children: [i64; 16],
+    /// times(): tms_utime, tms_stime, tms_cutime, tms_cstime and its
+    /// return value, in clock ticks.
+    pub tms: [i64; 5],
+}
+
+/// The CPU time one thread had used, as the program saw it.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ThreadCpu {
+    /// CLOCK_THREAD_CPUTIME_ID, nanoseconds.
+    pub ns: u64,
+    /// getrusage(RUSAGE_THREAD) user and system time, microseconds.
+    pub user_us: i64,
+    pub system_us: i64,
 }
 
 /// Two clocks in nanoseconds.

@@ -457,6 +457,21 @@ pub fn freezes() -> u32 {
     with_state(|s| s.freezes.get()).unwrap_or(0)
 }
 
+/// Run `f` again until a run of it sees no freeze of this thread: for a
+/// read whose meaning a restart changes (a thread parked between reading
+/// a CPU-time clock and adding what was used before a restart must not
+/// add the new difference to the old reading).
+#[inline]
+pub fn between_freezes<R>(mut f: impl FnMut() -> R) -> R {
+    loop {
+        let before = freezes();
+        let r = f();
+        if freezes() == before {
+            return r;
+        }
+    }
+}
+
 /// This thread's cached slot in the thread table (1-based, 0 = none).
 pub fn cached_slot() -> u32 {
     with_state(|s| s.slot.get()).unwrap_or(0)

@@ -33,6 +33,7 @@ pub mod alloc;
 pub mod checkpoint;
 pub mod companions;
 pub mod control;
+pub mod cputime;
 pub mod files;
 pub mod glibc;
 pub mod image;

@@ -241,6 +241,11 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
     }
     // In a tree: nobody goes on before every process is back.
     handoff.wait_for_the_tree();
+    // The CPU time used so far goes on from the checkpoint's (not
+    // counting the restart's own work).
+    if let Some(cpu) = &meta.cpu {
+        crate::cputime::restore(cpu);
+    }
     if handoff.barrier.is_some() {
         // Every process of the tree holds its queues now.
         files::mqueue::unlink_hidden(&meta.fds, true);
@@ -293,6 +298,9 @@ fn thread_setup(t: &Thread) {
 
 /// Return to the program through the thread's parked signal frame.
 fn resume(t: &Thread, p: &crate::image::Process) -> ! {
+    if let Some(slot) = threads::self_slot() {
+        crate::cputime::restore_thread(slot, t.cpu.as_ref());
+    }
     signals::requeue_own(&t.queued);
     process::restore_credentials(p);
     process::restore_capabilities(p);

@@ -34,6 +34,7 @@ pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
         fork_advice: Vec::new(),
         saved_files: Vec::new(),
         locked: crate::memory::locked::snapshot(),
+        cpu: Some(crate::cputime::snapshot()),
         clocks: Some(crate::image::Clocks {
             monotonic_ns: sys::clock_ns(libc::CLOCK_MONOTONIC),
             boottime_ns: sys::clock_ns(libc::CLOCK_BOOTTIME),

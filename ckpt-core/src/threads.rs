@@ -150,6 +150,7 @@ fn claim(origin: Origin) -> Option<usize> {
             s.parked_gen.store(0, Relaxed);
             // A new thread has no rseq area of its own yet.
             s.own_rseq.store(0, Relaxed);
+            crate::cputime::forget_thread(i);
             let id = if origin == Origin::Main {
                 1
             } else {
@@ -283,6 +284,11 @@ pub fn self_slot() -> Option<usize> {
     Some(i)
 }
 
+/// The slot of thread `tid` of this process, if tracked. Signal-safe.
+pub fn slot_of(tid: i32) -> Option<usize> {
+    slot_of_tid(tid)
+}
+
 fn slot_of_tid(tid: i32) -> Option<usize> {
     SLOTS
         .iter()
@@ -319,6 +325,7 @@ pub fn park_note(slot: usize, gen: u32, sigmask: u64, ucontext: u64, errno: i32)
     note_rseq(s, fs_base);
     s.errno.store(errno, Relaxed);
     note_scheduling(s);
+    crate::cputime::note_thread(slot);
     let mut ss: libc::stack_t = libc::stack_t {
         ss_sp: core::ptr::null_mut(),
         ss_flags: 0,
@@ -540,7 +547,7 @@ pub fn snapshot(
     status: impl Fn(i32) -> (Vec<u8>, u64, u64),
 ) -> Vec<Thread> {
     let mut out = Vec::new();
-    for s in SLOTS.iter() {
+    for (i, s) in SLOTS.iter().enumerate() {
         if s.state.load(Acquire) != ALIVE {
             continue;
         }
@@ -599,6 +606,11 @@ pub fn snapshot(
             run_priority: s.run_priority.load(Relaxed),
             nice: s.nice.load(Relaxed),
             timer_slack_ns: s.timer_slack.load(Relaxed),
+            cpu: if state == ThreadState::Frozen {
+                crate::cputime::thread_snapshot(i)
+            } else {
+                None
+            },
             pdeathsig: s.pdeathsig.load(Relaxed),
             affinity: {
                 let mut a: Vec<u64> = s.affinity.iter().map(|w| w.load(Relaxed)).collect();

@@ -155,6 +155,14 @@ pub fn find(timer_id: u64) -> Option<Sigevent> {
         })
 }
 
+/// The clock the live timer `timer_id` counts.
+pub fn clock_of(timer_id: u64) -> Option<i32> {
+    SLOTS
+        .iter()
+        .find(|s| s.used.load(Acquire) == 1 && s.timer_id.load(Relaxed) == timer_id)
+        .map(|s| s.clock.load(Relaxed))
+}
+
 /// timer_delete(timer_id) is about to run.
 pub fn record_delete(timer_id: u64) {
     for s in SLOTS.iter() {

@@ -128,6 +128,7 @@ extern "C" fn fini() {
 pub fn after_fork_in_child() {
     interpose::internally(|| {
         threads::reset_after_fork();
+        ckpt::cputime::reset_after_fork();
         ckpt::timers::reset();
         crate::timer_threads::reset_after_fork();
         process::reset_after_fork();

@@ -99,6 +99,13 @@ unsafe fn clock_nanosleep(clock: clockid_t, flags: c_int, req: *const Ts, rem: *
     }
     if flags & libc::TIMER_ABSTIME != 0 {
         loop {
+            // A deadline on a CPU-time clock is in the program's count,
+            // which goes on from before a restart; the kernel needs its
+            // own (computed again after each interruption: a restart
+            // changes it).
+            let adjusted = (ckpt::cputime::active() && ckpt::cputime::is_cpu_clock(clock))
+                .then(|| ckpt::cputime::kernel_deadline(clock, &*req));
+            let req = adjusted.as_ref().map_or(req, |t| t as *const Ts);
             let before = program_signals();
             let r = real(clock, flags, req, rem);
             if r != libc::EINTR || !only_checkpoint(before) {
