@@ -4,6 +4,9 @@
  * - signal-driven I/O: a pipe with O_ASYNC, F_SETOWN to the process and
  *   F_SETSIG SIGUSR1; a socket pair end owned by a thread (F_SETOWN_EX
  *   F_OWNER_TID) that gets SIGIO;
+ * - the owner of two sockets without O_ASYNC, who gets SIGURG when
+ *   out-of-band data arrives: set with F_SETOWN on one, with
+ *   ioctl(FIOSETOWN) on the other;
  * - a read lease on a file (F_SETLEASE);
  * - per thread: the timer slack and the parent-death signal
  *   (PR_SET_TIMERSLACK, PR_SET_PDEATHSIG), different in a second thread.
@@ -17,17 +20,29 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t usr1, io_in_thread;
+static volatile sig_atomic_t usr1, io_in_thread, urg;
 static volatile pid_t worker_tid;
 static int sp[2];
 static volatile int done;
 
 static void on_usr1(int s) { (void)s; usr1++; }
+static void on_urg(int s) { (void)s; urg++; }
+
+/* Out-of-band data into `to`: did the owner of its peer get SIGURG? */
+static int urgent(int to) {
+    int before = urg;
+    if (send(to, "!", 1, MSG_OOB) != 1)
+        return -1;
+    for (int i = 0; i < 200 && urg == before; i++)
+        usleep(5000);
+    return urg > before;
+}
 static void on_io(int s) {
     (void)s;
     if (syscall(SYS_gettid) == worker_tid)
@@ -56,6 +71,7 @@ int main(int argc, char **argv) {
     const char *leased = argc > 1 ? argv[1] : "restart_fd_signals.lease";
     signal(SIGUSR1, on_usr1);
     signal(SIGIO, on_io);
+    signal(SIGURG, on_urg);
     prctl(PR_SET_TIMERSLACK, 123000, 0, 0, 0);
     prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
     int e = eventfd(3, EFD_SEMAPHORE | EFD_NONBLOCK);
@@ -64,6 +80,10 @@ int main(int argc, char **argv) {
         return 1;
     if (fcntl(p[0], F_SETOWN, getpid()) || fcntl(p[0], F_SETSIG, SIGUSR1) ||
         fcntl(p[0], F_SETFL, O_ASYNC | O_NONBLOCK))
+        return 1;
+    int so[2], si[2], me = getpid();
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, so) || socketpair(AF_UNIX, SOCK_STREAM, 0, si) ||
+        fcntl(so[0], F_SETOWN, me) || ioctl(si[0], FIOSETOWN, &me))
         return 1;
     int lf = open(leased, O_RDONLY | O_CREAT, 0644);
     if (lf < 0 || fcntl(lf, F_SETLEASE, F_RDLCK))
@@ -89,6 +109,8 @@ int main(int argc, char **argv) {
         usleep(5000);
     printf("SIGUSR1 for the pipe: %d, SIGIO in the worker for the socket: %d\n", usr1 > 0,
            io_in_thread > 0);
+    printf("SIGURG for a socket owned with F_SETOWN: %d, with FIOSETOWN: %d\n", urgent(so[1]),
+           urgent(si[1]));
     printf("lease: %s\n", fcntl(lf, F_GETLEASE) == F_RDLCK ? "read" : "none");
     int sig = 0;
     prctl(PR_GET_PDEATHSIG, &sig, 0, 0, 0);

@@ -455,6 +455,24 @@ pub fn make_way(fd: i32) -> bool {
     true
 }
 
+/// Some descriptor was given an owner through ckpt's wrappers (F_SETOWN,
+/// F_SETOWN_EX, FIOSETOWN, SIOCSPGRP). From then on the snapshot asks
+/// every socket who owns it, not only files with O_ASYNC: a socket's
+/// owner gets SIGURG without it, and the kernel shows the owner nowhere
+/// but in F_GETOWN_EX. Sticky (one load per checkpoint); a fork child
+/// shares its parent's open files, owners included.
+static OWNER_SET: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// A descriptor was given an owner (see [`OWNER_SET`]). Signal-safe.
+pub fn record_owner_set() {
+    OWNER_SET.store(true, Relaxed);
+}
+
+/// Whether any descriptor was ever given an owner through the wrappers.
+pub(crate) fn owner_set() -> bool {
+    OWNER_SET.load(Relaxed)
+}
+
 /// Whether `fd` may be one of ckpt's own descriptors (one compare: they
 /// all sit at or above the lowest one). For filters on hot paths.
 #[inline(always)]

@@ -269,10 +269,14 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
             && sys::field(ib, b"eventfd-semaphore:").and_then(|v| sys::parse_i64(trim(v)))
                 == Some(1),
         // Two system calls per descriptor: only where a signal can matter
-        // (signal-driven I/O, a lease's break).
-        signal_io: (kflags & libc::O_ASYNC != 0 || lease.is_some() || dnotify.is_some())
-            .then(|| signal_io(fd))
-            .flatten(),
+        // (signal-driven I/O, a lease's break, SIGURG on a socket once the
+        // program gave any descriptor an owner).
+        signal_io: (kflags & libc::O_ASYNC != 0
+            || lease.is_some()
+            || dnotify.is_some()
+            || (kind == FdKind::Socket && super::owner_set()))
+        .then(|| signal_io(fd))
+        .flatten(),
         lease,
         dnotify,
         mqueue: None,

@@ -123,7 +123,7 @@ unsafe fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     r
 }
 
-#[interpose(aliases(fcntl64), variadic = 2, when = cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC || cmd == libc::F_NOTIFY || rec::maybe_own(fd))]
+#[interpose(aliases(fcntl64), variadic = 2, when = cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC || cmd == libc::F_NOTIFY || cmd == libc::F_SETOWN || cmd == F_SETOWN_EX || rec::maybe_own(fd))]
 unsafe fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     if rec::is_own(fd) {
         // ckpt's descriptors do not exist for the program.
@@ -134,7 +134,23 @@ unsafe fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => rec::record_dup(ret, fd, Origin::FcntlDupfd),
         // The kernel shows dnotify registrations nowhere: keep them.
         libc::F_NOTIFY if ret == 0 => rec::dnotify::record(fd, arg as u32),
+        libc::F_SETOWN | F_SETOWN_EX if ret == 0 => rec::record_owner_set(),
         _ => {}
+    }
+}
+
+const F_SETOWN_EX: c_int = 15;
+/// ioctl requests that set who gets a socket's SIGIO and SIGURG.
+const FIOSETOWN: c_ulong = 0x8901;
+const SIOCSPGRP: c_ulong = 0x8902;
+
+/// Only the requests that give a descriptor an owner reach the body (the
+/// kernel shows a socket's owner nowhere else: see `files::owner_set`).
+#[interpose(variadic = 2, when = req == FIOSETOWN || req == SIOCSPGRP)]
+unsafe fn ioctl(fd: c_int, req: c_ulong, arg: c_ulong) -> c_int {
+    let _ = (fd, arg);
+    if ret == 0 {
+        rec::record_owner_set();
     }
 }
 
