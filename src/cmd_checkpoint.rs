@@ -364,6 +364,18 @@ fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool, members: &[i3
                 f.fd, f.path
             ))
         }))
+        .chain(
+            meta.fds
+                .iter()
+                .filter(|f| f.dnotify.is_some_and(|m| m & DN_MULTISHOT == 0))
+                .map(|f| {
+                    format!(
+                        "descriptor {} ({}) has a one-shot dnotify watch, which the kernel drops \
+                         once it fired without saying so: a restart watches the directory again",
+                        f.fd, f.path
+                    )
+                }),
+        )
         .chain(meta.threads.iter().filter(|t| t.rseq_unknown).map(|t| {
             format!(
                 "thread {} ({}) registered an rseq area past ckpt's wrappers (an inline system call): it is not registered again at restart",
@@ -372,6 +384,9 @@ fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool, members: &[i3
         }))
         .collect()
 }
+
+/// fcntl(F_NOTIFY) flag: the watch stays after it fired.
+const DN_MULTISHOT: u32 = 0x8000_0000;
 
 /// A socket-pair end with an empty message queued that the checkpoint
 /// could not put back fresh (see `ckpt::files::snapshot`, requeue): its

@@ -289,6 +289,33 @@ fn unread_inotify_events_are_said_at_checkpoint() {
     );
 }
 
+/// A one-shot dnotify watch may have fired (the kernel then drops it and
+/// says so nowhere): the checkpoint says that a restart watches the
+/// directory again; a multishot watch comes back exactly and is not named.
+#[test]
+fn one_shot_dnotify_watches_are_said_at_checkpoint() {
+    let area = Area::new("dnotify-oneshot");
+    let dir = common::TempDir::new("dnotify-oneshot-bin");
+    let prog = common::compile_c("dnotify_oneshot.c", dir.path());
+    let out = area.file("out");
+    let mut kid = start_until(
+        run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
+        &out,
+        &area.file("err"),
+        "under ckpt",
+        "step 19",
+    );
+    let r = checkpoint_said(&area, kid.pid());
+    kid.kill();
+    assert!(r.status.success(), "{}", r.stderr);
+    let said: Vec<&str> = r.stderr.lines().filter(|l| l.contains("dnotify")).collect();
+    assert!(
+        said.len() == 1 && said[0].contains("/once") && said[0].contains("one-shot"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// Kinds ckpt does not restore (or has not met) are never silent: each is
 /// named at checkpoint and at restart, and comes back as /dev/null.
 #[test]
