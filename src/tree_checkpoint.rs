@@ -89,17 +89,26 @@ fn inner_pid(pid: i32) -> i32 {
 }
 
 /// The job's root for a process the user named: the `ckpt restart`
-/// command stands for the program it runs; otherwise the highest ancestor
-/// that still runs the shim.
+/// command stands for the program it runs (waited for a moment: just
+/// restarted, the program makes its control socket again, and the
+/// command is never the job: taken for it, its children made a "tree"
+/// of the one program); otherwise the highest ancestor that still runs
+/// the shim.
 fn job_root(pid: i32) -> i32 {
     if comm(pid) == "ckpt" {
-        if let Some(&k) = children(pid)
-            .iter()
-            .find(|&&k| comm(k) != "ckpt-init" && control::server_socket(k).is_ok())
-        {
-            return k;
+        let until = Instant::now() + Duration::from_secs(2);
+        loop {
+            if let Some(&k) = children(pid)
+                .iter()
+                .find(|&&k| comm(k) != "ckpt-init" && control::server_socket(k).is_ok())
+            {
+                return k;
+            }
+            if Instant::now() >= until || !Path::new(&format!("/proc/{pid}")).exists() {
+                return pid;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        return pid;
     }
     let mut p = pid;
     loop {

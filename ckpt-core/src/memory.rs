@@ -277,6 +277,7 @@ pub fn parse_maps(text: &str) -> Vec<Region> {
             })
             .unwrap_or(0);
         let ino: u64 = ino.parse().unwrap_or(0);
+        let path = crate::names::from_maps(&path, dev, ino);
         let kind = classify(&path, ino, shared);
         out.push(Region {
             start,

@@ -45,6 +45,38 @@ pub fn read_proc(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
     std::fs::read(path).map(|b| from_bytes(&b))
 }
 
+/// The name of a file mapped at `dev`/`ino` as `/proc/PID/maps` writes it
+/// (`path`, already through [`from_bytes`]): the kernel writes a newline
+/// in a name as the four characters `\012`, which a name may also hold
+/// as such. The name with newlines is taken when it leads to that very
+/// file; else `path` as it is. No lock.
+pub fn from_maps(path: &str, dev: u64, ino: u64) -> String {
+    if !path.contains("\\012") || ino == 0 || path.ends_with(" (deleted)") {
+        return path.to_owned();
+    }
+    let unescaped = path.replace("\\012", "\n");
+    let Some(c) = c(&unescaped) else {
+        return path.to_owned();
+    };
+    // SAFETY: all-zero is a valid stat; newfstatat writes into it.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a live stat.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_newfstatat,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            &mut st as *mut libc::stat,
+            0,
+        )
+    };
+    if r == 0 && st.st_ino == ino && st.st_dev == dev {
+        unescaped
+    } else {
+        path.to_owned()
+    }
+}
+
 /// The kernel's bytes for the image's name `s`.
 pub fn to_bytes(s: &str) -> Cow<'_, [u8]> {
     if !s.contains('\0') {

@@ -1,7 +1,10 @@
 /* restart_names: file names that are not UTF-8 (Latin-1 bytes, as an
  * older system writes them). The program works in a directory so named
  * (its cwd), keeps a file so named open at an offset and mapped shared,
- * and a memfd so named; the restart must find the very same names (read
+ * and a memfd so named; and maps shared two more files, one with a
+ * newline in its name (which /proc writes as the four characters \012)
+ * and one named with those four characters; the restart must find the
+ * very same names (read
  * lossily they would lead to other files, made anew). At the end it
  * prints each name's bytes (escaped), the file through the descriptor
  * and the mapping, and the offsets. */
@@ -50,8 +53,21 @@ int main(void) {
     char *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
     if (m == MAP_FAILED)
         return 1;
+    const char *odd[2] = {"new\nline.dat", "back\\012slash.dat"};
+    char *om[2];
+    for (int k = 0; k < 2; k++) {
+        int o = open(odd[k], O_RDWR | O_CREAT | O_TRUNC, 0600);
+        if (o < 0 || ftruncate(o, 4096) != 0)
+            return 1;
+        om[k] = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
+        close(o);
+        if (om[k] == MAP_FAILED)
+            return 1;
+    }
     for (int i = 0; i < 40; i++) {
         m[i] = 'a' + i % 26;
+        om[0][i] = 'A' + i % 26;
+        om[1][i] = '0' + i % 10;
         if (write(mf, "x", 1) != 1 || lseek(f, i + 1, SEEK_SET) != i + 1)
             return 1;
         if (i % 10 == 9)
@@ -76,5 +92,13 @@ int main(void) {
     show("the mapping writes the file", buf, 41);
     struct stat st;
     printf("the name still leads to it: %d\n", stat(name, &st) == 0 && st.st_size == 4096);
+    for (int k = 0; k < 2; k++) {
+        om[k][40] = '!';
+        int o = open(odd[k], O_RDONLY);
+        if (o < 0 || pread(o, buf, 41, 0) != 41)
+            return 1;
+        close(o);
+        show(k ? "the file named with \\012 holds" : "the file named with a newline holds", buf, 41);
+    }
     return 0;
 }
