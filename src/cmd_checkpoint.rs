@@ -376,6 +376,19 @@ fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool, members: &[i3
                     )
                 }),
         )
+        .chain((meta.closed_files_dropped > 0).then(|| {
+            format!(
+                "the program wrote and closed more files than ckpt keeps track of (the last {}, \
+                 with paths of up to 255 bytes): if {} changed after this checkpoint, a restart \
+                 does not roll it back",
+                ckpt::files::closed::MAX,
+                if meta.closed_files_dropped == 1 {
+                    "the other one".to_string()
+                } else {
+                    format!("one of the {} others", meta.closed_files_dropped)
+                }
+            )
+        }))
         .chain(meta.threads.iter().filter(|t| t.rseq_unknown).map(|t| {
             format!(
                 "thread {} ({}) registered an rseq area past ckpt's wrappers (an inline system call): it is not registered again at restart",

@@ -788,55 +788,120 @@ impl Cut {
     }
 }
 
-/// Files the program had open for writing: those that grew since the
-/// checkpoint are cut back (unless `keep`), one shorter than where the
-/// program writes is refused, one changed in place is a warning.
+/// A file the program wrote, to roll back: one it had open for writing
+/// (`fd`), or one it wrote and closed.
+struct Written<'a> {
+    path: &'a str,
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i64,
+    /// The descriptor, its offset and whether it appends.
+    fd: Option<(i32, i64, bool)>,
+}
+
+impl Written<'_> {
+    /// How messages name it.
+    fn label(&self) -> String {
+        match self.fd {
+            Some((fd, ..)) => format!("{} (descriptor {fd})", self.path),
+            None => format!("{} (written and closed by the program)", self.path),
+        }
+    }
+}
+
+/// Files the program had open for writing, or wrote and closed: those
+/// that grew since the checkpoint are cut back (unless `keep`), one
+/// shorter than where the program writes is refused, one changed in
+/// place is a warning, or put back when its contents are in the image.
 pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<String>), Failure> {
     let mut cuts: Vec<Cut> = Vec::new();
     let mut warnings = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for f in &meta.fds {
-        let writable = f.flags & libc::O_ACCMODE != libc::O_RDONLY;
-        if !writable || f.kind != FdKind::File || f.deleted || stdio_rule(f) != Passthrough::Rebuilt
-        {
-            continue;
-        }
-        let Ok(st) = std::fs::metadata(ckpt::names::path(&f.path)) else {
-            // Gone: made again when its contents are in the image
-            // (check_descriptors refused it otherwise).
-            if let Some(w) = meta
-                .written_files
-                .iter()
-                .find(|w| w.dev == f.dev && w.ino == f.ino)
-            {
-                if seen.insert((f.dev, f.ino)) {
-                    cuts.push(Cut {
-                        path: f.path.clone(),
-                        dev: f.dev,
-                        ino: f.ino,
-                        from: 0,
-                        to: w.contents.len() as u64,
-                        contents: Some(w.contents.to_vec()),
-                        make: Some(w.mode),
-                    });
-                }
-            }
-            continue;
-        };
-        let size = st.size();
-        let saved = f.size.max(0) as u64;
-        let appends = f.flags & libc::O_APPEND != 0;
-        // Its contents at the checkpoint are in the image: put back
-        // whatever changed (unless told to leave files alone).
+    let open = meta.fds.iter().filter(|f| {
+        f.flags & libc::O_ACCMODE != libc::O_RDONLY
+            && f.kind == FdKind::File
+            && !f.deleted
+            && stdio_rule(f) == Passthrough::Rebuilt
+    });
+    let targets = open
+        .map(|f| Written {
+            path: &f.path,
+            dev: f.dev,
+            ino: f.ino,
+            size: f.size.max(0) as u64,
+            mtime_ns: f.mtime_ns,
+            fd: Some((f.fd, f.offset, f.flags & libc::O_APPEND != 0)),
+        })
+        .chain(meta.closed_files.iter().map(|c| Written {
+            path: &c.path,
+            dev: c.dev,
+            ino: c.ino,
+            size: c.size.max(0) as u64,
+            mtime_ns: c.mtime_ns,
+            fd: None,
+        }));
+    for f in targets {
         let kept = meta
             .written_files
             .iter()
             .find(|w| w.dev == f.dev && w.ino == f.ino);
+        let Ok(st) = std::fs::metadata(ckpt::names::path(f.path)) else {
+            // Gone: made again when its contents are in the image
+            // (check_descriptors refused an open one otherwise).
+            match kept {
+                Some(w) if seen.insert((f.dev, f.ino)) => cuts.push(Cut {
+                    path: f.path.to_string(),
+                    dev: f.dev,
+                    ino: f.ino,
+                    from: 0,
+                    to: w.contents.len() as u64,
+                    contents: Some(w.contents.to_vec()),
+                    make: Some(w.mode),
+                }),
+                None if f.fd.is_none() => warnings.push(format!(
+                    "{}: gone since the checkpoint, and not in the image (too large): it is not made again",
+                    f.label()
+                )),
+                _ => {}
+            }
+            continue;
+        };
+        // A closed file replaced since (written anew and renamed over):
+        // its contents go back into what is there now, when kept.
+        let (dev, ino) = (st.dev(), st.ino());
+        if (dev, ino) != (f.dev, f.ino) {
+            match kept {
+                Some(w) if !keep && seen.insert((f.dev, f.ino)) => cuts.push(Cut {
+                    path: f.path.to_string(),
+                    dev,
+                    ino,
+                    from: st.size(),
+                    to: w.contents.len() as u64,
+                    contents: Some(w.contents.to_vec()),
+                    make: None,
+                }),
+                _ => warnings.push(format!(
+                    "{}: replaced by another file since the checkpoint{}",
+                    f.label(),
+                    if keep {
+                        " and kept as it is (--keep-files)"
+                    } else {
+                        "; its contents then are not in the image (too large): it is left as it is"
+                    }
+                )),
+            }
+            continue;
+        }
+        let size = st.size();
+        let saved = f.size;
+        // Its contents at the checkpoint are in the image: put back
+        // whatever changed (unless told to leave files alone).
         if let Some(w) = kept {
             if !seen.insert((f.dev, f.ino)) {
                 continue;
             }
-            let now = std::fs::read(ckpt::names::path(&f.path)).unwrap_or_default();
+            let now = std::fs::read(ckpt::names::path(f.path)).unwrap_or_default();
             let was = w.contents.as_slice();
             if now == was {
                 continue;
@@ -845,14 +910,13 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
                 // Only appended to: cut back (or kept, and said) as below.
                 if keep {
                     warnings.push(format!(
-                        "{} (descriptor {}) grew by {} bytes since the checkpoint and is kept as it is (--keep-files): the program will write those parts again",
-                        f.path,
-                        f.fd,
+                        "{} grew by {} bytes since the checkpoint and is kept as it is (--keep-files): the program will write those parts again",
+                        f.label(),
                         now.len() - was.len()
                     ));
                 } else {
                     cuts.push(Cut {
-                        path: f.path.clone(),
+                        path: f.path.to_string(),
                         dev: f.dev,
                         ino: f.ino,
                         from: now.len() as u64,
@@ -865,12 +929,12 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
             }
             if keep {
                 warnings.push(format!(
-                    "{} (descriptor {}) changed since the checkpoint and is kept as it is (--keep-files)",
-                    f.path, f.fd
+                    "{} changed since the checkpoint and is kept as it is (--keep-files)",
+                    f.label()
                 ));
             } else {
                 cuts.push(Cut {
-                    path: f.path.clone(),
+                    path: f.path.to_string(),
                     dev: f.dev,
                     ino: f.ino,
                     from: size,
@@ -881,11 +945,13 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
             }
             continue;
         }
-        if !appends && f.offset > 0 && size < f.offset as u64 {
-            return Err(Failure::new(format!(
-                "{} (descriptor {}) is now {size} bytes, shorter than the program's position {} in it: what it wrote before the checkpoint is gone",
-                f.path, f.fd, f.offset
-            )));
+        if let Some((fd, offset, appends)) = f.fd {
+            if !appends && offset > 0 && size < offset as u64 {
+                return Err(Failure::new(format!(
+                    "{} (descriptor {fd}) is now {size} bytes, shorter than the program's position {offset} in it: what it wrote before the checkpoint is gone",
+                    f.path
+                )));
+            }
         }
         if !seen.insert((f.dev, f.ino)) {
             continue;
@@ -894,14 +960,13 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
         if size > saved {
             if keep {
                 warnings.push(format!(
-                    "{} (descriptor {}) grew by {} bytes since the checkpoint and is kept as it is (--keep-files): the program will write those parts again",
-                    f.path,
-                    f.fd,
+                    "{} grew by {} bytes since the checkpoint and is kept as it is (--keep-files): the program will write those parts again",
+                    f.label(),
                     size - saved
                 ));
             } else {
                 cuts.push(Cut {
-                    path: f.path.clone(),
+                    path: f.path.to_string(),
                     dev: f.dev,
                     ino: f.ino,
                     from: size,
@@ -912,13 +977,13 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
             }
         } else if size < saved {
             warnings.push(format!(
-                "{} (descriptor {}) shrank from {saved} to {size} bytes since the checkpoint",
-                f.path, f.fd
+                "{} shrank from {saved} to {size} bytes since the checkpoint",
+                f.label()
             ));
         } else if mtime != f.mtime_ns {
             warnings.push(format!(
-                "{} (descriptor {}) was changed in place since the checkpoint: what was overwritten cannot be put back",
-                f.path, f.fd
+                "{} was changed in place since the checkpoint: what was overwritten cannot be put back",
+                f.label()
             ));
         }
     }

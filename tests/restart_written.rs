@@ -64,6 +64,59 @@ fn restart(area: &Area, image: &Path, extra: &[&str]) -> String {
     std::fs::read_to_string(&rerr).unwrap_or_default()
 }
 
+/// Files written and closed again at once go back with the program: a
+/// shell's `>>` for every line and `>` rewriting a state file, python's
+/// open(..., "a") per record and a JSON file rewritten with "w". After a
+/// checkpoint, more work, SIGKILL and a restart, each is byte-identical to
+/// an uninterrupted run's. Before, the logs held the records written
+/// after the checkpoint twice.
+#[test]
+fn files_written_and_closed_match_an_uninterrupted_run() {
+    let bash = (
+        PathBuf::from("/bin/bash"),
+        common::programs_dir().join("written_closed.sh"),
+        ["log.txt", "state.txt"],
+    );
+    let python = (
+        common::python3(),
+        common::programs_dir().join("written_closed.py"),
+        ["py.log", "state.json"],
+    );
+    for (tag, (prog, script, files)) in [("sh", bash), ("py", python)] {
+        let args = [script.to_string_lossy().into_owned()];
+        let plain = Area::new(&format!("written-closed-{tag}-ref"));
+        let st = rs::reference(
+            rs::plain_cmd(&prog, &args, plain.path()),
+            &plain.file("stdout"),
+            &plain.file("err"),
+            "plain",
+        );
+        rs::assert_success(st, "the uninterrupted run", "");
+        let area = Area::new(&format!("written-closed-{tag}"));
+        let mut kid = start_until(
+            run_cmd(&prog, &args, area.path(), &area.images),
+            &area.file("stdout"),
+            &area.file("err"),
+            "under ckpt",
+            "step 20\n",
+        );
+        let image =
+            common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+        std::thread::sleep(Duration::from_millis(300));
+        kid.kill();
+        let said = restart(&area, &image, &[]);
+        assert!(
+            said.contains(files[0]),
+            "{tag}: the log's rollback is not named: {said}"
+        );
+        for f in files {
+            let want = std::fs::read(plain.file(f)).unwrap();
+            let got = std::fs::read(area.file(f)).unwrap_or_default();
+            common::assert_same_output(&got, &want, &format!("{tag}: {f}"));
+        }
+    }
+}
+
 #[test]
 fn append_log_and_written_file_are_cut_back_and_match_an_uninterrupted_run() {
     let bin = common::TempDir::new("written-bin");

@@ -221,7 +221,10 @@ fn take_with(
     let mut meta = snapshot::gather(&frozen, seq, created_unix_ms);
     crate::files::set_in_tree(false);
     // Files it writes, as they are now (a restart puts them back).
-    meta.written_files = crate::files::written::snapshot(&meta.fds);
+    let (closed, dropped) = crate::files::closed::snapshot(&meta.fds);
+    meta.written_files = crate::files::written::snapshot(&meta.fds, &closed);
+    meta.closed_files = closed;
+    meta.closed_files_dropped = dropped;
     // Memory the program keeps out of forks must reach the writer child.
     meta.fork_advice = memory::fork_advice::snapshot();
     // One read of the map serves the saved files and the fork check.

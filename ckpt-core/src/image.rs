@@ -239,6 +239,14 @@ pub struct Meta {
     /// that changed since.
     #[serde(default)]
     pub written_files: Vec<WrittenFile>,
+    /// Files the program wrote and closed (see `files::closed`), as they
+    /// were at the checkpoint: a restart rolls them back too.
+    #[serde(default)]
+    pub closed_files: Vec<ClosedFile>,
+    /// Files the program wrote and closed that ckpt did not keep track of
+    /// (too many, or too long a path): the checkpoint says so.
+    #[serde(default)]
+    pub closed_files_dropped: u64,
 }
 
 impl Meta {
@@ -263,6 +271,17 @@ pub struct WrittenFile {
     /// Permission bits (a file gone at restart is made again with them).
     pub mode: u32,
     pub contents: serde_bytes::ByteBuf,
+}
+
+/// A regular file the program wrote and closed, as it was at the
+/// checkpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClosedFile {
+    pub path: String,
+    pub dev: u64,
+    pub ino: u64,
+    pub size: i64,
+    pub mtime_ns: i64,
 }
 
 /// An earlier image an incremental one takes pages from.

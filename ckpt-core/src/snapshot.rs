@@ -43,6 +43,8 @@ pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
         deps: Vec::new(),
         dirty_round: 0,
         written_files: Vec::new(),
+        closed_files: Vec::new(),
+        closed_files_dropped: 0,
     }
 }
 

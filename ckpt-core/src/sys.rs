@@ -280,6 +280,28 @@ pub fn read_small(dirfd: c_int, path: &core::ffi::CStr, buf: &mut [u8]) -> Optio
     Some(n)
 }
 
+/// A `fmt::Write` into a fixed buffer (no allocation: for paths made in
+/// signal handlers and frozen code).
+pub struct Cursor<'a>(&'a mut [u8], usize);
+
+impl<'a> Cursor<'a> {
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        Cursor(buf, 0)
+    }
+}
+
+impl core::fmt::Write for Cursor<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.1 + s.len();
+        if end > self.0.len() {
+            return Err(core::fmt::Error);
+        }
+        self.0[self.1..end].copy_from_slice(s.as_bytes());
+        self.1 = end;
+        Ok(())
+    }
+}
+
 /// `readlinkat` into `buf`; returns the length.
 pub fn readlinkat(dirfd: c_int, path: &core::ffi::CStr, buf: &mut [u8]) -> Option<usize> {
     // SAFETY: the kernel writes at most buf.len() bytes into buf.

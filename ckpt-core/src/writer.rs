@@ -192,7 +192,7 @@ pub fn children() -> (usize, usize) {
     let (mut writers, mut others) = (0, 0);
     sys::for_each_numeric_entry(dir, |tid| {
         let mut path = [0u8; 64];
-        let mut w = Cursor(&mut path, 0);
+        let mut w = sys::Cursor::new(&mut path);
         let _ = core::fmt::Write::write_fmt(&mut w, format_args!("{tid}/children\0"));
         let Ok(name) = core::ffi::CStr::from_bytes_until_nul(&path) else {
             return;
@@ -211,21 +211,6 @@ pub fn children() -> (usize, usize) {
     });
     sys::close(dir);
     (writers, others)
-}
-
-/// A `fmt::Write` into a fixed buffer (no allocation).
-struct Cursor<'a>(&'a mut [u8], usize);
-
-impl core::fmt::Write for Cursor<'_> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let end = self.1 + s.len();
-        if end > self.0.len() {
-            return Err(core::fmt::Error);
-        }
-        self.0[self.1..end].copy_from_slice(s.as_bytes());
-        self.1 = end;
-        Ok(())
-    }
 }
 
 /// Put a child of ckpt's own (started with no exit signal, like a

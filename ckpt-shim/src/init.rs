@@ -129,6 +129,7 @@ pub fn after_fork_in_child() {
     interpose::internally(|| {
         threads::reset_after_fork();
         ckpt::cputime::reset_after_fork();
+        ckpt::files::closed::reset();
         ckpt::timers::reset();
         crate::timer_threads::reset_after_fork();
         process::reset_after_fork();

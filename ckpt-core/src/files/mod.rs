@@ -323,7 +323,20 @@ pub(crate) fn say_not_put_back(lost: usize, total: usize, fd: i32) {
 pub fn record_close(fd: i32) {
     dnotify::forget(fd);
     if let Some(s) = slot(fd) {
-        if s.origin.load(Relaxed) != Origin::None as u8 {
+        let origin = s.origin.load(Relaxed);
+        // A file opened for writing: remembered once closed (`closed`).
+        if matches!(
+            origin,
+            o if o == Origin::Open as u8
+                || o == Origin::Openat as u8
+                || o == Origin::Creat as u8
+                || o == Origin::Fopen as u8
+                || o == Origin::Freopen as u8
+        ) && s.open_flags.load(Relaxed) & libc::O_ACCMODE != libc::O_RDONLY
+        {
+            closed::record(fd);
+        }
+        if origin != Origin::None as u8 {
             // No origin means no history: the other fields need no write.
             let seq = s.seq.load(Relaxed) | 1;
             s.seq.store(seq, Relaxed);
@@ -506,6 +519,7 @@ pub(crate) fn namespace_kind(link: &str) -> Option<&'static str> {
 }
 
 mod anon;
+pub mod closed;
 pub mod dnotify;
 mod inotify;
 mod locks;

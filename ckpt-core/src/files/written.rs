@@ -21,7 +21,7 @@
 //! program holds fcntl locks (reading it would need a descriptor of our
 //! own, and closing that would drop the program's locks).
 
-use crate::image::{Fd, FdKind, LockKind, WrittenFile};
+use crate::image::{ClosedFile, Fd, FdKind, LockKind, WrittenFile};
 use crate::sys;
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
@@ -43,9 +43,10 @@ pub fn configure(setting: Option<&std::ffi::OsStr>) {
     NONE.store(setting.is_some_and(|v| v == "0"), Relaxed);
 }
 
-/// Frozen: the contents of the written files among `fds` (scratch
+/// Frozen: the contents of the written files among `fds`, then of those
+/// the program wrote and closed (`closed`), within the limits (scratch
 /// allocation only; raw system calls: nothing is recorded).
-pub fn snapshot(fds: &[Fd]) -> Vec<WrittenFile> {
+pub fn snapshot(fds: &[Fd], closed: &[ClosedFile]) -> Vec<WrittenFile> {
     if NONE.load(Relaxed) {
         return Vec::new();
     }
@@ -122,6 +123,45 @@ pub fn snapshot(fds: &[Fd]) -> Vec<WrittenFile> {
             ino: f.ino,
             mtime_ns: f.mtime_ns,
             mode,
+            contents: serde_bytes::ByteBuf::from(contents),
+        });
+    }
+    for c in closed {
+        let size = c.size.max(0) as u64;
+        if size > per_file || total + size > total_max {
+            continue;
+        }
+        let Some(path) = crate::names::c(&c.path) else {
+            continue;
+        };
+        let Ok(fd) = sys::openat(
+            libc::AT_FDCWD,
+            &path,
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+        ) else {
+            continue;
+        };
+        // SAFETY: fstat of the descriptor just opened, into a local.
+        let st = unsafe {
+            let mut st: libc::stat = core::mem::zeroed();
+            (libc::fstat(fd, &mut st) == 0).then_some(st)
+        };
+        let mut contents = vec![0u8; size as usize];
+        let n = sys::pread_at(fd, &mut contents, 0);
+        sys::close(fd);
+        let Some(st) = st.filter(|st| st.st_dev == c.dev && st.st_ino == c.ino) else {
+            continue;
+        };
+        if n != contents.len() {
+            continue;
+        }
+        total += size;
+        out.push(WrittenFile {
+            path: c.path.clone(),
+            dev: c.dev,
+            ino: c.ino,
+            mtime_ns: c.mtime_ns,
+            mode: st.st_mode & 0o7777,
             contents: serde_bytes::ByteBuf::from(contents),
         });
     }

@@ -1,0 +1,173 @@
+//! Files the program wrote and closed. A restart rolls them back with the
+//! program, as it does files still open for writing (`written`, and the
+//! restart command's rollback): a shell appending with `>>` opens and
+//! closes its log for every line, and a restart that left the lines
+//! written after the checkpoint in place got them written twice.
+//!
+//! Verbs: [`record`] (the close wrappers, for a regular file the program
+//! opened for writing: its device, inode and absolute path, in a table of
+//! [`MAX`] files, the oldest replaced), [`snapshot`] (frozen: those still
+//! at their path and no longer open, with size and modification time;
+//! their contents join the written files' under the same limits). Putting
+//! them back is the restart command's, with the files still open.
+//!
+//! Signal-safe: atomics and raw system calls; the table's entries are
+//! written inside the close wrapper's recording hook, so a checkpoint
+//! never finds one half-written.
+
+use crate::image::{ClosedFile, Fd};
+use crate::sys;
+use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::*};
+
+/// Files remembered (a program writes a few files this way; past that the
+/// oldest are forgotten, and `dropped` says so).
+pub const MAX: usize = 256;
+/// Longest path kept (a longer one is not remembered, and counted).
+const PATH_WORDS: usize = 32;
+
+struct Entry {
+    /// Even: stable; odd: being written. 0: never used.
+    seq: AtomicU32,
+    dev: AtomicU64,
+    ino: AtomicU64,
+    len: AtomicU32,
+    path: [AtomicU64; PATH_WORDS],
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const ENTRY: Entry = Entry {
+    seq: AtomicU32::new(0),
+    dev: AtomicU64::new(0),
+    ino: AtomicU64::new(0),
+    len: AtomicU32::new(0),
+    path: [const { AtomicU64::new(0) }; PATH_WORDS],
+};
+
+static TABLE: [Entry; MAX] = [ENTRY; MAX];
+static NEXT: AtomicU32 = AtomicU32::new(0);
+/// Written files forgotten (the table was full, or the path too long).
+static DROPPED: AtomicI64 = AtomicI64::new(0);
+
+/// Descriptor `fd`, a file the program opened for writing, is about to be
+/// closed: remember the file. Signal-safe.
+pub fn record(fd: i32) {
+    // SAFETY: all-zero is a valid stat; fstat writes into it.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: fstat of a descriptor into a live stat.
+    if unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st) } != 0
+        || st.st_mode & libc::S_IFMT != libc::S_IFREG
+        || st.st_nlink == 0
+    {
+        return;
+    }
+    let mut link = [0u8; 24];
+    let mut w = sys::Cursor::new(&mut link);
+    if core::fmt::Write::write_fmt(&mut w, format_args!("/proc/self/fd/{fd}\0")).is_err() {
+        return;
+    }
+    let Ok(link) = core::ffi::CStr::from_bytes_until_nul(&link) else {
+        return;
+    };
+    let mut buf = [0u8; PATH_WORDS * 8];
+    let Some(n) = sys::readlinkat(libc::AT_FDCWD, link, &mut buf) else {
+        return;
+    };
+    if n >= buf.len() || buf.first() != Some(&b'/') {
+        DROPPED.fetch_add(1, Relaxed);
+        return;
+    }
+    let same = TABLE.iter().position(|e| {
+        let s = e.seq.load(Acquire);
+        s != 0 && s & 1 == 0 && e.dev.load(Relaxed) == st.st_dev && e.ino.load(Relaxed) == st.st_ino
+    });
+    let i = match same {
+        Some(i) => i,
+        None => {
+            let i = NEXT.fetch_add(1, Relaxed) as usize % MAX;
+            if TABLE[i].seq.load(Relaxed) != 0 {
+                DROPPED.fetch_add(1, Relaxed);
+            }
+            i
+        }
+    };
+    let e = &TABLE[i];
+    let s = e.seq.load(Relaxed);
+    if s & 1 == 1 || e.seq.compare_exchange(s, s | 1, Acquire, Relaxed).is_err() {
+        // Another thread writes this entry right now: this close is not
+        // remembered (a rare race, counted).
+        DROPPED.fetch_add(1, Relaxed);
+        return;
+    }
+    e.dev.store(st.st_dev, Relaxed);
+    e.ino.store(st.st_ino, Relaxed);
+    e.len.store(n as u32, Relaxed);
+    for (k, word) in e.path.iter().enumerate() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&buf[k * 8..k * 8 + 8]);
+        word.store(u64::from_ne_bytes(b), Relaxed);
+    }
+    e.seq.store((s | 1).wrapping_add(1).max(2), Release);
+}
+
+/// In a fork child: its parent's closed files are its parent's to roll
+/// back. Signal-safe.
+pub fn reset() {
+    for e in TABLE.iter() {
+        e.seq.store(0, Relaxed);
+    }
+    DROPPED.store(0, Relaxed);
+}
+
+/// Frozen: the remembered files that are still at their path and not
+/// among the program's descriptors `fds`, as they are now; and how many
+/// written files were forgotten.
+pub fn snapshot(fds: &[Fd]) -> (Vec<ClosedFile>, u64) {
+    let mut out: Vec<ClosedFile> = Vec::new();
+    for e in TABLE.iter() {
+        let s = e.seq.load(Acquire);
+        if s == 0 || s & 1 == 1 {
+            continue;
+        }
+        let (dev, ino) = (e.dev.load(Relaxed), e.ino.load(Relaxed));
+        let len = (e.len.load(Relaxed) as usize).min(PATH_WORDS * 8);
+        let mut bytes = [0u8; PATH_WORDS * 8];
+        for (k, word) in e.path.iter().enumerate() {
+            bytes[k * 8..k * 8 + 8].copy_from_slice(&word.load(Relaxed).to_ne_bytes());
+        }
+        if fds
+            .iter()
+            .any(|f| f.dev == dev && f.ino == ino && f.kind == crate::image::FdKind::File)
+            || out.iter().any(|c| c.dev == dev && c.ino == ino)
+        {
+            continue;
+        }
+        let path = crate::names::from_bytes(&bytes[..len]);
+        let Some(c) = crate::names::c(&path) else {
+            continue;
+        };
+        // SAFETY: all-zero is a valid stat; newfstatat writes into it.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        // SAFETY: a NUL-terminated path and a live stat.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_newfstatat,
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                &mut st as *mut libc::stat,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if r != 0 || st.st_dev != dev || st.st_ino != ino {
+            // Gone or replaced since: what is there now is not this file.
+            continue;
+        }
+        out.push(ClosedFile {
+            path,
+            dev,
+            ino,
+            size: st.st_size,
+            mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
+        });
+    }
+    (out, DROPPED.load(Relaxed).max(0) as u64)
+}
