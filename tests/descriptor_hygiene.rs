@@ -19,8 +19,11 @@ fn program_cannot_see_or_break_ckpts_descriptors_and_signal() {
     let bin = compile_c("hygiene.c", tmp.path());
     let ctl = tmp.sub("ctl");
     let images = tmp.sub("images");
+    // The program's checks name signal 62 (SIGRTMAX-2): ckpt is told to
+    // take that one (its default is another).
     let mut run = Spawn::new(&bin, tmp.path())
         .arg(&ctl)
+        .env("CKPT_SIGNAL", "62")
         .under_ckpt(&images, "hygiene (ckpt run)");
     let kv =
         wait_marker(&mut run, &ctl.join("stage1"), READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));

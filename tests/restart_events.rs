@@ -148,6 +148,16 @@ fn cpu_time_goes_on_from_the_checkpoint() {
     cycle_c("cputime", "restart_cputime.c");
 }
 
+/// SIGRTMAX-2 is a JVM's signal for interrupting blocking I/O, and was
+/// ckpt's by default: the program's handler was refused, and every Java
+/// file read failed under ckpt. Now the program installs it, reads it
+/// back, and its pthread_kill interrupts a blocked read(), before and
+/// after a restart.
+#[test]
+fn the_programs_own_use_of_ckpts_signal_works() {
+    cycle_c("rtmax2", "restart_rtmax2.c");
+}
+
 #[test]
 fn locked_memory_is_locked_again() {
     cycle_c("mlock", "restart_mlock.c");

@@ -33,6 +33,10 @@ static STACK_TOP: AtomicUsize = AtomicUsize::new(0);
 
 /// `sigev_value` / `sival` marking ckpt's own checkpoint requests.
 pub const REQUEST_MAGIC: u64 = 0x636b_7074_7265_7130; // "ckptreq0"
+/// si_value of the signal that tells a thread to park: any other delivery
+/// of the reserved signal is the program's own (a program that took
+/// ckpt's signal for itself) and runs the program's handler.
+const FREEZE_MAGIC: u64 = 0x636b_7074_6672_7a30; // "ckptfrz0"
 
 /// Why a coordinator runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +116,13 @@ pub fn install(real_sigaction: RealSigaction) -> Result<(), String> {
 /// Queue a checkpoint request to the calling thread itself (the
 /// programmatic API, or a request that could not be served when it came).
 pub fn request_self() {
+    let _ = send_own(sys::gettid(), REQUEST_MAGIC);
+}
+
+/// The reserved signal to thread `tid` of this process, marked with
+/// `magic` as ckpt's own (SI_QUEUE from this process, si_value `magic`).
+/// Signal-safe.
+fn send_own(tid: i32, magic: u64) -> Result<(), i32> {
     // siginfo for SI_QUEUE: si_pid at 16, si_uid at 20, si_value at 24.
     let mut info = [0u8; 128];
     info[0..4].copy_from_slice(&signals::reserved().to_ne_bytes());
@@ -119,17 +130,37 @@ pub fn request_self() {
     info[16..20].copy_from_slice(&sys::getpid().to_ne_bytes());
     // SAFETY: getuid cannot fail.
     info[20..24].copy_from_slice(&unsafe { libc::getuid() }.to_ne_bytes());
-    info[24..32].copy_from_slice(&REQUEST_MAGIC.to_ne_bytes());
-    // SAFETY: rt_tgsigqueueinfo to ourselves with a well-formed siginfo.
-    unsafe {
+    info[24..32].copy_from_slice(&magic.to_ne_bytes());
+    // SAFETY: rt_tgsigqueueinfo to a thread of our own process with a
+    // well-formed siginfo (the kernel allows any code to oneself).
+    let r = unsafe {
         libc::syscall(
             libc::SYS_rt_tgsigqueueinfo,
             sys::getpid(),
-            sys::gettid(),
+            tid,
             signals::reserved(),
             info.as_ptr(),
         )
     };
+    if r < 0 {
+        Err(interpose::errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether a delivery of the reserved signal is ckpt's call to park.
+fn is_freeze(info: *const libc::siginfo_t) -> bool {
+    if info.is_null() {
+        return false;
+    }
+    // SAFETY: the kernel passes a valid siginfo to SA_SIGINFO handlers;
+    // si_value sits at offset 24 for SI_QUEUE, si_pid is valid for it.
+    unsafe {
+        (*info).si_code == libc::SI_QUEUE
+            && ((info as *const u8).add(24) as *const u64).read_unaligned() == FREEZE_MAGIC
+            && (*info).si_pid() == sys::getpid()
+    }
 }
 
 /// A freeze or a request was deferred while this thread recorded: take it now.
@@ -138,7 +169,7 @@ extern "C" fn park_self_now() {
         request_self();
     }
     if GEN.load(Acquire) & 1 == 1 {
-        let _ = sys::tgkill(sys::getpid(), sys::gettid(), signals::reserved());
+        let _ = send_own(sys::gettid(), FREEZE_MAGIC);
     }
 }
 
@@ -222,7 +253,7 @@ fn coordinate(uc: *mut c_void, why: Wake) {
 
 /// The reserved signal's handler. Signal context: no allocation, no
 /// locks, no panics.
-extern "C" fn on_freeze_signal(_sig: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
+extern "C" fn on_freeze_signal(sig: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
     let saved_errno = interpose::errno();
     if let Some(why) = classify(info) {
         if GEN.load(Acquire) & 1 == 0 {
@@ -234,6 +265,12 @@ extern "C" fn on_freeze_signal(_sig: c_int, info: *mut libc::siginfo_t, uc: *mut
         // A freeze is under way: the running coordinator drains requests
         // before it ends; park like any other thread.
         REQUEST_MISSED.store(1, Release);
+    } else if !is_freeze(info) {
+        // The program's own use of the signal: its handler, if it set one
+        // (ckpt keeps the kernel's disposition, see the sigaction wrapper).
+        signals::trampoline(sig, info, uc);
+        interpose::set_errno(saved_errno);
+        return;
     }
     let gen = GEN.load(Acquire);
     if gen & 1 == 0 || !interpose::may_park_or_defer() {
@@ -323,7 +360,7 @@ pub fn freeze(timeout_ns: u64, self_uc: *mut c_void) -> Result<Frozen, String> {
     let started_ns = sys::monotonic_ns();
     signals::thread_queues_reset();
     let gen = GEN.fetch_add(1, AcqRel) + 1;
-    let (pid, me) = (sys::getpid(), sys::gettid());
+    let me = sys::gettid();
     note_context(gen, self_uc, COORDINATOR_ERRNO.load(Relaxed));
     let mut signaled: Vec<(i32, Option<ThreadState>)> = Vec::with_capacity(64);
     signaled.push((me, Some(ThreadState::Frozen)));
@@ -336,7 +373,7 @@ pub fn freeze(timeout_ns: u64, self_uc: *mut c_void) -> Result<Frozen, String> {
                 continue;
             }
             new = true;
-            match sys::tgkill(pid, tid, signals::reserved()) {
+            match send_own(tid, FREEZE_MAGIC) {
                 Ok(()) => signaled.push((tid, None)),
                 Err(_) => continue, // exited meanwhile
             }

@@ -22,7 +22,7 @@ pub type RealSigaction = unsafe fn(c_int, *const libc::sigaction, *mut libc::sig
 /// Signal numbers 1..=64.
 pub const NSIG: usize = 65;
 
-/// The checkpoint signal (SIGRTMAX-2 unless CKPT_SIGNAL says otherwise).
+/// The checkpoint signal (SIGRTMAX-7 unless CKPT_SIGNAL says otherwise).
 static RESERVED: AtomicI32 = AtomicI32::new(62);
 
 struct Entry {

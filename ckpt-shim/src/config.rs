@@ -13,7 +13,9 @@ pub struct Config {
     pub interval_ms: Option<u64>,
     /// Generations of images to keep (CKPT_KEEP, default 1).
     pub keep: u32,
-    /// The reserved checkpoint signal (CKPT_SIGNAL, default SIGRTMAX-2).
+    /// The reserved checkpoint signal (CKPT_SIGNAL, default SIGRTMAX-7:
+    /// away from the ends of the real-time range, where programs take
+    /// theirs; a JVM interrupts blocking I/O with SIGRTMAX-2).
     pub signal: i32,
     /// Absolute path of this library, re-added to LD_PRELOAD on exec.
     pub shim_path: Vec<u8>,
@@ -53,7 +55,7 @@ fn read() -> Config {
         .ok()
         .and_then(|v| v.trim().parse::<i32>().ok())
         .filter(|s| (libc::SIGRTMIN()..=sigrtmax).contains(s))
-        .unwrap_or(sigrtmax - 2);
+        .unwrap_or(sigrtmax - 7);
     let keep = std::env::var("CKPT_KEEP")
         .ok()
         .and_then(|v| v.trim().parse::<u32>().ok())

@@ -1,9 +1,12 @@
 //! Signal dispositions and masks. Handlers are recorded and replaced in the
-//! kernel by ckpt's trampoline (see `ckpt::signals`); the reserved
-//! checkpoint signal can be neither blocked nor replaced, and never shows
-//! up in what the program reads back.
+//! kernel by ckpt's trampoline (see `ckpt::signals`). The reserved
+//! checkpoint signal cannot be blocked, and the kernel keeps ckpt's handler
+//! for it; a handler the program sets for it is recorded and run for every
+//! delivery that is not ckpt's own. The kernel's handler keeps ckpt's
+//! SA_RESTART, so such a delivery interrupts a blocking call only where
+//! ckpt's wrappers see it (sleeps, poll, waits), not an unwrapped read:
+//! the default signal (SIGRTMAX-7) is one programs rarely take.
 
-use ckpt::interpose::set_errno;
 use ckpt::signals::{self as rec, Action};
 use ckpt_macros::interpose;
 use libc::{c_int, sigset_t};
@@ -18,14 +21,19 @@ unsafe fn change(
     old: *mut libc::sigaction,
 ) -> c_int {
     if sig == rec::reserved() {
+        // Shared with ckpt: recorded only (see the module's comment).
+        let before = rec::recorded(sig);
+        if !act.is_null() {
+            let a = Action::from_raw(&*act);
+            guard.record(|| rec::record(sig, &a));
+        }
         if !old.is_null() {
             *old = core::mem::zeroed(); // "SIG_DFL", as for an unused signal
+            if let Some(b) = before {
+                rec::to_raw(&b, &mut *old);
+            }
         }
-        if act.is_null() {
-            return 0;
-        }
-        set_errno(libc::EINVAL);
-        return -1;
+        return 0;
     }
     let before = rec::recorded(sig);
     // Record first: once the kernel has the trampoline, a delivery must
