@@ -267,13 +267,20 @@ fn message_queues_come_back_with_every_message() {
 /// checkpoint says so, naming the descriptor (before: silent).
 #[test]
 fn unread_inotify_events_are_said_at_checkpoint() {
-    let area = Area::new("inotify-unread");
-    let dir = common::TempDir::new("inotify-unread-bin");
-    let prog = common::compile_c("inotify_unread.c", dir.path());
-    let out = area.file("out");
+    let (said, all) = checkpoint_lines("inotify-unread", "inotify_unread.c", "inotify");
+    assert!(said.len() == 1 && said[0].contains("not read"), "{all}");
+}
+
+/// Run C program `src` (tagged `tag`) under ckpt until its step 19,
+/// checkpoint it, kill it: the checkpoint's stderr lines that mention
+/// `word`, and its whole stderr.
+fn checkpoint_lines(tag: &str, src: &str, word: &str) -> (Vec<String>, String) {
+    let area = Area::new(tag);
+    let dir = common::TempDir::new(&format!("{tag}-bin"));
+    let prog = common::compile_c(src, dir.path());
     let mut kid = start_until(
         run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
-        &out,
+        &area.file("out"),
         &area.file("err"),
         "under ckpt",
         "step 19",
@@ -281,12 +288,13 @@ fn unread_inotify_events_are_said_at_checkpoint() {
     let r = checkpoint_said(&area, kid.pid());
     kid.kill();
     assert!(r.status.success(), "{}", r.stderr);
-    let said: Vec<&str> = r.stderr.lines().filter(|l| l.contains("inotify")).collect();
-    assert!(
-        said.len() == 1 && said[0].contains("not read"),
-        "{}",
-        r.stderr
-    );
+    let said = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains(word))
+        .map(str::to_string)
+        .collect();
+    (said, r.stderr)
 }
 
 /// A one-shot dnotify watch may have fired (the kernel then drops it and
@@ -294,25 +302,10 @@ fn unread_inotify_events_are_said_at_checkpoint() {
 /// directory again; a multishot watch comes back exactly and is not named.
 #[test]
 fn one_shot_dnotify_watches_are_said_at_checkpoint() {
-    let area = Area::new("dnotify-oneshot");
-    let dir = common::TempDir::new("dnotify-oneshot-bin");
-    let prog = common::compile_c("dnotify_oneshot.c", dir.path());
-    let out = area.file("out");
-    let mut kid = start_until(
-        run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
-        &out,
-        &area.file("err"),
-        "under ckpt",
-        "step 19",
-    );
-    let r = checkpoint_said(&area, kid.pid());
-    kid.kill();
-    assert!(r.status.success(), "{}", r.stderr);
-    let said: Vec<&str> = r.stderr.lines().filter(|l| l.contains("dnotify")).collect();
+    let (said, all) = checkpoint_lines("dnotify-oneshot", "dnotify_oneshot.c", "dnotify");
     assert!(
         said.len() == 1 && said[0].contains("/once") && said[0].contains("one-shot"),
-        "{}",
-        r.stderr
+        "{all}"
     );
 }
 

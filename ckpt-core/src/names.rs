@@ -58,19 +58,7 @@ pub fn from_maps(path: &str, dev: u64, ino: u64) -> String {
     let Some(c) = c(&unescaped) else {
         return path.to_owned();
     };
-    // SAFETY: all-zero is a valid stat; newfstatat writes into it.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: a NUL-terminated path and a live stat.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_newfstatat,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            &mut st as *mut libc::stat,
-            0,
-        )
-    };
-    if r == 0 && st.st_ino == ino && st.st_dev == dev {
+    if crate::sys::stat_path(&c, false).is_some_and(|st| st.st_ino == ino && st.st_dev == dev) {
         unescaped
     } else {
         path.to_owned()

@@ -280,6 +280,28 @@ pub fn read_small(dirfd: c_int, path: &core::ffi::CStr, buf: &mut [u8]) -> Optio
     Some(n)
 }
 
+/// stat of `path` (not following a last symbolic link with `nofollow`).
+/// Raw system call: signal-safe, never interposed.
+pub fn stat_path(path: &core::ffi::CStr, nofollow: bool) -> Option<libc::stat> {
+    // SAFETY: all-zero is a valid stat; newfstatat writes into it.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a live stat.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_newfstatat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &mut st as *mut libc::stat,
+            if nofollow {
+                libc::AT_SYMLINK_NOFOLLOW
+            } else {
+                0
+            },
+        )
+    };
+    (r == 0).then_some(st)
+}
+
 /// A `fmt::Write` into a fixed buffer (no allocation: for paths made in
 /// signal handlers and frozen code).
 pub struct Cursor<'a>(&'a mut [u8], usize);

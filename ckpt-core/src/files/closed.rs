@@ -145,22 +145,11 @@ pub fn snapshot(fds: &[Fd]) -> (Vec<ClosedFile>, u64) {
         let Some(c) = crate::names::c(&path) else {
             continue;
         };
-        // SAFETY: all-zero is a valid stat; newfstatat writes into it.
-        let mut st: libc::stat = unsafe { core::mem::zeroed() };
-        // SAFETY: a NUL-terminated path and a live stat.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_newfstatat,
-                libc::AT_FDCWD,
-                c.as_ptr(),
-                &mut st as *mut libc::stat,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        if r != 0 || st.st_dev != dev || st.st_ino != ino {
+        let Some(st) = sys::stat_path(&c, true).filter(|st| st.st_dev == dev && st.st_ino == ino)
+        else {
             // Gone or replaced since: what is there now is not this file.
             continue;
-        }
+        };
         out.push(ClosedFile {
             path,
             dev,
