@@ -44,8 +44,11 @@ fn inspect_reports_the_programs_state() {
     let mut plain = Spawn::new(&bin, tmp.path())
         .arg(&ctl_plain)
         .plain("state (plain)");
+    // The checks name ckpt's signal as 62 (SIGRTMAX-2): ckpt is told to
+    // take that one (its default is another).
     let mut run = Spawn::new(&bin, tmp.path())
         .arg(&ctl)
+        .env("CKPT_SIGNAL", "62")
         .under_ckpt(&images, "state (ckpt run)");
 
     wait_marker(&mut plain, &ctl_plain.join("ready"), READY_TIMEOUT)
