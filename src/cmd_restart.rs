@@ -740,11 +740,26 @@ impl Cut {
         };
         if let (Some(mode), Some(c)) = (self.make, &self.contents) {
             use std::os::unix::fs::PermissionsExt;
-            let mut f = std::fs::OpenOptions::new()
+            let made = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .open(ckpt::names::path(&self.path))
-                .map_err(fail)?;
+                .open(ckpt::names::path(&self.path));
+            let mut f = match made {
+                // Made again meanwhile from the image by the restore of a
+                // shared mapping of it (see `open_mapped_files`): its
+                // contents are written over it all the same.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .truncate(true)
+                        .open(ckpt::names::path(&self.path))
+                        .map_err(fail)?;
+                    std::io::Write::write_all(&mut &f, c).map_err(fail)?;
+                    f.sync_data().map_err(fail)?;
+                    return Ok(());
+                }
+                other => other.map_err(fail)?,
+            };
             std::io::Write::write_all(&mut f, c).map_err(fail)?;
             f.set_permissions(std::fs::Permissions::from_mode(mode))
                 .map_err(fail)?;
