@@ -83,6 +83,8 @@ pub fn active() -> bool {
     ACTIVE.load(Relaxed)
 }
 
+/// The kernel's count (a raw system call: `libc::clock_gettime` would go
+/// through ckpt's own wrapper and add the differences again).
 fn raw_clock(clock: i32) -> Option<i64> {
     let mut ts = libc::timespec {
         tv_sec: 0,

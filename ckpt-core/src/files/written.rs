@@ -99,23 +99,14 @@ pub fn snapshot(fds: &[Fd], closed: &[ClosedFile]) -> Vec<WrittenFile> {
                 (fd, true)
             }
         };
-        let mut contents = vec![0u8; size as usize];
-        let n = sys::pread_at(fd, &mut contents, 0);
-        // SAFETY: fstat of the descriptor just opened, into a local.
-        let mode = unsafe {
-            let mut st: libc::stat = core::mem::zeroed();
-            if libc::fstat(fd, &mut st) == 0 {
-                st.st_mode & 0o7777
-            } else {
-                0o600
-            }
-        };
+        let read = read_whole(fd, size);
         if opened {
             sys::close(fd);
         }
-        if n != contents.len() {
+        let Some((contents, st)) = read else {
             continue;
-        }
+        };
+        let mode = st.map_or(0o600, |st| st.st_mode & 0o7777);
         total += size;
         out.push(WrittenFile {
             path: f.path.clone(),
@@ -141,18 +132,12 @@ pub fn snapshot(fds: &[Fd], closed: &[ClosedFile]) -> Vec<WrittenFile> {
         ) else {
             continue;
         };
-        // SAFETY: fstat of the descriptor just opened, into a local.
-        let st = unsafe {
-            let mut st: libc::stat = core::mem::zeroed();
-            (libc::fstat(fd, &mut st) == 0).then_some(st)
-        };
-        let mut contents = vec![0u8; size as usize];
-        let n = sys::pread_at(fd, &mut contents, 0);
+        let read = read_whole(fd, size);
         sys::close(fd);
-        let Some(st) = st.filter(|st| st.st_dev == c.dev && st.st_ino == c.ino) else {
+        let Some((contents, Some(st))) = read else {
             continue;
         };
-        if n != contents.len() {
+        if st.st_dev != c.dev || st.st_ino != c.ino {
             continue;
         }
         total += size;
@@ -166,4 +151,19 @@ pub fn snapshot(fds: &[Fd], closed: &[ClosedFile]) -> Vec<WrittenFile> {
         });
     }
     out
+}
+
+/// The first `size` bytes of the file open at `fd` (None unless all were
+/// read) and its stat (None if fstat failed). Raw system calls.
+fn read_whole(fd: i32, size: u64) -> Option<(Vec<u8>, Option<libc::stat>)> {
+    let mut contents = vec![0u8; size as usize];
+    if sys::pread_at(fd, &mut contents, 0) != contents.len() {
+        return None;
+    }
+    // SAFETY: fstat of a live descriptor into a local.
+    let st = unsafe {
+        let mut st: libc::stat = core::mem::zeroed();
+        (libc::fstat(fd, &mut st) == 0).then_some(st)
+    };
+    Some((contents, st))
 }
