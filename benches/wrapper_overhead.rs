@@ -1,6 +1,7 @@
 //! Cost of interposed calls under the shim, as ratios against native,
-//! measured in the same run: a C program times open+close, dup+close and
-//! fcntl(F_GETFL) loops, once plainly and once with libckpt_shim.so
+//! measured in the same run: a C program times open+close (reading, and
+//! appending: logged for the job), dup+close, fcntl(F_GETFL) and
+//! clock_gettime loops, once plainly and once with libckpt_shim.so
 //! preloaded, alternating, ROUNDS times; medians are compared.
 //!
 //! Goal: <= 1.05x native (DMTCP measured 10.7x on open+close here).
@@ -45,7 +46,12 @@ fn run(prog: &Path, file: &Path, preload: Option<&Path>) -> BTreeMap<String, f64
     let mut c = Command::new(prog);
     c.arg(ITERS).arg(file);
     if let Some(p) = preload {
-        c.env("LD_PRELOAD", p).env("CKPT_DIR", std::env::temp_dir());
+        // As in a `ckpt run` job: files opened for writing are logged.
+        let dir = file.parent().expect("bench dir");
+        c.env("LD_PRELOAD", p)
+            .env("CKPT_DIR", std::env::temp_dir())
+            .env("CKPT_JOB", "1")
+            .env("CKPT_RUNTIME_DIR", dir.join("run"));
     }
     let out = c.output().expect("run bench program");
     assert!(

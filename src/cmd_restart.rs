@@ -144,6 +144,7 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     let entry_arg = ckpt::tree::pack_entry_arg(alias, lazy_fd);
     let plan_fd = write_plan(&meta, &sources, &mapped, &specials, entry_arg, pager_fds)?;
     // Every check passed: now files may be touched (with a pager, by it).
+    restore_job_log(&meta);
     if pager.is_none() {
         for c in &cuts {
             c.apply()?;
@@ -822,6 +823,25 @@ impl Written<'_> {
             Some((fd, ..)) => format!("{} (descriptor {fd})", self.path),
             None => format!("{} (written and closed by the program)", self.path),
         }
+    }
+}
+
+/// The job's log of the files its processes wrote, as it was at the
+/// checkpoint (`ckpt::files::joblog`), when the image is a job's root's.
+pub(crate) fn restore_job_log(meta: &Meta) {
+    let Some(log) = &meta.job_log else { return };
+    let path = ckpt::names::path(log);
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let made = match path.parent() {
+        Some(dir) => ckpt::control::ensure_runtime_dir(dir, uid),
+        None => Ok(()),
+    };
+    if let Err(e) = made.and_then(|()| ckpt::files::joblog::restore(log, &meta.job_written)) {
+        eprintln!(
+            "ckpt: warning: {}: {e}: files the job's ended processes write are not rolled back at its next restart",
+            path.display()
+        );
     }
 }
 

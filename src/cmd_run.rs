@@ -89,6 +89,17 @@ pub fn run(args: RunArgs) -> Failure {
     // Every process of the job inherits it: one that leaves the job (its
     // parent ended) is still known as the job's at a checkpoint.
     ours.push(("CKPT_JOB".into(), std::process::id().to_string().into()));
+    // Its log of the files its processes write starts empty (see
+    // `ckpt::files::joblog`; a pid used again must not inherit one).
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let rt = ckpt::control::runtime_dir(uid);
+    if ckpt::control::ensure_runtime_dir(&rt, uid).is_ok() {
+        let _ = std::fs::write(
+            ckpt::files::joblog::log_path(&rt, std::process::id() as i32),
+            b"",
+        );
+    }
     // The shim starts this command to checkpoint a whole tree.
     if let Ok(me) = std::env::current_exe() {
         ours.push(("CKPT_BIN".into(), me.into_os_string()));

@@ -16,7 +16,7 @@
 use crate::cli::RestartArgs;
 use crate::cmd_restart::{
     check_descriptors, check_identity, check_reserved_range, check_vdso, clear_cloexec,
-    open_checked, open_deps, open_mapped_files, plan_rollback, write_plan,
+    open_checked, open_deps, open_mapped_files, plan_rollback, restore_job_log, write_plan,
 };
 use crate::{shim_path, Failure};
 use ckpt::image::Meta;
@@ -165,6 +165,9 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
         set_cloexec(*fd);
     }
     // Every check passed: now files may be touched (once each).
+    for r in &ready {
+        restore_job_log(&r.meta);
+    }
     let mut cut_done: Vec<(u64, u64)> = Vec::new();
     for c in &cuts {
         if !cut_done.contains(&c.key()) {

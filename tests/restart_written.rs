@@ -66,21 +66,23 @@ fn restart(area: &Area, image: &Path, extra: &[&str]) -> String {
 
 /// Files written and closed again at once go back with the program: a
 /// shell's `>>` for every line and `>` rewriting a state file, python's
-/// open(..., "a") per record and a JSON file rewritten with "w". After a
-/// checkpoint, more work, SIGKILL and a restart, each is byte-identical to
-/// an uninterrupted run's. Before, the logs held the records written
-/// after the checkpoint twice.
+/// open(..., "a") per record and a JSON file rewritten with "w", and a log
+/// appended to by processes that ended before the checkpoint (an external
+/// command's `>>`, a python subprocess's shell). After a checkpoint, more
+/// work, SIGKILL and a restart, each is byte-identical to an
+/// uninterrupted run's. Before, the logs held the records written after
+/// the checkpoint twice.
 #[test]
 fn files_written_and_closed_match_an_uninterrupted_run() {
     let bash = (
         PathBuf::from("/bin/bash"),
         common::programs_dir().join("written_closed.sh"),
-        ["log.txt", "state.txt"],
+        &["log.txt", "state.txt", "ext.log"][..],
     );
     let python = (
         common::python3(),
         common::programs_dir().join("written_closed.py"),
-        ["py.log", "state.json"],
+        &["py.log", "state.json", "child.log"][..],
     );
     for (tag, (prog, script, files)) in [("sh", bash), ("py", python)] {
         let args = [script.to_string_lossy().into_owned()];

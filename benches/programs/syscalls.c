@@ -1,4 +1,4 @@
-/* Times open+close, dup+close, fcntl(F_GETFL) and clock_gettime loops; prints
+/* Times open+close (reading, and appending), dup+close, fcntl(F_GETFL) and clock_gettime loops; prints
  * "name ns_per_op" lines. Then starts a second thread and times the
  * first two again ("... (2 threads)"): open is a cancellation point, and
  * ckpt's wrapper makes it through the C library once threads exist.
@@ -20,6 +20,11 @@ static void file_loops(long n, const char *path, const char *suffix) {
     double t = now();
     for (long i = 0; i < n; i++) close(open(path, O_RDONLY));
     printf("open+close%s %.1f\n", suffix, (now() - t) / n);
+    /* Opened for writing: under ckpt, in a job, the file's path goes to
+     * the job's log once (then a table lookup). */
+    t = now();
+    for (long i = 0; i < n; i++) close(open(path, O_WRONLY | O_APPEND));
+    printf("open(O_APPEND)+close%s %.1f\n", suffix, (now() - t) / n);
     int fd = open(path, O_RDONLY);
     t = now();
     for (long i = 0; i < n; i++) close(dup(fd));

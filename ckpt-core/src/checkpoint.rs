@@ -221,10 +221,15 @@ fn take_with(
     let mut meta = snapshot::gather(&frozen, seq, created_unix_ms);
     crate::files::set_in_tree(false);
     // Files it writes, as they are now (a restart puts them back).
-    let (closed, dropped) = crate::files::closed::snapshot(&meta.fds);
+    let (mut closed, dropped) = crate::files::closed::snapshot(&meta.fds);
+    // And those the job's other processes wrote, ended ones included.
+    let job = crate::files::joblog::snapshot(&meta.fds, &closed);
+    closed.extend(job.files);
     meta.written_files = crate::files::written::snapshot(&meta.fds, &closed);
     meta.closed_files = closed;
-    meta.closed_files_dropped = dropped;
+    meta.closed_files_dropped = dropped + job.dropped;
+    meta.job_log = job.log;
+    meta.job_written = job.paths;
     // Memory the program keeps out of forks must reach the writer child.
     meta.fork_advice = memory::fork_advice::snapshot();
     // One read of the map serves the saved files and the fork check.

@@ -247,6 +247,13 @@ pub struct Meta {
     /// (too many, or too long a path): the checkpoint says so.
     #[serde(default)]
     pub closed_files_dropped: u64,
+    /// The job's log of files its processes opened for writing (in the
+    /// job's root: `files::joblog`), and the paths in it at the
+    /// checkpoint: a restart writes it back as it was.
+    #[serde(default)]
+    pub job_log: Option<String>,
+    #[serde(default)]
+    pub job_written: Vec<String>,
 }
 
 impl Meta {

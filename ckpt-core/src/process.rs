@@ -50,6 +50,11 @@ pub fn record_chdir() {
     CHDIRS.fetch_add(1, Relaxed);
 }
 
+/// How many times the program changed its working directory.
+pub fn chdirs() -> u64 {
+    CHDIRS.load(Relaxed)
+}
+
 /// setrlimit/prlimit on ourselves succeeded for `resource`.
 pub fn record_setrlimit(resource: i32) {
     if (0..32).contains(&resource) {

@@ -45,6 +45,8 @@ pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
         written_files: Vec::new(),
         closed_files: Vec::new(),
         closed_files_dropped: 0,
+        job_log: None,
+        job_written: Vec::new(),
     }
 }
 

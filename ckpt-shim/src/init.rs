@@ -41,6 +41,14 @@ fn start() -> Result<(), String> {
     // userfaultfd write-protection itself needs them off).
     ckpt::memory::dirty::configure(std::env::var_os("CKPT_INCREMENTAL").is_none_or(|v| v != "0"));
     ckpt::memory::stage::configure(std::env::var_os("CKPT_UNFORKED").is_none_or(|v| v != "0"));
+    // A process of a `ckpt run` job logs the files it writes for the
+    // job's root (a process that ends before a checkpoint cannot tell it).
+    if let Some(job) = std::env::var("CKPT_JOB").ok().and_then(|j| j.parse::<i32>().ok()) {
+        // SAFETY: getuid cannot fail.
+        let dir = ckpt::control::runtime_dir(unsafe { libc::getuid() });
+        let log = ckpt::files::joblog::log_path(&dir, job);
+        ckpt::files::joblog::configure(job, log.as_os_str().as_encoded_bytes());
+    }
     // Compressed extents (`--compress`); a bad value is refused, not ignored.
     ckpt::memory::compress::configure_from_env()?;
     resolve_all_originals();
@@ -130,6 +138,7 @@ pub fn after_fork_in_child() {
         threads::reset_after_fork();
         ckpt::cputime::reset_after_fork();
         ckpt::files::closed::reset();
+        ckpt::files::joblog::reset_after_fork();
         ckpt::timers::reset();
         crate::timer_threads::reset_after_fork();
         process::reset_after_fork();

@@ -4,15 +4,18 @@
 //! closes its log for every line, and a restart that left the lines
 //! written after the checkpoint in place got them written twice.
 //!
-//! Verbs: [`record`] (the close wrappers, for a regular file the program
-//! opened for writing: its device, inode and absolute path, in a table of
-//! [`MAX`] files, the oldest replaced), [`snapshot`] (frozen: those still
-//! at their path and no longer open, with size and modification time;
-//! their contents join the written files' under the same limits). Putting
-//! them back is the restart command's, with the files still open.
+//! Verbs: [`record`] (the open wrappers, the first time the program opens
+//! a path for writing, through `files::record_written`: the file's
+//! device, inode and absolute path, in a table of [`MAX`] files, the
+//! oldest replaced; nothing at close, so closing costs nothing and a file
+//! is known even when the process ends without closing it), [`snapshot`]
+//! (frozen: the files now at those paths and no longer open, with size
+//! and modification time; their contents join the written files' under
+//! the same limits). Putting them back is the restart command's, with the
+//! files still open.
 //!
 //! Signal-safe: atomics and raw system calls; the table's entries are
-//! written inside the close wrapper's recording hook, so a checkpoint
+//! written inside the open wrappers' recording hook, so a checkpoint
 //! never finds one half-written.
 
 use crate::image::{ClosedFile, Fd};
@@ -48,9 +51,10 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 /// Written files forgotten (the table was full, or the path too long).
 static DROPPED: AtomicI64 = AtomicI64::new(0);
 
-/// Descriptor `fd`, a file the program opened for writing, is about to be
-/// closed: remember the file. Signal-safe.
-pub fn record(fd: i32) {
+/// Descriptor `fd`, just opened for writing, is the file at `path`
+/// (absolute): remember it. `logged`: the job's log has it too (then a
+/// file this table forgets is not lost). Signal-safe.
+pub fn record(fd: i32, path: &[u8], logged: bool) {
     // SAFETY: all-zero is a valid stat; fstat writes into it.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: fstat of a descriptor into a live stat.
@@ -60,22 +64,15 @@ pub fn record(fd: i32) {
     {
         return;
     }
-    let mut link = [0u8; 24];
-    let mut w = sys::Cursor::new(&mut link);
-    if core::fmt::Write::write_fmt(&mut w, format_args!("/proc/self/fd/{fd}\0")).is_err() {
+    let n = path.len();
+    if n >= PATH_WORDS * 8 || path.first() != Some(&b'/') {
+        if !logged {
+            DROPPED.fetch_add(1, Relaxed);
+        }
         return;
     }
-    let Ok(link) = core::ffi::CStr::from_bytes_until_nul(&link) else {
-        return;
-    };
     let mut buf = [0u8; PATH_WORDS * 8];
-    let Some(n) = sys::readlinkat(libc::AT_FDCWD, link, &mut buf) else {
-        return;
-    };
-    if n >= buf.len() || buf.first() != Some(&b'/') {
-        DROPPED.fetch_add(1, Relaxed);
-        return;
-    }
+    buf[..n].copy_from_slice(path);
     let same = TABLE.iter().position(|e| {
         let s = e.seq.load(Acquire);
         s != 0 && s & 1 == 0 && e.dev.load(Relaxed) == st.st_dev && e.ino.load(Relaxed) == st.st_ino
@@ -84,7 +81,7 @@ pub fn record(fd: i32) {
         Some(i) => i,
         None => {
             let i = NEXT.fetch_add(1, Relaxed) as usize % MAX;
-            if TABLE[i].seq.load(Relaxed) != 0 {
+            if TABLE[i].seq.load(Relaxed) != 0 && !logged {
                 DROPPED.fetch_add(1, Relaxed);
             }
             i
@@ -93,9 +90,11 @@ pub fn record(fd: i32) {
     let e = &TABLE[i];
     let s = e.seq.load(Relaxed);
     if s & 1 == 1 || e.seq.compare_exchange(s, s | 1, Acquire, Relaxed).is_err() {
-        // Another thread writes this entry right now: this close is not
+        // Another thread writes this entry right now: this open is not
         // remembered (a rare race, counted).
-        DROPPED.fetch_add(1, Relaxed);
+        if !logged {
+            DROPPED.fetch_add(1, Relaxed);
+        }
         return;
     }
     e.dev.store(st.st_dev, Relaxed);
@@ -128,12 +127,22 @@ pub fn snapshot(fds: &[Fd]) -> (Vec<ClosedFile>, u64) {
         if s == 0 || s & 1 == 1 {
             continue;
         }
-        let (dev, ino) = (e.dev.load(Relaxed), e.ino.load(Relaxed));
         let len = (e.len.load(Relaxed) as usize).min(PATH_WORDS * 8);
         let mut bytes = [0u8; PATH_WORDS * 8];
         for (k, word) in e.path.iter().enumerate() {
             bytes[k * 8..k * 8 + 8].copy_from_slice(&word.load(Relaxed).to_ne_bytes());
         }
+        let path = crate::names::from_bytes(&bytes[..len]);
+        let Some(c) = crate::names::c(&path) else {
+            continue;
+        };
+        // The file at that path now, even when the program made it anew
+        // since it first opened the path (`rm log; date > log`).
+        let Some(st) = sys::stat_path(&c, true).filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+        else {
+            continue;
+        };
+        let (dev, ino) = (st.st_dev, st.st_ino);
         if fds
             .iter()
             .any(|f| f.dev == dev && f.ino == ino && f.kind == crate::image::FdKind::File)
@@ -141,15 +150,6 @@ pub fn snapshot(fds: &[Fd]) -> (Vec<ClosedFile>, u64) {
         {
             continue;
         }
-        let path = crate::names::from_bytes(&bytes[..len]);
-        let Some(c) = crate::names::c(&path) else {
-            continue;
-        };
-        let Some(st) = sys::stat_path(&c, true).filter(|st| st.st_dev == dev && st.st_ino == ino)
-        else {
-            // Gone or replaced since: what is there now is not this file.
-            continue;
-        };
         out.push(ClosedFile {
             path,
             dev,

@@ -274,6 +274,42 @@ unsafe fn load_word(p: *const u8) -> u64 {
     w
 }
 
+/// Descriptor `fd` was just opened for writing from `path` (relative to
+/// `dirfd`): the first time this process opens that path so, the file
+/// goes into its table of written files (`closed`) and the job's log
+/// (`joblog`), so a restart rolls it back once it is closed, or once the
+/// process ended. Runs on the program's threads (signal-safe).
+#[cold]
+#[inline(never)]
+pub fn record_written(fd: i32, dirfd: i32, path: &[u8]) {
+    if fd < 0 || joblog::opened_before(dirfd, path) {
+        return;
+    }
+    let mut link = [0u8; 32];
+    let mut w = sys::Cursor::new(&mut link);
+    if core::fmt::Write::write_fmt(&mut w, format_args!("/proc/self/fd/{fd}\0")).is_err() {
+        return;
+    }
+    let Ok(link) = core::ffi::CStr::from_bytes_until_nul(&link) else {
+        return;
+    };
+    let mut buf = [0u8; 4096];
+    let Some(n) = sys::readlinkat(libc::AT_FDCWD, link, &mut buf) else {
+        return;
+    };
+    let p = &buf[..n.min(buf.len())];
+    if n >= buf.len()
+        || p.first() != Some(&b'/')
+        || p.starts_with(b"/dev/")
+        || p.starts_with(b"/proc/")
+        || p.ends_with(b" (deleted)")
+    {
+        return;
+    }
+    let logged = joblog::append(p);
+    closed::record(fd, p, logged);
+}
+
 /// `newfd` was made from `oldfd` (dup, dup2, dup3, F_DUPFD).
 pub fn record_dup(newfd: i32, oldfd: i32, origin: Origin) {
     if newfd >= 0 && newfd != oldfd {
@@ -324,18 +360,6 @@ pub fn record_close(fd: i32) {
     dnotify::forget(fd);
     if let Some(s) = slot(fd) {
         let origin = s.origin.load(Relaxed);
-        // A file opened for writing: remembered once closed (`closed`).
-        if matches!(
-            origin,
-            o if o == Origin::Open as u8
-                || o == Origin::Openat as u8
-                || o == Origin::Creat as u8
-                || o == Origin::Fopen as u8
-                || o == Origin::Freopen as u8
-        ) && s.open_flags.load(Relaxed) & libc::O_ACCMODE != libc::O_RDONLY
-        {
-            closed::record(fd);
-        }
         if origin != Origin::None as u8 {
             // No origin means no history: the other fields need no write.
             let seq = s.seq.load(Relaxed) | 1;
@@ -520,6 +544,7 @@ pub(crate) fn namespace_kind(link: &str) -> Option<&'static str> {
 
 mod anon;
 pub mod closed;
+pub mod joblog;
 pub mod dnotify;
 mod inotify;
 mod locks;

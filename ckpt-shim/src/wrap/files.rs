@@ -13,25 +13,33 @@ unsafe fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
     let fd = direct::openat(libc::AT_FDCWD, path, flags, mode, || {
         real(path, flags, mode)
     });
-    guard.record(|| rec::record_open_c(fd, Origin::Open, path, flags));
+    guard.record(|| {
+        rec::record_open_c(fd, Origin::Open, path, flags);
+        written(fd, libc::AT_FDCWD, path, flags);
+    });
     fd
 }
 
 #[interpose(aliases(__open64_2))]
 unsafe fn __open_2(path: *const c_char, flags: c_int) -> c_int {
     rec::record_open(ret, Origin::Open, c_str(path), flags);
+    written(ret, libc::AT_FDCWD, path, flags);
 }
 
 #[interpose(aliases(openat64), variadic = 3, around)]
 unsafe fn openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
     let fd = direct::openat(dirfd, path, flags, mode, || real(dirfd, path, flags, mode));
-    guard.record(|| rec::record_open_c(fd, Origin::Openat, path, flags));
+    guard.record(|| {
+        rec::record_open_c(fd, Origin::Openat, path, flags);
+        written(fd, dirfd, path, flags);
+    });
     fd
 }
 
 #[interpose(aliases(__openat64_2))]
 unsafe fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
     rec::record_open(ret, Origin::Openat, c_str(path), flags);
+    written(ret, dirfd, path, flags);
 }
 
 #[interpose(aliases(creat64))]
@@ -42,6 +50,19 @@ unsafe fn creat(path: *const c_char, mode: mode_t) -> c_int {
         c_str(path),
         libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC,
     );
+    written(ret, libc::AT_FDCWD, path, libc::O_WRONLY);
+}
+
+/// An open for writing: the file is remembered as written (`closed`, and
+/// the job's log); an open for reading costs one compare.
+///
+/// # Safety
+/// `path` is null or a NUL-terminated string.
+#[inline(always)]
+unsafe fn written(fd: c_int, dirfd: c_int, path: *const c_char, flags: c_int) {
+    if flags & libc::O_ACCMODE != libc::O_RDONLY && fd >= 0 {
+        rec::record_written(fd, dirfd, c_str(path));
+    }
 }
 
 #[interpose(around)]
@@ -195,6 +216,7 @@ unsafe fn fopen(path: *const c_char, mode: *const c_char) -> *mut FILE {
             c_str(path),
             fopen_flags(mode),
         );
+        written(fileno_unlocked(ret), libc::AT_FDCWD, path, fopen_flags(mode));
     }
 }
 
@@ -207,6 +229,7 @@ unsafe fn freopen(path: *const c_char, mode: *const c_char, stream: *mut FILE) -
             c_str(path),
             fopen_flags(mode),
         );
+        written(fileno_unlocked(ret), libc::AT_FDCWD, path, fopen_flags(mode));
     }
 }
 

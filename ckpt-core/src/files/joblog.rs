@@ -1,0 +1,358 @@
+//! Files the job's processes opened for writing, in a log the whole job
+//! shares. A process that ended before the checkpoint takes its own
+//! records with it: a shell's `date >> log` writes the log from a child
+//! that is gone by then, and a restart that did not roll the log back got
+//! those lines twice. So every process of a `ckpt run` job appends the
+//! absolute path of each regular file it opens for writing to one file in
+//! the runtime directory (`job-JOB.written`), and the job's root reads it
+//! at checkpoint: the files named there that are not open join the files
+//! the program wrote and closed (`closed`), and roll back alike.
+//!
+//! Verbs: [`configure`] (start-up: the job and its log), [`append`] (the
+//! open wrappers, through `files::record_written`, the first time a
+//! process opens a path for writing: [`opened_before`]), [`snapshot`] (the root,
+//! frozen: the paths logged and the files they name now), [`restore`]
+//! (`ckpt restart`, before the program runs: the log as it was at the
+//! checkpoint, so files written only after it are not taken for the
+//! job's). `ckpt run` starts the log empty.
+//!
+//! Cost: a process appends each path once (open, write, close of the
+//! log: a few microseconds), then finds it in a table of hashes
+//! ([`opened_before`], for the process's own table of written files too).
+//! A relative path counts again after a chdir.
+//!
+//! `opened_before` and `append` run on the program's threads: atomics and
+//! raw system calls, no allocation, no locks, no panics.
+
+use crate::image::{ClosedFile, Fd, FdKind};
+use crate::sys;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::*};
+
+/// Most bytes of a log path kept.
+const LOG_PATH_MAX: usize = 256;
+/// Paths (hashes) a process remembers having logged.
+const SEEN: usize = 1024;
+/// Slots looked at for one hash before giving up remembering it.
+const PROBES: usize = 16;
+/// Distinct files the root takes from the log at a checkpoint; past that
+/// they are counted, and the checkpoint says so.
+pub const MAX_FILES: usize = 4096;
+
+/// The job's id (`CKPT_JOB`: the pid `ckpt run` gave its program), 0
+/// when not in a job.
+static JOB: AtomicI32 = AtomicI32::new(0);
+/// This process is the job's root (its pid is the job's id).
+static ROOT: AtomicBool = AtomicBool::new(false);
+static LOG_LEN: AtomicUsize = AtomicUsize::new(0);
+static LOG: [AtomicU64; LOG_PATH_MAX / 8] = [const { AtomicU64::new(0) }; LOG_PATH_MAX / 8];
+static SEEN_TABLE: [AtomicU64; SEEN] = [const { AtomicU64::new(0) }; SEEN];
+
+/// The log of job `job` in runtime directory `dir`.
+pub fn log_path(dir: &std::path::Path, job: i32) -> std::path::PathBuf {
+    dir.join(format!("job-{job}.written"))
+}
+
+/// Start-up: this process belongs to job `job`, whose log is `log`; it is
+/// the job's root when its pid is the job's id.
+pub fn configure(job: i32, log: &[u8]) {
+    if job <= 0 || log.len() >= LOG_PATH_MAX || log.contains(&0) {
+        return;
+    }
+    super::store_path(&LOG, log);
+    LOG_LEN.store(log.len(), Relaxed);
+    JOB.store(job, Relaxed);
+    ROOT.store(sys::getpid() == job, Relaxed);
+}
+
+/// In a fork child: not the root, and it remembers no path (its files go
+/// to its own table of written files, `closed`).
+pub fn reset_after_fork() {
+    ROOT.store(false, Relaxed);
+    for k in SEEN_TABLE.iter() {
+        k.store(0, Relaxed);
+    }
+}
+
+/// The log's path as a C string in `buf`, if this process is in a job.
+fn log_c(buf: &mut [u8; LOG_PATH_MAX]) -> Option<&core::ffi::CStr> {
+    let len = LOG_LEN.load(Relaxed);
+    if JOB.load(Relaxed) == 0 || len == 0 {
+        return None;
+    }
+    for (k, w) in LOG.iter().enumerate() {
+        buf[k * 8..k * 8 + 8].copy_from_slice(&w.load(Relaxed).to_le_bytes());
+    }
+    buf[len] = 0;
+    core::ffi::CStr::from_bytes_until_nul(&buf[..=len]).ok()
+}
+
+/// FNV-1a of `bytes`, never 0 (0 marks a free slot).
+fn hash(bytes: &[u8], salt: u64) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ salt;
+    for &b in bytes {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h | 1
+}
+
+/// Whether `key` was remembered already; remembers it otherwise.
+fn seen_before(key: u64) -> bool {
+    let start = (key >> 7) as usize % SEEN;
+    for i in 0..PROBES {
+        let slot = &SEEN_TABLE[(start + i) % SEEN];
+        match slot.compare_exchange(0, key, Relaxed, Relaxed) {
+            Ok(_) => return false,
+            Err(k) if k == key => return true,
+            Err(_) => {}
+        }
+    }
+    // The table is full around it: logged again each time (costs only time).
+    false
+}
+
+/// Whether the program opened `path` (relative to `dirfd`) for writing
+/// before, as far as this process remembers; remembers it otherwise.
+/// Signal-safe.
+pub fn opened_before(dirfd: i32, path: &[u8]) -> bool {
+    let key = if path.first() == Some(&b'/') {
+        hash(path, 0)
+    } else if dirfd == libc::AT_FDCWD {
+        hash(path, crate::process::chdirs().wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    } else {
+        // Relative to another directory, which a number does not name.
+        return false;
+    };
+    seen_before(key)
+}
+
+/// Append `path` (absolute) to the job's log, when in a job; whether it
+/// is there. Raw system calls: signal-safe.
+pub fn append(path: &[u8]) -> bool {
+    let n = path.len();
+    if JOB.load(Relaxed) == 0 || n == 0 || n >= 4096 {
+        return false;
+    }
+    // A record: the path's length (two bytes, little-endian), the path.
+    let mut rec = [0u8; 2 + 4096];
+    rec[..2].copy_from_slice(&(n as u16).to_le_bytes());
+    rec[2..2 + n].copy_from_slice(path);
+    let mut buf = [0u8; LOG_PATH_MAX];
+    let Some(log) = log_c(&mut buf) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated path; raw openat (no wrapper, no record).
+    let lfd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            log.as_ptr(),
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            0o600,
+        )
+    };
+    if lfd < 0 {
+        return false;
+    }
+    // One write: appends of a few KiB to a local file are not interleaved.
+    // SAFETY: writing from a live buffer to our own descriptor.
+    let w = unsafe { libc::syscall(libc::SYS_write, lfd, rec.as_ptr(), 2 + n) };
+    sys::close(lfd as i32);
+    w == (2 + n) as i64
+}
+
+/// The paths in a log's bytes, in order, each once.
+pub fn parse(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut at = 0;
+    while at + 2 <= bytes.len() {
+        let n = u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
+        let Some(p) = bytes.get(at + 2..at + 2 + n) else {
+            break;
+        };
+        if n == 0 || p[0] != b'/' {
+            // Not a record: the rest cannot be trusted.
+            break;
+        }
+        if seen.insert(p) {
+            out.push(p.to_vec());
+        }
+        at += 2 + n;
+    }
+    out
+}
+
+/// The log's bytes for `paths`.
+pub fn format(paths: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in paths.iter().filter(|p| !p.is_empty() && p.len() < 4096) {
+        out.extend_from_slice(&(p.len() as u16).to_le_bytes());
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+/// What the root takes from the job's log at a checkpoint.
+#[derive(Default)]
+pub struct Logged {
+    /// The log's path and every path in it (for `restore`).
+    pub log: Option<String>,
+    pub paths: Vec<String>,
+    /// Regular files named there, as they are now, not open (`fds`) nor
+    /// among `closed`.
+    pub files: Vec<ClosedFile>,
+    /// Files past [`MAX_FILES`].
+    pub dropped: u64,
+}
+
+/// Frozen, in the job's root: the job's log, and the files it names that
+/// are not among the program's descriptors `fds` nor in `closed`. Raw
+/// system calls; scratch allocation only.
+pub fn snapshot(fds: &[Fd], closed: &[ClosedFile]) -> Logged {
+    let mut out = Logged::default();
+    let mut buf = [0u8; LOG_PATH_MAX];
+    if !ROOT.load(Relaxed) {
+        return out;
+    }
+    let Some(log) = log_c(&mut buf) else {
+        return out;
+    };
+    out.log = Some(crate::names::from_bytes(log.to_bytes()));
+    let Ok(fd) = sys::openat(libc::AT_FDCWD, log, libc::O_RDONLY | libc::O_NOFOLLOW) else {
+        return out;
+    };
+    // SAFETY: all-zero is a valid stat; fstat of our descriptor into it.
+    let size = unsafe {
+        let mut st: libc::stat = core::mem::zeroed();
+        if libc::syscall(libc::SYS_fstat, fd, &mut st) == 0 {
+            st.st_size.max(0) as usize
+        } else {
+            0
+        }
+    };
+    let mut bytes = vec![0u8; size];
+    let n = sys::pread_all(fd, &mut bytes);
+    sys::close(fd);
+    bytes.truncate(n);
+    let paths = parse(&bytes);
+    // Every process of the job logs a path once, so a job starting a
+    // process per line of its log logs that path as often: keep it once.
+    let packed = format(&paths);
+    if bytes.len() > 2 * packed.len() + (64 << 10) {
+        rewrite(log, &packed);
+    }
+    for p in &paths {
+        if out.files.len() >= MAX_FILES {
+            out.dropped += 1;
+            continue;
+        }
+        let Ok(c) = std::ffi::CString::new(p.as_slice()) else {
+            continue;
+        };
+        let Some(st) = sys::stat_path(&c, true) else {
+            continue;
+        };
+        let (dev, ino) = (st.st_dev, st.st_ino);
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG
+            || fds
+                .iter()
+                .any(|f| f.kind == FdKind::File && f.dev == dev && f.ino == ino)
+            || closed.iter().any(|c| c.dev == dev && c.ino == ino)
+            || out.files.iter().any(|c| c.dev == dev && c.ino == ino)
+        {
+            continue;
+        }
+        out.files.push(ClosedFile {
+            path: crate::names::from_bytes(p),
+            dev,
+            ino,
+            size: st.st_size,
+            mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
+        });
+    }
+    out.paths = paths.iter().map(|p| crate::names::from_bytes(p)).collect();
+    out
+}
+
+/// Frozen: replace the log at `log` by `bytes` (written beside it, then
+/// renamed over). Raw system calls. Every live process of the job is
+/// frozen, so no record is lost in between (a process that left the job
+/// could lose one).
+fn rewrite(log: &core::ffi::CStr, bytes: &[u8]) {
+    let mut tmp = [0u8; LOG_PATH_MAX + 8];
+    let l = log.to_bytes();
+    tmp[..l.len()].copy_from_slice(l);
+    tmp[l.len()..l.len() + 5].copy_from_slice(b".tmp\0");
+    let Ok(tmp) = core::ffi::CStr::from_bytes_until_nul(&tmp) else {
+        return;
+    };
+    // SAFETY: a NUL-terminated path; raw openat (no wrapper, no record).
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            tmp.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            0o600,
+        )
+    };
+    if fd < 0 {
+        return;
+    }
+    let mut at = 0;
+    while at < bytes.len() {
+        // SAFETY: writing from a live buffer to our own descriptor.
+        let r = unsafe { libc::syscall(libc::SYS_write, fd, bytes[at..].as_ptr(), bytes.len() - at) };
+        if r <= 0 {
+            break;
+        }
+        at += r as usize;
+    }
+    sys::close(fd as i32);
+    if at == bytes.len() {
+        // SAFETY: two NUL-terminated paths.
+        unsafe { libc::syscall(libc::SYS_rename, tmp.as_ptr(), log.as_ptr()) };
+    } else {
+        // SAFETY: a NUL-terminated path.
+        unsafe { libc::syscall(libc::SYS_unlink, tmp.as_ptr()) };
+    }
+}
+
+/// `ckpt restart`: the job's log at `log` as it was at the checkpoint
+/// (`paths`): written anew and renamed over, so what the killed run
+/// logged after the checkpoint is not the job's any more.
+pub fn restore(log: &str, paths: &[String]) -> std::io::Result<()> {
+    let log = crate::names::path(log);
+    let bytes = format(
+        &paths
+            .iter()
+            .map(|p| crate::names::to_bytes(p).into_owned())
+            .collect::<Vec<_>>(),
+    );
+    let mut tmp = log.clone().into_os_string();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, &log)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_reads_back_each_path_once() {
+        let paths = vec![b"/a/log".to_vec(), b"/b c\n".to_vec(), b"/a/log".to_vec()];
+        let bytes = format(&paths);
+        assert_eq!(parse(&bytes), vec![b"/a/log".to_vec(), b"/b c\n".to_vec()]);
+        // A cut-off last record is left out, the others kept.
+        assert_eq!(parse(&bytes[..bytes.len() - 2]), vec![b"/a/log".to_vec(), b"/b c\n".to_vec()]);
+        assert_eq!(parse(&bytes[..9]), vec![b"/a/log".to_vec()]);
+        assert!(parse(b"\x03\x00abc").is_empty());
+    }
+
+    #[test]
+    fn hashes_are_never_zero_and_depend_on_the_salt() {
+        assert_ne!(hash(b"", 0), 0);
+        assert_ne!(hash(b"log", 0), hash(b"log", 1));
+    }
+}
