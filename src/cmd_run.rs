@@ -95,6 +95,7 @@ pub fn run(args: RunArgs) -> Failure {
     let uid = unsafe { libc::getuid() };
     let rt = ckpt::control::runtime_dir(uid);
     if ckpt::control::ensure_runtime_dir(&rt, uid).is_ok() {
+        ckpt::files::joblog::sweep(&rt);
         let _ = std::fs::write(
             ckpt::files::joblog::log_path(&rt, std::process::id() as i32),
             b"",

@@ -129,6 +129,7 @@ extern "C" fn fini() {
     if interpose::is_ready() {
         interpose::set_ready(false);
         control::remove_socket();
+        ckpt::files::joblog::remove_at_exit();
     }
 }
 

@@ -73,6 +73,19 @@ pub fn reset_after_fork() {
     }
 }
 
+/// At the root's exit: the job's log goes with it (its image, if any,
+/// holds what a restart needs).
+pub fn remove_at_exit() {
+    let mut buf = [0u8; LOG_PATH_MAX];
+    if !ROOT.load(Relaxed) {
+        return;
+    }
+    if let Some(log) = log_c(&mut buf) {
+        // SAFETY: a NUL-terminated path.
+        unsafe { libc::syscall(libc::SYS_unlink, log.as_ptr()) };
+    }
+}
+
 /// The log's path as a C string in `buf`, if this process is in a job.
 fn log_c(buf: &mut [u8; LOG_PATH_MAX]) -> Option<&core::ffi::CStr> {
     let len = LOG_LEN.load(Relaxed);
@@ -315,6 +328,52 @@ fn rewrite(log: &core::ffi::CStr, bytes: &[u8]) {
     } else {
         // SAFETY: a NUL-terminated path.
         unsafe { libc::syscall(libc::SYS_unlink, tmp.as_ptr()) };
+    }
+}
+
+/// `ckpt run`: remove the logs in runtime directory `dir` of jobs no
+/// process belongs to any more (a root killed, or ended by `_exit`, does
+/// not remove its own; a restart writes it again), unless written in the
+/// last minute.
+pub fn sweep(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let logs: Vec<(i32, std::path::PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let job = name.to_str()?.strip_prefix("job-")?.strip_suffix(".written")?;
+            Some((job.parse().ok()?, e.path()))
+        })
+        .collect();
+    if logs.is_empty() {
+        return;
+    }
+    // The jobs of the processes alive now (those of another user are not
+    // readable, and their logs are not in this directory).
+    let live: std::collections::HashSet<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .filter_map(|e| {
+            let env = std::fs::read(e.path().join("environ")).ok()?;
+            let job = env.split(|&b| b == 0).find_map(|v| v.strip_prefix(b"CKPT_JOB="))?;
+            std::str::from_utf8(job).ok()?.parse().ok()
+        })
+        .collect();
+    // A log written in the last minute stays: a restart writes one before
+    // its processes show their environment.
+    let recent = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().map_or(true, |d| d.as_secs() < 60))
+    };
+    for (job, path) in logs {
+        if !live.contains(&job) && !recent(&path) {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
