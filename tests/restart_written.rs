@@ -68,7 +68,8 @@ fn restart(area: &Area, image: &Path, extra: &[&str]) -> String {
 /// shell's `>>` for every line and `>` rewriting a state file, python's
 /// open(..., "a") per record and a JSON file rewritten with "w", and a log
 /// appended to by processes that ended before the checkpoint (an external
-/// command's `>>`, a python subprocess's shell). After a checkpoint, more
+/// command's `>>`, a python subprocess's shell), and files replaced by
+/// renaming a new version over them (`mv`, `os.replace`). After a checkpoint, more
 /// work, SIGKILL and a restart, each is byte-identical to an
 /// uninterrupted run's. Before, the logs held the records written after
 /// the checkpoint twice.
@@ -77,12 +78,12 @@ fn files_written_and_closed_match_an_uninterrupted_run() {
     let bash = (
         PathBuf::from("/bin/bash"),
         common::programs_dir().join("written_closed.sh"),
-        &["log.txt", "state.txt", "ext.log"][..],
+        &["log.txt", "state.txt", "ext.log", "moved.txt"][..],
     );
     let python = (
         common::python3(),
         common::programs_dir().join("written_closed.py"),
-        &["py.log", "state.json", "child.log"][..],
+        &["py.log", "state.json", "child.log", "snap.json"][..],
     );
     for (tag, (prog, script, files)) in [("sh", bash), ("py", python)] {
         let args = [script.to_string_lossy().into_owned()];

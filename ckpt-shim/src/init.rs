@@ -43,7 +43,10 @@ fn start() -> Result<(), String> {
     ckpt::memory::stage::configure(std::env::var_os("CKPT_UNFORKED").is_none_or(|v| v != "0"));
     // A process of a `ckpt run` job logs the files it writes for the
     // job's root (a process that ends before a checkpoint cannot tell it).
-    if let Some(job) = std::env::var("CKPT_JOB").ok().and_then(|j| j.parse::<i32>().ok()) {
+    if let Some(job) = std::env::var("CKPT_JOB")
+        .ok()
+        .and_then(|j| j.parse::<i32>().ok())
+    {
         // SAFETY: getuid cannot fail.
         let dir = ckpt::control::runtime_dir(unsafe { libc::getuid() });
         let log = ckpt::files::joblog::log_path(&dir, job);

@@ -138,7 +138,8 @@ pub fn snapshot(fds: &[Fd]) -> (Vec<ClosedFile>, u64) {
         };
         // The file at that path now, even when the program made it anew
         // since it first opened the path (`rm log; date > log`).
-        let Some(st) = sys::stat_path(&c, true).filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+        let Some(st) =
+            sys::stat_path(&c, true).filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
         else {
             continue;
         };

@@ -130,7 +130,10 @@ pub fn opened_before(dirfd: i32, path: &[u8]) -> bool {
     let key = if path.first() == Some(&b'/') {
         hash(path, 0)
     } else if dirfd == libc::AT_FDCWD {
-        hash(path, crate::process::chdirs().wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        hash(
+            path,
+            crate::process::chdirs().wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        )
     } else {
         // Relative to another directory, which a number does not name.
         return false;
@@ -315,7 +318,8 @@ fn rewrite(log: &core::ffi::CStr, bytes: &[u8]) {
     let mut at = 0;
     while at < bytes.len() {
         // SAFETY: writing from a live buffer to our own descriptor.
-        let r = unsafe { libc::syscall(libc::SYS_write, fd, bytes[at..].as_ptr(), bytes.len() - at) };
+        let r =
+            unsafe { libc::syscall(libc::SYS_write, fd, bytes[at..].as_ptr(), bytes.len() - at) };
         if r <= 0 {
             break;
         }
@@ -343,7 +347,10 @@ pub fn sweep(dir: &std::path::Path) {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name();
-            let job = name.to_str()?.strip_prefix("job-")?.strip_suffix(".written")?;
+            let job = name
+                .to_str()?
+                .strip_prefix("job-")?
+                .strip_suffix(".written")?;
             Some((job.parse().ok()?, e.path()))
         })
         .collect();
@@ -356,10 +363,16 @@ pub fn sweep(dir: &std::path::Path) {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
         .filter_map(|e| {
             let env = std::fs::read(e.path().join("environ")).ok()?;
-            let job = env.split(|&b| b == 0).find_map(|v| v.strip_prefix(b"CKPT_JOB="))?;
+            let job = env
+                .split(|&b| b == 0)
+                .find_map(|v| v.strip_prefix(b"CKPT_JOB="))?;
             std::str::from_utf8(job).ok()?.parse().ok()
         })
         .collect();
@@ -404,7 +417,10 @@ mod tests {
         let bytes = format(&paths);
         assert_eq!(parse(&bytes), vec![b"/a/log".to_vec(), b"/b c\n".to_vec()]);
         // A cut-off last record is left out, the others kept.
-        assert_eq!(parse(&bytes[..bytes.len() - 2]), vec![b"/a/log".to_vec(), b"/b c\n".to_vec()]);
+        assert_eq!(
+            parse(&bytes[..bytes.len() - 2]),
+            vec![b"/a/log".to_vec(), b"/b c\n".to_vec()]
+        );
         assert_eq!(parse(&bytes[..9]), vec![b"/a/log".to_vec()]);
         assert!(parse(b"\x03\x00abc").is_empty());
     }

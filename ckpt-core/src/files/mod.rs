@@ -285,6 +285,12 @@ pub fn record_written(fd: i32, dirfd: i32, path: &[u8]) {
     if fd < 0 || joblog::opened_before(dirfd, path) {
         return;
     }
+    remember_written(fd);
+}
+
+/// The file open at `fd` into the table of written files and the job's
+/// log, by its absolute path. Signal-safe.
+fn remember_written(fd: i32) {
     let mut link = [0u8; 32];
     let mut w = sys::Cursor::new(&mut link);
     if core::fmt::Write::write_fmt(&mut w, format_args!("/proc/self/fd/{fd}\0")).is_err() {
@@ -308,6 +314,40 @@ pub fn record_written(fd: i32, dirfd: i32, path: &[u8]) {
     }
     let logged = joblog::append(p);
     closed::record(fd, p, logged);
+}
+
+/// A file was renamed to `path` (relative to `dirfd`): a program that
+/// writes a new version and renames it over the old (an "atomic" save)
+/// wrote the file now at `path`, as does a job's `mv` of what another of
+/// its processes wrote; remembered as `record_written` does. Signal-safe.
+///
+/// # Safety
+/// `path` is null or points to a NUL-terminated string.
+#[cold]
+#[inline(never)]
+pub unsafe fn record_renamed(dirfd: i32, path: *const core::ffi::c_char) {
+    if path.is_null() {
+        return;
+    }
+    // SAFETY: the caller's contract.
+    let c = unsafe { core::ffi::CStr::from_ptr(path) };
+    if joblog::opened_before(dirfd, c.to_bytes()) {
+        return;
+    }
+    // SAFETY: a NUL-terminated path; raw openat (no wrapper, no record).
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            dirfd,
+            c.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0,
+        )
+    };
+    if fd >= 0 {
+        remember_written(fd as i32);
+        sys::close(fd as i32);
+    }
 }
 
 /// `newfd` was made from `oldfd` (dup, dup2, dup3, F_DUPFD).
@@ -544,9 +584,9 @@ pub(crate) fn namespace_kind(link: &str) -> Option<&'static str> {
 
 mod anon;
 pub mod closed;
-pub mod joblog;
 pub mod dnotify;
 mod inotify;
+pub mod joblog;
 mod locks;
 pub(crate) mod mqueue;
 pub(crate) mod restore;

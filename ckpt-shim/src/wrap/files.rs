@@ -216,7 +216,12 @@ unsafe fn fopen(path: *const c_char, mode: *const c_char) -> *mut FILE {
             c_str(path),
             fopen_flags(mode),
         );
-        written(fileno_unlocked(ret), libc::AT_FDCWD, path, fopen_flags(mode));
+        written(
+            fileno_unlocked(ret),
+            libc::AT_FDCWD,
+            path,
+            fopen_flags(mode),
+        );
     }
 }
 
@@ -229,7 +234,12 @@ unsafe fn freopen(path: *const c_char, mode: *const c_char, stream: *mut FILE) -
             c_str(path),
             fopen_flags(mode),
         );
-        written(fileno_unlocked(ret), libc::AT_FDCWD, path, fopen_flags(mode));
+        written(
+            fileno_unlocked(ret),
+            libc::AT_FDCWD,
+            path,
+            fopen_flags(mode),
+        );
     }
 }
 
@@ -304,6 +314,42 @@ unsafe fn inotify_add_watch(fd: c_int, path: *const c_char, mask: u32) -> c_int 
 unsafe fn inotify_rm_watch(fd: c_int, wd: c_int) -> c_int {
     if ret == 0 {
         rec::record_unwatch(fd, wd);
+    }
+}
+
+#[interpose]
+unsafe fn rename(old: *const c_char, new: *const c_char) -> c_int {
+    if ret == 0 {
+        rec::record_renamed(libc::AT_FDCWD, new);
+    }
+}
+
+#[interpose]
+unsafe fn renameat(
+    olddirfd: c_int,
+    old: *const c_char,
+    newdirfd: c_int,
+    new: *const c_char,
+) -> c_int {
+    if ret == 0 {
+        rec::record_renamed(newdirfd, new);
+    }
+}
+
+#[interpose]
+unsafe fn renameat2(
+    olddirfd: c_int,
+    old: *const c_char,
+    newdirfd: c_int,
+    new: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    // RENAME_EXCHANGE: both paths name files written (the old one, too).
+    if ret == 0 {
+        rec::record_renamed(newdirfd, new);
+        if flags & libc::RENAME_EXCHANGE != 0 {
+            rec::record_renamed(olddirfd, old);
+        }
     }
 }
 
