@@ -314,6 +314,17 @@ fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool, members: &[i3
                     "descriptor {} ({}) is a connection to another process: it comes back closed by its peer",
                     f.fd, f.path
                 )),
+                _ if f.socket.as_ref().is_some_and(|s| s.waiting) => Some(format!(
+                    "descriptor {} ({}): {} are not in the image (a restart makes the socket \
+                     again, empty)",
+                    f.fd,
+                    f.path,
+                    if f.socket.as_ref().is_some_and(|s| s.listening) {
+                        "connections waiting to be accepted"
+                    } else {
+                        "datagrams waiting to be read"
+                    }
+                )),
                 _ => None,
             }
         })

@@ -309,6 +309,24 @@ fn one_shot_dnotify_watches_are_said_at_checkpoint() {
     );
 }
 
+/// Datagrams waiting on a bound datagram socket and connections waiting
+/// on a listening one are not in the image (a restart makes the socket
+/// again, empty): the checkpoint names each such socket, and not one with
+/// nothing waiting.
+#[test]
+fn what_waits_on_a_remade_socket_is_said_at_checkpoint() {
+    let (said, all) = checkpoint_lines("sockets-waiting", "sockets_waiting.c", "waiting");
+    assert_eq!(said.len(), 2, "{all}");
+    assert!(
+        said.iter()
+            .any(|l| l.contains("datagrams waiting to be read"))
+            && said
+                .iter()
+                .any(|l| l.contains("connections waiting to be accepted")),
+        "{all}"
+    );
+}
+
 /// Kinds ckpt does not restore (or has not met) are never silent: each is
 /// named at checkpoint and at restart, and comes back as /dev/null.
 #[test]

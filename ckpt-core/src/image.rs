@@ -840,6 +840,10 @@ pub struct SocketState {
     /// TCP_NODELAY, ...): each as getsockopt gave it.
     #[serde(default)]
     pub options: Vec<SockOpt>,
+    /// Listening with connections not yet accepted, or bound for
+    /// datagrams with some not yet read: they are not in the image.
+    #[serde(default)]
+    pub waiting: bool,
 }
 
 /// One socket option: level, name and the bytes getsockopt returned.

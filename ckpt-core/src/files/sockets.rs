@@ -117,6 +117,19 @@ fn opt(fd: i32, level: i32, name: i32) -> Option<i32> {
     (r == 0).then_some(v)
 }
 
+/// Whether `fd` has something to read (a connection to accept). Raw poll,
+/// no wait.
+fn readable(fd: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll of one live pollfd, without waiting.
+    let r = unsafe { libc::syscall(libc::SYS_poll, &mut p as *mut libc::pollfd, 1, 0) };
+    r == 1 && p.revents & libc::POLLIN != 0
+}
+
 /// What a socket is and where it is bound. Runs frozen.
 pub fn snapshot(fd: i32) -> Option<SocketState> {
     let domain = opt(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)?;
@@ -147,6 +160,7 @@ pub fn snapshot(fd: i32) -> Option<SocketState> {
         v6_only: domain == libc::AF_INET6
             && opt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY).unwrap_or(0) != 0,
         options: options(fd),
+        waiting: (listening || typ == libc::SOCK_DGRAM) && bound && readable(fd),
     })
 }
 
