@@ -1219,6 +1219,39 @@ fn inspect_and_list_show_the_tree() {
 /// of its root take the whole tree once the child exists; killed after
 /// one such tree, `ckpt restart IMAGES --latest` brings it back and the
 /// transcript is the uninterrupted one.
+/// A program's `wait()` sees only its own children while periodic
+/// checkpoints of its job run (the `ckpt checkpoint` command the shim
+/// starts for a tree is not its child: an exec would have given it an
+/// exit signal `wait()` sees), and each child raises one SIGCHLD.
+#[test]
+fn periodic_tree_checkpoints_are_not_seen_by_the_programs_waits() {
+    let area = Area::new("tperiodic-wait");
+    let prog = rs::compile_named("periodic_wait.c", &area.sub("bin"), "periodic_wait");
+    common::require_shim();
+    let out = std::process::Command::new(common::ckpt_bin())
+        .args(["run", "--interval", "100ms", "--dir"])
+        .arg(&area.images)
+        .arg("--")
+        .arg(&prog)
+        .current_dir(area.path())
+        .output()
+        .expect("ckpt run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.ends_with("done\n") && !text.contains("bad"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trees = std::fs::read_dir(&area.images)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "tree"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert!(trees > 0, "no tree checkpoint was taken: {text}");
+}
+
 #[test]
 fn periodic_checkpoints_take_the_tree_and_restart_latest() {
     let area = Area::new("tperiodic");

@@ -4,10 +4,11 @@
 //! which checkpoints the whole tree — this process included — exactly as
 //! when a user runs it.
 //!
-//! The command is started like an image writer: a child with no exit
+//! The command is started by a child like an image writer: no exit
 //! signal, in ckpt's table of writers (the program's waits never see it;
-//! ckpt reaps it), with none of the program's descriptors, without the
-//! shim. Runs in the coordinator (signal context, scratch allocation).
+//! ckpt reaps it); the command is that child's child (an exec would give
+//! it an exit signal the program's waits see), with none of the program's
+//! descriptors, without the shim. Runs in the coordinator (signal context, scratch allocation).
 
 use crate::{sys, writer};
 use core::sync::atomic::{AtomicI32, Ordering::*};
@@ -92,6 +93,53 @@ pub fn delegate(ckpt: &CStr, target: Target, answer: Option<i32>) -> Result<i32,
         ));
     }
     if child == 0 {
+        // The program's waits would see the command once it has exec'd
+        // (an exec gives a process SIGCHLD as its exit signal again): this
+        // child, unseen and named as an image writer (a checkpoint of the
+        // job passes over it), starts the command as its own child and
+        // ends with its status.
+        // SAFETY: raw calls in the new process: every signal blocked (the
+        // program's handlers are not to run here), a name, a fork, a wait.
+        unsafe {
+            let all: u64 = !0;
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &all,
+                0usize,
+                8usize,
+            );
+            libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_SET_NAME,
+                c"ckpt-writer".as_ptr(),
+                0,
+                0,
+                0,
+            );
+            let cmd = libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0);
+            if cmd < 0 {
+                libc::syscall(libc::SYS_exit_group, 127);
+            }
+            if cmd > 0 {
+                let mut st: i32 = 0;
+                loop {
+                    let r = libc::syscall(libc::SYS_wait4, cmd, &mut st, 0, 0usize);
+                    if r == cmd {
+                        break;
+                    }
+                    if r < 0 && crate::interpose::errno() != libc::EINTR {
+                        libc::syscall(libc::SYS_exit_group, 127);
+                    }
+                }
+                let code = if libc::WIFEXITED(st) {
+                    libc::WEXITSTATUS(st)
+                } else {
+                    128 + libc::WTERMSIG(st)
+                };
+                libc::syscall(libc::SYS_exit_group, code);
+            }
+        }
         // SAFETY: raw calls in the new process, then execve or _exit.
         unsafe {
             let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
