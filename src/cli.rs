@@ -313,6 +313,13 @@ pub struct RestartArgs {
     #[arg(long)]
     pub keep_files: bool,
 
+    /// Kill (SIGKILL) processes of the checkpointed job that still run
+    /// (children a killed job left behind, or another restart of it)
+    /// instead of refusing. By default a restart waits 3 s for them to
+    /// end, then refuses, naming them: both would write the same files.
+    #[arg(long)]
+    pub kill_old: bool,
+
     /// Copy all of the program's memory back before it runs. By default
     /// a large program runs within milliseconds while its memory arrives
     /// in the background, the pages it touches first served first (a

@@ -73,6 +73,8 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     };
     let path = &path;
     check_identity(path, &meta)?;
+    // Before any file is looked at for rollback: the old job is gone.
+    crate::stale_job::check(meta.job.as_deref(), args.kill_old)?;
     // After the image's own identity check: its earlier images are the
     // same user's, and a refusal should name the image first.
     let (deps, late_deps, deps_late) = match deps {
@@ -89,7 +91,9 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     for w in warnings {
         eprintln!("ckpt: warning: {w}");
     }
-    warn_if_still_running(&meta);
+    if meta.job.is_none() {
+        warn_if_still_running(&meta);
+    }
     let mapped = open_mapped_files(&meta)?;
     let restorer = shim_path::find_restorer().map_err(Failure::new)?;
     let image_fd = OwnedFd::from(file);

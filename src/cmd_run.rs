@@ -88,7 +88,10 @@ pub fn run(args: RunArgs) -> Failure {
     }
     // Every process of the job inherits it: one that leaves the job (its
     // parent ended) is still known as the job's at a checkpoint.
-    ours.push(("CKPT_JOB".into(), std::process::id().to_string().into()));
+    // Its tag tells it from a job whose root had the same pid (a restart
+    // keeps it: `ckpt restart` refuses while processes with it run).
+    let tag = ckpt::files::joblog::tag(std::process::id() as i32, ckpt::control::new_nonce());
+    ours.push(("CKPT_JOB".into(), tag.into()));
     // Its log of the files its processes write starts empty (see
     // `ckpt::files::joblog`; a pid used again must not inherit one).
     // SAFETY: getuid cannot fail.

@@ -15,6 +15,7 @@ mod report;
 mod restart_ns;
 mod shim_path;
 mod staging;
+mod stale_job;
 mod store;
 #[cfg(test)]
 mod test_util;

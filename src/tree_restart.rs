@@ -100,6 +100,13 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
         let deps: Vec<RawFd> = deps.into_iter().map(|f| f.into_raw_fd()).collect();
         checked.push((m.pid, meta, file.into_raw_fd(), deps, specials, mapped));
     }
+    // Before shared objects are made or files looked at: the old job is
+    // gone.
+    let job = checked
+        .iter()
+        .find(|c| c.0 == manifest.root)
+        .and_then(|c| c.1.job.as_deref());
+    crate::stale_job::check(job, args.kill_old)?;
     let parts: Vec<Part> = checked
         .iter()
         .map(|(pid, meta, fd, _, _, _)| Part {

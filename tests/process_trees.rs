@@ -1634,3 +1634,76 @@ fn a_jobs_checkpoints_after_the_first_are_incremental() {
         "the job's output after restart",
     );
 }
+
+/// A job whose root was killed alone (`kill -9 ROOT`) leaves its children
+/// running. `ckpt restart` then refuses (they would write the same files
+/// beside the restarted job), naming the child that still runs; with
+/// --kill-old it kills them and the job's log matches an uninterrupted
+/// run's.
+#[test]
+fn a_restart_refuses_while_the_old_jobs_children_run() {
+    let area = Area::new("tstale");
+    let script = area.file("job.sh");
+    std::fs::write(
+        &script,
+        "( for i in $(seq 1 100); do echo bg $i >> bg.log; sleep 0.05; done ) &\n\
+         for i in $(seq 1 30); do echo step $i; sleep 0.02; done\nwait\necho done\n",
+    )
+    .unwrap();
+    let bash = which("bash");
+    let args = [script.to_string_lossy().into_owned()];
+    let plain = area.sub("plain");
+    let want_out = uninterrupted(&area, &bash, &args, &plain, "plain job.sh");
+    let want_log = std::fs::read(plain.join("bg.log")).unwrap();
+    let run = area.sub("run");
+    let out = area.file("out");
+    let mut kid = start_job(&area, &bash, &args, &run, &out);
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 5\n"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let img = tree::checkpoint_tree(area.path(), root, &area.images)
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let children = tree::tree_report(root);
+    // The root alone, as `kill -9` of it does: the loop's subshell goes on.
+    kid.kill();
+    let refused = std::process::Command::new(common::ckpt_bin())
+        .arg("restart")
+        .arg(&img.dir)
+        .current_dir(&run)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(
+        !refused.status.success()
+            && said.contains("of the checkpointed job still run")
+            && said.contains("(bash)")
+            && said.contains("--kill-old"),
+        "the restart did not refuse while the job's child ran: {:?}\n{said}\n{children}",
+        refused.status
+    );
+    let mut r = start(
+        restart_cmd(&img.dir, &["--kill-old"], &run),
+        Out::File(&area.file("restart1.out")),
+        &area.file("restart1.err"),
+        "ckpt restart --kill-old",
+    );
+    let _guard2 = JobGuard(r.pid());
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "the restart with --kill-old", &context(&area));
+    assert_same(
+        &std::fs::read(&out).unwrap(),
+        &want_out,
+        "the job's output (its stdout file, cut back and written on)",
+    );
+    assert_same(
+        &std::fs::read(run.join("bg.log")).unwrap(),
+        &want_log,
+        "the log the child wrote",
+    );
+}

@@ -254,6 +254,11 @@ pub struct Meta {
     pub job_log: Option<String>,
     #[serde(default)]
     pub job_written: Vec<String>,
+    /// The tag of the `ckpt run` job the process belonged to (`CKPT_JOB`,
+    /// see `files::joblog::tag`): a restart refuses while processes of
+    /// that job still run.
+    #[serde(default)]
+    pub job: Option<String>,
 }
 
 impl Meta {

@@ -45,11 +45,11 @@ fn start() -> Result<(), String> {
     // job's root (a process that ends before a checkpoint cannot tell it).
     if let Some(job) = std::env::var("CKPT_JOB")
         .ok()
-        .and_then(|j| j.parse::<i32>().ok())
+        .and_then(|j| ckpt::files::joblog::parse_tag(&j))
     {
         // SAFETY: getuid cannot fail.
         let dir = ckpt::control::runtime_dir(unsafe { libc::getuid() });
-        let log = ckpt::files::joblog::log_path(&dir, job);
+        let log = ckpt::files::joblog::log_path(&dir, job.0);
         ckpt::files::joblog::configure(job, log.as_os_str().as_encoded_bytes());
     }
     // Compressed extents (`--compress`); a bad value is refused, not ignored.

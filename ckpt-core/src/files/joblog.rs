@@ -41,6 +41,9 @@ pub const MAX_FILES: usize = 4096;
 /// The job's id (`CKPT_JOB`: the pid `ckpt run` gave its program), 0
 /// when not in a job.
 static JOB: AtomicI32 = AtomicI32::new(0);
+/// The rest of the job's tag (`CKPT_JOB=PID.TAG`): tells this job from
+/// another whose root had the same pid.
+static TAG: AtomicU64 = AtomicU64::new(0);
 /// This process is the job's root (its pid is the job's id).
 static ROOT: AtomicBool = AtomicBool::new(false);
 static LOG_LEN: AtomicUsize = AtomicUsize::new(0);
@@ -52,12 +55,32 @@ pub fn log_path(dir: &std::path::Path, job: i32) -> std::path::PathBuf {
     dir.join(format!("job-{job}.written"))
 }
 
-/// Start-up: this process belongs to job `job`, whose log is `log`; it is
-/// the job's root when its pid is the job's id.
-pub fn configure(job: i32, log: &[u8]) {
+/// A job's tag as `ckpt run` gives it (`CKPT_JOB`): the pid of its
+/// program (the job's root) and a number no other job has.
+pub fn tag(root: i32, unique: u64) -> String {
+    format!("{root}.{unique:x}")
+}
+
+/// The parts of a job's tag (`PID` alone: unique 0).
+pub fn parse_tag(tag: &str) -> Option<(i32, u64)> {
+    let (pid, unique) = tag.split_once('.').unwrap_or((tag, "0"));
+    let pid: i32 = pid.parse().ok().filter(|&p| p > 0)?;
+    Some((pid, u64::from_str_radix(unique, 16).ok()?))
+}
+
+/// The job this process belongs to, as its tag (`CKPT_JOB`), if any.
+pub fn current() -> Option<String> {
+    let job = JOB.load(Relaxed);
+    (job > 0).then(|| tag(job, TAG.load(Relaxed)))
+}
+
+/// Start-up: this process belongs to job `job` (its tag's parts), whose
+/// log is `log`; it is the job's root when its pid is the job's id.
+pub fn configure((job, unique): (i32, u64), log: &[u8]) {
     if job <= 0 || log.len() >= LOG_PATH_MAX || log.contains(&0) {
         return;
     }
+    TAG.store(unique, Relaxed);
     super::store_path(&LOG, log);
     LOG_LEN.store(log.len(), Relaxed);
     JOB.store(job, Relaxed);
@@ -373,7 +396,7 @@ pub fn sweep(dir: &std::path::Path) {
             let job = env
                 .split(|&b| b == 0)
                 .find_map(|v| v.strip_prefix(b"CKPT_JOB="))?;
-            std::str::from_utf8(job).ok()?.parse().ok()
+            Some(parse_tag(std::str::from_utf8(job).ok()?)?.0)
         })
         .collect();
     // A log written in the last minute stays: a restart writes one before
