@@ -176,6 +176,11 @@ pub struct CheckpointArgs {
     /// shim, which starts this command to checkpoint a whole tree
     #[arg(long, value_name = "FD", hide = true)]
     pub answer_fd: Option<i32>,
+
+    /// PID answers on the control socket NAME (used by the shim of a
+    /// program restarted in a pid namespace: see `control::name_socket`)
+    #[arg(long, value_name = "NAME", hide = true)]
+    pub control_name: Option<String>,
 }
 
 /// Show what a checkpoint image holds: process, threads, descriptors,
@@ -280,7 +285,15 @@ above all) is cut back to its size at the checkpoint, and each file cut
 back is named on stderr with the bytes removed (--keep-files leaves them
 as they are). One that is now shorter than the program's position in it
 is refused; one changed in place (same size, newer time) is a warning:
-what was overwritten cannot be put back.
+what was overwritten cannot be put back. Files and directories the
+killed run made after the checkpoint (seen by the job's log of files its
+processes open for writing and directories they make) are removed, each
+named (--keep-files leaves them).
+
+Processes of the checkpointed job that still run (a `kill -9` of the
+job's root leaves its children; another restart of the same job) would
+write the same files: the restart waits 3 s for them to end, then
+refuses, naming them (--kill-old kills them).
 
 Examples:
   ckpt restart /var/tmp/imgs/ckpt-simulate-12345.img

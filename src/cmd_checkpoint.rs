@@ -9,6 +9,9 @@ use std::time::Duration;
 pub fn checkpoint(mut args: CheckpointArgs) -> Result<(), Failure> {
     let answer_fd = args.answer_fd;
     let pid = args.pid;
+    if let Some(name) = &args.control_name {
+        control::name_socket(pid, name).map_err(Failure::new)?;
+    }
     // A program started with `ckpt run --store` checkpoints into it
     // unless told otherwise.
     if args.store.is_none() && args.dir.is_none() && args.answer_fd.is_none() {
@@ -452,6 +455,7 @@ mod tests {
             verbose: false,
             quiet: true,
             answer_fd: None,
+            control_name: None,
         };
         let f = checkpoint(args).unwrap_err();
         assert_eq!(f.code, 1);

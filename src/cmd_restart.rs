@@ -88,7 +88,8 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
         eprintln!("ckpt: warning: {w}");
     }
     let (cuts, warnings) = plan_rollback(&meta, args.keep_files)?;
-    for w in warnings {
+    let (leftovers, more) = crate::leftovers::plan(&[&meta], args.keep_files);
+    for w in warnings.into_iter().chain(more) {
         eprintln!("ckpt: warning: {w}");
     }
     if meta.job.is_none() {
@@ -149,6 +150,9 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     let plan_fd = write_plan(&meta, &sources, &mapped, &specials, entry_arg, pager_fds)?;
     // Every check passed: now files may be touched (with a pager, by it).
     restore_job_log(&meta);
+    leftovers
+        .iter()
+        .for_each(crate::leftovers::Leftover::remove);
     if pager.is_none() {
         for c in &cuts {
             c.apply()?;

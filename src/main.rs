@@ -9,6 +9,7 @@ mod cmd_list;
 mod cmd_restart;
 mod cmd_run;
 mod human;
+mod leftovers;
 mod pager;
 mod progress;
 mod report;

@@ -165,6 +165,11 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
             keep,
         });
     }
+    let metas: Vec<&Meta> = ready.iter().map(|r| &r.meta).collect();
+    let (leftovers, warnings) = crate::leftovers::plan(&metas, args.keep_files);
+    for w in warnings {
+        eprintln!("ckpt: warning: {w}");
+    }
     let restorer = shim_path::find_restorer().map_err(Failure::new)?;
     let restorer =
         CString::new(restorer.as_os_str().as_bytes()).map_err(|e| Failure::new(e.to_string()))?;
@@ -175,6 +180,9 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
     for r in &ready {
         restore_job_log(&r.meta);
     }
+    leftovers
+        .iter()
+        .for_each(crate::leftovers::Leftover::remove);
     let mut cut_done: Vec<(u64, u64)> = Vec::new();
     for c in &cuts {
         if !cut_done.contains(&c.key()) {

@@ -1707,3 +1707,79 @@ fn a_restart_refuses_while_the_old_jobs_children_run() {
         "the log the child wrote",
     );
 }
+
+/// A job started with --interval, restarted from a periodic tree, goes on
+/// taking periodic trees (its command, inside the restart's pid namespace,
+/// found the root's control socket by the root's pid, which names it only
+/// outside: every one failed with "not running under ckpt"), and ends as
+/// an uninterrupted run does.
+#[test]
+fn periodic_checkpoints_go_on_after_a_tree_restart() {
+    let area = Area::new("tperiodic-after");
+    let bash = which("bash");
+    let script = "sleep 60 & for i in $(seq 1 100); do echo step $i; sleep 0.05; done; \
+                  kill %1; wait; echo done";
+    let args = vec!["-c".to_string(), script.to_string()];
+    let want = uninterrupted(&area, &bash, &args, &area.sub("ref"), "plain bash");
+    let run = area.sub("run");
+    let out = area.file("out");
+    let trees = || -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&area.images)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.retain(|p| p.extension().is_some_and(|x| x == "tree") && p.join("manifest").exists());
+        v
+    };
+    let mut cmd = std::process::Command::new(common::ckpt_bin());
+    cmd.args(["run", "--interval", "300ms", "--keep", "20", "--dir"])
+        .arg(&area.images)
+        .arg("--")
+        .arg(&bash)
+        .args(&args)
+        .current_dir(&run);
+    common::require_shim();
+    let mut kid = start(
+        cmd,
+        Out::File(&out),
+        &area.file("prog.err"),
+        "bash --interval",
+    );
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    let t = Instant::now();
+    while trees().is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10) && kid.exited().is_none(),
+            "no periodic tree\n{}",
+            context(&area)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tree::kill_job(root).unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+    let before = trees();
+    let mut r = start(
+        restart_cmd(&area.images, &["--latest"], &run),
+        Out::File(&area.file("restart1.out")),
+        &area.file("restart1.err"),
+        "ckpt restart IMAGES --latest",
+    );
+    let _guard2 = JobGuard(r.pid());
+    let t = Instant::now();
+    while trees().iter().all(|p| before.contains(p)) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10) && r.exited().is_none(),
+            "the restarted job took no periodic tree: {before:?}\n{}",
+            context(&area)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "the restarted job", &context(&area));
+    let err = read(&area.file("prog.err"));
+    assert!(
+        !err.contains("failed"),
+        "a periodic checkpoint failed: {err}"
+    );
+    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+}

@@ -288,3 +288,67 @@ fn a_written_file_removed_after_the_checkpoint_is_made_again() {
     let said = rs::restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
     assert!(said.contains("j.tmp: made again"), "not named: {said}");
 }
+
+/// Files and directories the killed run made after the checkpoint (a
+/// shell's `>>` to a new file, an external `mkdir`, a python child's
+/// open(..., "x")) are removed by the restart, and named: the restarted
+/// job's mkdir and exclusive create succeed again and its files hold each
+/// line once, as in an uninterrupted run. `--keep-files` leaves them and
+/// says so.
+#[test]
+fn what_the_killed_run_made_after_the_checkpoint_is_removed() {
+    let bash = PathBuf::from("/bin/bash");
+    let script = common::programs_dir().join("leftovers.sh");
+    let args = [script.to_string_lossy().into_owned()];
+    let plain = Area::new("leftovers-ref");
+    let st = rs::reference(
+        rs::plain_cmd(&bash, &args, plain.path()),
+        &plain.file("stdout"),
+        &plain.file("err"),
+        "plain",
+    );
+    rs::assert_success(st, "the uninterrupted run", "");
+    let want = std::fs::read(plain.file("stdout")).unwrap();
+    for keep in [false, true] {
+        let area = Area::new(if keep { "leftovers-keep" } else { "leftovers" });
+        let out = area.file("stdout");
+        let mut kid = start_until(
+            run_cmd(&bash, &args, area.path(), &area.images),
+            &out,
+            &area.file("err"),
+            "under ckpt",
+            "step 15\n",
+        );
+        let image =
+            common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+        rs::wait_file(
+            &mut kid,
+            &out,
+            |d| String::from_utf8_lossy(d).contains("step 32\n"),
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        kid.kill();
+        assert!(area.file("d3").is_dir(), "the killed run made no d3");
+        let extra: &[&str] = if keep { &["--keep-files"] } else { &[] };
+        let said = restart(&area, &image, extra);
+        let got = std::fs::read(&out).unwrap();
+        if keep {
+            assert!(
+                said.contains("made by the killed run after the checkpoint")
+                    && said.contains("--keep-files")
+                    && said.contains("/d3"),
+                "--keep-files: what was kept is not named: {said}"
+            );
+            assert!(
+                String::from_utf8_lossy(&got).contains("mkdir d3 failed"),
+                "--keep-files: d3 was not kept"
+            );
+        } else {
+            for made in ["d2/new.txt: removed", "d3/part.txt: removed", "d3: removed"] {
+                assert!(said.contains(made), "not said: {made:?}\n{said}");
+            }
+            common::assert_same_output(&got, &want, "the job's output after a restart");
+        }
+    }
+}

@@ -698,6 +698,24 @@ pub fn send_to(
     false
 }
 
+/// The name of one process's control socket as that process gave it
+/// (`ckpt checkpoint --control-name`, passed by the shim: a program
+/// restarted in a pid namespace answers on a socket named after its
+/// restart command, a pid that means nothing inside the namespace).
+static NAMED: std::sync::OnceLock<(i32, String)> = std::sync::OnceLock::new();
+
+/// Process `pid` answers on the control socket `name` (as
+/// [`crate::restart::control_name`] made it: digits, `-ns` and digits).
+pub fn name_socket(pid: i32, name: &str) -> Result<(), String> {
+    let (p, ns) = name.split_once("-ns").unwrap_or((name, "0"));
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(p) || !digits(ns) {
+        return Err(format!("not a control socket name: {name:?}"));
+    }
+    let _ = NAMED.set((pid, name.to_string()));
+    Ok(())
+}
+
 /// The control socket of process `pid` (as this process sees pids).
 pub fn server_socket(pid: i32) -> Result<PathBuf, ControlError> {
     if pid <= 0 || !alive(pid) {
@@ -709,17 +727,26 @@ pub fn server_socket(pid: i32) -> Result<PathBuf, ControlError> {
     if owner != me && me != 0 {
         return Err(ControlError::PermissionDenied(pid));
     }
+    if let Some((p, name)) = NAMED.get() {
+        let named = runtime_dir(owner).join(format!("{name}.sock"));
+        if *p == pid && named.exists() {
+            return Ok(named);
+        }
+    }
+    // Asked from inside a restart's pid namespace (a tree's command
+    // started by its root): pids are the namespace's, and a name that is
+    // a pid alone is a process's outside it (or a stale one).
+    if let Some(ns) = crate::restart::restart_namespace() {
+        let inner = runtime_dir(owner).join(format!("{pid}-ns{ns}.sock"));
+        return if inner.exists() {
+            Ok(inner)
+        } else {
+            Err(ControlError::NotUnderCkpt(pid))
+        };
+    }
     let server = socket_path(owner, pid);
     if server.exists() {
         return Ok(server);
-    }
-    // Asked from inside a restart's pid namespace (a tree's command
-    // started by its root): pids are the namespace's.
-    if let Some(ns) = crate::restart::restart_namespace() {
-        let inner = runtime_dir(owner).join(format!("{pid}-ns{ns}.sock"));
-        if inner.exists() {
-            return Ok(inner);
-        }
     }
     restart_command_socket(owner, pid).ok_or(ControlError::NotUnderCkpt(pid))
 }

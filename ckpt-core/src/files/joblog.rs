@@ -109,6 +109,11 @@ pub fn remove_at_exit() {
     }
 }
 
+/// Whether this process belongs to a `ckpt run` job (and logs for it).
+pub fn in_job() -> bool {
+    JOB.load(Relaxed) != 0
+}
+
 /// The log's path as a C string in `buf`, if this process is in a job.
 fn log_c(buf: &mut [u8; LOG_PATH_MAX]) -> Option<&core::ffi::CStr> {
     let len = LOG_LEN.load(Relaxed);
@@ -164,8 +169,13 @@ pub fn opened_before(dirfd: i32, path: &[u8]) -> bool {
     seen_before(key)
 }
 
-/// Append `path` (absolute) to the job's log, when in a job; whether it
-/// is there. Raw system calls: signal-safe.
+/// Ends the record of a directory a process of the job made (mkdir): a
+/// restart removes one made after the checkpoint, once empty.
+pub const DIR_MARK: u8 = b'/';
+
+/// Append `path` (absolute; a directory's ending in [`DIR_MARK`]) to the
+/// job's log, when in a job; whether it is there. Raw system calls:
+/// signal-safe.
 pub fn append(path: &[u8]) -> bool {
     let n = path.len();
     if JOB.load(Relaxed) == 0 || n == 0 || n >= 4096 {
@@ -179,16 +189,7 @@ pub fn append(path: &[u8]) -> bool {
     let Some(log) = log_c(&mut buf) else {
         return false;
     };
-    // SAFETY: a NUL-terminated path; raw openat (no wrapper, no record).
-    let lfd = unsafe {
-        libc::syscall(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            log.as_ptr(),
-            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-            0o600,
-        )
-    };
+    let lfd = open_private(log, libc::O_APPEND);
     if lfd < 0 {
         return false;
     }
@@ -313,6 +314,23 @@ pub fn snapshot(fds: &[Fd], closed: &[ClosedFile]) -> Logged {
     out
 }
 
+/// Open `path` for writing, made if missing (mode 0600, no symlink
+/// followed), with `flags` besides: raw openat (no wrapper, no record);
+/// the descriptor or a negative errno.
+fn open_private(path: &core::ffi::CStr, flags: i32) -> i64 {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW | flags;
+    // SAFETY: a NUL-terminated path.
+    unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+            0o600,
+        )
+    }
+}
+
 /// Frozen: replace the log at `log` by `bytes` (written beside it, then
 /// renamed over). Raw system calls. Every live process of the job is
 /// frozen, so no record is lost in between (a process that left the job
@@ -325,16 +343,7 @@ fn rewrite(log: &core::ffi::CStr, bytes: &[u8]) {
     let Ok(tmp) = core::ffi::CStr::from_bytes_until_nul(&tmp) else {
         return;
     };
-    // SAFETY: a NUL-terminated path; raw openat (no wrapper, no record).
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            tmp.as_ptr(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-            0o600,
-        )
-    };
+    let fd = open_private(tmp, libc::O_TRUNC);
     if fd < 0 {
         return;
     }
@@ -411,6 +420,20 @@ pub fn sweep(dir: &std::path::Path) {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// `ckpt restart`, before it writes the log back: the paths in the log at
+/// `log` now (what the killed run logged, after the checkpoint too),
+/// each once; a directory's ends in `/` (see [`DIR_MARK`]).
+pub fn read(log: &str) -> Vec<String> {
+    std::fs::read(crate::names::path(log))
+        .map(|b| {
+            parse(&b)
+                .iter()
+                .map(|p| crate::names::from_bytes(p))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `ckpt restart`: the job's log at `log` as it was at the checkpoint

@@ -350,6 +350,50 @@ pub unsafe fn record_renamed(dirfd: i32, path: *const core::ffi::c_char) {
     }
 }
 
+/// A directory was made at `path` (relative to `dirfd`): logged for the
+/// job, so a restart removes it when the killed run made it after the
+/// checkpoint (a `mkdir` that fails with EEXIST otherwise). Signal-safe.
+///
+/// # Safety
+/// `path` is null or points to a NUL-terminated string.
+#[cold]
+#[inline(never)]
+pub unsafe fn record_made_dir(dirfd: i32, path: *const core::ffi::c_char) {
+    if path.is_null() || !joblog::in_job() {
+        return;
+    }
+    // SAFETY: a NUL-terminated path (the caller's contract); raw openat
+    // (no wrapper, no record).
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            dirfd,
+            path,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return;
+    }
+    let mut link = [0u8; 32];
+    let mut w = sys::Cursor::new(&mut link);
+    let named = core::fmt::Write::write_fmt(&mut w, format_args!("/proc/self/fd/{fd}\0")).is_ok();
+    let mut buf = [0u8; 4096];
+    let n = match core::ffi::CStr::from_bytes_until_nul(&link) {
+        Ok(l) if named => sys::readlinkat(libc::AT_FDCWD, l, &mut buf),
+        _ => None,
+    };
+    sys::close(fd as i32);
+    let Some(n) = n.filter(|&n| n > 1 && n < buf.len() - 1) else {
+        return;
+    };
+    if buf[0] == b'/' && !buf[..n].ends_with(b" (deleted)") {
+        buf[n] = joblog::DIR_MARK;
+        joblog::append(&buf[..=n]);
+    }
+}
+
 /// `newfd` was made from `oldfd` (dup, dup2, dup3, F_DUPFD).
 pub fn record_dup(newfd: i32, oldfd: i32, origin: Origin) {
     if newfd >= 0 && newfd != oldfd {

@@ -63,6 +63,9 @@ pub fn delegate(ckpt: &CStr, target: Target, answer: Option<i32>) -> Result<i32,
         args.push(c"--answer-fd".to_owned());
         args.push(c"3".to_owned());
     }
+    // Its socket's name: after a restart in a pid namespace, not its pid.
+    args.push(c"--control-name".to_owned());
+    args.push(CString::new(crate::restart::control_name()).unwrap_or_default());
     args.push(CString::new(pid).unwrap_or_default());
     let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     argv.push(core::ptr::null());

@@ -354,6 +354,20 @@ unsafe fn renameat2(
 }
 
 #[interpose]
+unsafe fn mkdir(path: *const c_char, mode: libc::mode_t) -> c_int {
+    if ret == 0 {
+        rec::record_made_dir(libc::AT_FDCWD, path);
+    }
+}
+
+#[interpose]
+unsafe fn mkdirat(dirfd: c_int, path: *const c_char, mode: libc::mode_t) -> c_int {
+    if ret == 0 {
+        rec::record_made_dir(dirfd, path);
+    }
+}
+
+#[interpose]
 unsafe fn chdir(path: *const c_char) -> c_int {
     if ret == 0 {
         ckpt::process::record_chdir();

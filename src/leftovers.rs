@@ -1,0 +1,142 @@
+//! Files and directories the killed run made after the checkpoint.
+//!
+//! The job's log (`ckpt::files::joblog`) names every file a process of
+//! the job opened for writing and every directory it made; the image
+//! holds the log as it was at the checkpoint (`Meta::job_written`). What
+//! the log names now but did not then, the killed run touched first
+//! after the checkpoint: one born after the checkpoint did not exist at
+//! it, and a restarted run that found it would append to it twice (a
+//! `part2.txt`), skip work it thinks done (make's `.o` files), or fail
+//! (`mkdir` EEXIST). Such files are removed before the program runs,
+//! then such directories once empty, each said in one line; the rest
+//! (older than the checkpoint, or of unknown age) are named in a warning.
+//! `--keep-files` leaves them all, and says so.
+
+use ckpt::files::joblog;
+use ckpt::image::Meta;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// What the killed run made after the checkpoint.
+pub struct Leftover {
+    path: PathBuf,
+    dir: bool,
+}
+
+impl Leftover {
+    /// Remove it (a directory only when empty by now), and say so.
+    pub fn remove(&self) {
+        if let Some(line) = self.removal() {
+            eprintln!("ckpt restart: {line}");
+        }
+    }
+
+    fn removal(&self) -> Option<String> {
+        let done = if self.dir {
+            std::fs::remove_dir(&self.path)
+        } else {
+            std::fs::remove_file(&self.path)
+        };
+        match done {
+            Ok(()) => Some(format!(
+                "{}: removed (made by the killed run after the checkpoint; --keep-files leaves it)",
+                self.path.display()
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(format!(
+                "warning: {}: made by the killed run after the checkpoint, and left: {e}",
+                self.path.display()
+            )),
+        }
+    }
+}
+
+/// `metas`: every process of the image (the root's holds the job's log).
+/// What to remove (files first, then directories deepest first), and
+/// warnings. Read before the restart writes the log back.
+pub fn plan(metas: &[&Meta], keep: bool) -> (Vec<Leftover>, Vec<String>) {
+    let Some(root) = metas.iter().find(|m| m.job_log.is_some()) else {
+        return (Vec::new(), Vec::new());
+    };
+    let log = root.job_log.as_deref().unwrap_or_default();
+    let then: std::collections::HashSet<&str> =
+        root.job_written.iter().map(String::as_str).collect();
+    let checkpoint = UNIX_EPOCH + Duration::from_millis(root.created_unix_ms);
+    // Files some process had open or wrote by the checkpoint (a process
+    // of a tree frozen after the root read the log) are the image's.
+    let known = |m: &std::fs::Metadata| {
+        metas.iter().any(|x| {
+            x.fds.iter().any(|f| f.dev == m.dev() && f.ino == m.ino())
+                || x.closed_files
+                    .iter()
+                    .any(|c| c.dev == m.dev() && c.ino == m.ino())
+        })
+    };
+    let mut out = Vec::new();
+    let mut older = Vec::new();
+    for p in joblog::read(log) {
+        if then.contains(p.as_str()) {
+            continue;
+        }
+        let dir = p.len() > 1 && p.as_bytes().last() == Some(&joblog::DIR_MARK);
+        let path = ckpt::names::path(if dir { &p[..p.len() - 1] } else { &p });
+        let Ok(m) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if (dir && !m.is_dir()) || (!dir && !m.is_file()) || known(&m) {
+            continue;
+        }
+        match m.created() {
+            Ok(born) if born > checkpoint => out.push(Leftover { path, dir }),
+            _ => older.push(path),
+        }
+    }
+    // Files before directories, deeper directories before theirs.
+    out.sort_by_key(|l| (l.dir, std::cmp::Reverse(l.path.components().count())));
+    let mut warnings = Vec::new();
+    if keep && !out.is_empty() {
+        warnings.push(format!(
+            "{} made by the killed run after the checkpoint {} kept as {} (--keep-files): {}",
+            count(out.len(), "file or directory", "files or directories"),
+            if out.len() == 1 { "is" } else { "are" },
+            if out.len() == 1 { "it is" } else { "they are" },
+            list(out.iter().map(|l| &l.path))
+        ));
+        out.clear();
+    }
+    if !older.is_empty() {
+        warnings.push(format!(
+            "{} the job had not written by the checkpoint {} written by the killed run after it, \
+             and ckpt has not {} contents as they were: left as {}: {}",
+            count(older.len(), "file", "files"),
+            if older.len() == 1 { "was" } else { "were" },
+            if older.len() == 1 { "its" } else { "their" },
+            if older.len() == 1 {
+                "it is"
+            } else {
+                "they are"
+            },
+            list(older.iter())
+        ));
+    }
+    (out, warnings)
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// The first few paths, and how many more.
+fn list<'a>(paths: impl Iterator<Item = &'a PathBuf>) -> String {
+    let all: Vec<String> = paths.map(|p| p.display().to_string()).collect();
+    let mut s = all.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if all.len() > 5 {
+        s.push_str(&format!(" and {} more", all.len() - 5));
+    }
+    s
+}
