@@ -1,13 +1,14 @@
 //! Files and directories the killed run made after the checkpoint.
 //!
 //! The job's log (`ckpt::files::joblog`) names every file a process of
-//! the job opened for writing and every directory it made; the image
+//! the job opened for writing and every directory, FIFO, link or unix
+//! socket file it made (`ckpt::files::record_made`); the image
 //! holds the log as it was at the checkpoint (`Meta::job_written`). What
 //! the log names now but did not then, the killed run touched first
 //! after the checkpoint: one born after the checkpoint did not exist at
 //! it, and a restarted run that found it would append to it twice (a
 //! `part2.txt`), skip work it thinks done (make's `.o` files), or fail
-//! (`mkdir` EEXIST). Such files are removed before the program runs,
+//! (`mkdir`, `mkfifo`, `ln -s`: EEXIST; `bind`: EADDRINUSE). Such files are removed before the program runs,
 //! then such directories once empty, each said in one line; the rest
 //! (older than the checkpoint, or of unknown age) are named in a warning.
 //! `--keep-files` leaves them all, and says so.
@@ -84,7 +85,9 @@ pub fn plan(metas: &[&Meta], keep: bool) -> (Vec<Leftover>, Vec<String>) {
         let Ok(m) = std::fs::symlink_metadata(&path) else {
             continue;
         };
-        if (dir && !m.is_dir()) || (!dir && !m.is_file()) || known(&m) {
+        // A directory for a directory's record; anything else (a file, a
+        // FIFO, a link, a socket's file) for the others.
+        if dir != m.is_dir() || known(&m) {
             continue;
         }
         match m.created() {

@@ -350,26 +350,31 @@ pub unsafe fn record_renamed(dirfd: i32, path: *const core::ffi::c_char) {
     }
 }
 
-/// A directory was made at `path` (relative to `dirfd`): logged for the
-/// job, so a restart removes it when the killed run made it after the
-/// checkpoint (a `mkdir` that fails with EEXIST otherwise). Signal-safe.
+/// Something was made at `path` (relative to `dirfd`) other than by
+/// opening it for writing: a directory (`dir`), a FIFO, a device node, a
+/// symbolic or hard link, a unix socket's file. Logged for the job, so a
+/// restart removes what the killed run made after the checkpoint (the
+/// restarted run's `mkdir`, `mkfifo`, `ln -s` or `bind` would fail with
+/// EEXIST or EADDRINUSE). Signal-safe.
 ///
 /// # Safety
 /// `path` is null or points to a NUL-terminated string.
 #[cold]
 #[inline(never)]
-pub unsafe fn record_made_dir(dirfd: i32, path: *const core::ffi::c_char) {
+pub unsafe fn record_made(dirfd: i32, path: *const core::ffi::c_char, dir: bool) {
     if path.is_null() || !joblog::in_job() {
         return;
     }
+    let only_dir = if dir { libc::O_DIRECTORY } else { 0 };
     // SAFETY: a NUL-terminated path (the caller's contract); raw openat
-    // (no wrapper, no record).
+    // (no wrapper, no record); O_PATH opens a link, a FIFO or a socket
+    // itself without side effects.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_openat,
             dirfd,
             path,
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            libc::O_PATH | only_dir | libc::O_NOFOLLOW | libc::O_CLOEXEC,
             0,
         )
     };
@@ -389,8 +394,39 @@ pub unsafe fn record_made_dir(dirfd: i32, path: *const core::ffi::c_char) {
         return;
     };
     if buf[0] == b'/' && !buf[..n].ends_with(b" (deleted)") {
-        buf[n] = joblog::DIR_MARK;
-        joblog::append(&buf[..=n]);
+        let mut len = n;
+        if dir {
+            buf[n] = joblog::DIR_MARK;
+            len += 1;
+        }
+        joblog::append(&buf[..len]);
+    }
+}
+
+/// A unix socket was bound to `addr` (`len` bytes): its file, when it has
+/// one, was made (see [`record_made`]). Signal-safe.
+///
+/// # Safety
+/// `addr` is null or points to `len` readable bytes.
+#[cold]
+#[inline(never)]
+pub unsafe fn record_bound(addr: *const libc::sockaddr, len: u32) {
+    let family = core::mem::size_of::<libc::sa_family_t>();
+    if addr.is_null() || (len as usize) <= family || !joblog::in_job() {
+        return;
+    }
+    // SAFETY: at least the family's bytes are readable (len > family).
+    if unsafe { (*addr).sa_family } != libc::AF_UNIX as libc::sa_family_t {
+        return;
+    }
+    let mut path = [0u8; 112];
+    let n = (len as usize - family).min(path.len() - 1);
+    // SAFETY: `n` bytes after the family are within the caller's `len`.
+    unsafe { core::ptr::copy_nonoverlapping(addr.cast::<u8>().add(family), path.as_mut_ptr(), n) };
+    // An abstract name (a leading NUL) has no file.
+    if path[0] != 0 {
+        // SAFETY: `path` holds a NUL within it (its last byte at least).
+        unsafe { record_made(libc::AT_FDCWD, path.as_ptr().cast(), false) };
     }
 }
 

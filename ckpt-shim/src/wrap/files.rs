@@ -353,17 +353,90 @@ unsafe fn renameat2(
     }
 }
 
+// What the job makes other than by opening for writing (see
+// `record_made`): a restart removes what the killed run made after the
+// checkpoint.
+
 #[interpose]
-unsafe fn mkdir(path: *const c_char, mode: libc::mode_t) -> c_int {
+unsafe fn mkdir(path: *const c_char, mode: mode_t) -> c_int {
     if ret == 0 {
-        rec::record_made_dir(libc::AT_FDCWD, path);
+        rec::record_made(libc::AT_FDCWD, path, true);
     }
 }
 
 #[interpose]
-unsafe fn mkdirat(dirfd: c_int, path: *const c_char, mode: libc::mode_t) -> c_int {
+unsafe fn mkdirat(dirfd: c_int, path: *const c_char, mode: mode_t) -> c_int {
     if ret == 0 {
-        rec::record_made_dir(dirfd, path);
+        rec::record_made(dirfd, path, true);
+    }
+}
+
+#[interpose]
+unsafe fn mkfifo(path: *const c_char, mode: mode_t) -> c_int {
+    if ret == 0 {
+        rec::record_made(libc::AT_FDCWD, path, false);
+    }
+}
+
+#[interpose]
+unsafe fn mkfifoat(dirfd: c_int, path: *const c_char, mode: mode_t) -> c_int {
+    if ret == 0 {
+        rec::record_made(dirfd, path, false);
+    }
+}
+
+#[interpose]
+unsafe fn mknod(path: *const c_char, mode: mode_t, dev: libc::dev_t) -> c_int {
+    if ret == 0 {
+        rec::record_made(libc::AT_FDCWD, path, false);
+    }
+}
+
+#[interpose]
+unsafe fn mknodat(dirfd: c_int, path: *const c_char, mode: mode_t, dev: libc::dev_t) -> c_int {
+    if ret == 0 {
+        rec::record_made(dirfd, path, false);
+    }
+}
+
+#[interpose]
+unsafe fn symlink(target: *const c_char, path: *const c_char) -> c_int {
+    if ret == 0 {
+        rec::record_made(libc::AT_FDCWD, path, false);
+    }
+}
+
+#[interpose]
+unsafe fn symlinkat(target: *const c_char, dirfd: c_int, path: *const c_char) -> c_int {
+    if ret == 0 {
+        rec::record_made(dirfd, path, false);
+    }
+}
+
+#[interpose]
+unsafe fn link(old: *const c_char, new: *const c_char) -> c_int {
+    if ret == 0 {
+        rec::record_made(libc::AT_FDCWD, new, false);
+    }
+}
+
+#[interpose]
+unsafe fn linkat(
+    olddirfd: c_int,
+    old: *const c_char,
+    newdirfd: c_int,
+    new: *const c_char,
+    flags: c_int,
+) -> c_int {
+    if ret == 0 {
+        rec::record_made(newdirfd, new, false);
+    }
+}
+
+#[interpose]
+unsafe fn bind(fd: c_int, addr: *const libc::sockaddr, len: libc::socklen_t) -> c_int {
+    if ret == 0 {
+        rec::record_bound(addr, len);
     }
 }
 
