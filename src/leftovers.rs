@@ -8,9 +8,10 @@
 //! after the checkpoint: one born after the checkpoint did not exist at
 //! it, and a restarted run that found it would append to it twice (a
 //! `part2.txt`), skip work it thinks done (make's `.o` files), or fail
-//! (`mkdir`, `mkfifo`, `ln -s`: EEXIST; `bind`: EADDRINUSE). Such files are removed before the program runs,
-//! then such directories once empty, each said in one line; the rest
-//! (older than the checkpoint, or of unknown age) are named in a warning.
+//! (`mkdir`, `mkfifo`, `ln -s`: EEXIST; `bind`: EADDRINUSE). Such files
+//! are removed before the program runs, then such directories once empty,
+//! each said in one line; the rest (older than the checkpoint, of unknown
+//! age, or renamed over a file that was there) are named in a warning.
 //! `--keep-files` leaves them all, and says so.
 
 use ckpt::files::joblog;
@@ -74,10 +75,15 @@ pub fn plan(metas: &[&Meta], keep: bool) -> (Vec<Leftover>, Vec<String>) {
                     .any(|c| c.dev == m.dev() && c.ino == m.ino())
         })
     };
+    let now = joblog::read(log);
+    // Paths something was renamed over: a file was there before.
+    let mark = std::str::from_utf8(joblog::REPLACED_MARK).unwrap_or_default();
+    let replaced: std::collections::HashSet<&str> =
+        now.iter().filter_map(|p| p.strip_suffix(mark)).collect();
     let mut out = Vec::new();
     let mut older = Vec::new();
-    for p in joblog::read(log) {
-        if then.contains(p.as_str()) {
+    for p in &now {
+        if then.contains(p.as_str()) || p.ends_with(mark) {
             continue;
         }
         let dir = p.len() > 1 && p.as_bytes().last() == Some(&joblog::DIR_MARK);
@@ -91,7 +97,9 @@ pub fn plan(metas: &[&Meta], keep: bool) -> (Vec<Leftover>, Vec<String>) {
             continue;
         }
         match m.created() {
-            Ok(born) if born > checkpoint => out.push(Leftover { path, dir }),
+            Ok(born) if born > checkpoint && !replaced.contains(p.as_str()) => {
+                out.push(Leftover { path, dir })
+            }
             _ => older.push(path),
         }
     }

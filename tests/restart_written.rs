@@ -293,7 +293,8 @@ fn a_written_file_removed_after_the_checkpoint_is_made_again() {
 /// shell's `>>` to a new file, an external `mkdir`, `mkfifo` and `ln -s`,
 /// a python child's open(..., "x") and a unix socket's bind) are removed
 /// by the restart, and named: the restarted job makes each again, and its
-/// files hold each line once, as in an uninterrupted run. `--keep-files` leaves them and
+/// files hold each line once, as in an uninterrupted run. A file renamed
+/// over one that was there (an atomic save) is left, and said. `--keep-files` leaves them and
 /// says so.
 #[test]
 fn what_the_killed_run_made_after_the_checkpoint_is_removed() {
@@ -301,6 +302,7 @@ fn what_the_killed_run_made_after_the_checkpoint_is_removed() {
     let script = common::programs_dir().join("leftovers.sh");
     let args = [script.to_string_lossy().into_owned()];
     let plain = Area::new("leftovers-ref");
+    std::fs::write(plain.file("config.txt"), "version 0\n").unwrap();
     let st = rs::reference(
         rs::plain_cmd(&bash, &args, plain.path()),
         &plain.file("stdout"),
@@ -311,6 +313,7 @@ fn what_the_killed_run_made_after_the_checkpoint_is_removed() {
     let want = std::fs::read(plain.file("stdout")).unwrap();
     for keep in [false, true] {
         let area = Area::new(if keep { "leftovers-keep" } else { "leftovers" });
+        std::fs::write(area.file("config.txt"), "version 0\n").unwrap();
         let out = area.file("stdout");
         let mut kid = start_until(
             run_cmd(&bash, &args, area.path(), &area.images),
@@ -356,6 +359,17 @@ fn what_the_killed_run_made_after_the_checkpoint_is_removed() {
                 assert!(said.contains(made), "not said: {made:?}\n{said}");
             }
             common::assert_same_output(&got, &want, "the job's output after a restart");
+            // Renamed over a file that was there: left, and said.
+            assert!(
+                !said.contains("config.txt: removed")
+                    && said.contains("written by the killed run after it")
+                    && said.contains("config.txt"),
+                "config.txt, saved over after the checkpoint: {said}"
+            );
+            assert_eq!(
+                std::fs::read(area.file("config.txt")).unwrap(),
+                std::fs::read(plain.file("config.txt")).unwrap()
+            );
         }
     }
 }

@@ -18,6 +18,10 @@ open(d + '/new.txt', 'x').write('made at $i\n')
 socket.socket(socket.AF_UNIX).bind(d + '/sock')
 " $d || echo "python in $d failed"
     fi
+    # An atomic save over a file the job found there (first after the
+    # checkpoint): a restart cannot put back what was there, and must not
+    # remove it.
+    if [ $i = 20 ]; then echo "version $i" > cfg.tmp; mv cfg.tmp config.txt; fi
     echo "line $i" >> $d/part.txt
     echo "step $i"
     sleep 0.03

@@ -173,6 +173,13 @@ pub fn opened_before(dirfd: i32, path: &[u8]) -> bool {
 /// restart removes one made after the checkpoint, once empty.
 pub const DIR_MARK: u8 = b'/';
 
+/// Ends a second record of a path something was renamed over (an atomic
+/// save of a file the job had not written before): a restart never
+/// removes it, though born after the checkpoint (a file was there at the
+/// checkpoint, and it is not in the image: a warning says so). A
+/// canonical path never ends so.
+pub const REPLACED_MARK: &[u8] = b"/.";
+
 /// Append `path` (absolute; a directory's ending in [`DIR_MARK`]) to the
 /// job's log, when in a job; whether it is there. Raw system calls:
 /// signal-safe.

@@ -285,12 +285,14 @@ pub fn record_written(fd: i32, dirfd: i32, path: &[u8]) {
     if fd < 0 || joblog::opened_before(dirfd, path) {
         return;
     }
-    remember_written(fd);
+    remember_written(fd, false);
 }
 
 /// The file open at `fd` into the table of written files and the job's
-/// log, by its absolute path. Signal-safe.
-fn remember_written(fd: i32) {
+/// log, by its absolute path; `replaced`: it was renamed over a file that
+/// was there before (logged so: see [`joblog::REPLACED_MARK`]).
+/// Signal-safe.
+fn remember_written(fd: i32, replaced: bool) {
     let mut link = [0u8; 32];
     let mut w = sys::Cursor::new(&mut link);
     if core::fmt::Write::write_fmt(&mut w, format_args!("/proc/self/fd/{fd}\0")).is_err() {
@@ -303,9 +305,12 @@ fn remember_written(fd: i32) {
     let Some(n) = sys::readlinkat(libc::AT_FDCWD, link, &mut buf) else {
         return;
     };
-    let p = &buf[..n.min(buf.len())];
-    if n >= buf.len()
-        || p.first() != Some(&b'/')
+    let mark = joblog::REPLACED_MARK;
+    if n + mark.len() >= buf.len() {
+        return;
+    }
+    let p = &buf[..n];
+    if p.first() != Some(&b'/')
         || p.starts_with(b"/dev/")
         || p.starts_with(b"/proc/")
         || p.ends_with(b" (deleted)")
@@ -314,24 +319,53 @@ fn remember_written(fd: i32) {
     }
     let logged = joblog::append(p);
     closed::record(fd, p, logged);
+    if replaced {
+        buf[n..n + mark.len()].copy_from_slice(mark);
+        joblog::append(&buf[..n + mark.len()]);
+    }
+}
+
+/// Whether `path` (relative to `dirfd`) names something now, in a job
+/// (not following a last symbolic link): asked before a rename over it.
+/// Signal-safe.
+///
+/// # Safety
+/// `path` is null or points to a NUL-terminated string.
+pub unsafe fn exists_in_job(dirfd: i32, path: *const core::ffi::c_char) -> bool {
+    if path.is_null() || !joblog::in_job() {
+        return false;
+    }
+    // SAFETY: all-zero is a valid stat; fstatat of a NUL-terminated path
+    // into it (the caller's contract).
+    unsafe {
+        let mut st: libc::stat = core::mem::zeroed();
+        libc::syscall(
+            libc::SYS_newfstatat,
+            dirfd,
+            path,
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        ) == 0
+    }
 }
 
 /// A file was renamed to `path` (relative to `dirfd`): a program that
 /// writes a new version and renames it over the old (an "atomic" save)
 /// wrote the file now at `path`, as does a job's `mv` of what another of
-/// its processes wrote; remembered as `record_written` does. Signal-safe.
+/// its processes wrote; remembered as `record_written` does. `replaced`:
+/// something was at `path` before (see [`exists_in_job`]). Signal-safe.
 ///
 /// # Safety
 /// `path` is null or points to a NUL-terminated string.
 #[cold]
 #[inline(never)]
-pub unsafe fn record_renamed(dirfd: i32, path: *const core::ffi::c_char) {
+pub unsafe fn record_renamed(dirfd: i32, path: *const core::ffi::c_char, replaced: bool) {
     if path.is_null() {
         return;
     }
     // SAFETY: the caller's contract.
     let c = unsafe { core::ffi::CStr::from_ptr(path) };
-    if joblog::opened_before(dirfd, c.to_bytes()) {
+    if joblog::opened_before(dirfd, c.to_bytes()) && !replaced {
         return;
     }
     // SAFETY: a NUL-terminated path; raw openat (no wrapper, no record).
@@ -345,7 +379,7 @@ pub unsafe fn record_renamed(dirfd: i32, path: *const core::ffi::c_char) {
         )
     };
     if fd >= 0 {
-        remember_written(fd as i32);
+        remember_written(fd as i32, replaced);
         sys::close(fd as i32);
     }
 }

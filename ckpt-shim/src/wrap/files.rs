@@ -317,26 +317,40 @@ unsafe fn inotify_rm_watch(fd: c_int, wd: c_int) -> c_int {
     }
 }
 
-#[interpose]
+// A file renamed into place was written (an atomic save); whether one
+// was there before is asked first (a restart never removes such a path).
+// The program's errno is left as the rename left it.
+
+#[interpose(around)]
 unsafe fn rename(old: *const c_char, new: *const c_char) -> c_int {
-    if ret == 0 {
-        rec::record_renamed(libc::AT_FDCWD, new);
+    let errno = ckpt::interpose::errno();
+    let replaced = rec::exists_in_job(libc::AT_FDCWD, new);
+    let r = real(old, new);
+    if r == 0 {
+        guard.record(|| rec::record_renamed(libc::AT_FDCWD, new, replaced));
+        set_errno(errno);
     }
+    r
 }
 
-#[interpose]
+#[interpose(around)]
 unsafe fn renameat(
     olddirfd: c_int,
     old: *const c_char,
     newdirfd: c_int,
     new: *const c_char,
 ) -> c_int {
-    if ret == 0 {
-        rec::record_renamed(newdirfd, new);
+    let errno = ckpt::interpose::errno();
+    let replaced = rec::exists_in_job(newdirfd, new);
+    let r = real(olddirfd, old, newdirfd, new);
+    if r == 0 {
+        guard.record(|| rec::record_renamed(newdirfd, new, replaced));
+        set_errno(errno);
     }
+    r
 }
 
-#[interpose]
+#[interpose(around)]
 unsafe fn renameat2(
     olddirfd: c_int,
     old: *const c_char,
@@ -344,13 +358,21 @@ unsafe fn renameat2(
     new: *const c_char,
     flags: c_uint,
 ) -> c_int {
-    // RENAME_EXCHANGE: both paths name files written (the old one, too).
-    if ret == 0 {
-        rec::record_renamed(newdirfd, new);
-        if flags & libc::RENAME_EXCHANGE != 0 {
-            rec::record_renamed(olddirfd, old);
-        }
+    let errno = ckpt::interpose::errno();
+    let replaced = rec::exists_in_job(newdirfd, new);
+    let r = real(olddirfd, old, newdirfd, new, flags);
+    // RENAME_EXCHANGE: both paths name files written (the old one, too),
+    // and both were there.
+    if r == 0 {
+        guard.record(|| {
+            rec::record_renamed(newdirfd, new, replaced);
+            if flags & libc::RENAME_EXCHANGE != 0 {
+                rec::record_renamed(olddirfd, old, true);
+            }
+        });
+        set_errno(errno);
     }
+    r
 }
 
 // What the job makes other than by opening for writing (see
