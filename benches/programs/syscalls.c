@@ -1,4 +1,5 @@
-/* Times open+close (reading, and appending), dup+close, fcntl(F_GETFL) and clock_gettime loops; prints
+/* Times open+close (reading, and appending), dup+close, fcntl(F_GETFL),
+ * an atomic save (rename over), mkdir+rmdir and clock_gettime loops; prints
  * "name ns_per_op" lines. Then starts a second thread and times the
  * first two again ("... (2 threads)"): open is a cancellation point, and
  * ckpt's wrapper makes it through the C library once threads exist.
@@ -7,6 +8,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +49,26 @@ int main(int argc, char **argv) {
     double t = now();
     for (long i = 0; i < n * 4; i++) sink += fcntl(fd, F_GETFL);
     printf("fcntl(F_GETFL) %.1f\n", (now() - t) / (n * 4));
+    /* An atomic save (a new version renamed over the file) and a
+     * directory made and removed: under ckpt, in a job, the rename asks
+     * whether its target was there and logs both once, mkdir logs the
+     * directory each time (it is a new one). */
+    char tmp[4096], saved[4096], dir[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(saved, sizeof saved, "%s.saved", path);
+    snprintf(dir, sizeof dir, "%s.d", path);
+    t = now();
+    for (long i = 0; i < n / 40; i++) {
+        close(open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600));
+        rename(tmp, saved);
+    }
+    printf("open(new)+rename over %.1f\n", (now() - t) / (n / 40));
+    t = now();
+    for (long i = 0; i < n / 40; i++) {
+        mkdir(dir, 0700);
+        rmdir(dir);
+    }
+    printf("mkdir+rmdir %.1f\n", (now() - t) / (n / 40));
     /* clock_gettime is wrapped (CPU-time clocks go on across a restart):
      * the monotonic clock must still cost what it does natively. */
     struct timespec ts;

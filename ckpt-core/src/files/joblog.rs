@@ -136,11 +136,22 @@ fn hash(bytes: &[u8], salt: u64) -> u64 {
     h | 1
 }
 
-/// Whether `key` was remembered already; remembers it otherwise.
-fn seen_before(key: u64) -> bool {
+/// Whether `key` was remembered already; remembers it otherwise (unless
+/// `peek`).
+fn seen_before(key: u64, peek: bool) -> bool {
     let start = (key >> 7) as usize % SEEN;
     for i in 0..PROBES {
         let slot = &SEEN_TABLE[(start + i) % SEEN];
+        let k = slot.load(Relaxed);
+        if k == key {
+            return true;
+        }
+        if k != 0 {
+            continue;
+        }
+        if peek {
+            return false;
+        }
         match slot.compare_exchange(0, key, Relaxed, Relaxed) {
             Ok(_) => return false,
             Err(k) if k == key => return true,
@@ -155,18 +166,49 @@ fn seen_before(key: u64) -> bool {
 /// before, as far as this process remembers; remembers it otherwise.
 /// Signal-safe.
 pub fn opened_before(dirfd: i32, path: &[u8]) -> bool {
+    remembered(dirfd, path, WRITTEN, false)
+}
+
+/// Whether this process logged before that something was renamed over
+/// `path` (relative to `dirfd`, see [`REPLACED_MARK`]); remembers it
+/// otherwise. Signal-safe.
+pub fn replaced_before(dirfd: i32, path: &[u8]) -> bool {
+    remembered(dirfd, path, REPLACED, false)
+}
+
+/// Whether this process logged `path` (relative to `dirfd`) as written
+/// and as renamed over both: a rename to it has nothing to ask or log.
+/// Remembers nothing. Signal-safe.
+pub fn renamed_over_before(dirfd: i32, path: &[u8]) -> bool {
+    remembered(dirfd, path, WRITTEN, true) && remembered(dirfd, path, REPLACED, true)
+}
+
+/// Whether this process made `path` (relative to `dirfd`) before (see
+/// `files::record_made`); remembers it otherwise. Signal-safe.
+pub fn made_before(dirfd: i32, path: &[u8]) -> bool {
+    remembered(dirfd, path, MADE, false)
+}
+
+/// What a path is remembered for (a salt of its hash).
+const WRITTEN: u64 = 0;
+const REPLACED: u64 = 0x5bd1_e995;
+const MADE: u64 = 0xc2b2_ae35;
+
+/// Whether `path` (relative to `dirfd`) is remembered under `kind`;
+/// remembers it otherwise (unless `peek`).
+fn remembered(dirfd: i32, path: &[u8], kind: u64, peek: bool) -> bool {
     let key = if path.first() == Some(&b'/') {
-        hash(path, 0)
+        hash(path, kind)
     } else if dirfd == libc::AT_FDCWD {
         hash(
             path,
-            crate::process::chdirs().wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            kind ^ crate::process::chdirs().wrapping_mul(0x9e37_79b9_7f4a_7c15),
         )
     } else {
         // Relative to another directory, which a number does not name.
         return false;
     };
-    seen_before(key)
+    seen_before(key, peek)
 }
 
 /// Ends the record of a directory a process of the job made (mkdir): a

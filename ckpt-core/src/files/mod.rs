@@ -335,6 +335,11 @@ pub unsafe fn exists_in_job(dirfd: i32, path: *const core::ffi::c_char) -> bool 
     if path.is_null() || !joblog::in_job() {
         return false;
     }
+    // SAFETY: a NUL-terminated path (the caller's contract).
+    if joblog::renamed_over_before(dirfd, unsafe { core::ffi::CStr::from_ptr(path) }.to_bytes()) {
+        // Logged as replaced already: nothing to ask.
+        return true;
+    }
     // SAFETY: all-zero is a valid stat; fstatat of a NUL-terminated path
     // into it (the caller's contract).
     unsafe {
@@ -365,7 +370,10 @@ pub unsafe fn record_renamed(dirfd: i32, path: *const core::ffi::c_char, replace
     }
     // SAFETY: the caller's contract.
     let c = unsafe { core::ffi::CStr::from_ptr(path) };
-    if joblog::opened_before(dirfd, c.to_bytes()) && !replaced {
+    // Each once per process: the path written, and that it was replaced.
+    let written = joblog::opened_before(dirfd, c.to_bytes());
+    let replaced = replaced && !joblog::replaced_before(dirfd, c.to_bytes());
+    if written && !replaced {
         return;
     }
     // SAFETY: a NUL-terminated path; raw openat (no wrapper, no record).
@@ -397,6 +405,10 @@ pub unsafe fn record_renamed(dirfd: i32, path: *const core::ffi::c_char, replace
 #[inline(never)]
 pub unsafe fn record_made(dirfd: i32, path: *const core::ffi::c_char, dir: bool) {
     if path.is_null() || !joblog::in_job() {
+        return;
+    }
+    // SAFETY: a NUL-terminated path (the caller's contract).
+    if joblog::made_before(dirfd, unsafe { core::ffi::CStr::from_ptr(path) }.to_bytes()) {
         return;
     }
     let only_dir = if dir { libc::O_DIRECTORY } else { 0 };
