@@ -87,7 +87,7 @@ pub fn plan(metas: &[&Meta], keep: bool) -> (Vec<Leftover>, Vec<String>) {
             continue;
         }
         let dir = p.len() > 1 && p.as_bytes().last() == Some(&joblog::DIR_MARK);
-        let path = ckpt::names::path(if dir { &p[..p.len() - 1] } else { &p });
+        let path = ckpt::names::path(if dir { &p[..p.len() - 1] } else { p });
         let Ok(m) = std::fs::symlink_metadata(&path) else {
             continue;
         };

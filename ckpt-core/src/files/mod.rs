@@ -288,21 +288,23 @@ pub fn record_written(fd: i32, dirfd: i32, path: &[u8]) {
     remember_written(fd, false);
 }
 
+/// What descriptor `fd` names (its /proc/self/fd link) into `buf`: its
+/// length. Signal-safe.
+fn fd_path(fd: i32, buf: &mut [u8]) -> Option<usize> {
+    let mut link = [0u8; 32];
+    let mut w = sys::Cursor::new(&mut link);
+    core::fmt::Write::write_fmt(&mut w, format_args!("/proc/self/fd/{fd}\0")).ok()?;
+    let link = core::ffi::CStr::from_bytes_until_nul(&link).ok()?;
+    sys::readlinkat(libc::AT_FDCWD, link, buf)
+}
+
 /// The file open at `fd` into the table of written files and the job's
 /// log, by its absolute path; `replaced`: it was renamed over a file that
 /// was there before (logged so: see [`joblog::REPLACED_MARK`]).
 /// Signal-safe.
 fn remember_written(fd: i32, replaced: bool) {
-    let mut link = [0u8; 32];
-    let mut w = sys::Cursor::new(&mut link);
-    if core::fmt::Write::write_fmt(&mut w, format_args!("/proc/self/fd/{fd}\0")).is_err() {
-        return;
-    }
-    let Ok(link) = core::ffi::CStr::from_bytes_until_nul(&link) else {
-        return;
-    };
     let mut buf = [0u8; 4096];
-    let Some(n) = sys::readlinkat(libc::AT_FDCWD, link, &mut buf) else {
+    let Some(n) = fd_path(fd, &mut buf) else {
         return;
     };
     let mark = joblog::REPLACED_MARK;
@@ -427,14 +429,8 @@ pub unsafe fn record_made(dirfd: i32, path: *const core::ffi::c_char, dir: bool)
     if fd < 0 {
         return;
     }
-    let mut link = [0u8; 32];
-    let mut w = sys::Cursor::new(&mut link);
-    let named = core::fmt::Write::write_fmt(&mut w, format_args!("/proc/self/fd/{fd}\0")).is_ok();
     let mut buf = [0u8; 4096];
-    let n = match core::ffi::CStr::from_bytes_until_nul(&link) {
-        Ok(l) if named => sys::readlinkat(libc::AT_FDCWD, l, &mut buf),
-        _ => None,
-    };
+    let n = fd_path(fd as i32, &mut buf);
     sys::close(fd as i32);
     let Some(n) = n.filter(|&n| n > 1 && n < buf.len() - 1) else {
         return;
