@@ -291,7 +291,8 @@ fn a_written_file_removed_after_the_checkpoint_is_made_again() {
 
 /// Files and directories the killed run made after the checkpoint (a
 /// shell's `>>` to a new file, an external `mkdir`, `mkfifo` and `ln -s`,
-/// a python child's open(..., "x") and a unix socket's bind) are removed
+/// a python child's open(..., "x"), a unix socket's bind, mkstemp and
+/// mkdtemp through the C library) are removed
 /// by the restart, and named: the restarted job makes each again, and its
 /// files hold each line once, as in an uninterrupted run. A file renamed
 /// over one that was there (an atomic save) is left, and said. `--keep-files` leaves them and
@@ -354,6 +355,8 @@ fn what_the_killed_run_made_after_the_checkpoint_is_removed() {
                 "d3/fifo: removed",
                 "d3/link: removed",
                 "d3/sock: removed",
+                "d3/tmpf",
+                "d3/tmpd",
                 "d3: removed",
             ] {
                 assert!(said.contains(made), "not said: {made:?}\n{said}");

@@ -1,7 +1,8 @@
 # A shell job that makes a directory every ten steps (an external mkdir)
 # and appends each step's line to a file in it; in each directory it
 # makes a FIFO and a symbolic link, and a python child makes a new file
-# (open "x") and binds a unix socket. Prints what it made and "step N". A
+# (open "x"), binds a unix socket and makes a temporary file and
+# directory through the C library (mkstemp, mkdtemp). Prints what it made and "step N". A
 # restart must find neither the directories nor the files the killed run
 # made after the checkpoint (mkdir, mkfifo, ln -s failed with EEXIST, bind
 # with EADDRINUSE, and the parts held lines twice).
@@ -16,6 +17,15 @@ import socket, sys
 d = sys.argv[1]
 open(d + '/new.txt', 'x').write('made at $i\n')
 socket.socket(socket.AF_UNIX).bind(d + '/sock')
+# A temporary file and directory the C library makes (mkstemp, mkdtemp).
+import ctypes
+libc = ctypes.CDLL(None)
+libc.mkdtemp.restype = ctypes.c_char_p
+libc.mkdtemp(ctypes.create_string_buffer((d + '/tmpdXXXXXX').encode()))
+fd = libc.mkstemp(ctypes.create_string_buffer((d + '/tmpfXXXXXX').encode()))
+import os
+os.write(fd, b'temp')
+os.close(fd)
 " $d || echo "python in $d failed"
     fi
     # An atomic save over a file the job found there (first after the

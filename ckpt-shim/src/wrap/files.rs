@@ -203,6 +203,48 @@ unsafe fn fopen_flags(mode: *const c_char) -> c_int {
     f
 }
 
+// Temporary files and directories the C library makes (it opens them
+// itself, past the open wrappers): `template` holds the name made.
+
+/// The file mkstemp & co. opened at `template`, with `flags` besides.
+///
+/// # Safety
+/// `template` is null or a NUL-terminated string.
+unsafe fn made_temp(fd: c_int, template: *const c_char, flags: c_int) {
+    if fd >= 0 {
+        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | flags;
+        rec::record_open(fd, Origin::Open, c_str(template), flags);
+        written(fd, libc::AT_FDCWD, template, flags);
+    }
+}
+
+#[interpose(aliases(mkstemp64))]
+unsafe fn mkstemp(template: *mut c_char) -> c_int {
+    made_temp(ret, template, 0);
+}
+
+#[interpose(aliases(mkostemp64))]
+unsafe fn mkostemp(template: *mut c_char, flags: c_int) -> c_int {
+    made_temp(ret, template, flags);
+}
+
+#[interpose(aliases(mkstemps64))]
+unsafe fn mkstemps(template: *mut c_char, suffixlen: c_int) -> c_int {
+    made_temp(ret, template, 0);
+}
+
+#[interpose(aliases(mkostemps64))]
+unsafe fn mkostemps(template: *mut c_char, suffixlen: c_int, flags: c_int) -> c_int {
+    made_temp(ret, template, flags);
+}
+
+#[interpose]
+unsafe fn mkdtemp(template: *mut c_char) -> *mut c_char {
+    if !ret.is_null() {
+        rec::record_made(libc::AT_FDCWD, ret, true);
+    }
+}
+
 extern "C" {
     fn fileno_unlocked(stream: *mut FILE) -> c_int;
 }
