@@ -248,12 +248,18 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
                 | Epoll
         );
         let who: Vec<String> = g.iter().map(|(p, fd)| format!("{p}:{fd}")).collect();
-        if f.kind == MQueue {
+        if f.kind == MQueue || f.kind == Fifo {
             return Some(format!(
-                "message queue {} is one open file in processes {}: at restart each opens the \
-                 same queue again (a change of its non-blocking flag is then no longer shared)",
+                "{} {} is one open file in processes {}: at restart each opens the same {} \
+                 again (a change of its non-blocking flag is then no longer shared)",
+                if f.kind == Fifo {
+                    "FIFO"
+                } else {
+                    "message queue"
+                },
                 f.path,
-                who.join(", ")
+                who.join(", "),
+                if f.kind == Fifo { "FIFO" } else { "queue" },
             ));
         }
         (!once).then(|| {

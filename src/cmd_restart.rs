@@ -822,6 +822,9 @@ struct Written<'a> {
     mtime_ns: i64,
     /// The descriptor, its offset and whether it appends.
     fd: Option<(i32, i64, bool)>,
+    /// Open for reading and writing, not appending: the program may have
+    /// changed it anywhere (a database, a read-modify-write file).
+    anywhere: bool,
 }
 
 impl Written<'_> {
@@ -875,6 +878,7 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
             size: f.size.max(0) as u64,
             mtime_ns: f.mtime_ns,
             fd: Some((f.fd, f.offset, f.flags & libc::O_APPEND != 0)),
+            anywhere: f.flags & libc::O_ACCMODE == libc::O_RDWR && f.flags & libc::O_APPEND == 0,
         })
         .chain(meta.closed_files.iter().map(|c| Written {
             path: &c.path,
@@ -883,6 +887,7 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
             size: c.size.max(0) as u64,
             mtime_ns: c.mtime_ns,
             fd: None,
+            anywhere: false,
         }));
     for f in targets {
         let kept = meta
@@ -1008,6 +1013,15 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
                     size - saved
                 ));
             } else {
+                if f.anywhere {
+                    warnings.push(format!(
+                        "{} grew since the checkpoint and is cut back to its size then, but it \
+                         is open for reading and writing anywhere in it and too large to be kept \
+                         in the image: what the killed run changed before its old end cannot be \
+                         put back (`ckpt run --save-files` keeps such files)",
+                        f.label()
+                    ));
+                }
                 cuts.push(Cut {
                     path: f.path.to_string(),
                     dev: f.dev,

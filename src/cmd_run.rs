@@ -91,7 +91,7 @@ pub fn run(args: RunArgs) -> Failure {
     // Its tag tells it from a job whose root had the same pid (a restart
     // keeps it: `ckpt restart` refuses while processes with it run).
     let tag = ckpt::files::joblog::tag(std::process::id() as i32, ckpt::control::new_nonce());
-    ours.push(("CKPT_JOB".into(), tag.into()));
+    ours.push(("CKPT_JOB".into(), tag.clone().into()));
     // Its log of the files its processes write starts empty (see
     // `ckpt::files::joblog`; a pid used again must not inherit one).
     // SAFETY: getuid cannot fail.
@@ -99,10 +99,7 @@ pub fn run(args: RunArgs) -> Failure {
     let rt = ckpt::control::runtime_dir(uid);
     if ckpt::control::ensure_runtime_dir(&rt, uid).is_ok() {
         ckpt::files::joblog::sweep(&rt);
-        let _ = std::fs::write(
-            ckpt::files::joblog::log_path(&rt, std::process::id() as i32),
-            b"",
-        );
+        let _ = std::fs::write(ckpt::files::joblog::log_path(&rt, &tag), b"");
     }
     // The shim starts this command to checkpoint a whole tree.
     if let Ok(me) = std::env::current_exe() {

@@ -42,12 +42,12 @@ impl Leftover {
         };
         match done {
             Ok(()) => Some(format!(
-                "{}: removed (made by the killed run after the checkpoint; --keep-files leaves it)",
+                "{}: removed (made after the checkpoint, by the run this restart replaces; --keep-files leaves it)",
                 self.path.display()
             )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => Some(format!(
-                "warning: {}: made by the killed run after the checkpoint, and left: {e}",
+                "warning: {}: made after the checkpoint, and left: {e}",
                 self.path.display()
             )),
         }
@@ -75,6 +75,16 @@ pub fn plan(metas: &[&Meta], keep: bool) -> (Vec<Leftover>, Vec<String>) {
                     .any(|c| c.dev == m.dev() && c.ino == m.ino())
         })
     };
+    if !ckpt::names::path(log).exists() {
+        return (
+            Vec::new(),
+            vec![format!(
+                "the job's log of what it made ({log}) is gone (the machine restarted, or it \
+                 ended over a week ago): files and directories its processes made after the \
+                 checkpoint cannot be found, and are left as they are"
+            )],
+        );
+    }
     let now = joblog::read(log);
     // Paths something was renamed over: a file was there before.
     let mark = std::str::from_utf8(joblog::REPLACED_MARK).unwrap_or_default();
@@ -108,7 +118,7 @@ pub fn plan(metas: &[&Meta], keep: bool) -> (Vec<Leftover>, Vec<String>) {
     let mut warnings = Vec::new();
     if keep && !out.is_empty() {
         warnings.push(format!(
-            "{} made by the killed run after the checkpoint {} kept as {} (--keep-files): {}",
+            "{} made after the checkpoint {} kept as {} (--keep-files): {}",
             count(out.len(), "file or directory", "files or directories"),
             if out.len() == 1 { "is" } else { "are" },
             if out.len() == 1 { "it is" } else { "they are" },
@@ -118,7 +128,7 @@ pub fn plan(metas: &[&Meta], keep: bool) -> (Vec<Leftover>, Vec<String>) {
     }
     if !older.is_empty() {
         warnings.push(format!(
-            "{} the job had not written by the checkpoint {} written by the killed run after it, \
+            "{} the job had not written by the checkpoint {} written after it (by the run this restart replaces), \
              and ckpt has not {} contents as they were: left as {}: {}",
             count(older.len(), "file", "files"),
             if older.len() == 1 { "was" } else { "were" },

@@ -1783,3 +1783,44 @@ fn periodic_checkpoints_go_on_after_a_tree_restart() {
     );
     assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
 }
+
+/// A named FIFO as a job's processes' stdin and stdout (`writer > fifo &`,
+/// `while read ...; done < fifo`) comes back by its path with its bytes,
+/// like one at any other number: before, the writer's output went to the
+/// restart command's own stdout and the reader got end of file.
+#[test]
+fn a_named_fifo_as_stdin_and_stdout_comes_back() {
+    let area = Area::new("tfifo-stdio");
+    let bash = which("bash");
+    let script = "mkfifo p; (for i in $(seq 1 150); do echo w $i; sleep 0.01; done) > p & \
+                  n=0; while read l; do n=$((n+1)); echo \"$l\" >> got.txt; done < p; wait; \
+                  echo \"reader got $n\"";
+    let args = vec!["-c".to_string(), script.to_string()];
+    let plain = area.sub("plain");
+    let want = uninterrupted(&area, &bash, &args, &plain, "plain fifo job");
+    let want_got = std::fs::read(plain.join("got.txt")).unwrap();
+    let run = area.sub("run");
+    let out = area.file("out");
+    let mut kid = start_job(&area, &bash, &args, &run, &out);
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    let t = Instant::now();
+    while read(&run.join("got.txt")).lines().count() < 30 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30) && kid.exited().is_none(),
+            "the reader got too little\n{}",
+            context(&area)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
+    let mut r = restart_tree(&area, &img, 1);
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "the restarted job", &context(&area));
+    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+    assert_same(
+        &std::fs::read(run.join("got.txt")).unwrap(),
+        &want_got,
+        "what the reader got",
+    );
+}

@@ -43,13 +43,14 @@ fn start() -> Result<(), String> {
     ckpt::memory::stage::configure(std::env::var_os("CKPT_UNFORKED").is_none_or(|v| v != "0"));
     // A process of a `ckpt run` job logs the files it writes for the
     // job's root (a process that ends before a checkpoint cannot tell it).
-    if let Some(job) = std::env::var("CKPT_JOB")
-        .ok()
-        .and_then(|j| ckpt::files::joblog::parse_tag(&j))
+    let tag = std::env::var("CKPT_JOB").ok();
+    if let Some((tag, job)) = tag
+        .as_deref()
+        .and_then(|t| Some((t, ckpt::files::joblog::parse_tag(t)?)))
     {
         // SAFETY: getuid cannot fail.
         let dir = ckpt::control::runtime_dir(unsafe { libc::getuid() });
-        let log = ckpt::files::joblog::log_path(&dir, job.0);
+        let log = ckpt::files::joblog::log_path(&dir, tag);
         ckpt::files::joblog::configure(job, log.as_os_str().as_encoded_bytes());
     }
     // Compressed extents (`--compress`); a bad value is refused, not ignored.
@@ -132,7 +133,6 @@ extern "C" fn fini() {
     if interpose::is_ready() {
         interpose::set_ready(false);
         control::remove_socket();
-        ckpt::files::joblog::remove_at_exit();
     }
 }
 

@@ -4,7 +4,7 @@
 //! that is gone by then, and a restart that did not roll the log back got
 //! those lines twice. So every process of a `ckpt run` job appends the
 //! absolute path of each regular file it opens for writing to one file in
-//! the runtime directory (`job-JOB.written`), and the job's root reads it
+//! the runtime directory (`job-TAG.written`), and the job's root reads it
 //! at checkpoint: the files named there that are not open join the files
 //! the program wrote and closed (`closed`), and roll back alike.
 //!
@@ -50,9 +50,11 @@ static LOG_LEN: AtomicUsize = AtomicUsize::new(0);
 static LOG: [AtomicU64; LOG_PATH_MAX / 8] = [const { AtomicU64::new(0) }; LOG_PATH_MAX / 8];
 static SEEN_TABLE: [AtomicU64; SEEN] = [const { AtomicU64::new(0) }; SEEN];
 
-/// The log of job `job` in runtime directory `dir`.
-pub fn log_path(dir: &std::path::Path, job: i32) -> std::path::PathBuf {
-    dir.join(format!("job-{job}.written"))
+/// The log of the job tagged `tag` (see [`tag`]) in runtime directory
+/// `dir`: named by the whole tag, so a job whose root had the same pid
+/// never takes another's log.
+pub fn log_path(dir: &std::path::Path, tag: &str) -> std::path::PathBuf {
+    dir.join(format!("job-{tag}.written"))
 }
 
 /// A job's tag as `ckpt run` gives it (`CKPT_JOB`): the pid of its
@@ -93,19 +95,6 @@ pub fn reset_after_fork() {
     ROOT.store(false, Relaxed);
     for k in SEEN_TABLE.iter() {
         k.store(0, Relaxed);
-    }
-}
-
-/// At the root's exit: the job's log goes with it (its image, if any,
-/// holds what a restart needs).
-pub fn remove_at_exit() {
-    let mut buf = [0u8; LOG_PATH_MAX];
-    if !ROOT.load(Relaxed) {
-        return;
-    }
-    if let Some(log) = log_c(&mut buf) {
-        // SAFETY: a NUL-terminated path.
-        unsafe { libc::syscall(libc::SYS_unlink, log.as_ptr()) };
     }
 }
 
@@ -424,15 +413,16 @@ pub fn sweep(dir: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    let logs: Vec<(i32, std::path::PathBuf)> = entries
+    let logs: Vec<(String, std::path::PathBuf)> = entries
         .flatten()
         .filter_map(|e| {
             let name = e.file_name();
-            let job = name
+            let tag = name
                 .to_str()?
                 .strip_prefix("job-")?
                 .strip_suffix(".written")?;
-            Some((job.parse().ok()?, e.path()))
+            parse_tag(tag)?;
+            Some((tag.to_string(), e.path()))
         })
         .collect();
     if logs.is_empty() {
@@ -440,7 +430,7 @@ pub fn sweep(dir: &std::path::Path) {
     }
     // The jobs of the processes alive now (those of another user are not
     // readable, and their logs are not in this directory).
-    let live: std::collections::HashSet<i32> = std::fs::read_dir("/proc")
+    let live: std::collections::HashSet<String> = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
@@ -454,22 +444,25 @@ pub fn sweep(dir: &std::path::Path) {
             let job = env
                 .split(|&b| b == 0)
                 .find_map(|v| v.strip_prefix(b"CKPT_JOB="))?;
-            Some(parse_tag(std::str::from_utf8(job).ok()?)?.0)
+            Some(String::from_utf8_lossy(job).into_owned())
         })
         .collect();
-    // A log written in the last minute stays: a restart writes one before
-    // its processes show their environment.
+    // A log stays a week after its job ended: a restart of one of its
+    // images (after the job ended, too) finds what it made since.
     let recent = |p: &std::path::Path| {
         std::fs::metadata(p)
             .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().map_or(true, |d| d.as_secs() < 60))
+            .is_ok_and(|t| t.elapsed().map_or(true, |d| d.as_secs() < KEPT_SECS))
     };
-    for (job, path) in logs {
-        if !live.contains(&job) && !recent(&path) {
+    for (tag, path) in logs {
+        if !live.contains(&tag) && !recent(&path) {
             let _ = std::fs::remove_file(path);
         }
     }
 }
+
+/// How long the log of a job that ended stays (a week).
+const KEPT_SECS: u64 = 7 * 24 * 3600;
 
 /// `ckpt restart`, before it writes the log back: the paths in the log at
 /// `log` now (what the killed run logged, after the checkpoint too),

@@ -56,10 +56,13 @@ pub enum Passthrough {
 
 /// Which way descriptor `f` comes back.
 pub fn stdio_rule(f: &Fd) -> Passthrough {
-    let outside = matches!(
-        f.kind,
-        FdKind::Tty | FdKind::Socket | FdKind::CharDevice | FdKind::Fifo
-    ) || (f.kind == FdKind::Pipe && f.pipe_peer.is_none() && !f.peer_closed);
+    // A named FIFO comes back by its path, with its bytes, as at any
+    // other number (`writer > fifo &` in a job: the restart command's own
+    // stdout took the writer's output, the reader got end of file); one
+    // whose path is gone is the restart command's own.
+    let outside = matches!(f.kind, FdKind::Tty | FdKind::Socket | FdKind::CharDevice)
+        || (f.kind == FdKind::Fifo && f.deleted)
+        || (f.kind == FdKind::Pipe && f.pipe_peer.is_none() && !f.peer_closed);
     if f.fd <= 2 && outside {
         return Passthrough::Inherit;
     }
