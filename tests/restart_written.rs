@@ -410,3 +410,49 @@ fn a_large_file_changed_anywhere_and_grown_is_said() {
         "the file changed in place and grown is not said: {said}"
     );
 }
+
+/// ckpt's own image writes are not the job's files: a program computing
+/// outside every wrapper (so the thread that coordinates a checkpoint,
+/// whose copy writes the image, was in none) is checkpointed three times
+/// (the third folds the first away, `--keep 2`), killed and restarted
+/// from the newest image. The restart neither makes an older image
+/// again from the newer one nor names an image as a file written after
+/// the checkpoint, and the program's output matches an uninterrupted
+/// run's. Before, each writer logged its image in the job's log.
+#[test]
+fn the_images_themselves_are_not_files_the_job_wrote() {
+    let dir = common::TempDir::new("spin-images-bin");
+    let prog = common::compile_c("spin_images.c", dir.path());
+    let plain = Area::new("spin-images-ref");
+    let want = rs::reference_output(&plain, &prog, &[plain.path()]);
+    let area = Area::new("spin-images");
+    let out = area.file("stdout");
+    let mut kid = start_until(
+        run_cmd(&prog, &[area.path()], area.path(), &area.images),
+        &out,
+        &area.file("err"),
+        "under ckpt",
+        "started\n",
+    );
+    let image = rs::checkpoint_n_and_kill(&mut kid, &area.images, 3);
+    let names = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = names(&area.images);
+    let said = restart(&area, &image, &[]);
+    assert!(
+        !said.contains(".img"),
+        "the restart took an image for the job's file: {said}"
+    );
+    assert_eq!(
+        names(&area.images),
+        before,
+        "the restart changed the images: {said}"
+    );
+    common::assert_same_output(&std::fs::read(&out).unwrap(), &want, "stdout");
+}

@@ -340,6 +340,13 @@ pub(crate) fn kill(pid: i32) {
 
 /// The writer's life: detach, write, publish, answer, end.
 fn writer_main(job: &Job) -> ! {
+    // ckpt's own process: the wrappers its calls reach (its rename of the
+    // image, a fold's) pass straight through. A copy of a coordinating
+    // thread that was not inside a wrapper would otherwise log the images
+    // in the job's log as files the job wrote: the next checkpoint would
+    // keep an older image in the newer one and a restart would make it
+    // again, or take the image itself for the killed run's leftover.
+    crate::interpose::set_internal(true);
     detach(job);
     if let Requester::Socket { .. } = job.requester {
         answer_socket(
