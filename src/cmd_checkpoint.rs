@@ -415,7 +415,41 @@ fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool, members: &[i3
                 t.id, t.name
             )
         }))
+        .chain(unkept_shared_files(meta))
         .collect()
+}
+
+/// Files mapped shared and writable whose pages the image does not keep
+/// (see `Region::kept`): what the program writes through the mapping
+/// after the checkpoint stays in the file. One line per file.
+fn unkept_shared_files(meta: &ckpt::image::Meta) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    for r in meta
+        .regions
+        .iter()
+        .filter(|r| ckpt::memory::shared::writable_file(r) && r.kept == 0 && r.extents.is_empty())
+    {
+        if seen.contains(&r.path.as_str()) {
+            continue;
+        }
+        seen.push(&r.path);
+        let why = match std::fs::metadata(ckpt::names::path(&r.path)) {
+            Ok(m) if m.ino() == r.ino && m.len() <= r.offset => continue,
+            Ok(m) if m.ino() == r.ino => format!(
+                "and beyond the {} GiB of such mappings an image keeps",
+                ckpt::memory::shared::KEPT_FILES_MAX >> 30
+            ),
+            _ => "and its path no longer leads to it".to_string(),
+        };
+        out.push(format!(
+            "{} is mapped shared and writable, {why}: what the program writes through the \
+             mapping after this checkpoint stays in the file, and a restart maps it as it is then",
+            ckpt::names::shown(&r.path)
+        ));
+    }
+    out
 }
 
 /// fcntl(F_NOTIFY) flag: the watch stays after it fired.

@@ -1005,6 +1005,8 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
             continue;
         }
         let mtime = st.mtime() * 1_000_000_000 + st.mtime_nsec();
+        // Its contents at the checkpoint are written back from its mappings.
+        let put_back = crate::shared_files::keeps_whole(meta, f.path, f.dev, f.ino, saved);
         if size > saved {
             if keep {
                 warnings.push(format!(
@@ -1013,7 +1015,7 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
                     size - saved
                 ));
             } else {
-                if f.anywhere {
+                if f.anywhere && !put_back {
                     warnings.push(format!(
                         "{} grew since the checkpoint and is cut back to its size then, but it \
                          is open for reading and writing anywhere in it and too large to be kept \
@@ -1032,12 +1034,12 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
                     make: None,
                 });
             }
-        } else if size < saved {
+        } else if size < saved && !put_back {
             warnings.push(format!(
                 "{} shrank from {saved} to {size} bytes since the checkpoint",
                 f.label()
             ));
-        } else if mtime != f.mtime_ns {
+        } else if mtime != f.mtime_ns && !put_back {
             warnings.push(format!(
                 "{} was changed in place since the checkpoint: what was overwritten cannot be put back",
                 f.label()
@@ -1056,7 +1058,12 @@ pub(crate) fn open_mapped_files(meta: &Meta) -> Result<HashMap<String, i32>, Fai
         {
             continue;
         }
-        let writable = r.kind == RegionKind::FileShared && r.prot & libc::PROT_WRITE as u32 != 0;
+        // Read-write when any of its mappings is shared and writable.
+        let writable = meta.regions.iter().any(|x| {
+            x.path == r.path
+                && x.kind == RegionKind::FileShared
+                && x.prot & libc::PROT_WRITE as u32 != 0
+        });
         let saved = (r.kind == RegionKind::FileShared)
             .then(|| {
                 meta.saved_files
@@ -1204,6 +1211,11 @@ pub(crate) fn write_plan(
             offset: if fd < 0 { 0 } else { r.offset },
         });
         if paged(r) {
+            continue;
+        }
+        if crate::shared_files::kept(r) {
+            // Its pages go into the file, which the restorer maps.
+            crate::shared_files::put_back(r, fd, sources, staged.as_ref())?;
             continue;
         }
         for e in &r.extents {

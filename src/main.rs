@@ -14,6 +14,7 @@ mod pager;
 mod progress;
 mod report;
 mod restart_ns;
+mod shared_files;
 mod shim_path;
 mod staging;
 mod stale_job;

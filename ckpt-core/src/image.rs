@@ -1041,6 +1041,14 @@ pub struct Region {
     /// reservations of ThreadSanitizer, Go, JVMs). Mapped so again.
     #[serde(default)]
     pub noreserve: bool,
+    /// A writable shared mapping of a file whose pages the image keeps
+    /// (`extents`; zero pages left out): how many bytes from `start` they
+    /// stand for (up to the file's end at the checkpoint, to the byte). What the killed
+    /// run wrote through the mapping after the checkpoint stays in the
+    /// file, so a restart writes these back into it before mapping it.
+    /// 0: not kept (read-only, over the limit, or an older image).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub kept: u64,
     /// Raw extents of this region stored in the data section.
     pub extents: Vec<Extent>,
 }

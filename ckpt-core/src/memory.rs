@@ -291,6 +291,7 @@ pub fn parse_maps(text: &str) -> Vec<Region> {
             dev,
             ino,
             noreserve: false,
+            kept: 0,
             extents: Vec::new(),
         });
     }
@@ -835,7 +836,10 @@ impl Writer<'_> {
         populated: bool,
         pagemap: i32,
     ) -> Result<(), String> {
-        if let Some((fd, runs)) = shared::captured(r.start, r.end)? {
+        // Set anew each time (an incremental image starts from the base's).
+        r.kept = 0;
+        if let Some((fd, runs, kept)) = shared::captured(r.start, r.end)? {
+            r.kept = kept;
             return self.store_captured(r, fd, runs);
         }
         let (fd, staged) = stage::staged();
