@@ -838,9 +838,9 @@ impl Writer<'_> {
     ) -> Result<(), String> {
         // Set anew each time (an incremental image starts from the base's).
         r.kept = 0;
-        if let Some((fd, runs, kept)) = shared::captured(r.start, r.end)? {
-            r.kept = kept;
-            return self.store_captured(r, fd, runs);
+        if let Some(c) = shared::captured(r.start, r.end)? {
+            r.kept = c.kept;
+            return self.store_captured(r, c.fd, c.runs);
         }
         let (fd, staged) = stage::staged();
         if let Some(st) = staged.iter().find(|x| x.region.start == r.start) {

@@ -188,11 +188,21 @@ pub fn capture_fd() -> i32 {
     unsafe { CAPTURE.load(Acquire).as_ref() }.map_or(-1, |c| c.fd)
 }
 
+/// A captured region, as the writer finds it.
+pub struct Copied {
+    /// The copy's descriptor.
+    pub fd: i32,
+    /// The region's runs in it.
+    pub runs: &'static [Run],
+    /// See [`Region::kept`].
+    pub kept: u64,
+}
+
 /// Writer child: the descriptor of the copy, the copied runs of the
 /// region `[start, end)` and what of a file they stand for (see
 /// [`Region::kept`]), when it was captured; the capture's error when it
 /// failed.
-pub fn captured(start: u64, end: u64) -> Result<Option<(i32, &'static [Run], u64)>, String> {
+pub fn captured(start: u64, end: u64) -> Result<Option<Copied>, String> {
     // SAFETY: as in `release`; the writer child reads its copy of it.
     let Some(c) = (unsafe { CAPTURE.load(Acquire).as_ref() }) else {
         return Ok(None);
@@ -203,7 +213,11 @@ pub fn captured(start: u64, end: u64) -> Result<Option<(i32, &'static [Run], u64
     Ok(c.regions
         .iter()
         .find(|x| x.region.start == start && x.region.end == end)
-        .map(|x| (c.fd, &x.runs[..], x.region.kept)))
+        .map(|x| Copied {
+            fd: c.fd,
+            runs: &x.runs[..],
+            kept: x.region.kept,
+        }))
 }
 
 /// Writer child, before any page is stored: note which captured regions
