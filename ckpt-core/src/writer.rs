@@ -340,13 +340,14 @@ pub(crate) fn kill(pid: i32) {
 
 /// The writer's life: detach, write, publish, answer, end.
 fn writer_main(job: &Job) -> ! {
-    // ckpt's own process: the wrappers its calls reach (its rename of the
-    // image, a fold's) pass straight through. A copy of a coordinating
-    // thread that was not inside a wrapper would otherwise log the images
-    // in the job's log as files the job wrote: the next checkpoint would
-    // keep an older image in the newer one and a restart would make it
-    // again, or take the image itself for the killed run's leftover.
-    crate::interpose::set_internal(true);
+    // ckpt's own process: what it writes (the image, its rename, a fold's)
+    // is not the job's. A copy of a coordinating thread that was not
+    // inside a wrapper would otherwise log the images in the job's log as
+    // files the job wrote: the next checkpoint would keep an older image
+    // in the newer one, and a restart would make it again, or take the
+    // image itself for the killed run's leftover. (Its wrappers still run:
+    // reading the program's state goes through some of them.)
+    crate::files::joblog::leave();
     detach(job);
     if let Requester::Socket { .. } = job.requester {
         answer_socket(

@@ -98,6 +98,13 @@ pub fn reset_after_fork() {
     }
 }
 
+/// This process (ckpt's image writer, a copy of the program) logs
+/// nothing for the job.
+pub fn leave() {
+    JOB.store(0, Relaxed);
+    ROOT.store(false, Relaxed);
+}
+
 /// Whether this process belongs to a `ckpt run` job (and logs for it).
 pub fn in_job() -> bool {
     JOB.load(Relaxed) != 0
