@@ -84,6 +84,11 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     drop(lock);
     check_reserved_range(&meta)?;
     let specials = check_vdso(&meta)?;
+    // Files renamed after the checkpoint have their names back before any
+    // is looked at.
+    for w in crate::renames::undo(&[&meta], args.keep_files) {
+        eprintln!("ckpt: warning: {w}");
+    }
     for w in check_descriptors(&meta, args.strict)? {
         eprintln!("ckpt: warning: {w}");
     }
@@ -848,7 +853,9 @@ pub(crate) fn restore_job_log(meta: &Meta) {
         Some(dir) => ckpt::control::ensure_runtime_dir(dir, uid),
         None => Ok(()),
     };
-    if let Err(e) = made.and_then(|()| ckpt::files::joblog::restore(log, &meta.job_written)) {
+    if let Err(e) = made.and_then(|()| {
+        ckpt::files::joblog::restore(log, &meta.job_written, meta.job_mark.as_deref())
+    }) {
         eprintln!(
             "ckpt: warning: {}: {e}: files the job's ended processes write are not rolled back at its next restart",
             path.display()

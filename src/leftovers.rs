@@ -102,8 +102,11 @@ pub fn plan(metas: &[&Meta], keep: bool) -> (Vec<Leftover>, Vec<String>) {
             continue;
         };
         // A directory for a directory's record; anything else (a file, a
-        // FIFO, a link, a socket's file) for the others.
-        if dir != m.is_dir() || known(&m) {
+        // FIFO, a link, a socket's file) for the others. One born after the
+        // checkpoint is not the image's file, even with the number of one
+        // removed since (inodes are reused).
+        let born_after = m.created().is_ok_and(|b| b > checkpoint);
+        if dir != m.is_dir() || (known(&m) && !born_after) {
             continue;
         }
         match m.created() {

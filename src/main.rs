@@ -12,6 +12,7 @@ mod human;
 mod leftovers;
 mod pager;
 mod progress;
+mod renames;
 mod report;
 mod restart_ns;
 mod shared_files;

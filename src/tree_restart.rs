@@ -88,7 +88,6 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
         let (deps, _, _) = open_deps(&path, &meta, false)?;
         check_reserved_range(&meta)?;
         let specials = check_vdso(&meta)?;
-        let mapped = open_mapped_files(&meta)?;
         if meta.process.pid != m.pid {
             return Err(Failure::new(format!(
                 "{}: holds process {}, the manifest says {}",
@@ -98,15 +97,26 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
             )));
         }
         let deps: Vec<RawFd> = deps.into_iter().map(|f| f.into_raw_fd()).collect();
-        checked.push((m.pid, meta, file.into_raw_fd(), deps, specials, mapped));
+        checked.push((m.pid, meta, file.into_raw_fd(), deps, specials));
     }
     // Before shared objects are made or files looked at: the old job is
-    // gone.
+    // gone, and files renamed after the checkpoint have their names back.
     let job = checked
         .iter()
         .find(|c| c.0 == manifest.root)
         .and_then(|c| c.1.job.as_deref());
     crate::stale_job::check(job, args.kill_old)?;
+    let metas: Vec<&Meta> = checked.iter().map(|c| &c.1).collect();
+    for w in crate::renames::undo(&metas, args.keep_files) {
+        eprintln!("ckpt: warning: {w}");
+    }
+    let checked = checked
+        .into_iter()
+        .map(|(pid, meta, fd, deps, specials)| {
+            let mapped = open_mapped_files(&meta)?;
+            Ok((pid, meta, fd, deps, specials, mapped))
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
     let parts: Vec<Part> = checked
         .iter()
         .map(|(pid, meta, fd, _, _, _)| Part {

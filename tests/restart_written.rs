@@ -506,7 +506,11 @@ fn a_file_mapped_shared_and_writable_comes_back_as_it_was() {
             !said.contains(file),
             "{tag}: the restart speaks of {file}: {said}"
         );
-        common::assert_same_output(&std::fs::read(&out).unwrap(), &want, &format!("{tag}: stdout"));
+        common::assert_same_output(
+            &std::fs::read(&out).unwrap(),
+            &want,
+            &format!("{tag}: stdout"),
+        );
         common::assert_same_output(
             &std::fs::read(area.file(file)).unwrap(),
             &std::fs::read(plain.file(file)).unwrap(),
@@ -528,7 +532,12 @@ fn a_writable_shared_file_mapping_over_the_limit_is_said() {
         print('step 1', flush=True)\n\
         time.sleep(60)\n";
     let mut kid = start_until(
-        run_cmd(&common::python3(), &["-c", script], area.path(), &area.images),
+        run_cmd(
+            &common::python3(),
+            &["-c", script],
+            area.path(),
+            &area.images,
+        ),
         &area.file("stdout"),
         &area.file("err"),
         "under ckpt",
@@ -553,4 +562,64 @@ fn a_writable_shared_file_mapping_over_the_limit_is_said() {
         "{}",
         said[0]
     );
+}
+
+/// Renames the killed run made after the checkpoint are undone: python's
+/// RotatingFileHandler rotated its log (app.log renamed to app.log.1, the
+/// backups moved along, the oldest removed, a new app.log begun: the
+/// restart refused, "replaced by another file"), and a bash spool
+/// consumer moved its jobs from in/ to done/ with `mv` (the restarted run
+/// found them gone). After a checkpoint, more work, SIGKILL and a
+/// restart, stdout and every file are byte-identical to an uninterrupted
+/// run's, and each rename undone is said.
+#[test]
+fn renames_after_the_checkpoint_are_undone() {
+    let python = (
+        common::python3(),
+        common::programs_dir().join("rotate_logs.py"),
+        &["app.log", "app.log.1", "app.log.2", "app.log.3"][..],
+        "step 100\n",
+    );
+    let bash = (
+        PathBuf::from("/bin/bash"),
+        common::programs_dir().join("spool_move.sh"),
+        &["processed.log"][..],
+        "step 20\n",
+    );
+    for (tag, (prog, script, files, at)) in [("py", python), ("sh", bash)] {
+        let args = [script.to_string_lossy().into_owned()];
+        let plain = Area::new(&format!("renames-{tag}-ref"));
+        let want = rs::reference_output(&plain, &prog, &args);
+        let area = Area::new(&format!("renames-{tag}"));
+        let out = area.file("stdout");
+        let mut kid = start_until(
+            run_cmd(&prog, &args, area.path(), &area.images),
+            &out,
+            &area.file("err"),
+            "under ckpt",
+            at,
+        );
+        let image =
+            common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+        // The killed run rotates about twice (moves some 25 jobs) more.
+        std::thread::sleep(Duration::from_millis(700));
+        kid.kill();
+        let said = restart(&area, &image, &[]);
+        assert!(
+            said.contains("renamed back to"),
+            "{tag}: no rename undone: {said}"
+        );
+        common::assert_same_output(
+            &std::fs::read(&out).unwrap(),
+            &want,
+            &format!("{tag}: stdout"),
+        );
+        for f in files {
+            common::assert_same_output(
+                &std::fs::read(area.file(f)).unwrap_or_default(),
+                &std::fs::read(plain.file(f)).unwrap(),
+                &format!("{tag}: {f}"),
+            );
+        }
+    }
 }

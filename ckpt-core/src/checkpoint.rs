@@ -230,6 +230,7 @@ fn take_with(
     meta.closed_files_dropped = dropped + job.dropped;
     meta.job_log = job.log;
     meta.job_written = job.paths;
+    meta.job_mark = job.mark;
     meta.job = crate::files::joblog::current();
     // Memory the program keeps out of forks must reach the writer child.
     meta.fork_advice = memory::fork_advice::snapshot();

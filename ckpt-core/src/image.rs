@@ -254,6 +254,10 @@ pub struct Meta {
     pub job_log: Option<String>,
     #[serde(default)]
     pub job_written: Vec<String>,
+    /// The mark this checkpoint left in the job's log: renames logged
+    /// after it were made after the checkpoint (a restart undoes them).
+    #[serde(default)]
+    pub job_mark: Option<String>,
     /// The tag of the `ckpt run` job the process belonged to (`CKPT_JOB`,
     /// see `files::joblog::tag`): a restart refuses while processes of
     /// that job still run.

@@ -47,6 +47,7 @@ pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
         closed_files_dropped: 0,
         job_log: None,
         job_written: Vec::new(),
+        job_mark: None,
         job: None,
     }
 }

@@ -222,14 +222,25 @@ pub const REPLACED_MARK: &[u8] = b"/.";
 /// job's log, when in a job; whether it is there. Raw system calls:
 /// signal-safe.
 pub fn append(path: &[u8]) -> bool {
-    let n = path.len();
-    if JOB.load(Relaxed) == 0 || n == 0 || n >= 4096 {
+    path.len() < 4096 && !path.contains(&0) && append_parts(&[path])
+}
+
+/// Append a record of `parts` (their bytes one after the other) to the
+/// job's log, when in a job; whether it is there. Raw system calls:
+/// signal-safe.
+fn append_parts(parts: &[&[u8]]) -> bool {
+    let n: usize = parts.iter().map(|p| p.len()).sum();
+    // A record: its length (two bytes, little-endian), its bytes.
+    let mut rec = [0u8; 2 + RECORD_MAX];
+    if JOB.load(Relaxed) == 0 || n == 0 || n > RECORD_MAX {
         return false;
     }
-    // A record: the path's length (two bytes, little-endian), the path.
-    let mut rec = [0u8; 2 + 4096];
     rec[..2].copy_from_slice(&(n as u16).to_le_bytes());
-    rec[2..2 + n].copy_from_slice(path);
+    let mut at = 2;
+    for p in parts {
+        rec[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    }
     let mut buf = [0u8; LOG_PATH_MAX];
     let Some(log) = log_c(&mut buf) else {
         return false;
@@ -245,24 +256,87 @@ pub fn append(path: &[u8]) -> bool {
     w == (2 + n) as i64
 }
 
+/// Longest record: a rename's two paths, a NUL and a mark.
+const RECORD_MAX: usize = 2 * 4096 + 8;
+
+/// Records that are not a path hold a NUL (a path never does): a
+/// checkpoint's mark starts so, a rename is `FROM \0 TO` (TO ending in
+/// [`REPLACED_MARK`] when it replaced a file).
+const MARK: &[u8] = b"/\0ckpt:";
+
+/// `from` (absolute) was renamed to `to` (absolute), over a file that was
+/// there when `replaced`: logged on every rename a process of the job
+/// makes, in order, so a restart undoes those made after the checkpoint
+/// (see [`renames_after`]). Signal-safe.
+pub fn append_rename(from: &[u8], to: &[u8], replaced: bool) -> bool {
+    if from.first() != Some(&b'/') || to.first() != Some(&b'/') {
+        return false;
+    }
+    let mark: &[u8] = if replaced { REPLACED_MARK } else { b"" };
+    append_parts(&[from, b"\0", to, mark])
+}
+
+/// A rename made by a process of the job (see [`append_rename`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renamed {
+    pub from: String,
+    pub to: String,
+    /// `to` named a file before (its contents went with the rename).
+    pub replaced: bool,
+}
+
+/// The records of a log's bytes, in order (a damaged tail is left out).
+fn records(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 0;
+    core::iter::from_fn(move || {
+        let n = u16::from_le_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]) as usize;
+        let p = bytes.get(at + 2..at + 2 + n)?;
+        if n == 0 || p[0] != b'/' {
+            // Not a record: the rest cannot be trusted.
+            return None;
+        }
+        at += 2 + n;
+        Some(p)
+    })
+}
+
+/// The renames logged after the mark `mark` (its last one) in a log's
+/// bytes, oldest first; `None` when the mark is not there (an image
+/// older than marks, or a log written anew since).
+pub fn renames_after(bytes: &[u8], mark: &str) -> Option<Vec<Renamed>> {
+    let mut out = None;
+    for r in records(bytes) {
+        if let Some(m) = r.strip_prefix(MARK) {
+            if m == mark.as_bytes() {
+                out = Some(Vec::new());
+            }
+            continue;
+        }
+        let (Some(list), Some(nul)) = (out.as_mut(), r.iter().position(|&b| b == 0)) else {
+            continue;
+        };
+        let (from, to) = (&r[..nul], &r[nul + 1..]);
+        let (to, replaced) = match to.strip_suffix(REPLACED_MARK) {
+            Some(t) => (t, true),
+            None => (to, false),
+        };
+        list.push(Renamed {
+            from: crate::names::from_bytes(from),
+            to: crate::names::from_bytes(to),
+            replaced,
+        });
+    }
+    out
+}
+
 /// The paths in a log's bytes, in order, each once.
 pub fn parse(bytes: &[u8]) -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let mut at = 0;
-    while at + 2 <= bytes.len() {
-        let n = u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
-        let Some(p) = bytes.get(at + 2..at + 2 + n) else {
-            break;
-        };
-        if n == 0 || p[0] != b'/' {
-            // Not a record: the rest cannot be trusted.
-            break;
-        }
+    for p in records(bytes).filter(|p| !p.contains(&0)) {
         if seen.insert(p) {
             out.push(p.to_vec());
         }
-        at += 2 + n;
     }
     out
 }
@@ -288,6 +362,8 @@ pub struct Logged {
     pub files: Vec<ClosedFile>,
     /// Files past [`MAX_FILES`].
     pub dropped: u64,
+    /// The mark left in the log (see [`renames_after`]).
+    pub mark: Option<String>,
 }
 
 /// Frozen, in the job's root: the job's log, and the files it names that
@@ -356,6 +432,19 @@ pub fn snapshot(fds: &[Fd], closed: &[ClosedFile]) -> Logged {
         });
     }
     out.paths = paths.iter().map(|p| crate::names::from_bytes(p)).collect();
+    // Renames logged from here on are the killed run's, for a restart
+    // from this image to undo. Unique to this checkpoint of this job.
+    let mut mark = [0u8; 48];
+    let mut w = sys::Cursor::new(&mut mark);
+    let written = core::fmt::Write::write_fmt(
+        &mut w,
+        format_args!("{}.{}", sys::getpid(), sys::monotonic_ns()),
+    )
+    .is_ok();
+    let len = mark.iter().position(|&b| b == 0).unwrap_or(0);
+    if written && append_parts(&[MARK, &mark[..len]]) {
+        out.mark = Some(crate::names::from_bytes(&mark[..len]));
+    }
     out
 }
 
@@ -486,16 +575,24 @@ pub fn read(log: &str) -> Vec<String> {
 }
 
 /// `ckpt restart`: the job's log at `log` as it was at the checkpoint
-/// (`paths`): written anew and renamed over, so what the killed run
+/// (`paths`, then the checkpoint's `mark`): written anew and renamed over, so what the killed run
 /// logged after the checkpoint is not the job's any more.
-pub fn restore(log: &str, paths: &[String]) -> std::io::Result<()> {
+pub fn restore(log: &str, paths: &[String], mark: Option<&str>) -> std::io::Result<()> {
     let log = crate::names::path(log);
-    let bytes = format(
+    let mut bytes = format(
         &paths
             .iter()
             .map(|p| crate::names::to_bytes(p).into_owned())
             .collect::<Vec<_>>(),
     );
+    // The mark again: a later restart from the same image finds what the
+    // restarted run renamed after it.
+    if let Some(m) = mark {
+        let n = MARK.len() + m.len();
+        bytes.extend_from_slice(&(n as u16).to_le_bytes());
+        bytes.extend_from_slice(MARK);
+        bytes.extend_from_slice(m.as_bytes());
+    }
     let mut tmp = log.clone().into_os_string();
     tmp.push(".tmp");
     std::fs::write(&tmp, bytes)?;
@@ -518,6 +615,48 @@ mod tests {
         );
         assert_eq!(parse(&bytes[..9]), vec![b"/a/log".to_vec()]);
         assert!(parse(b"\x03\x00abc").is_empty());
+    }
+
+    fn record(parts: &[&[u8]]) -> Vec<u8> {
+        let body: Vec<u8> = parts.concat();
+        let mut out = (body.len() as u16).to_le_bytes().to_vec();
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn renames_after_a_mark_read_back_in_order_and_are_no_paths() {
+        let mut bytes = format(&[b"/a/log".to_vec()]);
+        bytes.extend(record(&[b"/a/x", b"\0", b"/a/y"]));
+        bytes.extend(record(&[MARK, b"7.1"]));
+        bytes.extend(record(&[b"/a/log", b"\0", b"/a/log.1"]));
+        bytes.extend(format(&[b"/a/new".to_vec()]));
+        bytes.extend(record(&[b"/a/tmp", b"\0", b"/a/cfg", REPLACED_MARK]));
+        assert_eq!(
+            parse(&bytes),
+            vec![b"/a/log".to_vec(), b"/a/new".to_vec()],
+            "marks and renames are not paths"
+        );
+        let r = |from: &str, to: &str, replaced| Renamed {
+            from: from.into(),
+            to: to.into(),
+            replaced,
+        };
+        assert_eq!(
+            renames_after(&bytes, "7.1"),
+            Some(vec![
+                r("/a/log", "/a/log.1", false),
+                r("/a/tmp", "/a/cfg", true)
+            ])
+        );
+        assert_eq!(
+            renames_after(&bytes, "7.2"),
+            None,
+            "another checkpoint's mark"
+        );
+        // The last time the mark is there counts (a restart writes it again).
+        bytes.extend(record(&[MARK, b"7.1"]));
+        assert_eq!(renames_after(&bytes, "7.1"), Some(Vec::new()));
     }
 
     #[test]

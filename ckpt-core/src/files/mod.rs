@@ -394,6 +394,88 @@ pub unsafe fn record_renamed(dirfd: i32, path: *const core::ffi::c_char, replace
     }
 }
 
+/// `old` (relative to `olddirfd`) was renamed to `new` (relative to
+/// `newdirfd`), over a file there when `replaced`: the job's log gets the
+/// rename, every time (see [`joblog::append_rename`]), so a restart can
+/// undo it when it came after the checkpoint. Signal-safe.
+///
+/// # Safety
+/// `old` and `new` are null or point to NUL-terminated strings.
+#[cold]
+#[inline(never)]
+pub unsafe fn record_rename_event(
+    olddirfd: i32,
+    old: *const core::ffi::c_char,
+    newdirfd: i32,
+    new: *const core::ffi::c_char,
+    replaced: bool,
+) {
+    if old.is_null() || new.is_null() || !joblog::in_job() {
+        return;
+    }
+    let (mut a, mut b) = ([0u8; 4096], [0u8; 4096]);
+    // SAFETY: NUL-terminated strings (the caller's contract).
+    let (old, new) = unsafe {
+        (
+            core::ffi::CStr::from_ptr(old).to_bytes(),
+            core::ffi::CStr::from_ptr(new).to_bytes(),
+        )
+    };
+    if let (Some(n), Some(m)) = (
+        absolute(olddirfd, old, &mut a),
+        absolute(newdirfd, new, &mut b),
+    ) {
+        joblog::append_rename(&a[..n], &b[..m], replaced);
+    }
+}
+
+/// The absolute path of `path` (relative to `dirfd`) into `out`, its
+/// directory resolved as it is now (its last component need not exist:
+/// the old name of a rename): its length. Signal-safe.
+fn absolute(dirfd: i32, path: &[u8], out: &mut [u8; 4096]) -> Option<usize> {
+    let mut end = path.len();
+    while end > 1 && path[end - 1] == b'/' {
+        end -= 1;
+    }
+    let path = &path[..end];
+    let (dir, base): (&[u8], &[u8]) = match path.iter().rposition(|&b| b == b'/') {
+        Some(0) => (b"/", &path[1..]),
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (b".", path),
+    };
+    if base.is_empty() || base == b"." || base == b".." || dir.len() >= 4096 {
+        return None;
+    }
+    let mut d = [0u8; 4097];
+    d[..dir.len()].copy_from_slice(dir);
+    let d = core::ffi::CStr::from_bytes_until_nul(&d).ok()?;
+    // SAFETY: a NUL-terminated path; raw openat (no wrapper, no record).
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            dirfd,
+            d.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    let n = fd_path(fd as i32, &mut out[..]);
+    sys::close(fd as i32);
+    let mut n = n.filter(|&n| n > 0 && out[0] == b'/')?;
+    if n > 1 {
+        out[n] = b'/';
+        n += 1;
+    }
+    if n + base.len() >= out.len() {
+        return None;
+    }
+    out[n..n + base.len()].copy_from_slice(base);
+    Some(n + base.len())
+}
+
 /// Something was made at `path` (relative to `dirfd`) other than by
 /// opening it for writing: a directory (`dir`), a FIFO, a device node, a
 /// symbolic or hard link, a unix socket's file. Logged for the job, so a

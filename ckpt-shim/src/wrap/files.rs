@@ -369,7 +369,10 @@ unsafe fn rename(old: *const c_char, new: *const c_char) -> c_int {
     let replaced = rec::exists_in_job(libc::AT_FDCWD, new);
     let r = real(old, new);
     if r == 0 {
-        guard.record(|| rec::record_renamed(libc::AT_FDCWD, new, replaced));
+        guard.record(|| {
+            rec::record_renamed(libc::AT_FDCWD, new, replaced);
+            rec::record_rename_event(libc::AT_FDCWD, old, libc::AT_FDCWD, new, replaced);
+        });
         set_errno(errno);
     }
     r
@@ -386,7 +389,10 @@ unsafe fn renameat(
     let replaced = rec::exists_in_job(newdirfd, new);
     let r = real(olddirfd, old, newdirfd, new);
     if r == 0 {
-        guard.record(|| rec::record_renamed(newdirfd, new, replaced));
+        guard.record(|| {
+            rec::record_renamed(newdirfd, new, replaced);
+            rec::record_rename_event(olddirfd, old, newdirfd, new, replaced);
+        });
         set_errno(errno);
     }
     r
@@ -408,7 +414,11 @@ unsafe fn renameat2(
     if r == 0 {
         guard.record(|| {
             rec::record_renamed(newdirfd, new, replaced);
-            if flags & libc::RENAME_EXCHANGE != 0 {
+            // An exchange is logged as a rename over a file: a restart
+            // does not undo it, and says so.
+            let exchange = flags & libc::RENAME_EXCHANGE != 0;
+            rec::record_rename_event(olddirfd, old, newdirfd, new, replaced || exchange);
+            if exchange {
                 rec::record_renamed(olddirfd, old, true);
             }
         });
