@@ -429,51 +429,34 @@ pub unsafe fn record_rename_event(
     }
 }
 
-/// The absolute path of `path` (relative to `dirfd`) into `out`, its
-/// directory resolved as it is now (its last component need not exist:
-/// the old name of a rename): its length. Signal-safe.
+/// The absolute path of `path` (relative to `dirfd`) into `out`: as it
+/// is when absolute, else after the directory's path (the working
+/// directory's, or `dirfd`'s, one readlink). Its last component need not
+/// exist (the old name of a rename). Its length. Signal-safe.
 fn absolute(dirfd: i32, path: &[u8], out: &mut [u8; 4096]) -> Option<usize> {
-    let mut end = path.len();
-    while end > 1 && path[end - 1] == b'/' {
-        end -= 1;
-    }
-    let path = &path[..end];
-    let (dir, base): (&[u8], &[u8]) = match path.iter().rposition(|&b| b == b'/') {
-        Some(0) => (b"/", &path[1..]),
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => (b".", path),
-    };
-    if base.is_empty() || base == b"." || base == b".." || dir.len() >= 4096 {
+    if path.is_empty() {
         return None;
     }
-    let mut d = [0u8; 4097];
-    d[..dir.len()].copy_from_slice(dir);
-    let d = core::ffi::CStr::from_bytes_until_nul(&d).ok()?;
-    // SAFETY: a NUL-terminated path; raw openat (no wrapper, no record).
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat,
-            dirfd,
-            d.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
+    let mut n = 0;
+    if path[0] != b'/' {
+        n = if dirfd == libc::AT_FDCWD {
+            sys::readlinkat(libc::AT_FDCWD, c"/proc/self/cwd", &mut out[..])?
+        } else {
+            fd_path(dirfd, &mut out[..])?
+        };
+        if n == 0 || out[0] != b'/' {
+            return None;
+        }
+        if n > 1 {
+            out[n] = b'/';
+            n += 1;
+        }
+    }
+    if n + path.len() >= out.len() {
         return None;
     }
-    let n = fd_path(fd as i32, &mut out[..]);
-    sys::close(fd as i32);
-    let mut n = n.filter(|&n| n > 0 && out[0] == b'/')?;
-    if n > 1 {
-        out[n] = b'/';
-        n += 1;
-    }
-    if n + base.len() >= out.len() {
-        return None;
-    }
-    out[n..n + base.len()].copy_from_slice(base);
-    Some(n + base.len())
+    out[n..n + path.len()].copy_from_slice(path);
+    Some(n + path.len())
 }
 
 /// Something was made at `path` (relative to `dirfd`) other than by
