@@ -1252,6 +1252,33 @@ fn periodic_tree_checkpoints_are_not_seen_by_the_programs_waits() {
     assert!(trees > 0, "no tree checkpoint was taken: {text}");
 }
 
+/// `ckpt run --interval I --keep K --dir IMAGES -- PROG ARGS` in `cwd`
+/// (`every`: I and K), started with its stdout in the area's `out` and
+/// its stderr in `prog.err`.
+fn start_periodic<S: AsRef<std::ffi::OsStr>>(
+    area: &Area,
+    every: [&str; 2],
+    prog: &Path,
+    args: &[S],
+    cwd: &Path,
+    label: &str,
+) -> Kid {
+    let mut cmd = std::process::Command::new(common::ckpt_bin());
+    cmd.args(["run", "--interval", every[0], "--keep", every[1], "--dir"])
+        .arg(&area.images)
+        .arg("--")
+        .arg(prog)
+        .args(args)
+        .current_dir(cwd);
+    common::require_shim();
+    start(
+        cmd,
+        Out::File(&area.file("out")),
+        &area.file("prog.err"),
+        label,
+    )
+}
+
 #[test]
 fn periodic_checkpoints_take_the_tree_and_restart_latest() {
     let area = Area::new("tperiodic");
@@ -1259,18 +1286,12 @@ fn periodic_checkpoints_take_the_tree_and_restart_latest() {
     let want = family_reference(&area, &prog, 2);
     let ctl = area.sub("ctl");
     let out = area.file("out");
-    let mut run = std::process::Command::new(common::ckpt_bin());
-    run.args(["run", "--interval", "200ms", "--keep", "2", "--dir"])
-        .arg(&area.images)
-        .arg("--")
-        .arg(&prog)
-        .arg(&ctl)
-        .current_dir(area.path());
-    common::require_shim();
-    let mut kid = start(
-        run,
-        Out::File(&out),
-        &area.file("prog.err"),
+    let mut kid = start_periodic(
+        &area,
+        ["200ms", "2"],
+        &prog,
+        &[ctl.as_os_str()],
+        area.path(),
         "tree_family --interval 200ms",
     );
     let root = kid.pid();
@@ -1730,18 +1751,12 @@ fn periodic_checkpoints_go_on_after_a_tree_restart() {
         v.retain(|p| p.extension().is_some_and(|x| x == "tree") && p.join("manifest").exists());
         v
     };
-    let mut cmd = std::process::Command::new(common::ckpt_bin());
-    cmd.args(["run", "--interval", "300ms", "--keep", "20", "--dir"])
-        .arg(&area.images)
-        .arg("--")
-        .arg(&bash)
-        .args(&args)
-        .current_dir(&run);
-    common::require_shim();
-    let mut kid = start(
-        cmd,
-        Out::File(&out),
-        &area.file("prog.err"),
+    let mut kid = start_periodic(
+        &area,
+        ["300ms", "20"],
+        &bash,
+        &args,
+        &run,
         "bash --interval",
     );
     let root = kid.pid();
