@@ -26,18 +26,10 @@ struct Old {
 /// tag `tag`, other than this command and its ancestors.
 fn running(tag: &str) -> Vec<Old> {
     let mine = ancestors();
-    let want = format!("CKPT_JOB={tag}");
-    let Ok(all) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    all.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|p| !mine.contains(p))
-        .filter(|&p| {
-            std::fs::read(format!("/proc/{p}/environ"))
-                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == want.as_bytes()))
-        })
-        .filter_map(|pid| {
+    ckpt::files::joblog::tagged_processes()
+        .into_iter()
+        .filter(|(p, t)| t == tag && !mine.contains(p))
+        .filter_map(|(pid, _)| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
             // The state follows the command's closing parenthesis.
             let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;

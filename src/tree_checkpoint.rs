@@ -183,27 +183,15 @@ fn runs_shim(pid: i32) -> bool {
 /// not in its image; one line each.
 pub fn strays(pid: i32) -> Vec<String> {
     let root = job_root(pid);
-    let tag = |p: i32| -> Option<String> {
-        let env = std::fs::read(format!("/proc/{p}/environ")).ok()?;
-        env.split(|&b| b == 0)
-            .find_map(|v| v.strip_prefix(b"CKPT_JOB="))
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-    };
-    let Some(mine) = tag(root) else {
+    let Some(mine) = ckpt::files::joblog::tag_of(root) else {
         return Vec::new();
     };
     let members: Vec<i32> = job(root).iter().map(|p| p.pid).collect();
-    let Ok(all) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    all.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|p| !members.contains(p) && *p != std::process::id() as i32)
-        .filter(|&p| {
-            stat_fields(p).first().is_some_and(|s| s != "Z")
-                && tag(p).as_deref() == Some(mine.as_str())
-                && comm(p) != "ckpt-writer"
-        })
+    ckpt::files::joblog::tagged_processes()
+        .into_iter()
+        .filter(|(p, t)| *t == mine && !members.contains(p) && *p != std::process::id() as i32)
+        .map(|(p, _)| p)
+        .filter(|&p| stat_fields(p).first().is_some_and(|s| s != "Z") && comm(p) != "ckpt-writer")
         .map(|p| {
             format!(
                 "process {p} ({}) was started by this job but left it (its parent ended): it is not in the image",

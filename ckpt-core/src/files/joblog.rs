@@ -501,6 +501,27 @@ fn rewrite(log: &core::ffi::CStr, bytes: &[u8]) {
     }
 }
 
+/// The job tag (`CKPT_JOB`) in process `pid`'s environment, if any (and
+/// readable: another user's is not).
+pub fn tag_of(pid: i32) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    env.split(|&b| b == 0)
+        .find_map(|v| v.strip_prefix(b"CKPT_JOB="))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// Every process in /proc whose environment carries a job tag (zombies
+/// included: their environment reads empty, so few are), with the tag.
+pub fn tagged_processes() -> Vec<(i32, String)> {
+    let Ok(all) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    all.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|p| Some((p, tag_of(p)?)))
+        .collect()
+}
+
 /// `ckpt run`: remove the logs in runtime directory `dir` of jobs no
 /// process belongs to any more (a root killed, or ended by `_exit`, does
 /// not remove its own; a restart writes it again), unless written in the
@@ -526,23 +547,8 @@ pub fn sweep(dir: &std::path::Path) {
     }
     // The jobs of the processes alive now (those of another user are not
     // readable, and their logs are not in this directory).
-    let live: std::collections::HashSet<String> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .filter_map(|e| {
-            let env = std::fs::read(e.path().join("environ")).ok()?;
-            let job = env
-                .split(|&b| b == 0)
-                .find_map(|v| v.strip_prefix(b"CKPT_JOB="))?;
-            Some(String::from_utf8_lossy(job).into_owned())
-        })
-        .collect();
+    let live: std::collections::HashSet<String> =
+        tagged_processes().into_iter().map(|(_, t)| t).collect();
     // A log stays a week after its job ended: a restart of one of its
     // images (after the job ended, too) finds what it made since.
     let recent = |p: &std::path::Path| {
