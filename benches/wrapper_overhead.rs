@@ -1,8 +1,8 @@
 //! Cost of interposed calls under the shim, as ratios against native,
 //! measured in the same run: a C program times open+close (reading, and
 //! appending: logged for the job), dup+close, fcntl(F_GETFL), an atomic
-//! save (a new file renamed over another) and mkdir+rmdir (logged for the
-//! job) and clock_gettime loops, once plainly and once with libckpt_shim.so
+//! save (a new file renamed over another), mkdir+rmdir and a new file
+//! removed (each logged for the job) and clock_gettime loops, once plainly and once with libckpt_shim.so
 //! preloaded, alternating, ROUNDS times; medians are compared.
 //!
 //! Goal: <= 1.05x native (DMTCP measured 10.7x on open+close here).

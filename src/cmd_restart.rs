@@ -86,7 +86,10 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     let specials = check_vdso(&meta)?;
     // Files renamed after the checkpoint have their names back before any
     // is looked at.
-    for w in crate::renames::undo(&[&meta], args.keep_files) {
+    for w in crate::renames::undo(&[&meta], args.keep_files)
+        .into_iter()
+        .chain(crate::renames::removed(&[&meta]))
+    {
         eprintln!("ckpt: warning: {w}");
     }
     for w in check_descriptors(&meta, args.strict)? {

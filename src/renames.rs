@@ -17,6 +17,10 @@
 //!   are not in the image), nor is any earlier rename of those names: a
 //!   warning names them;
 //! - `--keep-files` leaves them all, and says so.
+//!
+//! Files there at the checkpoint that the killed run removed after it
+//! (logged too, with their birth time) cannot come back when the image
+//! does not hold them: [`removed`] names them.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
@@ -135,6 +139,64 @@ pub fn undo(metas: &[&Meta], keep: bool) -> Vec<String> {
         },
         if left.len() == 1 { "it" } else { "them" },
         shown.join(", ")
+    )]
+}
+
+/// Regular files there at the checkpoint that the killed run removed
+/// after it (the job's log has each removal, with the file's birth time):
+/// one warning naming them, unless the image holds or knows them (the
+/// rollback makes those again, or says why not). `metas`: as for
+/// [`undo`]; after it.
+pub fn removed(metas: &[&Meta]) -> Vec<String> {
+    let Some(root) = metas.iter().find(|m| m.job_log.is_some()) else {
+        return Vec::new();
+    };
+    let (Some(log), Some(mark)) = (root.job_log.as_deref(), root.job_mark.as_deref()) else {
+        return Vec::new();
+    };
+    let Ok(bytes) = std::fs::read(ckpt::names::path(log)) else {
+        return Vec::new();
+    };
+    let Some(gone) = joblog::removed_after(&bytes, mark) else {
+        return Vec::new();
+    };
+    let checkpoint_ns = root.created_unix_ms.saturating_mul(1_000_000);
+    let known = |p: &str| {
+        metas.iter().any(|m| {
+            m.fds.iter().any(|f| f.path == p) || m.closed_files.iter().any(|c| c.path == p)
+        })
+    };
+    let mut lost: Vec<&str> = Vec::new();
+    for (p, born) in &gone {
+        if (*born != 0 && *born > checkpoint_ns)
+            || lost.contains(&p.as_str())
+            || known(p)
+            || std::fs::symlink_metadata(ckpt::names::path(p)).is_ok()
+        {
+            continue;
+        }
+        lost.push(p);
+    }
+    if lost.is_empty() {
+        return Vec::new();
+    }
+    let more = if lost.len() > 5 {
+        format!(" and {} more", lost.len() - 5)
+    } else {
+        String::new()
+    };
+    vec![format!(
+        "{} there at the checkpoint {} removed by the killed run after it, and the image does \
+         not hold {}: the restarted run will not find {}: {}{more}",
+        count(lost.len(), "file", "files"),
+        if lost.len() == 1 { "was" } else { "were" },
+        if lost.len() == 1 { "it" } else { "them" },
+        if lost.len() == 1 { "it" } else { "them" },
+        lost.iter()
+            .take(5)
+            .map(|p| ckpt::names::shown(p).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
     )]
 }
 

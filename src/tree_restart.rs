@@ -107,7 +107,10 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
         .and_then(|c| c.1.job.as_deref());
     crate::stale_job::check(job, args.kill_old)?;
     let metas: Vec<&Meta> = checked.iter().map(|c| &c.1).collect();
-    for w in crate::renames::undo(&metas, args.keep_files) {
+    for w in crate::renames::undo(&metas, args.keep_files)
+        .into_iter()
+        .chain(crate::renames::removed(&metas))
+    {
         eprintln!("ckpt: warning: {w}");
     }
     let checked = checked

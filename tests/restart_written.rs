@@ -623,3 +623,41 @@ fn renames_after_the_checkpoint_are_undone() {
         }
     }
 }
+
+/// Files there at the checkpoint that the killed run removed after it,
+/// and that the image does not hold (a spool's input made before the job
+/// began, consumed with `rm`), are named by the restart: the restarted
+/// run will not find them. A temporary file each step makes and removes
+/// is not named (born after the checkpoint, or removed before it).
+#[test]
+fn files_removed_after_the_checkpoint_are_said() {
+    let area = Area::new("removed");
+    std::fs::create_dir(area.file("in")).unwrap();
+    for i in 1..=60 {
+        std::fs::write(area.file(&format!("in/j{i}")), format!("job {i}\n")).unwrap();
+    }
+    let script = "for i in $(seq 1 60); do cat in/j$i >> processed.log; rm in/j$i; \
+                  echo t > tmp.$i; rm tmp.$i; echo step $i; sleep 0.02; done";
+    let mut kid = start_until(
+        run_cmd(
+            Path::new("/bin/bash"),
+            &["-c", script],
+            area.path(),
+            &area.images,
+        ),
+        &area.file("stdout"),
+        &area.file("err"),
+        "under ckpt",
+        "step 15\n",
+    );
+    let image = common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_millis(500));
+    kid.kill();
+    let said = restart(&area, &image, &[]);
+    let line = said
+        .lines()
+        .find(|l| l.contains("removed by the killed run after it"))
+        .unwrap_or_else(|| panic!("the removals are not said: {said}"));
+    assert!(line.contains("/in/j"), "{line}");
+    assert!(!said.contains("/tmp."), "a temporary file is named: {said}");
+}

@@ -316,6 +316,10 @@ pub fn renames_after(bytes: &[u8], mark: &str) -> Option<Vec<Renamed>> {
             continue;
         };
         let (from, to) = (&r[..nul], &r[nul + 1..]);
+        if to.first() != Some(&b'/') {
+            // A removal (see `append_removed`).
+            continue;
+        }
         let (to, replaced) = match to.strip_suffix(REPLACED_MARK) {
             Some(t) => (t, true),
             None => (to, false),
@@ -325,6 +329,46 @@ pub fn renames_after(bytes: &[u8], mark: &str) -> Option<Vec<Renamed>> {
             to: crate::names::from_bytes(to),
             replaced,
         });
+    }
+    out
+}
+
+/// A regular file at `path` (absolute), born at `born_ns` (ns since the
+/// epoch; 0: unknown), was removed: logged on every removal a process of
+/// the job makes, as `PATH \0 - BORN`. Signal-safe.
+pub fn append_removed(path: &[u8], born_ns: u64) -> bool {
+    if path.first() != Some(&b'/') {
+        return false;
+    }
+    let mut num = [0u8; 24];
+    let mut w = sys::Cursor::new(&mut num);
+    if core::fmt::Write::write_fmt(&mut w, format_args!("{born_ns}")).is_err() {
+        return false;
+    }
+    let len = num.iter().position(|&b| b == 0).unwrap_or(0);
+    append_parts(&[path, b"\0-", &num[..len]])
+}
+
+/// The removals logged after the mark `mark` (its last one), oldest
+/// first, each with the file's birth time (ns; 0: unknown); `None` when
+/// the mark is not there.
+pub fn removed_after(bytes: &[u8], mark: &str) -> Option<Vec<(String, u64)>> {
+    let mut out = None;
+    for r in records(bytes) {
+        if let Some(m) = r.strip_prefix(MARK) {
+            if m == mark.as_bytes() {
+                out = Some(Vec::new());
+            }
+            continue;
+        }
+        let (Some(list), Some(nul)) = (out.as_mut(), r.iter().position(|&b| b == 0)) else {
+            continue;
+        };
+        let Some(born) = r[nul + 1..].strip_prefix(b"-") else {
+            continue;
+        };
+        let born = std::str::from_utf8(born).ok().and_then(|b| b.parse().ok());
+        list.push((crate::names::from_bytes(&r[..nul]), born.unwrap_or(0)));
     }
     out
 }
@@ -660,6 +704,17 @@ mod tests {
             None,
             "another checkpoint's mark"
         );
+        bytes.extend(record(&[b"/a/in/x", b"\0-", b"1234"]));
+        assert_eq!(
+            renames_after(&bytes, "7.1").map(|r| r.len()),
+            Some(2),
+            "not a rename"
+        );
+        assert_eq!(
+            removed_after(&bytes, "7.1"),
+            Some(vec![("/a/in/x".to_string(), 1234)])
+        );
+        assert!(!parse(&bytes).contains(&b"/a/in/x".to_vec()), "not a path");
         // The last time the mark is there counts (a restart writes it again).
         bytes.extend(record(&[MARK, b"7.1"]));
         assert_eq!(renames_after(&bytes, "7.1"), Some(Vec::new()));

@@ -429,6 +429,62 @@ pub unsafe fn record_rename_event(
     }
 }
 
+/// Before a removal of `path` (relative to `dirfd`) in a job: its birth
+/// time (ns since the epoch; 0 when the file system does not keep it)
+/// when it is a regular file; `None` otherwise (not in a job, not a
+/// regular file, not there). Signal-safe.
+///
+/// # Safety
+/// `path` is null or points to a NUL-terminated string.
+pub unsafe fn born_if_file(dirfd: i32, path: *const core::ffi::c_char) -> Option<u64> {
+    if path.is_null() || !joblog::in_job() {
+        return None;
+    }
+    // SAFETY: all-zero is a valid statx.
+    let mut stx: libc::statx = unsafe { core::mem::zeroed() };
+    // SAFETY: statx of a NUL-terminated path (the caller's contract) into
+    // our own buffer; raw (no wrapper).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_statx,
+            dirfd,
+            path,
+            libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_TYPE | libc::STATX_BTIME,
+            &mut stx,
+        )
+    };
+    if r != 0 || u32::from(stx.stx_mode) & libc::S_IFMT != libc::S_IFREG {
+        return None;
+    }
+    if stx.stx_mask & libc::STATX_BTIME == 0 {
+        return Some(0);
+    }
+    let b = stx.stx_btime;
+    Some((b.tv_sec.max(0) as u64) * 1_000_000_000 + u64::from(b.tv_nsec))
+}
+
+/// A regular file born at `born` (see [`born_if_file`]) was removed
+/// from `path` (relative to `dirfd`): the job's log gets it, every time,
+/// so a restart can say which files there at the checkpoint the killed
+/// run removed after it. Signal-safe.
+///
+/// # Safety
+/// `path` is null or points to a NUL-terminated string.
+#[cold]
+#[inline(never)]
+pub unsafe fn record_removed(dirfd: i32, path: *const core::ffi::c_char, born: u64) {
+    if path.is_null() {
+        return;
+    }
+    let mut a = [0u8; 4096];
+    // SAFETY: a NUL-terminated string (the caller's contract).
+    let p = unsafe { core::ffi::CStr::from_ptr(path) }.to_bytes();
+    if let Some(n) = absolute(dirfd, p, &mut a) {
+        joblog::append_removed(&a[..n], born);
+    }
+}
+
 /// The absolute path of `path` (relative to `dirfd`) into `out`: as it
 /// is when absolute, else after the directory's path (the working
 /// directory's, or `dirfd`'s, one readlink). Its last component need not

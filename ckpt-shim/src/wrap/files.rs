@@ -359,6 +359,44 @@ unsafe fn inotify_rm_watch(fd: c_int, wd: c_int) -> c_int {
     }
 }
 
+// A regular file removed is logged with its birth time (asked first): a
+// restart names those there at the checkpoint that the killed run removed
+// after it (their contents are not in the image).
+
+#[interpose(around)]
+unsafe fn unlink(path: *const c_char) -> c_int {
+    let born = rec::born_if_file(libc::AT_FDCWD, path);
+    let r = real(path);
+    if let (0, Some(b)) = (r, born) {
+        guard.record(|| rec::record_removed(libc::AT_FDCWD, path, b));
+    }
+    r
+}
+
+#[interpose(around)]
+unsafe fn unlinkat(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    let born = if flags & libc::AT_REMOVEDIR == 0 {
+        rec::born_if_file(dirfd, path)
+    } else {
+        None
+    };
+    let r = real(dirfd, path, flags);
+    if let (0, Some(b)) = (r, born) {
+        guard.record(|| rec::record_removed(dirfd, path, b));
+    }
+    r
+}
+
+#[interpose(around)]
+unsafe fn remove(path: *const c_char) -> c_int {
+    let born = rec::born_if_file(libc::AT_FDCWD, path);
+    let r = real(path);
+    if let (0, Some(b)) = (r, born) {
+        guard.record(|| rec::record_removed(libc::AT_FDCWD, path, b));
+    }
+    r
+}
+
 // A file renamed into place was written (an atomic save); whether one
 // was there before is asked first (a restart never removes such a path).
 // The program's errno is left as the rename left it.
