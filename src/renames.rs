@@ -32,16 +32,7 @@ use ckpt::image::Meta;
 /// every process of the image (the root's holds the job's log). Each
 /// step is said on stderr; returns warnings.
 pub fn undo(metas: &[&Meta], keep: bool) -> Vec<String> {
-    let Some(root) = metas.iter().find(|m| m.job_log.is_some()) else {
-        return Vec::new();
-    };
-    let (Some(log), Some(mark)) = (root.job_log.as_deref(), root.job_mark.as_deref()) else {
-        return Vec::new();
-    };
-    let Ok(bytes) = std::fs::read(ckpt::names::path(log)) else {
-        return Vec::new();
-    };
-    let Some(renames) = joblog::renames_after(&bytes, mark) else {
+    let Some((root, renames)) = after_mark(metas, joblog::renames_after) else {
         return Vec::new();
     };
     if renames.is_empty() {
@@ -148,16 +139,7 @@ pub fn undo(metas: &[&Meta], keep: bool) -> Vec<String> {
 /// rollback makes those again, or says why not). `metas`: as for
 /// [`undo`]; after it.
 pub fn removed(metas: &[&Meta]) -> Vec<String> {
-    let Some(root) = metas.iter().find(|m| m.job_log.is_some()) else {
-        return Vec::new();
-    };
-    let (Some(log), Some(mark)) = (root.job_log.as_deref(), root.job_mark.as_deref()) else {
-        return Vec::new();
-    };
-    let Ok(bytes) = std::fs::read(ckpt::names::path(log)) else {
-        return Vec::new();
-    };
-    let Some(gone) = joblog::removed_after(&bytes, mark) else {
+    let Some((root, gone)) = after_mark(metas, joblog::removed_after) else {
         return Vec::new();
     };
     let checkpoint_ns = root.created_unix_ms.saturating_mul(1_000_000);
@@ -198,6 +180,18 @@ pub fn removed(metas: &[&Meta]) -> Vec<String> {
             .collect::<Vec<_>>()
             .join(", ")
     )]
+}
+
+/// The image's root (the process holding the job's log) and what `read`
+/// finds in the log after the checkpoint's mark.
+fn after_mark<'a, T>(
+    metas: &[&'a Meta],
+    read: fn(&[u8], &str) -> Option<Vec<T>>,
+) -> Option<(&'a Meta, Vec<T>)> {
+    let root = *metas.iter().find(|m| m.job_log.is_some())?;
+    let log = root.job_log.as_deref()?;
+    let bytes = std::fs::read(ckpt::names::path(log)).ok()?;
+    Some((root, read(&bytes, root.job_mark.as_deref()?)?))
 }
 
 fn count(n: usize, one: &str, many: &str) -> String {

@@ -300,10 +300,10 @@ fn records(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// The renames logged after the mark `mark` (its last one) in a log's
-/// bytes, oldest first; `None` when the mark is not there (an image
-/// older than marks, or a log written anew since).
-pub fn renames_after(bytes: &[u8], mark: &str) -> Option<Vec<Renamed>> {
+/// The records holding a NUL logged after the mark `mark` (its last one)
+/// in a log's bytes, in order, split at the NUL; `None` when the mark is
+/// not there (an image older than marks, or a log written anew since).
+fn events_after<'a>(bytes: &'a [u8], mark: &str) -> Option<Vec<(&'a [u8], &'a [u8])>> {
     let mut out = None;
     for r in records(bytes) {
         if let Some(m) = r.strip_prefix(MARK) {
@@ -312,25 +312,35 @@ pub fn renames_after(bytes: &[u8], mark: &str) -> Option<Vec<Renamed>> {
             }
             continue;
         }
-        let (Some(list), Some(nul)) = (out.as_mut(), r.iter().position(|&b| b == 0)) else {
-            continue;
-        };
-        let (from, to) = (&r[..nul], &r[nul + 1..]);
-        if to.first() != Some(&b'/') {
-            // A removal (see `append_removed`).
-            continue;
+        if let (Some(list), Some(nul)) = (out.as_mut(), r.iter().position(|&b| b == 0)) {
+            list.push((&r[..nul], &r[nul + 1..]));
         }
-        let (to, replaced) = match to.strip_suffix(REPLACED_MARK) {
-            Some(t) => (t, true),
-            None => (to, false),
-        };
-        list.push(Renamed {
-            from: crate::names::from_bytes(from),
-            to: crate::names::from_bytes(to),
-            replaced,
-        });
     }
     out
+}
+
+/// The renames logged after the mark `mark` (see [`events_after`]),
+/// oldest first.
+pub fn renames_after(bytes: &[u8], mark: &str) -> Option<Vec<Renamed>> {
+    let events = events_after(bytes, mark)?;
+    Some(
+        events
+            .into_iter()
+            // A removal's second part is not a path (see `append_removed`).
+            .filter(|(_, to)| to.first() == Some(&b'/'))
+            .map(|(from, to)| {
+                let (to, replaced) = match to.strip_suffix(REPLACED_MARK) {
+                    Some(t) => (t, true),
+                    None => (to, false),
+                };
+                Renamed {
+                    from: crate::names::from_bytes(from),
+                    to: crate::names::from_bytes(to),
+                    replaced,
+                }
+            })
+            .collect(),
+    )
 }
 
 /// A regular file at `path` (absolute), born at `born_ns` (ns since the
@@ -349,28 +359,20 @@ pub fn append_removed(path: &[u8], born_ns: u64) -> bool {
     append_parts(&[path, b"\0-", &num[..len]])
 }
 
-/// The removals logged after the mark `mark` (its last one), oldest
-/// first, each with the file's birth time (ns; 0: unknown); `None` when
-/// the mark is not there.
+/// The removals logged after the mark `mark` (see [`events_after`]),
+/// oldest first, each with the file's birth time (ns; 0: unknown).
 pub fn removed_after(bytes: &[u8], mark: &str) -> Option<Vec<(String, u64)>> {
-    let mut out = None;
-    for r in records(bytes) {
-        if let Some(m) = r.strip_prefix(MARK) {
-            if m == mark.as_bytes() {
-                out = Some(Vec::new());
-            }
-            continue;
-        }
-        let (Some(list), Some(nul)) = (out.as_mut(), r.iter().position(|&b| b == 0)) else {
-            continue;
-        };
-        let Some(born) = r[nul + 1..].strip_prefix(b"-") else {
-            continue;
-        };
-        let born = std::str::from_utf8(born).ok().and_then(|b| b.parse().ok());
-        list.push((crate::names::from_bytes(&r[..nul]), born.unwrap_or(0)));
-    }
-    out
+    let events = events_after(bytes, mark)?;
+    Some(
+        events
+            .into_iter()
+            .filter_map(|(path, rest)| {
+                let born = rest.strip_prefix(b"-")?;
+                let born = std::str::from_utf8(born).ok().and_then(|b| b.parse().ok());
+                Some((crate::names::from_bytes(path), born.unwrap_or(0)))
+            })
+            .collect(),
+    )
 }
 
 /// The paths in a log's bytes, in order, each once.
