@@ -706,7 +706,10 @@ pub(crate) fn check_descriptors(meta: &Meta, strict: bool) -> Result<Vec<String>
                 )))
             }
         };
-        if st.dev() != f.dev || st.ino() != f.ino {
+        // Born after the checkpoint: another file, even with the number of
+        // one removed since (inodes are reused).
+        let born_after = st.created().is_ok_and(|b| b > meta.frozen_at());
+        if st.dev() != f.dev || st.ino() != f.ino || born_after {
             return Err(Failure::new(format!(
                 "descriptor {} needs {}, which was replaced by another file since the checkpoint",
                 f.fd, f.path
@@ -1113,7 +1116,10 @@ pub(crate) fn open_mapped_files(meta: &Meta) -> Result<HashMap<String, i32>, Fai
                 "ckpt: warning: {} is not the file the program mapped, but holds what it held at the checkpoint: mapped in its place",
                 r.path
             );
-        } else if st.dev() != r.dev || st.ino() != r.ino {
+        } else if st.dev() != r.dev
+            || st.ino() != r.ino
+            || st.created().is_ok_and(|b| b > meta.frozen_at())
+        {
             return Err(Failure::new(format!(
                 "the image maps {}, which was replaced by another file since the checkpoint",
                 r.path

@@ -18,7 +18,6 @@ use ckpt::files::joblog;
 use ckpt::image::Meta;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::time::{Duration, UNIX_EPOCH};
 
 /// What the killed run made after the checkpoint.
 pub struct Leftover {
@@ -64,7 +63,7 @@ pub fn plan(metas: &[&Meta], keep: bool) -> (Vec<Leftover>, Vec<String>) {
     let log = root.job_log.as_deref().unwrap_or_default();
     let then: std::collections::HashSet<&str> =
         root.job_written.iter().map(String::as_str).collect();
-    let checkpoint = UNIX_EPOCH + Duration::from_millis(root.created_unix_ms);
+    let checkpoint = frozen_at(metas);
     // Files some process had open or wrote by the checkpoint (a process
     // of a tree frozen after the root read the log) are the image's.
     let known = |m: &std::fs::Metadata| {
@@ -145,6 +144,16 @@ pub fn plan(metas: &[&Meta], keep: bool) -> (Vec<Leftover>, Vec<String>) {
         ));
     }
     (out, warnings)
+}
+
+/// When the job was frozen for the checkpoint (its last process): what
+/// was born after it, the killed run made.
+pub fn frozen_at(metas: &[&Meta]) -> std::time::SystemTime {
+    metas
+        .iter()
+        .map(|m| m.frozen_at())
+        .max()
+        .unwrap_or(std::time::UNIX_EPOCH)
 }
 
 fn count(n: usize, one: &str, many: &str) -> String {

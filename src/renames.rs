@@ -23,7 +23,7 @@
 //! does not hold them: [`removed`] names them.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use ckpt::files::joblog;
 use ckpt::image::Meta;
@@ -32,7 +32,7 @@ use ckpt::image::Meta;
 /// every process of the image (the root's holds the job's log). Each
 /// step is said on stderr; returns warnings.
 pub fn undo(metas: &[&Meta], keep: bool) -> Vec<String> {
-    let Some((root, renames)) = after_mark(metas, joblog::renames_after) else {
+    let Some(renames) = after_mark(metas, joblog::renames_after) else {
         return Vec::new();
     };
     if renames.is_empty() {
@@ -51,7 +51,7 @@ pub fn undo(metas: &[&Meta], keep: bool) -> Vec<String> {
             },
         )];
     }
-    let checkpoint = UNIX_EPOCH + Duration::from_millis(root.created_unix_ms);
+    let checkpoint = crate::leftovers::frozen_at(metas);
     let mut tainted: Vec<PathBuf> = Vec::new();
     let mut left: Vec<String> = Vec::new();
     for r in renames.iter().rev() {
@@ -139,10 +139,12 @@ pub fn undo(metas: &[&Meta], keep: bool) -> Vec<String> {
 /// rollback makes those again, or says why not). `metas`: as for
 /// [`undo`]; after it.
 pub fn removed(metas: &[&Meta]) -> Vec<String> {
-    let Some((root, gone)) = after_mark(metas, joblog::removed_after) else {
+    let Some(gone) = after_mark(metas, joblog::removed_after) else {
         return Vec::new();
     };
-    let checkpoint_ns = root.created_unix_ms.saturating_mul(1_000_000);
+    let checkpoint_ns = crate::leftovers::frozen_at(metas)
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     let known = |p: &str| {
         metas.iter().any(|m| {
             m.fds.iter().any(|f| f.path == p) || m.closed_files.iter().any(|c| c.path == p)
@@ -182,16 +184,13 @@ pub fn removed(metas: &[&Meta]) -> Vec<String> {
     )]
 }
 
-/// The image's root (the process holding the job's log) and what `read`
-/// finds in the log after the checkpoint's mark.
-fn after_mark<'a, T>(
-    metas: &[&'a Meta],
-    read: fn(&[u8], &str) -> Option<Vec<T>>,
-) -> Option<(&'a Meta, Vec<T>)> {
-    let root = *metas.iter().find(|m| m.job_log.is_some())?;
+/// What `read` finds in the job's log (the image's root holds its path
+/// and the checkpoint's mark) after the checkpoint's mark.
+fn after_mark<T>(metas: &[&Meta], read: fn(&[u8], &str) -> Option<Vec<T>>) -> Option<Vec<T>> {
+    let root = metas.iter().find(|m| m.job_log.is_some())?;
     let log = root.job_log.as_deref()?;
     let bytes = std::fs::read(ckpt::names::path(log)).ok()?;
-    Some((root, read(&bytes, root.job_mark.as_deref()?)?))
+    read(&bytes, root.job_mark.as_deref()?)
 }
 
 fn count(n: usize, one: &str, many: &str) -> String {

@@ -217,8 +217,17 @@ fn take_with(
                 .into(),
         );
     }
+    // Every process of the checkpoint is frozen by now (a tree's synced):
+    // rounded up, so a file born before it never counts as born after.
+    // SAFETY: clock_gettime into a local timespec (vDSO; no allocation).
+    let frozen_unix_ms = unsafe {
+        let mut ts: libc::timespec = core::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts);
+        (ts.tv_sec.max(0) as u64) * 1000 + (ts.tv_nsec as u64).div_ceil(1_000_000)
+    };
     crate::files::set_in_tree(tree.is_some());
     let mut meta = snapshot::gather(&frozen, seq, created_unix_ms);
+    meta.frozen_unix_ms = frozen_unix_ms;
     crate::files::set_in_tree(false);
     // Files it writes, as they are now (a restart puts them back).
     let (mut closed, dropped) = crate::files::closed::snapshot(&meta.fds);

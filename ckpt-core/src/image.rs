@@ -258,6 +258,12 @@ pub struct Meta {
     /// after it were made after the checkpoint (a restart undoes them).
     #[serde(default)]
     pub job_mark: Option<String>,
+    /// Wall-clock time once every process of the checkpoint was frozen,
+    /// milliseconds since the epoch, rounded up (0 in older images): a
+    /// file born after it was made by the run after the checkpoint (one
+    /// born between `created_unix_ms` and the freeze is the image's).
+    #[serde(default)]
+    pub frozen_unix_ms: u64,
     /// The tag of the `ckpt run` job the process belonged to (`CKPT_JOB`,
     /// see `files::joblog::tag`): a restart refuses while processes of
     /// that job still run.
@@ -266,6 +272,17 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// When the checkpoint was, for birth times (see `frozen_unix_ms`):
+    /// older images, a millisecond after `created_unix_ms`.
+    pub fn frozen_at(&self) -> std::time::SystemTime {
+        let ms = if self.frozen_unix_ms > 0 {
+            self.frozen_unix_ms
+        } else {
+            self.created_unix_ms + 1
+        };
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)
+    }
+
     /// Bytes of memory the image describes: every extent's length, its
     /// own and those it takes from earlier images.
     pub fn memory_bytes(&self) -> u64 {

@@ -48,6 +48,7 @@ pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
         job_log: None,
         job_written: Vec::new(),
         job_mark: None,
+        frozen_unix_ms: 0,
         job: None,
     }
 }
