@@ -103,17 +103,9 @@ fn file_covered(r: &Region) -> u64 {
     ) else {
         return 0;
     };
-    let Ok(fd) = sys::openat(libc::AT_FDCWD, &path, libc::O_PATH | libc::O_CLOEXEC) else {
+    let Some(st) = sys::stat_path(&path, false).filter(|st| st.st_ino == r.ino) else {
         return 0;
     };
-    // SAFETY: fstat into a zeroed stat of our own.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: fstat of the descriptor just opened.
-    let ok = unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st) } == 0;
-    sys::close(fd);
-    if !ok || st.st_ino != r.ino {
-        return 0;
-    }
     let in_file = (st.st_size.max(0) as u64).saturating_sub(r.offset);
     in_file.min(r.end - r.start)
 }
