@@ -258,16 +258,19 @@ fn take_with(
     meta.process
         .sysv_ipc
         .extend(crate::process::shm_objects(&maps));
-    // Memory the writer's fork does not hold (shared): copied while frozen.
-    memory::shared::capture();
-    // Large regions that changed little since the image this one builds
-    // on: their written pages copied, the regions left out of the
-    // writer's fork (whose page-table copy is the pause). Never for a
-    // tree's member: its base is in the previous tree's directory.
+    // Whether the writer is sure to build on the previous round's image:
+    // never for a tree's member (its base is in the previous tree's
+    // directory).
     let build_on = memory::dirty::round().is_some_and(|r| {
         r.base.as_ref().is_some_and(|b| b.parent() == Some(dir))
             && writer::previous_can_be_built_on(LAST_DONE.load(Acquire), r.prev)
     });
+    // Memory the writer's fork does not hold (shared): copied while
+    // frozen; of a kept file mapping, the pages changed since that image.
+    memory::shared::capture(build_on);
+    // Large regions that changed little since that image: their written
+    // pages copied, the regions left out of the writer's fork (whose
+    // page-table copy is the pause).
     memory::stage::stage(&maps, &meta.fork_advice, build_on);
     meta.freeze_us = (sys::monotonic_ns() - frozen.started_ns()) / 1000;
     // Opened while frozen so their low numbers are never seen by the program.

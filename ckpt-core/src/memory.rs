@@ -33,6 +33,7 @@
 pub mod compress;
 pub mod dirty;
 pub mod fork_advice;
+mod kept;
 pub mod lazy;
 pub mod locked;
 pub mod shared;
@@ -462,6 +463,7 @@ pub fn snapshot(sink: &mut Sink, earlier: Option<&Earlier>) -> Result<Vec<Region
             extents: &e.extents,
             at: 0,
             run: None,
+            kept: &e.kept,
         }),
     };
     let result = regions.iter_mut().try_for_each(|(r, populated)| {
@@ -660,6 +662,19 @@ pub struct Earlier {
     /// Each stored extent of private anonymous memory, in address order,
     /// with `src` as in the image being written.
     pub extents: Vec<Extent>,
+    /// The earlier image's kept file mappings (see `kept`).
+    pub kept: Vec<KeptBase>,
+}
+
+/// A writable shared file mapping the earlier image keeps: its bounds,
+/// file and offset, and its extents (address order, `src` as in the
+/// image being written).
+pub struct KeptBase {
+    pub start: u64,
+    pub end: u64,
+    pub ino: u64,
+    pub offset: u64,
+    pub extents: Vec<Extent>,
 }
 
 /// Walks [`Earlier`] along the pages being stored.
@@ -670,6 +685,7 @@ struct Refs<'a> {
     at: usize,
     /// The reference being collected.
     run: Option<Extent>,
+    kept: &'a [KeptBase],
 }
 
 impl Refs<'_> {
@@ -840,6 +856,7 @@ impl Writer<'_> {
         r.kept = 0;
         if let Some(c) = shared::captured(r.start, r.end)? {
             r.kept = c.kept;
+            self.refer_kept(r, c.same)?;
             return self.store_captured(r, c.fd, c.runs);
         }
         let (fd, staged) = stage::staged();
@@ -974,6 +991,50 @@ impl Writer<'_> {
         if let Some(x) = self.earlier.as_mut().and_then(|e| e.run.take()) {
             r.extents.push(x);
         }
+    }
+
+    /// A kept file mapping's pages unchanged since the earlier image
+    /// (`same`, sorted): references to where that image holds them
+    /// (nothing where it stored nothing: they were zero).
+    fn refer_kept(&mut self, r: &mut Region, same: &[(u64, u64)]) -> Result<(), String> {
+        if same.is_empty() {
+            return Ok(());
+        }
+        let base = self.earlier.as_ref().and_then(|e| {
+            e.kept
+                .iter()
+                .find(|k| (k.start, k.end, k.ino, k.offset) == (r.start, r.end, r.ino, r.offset))
+        });
+        let Some(base) = base else {
+            return Err(format!(
+                "the image this one was to build on cannot be used (removed or changed?), and \
+                 the pages of {} unchanged since were not copied again; the next checkpoint \
+                 will be whole",
+                r.path
+            ));
+        };
+        let mut i = 0;
+        for &(a, b) in same {
+            i += base.extents[i..].partition_point(|e| e.addr + e.len <= a);
+            for e in base.extents[i..].iter().take_while(|e| e.addr < b) {
+                let (s, t) = (e.addr.max(a), (e.addr + e.len).min(b));
+                let into = s - e.addr;
+                r.extents.push(Extent {
+                    addr: s,
+                    len: t - s,
+                    hash: 0,
+                    // As in `Refs::find`.
+                    file_offset: if e.codec == 0 {
+                        e.file_offset + into
+                    } else {
+                        e.file_offset
+                    },
+                    skip: if e.codec == 0 { 0 } else { e.skip + into },
+                    ..e.clone()
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Store the pages `shared::capture` copied while the program was

@@ -97,11 +97,16 @@ pub fn structure(header: &Header, meta: &Meta, file_len: u64) -> Result<(), Imag
                 && codec_shape(e);
             if e.src != 0 {
                 // A reference into an earlier image: only private
-                // anonymous memory is taken from one (see memory::dirty);
-                // its bounds are checked against that file at restart.
+                // anonymous memory (see memory::dirty) and the kept pages
+                // of a shared file mapping (memory::kept) are taken from
+                // one; its bounds are checked against that file at restart.
+                let kept_pages = r.kind == image::RegionKind::FileShared
+                    && e.addr.saturating_add(e.len)
+                        <= r.start
+                            .saturating_add(r.kept.saturating_add(PAGE - 1) & !(PAGE - 1));
                 let ok = shape
                     && e.src as usize <= meta.deps.len()
-                    && r.kind == image::RegionKind::Anonymous
+                    && (r.kind == image::RegionKind::Anonymous || kept_pages)
                     && e.file_offset >= header.data_offset
                     && e.file_offset.checked_add(e.footprint()).is_some();
                 if !ok {

@@ -544,16 +544,26 @@ fn earlier(
     } else {
         base.file_name()?.to_string_lossy().into_owned()
     };
+    // This image's deps: the base first, then the base's own.
+    let refer = |e: &image::Extent| image::Extent {
+        src: e.src + 1,
+        ..e.clone()
+    };
     let mut extents = Vec::new();
+    let mut kept = Vec::new();
     for r in &base_meta.regions {
-        for e in &r.extents {
-            if r.kind == image::RegionKind::Anonymous && !r.shared {
-                // This image's deps: the base first, then the base's own.
-                extents.push(image::Extent {
-                    src: e.src + 1,
-                    ..e.clone()
-                });
-            }
+        if r.kind == image::RegionKind::Anonymous && !r.shared {
+            extents.extend(r.extents.iter().map(refer));
+        } else if r.kind == image::RegionKind::FileShared && r.kept > 0 {
+            let mut extents: Vec<image::Extent> = r.extents.iter().map(refer).collect();
+            extents.sort_unstable_by_key(|e| e.addr);
+            kept.push(memory::KeptBase {
+                start: r.start,
+                end: r.end,
+                ino: r.ino,
+                offset: r.offset,
+                extents,
+            });
         }
     }
     extents.sort_unstable_by_key(|e| e.addr);
@@ -573,6 +583,7 @@ fn earlier(
         round,
         extents,
         regions,
+        kept,
     })
 }
 

@@ -1,5 +1,6 @@
-/* mmap_shared_file CTL FILE MIB STEPS: make FILE (a first page written,
- * the rest a hole, MIB MiB in all), map it shared and writable, close the
+/* mmap_shared_file CTL FILE MIB STEPS [dense]: make FILE (a first page
+ * written, the rest a hole, MIB MiB in all; with `dense`, every page
+ * written through the mapping first), map it shared and writable, close the
  * descriptor, then for STEPS steps store into pseudo-random pages (holes
  * included) and a counter on the first page, printing each step with a
  * hash of the whole mapping. Marker `started` after step 20. Its stdout
@@ -33,6 +34,9 @@ int main(int argc, char **argv) {
     }
     close(fd);
     size_t pages = size / 4096;
+    if (argc > 5 && strcmp(argv[5], "dense") == 0)
+        for (size_t p = 1; p < pages; p++)
+            memset(m + p * 4096, (int)(p * 13 + 1), 4096);
     for (int i = 1; i <= steps; i++) {
         size_t p = next_rand() % pages;
         m[p * 4096 + (i % 4096)] += (unsigned char)(i * 7 + 1);

@@ -57,6 +57,9 @@ pub struct Run {
 pub struct Captured {
     pub region: Region,
     pub runs: Vec<Run>,
+    /// A kept file mapping's pages unchanged since the image this one
+    /// builds on (address ranges, sorted): taken from it (see `kept`).
+    pub same: Vec<(u64, u64)>,
 }
 
 /// What `capture` made, in the scratch arena: valid until the next
@@ -125,7 +128,9 @@ fn unnamed_private(r: &Region) -> bool {
 /// Copy the pages of every region that needs it. Frozen context: raw
 /// system calls, scratch allocation. A failure is kept and reported by
 /// the writer (the checkpoint then fails with it; the program goes on).
-pub fn capture() {
+/// `build_on`: the writer will build on the previous round's image (kept
+/// file pages unchanged since are taken from it).
+pub fn capture(build_on: bool) {
     release();
     let maps = crate::names::read_proc("/proc/self/maps").unwrap_or_default();
     let mut budget = KEPT_FILES_MAX;
@@ -156,7 +161,7 @@ pub fn capture() {
         regions: Vec::new(),
         error: None,
     };
-    if let Err(e) = capture_into(&wanted, &mut c) {
+    if let Err(e) = capture_into(&wanted, &mut c, build_on) {
         c.error = Some(e);
     }
     CAPTURE.store(Box::leak(Box::new(c)), Release);
@@ -188,6 +193,8 @@ pub struct Copied {
     pub runs: &'static [Run],
     /// See [`Region::kept`].
     pub kept: u64,
+    /// See [`Captured::same`].
+    pub same: &'static [(u64, u64)],
 }
 
 /// Writer child: the descriptor of the copy, the copied runs of the
@@ -209,6 +216,7 @@ pub fn captured(start: u64, end: u64) -> Result<Option<Copied>, String> {
             fd: c.fd,
             runs: &x.runs[..],
             kept: x.region.kept,
+            same: &x.same[..],
         }))
 }
 
@@ -227,7 +235,7 @@ pub fn note_noreserve(regions: &[(Region, bool)]) {
     }
 }
 
-fn capture_into(wanted: &[Region], c: &mut Capture) -> Result<(), String> {
+fn capture_into(wanted: &[Region], c: &mut Capture, build_on: bool) -> Result<(), String> {
     // SAFETY: memfd_create with a NUL-terminated name.
     let fd = unsafe {
         libc::syscall(
@@ -273,17 +281,21 @@ fn capture_into(wanted: &[Region], c: &mut Capture) -> Result<(), String> {
             mem,
             buf,
         };
-        wanted.iter().try_for_each(|r| {
-            let ranges = ranges_of(r, pagemap.ok(), &mut smaps)?;
-            let mut runs = Vec::new();
-            for (a, b) in ranges {
-                out.copy(a, b, &mut runs)?;
-            }
-            c.regions.push(Captured {
-                region: r.clone(),
-                runs,
-            });
-            Ok::<(), String>(())
+        let kept: Vec<&Region> = wanted.iter().filter(|r| r.kept > 0).collect();
+        super::kept::capture(&kept, &mut out, build_on, &mut c.regions).and_then(|()| {
+            wanted.iter().filter(|r| r.kept == 0).try_for_each(|r| {
+                let ranges = ranges_of(r, pagemap.ok(), &mut smaps)?;
+                let mut runs = Vec::new();
+                for (a, b) in ranges {
+                    out.copy(a, b, &mut runs)?;
+                }
+                c.regions.push(Captured {
+                    region: r.clone(),
+                    runs,
+                    same: Vec::new(),
+                });
+                Ok::<(), String>(())
+            })
         })
     };
     if bounce != libc::MAP_FAILED {
@@ -306,12 +318,7 @@ fn ranges_of(
     let name =
         CString::new(format!("/proc/self/map_files/{:x}-{:x}", r.start, r.end)).unwrap_or_default();
     let mut ranges = Vec::new();
-    if r.kept > 0 {
-        // A writable file mapping: every page within the file (a hole the
-        // program fills after the checkpoint must come back as zeros: the
-        // restart writes the whole stretch back).
-        ranges.push((r.start, r.start + r.kept.next_multiple_of(PAGE)));
-    } else if let Ok(obj) = sys::openat(libc::AT_FDCWD, &name, libc::O_RDONLY) {
+    if let Ok(obj) = sys::openat(libc::AT_FDCWD, &name, libc::O_RDONLY) {
         data_ranges(obj, r, &mut ranges);
         sys::close(obj);
     } else if r.shared && kernel_shmem(r) && swapped_kb(r, smaps) == 0 {
@@ -426,9 +433,9 @@ fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 }
 
 /// Copies the program's pages into the capture memfd.
-struct Copier<'a> {
-    fd: i32,
-    offset: u64,
+pub(super) struct Copier<'a> {
+    pub(super) fd: i32,
+    pub(super) offset: u64,
     mem: i32,
     buf: &'a mut [u8],
 }
@@ -497,7 +504,7 @@ impl Copier<'_> {
     }
 
     /// `len` bytes at `addr` were copied at the current offset.
-    fn note(&mut self, addr: u64, len: u64, runs: &mut Vec<Run>) {
+    pub(super) fn note(&mut self, addr: u64, len: u64, runs: &mut Vec<Run>) {
         match runs.last_mut() {
             Some(r) if r.addr + r.len == addr && r.offset + r.len == self.offset => r.len += len,
             _ => runs.push(Run {
