@@ -314,7 +314,14 @@ fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool, members: &[i3
         .filter(|f| !handled(f.fd))
         .filter_map(|f| {
             let connected = ckpt::files::loses_its_peer(f, &meta.fds);
-            match ckpt::files::stdio_rule(f) {
+            // A descriptor sharing its open file with another (dup) comes
+            // back as that one does.
+            let primary = f
+                .shares_with
+                .filter(|&s| s != f.fd)
+                .and_then(|s| meta.fds.iter().find(|x| x.fd == s))
+                .unwrap_or(f);
+            match ckpt::files::stdio_rule(primary) {
                 ckpt::files::Passthrough::Placeholder => Some(format!(
                     "descriptor {} ({}) cannot come back at restart (/dev/null takes its place)",
                     f.fd, f.path

@@ -1091,9 +1091,11 @@ pub(crate) fn open_mapped_files(meta: &Meta) -> Result<HashMap<String, i32>, Fai
                 .custom_flags(libc::O_CLOEXEC)
                 .open(ckpt::names::path(&r.path))
         };
+        let mut made = false;
         let f = match (open(), saved) {
             (Err(e), Some(s)) if e.kind() == std::io::ErrorKind::NotFound => {
                 make_again(s)?;
+                made = true;
                 open().map_err(|e| Failure::new(format!("cannot open {}: {e}", r.path)))?
             }
             (r2, _) => r2.map_err(|e| {
@@ -1107,23 +1109,27 @@ pub(crate) fn open_mapped_files(meta: &Meta) -> Result<HashMap<String, i32>, Fai
         let st = f
             .metadata()
             .map_err(|e| Failure::new(format!("{}: {e}", r.path)))?;
-        // A file made again, or a copy with the saved contents, stands in.
-        let stands_in = saved.is_some_and(|s| {
-            std::fs::read(ckpt::names::path(&r.path)).is_ok_and(|now| now == s.contents)
-        });
-        if (st.dev() != r.dev || st.ino() != r.ino) && stands_in {
-            eprintln!(
-                "ckpt: warning: {} is not the file the program mapped, but holds what it held at the checkpoint: mapped in its place",
-                r.path
-            );
-        } else if st.dev() != r.dev
-            || st.ino() != r.ino
-            || st.created().is_ok_and(|b| b > meta.frozen_at())
-        {
+        // The file itself: its inode, not one reused by a file born since.
+        let same = st.dev() == r.dev
+            && st.ino() == r.ino
+            && !st.created().is_ok_and(|b| b > meta.frozen_at());
+        // A file made again (which may have the old inode's number), or a
+        // copy with the saved contents, stands in.
+        let stands_in = made
+            || saved.is_some_and(|s| {
+                std::fs::read(ckpt::names::path(&r.path)).is_ok_and(|now| now == s.contents)
+            });
+        if !same && !stands_in {
             return Err(Failure::new(format!(
                 "the image maps {}, which was replaced by another file since the checkpoint",
                 r.path
             )));
+        }
+        if !same && !made {
+            eprintln!(
+                "ckpt: warning: {} is not the file the program mapped, but holds what it held at the checkpoint: mapped in its place",
+                r.path
+            );
         }
         out.insert(r.path.clone(), f.into_raw_fd());
     }

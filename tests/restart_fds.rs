@@ -165,6 +165,19 @@ fn own_socket_pairs_come_back_without_false_warnings() {
     );
 }
 
+/// A second descriptor of an unlinked file (a dup) comes back with the
+/// first, so the checkpoint does not say it cannot (it said "/dev/null
+/// takes its place", falsely).
+#[test]
+fn a_dup_of_an_unlinked_file_is_not_called_lost() {
+    let said = cycle_c("unlinked-dup", "restart_shared.c");
+    assert!(
+        !said.checkpoint.contains("cannot come back"),
+        "checkpoint: {}",
+        said.checkpoint
+    );
+}
+
 /// Pipes are paired by inode: a read end whose writer was closed comes
 /// back with its bytes then end of file, a write end whose reader was
 /// closed gives EPIPE, reused numbers do not cross-wire two pipes, and a

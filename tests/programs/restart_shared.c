@@ -1,8 +1,9 @@
 /* Shared memory across a restart: a 4 MiB MAP_SHARED|MAP_ANONYMOUS
  * region, a second view of part of it (mremap with old size 0), a memfd
  * mapped shared with its descriptor kept, an unlinked /dev/shm file mapped
- * shared with its descriptor kept, and a memfd mapped twice (read-write
- * and read-only) whose descriptor was closed. Each step checks every
+ * shared with its descriptor kept (and a dup of it, read through), and a
+ * memfd mapped twice (read-write and read-only) whose descriptor was
+ * closed. Each step checks every
  * byte against what the program wrote, writes through one side and reads
  * through the other: after a restart the contents must be there and every
  * pair must still share its pages. */
@@ -59,6 +60,9 @@ int main(void) {
     if (shm_map == MAP_FAILED)
         return 6;
     shm_unlink(name);
+    int shm_dup = dup(shm);
+    if (shm_dup < 0)
+        return 5;
     for (size_t i = 0; i < SHM; i++)
         want_shm[i] = (uint8_t)(i * 7 + 3);
     if (pwrite(shm, want_shm, SHM, 0) != SHM)
@@ -88,6 +92,9 @@ int main(void) {
         if (pwrite(shm, &b, 1, at) != 1)
             return 11;
         want_shm[at] = b;
+        uint8_t via_dup_fd = 0;
+        if (pread(shm_dup, &via_dup_fd, 1, at) != 1 || via_dup_fd != b)
+            return 12;
         dbl_rw[at]++, want_dbl[at]++;
         printf("step %d: anon %s dup %s | memfd %s fd %s | shm %s map %s | double %s ro %s\n", step,
                same(anon, want_anon, ANON) ? "ok" : "WRONG", via_dup == want_anon[at] ? "shared" : "APART",
