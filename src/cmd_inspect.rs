@@ -40,13 +40,29 @@ pub fn inspect(mut args: InspectArgs) -> Result<(), Failure> {
             }
         })
         .and_then(|d| image::DirLock::take(d, false, 60_000).ok());
-    let loaded = load(&args.image).map_err(Failure::new)?;
+    let loaded = load(&current_version(&args.image)).map_err(Failure::new)?;
     let text = if args.json {
         to_json(&loaded).map_err(Failure::new)?
     } else {
         crate::report::render(&loaded)
     };
     crate::print_stdout(&text)
+}
+
+/// `path`, or where the checkpoint written there is now (renamed when
+/// older images were pruned), said on stderr.
+pub fn current_version(path: &Path) -> std::path::PathBuf {
+    match ckpt::writer::fold::current_version(path) {
+        Some(now) => {
+            eprintln!(
+                "ckpt: {} is now {} (the same checkpoint, rewritten when older images were pruned)",
+                path.display(),
+                now.display()
+            );
+            now
+        }
+        None => path.to_path_buf(),
+    }
 }
 
 /// Read and check an image; every problem is one line naming the file.

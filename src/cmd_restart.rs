@@ -492,7 +492,16 @@ fn latest_whole(
 
 fn newest_image(p: &std::path::Path) -> Result<std::path::PathBuf, Failure> {
     if !p.is_dir() {
-        return Ok(p.to_path_buf());
+        let now = crate::cmd_inspect::current_version(p);
+        if std::fs::symlink_metadata(&now).is_err() {
+            let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+            return Err(Failure::new(format!(
+                "{}: no such image (images beyond --keep are removed; `ckpt list {}` shows those there)",
+                p.display(),
+                dir.map_or(".".into(), |d| d.display().to_string())
+            )));
+        }
+        return Ok(now);
     }
     let entries =
         std::fs::read_dir(p).map_err(|e| Failure::new(format!("{}: {e}", p.display())))?;

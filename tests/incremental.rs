@@ -251,3 +251,52 @@ fn regions_left_out_of_the_fork_come_back_exact() {
         &area,
     );
 }
+
+/// The path `ckpt checkpoint` printed stays usable: with `--keep 2`, the
+/// third checkpoint drops the first and folds its pages into the second,
+/// which others refer to and so gets a new name (`X.f.img`). `ckpt
+/// restart` and `ckpt inspect` of the printed path find it, say so, and
+/// the restart is exact. (Before: "No such file or directory".)
+#[test]
+fn the_printed_path_of_a_folded_image_still_restarts() {
+    let area = Area::new("incrfolded");
+    let prog = common::compile_c("restart_counter.c", &area.sub("bin"));
+    let args = [
+        area.sub("plain").to_string_lossy().into_owned(),
+        "400".into(),
+    ];
+    let want = rs::reference_output(&area, &prog, &args);
+    let ctl = area.sub("ctl").to_string_lossy().into_owned();
+    let args = [ctl, "400".into()];
+    let out = area.file("out");
+    let mut kid = rs::start_until(
+        run_cmd(&prog, &args, area.path(), &area.images),
+        &out,
+        &area.file("err"),
+        "under ckpt",
+        "line 20 ",
+    );
+    let mut printed = Vec::new();
+    for _ in 0..3 {
+        printed.push(common::checkpoint(kid.pid(), Some(&area.images)).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    kid.kill();
+    rs::settled(&area.images);
+    let second = &printed[1];
+    assert!(
+        !second.exists(),
+        "the second image kept its name (no fold happened: the test's premise is gone): {:?}",
+        rs::images(&area.images)
+    );
+    let inspect = common::ckpt(area.path(), ["inspect".as_ref(), second.as_os_str()]);
+    assert!(
+        inspect.code() == Some(0) && inspect.stderr.contains("is now"),
+        "inspect: {inspect:?}"
+    );
+    let said = restart_and_compare(restart_cmd(second, &[], area.path()), &out, &want, &area);
+    assert!(
+        said.contains("is now"),
+        "the restart did not say where: {said}"
+    );
+}

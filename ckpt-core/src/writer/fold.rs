@@ -950,23 +950,45 @@ fn commit(dir: &Path, kept: &[Img], plans: &[Plan], stop: &TestStop) -> Result<u
     Ok(step)
 }
 
-/// A name for the new version of `name` that no file has: `X.f.img` for
-/// `X.img` and back, else `X.f2.img`, ...
-fn fresh_name(dir: &Path, name: &str, taken: &[String]) -> Result<String, String> {
+/// The names the versions of image `name` take: `X.f.img`, `X.img`,
+/// `X.f2.img`, ... (`name` is any of them).
+fn version_names(name: &str) -> impl Iterator<Item = String> {
     let stem = name.strip_suffix(".img").unwrap_or(name);
     let stem = match stem.rsplit_once(".f") {
         Some((s, n)) if n.is_empty() || n.bytes().all(|b| b.is_ascii_digit()) => s,
         _ => stem,
-    };
-    let candidates = [format!("{stem}.f.img"), format!("{stem}.img")]
+    }
+    .to_string();
+    [format!("{stem}.f.img"), format!("{stem}.img")]
         .into_iter()
-        .chain((2..100).map(|k| format!("{stem}.f{k}.img")));
-    for c in candidates {
+        .chain((2..100).map(move |k| format!("{stem}.f{k}.img")))
+}
+
+/// A name for the new version of `name` that no file has: `X.f.img` for
+/// `X.img` and back, else `X.f2.img`, ...
+fn fresh_name(dir: &Path, name: &str, taken: &[String]) -> Result<String, String> {
+    for c in version_names(name) {
         if c != name && !taken.contains(&c) && std::fs::symlink_metadata(dir.join(&c)).is_err() {
             return Ok(c);
         }
     }
     Err(format!("no free name for a new version of {name}"))
+}
+
+/// Where the checkpoint once written as `path`, now gone, is: an image
+/// that later ones refer to gets a new name each time it is folded (see
+/// the module doc), so the path `ckpt checkpoint` printed may lead
+/// nowhere a moment later. None when no version of it is there (pruned).
+/// Read with the directory's lock held (no fold renames meanwhile).
+pub fn current_version(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    if !name.ends_with(".img") || std::fs::symlink_metadata(path).is_ok() {
+        return None;
+    }
+    let dir = path.parent()?;
+    version_names(name)
+        .map(|c| dir.join(c))
+        .find(|p| p.is_file())
 }
 
 fn c_path(p: &Path) -> Result<CString, String> {
