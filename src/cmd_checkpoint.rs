@@ -201,7 +201,42 @@ fn restart_losses(path: &std::path::Path) -> Vec<String> {
     let Ok(image) = crate::cmd_inspect::load(path) else {
         return Vec::new();
     };
-    losses(&image.meta, &|_| false, &[image.meta.process.pid])
+    losses(
+        &image.meta,
+        &|_| false,
+        &[image.meta.process.pid],
+        &pty_masters([&image.meta]),
+    )
+}
+
+/// The pseudo-terminals whose master the job holds (their numbers).
+fn pty_masters<'a>(metas: impl IntoIterator<Item = &'a ckpt::image::Meta>) -> Vec<u32> {
+    metas
+        .into_iter()
+        .flat_map(|m| &m.fds)
+        .filter_map(|f| f.tty.as_ref()?.pty_index)
+        .collect()
+}
+
+/// A pseudo-terminal of the job's own (`masters`: the numbers of those
+/// whose master it holds): a restart opens /dev/ptmx and /dev/pts/N
+/// again, which makes a new, unconnected master and finds no such slave.
+fn pty_loss(f: &ckpt::image::Fd, masters: &[u32]) -> Option<String> {
+    if let Some(n) = f.tty.as_ref().and_then(|t| t.pty_index) {
+        return Some(format!(
+            "descriptor {} ({}) is the master of pseudo-terminal /dev/pts/{n}: a restart \
+             cannot make the pair again (it opens a new master, connected to nothing)",
+            f.fd, f.path
+        ));
+    }
+    let n: u32 = f.path.strip_prefix("/dev/pts/")?.parse().ok()?;
+    masters.contains(&n).then(|| {
+        format!(
+            "descriptor {} ({}) is a pseudo-terminal whose master the job holds: a restart \
+             cannot make the pair again, and fails",
+            f.fd, f.path
+        )
+    })
 }
 
 /// As [`restart_losses`], for every process of a tree image (what the
@@ -221,6 +256,7 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
     let parts: Vec<(i32, &ckpt::image::Meta)> = metas.iter().map(|(p, m)| (*p, m)).collect();
     let between = ckpt::tree::restore::between_processes(&parts);
     let members: Vec<i32> = metas.iter().map(|m| m.0).collect();
+    let masters = pty_masters(metas.iter().map(|m| &m.1));
     let fd_of = |pid: i32, fd: i32| {
         metas
             .iter()
@@ -292,9 +328,14 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
     metas
         .iter()
         .flat_map(|(pid, meta)| {
-            losses(meta, &|fd| between.contains(&(*pid, fd)), &members)
-                .into_iter()
-                .map(move |w| format!("process {pid}: {w}"))
+            losses(
+                meta,
+                &|fd| between.contains(&(*pid, fd)),
+                &members,
+                &masters,
+            )
+            .into_iter()
+            .map(move |w| format!("process {pid}: {w}"))
         })
         .chain(split)
         .chain(sysv)
@@ -303,7 +344,12 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
 
 /// What of `meta` a restart cannot bring back as it was, but the
 /// descriptors `handled` says a tree's restart makes.
-fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool, members: &[i32]) -> Vec<String> {
+fn losses(
+    meta: &ckpt::image::Meta,
+    handled: &dyn Fn(i32) -> bool,
+    members: &[i32],
+    pty_masters: &[u32],
+) -> Vec<String> {
     let seccomp =
         meta.process.prctl.is_some_and(|p| p.seccomp != 0).then(|| {
             "the program runs under seccomp, which a restart cannot reinstate".to_string()
@@ -313,6 +359,9 @@ fn losses(meta: &ckpt::image::Meta, handled: &dyn Fn(i32) -> bool, members: &[i3
         .iter()
         .filter(|f| !handled(f.fd))
         .filter_map(|f| {
+            if let Some(w) = pty_loss(f, pty_masters) {
+                return Some(w);
+            }
             let connected = ckpt::files::loses_its_peer(f, &meta.fds);
             // A descriptor sharing its open file with another (dup) comes
             // back as that one does.

@@ -217,7 +217,23 @@ pub fn run_with(
     {}
     wait_for_writers(init);
     stop(init);
+    if GAVE_UP.load(Relaxed) {
+        std::process::exit(71);
+    }
     end_like(st)
+}
+
+/// Set when the restart gave up on a program it had started (see
+/// [`give_up`]): this process then ends with status 71.
+static GAVE_UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// In `run_with`'s `in_parent`: the program at `child` (our child) cannot
+/// go on (a process of its tree was not restored): kill it; the rest of
+/// the namespace goes when `run_with` stops its init.
+pub fn give_up(child: i32) {
+    GAVE_UP.store(true, Relaxed);
+    // SAFETY: kill of our own child.
+    unsafe { libc::kill(child, libc::SIGKILL) };
 }
 
 /// Fork this (single-threaded) process as pid `pid` of the pid namespace

@@ -138,6 +138,7 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::new(format!("cannot make a pipe: errno {e}")))
     };
     let (back, go) = (pipe()?, pipe()?);
+    BACK.store(back[1], Relaxed);
     let mut cuts = Vec::new();
     let mut ready: Vec<Ready> = Vec::new();
     let me = std::process::id() as i32;
@@ -281,6 +282,15 @@ fn wait_until_back(back: RawFd, go: RawFd, n: usize, root: i32) {
             if k <= 0 {
                 break; // every process ended or is back
             }
+            if b[..k as usize].contains(&b'F') {
+                // A process could not be restored (it said why): the
+                // others, waiting for it, go with it.
+                eprintln!(
+                    "ckpt restart: a process of the tree could not be restored: the whole tree is stopped"
+                );
+                crate::restart_ns::give_up(root);
+                break;
+            }
             got += k as usize;
         }
         // SAFETY: a zeroed siginfo is valid.
@@ -330,9 +340,13 @@ struct Ctx<'a> {
 /// parent, and so the whole restart, fails with it).
 fn die(pid: i32, msg: &str) -> ! {
     let line = format!("ckpt restart: process {pid}: {msg}\n");
-    // SAFETY: write(2) of a live buffer, then _exit.
+    // SAFETY: write(2) of live buffers, then _exit.
     unsafe {
         libc::write(2, line.as_ptr().cast(), line.len());
+        let back = BACK.load(Relaxed);
+        if back >= 0 {
+            libc::write(back, b"F".as_ptr().cast(), 1);
+        }
         libc::_exit(71)
     }
 }
@@ -461,6 +475,10 @@ fn make_child(ctx: &Ctx, parent: i32, pid: i32) {
 
 /// The root's "go" pipe (read end, write end), inherited down the tree.
 static GO: [AtomicI32; 2] = [AtomicI32::new(-1), AtomicI32::new(-1)];
+
+/// The write end of the restart command's barrier pipe (see
+/// `wait_until_back`), where a process that cannot be made says `F`.
+static BACK: AtomicI32 = AtomicI32::new(-1);
 
 /// The ready pipe of this process (its parent waits for one byte on it).
 static READY_FD: AtomicI32 = AtomicI32::new(-1);

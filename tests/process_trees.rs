@@ -1839,3 +1839,54 @@ fn a_named_fifo_as_stdin_and_stdout_comes_back() {
         "what the reader got",
     );
 }
+
+/// A process of the tree that cannot be restored ends the whole restart
+/// at once, with its reason and status 71, and leaves no process behind
+/// (before: the others waited for it in the restore barrier, for ten
+/// minutes, and the restart command ignored SIGTERM). The case: a
+/// pseudo-terminal pair split between two processes of the job, which a
+/// restart cannot make again; the checkpoint says so first.
+#[test]
+fn a_process_that_cannot_be_restored_stops_the_whole_tree() {
+    let area = Area::new("tree-pty-split");
+    let prog = common::compile_c("tree_pty_split.c", &area.sub("bin"));
+    let ctl = area.sub("ctl");
+    let out = area.file("out");
+    let mut kid = start_job(
+        &area,
+        &prog,
+        &[ctl.to_string_lossy().into_owned()],
+        area.path(),
+        &out,
+    );
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    rs::wait_marker(&mut kid, &ctl.join("ready"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
+    assert!(
+        img.stderr.contains("pseudo-terminal"),
+        "the checkpoint did not say the terminal pair cannot come back: {}",
+        img.stderr
+    );
+    touch(&ctl.join("go"));
+    let t = Instant::now();
+    let mut r = restart_tree(&area, &img, 1);
+    let st = wait_end(&area, &mut r);
+    let err = read(&area.file("restart1.err"));
+    assert_eq!(st.code(), Some(71), "restart: {err}");
+    assert!(
+        err.contains("the whole tree is stopped"),
+        "the restart did not say so: {err}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "the restart took {:?} to give up",
+        t.elapsed()
+    );
+    let name = prog.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        rs::pids_named(&name).is_empty(),
+        "processes of the tree were left behind"
+    );
+}

@@ -765,6 +765,9 @@ pub struct TtyState {
     /// Window size (0 0: unknown).
     pub rows: u16,
     pub cols: u16,
+    /// A pseudo-terminal's master: the number of its slave (/dev/pts/N).
+    #[serde(default)]
+    pub pty_index: Option<u32>,
 }
 
 /// A POSIX message queue as restart makes it again.

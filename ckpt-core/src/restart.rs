@@ -183,6 +183,7 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
     let handoff = handoff_fd
         .map(|fd| crate::tree::restore::take_handoff(fd, top + 65))
         .unwrap_or_default();
+    crate::restart_report::set_fail_fd(handoff.barrier.map_or(-1, |b| b.0));
     let inherited = handoff.inherited();
     let keep: Vec<i32> = inherited
         .iter()

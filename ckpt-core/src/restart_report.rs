@@ -29,12 +29,27 @@ pub(crate) fn take_fd() -> i32 {
     REPORT_FD.swap(-1, AcqRel)
 }
 
+/// In a tree, until every process is back: the restart command's
+/// barrier pipe, where a failing process says so (`F`) before it ends, so
+/// that the command stops the whole tree instead of waiting for it. -1
+/// otherwise.
+static FAIL_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Say a failure on `fd` too (-1: no more).
+pub(crate) fn set_fail_fd(fd: i32) {
+    FAIL_FD.store(fd, Release);
+}
+
 /// Write one line to stderr and end the process.
 pub(crate) fn fail(msg: &str) -> ! {
     let line = format!("ckpt restart: {msg}\n");
     // SAFETY: write(2) from a live buffer, then exit_group.
     unsafe {
         libc::write(report_fd(), line.as_ptr().cast(), line.len());
+        let tree = FAIL_FD.load(Acquire);
+        if tree >= 0 {
+            libc::write(tree, b"F".as_ptr().cast(), 1);
+        }
         libc::syscall(libc::SYS_exit_group, 71);
     }
     unreachable!()

@@ -29,10 +29,15 @@ pub(crate) fn snapshot(fd: i32) -> Option<TtyState> {
             w = [0; 4];
         }
     }
+    let mut index = 0u32;
+    // SAFETY: TIOCGPTN writes an unsigned int; it fails on all but a
+    // pseudo-terminal's master.
+    let master = unsafe { libc::syscall(libc::SYS_ioctl, fd, libc::TIOCGPTN, &mut index) } == 0;
     Some(TtyState {
         termios: serde_bytes::ByteBuf::from(&t[..]),
         rows: w[0],
         cols: w[1],
+        pty_index: master.then_some(index),
     })
 }
 

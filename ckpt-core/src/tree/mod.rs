@@ -207,6 +207,7 @@ impl Handoff {
         let Some((ready, go)) = self.barrier else {
             return;
         };
+        crate::restart_report::set_fail_fd(-1);
         // SAFETY: one byte to the restart command, then a blocking read
         // until it closes the other end; both descriptors are ours.
         unsafe {
