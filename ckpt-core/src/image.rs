@@ -472,6 +472,9 @@ pub struct PrctlState {
     /// I/O priority (ioprio_get of the process; 0 = the default).
     #[serde(default)]
     pub ioprio: i32,
+    /// PR_GET_KEEPCAPS: capabilities kept across a change of uid.
+    #[serde(default)]
+    pub keepcaps: bool,
 }
 
 /// One queued signal and its raw `siginfo_t` (128 bytes).

@@ -432,6 +432,10 @@ pub fn restore_credentials(p: &Process) {
             let dumpable = p.prctl.map_or(1, |x| x.dumpable);
             libc::syscall(libc::SYS_prctl, libc::PR_SET_DUMPABLE, dumpable, 0, 0, 0);
         }
+        // Keep capabilities across a change of uid, as the program had it.
+        if p.prctl.is_some_and(|x| x.keepcaps) {
+            libc::syscall(libc::SYS_prctl, libc::PR_SET_KEEPCAPS, 1, 0, 0, 0);
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! Process attributes set with prctl that a restart would otherwise lose:
 //! "not dumpable" (programs holding secrets set it to keep them out of
-//! core files and ptrace), no_new_privs, child subreaper, THP disabled;
+//! core files and ptrace), no_new_privs, child subreaper, THP disabled
+//! (keep capabilities is snapshot here too; it is per thread and set
+//! again with the credentials, `process::restore_credentials`);
 //! with them the personality (`setarch -R`) and the I/O priority
 //! (`ionice`).
 //! A seccomp filter cannot be reinstated (its program is not readable
@@ -41,6 +43,7 @@ pub fn snapshot(status: &[u8]) -> PrctlState {
         personality: unsafe { libc::personality(0xffff_ffff) } as u32,
         // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, 0): this process's.
         ioprio: unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) } as i32,
+        keepcaps: get(libc::PR_GET_KEEPCAPS) == 1,
     }
 }
 
