@@ -1890,3 +1890,14 @@ fn a_process_that_cannot_be_restored_stops_the_whole_tree() {
         "processes of the tree were left behind"
     );
 }
+
+/// A named POSIX semaphore made by the parent (its map names the file
+/// glibc made under a temporary name, deleted: the semaphore lives on as
+/// /dev/shm/sem.NAME) and opened by name by its exec'd child stays one
+/// semaphore across a restart: every post reaches the child.
+#[test]
+fn a_named_semaphore_stays_shared() {
+    let area = Area::new("tree-named-sem");
+    let (prog, want) = with_reference(&area, "tree_named_sem.c", "tree_named_sem");
+    ready_checkpoint_go_restart(&area, &prog, &want, &|_| {});
+}

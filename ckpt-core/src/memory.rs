@@ -278,7 +278,21 @@ pub fn parse_maps(text: &str) -> Vec<Region> {
             })
             .unwrap_or(0);
         let ino: u64 = ino.parse().unwrap_or(0);
-        let path = crate::names::from_maps(&path, dev, ino);
+        let mut path = crate::names::from_maps(&path, dev, ino);
+        let named_elsewhere = |p: &str| {
+            p.starts_with('/')
+                && p.ends_with(" (deleted)")
+                && !p.starts_with("/memfd:")
+                && !p.starts_with("/SYSV")
+                && !p.starts_with("/dev/zero")
+        };
+        if shared && ino != 0 && named_elsewhere(&path) {
+            // Deleted under the name the maps give, linked under another
+            // (a named semaphore's creator): a file mapping of that one.
+            if let Some(p) = crate::names::linked_name(&path, dev, ino) {
+                path = p;
+            }
+        }
         let kind = classify(&path, ino, shared);
         out.push(Region {
             start,

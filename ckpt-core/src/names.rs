@@ -65,6 +65,39 @@ pub fn from_maps(path: &str, dev: u64, ino: u64) -> String {
     }
 }
 
+/// The name a file the maps call "DIR/NAME (deleted)" (`dev`/`ino`)
+/// still has in DIR, when it has one: glibc's `sem_open` makes a named
+/// semaphore under a temporary name, maps it, links it to its real name
+/// (`/dev/shm/sem.NAME`) and removes the temporary one, so the creator's
+/// map names a deleted file that other processes open by its real name.
+/// None when no entry of DIR is that file. Raw system calls, no lock.
+pub fn linked_name(path: &str, dev: u64, ino: u64) -> Option<String> {
+    let gone = path.strip_suffix(" (deleted)")?;
+    let slash = gone.rfind('/')?;
+    let dir = if slash == 0 { "/" } else { &gone[..slash] };
+    let dir_c = c(dir)?;
+    let fd = crate::sys::openat(
+        libc::AT_FDCWD,
+        &dir_c,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    )
+    .ok()?;
+    let mut found: Option<String> = None;
+    crate::sys::for_each_entry(fd, |i, name| {
+        if found.is_none() && i == ino && name != b"." && name != b".." {
+            found = Some(format!(
+                "{}/{}",
+                dir.trim_end_matches('/'),
+                from_bytes(name)
+            ));
+        }
+    });
+    crate::sys::close(fd);
+    let name = found?;
+    let st = crate::sys::stat_path(&c(&name)?, true)?;
+    (st.st_ino == ino && st.st_dev == dev).then_some(name)
+}
+
 /// The kernel's bytes for the image's name `s`.
 pub fn to_bytes(s: &str) -> Cow<'_, [u8]> {
     if !s.contains('\0') {

@@ -339,6 +339,16 @@ pub fn readlinkat(dirfd: c_int, path: &core::ffi::CStr, buf: &mut [u8]) -> Optio
 /// Iterate the numeric entries of an open directory (e.g. /proc/self/task)
 /// with getdents64, from its start. Calls `f` for each number.
 pub fn for_each_numeric_entry(dirfd: c_int, mut f: impl FnMut(i64)) {
+    for_each_entry(dirfd, |_, name| {
+        if let Some(v) = parse_i64(name) {
+            f(v);
+        }
+    });
+}
+
+/// Iterate the entries of an open directory with getdents64, from its
+/// start: `f` gets each one's inode number and name.
+pub fn for_each_entry(dirfd: c_int, mut f: impl FnMut(u64, &[u8])) {
     // SAFETY: rewinding a directory descriptor (raw: `lseek` is interposed).
     unsafe { libc::syscall(libc::SYS_lseek, dirfd, 0, libc::SEEK_SET) };
     let mut buf = [0u8; 4096];
@@ -351,12 +361,11 @@ pub fn for_each_numeric_entry(dirfd: c_int, mut f: impl FnMut(i64)) {
         let mut off = 0usize;
         while off < n as usize {
             // linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name
+            let ino = u64::from_ne_bytes(buf[off..off + 8].try_into().unwrap_or([0; 8]));
             let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
             let name = &buf[off + 19..off + reclen];
             let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
-            if let Some(v) = parse_i64(&name[..end]) {
-                f(v);
-            }
+            f(ino, &name[..end]);
             off += reclen;
         }
     }
