@@ -201,12 +201,14 @@ fn restart_losses(path: &std::path::Path) -> Vec<String> {
     let Ok(image) = crate::cmd_inspect::load(path) else {
         return Vec::new();
     };
-    losses(
+    let mut said = losses(
         &image.meta,
         &|_| false,
         &[image.meta.process.pid],
         &pty_masters([&image.meta]),
-    )
+    );
+    said.extend(reachable_from_outside(std::iter::once(&image.meta)));
+    said
 }
 
 /// The pseudo-terminals whose master the job holds (their numbers).
@@ -339,7 +341,50 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
         })
         .chain(split)
         .chain(sysv)
+        .chain(reachable_from_outside(metas.iter().map(|m| &m.1)))
         .collect()
+}
+
+/// IPC objects processes outside the job can reach by name or key (a
+/// POSIX message queue not unlinked, a System V object with a key): a
+/// restart makes them again in an IPC namespace of its own, with what
+/// they held, so an outside process that opens the name or the key after
+/// the restart reaches another object. One line each.
+fn reachable_from_outside<'a>(metas: impl Iterator<Item = &'a ckpt::image::Meta>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for m in metas {
+        let queues = m
+            .fds
+            .iter()
+            .filter(|f| f.kind == ckpt::image::FdKind::MQueue && !f.deleted)
+            .map(|f| {
+                format!(
+                    "message queue {} comes back in the restart's own IPC namespace: a process \
+                     outside the job that opens it by name after the restart reaches another queue",
+                    f.path
+                )
+            });
+        let keyed = m
+            .process
+            .sysv_ipc
+            .iter()
+            .filter(|o| o.key != 0 && o.saved && !o.removed)
+            .map(|o| {
+                format!(
+                    "System V {} {} (key {:#x}) comes back in the restart's own IPC namespace: a \
+                     process outside the job that uses its key after the restart reaches another one",
+                    o.kind(),
+                    o.id,
+                    o.key
+                )
+            });
+        for w in queues.chain(keyed) {
+            if !out.contains(&w) {
+                out.push(w);
+            }
+        }
+    }
+    out
 }
 
 /// What of `meta` a restart cannot bring back as it was, but the
