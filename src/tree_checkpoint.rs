@@ -207,11 +207,48 @@ pub fn has_descendants(pid: i32) -> bool {
     job(job_root(pid)).len() > 1
 }
 
+/// Whether process `pid` is stopped (SIGSTOP, SIGTSTP: a shell's job
+/// control, or a debugger's): it runs none of its code, ckpt's included,
+/// until it is continued.
+fn stopped(pid: i32) -> bool {
+    stat_fields(pid)
+        .first()
+        .is_some_and(|s| s == "T" || s == "t")
+}
+
+/// Why the job of `pid`, when it is one process, cannot be
+/// checkpointed now: it is stopped (it would never answer).
+pub fn stopped_job_root(pid: i32) -> Option<String> {
+    let root = job_root(pid);
+    stopped(root).then(|| {
+        stopped_refusal(&Proc {
+            pid: root,
+            ppid: ppid(root),
+            comm: comm(root),
+            zombie: None,
+            socket: None,
+        })
+    })
+}
+
+/// Why a stopped process keeps the job from being checkpointed.
+fn stopped_refusal(p: &Proc) -> String {
+    format!(
+        "process {} ({}), a child of {}, is stopped (SIGSTOP or SIGTSTP: job control, or a \
+         debugger): it cannot take part in a checkpoint until it runs again (kill -CONT {}); \
+         the job runs on untouched",
+        p.pid, p.comm, p.ppid, p.pid
+    )
+}
+
 /// Why a job cannot be checkpointed whole, if it cannot.
 fn refusal(procs: &[Proc]) -> Option<String> {
     let p = procs
         .iter()
         .find(|p| p.zombie.is_none() && p.socket.is_none())?;
+    if stopped(p.pid) {
+        return Some(stopped_refusal(p));
+    }
     Some(format!(
         "process {} ({}), a child of {}, does not run ckpt's shim (a static binary, a setuid \
          program, or one that dropped LD_PRELOAD): the job cannot be checkpointed whole; \
@@ -319,6 +356,11 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
             .filter(|p| p.zombie.is_none() && !inner.contains_key(&p.pid))
         {
             waiting.push(p);
+            if stopped(p.pid) {
+                call_off_all(&session, &asked);
+                cleanup(&tmp);
+                return Err(stopped_refusal(p));
+            }
             let Some(sock) = &p.socket else {
                 let since = *unshimmed.entry(p.pid).or_insert_with(Instant::now);
                 if since.elapsed() > Duration::from_secs(1) && !young(p.pid) {

@@ -1902,3 +1902,74 @@ fn a_named_semaphore_stays_shared() {
     let (prog, want) = with_reference(&area, "tree_named_sem.c", "tree_named_sem");
     ready_checkpoint_go_restart(&area, &prog, &want, &|_| {});
 }
+
+/// A stopped process (a shell's job control: SIGSTOP, SIGTSTP) runs none
+/// of its code until continued, so it cannot take part in a checkpoint:
+/// the checkpoint says so at once, naming it and how to continue it, and
+/// the job runs on (before: "did not stop within 5 s", "does not run
+/// ckpt's shim", or, for a job of one process, ten minutes of waiting).
+#[test]
+fn a_stopped_process_is_named_at_once() {
+    let area = Area::new("tree-stopped");
+    let out = area.file("out");
+    for (tag, script) in [
+        ("child", "sleep 30 & kill -STOP $!; echo ready; wait"),
+        ("alone", "echo ready; kill -STOP $$; sleep 30"),
+    ] {
+        let mut kid = start_job(
+            &area,
+            Path::new("/bin/bash"),
+            &["-c".into(), script.into()],
+            area.path(),
+            &out,
+        );
+        let root = kid.pid();
+        let _guard = JobGuard(root);
+        let t = Instant::now();
+        let is_stopped = |pid: i32| {
+            read(&PathBuf::from(format!("/proc/{pid}/stat")))
+                .rsplit_once(") ")
+                .is_some_and(|(_, r)| r.starts_with('T'))
+        };
+        let stopped = loop {
+            let found = tree::descendants(root)
+                .into_iter()
+                .chain([root])
+                .find(|&p| is_stopped(p));
+            if let Some(p) = found {
+                break p;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{tag}: nothing stopped"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let t = Instant::now();
+        let r = common::ckpt(
+            area.path(),
+            [
+                "checkpoint".as_ref(),
+                root.to_string().as_ref(),
+                "--dir".as_ref(),
+                area.images.as_os_str(),
+            ],
+        );
+        assert_eq!(r.code(), Some(1), "{tag}: {r:?}");
+        assert!(
+            r.stderr.contains(&format!("process {stopped}"))
+                && r.stderr.contains("is stopped")
+                && r.stderr.contains(&format!("kill -CONT {stopped}")),
+            "{tag}: {}",
+            r.stderr
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{tag}: took {:?}",
+            t.elapsed()
+        );
+        assert!(kid.exited().is_none(), "{tag}: the job ended");
+        let _ = tree::kill_job(root);
+        kid.kill();
+    }
+}
