@@ -115,19 +115,9 @@ fn start_job(area: &Area, prog: &Path, args: &[String], cwd: &Path, out: &Path) 
 /// the checkpoint said goes to `check`), kill it, touch CTL/go, restart
 /// it and compare the first process's output with `want`.
 fn ready_checkpoint_go_restart(area: &Area, prog: &Path, want: &[u8], check: &dyn Fn(&TreeImage)) {
-    let ctl = area.sub("ctl");
-    let out = area.file("out");
-    let mut kid = start_job(
-        area,
-        prog,
-        &[ctl.to_string_lossy().into_owned()],
-        area.path(),
-        &out,
-    );
+    let (mut kid, ctl, out) = start_until_ready(area, prog);
     let root = kid.pid();
     let _guard = JobGuard(root);
-    rs::wait_marker(&mut kid, &ctl.join("ready"))
-        .unwrap_or_else(|e| panic!("{e}\n{}", context(area)));
     let img = checkpoint_and_kill_tree(area, &mut kid, root, root);
     check(&img);
     touch(&ctl.join("go"));
@@ -139,6 +129,25 @@ fn ready_checkpoint_go_restart(area: &Area, prog: &Path, want: &[u8], check: &dy
         want,
         "the parent's output after restart",
     );
+}
+
+/// Start `prog CTL` as a job (stdout into the area's `out`) and wait
+/// until it marks CTL/ready. Returns it, CTL and `out`.
+fn start_until_ready(area: &Area, prog: &Path) -> (Kid, PathBuf, PathBuf) {
+    let ctl = area.sub("ctl");
+    let out = area.file("out");
+    let mut kid = start_job(
+        area,
+        prog,
+        &[ctl.to_string_lossy().into_owned()],
+        area.path(),
+        &out,
+    );
+    rs::wait_marker(&mut kid, &ctl.join("ready")).unwrap_or_else(|e| {
+        let _ = tree::kill_job(kid.pid());
+        panic!("{e}\n{}", context(area))
+    });
+    (kid, ctl, out)
 }
 
 /// Checkpoint the job whose top is `root` through `pid` (any process of
@@ -1851,19 +1860,9 @@ fn a_named_fifo_as_stdin_and_stdout_comes_back() {
 fn a_process_that_cannot_be_restored_stops_the_whole_tree() {
     let area = Area::new("tree-pty-split");
     let prog = common::compile_c("tree_pty_split.c", &area.sub("bin"));
-    let ctl = area.sub("ctl");
-    let out = area.file("out");
-    let mut kid = start_job(
-        &area,
-        &prog,
-        &[ctl.to_string_lossy().into_owned()],
-        area.path(),
-        &out,
-    );
+    let (mut kid, ctl, _) = start_until_ready(&area, &prog);
     let root = kid.pid();
     let _guard = JobGuard(root);
-    rs::wait_marker(&mut kid, &ctl.join("ready"))
-        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
     let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
     assert!(
         img.stderr.contains("pseudo-terminal"),

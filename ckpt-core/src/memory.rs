@@ -720,27 +720,32 @@ impl Refs<'_> {
         }
         let e = self.extents.get(self.at)?;
         (e.addr <= a).then(|| {
-            let into = a - e.addr;
             let end = end
                 .min(self.tracked.boundary(a))
                 .min(self.written.boundary(a))
                 .min(e.addr + e.len)
                 .min(a + MAX_REF);
-            Extent {
-                addr: a,
-                len: end - a,
-                hash: 0,
-                // A raw extent is addressed by file offset, a block's
-                // pages by their place in the block.
-                file_offset: if e.codec == 0 {
-                    e.file_offset + into
-                } else {
-                    e.file_offset
-                },
-                skip: if e.codec == 0 { 0 } else { e.skip + into },
-                ..e.clone()
-            }
+            reference_into(e, a, end - a)
         })
+    }
+}
+
+/// A reference to the `len` bytes at `addr` of the pages extent `e`
+/// (of an earlier image) holds: a raw extent is addressed by file
+/// offset, a compressed block's pages by their place in the block.
+fn reference_into(e: &Extent, addr: u64, len: u64) -> Extent {
+    let into = addr - e.addr;
+    Extent {
+        addr,
+        len,
+        hash: 0,
+        file_offset: if e.codec == 0 {
+            e.file_offset + into
+        } else {
+            e.file_offset
+        },
+        skip: if e.codec == 0 { 0 } else { e.skip + into },
+        ..e.clone()
     }
 }
 
@@ -1032,20 +1037,7 @@ impl Writer<'_> {
             i += base.extents[i..].partition_point(|e| e.addr + e.len <= a);
             for e in base.extents[i..].iter().take_while(|e| e.addr < b) {
                 let (s, t) = (e.addr.max(a), (e.addr + e.len).min(b));
-                let into = s - e.addr;
-                r.extents.push(Extent {
-                    addr: s,
-                    len: t - s,
-                    hash: 0,
-                    // As in `Refs::find`.
-                    file_offset: if e.codec == 0 {
-                        e.file_offset + into
-                    } else {
-                        e.file_offset
-                    },
-                    skip: if e.codec == 0 { 0 } else { e.skip + into },
-                    ..e.clone()
-                });
+                r.extents.push(reference_into(e, s, t - s));
             }
         }
         Ok(())

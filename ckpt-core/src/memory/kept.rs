@@ -227,7 +227,7 @@ pub(super) fn capture(
                     len,
                 };
             }
-            let mut prints: &mut [u128] = match prints {
+            let prints: &mut [u128] = match prints {
                 // SAFETY: a fresh page-aligned mapping of ≥ pages * 16 bytes.
                 Some(p) => unsafe {
                     core::slice::from_raw_parts_mut(p.as_mut_ptr() as *mut u128, pages as usize)
@@ -235,7 +235,7 @@ pub(super) fn capture(
                 None => &mut [],
             };
             let before = old.map_or(&[][..], |p| p.of());
-            let c = copy_changed(r, &window, out, before, &mut prints)?;
+            let c = copy_changed(r, &window, out, before, prints)?;
             regions.push(c);
         }
         Ok(())
