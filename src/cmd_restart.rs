@@ -496,7 +496,7 @@ fn newest_image(p: &std::path::Path) -> Result<std::path::PathBuf, Failure> {
         if std::fs::symlink_metadata(&now).is_err() {
             let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
             return Err(Failure::new(format!(
-                "{}: no such image (images beyond --keep are removed; `ckpt list {}` shows those there)",
+                "{}: no such file (no image there: images beyond --keep are removed; `ckpt list {}` shows those there)",
                 p.display(),
                 dir.map_or(".".into(), |d| d.display().to_string())
             )));
