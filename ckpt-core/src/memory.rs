@@ -279,14 +279,12 @@ pub fn parse_maps(text: &str) -> Vec<Region> {
             .unwrap_or(0);
         let ino: u64 = ino.parse().unwrap_or(0);
         let mut path = crate::names::from_maps(&path, dev, ino);
-        let named_elsewhere = |p: &str| {
-            p.starts_with('/')
-                && p.ends_with(" (deleted)")
-                && !p.starts_with("/memfd:")
-                && !p.starts_with("/SYSV")
-                && !p.starts_with("/dev/zero")
-        };
-        if shared && ino != 0 && named_elsewhere(&path) {
+        if shared
+            && ino != 0
+            && path.starts_with('/')
+            && path.ends_with(" (deleted)")
+            && !kernel_shmem(&path)
+        {
             // Deleted under the name the maps give, linked under another
             // (a named semaphore's creator): a file mapping of that one.
             if let Some(p) = crate::names::linked_name(&path, dev, ino) {
@@ -313,16 +311,19 @@ pub fn parse_maps(text: &str) -> Vec<Region> {
     out
 }
 
+/// Memory of the kernel's internal tmpfs the maps name like a file (shared
+/// anonymous memory as /dev/zero, a memfd, a System V segment): no path
+/// leads to it.
+pub(crate) fn kernel_shmem(path: &str) -> bool {
+    path.starts_with("/dev/zero") || path.starts_with("/memfd:") || path.starts_with("/SYSV")
+}
+
 fn classify(path: &str, ino: u64, shared: bool) -> RegionKind {
     if SPECIALS.contains(&path) {
         return RegionKind::Special;
     }
-    let real_file = ino != 0
-        && path.starts_with('/')
-        && !path.ends_with(" (deleted)")
-        && !path.starts_with("/memfd:")
-        && !path.starts_with("/SYSV")
-        && !path.starts_with("/dev/zero");
+    let real_file =
+        ino != 0 && path.starts_with('/') && !path.ends_with(" (deleted)") && !kernel_shmem(path);
     match (shared, real_file) {
         (false, false) => RegionKind::Anonymous,
         (false, true) => RegionKind::FilePrivate,

@@ -321,7 +321,7 @@ fn ranges_of(
     if let Ok(obj) = sys::openat(libc::AT_FDCWD, &name, libc::O_RDONLY) {
         data_ranges(obj, r, &mut ranges);
         sys::close(obj);
-    } else if r.shared && kernel_shmem(r) && swapped_kb(r, smaps) == 0 {
+    } else if r.shared && super::kernel_shmem(&r.path) && swapped_kb(r, smaps) == 0 {
         // Memory only the kernel holds, none of it in swap: its pages are
         // those in memory.
         resident_ranges(r, &mut ranges);
@@ -340,12 +340,6 @@ fn ranges_of(
         }
     }
     Ok(merge(ranges))
-}
-
-/// Shared memory of the kernel's internal tmpfs (shared anonymous, memfd,
-/// System V): no disk behind it.
-fn kernel_shmem(r: &Region) -> bool {
-    r.path.starts_with("/dev/zero") || r.path.starts_with("/memfd:") || r.path.starts_with("/SYSV")
 }
 
 /// The data of the object open at `obj` that `r` maps, as addresses.
