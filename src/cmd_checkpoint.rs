@@ -214,6 +214,7 @@ fn restart_losses(path: &std::path::Path) -> Vec<String> {
         &pty_masters([&image.meta]),
     );
     said.extend(reachable_from_outside(std::iter::once(&image.meta)));
+    said.extend(ctty_loss(&image.meta, &pty_masters([&image.meta])));
     said
 }
 
@@ -226,23 +227,36 @@ fn pty_masters<'a>(metas: impl IntoIterator<Item = &'a ckpt::image::Meta>) -> Ve
         .collect()
 }
 
-/// A pseudo-terminal of the job's own (`masters`: the numbers of those
-/// whose master it holds): a restart opens /dev/ptmx and /dev/pts/N
-/// again, which makes a new, unconnected master and finds no such slave.
-fn pty_loss(f: &ckpt::image::Fd, masters: &[u32]) -> Option<String> {
-    if let Some(n) = f.tty.as_ref().and_then(|t| t.pty_index) {
-        return Some(format!(
-            "descriptor {} ({}) is the master of pseudo-terminal /dev/pts/{n}: a restart \
-             cannot make the pair again (it opens a new master, connected to nothing)",
-            f.fd, f.path
-        ));
-    }
-    let n: u32 = f.path.strip_prefix("/dev/pts/")?.parse().ok()?;
+/// Whether `f` is an end of a pseudo-terminal of the job's own
+/// (`masters`: the numbers of those whose master it holds): a restart
+/// makes the pair again.
+fn own_pty(f: &ckpt::image::Fd, masters: &[u32]) -> bool {
+    f.tty.as_ref().is_some_and(|t| t.pty_index.is_some())
+        || ckpt::files::tty::slave_index(f).is_some_and(|n| masters.contains(&n))
+}
+
+/// What of a pseudo-terminal of the job's own does not come back: bytes
+/// waiting to be read at one of its ends (reading them to save them would
+/// take them from the program).
+fn pty_unread(f: &ckpt::image::Fd) -> Option<String> {
+    let t = f.tty.as_ref().filter(|t| t.pending > 0)?;
+    Some(format!(
+        "descriptor {} ({}) has {} bytes in its pseudo-terminal the program has not read: a \
+         restart makes the pair again, empty",
+        f.fd, f.path, t.pending
+    ))
+}
+
+/// A process's controlling terminal that is a pseudo-terminal of its
+/// own: a restart of the process alone makes the pair again but cannot
+/// make it its controlling terminal (a tree's restart does, in the
+/// session leader).
+fn ctty_loss(meta: &ckpt::image::Meta, masters: &[u32]) -> Option<String> {
+    let n = ckpt::files::tty::pts_of_tty_nr(meta.process.tty_nr)?;
     masters.contains(&n).then(|| {
         format!(
-            "descriptor {} ({}) is a pseudo-terminal whose master the job holds: a restart \
-             cannot make the pair again, and fails",
-            f.fd, f.path
+            "the program's controlling terminal is its own pseudo-terminal /dev/pts/{n}: a \
+             restart makes the pair again, but not as its controlling terminal"
         )
     })
 }
@@ -410,8 +424,8 @@ fn losses(
         .iter()
         .filter(|f| !handled(f.fd))
         .filter_map(|f| {
-            if let Some(w) = pty_loss(f, pty_masters) {
-                return Some(w);
+            if own_pty(f, pty_masters) {
+                return pty_unread(f);
             }
             let connected = ckpt::files::loses_its_peer(f, &meta.fds);
             // A descriptor sharing its open file with another (dup) comes

@@ -216,6 +216,7 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
         .and_then(|r| r.meta.clocks);
     let ctx = Ctx {
         manifest: &manifest,
+        ttys: &made.ttys,
         ready: &ready,
         restorer: &restorer,
         // The group the root joins: the restart command's own.
@@ -331,6 +332,8 @@ fn set_cloexec(fd: RawFd) {
 
 struct Ctx<'a> {
     manifest: &'a Manifest,
+    /// Controlling terminals made again (see `ckpt::tree::restore::Made`).
+    ttys: &'a [(u32, i32, Option<i32>)],
     ready: &'a [Ready],
     restorer: &'a CString,
     root_pgid: i32,
@@ -379,6 +382,23 @@ fn become_member(ctx: &Ctx, pid: i32) -> ! {
             die(pid, &format!("setsid: {}", std::io::Error::last_os_error()));
         }
     }
+    // A session leader takes its controlling terminal back before its
+    // children are made (they inherit it).
+    let ctty = (m.sid == Some(pid))
+        .then(|| controlling_tty(ctx, pid))
+        .flatten();
+    if let Some((fd, _)) = ctty {
+        // SAFETY: TIOCSCTTY with an integer on a slave this process inherited.
+        if unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) } != 0 {
+            die(
+                pid,
+                &format!(
+                    "cannot take its controlling terminal again: {}",
+                    std::io::Error::last_os_error()
+                ),
+            );
+        }
+    }
     let mut later = None;
     match m.pgid {
         Some(g) if g == pid => {
@@ -423,6 +443,26 @@ fn become_member(ctx: &Ctx, pid: i32) -> ! {
             );
         }
     }
+    if let Some((fd, Some(fg))) = ctty {
+        // Every group stands now: the terminal's foreground one again.
+        // SAFETY: signal mask calls on our own thread and TIOCSPGRP from a
+        // live pid_t; SIGTTOU blocked so a background caller is not stopped.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGTTOU);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            if libc::tcgetpgrp(fd) != fg && libc::ioctl(fd, libc::TIOCSPGRP, &fg) != 0 {
+                eprintln!(
+                    "ckpt restart: warning: process {pid} cannot give its terminal back to \
+                     process group {fg}: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        }
+    }
     let Some(r) = ctx.ready.iter().find(|r| r.pid == pid) else {
         die(pid, "no image")
     };
@@ -432,6 +472,18 @@ fn become_member(ctx: &Ctx, pid: i32) -> ! {
     let _ = r.image_fd;
     let arg = CString::new(r.plan_fd.to_string()).unwrap_or_default();
     crate::restart_ns::exec_restorer(&[ctx.restorer, &arg])
+}
+
+/// The controlling terminal process `pid` had, when the restart made it
+/// again: (a slave descriptor this process inherited, the terminal's
+/// foreground process group at the checkpoint).
+fn controlling_tty(ctx: &Ctx, pid: i32) -> Option<(RawFd, Option<i32>)> {
+    let r = ctx.ready.iter().find(|r| r.pid == pid)?;
+    let n = ckpt::files::tty::pts_of_tty_nr(r.meta.process.tty_nr)?;
+    ctx.ttys
+        .iter()
+        .find(|t| t.0 == n)
+        .map(|&(_, fd, fg)| (fd, fg))
 }
 
 /// Fork child `pid` of process `parent` at its pid and wait until its

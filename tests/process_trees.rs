@@ -1853,22 +1853,26 @@ fn a_named_fifo_as_stdin_and_stdout_comes_back() {
 /// A process of the tree that cannot be restored ends the whole restart
 /// at once, with its reason and status 71, and leaves no process behind
 /// (before: the others waited for it in the restore barrier, for ten
-/// minutes, and the restart command ignored SIGTERM). The case: a
-/// pseudo-terminal pair split between two processes of the job, which a
-/// restart cannot make again; the checkpoint says so first.
+/// minutes, and the restart command ignored SIGTERM). The case: the
+/// child holds a terminal of the outside (a pseudo-terminal the test
+/// holds the master of), freed before the restart.
 #[test]
 fn a_process_that_cannot_be_restored_stops_the_whole_tree() {
-    let area = Area::new("tree-pty-split");
-    let prog = common::compile_c("tree_pty_split.c", &area.sub("bin"));
-    let (mut kid, ctl, _) = start_until_ready(&area, &prog);
+    let area = Area::new("tree-tty-gone");
+    let prog = common::compile_c("tree_tty_gone.c", &area.sub("bin"));
+    let (master, slave) = outside_pty();
+    let ctl = area.sub("ctl");
+    let args = [ctl.to_string_lossy().into_owned(), slave];
+    let mut kid = start_job(&area, &prog, &args, area.path(), &area.file("out"));
+    rs::wait_marker(&mut kid, &ctl.join("ready")).unwrap_or_else(|e| {
+        let _ = tree::kill_job(kid.pid());
+        panic!("{e}\n{}", context(&area))
+    });
     let root = kid.pid();
     let _guard = JobGuard(root);
     let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
-    assert!(
-        img.stderr.contains("pseudo-terminal"),
-        "the checkpoint did not say the terminal pair cannot come back: {}",
-        img.stderr
-    );
+    // The terminal is gone (its master closed, no slave open).
+    drop(master);
     touch(&ctl.join("go"));
     let t = Instant::now();
     let mut r = restart_tree(&area, &img, 1);
@@ -1889,6 +1893,50 @@ fn a_process_that_cannot_be_restored_stops_the_whole_tree() {
         rs::pids_named(&name).is_empty(),
         "processes of the tree were left behind"
     );
+}
+
+/// A pseudo-terminal of the test's own, unlocked: (master, slave path).
+fn outside_pty() -> (std::fs::File, String) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: open of a constant path; ioctl/ptsname_r on the new master.
+    unsafe {
+        let m = libc::open(
+            c"/dev/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        assert!(m >= 0, "no /dev/ptmx");
+        let unlock: libc::c_int = 0;
+        assert_eq!(libc::ioctl(m, libc::TIOCSPTLCK, &unlock), 0);
+        let mut name = [0 as libc::c_char; 64];
+        assert_eq!(libc::ptsname_r(m, name.as_mut_ptr(), name.len()), 0);
+        let path = std::ffi::CStr::from_ptr(name.as_ptr())
+            .to_string_lossy()
+            .into_owned();
+        (std::fs::File::from_raw_fd(m), path)
+    }
+}
+
+/// A job driving a child through a pseudo-terminal as `script` or expect
+/// does (forkpty: the child leads its session, the slave is its
+/// controlling terminal and stdio, echo off; the parent holds the master)
+/// comes back whole: one pair again, the child's controlling terminal
+/// (/dev/tty opens), its foreground group, echo off and the window size,
+/// and the conversation goes on as in an uninterrupted run. Before, the
+/// child did not even run ckpt's shim (glibc's forkpty forks without the
+/// `fork` wrapper), and a split pair could not be made again.
+#[test]
+fn a_child_on_a_pseudo_terminal_comes_back_with_its_terminal() {
+    let area = Area::new("tree-pty");
+    let (prog, want) = with_reference(&area, "tree_pty.c", "tree_pty");
+    ready_checkpoint_go_restart(&area, &prog, &want, &|img| {
+        assert!(
+            !img.stderr.contains("pseudo-terminal"),
+            "the checkpoint said the terminal is lost: {}",
+            img.stderr
+        );
+    });
+    let err = read(&area.file("restart1.err"));
+    assert!(!err.contains("/dev/null"), "restart said: {err}");
 }
 
 /// A named POSIX semaphore made by the parent (its map names the file

@@ -401,6 +401,9 @@ pub struct Process {
     /// ids): not part of the image (see `process::record_sysv`).
     #[serde(default)]
     pub sysv_ipc: Vec<SysvObject>,
+    /// Its controlling terminal, as /proc/PID/stat's `tty_nr` (0: none).
+    #[serde(default)]
+    pub tty_nr: u32,
 }
 
 /// A System V IPC object the program got with semget or msgget, as it
@@ -771,6 +774,19 @@ pub struct TtyState {
     /// A pseudo-terminal's master: the number of its slave (/dev/pts/N).
     #[serde(default)]
     pub pty_index: Option<u32>,
+    /// Bytes waiting to be read on this descriptor (TIOCINQ): a
+    /// pseudo-terminal of the job's own comes back empty (said at the
+    /// checkpoint).
+    #[serde(default)]
+    pub pending: u32,
+    /// A master's pair: its slave still locked (no `unlockpt` yet),
+    /// packet mode (TIOCPKT), and the slave's foreground process group.
+    #[serde(default)]
+    pub locked: bool,
+    #[serde(default)]
+    pub packet: bool,
+    #[serde(default)]
+    pub fg_pgrp: Option<i32>,
 }
 
 /// A POSIX message queue as restart makes it again.

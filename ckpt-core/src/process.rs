@@ -371,7 +371,24 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
         prctl: Some(prctl::snapshot(status)),
         creds: credentials(status),
         sysv_ipc: sysv_snapshot(),
+        tty_nr: controlling_tty(&mut buf),
     }
+}
+
+/// Field 7 of /proc/self/stat: the controlling terminal's device number.
+fn controlling_tty(buf: &mut [u8]) -> u32 {
+    let n = sys::read_small(libc::AT_FDCWD, c"/proc/self/stat", buf).unwrap_or(0);
+    // Fields after the ")" of comm: state, ppid, pgrp, session, tty_nr.
+    let after = buf[..n]
+        .iter()
+        .rposition(|&b| b == b')')
+        .map_or(&[][..], |i| &buf[i + 1..n]);
+    after
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+        .nth(4)
+        .and_then(|w| std::str::from_utf8(w).ok()?.parse::<i64>().ok())
+        .unwrap_or(0) as u32
 }
 
 /// Uid:, Gid: (real, effective, saved, filesystem) and Groups: of a

@@ -59,12 +59,13 @@ fn start() -> Result<(), String> {
     if preloaded() {
         // Loaded at start-up: its TLS block is static.
         interpose::use_static_tls();
-    } else {
-        // No wrapper sees the program's fork: the child's control channel
-        // is made by an atfork handler instead.
-        // SAFETY: registering a plain extern "C" fn with no arguments.
-        unsafe { libc::pthread_atfork(None, None, Some(child_after_fork)) };
     }
+    // Every fork's child gets its own control channel from an atfork
+    // handler, registered before the program's own (so it runs first in
+    // the child): glibc forks inside forkpty and daemon without calling
+    // `fork` through the wrapper, and a shim loaded later sees no fork.
+    // SAFETY: registering plain extern "C" fns with no arguments.
+    unsafe { libc::pthread_atfork(Some(before_fork), None, Some(child_after_fork)) };
     ckpt::glibc::init()?;
     wrap::direct::init();
     threads::record_main(&main_thread_attrs());
@@ -102,6 +103,12 @@ fn unblock_reserved() {
 /// LD_PRELOAD), rather than loaded by a running program.
 fn preloaded() -> bool {
     std::env::var_os("LD_PRELOAD").is_some_and(|p| p.to_string_lossy().contains("libckpt_shim"))
+}
+
+extern "C" fn before_fork() {
+    // Restarted lazily: the child would read zeros for pages the pager
+    // has not filled yet.
+    ckpt::memory::lazy::wait_filled();
 }
 
 extern "C" fn child_after_fork() {

@@ -835,7 +835,7 @@ pub(crate) mod mqueue;
 pub(crate) mod restore;
 mod snapshot;
 mod sockets;
-pub(crate) mod tty;
+pub mod tty;
 pub mod written;
 pub use inotify::{record_unwatch, record_watch};
 pub use restore::{restore, seal_again, stdio_rule, Passthrough};

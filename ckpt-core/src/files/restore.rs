@@ -404,24 +404,36 @@ pub(crate) fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, 
             set_status(e, f.flags);
             Ok(Some(vec![(f.fd, e)]))
         }
-        _ => {
-            let path =
-                crate::names::c(&f.path).ok_or_else(|| format!("descriptor {}: bad path", f.fd))?;
-            let flags = f.flags & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL);
-            let t = open_at_least(&path, flags, base).map_err(|e| {
-                format!(
-                    "cannot reopen {} as descriptor {}: {e}",
-                    crate::names::shown(&f.path),
-                    f.fd
-                )
-            })?;
-            if f.kind == FdKind::File {
-                // SAFETY: lseek on a descriptor we just opened.
-                unsafe { libc::lseek(t, f.offset, libc::SEEK_SET) };
-            }
-            Ok(Some(vec![(f.fd, t)]))
-        }
+        // A pseudo-terminal whose master the process holds: the pair made
+        // again (from whichever end comes first).
+        FdKind::Tty => match super::tty::master_in(f, fds) {
+            Some(m) => super::tty::rebuild_pair(m, fds, base).map(Some),
+            None => reopen(f, base).map(Some),
+        },
+        _ => reopen(f, base).map(Some),
     }
+}
+
+/// Open `f`'s path again, at its offset.
+fn reopen(f: &Fd, base: i32) -> Result<Vec<(i32, i32)>, String> {
+    let path = crate::names::c(&f.path).ok_or_else(|| format!("descriptor {}: bad path", f.fd))?;
+    let mut flags = f.flags & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL);
+    if f.kind == FdKind::Tty {
+        // Never the restarted process's controlling terminal by chance.
+        flags |= libc::O_NOCTTY;
+    }
+    let t = open_at_least(&path, flags, base).map_err(|e| {
+        format!(
+            "cannot reopen {} as descriptor {}: {e}",
+            crate::names::shown(&f.path),
+            f.fd
+        )
+    })?;
+    if f.kind == FdKind::File {
+        // SAFETY: lseek on a descriptor we just opened.
+        unsafe { libc::lseek(t, f.offset, libc::SEEK_SET) };
+    }
+    Ok(vec![(f.fd, t)])
 }
 
 /// The other end of socket pair `f`, when the image holds it.

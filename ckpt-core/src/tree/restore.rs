@@ -36,6 +36,10 @@ pub struct Made {
     /// exist; each is close-on-exec).
     pub fds: Vec<i32>,
     pub warnings: Vec<String>,
+    /// Each pseudo-terminal that was a process's controlling terminal:
+    /// (number at the checkpoint, a slave descriptor of the new pair, its
+    /// foreground process group then).
+    pub ttys: Vec<(u32, i32, Option<i32>)>,
 }
 
 /// Lowest number the command gives the objects it makes (out of the way
@@ -226,6 +230,54 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
         }
     }
 
+    // Pseudo-terminals of the tree's own (it holds the master) with ends
+    // in several processes, or that are a process's controlling
+    // terminal: one pair, made here.
+    let cttys: Vec<u32> = parts
+        .iter()
+        .filter_map(|p| crate::files::tty::pts_of_tty_nr(p.meta.process.tty_nr))
+        .collect();
+    for (n, holders) in pty_pairs(&all) {
+        if !spans_processes(&holders) && !cttys.contains(&n) {
+            continue; // the process makes it again itself
+        }
+        let Some(&(_, master)) = holders
+            .iter()
+            .find(|h| h.1.tty.as_ref().is_some_and(|t| t.pty_index.is_some()))
+        else {
+            continue;
+        };
+        let m = move_to_at_least(crate::files::tty::make_pair(master)?, BASE)?;
+        made.fds.push(m);
+        let mut opened: HashMap<(i32, i32), i32> = HashMap::new();
+        for &(pid, g) in &holders {
+            let fd = if g.tty.as_ref().is_some_and(|t| t.pty_index.is_some()) {
+                m
+            } else if let Some(&fd) = opened.get(&ofd(pid, g)) {
+                fd
+            } else {
+                let fd = move_to_at_least(crate::files::tty::open_slave(m, g)?, BASE)?;
+                made.fds.push(fd);
+                opened.insert(ofd(pid, g), fd);
+                fd
+            };
+            give(&mut made, pid, g.fd, fd);
+        }
+        if cttys.contains(&n) {
+            // For the session leader to take as its controlling terminal.
+            let fd = move_to_at_least(crate::files::tty::open_slave(m, master)?, BASE)?;
+            made.fds.push(fd);
+            made.ttys.push((n, fd, master.tty.as_ref().and_then(|t| t.fg_pgrp)));
+        }
+        crate::files::tty::lock_again(m, master);
+        if let Some(now) = crate::files::tty::number(m).filter(|&now| now != n) {
+            made.warnings.push(format!(
+                "pseudo-terminal /dev/pts/{n} of the job is /dev/pts/{now} now (a new pair; the \
+                 kernel chooses its number)"
+            ));
+        }
+    }
+
     // Unnamed files made here: (device, inode, descriptor).
     let mut files_made: Vec<(u64, u64, i32)> = Vec::new();
     // Other open files several processes share (one offset): files by
@@ -370,6 +422,28 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
 
 /// The descriptors of one object, each with its process.
 type Holders<'a> = Vec<(i32, &'a Fd)>;
+
+/// The tree's own pseudo-terminals (a master among its descriptors), by
+/// number, each with its holders: masters and slaves.
+fn pty_pairs<'a>(all: &[(i32, &'a Fd)]) -> BTreeMap<u32, Holders<'a>> {
+    let mut pairs: BTreeMap<u32, Holders<'a>> = BTreeMap::new();
+    for &(_, f) in all {
+        if let Some(n) = f.tty.as_ref().and_then(|t| t.pty_index) {
+            pairs.entry(n).or_default();
+        }
+    }
+    for &(pid, f) in all {
+        let n = f
+            .tty
+            .as_ref()
+            .and_then(|t| t.pty_index)
+            .or_else(|| crate::files::tty::slave_index(f));
+        if let Some(h) = n.and_then(|n| pairs.get_mut(&n)) {
+            h.push((pid, f));
+        }
+    }
+    pairs
+}
 
 fn spans_processes(holders: &[(i32, &Fd)]) -> bool {
     holders.iter().any(|h| h.0 != holders[0].0)

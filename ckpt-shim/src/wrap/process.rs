@@ -11,15 +11,13 @@ use ckpt::process as rec;
 use ckpt_macros::interpose;
 use libc::{c_char, c_int, pid_t, rlimit};
 
+/// The child's part (a control channel of its own) and waiting for a lazy
+/// restart's pages are done by the atfork handlers `init` registers,
+/// which also serve the forks glibc makes without this wrapper.
 #[interpose(around)]
 unsafe fn fork() -> pid_t {
-    // Restarted lazily: the child would read zeros for pages the pager
-    // has not filled yet.
-    ckpt::memory::lazy::wait_filled();
     let r = real();
-    if r == 0 {
-        crate::init::after_fork_in_child();
-    } else if r > 0 {
+    if r > 0 {
         guard.record(rec::record_fork);
     }
     r
