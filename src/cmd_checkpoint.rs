@@ -212,6 +212,7 @@ fn restart_losses(path: &std::path::Path) -> Vec<String> {
         &|_| false,
         &[image.meta.process.pid],
         &pty_masters([&image.meta]),
+        &connection_ends([&image.meta]),
     );
     said.extend(reachable_from_outside(std::iter::once(&image.meta)));
     said.extend(ctty_loss(&image.meta, &pty_masters([&image.meta])));
@@ -225,6 +226,51 @@ fn pty_masters<'a>(metas: impl IntoIterator<Item = &'a ckpt::image::Meta>) -> Ve
         .flat_map(|m| &m.fds)
         .filter_map(|f| f.tty.as_ref()?.pty_index)
         .collect()
+}
+
+/// The (local, peer) addresses of the job's connected sockets.
+fn connection_ends<'a>(
+    metas: impl IntoIterator<Item = &'a ckpt::image::Meta>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    metas
+        .into_iter()
+        .flat_map(|m| &m.fds)
+        .filter_map(|f| f.socket.as_ref())
+        .filter(|s| s.connected && !s.peer.is_empty())
+        .map(|s| (s.address.clone(), s.peer.clone()))
+        .collect()
+}
+
+/// One line for a connection that comes back closed by its peer: which
+/// connection (its addresses, when the kernel gave them), and whether its
+/// other end is the job's own (`ends`: the job's connected sockets).
+fn connection_loss(f: &ckpt::image::Fd, ends: &[(Vec<u8>, Vec<u8>)]) -> String {
+    let Some(s) = f.socket.as_ref().filter(|s| !s.peer.is_empty()) else {
+        return format!(
+            "descriptor {} ({}) is a connection to another process: it comes back closed by its peer",
+            f.fd, f.path
+        );
+    };
+    let show = |a: &[u8]| ckpt::files::endpoint(a).unwrap_or_else(|| "?".into());
+    let what = match s.domain {
+        libc::AF_INET | libc::AF_INET6 if s.socket_type == libc::SOCK_STREAM => "a TCP connection",
+        libc::AF_INET | libc::AF_INET6 => "a connected datagram socket",
+        libc::AF_UNIX => "a unix socket connection",
+        _ => "a connection",
+    };
+    let own = ends.iter().any(|(local, peer)| *local == s.peer && *peer == s.address);
+    format!(
+        "descriptor {} is {what} from {} to {}{}: it comes back closed by its peer",
+        f.fd,
+        show(&s.address),
+        show(&s.peer),
+        if own {
+            " (its other end is the job's own; ckpt makes a connection of this kind again \
+             only between unix sockets)"
+        } else {
+            ""
+        }
+    )
 }
 
 /// Whether `f` is an end of a pseudo-terminal of the job's own
@@ -279,6 +325,7 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
     let between = ckpt::tree::restore::between_processes(&parts);
     let members: Vec<i32> = metas.iter().map(|m| m.0).collect();
     let masters = pty_masters(metas.iter().map(|m| &m.1));
+    let ends = connection_ends(metas.iter().map(|m| &m.1));
     let fd_of = |pid: i32, fd: i32| {
         metas
             .iter()
@@ -355,6 +402,7 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
                 &|fd| between.contains(&(*pid, fd)),
                 &members,
                 &masters,
+                &ends,
             )
             .into_iter()
             .map(move |w| format!("process {pid}: {w}"))
@@ -414,6 +462,7 @@ fn losses(
     handled: &dyn Fn(i32) -> bool,
     members: &[i32],
     pty_masters: &[u32],
+    ends: &[(Vec<u8>, Vec<u8>)],
 ) -> Vec<String> {
     let seccomp =
         meta.process.prctl.is_some_and(|p| p.seccomp != 0).then(|| {
@@ -440,10 +489,7 @@ fn losses(
                     "descriptor {} ({}) cannot come back at restart (/dev/null takes its place)",
                     f.fd, f.path
                 )),
-                ckpt::files::Passthrough::Rebuilt if connected => Some(format!(
-                    "descriptor {} ({}) is a connection to another process: it comes back closed by its peer",
-                    f.fd, f.path
-                )),
+                ckpt::files::Passthrough::Rebuilt if connected => Some(connection_loss(f, ends)),
                 _ if f.socket.as_ref().is_some_and(|s| s.waiting) => Some(format!(
                     "descriptor {} ({}): {} are not in the image (a restart makes the socket \
                      again, empty)",

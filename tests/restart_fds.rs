@@ -339,6 +339,24 @@ fn checkpoint_lines(tag: &str, src: &str, word: &str) -> (Vec<String>, String) {
     (said, r.stderr)
 }
 
+/// A TCP connection whose two ends the process holds itself cannot be
+/// made again: the checkpoint names each end by its addresses and says
+/// its other end is the job's own (it said "a connection to another
+/// process" before, which it was not).
+#[test]
+fn a_tcp_connection_to_itself_is_named_by_its_addresses() {
+    let (said, all) = checkpoint_lines("tcp-self", "tcp_self.c", "TCP connection");
+    assert_eq!(said.len(), 2, "both ends, once each: {all}");
+    for l in &said {
+        assert!(
+            l.contains("from 127.0.0.1:") && l.contains("to 127.0.0.1:"),
+            "{l}"
+        );
+        assert!(l.contains("the job's own"), "{l}");
+    }
+    assert!(!all.contains("another process"), "{all}");
+}
+
 /// A one-shot dnotify watch may have fired (the kernel then drops it and
 /// says so nowhere): the checkpoint says that a restart watches the
 /// directory again; a multishot watch comes back exactly and is not named.

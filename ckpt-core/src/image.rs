@@ -892,6 +892,9 @@ pub struct SocketState {
     /// datagrams with some not yet read: they are not in the image.
     #[serde(default)]
     pub waiting: bool,
+    /// The connected peer's address (a raw sockaddr; empty when none).
+    #[serde(default, with = "serde_bytes")]
+    pub peer: Vec<u8>,
 }
 
 /// One socket option: level, name and the bytes getsockopt returned.

@@ -161,7 +161,41 @@ pub fn snapshot(fd: i32) -> Option<SocketState> {
             && opt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY).unwrap_or(0) != 0,
         options: options(fd),
         waiting: (listening || typ == libc::SOCK_DGRAM) && bound && readable(fd),
+        peer: if connected {
+            peer[..plen as usize].to_vec()
+        } else {
+            Vec::new()
+        },
     })
+}
+
+/// A socket address as people write it: `1.2.3.4:80`, `[::1]:80`, a unix
+/// path or `@abstract`; None when empty or of another family.
+pub fn endpoint(addr: &[u8]) -> Option<String> {
+    let family = u16::from_ne_bytes(addr.get(..2)?.try_into().ok()?) as i32;
+    let port = || addr.get(2..4).map(|p| u16::from_be_bytes([p[0], p[1]]));
+    match family {
+        libc::AF_INET => {
+            let a: [u8; 4] = addr.get(4..8)?.try_into().ok()?;
+            Some(format!("{}:{}", std::net::Ipv4Addr::from(a), port()?))
+        }
+        libc::AF_INET6 => {
+            let a: [u8; 16] = addr.get(8..24)?.try_into().ok()?;
+            Some(format!("[{}]:{}", std::net::Ipv6Addr::from(a), port()?))
+        }
+        libc::AF_UNIX => {
+            let path = addr.get(2..)?;
+            match path.split_first() {
+                Some((0, name)) => Some(format!("@{}", String::from_utf8_lossy(name))),
+                Some(_) => {
+                    let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+                    Some(String::from_utf8_lossy(&path[..end]).into_owned())
+                }
+                None => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 /// The kernel's socket diagnostics (a NETLINK_SOCK_DIAG socket), asked
