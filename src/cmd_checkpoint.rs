@@ -265,8 +265,7 @@ fn connection_loss(f: &ckpt::image::Fd, ends: &[(Vec<u8>, Vec<u8>)]) -> String {
         show(&s.address),
         show(&s.peer),
         if own {
-            " (its other end is the job's own; ckpt makes a connection of this kind again \
-             only between unix sockets)"
+            " (its other end is the job's own, but ckpt does not make such a connection again)"
         } else {
             ""
         }
@@ -504,6 +503,21 @@ fn losses(
                 _ => None,
             }
         })
+        .chain(meta.fds.iter().filter_map(|f| {
+            let s = f.socket.as_ref().filter(|s| s.unsent > 0)?;
+            let own = ends.iter().any(|(l, p)| *l == s.peer && *p == s.address);
+            own.then(|| {
+                format!(
+                    "descriptor {} (a TCP connection from {} to {}, both the job's) has {} bytes \
+                     written that the kernel has not sent yet: they cannot be read back to be \
+                     saved, a restart does not have them",
+                    f.fd,
+                    ckpt::files::endpoint(&s.address).unwrap_or_default(),
+                    ckpt::files::endpoint(&s.peer).unwrap_or_default(),
+                    s.unsent
+                )
+            })
+        }))
         .chain(seccomp)
         .chain(meta.process.sysv_ipc.iter().filter(|o| !o.saved).map(|o| {
             format!(

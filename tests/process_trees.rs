@@ -1895,6 +1895,62 @@ fn a_process_that_cannot_be_restored_stops_the_whole_tree() {
     );
 }
 
+const TCP_PY: &str = r#"
+import os, socket, sys, time
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", 0))
+l.listen(4)
+port = l.getsockname()[1]
+pid = os.fork()
+if pid == 0:
+    l.close()
+    c = socket.create_connection(("127.0.0.1", port))
+    f = c.makefile("rwb", buffering=0)
+    for i in range(40):
+        c.sendall(b"%d\n" % i)
+        back = f.readline()
+        if not back:
+            sys.exit(3)
+        time.sleep(0.03)
+    c.sendall(b"bye\n")
+    sys.exit(0)
+s, _ = l.accept()
+f = s.makefile("rwb", buffering=0)
+while True:
+    line = f.readline()
+    if not line or line == b"bye\n":
+        break
+    n = int(line)
+    print("server got", n, "peer is the child's end:", s.getpeername()[1] != port, flush=True)
+    s.sendall(b"%d\n" % (n * n))
+_, st = os.waitpid(pid, 0)
+print("child exited", os.waitstatus_to_exitcode(st), flush=True)
+# The listener still takes clients.
+d = socket.create_connection(("127.0.0.1", port))
+e, _ = l.accept()
+d.sendall(b"late\n")
+print("a late client said", e.makefile("rb").readline().decode().strip(), flush=True)
+"#;
+
+/// A server and its forked client talking over TCP on 127.0.0.1 (each
+/// holding one end, the server its listener too) come back connected, the
+/// conversation going on as in an uninterrupted run, and the listener
+/// still takes clients. Before, both ends came back closed (the child
+/// failed with its server gone).
+#[test]
+fn a_tcp_connection_between_the_jobs_processes_comes_back_connected() {
+    let area = Area::new("tree-tcp");
+    let script = area.file("tcp.py");
+    std::fs::write(&script, TCP_PY).unwrap();
+    let args = vec![script.to_string_lossy().into_owned()];
+    same_after_restart(&area, &common::python3(), &args, "tcp.py", |d| {
+        rs::lines(d) >= 10
+    });
+    let err = read(&area.file("restart1.err"));
+    assert!(!err.contains("TCP"), "restart said: {err}");
+}
+
 /// A pseudo-terminal of the test's own, unlocked: (master, slave path).
 fn outside_pty() -> (std::fs::File, String) {
     use std::os::fd::FromRawFd;

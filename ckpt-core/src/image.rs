@@ -895,6 +895,11 @@ pub struct SocketState {
     /// The connected peer's address (a raw sockaddr; empty when none).
     #[serde(default, with = "serde_bytes")]
     pub peer: Vec<u8>,
+    /// A TCP connection's bytes not sent yet (SIOCOUTQNSD; the peer has
+    /// the rest, or they are acknowledged): they cannot be read back to
+    /// be saved.
+    #[serde(default)]
+    pub unsent: u32,
 }
 
 /// One socket option: level, name and the bytes getsockopt returned.

@@ -834,7 +834,7 @@ mod locks;
 pub(crate) mod mqueue;
 pub(crate) mod restore;
 mod snapshot;
-mod sockets;
+pub(crate) mod sockets;
 pub mod tty;
 pub mod written;
 pub use inotify::{record_unwatch, record_watch};

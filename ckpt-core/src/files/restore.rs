@@ -112,6 +112,35 @@ pub fn restore(fds: &[Fd], keep_also: &[i32], handoff: &Handoff) -> Result<(), S
     let base = fds.iter().map(|f| f.fd).max().unwrap_or(2) + 1;
     // Pass 1: open each object at a temporary number above every target.
     let mut temp: Vec<(i32, i32)> = Vec::new(); // (target, temp)
+    // TCP connections the process holds both ends of first: one end is
+    // accepted on its address before the program's own listener there
+    // is made again.
+    for f in fds.iter().filter(|f| handoff.fd_for(f.fd).is_none()) {
+        let Some(peer) = super::sockets::tcp_peer(f, fds) else {
+            continue;
+        };
+        if temp.iter().any(|t| t.0 == f.fd) || f.shares_with.is_some_and(|s| s != f.fd) {
+            continue;
+        }
+        match super::sockets::make_tcp_pair(f, peer) {
+            Ok((a, b, said)) => {
+                said.iter().for_each(|w| warn(w));
+                temp.push((f.fd, move_to_at_least(a, base)?));
+                temp.push((peer.fd, move_to_at_least(b, base)?));
+            }
+            Err(e) => {
+                warn(&format!(
+                    "descriptors {} and {} (a TCP connection of the program's own) cannot be \
+                     connected again ({e}): both come back closed by their peer",
+                    f.fd, peer.fd
+                ));
+                for g in [f, peer] {
+                    let s = g.socket.as_ref().map_or(libc::SOCK_STREAM, |s| s.socket_type);
+                    temp.push((g.fd, move_to_at_least(super::sockets::hung_up(g, s)?, base)?));
+                }
+            }
+        }
+    }
     for f in fds {
         if f.shares_with.is_some_and(|s| s != f.fd) || temp.iter().any(|t| t.0 == f.fd) {
             continue;

@@ -72,8 +72,16 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
         if unnamed && f.shares_with.is_none() {
             f.contents = read_contents(f.fd, f.size);
         }
+        // (A TCP connection's bytes too: its other end may be the job's.)
+        let tcp = f
+            .socket
+            .as_ref()
+            .is_some_and(super::sockets::is_tcp_connection);
         if f.kind == FdKind::Socket
-            && (f.pipe_peer.is_some() || f.peer_closed || (super::in_tree() && is_unix(f)))
+            && (f.pipe_peer.is_some()
+                || f.peer_closed
+                || tcp
+                || (super::in_tree() && is_unix(f)))
             && f.shares_with.is_none()
         {
             f.socket_type = sock_int(f.fd, libc::SO_TYPE);

@@ -166,7 +166,179 @@ pub fn snapshot(fd: i32) -> Option<SocketState> {
         } else {
             Vec::new()
         },
+        unsent: if connected && typ == libc::SOCK_STREAM && domain != libc::AF_UNIX {
+            let mut n: i32 = 0;
+            // Not SIOCOUTQ: on loopback, bytes the peer has in its queue
+            // (saved with it) may not be acknowledged yet.
+            // SAFETY: SIOCOUTQNSD writes an int.
+            unsafe { libc::ioctl(fd, SIOCOUTQNSD, &mut n) };
+            n.max(0) as u32
+        } else {
+            0
+        },
     })
+}
+
+/// Bytes of a TCP socket's send queue not sent yet (linux/sockios.h).
+const SIOCOUTQNSD: libc::c_ulong = 0x894B;
+
+/// Whether `s` is an end of an established TCP connection.
+pub fn is_tcp_connection(s: &SocketState) -> bool {
+    matches!(s.domain, libc::AF_INET | libc::AF_INET6)
+        && s.socket_type == libc::SOCK_STREAM
+        && s.connected
+        && !s.listening
+        && !s.peer.is_empty()
+}
+
+/// The other end of TCP connection `f` among `fds` (a process that talks
+/// to itself over TCP): the socket whose addresses are `f`'s swapped.
+pub fn tcp_peer<'a>(f: &Fd, fds: &'a [Fd]) -> Option<&'a Fd> {
+    let s = f.socket.as_ref().filter(|s| is_tcp_connection(s))?;
+    fds.iter().find(|g| {
+        g.fd != f.fd
+            && g.shares_with.is_none_or(|x| x == g.fd)
+            && g.socket.as_ref().is_some_and(|t| {
+                is_tcp_connection(t) && t.address == s.peer && t.peer == s.address
+            })
+    })
+}
+
+/// A socket of `s`'s family and protocol, with SO_REUSEADDR (the killed
+/// run's connections may linger on the port in TIME_WAIT).
+fn tcp_socket(s: &SocketState) -> Result<i32, String> {
+    // SAFETY: socket with plain integers.
+    let fd = unsafe { libc::socket(s.domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, s.protocol) };
+    if fd < 0 {
+        return Err(format!("socket: {}", std::io::Error::last_os_error()));
+    }
+    let on: i32 = 1;
+    // SAFETY: setsockopt from local ints on our own socket.
+    unsafe {
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, (&on as *const i32).cast(), 4);
+        if s.domain == libc::AF_INET6 {
+            let v6: i32 = s.v6_only.into();
+            libc::setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, (&v6 as *const i32).cast(), 4);
+        }
+    }
+    Ok(fd)
+}
+
+fn bind_to(fd: i32, addr: &[u8]) -> Result<(), std::io::Error> {
+    // SAFETY: bind to a sockaddr of its recorded length.
+    if unsafe { libc::bind(fd, addr.as_ptr().cast(), addr.len() as u32) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// `addr` with port 0 (the kernel then chooses one).
+fn any_port(addr: &[u8]) -> Vec<u8> {
+    let mut a = addr.to_vec();
+    if a.len() >= 4 {
+        a[2..4].copy_from_slice(&[0, 0]);
+    }
+    a
+}
+
+/// A TCP connection whose two ends (`a` and `b`, descriptors of the image)
+/// the job holds, made again between the same addresses: `b`'s end is
+/// accepted from a listener of a moment on its address, `a`'s connects to
+/// it from its own (from another port when the killed run's connection
+/// still holds it: said). Options, unread bytes and status flags as each
+/// end had them. Returns (a's socket, b's socket, what is not as it was).
+/// Post-restart, before the program's own listener on that address is
+/// made (it then shares the port with `b`'s end).
+pub fn make_tcp_pair(a: &Fd, b: &Fd) -> Result<(i32, i32, Vec<String>), String> {
+    let (Some(sa), Some(sb)) = (a.socket.as_ref(), b.socket.as_ref()) else {
+        return Err("not sockets".into());
+    };
+    let mut said = Vec::new();
+    let close = |fd: i32| {
+        // SAFETY: closing a socket made here.
+        unsafe { libc::close(fd) };
+    };
+    let l = tcp_socket(sb)?;
+    // SAFETY: listen on our own bound socket.
+    if let Err(e) = bind_to(l, &sb.address).and_then(|_| {
+        if unsafe { libc::listen(l, 1) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }) {
+        close(l);
+        return Err(format!(
+            "{} cannot be listened on again: {e}",
+            endpoint(&sb.address).unwrap_or_default()
+        ));
+    }
+    let connect_from = |from: &[u8]| -> Result<i32, std::io::Error> {
+        let c = tcp_socket(sa).map_err(std::io::Error::other)?;
+        let r = bind_to(c, from).and_then(|_| {
+            // SAFETY: connect to a sockaddr of its recorded length; on
+            // loopback a listener's backlog answers at once.
+            if unsafe { libc::connect(c, sb.address.as_ptr().cast(), sb.address.len() as u32) }
+                == 0
+            {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+        r.map(|_| c).inspect_err(|_| close(c))
+    };
+    let c = match connect_from(&sa.address) {
+        Ok(c) => c,
+        Err(first) => match connect_from(&any_port(&sa.address)) {
+            Ok(c) => {
+                let mut now = [0u8; 128];
+                let mut len = now.len() as u32;
+                // SAFETY: getsockname into a local buffer of `len` bytes.
+                unsafe { libc::getsockname(c, now.as_mut_ptr().cast(), &mut len) };
+                said.push(format!(
+                    "descriptor {}: its TCP connection to {} comes back from {} instead of {} \
+                     ({first}: the killed run's connection still holds that port)",
+                    a.fd,
+                    endpoint(&sb.address).unwrap_or_default(),
+                    endpoint(&now[..len as usize]).unwrap_or_default(),
+                    endpoint(&sa.address).unwrap_or_default(),
+                ));
+                c
+            }
+            Err(e) => {
+                close(l);
+                return Err(format!(
+                    "cannot connect to {} again: {e}",
+                    endpoint(&sb.address).unwrap_or_default()
+                ));
+            }
+        },
+    };
+    // SAFETY: accept4 on our own listener, which holds exactly the
+    // connection just made (nothing else knows of it yet).
+    let s = unsafe {
+        libc::accept4(
+            l,
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            libc::SOCK_CLOEXEC,
+        )
+    };
+    close(l);
+    if s < 0 {
+        close(c);
+        return Err(format!("accept: {}", std::io::Error::last_os_error()));
+    }
+    set_options(c, a, sa);
+    set_options(s, b, sb);
+    // What each end had not read is sent to it by the other.
+    super::restore::refill_socket(s, a)?;
+    super::restore::refill_socket(c, b)?;
+    super::restore::set_status(c, a.flags);
+    super::restore::set_status(s, b.flags);
+    Ok((c, s, said))
 }
 
 /// A socket address as people write it: `1.2.3.4:80`, `[::1]:80`, a unix
@@ -410,6 +582,7 @@ pub fn hangs_up(f: &Fd, fds: &[Fd]) -> bool {
         && super::stdio_rule(f) == super::Passthrough::Rebuilt
         && f.shares_with.is_none_or(|s| s == f.fd)
         && super::restore::pair_peer(f, fds).is_none()
+        && tcp_peer(f, fds).is_none()
         && !(f.peer_closed && f.socket_type.is_some())
         && f.socket
             .as_ref()

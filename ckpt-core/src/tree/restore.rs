@@ -230,6 +230,34 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
         }
     }
 
+    // TCP connections with their ends in different processes.
+    for (a, b) in tcp_pairs(&all) {
+        let (Some(&(_, fa)), Some(&(_, fb))) = (a.first(), b.first()) else {
+            continue;
+        };
+        let (sa, sb) = match crate::files::sockets::make_tcp_pair(fa, fb) {
+            Ok((sa, sb, said)) => {
+                made.warnings.extend(said);
+                (sa, sb)
+            }
+            Err(e) => {
+                made.warnings.push(format!(
+                    "a TCP connection between processes {} and {} cannot be made again ({e}): \
+                     its ends come back closed by their peer",
+                    a[0].0, b[0].0
+                ));
+                continue;
+            }
+        };
+        for (end, fd) in [(&a, sa), (&b, sb)] {
+            let fd = move_to_at_least(fd, BASE)?;
+            made.fds.push(fd);
+            for &(pid, g) in end.iter() {
+                give(&mut made, pid, g.fd, fd);
+            }
+        }
+    }
+
     // Pseudo-terminals of the tree's own (it holds the master) with ends
     // in several processes, or that are a process's controlling
     // terminal: one pair, made here.
@@ -445,6 +473,37 @@ fn pty_pairs<'a>(all: &[(i32, &'a Fd)]) -> BTreeMap<u32, Holders<'a>> {
     pairs
 }
 
+/// TCP connections whose two ends the tree holds, in different processes
+/// (or one end in several): each end with its holders.
+fn tcp_pairs<'a>(all: &[(i32, &'a Fd)]) -> Vec<(Holders<'a>, Holders<'a>)> {
+    use crate::files::sockets::is_tcp_connection;
+    let mut pairs: BTreeMap<(Vec<u8>, Vec<u8>), Holders<'a>> = BTreeMap::new();
+    for &(pid, f) in all {
+        let Some(s) = f.socket.as_ref().filter(|s| is_tcp_connection(s)) else {
+            continue;
+        };
+        pairs
+            .entry((s.address.clone(), s.peer.clone()))
+            .or_default()
+            .push((pid, f));
+    }
+    let mut out = Vec::new();
+    for ((local, peer), a) in &pairs {
+        if local >= peer {
+            continue; // each connection once, from its lower end
+        }
+        let Some(b) = pairs.get(&(peer.clone(), local.clone())) else {
+            continue;
+        };
+        let mut both = a.clone();
+        both.extend(b.iter().copied());
+        if spans_processes(&both) {
+            out.push((a.clone(), b.clone()));
+        }
+    }
+    out
+}
+
 fn spans_processes(holders: &[(i32, &Fd)]) -> bool {
     holders.iter().any(|h| h.0 != holders[0].0)
 }
@@ -515,6 +574,10 @@ pub fn between_processes(parts: &[(i32, &Meta)]) -> Vec<(i32, i32)> {
     shared_pipes(&all)
         .into_iter()
         .chain(shared_pairs(&all).into_iter().map(|(_, h)| h))
+        .chain(tcp_pairs(&all).into_iter().map(|(mut a, b)| {
+            a.extend(b);
+            a
+        }))
         .flatten()
         .map(|(pid, f)| (pid, f.fd))
         .collect()
