@@ -1951,6 +1951,19 @@ fn a_tcp_connection_between_the_jobs_processes_comes_back_connected() {
     assert!(!err.contains("TCP"), "restart said: {err}");
 }
 
+/// A parent's fcntl lock on a file its children have open too (one by
+/// the inherited descriptor, one by its own open) is still its own after a
+/// restart: the child asking who holds it gets the same answer. Before,
+/// the restart took the lock again, then closed its own copy of the
+/// shared descriptor, which drops the process's fcntl locks on the file:
+/// the lock was gone, without a word, and a waiter got it at once.
+#[test]
+fn an_fcntl_lock_on_a_file_the_children_hold_stays_the_parents() {
+    let area = Area::new("tree-lock");
+    let (prog, want) = with_reference(&area, "tree_lock.c", "tree_lock");
+    ready_checkpoint_go_restart(&area, &prog, &want, &|_| {});
+}
+
 /// A pseudo-terminal of the test's own, unlocked: (master, slave path).
 fn outside_pty() -> (std::fs::File, String) {
     use std::os::fd::FromRawFd;

@@ -404,6 +404,12 @@ pub struct Process {
     /// Its controlling terminal, as /proc/PID/stat's `tty_nr` (0: none).
     #[serde(default)]
     pub tty_nr: u32,
+    /// The capability bounding set (CapBnd) and the securebits
+    /// (PR_GET_SECUREBITS); absent in older images.
+    #[serde(default)]
+    pub bounding: Option<u64>,
+    #[serde(default)]
+    pub securebits: Option<i32>,
 }
 
 /// A System V IPC object the program got with semget or msgget, as it

@@ -371,7 +371,11 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
         prctl: Some(prctl::snapshot(status)),
         creds: credentials(status),
         sysv_ipc: sysv_snapshot(),
-        tty_nr: controlling_tty(&mut buf),
+        bounding: sys::field(status, b"CapBnd:").and_then(sys::parse_hex),
+        tty_nr: controlling_tty(&mut [0u8; 1024]),
+        // SAFETY: PR_GET_SECUREBITS takes no pointer.
+        securebits: Some(unsafe { libc::syscall(libc::SYS_prctl, libc::PR_GET_SECUREBITS, 0, 0, 0, 0) } as i32)
+            .filter(|&b| b >= 0),
     }
 }
 
@@ -566,23 +570,71 @@ fn set_exe(p: &Process) {
 /// Give the calling thread the capabilities the program had: a restart in
 /// a pid namespace lends CAP_SYS_ADMIN (to choose thread ids); the program
 /// must not keep it. Post-restart context, on every thread.
+/// The bounding set and securebits as the program had them come first
+/// (both need CAP_SETPCAP, which the restart may hold and the program may
+/// not), then the three sets, then the ambient set (raised from them).
+/// What the kernel refuses is said (once: the first thread).
 pub fn restore_capabilities(p: &Process) {
     let [inh, prm, eff, amb] = p.capabilities[..] else {
         return;
     };
-    // SAFETY: prctl on the calling thread; clearing ambient capabilities
-    // is always allowed.
-    unsafe {
-        if amb == 0 {
-            libc::syscall(
-                libc::SYS_prctl,
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_CLEAR_ALL,
-                0,
-                0,
-                0,
-            );
+    let prctl = |op: i32, a: u64, b: u64| -> bool {
+        // SAFETY: prctl with integer arguments on the calling thread.
+        unsafe { libc::syscall(libc::SYS_prctl, op, a, b, 0, 0) >= 0 }
+    };
+    let mut lost: Vec<String> = Vec::new();
+    let (_, now_prm, now_inh) = sys::capabilities();
+    // What the restart holds, effective for the two calls below.
+    sys::set_capabilities(now_prm, now_prm, now_inh);
+    if let Some(bits) = p.securebits {
+        // SAFETY: PR_GET_SECUREBITS takes no pointer.
+        let now = unsafe { libc::syscall(libc::SYS_prctl, libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
+        if now != bits as i64 && !prctl(libc::PR_SET_SECUREBITS, bits as u64, 0) {
+            lost.push(format!("its securebits ({bits:#x})"));
         }
     }
+    if let Some(bounding) = p.bounding {
+        let mut kept = 0u64;
+        for cap in 0..64u64 {
+            // SAFETY: PR_CAPBSET_READ with integers: 1 or 0, or -1 past
+            // the kernel's last capability.
+            let on = unsafe { libc::syscall(libc::SYS_prctl, libc::PR_CAPBSET_READ, cap, 0, 0, 0) };
+            if on < 0 {
+                break;
+            }
+            if on == 1 && bounding & (1 << cap) == 0 && !prctl(libc::PR_CAPBSET_DROP, cap, 0) {
+                kept |= 1 << cap;
+            }
+        }
+        if kept != 0 {
+            lost.push(format!(
+                "capabilities {kept:#x} it had dropped from its bounding set (dropping them needs \
+                 CAP_SETPCAP): they stay in it"
+            ));
+        }
+    }
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as u64,
+        0,
+    );
     sys::set_capabilities(eff, prm, inh);
+    let mut missing = 0u64;
+    for cap in (0..64).filter(|c| amb & (1u64 << c) != 0) {
+        if !prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as u64, cap) {
+            missing |= 1 << cap;
+        }
+    }
+    if missing != 0 {
+        lost.push(format!("ambient capabilities {missing:#x}"));
+    }
+    if !lost.is_empty() && !CAPS_SAID.swap(true, Relaxed) {
+        crate::restart_report::warn(&format!(
+            "the restarted program does not get back {}",
+            lost.join(", ")
+        ));
+    }
 }
+
+/// Whether a thread said what of the capabilities did not come back.
+static CAPS_SAID: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);

@@ -230,6 +230,8 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
         // program runs with its own mask.
         unsafe { libc::syscall(libc::SYS_kill, sys::getpid(), libc::SIGWINCH) };
     }
+    // Last of the descriptors' state: no descriptor is closed after this.
+    files::restore::take_locks_again(&meta.fds);
     let after = AFTER.load(Acquire);
     if !after.is_null() {
         // SAFETY: only `prepare` stores here, always an `extern "C" fn()`.

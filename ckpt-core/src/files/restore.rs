@@ -197,13 +197,19 @@ pub fn restore(fds: &[Fd], keep_also: &[i32], handoff: &Handoff) -> Result<(), S
         super::mqueue::unlink_hidden(fds, false);
     }
     super::set_in_tree(false);
-    // And every lock the process held is taken again.
+    Ok(())
+}
+
+/// Take every lock the process held again. Once no other descriptor of
+/// the restart's own is left to close: closing any descriptor of a file
+/// drops the process's fcntl locks on it (a tree's inherited copies are
+/// closed after `restore`). Post-restart context.
+pub fn take_locks_again(fds: &[Fd]) {
     for f in fds.iter().filter(|f| !f.locks.is_empty()) {
         for w in super::locks::restore(f) {
             warn(&w);
         }
     }
-    Ok(())
 }
 
 /// A pidfd of the process itself, or, in a restart's pid namespace
