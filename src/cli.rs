@@ -264,8 +264,14 @@ Descriptors:
     terminal is then set as the program had it (raw mode, echo), and a
     window size not the one it had is told with SIGWINCH;
   - a listening socket listens again at its address (refused up front
-    when the address is taken); a connection to another process comes
-    back closed by its peer (end-of-file, EPIPE), with a warning;
+    when the address is taken); a TCP connection whose two ends the job
+    holds is connected again between the same addresses, with its unread
+    bytes; a connection to a process outside the job comes back closed
+    by its peer (end-of-file, EPIPE), with a warning;
+  - a pseudo-terminal pair the job made (openpty, forkpty, script) is
+    made again with its settings and window size, as the controlling
+    terminal of the session leader that had it (its /dev/pts number may
+    change; bytes nobody had read are said at checkpoint);
   - what cannot come back otherwise (a pipe to another process, a
     fanotify, an io_uring, a pidfd of a process outside the job) is
     replaced by /dev/null, with a warning.
