@@ -550,6 +550,7 @@ pub mod tests {
                 interval_ns: 250_000_000,
                 remaining_ns: 1_500_000_000,
                 overrun: 0,
+                realtime_deadline_ns: None,
             }],
             itimers: vec![Itimer {
                 which: "real".into(),

@@ -117,6 +117,19 @@ fn bounding_set_securebits_and_ambient_capabilities_come_back() {
     cycle_c("caps", "restart_caps.c");
 }
 
+/// A POSIX timer and a timerfd set for an absolute wall-clock time fire at
+/// that time after a restart 1.5 s later, not 1.5 s late. Before, the
+/// POSIX timer was armed again with the time left at the checkpoint.
+#[test]
+fn timers_set_for_a_wall_clock_time_keep_it_across_downtime() {
+    cycle_c_with(
+        "abstime",
+        "restart_abstime.c",
+        &[],
+        Duration::from_millis(1500),
+    );
+}
+
 #[test]
 fn file_locks_are_taken_again() {
     cycle_c("locks", "restart_locks.c");

@@ -1023,6 +1023,10 @@ pub struct Timer {
     pub interval_ns: u64,
     pub remaining_ns: u64,
     pub overrun: i32,
+    /// Set with TIMER_ABSTIME on the wall clock: its next expiry as a
+    /// wall-clock time (ns since the epoch), kept across a restart.
+    #[serde(default)]
+    pub realtime_deadline_ns: Option<u64>,
 }
 
 /// An interval timer (setitimer / alarm).

@@ -27,6 +27,9 @@ struct Slot {
     target_id: AtomicU32,
     target_tid: AtomicI32,
     function: AtomicU64,
+    /// The wall-clock time (ns since the epoch) last given with
+    /// TIMER_ABSTIME to a CLOCK_REALTIME timer; 0: none.
+    absolute: AtomicU64,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -42,6 +45,7 @@ const EMPTY: Slot = Slot {
     target_id: AtomicU32::new(0),
     target_tid: AtomicI32::new(0),
     function: AtomicU64::new(0),
+    absolute: AtomicU64::new(0),
 };
 
 static SLOTS: [Slot; MAX_TIMERS] = [EMPTY; MAX_TIMERS];
@@ -133,6 +137,7 @@ pub fn record_create(timer_id: u64, clock: i32, ev: &Sigevent) {
             s.target_tid.store(ev.tid, Relaxed);
             s.target_id.store(target_id, Relaxed);
             s.function.store(ev.function, Relaxed);
+            s.absolute.store(0, Relaxed);
             s.seq.fetch_add(1, Release);
             s.used.store(1, Release);
             return;
@@ -161,6 +166,42 @@ pub fn clock_of(timer_id: u64) -> Option<i32> {
         .iter()
         .find(|s| s.used.load(Acquire) == 1 && s.timer_id.load(Relaxed) == timer_id)
         .map(|s| s.clock.load(Relaxed))
+}
+
+/// timer_settime(timer_id, TIMER_ABSTIME, value) succeeded: on a
+/// wall-clock timer, its deadline stays a wall-clock time across a
+/// restart (a later relative setting, which no wrapper sees, is told
+/// from it at the checkpoint: the kernel's expiry no longer matches).
+pub fn record_absolute(timer_id: u64, value: &libc::timespec) {
+    for s in SLOTS.iter() {
+        if s.used.load(Acquire) == 1
+            && s.timer_id.load(Relaxed) == timer_id
+            && matches!(
+                s.clock.load(Relaxed),
+                libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_ALARM
+            )
+        {
+            s.absolute.store(sys::ts_ns(value), Relaxed);
+        }
+    }
+}
+
+/// The wall-clock deadline of a timer last set with TIMER_ABSTIME
+/// (`absolute`), when the kernel's expiry (`remaining_ns` from now) is
+/// still that one or one of its periods. Runs frozen.
+fn still_absolute(absolute: u64, remaining_ns: u64, interval_ns: u64) -> Option<u64> {
+    if absolute == 0 || remaining_ns == 0 {
+        return None;
+    }
+    let next = sys::clock_ns(libc::CLOCK_REALTIME) + remaining_ns;
+    let off = next.checked_sub(absolute)?;
+    let slack = 5_000_000;
+    let on_period = if interval_ns == 0 {
+        off < slack
+    } else {
+        off % interval_ns < slack || interval_ns - off % interval_ns < slack
+    };
+    on_period.then_some(next)
 }
 
 /// timer_delete(timer_id) is about to run.
@@ -245,6 +286,11 @@ pub fn snapshot() -> Vec<Timer> {
             interval_ns: sys::ts_ns(&cur.it_interval),
             remaining_ns: sys::ts_ns(&cur.it_value),
             overrun: overrun.max(0),
+            realtime_deadline_ns: still_absolute(
+                s.absolute.load(Relaxed),
+                sys::ts_ns(&cur.it_value),
+                sys::ts_ns(&cur.it_interval),
+            ),
         });
     }
     out
@@ -366,8 +412,27 @@ fn restore_one(t: &Timer) -> Result<(), String> {
             "came back with id {id}: the program's handle no longer matches"
         ));
     }
-    if t.remaining_ns > 0 {
-        sys::timer_settime(id, t.interval_ns, t.remaining_ns);
+    match t.realtime_deadline_ns {
+        // The same wall-clock deadline (past by now: it expires at once,
+        // as it would have).
+        Some(d) => {
+            let spec = libc::itimerspec {
+                it_interval: sys::timespec(t.interval_ns),
+                it_value: sys::timespec(d),
+            };
+            // SAFETY: timer_settime from a live itimerspec, no old value.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_timer_settime,
+                    id,
+                    libc::TIMER_ABSTIME,
+                    &spec,
+                    core::ptr::null_mut::<libc::itimerspec>(),
+                )
+            };
+        }
+        None if t.remaining_ns > 0 => sys::timer_settime(id, t.interval_ns, t.remaining_ns),
+        None => {}
     }
     Ok(())
 }

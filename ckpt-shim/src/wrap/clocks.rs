@@ -75,6 +75,12 @@ unsafe fn timer_settime(
             }
             real(timer, flags, &v, old)
         }),
-        _ => real(timer, flags, new, old),
+        _ => {
+            let r = real(timer, flags, new, old);
+            if r == 0 && !new.is_null() {
+                ckpt::timers::record_absolute(timer as u64, &(*new).it_value);
+            }
+            r
+        }
     }
 }
