@@ -543,6 +543,13 @@ fn losses(
                 f.fd
             ))
         }))
+        .chain(meta.fds.iter().filter(|f| f.queued_with_descriptors > 0).map(|f| {
+            format!(
+                "descriptor {} ({}) has {} unread message(s) carrying descriptors (SCM_RIGHTS): \
+                 a restart puts their data back, not the descriptors they carry",
+                f.fd, f.path, f.queued_with_descriptors
+            )
+        }))
         .chain(meta.fds.iter().filter(|f| f.inotify_unread > 0).map(|f| {
             format!(
                 "descriptor {} (inotify) has {} bytes of events the program has not read: they \

@@ -360,6 +360,18 @@ fn a_tcp_connection_to_itself_comes_back_connected() {
     );
 }
 
+/// A descriptor in flight (sent with SCM_RIGHTS, not received yet) cannot
+/// be saved: the checkpoint says so, naming the socket (before, only the
+/// restart did, once it was too late).
+#[test]
+fn descriptors_in_flight_are_said_at_checkpoint() {
+    let (said, all) = checkpoint_lines("scm-inflight", "scm_inflight.c", "SCM_RIGHTS");
+    assert!(
+        said.len() == 1 && said[0].contains("descriptor 4 ") && said[0].contains("1 unread"),
+        "{all}"
+    );
+}
+
 /// A one-shot dnotify watch may have fired (the kernel then drops it and
 /// says so nowhere): the checkpoint says that a restart watches the
 /// directory again; a multishot watch comes back exactly and is not named.
