@@ -92,7 +92,7 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     {
         eprintln!("ckpt: warning: {w}");
     }
-    for w in check_descriptors(&meta, args.strict)? {
+    for w in check_descriptors(&meta, args.strict, args.keep_files)? {
         eprintln!("ckpt: warning: {w}");
     }
     let (cuts, warnings) = plan_rollback(&meta, args.keep_files)?;
@@ -676,7 +676,11 @@ pub(crate) fn check_vdso(meta: &Meta) -> Result<Vec<PlanSpecial>, Failure> {
 
 /// Descriptors whose files must be the ones of the checkpoint. Returns
 /// warnings for read-only files that changed since.
-pub(crate) fn check_descriptors(meta: &Meta, strict: bool) -> Result<Vec<String>, Failure> {
+pub(crate) fn check_descriptors(
+    meta: &Meta,
+    strict: bool,
+    keep_files: bool,
+) -> Result<Vec<String>, Failure> {
     let mut warnings = Vec::new();
     for f in &meta.fds {
         if let Some(s) = f
@@ -719,6 +723,12 @@ pub(crate) fn check_descriptors(meta: &Meta, strict: bool) -> Result<Vec<String>
         // one removed since (inodes are reused).
         let born_after = st.created().is_ok_and(|b| b > meta.frozen_at());
         if st.dev() != f.dev || st.ino() != f.ino || born_after {
+            // Its contents are in the image: they go into the file there
+            // now (`plan_rollback`), which the descriptor opens (a
+            // journal sqlite deleted and made anew since).
+            if kept() && !keep_files {
+                continue;
+            }
             return Err(Failure::new(format!(
                 "descriptor {} needs {}, which was replaced by another file since the checkpoint",
                 f.fd, f.path

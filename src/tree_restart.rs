@@ -145,7 +145,7 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
     for (pid, meta, image_fd, deps, specials, mapped) in checked {
         let mut handoff = made.handoffs.get(&pid).cloned().unwrap_or_default();
         handoff.barrier = Some((back[1], go[0]));
-        for w in check_descriptors(&meta, args.strict)? {
+        for w in check_descriptors(&meta, args.strict, args.keep_files)? {
             eprintln!("ckpt: warning: process {pid}: {w}");
         }
         // Files written through descriptors several processes share are

@@ -254,6 +254,27 @@ fn an_sqlite_database_committing_in_a_loop_comes_back_consistent() {
     );
 }
 
+/// sqlite's rollback journal, open at the checkpoint, deleted at its
+/// commit and made anew by a later transaction (the one the kill comes
+/// in): the restart writes the checkpoint's journal into the file there
+/// now, which the program's descriptor opens, and the program goes on to
+/// the output of an uninterrupted run. Before, the restart was refused
+/// ("replaced by another file since the checkpoint").
+#[test]
+fn an_sqlite_journal_made_anew_after_the_checkpoint_comes_back() {
+    let script = common::programs_dir().join("restart_sqlite_journal.py");
+    let args = [script.to_string_lossy().into_owned()];
+    let (said, check) = interrupted_run(
+        "written-sqlite-journal",
+        &common::python3(),
+        &args,
+        "in transaction 50",
+        1200,
+    );
+    check(&["t.db"]);
+    assert!(!said.contains("replaced"), "restart said: {said}");
+}
+
 /// A file the program wrote and removed after the checkpoint while
 /// keeping it open (sqlite's rollback journal) is made again from the
 /// image at restart, with its mode, and the program reads it back.
