@@ -130,6 +130,14 @@ fn timers_set_for_a_wall_clock_time_keep_it_across_downtime() {
     );
 }
 
+/// A program standing in a removed directory stands in one again after a
+/// restart: getcwd and relative creates fail as before (they succeeded in
+/// the restart command's directory, writing files there).
+#[test]
+fn a_removed_working_directory_is_removed_again() {
+    cycle_c("removed-cwd", "restart_removed_cwd.c");
+}
+
 #[test]
 fn file_locks_are_taken_again() {
     cycle_c("locks", "restart_locks.c");

@@ -373,6 +373,10 @@ pub struct Process {
     pub cmdline: Vec<String>,
     pub comm: String,
     pub cwd: String,
+    /// The working directory was removed (the program still stands in
+    /// it: getcwd fails, relative paths lead nowhere).
+    #[serde(default)]
+    pub cwd_deleted: bool,
     pub umask: u32,
     pub rlimits: Vec<Rlimit>,
     /// Calls of fork/vfork seen since start, and the exec family.

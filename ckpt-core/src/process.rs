@@ -295,6 +295,21 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
             String::new()
         }
     };
+    // A removed working directory: getcwd fails; the kernel still names
+    // it, with " (deleted)".
+    let (cwd, cwd_deleted) = if cwd.is_empty() {
+        sys::readlinkat(libc::AT_FDCWD, c"/proc/self/cwd", &mut buf)
+            .map(|n| {
+                let name = &buf[..n];
+                match name.strip_suffix(b" (deleted)") {
+                    Some(d) => (crate::names::from_bytes(d), true),
+                    None => (crate::names::from_bytes(name), false),
+                }
+            })
+            .unwrap_or_default()
+    } else {
+        (cwd, false)
+    };
     let exe = sys::readlinkat(libc::AT_FDCWD, c"/proc/self/exe", &mut buf)
         .map(|n| crate::names::from_bytes(&buf[..n]))
         .unwrap_or_default();
@@ -353,6 +368,7 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
         cmdline,
         comm,
         cwd,
+        cwd_deleted,
         umask,
         rlimits,
         forks: FORKS.load(Relaxed),
@@ -460,6 +476,31 @@ pub fn restore_credentials(p: &Process) {
     }
 }
 
+/// Stand in a removed directory again, as the program did: a directory
+/// made at its old path (when that is free, else in /tmp), entered, and
+/// removed. Post-restart context.
+fn removed_cwd_again(p: &Process) {
+    let at_path = crate::names::c(&p.cwd).filter(|_| !p.cwd.is_empty());
+    let tmp = format!("/tmp/.ckpt-removed-cwd-{}", sys::getpid());
+    for dir in at_path.into_iter().chain(crate::names::c(&tmp)) {
+        // SAFETY: mkdir, chdir and rmdir with valid C paths.
+        unsafe {
+            if libc::syscall(libc::SYS_mkdir, dir.as_ptr(), 0o700) != 0 {
+                continue;
+            }
+            let entered = libc::syscall(libc::SYS_chdir, dir.as_ptr()) == 0;
+            libc::syscall(libc::SYS_rmdir, dir.as_ptr());
+            if entered {
+                return;
+            }
+        }
+    }
+    crate::restart_report::warn(&format!(
+        "cannot stand in a removed directory again (the program's working directory {} was removed)",
+        crate::names::shown(&p.cwd)
+    ));
+}
+
 /// Put the process settings back: working directory, umask, resource
 /// limits (those the kernel lets an unprivileged process set), and
 /// /proc/self/exe where the kernel allows it. Post-restart context, after
@@ -471,7 +512,9 @@ pub fn restore(p: &Process) {
         PROGRAM_PID.store(p.pid, Relaxed);
     }
     set_exe(p);
-    if let Some(cwd) = crate::names::c(&p.cwd) {
+    if p.cwd_deleted {
+        removed_cwd_again(p);
+    } else if let Some(cwd) = crate::names::c(&p.cwd) {
         // SAFETY: chdir with a valid C path.
         if unsafe { libc::syscall(libc::SYS_chdir, cwd.as_ptr()) } != 0 {
             crate::restart_report::warn(&format!(
