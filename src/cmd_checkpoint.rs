@@ -213,6 +213,7 @@ fn restart_losses(path: &std::path::Path) -> Vec<String> {
         &[image.meta.process.pid],
         &pty_masters([&image.meta]),
         &connection_ends([&image.meta]),
+        &|_, _| false,
     );
     said.extend(reachable_from_outside(std::iter::once(&image.meta)));
     said.extend(ctty_loss(&image.meta, &pty_masters([&image.meta])));
@@ -402,6 +403,7 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
                 &members,
                 &masters,
                 &ends,
+                &|f, w| watched_by_another(&m.shared, &metas, *pid, f, w),
             )
             .into_iter()
             .map(move |w| format!("process {pid}: {w}"))
@@ -410,6 +412,34 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
         .chain(sysv)
         .chain(reachable_from_outside(metas.iter().map(|m| &m.1)))
         .collect()
+}
+
+/// Whether epoll `e` of process `pid`, one open file with descriptors of
+/// other processes (`shared`: the manifest's groups), has watch `w` in one
+/// of them that is not lost there (a tree's restart makes that epoll once:
+/// the other process adds the watch).
+fn watched_by_another(
+    shared: &[Vec<(i32, i32)>],
+    metas: &[(i32, ckpt::image::Meta)],
+    pid: i32,
+    e: &ckpt::image::Fd,
+    w: &ckpt::image::EpollWatch,
+) -> bool {
+    let primary = e.shares_with.unwrap_or(e.fd);
+    let Some(group) = shared
+        .iter()
+        .find(|g| g.contains(&(pid, e.fd)) || g.contains(&(pid, primary)))
+    else {
+        return false;
+    };
+    group.iter().filter(|h| h.0 != pid).any(|&(q, qfd)| {
+        metas
+            .iter()
+            .find(|m| m.0 == q)
+            .and_then(|m| m.1.fds.iter().find(|f| f.fd == qfd))
+            .and_then(|f| f.epoll.as_ref())
+            .is_some_and(|ws| ws.iter().any(|x| !x.lost && x.fd == w.fd && x.data == w.data))
+    })
 }
 
 /// IPC objects processes outside the job can reach by name or key (a
@@ -462,6 +492,7 @@ fn losses(
     members: &[i32],
     pty_masters: &[u32],
     ends: &[(Vec<u8>, Vec<u8>)],
+    watched_elsewhere: &dyn Fn(&ckpt::image::Fd, &ckpt::image::EpollWatch) -> bool,
 ) -> Vec<String> {
     let seccomp =
         meta.process.prctl.is_some_and(|p| p.seccomp != 0).then(|| {
@@ -528,7 +559,7 @@ fn losses(
             )
         }))
         .chain(meta.fds.iter().flat_map(|f| {
-            f.epoll.iter().flatten().filter(|w| w.lost).map(move |w| {
+            f.epoll.iter().flatten().filter(|w| w.lost && !watched_elsewhere(f, w)).map(move |w| {
                 format!(
                     "epoll {} watches a file (once descriptor {}) the program holds no descriptor to: that watch cannot come back",
                     f.fd, w.fd

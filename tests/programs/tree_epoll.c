@@ -1,6 +1,8 @@
 /* An epoll instance made before fork, watching a pipe's read end, shared
  * by parent and child: the child writes a byte every 40 ms; the parent
- * waits through the shared epoll and reads each byte, 16 times. */
+ * waits through the shared epoll and reads each byte, 16 times. The
+ * child closes the read end (a writer does): in the child the epoll's
+ * watch is on a file it no longer holds, which its parent does. */
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/wait.h>
@@ -15,6 +17,7 @@ int main(void) {
     epoll_ctl(e, EPOLL_CTL_ADD, p[0], &ev);
     pid_t c = fork();
     if (c == 0) {
+        close(p[0]);
         for (int i = 0; i < 16; i++) {
             usleep(40000);
             if (write(p[1], "x", 1) != 1)

@@ -227,8 +227,14 @@ pub fn locate_epoll_targets(efd: i32, watches: &mut [EpollWatch], fds: &[i32]) {
 
 /// Watch again what epoll descriptor `f` watched (every descriptor is at
 /// its number by now). Post-restart context.
-pub fn refill_epoll(f: &Fd) {
+/// `shared`: the instance is one several processes of a tree hold (made
+/// once): a watch lost here is added by the process that holds its file,
+/// and the checkpoint said so when none did.
+pub fn refill_epoll(f: &Fd, shared: bool) {
     for w in f.epoll.iter().flatten() {
+        if w.lost && shared {
+            continue;
+        }
         if w.lost {
             crate::restart_report::warn(&format!(
                 "epoll {}: it watched a file (once descriptor {}) the program holds no descriptor to any more: that watch cannot come back",
