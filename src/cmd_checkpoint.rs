@@ -259,7 +259,9 @@ fn connection_loss(f: &ckpt::image::Fd, ends: &[(Vec<u8>, Vec<u8>)]) -> String {
         libc::AF_UNIX => "a unix socket connection",
         _ => "a connection",
     };
-    let own = ends.iter().any(|(local, peer)| *local == s.peer && *peer == s.address);
+    let own = ends
+        .iter()
+        .any(|(local, peer)| *local == s.peer && *peer == s.address);
     format!(
         "descriptor {} is {what} from {} to {}{}: it comes back closed by its peer",
         f.fd,
@@ -438,7 +440,10 @@ fn watched_by_another(
             .find(|m| m.0 == q)
             .and_then(|m| m.1.fds.iter().find(|f| f.fd == qfd))
             .and_then(|f| f.epoll.as_ref())
-            .is_some_and(|ws| ws.iter().any(|x| !x.lost && x.fd == w.fd && x.data == w.data))
+            .is_some_and(|ws| {
+                ws.iter()
+                    .any(|x| !x.lost && x.fd == w.fd && x.data == w.data)
+            })
     })
 }
 

@@ -506,8 +506,9 @@ fn a_pseudo_terminal_pair_of_the_process_comes_back() {
     };
     let said = cycle("pty-pair", "restart_pty_pair.c", &[], 1, &|| {}, &in_flight);
     assert!(
-        said.checkpoint.lines().any(|l| l.contains("descriptor 6 ")
-            && l.contains("7 bytes in its pseudo-terminal")),
+        said.checkpoint
+            .lines()
+            .any(|l| l.contains("descriptor 6 ") && l.contains("7 bytes in its pseudo-terminal")),
         "the checkpoint did not say pair B's unread bytes are lost: {}",
         said.checkpoint
     );

@@ -390,8 +390,10 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
         bounding: sys::field(status, b"CapBnd:").and_then(sys::parse_hex),
         tty_nr: controlling_tty(&mut [0u8; 1024]),
         // SAFETY: PR_GET_SECUREBITS takes no pointer.
-        securebits: Some(unsafe { libc::syscall(libc::SYS_prctl, libc::PR_GET_SECUREBITS, 0, 0, 0, 0) } as i32)
-            .filter(|&b| b >= 0),
+        securebits: Some(unsafe {
+            libc::syscall(libc::SYS_prctl, libc::PR_GET_SECUREBITS, 0, 0, 0, 0)
+        } as i32)
+        .filter(|&b| b >= 0),
     }
 }
 

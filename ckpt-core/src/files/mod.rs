@@ -839,9 +839,9 @@ pub mod tty;
 pub mod written;
 pub use inotify::{record_unwatch, record_watch};
 pub use restore::{restore, seal_again, stdio_rule, Passthrough};
-pub use sockets::endpoint;
 pub use snapshot::snapshot;
 pub use sockets::check_address;
+pub use sockets::endpoint;
 pub use sockets::set_options as set_socket_options;
 
 /// Whether descriptor `f` of the image `fds` comes back cut off from a

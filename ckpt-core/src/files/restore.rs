@@ -112,9 +112,9 @@ pub fn restore(fds: &[Fd], keep_also: &[i32], handoff: &Handoff) -> Result<(), S
     let base = fds.iter().map(|f| f.fd).max().unwrap_or(2) + 1;
     // Pass 1: open each object at a temporary number above every target.
     let mut temp: Vec<(i32, i32)> = Vec::new(); // (target, temp)
-    // TCP connections the process holds both ends of first: one end is
-    // accepted on its address before the program's own listener there
-    // is made again.
+                                                // TCP connections the process holds both ends of first: one end is
+                                                // accepted on its address before the program's own listener there
+                                                // is made again.
     for f in fds.iter().filter(|f| handoff.fd_for(f.fd).is_none()) {
         let Some(peer) = super::sockets::tcp_peer(f, fds) else {
             continue;
@@ -135,8 +135,14 @@ pub fn restore(fds: &[Fd], keep_also: &[i32], handoff: &Handoff) -> Result<(), S
                     f.fd, peer.fd
                 ));
                 for g in [f, peer] {
-                    let s = g.socket.as_ref().map_or(libc::SOCK_STREAM, |s| s.socket_type);
-                    temp.push((g.fd, move_to_at_least(super::sockets::hung_up(g, s)?, base)?));
+                    let s = g
+                        .socket
+                        .as_ref()
+                        .map_or(libc::SOCK_STREAM, |s| s.socket_type);
+                    temp.push((
+                        g.fd,
+                        move_to_at_least(super::sockets::hung_up(g, s)?, base)?,
+                    ));
                 }
             }
         }

@@ -78,10 +78,7 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
             .as_ref()
             .is_some_and(super::sockets::is_tcp_connection);
         if f.kind == FdKind::Socket
-            && (f.pipe_peer.is_some()
-                || f.peer_closed
-                || tcp
-                || (super::in_tree() && is_unix(f)))
+            && (f.pipe_peer.is_some() || f.peer_closed || tcp || (super::in_tree() && is_unix(f)))
             && f.shares_with.is_none()
         {
             f.socket_type = sock_int(f.fd, libc::SO_TYPE);

@@ -198,9 +198,9 @@ pub fn tcp_peer<'a>(f: &Fd, fds: &'a [Fd]) -> Option<&'a Fd> {
     fds.iter().find(|g| {
         g.fd != f.fd
             && g.shares_with.is_none_or(|x| x == g.fd)
-            && g.socket.as_ref().is_some_and(|t| {
-                is_tcp_connection(t) && t.address == s.peer && t.peer == s.address
-            })
+            && g.socket
+                .as_ref()
+                .is_some_and(|t| is_tcp_connection(t) && t.address == s.peer && t.peer == s.address)
     })
 }
 
@@ -215,10 +215,22 @@ fn tcp_socket(s: &SocketState) -> Result<i32, String> {
     let on: i32 = 1;
     // SAFETY: setsockopt from local ints on our own socket.
     unsafe {
-        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, (&on as *const i32).cast(), 4);
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&on as *const i32).cast(),
+            4,
+        );
         if s.domain == libc::AF_INET6 {
             let v6: i32 = s.v6_only.into();
-            libc::setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, (&v6 as *const i32).cast(), 4);
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                (&v6 as *const i32).cast(),
+                4,
+            );
         }
     }
     Ok(fd)
@@ -279,8 +291,7 @@ pub fn make_tcp_pair(a: &Fd, b: &Fd) -> Result<(i32, i32, Vec<String>), String> 
         let r = bind_to(c, from).and_then(|_| {
             // SAFETY: connect to a sockaddr of its recorded length; on
             // loopback a listener's backlog answers at once.
-            if unsafe { libc::connect(c, sb.address.as_ptr().cast(), sb.address.len() as u32) }
-                == 0
+            if unsafe { libc::connect(c, sb.address.as_ptr().cast(), sb.address.len() as u32) } == 0
             {
                 Ok(())
             } else {

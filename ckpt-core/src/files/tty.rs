@@ -170,10 +170,14 @@ pub(crate) fn rebuild_pair(master: &Fd, fds: &[Fd], base: i32) -> Result<Vec<(i3
     let n = master.tty.as_ref().and_then(|t| t.pty_index);
     let m = super::restore::move_to_at_least(make_pair(master)?, base)?;
     let mut out = vec![(master.fd, m)];
-    for g in fds.iter().filter(|g| {
-        slave_index(g) == n && n.is_some() && g.shares_with.is_none_or(|s| s == g.fd)
-    }) {
-        out.push((g.fd, super::restore::move_to_at_least(open_slave(m, g)?, base)?));
+    for g in fds
+        .iter()
+        .filter(|g| slave_index(g) == n && n.is_some() && g.shares_with.is_none_or(|s| s == g.fd))
+    {
+        out.push((
+            g.fd,
+            super::restore::move_to_at_least(open_slave(m, g)?, base)?,
+        ));
     }
     lock_again(m, master);
     if let (Some(old), Some(new)) = (n, number(m)) {

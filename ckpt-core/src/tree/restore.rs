@@ -295,7 +295,8 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
             // For the session leader to take as its controlling terminal.
             let fd = move_to_at_least(crate::files::tty::open_slave(m, master)?, BASE)?;
             made.fds.push(fd);
-            made.ttys.push((n, fd, master.tty.as_ref().and_then(|t| t.fg_pgrp)));
+            made.ttys
+                .push((n, fd, master.tty.as_ref().and_then(|t| t.fg_pgrp)));
         }
         crate::files::tty::lock_again(m, master);
         if let Some(now) = crate::files::tty::number(m).filter(|&now| now != n) {
