@@ -1866,7 +1866,8 @@ fn a_named_fifo_as_stdin_and_stdout_comes_back() {
 fn a_process_that_cannot_be_restored_stops_the_whole_tree() {
     let area = Area::new("tree-tty-gone");
     let prog = common::compile_c("tree_tty_gone.c", &area.sub("bin"));
-    let (master, slave) = outside_pty();
+    let (master, slave) = common::pty();
+    let slave = slave.to_string_lossy().into_owned();
     let ctl = area.sub("ctl");
     let args = [ctl.to_string_lossy().into_owned(), slave];
     let mut kid = start_job(&area, &prog, &args, area.path(), &area.file("out"));
@@ -1968,27 +1969,6 @@ fn an_fcntl_lock_on_a_file_the_children_hold_stays_the_parents() {
     let area = Area::new("tree-lock");
     let (prog, want) = with_reference(&area, "tree_lock.c", "tree_lock");
     ready_checkpoint_go_restart(&area, &prog, &want, &|_| {});
-}
-
-/// A pseudo-terminal of the test's own, unlocked: (master, slave path).
-fn outside_pty() -> (std::fs::File, String) {
-    use std::os::fd::FromRawFd;
-    // SAFETY: open of a constant path; ioctl/ptsname_r on the new master.
-    unsafe {
-        let m = libc::open(
-            c"/dev/ptmx".as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        );
-        assert!(m >= 0, "no /dev/ptmx");
-        let unlock: libc::c_int = 0;
-        assert_eq!(libc::ioctl(m, libc::TIOCSPTLCK, &unlock), 0);
-        let mut name = [0 as libc::c_char; 64];
-        assert_eq!(libc::ptsname_r(m, name.as_mut_ptr(), name.len()), 0);
-        let path = std::ffi::CStr::from_ptr(name.as_ptr())
-            .to_string_lossy()
-            .into_owned();
-        (std::fs::File::from_raw_fd(m), path)
-    }
 }
 
 /// A job driving a child through a pseudo-terminal as `script` or expect

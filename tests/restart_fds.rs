@@ -519,27 +519,6 @@ fn a_pseudo_terminal_pair_of_the_process_comes_back() {
     );
 }
 
-/// A terminal the test holds: (master, path of the slave).
-fn pty() -> (std::fs::File, PathBuf) {
-    use std::os::fd::FromRawFd;
-    // SAFETY: open of a constant path; ioctl/ptsname_r on the new master.
-    unsafe {
-        let m = libc::open(
-            c"/dev/ptmx".as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        );
-        assert!(m >= 0, "no /dev/ptmx");
-        let unlock: libc::c_int = 0;
-        assert_eq!(libc::ioctl(m, libc::TIOCSPTLCK, &unlock), 0);
-        let mut name = [0 as libc::c_char; 64];
-        assert_eq!(libc::ptsname_r(m, name.as_mut_ptr(), name.len()), 0);
-        let path = std::ffi::CStr::from_ptr(name.as_ptr())
-            .to_string_lossy()
-            .into_owned();
-        (std::fs::File::from_raw_fd(m), PathBuf::from(path))
-    }
-}
-
 /// The slave's settings now (TCGETS), or set them (TCSETS).
 fn termios(tty: &std::fs::File, set: Option<&libc::termios>) -> libc::termios {
     use std::os::fd::AsRawFd;
@@ -566,7 +545,7 @@ fn a_terminal_comes_back_as_the_program_had_set_it() {
     let area = Area::new("tty");
     let dir = common::TempDir::new("tty-bin");
     let prog = common::compile_c("restart_tty.c", dir.path());
-    let (master, slave_path) = pty();
+    let (master, slave_path) = common::pty();
     let slave = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -71,6 +71,27 @@ pub fn require_shim() {
     );
 }
 
+/// A pseudo-terminal of the test's own, unlocked: (master, slave path).
+pub fn pty() -> (std::fs::File, PathBuf) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: open of a constant path; ioctl/ptsname_r on the new master.
+    unsafe {
+        let m = libc::open(
+            c"/dev/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        assert!(m >= 0, "no /dev/ptmx");
+        let unlock: libc::c_int = 0;
+        assert_eq!(libc::ioctl(m, libc::TIOCSPTLCK, &unlock), 0);
+        let mut name = [0 as libc::c_char; 64];
+        assert_eq!(libc::ptsname_r(m, name.as_mut_ptr(), name.len()), 0);
+        let path = std::ffi::CStr::from_ptr(name.as_ptr())
+            .to_string_lossy()
+            .into_owned();
+        (std::fs::File::from_raw_fd(m), PathBuf::from(path))
+    }
+}
+
 /// tests/programs/
 pub fn programs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
