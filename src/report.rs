@@ -489,6 +489,7 @@ pub mod tests {
             timer_slack_ns: 0,
             cpu: None,
             pdeathsig: 0,
+            ioprio: None,
         }
     }
 

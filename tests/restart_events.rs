@@ -138,6 +138,13 @@ fn a_removed_working_directory_is_removed_again() {
     cycle_c("removed-cwd", "restart_removed_cwd.c");
 }
 
+/// Each thread's own I/O priority comes back (the main thread idle, a
+/// worker best-effort 4). Before, every thread got the main thread's.
+#[test]
+fn each_threads_io_priority_comes_back() {
+    cycle_c("ioprio", "restart_ioprio.c");
+}
+
 #[test]
 fn file_locks_are_taken_again() {
     cycle_c("locks", "restart_locks.c");

@@ -595,6 +595,10 @@ pub struct Thread {
     /// Signal it gets when its parent ends (PR_SET_PDEATHSIG; 0: none).
     #[serde(default)]
     pub pdeathsig: i32,
+    /// Its own I/O priority (ioprio_get of the thread; None in older
+    /// images).
+    #[serde(default)]
+    pub ioprio: Option<i32>,
 }
 
 /// A thread's alternate signal stack.

@@ -305,6 +305,7 @@ fn resume(t: &Thread, p: &crate::image::Process) -> ! {
         crate::cputime::restore_thread(slot, t.cpu.as_ref());
     }
     signals::requeue_own(&t.queued);
+    threads::restore_ioprio(t);
     process::restore_credentials(p);
     process::restore_capabilities(p);
     alloc::scratch_end();

@@ -86,6 +86,8 @@ struct Slot {
     /// Timer slack (ns) and parent-death signal (prctl, per thread).
     timer_slack: AtomicU64,
     pdeathsig: AtomicI32,
+    /// I/O priority (ioprio_get of the thread; -1: not noted).
+    ioprio: AtomicI32,
 }
 
 /// CPUs whose affinity is kept (64 per word).
@@ -128,6 +130,7 @@ const EMPTY: Slot = Slot {
     nice: AtomicI32::new(0),
     timer_slack: AtomicU64::new(0),
     pdeathsig: AtomicI32::new(0),
+    ioprio: AtomicI32::new(-1),
     affinity: [const { AtomicU64::new(0) }; AFFINITY_WORDS],
 };
 
@@ -416,6 +419,9 @@ fn note_scheduling(s: &Slot) {
         );
     }
     s.pdeathsig.store(pdeathsig, Relaxed);
+    // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, 0): the calling thread's own.
+    let ioprio = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) } as i32;
+    s.ioprio.store(ioprio.max(-1), Relaxed);
     // SAFETY: plain queries about the calling thread into locals.
     unsafe {
         let policy = libc::syscall(libc::SYS_sched_getscheduler, 0) as i32;
@@ -435,6 +441,24 @@ fn note_scheduling(s: &Slot) {
         s.nice.store(20 - prio, Relaxed);
         for (i, w) in s.affinity.iter().enumerate() {
             w.store(if n > 0 { mask[i] } else { 0 }, Relaxed);
+        }
+    }
+}
+
+/// Give the calling thread the I/O priority `t` had (after the process's:
+/// a thread's own may differ). Post-restart context.
+pub fn restore_ioprio(t: &Thread) {
+    let Some(want) = t.ioprio else { return };
+    // SAFETY: ioprio_get/ioprio_set(IOPRIO_WHO_PROCESS, 0) of the calling
+    // thread, with integers.
+    unsafe {
+        if libc::syscall(libc::SYS_ioprio_get, 1, 0) as i32 != want
+            && libc::syscall(libc::SYS_ioprio_set, 1, 0, want) != 0
+        {
+            crate::restart_report::warn(&format!(
+                "thread {}: cannot set its I/O priority {want:#x} again",
+                t.id
+            ));
         }
     }
 }
@@ -612,6 +636,7 @@ pub fn snapshot(
                 None
             },
             pdeathsig: s.pdeathsig.load(Relaxed),
+            ioprio: Some(s.ioprio.load(Relaxed)).filter(|&p| p >= 0),
             affinity: {
                 let mut a: Vec<u64> = s.affinity.iter().map(|w| w.load(Relaxed)).collect();
                 while a.last() == Some(&0) {

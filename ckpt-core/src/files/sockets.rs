@@ -263,6 +263,21 @@ fn any_port(addr: &[u8]) -> Vec<u8> {
 /// Post-restart, before the program's own listener on that address is
 /// made (it then shares the port with `b`'s end).
 pub fn make_tcp_pair(a: &Fd, b: &Fd) -> Result<(i32, i32, Vec<String>), String> {
+    // Either end may be the accepted one: the same two addresses either
+    // way. The one whose port the killed run's connection holds (a
+    // client's, without SO_REUSEADDR, in TIME_WAIT) cannot listen.
+    match accepted_as(a, b) {
+        Ok(made) => Ok(made),
+        Err(first) => match accepted_as(b, a) {
+            Ok((sb, sa, said)) => Ok((sa, sb, said)),
+            Err(_) => Err(first),
+        },
+    }
+}
+
+/// [`make_tcp_pair`] with `b`'s end accepted from a listener of a moment
+/// on its address.
+fn accepted_as(a: &Fd, b: &Fd) -> Result<(i32, i32, Vec<String>), String> {
     let (Some(sa), Some(sb)) = (a.socket.as_ref(), b.socket.as_ref()) else {
         return Err("not sockets".into());
     };
