@@ -300,3 +300,38 @@ fn the_printed_path_of_a_folded_image_still_restarts() {
         "the restart did not say where: {said}"
     );
 }
+
+/// The shim's own tables are zero-initialised, so they live in .bss:
+/// anonymous memory, which incremental checkpoints track page by page.
+/// A table given a non-zero initial value moves to .data, a private file
+/// mapping that every image stores whole once a page of it is copied
+/// (a fork's child writes to every table): 2.5 MiB per process per
+/// checkpoint, which is how a thread table's `-1` default was caught.
+#[test]
+fn the_shims_initialised_data_stays_small() {
+    common::require_shim();
+    let elf = std::fs::read(common::shim_path()).expect("read the shim");
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap()) as usize;
+    assert_eq!(&elf[..5], b"\x7fELF\x02", "not a 64-bit ELF file");
+    let (shoff, shentsize, shnum, shstrndx) =
+        (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+    let section = |i: usize| shoff + i * shentsize;
+    let names = u64_at(section(shstrndx) + 0x18);
+    let mut data = None;
+    for i in 0..shnum {
+        let h = section(i);
+        let name_at = names + u32::from_le_bytes(elf[h..h + 4].try_into().unwrap()) as usize;
+        let end = elf[name_at..].iter().position(|&b| b == 0).unwrap();
+        if &elf[name_at..name_at + end] == b".data" {
+            data = Some(u64_at(h + 0x20));
+        }
+    }
+    let data = data.expect("the shim has a .data section");
+    assert!(
+        data < 256 << 10,
+        "the shim's .data is {data} bytes: a large static with a non-zero \
+         initial value (see `nm -S --size-sort` of the shim, type d) is stored \
+         whole in every incremental image of a forked child"
+    );
+}

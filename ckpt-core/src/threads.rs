@@ -86,7 +86,10 @@ struct Slot {
     /// Timer slack (ns) and parent-death signal (prctl, per thread).
     timer_slack: AtomicU64,
     pdeathsig: AtomicI32,
-    /// I/O priority (ioprio_get of the thread; -1: not noted).
+    /// I/O priority plus one (ioprio_get of the thread; 0: not noted).
+    /// Stored shifted so that `EMPTY` is all zeros: the table then lives
+    /// in .bss (anonymous memory, tracked incrementally) rather than in
+    /// .data, a private file mapping stored whole in every image.
     ioprio: AtomicI32,
 }
 
@@ -130,7 +133,7 @@ const EMPTY: Slot = Slot {
     nice: AtomicI32::new(0),
     timer_slack: AtomicU64::new(0),
     pdeathsig: AtomicI32::new(0),
-    ioprio: AtomicI32::new(-1),
+    ioprio: AtomicI32::new(0),
     affinity: [const { AtomicU64::new(0) }; AFFINITY_WORDS],
 };
 
@@ -421,7 +424,7 @@ fn note_scheduling(s: &Slot) {
     s.pdeathsig.store(pdeathsig, Relaxed);
     // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, 0): the calling thread's own.
     let ioprio = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) } as i32;
-    s.ioprio.store(ioprio.max(-1), Relaxed);
+    s.ioprio.store(ioprio.max(-1) + 1, Relaxed);
     // SAFETY: plain queries about the calling thread into locals.
     unsafe {
         let policy = libc::syscall(libc::SYS_sched_getscheduler, 0) as i32;
@@ -546,7 +549,9 @@ pub fn reap(alive: impl Fn(i32) -> bool) {
 pub fn reset_after_fork() {
     let keep = crate::interpose::cached_slot();
     for (i, s) in SLOTS.iter().enumerate() {
-        if i as u32 + 1 != keep {
+        // Only slots in use are written: a store to every slot would copy
+        // the whole table's pages into each forked child.
+        if i as u32 + 1 != keep && s.state.load(Relaxed) != FREE {
             s.state.store(FREE, Relaxed);
         }
     }
@@ -636,7 +641,7 @@ pub fn snapshot(
                 None
             },
             pdeathsig: s.pdeathsig.load(Relaxed),
-            ioprio: Some(s.ioprio.load(Relaxed)).filter(|&p| p >= 0),
+            ioprio: Some(s.ioprio.load(Relaxed) - 1).filter(|&p| p >= 0),
             affinity: {
                 let mut a: Vec<u64> = s.affinity.iter().map(|w| w.load(Relaxed)).collect();
                 while a.last() == Some(&0) {
