@@ -263,9 +263,15 @@ fn any_port(addr: &[u8]) -> Vec<u8> {
 /// Post-restart, before the program's own listener on that address is
 /// made (it then shares the port with `b`'s end).
 pub fn make_tcp_pair(a: &Fd, b: &Fd) -> Result<(i32, i32, Vec<String>), String> {
+    // The killed run's connection may linger in TIME_WAIT at either end.
+    // At a client's end (a socket without SO_REUSEADDR) it holds the port
+    // against any bind: end it first, as its own peer would.
+    if let (Some(sa), Some(sb)) = (a.socket.as_ref(), b.socket.as_ref()) {
+        end_time_wait(sa, &sa.address, &sb.address);
+        end_time_wait(sb, &sb.address, &sa.address);
+    }
     // Either end may be the accepted one: the same two addresses either
-    // way. The one whose port the killed run's connection holds (a
-    // client's, without SO_REUSEADDR, in TIME_WAIT) cannot listen.
+    // way. The one whose port is still held cannot listen.
     match accepted_as(a, b) {
         Ok(made) => Ok(made),
         Err(first) => match accepted_as(b, a) {
@@ -273,6 +279,46 @@ pub fn make_tcp_pair(a: &Fd, b: &Fd) -> Result<(i32, i32, Vec<String>), String> 
             Err(_) => Err(first),
         },
     }
+}
+
+/// End the killed run's connection from `local` to `remote` (both this
+/// machine's: the job held both ends) if it lingers in TIME_WAIT holding
+/// `local`'s port. A socket on `remote` sends a SYN to `local`: the
+/// TIME_WAIT end answers with an ACK of its old sequence, which the new
+/// socket refuses with a reset at exactly that sequence, and a TIME_WAIT
+/// socket ends on an in-window reset (net.ipv4.tcp_rfc1337 = 0, the
+/// default). Nothing else hears of it: the tuple is the job's own. Does
+/// nothing when the port can be bound already, or `remote` cannot be
+/// (its port in use by a listener). Post-restart, before the pair is made.
+fn end_time_wait(s: &SocketState, local: &[u8], remote: &[u8]) {
+    let bindable = || -> bool {
+        let Ok(probe) = tcp_socket(s) else { return true };
+        let ok = bind_to(probe, local).is_ok();
+        // SAFETY: closing the probe made here.
+        unsafe { libc::close(probe) };
+        ok
+    };
+    if bindable() {
+        return;
+    }
+    let Ok(knock) = tcp_socket(s) else { return };
+    // SAFETY: our own socket made non-blocking; connect to a sockaddr of
+    // its recorded length (EINPROGRESS: the SYN is on its way).
+    unsafe {
+        libc::fcntl(knock, libc::F_SETFL, libc::O_NONBLOCK);
+        if bind_to(knock, remote).is_ok() {
+            libc::connect(knock, local.as_ptr().cast(), local.len() as u32);
+        }
+    }
+    // On loopback the exchange takes microseconds; give it 50 ms.
+    for _ in 0..50 {
+        if bindable() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // SAFETY: closing our socket (in SYN_SENT: it sends nothing more).
+    unsafe { libc::close(knock) };
 }
 
 /// [`make_tcp_pair`] with `b`'s end accepted from a listener of a moment
