@@ -782,6 +782,52 @@ fn python_multiprocessing_pool_continues() {
     });
 }
 
+/// The forkserver start method (the default on Linux from Python 3.14):
+/// the workers are forked by a server that listens on a unix socket in
+/// the program's own temporary directory. Checkpointed mid-way and left
+/// to end (which removes that directory), the job restarts: its
+/// directory is made again (said, with its mode), and the output is the
+/// uninterrupted run's. Before, the restart stopped: "cannot listen
+/// again where socket 11 listened".
+#[test]
+fn a_forkserver_pool_restarts_after_the_job_removed_its_directory() {
+    let area = Area::new("tforksrv");
+    let script = area.file("pool.py");
+    std::fs::write(
+        &script,
+        POOL_PY.replace(
+            "if __name__ == \"__main__\":\n",
+            "if __name__ == \"__main__\":\n    mp.set_start_method(\"forkserver\")\n",
+        ),
+    )
+    .unwrap();
+    let python = common::python3();
+    let args = vec![script.to_string_lossy().into_owned()];
+    let want = uninterrupted(&area, &python, &args, area.path(), "plain forkserver pool");
+    let out = area.file("out");
+    let mut kid = start_job(&area, &python, &args, area.path(), &out);
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    rs::wait_file(&mut kid, &out, |d| rs::lines(d) >= 12, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let img = tree::checkpoint_tree(area.path(), root, &area.images)
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    assert!(img.image_pids().len() >= 4, "{}", img.listing());
+    let st = kid.wait(END).unwrap_or_else(|e| panic!("{e}"));
+    assert_success(st, "the checkpointed forkserver pool", &context(&area));
+    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+
+    let mut r = restart_tree(&area, &img, 1);
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "the forkserver pool restarted after it ended", &context(&area));
+    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+    let err = read(&area.file("restart1.err"));
+    assert!(
+        err.contains("was gone (removed since the checkpoint): made again, mode 700"),
+        "the directory made again was not said: {err}"
+    );
+}
+
 /// Run `prog args` plainly (the reference output), then under `ckpt run`:
 /// once its output satisfies `ready`, checkpoint the job, check every
 /// process of it is in the image, kill it, restart the tree; the restarted

@@ -914,6 +914,11 @@ pub struct SocketState {
     /// be saved.
     #[serde(default)]
     pub unsent: u32,
+    /// A unix socket bound to a path: the modes of its socket file and of
+    /// the directory holding it, for restart to make them again as they
+    /// were (None: not a path, or not found at the checkpoint).
+    #[serde(default)]
+    pub path_modes: Option<(u32, u32)>,
 }
 
 /// One socket option: level, name and the bytes getsockopt returned.

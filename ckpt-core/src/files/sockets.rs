@@ -7,6 +7,7 @@
 
 use crate::image::{Fd, SockOpt, SocketState};
 use crate::restart_report::warn;
+use std::os::unix::ffi::OsStrExt;
 
 /// Socket options kept across a restart (level, name, shown as). Those a
 /// socket's family lacks are not there to save.
@@ -117,6 +118,44 @@ fn opt(fd: i32, level: i32, name: i32) -> Option<i32> {
     (r == 0).then_some(v)
 }
 
+/// The path a unix socket address names, NUL-terminated in `buf` (None:
+/// unnamed, abstract, or too long). No allocation: runs frozen.
+fn unix_path<'a>(addr: &[u8], buf: &'a mut [u8; 112]) -> Option<&'a [u8]> {
+    let path = addr.get(2..)?;
+    let path = &path[..path.iter().position(|&c| c == 0).unwrap_or(path.len())];
+    if path.is_empty() || path.len() >= buf.len() {
+        return None;
+    }
+    buf[..path.len()].copy_from_slice(path);
+    buf[path.len()] = 0;
+    Some(&buf[..path.len()])
+}
+
+/// The modes of the socket file a unix address names and of its
+/// directory. Runs frozen: stack buffers only.
+fn unix_path_modes(addr: &[u8]) -> Option<(u32, u32)> {
+    let mut buf = [0u8; 112];
+    let path = unix_path(addr, &mut buf)?;
+    let n = path.len();
+    let mode = |p: *const u8| {
+        // SAFETY: stat of a NUL-terminated path into a zeroed local.
+        unsafe {
+            let mut st: libc::stat = core::mem::zeroed();
+            (libc::stat(p.cast(), &mut st) == 0).then_some(st.st_mode & 0o7777)
+        }
+    };
+    let file = mode(buf.as_ptr())?;
+    let dir = match buf[..n].iter().rposition(|&c| c == b'/') {
+        Some(0) => mode(c"/".as_ptr().cast())?,
+        Some(at) => {
+            buf[at] = 0;
+            mode(buf.as_ptr())?
+        }
+        None => mode(c".".as_ptr().cast())?,
+    };
+    Some((file, dir))
+}
+
 /// Whether `fd` has something to read (a connection to accept). Raw poll,
 /// no wait.
 fn readable(fd: i32) -> bool {
@@ -175,6 +214,11 @@ pub fn snapshot(fd: i32) -> Option<SocketState> {
             n.max(0) as u32
         } else {
             0
+        },
+        path_modes: if domain == libc::AF_UNIX && bound {
+            unix_path_modes(&addr[..len as usize])
+        } else {
+            None
         },
     })
 }
@@ -722,13 +766,21 @@ pub fn rebuild(f: &Fd, s: &SocketState) -> Result<i32, String> {
     }
     if s.domain == libc::AF_UNIX {
         clear_stale_unix_path(&s.address);
+        make_unix_dir_again(f, s);
     }
-    // SAFETY: bind to the recorded address (a sockaddr of its recorded length).
-    let bound = unsafe { libc::bind(fd, s.address.as_ptr().cast(), s.address.len() as u32) } == 0;
-    // SAFETY: listen on our own socket.
-    let listening = !s.listening || unsafe { libc::listen(fd, libc::SOMAXCONN) } == 0;
-    if !bound || !listening {
-        let e = std::io::Error::last_os_error();
+    // SAFETY: bind to the recorded address (a sockaddr of its recorded
+    // length), then listen on our own socket; errno is read before
+    // anything else can change it.
+    let failed = unsafe {
+        if libc::bind(fd, s.address.as_ptr().cast(), s.address.len() as u32) != 0
+            || (s.listening && libc::listen(fd, libc::SOMAXCONN) != 0)
+        {
+            Some(std::io::Error::last_os_error())
+        } else {
+            None
+        }
+    };
+    if let Some(e) = failed {
         // SAFETY: closing the socket we made.
         unsafe { libc::close(fd) };
         return Err(format!(
@@ -744,8 +796,45 @@ pub fn rebuild(f: &Fd, s: &SocketState) -> Result<i32, String> {
     if !s.reuse_address {
         set(libc::SOL_SOCKET, libc::SO_REUSEADDR, false);
     }
+    if let Some((mode, _)) = s.path_modes {
+        let mut buf = [0u8; 112];
+        if unix_path(&s.address, &mut buf).is_some() {
+            // SAFETY: chmod of the NUL-terminated path just bound.
+            unsafe { libc::chmod(buf.as_ptr().cast(), mode) };
+        }
+    }
     set_options(fd, f, s);
     Ok(fd)
+}
+
+/// A unix socket's directory removed since the checkpoint (the program's
+/// own temporary directory, gone when it ended or at a reboot) is made
+/// again, with the mode it had, and said: the program expects its socket
+/// there. Post-restart.
+fn make_unix_dir_again(f: &Fd, s: &SocketState) {
+    let mut buf = [0u8; 112];
+    let Some(path) = unix_path(&s.address, &mut buf) else { return };
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else { return };
+    if dir.exists() {
+        return;
+    }
+    let mode = s.path_modes.map_or(0o700, |(_, d)| d);
+    let made = std::fs::create_dir_all(dir).and_then(|_| {
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(mode))
+    });
+    match made {
+        Ok(()) => warn(&format!(
+            "socket {}: its directory {} was gone (removed since the checkpoint): made again, mode {mode:o}",
+            f.fd,
+            dir.display()
+        )),
+        Err(e) => warn(&format!(
+            "socket {}: its directory {} was gone and cannot be made again: {e}",
+            f.fd,
+            dir.display()
+        )),
+    }
 }
 
 /// A unix socket path left by the killed process refuses a new bind:
