@@ -525,7 +525,13 @@ fn losses(
                     f.fd, f.path
                 )),
                 ckpt::files::Passthrough::Rebuilt if connected => Some(connection_loss(f, ends)),
-                _ if f.socket.as_ref().is_some_and(|s| s.waiting) => Some(format!(
+                // One end of a pair: its queue is in the image, sent again
+                // from the other end.
+                _ if f.socket.as_ref().is_some_and(|s| s.waiting)
+                    && !(f.pipe_peer.is_some()
+                        && (f.messages.is_some() || f.pipe_data.is_some())) =>
+                {
+                    Some(format!(
                     "descriptor {} ({}): {} are not in the image (a restart makes the socket \
                      again, empty)",
                     f.fd,
@@ -535,7 +541,8 @@ fn losses(
                     } else {
                         "datagrams waiting to be read"
                     }
-                )),
+                    ))
+                }
                 _ => None,
             }
         })

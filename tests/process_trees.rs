@@ -808,8 +808,13 @@ fn a_forkserver_pool_restarts_after_the_job_removed_its_directory() {
     let mut kid = start_job(&area, &python, &args, area.path(), &out);
     let root = kid.pid();
     let _guard = JobGuard(root);
-    rs::wait_file(&mut kid, &out, |d| rs::lines(d) >= 12, Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| rs::lines(d) >= 12,
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
     let img = tree::checkpoint_tree(area.path(), root, &area.images)
         .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
     assert!(img.image_pids().len() >= 4, "{}", img.listing());
@@ -819,7 +824,11 @@ fn a_forkserver_pool_restarts_after_the_job_removed_its_directory() {
 
     let mut r = restart_tree(&area, &img, 1);
     let st = wait_end(&area, &mut r);
-    assert_success(st, "the forkserver pool restarted after it ended", &context(&area));
+    assert_success(
+        st,
+        "the forkserver pool restarted after it ended",
+        &context(&area),
+    );
     assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
     let err = read(&area.file("restart1.err"));
     assert!(
@@ -1985,6 +1994,57 @@ e, _ = l.accept()
 d.sendall(b"late\n")
 print("a late client said", e.makefile("rb").readline().decode().strip(), flush=True)
 "#;
+
+const UNIX_NAMES_PY: &str = r#"
+import os, socket, sys, time
+for p in ("srv.sock", "cli.sock", "da.sock", "db.sock"):
+    try: os.unlink(p)
+    except FileNotFoundError: pass
+l = socket.socket(socket.AF_UNIX); l.bind("srv.sock"); l.listen(4)
+da = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); da.bind("da.sock")
+db = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); db.bind("db.sock")
+da.connect("db.sock"); db.connect("da.sock")
+pid = os.fork()
+if pid == 0:
+    l.close(); db.close()
+    c = socket.socket(socket.AF_UNIX); c.bind("cli.sock"); c.connect("srv.sock")
+    for i in range(40):
+        c.sendall(b"%d\n" % i); da.send(b"d%d" % i)
+        time.sleep(0.03)
+    c.sendall(b"bye\n")
+    print("client", c.getsockname(), c.getpeername(), da.getsockname(), da.getpeername(), flush=True)
+    sys.exit(0)
+da.close()
+s, _ = l.accept()
+f = s.makefile("rb")
+while True:
+    line = f.readline()
+    if not line or line == b"bye\n":
+        break
+    d, src = db.recvfrom(100)
+    print("server got", line.strip(), d, "from", src, "on", s.getsockname(), "peer", s.getpeername(), db.getpeername(), flush=True)
+_, st = os.waitpid(pid, 0)
+print("child exited", os.waitstatus_to_exitcode(st), flush=True)
+"#;
+
+/// Unix sockets between a server and its forked client keep their names:
+/// a stream connection accepted on the server's path from a client bound
+/// to its own, and datagram ends bound to paths and connected to each
+/// other (recvfrom's source). Before, such pairs came back as unnamed
+/// socketpairs, without a word.
+#[test]
+fn unix_sockets_between_the_jobs_processes_keep_their_names() {
+    let area = Area::new("tree-unames");
+    let script = area.file("names.py");
+    std::fs::write(&script, UNIX_NAMES_PY).unwrap();
+    let args = vec![script.to_string_lossy().into_owned()];
+    let said = same_after_restart(&area, &common::python3(), &args, "names.py", |d| {
+        rs::lines(d) >= 10
+    });
+    assert!(!said.contains("descriptor"), "the checkpoint said: {said}");
+    let err = read(&area.file("restart1.err"));
+    assert!(!err.contains("warning"), "restart said: {err}");
+}
 
 /// A server and its forked client talking over TCP on 127.0.0.1 (each
 /// holding one end, the server its listener too) come back connected, the

@@ -360,6 +360,27 @@ fn a_tcp_connection_to_itself_comes_back_connected() {
     );
 }
 
+/// Unix sockets keep their names: datagram ends bound to paths and
+/// connected to each other (recvfrom's source, getsockname, getpeername),
+/// a stream connection accepted on a listener's path from a client bound
+/// to its own, the listener file's mode, a listener whose path the
+/// program removed (removed again). Before, connected pairs came back as
+/// an unnamed socketpair, without a word.
+#[test]
+fn unix_sockets_keep_their_names() {
+    let said = cycle_c("unix-names", "unix_names.c");
+    assert!(
+        !said.checkpoint.contains("descriptor"),
+        "the checkpoint said: {}",
+        said.checkpoint
+    );
+    assert!(
+        !said.restart_warnings().contains("descriptor"),
+        "the restart said: {}",
+        said.restart
+    );
+}
+
 /// A descriptor in flight (sent with SCM_RIGHTS, not received yet) cannot
 /// be saved: the checkpoint says so, naming the socket (before, only the
 /// restart did, once it was too late).

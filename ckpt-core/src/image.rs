@@ -919,6 +919,10 @@ pub struct SocketState {
     /// were (None: not a path, or not found at the checkpoint).
     #[serde(default)]
     pub path_modes: Option<(u32, u32)>,
+    /// A unix socket bound to a path the program removed since (restart
+    /// removes it again once bound).
+    #[serde(default)]
+    pub path_absent: bool,
 }
 
 /// One socket option: level, name and the bytes getsockopt returned.

@@ -116,12 +116,17 @@ pub fn restore(fds: &[Fd], keep_also: &[i32], handoff: &Handoff) -> Result<(), S
                                                 // accepted on its address before the program's own listener there
                                                 // is made again.
     for f in fds.iter().filter(|f| handoff.fd_for(f.fd).is_none()) {
-        let Some(peer) = super::sockets::tcp_peer(f, fds) else {
-            continue;
-        };
         if temp.iter().any(|t| t.0 == f.fd) || f.shares_with.is_some_and(|s| s != f.fd) {
             continue;
         }
+        // So are unix socket pairs with names (one end accepted on a path).
+        if let Some(peer) = super::sockets::named_unix_peer(f, fds) {
+            temp.extend(socket_pair(f, Some(peer), base)?);
+            continue;
+        }
+        let Some(peer) = super::sockets::tcp_peer(f, fds) else {
+            continue;
+        };
         match super::sockets::make_tcp_pair(f, peer) {
             Ok((a, b, said)) => {
                 said.iter().for_each(|w| warn(w));
@@ -348,40 +353,7 @@ pub(crate) fn rebuild(f: &Fd, fds: &[Fd], base: i32) -> Result<Option<Vec<(i32, 
             set_status(fd, f.flags);
             Ok(Some(vec![(f.fd, fd)]))
         }
-        FdKind::Socket => {
-            // A pair, or an end whose peer was closed (alone, then).
-            let peer = pair_peer(f, fds);
-            let mut p = [0i32; 2];
-            let typ = f.socket_type.unwrap_or(libc::SOCK_STREAM) | libc::SOCK_CLOEXEC;
-            // SAFETY: socketpair into a local array.
-            if unsafe { libc::socketpair(libc::AF_UNIX, typ, 0, p.as_mut_ptr()) } != 0 {
-                return Err(format!(
-                    "cannot re-create the socket pair of descriptor {}",
-                    f.fd
-                ));
-            }
-            let (a, b) = (move_to_at_least(p[0], base)?, move_to_at_least(p[1], base)?);
-            // Buffer sizes first: they must hold what was unread.
-            if let Some(s) = &f.socket {
-                super::sockets::set_options(a, f, s);
-            }
-            if let Some((p, s)) = peer.and_then(|p| Some((p, p.socket.as_ref()?))) {
-                super::sockets::set_options(b, p, s);
-            }
-            // What was unread at one end is written into the other.
-            refill_socket(b, f)?;
-            set_status(a, f.flags);
-            let Some(peer) = peer else {
-                sys::close(b);
-                shut_again(a, f);
-                return Ok(Some(vec![(f.fd, a)]));
-            };
-            refill_socket(a, peer)?;
-            set_status(b, peer.flags);
-            shut_again(a, f);
-            shut_again(b, peer);
-            Ok(Some(vec![(f.fd, a), (peer.fd, b)]))
-        }
+        FdKind::Socket => socket_pair(f, pair_peer(f, fds), base).map(Some),
         FdKind::Epoll | FdKind::TimerFd | FdKind::SignalFd => {
             let fd = move_to_at_least(super::anon::recreate(f)?, base)?;
             Ok(Some(vec![(f.fd, fd)]))
@@ -475,6 +447,38 @@ fn reopen(f: &Fd, base: i32) -> Result<Vec<(i32, i32)>, String> {
         unsafe { libc::lseek(t, f.offset, libc::SEEK_SET) };
     }
     Ok(vec![(f.fd, t)])
+}
+
+/// A connected unix socket pair, or an end whose peer was closed (alone,
+/// then): made again (with the names it had, see
+/// [`super::sockets::unix_pair`]), options, unread data, status and
+/// shutdowns as each end had them. Returns (target, temporary) numbers.
+fn socket_pair(f: &Fd, peer: Option<&Fd>, base: i32) -> Result<Vec<(i32, i32)>, String> {
+    let typ = f.socket_type.unwrap_or(libc::SOCK_STREAM);
+    let (p, said) = super::sockets::unix_pair(Some(f), peer, typ)
+        .map_err(|e| format!("descriptor {}: {e}", f.fd))?;
+    said.iter().for_each(|w| warn(w));
+    let (a, b) = (move_to_at_least(p[0], base)?, move_to_at_least(p[1], base)?);
+    // Buffer sizes first: they must hold what was unread.
+    if let Some(s) = &f.socket {
+        super::sockets::set_options(a, f, s);
+    }
+    if let Some((p, s)) = peer.and_then(|p| Some((p, p.socket.as_ref()?))) {
+        super::sockets::set_options(b, p, s);
+    }
+    // What was unread at one end is written into the other.
+    refill_socket(b, f)?;
+    set_status(a, f.flags);
+    let Some(peer) = peer else {
+        sys::close(b);
+        shut_again(a, f);
+        return Ok(vec![(f.fd, a)]);
+    };
+    refill_socket(a, peer)?;
+    set_status(b, peer.flags);
+    shut_again(a, f);
+    shut_again(b, peer);
+    Ok(vec![(f.fd, a), (peer.fd, b)])
 }
 
 /// The other end of socket pair `f`, when the image holds it.

@@ -156,6 +156,20 @@ fn unix_path_modes(addr: &[u8]) -> Option<(u32, u32)> {
     Some((file, dir))
 }
 
+/// Whether the path a unix address names was removed (ENOENT): the
+/// program unlinked it after binding. Runs frozen: stack buffers only.
+fn unix_path_absent(addr: &[u8]) -> bool {
+    let mut buf = [0u8; 112];
+    if unix_path(addr, &mut buf).is_none() {
+        return false;
+    }
+    // SAFETY: lstat of a NUL-terminated path into a zeroed local.
+    unsafe {
+        let mut st: libc::stat = core::mem::zeroed();
+        libc::lstat(buf.as_ptr().cast(), &mut st) != 0 && *libc::__errno_location() == libc::ENOENT
+    }
+}
+
 /// Whether `fd` has something to read (a connection to accept). Raw poll,
 /// no wait.
 fn readable(fd: i32) -> bool {
@@ -220,6 +234,7 @@ pub fn snapshot(fd: i32) -> Option<SocketState> {
         } else {
             None
         },
+        path_absent: domain == libc::AF_UNIX && bound && unix_path_absent(&addr[..len as usize]),
     })
 }
 
@@ -246,6 +261,186 @@ pub fn tcp_peer<'a>(f: &Fd, fds: &'a [Fd]) -> Option<&'a Fd> {
                 .as_ref()
                 .is_some_and(|t| is_tcp_connection(t) && t.address == s.peer && t.peer == s.address)
     })
+}
+
+/// Whether a unix socket address names something (a path or an abstract
+/// name), rather than being unnamed.
+fn named(addr: &[u8]) -> bool {
+    addr.len() > 2
+}
+
+/// The other end of a connected unix socket pair the image holds, when
+/// either end had a name (bound to a path or abstract name, or accepted
+/// from a listener that was): such a pair is made again through those
+/// names, before the listeners are (see [`unix_pair`]).
+pub fn named_unix_peer<'a>(f: &Fd, fds: &'a [Fd]) -> Option<&'a Fd> {
+    let peer = super::restore::pair_peer(f, fds)?;
+    let (s, t) = (f.socket.as_ref()?, peer.socket.as_ref()?);
+    (s.domain == libc::AF_UNIX && (named(&s.address) || named(&t.address))).then_some(peer)
+}
+
+/// Bind `fd` to unix address `addr`, clearing a socket file the killed
+/// run left there first.
+fn bind_unix(fd: i32, addr: &[u8]) -> Result<(), std::io::Error> {
+    clear_stale_unix_path(addr);
+    bind_to(fd, addr)
+}
+
+/// The two sockets of a connected unix pair (`a`'s end, then `b`'s), of
+/// type `typ`. When the image gives either end a name, they are made with
+/// the same names as before — each datagram end bound to its address and
+/// connected to the other's; a stream's accepted end from a listener of
+/// a moment on its address, the other end connecting to it from its own
+/// — so getsockname, getpeername and recvfrom's source say what they
+/// said. Otherwise, or when a name is in use (the program's own listener
+/// already there), a socketpair, with the names said lost. Returns the
+/// pair and what is not as it was. Post-restart, before the program's
+/// listeners are made again.
+pub fn unix_pair(
+    a: Option<&Fd>,
+    b: Option<&Fd>,
+    typ: i32,
+) -> Result<([i32; 2], Vec<String>), String> {
+    fn sock(f: Option<&Fd>) -> Option<&SocketState> {
+        f.and_then(|f| f.socket.as_ref())
+            .filter(|s| s.domain == libc::AF_UNIX)
+    }
+    let mut said = Vec::new();
+    if let (Some(fa), Some(fb), Some(sa), Some(sb)) = (a, b, sock(a), sock(b)) {
+        if named(&sa.address) || named(&sb.address) {
+            match named_pair(sa, sb, typ) {
+                Ok(p) => return Ok((p, said)),
+                Err(e) => said.push(format!(
+                    "descriptors {} and {} (a unix socket pair with names {} and {}) come back \
+                     connected but unnamed: {e}",
+                    fa.fd,
+                    fb.fd,
+                    endpoint(&sa.address).unwrap_or_else(|| "(none)".into()),
+                    endpoint(&sb.address).unwrap_or_else(|| "(none)".into()),
+                )),
+            }
+        }
+    }
+    let mut p = [0i32; 2];
+    // SAFETY: socketpair into a local array.
+    if unsafe { libc::socketpair(libc::AF_UNIX, typ | libc::SOCK_CLOEXEC, 0, p.as_mut_ptr()) } != 0
+    {
+        return Err(format!(
+            "cannot make a socket pair: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok((p, said))
+}
+
+/// [`unix_pair`] through the ends' names.
+fn named_pair(sa: &SocketState, sb: &SocketState, typ: i32) -> Result<[i32; 2], std::io::Error> {
+    let socket = || {
+        // SAFETY: socket with plain integers.
+        let fd = unsafe { libc::socket(libc::AF_UNIX, typ | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(fd)
+        }
+    };
+    let close = |fd: i32| {
+        // SAFETY: closing a socket made here.
+        unsafe { libc::close(fd) };
+    };
+    let connect = |fd: i32, addr: &[u8]| {
+        // SAFETY: connect to a sockaddr of its recorded length.
+        if unsafe { libc::connect(fd, addr.as_ptr().cast(), addr.len() as u32) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    let made: Result<[i32; 2], std::io::Error> = if typ == libc::SOCK_DGRAM {
+        let x = socket()?;
+        let y = socket().inspect_err(|_| close(x))?;
+        let r = (|| {
+            for (fd, s) in [(x, sa), (y, sb)] {
+                if named(&s.address) {
+                    bind_unix(fd, &s.address)?;
+                }
+            }
+            for (fd, s) in [(x, sa), (y, sb)] {
+                if s.connected && named(&s.peer) {
+                    connect(fd, &s.peer)?;
+                }
+            }
+            Ok([x, y])
+        })();
+        r.inspect_err(|_| {
+            close(x);
+            close(y);
+        })
+    } else {
+        // The accepted end is the one whose name the other's peer is.
+        let (server, client, swapped) = if named(&sa.address) && sa.address == sb.peer {
+            (sa, sb, false)
+        } else if named(&sb.address) && sb.address == sa.peer {
+            (sb, sa, true)
+        } else {
+            return Err(std::io::Error::other(
+                "neither end was accepted under the other's name",
+            ));
+        };
+        let l = socket()?;
+        let r = (|| {
+            bind_unix(l, &server.address)?;
+            // SAFETY: listen on our own bound socket.
+            if unsafe { libc::listen(l, 1) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let c = socket()?;
+            let joined = (|| {
+                if named(&client.address) {
+                    bind_unix(c, &client.address)?;
+                }
+                connect(c, &server.address)
+            })();
+            if let Err(e) = joined {
+                close(c);
+                return Err(e);
+            }
+            // SAFETY: accept4 on our own listener, which holds exactly the
+            // connection just made.
+            let s = unsafe {
+                libc::accept4(
+                    l,
+                    core::ptr::null_mut(),
+                    core::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC,
+                )
+            };
+            if s < 0 {
+                let e = std::io::Error::last_os_error();
+                close(c);
+                return Err(e);
+            }
+            Ok(if swapped { [c, s] } else { [s, c] })
+        })();
+        close(l);
+        r
+    };
+    let made = made?;
+    // Each path as it was: its mode, or gone if the program had removed it.
+    for s in [sa, sb] {
+        let mut buf = [0u8; 112];
+        if unix_path(&s.address, &mut buf).is_some() {
+            // SAFETY: chmod/unlink of a NUL-terminated path we bound.
+            unsafe {
+                match s.path_modes {
+                    Some((mode, _)) => libc::chmod(buf.as_ptr().cast(), mode),
+                    None if s.path_absent => libc::unlink(buf.as_ptr().cast()),
+                    None => 0,
+                };
+            }
+        }
+    }
+    Ok(made)
 }
 
 /// A socket of `s`'s family and protocol, with SO_REUSEADDR (the killed
@@ -336,7 +531,9 @@ pub fn make_tcp_pair(a: &Fd, b: &Fd) -> Result<(i32, i32, Vec<String>), String> 
 /// (its port in use by a listener). Post-restart, before the pair is made.
 fn end_time_wait(s: &SocketState, local: &[u8], remote: &[u8]) {
     let bindable = || -> bool {
-        let Ok(probe) = tcp_socket(s) else { return true };
+        let Ok(probe) = tcp_socket(s) else {
+            return true;
+        };
         let ok = bind_to(probe, local).is_ok();
         // SAFETY: closing the probe made here.
         unsafe { libc::close(probe) };
@@ -796,11 +993,15 @@ pub fn rebuild(f: &Fd, s: &SocketState) -> Result<i32, String> {
     if !s.reuse_address {
         set(libc::SOL_SOCKET, libc::SO_REUSEADDR, false);
     }
-    if let Some((mode, _)) = s.path_modes {
-        let mut buf = [0u8; 112];
-        if unix_path(&s.address, &mut buf).is_some() {
-            // SAFETY: chmod of the NUL-terminated path just bound.
-            unsafe { libc::chmod(buf.as_ptr().cast(), mode) };
+    let mut buf = [0u8; 112];
+    if unix_path(&s.address, &mut buf).is_some() {
+        // SAFETY: chmod/unlink of the NUL-terminated path just bound.
+        unsafe {
+            match s.path_modes {
+                Some((mode, _)) => libc::chmod(buf.as_ptr().cast(), mode),
+                None if s.path_absent => libc::unlink(buf.as_ptr().cast()),
+                None => 0,
+            };
         }
     }
     set_options(fd, f, s);
@@ -813,9 +1014,13 @@ pub fn rebuild(f: &Fd, s: &SocketState) -> Result<i32, String> {
 /// there. Post-restart.
 fn make_unix_dir_again(f: &Fd, s: &SocketState) {
     let mut buf = [0u8; 112];
-    let Some(path) = unix_path(&s.address, &mut buf) else { return };
+    let Some(path) = unix_path(&s.address, &mut buf) else {
+        return;
+    };
     let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
-    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else { return };
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return;
+    };
     if dir.exists() {
         return;
     }

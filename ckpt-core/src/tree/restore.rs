@@ -185,13 +185,9 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
                     .or(h.1.socket.as_ref().map(|s| s.socket_type))
             })
             .unwrap_or(libc::SOCK_STREAM);
-        let mut sp = [0i32; 2];
-        // SAFETY: socketpair into a local array.
-        if unsafe { libc::socketpair(libc::AF_UNIX, typ | libc::SOCK_CLOEXEC, 0, sp.as_mut_ptr()) }
-            != 0
-        {
-            return Err("cannot make a socket pair".into());
-        }
+        let end = |ino: u64| holders.iter().find(|h| h.1.ino == ino).map(|h| h.1);
+        let (sp, said) = crate::files::sockets::unix_pair(end(a), end(b), typ)?;
+        made.warnings.extend(said);
         let (sa, sb) = (
             move_to_at_least(sp[0], BASE)?,
             move_to_at_least(sp[1], BASE)?,
