@@ -169,3 +169,49 @@ fn images_of_another_owner_or_writable_by_others_are_refused() {
         "only root can restart a program as another user",
     );
 }
+
+/// A daemon started by root that dropped to nobody (and so became not
+/// dumpable: its /proc/self files are root's) is checkpointed by root and
+/// restarted: it runs as nobody, not dumpable, byte-identical to an
+/// uninterrupted run. Before, `ckpt checkpoint` said it was "not running
+/// under ckpt" (its control socket is in its starter's directory, and
+/// /proc/PID is nobody's now), and the checkpoint itself could not open
+/// the process's own pagemap.
+#[test]
+fn a_program_that_dropped_privileges_is_checkpointed_and_restarted() {
+    if !root() {
+        eprintln!("needs root: not run");
+        return;
+    }
+    let area = Area::new("creds-drop");
+    let bin = area.sub("bin");
+    let prog = common::compile_c("drop_privileges.c", &bin);
+    let work = area.sub("work");
+    open_up(&work, 0o777);
+    std::fs::create_dir_all(&area.images).unwrap();
+    open_up(&area.images, 0o777);
+    let want_path = work.join("want");
+    let st = rs::reference(
+        plain_cmd(&prog, &[] as &[&str], &work),
+        &want_path,
+        &area.file("want.err"),
+        "plain",
+    );
+    rs::assert_success(st, "the uninterrupted run", "");
+    let want = std::fs::read(&want_path).unwrap();
+    assert!(
+        String::from_utf8_lossy(&want)
+            .contains("uid 65534 65534 65534 gid 65534 dumpable 0 root file refused"),
+        "the program did not drop its privileges"
+    );
+    let out = work.join("out");
+    let mut kid = start_until(
+        rs::run_cmd(&prog, &[] as &[&str], &work, &area.images),
+        &out,
+        &area.file("err"),
+        "under ckpt",
+        "step 15:",
+    );
+    let image = checkpoint_and_kill(&mut kid, &area.images);
+    restart_and_compare(restart_cmd(&image, &[], &work), &out, &want, &area);
+}

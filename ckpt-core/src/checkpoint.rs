@@ -152,6 +152,21 @@ fn take_with(
     self_uc: *mut core::ffi::c_void,
     requester: Requester,
     keep: u32,
+    tree: Option<(u64, tree::TreeSync)>,
+    published: &Path,
+) -> Result<Started, String> {
+    crate::process::prctl::lend_dumpable();
+    let r = take_lent(dir, self_uc, requester, keep, tree, published);
+    crate::process::prctl::give_back_dumpable();
+    r
+}
+
+/// [`take_with`], the process dumpable for the while.
+fn take_lent(
+    dir: &Path,
+    self_uc: *mut core::ffi::c_void,
+    requester: Requester,
+    keep: u32,
     mut tree: Option<(u64, tree::TreeSync)>,
     published: &Path,
 ) -> Result<Started, String> {

@@ -744,11 +744,24 @@ pub fn server_socket(pid: i32) -> Result<PathBuf, ControlError> {
             Err(ControlError::NotUnderCkpt(pid))
         };
     }
-    let server = socket_path(owner, pid);
-    if server.exists() {
-        return Ok(server);
+    // The shim made its socket under the uid it started with: a program
+    // that dropped privileges since (setresuid) answers in its starter's
+    // directory, which is ours when we started it.
+    let mut owners = vec![owner];
+    if me != owner {
+        owners.push(me);
     }
-    restart_command_socket(owner, pid).ok_or(ControlError::NotUnderCkpt(pid))
+    owners
+        .iter()
+        .find_map(|&o| {
+            let server = socket_path(o, pid);
+            if server.exists() {
+                Some(server)
+            } else {
+                restart_command_socket(o, pid)
+            }
+        })
+        .ok_or(ControlError::NotUnderCkpt(pid))
 }
 
 /// One command talking to several processes at once (a tree checkpoint):

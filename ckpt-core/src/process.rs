@@ -3,7 +3,7 @@
 //! current values at snapshot; the record says which limits the program
 //! set itself.
 
-mod prctl;
+pub(crate) mod prctl;
 
 use crate::image::{Credentials, Process, Rlimit};
 use crate::sys;

@@ -78,10 +78,21 @@ impl Output {
         if fd < 0 {
             fd = raw_open(tmp, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL) as i32;
             if fd < 0 {
+                let errno = crate::interpose::errno();
+                // SAFETY: geteuid cannot fail.
+                let euid = unsafe { libc::geteuid() };
                 return Err(format!(
-                    "cannot create {}: {}",
+                    "cannot create {}: {}{}",
                     tmp.to_string_lossy(),
-                    std::io::Error::from_raw_os_error(crate::interpose::errno())
+                    std::io::Error::from_raw_os_error(errno),
+                    if errno == libc::EACCES {
+                        format!(
+                            " (the program writes its own image, as uid {euid}: give it a \
+                             directory that uid can write, `ckpt run --dir`)"
+                        )
+                    } else {
+                        String::new()
+                    }
                 ));
             }
             named = Some(tmp.clone());

@@ -15,6 +15,34 @@
 
 use crate::image::PrctlState;
 use crate::sys;
+use core::sync::atomic::{AtomicI32, Ordering::Relaxed};
+
+/// The program's own "dumpable" while a checkpoint lends it 1 (-1: not
+/// lent).
+static LENT: AtomicI32 = AtomicI32::new(-1);
+
+/// A process that is not dumpable (it said so, or changed identity since
+/// it started: the kernel resets it then) has its /proc/self files owned
+/// by root, so its checkpoint cannot read its own pagemap or descriptors.
+/// For the checkpoint only it is made dumpable; the image records the
+/// program's value, and [`give_back_dumpable`] sets it again. (The image
+/// holds all a dumpable process would show.) Before freezing.
+pub fn lend_dumpable() {
+    let d = get(libc::PR_GET_DUMPABLE);
+    // SAFETY: PR_SET_DUMPABLE with an integer, on this process.
+    if d != 1 && unsafe { libc::syscall(libc::SYS_prctl, libc::PR_SET_DUMPABLE, 1, 0, 0, 0) } == 0 {
+        LENT.store(d, Relaxed);
+    }
+}
+
+/// The program's own "dumpable" again, after a checkpoint lent it 1.
+pub fn give_back_dumpable() {
+    let d = LENT.swap(-1, Relaxed);
+    if d >= 0 {
+        // SAFETY: PR_SET_DUMPABLE with an integer, on this process.
+        unsafe { libc::syscall(libc::SYS_prctl, libc::PR_SET_DUMPABLE, d, 0, 0, 0) };
+    }
+}
 
 fn get(op: libc::c_int) -> i32 {
     // SAFETY: a PR_GET_* query without pointer arguments.
@@ -32,7 +60,10 @@ pub fn snapshot(status: &[u8]) -> PrctlState {
         )
     };
     PrctlState {
-        dumpable: get(libc::PR_GET_DUMPABLE),
+        dumpable: match LENT.load(Relaxed) {
+            d if d >= 0 => d,
+            _ => get(libc::PR_GET_DUMPABLE),
+        },
         no_new_privs: get(libc::PR_GET_NO_NEW_PRIVS) == 1,
         child_subreaper: subreaper != 0,
         thp_disable: get(libc::PR_GET_THP_DISABLE) == 1,
