@@ -111,6 +111,15 @@ fn cycle(tag: &str, src: &str, env: &[(&str, &str)], nobody: bool) -> Option<Str
     ))
 }
 
+/// A region mapped MAP_GROWSDOWN comes back growing down: the program
+/// goes on writing below it, a page a step, as in an uninterrupted run.
+/// Before, it came back a plain region ("gd" gone, merged with its
+/// neighbours): the next such write was a segmentation fault.
+#[test]
+fn a_region_that_grows_down_still_grows_down() {
+    cycle_c("growsdown", "restart_growsdown.c");
+}
+
 /// A 2 TiB MAP_NORESERVE region and a 1 TiB PROT_NONE reservation (with a
 /// read-write window) come back with their protection, NORESERVE and
 /// contents; neither is committed at restart.

@@ -522,6 +522,7 @@ fn add_staged(regions: &mut Vec<(Region, bool)>, earlier: Option<&Earlier>) -> R
                 )
             })?;
         r.noreserve = e.regions[i].2;
+        r.grows_down = e.regions[i].3;
         regions.push((r, true));
     }
     regions.sort_by_key(|(r, _)| r.start);
@@ -529,12 +530,13 @@ fn add_staged(regions: &mut Vec<(Region, bool)>, earlier: Option<&Earlier>) -> R
 }
 
 /// The writer's regions from /proc/self/maps, each flagged NORESERVE as
-/// the region of the same bounds in `earlier` (start, end, noreserve) was;
+/// the region of the same bounds in `earlier` (start, end, noreserve,
+/// grows down) was (GROWSDOWN too);
 /// None when a region is not there (then smaps must be read). A region
 /// unmapped and mapped again at the same bounds with the other flag in
 /// between keeps the old one: overcommit accounting may differ at
 /// restart, never the contents (pages are tracked and stored as usual).
-fn with_earlier_flags(earlier: &[(u64, u64, bool)]) -> Option<Vec<(Region, bool)>> {
+fn with_earlier_flags(earlier: &[(u64, u64, bool, bool)]) -> Option<Vec<(Region, bool)>> {
     let maps = crate::names::read_proc("/proc/self/maps").ok()?;
     parse_maps(&maps)
         .into_iter()
@@ -542,6 +544,7 @@ fn with_earlier_flags(earlier: &[(u64, u64, bool)]) -> Option<Vec<(Region, bool)
             let i = earlier.binary_search_by_key(&r.start, |x| x.0).ok()?;
             (earlier[i].1 == r.end).then(|| {
                 r.noreserve = earlier[i].2;
+                r.grows_down = earlier[i].3;
                 (r, true)
             })
         })
@@ -585,6 +588,8 @@ pub fn parse_smaps(text: &str) -> Vec<(Region, bool)> {
                 .unwrap_or(1);
         } else if let Some(flags) = line.strip_prefix("VmFlags:") {
             out[i].0.noreserve = flags.split_whitespace().any(|f| f == "nr");
+            // MAP_GROWSDOWN: the main stack, and any region mapped so.
+            out[i].0.grows_down |= flags.split_whitespace().any(|f| f == "gd");
             out[i].1 = pages > 0;
             cur = None;
         }
@@ -672,8 +677,8 @@ pub fn missing_in(child: i32, starts: &[u64]) -> usize {
 /// round (with those it referred to itself).
 pub struct Earlier {
     pub round: &'static dirty::Round,
-    /// The earlier image's regions (start, end, NORESERVE), by start.
-    pub regions: Vec<(u64, u64, bool)>,
+    /// The earlier image's regions (start, end, NORESERVE, GROWSDOWN), by start.
+    pub regions: Vec<(u64, u64, bool, bool)>,
     /// Each stored extent of private anonymous memory, in address order,
     /// with `src` as in the image being written.
     pub extents: Vec<Extent>,

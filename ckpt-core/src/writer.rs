@@ -578,10 +578,10 @@ fn earlier(
         }
     }
     extents.sort_unstable_by_key(|e| e.addr);
-    let mut regions: Vec<(u64, u64, bool)> = base_meta
+    let mut regions: Vec<(u64, u64, bool, bool)> = base_meta
         .regions
         .iter()
-        .map(|r| (r.start, r.end, r.noreserve))
+        .map(|r| (r.start, r.end, r.noreserve, r.grows_down))
         .collect();
     regions.sort_unstable();
     meta.deps = std::iter::once(image::Dep {
