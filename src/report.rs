@@ -490,6 +490,7 @@ pub mod tests {
             cpu: None,
             pdeathsig: 0,
             ioprio: None,
+            mce_kill: None,
         }
     }
 

@@ -139,7 +139,9 @@ fn a_removed_working_directory_is_removed_again() {
 }
 
 /// Each thread's own I/O priority comes back (the main thread idle, a
-/// worker best-effort 4). Before, every thread got the main thread's.
+/// worker best-effort 4), and its memory-failure kill policy (early,
+/// late). Before, every thread got the main thread's I/O priority, and
+/// the kill policy was lost.
 #[test]
 fn each_threads_io_priority_comes_back() {
     cycle_c("ioprio", "restart_ioprio.c");

@@ -111,6 +111,67 @@ fn cycle(tag: &str, src: &str, env: &[(&str, &str)], nobody: bool) -> Option<Str
     ))
 }
 
+/// A job started under a limit on its address space (`ulimit -v 300000`,
+/// as shared clusters set it) is checkpointed and restarted under the
+/// same limit, and runs on as an uninterrupted run does, starting threads
+/// and mapping memory. Before, the shim's 1 GiB scratch arena did not fit:
+/// "checkpoints disabled", and then "the address range ... is already
+/// in use", which it was not.
+#[test]
+fn a_job_under_an_address_space_limit_is_checkpointed() {
+    use std::os::unix::process::CommandExt;
+    let limited = |mut c: std::process::Command| {
+        // SAFETY: setrlimit in the child before exec; no allocation.
+        unsafe {
+            c.pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: 300_000 << 10,
+                    rlim_max: 300_000 << 10,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &lim) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            })
+        };
+        c
+    };
+    let area = Area::new("aslimit");
+    let prog = common::compile_c("address_limit.c", &area.sub("bin"));
+    let want_out = area.file("want.out");
+    let st = rs::reference(
+        limited(rs::plain_cmd(&prog, &[] as &[&str], area.path())),
+        &want_out,
+        &area.file("want.err"),
+        "plain, limited",
+    );
+    rs::assert_success(st, "the uninterrupted run", "");
+    let want = std::fs::read(&want_out).unwrap();
+    let out = area.file("out");
+    let cmd = limited(run_cmd(&prog, &[] as &[&str], area.path(), &area.images));
+    let mut kid = start(
+        cmd,
+        Out::File(&out),
+        &area.file("err"),
+        "under ckpt, limited",
+    );
+    wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 19"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let image = checkpoint_and_kill(&mut kid, &area.images);
+    restart_and_compare(
+        limited(restart_cmd(&image, &[], area.path())),
+        &out,
+        &want,
+        &area,
+    );
+}
+
 /// A region mapped MAP_GROWSDOWN comes back growing down: the program
 /// goes on writing below it, a page a step, as in an uninterrupted run.
 /// Before, it came back a plain region ("gd" gone, merged with its

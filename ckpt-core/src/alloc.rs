@@ -18,8 +18,14 @@ use std::alloc::System;
 
 /// Virtual size of the arena (reserved lazily, committed as touched).
 const ARENA_LEN: usize = 1 << 30;
+/// The smallest arena tried when a limit on the address space
+/// (RLIMIT_AS, `ulimit -v`: common on shared clusters) refuses the
+/// full one; a checkpoint that needs more fails, saying so.
+pub const ARENA_MIN: usize = 16 << 20;
 
 static BASE: AtomicUsize = AtomicUsize::new(0);
+/// The arena's size as mapped.
+static LEN: AtomicUsize = AtomicUsize::new(ARENA_LEN);
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 static HIGH_WATER: AtomicUsize = AtomicUsize::new(0);
 
@@ -33,7 +39,7 @@ fn scratch_on() -> bool {
 
 fn in_arena(p: *mut u8) -> bool {
     let base = BASE.load(Relaxed);
-    base != 0 && (p as usize) >= base && (p as usize) < base + ARENA_LEN
+    base != 0 && (p as usize) >= base && (p as usize) < base + LEN.load(Relaxed)
 }
 
 /// Start a window: map the arena if needed (call *before* freezing: mmap
@@ -41,20 +47,46 @@ fn in_arena(p: *mut u8) -> bool {
 /// thread's allocations into it.
 pub fn scratch_begin() -> Result<(), String> {
     if BASE.load(Relaxed) == 0 {
-        // SAFETY: anonymous private mapping, no address hint.
-        let p = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                ARENA_LEN,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
+        // Under a limit on the address space, an eighth of it at most (the
+        // program's share stays its own); halved while refused.
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
         };
-        if p == libc::MAP_FAILED {
-            return Err("cannot map the checkpoint scratch arena".into());
-        }
+        // SAFETY: getrlimit into a live struct.
+        let limited = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } == 0
+            && lim.rlim_cur != libc::RLIM_INFINITY;
+        let mut len = if limited {
+            ((lim.rlim_cur / 8) as usize).clamp(ARENA_MIN, ARENA_LEN) & !0xfff
+        } else {
+            ARENA_LEN
+        };
+        let p = loop {
+            // SAFETY: anonymous private mapping, no address hint.
+            let p = unsafe {
+                libc::mmap(
+                    ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                break p;
+            }
+            if len <= ARENA_MIN {
+                return Err(format!(
+                    "cannot map the checkpoint scratch arena ({} MiB): {} (a limit on the \
+                     address space, `ulimit -v`?)",
+                    len >> 20,
+                    std::io::Error::last_os_error()
+                ));
+            }
+            len /= 2;
+        };
+        LEN.store(len, Relaxed);
         BASE.store(p as usize, Relaxed);
     }
     let used = HIGH_WATER.swap(0, Relaxed);
@@ -71,7 +103,7 @@ pub fn scratch_begin() -> Result<(), String> {
 /// The arena's mapping (address, length), once mapped.
 pub fn arena_range() -> Option<(usize, usize)> {
     let base = BASE.load(Relaxed);
-    (base != 0).then_some((base, ARENA_LEN))
+    (base != 0).then_some((base, LEN.load(Relaxed)))
 }
 
 /// Route this thread's allocations into the arena again without
@@ -93,7 +125,7 @@ fn bump(l: Layout) -> *mut u8 {
     loop {
         let start = (base + cur).next_multiple_of(l.align()) - base;
         let end = start + l.size();
-        if end > ARENA_LEN {
+        if end > LEN.load(Relaxed) {
             return ptr::null_mut();
         }
         match NEXT.compare_exchange_weak(cur, end, Relaxed, Relaxed) {

@@ -599,6 +599,10 @@ pub struct Thread {
     /// images).
     #[serde(default)]
     pub ioprio: Option<i32>,
+    /// Its memory-failure kill policy (PR_MCE_KILL_GET: 0 late, 1 early,
+    /// 2 the system's default; None in older images).
+    #[serde(default)]
+    pub mce_kill: Option<i32>,
 }
 
 /// A thread's alternate signal stack.

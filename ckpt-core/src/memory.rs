@@ -191,14 +191,24 @@ pub fn reserve_restorer_range() -> Result<(), String> {
         )
     };
     if p == libc::MAP_FAILED || p as u64 != RESTORER_BASE {
+        let e = std::io::Error::last_os_error();
         if p != libc::MAP_FAILED {
             // SAFETY: unmapping the mapping we just got elsewhere.
             unsafe { libc::munmap(p, RESTORER_LEN as usize) };
         }
-        return Err(format!(
-            "the address range {RESTORER_BASE:#x}-{:#x} that restart needs is already in use",
-            RESTORER_BASE + RESTORER_LEN
-        ));
+        let end = RESTORER_BASE + RESTORER_LEN;
+        return Err(
+            if p == libc::MAP_FAILED && e.raw_os_error() == Some(libc::ENOMEM) {
+                format!(
+                    "the address range {RESTORER_BASE:#x}-{end:#x} that restart needs cannot be \
+                 reserved: {e} (a limit on the address space, `ulimit -v`, leaves ckpt no \
+                 room: it needs about {} MiB more than the program)",
+                    (RESTORER_LEN >> 20) + (crate::alloc::ARENA_MIN >> 20) as u64 + 4
+                )
+            } else {
+                format!("the address range {RESTORER_BASE:#x}-{end:#x} that restart needs is already in use")
+            },
+        );
     }
     Ok(())
 }

@@ -306,6 +306,7 @@ fn resume(t: &Thread, p: &crate::image::Process) -> ! {
     }
     signals::requeue_own(&t.queued);
     threads::restore_ioprio(t);
+    threads::restore_mce_kill(t);
     process::restore_credentials(p);
     process::restore_capabilities(p);
     alloc::scratch_end();

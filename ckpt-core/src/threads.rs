@@ -91,6 +91,8 @@ struct Slot {
     /// in .bss (anonymous memory, tracked incrementally) rather than in
     /// .data, a private file mapping stored whole in every image.
     ioprio: AtomicI32,
+    /// Memory-failure kill policy plus one (PR_MCE_KILL_GET; 0: not noted).
+    mce_kill: AtomicI32,
 }
 
 /// CPUs whose affinity is kept (64 per word).
@@ -134,6 +136,7 @@ const EMPTY: Slot = Slot {
     timer_slack: AtomicU64::new(0),
     pdeathsig: AtomicI32::new(0),
     ioprio: AtomicI32::new(0),
+    mce_kill: AtomicI32::new(0),
     affinity: [const { AtomicU64::new(0) }; AFFINITY_WORDS],
 };
 
@@ -425,6 +428,9 @@ fn note_scheduling(s: &Slot) {
     // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, 0): the calling thread's own.
     let ioprio = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) } as i32;
     s.ioprio.store(ioprio.max(-1) + 1, Relaxed);
+    // SAFETY: PR_MCE_KILL_GET of the calling thread, integers only.
+    let mce = unsafe { libc::syscall(libc::SYS_prctl, libc::PR_MCE_KILL_GET, 0, 0, 0, 0) } as i32;
+    s.mce_kill.store(mce.max(-1) + 1, Relaxed);
     // SAFETY: plain queries about the calling thread into locals.
     unsafe {
         let policy = libc::syscall(libc::SYS_sched_getscheduler, 0) as i32;
@@ -460,6 +466,44 @@ pub fn restore_ioprio(t: &Thread) {
         {
             crate::restart_report::warn(&format!(
                 "thread {}: cannot set its I/O priority {want:#x} again",
+                t.id
+            ));
+        }
+    }
+}
+
+/// Give the calling thread the memory-failure kill policy `t` had (it is
+/// per thread, inherited from the thread that made it). Post-restart.
+pub fn restore_mce_kill(t: &Thread) {
+    let Some(want) = t.mce_kill else { return };
+    // SAFETY: PR_MCE_KILL_GET / PR_MCE_KILL of the calling thread, with
+    // integers.
+    unsafe {
+        if libc::syscall(libc::SYS_prctl, libc::PR_MCE_KILL_GET, 0, 0, 0, 0) as i32 == want {
+            return;
+        }
+        let r = if want == libc::PR_MCE_KILL_DEFAULT {
+            libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_MCE_KILL,
+                libc::PR_MCE_KILL_CLEAR,
+                0,
+                0,
+                0,
+            )
+        } else {
+            libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_MCE_KILL,
+                libc::PR_MCE_KILL_SET,
+                want,
+                0,
+                0,
+            )
+        };
+        if r != 0 {
+            crate::restart_report::warn(&format!(
+                "thread {}: cannot set its memory-failure kill policy {want} again",
                 t.id
             ));
         }
@@ -642,6 +686,7 @@ pub fn snapshot(
             },
             pdeathsig: s.pdeathsig.load(Relaxed),
             ioprio: Some(s.ioprio.load(Relaxed) - 1).filter(|&p| p >= 0),
+            mce_kill: Some(s.mce_kill.load(Relaxed) - 1).filter(|&p| p >= 0),
             affinity: {
                 let mut a: Vec<u64> = s.affinity.iter().map(|w| w.load(Relaxed)).collect();
                 while a.last() == Some(&0) {

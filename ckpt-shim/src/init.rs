@@ -81,11 +81,13 @@ fn start() -> Result<(), String> {
     signals::adopt_existing(real_sigaction);
     // Map the scratch arena and the coordinator's stack now: a request
     // is served in a signal handler, where mmap is fine but failing is not.
+    // The restorer's range first: under a limit on the address space the
+    // arena takes what is left of ckpt's share.
+    ckpt::memory::reserve_restorer_range()?;
     ckpt::alloc::scratch_begin()?;
     ckpt::alloc::scratch_end();
     quiesce::set_coordinator_stack(4 << 20)?;
     ckpt::restart::prepare(control::after_restart)?;
-    ckpt::memory::reserve_restorer_range()?;
     quiesce::install(real_sigaction)?;
     unblock_reserved();
     control::start()?;
