@@ -426,19 +426,8 @@ fn named_pair(sa: &SocketState, sb: &SocketState, typ: i32) -> Result<[i32; 2], 
         r
     };
     let made = made?;
-    // Each path as it was: its mode, or gone if the program had removed it.
     for s in [sa, sb] {
-        let mut buf = [0u8; 112];
-        if unix_path(&s.address, &mut buf).is_some() {
-            // SAFETY: chmod/unlink of a NUL-terminated path we bound.
-            unsafe {
-                match s.path_modes {
-                    Some((mode, _)) => libc::chmod(buf.as_ptr().cast(), mode),
-                    None if s.path_absent => libc::unlink(buf.as_ptr().cast()),
-                    None => 0,
-                };
-            }
-        }
+        path_as_it_was(s);
     }
     Ok(made)
 }
@@ -993,6 +982,15 @@ pub fn rebuild(f: &Fd, s: &SocketState) -> Result<i32, String> {
     if !s.reuse_address {
         set(libc::SOL_SOCKET, libc::SO_REUSEADDR, false);
     }
+    path_as_it_was(s);
+    set_options(fd, f, s);
+    Ok(fd)
+}
+
+/// The path a unix socket was just bound to, as it was at the
+/// checkpoint: its mode, or gone if the program had removed it.
+/// Post-restart.
+fn path_as_it_was(s: &SocketState) {
     let mut buf = [0u8; 112];
     if unix_path(&s.address, &mut buf).is_some() {
         // SAFETY: chmod/unlink of the NUL-terminated path just bound.
@@ -1004,8 +1002,6 @@ pub fn rebuild(f: &Fd, s: &SocketState) -> Result<i32, String> {
             };
         }
     }
-    set_options(fd, f, s);
-    Ok(fd)
 }
 
 /// A unix socket's directory removed since the checkpoint (the program's
