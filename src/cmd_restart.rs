@@ -21,7 +21,12 @@ use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
+/// When this restart began: a file born since was made by it (for
+/// another process of the same tree, say).
+static STARTED: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
+
 pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
+    STARTED.get_or_init(std::time::SystemTime::now);
     // From a store: its generation exported into a private directory
     // (removed when this command ends; by the next store command when it
     // became the program).
@@ -1144,7 +1149,12 @@ pub(crate) fn open_mapped_files(meta: &Meta) -> Result<HashMap<String, i32>, Fai
                 r.path
             )));
         }
-        if !same && !made {
+        // Made again by this restart for another process of the tree:
+        // said once, by that one.
+        let made_here = STARTED
+            .get()
+            .is_some_and(|t| st.created().is_ok_and(|b| b >= *t));
+        if !same && !made && !(stands_in && made_here) {
             eprintln!(
                 "ckpt: warning: {} is not the file the program mapped, but holds what it held at the checkpoint: mapped in its place",
                 r.path

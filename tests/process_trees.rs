@@ -785,9 +785,10 @@ fn python_multiprocessing_pool_continues() {
 /// The forkserver start method (the default on Linux from Python 3.14):
 /// the workers are forked by a server that listens on a unix socket in
 /// the program's own temporary directory. Checkpointed mid-way and left
-/// to end (which removes that directory), the job restarts: its
-/// directory is made again (said, with its mode), and the output is the
-/// uninterrupted run's. Before, the restart stopped: "cannot listen
+/// to end (which removes that directory and its semaphores' files), the
+/// job restarts: its directory is made again (said, with its mode), each
+/// semaphore's file once (said once, not by every process mapping it),
+/// and the output is the uninterrupted run's. Before, the restart stopped: "cannot listen
 /// again where socket 11 listened".
 #[test]
 fn a_forkserver_pool_restarts_after_the_job_removed_its_directory() {
@@ -834,6 +835,12 @@ fn a_forkserver_pool_restarts_after_the_job_removed_its_directory() {
     assert!(
         err.contains("was gone (removed since the checkpoint): made again, mode 700"),
         "the directory made again was not said: {err}"
+    );
+    // Its semaphores' files (gone too) are made again once, and said
+    // once: not again by each process that maps them.
+    assert!(
+        !err.contains("is not the file the program mapped"),
+        "a file this restart made was taken for another: {err}"
     );
 }
 
