@@ -376,6 +376,16 @@ fn unix_sockets_keep_their_names() {
     quiet(&cycle_c("unix-names", "unix_names.c"), "descriptor");
 }
 
+/// A UDP socket connected to its destination (as DNS resolvers and
+/// statsd clients make them) comes back connected to it, its own port
+/// kept, and the conversation goes on. Before, it came back as a stand-in
+/// "closed by its peer" (said at checkpoint and restart) and the program
+/// failed at its next send.
+#[test]
+fn a_connected_udp_socket_comes_back_connected() {
+    quiet(&cycle_c("udp-conn", "udp_connected.c"), "descriptor");
+}
+
 /// A descriptor in flight (sent with SCM_RIGHTS, not received yet) cannot
 /// be saved: the checkpoint says so, naming the socket (before, only the
 /// restart did, once it was too late).

@@ -925,11 +925,23 @@ pub fn make_fresh(f: &Fd, s: &SocketState) -> Result<i32, String> {
     Ok(fd)
 }
 
-/// Whether restart can make this socket again (listening, or a bound
-/// datagram socket nobody is connected to).
+/// Whether restart can make this socket again (listening, a bound
+/// datagram socket, or a datagram socket connected to an address: UDP,
+/// or a unix path such as /dev/log; a connection of datagrams is only a
+/// default destination, made again by connect).
 pub fn rebuildable(s: &SocketState) -> bool {
-    let datagram = s.socket_type == libc::SOCK_DGRAM && !s.connected;
+    let datagram = s.socket_type == libc::SOCK_DGRAM && (!s.connected || reconnectable(s));
     (s.listening || datagram) && !s.address.is_empty()
+}
+
+/// A connected datagram socket whose peer has an address to connect to
+/// again.
+fn reconnectable(s: &SocketState) -> bool {
+    match s.domain {
+        libc::AF_INET | libc::AF_INET6 => s.peer.len() > 2,
+        libc::AF_UNIX => named(&s.peer),
+        _ => false,
+    }
 }
 
 /// Make a listening (or bound datagram) socket again. Post-restart.
@@ -957,8 +969,11 @@ pub fn rebuild(f: &Fd, s: &SocketState) -> Result<i32, String> {
     // SAFETY: bind to the recorded address (a sockaddr of its recorded
     // length), then listen on our own socket; errno is read before
     // anything else can change it.
+    // An unnamed unix socket stays unnamed (a bind of the family alone
+    // would give it an abstract name).
+    let bind = s.domain != libc::AF_UNIX || named(&s.address);
     let failed = unsafe {
-        if libc::bind(fd, s.address.as_ptr().cast(), s.address.len() as u32) != 0
+        if (bind && libc::bind(fd, s.address.as_ptr().cast(), s.address.len() as u32) != 0)
             || (s.listening && libc::listen(fd, libc::SOMAXCONN) != 0)
         {
             Some(std::io::Error::last_os_error())
@@ -984,6 +999,20 @@ pub fn rebuild(f: &Fd, s: &SocketState) -> Result<i32, String> {
     }
     path_as_it_was(s);
     set_options(fd, f, s);
+    // SAFETY: connect our own datagram socket to the recorded peer (a
+    // sockaddr of its recorded length): only its default destination.
+    if s.connected
+        && reconnectable(s)
+        && unsafe { libc::connect(fd, s.peer.as_ptr().cast(), s.peer.len() as u32) } != 0
+    {
+        warn(&format!(
+            "descriptor {}: its datagrams went to {}, which cannot be connected to now ({}): \
+             it comes back unconnected",
+            f.fd,
+            endpoint(&s.peer).unwrap_or_default(),
+            std::io::Error::last_os_error()
+        ));
+    }
     Ok(fd)
 }
 
