@@ -1154,7 +1154,7 @@ pub(crate) fn open_mapped_files(meta: &Meta) -> Result<HashMap<String, i32>, Fai
         let made_here = STARTED
             .get()
             .is_some_and(|t| st.created().is_ok_and(|b| b >= *t));
-        if !same && !made && !(stands_in && made_here) {
+        if !(same || made || (stands_in && made_here)) {
             eprintln!(
                 "ckpt: warning: {} is not the file the program mapped, but holds what it held at the checkpoint: mapped in its place",
                 r.path
