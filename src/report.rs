@@ -553,11 +553,13 @@ pub mod tests {
                 remaining_ns: 1_500_000_000,
                 overrun: 0,
                 realtime_deadline_ns: None,
+                read_at_ns: None,
             }],
             itimers: vec![Itimer {
                 which: "real".into(),
                 interval_ns: 0,
                 remaining_ns: 2_000_000_000,
+                read_at_ns: None,
             }],
             signals: vec![
                 SignalAction {

@@ -1009,6 +1009,10 @@ pub struct TimerFdState {
     /// later keeps the same deadline.
     #[serde(default)]
     pub realtime_deadline_ns: Option<u64>,
+    /// The timer's clock when `value_ns` was read (monotonic and boot
+    /// clocks): see [`Clocks`].
+    #[serde(default)]
+    pub read_at_ns: Option<u64>,
 }
 
 /// How a POSIX timer notifies.
@@ -1048,6 +1052,10 @@ pub struct Timer {
     /// wall-clock time (ns since the epoch), kept across a restart.
     #[serde(default)]
     pub realtime_deadline_ns: Option<u64>,
+    /// The timer's clock when `remaining_ns` was read (monotonic and boot
+    /// clocks): see [`Clocks`].
+    #[serde(default)]
+    pub read_at_ns: Option<u64>,
 }
 
 /// An interval timer (setitimer / alarm).
@@ -1057,6 +1065,9 @@ pub struct Itimer {
     pub which: String,
     pub interval_ns: u64,
     pub remaining_ns: u64,
+    /// CLOCK_MONOTONIC when `remaining_ns` was read ("real" only).
+    #[serde(default)]
+    pub read_at_ns: Option<u64>,
 }
 
 /// The program's disposition of one signal.
@@ -1172,7 +1183,11 @@ pub struct ThreadCpu {
     pub system_us: i64,
 }
 
-/// Two clocks in nanoseconds.
+/// Two clocks in nanoseconds. A restart in a time namespace of its own
+/// makes them go on from these; timers on them are then armed for the
+/// clock reading taken with their remaining time plus that time, so they
+/// expire where they would have, not later by however long the restart
+/// took to get to them (see `timers::continued`).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Clocks {
     pub monotonic_ns: u64,

@@ -261,6 +261,7 @@ pub fn snapshot() -> Vec<Timer> {
         if unsafe { libc::syscall(libc::SYS_timer_gettime, kid, &mut cur) } < 0 {
             continue; // deleted past the wrappers
         }
+        let read_at_ns = time_namespace_clock(s.clock.load(Relaxed)).map(sys::clock_ns);
         // SAFETY: plain syscall on a kernel timer id.
         let overrun = unsafe { libc::syscall(libc::SYS_timer_getoverrun, kid) } as i32;
         let notify = match s.notify.load(Relaxed) {
@@ -291,9 +292,52 @@ pub fn snapshot() -> Vec<Timer> {
                 sys::ts_ns(&cur.it_value),
                 sys::ts_ns(&cur.it_interval),
             ),
+            read_at_ns,
         });
     }
     out
+}
+
+/// The clock to read beside a timer on `clock` when the restart's time
+/// namespace carries that clock on from the checkpoint: monotonic and
+/// boot clocks (and the alarm flavour of the boot clock); None for the
+/// wall clock and CPU-time clocks.
+pub fn time_namespace_clock(clock: i32) -> Option<libc::clockid_t> {
+    match clock {
+        libc::CLOCK_MONOTONIC => Some(libc::CLOCK_MONOTONIC),
+        libc::CLOCK_BOOTTIME | libc::CLOCK_BOOTTIME_ALARM => Some(libc::CLOCK_BOOTTIME),
+        _ => None,
+    }
+}
+
+/// Where a timer on `clock` that had `remaining_ns` to go when its clock
+/// read `read_at_ns` expires next, on that clock, when this process's
+/// clocks go on from the checkpoint (a restart in a time namespace of its
+/// own, whose offsets are set): arming it there, absolutely, keeps it
+/// where it was; arming it for its remaining time would make it late by
+/// however long the restart took to get to it (each restart of a chain
+/// adding its own). None where the remaining time is what stays (no time
+/// namespace: the clocks jumped by the downtime). Post-restart context.
+pub fn continued(clock: i32, read_at_ns: Option<u64>, remaining_ns: u64) -> Option<u64> {
+    let read_at = read_at_ns?;
+    time_namespace_clock(clock)?;
+    if remaining_ns == 0 || !clocks_go_on() {
+        return None;
+    }
+    Some(read_at.saturating_add(remaining_ns))
+}
+
+/// Whether this process is in a time namespace whose monotonic or boot
+/// clock is offset (one a restart made to carry the checkpoint's clocks
+/// on). Read every time: a cached answer would be restored by the next
+/// restart with the rest of memory. Post-restart context.
+fn clocks_go_on() -> bool {
+    let text = std::fs::read_to_string("/proc/self/timens_offsets").unwrap_or_default();
+    text.lines().any(|l| {
+        let mut w = l.split_whitespace();
+        matches!(w.next(), Some("monotonic" | "boottime"))
+            && w.any(|v| v.parse::<i64>().is_ok_and(|n| n != 0))
+    })
 }
 
 /// The three interval timers as the kernel has them.
@@ -307,6 +351,7 @@ pub fn snapshot_itimers() -> Vec<Itimer> {
         let mut v: libc::itimerval = unsafe_zeroed();
         // SAFETY: getitimer into a live itimerval.
         unsafe { libc::syscall(libc::SYS_getitimer, which, &mut v) };
+        let read_at_ns = (which == libc::ITIMER_REAL).then(|| sys::clock_ns(libc::CLOCK_MONOTONIC));
         let ns = |t: &libc::timeval| {
             t.tv_sec.max(0) as u64 * 1_000_000_000 + t.tv_usec.max(0) as u64 * 1000
         };
@@ -314,6 +359,7 @@ pub fn snapshot_itimers() -> Vec<Itimer> {
             which: name.into(),
             interval_ns: ns(&v.it_interval),
             remaining_ns: ns(&v.it_value),
+            read_at_ns,
         });
     }
     out
@@ -358,6 +404,15 @@ pub fn restore(timers: &[Timer], itimers: &[Itimer]) {
             (0, 0) => continue,
             (0, interval) => interval,
             (r, _) => r,
+        };
+        // The real timer counts the monotonic clock: where that goes on
+        // from the checkpoint, what the restart took is taken off (set
+        // relative only, it would expire that much later).
+        let remaining = match continued(libc::CLOCK_MONOTONIC, it.read_at_ns, remaining) {
+            Some(at) if which == libc::ITIMER_REAL => {
+                at.saturating_sub(sys::clock_ns(libc::CLOCK_MONOTONIC))
+            }
+            _ => remaining,
         };
         let tv = |ns: u64| libc::timeval {
             tv_sec: (ns / 1_000_000_000) as i64,
@@ -412,9 +467,15 @@ fn restore_one(t: &Timer) -> Result<(), String> {
             "came back with id {id}: the program's handle no longer matches"
         ));
     }
-    match t.realtime_deadline_ns {
-        // The same wall-clock deadline (past by now: it expires at once,
-        // as it would have).
+    // The same wall-clock deadline (past by now: it expires at once, as
+    // it would have), or the same point of a clock that went on from the
+    // checkpoint (a deadline passed meanwhile expires at once, its missed
+    // periods counted as overruns, as they would have been); else the
+    // remaining time.
+    match t
+        .realtime_deadline_ns
+        .or_else(|| continued(t.clock, t.read_at_ns, t.remaining_ns))
+    {
         Some(d) => {
             let spec = libc::itimerspec {
                 it_interval: sys::timespec(t.interval_ns),

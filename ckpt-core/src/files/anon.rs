@@ -44,16 +44,45 @@ fn parse_epoll(text: &str) -> Vec<EpollWatch> {
 /// it_value 0, "due"), and only this forwards it to its next expiry,
 /// adding the periods missed meanwhile to the unread count. Nothing the
 /// program can see changes (its next read returns the same count). Returns
-/// (time to the next expiry, interval) in ns, exact. Runs frozen: one
-/// raw syscall.
-pub fn timerfd_settle(fd: i32) -> Option<(u64, u64)> {
+/// the time to the next expiry and the interval in ns, exact, with the
+/// monotonic and boot clocks read at once (the timer's own is kept as
+/// `read_at_ns`). Runs frozen: a raw syscall, two clock reads.
+pub fn timerfd_settle(fd: i32) -> Option<Settled> {
     let mut cur: libc::itimerspec = libc::itimerspec {
         it_interval: sys::timespec(0),
         it_value: sys::timespec(0),
     };
     // SAFETY: timerfd_gettime writes one itimerspec into a live local.
     let r = unsafe { libc::syscall(libc::SYS_timerfd_gettime, fd, &mut cur) };
-    (r == 0).then(|| (sys::ts_ns(&cur.it_value), sys::ts_ns(&cur.it_interval)))
+    (r == 0).then(|| Settled {
+        value_ns: sys::ts_ns(&cur.it_value),
+        interval_ns: sys::ts_ns(&cur.it_interval),
+        monotonic_ns: sys::clock_ns(libc::CLOCK_MONOTONIC),
+        boottime_ns: sys::clock_ns(libc::CLOCK_BOOTTIME),
+    })
+}
+
+/// A timerfd's setting as [`timerfd_settle`] read it.
+#[derive(Clone, Copy, Debug)]
+pub struct Settled {
+    pub value_ns: u64,
+    pub interval_ns: u64,
+    pub monotonic_ns: u64,
+    pub boottime_ns: u64,
+}
+
+impl Settled {
+    /// Put into `t` (parsed from fdinfo, which has the clock).
+    pub fn apply(&self, t: &mut TimerFdState) {
+        (t.value_ns, t.interval_ns) = (self.value_ns, self.interval_ns);
+        t.read_at_ns = crate::timers::time_namespace_clock(t.clock).map(|c| {
+            if c == libc::CLOCK_MONOTONIC {
+                self.monotonic_ns
+            } else {
+                self.boottime_ns
+            }
+        });
+    }
 }
 
 /// A timerfd's fdinfo: clockid, ticks, settime flags, it_value, it_interval.
@@ -77,6 +106,7 @@ pub fn timerfd_state(info: &[u8]) -> Option<TimerFdState> {
         interval_ns: pair(b"it_interval:")?,
         ticks: num(b"ticks:").unwrap_or(0) as u64,
         realtime_deadline_ns: None,
+        read_at_ns: None,
     };
     if wall_clock_deadline(&t) {
         t.realtime_deadline_ns = Some(sys::clock_ns(libc::CLOCK_REALTIME) + t.value_ns);
@@ -100,40 +130,16 @@ fn wall_clock_deadline(t: &TimerFdState) -> bool {
 pub fn recreate(f: &Fd) -> Result<i32, String> {
     let cloexec = libc::O_CLOEXEC;
     let nonblock = f.flags & libc::O_NONBLOCK;
+    // Expirations of a timerfd that passed while the restart got to it.
+    let mut missed = 0;
     // SAFETY: plain syscalls creating new objects.
     let fd = unsafe {
         if f.epoll.is_some() {
             libc::syscall(libc::SYS_epoll_create1, cloexec)
         } else if let Some(t) = &f.timerfd {
             let fd = libc::syscall(libc::SYS_timerfd_create, t.clock, cloexec | nonblock);
-            // An image written before timerfds were settled at checkpoint
-            // may show a due periodic timer as value 0: its expiry is
-            // among the unread ones, the next is about an interval away.
-            let value = if t.value_ns == 0 {
-                t.interval_ns
-            } else {
-                t.value_ns
-            };
-            if fd >= 0 && value > 0 {
-                // The remaining time, relative; for an absolute wall-clock
-                // setting, the same wall-clock deadline (past by now:
-                // it expires at once, as it would have), with its
-                // cancel-on-set flag.
-                let (flags, value) = match t.realtime_deadline_ns {
-                    Some(d) => (t.settime_flags, d),
-                    None => (0, value),
-                };
-                let spec = libc::itimerspec {
-                    it_interval: sys::timespec(t.interval_ns),
-                    it_value: sys::timespec(value),
-                };
-                libc::syscall(
-                    libc::SYS_timerfd_settime,
-                    fd,
-                    flags,
-                    &spec,
-                    core::ptr::null_mut::<u8>(),
-                );
+            if fd >= 0 {
+                missed = arm_timerfd(fd as i32, t);
             }
             fd
         } else if let Some(mask) = f.signalfd_mask {
@@ -156,9 +162,9 @@ pub fn recreate(f: &Fd) -> Result<i32, String> {
             std::io::Error::from_raw_os_error(crate::interpose::errno())
         ));
     }
-    if let Some(t) = f.timerfd.as_ref().filter(|t| t.ticks > 0) {
+    if let Some(t) = f.timerfd.as_ref().filter(|t| t.ticks + missed > 0) {
         // Set after timerfd_settime, which clears the count.
-        let ticks = t.ticks;
+        let ticks = t.ticks + missed;
         // SAFETY: TFD_IOC_SET_TICKS reads one u64 from a live local.
         let r = unsafe { libc::ioctl(fd as i32, TFD_IOC_SET_TICKS, &ticks as *const u64) };
         if r != 0 {
@@ -171,6 +177,61 @@ pub fn recreate(f: &Fd) -> Result<i32, String> {
         }
     }
     Ok(fd as i32)
+}
+
+/// Arm the new timerfd `fd` as `t` was. Returns the expirations that
+/// passed meanwhile, for the count. Post-restart context.
+fn arm_timerfd(fd: i32, t: &TimerFdState) -> u64 {
+    // An image written before timerfds were settled at checkpoint may show
+    // a due periodic timer as value 0: its expiry is among the unread
+    // ones, the next is about an interval away.
+    let value = if t.value_ns == 0 {
+        t.interval_ns
+    } else {
+        t.value_ns
+    };
+    if value == 0 {
+        return 0;
+    }
+    let mut missed = 0;
+    let (flags, value) = if let Some(d) = t.realtime_deadline_ns {
+        // The same wall-clock deadline (past by now: it expires at once,
+        // as it would have), with its cancel-on-set flag.
+        (t.settime_flags, d)
+    } else if let Some(mut d) = crate::timers::continued(t.clock, t.read_at_ns, value) {
+        // The same point of a clock that went on from the checkpoint.
+        // Expiries passed already are counted here, the next one armed:
+        // left to the kernel, they would land between this setting and
+        // the count's, which overwrites them.
+        let now = sys::clock_ns(crate::timers::time_namespace_clock(t.clock).unwrap_or(t.clock));
+        if d <= now {
+            if t.interval_ns == 0 {
+                return 1;
+            }
+            let n = (now - d) / t.interval_ns + 1;
+            missed = n;
+            d += n * t.interval_ns;
+        }
+        (libc::TFD_TIMER_ABSTIME, d)
+    } else {
+        // The remaining time, relative.
+        (0, value)
+    };
+    let spec = libc::itimerspec {
+        it_interval: sys::timespec(t.interval_ns),
+        it_value: sys::timespec(value),
+    };
+    // SAFETY: timerfd_settime from a live itimerspec, no old value.
+    unsafe {
+        libc::syscall(
+            libc::SYS_timerfd_settime,
+            fd,
+            flags,
+            &spec,
+            core::ptr::null_mut::<u8>(),
+        )
+    };
+    missed
 }
 
 /// `_IOW('T', 0, u64)`: set a timerfd's unread expiration count (kernels
@@ -306,7 +367,8 @@ mod tests {
                 value_ns: 499_912_345,
                 interval_ns: 2_000_000_000,
                 ticks: 3,
-                realtime_deadline_ns: None
+                realtime_deadline_ns: None,
+                read_at_ns: None,
             })
         );
     }

@@ -252,8 +252,8 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
             .then(|| anon::timerfd_state(ib))
             .flatten()
             .map(|mut t| {
-                if let Some((value, interval)) = timer_now {
-                    (t.value_ns, t.interval_ns) = (value, interval);
+                if let Some(now) = timer_now {
+                    now.apply(&mut t);
                 }
                 t
             }),
