@@ -107,6 +107,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub save_files: bool,
 
+    /// Take `ckpt checkpoint`'s first checkpoint of the program (and the
+    /// first after each restart) as a pre-copy, as `ckpt checkpoint
+    /// --precopy` does
+    #[arg(long)]
+    pub precopy: bool,
+
     /// Load a plugin with the shim: a library of yours built with
     /// ckpt-macros (`#[interpose]` wrappers for your libraries' functions,
     /// hooks that put back what ckpt cannot, see `ckpt::plugin`). May be
@@ -166,6 +172,18 @@ pub struct CheckpointArgs {
     /// total time to stderr
     #[arg(short, long)]
     pub verbose: bool,
+
+    /// When the program has no image to build on (its first checkpoint,
+    /// or the first since a restart) and holds at least 64 MiB: read its
+    /// memory while it runs first, then freeze it only to copy what it
+    /// wrote meanwhile. It stalls a few milliseconds whatever its size
+    /// (instead of 20-35 ms per GiB); the checkpoint takes about as long,
+    /// and a base image (`.base`) stays beside it. A program that writes
+    /// all over its memory makes it give up at once (the checkpoint is
+    /// then taken as usual); one that ends before it is complete loses
+    /// this checkpoint (without it, the image is finished regardless)
+    #[arg(long)]
+    pub precopy: bool,
 
     /// No progress bar (on a terminal, a checkpoint that takes more than
     /// half a second shows one: bytes written, rate, time left)

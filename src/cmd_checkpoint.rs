@@ -152,6 +152,7 @@ fn single(
     let req = Request::Checkpoint {
         dir: dir.map(|d| d.to_string_lossy().into_owned()),
         nonce: control::new_nonce(),
+        precopy: args.precopy,
     };
     let pid = args.pid;
     let mut bar = crate::progress::Bar::new(
@@ -164,7 +165,10 @@ fn single(
             bar.set(n);
         }
     };
+    let asked = std::time::Instant::now();
     let answer = control::request_watching(pid, &req, timeout, &mut tick);
+    // The total as the user waited: a pre-copy's writer came first.
+    let waited_us = asked.elapsed().as_micros() as u64;
     bar.finish();
     match answer.map_err(|e| Failure::new(e.to_string()))? {
         Response::Checkpointed {
@@ -177,7 +181,7 @@ fn single(
             ..
         } => {
             if args.verbose {
-                let mut line = verbose_line(pid, seq, bytes, freeze_us, total_us);
+                let mut line = verbose_line(pid, seq, bytes, freeze_us, total_us.max(waited_us));
                 if unforked > 0 {
                     line += &format!(
                         ", {} left out of the fork (changed little)",
@@ -724,6 +728,7 @@ mod tests {
             keep: None,
             timeout: 1.0,
             verbose: false,
+            precopy: false,
             quiet: true,
             answer_fd: None,
             control_name: None,

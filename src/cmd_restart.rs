@@ -77,6 +77,12 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
         (path, header, meta, file, None, late)
     };
     let path = &path;
+    if meta.precopy {
+        return Err(Failure::new(format!(
+            "{}: the first half of a checkpoint (its memory was read while the program ran);              it cannot be restarted alone: restart the image taken right after it",
+            path.display()
+        )));
+    }
     check_identity(path, &meta)?;
     // Before any file is looked at for rollback: the old job is gone.
     crate::stale_job::check(meta.job.as_deref(), args.kill_old)?;

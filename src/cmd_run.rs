@@ -86,6 +86,9 @@ pub fn run(args: RunArgs) -> Failure {
     if args.save_files {
         ours.push(("CKPT_SAVE_FILES".into(), "1".into()));
     }
+    if args.precopy {
+        ours.push(("CKPT_PRECOPY".into(), "1".into()));
+    }
     // Every process of the job inherits it: one that leaves the job (its
     // parent ended) is still known as the job's at a checkpoint.
     // Its tag tells it from a job whose root had the same pid (a restart

@@ -335,3 +335,101 @@ fn the_shims_initialised_data_stays_small() {
          whole in every incremental image of a forked child"
     );
 }
+
+/// restart_precopy.c (`how`: "hot" or "everywhere") under ckpt,
+/// checkpointed once after "step 19" by `ckpt checkpoint --precopy`, SIGKILLed and
+/// restarted from the image the command named: its output must be the
+/// uninterrupted run's. Returns the area, that image, and the names in
+/// the image directory right after the checkpoint.
+fn precopy_cycle(tag: &str, how: &str) -> (Area, PathBuf, Vec<String>) {
+    let area = Area::new(tag);
+    let prog = common::compile_c("restart_precopy.c", &area.sub("bin"));
+    let want = rs::reference_output(&area, &prog, &[how]);
+    let out = area.file("out");
+    let mut kid = start(
+        run_cmd(&prog, &[how], area.path(), &area.images),
+        Out::File(&out),
+        &area.file("err"),
+        "under ckpt",
+    );
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 19\n"),
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let pid = kid.pid().to_string();
+    let r = common::ckpt(
+        area.path(),
+        [
+            "checkpoint".as_ref(),
+            pid.as_ref(),
+            "--dir".as_ref(),
+            area.images.as_os_str(),
+            "--precopy".as_ref(),
+        ],
+    );
+    assert!(r.status.success(), "checkpoint failed: {}", r.stderr);
+    let image = PathBuf::from(r.stdout.trim());
+    kid.kill();
+    let mut names: Vec<String> = std::fs::read_dir(&area.images)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ckpt-"))
+        .collect();
+    names.sort();
+    restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
+    (area, image, names)
+}
+
+/// `ckpt checkpoint --precopy` of a program holding 160 MiB that writes a
+/// few pages as it runs: a base read while the program ran
+/// (`STEM.base`, not a generation), then the image the command names,
+/// which holds what the program wrote meanwhile and takes the rest from
+/// the base; the restart is exact, and the base alone is refused. (The
+/// program's stall is the second half's freeze, a page-table walk and a
+/// copy of the pages written, instead of a fork of all its memory:
+/// `cargo bench --bench checkpoint_restart`.)
+#[test]
+fn a_first_checkpoint_of_much_memory_is_a_precopy_and_restarts_exact() {
+    let (area, image, names) = precopy_cycle("precopy-hot", "hot");
+    let bases: Vec<&String> = names.iter().filter(|n| n.ends_with(".base")).collect();
+    assert_eq!(
+        bases.len(),
+        1,
+        "one pre-copy base beside the image: {names:?}"
+    );
+    let base = area.images.join(bases[0]);
+    assert_eq!(
+        common::image_deps(&image),
+        [bases[0].clone()],
+        "the image takes what was not written from the base"
+    );
+    assert!(
+        size(&image) * 8 < size(&base),
+        "the image holds what the program wrote during the pre-copy: {} bytes, base {} bytes",
+        size(&image),
+        size(&base)
+    );
+    let r = common::ckpt(area.path(), ["restart".as_ref(), base.as_os_str()]);
+    assert!(
+        !r.status.success() && r.stderr.contains("first half of a checkpoint"),
+        "the base alone must be refused: {}",
+        r.stderr
+    );
+}
+
+/// A program writing all over its memory makes a pre-copy worthless (the
+/// checkpoint after it would copy nearly everything again): it gives up
+/// at once, the checkpoint is whole, and no base stays behind.
+#[test]
+fn a_precopy_gives_up_on_a_program_writing_everywhere() {
+    let (_area, image, names) = precopy_cycle("precopy-all", "everywhere");
+    assert!(
+        !names.iter().any(|n| n.ends_with(".base")),
+        "no base left: {names:?}"
+    );
+    assert!(common::image_deps(&image).is_empty(), "the image is whole");
+}

@@ -142,6 +142,17 @@ fn periodic_timers_keep_their_phase() {
     cycle_c("phase", "restart_timer_phase.c");
 }
 
+/// Writes and receives blocked while the program is checkpointed return
+/// all they asked for (a pipe write and a stream send of 300000 bytes, a
+/// recv with MSG_WAITALL), and calls on sockets with a receive timeout do
+/// not fail with EINTR (recv, accept). Before, the checkpoint alone cut
+/// them short: 65536 and 219264 bytes written, 1 byte received, two
+/// EINTRs.
+#[test]
+fn blocked_writes_and_receives_are_not_cut_short() {
+    cycle_c("transfer", "restart_transfer.c");
+}
+
 /// A program standing in a removed directory stands in one again after a
 /// restart: getcwd and relative creates fail as before (they succeeded in
 /// the restart command's directory, writing files there).

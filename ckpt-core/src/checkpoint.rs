@@ -125,7 +125,25 @@ pub fn take(
     requester: Requester,
     keep: u32,
 ) -> Result<Started, String> {
-    take_with(dir, self_uc, requester, keep, None, dir)
+    take_with(dir, self_uc, requester, keep, None, dir, false)
+}
+
+/// [`take`], as a pre-copy when there is nothing to build on (the first
+/// checkpoint, or the first since a restart) and much memory (see
+/// `memory::stage::stage_live`): the first half, whose writer asks the
+/// program for the second ([`take`] again, building on it), whose writer
+/// answers `requester` (`ckpt checkpoint --precopy`). The program stalls
+/// a few milliseconds whatever its size; but a program that ends before
+/// the second half loses this checkpoint (a whole one is finished by its
+/// writer whatever the program does).
+pub fn take_precopy(
+    dir: &Path,
+    self_uc: *mut core::ffi::c_void,
+    requester: Requester,
+    keep: u32,
+) -> Result<Started, String> {
+    let precopy = matches!(requester, Requester::Socket { .. });
+    take_with(dir, self_uc, requester, keep, None, dir, precopy)
 }
 
 /// Take this process's part of a tree checkpoint (see [`crate::tree`]):
@@ -142,7 +160,15 @@ pub fn take_in_tree(
     sync: tree::TreeSync,
 ) -> Result<Started, String> {
     SEQ.fetch_max(seq, Relaxed);
-    take_with(dir, self_uc, requester, 0, Some((seq, sync)), published)
+    take_with(
+        dir,
+        self_uc,
+        requester,
+        0,
+        Some((seq, sync)),
+        published,
+        false,
+    )
 }
 
 /// `published`: where the image will be once in place (`dir`, but for a
@@ -154,9 +180,10 @@ fn take_with(
     keep: u32,
     tree: Option<(u64, tree::TreeSync)>,
     published: &Path,
+    precopy: bool,
 ) -> Result<Started, String> {
     crate::process::prctl::lend_dumpable();
-    let r = take_lent(dir, self_uc, requester, keep, tree, published);
+    let r = take_lent(dir, self_uc, requester, keep, tree, published, precopy);
     crate::process::prctl::give_back_dumpable();
     r
 }
@@ -169,6 +196,7 @@ fn take_lent(
     keep: u32,
     mut tree: Option<(u64, tree::TreeSync)>,
     published: &Path,
+    precopy: bool,
 ) -> Result<Started, String> {
     // Restarted lazily: not before every page has arrived (a writer forked
     // now would find the missing ones empty).
@@ -185,7 +213,7 @@ fn take_lent(
             (seq, image_name(&comm, pid, seq))
         }
     };
-    let final_path = dir.join(&name);
+    let mut final_path = dir.join(&name);
     let dir_c = CString::new(dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
     let tmp_c = |attempt: u32| {
         CString::new(
@@ -283,10 +311,25 @@ fn take_lent(
     // Memory the writer's fork does not hold (shared): copied while
     // frozen; of a kept file mapping, the pages changed since that image.
     memory::shared::capture(build_on);
-    // Large regions that changed little since that image: their written
-    // pages copied, the regions left out of the writer's fork (whose
-    // page-table copy is the pause).
-    memory::stage::stage(&maps, &meta.fork_advice, build_on);
+    // Nothing to build on: the first half of a pre-copy, when there is
+    // much memory (a single process, asked by the command).
+    let live = if precopy && !build_on && tree.is_none() {
+        memory::stage::stage_live(&maps, &meta.fork_advice)
+    } else {
+        0
+    };
+    if live > 0 {
+        // Not a generation: never restarted alone, and the next image
+        // builds on it under that name.
+        meta.precopy = true;
+        final_path = dir.join(format!("{}{seq}.base", image_prefix(&comm, pid)));
+        memory::dirty::image_moves_to(&final_path);
+    } else {
+        // Large regions that changed little since that image: their
+        // written pages copied, the regions left out of the writer's fork
+        // (whose page-table copy is the pause).
+        memory::stage::stage(&maps, &meta.fork_advice, build_on);
+    }
     meta.freeze_us = (sys::monotonic_ns() - frozen.started_ns()) / 1000;
     // Opened while frozen so their low numbers are never seen by the program.
     let started = Output::open(&dir_c, &tmp_c(0)).and_then(|out| {
@@ -307,7 +350,7 @@ fn take_lent(
             prefix: image_prefix(&comm, pid),
         };
         match spawn_whole(&mut job, &tmp_c(1), &maps) {
-            Ok(pid) => Ok((pid, job.out, links)),
+            Ok(pid) => Ok((pid, job.out, links, job.final_path)),
             Err(e) => {
                 job.out.discard();
                 links.close_all();
@@ -325,7 +368,7 @@ fn take_lent(
     }
     let freeze_ns = quiesce::thaw(frozen);
     // ---- thawed ----
-    let (writer_pid, out, links) = started?;
+    let (writer_pid, out, links, final_path) = started?;
     // Only the writer keeps these.
     writer::close_own(out.fd);
     writer::close_own(links.writer_link);
@@ -461,6 +504,13 @@ fn spawn_whole(
     // The program's own advice is read from smaps, where regions left
     // out on purpose would look like its own: they fork again first.
     memory::stage::unstage();
+    // A pre-copy's writer now has all memory: a whole image, under the
+    // generation's name.
+    if meta.precopy {
+        meta.precopy = false;
+        job.final_path.set_extension("img");
+        memory::dirty::image_moves_to(&job.final_path);
+    }
     memory::fork_advice::record();
     meta.fork_advice = memory::fork_advice::snapshot();
     writer::spawn(job)

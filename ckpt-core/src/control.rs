@@ -26,6 +26,10 @@ pub enum Request {
         dir: Option<String>,
         #[serde(default)]
         nonce: u64,
+        /// A pre-copy when there is nothing to build on (see
+        /// `checkpoint::take_precopy`).
+        #[serde(default)]
+        precopy: bool,
     },
     /// Is anybody there?
     Ping,
@@ -47,6 +51,16 @@ pub enum Request {
     },
     /// Go on (`go`) or give up (only meaningful after `Frozen`).
     TreeContinue { nonce: u64, go: bool },
+    /// From the writer of a pre-copy (the first half of a checkpoint, see
+    /// `memory::stage::stage_live`), to the program: take the second half
+    /// into `dir`, answering the command at address `to` (a
+    /// `sockaddr_un`'s bytes) with `nonce`.
+    Precopied {
+        dir: String,
+        nonce: u64,
+        #[serde(with = "serde_bytes")]
+        to: Vec<u8>,
+    },
 }
 
 /// What the program answers.
@@ -118,7 +132,8 @@ impl Request {
         match self {
             Request::Checkpoint { nonce, .. }
             | Request::TreeCheckpoint { nonce, .. }
-            | Request::TreeContinue { nonce, .. } => *nonce,
+            | Request::TreeContinue { nonce, .. }
+            | Request::Precopied { nonce, .. } => *nonce,
             Request::Ping => 0,
         }
     }

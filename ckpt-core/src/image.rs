@@ -234,6 +234,13 @@ pub struct Meta {
     /// not written since, only if it was taken at the round just before.
     #[serde(default)]
     pub dirty_round: u64,
+    /// The first half of a checkpoint (see `memory::stage::stage_live`):
+    /// its large regions were read while the program ran, so they hold
+    /// no single moment; the image taken right after it stores every page
+    /// written since it began and takes the rest from here. Never
+    /// restarted alone (it is named `STEM.base`, not a generation).
+    #[serde(default)]
+    pub precopy: bool,
     /// Contents of files the program had open for writing, as they were
     /// at the checkpoint (see `files::written`): a restart puts back one
     /// that changed since.

@@ -510,6 +510,9 @@ fn add_staged(regions: &mut Vec<(Region, bool)>, earlier: Option<&Earlier>) -> R
     if staged.is_empty() {
         return Ok(());
     }
+    if stage::is_live() {
+        return add_live(regions, staged);
+    }
     let Some(e) = earlier else {
         return Err(
             "the image this one was to build on cannot be used (removed or changed?), and \
@@ -534,6 +537,58 @@ fn add_staged(regions: &mut Vec<(Region, bool)>, earlier: Option<&Earlier>) -> R
         r.noreserve = e.regions[i].2;
         r.grows_down = e.regions[i].3;
         regions.push((r, true));
+    }
+    regions.sort_by_key(|(r, _)| r.start);
+    Ok(())
+}
+
+/// How much of a region a pre-copy reads between two looks at how much
+/// the program wrote meanwhile (a look walks the regions' page tables,
+/// about 3 ms per GiB).
+const LIVE_PIECE: u64 = 64 << 20;
+
+/// Why a pre-copy stopped early (the checkpoint after it is whole).
+pub const PRECOPY_GAVE_UP: &str =
+    "the program wrote too much of its memory while it was read; the checkpoint is taken whole";
+
+/// `add_staged` for a pre-copy (`stage::stage_live`): each region with
+/// its flags as the program's smaps shows them now (read through the
+/// descriptor opened while it was frozen), at the same bounds; a region
+/// the program has changed since fails the image (the checkpoint after
+/// it is then whole).
+fn add_live(regions: &mut Vec<(Region, bool)>, staged: &[stage::Staged]) -> Result<(), String> {
+    let fd = stage::live_smaps();
+    let mut text = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        // SAFETY: read into a live buffer from our own descriptor.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return Err(format!(
+                "cannot read the program's smaps: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n as usize]);
+    }
+    let now = parse_smaps(&String::from_utf8_lossy(&text));
+    for s in staged {
+        let Some((r, _)) = now
+            .iter()
+            .find(|(r, _)| r.start == s.region.start && r.end == s.region.end)
+        else {
+            return Err(format!(
+                "the program changed its memory at {:#x}-{:#x} while it was read",
+                s.region.start, s.region.end
+            ));
+        };
+        let mut r2 = s.region.clone();
+        r2.noreserve = r.noreserve;
+        r2.grows_down = r.grows_down;
+        regions.push((r2, true));
     }
     regions.sort_by_key(|(r, _)| r.start);
     Ok(())
@@ -1086,6 +1141,7 @@ impl Writer<'_> {
             return Err("memory was left out of the writer without a round".into());
         };
         let (start, end) = (r.start, r.end);
+        let live = stage::is_live();
         let first = round.present.partition_point(|x| x.1 <= start);
         let mut run = runs.iter().peekable();
         for &(ps, pe) in round.present[first..].iter().take_while(|x| x.0 < end) {
@@ -1095,8 +1151,15 @@ impl Writer<'_> {
                 while run.next_if(|x| x.addr + x.len <= a).is_some() {}
                 let next = match run.peek() {
                     Some(x) if x.addr <= a => {
-                        // Written: from the copy.
-                        let len = (x.addr + x.len).min(pe) - a;
+                        // Written: from the copy (live: a piece at a time,
+                        // each after a look at how much the program wrote).
+                        let mut len = (x.addr + x.len).min(pe) - a;
+                        if live {
+                            if stage::live_written_too_much() {
+                                return Err(PRECOPY_GAVE_UP.into());
+                            }
+                            len = len.min(LIVE_PIECE);
+                        }
                         self.flush_ref(r);
                         let part = shared::Run {
                             addr: a,

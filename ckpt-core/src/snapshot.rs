@@ -42,6 +42,7 @@ pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
         restart: restart_info(),
         deps: Vec::new(),
         dirty_round: 0,
+        precopy: false,
         written_files: Vec::new(),
         closed_files: Vec::new(),
         closed_files_dropped: 0,

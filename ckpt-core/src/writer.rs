@@ -420,6 +420,17 @@ fn writer_main(job: &Job) -> ! {
             nonce: nonce_of(job),
         },
     };
+    // A pre-copy's image is half of a checkpoint: the program takes the
+    // other half (building on it, or whole when it failed), whose writer
+    // answers. Nothing is pruned before that one is in place.
+    if meta.precopy {
+        if published {
+            say_can_build_on(job, meta.dirty_round);
+        }
+        ask_second_half(job, &resp);
+        // SAFETY: end this process without running any of the program's code.
+        unsafe { libc::syscall(libc::SYS_exit_group, 0) };
+    }
     // The next checkpoint may build on this image once this writer ends
     // (it waits for that before it reads this image, which pruning may
     // rewrite in place, with the same memory).
@@ -444,6 +455,55 @@ fn writer_main(job: &Job) -> ! {
     // SAFETY: end this process without running any of the program's code.
     unsafe { libc::syscall(libc::SYS_exit_group, 0) };
     unreachable!()
+}
+
+/// A pre-copy's writer (`resp`: how its image went): ask the program, on
+/// its own control socket, for the checkpoint's second half, to be
+/// answered to whoever asked for the first. When the program cannot be
+/// asked (it ended), they hear why.
+fn ask_second_half(job: &Job, resp: &Response) {
+    let Requester::Socket {
+        sock,
+        from,
+        from_len,
+        nonce,
+    } = job.requester
+    else {
+        return;
+    };
+    // SAFETY: `from` is a plain sockaddr_un; its first `from_len` bytes.
+    let to = unsafe {
+        core::slice::from_raw_parts(
+            (&from as *const libc::sockaddr_un).cast::<u8>(),
+            (from_len as usize).min(core::mem::size_of::<libc::sockaddr_un>()),
+        )
+    };
+    let req = crate::control::Request::Precopied {
+        dir: job.dir.display().to_string(),
+        nonce,
+        to: to.to_vec(),
+    };
+    // SAFETY: zeroed sockaddr_un is valid; getsockname fills it.
+    let mut own: libc::sockaddr_un = unsafe { core::mem::zeroed() };
+    let mut own_len = core::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: getsockname of the program's control socket into a local.
+    let named = unsafe {
+        libc::getsockname(
+            sock,
+            (&mut own as *mut libc::sockaddr_un).cast(),
+            &mut own_len,
+        )
+    } == 0;
+    let sent = named
+        && rmp_serde::to_vec_named(&req)
+            .is_ok_and(|out| crate::control::send_to(sock, &out, &own, own_len, 10_000));
+    if !sent {
+        let message = match resp {
+            Response::Error { message, .. } => message.clone(),
+            _ => "the program ended before its checkpoint was complete".into(),
+        };
+        answer_socket(job, &Response::Error { message, nonce });
+    }
 }
 
 /// Tell whoever asked how the checkpoint went.
@@ -500,7 +560,10 @@ fn detach(job: &Job) {
         sock,
         2,
         memory::shared::capture_fd(),
-        memory::stage::fd(),
+        memory::stage::fds()[0],
+        memory::stage::fds()[1],
+        memory::stage::fds()[2],
+        memory::stage::fds()[3],
     ];
     close_all_but(&mut keep);
 }
@@ -838,7 +901,9 @@ fn prune(job: &Job, _lock: image::DirLock) {
     }
     gens.sort();
     let extra = (gens.len() + 1).saturating_sub(job.keep.max(1) as usize);
-    if extra == 0 {
+    // (Bases nothing uses go too: a pre-copy's, when the checkpoint after
+    // it was whole.)
+    if extra == 0 && bases.is_empty() {
         return;
     }
     let kept: Vec<PathBuf> = gens[extra..]

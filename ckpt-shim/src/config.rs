@@ -30,6 +30,9 @@ pub struct Config {
     /// run --store`): each one is made by the `ckpt` command, which
     /// imports the image.
     pub store: Option<std::ffi::CString>,
+    /// `ckpt checkpoint` takes its first checkpoint as a pre-copy
+    /// (CKPT_PRECOPY=1, from `ckpt run --precopy`), as with `--precopy`.
+    pub precopy: bool,
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -82,6 +85,7 @@ fn read() -> Config {
         preload_head.extend_from_slice(p.as_encoded_bytes());
     }
     Config {
+        precopy: std::env::var_os("CKPT_PRECOPY").is_some_and(|v| v == "1"),
         preload_head,
         store,
         dir,
@@ -133,6 +137,11 @@ pub fn dir() -> &'static std::path::Path {
 }
 
 /// Generations of images to keep.
+/// Whether requests take a pre-copy when they can (see `Config::precopy`).
+pub fn precopy() -> bool {
+    get().precopy
+}
+
 pub fn keep() -> u32 {
     match KEEP.load(core::sync::atomic::Ordering::Acquire) {
         0 => get().keep,

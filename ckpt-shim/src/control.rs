@@ -410,7 +410,11 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         },
-        Ok(Request::Checkpoint { dir, nonce }) => {
+        Ok(Request::Checkpoint {
+            dir,
+            nonce,
+            precopy,
+        }) => {
             let dir = dir
                 .map(PathBuf::from)
                 .unwrap_or_else(|| config::dir().to_path_buf());
@@ -420,14 +424,51 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
                 from_len: d.from_len,
                 nonce,
             };
-            // With hooks around checkpoints, the hook thread takes it.
+            // With hooks around checkpoints, the hook thread takes it
+            // (whole: the hooks surround the moment the image holds).
             if crate::hooks::defer(asker, dir.as_os_str().as_bytes()) {
                 return;
             }
-            match checkpoint::take(&dir, uc, asker, config::keep()) {
+            let take = if precopy || config::precopy() {
+                checkpoint::take_precopy
+            } else {
+                checkpoint::take
+            };
+            match take(&dir, uc, asker, config::keep()) {
                 // The writer answers once the image is in place.
                 Ok(_) => return,
                 Err(message) => Response::Error { message, nonce },
+            }
+        }
+        Ok(Request::Precopied { dir, nonce, to }) => {
+            // The second half of a pre-copy this process's writer made
+            // (a datagram from our own socket: its writer holds a copy).
+            // SAFETY: zeroed sockaddr_un is valid; `to` fills at most its size.
+            let mut from: libc::sockaddr_un = unsafe { core::mem::zeroed() };
+            let n = to.len().min(core::mem::size_of::<libc::sockaddr_un>());
+            // SAFETY: copy of `n` bytes into the local sockaddr_un.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    to.as_ptr(),
+                    (&mut from as *mut libc::sockaddr_un).cast::<u8>(),
+                    n,
+                )
+            };
+            let asker = Requester::Socket {
+                sock,
+                from,
+                from_len: n as libc::socklen_t,
+                nonce,
+            };
+            match checkpoint::take(Path::new(&dir), uc, asker, config::keep()) {
+                Ok(_) => return,
+                Err(message) => {
+                    let resp = Response::Error { message, nonce };
+                    if let Ok(out) = rmp_serde::to_vec_named(&resp) {
+                        proto::send_to(sock, &out, &from, n as libc::socklen_t, 5_000);
+                    }
+                    return;
+                }
             }
         }
         Ok(Request::TreeCheckpoint {

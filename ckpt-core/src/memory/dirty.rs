@@ -210,6 +210,12 @@ fn take_base() -> Option<PathBuf> {
     Some(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
 }
 
+/// Frozen, after `collect`: this checkpoint's image will be at `image`
+/// after all (the next round builds on it there).
+pub fn image_moves_to(image: &std::path::Path) {
+    set_base(Some(image));
+}
+
 fn set_base(image: Option<&std::path::Path>) {
     use std::os::unix::ffi::OsStrExt;
     let Some(p) = image else { return };
@@ -363,6 +369,43 @@ fn scan(
         addr = arg.walk_end;
     }
     Ok(())
+}
+
+/// Pages of `start..end` written since this round's freeze, counted in
+/// the process whose /proc/PID/pagemap is `pagemap` (nothing is protected
+/// again), up to `limit`; None when the kernel cannot say.
+pub fn count_written(pagemap: i32, start: u64, end: u64, limit: u64) -> Option<u64> {
+    let mut vec = [[0u64; 3]; 256];
+    let (mut addr, mut pages) = (start, 0);
+    while addr < end && pages < limit {
+        let mut arg = PmScanArg {
+            size: core::mem::size_of::<PmScanArg>() as u64,
+            start: addr,
+            end,
+            vec: vec.as_mut_ptr() as u64,
+            vec_len: vec.len() as u64,
+            max_pages: limit - pages,
+            // Written pages that exist (a hole counts as written).
+            category_mask: PAGE_IS_WRITTEN,
+            category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+            return_mask: PAGE_IS_WRITTEN,
+            ..PmScanArg::default()
+        };
+        // SAFETY: as in `scan`, without write-protecting anything.
+        let n = unsafe { libc::ioctl(pagemap, PAGEMAP_SCAN as _, &mut arg) };
+        if n < 0 {
+            return None;
+        }
+        pages += vec[..n as usize]
+            .iter()
+            .map(|p| (p[1] - p[0]) / crate::image::PAGE)
+            .sum::<u64>();
+        if arg.walk_end <= addr {
+            return None;
+        }
+        addr = arg.walk_end;
+    }
+    Some(pages)
 }
 
 /// Sorted, disjoint ranges looked up in increasing address order.

@@ -27,13 +27,14 @@
 //! the program's time. Allocating them while frozen cost up to 100 ms for
 //! 41 MiB here when the machine was busy writing the previous image.
 //!
-//! Verbs: `stage` (frozen: choose, copy, advise), `unstage` (frozen, after
+//! Verbs: `stage` (frozen: choose, copy, advise), `stage_live` (frozen:
+//! choose, advise; a pre-copy, see there), `unstage` (frozen, after
 //! the fork: advise back), `staged` / `fd` (writer: the regions left out
 //! and their copied pages), `grow` (writer: pages for the next one),
 //! `forget` (post-restart: the descriptor number is not ours any more).
 
 use super::shared::Run;
-use crate::image::{ForkAdvice, Region, RegionKind};
+use crate::image::{ForkAdvice, Region, RegionKind, PAGE};
 use crate::sys;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering::*};
 
@@ -59,6 +60,16 @@ pub struct Staged {
 /// window, and read by the writer from its own copy).
 struct Stage {
     regions: Vec<Staged>,
+    /// `stage_live`: the program's /proc/self/mem and /proc/self/smaps,
+    /// opened while frozen (their access is checked at open; the writer
+    /// reads the running program through them). -1: not live.
+    live_mem: i32,
+    live_smaps: i32,
+    /// Its /proc/self/pagemap (the writer counts the pages written since
+    /// the freeze), and how many may be before the pre-copy is not worth
+    /// finishing.
+    live_pagemap: i32,
+    live_limit: u64,
 }
 
 static STAGE: AtomicPtr<Stage> = AtomicPtr::new(core::ptr::null_mut());
@@ -132,6 +143,10 @@ pub fn stage(maps: &[Region], advised: &[ForkAdvice], build_on: bool) {
     }
     let mut st = Stage {
         regions: Vec::new(),
+        live_mem: -1,
+        live_smaps: -1,
+        live_pagemap: -1,
+        live_limit: 0,
     };
     let mut offset = 0;
     for r in chosen {
@@ -166,6 +181,161 @@ pub fn stage(maps: &[Region], advised: &[ForkAdvice], build_on: bool) {
     STAGE.store(Box::leak(Box::new(st)), Release);
 }
 
+/// Least memory worth a pre-copy (`stage_live`): below it, the fork of a
+/// whole checkpoint costs a few milliseconds at most.
+const LIVE_MIN: u64 = 64 << 20;
+
+/// Frozen, for a whole checkpoint with nothing to build on (the first, or
+/// the first since a restart), in the thread that forks the writer: the
+/// first half of a checkpoint the program does not feel whatever its size.
+/// The large regions of private memory are left out of the writer's fork
+/// (whose page-table copy, 20-35 ms per GiB, is otherwise the whole
+/// pause), and the writer reads them from the running program, through
+/// its /proc/self/mem opened here. That image holds no single moment; but
+/// this round of write-tracking started at this freeze, so the checkpoint
+/// taken right after it (see `writer`'s pre-copy) finds every page written
+/// since, copies those while frozen, and takes the rest from this image:
+/// pages not written since then are the same at both freezes. Returns the
+/// bytes left to the live read (0: nothing staged, a whole checkpoint as
+/// usual). Same rules as `stage` for the regions; scratch allocation and
+/// raw calls only.
+pub fn stage_live(maps: &[Region], advised: &[ForkAdvice]) -> u64 {
+    STAGE.store(core::ptr::null_mut(), Release);
+    if DISABLED.load(Relaxed) {
+        return 0;
+    }
+    let Some(round) = super::dirty::round() else {
+        return 0;
+    };
+    let own = super::Own::now();
+    let mut chosen: Vec<&Region> = Vec::new();
+    let mut total = 0;
+    for (i, r) in maps.iter().enumerate() {
+        let bss = i > 0 && maps[i - 1].end == r.start && maps[i - 1].ino != 0;
+        if bss
+            || r.kind != RegionKind::Anonymous
+            || r.end - r.start < MIN_REGION
+            || r.prot & libc::PROT_READ as u32 == 0
+            || round.tracked.binary_search(&(r.start, r.end)).is_err()
+            || advised.iter().any(|a| a.start < r.end && r.start < a.end)
+            || !own.program_only(r)
+        {
+            continue;
+        }
+        let i = round.present.partition_point(|x| x.1 <= r.start);
+        let present: u64 = round.present[i..]
+            .iter()
+            .take_while(|x| x.0 < r.end)
+            .map(|x| x.1.min(r.end) - x.0.max(r.start))
+            .sum();
+        if present < MIN_REGION / 2 {
+            continue;
+        }
+        total += present;
+        chosen.push(r);
+    }
+    if total < LIVE_MIN {
+        return 0;
+    }
+    let open = |path: &core::ffi::CStr| -> i32 {
+        match sys::openat(libc::AT_FDCWD, path, libc::O_RDONLY | libc::O_CLOEXEC) {
+            Ok(fd) => match sys::move_high(fd) {
+                Ok(h) => {
+                    crate::files::set_own(h, true);
+                    h
+                }
+                Err(_) => {
+                    sys::close(fd);
+                    -1
+                }
+            },
+            Err(_) => -1,
+        }
+    };
+    let (mem, smaps, pagemap) = (
+        open(c"/proc/self/mem"),
+        open(c"/proc/self/smaps"),
+        open(c"/proc/self/pagemap"),
+    );
+    if mem < 0 || smaps < 0 || pagemap < 0 {
+        for fd in [mem, smaps, pagemap].into_iter().filter(|&fd| fd >= 0) {
+            crate::files::set_own(fd, false);
+            sys::close(fd);
+        }
+        return 0;
+    }
+    let mut st = Stage {
+        regions: Vec::new(),
+        live_mem: mem,
+        live_smaps: smaps,
+        live_pagemap: pagemap,
+        // Beyond this the checkpoint after it forks those regions anyway.
+        live_limit: total / PAGE / RATIO,
+    };
+    let mut left = 0;
+    for r in chosen {
+        // SAFETY: as in `stage`, undone by `unstage`.
+        if unsafe { advise(r, libc::MADV_DONTFORK) } {
+            // One run: the region's pages at their own addresses in
+            // /proc/self/mem.
+            let runs = vec![Run {
+                addr: r.start,
+                len: r.end - r.start,
+                offset: r.start,
+            }];
+            st.regions.push(Staged {
+                region: r.clone(),
+                runs,
+            });
+            left += r.end - r.start;
+        }
+    }
+    STAGE.store(Box::leak(Box::new(st)), Release);
+    left
+}
+
+/// Whether this checkpoint's writer reads regions from the running
+/// program (`stage_live`).
+pub fn is_live() -> bool {
+    // SAFETY: as in `unstage`.
+    unsafe { STAGE.load(Acquire).as_ref() }.is_some_and(|st| st.live_mem >= 0)
+}
+
+/// Writer of a live stage: the program's /proc/self/smaps, opened while
+/// frozen (-1: none).
+pub fn live_smaps() -> i32 {
+    // SAFETY: as in `unstage`.
+    unsafe { STAGE.load(Acquire).as_ref() }.map_or(-1, |st| st.live_smaps)
+}
+
+/// Writer of a live stage, as it reads: whether the program has written
+/// so much of the regions since the freeze that the checkpoint after this
+/// one could not leave them out of its fork (a program writing all over
+/// its memory): the pre-copy then stops at once, rather than read memory
+/// the next checkpoint must store again.
+pub fn live_written_too_much() -> bool {
+    // SAFETY: as in `unstage`.
+    let Some(st) = (unsafe { STAGE.load(Acquire).as_ref() }) else {
+        return false;
+    };
+    let mut seen = 0;
+    for s in &st.regions {
+        match super::dirty::count_written(
+            st.live_pagemap,
+            s.region.start,
+            s.region.end,
+            st.live_limit + 1 - seen,
+        ) {
+            Some(n) => seen += n,
+            None => return true,
+        }
+        if seen > st.live_limit {
+            return true;
+        }
+    }
+    false
+}
+
 /// Frozen, after the fork: every region forks again, and the copy is the
 /// writer's alone.
 pub fn unstage() {
@@ -178,6 +348,13 @@ pub fn unstage() {
     for s in &st.regions {
         // SAFETY: as in `stage`: the advice the region had before it.
         unsafe { advise(&s.region, libc::MADV_DOFORK) };
+    }
+    // The writer holds its own copies of the live descriptors.
+    for fd in [st.live_mem, st.live_smaps, st.live_pagemap] {
+        if fd >= 0 {
+            crate::files::set_own(fd, false);
+            sys::close(fd);
+        }
     }
     STAGE.store(core::ptr::null_mut(), Release);
 }
@@ -213,14 +390,19 @@ pub fn staged() -> (i32, &'static [Staged]) {
     // SAFETY: as in `unstage`; the writer reads its own copy of it, left
     // by the coordinator before the fork.
     match unsafe { STAGE.load(Acquire).as_ref() } {
+        Some(st) if st.live_mem >= 0 => (st.live_mem, &st.regions[..]),
         Some(st) => (COPY.load(Acquire), &st.regions[..]),
         None => (-1, &[]),
     }
 }
 
-/// Writer: the descriptor to keep open (-1: none).
-pub fn fd() -> i32 {
-    COPY.load(Acquire)
+/// Writer: the descriptors to keep open (-1: none).
+pub fn fds() -> [i32; 4] {
+    // SAFETY: as in `unstage`.
+    let live = unsafe { STAGE.load(Acquire).as_ref() }.map_or((-1, -1, -1), |st| {
+        (st.live_mem, st.live_smaps, st.live_pagemap)
+    });
+    [COPY.load(Acquire), live.0, live.1, live.2]
 }
 
 /// Whether the region starting at `start` was left out of the fork.

@@ -35,10 +35,12 @@ pub fn lend_dumpable() {
     }
 }
 
-/// The program's own "dumpable" again, after a checkpoint lent it 1.
+/// The program's own "dumpable" again, after a checkpoint lent it 1;
+/// unless it is not 1 any more: the program set it meanwhile (or changed
+/// identity, which resets it), and what it set stays.
 pub fn give_back_dumpable() {
     let d = LENT.swap(-1, Relaxed);
-    if d >= 0 {
+    if d >= 0 && get(libc::PR_GET_DUMPABLE) == 1 {
         // SAFETY: PR_SET_DUMPABLE with an integer, on this process.
         unsafe { libc::syscall(libc::SYS_prctl, libc::PR_SET_DUMPABLE, d, 0, 0, 0) };
     }

@@ -3,8 +3,8 @@
 //! generated.
 //!
 //! Deliberately *not* wrapped (the kernel holds their state and reports it
-//! at checkpoint, and wrapping would tax hot paths for nothing): read,
-//! write, lseek, timer_gettime, setitimer, alarm, fcntl's F_SETFD/F_SETFL
+//! at checkpoint, and wrapping would tax hot paths for nothing): lseek,
+//! timer_gettime, setitimer, alarm, fcntl's F_SETFD/F_SETFL
 //! effects (read back from fdinfo). `clock_gettime` and `timer_settime`
 //! are wrapped for CPU-time clocks and absolute expiries only; every
 //! other call is a compare and a tail jump.
@@ -28,3 +28,5 @@ pub mod rseq;
 pub mod signals;
 pub mod threads;
 pub mod timers;
+/// Writes and receives a checkpoint would cut short (pipes, sockets).
+pub mod transfer;
