@@ -1,4 +1,5 @@
-/* Times open+close (reading, and appending), dup+close, fcntl(F_GETFL),
+/* Times open+close (reading, and appending), dup+close, a pipe's
+ * write+read, fcntl(F_GETFL),
  * an atomic save (rename over), mkdir+rmdir, open(new)+unlink and
  * clock_gettime loops; prints
  * "name ns_per_op" lines. Then starts a second thread and times the
@@ -45,6 +46,20 @@ int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 100000;
     const char *path = argc > 2 ? argv[2] : "/dev/null";
     file_loops(n, path, "");
+    /* A pipe's write and read of 64 bytes: under ckpt both are wrapped
+     * (a checkpoint must not cut them short). */
+    int p[2];
+    char b[64] = {0};
+    if (pipe(p) == 0) {
+        double tp = now();
+        for (long i = 0; i < n; i++) {
+            if (write(p[1], b, sizeof b) != sizeof b || read(p[0], b, sizeof b) != sizeof b)
+                break;
+        }
+        printf("pipe write+read %.1f\n", (now() - tp) / n);
+        close(p[0]);
+        close(p[1]);
+    }
     int fd = open(path, O_RDONLY);
     volatile int sink = 0;
     double t = now();

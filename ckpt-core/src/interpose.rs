@@ -341,6 +341,14 @@ impl Guard {
         unsafe { &*self.state }
     }
 
+    /// This thread's counts of freezes and of the program's signal
+    /// handlers run ([`freezes`], [`program_signals`]), read directly.
+    #[inline(always)]
+    pub fn freezes_and_program_signals(&self) -> (u32, u32) {
+        let s = self.state();
+        (s.freezes.get(), s.program_signals.get())
+    }
+
     /// Run a recording hook. A checkpoint signal that arrives meanwhile is
     /// deferred to the end of the hook, so no thread is ever frozen with a
     /// half-written table entry.
