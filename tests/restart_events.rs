@@ -153,6 +153,13 @@ fn blocked_writes_and_receives_are_not_cut_short() {
     cycle_c("transfer", "restart_transfer.c");
 }
 
+/// A program finds its floating-point exception flags clear at main, as
+/// without ckpt, and as it left them after a checkpoint and a restart.
+#[test]
+fn floating_point_flags_are_the_programs_own() {
+    cycle_c("fpflags", "restart_fpflags.c");
+}
+
 /// A program standing in a removed directory stands in one again after a
 /// restart: getcwd and relative creates fail as before (they succeeded in
 /// the restart command's directory, writing files there).

@@ -16,6 +16,48 @@ static FINI: extern "C" fn() = fini;
 ckpt_macros::originals_registry!();
 
 extern "C" fn init() {
+    // The program starts with the floating-point state it would have had
+    // without ckpt: what runs here (Rust's and glibc's arithmetic) sets
+    // exception flags (inexact, denormal) a numerical program reads with
+    // fetestexcept, and a checkpoint would carry them on.
+    let fp = FpStatus::now();
+    start_shim();
+    fp.restore();
+}
+
+/// The SSE control and status register and the x87 status word.
+struct FpStatus {
+    mxcsr: u32,
+    x87: u16,
+}
+
+impl FpStatus {
+    fn now() -> FpStatus {
+        let mut mxcsr = 0u32;
+        let x87: u16;
+        // SAFETY: stmxcsr stores 4 bytes into a live local; fnstsw reads
+        // the x87 status word into ax; neither changes any state.
+        unsafe {
+            core::arch::asm!("stmxcsr [{}]", in(reg) &mut mxcsr, options(nostack));
+            core::arch::asm!("fnstsw ax", out("ax") x87, options(nomem, nostack));
+        }
+        FpStatus { mxcsr, x87 }
+    }
+
+    fn restore(&self) {
+        // SAFETY: ldmxcsr loads the value read at entry (valid: it was
+        // the register's); fnclex only clears x87 exception flags, done
+        // when none were set at entry.
+        unsafe {
+            core::arch::asm!("ldmxcsr [{}]", in(reg) &self.mxcsr, options(nostack, readonly));
+            if self.x87 & 0x3f == 0 {
+                core::arch::asm!("fnclex", options(nomem, nostack));
+            }
+        }
+    }
+}
+
+fn start_shim() {
     if !preloaded() {
         // Loaded by `ckpt::checkpoint()` in a running program: thread
         // states by thread id, never in (malloc-allocated) dynamic TLS.
