@@ -122,6 +122,51 @@ fn checkpoint_of_a_program_with_an_unrecorded_timer_is_refused() {
     assert_eq!(p.stdout(), "ready\nticked: 1\n", "{}", p.describe());
 }
 
+/// `refused_state.c WHAT` under ckpt: its checkpoint is refused in one
+/// line saying `needle`, leaves no image, and the program goes on intact.
+fn refused_state(what: &str, needle: &str) {
+    require_shim();
+    let tmp = TempDir::new(&format!("refused-{what}"));
+    let bin = compile_c("refused_state.c", tmp.path());
+    let images = tmp.sub("images");
+    let mut p = Spawn::new(&bin, tmp.path())
+        .arg(what)
+        .under_ckpt(&images, what);
+    let until = Instant::now() + Duration::from_secs(20);
+    while !p.stdout().contains("ready") {
+        if p.stdout().contains("unsupported") {
+            eprintln!("{}: nothing to check here", p.stdout().trim());
+            return;
+        }
+        assert!(Instant::now() < until, "never ready: {}", p.describe());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = checkpoint_into(tmp.path(), p.child_pid() as i64, &images);
+    assert_clean_error(&format!("checkpoint of {what}"), &r, Some(needle));
+    let images_written = std::fs::read_dir(&images).map_or(0, |d| d.count());
+    assert_eq!(images_written, 0, "no image may be left");
+    let st = p.wait(EXIT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(st.success(), "{}", p.describe());
+    assert_eq!(p.stdout(), "ready\nintact\n", "{}", p.describe());
+}
+
+/// memfd_secret memory: the image writer cannot read it (the kernel keeps
+/// it from every other process) and an image would hold the secret in
+/// plain text. Before, the checkpoint stored it silently and the restart
+/// died of SIGBUS.
+#[test]
+fn checkpoint_of_a_program_holding_secret_memory_is_refused() {
+    refused_state("secret", "memfd_secret");
+}
+
+/// A program that made a mount namespace of its own: its paths name
+/// other files outside it. Before, the restart wrote what the program had
+/// written to its own tmpfs over the host's file of that path.
+#[test]
+fn checkpoint_of_a_program_in_a_mount_namespace_of_its_own_is_refused() {
+    refused_state("mountns", "mount namespace of its own");
+}
+
 /// What a restart could not bring back — a pipe to a process outside the
 /// job — is told when the checkpoint is taken, on stderr; stdout stays the
 /// image path alone. A child is part of the job (a tree image).

@@ -242,6 +242,10 @@ fn take_lent(
         quiesce::thaw(frozen);
         return Err(NOW_A_TREE.into());
     }
+    if let Some(why) = crate::process::mount_namespace_refusal().or_else(memory::secret_refusal) {
+        quiesce::thaw(frozen);
+        return Err(why.into());
+    }
     // A kernel timer the image would not hold could not come back.
     let untracked = crate::timers::untracked();
     if untracked > 0 {

@@ -246,6 +246,45 @@ pub fn restore_sysv(objects: &[crate::image::SysvObject]) -> Result<(), String> 
 }
 
 /// fork/vfork returned in the parent.
+/// The mount namespace the process was started (or restarted) in, by its
+/// inode (0: not known).
+static MOUNT_NS: AtomicU64 = AtomicU64::new(0);
+
+/// The inode of this process's mount namespace (0: unknown). Raw stat.
+fn mount_ns() -> u64 {
+    let mut st: libc::stat = unsafe_zeroed_stat();
+    // SAFETY: stat of a NUL-terminated path into a live local.
+    if unsafe { libc::syscall(libc::SYS_stat, c"/proc/self/ns/mnt".as_ptr(), &mut st) } != 0 {
+        return 0;
+    }
+    st.st_ino
+}
+
+fn unsafe_zeroed_stat() -> libc::stat {
+    // SAFETY: all-zero is a valid stat.
+    unsafe { core::mem::zeroed() }
+}
+
+/// At start-up and after a restart: the mount namespace the program's
+/// paths mean what they say in.
+pub fn note_mount_namespace() {
+    MOUNT_NS.store(mount_ns(), Release);
+}
+
+/// Frozen: why the process cannot be checkpointed because it made a
+/// mount namespace of its own since (unshare or setns): its mounts cannot
+/// come back, and the paths of its files name other files outside it (a
+/// restart would put back, over a host file, what the program wrote to
+/// one of its mounts). None: the same namespace.
+pub fn mount_namespace_refusal() -> Option<&'static str> {
+    let then = MOUNT_NS.load(Acquire);
+    let now = mount_ns();
+    (then != 0 && now != 0 && then != now).then_some(
+        "the program moved to a mount namespace of its own (unshare or setns): its mounts \
+         cannot come back, and its files' paths name other files outside it",
+    )
+}
+
 pub fn record_fork() {
     FORKS.fetch_add(1, Relaxed);
 }

@@ -83,6 +83,9 @@ pub fn restart_in_child() {
 /// `ckpt::checkpoint()` call that was waiting when the image was taken.
 pub extern "C" fn after_restart() {
     crate::hooks::after_restart();
+    // The restart's own mount namespace is where its paths mean what the
+    // image says.
+    ckpt::process::note_mount_namespace();
     SOCK.store(-1, Relaxed);
     // Kernel timers are per process: ours is made again by start().
     PERIODIC.store(-1, Relaxed);
