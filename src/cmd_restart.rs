@@ -790,10 +790,29 @@ impl Cut {
         };
         if let (Some(mode), Some(c)) = (self.make, &self.contents) {
             use std::os::unix::fs::PermissionsExt;
-            let made = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(ckpt::names::path(&self.path));
+            let path = ckpt::names::path(&self.path);
+            let create = || {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+            };
+            let mut made = create();
+            // Its directory went too (removed after the checkpoint, as git
+            // prunes loose objects): made again, said.
+            if made
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            {
+                if let Some(dir) = path.parent().filter(|d| !d.exists()) {
+                    std::fs::create_dir_all(dir).map_err(fail)?;
+                    eprintln!(
+                        "ckpt restart: {}: directory made again (it was removed after the checkpoint)",
+                        dir.display()
+                    );
+                    made = create();
+                }
+            }
             let mut f = match made {
                 // Made again meanwhile from the image by the restore of a
                 // shared mapping of it (see `open_mapped_files`): its
@@ -821,10 +840,22 @@ impl Cut {
             );
             return Ok(());
         }
-        let f = std::fs::OpenOptions::new()
+        let f = match std::fs::OpenOptions::new()
             .write(true)
             .open(ckpt::names::path(&self.path))
-            .map_err(fail)?;
+        {
+            // Removed since (no descriptor needs it: that is refused
+            // before), and too large to have been kept in the image.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!(
+                    "ckpt restart: warning: {}: removed after the checkpoint, and its contents \
+                     were not kept in the image (larger than what is kept): not made again",
+                    ckpt::names::shown(&self.path)
+                );
+                return Ok(());
+            }
+            other => other.map_err(fail)?,
+        };
         let st = f.metadata().map_err(fail)?;
         if st.dev() != self.dev || st.ino() != self.ino {
             return Err(Failure::new(format!(

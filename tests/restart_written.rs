@@ -310,6 +310,27 @@ fn a_written_file_removed_after_the_checkpoint_is_made_again() {
     assert!(said.contains("j.tmp: made again"), "not named: {said}");
 }
 
+/// A file the job wrote before the checkpoint, removed after it together
+/// with its directory: the restart makes the directory and the file
+/// again and says so, and the run's output is an uninterrupted run's.
+/// Before, the restart stopped half way ("cannot cut .../sub/obj back to
+/// its size at the checkpoint: No such file or directory"), with some
+/// files already rolled back.
+#[test]
+fn a_written_file_removed_with_its_directory_is_made_again() {
+    let script = common::programs_dir().join("removed_dir.sh");
+    let (said, check) = interrupted_run(
+        "written-gone-dir",
+        Path::new("/bin/bash"),
+        &[script.to_string_lossy().into_owned()],
+        "step 5\n",
+        1800,
+    );
+    assert!(said.contains("directory made again"), "not said: {said}");
+    assert!(said.contains("sub/obj: made again"), "not said: {said}");
+    check(&[]);
+}
+
 /// Files and directories the killed run made after the checkpoint (a
 /// shell's `>>` to a new file, an external `mkdir`, `mkfifo` and `ln -s`,
 /// a python child's open(..., "x"), a unix socket's bind, mkstemp and
