@@ -495,6 +495,15 @@ pub struct PrctlState {
     /// PR_GET_KEEPCAPS: capabilities kept across a change of uid.
     #[serde(default)]
     pub keepcaps: bool,
+    /// PR_GET_MDWE: memory-deny-write-execute flags (set once, for good).
+    #[serde(default)]
+    pub mdwe: u32,
+    /// /proc/self/oom_score_adj (-1000..1000; None when unread).
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
+    /// /proc/self/coredump_filter (None when unread).
+    #[serde(default)]
+    pub coredump_filter: Option<u32>,
 }
 
 /// One queued signal and its raw `siginfo_t` (128 bytes).

@@ -1,6 +1,7 @@
 /* prctl attributes across a restart: not dumpable, no_new_privs, child
- * subreaper, THP disabled, keep capabilities; and the personality (ADDR_NO_RANDOMIZE) and
- * the I/O priority (idle class). Prints "step N" every 10 steps (idling a
+ * subreaper, THP disabled, keep capabilities, memory-deny-write-execute;
+ * the personality (ADDR_NO_RANDOMIZE), the I/O priority (idle class), the
+ * OOM score adjustment and the core dump filter. Prints "step N" every 10 steps (idling a
  * second after step 19, when the test checkpoints), then the values. */
 #include <stdio.h>
 #include <sys/personality.h>
@@ -10,7 +11,14 @@
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
-    int ok = prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+    FILE *f = fopen("/proc/self/oom_score_adj", "w");
+    int ok = f && fprintf(f, "500") > 0 && fclose(f) == 0;
+    f = fopen("/proc/self/coredump_filter", "w");
+    ok = ok && f && fprintf(f, "23") > 0 && fclose(f) == 0;
+    /* PR_SET_MDWE, MDWE_REFUSE_EXEC_GAIN (kernels before 6.3 lack it:
+     * then it reads -1 both times). */
+    prctl(65, 1, 0, 0, 0);
+    ok = ok && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
              prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 && prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0 &&
              prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == 0;
     ok = ok && personality(PER_LINUX | ADDR_NO_RANDOMIZE) != -1;
@@ -27,5 +35,17 @@ int main(void) {
            prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0));
     printf("keepcaps %d\n", prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0));
     printf("personality %#x, ioprio %#lx\n", personality(0xffffffff), syscall(SYS_ioprio_get, 1, 0));
+    printf("mdwe %d\n", prctl(66, 0, 0, 0, 0));
+    char buf[32] = "";
+    f = fopen("/proc/self/oom_score_adj", "r");
+    if (f && fgets(buf, sizeof buf, f))
+        printf("oom_score_adj %s", buf);
+    if (f)
+        fclose(f);
+    f = fopen("/proc/self/coredump_filter", "r");
+    if (f && fgets(buf, sizeof buf, f))
+        printf("coredump_filter %s", buf);
+    if (f)
+        fclose(f);
     return 0;
 }

@@ -4,7 +4,8 @@
 //! (keep capabilities is snapshot here too; it is per thread and set
 //! again with the credentials, `process::restore_credentials`);
 //! with them the personality (`setarch -R`) and the I/O priority
-//! (`ionice`).
+//! (`ionice`), memory-deny-write-execute, the OOM score adjustment and the
+//! core dump filter.
 //! A seccomp filter cannot be reinstated (its program is not readable
 //! without privilege): restart and `ckpt checkpoint` say so.
 //!
@@ -77,7 +78,26 @@ pub fn snapshot(status: &[u8]) -> PrctlState {
         // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, 0): this process's.
         ioprio: unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) } as i32,
         keepcaps: get(libc::PR_GET_KEEPCAPS) == 1,
+        mdwe: get(PR_GET_MDWE).max(0) as u32,
+        oom_score_adj: read_proc_number(c"/proc/self/oom_score_adj", 10).map(|v| v as i32),
+        coredump_filter: read_proc_number(c"/proc/self/coredump_filter", 16).map(|v| v as u32),
     }
+}
+
+const PR_SET_MDWE: libc::c_int = 65;
+const PR_GET_MDWE: libc::c_int = 66;
+
+/// A number in a small /proc file, in `radix`. Raw read (frozen).
+fn read_proc_number(path: &core::ffi::CStr, radix: u32) -> Option<i64> {
+    let mut buf = [0u8; 32];
+    let n = sys::read_small(libc::AT_FDCWD, path, &mut buf)?;
+    let text = core::str::from_utf8(&buf[..n]).ok()?.trim();
+    i64::from_str_radix(text, radix).ok()
+}
+
+/// Write `text` to a small /proc file of this process; whether it took.
+fn write_proc(path: &str, text: &str) -> bool {
+    std::fs::write(path, text).is_ok()
 }
 
 /// Set them again (each only where it differs from a fresh process's).
@@ -88,6 +108,23 @@ pub fn restore(s: &PrctlState) {
             crate::restart_report::warn(&format!("cannot set {what} again"));
         }
     };
+    // Before "not dumpable", which makes these files root's.
+    if let Some(v) = s.oom_score_adj {
+        if read_proc_number(c"/proc/self/oom_score_adj", 10) != Some(v as i64)
+            && !write_proc("/proc/self/oom_score_adj", &v.to_string())
+        {
+            crate::restart_report::warn(&format!(
+                "cannot set the OOM score adjustment to {v} again (lowering it needs privilege)"
+            ));
+        }
+    }
+    if let Some(v) = s.coredump_filter {
+        if read_proc_number(c"/proc/self/coredump_filter", 16) != Some(v as i64)
+            && !write_proc("/proc/self/coredump_filter", &format!("{v:#x}"))
+        {
+            crate::restart_report::warn("cannot set the core dump filter again");
+        }
+    }
     if s.child_subreaper {
         set(
             libc::PR_SET_CHILD_SUBREAPER,
@@ -117,6 +154,13 @@ pub fn restore(s: &PrctlState) {
         if unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, s.ioprio) } != 0 {
             crate::restart_report::warn("cannot set the I/O priority again");
         }
+    }
+    if s.mdwe != 0 {
+        set(
+            PR_SET_MDWE,
+            s.mdwe as libc::c_ulong,
+            "memory-deny-write-execute",
+        );
     }
     if s.seccomp != 0 {
         crate::restart_report::warn(
