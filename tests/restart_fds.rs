@@ -114,6 +114,15 @@ fn cycle(
 /// restart made a new file under the mangled name and wrote there, the
 /// program's file untouched (said only as "made again ... it was gone"),
 /// and a mapping of such a file failed the checkpoint.
+/// A TCP connection half closed before the checkpoint (the client shut
+/// its sending side down): after the restart the server still reads the
+/// request, then end of file, and answers. Before, the rebuilt connection
+/// lacked the FIN and the server's read waited forever.
+#[test]
+fn a_half_closed_tcp_connection_stays_half_closed() {
+    cycle_c("halfclose", "restart_halfclose.c");
+}
+
 #[test]
 fn names_that_are_not_utf8_come_back_exactly() {
     let said = cycle_c("names", "restart_names.c");

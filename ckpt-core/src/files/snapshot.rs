@@ -241,7 +241,13 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
         messages: None,
         queued_with_descriptors: 0,
         empty_hidden: false,
-        shutdown: 0,
+        // TCP's from its connection state; a unix socket's is read with
+        // its peer (`sockets::pair`).
+        shutdown: if kind == FdKind::Socket {
+            super::sockets::tcp_shutdown(fd)
+        } else {
+            0
+        },
         contents: None,
         socket_type: None,
         socket: (kind == FdKind::Socket)

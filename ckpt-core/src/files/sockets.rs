@@ -640,7 +640,38 @@ fn accepted_as(a: &Fd, b: &Fd) -> Result<(i32, i32, Vec<String>), String> {
     super::restore::refill_socket(c, b)?;
     super::restore::set_status(c, a.flags);
     super::restore::set_status(s, b.flags);
+    // An end that had sent its FIN (shutdown(SHUT_WR), or closed by a
+    // half-close) sends it again, after the data it had sent before it:
+    // the other reads that data, then end of file, as it would have.
+    super::restore::shut_again(c, a);
+    super::restore::shut_again(s, b);
     Ok((c, s, said))
+}
+
+/// The shutdown(2) state of a TCP socket as its connection's state shows
+/// it (SEND_SHUTDOWN, 2: this end sent its FIN); 0 for other sockets. A
+/// shutdown for reading alone changes nothing on the wire and is not
+/// seen here. Frozen: one getsockopt.
+pub fn tcp_shutdown(fd: i32) -> u8 {
+    let mut info = [0u8; 8];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: TCP_INFO into a local buffer of `len` bytes (the kernel
+    // copies at most that much; its first byte is the state).
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    // FIN_WAIT1 4, FIN_WAIT2 5, TIME_WAIT 6, LAST_ACK 9, CLOSING 11.
+    if r == 0 && len >= 1 && matches!(info[0], 4 | 5 | 6 | 9 | 11) {
+        2
+    } else {
+        0
+    }
 }
 
 /// A socket address as people write it: `1.2.3.4:80`, `[::1]:80`, a unix
