@@ -100,27 +100,11 @@ pub fn stage(maps: &[Region], advised: &[ForkAdvice], build_on: bool) {
         return;
     };
     let own = super::Own::now();
-    let in_range = |v: &[(u64, u64)], r: &Region| -> u64 {
-        let i = v.partition_point(|x| x.1 <= r.start);
-        v[i..]
-            .iter()
-            .take_while(|x| x.0 < r.end)
-            .map(|x| x.1.min(r.end) - x.0.max(r.start))
-            .sum()
-    };
     let mut chosen: Vec<&Region> = Vec::new();
     let mut total = 0;
     for (i, r) in maps.iter().enumerate() {
-        // Anonymous memory right after a file's mapping is a library's
-        // .bss, or grown into one: ckpt's own statics are there.
-        let bss = i > 0 && maps[i - 1].end == r.start && maps[i - 1].ino != 0;
-        if bss
-            || r.kind != RegionKind::Anonymous
-            || r.end - r.start < MIN_REGION
-            || r.prot & libc::PROT_READ as u32 == 0
+        if !may_leave_out(maps, i, advised, &own)
             || round.stable.binary_search(&(r.start, r.end)).is_err()
-            || advised.iter().any(|a| a.start < r.end && r.start < a.end)
-            || !own.program_only(r)
         {
             continue;
         }
@@ -181,6 +165,31 @@ pub fn stage(maps: &[Region], advised: &[ForkAdvice], build_on: bool) {
     STAGE.store(Box::leak(Box::new(st)), Release);
 }
 
+/// Whether region `i` of `maps` may be left out of the writer's fork at
+/// all: private anonymous memory of the program's own, large and
+/// readable, not advised out of forks by the program itself. Never a
+/// library's .bss (anonymous memory right after a file's mapping, or
+/// grown into one: ckpt's own statics are there).
+fn may_leave_out(maps: &[Region], i: usize, advised: &[ForkAdvice], own: &super::Own) -> bool {
+    let r = &maps[i];
+    let bss = i > 0 && maps[i - 1].end == r.start && maps[i - 1].ino != 0;
+    !bss && r.kind == RegionKind::Anonymous
+        && r.end - r.start >= MIN_REGION
+        && r.prot & libc::PROT_READ as u32 != 0
+        && !advised.iter().any(|a| a.start < r.end && r.start < a.end)
+        && own.program_only(r)
+}
+
+/// Bytes of the sorted ranges `v` inside region `r`.
+fn in_range(v: &[(u64, u64)], r: &Region) -> u64 {
+    let i = v.partition_point(|x| x.1 <= r.start);
+    v[i..]
+        .iter()
+        .take_while(|x| x.0 < r.end)
+        .map(|x| x.1.min(r.end) - x.0.max(r.start))
+        .sum()
+}
+
 /// Least memory worth a pre-copy (`stage_live`): below it, the fork of a
 /// whole checkpoint costs a few milliseconds at most.
 const LIVE_MIN: u64 = 64 << 20;
@@ -211,23 +220,12 @@ pub fn stage_live(maps: &[Region], advised: &[ForkAdvice]) -> u64 {
     let mut chosen: Vec<&Region> = Vec::new();
     let mut total = 0;
     for (i, r) in maps.iter().enumerate() {
-        let bss = i > 0 && maps[i - 1].end == r.start && maps[i - 1].ino != 0;
-        if bss
-            || r.kind != RegionKind::Anonymous
-            || r.end - r.start < MIN_REGION
-            || r.prot & libc::PROT_READ as u32 == 0
+        if !may_leave_out(maps, i, advised, &own)
             || round.tracked.binary_search(&(r.start, r.end)).is_err()
-            || advised.iter().any(|a| a.start < r.end && r.start < a.end)
-            || !own.program_only(r)
         {
             continue;
         }
-        let i = round.present.partition_point(|x| x.1 <= r.start);
-        let present: u64 = round.present[i..]
-            .iter()
-            .take_while(|x| x.0 < r.end)
-            .map(|x| x.1.min(r.end) - x.0.max(r.start))
-            .sum();
+        let present = in_range(&round.present, r);
         if present < MIN_REGION / 2 {
             continue;
         }
