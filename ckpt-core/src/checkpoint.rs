@@ -133,7 +133,8 @@ pub fn take(
 /// `memory::stage::stage_live`): the first half, whose writer asks the
 /// program for the second ([`take`] again, building on it), whose writer
 /// answers `requester` (`ckpt checkpoint --precopy`). The program stalls
-/// a few milliseconds whatever its size; but a program that ends before
+/// for page-table walks and a copy of what it wrote meanwhile, not for a
+/// fork of all its memory; but a program that ends before
 /// the second half loses this checkpoint (a whole one is finished by its
 /// writer whatever the program does).
 pub fn take_precopy(

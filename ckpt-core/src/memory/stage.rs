@@ -196,7 +196,7 @@ const LIVE_MIN: u64 = 64 << 20;
 
 /// Frozen, for a whole checkpoint with nothing to build on (the first, or
 /// the first since a restart), in the thread that forks the writer: the
-/// first half of a checkpoint the program does not feel whatever its size.
+/// first half of a checkpoint whose pause is page-table walks, not a fork.
 /// The large regions of private memory are left out of the writer's fork
 /// (whose page-table copy, 20-35 ms per GiB, is otherwise the whole
 /// pause), and the writer reads them from the running program, through
