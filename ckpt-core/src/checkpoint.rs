@@ -243,7 +243,7 @@ fn take_lent(
         quiesce::thaw(frozen);
         return Err(NOW_A_TREE.into());
     }
-    if let Some(why) = crate::process::mount_namespace_refusal().or_else(memory::secret_refusal) {
+    if let Some(why) = crate::process::mount_namespace_refusal() {
         quiesce::thaw(frozen);
         return Err(why.into());
     }
@@ -293,6 +293,11 @@ fn take_lent(
     meta.fork_advice = memory::fork_advice::snapshot();
     // One read of the map serves the saved files and the fork check.
     let maps = memory::own_maps();
+    // (Nothing gathered so far changed any state: giving up is a thaw.)
+    if let Some(why) = memory::secret_refusal(&maps) {
+        quiesce::thaw(frozen);
+        return Err(why.into());
+    }
     // Pages written since the previous checkpoint: the next image stores
     // only those and takes the rest from this one, where it will be once
     // published. With --keep 1 too: the previous image goes once this one

@@ -435,11 +435,11 @@ impl Sink {
 /// Frozen: why the process cannot be checkpointed because it holds
 /// memfd_secret memory (the kernel keeps those pages from every other
 /// process, the image writer's fork included, and an image would hold the
-/// secret in plain text). None: it holds none.
-pub fn secret_refusal() -> Option<&'static str> {
-    let maps = crate::names::read_proc("/proc/self/maps").ok()?;
-    maps.lines()
-        .any(|l| l.ends_with("/secretmem (deleted)"))
+/// secret in plain text). None: it holds none. `maps`: this process's
+/// regions, read while frozen.
+pub fn secret_refusal(maps: &[Region]) -> Option<&'static str> {
+    maps.iter()
+        .any(|r| r.path.starts_with("/secretmem"))
         .then_some(
             "the program holds memory of memfd_secret: the kernel keeps it from every other \
          process (the image writer too), and an image would hold the secret in plain text",
