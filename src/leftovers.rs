@@ -89,10 +89,16 @@ pub fn plan(metas: &[&Meta], keep: bool) -> (Vec<Leftover>, Vec<String>) {
     let mark = std::str::from_utf8(joblog::REPLACED_MARK).unwrap_or_default();
     let replaced: std::collections::HashSet<&str> =
         now.iter().filter_map(|p| p.strip_suffix(mark)).collect();
+    // ckpt's control sockets are named by pids: one the killed run made
+    // may be another live process's by now (logs written before 2026-12
+    // name them).
     let mut out = Vec::new();
     let mut older = Vec::new();
     for p in &now {
-        if then.contains(p.as_str()) || p.ends_with(mark) {
+        if then.contains(p.as_str())
+            || p.ends_with(mark)
+            || joblog::is_control_socket(log.as_bytes(), p.as_bytes())
+        {
             continue;
         }
         let dir = p.len() > 1 && p.as_bytes().last() == Some(&joblog::DIR_MARK);

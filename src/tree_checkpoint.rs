@@ -557,10 +557,17 @@ fn written(r: Response) -> (String, u64, u64) {
     }
 }
 
+/// A failed send is tried again for a moment (0.2 s): a word lost here
+/// leaves that process frozen until it gives up on the checkpoint.
 fn send_all(session: &Session, live: &[&Proc], req: &Request) {
     for p in live {
         if let Some(s) = &p.socket {
-            let _ = session.send(s, req);
+            for _ in 0..100 {
+                if session.send(s, req).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
         }
     }
 }

@@ -18,9 +18,14 @@ use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering::*};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 static SOCK: AtomicI32 = AtomicI32::new(-1);
+/// The inode of the socket file we bound (0: none): at exit we remove
+/// only our own (a restarted program is named after its `ckpt restart`,
+/// whose pid another process may have by then).
+static SOCK_INO: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 /// The last tree checkpoint served (its nonce).
 static LAST_TREE_NONCE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
@@ -127,7 +132,11 @@ pub fn remove_socket() {
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
     let name = format!("{}.sock", ckpt::restart::control_name());
-    let _ = std::fs::remove_file(proto::runtime_dir(uid).join(name));
+    let path = proto::runtime_dir(uid).join(name);
+    let ours = SOCK_INO.load(Relaxed);
+    if ours != 0 && std::fs::symlink_metadata(&path).is_ok_and(|m| m.ino() == ours) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// fcntl straight to the kernel (the shim's own `fcntl` is a wrapper).
@@ -161,14 +170,29 @@ fn open_channel() -> Result<(), String> {
     SOCK.store(fd, Relaxed);
     files::set_own_at(fd, &SOCK);
     let (addr, len) = proto::sockaddr(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    // Raw: the shim's `bind` records the files a job makes, and a restart
+    // would remove this one as the killed run's (it may be another
+    // process's by then, its pid reused).
     // SAFETY: binding a valid address to our socket.
-    if unsafe { libc::bind(fd, (&addr as *const libc::sockaddr_un).cast(), len) } < 0 {
+    if unsafe {
+        libc::syscall(
+            libc::SYS_bind,
+            fd,
+            (&addr as *const libc::sockaddr_un).cast::<libc::sockaddr>(),
+            len,
+        )
+    } < 0
+    {
         return Err(format!(
             "bind {}: {}",
             path.display(),
             std::io::Error::last_os_error()
         ));
     }
+    SOCK_INO.store(
+        std::fs::symlink_metadata(&path).map_or(0, |m| m.ino()),
+        Relaxed,
+    );
     let c = proto::c_path(&path);
     // SAFETY: chmod of the socket file we just bound.
     unsafe { libc::chmod(c.as_ptr(), 0o600) };
@@ -179,7 +203,10 @@ fn open_channel() -> Result<(), String> {
         let alt = dir.join(format!("{}-ns{ns}.sock", sys::getpid()));
         if alt != path {
             let _ = std::fs::remove_file(&alt);
-            let _ = std::os::unix::fs::symlink(&path, &alt);
+            let (target, link) = (proto::c_path(&path), proto::c_path(&alt));
+            // Raw, as the bind above (the shim's `symlink` records it).
+            // SAFETY: two NUL-terminated paths that outlive the call.
+            unsafe { libc::syscall(libc::SYS_symlink, target.as_ptr(), link.as_ptr()) };
         }
     }
     proto::pass_credentials(fd).map_err(|e| e.to_string())?;

@@ -123,6 +123,34 @@ fn log_c(buf: &mut [u8; LOG_PATH_MAX]) -> Option<&core::ffi::CStr> {
     core::ffi::CStr::from_bytes_until_nul(&buf[..=len]).ok()
 }
 
+/// Whether absolute `path` is one of ckpt's control sockets, in the
+/// runtime directory of the job's log `log` (`PID.sock`, `PID-nsINODE.sock`):
+/// named by pids, never the job's own files. Signal-safe.
+pub fn is_control_socket(log: &[u8], path: &[u8]) -> bool {
+    let Some(slash) = log.iter().rposition(|&b| b == b'/') else {
+        return false;
+    };
+    if path.len() <= slash + 1 || path[..=slash] != log[..=slash] {
+        return false;
+    }
+    let Some(stem) = path[slash + 1..].strip_suffix(b".sock") else {
+        return false;
+    };
+    let (pid, ns) = match stem.iter().position(|&b| b == b'-') {
+        Some(k) => (&stem[..k], stem[k + 1..].strip_prefix(b"ns")),
+        None => (stem, Some(&b"0"[..])),
+    };
+    let digits = |d: &[u8]| !d.is_empty() && d.iter().all(u8::is_ascii_digit);
+    digits(pid) && ns.is_some_and(digits)
+}
+
+/// Whether `path` is one of ckpt's control sockets in this job's runtime
+/// directory (see [`is_control_socket`]). Signal-safe.
+pub fn is_own_control_socket(path: &[u8]) -> bool {
+    let mut buf = [0u8; LOG_PATH_MAX];
+    log_c(&mut buf).is_some_and(|log| is_control_socket(log.to_bytes(), path))
+}
+
 /// FNV-1a of `bytes`, never 0 (0 marks a free slot).
 fn hash(bytes: &[u8], salt: u64) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64 ^ salt;
@@ -654,6 +682,26 @@ pub fn restore(log: &str, paths: &[String], mark: Option<&str>) -> std::io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_sockets_are_told_from_the_jobs_files() {
+        let log = b"/run/ckpt/job-12.34.written";
+        for own in [&b"/run/ckpt/12.sock"[..], b"/run/ckpt/7-ns4026532178.sock"] {
+            assert!(is_control_socket(log, own), "{own:?}");
+        }
+        for job in [
+            &b"/run/ckpt/a12.sock"[..],
+            b"/run/ckpt/12.socket",
+            b"/run/ckpt/12-4.sock",
+            b"/run/ckpt/-ns4.sock",
+            b"/run/ckpt/.sock",
+            b"/run/other/12.sock",
+            b"/run/ckpt/sub/12.sock",
+            b"/run/ckpt",
+        ] {
+            assert!(!is_control_socket(log, job), "{job:?}");
+        }
+    }
 
     #[test]
     fn a_log_reads_back_each_path_once() {
