@@ -540,10 +540,13 @@ fn losses(
                      again, empty)",
                     f.fd,
                     f.path,
-                    if f.socket.as_ref().is_some_and(|s| s.listening) {
-                        "connections waiting to be accepted"
-                    } else {
-                        "datagrams waiting to be read"
+                    match f.socket.as_ref() {
+                        Some(s) if s.listening => "connections waiting to be accepted",
+                        Some(s) if s.domain == libc::AF_NETLINK => {
+                            "the kernel's replies and events waiting to be read (a dump not read \
+                             to its end never ends after a restart)"
+                        }
+                        _ => "datagrams waiting to be read",
                     }
                     ))
                 }

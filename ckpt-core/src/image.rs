@@ -943,6 +943,10 @@ pub struct SocketState {
     /// removes it again once bound).
     #[serde(default)]
     pub path_absent: bool,
+    /// A netlink socket's multicast groups (NETLINK_LIST_MEMBERSHIPS: bit
+    /// g-1 of the words for group g), those past 32 included.
+    #[serde(default)]
+    pub memberships: Vec<u32>,
 }
 
 /// One socket option: level, name and the bytes getsockopt returned.

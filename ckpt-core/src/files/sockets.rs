@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 
 /// Socket options kept across a restart (level, name, shown as). Those a
 /// socket's family lacks are not there to save.
-const KEPT: [(i32, i32, &str); 18] = [
+const KEPT: [(i32, i32, &str); 25] = [
     (libc::SOL_SOCKET, libc::SO_SNDBUF, "SO_SNDBUF"),
     (libc::SOL_SOCKET, libc::SO_RCVBUF, "SO_RCVBUF"),
     (libc::SOL_SOCKET, libc::SO_KEEPALIVE, "SO_KEEPALIVE"),
@@ -34,7 +34,51 @@ const KEPT: [(i32, i32, &str); 18] = [
     ),
     (libc::IPPROTO_IP, libc::IP_TOS, "IP_TOS"),
     (libc::IPPROTO_IP, libc::IP_TTL, "IP_TTL"),
+    (libc::SOL_NETLINK, 3, "NETLINK_PKTINFO"),
+    (libc::SOL_NETLINK, 4, "NETLINK_BROADCAST_ERROR"),
+    (libc::SOL_NETLINK, 5, "NETLINK_NO_ENOBUFS"),
+    (libc::SOL_NETLINK, 8, "NETLINK_LISTEN_ALL_NSID"),
+    (libc::SOL_NETLINK, 10, "NETLINK_CAP_ACK"),
+    (libc::SOL_NETLINK, 11, "NETLINK_EXT_ACK"),
+    (libc::SOL_NETLINK, 12, "NETLINK_GET_STRICT_CHK"),
 ];
+
+/// NETLINK_ADD_MEMBERSHIP and NETLINK_LIST_MEMBERSHIPS (linux/netlink.h).
+const NETLINK_ADD_MEMBERSHIP: i32 = 1;
+const NETLINK_LIST_MEMBERSHIPS: i32 = 9;
+
+/// A netlink address's port id and groups (`sockaddr_nl`: family, pad,
+/// nl_pid, nl_groups); zeros when it is not one.
+fn netlink_parts(addr: &[u8]) -> (u32, u32) {
+    let word = |at: usize| {
+        addr.get(at..at + 4)
+            .map_or(0, |b| u32::from_ne_bytes(b.try_into().unwrap_or([0; 4])))
+    };
+    (word(4), word(8))
+}
+
+/// The multicast groups netlink socket `fd` is a member of (see
+/// `SocketState::memberships`). Runs frozen.
+fn memberships(fd: i32) -> Vec<u32> {
+    let mut words = [0u32; 32];
+    let mut len = core::mem::size_of_val(&words) as u32;
+    // SAFETY: getsockopt into a local buffer of `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_NETLINK,
+            NETLINK_LIST_MEMBERSHIPS,
+            words.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Vec::new();
+    }
+    let n = (len as usize / 4).min(words.len());
+    let used = words[..n].iter().rposition(|&w| w != 0).map_or(0, |k| k + 1);
+    words[..used].to_vec()
+}
 
 /// The options of [`KEPT`] socket `fd` has. Runs frozen.
 fn options(fd: i32) -> Vec<SockOpt> {
@@ -196,7 +240,11 @@ pub fn snapshot(fd: i32) -> Option<SocketState> {
     let mut peer = [0u8; 128];
     let mut plen = peer.len() as u32;
     // SAFETY: getpeername into a local buffer of `plen` bytes.
-    let connected = unsafe { libc::getpeername(fd, peer.as_mut_ptr().cast(), &mut plen) } == 0;
+    let connected = unsafe { libc::getpeername(fd, peer.as_mut_ptr().cast(), &mut plen) } == 0
+        // A netlink socket always has a peer: the kernel (port 0, no
+        // group) unless the program connected it elsewhere.
+        && (domain != libc::AF_NETLINK || netlink_parts(&peer[..plen as usize]) != (0, 0));
+    let netlink = domain == libc::AF_NETLINK;
     Some(SocketState {
         domain,
         socket_type: typ,
@@ -213,7 +261,7 @@ pub fn snapshot(fd: i32) -> Option<SocketState> {
         v6_only: domain == libc::AF_INET6
             && opt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY).unwrap_or(0) != 0,
         options: options(fd),
-        waiting: (listening || typ == libc::SOCK_DGRAM) && bound && readable(fd),
+        waiting: (listening || typ == libc::SOCK_DGRAM || netlink) && bound && readable(fd),
         peer: if connected {
             peer[..plen as usize].to_vec()
         } else {
@@ -235,6 +283,7 @@ pub fn snapshot(fd: i32) -> Option<SocketState> {
             None
         },
         path_absent: domain == libc::AF_UNIX && bound && unix_path_absent(&addr[..len as usize]),
+        memberships: if netlink { memberships(fd) } else { Vec::new() },
     })
 }
 
@@ -929,6 +978,8 @@ pub fn fresh(s: &SocketState) -> bool {
         libc::AF_UNIX => s.address.len() <= 2,
         // Port 0 (sockaddr_in and sockaddr_in6 keep it at bytes 2..4).
         libc::AF_INET | libc::AF_INET6 => s.address.get(2..4).is_none_or(|p| p == [0, 0]),
+        // No port id yet (a send or a bind gives one), no group.
+        libc::AF_NETLINK => netlink_parts(&s.address) == (0, 0) && s.memberships.is_empty(),
         _ => false,
     };
     unbound && !s.listening && !s.connected
@@ -960,9 +1011,12 @@ pub fn make_fresh(f: &Fd, s: &SocketState) -> Result<i32, String> {
 /// datagram socket, or a datagram socket connected to an address: UDP,
 /// or a unix path such as /dev/log; a connection of datagrams is only a
 /// default destination, made again by connect).
+/// A netlink socket (requests to the kernel, replies and events from it)
+/// is made again bound to its port id and groups.
 pub fn rebuildable(s: &SocketState) -> bool {
     let datagram = s.socket_type == libc::SOCK_DGRAM && (!s.connected || reconnectable(s));
-    (s.listening || datagram) && !s.address.is_empty()
+    let netlink = s.domain == libc::AF_NETLINK && !fresh(s);
+    (s.listening || datagram || netlink) && !s.address.is_empty()
 }
 
 /// A connected datagram socket whose peer has an address to connect to
@@ -971,6 +1025,7 @@ fn reconnectable(s: &SocketState) -> bool {
     match s.domain {
         libc::AF_INET | libc::AF_INET6 => s.peer.len() > 2,
         libc::AF_UNIX => named(&s.peer),
+        libc::AF_NETLINK => s.peer.len() > 2,
         _ => false,
     }
 }
@@ -1004,7 +1059,7 @@ pub fn rebuild(f: &Fd, s: &SocketState) -> Result<i32, String> {
     // would give it an abstract name).
     let bind = s.domain != libc::AF_UNIX || named(&s.address);
     let failed = unsafe {
-        if (bind && libc::bind(fd, s.address.as_ptr().cast(), s.address.len() as u32) != 0)
+        if (bind && bind_again(fd, f, s) != 0)
             || (s.listening && libc::listen(fd, libc::SOMAXCONN) != 0)
         {
             Some(std::io::Error::last_os_error())
@@ -1015,6 +1070,9 @@ pub fn rebuild(f: &Fd, s: &SocketState) -> Result<i32, String> {
     if let Some(e) = failed {
         // SAFETY: closing the socket we made.
         unsafe { libc::close(fd) };
+        if s.domain == libc::AF_NETLINK {
+            return Err(format!("cannot bind netlink socket {} again: {e}", f.fd));
+        }
         return Err(format!(
             "cannot listen again where socket {} listened: {e}{}",
             f.fd,
@@ -1045,6 +1103,63 @@ pub fn rebuild(f: &Fd, s: &SocketState) -> Result<i32, String> {
         ));
     }
     Ok(fd)
+}
+
+/// Bind `fd`, made again for descriptor `f`, to the address of `s`; 0 or
+/// -1 (errno set) as bind. A netlink socket whose port id another socket
+/// holds now is given a new one (said), and joins its groups past 32.
+/// Post-restart.
+fn bind_again(fd: i32, f: &Fd, s: &SocketState) -> i32 {
+    // SAFETY: bind to the recorded address (a sockaddr of its length).
+    let r = unsafe { libc::bind(fd, s.address.as_ptr().cast(), s.address.len() as u32) };
+    if s.domain != libc::AF_NETLINK {
+        return r;
+    }
+    let (port, _) = netlink_parts(&s.address);
+    if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EADDRINUSE) {
+        let mut any = s.address.clone();
+        any[4..8].fill(0);
+        // SAFETY: as above, with port id 0 (the kernel picks one).
+        if unsafe { libc::bind(fd, any.as_ptr().cast(), any.len() as u32) } != 0 {
+            return -1;
+        }
+        let mut now = [0u8; 16];
+        let mut len = now.len() as u32;
+        // SAFETY: getsockname into a local buffer of `len` bytes.
+        unsafe { libc::getsockname(fd, now.as_mut_ptr().cast(), &mut len) };
+        warn(&format!(
+            "descriptor {} (a netlink socket): its port id {port} is another socket's now: it \
+             comes back as {} (a program matching replies to {port} will not find them)",
+            f.fd,
+            netlink_parts(&now[..len as usize]).0
+        ));
+    } else if r != 0 {
+        return r;
+    }
+    for (k, &word) in s.memberships.iter().enumerate().skip(1) {
+        for bit in (0..32).filter(|b| word & (1 << b) != 0) {
+            let group = (k * 32 + bit + 1) as u32;
+            // SAFETY: setsockopt from a local u32.
+            let r = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_NETLINK,
+                    NETLINK_ADD_MEMBERSHIP,
+                    (&group as *const u32).cast(),
+                    4,
+                )
+            };
+            if r != 0 {
+                warn(&format!(
+                    "descriptor {} (a netlink socket): cannot join multicast group {group} \
+                     again: {}",
+                    f.fd,
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
+    }
+    0
 }
 
 /// The path a unix socket was just bound to, as it was at the
@@ -1149,7 +1264,8 @@ pub fn hung_up(f: &Fd, typ: i32) -> Result<i32, String> {
 /// Can the listening address of `s` be taken now? Asked by `ckpt restart`
 /// before anything starts, so a taken port is refused cleanly.
 pub fn check_address(s: &SocketState) -> Result<(), String> {
-    if !rebuildable(s) || s.domain == libc::AF_UNIX {
+    // (A netlink port id taken is given up for another, said.)
+    if !rebuildable(s) || matches!(s.domain, libc::AF_UNIX | libc::AF_NETLINK) {
         return Ok(());
     }
     // SAFETY: a throwaway socket bound like the restart will bind it.
