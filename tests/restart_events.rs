@@ -187,6 +187,16 @@ fn memory_kept_out_of_forks_is_stored_and_advised_again() {
     cycle_c("forkadvice", "restart_fork_advice.c");
 }
 
+/// Advice the kernel keeps on a mapping (MADV_DONTDUMP, MADV_HUGEPAGE,
+/// MADV_NOHUGEPAGE, MADV_SEQUENTIAL, MADV_RANDOM) is given again after a
+/// restart, and a range locked on fault stays locked on fault (only its
+/// touched page locked). Before, the advice was dropped in silence and
+/// the whole range locked at once.
+#[test]
+fn memory_advice_and_lock_on_fault_come_back() {
+    cycle_c("advice", "restart_advice.c");
+}
+
 /// The same advice given by raw system calls: the writer child lacks the
 /// DONTFORK region, which the checkpoint notices and forks again.
 #[test]

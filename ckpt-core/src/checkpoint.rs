@@ -291,6 +291,7 @@ fn take_lent(
     meta.job = crate::files::joblog::current();
     // Memory the program keeps out of forks must reach the writer child.
     meta.fork_advice = memory::fork_advice::snapshot();
+    meta.advice = memory::advice::snapshot();
     // One read of the map serves the saved files and the fork check.
     let maps = memory::own_maps();
     // (Nothing gathered so far changed any state: giving up is a thaw.)

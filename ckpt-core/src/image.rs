@@ -203,6 +203,10 @@ pub struct Meta {
     /// after a restart).
     #[serde(default)]
     pub fork_advice: Vec<ForkAdvice>,
+    /// Other advice the kernel keeps on mappings (given again after a
+    /// restart, see `memory::advice`).
+    #[serde(default)]
+    pub advice: Vec<RangeAdvice>,
     /// Locked memory (locked again after a restart).
     #[serde(default)]
     pub locked: Locked,
@@ -1220,6 +1224,10 @@ pub struct Clocks {
 pub struct Locked {
     pub ranges: Vec<(u64, u64)>,
     pub mlockall_flags: i32,
+    /// Ranges locked as they are touched (mlock2 MLOCK_ONFAULT), not all
+    /// at once.
+    #[serde(default)]
+    pub on_fault: Vec<(u64, u64)>,
 }
 
 /// `[start, end)` was advised MADV_WIPEONFORK (`wipe`) or MADV_DONTFORK.
@@ -1228,6 +1236,14 @@ pub struct ForkAdvice {
     pub start: u64,
     pub end: u64,
     pub wipe: bool,
+}
+
+/// `[start, end)` carries these madvise values (MADV_DONTDUMP, ...).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RangeAdvice {
+    pub start: u64,
+    pub end: u64,
+    pub advice: Vec<i32>,
 }
 
 /// Pages `[addr, addr+len)` of a region stored at `file_offset`.

@@ -30,6 +30,7 @@
 //! Memory advised MADV_DONTFORK / MADV_WIPEONFORK is made to fork like the
 //! rest for the writer (see `fork_advice`).
 
+pub mod advice;
 pub mod compress;
 pub mod dirty;
 pub mod fork_advice;

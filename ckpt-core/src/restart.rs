@@ -197,6 +197,7 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
     if memory::shared::restore(&meta.fds, &handoff, &meta.process.sysv_ipc) {
         memory::fork_advice::restore(&meta.fork_advice);
     }
+    memory::advice::restore(&meta.advice);
     let barrier: Vec<i32> = handoff.barrier.iter().flat_map(|b| [b.0, b.1]).collect();
     for fd in inherited.into_iter().filter(|fd| !barrier.contains(fd)) {
         sys::close(fd);

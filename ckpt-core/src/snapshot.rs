@@ -32,6 +32,7 @@ pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
         signals_kernel: signals::snapshot_kernel(),
         regions: Vec::new(),
         fork_advice: Vec::new(),
+        advice: Vec::new(),
         saved_files: Vec::new(),
         locked: crate::memory::locked::snapshot(),
         cpu: Some(crate::cputime::snapshot()),

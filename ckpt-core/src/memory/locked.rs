@@ -19,6 +19,15 @@ pub fn record(flags: i32) {
     MLOCKALL.store(flags, Relaxed);
 }
 
+/// Set once the program called mlock2 with MLOCK_ONFAULT.
+static LOCK2: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// The program called mlock2(MLOCK_ONFAULT): such ranges are looked for
+/// even while none of their pages is locked yet. Signal-safe.
+pub fn record_on_fault() {
+    LOCK2.store(true, Relaxed);
+}
+
 /// What is locked now. Frozen context (scratch allocation).
 pub fn snapshot() -> Locked {
     let mut buf = [0u8; 4096];
@@ -27,19 +36,25 @@ pub fn snapshot() -> Locked {
     let locked_kb = sys::field(status, b"VmLck:")
         .and_then(|v| sys::parse_i64(v.split(|&b| b == b' ').find(|w| !w.is_empty())?))
         .unwrap_or(0);
-    let ranges = if locked_kb > 0 {
-        let smaps = crate::names::read_proc("/proc/self/smaps").unwrap_or_default();
-        super::vm_flags(&smaps)
-            .into_iter()
-            .filter(|(_, _, f)| f.contains(&"lo"))
-            .map(|(s, e, _)| (s, e))
-            .collect()
+    // Lock-on-fault ranges count in VmLck only once touched.
+    let smaps = if locked_kb > 0 || LOCK2.load(Relaxed) {
+        crate::names::read_proc("/proc/self/smaps").unwrap_or_default()
     } else {
-        Vec::new()
+        String::new()
     };
+    let mut ranges = Vec::new();
+    let mut on_fault = Vec::new();
+    for (s, e, f) in super::vm_flags(&smaps) {
+        if f.contains(&"lo") && f.contains(&"lf") {
+            on_fault.push((s, e));
+        } else if f.contains(&"lo") {
+            ranges.push((s, e));
+        }
+    }
     Locked {
         ranges,
         mlockall_flags: MLOCKALL.load(Relaxed),
+        on_fault,
     }
 }
 
@@ -52,6 +67,15 @@ pub fn restore(l: &Locked) {
         if unsafe { libc::syscall(libc::SYS_mlock, start, end - start) } != 0 {
             failed += end - start;
         }
+    }
+    for &(start, end) in &l.on_fault {
+        // SAFETY: mlock2(MLOCK_ONFAULT) of a range of our own address space.
+        if unsafe { libc::syscall(libc::SYS_mlock2, start, end - start, 1) } != 0 {
+            failed += end - start;
+        }
+    }
+    if !l.on_fault.is_empty() {
+        record_on_fault();
     }
     if failed > 0 {
         crate::restart_report::warn(&format!(

@@ -1,7 +1,9 @@
 //! Memory advice that changes what fork() copies (MADV_DONTFORK,
 //! MADV_WIPEONFORK): noted, so that checkpoints look for such ranges and
-//! still store them (see `ckpt::memory::fork_advice`). Every other advice
-//! goes straight to the original after one comparison. mlockall: its
+//! still store them (see `ckpt::memory::fork_advice`); other advice the
+//! kernel keeps on a mapping is noted too (`ckpt::memory::advice`), and
+//! mlock2's lock-on-fault. Every call goes straight to the original after
+//! a comparison or two. mlockall: its
 //! flags are recorded (see `ckpt::memory::locked`), and ckpt's own
 //! mappings are kept out of MCL_CURRENT.
 
@@ -15,6 +17,8 @@ use libc::{c_int, c_void};
 fn note_fork_advice(advice: c_int) -> bool {
     if advice == libc::MADV_DONTFORK || advice == libc::MADV_WIPEONFORK {
         ckpt::memory::fork_advice::record();
+    } else if ckpt::memory::advice::kept(advice) {
+        ckpt::memory::advice::record();
     }
     false
 }
@@ -23,6 +27,23 @@ fn note_fork_advice(advice: c_int) -> bool {
 unsafe fn madvise(addr: *mut c_void, len: usize, advice: c_int) -> c_int {
     // Never runs: the filter sends every call to the original.
     let _ = (ret, addr, len, advice);
+}
+
+/// Note lock-on-fault (see `ckpt::memory::locked`). Always false, as
+/// `note_fork_advice`.
+#[inline(always)]
+fn note_lock_on_fault(flags: libc::c_uint) -> bool {
+    if flags & 1 != 0 {
+        // MLOCK_ONFAULT
+        ckpt::memory::locked::record_on_fault();
+    }
+    false
+}
+
+#[interpose(when = note_lock_on_fault(flags))]
+unsafe fn mlock2(addr: *const c_void, len: usize, flags: libc::c_uint) -> c_int {
+    // Never runs: the filter sends every call to the original.
+    let _ = (ret, addr, len, flags);
 }
 
 #[interpose(around)]
