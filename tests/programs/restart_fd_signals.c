@@ -2,7 +2,7 @@
  * show, across a restart:
  * - an eventfd made with EFD_SEMAPHORE (a read takes 1, not the count);
  * - signal-driven I/O: a pipe with O_ASYNC, F_SETOWN to the process and
- *   F_SETSIG SIGUSR1; a socket pair end owned by a thread (F_SETOWN_EX
+ *   F_SETSIG SIGUSR1 (whose si_fd names the pipe); a socket pair end owned by a thread (F_SETOWN_EX
  *   F_OWNER_TID) that gets SIGIO;
  * - the owner of two sockets without O_ASYNC, who gets SIGURG when
  *   out-of-band data arrives: set with F_SETOWN on one, with
@@ -31,7 +31,14 @@ static volatile pid_t worker_tid;
 static int sp[2];
 static volatile int done;
 
-static void on_usr1(int s) { (void)s; usr1++; }
+static volatile int usr1_fd = -1;
+/* (si_fd named a number the restart used for a moment, before.) */
+static void on_usr1(int s, siginfo_t *si, void *u) {
+    (void)s;
+    (void)u;
+    usr1++;
+    usr1_fd = si->si_fd;
+}
 static void on_urg(int s) { (void)s; urg++; }
 
 /* Out-of-band data into `to`: did the owner of its peer get SIGURG? */
@@ -69,7 +76,8 @@ static void *worker(void *arg) {
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     const char *leased = argc > 1 ? argv[1] : "restart_fd_signals.lease";
-    signal(SIGUSR1, on_usr1);
+    struct sigaction sa = {.sa_sigaction = on_usr1, .sa_flags = SA_SIGINFO | SA_RESTART};
+    sigaction(SIGUSR1, &sa, NULL);
     signal(SIGIO, on_io);
     signal(SIGURG, on_urg);
     prctl(PR_SET_TIMERSLACK, 123000, 0, 0, 0);
@@ -107,8 +115,9 @@ int main(int argc, char **argv) {
         return 1;
     for (int i = 0; i < 200 && (!usr1 || !io_in_thread); i++)
         usleep(5000);
-    printf("SIGUSR1 for the pipe: %d, SIGIO in the worker for the socket: %d\n", usr1 > 0,
-           io_in_thread > 0);
+    printf("SIGUSR1 for the pipe: %d (its si_fd the pipe's: %d), SIGIO in the worker for the "
+           "socket: %d\n",
+           usr1 > 0, usr1_fd == p[0], io_in_thread > 0);
     printf("SIGURG for a socket owned with F_SETOWN: %d, with FIOSETOWN: %d\n", urgent(so[1]),
            urgent(si[1]));
     printf("lease: %s\n", fcntl(lf, F_GETLEASE) == F_RDLCK ? "read" : "none");

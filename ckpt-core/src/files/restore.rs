@@ -284,6 +284,19 @@ pub fn signal_io_again(fds: &[Fd], pid: i32, tids: &[(u32, i32)]) {
             }
         }
         let Some(s) = f.signal_io else { continue };
+        if f.flags & libc::O_ASYNC != 0 {
+            // O_ASYNC was set while the file stood at a temporary number;
+            // the kernel names that number in each signal's si_fd until
+            // the flag is set again (off, then on) at the program's.
+            // SAFETY: F_GETFL/F_SETFL with integers on the program's descriptor.
+            unsafe {
+                let now = libc::syscall(libc::SYS_fcntl, f.fd, libc::F_GETFL);
+                if now >= 0 && now & libc::O_ASYNC as i64 != 0 {
+                    libc::syscall(libc::SYS_fcntl, f.fd, libc::F_SETFL, now & !(libc::O_ASYNC as i64));
+                    libc::syscall(libc::SYS_fcntl, f.fd, libc::F_SETFL, now);
+                }
+            }
+        }
         let mut owner = sys::OwnerEx {
             kind: s.owner_type,
             pid: s.owner,
