@@ -531,7 +531,8 @@ fn wall_clock_timerfd_keeps_its_deadline_across_downtime() {
 /// Socket options come back: a pair's enlarged buffers (before the bytes
 /// it held are put back: more than default buffers take), a listener's
 /// TCP_NODELAY, keep-alive settings, smaller receive buffer, SO_LINGER
-/// and receive timeout. Without them, the pair's bytes no longer fit.
+/// and receive timeout, its SO_MARK, a UDP socket's IPV6_TCLASS. Without
+/// them, the pair's bytes no longer fit.
 #[test]
 fn socket_options_and_buffer_sizes_come_back() {
     let said = cycle_c("sockopts", "restart_sockopts.c");

@@ -50,6 +50,11 @@ int main(void) {
     setsockopt(l, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     struct timeval tv = {2, 500000};
     setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    /* (Policy routing's mark: CAP_NET_ADMIN; 0 without it, alike in both runs.) */
+    int mark = 1234;
+    setsockopt(l, SOL_SOCKET, SO_MARK, &mark, sizeof mark);
+    int u = socket(AF_INET6, SOCK_DGRAM, 0), tclass = 0x28;
+    setsockopt(u, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof tclass);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (bind(l, (struct sockaddr *)&a, sizeof a) != 0 || listen(l, 4) != 0) return 2;
     for (int step = 0; step <= 30; step++) {
@@ -67,6 +72,7 @@ int main(void) {
     socklen_t tl = sizeof tv;
     getsockopt(l, SOL_SOCKET, SO_RCVTIMEO, &tv, &tl);
     printf("linger %d %d rcvtimeo %ld.%06ld\n", lg.l_onoff, lg.l_linger, (long)tv.tv_sec, (long)tv.tv_usec);
+    printf("mark %d tclass %#x\n", geti(l, SOL_SOCKET, SO_MARK), geti(u, IPPROTO_IPV6, IPV6_TCLASS));
     fcntl(sp[1], F_SETFL, O_NONBLOCK);
     size_t got = 0, bad = 0;
     for (;;) {

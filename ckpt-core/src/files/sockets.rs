@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 
 /// Socket options kept across a restart (level, name, shown as). Those a
 /// socket's family lacks are not there to save.
-const KEPT: [(i32, i32, &str); 25] = [
+const KEPT: [(i32, i32, &str); 28] = [
     (libc::SOL_SOCKET, libc::SO_SNDBUF, "SO_SNDBUF"),
     (libc::SOL_SOCKET, libc::SO_RCVBUF, "SO_RCVBUF"),
     (libc::SOL_SOCKET, libc::SO_KEEPALIVE, "SO_KEEPALIVE"),
@@ -34,6 +34,9 @@ const KEPT: [(i32, i32, &str); 25] = [
     ),
     (libc::IPPROTO_IP, libc::IP_TOS, "IP_TOS"),
     (libc::IPPROTO_IP, libc::IP_TTL, "IP_TTL"),
+    (libc::IPPROTO_IPV6, libc::IPV6_TCLASS, "IPV6_TCLASS"),
+    (libc::SOL_SOCKET, libc::SO_MARK, "SO_MARK"),
+    (libc::SOL_SOCKET, libc::SO_BINDTODEVICE, "SO_BINDTODEVICE"),
     (libc::SOL_NETLINK, 3, "NETLINK_PKTINFO"),
     (libc::SOL_NETLINK, 4, "NETLINK_BROADCAST_ERROR"),
     (libc::SOL_NETLINK, 5, "NETLINK_NO_ENOBUFS"),
