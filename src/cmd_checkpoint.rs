@@ -554,6 +554,15 @@ fn losses(
             }
         })
         .chain(meta.fds.iter().filter_map(|f| {
+            f.socket.as_ref().filter(|s| s.urgent)?;
+            Some(format!(
+                "descriptor {} ({}) has an urgent (out-of-band) byte waiting to be read: a restart \
+                 has neither it nor its mark in the stream (the bytes after the mark may be lost \
+                 too)",
+                f.fd, f.path
+            ))
+        }))
+        .chain(meta.fds.iter().filter_map(|f| {
             let s = f.socket.as_ref().filter(|s| s.unsent > 0)?;
             let own = ends.iter().any(|(l, p)| *l == s.peer && *p == s.address);
             own.then(|| {

@@ -681,3 +681,37 @@ fn a_terminal_comes_back_as_the_program_had_set_it() {
     );
     drop(master);
 }
+
+/// An urgent (out-of-band) byte waiting to be read, on a TCP connection
+/// and on a unix stream pair, is said at checkpoint: a restart has
+/// neither it nor its mark. Before, nothing was said, and the restarted
+/// program lost the TCP stream's bytes after the mark, or read the unix
+/// pair's urgent byte in line with the rest.
+#[test]
+fn urgent_bytes_waiting_to_be_read_are_said_at_checkpoint() {
+    let area = Area::new("urgent");
+    let dir = common::TempDir::new("urgent-bin");
+    let prog = common::compile_c("restart_urgent.c", dir.path());
+    let out = area.file("out");
+    let mut kid = start_until(
+        run_cmd::<&str>(&prog, &[], area.path(), &area.images),
+        &out,
+        &area.file("err"),
+        "under ckpt",
+        "step 3\n",
+    );
+    let r = checkpoint_said(&area, kid.pid());
+    kid.kill();
+    assert!(r.status.success(), "checkpoint failed: {}", r.stderr);
+    let unix = !std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .contains("no unix out-of-band data");
+    for fd in [5].into_iter().chain(unix.then_some(7)) {
+        assert!(
+            r.stderr.lines().any(|l| l.contains(&format!("descriptor {fd} "))
+                && l.contains("urgent (out-of-band) byte")),
+            "descriptor {fd}'s urgent byte not said: {}",
+            r.stderr
+        );
+    }
+}

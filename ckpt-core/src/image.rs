@@ -951,6 +951,10 @@ pub struct SocketState {
     /// g-1 of the words for group g), those past 32 included.
     #[serde(default)]
     pub memberships: Vec<u32>,
+    /// A stream socket with an urgent (out-of-band) byte waiting to be
+    /// read: neither it nor the mark in the stream is in the image.
+    #[serde(default)]
+    pub urgent: bool,
 }
 
 /// One socket option: level, name and the bytes getsockopt returned.

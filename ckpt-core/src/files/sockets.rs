@@ -287,7 +287,27 @@ pub fn snapshot(fd: i32) -> Option<SocketState> {
         },
         path_absent: domain == libc::AF_UNIX && bound && unix_path_absent(&addr[..len as usize]),
         memberships: if netlink { memberships(fd) } else { Vec::new() },
+        urgent: typ == libc::SOCK_STREAM && !listening && urgent_waiting(fd),
     })
+}
+
+/// Whether stream socket `fd` has an urgent byte waiting (a peek of
+/// MSG_OOB consumes nothing). Runs frozen: raw call, stack buffer.
+fn urgent_waiting(fd: i32) -> bool {
+    let mut b = [0u8; 1];
+    // SAFETY: recvfrom into a one-byte local buffer, no address.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            fd,
+            b.as_mut_ptr(),
+            1,
+            libc::MSG_OOB | libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            core::ptr::null_mut::<u8>(),
+            core::ptr::null_mut::<u32>(),
+        )
+    };
+    n == 1
 }
 
 /// Bytes of a TCP socket's send queue not sent yet (linux/sockios.h).
