@@ -139,6 +139,15 @@ fn netlink_sockets_come_back_bound_to_their_port_and_groups() {
     );
 }
 
+/// A program that called glibc's closefrom() (OpenSSH, sudo, daemons)
+/// is checkpointed and restarted with its own descriptors as they were.
+/// Before, closefrom closed ckpt's control socket, and the checkpoint
+/// said the program was not run under ckpt.
+#[test]
+fn a_program_that_called_closefrom_is_checkpointed() {
+    cycle_c("closefrom", "restart_closefrom.c");
+}
+
 #[test]
 fn names_that_are_not_utf8_come_back_exactly() {
     let said = cycle_c("names", "restart_names.c");

@@ -78,11 +78,10 @@ unsafe fn close(fd: c_int) -> c_int {
     close::real(fd)
 }
 
-#[interpose(around)]
-unsafe fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
-    // Close the program's part of the range, stepping around ours.
-    let mut lo = first as u64;
-    let hi = last as u64;
+/// Close the program's part of descriptors `first..=last` with `part`
+/// (lowest, highest), stepping around ckpt's own; the last failure, or 0.
+fn around_own(first: u64, last: u64, mut part: impl FnMut(u64, u64) -> c_int) -> c_int {
+    let (mut lo, hi) = (first, last);
     let mut result = 0;
     while lo <= hi {
         let mut end = hi;
@@ -95,10 +94,7 @@ unsafe fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
             }
         }
         if own != Some(lo) {
-            guard.record(|| {
-                rec::record_close_range(lo as c_uint, end.min(u32::MAX as u64) as c_uint)
-            });
-            let r = real(lo as c_uint, end as c_uint, flags);
+            let r = part(lo, end.min(u32::MAX as u64));
             if r != 0 {
                 result = r;
             }
@@ -109,6 +105,48 @@ unsafe fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
         }
     }
     result
+}
+
+#[interpose(around)]
+unsafe fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    // Close the program's part of the range, stepping around ours.
+    around_own(first as u64, last as u64, |lo, hi| {
+        guard.record(|| rec::record_close_range(lo as c_uint, hi as c_uint));
+        real(lo as c_uint, hi as c_uint, flags)
+    })
+}
+
+/// glibc's closefrom calls the kernel's close_range itself (not through
+/// the wrapper above): it would close ckpt's control socket, and every
+/// later checkpoint would call the program not run under ckpt.
+#[interpose(around)]
+unsafe fn closefrom(lowfd: c_int) {
+    let _ = real;
+    around_own(lowfd.max(0) as u64, u32::MAX as u64, |lo, hi| {
+        guard.record(|| rec::record_close_range(lo as c_uint, hi as c_uint));
+        // SAFETY: close_range of the program's own descriptors.
+        let r = unsafe { libc::syscall(libc::SYS_close_range, lo as c_uint, hi as c_uint, 0) };
+        if r != 0 {
+            // A kernel without close_range: one by one, up to the limit.
+            let top = sys_open_max().min(hi);
+            for fd in lo..=top {
+                // SAFETY: close of a program descriptor number.
+                unsafe { libc::syscall(libc::SYS_close, fd as c_int) };
+            }
+        }
+        0
+    });
+}
+
+/// The descriptor limit (RLIMIT_NOFILE's soft value).
+fn sys_open_max() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit into a live struct.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    lim.rlim_cur.min(1 << 20)
 }
 
 #[interpose(around)]
