@@ -717,8 +717,10 @@ fn urgent_bytes_waiting_to_be_read_are_said_at_checkpoint() {
         .contains("no unix out-of-band data");
     for fd in [5].into_iter().chain(unix.then_some(7)) {
         assert!(
-            r.stderr.lines().any(|l| l.contains(&format!("descriptor {fd} "))
-                && l.contains("urgent (out-of-band) byte")),
+            r.stderr
+                .lines()
+                .any(|l| l.contains(&format!("descriptor {fd} "))
+                    && l.contains("urgent (out-of-band) byte")),
             "descriptor {fd}'s urgent byte not said: {}",
             r.stderr
         );

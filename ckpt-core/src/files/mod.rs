@@ -556,7 +556,10 @@ pub unsafe fn record_made(dirfd: i32, path: *const core::ffi::c_char, dir: bool)
     let Some(n) = n.filter(|&n| n > 1 && n < buf.len() - 1) else {
         return;
     };
-    if buf[0] == b'/' && !buf[..n].ends_with(b" (deleted)") && !joblog::is_own_control_socket(&buf[..n]) {
+    if buf[0] == b'/'
+        && !buf[..n].ends_with(b" (deleted)")
+        && !joblog::is_own_control_socket(&buf[..n])
+    {
         let mut len = n;
         if dir {
             buf[n] = joblog::DIR_MARK;

@@ -292,7 +292,12 @@ pub fn signal_io_again(fds: &[Fd], pid: i32, tids: &[(u32, i32)]) {
             unsafe {
                 let now = libc::syscall(libc::SYS_fcntl, f.fd, libc::F_GETFL);
                 if now >= 0 && now & libc::O_ASYNC as i64 != 0 {
-                    libc::syscall(libc::SYS_fcntl, f.fd, libc::F_SETFL, now & !(libc::O_ASYNC as i64));
+                    libc::syscall(
+                        libc::SYS_fcntl,
+                        f.fd,
+                        libc::F_SETFL,
+                        now & !(libc::O_ASYNC as i64),
+                    );
                     libc::syscall(libc::SYS_fcntl, f.fd, libc::F_SETFL, now);
                 }
             }

@@ -79,7 +79,10 @@ fn memberships(fd: i32) -> Vec<u32> {
         return Vec::new();
     }
     let n = (len as usize / 4).min(words.len());
-    let used = words[..n].iter().rposition(|&w| w != 0).map_or(0, |k| k + 1);
+    let used = words[..n]
+        .iter()
+        .rposition(|&w| w != 0)
+        .map_or(0, |k| k + 1);
     words[..used].to_vec()
 }
 

@@ -105,7 +105,12 @@ fn name(advice: i32) -> &'static str {
 fn parse(text: &str) -> Vec<RangeAdvice> {
     let kernels: Vec<u64> = text
         .lines()
-        .filter(|l| l.ends_with("[vvar]") || l.ends_with("[vdso]") || l.ends_with("[vsyscall]") || l.ends_with("[vvar_vclock]"))
+        .filter(|l| {
+            l.ends_with("[vvar]")
+                || l.ends_with("[vdso]")
+                || l.ends_with("[vsyscall]")
+                || l.ends_with("[vvar_vclock]")
+        })
         .filter_map(|l| u64::from_str_radix(l.split('-').next()?, 16).ok())
         .collect();
     super::vm_flags(text)
