@@ -249,6 +249,13 @@ fn locked_memory_is_locked_again() {
     cycle_c("mlock", "restart_mlock.c");
 }
 
+/// A UTS namespace the program made its own comes back, with its host
+/// and domain names. Before, the restarted program had the host's names.
+#[test]
+fn a_uts_namespace_of_the_programs_own_comes_back() {
+    cycle_c("uts", "restart_uts.c");
+}
+
 #[test]
 fn prctl_attributes_come_back() {
     cycle_c("prctl", "restart_prctl.c");

@@ -388,6 +388,10 @@ pub struct Process {
     /// it: getcwd fails, relative paths lead nowhere).
     #[serde(default)]
     pub cwd_deleted: bool,
+    /// The host and domain names of a UTS namespace the program made its
+    /// own (unshare, setns); None: the one it started in.
+    #[serde(default)]
+    pub uts: Option<(String, String)>,
     pub umask: u32,
     pub rlimits: Vec<Rlimit>,
     /// Calls of fork/vfork seen since start, and the exec family.
@@ -508,6 +512,10 @@ pub struct PrctlState {
     /// /proc/self/coredump_filter (None when unread).
     #[serde(default)]
     pub coredump_filter: Option<u32>,
+    /// membarrier(2) registrations (the MEMBARRIER_CMD_REGISTER_* bits):
+    /// liburcu, JITs and .NET register once and fail (EPERM) without them.
+    #[serde(default)]
+    pub membarrier: u32,
 }
 
 /// One queued signal and its raw `siginfo_t` (128 bytes).

@@ -7,7 +7,7 @@ pub(crate) mod prctl;
 
 use crate::image::{Credentials, Process, Rlimit};
 use crate::sys;
-use core::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering::*};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering::*};
 
 static UMASK: AtomicU32 = AtomicU32::new(u32::MAX);
 static RLIMITS_SET: AtomicU32 = AtomicU32::new(0);
@@ -252,12 +252,81 @@ static MOUNT_NS: AtomicU64 = AtomicU64::new(0);
 
 /// The inode of this process's mount namespace (0: unknown). Raw stat.
 fn mount_ns() -> u64 {
+    namespace(c"/proc/self/ns/mnt")
+}
+
+/// The inode of the namespace link at `path` (0: unknown). Raw stat.
+fn namespace(path: &core::ffi::CStr) -> u64 {
     let mut st: libc::stat = unsafe_zeroed_stat();
     // SAFETY: stat of a NUL-terminated path into a live local.
-    if unsafe { libc::syscall(libc::SYS_stat, c"/proc/self/ns/mnt".as_ptr(), &mut st) } != 0 {
+    if unsafe { libc::syscall(libc::SYS_stat, path.as_ptr(), &mut st) } != 0 {
         return 0;
     }
     st.st_ino
+}
+
+/// The UTS namespace the program started in (or a restart gave it).
+static UTS_NS: AtomicU64 = AtomicU64::new(0);
+/// A restart made the program a UTS namespace of its own again.
+static OWN_UTS: AtomicBool = AtomicBool::new(false);
+
+/// At start-up and after a restart: the UTS namespace that is not the
+/// program's own.
+pub fn note_uts_namespace() {
+    UTS_NS.store(namespace(c"/proc/self/ns/uts"), Release);
+}
+
+/// Frozen: the host and domain names of a UTS namespace the program made
+/// its own since it started (unshare(CLONE_NEWUTS), setns), to be set in
+/// a namespace made again at restart. None: the one it started in.
+fn own_uts() -> Option<(String, String)> {
+    let (then, now) = (UTS_NS.load(Acquire), namespace(c"/proc/self/ns/uts"));
+    if !OWN_UTS.load(Relaxed) && (then == 0 || now == 0 || then == now) {
+        return None;
+    }
+    // SAFETY: all-zero utsname is valid; uname fills it.
+    let mut u: libc::utsname = unsafe { core::mem::zeroed() };
+    // SAFETY: uname into a live local.
+    if unsafe { libc::syscall(libc::SYS_uname, &mut u) } != 0 {
+        return None;
+    }
+    let text = |f: &[libc::c_char]| {
+        let b: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&b).into_owned()
+    };
+    Some((text(&u.nodename), text(&u.domainname)))
+}
+
+/// Post-restart: a UTS namespace of the program's own again, with its
+/// names; what the kernel refuses is said.
+fn restore_uts(uts: &Option<(String, String)>) {
+    let Some((host, domain)) = uts else {
+        return;
+    };
+    let said = |what: &str| {
+        crate::restart_report::warn(&format!(
+            "the program's own UTS namespace (host name {host:?}) cannot come back: {what}: {}",
+            std::io::Error::last_os_error()
+        ))
+    };
+    // SAFETY: unshare of this (single-threaded, restoring) process's UTS
+    // namespace; sethostname/setdomainname from live buffers.
+    unsafe {
+        if libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUTS) != 0 {
+            return said("unshare");
+        }
+        if libc::syscall(libc::SYS_sethostname, host.as_ptr(), host.len()) != 0 {
+            said("sethostname");
+        }
+        if libc::syscall(libc::SYS_setdomainname, domain.as_ptr(), domain.len()) != 0 {
+            said("setdomainname");
+        }
+    }
+    OWN_UTS.store(true, Relaxed);
 }
 
 fn unsafe_zeroed_stat() -> libc::stat {
@@ -408,6 +477,7 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
         comm,
         cwd,
         cwd_deleted,
+        uts: own_uts(),
         umask,
         rlimits,
         forks: FORKS.load(Relaxed),
@@ -553,6 +623,7 @@ pub fn restore(p: &Process) {
         PROGRAM_PID.store(p.pid, Relaxed);
     }
     set_exe(p);
+    restore_uts(&p.uts);
     if p.cwd_deleted {
         removed_cwd_again(p);
     } else if let Some(cwd) = crate::names::c(&p.cwd) {

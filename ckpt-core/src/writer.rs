@@ -498,12 +498,36 @@ fn ask_second_half(job: &Job, resp: &Response) {
         && rmp_serde::to_vec_named(&req)
             .is_ok_and(|out| crate::control::send_to(sock, &out, &own, own_len, 10_000));
     if !sent {
+        // Why it could not be asked, for whoever reads the error.
+        let why = if named {
+            format!(
+                "sending to its control socket {}: {}",
+                String::from_utf8_lossy(&proto_path(&own, own_len)),
+                std::io::Error::last_os_error()
+            )
+        } else {
+            "its control socket has no name".to_string()
+        };
         let message = match resp {
-            Response::Error { message, .. } => message.clone(),
-            _ => "the program ended before its checkpoint was complete".into(),
+            Response::Error { message, .. } => {
+                format!(
+                    "{message} (and the program could not be asked for a whole checkpoint: {why})"
+                )
+            }
+            _ => format!("the program ended before its checkpoint was complete ({why})"),
         };
         answer_socket(job, &Response::Error { message, nonce });
     }
+}
+
+/// The path of unix address `a` (`len` bytes; empty when unnamed).
+fn proto_path(a: &libc::sockaddr_un, len: libc::socklen_t) -> Vec<u8> {
+    let n = (len as usize).saturating_sub(2).min(a.sun_path.len());
+    a.sun_path[..n]
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect()
 }
 
 /// Tell whoever asked how the checkpoint went.

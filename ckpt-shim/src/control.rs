@@ -91,6 +91,7 @@ pub extern "C" fn after_restart() {
     // The restart's own mount namespace is where its paths mean what the
     // image says.
     ckpt::process::note_mount_namespace();
+    ckpt::process::note_uts_namespace();
     SOCK.store(-1, Relaxed);
     // Kernel timers are per process: ours is made again by start().
     PERIODIC.store(-1, Relaxed);

@@ -112,6 +112,7 @@ fn start() -> Result<(), String> {
     wrap::direct::init();
     threads::record_main(&main_thread_attrs());
     ckpt::process::note_mount_namespace();
+    ckpt::process::note_uts_namespace();
     ckpt::files::record_inherited();
     // SAFETY: umask is read by setting and restoring it (no other thread yet).
     let mask = unsafe {

@@ -1,7 +1,8 @@
 /* prctl attributes across a restart: not dumpable, no_new_privs, child
  * subreaper, THP disabled, keep capabilities, memory-deny-write-execute;
  * the personality (ADDR_NO_RANDOMIZE), the I/O priority (idle class), the
- * OOM score adjustment and the core dump filter. Prints "step N" every 10 steps (idling a
+ * OOM score adjustment and the core dump filter; a membarrier registration
+ * (private expedited: its barrier fails with EPERM without it). Prints "step N" every 10 steps (idling a
  * second after step 19, when the test checkpoints), then the values. */
 #include <stdio.h>
 #include <sys/personality.h>
@@ -23,6 +24,7 @@ int main(void) {
              prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == 0;
     ok = ok && personality(PER_LINUX | ADDR_NO_RANDOMIZE) != -1;
     ok = ok && syscall(SYS_ioprio_set, 1, 0, 3 << 13) == 0; /* IOPRIO_CLASS_IDLE */
+    ok = ok && syscall(SYS_membarrier, 1 << 4, 0, 0) == 0; /* REGISTER_PRIVATE_EXPEDITED */
     printf("set: %d\n", ok);
     for (int i = 0; i < 40; i++) {
         if (i % 10 == 9) printf("step %d\n", i);
@@ -36,6 +38,7 @@ int main(void) {
     printf("keepcaps %d\n", prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0));
     printf("personality %#x, ioprio %#lx\n", personality(0xffffffff), syscall(SYS_ioprio_get, 1, 0));
     printf("mdwe %d\n", prctl(66, 0, 0, 0, 0));
+    printf("private expedited membarrier %ld\n", syscall(SYS_membarrier, 1 << 3, 0, 0));
     char buf[32] = "";
     f = fopen("/proc/self/oom_score_adj", "r");
     if (f && fgets(buf, sizeof buf, f))

@@ -81,6 +81,69 @@ pub fn snapshot(status: &[u8]) -> PrctlState {
         mdwe: get(PR_GET_MDWE).max(0) as u32,
         oom_score_adj: read_proc_number(c"/proc/self/oom_score_adj", 10).map(|v| v as i32),
         coredump_filter: read_proc_number(c"/proc/self/coredump_filter", 16).map(|v| v as u32),
+        membarrier: membarrier_registrations(),
+    }
+}
+
+/// membarrier(2) commands (linux/membarrier.h): the registrations, and
+/// the private barriers a registration allows.
+const MEMBARRIER_REGISTER_GLOBAL_EXPEDITED: u32 = 1 << 2;
+const MEMBARRIER_PRIVATE_EXPEDITED: u32 = 1 << 3;
+const MEMBARRIER_REGISTER_PRIVATE_EXPEDITED: u32 = 1 << 4;
+const MEMBARRIER_PRIVATE_EXPEDITED_SYNC_CORE: u32 = 1 << 5;
+const MEMBARRIER_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE: u32 = 1 << 6;
+const MEMBARRIER_PRIVATE_EXPEDITED_RSEQ: u32 = 1 << 7;
+const MEMBARRIER_REGISTER_PRIVATE_EXPEDITED_RSEQ: u32 = 1 << 8;
+const MEMBARRIER_GET_REGISTRATIONS: u32 = 1 << 9;
+
+fn membarrier(cmd: u32) -> i64 {
+    // SAFETY: membarrier with a command and no flags: a query, a
+    // registration or a barrier of this process's own threads.
+    unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0, 0) }
+}
+
+/// This process's membarrier registrations: asked (Linux 6.3 on), else
+/// found by trying each private barrier (which fails unregistered; a
+/// global registration cannot be seen so). Raw calls (frozen).
+fn membarrier_registrations() -> u32 {
+    let r = membarrier(MEMBARRIER_GET_REGISTRATIONS);
+    if r >= 0 {
+        return r as u32;
+    }
+    [
+        (
+            MEMBARRIER_PRIVATE_EXPEDITED,
+            MEMBARRIER_REGISTER_PRIVATE_EXPEDITED,
+        ),
+        (
+            MEMBARRIER_PRIVATE_EXPEDITED_SYNC_CORE,
+            MEMBARRIER_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
+        ),
+        (
+            MEMBARRIER_PRIVATE_EXPEDITED_RSEQ,
+            MEMBARRIER_REGISTER_PRIVATE_EXPEDITED_RSEQ,
+        ),
+    ]
+    .into_iter()
+    .filter(|&(barrier, _)| membarrier(barrier) == 0)
+    .fold(0, |m, (_, register)| m | register)
+}
+
+/// Register again what was registered (post-restart); refused: said.
+fn membarrier_again(mask: u32) {
+    for register in [
+        MEMBARRIER_REGISTER_GLOBAL_EXPEDITED,
+        MEMBARRIER_REGISTER_PRIVATE_EXPEDITED,
+        MEMBARRIER_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
+        MEMBARRIER_REGISTER_PRIVATE_EXPEDITED_RSEQ,
+    ] {
+        if mask & register != 0 && membarrier(register) != 0 {
+            crate::restart_report::warn(&format!(
+                "cannot register for membarrier again (command {register:#x}: {}): the \
+                 program's expedited barriers will fail",
+                std::io::Error::last_os_error()
+            ));
+        }
     }
 }
 
@@ -162,6 +225,7 @@ pub fn restore(s: &PrctlState) {
             "memory-deny-write-execute",
         );
     }
+    membarrier_again(s.membarrier);
     if s.seccomp != 0 {
         crate::restart_report::warn(
             "the program ran under a seccomp filter, which a restart cannot reinstate",
