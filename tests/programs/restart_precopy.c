@@ -1,7 +1,7 @@
 /* A first checkpoint of a program holding much memory is taken in two
  * halves (a pre-copy): the memory read while the program runs, then what
  * it wrote meanwhile, copied while it is frozen. Holds 160 MiB of
- * pseudo-random words, then works 400 rounds 5 ms apart, printing "step
+ * pseudo-random words, then works 1200 rounds 5 ms apart, printing "step
  * N"; each round writes 64 words: "hot" keeps them in the first MiB (a
  * pre-copy then pays), "everywhere" spreads them over every page within
  * a few rounds (the pre-copy gives up, the checkpoint is whole). Ends
@@ -31,7 +31,7 @@ int main(int argc, char **argv) {
         x ^= x << 17;
         w[i] = x;
     }
-    for (int round = 0; round < 400; round++) {
+    for (int round = 0; round < 1200; round++) {
         printf("step %d\n", round);
         for (int k = 0; k < 64; k++) {
             size_t at = everywhere ? ((size_t)round * 64 + k) * 4099 % WORDS
