@@ -558,13 +558,19 @@ fn make_unnamed(f: &Fd) -> Result<i32, String> {
             .filter(|d| d.is_dir())
             .unwrap_or(std::path::Path::new("/tmp"));
         let dir = CString::new(dir.as_os_str().as_encoded_bytes()).unwrap_or_default();
+        // Linkable (linkat through /proc/self/fd gives it a name) only as
+        // it was: an O_TMPFILE opened without O_EXCL. A file unlinked
+        // after it was made, or an O_TMPFILE|O_EXCL, never gets a name.
+        let linkable = f.flags & (libc::O_TMPFILE & !libc::O_DIRECTORY) != 0
+            && f.open_flags.is_none_or(|o| o & libc::O_EXCL == 0);
+        let excl = if linkable { 0 } else { libc::O_EXCL };
         // SAFETY: openat with O_TMPFILE in a directory: an unnamed file.
         unsafe {
             libc::syscall(
                 libc::SYS_openat,
                 libc::AT_FDCWD,
                 dir.as_ptr(),
-                libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
+                libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC | excl,
                 f.mode & 0o7777,
             ) as i32
         }

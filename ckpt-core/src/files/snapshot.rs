@@ -626,6 +626,12 @@ fn plausible(h: &History, path: &str, kind: FdKind) -> bool {
                 .find(|c| !c.is_empty())
                 .unwrap_or(&h.path);
             let name = String::from_utf8_lossy(name);
+            // An O_TMPFILE names its directory; the kernel, "DIR/#ino".
+            let tmpfile = h.open_flags & (libc::O_TMPFILE & !libc::O_DIRECTORY) != 0;
+            let path = match path.rsplit_once('/') {
+                Some((dir, _)) if tmpfile => dir,
+                _ => path,
+            };
             name == "." || name == ".." || path.ends_with(&*name)
         }
     }
