@@ -752,6 +752,11 @@ pub struct Fd {
     /// A pipe's capacity (F_GETPIPE_SZ).
     #[serde(default)]
     pub pipe_size: Option<i32>,
+    /// The lengths of the packets at the start of `pipe_data` (a packet
+    /// pipe's, written with O_DIRECT: each read gives one); the bytes
+    /// after them are plain.
+    #[serde(default)]
+    pub pipe_packets: Option<Vec<u32>>,
     /// A pipe (or FIFO) end none of whose other ends is open anywhere:
     /// a read end whose writers are all closed (its bytes, then end of
     /// file), a write end whose readers are (EPIPE); or an unnamed unix
@@ -889,6 +894,7 @@ impl Fd {
             eventfd_count: None,
             pipe_data: None,
             pipe_size: None,
+            pipe_packets: None,
             peer_closed: false,
             peer_ino: None,
             messages: None,

@@ -5,7 +5,14 @@
  * - a pipe whose read end number was taken over by another pipe's read
  *   end (dup2): the two must not come back cross-wired;
  * - a pipe with a second, non-blocking read end opened through
- *   /proc/self/fd (another open file of the same pipe).
+ *   /proc/self/fd (another open file of the same pipe);
+ * - a packet pipe (O_DIRECT) holding three packets and a 5000-byte write
+ *   (two packets: one page, then the rest), each read gives one;
+ * - a pipe holding two packets, then plain bytes written once O_DIRECT
+ *   was turned off (read 4 bytes at a time: a packet's rest is dropped,
+ *   plain bytes are not);
+ * - a packet pipe holding one packet, read together with one written
+ *   after the restart (a packet is read alone).
  * Bytes are written into each before the checkpoint and read after. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,6 +33,15 @@ static void put(const char *name, int fd, const char *s) {
     ssize_t r = write(fd, s, strlen(s));
     printf("%s: write %zd%s\n", name, r,
            r < 0 ? (errno == EPIPE ? " EPIPE" : errno == EBADF ? " EBADF" : " error") : "");
+}
+
+/* Every read of non-blocking `fd` until it is empty: each one's length
+ * and first bytes. */
+static void packets(const char *name, int fd, size_t n) {
+    char buf[8192];
+    ssize_t r;
+    while ((r = read(fd, buf, n)) > 0)
+        printf("%s: read %zd '%.*s'\n", name, r, (int)(r < 12 ? r : 12), buf);
 }
 
 int main(void) {
@@ -51,6 +67,23 @@ int main(void) {
     if (e2 < 0)
         return 1;
     put("e fill", e[1], "shared");
+    /* Packets. */
+    int f[2], g[2], h[2];
+    if (pipe2(f, O_DIRECT | O_NONBLOCK) || pipe2(g, O_DIRECT | O_NONBLOCK) ||
+        pipe2(h, O_DIRECT | O_NONBLOCK))
+        return 1;
+    put("h fill", h[1], "solo");
+    static char big[5000];
+    memset(big, 'B', sizeof big);
+    put("f fill", f[1], "one");
+    put("f fill", f[1], "three");
+    put("f fill", f[1], "seventeen");
+    printf("f fill big: write %zd\n", write(f[1], big, sizeof big));
+    put("g fill", g[1], "p1");
+    put("g fill", g[1], "p2");
+    fcntl(g[1], F_SETFL, O_NONBLOCK);
+    put("g fill", g[1], "plain");
+    put("g fill", g[1], "more");
     for (int i = 0; i < 40; i++) {
         printf("step %d\n", i);
         usleep(40000);
@@ -65,5 +98,12 @@ int main(void) {
     get("e[0]", e[0], 3);
     get("e2", e2, 63);
     get("e2 again", e2, 63);
+    packets("f", f[0], 8192);
+    put("f after", f[1], "ab");
+    put("f after", f[1], "cd");
+    packets("f", f[0], 8192);
+    packets("g", g[0], 4);
+    put("h after", h[1], "x");
+    packets("h", h[0], 8192);
     return 0;
 }

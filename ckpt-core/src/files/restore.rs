@@ -644,7 +644,7 @@ fn rebuild_pipe(f: &Fd, fds: &[Fd], base: i32) -> Result<Vec<(i32, i32)>, String
         unsafe { libc::syscall(libc::SYS_fcntl, rd, libc::F_SETPIPE_SZ, size) };
     }
     if let Some(g) = members.iter().find(|g| g.pipe_data.is_some()) {
-        write_all(wr, g.pipe_data.as_deref().unwrap_or(&[]), g.fd)?;
+        refill_pipe(wr, g)?;
     }
     let mut out = Vec::new();
     let (mut rd_used, mut wr_used) = (false, false);
@@ -766,7 +766,7 @@ fn rebuild_fifo(f: &Fd, fds: &[Fd], base: i32) -> Result<Vec<(i32, i32)>, String
                 g.path, g.fd
             ));
         } else {
-            write_all(holder, g.pipe_data.as_deref().unwrap_or(&[]), g.fd)?;
+            refill_pipe(holder, g)?;
         }
     }
     sys::close(holder);
@@ -905,6 +905,29 @@ pub(crate) fn shut_again(fd: i32, f: &Fd) {
 }
 
 /// Put the bytes descriptor `owner` had unread back, through `fd`.
+/// Put a pipe's (or FIFO's) unread bytes back through its write end
+/// `wr`: its packets first, each one write with O_DIRECT (one packet
+/// each, as the program's packet pipe held them), then its plain bytes.
+pub(crate) fn refill_pipe(wr: i32, g: &Fd) -> Result<(), String> {
+    let data = g.pipe_data.as_deref().unwrap_or(&[]);
+    let mut done = 0;
+    if let Some(packets) = &g.pipe_packets {
+        // SAFETY: F_GETFL/F_SETFL on the write end we hold (raw: fcntl is
+        // interposed).
+        let flags = unsafe { libc::syscall(libc::SYS_fcntl, wr, libc::F_GETFL) } as i32;
+        // SAFETY: as above.
+        unsafe { libc::syscall(libc::SYS_fcntl, wr, libc::F_SETFL, flags | libc::O_DIRECT) };
+        for &n in packets {
+            let end = (done + n as usize).min(data.len());
+            write_all(wr, &data[done..end], g.fd)?;
+            done = end;
+        }
+        // SAFETY: as above.
+        unsafe { libc::syscall(libc::SYS_fcntl, wr, libc::F_SETFL, flags) };
+    }
+    write_all(wr, &data[done..], g.fd)
+}
+
 pub(crate) fn write_all(fd: i32, data: &[u8], owner: i32) -> Result<(), String> {
     let mut done = 0;
     while done < data.len() {

@@ -66,7 +66,10 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
             && !peeked.contains(&(f.dev, f.ino))
         {
             peeked.push((f.dev, f.ino));
-            f.pipe_data = peek_pipe(f.fd, f.pipe_size.unwrap_or(65536));
+            if let Some((data, packets)) = peek_pipe(f.fd, f.pipe_size.unwrap_or(65536)) {
+                f.pipe_data = Some(data);
+                f.pipe_packets = packets;
+            }
         }
         let unnamed = f.kind == FdKind::MemFd || (f.kind == FdKind::File && f.deleted);
         if unnamed && f.shares_with.is_none() {
@@ -297,6 +300,7 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
         pidfd_pid,
         pidfd_self: pidfd_pid.is_some_and(|p| p == sys::getpid()),
         // SAFETY: F_GETPIPE_SZ takes no argument; fails harmlessly on non-pipes.
+        pipe_packets: None,
         pipe_size: (kind == FdKind::Pipe)
             .then(|| unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETPIPE_SZ) } as i32)
             .filter(|&n| n > 0),
@@ -566,19 +570,33 @@ fn requeue(fd: i32, peer: i32, seen: &[serde_bytes::ByteBuf]) -> Option<Vec<serd
 }
 
 /// Copy (without consuming) what an in-process pipe holds, through a
-/// pipe of ckpt's own: `tee` duplicates pipe contents. Runs frozen.
-fn peek_pipe(fd: i32, size: i32) -> Option<Vec<u8>> {
+/// pipe of ckpt's own: `tee` duplicates pipe contents, each buffer with
+/// its packet flag. Also the lengths of the packets it starts with (a
+/// packet pipe's: each read of one gives that packet alone, so a short
+/// read with bytes left ends one; whether the last piece is a packet is
+/// asked of a second copy, read all but one byte of it: a packet's rest
+/// is dropped). Runs frozen.
+fn peek_pipe(fd: i32, size: i32) -> Option<(Vec<u8>, Option<Vec<u32>>)> {
     let mut avail: i32 = 0;
     // SAFETY: FIONREAD writes an int.
     if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) } != 0 || avail <= 0 {
         return None;
     }
-    let p = sys::pipe(libc::O_CLOEXEC | libc::O_NONBLOCK).ok()?;
-    // SAFETY: resizing our own pipe so it can hold everything.
-    unsafe { libc::syscall(libc::SYS_fcntl, p[1], libc::F_SETPIPE_SZ, size.max(avail)) };
-    // SAFETY: tee between two pipes; never blocks (SPLICE_F_NONBLOCK).
-    let n = unsafe { libc::tee(fd, p[1], avail as usize, libc::SPLICE_F_NONBLOCK) };
-    let mut data = vec![0u8; n.max(0) as usize];
+    let copy = || -> Option<[i32; 2]> {
+        let p = sys::pipe(libc::O_CLOEXEC | libc::O_NONBLOCK).ok()?;
+        // SAFETY: resizing our own pipe so it can hold everything.
+        unsafe { libc::syscall(libc::SYS_fcntl, p[1], libc::F_SETPIPE_SZ, size.max(avail)) };
+        // SAFETY: tee between two pipes; never blocks (SPLICE_F_NONBLOCK).
+        unsafe { libc::tee(fd, p[1], avail as usize, libc::SPLICE_F_NONBLOCK) };
+        Some(p)
+    };
+    let close = |p: [i32; 2]| {
+        sys::close(p[0]);
+        sys::close(p[1]);
+    };
+    let p = copy()?;
+    let mut data = vec![0u8; avail as usize];
+    let mut pieces: Vec<u32> = Vec::new();
     let mut got = 0;
     while got < data.len() {
         // SAFETY: reading into the unread tail of `data`.
@@ -587,11 +605,42 @@ fn peek_pipe(fd: i32, size: i32) -> Option<Vec<u8>> {
             break;
         }
         got += r as usize;
+        pieces.push(r as u32);
     }
+    close(p);
     data.truncate(got);
-    sys::close(p[0]);
-    sys::close(p[1]);
-    (!data.is_empty()).then_some(data)
+    if data.is_empty() {
+        return None;
+    }
+    // Plain bytes come in one read; more pieces are packets, and so may
+    // be the last.
+    let last = *pieces.last()? as usize;
+    let last_is_packet = if last < 2 {
+        pieces.len() > 1
+    } else {
+        copy().is_some_and(|q| {
+            let mut buf = vec![0u8; got];
+            let mut left = got - last;
+            for &n in &pieces[..pieces.len() - 1] {
+                // SAFETY: reading one packet into a local buffer.
+                unsafe { libc::read(q[0], buf.as_mut_ptr().cast(), n as usize) };
+                left -= n as usize;
+            }
+            // SAFETY: as above, all of the last piece but one byte.
+            let r = (left == 0)
+                .then(|| unsafe { libc::read(q[0], buf.as_mut_ptr().cast(), last - 1) })
+                .unwrap_or(-1);
+            let mut rest: i32 = 0;
+            // SAFETY: FIONREAD writes an int.
+            unsafe { libc::ioctl(q[0], libc::FIONREAD, &mut rest) };
+            close(q);
+            r == last as isize - 1 && rest == 0
+        })
+    };
+    if !last_is_packet {
+        pieces.pop();
+    }
+    Some((data, (!pieces.is_empty()).then_some(pieces)))
 }
 
 fn trim(v: &[u8]) -> &[u8] {
