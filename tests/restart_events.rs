@@ -234,6 +234,16 @@ fn cpu_time_goes_on_from_the_checkpoint() {
     cycle_c("cputime", "restart_cputime.c");
 }
 
+/// RLIMIT_CPU counts from the program's CPU time, not the restarted
+/// process's: SIGXCPU comes when the program reaches its soft limit, the
+/// limits read back as the program set them, and setting them again
+/// keeps that. Before, the signal came a second (the CPU time used before
+/// the checkpoint) late.
+#[test]
+fn the_cpu_time_limit_counts_the_time_used_before_the_checkpoint() {
+    cycle_c("cpulimit", "restart_cpulimit.c");
+}
+
 /// SIGRTMAX-2 is a JVM's signal for interrupting blocking I/O, and was
 /// ckpt's by default: the program's handler was refused, and every Java
 /// file read failed under ckpt. Now the program installs it, reads it

@@ -17,6 +17,13 @@
 //!   `clock`, `times`, `getrusage`, and they take them off absolute
 //!   deadlines given on those clocks (`clock_nanosleep`, `timer_settime`).
 //!
+//! - RLIMIT_CPU is checked by the kernel against its own count: after a
+//!   restart its limits are lowered by the seconds used before
+//!   ([`CPU_LIMIT_SHIFT`]), so SIGXCPU and the hard limit's SIGKILL come
+//!   when the program's CPU time reaches them; the rlimit wrappers show
+//!   and take the program's values ([`cpu_limit_to_program`],
+//!   [`cpu_limit_to_kernel`]), and a checkpoint saves those.
+//!
 //! Before a first restart every difference is zero and [`ACTIVE`] is
 //! false: the wrappers return the kernel's answer untouched.
 //!
@@ -26,7 +33,7 @@
 
 use crate::image::{CpuTimes, ThreadCpu};
 use crate::threads::MAX_THREADS;
-use core::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
 /// Some difference is not zero (the process was restarted).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
@@ -39,6 +46,11 @@ static SELF_USAGE: [AtomicI64; 16] = [const { AtomicI64::new(0) }; 16];
 static CHILD_USAGE: [AtomicI64; 16] = [const { AtomicI64::new(0) }; 16];
 /// times(): as in [`CpuTimes::tms`].
 static TMS: [AtomicI64; 5] = [const { AtomicI64::new(0) }; 5];
+
+/// Whole seconds of CPU time the program had used when it was restarted
+/// (rounded to the nearest): the kernel's RLIMIT_CPU values are lower by
+/// this much than the program's.
+static CPU_LIMIT_SHIFT: AtomicU64 = AtomicU64::new(0);
 
 /// One thread's CPU time at its last park (what the program saw) and,
 /// after a restart, its differences. Indexed like the thread table.
@@ -266,6 +278,82 @@ pub fn restore(saved: &CpuTimes) {
         TMS[i].store(saved.tms[i] - now[i], Relaxed);
     }
     ACTIVE.store(true, Relaxed);
+    // The limits (set to the program's values by then) count from now.
+    let shift = (PROCESS_NS.load(Relaxed).max(0) as u64 + 500_000_000) / 1_000_000_000;
+    let mut l = raw_cpu_limit(None);
+    CPU_LIMIT_SHIFT.store(shift, Relaxed);
+    l.rlim_cur = cpu_limit_to_kernel(l.rlim_cur);
+    l.rlim_max = cpu_limit_to_kernel(l.rlim_max);
+    raw_cpu_limit(Some(&l));
+}
+
+/// RLIMIT_CPU as the kernel has it; set to `new` first when given.
+fn raw_cpu_limit(new: Option<&libc::rlimit>) -> libc::rlimit {
+    let mut old = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    let new = new.map_or(core::ptr::null(), |n| n as *const libc::rlimit);
+    // SAFETY: prlimit64 of our own process, from a live rlimit or none,
+    // into a local.
+    unsafe { libc::syscall(libc::SYS_prlimit64, 0, libc::RLIMIT_CPU, new, &mut old) };
+    old
+}
+
+/// The kernel's RLIMIT_CPU value for the program's `v` (at least one
+/// second: the kernel takes zero for one too). Signal-safe.
+#[inline]
+pub fn cpu_limit_to_kernel(v: u64) -> u64 {
+    let shift = CPU_LIMIT_SHIFT.load(Relaxed);
+    if v == libc::RLIM_INFINITY || shift == 0 {
+        return v;
+    }
+    v.saturating_sub(shift).max(1)
+}
+
+/// The program's RLIMIT_CPU value for the kernel's `v`. Signal-safe.
+#[inline]
+pub fn cpu_limit_to_program(v: u64) -> u64 {
+    let shift = CPU_LIMIT_SHIFT.load(Relaxed);
+    if v == libc::RLIM_INFINITY || shift == 0 {
+        return v;
+    }
+    v.saturating_add(shift)
+}
+
+/// The program's RLIMIT_CPU seen through `rlim` (a getrlimit's answer).
+///
+/// # Safety
+/// `rlim` is null or points to a writable rlimit.
+pub unsafe fn cpu_limit_shown(resource: i32, rlim: *mut libc::rlimit) {
+    if resource != libc::RLIMIT_CPU as i32 || rlim.is_null() || CPU_LIMIT_SHIFT.load(Relaxed) == 0 {
+        return;
+    }
+    // SAFETY: the caller's contract.
+    let l = unsafe { &mut *rlim };
+    l.rlim_cur = cpu_limit_to_program(l.rlim_cur);
+    l.rlim_max = cpu_limit_to_program(l.rlim_max);
+}
+
+/// What to give the kernel for the program's setrlimit of `resource` to
+/// `rlim`: a lowered copy in `copy` for RLIMIT_CPU after a restart,
+/// else `rlim` itself.
+///
+/// # Safety
+/// `rlim` is null or points to a readable rlimit.
+pub unsafe fn cpu_limit_taken(
+    resource: i32,
+    rlim: *const libc::rlimit,
+    copy: &mut libc::rlimit,
+) -> *const libc::rlimit {
+    if resource != libc::RLIMIT_CPU as i32 || rlim.is_null() || CPU_LIMIT_SHIFT.load(Relaxed) == 0 {
+        return rlim;
+    }
+    // SAFETY: the caller's contract.
+    let l = unsafe { &*rlim };
+    copy.rlim_cur = cpu_limit_to_kernel(l.rlim_cur);
+    copy.rlim_max = cpu_limit_to_kernel(l.rlim_max);
+    copy
 }
 
 /// The calling thread (in `slot`) resumes after a restart: it goes on
@@ -289,6 +377,29 @@ pub fn restore_thread(slot: usize, saved: Option<&ThreadCpu>) {
 pub fn reset_after_fork() {
     if !ACTIVE.swap(false, Relaxed) {
         return;
+    }
+    // Its own CPU time counts from zero: its limits are the program's
+    // again, when the kernel lets a hard limit rise (else it keeps the
+    // lowered ones, and the shift that shows them as the program's).
+    if CPU_LIMIT_SHIFT.load(Relaxed) != 0 {
+        let k = raw_cpu_limit(None);
+        let want = libc::rlimit {
+            rlim_cur: cpu_limit_to_program(k.rlim_cur),
+            rlim_max: cpu_limit_to_program(k.rlim_max),
+        };
+        // SAFETY: prlimit64 of our own process from a local.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_prlimit64,
+                0,
+                libc::RLIMIT_CPU,
+                &want as *const libc::rlimit,
+                core::ptr::null_mut::<libc::rlimit>(),
+            )
+        };
+        if r == 0 {
+            CPU_LIMIT_SHIFT.store(0, Relaxed);
+        }
     }
     PROCESS_NS.store(0, Relaxed);
     for a in SELF_USAGE

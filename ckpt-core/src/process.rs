@@ -459,6 +459,10 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
                     &mut l,
                 )
             };
+            if r == libc::RLIMIT_CPU as i32 {
+                // SAFETY: a live rlimit.
+                unsafe { crate::cputime::cpu_limit_shown(libc::RLIMIT_CPU as i32, &mut l) };
+            }
             let lim = |v: u64| (v != libc::RLIM_INFINITY).then_some(v);
             Rlimit {
                 resource: r,

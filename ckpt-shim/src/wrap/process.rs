@@ -211,19 +211,48 @@ unsafe fn posix_spawnp(
     real(pid, file, actions, attr, argv, env)
 }
 
-#[interpose(aliases(setrlimit64))]
+// RLIMIT_CPU after a restart: the kernel's limits are lower than the
+// program's by the CPU time used before (see `ckpt::cputime`).
+
+#[interpose(aliases(setrlimit64), around)]
 unsafe fn setrlimit(resource: c_int, rlim: *const rlimit) -> c_int {
+    let mut copy = rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    let r = real(resource, ckpt::cputime::cpu_limit_taken(resource, rlim, &mut copy));
+    if r == 0 {
+        guard.record(|| rec::record_setrlimit(resource));
+    }
+    r
+}
+
+#[interpose(aliases(getrlimit64))]
+unsafe fn getrlimit(resource: c_int, rlim: *mut rlimit) -> c_int {
     if ret == 0 {
-        rec::record_setrlimit(resource);
+        ckpt::cputime::cpu_limit_shown(resource, rlim);
     }
 }
 
 #[interpose(aliases(prlimit64), around)]
 unsafe fn prlimit(pid: pid_t, resource: c_int, new: *const rlimit, old: *mut rlimit) -> c_int {
     let pid = rec::kernel_pid(pid);
-    let r = real(pid, resource, new, old);
-    if r == 0 && !new.is_null() && (pid == 0 || pid == ckpt::sys::getpid()) {
-        guard.record(|| rec::record_setrlimit(resource));
+    let own = pid == 0 || pid == ckpt::sys::getpid();
+    let mut copy = rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    let given = if own {
+        ckpt::cputime::cpu_limit_taken(resource, new, &mut copy)
+    } else {
+        new
+    };
+    let r = real(pid, resource, given, old);
+    if r == 0 && own {
+        ckpt::cputime::cpu_limit_shown(resource, old);
+        if !new.is_null() {
+            guard.record(|| rec::record_setrlimit(resource));
+        }
     }
     r
 }
