@@ -91,6 +91,18 @@ fn python_asyncio_continues_with_its_pid() {
     cycle("asyncio", &common::python3(), &[&script], "step 12 ");
 }
 
+/// A vfork child's signal handler changes are its own: CPython's
+/// subprocess resets every handled signal in its vfork child, and under
+/// ckpt that reset the parent's handlers too (SIGTERM, SIGINT, SIGUSR1
+/// swallowed, no checkpoint needed). Handlers work before and after a
+/// restart, with a subprocess each step.
+#[test]
+fn signal_handlers_survive_vfork_children_and_a_restart() {
+    let script = common::programs_dir().join("restart_vfork_signals.py");
+    let script = script.to_string_lossy().into_owned();
+    cycle("vfork-signals", &common::python3(), &[&script], "step 12 ");
+}
+
 #[test]
 fn memfd_and_deleted_file_come_back_with_their_contents() {
     cycle_c("unnamed", "restart_unnamed.c");

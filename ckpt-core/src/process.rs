@@ -21,6 +21,26 @@ static CHDIRS: AtomicU64 = AtomicU64::new(0);
 /// and friends translate it back.
 static PROGRAM_PID: AtomicI32 = AtomicI32::new(0);
 
+/// The kernel pid of the process whose shim this memory is: noted at
+/// start, in a fork's child and after a restart. A vfork child (on its
+/// parent's memory until it execs; no atfork handler runs in it) has
+/// another.
+static OWN_PID: AtomicI32 = AtomicI32::new(0);
+
+/// Note the kernel pid of the process this memory belongs to.
+pub fn note_own_pid() {
+    OWN_PID.store(sys::getpid(), Relaxed);
+}
+
+/// The caller is a vfork child (or a raw clone sharing the memory of a
+/// process, not its thread): what it records would land in its parent's
+/// tables. One getpid system call; signal-safe.
+#[inline]
+pub fn in_vfork_child() -> bool {
+    let own = OWN_PID.load(Relaxed);
+    own != 0 && own != sys::getpid()
+}
+
 /// What `getpid` tells the program, given the kernel's pid.
 #[inline]
 pub fn program_pid(kernel: i32) -> i32 {
@@ -365,6 +385,7 @@ pub fn record_exec() {
 
 /// In a fork child: its own history starts now, with its own pid.
 pub fn reset_after_fork() {
+    note_own_pid();
     FORKS.store(0, Relaxed);
     EXECS.store(0, Relaxed);
     PROGRAM_PID.store(0, Relaxed);
@@ -621,6 +642,7 @@ fn removed_cwd_again(p: &Process) {
 /// /proc/self/exe where the kernel allows it. Post-restart context, after
 /// the restorer's own mapping is gone.
 pub fn restore(p: &Process) {
+    note_own_pid();
     // The first restart fixes the program's pid for good (later images
     // record the kernel pid of a restarted process, which is not it).
     if PROGRAM_PID.load(Relaxed) == 0 && p.pid != sys::getpid() {

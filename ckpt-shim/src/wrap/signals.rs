@@ -20,6 +20,20 @@ unsafe fn change(
     act: *const libc::sigaction,
     old: *mut libc::sigaction,
 ) -> c_int {
+    if ckpt::process::in_vfork_child() {
+        // A vfork child runs on its parent's memory until it execs: the
+        // table is the parent's, so the child's change is the kernel's
+        // alone (CPython's subprocess resets every handled signal there;
+        // recorded, the parent's handlers were gone).
+        let before = rec::recorded(sig);
+        let r = ckpt::real!(sigaction)(sig, act, old);
+        if r == 0 && !old.is_null() && (*old).sa_sigaction == rec::trampoline as *const () as usize {
+            if let Some(b) = before {
+                rec::to_raw(&b, &mut *old);
+            }
+        }
+        return r;
+    }
     if sig == rec::reserved() {
         // Shared with ckpt: recorded only (see the module's comment).
         let before = rec::recorded(sig);
