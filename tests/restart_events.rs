@@ -256,6 +256,14 @@ fn the_cpu_time_limit_counts_the_time_used_before_the_checkpoint() {
     cycle_c("cpulimit", "restart_cpulimit.c");
 }
 
+/// getppid goes on naming the parent the program had: after a restart
+/// its parent is outside the restart's pid namespace, where the kernel
+/// answers 0 (a watchdog comparing it with the pid it noted exits).
+#[test]
+fn the_parent_pid_stays_the_one_the_program_had() {
+    cycle_c("ppid", "restart_ppid.c");
+}
+
 /// SIGRTMAX-2 is a JVM's signal for interrupting blocking I/O, and was
 /// ckpt's by default: the program's handler was refused, and every Java
 /// file read failed under ckpt. Now the program installs it, reads it

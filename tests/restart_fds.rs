@@ -245,6 +245,14 @@ fn pipes_are_paired_by_inode_not_by_number() {
     }
 }
 
+/// A file whose own name ends in " (deleted)" is not a removed file: it
+/// is opened again by its name, and what the program writes after the
+/// restart reaches it.
+#[test]
+fn a_file_named_as_if_deleted_is_opened_again_by_its_name() {
+    cycle_c("deleted-name", "restart_deleted_name.c");
+}
+
 /// A named FIFO keeps the bytes it held; one whose path was unlinked
 /// comes back (as a pipe) with its bytes and its ends connected.
 #[test]

@@ -41,6 +41,21 @@ pub fn in_vfork_child() -> bool {
     own != 0 && own != sys::getpid()
 }
 
+/// The parent pid the program saw at its checkpoint, after a restart
+/// whose parent is outside the restart's pid namespace (the kernel says
+/// 0 then; 0: no such parent).
+static PROGRAM_PPID: AtomicI32 = AtomicI32::new(0);
+
+/// What `getppid` tells the program, given the kernel's answer: a parent
+/// outside the restart's pid namespace (0) is the one it had.
+#[inline]
+pub fn program_ppid(kernel: i32) -> i32 {
+    match (kernel, PROGRAM_PPID.load(Relaxed)) {
+        (0, p) => p,
+        (k, _) => k,
+    }
+}
+
 /// What `getpid` tells the program, given the kernel's pid.
 #[inline]
 pub fn program_pid(kernel: i32) -> i32 {
@@ -386,6 +401,7 @@ pub fn record_exec() {
 /// In a fork child: its own history starts now, with its own pid.
 pub fn reset_after_fork() {
     note_own_pid();
+    PROGRAM_PPID.store(0, Relaxed);
     FORKS.store(0, Relaxed);
     EXECS.store(0, Relaxed);
     PROGRAM_PID.store(0, Relaxed);
@@ -460,9 +476,11 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
     let comm = sys::field(status, b"Name:")
         .map(crate::names::from_bytes)
         .unwrap_or_default();
-    let ppid = sys::field(status, b"PPid:")
-        .and_then(sys::parse_i64)
-        .unwrap_or(0) as i32;
+    let ppid = program_ppid(
+        sys::field(status, b"PPid:")
+            .and_then(sys::parse_i64)
+            .unwrap_or(0) as i32,
+    );
     let set = RLIMITS_SET.load(Relaxed);
     let rlimits = (0..16)
         .map(|r| {
@@ -643,6 +661,7 @@ fn removed_cwd_again(p: &Process) {
 /// the restorer's own mapping is gone.
 pub fn restore(p: &Process) {
     note_own_pid();
+    PROGRAM_PPID.store(p.ppid, Relaxed);
     // The first restart fixes the program's pid for good (later images
     // record the kernel pid of a restarted process, which is not it).
     if PROGRAM_PID.load(Relaxed) == 0 && p.pid != sys::getpid() {

@@ -300,9 +300,13 @@ fn note_context(gen: u32, uc: *mut c_void, errno: c_int) {
         signals::mask_of(unsafe { &(*(uc as *mut libc::ucontext_t)).uc_sigmask })
     } & !signals::bit(signals::reserved());
     if let Some(slot) = threads::self_slot() {
-        threads::park_note(slot, gen, mask, uc as u64, errno);
+        threads::park_note(slot, mask, uc as u64, errno);
         // Signals queued to this thread alone: only it can read them.
         signals::save_own_queue(threads::id_of_slot(slot));
+        // Last: till now the thread takes its signals out and puts them
+        // back, and holds its /proc status open (a snapshot taken before
+        // missed signals, and saw that descriptor as the program's).
+        threads::mark_parked(slot, gen);
     }
 }
 

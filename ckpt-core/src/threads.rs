@@ -323,8 +323,9 @@ pub fn tid_of_id(id: u32) -> Option<i32> {
 }
 
 /// Park bookkeeping, from the freeze handler on the thread itself: what a
-/// restart needs to bring this thread back. Signal-safe.
-pub fn park_note(slot: usize, gen: u32, sigmask: u64, ucontext: u64, errno: i32) {
+/// restart needs to bring this thread back. The coordinator sees the
+/// thread parked only once [`mark_parked`] follows. Signal-safe.
+pub fn park_note(slot: usize, sigmask: u64, ucontext: u64, errno: i32) {
     let s = &SLOTS[slot];
     let fs_base = crate::glibc::thread_pointer();
     s.fs_base.store(fs_base, Relaxed);
@@ -353,7 +354,12 @@ pub fn park_note(slot: usize, gen: u32, sigmask: u64, ucontext: u64, errno: i32)
     s.alt_flags.store(ss.ss_flags, Relaxed);
     s.sigmask.store(sigmask, Relaxed);
     s.ucontext.store(ucontext, Relaxed);
-    s.parked_gen.store(gen, Release);
+}
+
+/// The thread in `slot` has noted everything for freeze `gen` and holds
+/// nothing open: the coordinator may read the process now. Signal-safe.
+pub fn mark_parked(slot: usize, gen: u32) {
+    SLOTS[slot].parked_gen.store(gen, Release);
 }
 
 /// The calling thread registered (`unregister` false) or unregistered an

@@ -173,7 +173,12 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
         .and_then(|v| sys::parse_i64(trim(v)))
         .unwrap_or(0) as i32;
     let eventfd_count = sys::field(ib, b"eventfd-count:").and_then(sys::parse_hex);
-    let deleted = path.ends_with(" (deleted)");
+    // A name that ends so itself (its file is there, the same inode) is
+    // not a removed file's.
+    let deleted = path.ends_with(" (deleted)")
+        && !crate::names::c(&path)
+            .and_then(|c| sys::stat_path(&c, false))
+            .is_some_and(|n| (n.st_dev, n.st_ino) == (st.st_dev, st.st_ino));
     if deleted {
         path.truncate(path.len() - " (deleted)".len());
     }

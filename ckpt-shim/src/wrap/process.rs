@@ -265,6 +265,14 @@ unsafe fn getpid() -> pid_t {
     rec::program_pid(real())
 }
 
+// A restarted program's parent outside the restart's pid namespace reads
+// as 0 from the kernel: the program is told the parent it had (a
+// watchdog comparing getppid with the pid it noted would exit).
+#[interpose(around)]
+unsafe fn getppid() -> pid_t {
+    rec::program_ppid(real())
+}
+
 #[interpose(around)]
 unsafe fn kill(pid: pid_t, sig: c_int) -> c_int {
     real(rec::kernel_pid(pid), sig)
