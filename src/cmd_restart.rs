@@ -706,10 +706,13 @@ pub(crate) fn check_descriptors(
                 ))
             })?;
         }
-        // A deleted file comes back from its saved contents.
+        // A deleted file comes back from its saved contents; a file of
+        // the process's own /proc (named through /proc/self) is the
+        // restarted process's.
         if stdio_rule(f) != Passthrough::Rebuilt
             || !matches!(f.kind, FdKind::File | FdKind::Directory)
             || f.deleted
+            || f.path.starts_with("/proc/self/")
         {
             continue;
         }

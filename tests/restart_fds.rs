@@ -253,6 +253,14 @@ fn a_file_named_as_if_deleted_is_opened_again_by_its_name() {
     cycle_c("deleted-name", "restart_deleted_name.c");
 }
 
+/// Files of the process's own /proc held open (its status, its stat by
+/// pid, its task directory) read the restarted process after a restart;
+/// before, the restart refused: the killed process's /proc was gone.
+#[test]
+fn descriptors_of_the_process_own_proc_read_the_restarted_process() {
+    cycle_c("procfd", "restart_procfd.c");
+}
+
 /// A named FIFO keeps the bytes it held; one whose path was unlinked
 /// comes back (as a pipe) with its bytes and its ends connected.
 #[test]

@@ -182,6 +182,7 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
     if deleted {
         path.truncate(path.len() - " (deleted)".len());
     }
+    own_proc_as_self(&mut path);
     let mut kind = kind_of(&st, &path);
     let lease = (kind == FdKind::File).then(|| lease(ib)).flatten();
     let dnotify = (kind == FdKind::Directory)
@@ -646,6 +647,23 @@ fn peek_pipe(fd: i32, size: i32) -> Option<(Vec<u8>, Option<Vec<u32>>)> {
         pieces.pop();
     }
     Some((data, (!pieces.is_empty()).then_some(pieces)))
+}
+
+/// A file of the process's own /proc directory (`/proc/PID/status` held
+/// open to be read again) is named through /proc/self: a restarted
+/// process opens its own, not the killed one's, gone.
+fn own_proc_as_self(path: &mut String) {
+    let mut buf = [0u8; 32];
+    let Some(n) = sys::readlinkat(libc::AT_FDCWD, c"/proc/self", &mut buf) else {
+        return;
+    };
+    let Ok(pid) = core::str::from_utf8(&buf[..n]) else {
+        return;
+    };
+    let own = format!("/proc/{pid}");
+    if path.strip_prefix(&own).is_some_and(|r| r.is_empty() || r.starts_with('/')) {
+        path.replace_range(..own.len(), "/proc/self");
+    }
 }
 
 fn trim(v: &[u8]) -> &[u8] {
