@@ -175,10 +175,12 @@ fn describe(dir: i32, fd: i32) -> Option<Fd> {
     let eventfd_count = sys::field(ib, b"eventfd-count:").and_then(sys::parse_hex);
     // A name that ends so itself (its file is there, the same inode) is
     // not a removed file's.
-    let deleted = path.ends_with(" (deleted)")
-        && !crate::names::c(&path)
+    let named_so = || {
+        crate::names::c(&path)
             .and_then(|c| sys::stat_path(&c, false))
-            .is_some_and(|n| (n.st_dev, n.st_ino) == (st.st_dev, st.st_ino));
+            .is_some_and(|n| (n.st_dev, n.st_ino) == (st.st_dev, st.st_ino))
+    };
+    let deleted = path.ends_with(" (deleted)") && !named_so();
     if deleted {
         path.truncate(path.len() - " (deleted)".len());
     }
@@ -632,10 +634,12 @@ fn peek_pipe(fd: i32, size: i32) -> Option<(Vec<u8>, Option<Vec<u32>>)> {
                 unsafe { libc::read(q[0], buf.as_mut_ptr().cast(), n as usize) };
                 left -= n as usize;
             }
-            // SAFETY: as above, all of the last piece but one byte.
-            let r = (left == 0)
-                .then(|| unsafe { libc::read(q[0], buf.as_mut_ptr().cast(), last - 1) })
-                .unwrap_or(-1);
+            let r = if left == 0 {
+                // SAFETY: as above, all of the last piece but one byte.
+                unsafe { libc::read(q[0], buf.as_mut_ptr().cast(), last - 1) }
+            } else {
+                -1
+            };
             let mut rest: i32 = 0;
             // SAFETY: FIONREAD writes an int.
             unsafe { libc::ioctl(q[0], libc::FIONREAD, &mut rest) };
@@ -661,7 +665,10 @@ fn own_proc_as_self(path: &mut String) {
         return;
     };
     let own = format!("/proc/{pid}");
-    if path.strip_prefix(&own).is_some_and(|r| r.is_empty() || r.starts_with('/')) {
+    if path
+        .strip_prefix(&own)
+        .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+    {
         path.replace_range(..own.len(), "/proc/self");
     }
 }

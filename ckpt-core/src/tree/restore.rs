@@ -14,7 +14,8 @@
 
 use super::Handoff;
 use crate::files::restore::{
-    another_open_file, move_to_at_least, rebuild, refill_socket, set_status, shut_again, refill_pipe,
+    another_open_file, move_to_at_least, rebuild, refill_pipe, refill_socket, set_status,
+    shut_again,
 };
 use crate::files::{stdio_rule, Passthrough};
 use crate::image::{Fd, FdKind, Meta, RegionKind};
@@ -88,8 +89,7 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
             unsafe { libc::syscall(libc::SYS_fcntl, rd, libc::F_SETPIPE_SZ, size) };
         }
         if let Some((pid, g)) = holders.iter().find(|h| h.1.pipe_data.is_some()) {
-            refill_pipe(wr, g)
-                .map_err(|e| format!("process {pid}: {e}"))?;
+            refill_pipe(wr, g).map_err(|e| format!("process {pid}: {e}"))?;
         }
         // One open file per open file description of the checkpoint.
         let mut opened: HashMap<(i32, i32), i32> = HashMap::new();
@@ -157,8 +157,7 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
         let both = open(libc::O_RDWR)?;
         made.fds.push(both);
         if let Some((pid, g)) = holders.iter().find(|h| h.1.pipe_data.is_some()) {
-            refill_pipe(both, g)
-                .map_err(|e| format!("process {pid}: {e}"))?;
+            refill_pipe(both, g).map_err(|e| format!("process {pid}: {e}"))?;
         }
         let mut opened: HashMap<(i32, i32), i32> = HashMap::new();
         for &(pid, g) in holders {

@@ -220,7 +220,10 @@ unsafe fn setrlimit(resource: c_int, rlim: *const rlimit) -> c_int {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    let r = real(resource, ckpt::cputime::cpu_limit_taken(resource, rlim, &mut copy));
+    let r = real(
+        resource,
+        ckpt::cputime::cpu_limit_taken(resource, rlim, &mut copy),
+    );
     if r == 0 {
         guard.record(|| rec::record_setrlimit(resource));
     }

@@ -27,7 +27,8 @@ unsafe fn change(
         // recorded, the parent's handlers were gone).
         let before = rec::recorded(sig);
         let r = ckpt::real!(sigaction)(sig, act, old);
-        if r == 0 && !old.is_null() && (*old).sa_sigaction == rec::trampoline as *const () as usize {
+        if r == 0 && !old.is_null() && (*old).sa_sigaction == rec::trampoline as *const () as usize
+        {
             if let Some(b) = before {
                 rec::to_raw(&b, &mut *old);
             }
