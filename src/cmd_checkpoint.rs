@@ -113,7 +113,7 @@ fn checkpoint_inner(args: CheckpointArgs) -> Result<std::path::PathBuf, Failure>
     // A job of several processes is checkpointed whole (also when the
     // process forked since it was looked at).
     if !crate::tree_checkpoint::has_descendants(args.pid) {
-        if let Some(why) = crate::tree_checkpoint::stopped_job_root(args.pid) {
+        if let Some(why) = crate::tree_checkpoint::single_refusal(args.pid) {
             return Err(Failure::new(format!(
                 "checkpoint of {} failed: {why}",
                 args.pid

@@ -216,10 +216,31 @@ fn stopped(pid: i32) -> bool {
         .is_some_and(|s| s == "T" || s == "t")
 }
 
+/// Why process `pid` cannot be checkpointed: it changed its root
+/// directory (chroot) away from ckpt's. Its files are named from its own
+/// root, and a restart would open them from ckpt's: outside its jail.
+fn chrooted(pid: i32) -> Option<String> {
+    let own = std::fs::read_link("/proc/self/root").ok()?;
+    let its = std::fs::read_link(format!("/proc/{pid}/root")).ok()?;
+    (its != own).then(|| {
+        format!(
+            "process {pid} ({}) changed its root directory (chroot) to {}: a restart would \
+             open its files from {} instead, outside it; nothing was stopped",
+            comm(pid),
+            its.display(),
+            own.display()
+        )
+    })
+}
+
 /// Why the job of `pid`, when it is one process, cannot be
-/// checkpointed now: it is stopped (it would never answer).
-pub fn stopped_job_root(pid: i32) -> Option<String> {
+/// checkpointed now: it chrooted, or it is stopped (it would never
+/// answer).
+pub fn single_refusal(pid: i32) -> Option<String> {
     let root = job_root(pid);
+    if let Some(why) = chrooted(root) {
+        return Some(why);
+    }
     stopped(root).then(|| {
         stopped_refusal(&Proc {
             pid: root,
@@ -356,10 +377,11 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
             .filter(|p| p.zombie.is_none() && !inner.contains_key(&p.pid))
         {
             waiting.push(p);
-            if stopped(p.pid) {
+            let why = chrooted(p.pid).or_else(|| stopped(p.pid).then(|| stopped_refusal(p)));
+            if let Some(why) = why {
                 call_off_all(&session, &asked);
                 cleanup(&tmp);
-                return Err(stopped_refusal(p));
+                return Err(why);
             }
             let Some(sock) = &p.socket else {
                 let since = *unshimmed.entry(p.pid).or_insert_with(Instant::now);

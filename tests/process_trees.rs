@@ -2118,6 +2118,78 @@ fn a_named_semaphore_stays_shared() {
     ready_checkpoint_go_restart(&area, &prog, &want, &|_| {});
 }
 
+/// A process that changed its root directory (chroot) names its files
+/// from inside its jail; a restart would open them from ckpt's root,
+/// outside it (a program wrote the host's /data.txt). The checkpoint
+/// refuses at once, naming the process and its root, and the job runs on
+/// untouched: a job of one process, and a child of a job.
+#[test]
+fn a_chrooted_process_is_refused_at_once() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("needs root (chroot): not run");
+        return;
+    }
+    let area = Area::new("tree-chroot");
+    let out = area.file("out");
+    let jail = area.path().join("jail");
+    std::fs::create_dir_all(&jail).unwrap();
+    let script = area.file("chroot.py");
+    std::fs::write(
+        &script,
+        format!(
+            "import os, time\nos.chroot({:?})\nos.chdir('/')\nprint('ready', flush=True)\ntime.sleep(30)\n",
+            jail.to_string_lossy()
+        ),
+    )
+    .unwrap();
+    let script = script.to_string_lossy().into_owned();
+    let py = common::python3().to_string_lossy().into_owned();
+    for (tag, prog, args) in [
+        ("alone", py.clone(), vec![script.clone()]),
+        (
+            "child",
+            "/bin/bash".to_string(),
+            vec!["-c".to_string(), format!("{py} {script} & wait")],
+        ),
+    ] {
+        let _ = std::fs::remove_file(&out);
+        let mut kid = start_job(&area, Path::new(&prog), &args, area.path(), &out);
+        let root = kid.pid();
+        let _guard = JobGuard(root);
+        let t = Instant::now();
+        while !read(&out).contains("ready") {
+            assert!(t.elapsed() < Duration::from_secs(10), "{tag}: not ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let t = Instant::now();
+        let r = common::ckpt(
+            area.path(),
+            [
+                "checkpoint".as_ref(),
+                root.to_string().as_ref(),
+                "--dir".as_ref(),
+                area.images.as_os_str(),
+            ],
+        );
+        assert_eq!(r.code(), Some(1), "{tag}: {r:?}");
+        assert!(
+            r.stderr.contains("changed its root directory (chroot) to")
+                && r.stderr.contains(&*jail.to_string_lossy()),
+            "{tag}: {}",
+            r.stderr
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{tag}: took {:?}",
+            t.elapsed()
+        );
+        assert!(kid.exited().is_none(), "{tag}: the job ended");
+        let _ = tree::kill_job(root);
+        kid.kill();
+    }
+}
+
 /// A stopped process (a shell's job control: SIGSTOP, SIGTSTP) runs none
 /// of its code until continued, so it cannot take part in a checkpoint:
 /// the checkpoint says so at once, naming it and how to continue it, and
