@@ -1441,7 +1441,10 @@ fn periodic_checkpoints_take_the_tree_and_restart_latest() {
 // ---------------------------------------------------------------------------
 // 13. A wide tree.
 
-const WIDE: &str = "for i in $(seq 1 12); do (sleep 2; echo child $i > f$i) & done; wait; \
+// Each sleep lasts 5 s: under CI's load the twelve took so long to start
+// that the first had ended (a zombie in the image, rightly) before the
+// checkpoint froze the job, and the test wanted its image.
+const WIDE: &str = "for i in $(seq 1 12); do (sleep 5; echo child $i > f$i) & done; wait; \
                     for i in $(seq 1 12); do cat f$i; done; echo all done";
 
 /// bash with twelve background subshells, each waiting on its own sleep
