@@ -41,7 +41,9 @@ int main(void) {
     setrlimit(RLIMIT_CPU, &l);
     limits("start");
     for (int step = 0; !got && step < 100; step++) {
-        printf("step %d\n", step);
+        /* Steps past 30 (1.5 s) are not printed: how many fit before
+         * 2 s depends on the CPU the checkpoint itself took. */
+        if (step < 30) printf("step %d\n", step);
         if (step == 25) {
             limits("step 25");
             setrlimit(RLIMIT_CPU, &l);
