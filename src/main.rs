@@ -62,8 +62,20 @@ pub fn print_stdout(text: &str) -> Result<(), Failure> {
     }
 }
 
+/// The command line, with `ckpt help --help` (or `-h`) read as
+/// `ckpt --help`: clap takes the flag for the name of a subcommand and
+/// fails, where a user asking for help on `help` wants the overview.
+fn command_line() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() == 3 && args[1] == "help" && (args[2] == "--help" || args[2] == "-h") {
+        args.truncate(1);
+        args.push("--help".into());
+    }
+    args
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(command_line());
     let result = match cli.command {
         Command::Run(args) => Err(cmd_run::run(args)),
         Command::Checkpoint(args) => cmd_checkpoint::checkpoint(args),

@@ -51,6 +51,26 @@ fn assert_clean_error(what: &str, r: &CmdOut, needle: Option<&str>) {
     }
 }
 
+/// Every way of asking for help shows it and exits 0, `ckpt help --help`
+/// too (clap took the flag for a subcommand's name and failed).
+#[test]
+fn every_way_of_asking_for_help_shows_it() {
+    let cwd = TempDir::new("help");
+    for args in [
+        &["--help"][..],
+        &["help"],
+        &["help", "--help"],
+        &["help", "-h"],
+        &["help", "restart"],
+        &["restart", "--help"],
+    ] {
+        let r = ckpt(cwd.path(), args.iter().copied());
+        assert_eq!(r.code(), Some(0), "ckpt {args:?}: {r:?}");
+        assert!(r.stdout.contains("Usage: ckpt"), "ckpt {args:?}: {r:?}");
+        assert!(r.stderr.is_empty(), "ckpt {args:?}: {r:?}");
+    }
+}
+
 #[test]
 fn checkpoint_of_a_missing_process() {
     let cwd = TempDir::new("nopid");
