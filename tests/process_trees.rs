@@ -2165,31 +2165,13 @@ fn a_chrooted_process_is_refused_at_once() {
             assert!(t.elapsed() < Duration::from_secs(10), "{tag}: not ready");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let t = Instant::now();
-        let r = common::ckpt(
-            area.path(),
-            [
-                "checkpoint".as_ref(),
-                root.to_string().as_ref(),
-                "--dir".as_ref(),
-                area.images.as_os_str(),
-            ],
+        let jail = jail.to_string_lossy();
+        refused_at_once(
+            &area,
+            tag,
+            &mut kid,
+            &["changed its root directory (chroot) to", &jail],
         );
-        assert_eq!(r.code(), Some(1), "{tag}: {r:?}");
-        assert!(
-            r.stderr.contains("changed its root directory (chroot) to")
-                && r.stderr.contains(&*jail.to_string_lossy()),
-            "{tag}: {}",
-            r.stderr
-        );
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "{tag}: took {:?}",
-            t.elapsed()
-        );
-        assert!(kid.exited().is_none(), "{tag}: the job ended");
-        let _ = tree::kill_job(root);
-        kid.kill();
     }
 }
 
@@ -2235,31 +2217,45 @@ fn a_stopped_process_is_named_at_once() {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        let t = Instant::now();
-        let r = common::ckpt(
-            area.path(),
-            [
-                "checkpoint".as_ref(),
-                root.to_string().as_ref(),
-                "--dir".as_ref(),
-                area.images.as_os_str(),
+        refused_at_once(
+            &area,
+            tag,
+            &mut kid,
+            &[
+                &format!("process {stopped}"),
+                "is stopped",
+                &format!("kill -CONT {stopped}"),
             ],
         );
-        assert_eq!(r.code(), Some(1), "{tag}: {r:?}");
-        assert!(
-            r.stderr.contains(&format!("process {stopped}"))
-                && r.stderr.contains("is stopped")
-                && r.stderr.contains(&format!("kill -CONT {stopped}")),
-            "{tag}: {}",
-            r.stderr
-        );
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "{tag}: took {:?}",
-            t.elapsed()
-        );
-        assert!(kid.exited().is_none(), "{tag}: the job ended");
-        let _ = tree::kill_job(root);
-        kid.kill();
     }
+}
+
+/// `ckpt checkpoint` of the job `kid` fails within 5 s with a message
+/// holding each of `says`, and the job runs on; then it is killed.
+fn refused_at_once(area: &Area, tag: &str, kid: &mut Kid, says: &[&str]) {
+    let root = kid.pid();
+    let t = Instant::now();
+    let r = common::ckpt(
+        area.path(),
+        [
+            "checkpoint".as_ref(),
+            root.to_string().as_ref(),
+            "--dir".as_ref(),
+            area.images.as_os_str(),
+        ],
+    );
+    assert_eq!(r.code(), Some(1), "{tag}: {r:?}");
+    assert!(
+        says.iter().all(|s| r.stderr.contains(s)),
+        "{tag}: {} (wanted {says:?})",
+        r.stderr
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "{tag}: took {:?}",
+        t.elapsed()
+    );
+    assert!(kid.exited().is_none(), "{tag}: the job ended");
+    let _ = tree::kill_job(root);
+    kid.kill();
 }
