@@ -545,6 +545,15 @@ fn memfds_and_unlinked_files_keep_mode_owner_and_seals() {
     cycle_c("unnamed-attrs", "restart_unnamed_attrs.c");
 }
 
+/// Edge-triggered watches keep their edges: one the program took before
+/// the checkpoint does not come again (re-adding a watch on a ready file
+/// queued it anew), one it had not taken yet still comes, and a fired
+/// one-shot stays disarmed until the program arms it.
+#[test]
+fn edge_triggered_epoll_watches_keep_their_edges() {
+    cycle_c("epoll-edges", "restart_epoll_edges.c");
+}
+
 #[test]
 fn an_epoll_watch_follows_its_file_when_its_number_was_closed_and_reused() {
     cycle_c("epoll-moved", "restart_epoll_moved.c");

@@ -1031,6 +1031,12 @@ pub struct EpollWatch {
     /// watched again.
     #[serde(default)]
     pub lost: bool,
+    /// An edge-triggered watch (EPOLLET without EPOLLONESHOT): whether it
+    /// held an edge the program had not taken yet. None: not known (an
+    /// older image, or one the checkpoint could not ask); the watch is
+    /// added again as it is, and a ready file gives a new edge.
+    #[serde(default)]
+    pub pending: Option<bool>,
 }
 
 /// A timerfd as the kernel reports it.

@@ -33,6 +33,7 @@ fn parse_epoll(text: &str) -> Vec<EpollWatch> {
                 data,
                 via: None,
                 lost: false,
+                pending: None,
             })
         })
         .collect()
@@ -286,47 +287,133 @@ pub fn locate_epoll_targets(efd: i32, watches: &mut [EpollWatch], fds: &[i32]) {
     }
 }
 
+/// A watch that reports an edge once (EPOLLET) and stays armed: re-adding
+/// it on a ready file makes an edge the program may already have taken.
+fn edge_only(events: u32) -> bool {
+    events & libc::EPOLLET as u32 != 0 && events & libc::EPOLLONESHOT as u32 == 0
+}
+
+/// Which edge-triggered watches of epoll `efd` hold an edge the program
+/// has not taken yet (`EpollWatch::pending`); the kernel shows it nowhere
+/// but in what epoll_wait returns. Asks with epoll_wait (timeout 0) and
+/// puts back what that took: EPOLL_CTL_MOD queues a still-ready watch
+/// again, and arms a one-shot again. Asks only when that puts back
+/// exactly what was there: each edge-triggered or one-shot watch has data
+/// of its own (epoll_wait names a watch by its data), none is
+/// EPOLLEXCLUSIVE (MOD refuses it) and none lost its file. Frozen: raw
+/// syscalls and allocation only.
+pub fn probe_epoll_edges(efd: i32, watches: &mut [EpollWatch]) {
+    let taken_once = |w: &EpollWatch| {
+        w.events & (libc::EPOLLET | libc::EPOLLONESHOT) as u32 != 0
+    };
+    if !watches.iter().any(|w| edge_only(w.events)) {
+        return;
+    }
+    let cannot_put_back = watches.iter().filter(|w| taken_once(w)).any(|w| {
+        w.lost
+            || w.events & libc::EPOLLEXCLUSIVE as u32 != 0
+            || watches.iter().filter(|o| o.data == w.data).count() > 1
+    });
+    if cannot_put_back {
+        return;
+    }
+    let mut got = vec![libc::epoll_event { events: 0, u64: 0 }; watches.len()];
+    // SAFETY: epoll_wait writes at most got.len() events into the live buffer.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_epoll_wait,
+            efd,
+            got.as_mut_ptr(),
+            got.len() as i32,
+            0,
+        )
+    };
+    let got = &got[..n.max(0) as usize];
+    for w in watches.iter_mut() {
+        let took = got.iter().any(|e| e.u64 == w.data);
+        if edge_only(w.events) {
+            w.pending = Some(took);
+        }
+        if took && taken_once(w) {
+            epoll_ctl(efd, libc::EPOLL_CTL_MOD, w.via.unwrap_or(w.fd), w);
+        }
+    }
+}
+
+/// epoll_ctl(`efd`, `op`, `target`) with `w`'s events and data; false
+/// when the kernel refused (errno set).
+fn epoll_ctl(efd: i32, op: i32, target: i32, w: &EpollWatch) -> bool {
+    let mut ev = libc::epoll_event {
+        events: w.events,
+        u64: w.data,
+    };
+    // SAFETY: epoll_ctl on descriptors of this process with a live event.
+    unsafe { libc::syscall(libc::SYS_epoll_ctl, efd, op, target, &mut ev) == 0 }
+}
+
+/// Take every event epoll `efd` has ready, and drop them.
+fn drain_epoll(efd: i32) {
+    let mut got = [libc::epoll_event { events: 0, u64: 0 }; 64];
+    loop {
+        // SAFETY: epoll_wait writes at most 64 events into the live array.
+        let n = unsafe {
+            libc::syscall(libc::SYS_epoll_wait, efd, got.as_mut_ptr(), 64, 0)
+        };
+        if n < 64 {
+            return;
+        }
+    }
+}
+
 /// Watch again what epoll descriptor `f` watched (every descriptor is at
 /// its number by now). Post-restart context.
 /// `shared`: the instance is one several processes of a tree hold (made
 /// once): a watch lost here is added by the process that holds its file,
 /// and the checkpoint said so when none did.
+///
+/// Edge-triggered watches whose edge the program had taken are added
+/// first, alone, and their new edges (each ready file makes one) taken
+/// and dropped; then the rest, so an edge not taken yet comes again. An
+/// instance of a tree's is filled by several processes at once: its
+/// watches are added as they are.
 pub fn refill_epoll(f: &Fd, shared: bool) {
-    for w in f.epoll.iter().flatten() {
-        if w.lost && shared {
-            continue;
-        }
-        if w.lost {
-            crate::restart_report::warn(&format!(
-                "epoll {}: it watched a file (once descriptor {}) the program holds no descriptor to any more: that watch cannot come back",
-                f.fd, w.fd
-            ));
-            continue;
-        }
-        let target = w.via.unwrap_or(w.fd);
-        let mut ev = libc::epoll_event {
-            events: w.events,
-            u64: w.data,
-        };
-        // SAFETY: epoll_ctl on descriptors of this process with a live event.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_epoll_ctl,
-                f.fd,
-                libc::EPOLL_CTL_ADD,
-                target,
-                &mut ev,
-            )
-        };
-        // Already there: an epoll a tree's processes share, refilled by
-        // another one of them.
-        if r < 0 && crate::interpose::errno() != libc::EEXIST {
-            crate::restart_report::warn(&format!(
-                "epoll {}: cannot watch descriptor {} again",
-                f.fd, w.fd
-            ));
-        }
+    let watches = f.epoll.as_deref().unwrap_or_default();
+    let taken = |w: &EpollWatch| !shared && edge_only(w.events) && w.pending == Some(false);
+    let mut firsts = 0;
+    for w in watches.iter().filter(|w| taken(w)) {
+        firsts += add_watch(f.fd, w, shared) as usize;
     }
+    if firsts > 0 {
+        drain_epoll(f.fd);
+    }
+    for w in watches.iter().filter(|w| !taken(w)) {
+        add_watch(f.fd, w, shared);
+    }
+}
+
+/// Add watch `w` to epoll `efd` again; whether it was added.
+fn add_watch(efd: i32, w: &EpollWatch, shared: bool) -> bool {
+    if w.lost {
+        if !shared {
+            crate::restart_report::warn(&format!(
+                "epoll {efd}: it watched a file (once descriptor {}) the program holds no descriptor to any more: that watch cannot come back",
+                w.fd
+            ));
+        }
+        return false;
+    }
+    if epoll_ctl(efd, libc::EPOLL_CTL_ADD, w.via.unwrap_or(w.fd), w) {
+        return true;
+    }
+    // Already there: an epoll a tree's processes share, refilled by
+    // another one of them.
+    if crate::interpose::errno() != libc::EEXIST {
+        crate::restart_report::warn(&format!(
+            "epoll {efd}: cannot watch descriptor {} again",
+            w.fd
+        ));
+    }
+    false
 }
 
 #[cfg(test)]
@@ -347,6 +434,7 @@ mod tests {
                     data: 4,
                     via: None,
                     lost: false,
+                    pending: None,
                 },
                 EpollWatch {
                     fd: 7,
@@ -354,6 +442,7 @@ mod tests {
                     data: 0x7f00_1234_5678,
                     via: None,
                     lost: false,
+                    pending: None,
                 }
             ]
         );

@@ -38,6 +38,7 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
     for f in out.iter_mut() {
         if let Some(w) = f.epoll.as_mut() {
             anon::locate_epoll_targets(f.fd, w, &fds);
+            anon::probe_epoll_edges(f.fd, w);
         }
     }
     link_shared(&mut out);
