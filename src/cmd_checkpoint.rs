@@ -578,6 +578,11 @@ fn losses(
             })
         }))
         .chain(seccomp)
+        .chain(meta.process.sem_undo_unknown.then(|| {
+            "the program set undo values (SEM_UNDO) on more System V semaphores than ckpt \
+             keeps (64): those it did not keep are not given back when the restarted process exits"
+                .to_string()
+        }))
         .chain(meta.process.sysv_ipc.iter().filter(|o| !o.saved).map(|o| {
             format!(
                 "the program used System V {} {}, which was gone or could not be read at the \

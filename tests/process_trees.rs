@@ -2110,6 +2110,15 @@ fn a_child_on_a_pseudo_terminal_comes_back_with_its_terminal() {
     assert!(!err.contains("/dev/null"), "restart said: {err}");
 }
 
+/// A child took a System V semaphore lock and raised a counter, both
+/// with SEM_UNDO, and exits after the restart without giving them back:
+/// the kernel undoes both at its exit (the undo values were lost: the
+/// lock stayed taken and the counter high).
+#[test]
+fn system_v_semaphore_undo_values_come_back() {
+    c_same_after_restart("tsemundo", "tree_sem_undo.c", &[], 4, "System V");
+}
+
 /// A named POSIX semaphore made by the parent (its map names the file
 /// glibc made under a temporary name, deleted: the semaphore lives on as
 /// /dev/shm/sem.NAME) and opened by name by its exec'd child stays one

@@ -420,6 +420,13 @@ pub struct Process {
     /// ids): not part of the image (see `process::record_sysv`).
     #[serde(default)]
     pub sysv_ipc: Vec<SysvObject>,
+    /// Its System V semaphore undo values (SEM_UNDO: what the kernel gives
+    /// back at its exit), counted by the semop wrappers; `sem_undo_unknown`:
+    /// more semaphores had one than ckpt keeps.
+    #[serde(default)]
+    pub sem_undo: Vec<SemUndo>,
+    #[serde(default)]
+    pub sem_undo_unknown: bool,
     /// Its controlling terminal, as /proc/PID/stat's `tty_nr` (0: none).
     #[serde(default)]
     pub tty_nr: u32,
@@ -429,6 +436,16 @@ pub struct Process {
     pub bounding: Option<u64>,
     #[serde(default)]
     pub securebits: Option<i32>,
+}
+
+/// A System V semaphore's undo value in one process.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SemUndo {
+    /// The set's id and the semaphore's number in it.
+    pub id: i32,
+    pub num: u16,
+    /// What the kernel adds to its value when the process exits.
+    pub adj: i32,
 }
 
 /// A System V IPC object the program got with semget or msgget, as it

@@ -4,10 +4,13 @@
 //! set itself.
 
 pub(crate) mod prctl;
+mod sysv;
+
+pub use sysv::{record_semctl, record_semop, record_sysv, restore_sysv, shm_objects};
 
 use crate::image::{Credentials, Process, Rlimit};
 use crate::sys;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering::*};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*};
 
 static UMASK: AtomicU32 = AtomicU32::new(u32::MAX);
 static RLIMITS_SET: AtomicU32 = AtomicU32::new(0);
@@ -95,189 +98,6 @@ pub fn record_setrlimit(resource: i32) {
     if (0..32).contains(&resource) {
         RLIMITS_SET.fetch_or(1 << resource, Relaxed);
     }
-}
-
-/// System V semaphore sets (bit 32 set) and message queues the program
-/// got: (1 << 32 | id) or id, -1 = free. They live in the kernel, not in
-/// the process: the image cannot hold them, and a checkpoint says so.
-/// Kept across fork (a child knows the ids too).
-static SYSV: [AtomicI64; 32] = [const { AtomicI64::new(-1) }; 32];
-
-/// semget (`semaphores`) or msgget returned `id`.
-pub fn record_sysv(semaphores: bool, id: i32) {
-    let v = ((semaphores as i64) << 32) | id as i64;
-    if SYSV.iter().any(|s| s.load(Relaxed) == v) {
-        return;
-    }
-    for s in SYSV.iter() {
-        if s.compare_exchange(-1, v, AcqRel, Relaxed).is_ok() {
-            return;
-        }
-    }
-}
-
-fn sysv_snapshot() -> Vec<crate::image::SysvObject> {
-    SYSV.iter()
-        .map(|s| s.load(Acquire))
-        .filter(|&v| v >= 0)
-        .map(|v| {
-            let mut o = crate::image::SysvObject {
-                semaphores: v >> 32 != 0,
-                id: v as i32,
-                ..Default::default()
-            };
-            o.saved = if o.semaphores {
-                save_semaphores(&mut o)
-            } else {
-                save_messages(&mut o)
-            };
-            o
-        })
-        .collect()
-}
-
-/// msgrcv: copy message number `msgtyp` without taking it.
-const MSG_COPY: i64 = 0o40000;
-
-/// A semaphore set's key, mode and values. Frozen context: raw calls.
-fn save_semaphores(o: &mut crate::image::SysvObject) -> bool {
-    // SAFETY: a zeroed semid_ds is valid; IPC_STAT fills it.
-    let mut ds: libc::semid_ds = unsafe { core::mem::zeroed() };
-    // SAFETY: semctl(IPC_STAT) into a live semid_ds.
-    if unsafe { libc::syscall(libc::SYS_semctl, o.id, 0, libc::IPC_STAT, &mut ds) } < 0 {
-        return false;
-    }
-    o.key = ds.sem_perm.__key;
-    o.mode = ds.sem_perm.mode as u32 & 0o777;
-    let mut values = vec![0u16; ds.sem_nsems as usize];
-    // SAFETY: GETALL into an array of sem_nsems values.
-    let r = unsafe { libc::syscall(libc::SYS_semctl, o.id, 0, libc::GETALL, values.as_mut_ptr()) };
-    o.values = values;
-    r >= 0
-}
-
-/// A message queue's key, mode and messages (copied, not taken).
-fn save_messages(o: &mut crate::image::SysvObject) -> bool {
-    // SAFETY: a zeroed msqid_ds is valid; IPC_STAT fills it.
-    let mut ds: libc::msqid_ds = unsafe { core::mem::zeroed() };
-    // SAFETY: msgctl(IPC_STAT) into a live msqid_ds.
-    if unsafe { libc::syscall(libc::SYS_msgctl, o.id, libc::IPC_STAT, &mut ds) } < 0 {
-        return false;
-    }
-    o.key = ds.msg_perm.__key;
-    o.mode = ds.msg_perm.mode as u32 & 0o777;
-    let max = (ds.msg_qbytes as usize).clamp(8192, 1 << 20);
-    let mut buf = vec![0u8; 8 + max];
-    for i in 0..ds.msg_qnum as i64 {
-        // SAFETY: msgrcv into a buffer of 8 + max bytes (type, then text).
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_msgrcv,
-                o.id,
-                buf.as_mut_ptr(),
-                max,
-                i,
-                libc::IPC_NOWAIT as i64 | MSG_COPY,
-            )
-        };
-        if n < 0 {
-            return false;
-        }
-        let mtype = i64::from_ne_bytes(buf[..8].try_into().unwrap_or_default());
-        o.messages.push((
-            mtype,
-            serde_bytes::ByteBuf::from(buf[8..8 + n as usize].to_vec()),
-        ));
-    }
-    true
-}
-
-/// The System V shared memory segments the process has attached (its
-/// maps name them "/SYSV<key>", the inode is the id): key, mode, size,
-/// whether marked for removal. Frozen context: raw calls.
-pub fn shm_objects(maps: &[crate::image::Region]) -> Vec<crate::image::SysvObject> {
-    let mut out: Vec<crate::image::SysvObject> = Vec::new();
-    for r in maps.iter().filter(|r| r.path.starts_with("/SYSV")) {
-        let id = r.ino as i32;
-        if out.iter().any(|o| o.id == id) {
-            continue;
-        }
-        // SAFETY: a zeroed shmid_ds is valid; IPC_STAT fills it.
-        let mut ds: libc::shmid_ds = unsafe { core::mem::zeroed() };
-        // SAFETY: shmctl(IPC_STAT) into a live shmid_ds.
-        let ok = unsafe { libc::syscall(libc::SYS_shmctl, id, libc::IPC_STAT, &mut ds) } == 0;
-        out.push(crate::image::SysvObject {
-            id,
-            key: ds.shm_perm.__key,
-            mode: ds.shm_perm.mode as u32 & 0o777,
-            saved: ok,
-            shm_size: Some(ds.shm_segsz as u64),
-            removed: ds.shm_perm.mode as u32 & 0o1000 != 0,
-            ..Default::default()
-        });
-    }
-    out
-}
-
-/// Make the System V objects of `objects` again, each at its id, in this
-/// (new, empty) IPC namespace: semaphore values and queued messages as at
-/// the checkpoint. For the restart command, once it is in the namespace.
-pub fn restore_sysv(objects: &[crate::image::SysvObject]) -> Result<(), String> {
-    for o in objects.iter().filter(|o| o.saved) {
-        let what = o.kind();
-        let next = if o.semaphores {
-            "/proc/sys/kernel/sem_next_id"
-        } else if o.shm_size.is_some() {
-            "/proc/sys/kernel/shm_next_id"
-        } else {
-            "/proc/sys/kernel/msg_next_id"
-        };
-        std::fs::write(next, o.id.to_string())
-            .map_err(|e| format!("cannot ask for {what} id {}: {e}", o.id))?;
-        let flags = libc::IPC_CREAT | libc::IPC_EXCL | o.mode as i32;
-        // A removed segment has no key any more (IPC_PRIVATE).
-        let key = if o.removed { libc::IPC_PRIVATE } else { o.key };
-        // SAFETY: semget/shmget/msgget with plain integers.
-        let id = unsafe {
-            match o.shm_size {
-                _ if o.semaphores => libc::semget(key, o.values.len().max(1) as i32, flags),
-                Some(size) => libc::shmget(key, size as usize, flags),
-                None => libc::msgget(key, flags),
-            }
-        };
-        if id != o.id {
-            return Err(format!(
-                "cannot make {what} {} again (got {id}): {}",
-                o.id,
-                std::io::Error::last_os_error()
-            ));
-        }
-        if o.semaphores {
-            let mut v = o.values.clone();
-            // SAFETY: SETALL from an array of nsems values.
-            if unsafe { libc::syscall(libc::SYS_semctl, id, 0, libc::SETALL, v.as_mut_ptr()) } < 0 {
-                return Err(format!("cannot set the values of {what} {id}"));
-            }
-        }
-        for (mtype, text) in &o.messages {
-            let mut m = mtype.to_ne_bytes().to_vec();
-            m.extend_from_slice(text);
-            // SAFETY: msgsnd of a live (type, text) buffer.
-            if unsafe {
-                libc::syscall(
-                    libc::SYS_msgsnd,
-                    id,
-                    m.as_ptr(),
-                    text.len(),
-                    libc::IPC_NOWAIT,
-                )
-            } < 0
-            {
-                return Err(format!("cannot queue the messages of {what} {id} again"));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// fork/vfork returned in the parent.
@@ -405,6 +225,7 @@ pub fn reset_after_fork() {
     FORKS.store(0, Relaxed);
     EXECS.store(0, Relaxed);
     PROGRAM_PID.store(0, Relaxed);
+    sysv::forget_undo();
 }
 
 const RLIMIT_NAMES: [&str; 16] = [
@@ -430,6 +251,7 @@ const RLIMIT_NAMES: [&str; 16] = [
 /// allocation only (`getcwd` and friends via the kernel).
 pub fn snapshot(ckpt_signal: i32) -> Process {
     let pid = sys::getpid();
+    let (undo, undo_unknown) = sysv::undo_snapshot();
     let mut buf = vec![0u8; 8192];
     let cwd = {
         // SAFETY: the kernel writes at most buf.len() bytes.
@@ -538,7 +360,9 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
             .collect(),
         prctl: Some(prctl::snapshot(status)),
         creds: credentials(status),
-        sysv_ipc: sysv_snapshot(),
+        sysv_ipc: sysv::snapshot(),
+        sem_undo: undo,
+        sem_undo_unknown: undo_unknown,
         bounding: sys::field(status, b"CapBnd:").and_then(sys::parse_hex),
         tty_nr: controlling_tty(&mut [0u8; 1024]),
         // SAFETY: PR_GET_SECUREBITS takes no pointer.
@@ -669,6 +493,7 @@ pub fn restore(p: &Process) {
     }
     set_exe(p);
     restore_uts(&p.uts);
+    sysv::restore_undo(&p.sem_undo);
     if p.cwd_deleted {
         removed_cwd_again(p);
     } else if let Some(cwd) = crate::names::c(&p.cwd) {

@@ -38,18 +38,39 @@ unsafe fn sem_clockwait(sem: *mut sem_t, clock: clockid_t, abstime: *const Ts) -
     resume(|| real(sem, clock, abstime))
 }
 
+/// A semop that succeeded: its SEM_UNDO operations change the process's
+/// undo values, which the kernel shows nowhere.
+unsafe fn count_undo(r: c_int, id: c_int, ops: *const libc::sembuf, n: size_t) -> c_int {
+    if r == 0 && !ops.is_null() {
+        // SAFETY: the kernel just read `n` operations from `ops`.
+        ckpt::process::record_semop(id, core::slice::from_raw_parts(ops, n));
+    }
+    r
+}
+
 #[interpose(around)]
 unsafe fn semop(id: c_int, ops: *mut libc::sembuf, n: size_t) -> c_int {
-    resume(|| real(id, ops, n))
+    count_undo(resume(|| real(id, ops, n)), id, ops, n)
 }
 
 /// The timeout is relative: what is left of it is passed again.
 #[interpose(around)]
 unsafe fn semtimedop(id: c_int, ops: *mut libc::sembuf, n: size_t, tmo: *const Ts) -> c_int {
-    let Ok(deadline) = relative_deadline(tmo) else {
-        return real(id, ops, n, tmo);
+    let r = match relative_deadline(tmo) {
+        Ok(deadline) => resume_waiting(deadline, |t| real(id, ops, n, t)),
+        Err(_) => real(id, ops, n, tmo),
     };
-    resume_waiting(deadline, |t| real(id, ops, n, t))
+    count_undo(r, id, ops, n)
+}
+
+/// semctl is variadic; its fourth argument (union semun, one word) is
+/// passed on as it came. SETVAL, SETALL and IPC_RMID clear undo values.
+#[interpose]
+unsafe fn semctl(id: c_int, num: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
+    let _ = arg;
+    if ret >= 0 {
+        ckpt::process::record_semctl(id, num, cmd);
+    }
 }
 
 #[interpose(around)]
