@@ -284,8 +284,22 @@ fn an_sqlite_journal_made_anew_after_the_checkpoint_comes_back() {
 /// image at restart, with its mode, and the program reads it back.
 #[test]
 fn a_written_file_removed_after_the_checkpoint_is_made_again() {
+    removed_after_the_checkpoint_is_made_again("restart_journal.c");
+}
+
+/// The same for a file the program wrote and closed, and holds open only
+/// for reading it back (sort's run files): before, the restart refused
+/// ("descriptor 3 needs .../j.tmp, which is gone"), --save-files or not.
+#[test]
+fn a_file_written_closed_and_read_back_removed_after_the_checkpoint_is_made_again() {
+    removed_after_the_checkpoint_is_made_again("restart_read_back.c");
+}
+
+/// C program `src` makes j.tmp, removes it at step 40 and reads it after:
+/// checkpointed at step 20, killed at step 45, restarted.
+fn removed_after_the_checkpoint_is_made_again(src: &str) {
     let bin = common::TempDir::new("written-gone-bin");
-    let prog = common::compile_c("restart_journal.c", bin.path());
+    let prog = common::compile_c(src, bin.path());
     let area = Area::new("written-gone");
     let want = rs::reference_output(&area, &prog, &[] as &[&str]);
     std::fs::remove_file(area.file("j.tmp")).ok();

@@ -9,7 +9,7 @@
 //! device, inode and absolute path, in a table of [`MAX`] files, the
 //! oldest replaced; nothing at close, so closing costs nothing and a file
 //! is known even when the process ends without closing it), [`snapshot`]
-//! (frozen: the files now at those paths and no longer open, with size
+//! (frozen: the files now at those paths and no longer open for writing, with size
 //! and modification time; their contents join the written files' under
 //! the same limits). Putting them back is the restart command's, with the
 //! files still open.
@@ -144,10 +144,14 @@ pub fn snapshot(fds: &[Fd]) -> (Vec<ClosedFile>, u64) {
             continue;
         };
         let (dev, ino) = (st.st_dev, st.st_ino);
-        if fds
-            .iter()
-            .any(|f| f.dev == dev && f.ino == ino && f.kind == crate::image::FdKind::File)
-            || out.iter().any(|c| c.dev == dev && c.ino == ino)
+        // Open for writing: `written` keeps it. Open only for reading (a
+        // sort's run file, written, closed and read back), it is kept here.
+        if fds.iter().any(|f| {
+            f.dev == dev
+                && f.ino == ino
+                && f.kind == crate::image::FdKind::File
+                && f.flags & libc::O_ACCMODE != libc::O_RDONLY
+        }) || out.iter().any(|c| c.dev == dev && c.ino == ino)
         {
             continue;
         }
