@@ -113,6 +113,14 @@ fn inotify_watches_come_back_at_their_numbers() {
     cycle_c("inotify", "restart_inotify.c");
 }
 
+/// A watch on a directory renamed after it was added follows the
+/// directory: the checkpoint finds where it is now through the file
+/// handle fdinfo shows (it was called pathless and not watched).
+#[test]
+fn an_inotify_watch_on_a_renamed_directory_comes_back() {
+    cycle_c("inotify-moved", "restart_inotify_moved.c");
+}
+
 /// A program that dropped a capability from its bounding set, set a
 /// securebit and raised an ambient capability finds all three as it left
 /// them after a restart. Before, the bounding set came back whole (a

@@ -116,17 +116,113 @@ fn recorded_paths(wd: i32) -> Vec<String> {
 /// The watches of inotify descriptor `fd` (its fdinfo text `info`), each
 /// with the recorded path that still leads to the watched inode.
 pub fn snapshot(info: &[u8]) -> Vec<InotifyWatch> {
-    parse_fdinfo(&String::from_utf8_lossy(info))
+    let text = String::from_utf8_lossy(info);
+    parse_fdinfo(&text)
         .into_iter()
         .map(|mut w| {
-            w.path = recorded_paths(w.wd).into_iter().find(|p| {
-                crate::names::c(p)
-                    .and_then(|c| stat(&c))
-                    .is_some_and(|(dev, ino)| dev == w.dev && ino == w.ino)
-            });
+            w.path = recorded_paths(w.wd)
+                .into_iter()
+                .find(|p| {
+                    crate::names::c(p)
+                        .and_then(|c| stat(&c))
+                        .is_some_and(|(dev, ino)| dev == w.dev && ino == w.ino)
+                })
+                // Renamed (or its parent) since it was added: where the
+                // watched inode is now.
+                .or_else(|| path_by_handle(&text, &w));
             w
         })
         .collect()
+}
+
+/// Where the inode watch `w` watches is now, found through the file
+/// handle fdinfo shows ("fhandle-bytes:8 fhandle-type:1 f_handle:HEX")
+/// with open_by_handle_at on its file system's mount (the kernel allows
+/// that with CAP_DAC_READ_SEARCH only: else None). Frozen: raw system
+/// calls and allocation only.
+fn path_by_handle(text: &str, w: &InotifyWatch) -> Option<String> {
+    let line = text.lines().find(|l| {
+        l.starts_with("inotify ")
+            && l.split_whitespace()
+                .any(|f| f.strip_prefix("wd:").and_then(|v| i32::from_str_radix(v, 16).ok()) == Some(w.wd))
+    })?;
+    let field = |k: &str| line.split_whitespace().find_map(|f| f.strip_prefix(k));
+    let kind = i32::from_str_radix(field("fhandle-type:")?, 16).ok()?;
+    let hex = field("f_handle:")?.as_bytes();
+    let bytes: Vec<u8> = hex
+        .chunks(2)
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
+        .collect::<Option<_>>()?;
+    // struct file_handle: handle_bytes, handle_type, then the bytes.
+    let mut handle = Vec::with_capacity(8 + bytes.len());
+    handle.extend_from_slice(&(bytes.len() as u32).to_ne_bytes());
+    handle.extend_from_slice(&kind.to_ne_bytes());
+    handle.extend_from_slice(&bytes);
+    let mount = mount_of(w.dev)?;
+    // SAFETY: open_by_handle_at reads a live file_handle of its stated size.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_by_handle_at,
+            mount,
+            handle.as_ptr(),
+            libc::O_PATH | libc::O_CLOEXEC,
+        )
+    } as i32;
+    crate::sys::close(mount);
+    if fd < 0 {
+        return None;
+    }
+    let link = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).ok()?;
+    let mut buf = vec![0u8; 4096];
+    let n = crate::sys::readlinkat(libc::AT_FDCWD, &link, &mut buf);
+    crate::sys::close(fd);
+    let path = crate::names::from_bytes(&buf[..n?]);
+    let c = crate::names::c(&path)?;
+    (stat(&c) == Some((w.dev, w.ino))).then_some(path)
+}
+
+/// A descriptor of a mount of the file system of device `dev`,
+/// from /proc/self/mountinfo ("ID PARENT MAJ:MIN ROOT MOUNTPOINT ...").
+fn mount_of(dev: u64) -> Option<i32> {
+    let want = format!("{}:{}", libc::major(dev), libc::minor(dev));
+    let info = std::fs::read("/proc/self/mountinfo").ok()?;
+    String::from_utf8_lossy(&info).lines().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        if f.get(2) != Some(&want.as_str()) {
+            return None;
+        }
+        let point = crate::names::c(&unescape_octal(f.get(4)?))?;
+        // Not O_PATH: open_by_handle_at refuses one (EBADF).
+        crate::sys::openat(
+            libc::AT_FDCWD,
+            &point,
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+        .ok()
+    })
+}
+
+/// A mountinfo field, its "\040"-style escapes undone.
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let code = (b[i] == b'\\' && i + 4 <= b.len())
+            .then(|| u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).ok()?, 8).ok())
+            .flatten();
+        match code {
+            Some(c) => {
+                out.push(c);
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    crate::names::from_bytes(&out)
 }
 
 fn stat(path: &std::ffi::CStr) -> Option<(u64, u64)> {
@@ -238,6 +334,12 @@ fn drain(fd: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_octal("/mnt/a\\040b\\011c"), "/mnt/a b\tc");
+        assert_eq!(unescape_octal("/plain\\"), "/plain\\");
+    }
 
     #[test]
     fn fdinfo_watches_are_parsed() {
