@@ -44,3 +44,46 @@ fn c_program_checkpoints_itself_and_is_told_it_was_restarted() {
         "the on-restore hook, then what the call returned, after the restart"
     );
 }
+
+/// A program that chrooted and then checkpoints itself is refused, with
+/// the reason, and goes on (the command's chroot check does not see this
+/// path: the image would have opened its files from the root outside).
+#[test]
+fn a_chrooted_program_checkpointing_itself_is_refused() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("needs root (chroot): not run");
+        return;
+    }
+    let area = Area::new("capi-chroot");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let prog = area.file("api_chroot");
+    let st = Command::new("cc")
+        .args(["-O1", "-Wall", "-I"])
+        .arg(root.join("include"))
+        .arg("-o")
+        .arg(&prog)
+        .arg(root.join("tests/programs/api_chroot.c"))
+        .status()
+        .expect("cc");
+    assert!(st.success(), "building api_chroot.c failed");
+    let jail = area.sub("jail");
+    let out = area.file("out");
+    let mut kid = rs::start(
+        rs::run_cmd(&prog, &[jail.as_os_str()], area.path(), &area.images),
+        rs::Out::File(&out),
+        &area.file("err"),
+        "api_chroot under ckpt",
+    );
+    let st = kid
+        .wait(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let said = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(st.success(), "{said}");
+    assert!(
+        said.contains("returned -1:")
+            && said.contains("changed its root directory (chroot)")
+            && said.contains("goes on"),
+        "{said}"
+    );
+}

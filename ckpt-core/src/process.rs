@@ -100,10 +100,22 @@ pub fn record_setrlimit(resource: i32) {
     }
 }
 
-/// fork/vfork returned in the parent.
 /// The mount namespace the process was started (or restarted) in, by its
 /// inode (0: not known).
 static MOUNT_NS: AtomicU64 = AtomicU64::new(0);
+/// Its root directory then (device, inode; 0: not known).
+static ROOT_DEV: AtomicU64 = AtomicU64::new(0);
+static ROOT_INO: AtomicU64 = AtomicU64::new(0);
+
+/// The device and inode of the process's root directory ((0, 0): unknown).
+fn root_id() -> (u64, u64) {
+    let mut st: libc::stat = unsafe_zeroed_stat();
+    // SAFETY: stat of a NUL-terminated path into a live local.
+    if unsafe { libc::syscall(libc::SYS_stat, c"/".as_ptr(), &mut st) } != 0 {
+        return (0, 0);
+    }
+    (st.st_dev, st.st_ino)
+}
 
 /// The inode of this process's mount namespace (0: unknown). Raw stat.
 fn mount_ns() -> u64 {
@@ -193,6 +205,23 @@ fn unsafe_zeroed_stat() -> libc::stat {
 /// paths mean what they say in.
 pub fn note_mount_namespace() {
     MOUNT_NS.store(mount_ns(), Release);
+    let (dev, ino) = root_id();
+    ROOT_DEV.store(dev, Release);
+    ROOT_INO.store(ino, Release);
+}
+
+/// Frozen: why the process cannot be checkpointed because it changed its
+/// root directory (chroot) since it started: its files' paths name files
+/// inside that root, and a restart would open them from the one outside
+/// (the command's check sees only a job's processes; this one holds for
+/// `ckpt::checkpoint()` and the periodic timer too). None: the same root.
+pub fn root_refusal() -> Option<&'static str> {
+    let then = (ROOT_DEV.load(Acquire), ROOT_INO.load(Acquire));
+    let now = root_id();
+    (then != (0, 0) && now != (0, 0) && then != now).then_some(
+        "the program changed its root directory (chroot) since it started: a restart would \
+         open its files from the root outside it",
+    )
 }
 
 /// Frozen: why the process cannot be checkpointed because it made a
