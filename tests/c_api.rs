@@ -13,17 +13,22 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn build(dir: &Path) -> PathBuf {
+    build_with_api("examples/c_api.c", dir)
+}
+
+/// Compile `src` (from the project's root) against include/ckpt.h into `dir`.
+fn build_with_api(src: &str, dir: &Path) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = dir.join("c_api");
+    let out = dir.join(Path::new(src).file_stem().unwrap());
     let st = Command::new("cc")
         .args(["-O1", "-Wall", "-I"])
         .arg(root.join("include"))
         .arg("-o")
         .arg(&out)
-        .arg(root.join("examples/c_api.c"))
+        .arg(root.join(src))
         .status()
         .expect("cc");
-    assert!(st.success(), "building examples/c_api.c failed");
+    assert!(st.success(), "building {src} failed");
     out
 }
 
@@ -56,17 +61,7 @@ fn a_chrooted_program_checkpointing_itself_is_refused() {
         return;
     }
     let area = Area::new("capi-chroot");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let prog = area.file("api_chroot");
-    let st = Command::new("cc")
-        .args(["-O1", "-Wall", "-I"])
-        .arg(root.join("include"))
-        .arg("-o")
-        .arg(&prog)
-        .arg(root.join("tests/programs/api_chroot.c"))
-        .status()
-        .expect("cc");
-    assert!(st.success(), "building api_chroot.c failed");
+    let prog = build_with_api("tests/programs/api_chroot.c", area.path());
     let jail = area.sub("jail");
     let out = area.file("out");
     let mut kid = rs::start(

@@ -243,7 +243,9 @@ fn take_lent(
         quiesce::thaw(frozen);
         return Err(NOW_A_TREE.into());
     }
-    if let Some(why) = crate::process::mount_namespace_refusal().or_else(crate::process::root_refusal) {
+    if let Some(why) =
+        crate::process::mount_namespace_refusal().or_else(crate::process::root_refusal)
+    {
         quiesce::thaw(frozen);
         return Err(why.into());
     }

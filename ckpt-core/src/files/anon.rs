@@ -303,9 +303,7 @@ fn edge_only(events: u32) -> bool {
 /// EPOLLEXCLUSIVE (MOD refuses it) and none lost its file. Frozen: raw
 /// syscalls and allocation only.
 pub fn probe_epoll_edges(efd: i32, watches: &mut [EpollWatch]) {
-    let taken_once = |w: &EpollWatch| {
-        w.events & (libc::EPOLLET | libc::EPOLLONESHOT) as u32 != 0
-    };
+    let taken_once = |w: &EpollWatch| w.events & (libc::EPOLLET | libc::EPOLLONESHOT) as u32 != 0;
     if !watches.iter().any(|w| edge_only(w.events)) {
         return;
     }
@@ -356,9 +354,7 @@ fn drain_epoll(efd: i32) {
     let mut got = [libc::epoll_event { events: 0, u64: 0 }; 64];
     loop {
         // SAFETY: epoll_wait writes at most 64 events into the live array.
-        let n = unsafe {
-            libc::syscall(libc::SYS_epoll_wait, efd, got.as_mut_ptr(), 64, 0)
-        };
+        let n = unsafe { libc::syscall(libc::SYS_epoll_wait, efd, got.as_mut_ptr(), 64, 0) };
         if n < 64 {
             return;
         }

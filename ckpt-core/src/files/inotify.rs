@@ -143,8 +143,11 @@ pub fn snapshot(info: &[u8]) -> Vec<InotifyWatch> {
 fn path_by_handle(text: &str, w: &InotifyWatch) -> Option<String> {
     let line = text.lines().find(|l| {
         l.starts_with("inotify ")
-            && l.split_whitespace()
-                .any(|f| f.strip_prefix("wd:").and_then(|v| i32::from_str_radix(v, 16).ok()) == Some(w.wd))
+            && l.split_whitespace().any(|f| {
+                f.strip_prefix("wd:")
+                    .and_then(|v| i32::from_str_radix(v, 16).ok())
+                    == Some(w.wd)
+            })
     })?;
     let field = |k: &str| line.split_whitespace().find_map(|f| f.strip_prefix(k));
     let kind = i32::from_str_radix(field("fhandle-type:")?, 16).ok()?;
