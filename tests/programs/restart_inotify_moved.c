@@ -1,8 +1,10 @@
 /* An inotify watch on a directory renamed after the watch was added: the
  * path the program gave no longer leads to it, but the watch follows the
- * directory. Each step makes a file in it (by its new name) and prints
- * the events read; after a restart the watch must still see them (it was
- * called pathless and not watched). */
+ * directory. Each step writes a file in it (by its new name) and prints
+ * the events read (IN_CLOSE_WRITE: a step the restart runs again gives
+ * the same event, though the killed run left the file); after a restart
+ * the watch must still see them (it was called pathless and not
+ * watched). After step 19 it idles a second (the test checkpoints then). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -16,14 +18,14 @@ int main(void) {
     if (system("rm -rf before after") != 0) return 1;
     mkdir("before", 0755);
     int in = inotify_init1(IN_NONBLOCK);
-    int wd = inotify_add_watch(in, "before", IN_CREATE);
+    int wd = inotify_add_watch(in, "before", IN_CLOSE_WRITE);
     if (rename("before", "after") != 0) return 2;
     printf("watch %d\n", wd);
     char buf[4096] __attribute__((aligned(8)));
     for (int i = 0; i < 40; i++) {
         char name[64];
         snprintf(name, sizeof name, "after/f%d", i);
-        close(open(name, O_WRONLY | O_CREAT, 0644));
+        close(open(name, O_WRONLY | O_CREAT | O_TRUNC, 0644));
         printf("step %d:", i);
         ssize_t n;
         while ((n = read(in, buf, sizeof buf)) > 0)
@@ -33,7 +35,9 @@ int main(void) {
                 p += sizeof *e + e->len;
             }
         printf("\n");
-        usleep(30000);
+        /* The test checkpoints in this second: an event not yet read
+         * at the checkpoint is lost (and said). */
+        usleep(i == 19 ? 1000000 : 30000);
     }
     return 0;
 }
