@@ -55,9 +55,7 @@ fn c_program_checkpoints_itself_and_is_told_it_was_restarted() {
 /// path: the image would have opened its files from the root outside).
 #[test]
 fn a_chrooted_program_checkpointing_itself_is_refused() {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("needs root (chroot): not run");
+    if common::not_root("chroot") {
         return;
     }
     let area = Area::new("capi-chroot");

@@ -2137,9 +2137,7 @@ fn a_named_semaphore_stays_shared() {
 /// untouched: a job of one process, and a child of a job.
 #[test]
 fn a_chrooted_process_is_refused_at_once() {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("needs root (chroot): not run");
+    if common::not_root("chroot") {
         return;
     }
     let area = Area::new("tree-chroot");

@@ -384,9 +384,7 @@ fn periodic_checkpoints_then_restart_of_the_directory() {
 fn unprivileged_restart_through_a_user_namespace() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
-    // SAFETY: getuid never fails.
-    if unsafe { libc::getuid() } != 0 {
-        eprintln!("skipped: needs root to act as nobody");
+    if common::not_root("to act as nobody") {
         return;
     }
     let area = Area::new("nobody");

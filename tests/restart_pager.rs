@@ -529,9 +529,7 @@ fn a_lazily_restarted_program_is_stopped_when_its_pager_dies() {
 fn an_unprivileged_restart_is_paged_too() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
-    // SAFETY: getuid never fails.
-    if unsafe { libc::getuid() } != 0 {
-        eprintln!("skipped: needs root to act as nobody");
+    if common::not_root("to act as nobody") {
         return;
     }
     let area = Area::new("pagernobody");

@@ -986,3 +986,14 @@ pub fn image_deps(image: &Path) -> Vec<String> {
         .map(|d| d["name"].as_str().unwrap_or_default().to_string())
         .collect()
 }
+
+/// Not running as root: says the test needs root for `what` and is not
+/// run (the caller returns).
+pub fn not_root(what: &str) -> bool {
+    // SAFETY: geteuid cannot fail.
+    let not = unsafe { libc::geteuid() } != 0;
+    if not {
+        eprintln!("needs root ({what}): not run");
+    }
+    not
+}

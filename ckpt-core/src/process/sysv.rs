@@ -208,6 +208,11 @@ fn undo_key(id: i32, num: u16) -> u64 {
     ((id as u32 as u64) << 16 | num as u64) + 1
 }
 
+/// The set id and semaphore number of a (non-zero) `undo_key`.
+fn undo_sem(key: u64) -> (i32, u16) {
+    (((key - 1) >> 16) as u32 as i32, ((key - 1) & 0xffff) as u16)
+}
+
 /// The slot of semaphore `key`, taken if it has none yet.
 fn undo_slot(key: u64) -> Option<usize> {
     if let Some(i) = UNDO_SEM.iter().position(|s| s.load(Acquire) == key) {
@@ -252,8 +257,8 @@ pub fn record_semctl(id: i32, num: i32, cmd: i32) {
         if k == 0 {
             continue;
         }
-        let (sid, snum) = (((k - 1) >> 16) as u32 as i32, ((k - 1) & 0xffff) as i32);
-        if sid == id && (whole || snum == num) {
+        let (sid, snum) = undo_sem(k);
+        if sid == id && (whole || snum as i32 == num) {
             UNDO_ADJ[i].store(0, Release);
         }
     }
@@ -277,10 +282,9 @@ pub(super) fn undo_snapshot() -> (Vec<SemUndo>, bool) {
             .zip(UNDO_ADJ.iter())
             .filter_map(|(s, a)| {
                 let (k, adj) = (s.load(Acquire), a.load(Acquire));
-                (k != 0 && adj != 0).then(|| SemUndo {
-                    id: ((k - 1) >> 16) as u32 as i32,
-                    num: ((k - 1) & 0xffff) as u16,
-                    adj,
+                (k != 0 && adj != 0).then(|| {
+                    let (id, num) = undo_sem(k);
+                    SemUndo { id, num, adj }
                 })
             })
             .collect(),
