@@ -350,8 +350,9 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
     };
     let nonce = control::new_nonce();
     let wait_ms = 10_000u64;
-    let req = Request::TreeCheckpoint {
-        dir: tmp.to_string_lossy().into_owned(),
+    let mut members = MemberDirs::new(&tmp);
+    let request = |dir: &Path| Request::TreeCheckpoint {
+        dir: dir.to_string_lossy().into_owned(),
         published: final_path.to_string_lossy().into_owned(),
         seq,
         nonce,
@@ -394,7 +395,9 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
             };
             let ino = std::fs::metadata(sock).map(|m| m.ino()).unwrap_or(0);
             let seen = (p.comm.clone(), ino, sock.clone());
-            if asked.get(&p.pid) != Some(&seen) && session.send(sock, &req).is_ok() {
+            if asked.get(&p.pid) != Some(&seen)
+                && session.send(sock, &request(&members.of(p.pid))).is_ok()
+            {
                 asked.insert(p.pid, seen);
             }
         }
@@ -517,6 +520,7 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
         return Err(e.clone());
     }
     // Every image is there (each writer synced its own).
+    members.gather();
     for m in manifest.processes.iter().filter(|m| m.image.is_some()) {
         let p = tmp.join(tree::image_name(m.pid));
         if !p.is_file() {
@@ -538,7 +542,71 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
     })
 }
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+
+/// Where each process of the job writes its image. Its writer is a fork
+/// of the process, with its credentials: a process that runs as another
+/// user than the command (a worker that dropped root's privileges) cannot
+/// write into the command's 0700 directory. Root's command gives each
+/// such user a directory of its own inside (0700, the user's), lets it
+/// through the tree's directory (0711: no listing; the images are 0600),
+/// and moves the images up once written. The tree directory keeps 0711,
+/// so that the next checkpoint's writer reaches its image there to build
+/// on it.
+struct MemberDirs<'a> {
+    tmp: &'a Path,
+    /// fs uid -> its directory (None: could not be made).
+    made: HashMap<u32, Option<PathBuf>>,
+}
+
+impl<'a> MemberDirs<'a> {
+    fn new(tmp: &'a Path) -> Self {
+        MemberDirs {
+            tmp,
+            made: HashMap::new(),
+        }
+    }
+
+    /// The directory process `pid` writes its image into.
+    fn of(&mut self, pid: i32) -> PathBuf {
+        // SAFETY: getter without preconditions.
+        let me = unsafe { libc::geteuid() };
+        let status = read(format!("/proc/{pid}/status"));
+        let fs_id = |key: &str| -> Option<u32> {
+            let line = status.lines().find(|l| l.starts_with(key))?;
+            line.split_whitespace().nth(4)?.parse().ok()
+        };
+        let (Some(uid), Some(gid)) = (fs_id("Uid:"), fs_id("Gid:")) else {
+            return self.tmp.to_path_buf();
+        };
+        if me != 0 || uid == me {
+            return self.tmp.to_path_buf();
+        }
+        let tmp = self.tmp;
+        let made = self.made.entry(uid).or_insert_with(|| {
+            let d = tmp.join(format!(".uid-{uid}"));
+            std::fs::DirBuilder::new().mode(0o700).create(&d).ok()?;
+            std::os::unix::fs::chown(&d, Some(uid), Some(gid)).ok()?;
+            std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o711)).ok()?;
+            Some(d)
+        });
+        made.clone().unwrap_or_else(|| tmp.to_path_buf())
+    }
+
+    /// Move every image written in a user's directory up into the tree's
+    /// (whatever else is left there goes).
+    fn gather(&self) {
+        for d in self.made.values().flatten() {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                let name = e.file_name();
+                if !name.to_string_lossy().starts_with('.') {
+                    let _ = std::fs::rename(e.path(), self.tmp.join(&name));
+                }
+            }
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
 
 /// What /proc says process `pid`'s threads are doing: each one's state
 /// letter and where it waits in the kernel ("gone" when it has ended).

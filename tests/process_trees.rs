@@ -21,6 +21,7 @@ use common::tree::{self, TreeImage};
 use rs::{
     assert_same, assert_success, plain_cmd, reference, restart_cmd, run_cmd, start, Area, Kid, Out,
 };
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -2265,4 +2266,62 @@ fn refused_at_once(area: &Area, tag: &str, kid: &mut Kid, says: &[&str]) {
     assert!(kid.exited().is_none(), "{tag}: the job ended");
     let _ = tree::kill_job(root);
     kid.kill();
+}
+
+/// A job started as root whose worker dropped root's privileges (uid and
+/// gid 65534): its writer, a fork of the worker with its credentials,
+/// cannot write into root's 0700 tree directory. The command gives it a
+/// directory of its own there and moves its image up: both checkpoints
+/// succeed, the second builds on the first, and the restarted worker runs
+/// as 65534 again, to the uninterrupted run's output.
+#[test]
+fn a_worker_that_dropped_root_is_checkpointed_with_the_job() {
+    if common::not_root("setuid") {
+        return;
+    }
+    let area = Area::new("tree-dropped");
+    let (prog, want) = with_reference(&area, "tree_dropped_root.c", "tree_dropped_root");
+    let out = area.file("out");
+    let mut kid = start_job(&area, &prog, &[], area.path(), &out);
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    let at = |step: &'static str| move |d: &[u8]| String::from_utf8_lossy(d).contains(step);
+    rs::wait_file(&mut kid, &out, at("worker 10 "), Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let first = tree::checkpoint_tree(area.path(), root, &area.images)
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    assert_eq!(first.image_pids().len(), 2, "{}", first.listing());
+    rs::wait_file(&mut kid, &out, at("worker 20 "), Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
+    let worker = img
+        .image_pids()
+        .into_iter()
+        .find(|&p| p != root)
+        .unwrap_or_else(|| panic!("no worker image: {}", img.listing()));
+    let worker_img = img.dir.join(format!("{worker}.img"));
+    assert_eq!(
+        std::fs::metadata(&worker_img).map(|m| m.uid()).ok(),
+        Some(65534),
+        "{}",
+        img.listing()
+    );
+    assert!(
+        !common::image_deps(&worker_img).is_empty(),
+        "the worker's second image does not build on its first: {}",
+        img.listing()
+    );
+    let names: Vec<String> = std::fs::read_dir(&img.dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with('.')),
+        "left in the tree: {names:?}"
+    );
+    let mut r = restart_tree(&area, &img, 1);
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "the restarted job", &context(&area));
+    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
 }
