@@ -197,6 +197,7 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
         let why = crate::restart_ns::run(
             &[&prog, &arg],
             meta.process.pid,
+            meta.process.session_leader,
             meta.clocks,
             crate::restart_ns::Ipc {
                 sysv: &meta.process.sysv_ipc,
@@ -234,6 +235,7 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
             o.id
         );
     }
+    crate::restart_ns::lead_session(meta.process.session_leader);
     let argv = [prog.as_ptr(), arg.as_ptr(), std::ptr::null()];
     // SAFETY: execv with NUL-terminated strings and a null-terminated argv.
     unsafe { libc::execv(prog.as_ptr(), argv.as_ptr()) };

@@ -74,11 +74,30 @@ extern "C" fn nothing(_: libc::c_int) {}
 pub fn run(
     argv: &[&CStr],
     pid: i32,
+    session_leader: bool,
     clocks: Option<ckpt::image::Clocks>,
     ipc: Ipc,
     in_parent: &mut dyn FnMut(i32),
 ) -> String {
-    run_with(pid, clocks, ipc, &mut || exec_restorer(argv), in_parent)
+    let mut child = || {
+        // (This child of the command leads no group: setsid cannot fail.)
+        lead_session(session_leader);
+        exec_restorer(argv)
+    };
+    run_with(pid, clocks, ipc, &mut child, in_parent)
+}
+
+/// A program that led a session of its own (a daemon, off any terminal)
+/// leads one again, or the restarter's terminal's hangup would reach it.
+/// In the process about to become the program.
+pub fn lead_session(session_leader: bool) {
+    // SAFETY: setsid of ourselves.
+    if session_leader && unsafe { libc::setsid() } < 0 {
+        eprintln!(
+            "ckpt restart: warning: the program led a session of its own and cannot again ({}): it is in this command's session",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// The program's IPC objects: System V objects to make again at their

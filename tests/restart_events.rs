@@ -272,6 +272,13 @@ fn the_parent_pid_stays_the_one_the_program_had() {
     cycle_c("ppid", "restart_ppid.c");
 }
 
+/// A program that made a session of its own (setsid: a daemon leaving
+/// its terminal) leads it again after a restart, and its process group.
+#[test]
+fn a_session_the_program_made_comes_back() {
+    cycle_c("session", "restart_session.c");
+}
+
 /// SIGRTMAX-2 is a JVM's signal for interrupting blocking I/O, and was
 /// ckpt's by default: the program's handler was refused, and every Java
 /// file read failed under ckpt. Now the program installs it, reads it

@@ -388,6 +388,11 @@ pub struct Process {
     /// it: getcwd fails, relative paths lead nowhere).
     #[serde(default)]
     pub cwd_deleted: bool,
+    /// The process led a session of its own (setsid: a daemon, off any
+    /// terminal): a restart makes one again, or it would be in the
+    /// restarter's session, its terminal's hangup reaching it.
+    #[serde(default)]
+    pub session_leader: bool,
     /// The host and domain names of a UTS namespace the program made its
     /// own (unshare, setns); None: the one it started in.
     #[serde(default)]

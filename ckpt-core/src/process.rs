@@ -371,6 +371,8 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
         comm,
         cwd,
         cwd_deleted,
+        // SAFETY: getsid of ourselves, a plain query.
+        session_leader: unsafe { libc::syscall(libc::SYS_getsid, 0) } == pid as i64,
         uts: own_uts(),
         umask,
         rlimits,
