@@ -143,6 +143,16 @@ fn netlink_sockets_come_back_bound_to_their_port_and_groups() {
 /// is checkpointed and restarted with its own descriptors as they were.
 /// Before, closefrom closed ckpt's control socket, and the checkpoint
 /// said the program was not run under ckpt.
+/// A directory read part way with readdir (3000 entries, several
+/// getdents calls) goes on after a restart from where it was: each entry
+/// read once. Before, the restart opened it at its start and the program
+/// read hundreds of entries again.
+#[test]
+fn a_directory_read_part_way_goes_on_where_it_was() {
+    let said = cycle_c("readdir", "restart_readdir.c");
+    assert!(!said.restart.contains("directory"), "{}", said.restart);
+}
+
 #[test]
 fn a_program_that_called_closefrom_is_checkpointed() {
     cycle_c("closefrom", "restart_closefrom.c");

@@ -460,9 +460,27 @@ fn reopen(f: &Fd, base: i32) -> Result<Vec<(i32, i32)>, String> {
             f.fd
         )
     })?;
-    if f.kind == FdKind::File {
+    match f.kind {
+        FdKind::File => {
+            // SAFETY: lseek on a descriptor we just opened.
+            unsafe { libc::lseek(t, f.offset, libc::SEEK_SET) };
+        }
+        // A directory read part way (getdents) goes on from where it
+        // was: its position is the file system's cookie (a hash on
+        // ext4), which it takes back; else the program would read the
+        // entries it had read again.
         // SAFETY: lseek on a descriptor we just opened.
-        unsafe { libc::lseek(t, f.offset, libc::SEEK_SET) };
+        FdKind::Directory
+            if f.offset != 0 && unsafe { libc::lseek(t, f.offset, libc::SEEK_SET) } != f.offset =>
+        {
+            warn(&format!(
+                "directory {} (descriptor {}) cannot go back to where its reading was ({}): read from its start again",
+                crate::names::shown(&f.path),
+                f.fd,
+                std::io::Error::last_os_error()
+            ));
+        }
+        _ => {}
     }
     Ok(vec![(f.fd, t)])
 }
