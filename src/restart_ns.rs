@@ -66,6 +66,26 @@ fn install_forwarding() {
 
 extern "C" fn nothing(_: libc::c_int) {}
 
+/// Set in the namespace's init when the command let the processes left
+/// run on (see `let_run_on`).
+static RUN_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Init's SIGUSR1 handler: it no longer ends with the command. Signal
+/// context: one raw call and an atomic store.
+extern "C" fn run_on(_: libc::c_int) {
+    // SAFETY: prctl with integer arguments on ourselves, and a write of a
+    // static byte to init's end of the pipe.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, 0);
+        libc::write(INIT_PIPE.load(Relaxed), b"K".as_ptr().cast(), 1);
+    }
+    RUN_ON.store(true, Relaxed);
+}
+
+/// The pipe between the command and the namespace's init: the command's
+/// read end in the command, init's write end in init.
+static INIT_PIPE: AtomicI32 = AtomicI32::new(-1);
+
 /// Run the restorer (`argv`) as the program at `pid` in a new pid
 /// namespace, as a child of this process. Returns only when that could not
 /// be set up (nothing was started); otherwise this process ends with the
@@ -235,7 +255,11 @@ pub fn run_with(
         && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
     {}
     wait_for_writers(init);
-    stop(init);
+    if GAVE_UP.load(Relaxed) || adopted(init).is_empty() {
+        stop(init);
+    } else {
+        let_run_on(init);
+    }
     if GAVE_UP.load(Relaxed) {
         std::process::exit(71);
     }
@@ -332,71 +356,94 @@ fn start_init() -> Result<i32, String> {
                 libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                 std::ptr::null(),
             ) == 0;
+            // Orphans (image writers of a program that ended) arrive after
+            // init found no child: SIGCHLD must end its wait. SIGUSR1 says
+            // the command lets the processes left run on (`let_run_on`):
+            // init then outlives it, and ends once it has no child. Both
+            // are taken only inside sigsuspend (no wakeup lost between the
+            // wait and the sleep).
+            let on: libc::sighandler_t =
+                nothing as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::signal(libc::SIGCHLD, on);
+            libc::signal(
+                libc::SIGUSR1,
+                run_on as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+            let mut both: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut both);
+            libc::sigaddset(&mut both, libc::SIGCHLD);
+            libc::sigaddset(&mut both, libc::SIGUSR1);
+            let mut open: libc::sigset_t = std::mem::zeroed();
+            libc::sigprocmask(libc::SIG_BLOCK, &both, &mut open);
+            libc::sigdelset(&mut open, libc::SIGCHLD);
+            libc::sigdelset(&mut open, libc::SIGUSR1);
             let msg: &[u8] = if ok {
                 b"R"
             } else {
                 b"Ecannot mount /proc for the namespace"
             };
-            let told = libc::write(wr, msg.as_ptr().cast(), msg.len()) > 0;
-            libc::close(wr);
-            if !ok || !told {
+            // (The pipe stays: `run_on` answers on it.)
+            INIT_PIPE.store(wr, Relaxed);
+            if !ok || libc::write(wr, msg.as_ptr().cast(), msg.len()) <= 0 {
                 libc::_exit(1);
             }
-            // Orphans (image writers of a program that ended) arrive after
-            // init found no child: SIGCHLD must end its pause.
-            libc::signal(
-                libc::SIGCHLD,
-                nothing as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            );
             loop {
                 let mut st = 0;
-                if libc::wait(&mut st) < 0 && *libc::__errno_location() == libc::ECHILD {
-                    libc::pause();
-                }
+                match libc::waitpid(-1, &mut st, libc::WNOHANG) {
+                    r if r > 0 => continue,
+                    r if r < 0 && RUN_ON.load(Relaxed) => libc::_exit(0),
+                    _ => libc::sigsuspend(&open),
+                };
             }
         }
     }
     // SAFETY: closing the write end in the parent.
     unsafe { libc::close(wr) };
-    let report = read_all(rd);
-    if report.first() == Some(&b'R') {
+    let mut first = [0u8; 1];
+    // SAFETY: read into a local byte.
+    if unsafe { libc::read(rd, first.as_mut_ptr().cast(), 1) } == 1 && first[0] == b'R' {
+        // (Kept: init answers `let_run_on` on it.)
+        INIT_PIPE.store(rd, Relaxed);
         Ok(init)
     } else {
+        let report = read_all(rd);
         stop(init);
-        Err(String::from_utf8_lossy(report.get(1..).unwrap_or_default()).into_owned())
+        Err(String::from_utf8_lossy(&report).into_owned())
     }
+}
+
+/// The live (not zombie) children of the namespace's init — processes
+/// the program left, adopted — by command name.
+fn adopted(init: i32) -> Vec<String> {
+    // This command shares init's mount namespace, where /proc is the new
+    // pid namespace's: init is 1 there.
+    let comm = |p: &str| {
+        ckpt::names::read_proc(format!("/proc/{p}/comm"))
+            .map(|c| c.trim_end().to_string())
+            .unwrap_or_default()
+    };
+    let init = if comm("1") == "ckpt-init" { 1 } else { init };
+    std::fs::read_to_string(format!("/proc/{init}/task/{init}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter(|p| {
+            !ckpt::names::read_proc(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, r)| r.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(true)
+        })
+        .map(comm)
+        .collect()
 }
 
 /// Image writers the program left behind (its checkpoints still being
 /// written when it ended) belong to init now: let them finish before the
 /// namespace ends, or their images would be lost.
 fn wait_for_writers(init: i32) {
-    // This command shares init's mount namespace, where /proc is the new
-    // pid namespace's: init is 1 there.
-    let comm = |p: i32| ckpt::names::read_proc(format!("/proc/{p}/comm")).unwrap_or_default();
-    let init = if comm(1).trim_end() == "ckpt-init" {
-        1
-    } else {
-        init
-    };
-    let writers = || -> usize {
-        std::fs::read_to_string(format!("/proc/{init}/task/{init}/children"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter(|p| {
-                let zombie = ckpt::names::read_proc(format!("/proc/{p}/stat"))
-                    .ok()
-                    .and_then(|s| {
-                        s.rsplit_once(')')
-                            .map(|(_, r)| r.trim_start().starts_with('Z'))
-                    })
-                    .unwrap_or(true);
-                !zombie
-                    && ckpt::names::read_proc(format!("/proc/{p}/comm"))
-                        .is_ok_and(|c| c.trim_end() == "ckpt-writer")
-            })
-            .count()
-    };
+    let writers = || adopted(init).iter().filter(|c| *c == "ckpt-writer").count();
     let start = std::time::Instant::now();
     let mut told = false;
     while writers() > 0 && start.elapsed() < std::time::Duration::from_secs(600) {
@@ -405,6 +452,29 @@ fn wait_for_writers(init: i32) {
             told = true;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The program ended, but processes it left behind run on (a background
+/// job of a script that exited): as without ckpt, they go on on their
+/// own. Init no longer ends with this command; it ends, and with it the
+/// namespace, once the last of them has.
+fn let_run_on(init: i32) {
+    // SAFETY: a signal to our own child, which takes it (see start_init).
+    unsafe { libc::kill(init, libc::SIGUSR1) };
+    // Init must have taken it before this command ends (its death would
+    // kill init): it answers on the pipe.
+    let mut p = libc::pollfd {
+        fd: INIT_PIPE.load(Relaxed),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll of one live pollfd.
+    if unsafe { libc::poll(&mut p, 1, 5000) } != 1 {
+        eprintln!(
+            "ckpt restart: warning: the processes the program left behind ({}) end with this command",
+            adopted(init).join(", ")
+        );
     }
 }
 

@@ -2325,3 +2325,53 @@ fn a_worker_that_dropped_root_is_checkpointed_with_the_job() {
     assert_success(st, "the restarted job", &context(&area));
     assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
 }
+
+/// A script that exits while a background job it started runs on: as
+/// without ckpt, the background job goes on after the restarted script
+/// ended (`ckpt restart` returns with the script's status; the restart's
+/// namespace lives until the last process the job left has ended).
+/// Before, the namespace ended with the script, killing the background
+/// job silently.
+#[test]
+fn processes_the_job_left_behind_run_on_after_its_root_ended() {
+    let area = Area::new("tree-left");
+    let bash = which("bash");
+    let script = "( for i in 1 2 3 4 5 6; do sleep 0.4; echo bg $i; done ) > bg.out &\n\
+                  for i in 1 2 3; do echo fg $i; sleep 0.1; done\n\
+                  echo MARK; sleep 1; echo root exits\n";
+    let args = vec!["-c".to_string(), script.to_string()];
+    let run = area.sub("run");
+    let out = area.file("out");
+    let mut kid = start_job(&area, &bash, &args, &run, &out);
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("MARK"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
+    let mut r = restart_tree(&area, &img, 1);
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "the restarted script", &context(&area));
+    assert_same(
+        &std::fs::read(&out).unwrap(),
+        b"fg 1\nfg 2\nfg 3\nMARK\nroot exits\n",
+        &context(&area),
+    );
+    let want: String = (1..=6).map(|i| format!("bg {i}\n")).collect();
+    let bg = run.join("bg.out");
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(20)
+        && std::fs::read(&bg).unwrap_or_default().len() < want.len()
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_same(
+        &std::fs::read(&bg).unwrap_or_default(),
+        want.as_bytes(),
+        &format!("the background job's output\n{}", context(&area)),
+    );
+}
