@@ -252,6 +252,25 @@ pub fn single_refusal(pid: i32) -> Option<String> {
     })
 }
 
+/// Why the job cannot be checkpointed now, if one of its processes
+/// shares its parent's address space (kcmp KCMP_VM): a vfork child
+/// before its exec, or a clone with CLONE_VM.
+fn memory_sharer(procs: &[Proc]) -> Option<String> {
+    const KCMP_VM: i32 = 1;
+    let p = procs.iter().find(|p| {
+        p.zombie.is_none()
+            && p.ppid > 0
+            // SAFETY: kcmp compares two processes' objects; no memory is passed.
+            && unsafe { libc::syscall(libc::SYS_kcmp, p.pid, p.ppid, KCMP_VM, 0, 0) } == 0
+    })?;
+    Some(format!(
+        "process {} ({}), a child of {}, shares its parent's memory (a vfork child that has \
+         not called exec, or a clone with CLONE_VM): neither can be checkpointed until it \
+         calls exec or ends; the job runs on untouched",
+        p.pid, p.comm, p.ppid
+    ))
+}
+
 /// Why a stopped process keeps the job from being checkpointed.
 fn stopped_refusal(p: &Proc) -> String {
     format!(
@@ -326,6 +345,15 @@ fn young(pid: i32) -> bool {
 /// without the shim for more than a moment (not one in the middle of an
 /// exec) refuses the checkpoint; every process asked then thaws untouched.
 fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String> {
+    // A vfork child before its exec (its parent waits for it: it can
+    // neither answer nor freeze) is given a moment to exec or end.
+    let until = Instant::now() + Duration::from_secs(2);
+    while let Some(why) = memory_sharer(&job(root)) {
+        if Instant::now() > until {
+            return Err(why);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let mut session = Session::new().map_err(|e| e.to_string())?;
     // The root says where its images go.
     let (run_dir, keep) = match control::request(root, &Request::Ping, Duration::from_secs(5)) {
@@ -437,6 +465,20 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
             }
         }
     };
+    // (A vfork made since.)
+    if let Some(why) = memory_sharer(&procs) {
+        call_off_all(&session, &asked);
+        cleanup(&tmp);
+        return Err(why);
+    }
+    // The root ended before it froze (it answered nothing): no image.
+    if procs.iter().all(|p| p.pid != root || p.zombie.is_some()) {
+        call_off_all(&session, &asked);
+        cleanup(&tmp);
+        return Err(format!(
+            "process {root} ended during the checkpoint: there is no job left to checkpoint"
+        ));
+    }
     // A frozen process is told to go on through the socket it answered
     // from (it cannot have exec'd since): the last count, which found its
     // shim and socket again in /proc and the runtime directory, could

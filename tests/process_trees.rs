@@ -2240,6 +2240,32 @@ fn a_stopped_process_is_named_at_once() {
 
 /// `ckpt checkpoint` of the job `kid` fails within 5 s with a message
 /// holding each of `says`, and the job runs on; then it is killed.
+/// A vfork child that waits before its exec blocks its parent in vfork
+/// (it can neither answer nor freeze) and shares its memory: the
+/// checkpoint refuses within seconds, naming the child. Before, it waited
+/// for the parent and reported success with an image of nothing.
+#[test]
+fn a_vfork_child_before_its_exec_is_named() {
+    let area = Area::new("tree-vfork");
+    let prog = common::compile_c("tree_vfork_wait.c", area.path());
+    let out = area.file("out");
+    let mut kid = start_job(&area, &prog, &[], area.path(), &out);
+    let _guard = JobGuard(kid.pid());
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("child waits"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    refused_at_once(
+        &area,
+        "vfork",
+        &mut kid,
+        &["shares its parent's memory", "vfork", "runs on untouched"],
+    );
+}
+
 fn refused_at_once(area: &Area, tag: &str, kid: &mut Kid, says: &[&str]) {
     let root = kid.pid();
     let t = Instant::now();
