@@ -554,6 +554,16 @@ fn losses(
             }
         })
         .chain(meta.fds.iter().filter_map(|f| {
+            f.socket
+                .as_ref()
+                .filter(|s| s.filter.as_ref().is_some_and(|c| c.is_empty()))?;
+            Some(format!(
+                "descriptor {} ({}) has a socket filter that cannot be read back (an eBPF \
+                 program, SO_ATTACH_BPF): a restart makes the socket again without it",
+                f.fd, f.path
+            ))
+        }))
+        .chain(meta.fds.iter().filter_map(|f| {
             f.socket.as_ref().filter(|s| s.urgent)?;
             Some(format!(
                 "descriptor {} ({}) has an urgent (out-of-band) byte waiting to be read: a restart \

@@ -962,6 +962,11 @@ pub struct SocketState {
     /// TCP_NODELAY, ...): each as getsockopt gave it.
     #[serde(default)]
     pub options: Vec<SockOpt>,
+    /// The classic BPF filter attached (SO_ATTACH_FILTER), as its
+    /// instructions, 8 bytes each; empty: a filter that cannot be read
+    /// back (eBPF), said at the checkpoint; None: no filter.
+    #[serde(default, with = "serde_bytes")]
+    pub filter: Option<Vec<u8>>,
     /// Listening with connections not yet accepted, or bound for
     /// datagrams with some not yet read: they are not in the image.
     #[serde(default)]

@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 
 /// Socket options kept across a restart (level, name, shown as). Those a
 /// socket's family lacks are not there to save.
-const KEPT: [(i32, i32, &str); 28] = [
+const KEPT: [(i32, i32, &str); 62] = [
     (libc::SOL_SOCKET, libc::SO_SNDBUF, "SO_SNDBUF"),
     (libc::SOL_SOCKET, libc::SO_RCVBUF, "SO_RCVBUF"),
     (libc::SOL_SOCKET, libc::SO_KEEPALIVE, "SO_KEEPALIVE"),
@@ -44,7 +44,140 @@ const KEPT: [(i32, i32, &str); 28] = [
     (libc::SOL_NETLINK, 10, "NETLINK_CAP_ACK"),
     (libc::SOL_NETLINK, 11, "NETLINK_EXT_ACK"),
     (libc::SOL_NETLINK, 12, "NETLINK_GET_STRICT_CHK"),
+    (libc::SOL_SOCKET, libc::SO_DONTROUTE, "SO_DONTROUTE"),
+    (libc::SOL_SOCKET, libc::SO_PEEK_OFF, "SO_PEEK_OFF"),
+    (libc::SOL_SOCKET, libc::SO_TIMESTAMP, "SO_TIMESTAMP"),
+    (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, "SO_TIMESTAMPNS"),
+    (libc::SOL_SOCKET, libc::SO_PASSSEC, "SO_PASSSEC"),
+    (libc::SOL_SOCKET, libc::SO_ZEROCOPY, "SO_ZEROCOPY"),
+    (libc::SOL_SOCKET, libc::SO_BUSY_POLL, "SO_BUSY_POLL"),
+    (libc::SOL_SOCKET, libc::SO_RXQ_OVFL, "SO_RXQ_OVFL"),
+    (
+        libc::SOL_SOCKET,
+        libc::SO_SELECT_ERR_QUEUE,
+        "SO_SELECT_ERR_QUEUE",
+    ),
+    (libc::IPPROTO_TCP, libc::TCP_MAXSEG, "TCP_MAXSEG"),
+    (libc::IPPROTO_TCP, libc::TCP_CORK, "TCP_CORK"),
+    (libc::IPPROTO_TCP, libc::TCP_SYNCNT, "TCP_SYNCNT"),
+    (libc::IPPROTO_TCP, libc::TCP_LINGER2, "TCP_LINGER2"),
+    (
+        libc::IPPROTO_TCP,
+        libc::TCP_DEFER_ACCEPT,
+        "TCP_DEFER_ACCEPT",
+    ),
+    (
+        libc::IPPROTO_TCP,
+        libc::TCP_WINDOW_CLAMP,
+        "TCP_WINDOW_CLAMP",
+    ),
+    (libc::IPPROTO_TCP, libc::TCP_CONGESTION, "TCP_CONGESTION"),
+    (libc::IPPROTO_TCP, libc::TCP_FASTOPEN, "TCP_FASTOPEN"),
+    (
+        libc::IPPROTO_TCP,
+        libc::TCP_NOTSENT_LOWAT,
+        "TCP_NOTSENT_LOWAT",
+    ),
+    (libc::IPPROTO_IP, libc::IP_PKTINFO, "IP_PKTINFO"),
+    (libc::IPPROTO_IP, libc::IP_RECVERR, "IP_RECVERR"),
+    (libc::IPPROTO_IP, libc::IP_RECVTTL, "IP_RECVTTL"),
+    (libc::IPPROTO_IP, libc::IP_RECVTOS, "IP_RECVTOS"),
+    (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, "IP_MTU_DISCOVER"),
+    (libc::IPPROTO_IP, libc::IP_FREEBIND, "IP_FREEBIND"),
+    (libc::IPPROTO_IP, libc::IP_TRANSPARENT, "IP_TRANSPARENT"),
+    (libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, "IP_MULTICAST_TTL"),
+    (
+        libc::IPPROTO_IP,
+        libc::IP_MULTICAST_LOOP,
+        "IP_MULTICAST_LOOP",
+    ),
+    (libc::IPPROTO_IP, libc::IP_MULTICAST_ALL, "IP_MULTICAST_ALL"),
+    (
+        libc::IPPROTO_IPV6,
+        libc::IPV6_RECVPKTINFO,
+        "IPV6_RECVPKTINFO",
+    ),
+    (libc::IPPROTO_IPV6, libc::IPV6_RECVERR, "IPV6_RECVERR"),
+    (
+        libc::IPPROTO_IPV6,
+        libc::IPV6_UNICAST_HOPS,
+        "IPV6_UNICAST_HOPS",
+    ),
+    (
+        libc::IPPROTO_IPV6,
+        libc::IPV6_MULTICAST_HOPS,
+        "IPV6_MULTICAST_HOPS",
+    ),
+    (
+        libc::IPPROTO_IPV6,
+        libc::IPV6_MULTICAST_LOOP,
+        "IPV6_MULTICAST_LOOP",
+    ),
+    (libc::SOL_SOCKET, SO_LOCK_FILTER, "SO_LOCK_FILTER"),
 ];
+
+/// SO_LOCK_FILTER: set once the filter is attached again (a locked
+/// socket refuses a new one).
+const SO_LOCK_FILTER: i32 = 44;
+
+/// The classic BPF filter attached to socket `fd` (SO_ATTACH_FILTER),
+/// as its instructions (8 bytes each); None when it has none. An eBPF
+/// program (SO_ATTACH_BPF) cannot be read back: `Some(empty)` then, said
+/// at the checkpoint. Runs frozen (the Vec is the scratch arena's).
+fn filter(fd: i32) -> Option<Vec<u8>> {
+    let mut n: u32 = 0;
+    // SAFETY: with a zero length, SO_GET_FILTER only writes the count.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            core::ptr::null_mut(),
+            &mut n,
+        )
+    };
+    if r != 0 {
+        let e = crate::interpose::errno();
+        return (e == libc::EACCES || e == libc::EPERM).then(Vec::new);
+    }
+    if n == 0 {
+        return None;
+    }
+    let mut code = vec![0u8; n as usize * 8];
+    let mut len = n;
+    // SAFETY: SO_GET_FILTER writes `len` instructions of 8 bytes into `code`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            code.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r != 0 || len != n {
+        return Some(Vec::new());
+    }
+    Some(code)
+}
+
+/// Attach the saved classic filter `code` to `fd` again. Post-restart.
+fn attach_filter(fd: i32, code: &[u8]) -> bool {
+    let prog = libc::sock_fprog {
+        len: (code.len() / 8) as u16,
+        filter: code.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: SO_ATTACH_FILTER reads `len` instructions from a live buffer.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&prog as *const libc::sock_fprog).cast(),
+            core::mem::size_of::<libc::sock_fprog>() as u32,
+        ) == 0
+    }
+}
 
 /// NETLINK_ADD_MEMBERSHIP and NETLINK_LIST_MEMBERSHIPS (linux/netlink.h).
 const NETLINK_ADD_MEMBERSHIP: i32 = 1;
@@ -112,7 +245,19 @@ fn options(fd: i32) -> Vec<SockOpt> {
 /// limits when privileged; whatever does not come back is said.
 /// Post-restart.
 pub fn set_options(fd: i32, f: &Fd, s: &SocketState) {
-    for o in &s.options {
+    match s.filter.as_deref() {
+        Some(code) if !code.is_empty() && !attach_filter(fd, code) => warn(&format!(
+            "descriptor {} ({}): its socket filter could not be attached again: {}",
+            f.fd,
+            f.path,
+            std::io::Error::last_os_error()
+        )),
+        _ => {}
+    }
+    // The lock last: a locked socket takes no filter.
+    let mut options: Vec<&SockOpt> = s.options.iter().collect();
+    options.sort_by_key(|o| o.level == libc::SOL_SOCKET && o.name == SO_LOCK_FILTER);
+    for o in options {
         let Some(&(_, _, shown)) = KEPT.iter().find(|k| k.0 == o.level && k.1 == o.name) else {
             continue;
         };
@@ -267,6 +412,7 @@ pub fn snapshot(fd: i32) -> Option<SocketState> {
         v6_only: domain == libc::AF_INET6
             && opt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY).unwrap_or(0) != 0,
         options: options(fd),
+        filter: filter(fd),
         waiting: (listening || typ == libc::SOCK_DGRAM || netlink) && bound && readable(fd),
         peer: if connected {
             peer[..plen as usize].to_vec()
