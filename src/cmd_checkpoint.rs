@@ -553,6 +553,13 @@ fn losses(
                 _ => None,
             }
         })
+        .chain(meta.threads.iter().filter(|t| t.tiles_in_use).map(|t| {
+            format!(
+                "thread {} ({}) has AMX tile registers in use: a restart does not bring them \
+                 back (its next tile instruction dies with SIGILL)",
+                t.id, t.name
+            )
+        }))
         .chain(meta.fds.iter().filter_map(|f| {
             f.socket
                 .as_ref()

@@ -272,6 +272,13 @@ fn the_parent_pid_stays_the_one_the_program_had() {
     cycle_c("ppid", "restart_ppid.c");
 }
 
+/// A GS base the program set itself (arch_prctl ARCH_SET_GS) stays set:
+/// before, the restarted program's first %gs access crashed it.
+#[test]
+fn a_gs_base_the_program_set_comes_back() {
+    cycle_c("gsbase", "restart_gs_base.c");
+}
+
 /// A program that made a session of its own (setsid: a daemon leaving
 /// its terminal) leads it again after a restart, and its process group.
 #[test]

@@ -12,6 +12,10 @@ use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::*};
 
 const ARCH_SET_FS: i32 = 0x1002;
 const ARCH_GET_FS: i32 = 0x1003;
+const ARCH_SET_GS: i32 = 0x1001;
+const ARCH_GET_GS: i32 = 0x1004;
+const ARCH_GET_XCOMP_PERM: i32 = 0x1022;
+const ARCH_REQ_XCOMP_PERM: i32 = 0x1023;
 /// The signature glibc registers rseq areas with.
 pub const RSEQ_SIG: u32 = 0x5305_3053;
 /// The length glibc 2.35+ registers (the area's full size, not `__rseq_size`).
@@ -148,4 +152,74 @@ pub fn register_rseq(area: u64, len: u32, sig: u32) -> Result<(), i32> {
     } else {
         Ok(())
     }
+}
+
+/// The calling thread's GS base (0 when never set). Signal-safe.
+pub fn gs_base() -> u64 {
+    let mut v: u64 = 0;
+    // SAFETY: arch_prctl(ARCH_GET_GS) writes one u64 into `v`.
+    unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_GET_GS, &mut v as *mut u64) };
+    v
+}
+
+/// Set the calling thread's GS base. Post-restart.
+pub fn set_gs_base(v: u64) -> Result<(), i32> {
+    // SAFETY: arch_prctl(ARCH_SET_GS) with a plain value.
+    if unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_SET_GS, v) } != 0 {
+        return Err(crate::interpose::errno());
+    }
+    Ok(())
+}
+
+/// The extended CPU state features this process may use (a bit per
+/// XSAVE feature). Signal-safe.
+pub fn xcomp_perm() -> u64 {
+    let mut v: u64 = 0;
+    // SAFETY: arch_prctl(ARCH_GET_XCOMP_PERM) writes one u64 into `v`.
+    unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_GET_XCOMP_PERM,
+            &mut v as *mut u64,
+        )
+    };
+    v
+}
+
+/// Ask for the dynamically enabled features of `perm` this process lacks
+/// (AMX's tile data, feature 18); the features refused, as a mask.
+/// Post-restart, before any thread returns to the program.
+pub fn request_xcomp_perm(perm: u64) -> u64 {
+    let mut refused = 0;
+    for bit in 0..64 {
+        if perm & (1 << bit) != 0 && xcomp_perm() & (1 << bit) == 0 {
+            // SAFETY: arch_prctl(ARCH_REQ_XCOMP_PERM) with a feature number.
+            if unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, bit as u64) } != 0
+            {
+                refused |= 1 << bit;
+            }
+        }
+    }
+    refused
+}
+
+/// AMX's tile state (XTILECFG and XTILEDATA, XSAVE features 17 and 18).
+const AMX_TILES: u64 = 3 << 17;
+
+/// Whether the signal frame whose `ucontext_t` is at `uc` holds AMX tile
+/// state in use (its XSAVE header's XSTATE_BV). A restart cannot give it
+/// back: a restored thread's state buffer has no room for it until its
+/// own first tile instruction, and its signal return drops it.
+///
+/// # Safety
+/// `uc` must be a live ucontext the kernel built (frozen coordinator).
+pub unsafe fn frame_has_tiles(uc: u64) -> bool {
+    if uc == 0 {
+        return false;
+    }
+    // uc_mcontext.fpregs: after uc_flags, uc_link, uc_stack (40 bytes)
+    // and the 23 general registers.
+    let fp = *((uc + 40 + 8 * 23) as *const u64);
+    // The XSAVE header follows the 512-byte legacy area.
+    fp != 0 && *((fp + 512) as *const u64) & AMX_TILES != 0
 }

@@ -393,6 +393,11 @@ pub struct Process {
     /// restarter's session, its terminal's hangup reaching it.
     #[serde(default)]
     pub session_leader: bool,
+    /// The extended CPU state features the process was allowed
+    /// (arch_prctl ARCH_GET_XCOMP_PERM: AMX tiles once asked for); a
+    /// restart asks for them again before any thread goes on.
+    #[serde(default)]
+    pub xcomp_perm: u64,
     /// The host and domain names of a UTS namespace the program made its
     /// own (unshare, setns); None: the one it started in.
     #[serde(default)]
@@ -605,6 +610,13 @@ pub struct Thread {
     pub altstack: Option<AltStack>,
     /// Thread pointer (FS base): glibc's `struct pthread` of the thread.
     pub fs_base: u64,
+    /// GS base (0 unless the program set one: arch_prctl ARCH_SET_GS).
+    #[serde(default)]
+    pub gs_base: u64,
+    /// It had AMX tile registers in use: a restart drops them (said at
+    /// the checkpoint).
+    #[serde(default)]
+    pub tiles_in_use: bool,
     /// Where its interrupted context (`ucontext_t`) lies in memory; a
     /// restarted thread returns through it. 0 when it never parked.
     pub ucontext: u64,

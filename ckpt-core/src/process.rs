@@ -373,6 +373,7 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
         cwd_deleted,
         // SAFETY: getsid of ourselves, a plain query.
         session_leader: unsafe { libc::syscall(libc::SYS_getsid, 0) } == pid as i64,
+        xcomp_perm: crate::glibc::xcomp_perm(),
         uts: own_uts(),
         umask,
         rlimits,

@@ -161,6 +161,14 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
         (tid_addr as *mut i32).write(sys::gettid());
         libc::syscall(libc::SYS_set_tid_address, tid_addr);
     }
+    // Extended CPU state (AMX tiles) the program was allowed: before any
+    // thread's saved state, which may hold it, is restored.
+    let refused = glibc::request_xcomp_perm(meta.process.xcomp_perm);
+    if refused != 0 {
+        warn(&format!(
+            "the program was allowed extended CPU state features {refused:#x} (AMX: 0x40000) that this machine refuses: code using them dies with SIGILL"
+        ));
+    }
     thread_setup(leader);
     memory::re_reserve_restorer_range();
     memory::fork_advice::restore(&meta.fork_advice);
@@ -280,6 +288,14 @@ fn thread_setup(t: &Thread) {
     threads::restore_tid(t.id, sys::gettid());
     threads::restore_name(t);
     threads::restore_scheduling(t);
+    if t.gs_base != 0 {
+        if let Err(e) = glibc::set_gs_base(t.gs_base) {
+            warn(&format!(
+                "thread {}: its GS base {:#x} cannot be set again (errno {e})",
+                t.id, t.gs_base
+            ));
+        }
+    }
     if t.robust_head != 0 {
         // SAFETY: the head lies in the thread's restored descriptor.
         unsafe { libc::syscall(libc::SYS_set_robust_list, t.robust_head, t.robust_len) };

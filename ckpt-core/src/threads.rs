@@ -66,6 +66,7 @@ struct Slot {
     ucontext: AtomicU64,
     errno: AtomicI32,
     fs_base: AtomicU64,
+    gs_base: AtomicU64,
     robust_head: AtomicU64,
     robust_len: AtomicU64,
     rseq: AtomicU64,
@@ -121,6 +122,7 @@ const EMPTY: Slot = Slot {
     ucontext: AtomicU64::new(0),
     errno: AtomicI32::new(0),
     fs_base: AtomicU64::new(0),
+    gs_base: AtomicU64::new(0),
     robust_head: AtomicU64::new(0),
     robust_len: AtomicU64::new(0),
     rseq: AtomicU64::new(0),
@@ -329,6 +331,7 @@ pub fn park_note(slot: usize, sigmask: u64, ucontext: u64, errno: i32) {
     let s = &SLOTS[slot];
     let fs_base = crate::glibc::thread_pointer();
     s.fs_base.store(fs_base, Relaxed);
+    s.gs_base.store(crate::glibc::gs_base(), Relaxed);
     let (head, len) = crate::glibc::robust_list();
     s.robust_head.store(head, Relaxed);
     s.robust_len.store(len, Relaxed);
@@ -669,11 +672,15 @@ pub fn snapshot(
                 flags: alt_flags,
             }),
             fs_base: s.fs_base.load(Relaxed),
+            gs_base: s.gs_base.load(Relaxed),
             ucontext: if state == ThreadState::Frozen {
                 s.ucontext.load(Relaxed)
             } else {
                 0
             },
+            // SAFETY: a frozen thread's ucontext, built by the kernel.
+            tiles_in_use: state == ThreadState::Frozen
+                && unsafe { crate::glibc::frame_has_tiles(s.ucontext.load(Relaxed)) },
             errno: s.errno.load(Relaxed),
             robust_head: s.robust_head.load(Relaxed),
             robust_len: s.robust_len.load(Relaxed),
