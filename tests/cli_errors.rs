@@ -92,6 +92,34 @@ fn checkpoint_of_a_missing_process() {
     }
 }
 
+/// A process that ended but is not reaped yet (a zombie keeps its pid):
+/// the checkpoint says it ended, not that it is not under ckpt.
+#[test]
+fn checkpoint_of_a_job_that_ended_unreaped_says_so() {
+    require_shim();
+    let cwd = TempDir::new("zombie");
+    let mut child = ckpt_cmd(cwd.path(), ["run", "--", "true"])
+        .spawn()
+        .expect("spawn ckpt run true");
+    let pid = child.id() as i32;
+    let until = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_default()
+        .rsplit_once(") ")
+        .is_some_and(|(_, r)| r.starts_with('Z'))
+    {
+        assert!(Instant::now() < until, "ckpt run true never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let r = ckpt(cwd.path(), ["checkpoint".to_string(), pid.to_string()]);
+    let _ = child.wait();
+    assert_clean_error(
+        &format!("ckpt checkpoint {pid} (a zombie)"),
+        &r,
+        Some("has ended"),
+    );
+}
+
 #[test]
 fn checkpoint_of_a_process_not_under_ckpt() {
     let cwd = TempDir::new("notck");

@@ -576,7 +576,7 @@ pub fn request_watching(
     if r < 0 {
         let e = io::Error::last_os_error();
         return Err(match e.raw_os_error() {
-            Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => ControlError::NotUnderCkpt(pid),
+            Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => not_under_ckpt(pid),
             Some(libc::EACCES) | Some(libc::EPERM) => ControlError::PermissionDenied(pid),
             _ => ControlError::Io(format!("send to {}: {e}", server.display())),
         });
@@ -756,7 +756,7 @@ pub fn server_socket(pid: i32) -> Result<PathBuf, ControlError> {
         return if inner.exists() {
             Ok(inner)
         } else {
-            Err(ControlError::NotUnderCkpt(pid))
+            Err(not_under_ckpt(pid))
         };
     }
     // The shim made its socket under the uid it started with: a program
@@ -776,7 +776,19 @@ pub fn server_socket(pid: i32) -> Result<PathBuf, ControlError> {
                 restart_command_socket(o, pid)
             }
         })
-        .ok_or(ControlError::NotUnderCkpt(pid))
+        .ok_or_else(|| not_under_ckpt(pid))
+}
+
+/// No control socket answers for `pid`: it is not under ckpt, or it has
+/// ended (a zombie its parent has not reaped keeps its pid).
+fn not_under_ckpt(pid: i32) -> ControlError {
+    let stat = crate::names::read_proc(format!("/proc/{pid}/stat")).unwrap_or_default();
+    match stat.rsplit_once(") ") {
+        Some((_, rest)) if rest.starts_with('Z') => ControlError::Io(format!(
+            "process {pid} has ended (its parent has not reaped it yet): there is nothing to checkpoint"
+        )),
+        _ => ControlError::NotUnderCkpt(pid),
+    }
 }
 
 /// One command talking to several processes at once (a tree checkpoint):
