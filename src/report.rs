@@ -474,6 +474,8 @@ pub mod tests {
             queued: Vec::new(),
             altstack: None,
             fs_base: 0,
+            gs_base: 0,
+            tiles_in_use: false,
             ucontext: 0,
             errno: 0,
             robust_head: 0,
