@@ -198,6 +198,15 @@ fn restart_tree(area: &Area, img: &TreeImage, n: usize) -> Kid {
 }
 
 /// Wait for a restarted job's end; its status.
+/// Restart tree image `img` and wait for its end: it must succeed (`what`
+/// names it) and leave in `out` exactly `want`.
+fn restart_to_same(area: &Area, img: &TreeImage, out: &Path, want: &[u8], what: &str) {
+    let mut r = restart_tree(area, img, 1);
+    let st = wait_end(area, &mut r);
+    assert_success(st, what, &context(area));
+    assert_same(&std::fs::read(out).unwrap(), want, &context(area));
+}
+
 fn wait_end(area: &Area, r: &mut Kid) -> ExitStatus {
     let pid = r.pid();
     let t = Instant::now();
@@ -512,10 +521,7 @@ fn zombie_session_and_process_group_come_back() {
         .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
 
     touch(&ctl.join("go"));
-    let mut r = restart_tree(&area, &img, 1);
-    let st = wait_end(&area, &mut r);
-    assert_success(st, "the restarted tree_group", &context(&area));
-    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+    restart_to_same(&area, &img, &out, &want, "the restarted tree_group");
 }
 
 // ---------------------------------------------------------------------------
@@ -871,10 +877,7 @@ fn same_after_restart(
     img.require(&all)
         .unwrap_or_else(|e| panic!("{e}\n{}", context(area)));
 
-    let mut r = restart_tree(area, &img, 1);
-    let st = wait_end(area, &mut r);
-    assert_success(st, &format!("the restarted {label}"), &context(area));
-    assert_same(&std::fs::read(&out).unwrap(), &want, &context(area));
+    restart_to_same(area, &img, &out, &want, &format!("the restarted {label}"));
     img.stderr
 }
 
@@ -1112,10 +1115,13 @@ fn checkpoint_leaves_the_job_unharmed_and_restarts_after_it_ended() {
         ),
     );
 
-    let mut r = restart_tree(&area, &img, 1);
-    let st = wait_end(&area, &mut r);
-    assert_success(st, "tree_family restarted after it ended", &context(&area));
-    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+    restart_to_same(
+        &area,
+        &img,
+        &out,
+        &want,
+        "tree_family restarted after it ended",
+    );
 }
 
 /// tree_family under ckpt, checkpointed (not killed) at its first stop.
@@ -1490,10 +1496,7 @@ fn wide_tree_of_two_dozen_processes() {
     img.require(&all)
         .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
 
-    let mut r = restart_tree(&area, &img, 1);
-    let st = wait_end(&area, &mut r);
-    assert_success(st, "the restarted wide tree", &context(&area));
-    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+    restart_to_same(&area, &img, &out, &want, "the restarted wide tree");
 }
 
 // ---------------------------------------------------------------------------
@@ -1911,10 +1914,7 @@ fn a_named_fifo_as_stdin_and_stdout_comes_back() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
-    let mut r = restart_tree(&area, &img, 1);
-    let st = wait_end(&area, &mut r);
-    assert_success(st, "the restarted job", &context(&area));
-    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+    restart_to_same(&area, &img, &out, &want, "the restarted job");
     assert_same(
         &std::fs::read(run.join("got.txt")).unwrap(),
         &want_got,
@@ -2346,10 +2346,7 @@ fn a_worker_that_dropped_root_is_checkpointed_with_the_job() {
         names.iter().all(|n| !n.starts_with('.')),
         "left in the tree: {names:?}"
     );
-    let mut r = restart_tree(&area, &img, 1);
-    let st = wait_end(&area, &mut r);
-    assert_success(st, "the restarted job", &context(&area));
-    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
+    restart_to_same(&area, &img, &out, &want, "the restarted job");
 }
 
 /// A script that exits while a background job it started runs on: as
