@@ -101,6 +101,27 @@ fn with_reference(area: &Area, src: &str, name: &str) -> (PathBuf, Vec<u8>) {
     (prog, want)
 }
 
+/// [`start_job`], guarded, until `text` is in `out`.
+fn job_until(
+    area: &Area,
+    prog: &Path,
+    args: &[String],
+    cwd: &Path,
+    out: &Path,
+    text: &str,
+) -> (Kid, JobGuard) {
+    let mut kid = start_job(area, prog, args, cwd, out);
+    let guard = JobGuard(kid.pid());
+    rs::wait_file(
+        &mut kid,
+        out,
+        |d| String::from_utf8_lossy(d).contains(text),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", context(area)));
+    (kid, guard)
+}
+
 /// Start `prog args` under `ckpt run --dir IMAGES` in `cwd`, stdout into
 /// `out`, stderr into the area's prog.err.
 fn start_job(area: &Area, prog: &Path, args: &[String], cwd: &Path, out: &Path) -> Kid {
@@ -1763,16 +1784,8 @@ fn a_restart_refuses_while_the_old_jobs_children_run() {
     let want_log = std::fs::read(plain.join("bg.log")).unwrap();
     let run = area.sub("run");
     let out = area.file("out");
-    let mut kid = start_job(&area, &bash, &args, &run, &out);
+    let (mut kid, _guard) = job_until(&area, &bash, &args, &run, &out, "step 5\n");
     let root = kid.pid();
-    let _guard = JobGuard(root);
-    rs::wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("step 5\n"),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
     let img = tree::checkpoint_tree(area.path(), root, &area.images)
         .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
     let children = tree::tree_report(root);
@@ -2249,15 +2262,7 @@ fn a_vfork_child_before_its_exec_is_named() {
     let area = Area::new("tree-vfork");
     let prog = common::compile_c("tree_vfork_wait.c", area.path());
     let out = area.file("out");
-    let mut kid = start_job(&area, &prog, &[], area.path(), &out);
-    let _guard = JobGuard(kid.pid());
-    rs::wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("child waits"),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    let (mut kid, _guard) = job_until(&area, &prog, &[], area.path(), &out, "child waits");
     refused_at_once(
         &area,
         "vfork",
@@ -2365,16 +2370,8 @@ fn processes_the_job_left_behind_run_on_after_its_root_ended() {
     let args = vec!["-c".to_string(), script.to_string()];
     let run = area.sub("run");
     let out = area.file("out");
-    let mut kid = start_job(&area, &bash, &args, &run, &out);
+    let (mut kid, _guard) = job_until(&area, &bash, &args, &run, &out, "MARK");
     let root = kid.pid();
-    let _guard = JobGuard(root);
-    rs::wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("MARK"),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
     let img = checkpoint_and_kill_tree(&area, &mut kid, root, root);
     let mut r = restart_tree(&area, &img, 1);
     let st = wait_end(&area, &mut r);
