@@ -116,6 +116,30 @@ const KEPT: [(i32, i32, &str); 62] = [
     (libc::SOL_SOCKET, SO_LOCK_FILTER, "SO_LOCK_FILTER"),
 ];
 
+/// Whether option `o` is the program's own setting on a socket like `s`:
+/// on a connection, the segment size and window clamp are what the
+/// connection negotiated (and deferred accept, fast open a listener's);
+/// multicast options mean nothing to a stream socket (the kernel refuses
+/// to set them there).
+fn applies(o: &SockOpt, s: &SocketState) -> bool {
+    let tcp_setup = o.level == libc::IPPROTO_TCP
+        && matches!(
+            o.name,
+            libc::TCP_MAXSEG | libc::TCP_WINDOW_CLAMP | libc::TCP_DEFER_ACCEPT | libc::TCP_FASTOPEN
+        );
+    let multicast = (o.level == libc::IPPROTO_IP
+        && matches!(
+            o.name,
+            libc::IP_MULTICAST_TTL | libc::IP_MULTICAST_LOOP | libc::IP_MULTICAST_ALL
+        ))
+        || (o.level == libc::IPPROTO_IPV6
+            && matches!(
+                o.name,
+                libc::IPV6_MULTICAST_HOPS | libc::IPV6_MULTICAST_LOOP
+            ));
+    !(tcp_setup && s.connected) && !(multicast && s.socket_type == libc::SOCK_STREAM)
+}
+
 /// SO_LOCK_FILTER: set once the filter is attached again (a locked
 /// socket refuses a new one).
 const SO_LOCK_FILTER: i32 = 44;
@@ -257,7 +281,7 @@ pub fn set_options(fd: i32, f: &Fd, s: &SocketState) {
     // The lock last: a locked socket takes no filter.
     let mut options: Vec<&SockOpt> = s.options.iter().collect();
     options.sort_by_key(|o| o.level == libc::SOL_SOCKET && o.name == SO_LOCK_FILTER);
-    for o in options {
+    for o in options.into_iter().filter(|o| applies(o, s)) {
         let Some(&(_, _, shown)) = KEPT.iter().find(|k| k.0 == o.level && k.1 == o.name) else {
             continue;
         };
