@@ -137,7 +137,7 @@ fn applies(o: &SockOpt, s: &SocketState) -> bool {
                 o.name,
                 libc::IPV6_MULTICAST_HOPS | libc::IPV6_MULTICAST_LOOP
             ));
-    !(tcp_setup && s.connected) && !(multicast && s.socket_type == libc::SOCK_STREAM)
+    !(tcp_setup && s.connected || multicast && s.socket_type == libc::SOCK_STREAM)
 }
 
 /// SO_LOCK_FILTER: set once the filter is attached again (a locked
