@@ -408,29 +408,46 @@ pub fn restore(timers: &[Timer], itimers: &[Itimer]) {
         // The real timer counts the monotonic clock: where that goes on
         // from the checkpoint, what the restart took is taken off (set
         // relative only, it would expire that much later).
-        let remaining = match continued(libc::CLOCK_MONOTONIC, it.read_at_ns, remaining) {
-            Some(at) if which == libc::ITIMER_REAL => {
-                at.saturating_sub(sys::clock_ns(libc::CLOCK_MONOTONIC))
-            }
-            _ => remaining,
+        let due = match continued(libc::CLOCK_MONOTONIC, it.read_at_ns, remaining) {
+            Some(at) if which == libc::ITIMER_REAL => Some(at),
+            _ => None,
         };
         let tv = |ns: u64| libc::timeval {
             tv_sec: (ns / 1_000_000_000) as i64,
             tv_usec: ((ns % 1_000_000_000) / 1000) as i64,
         };
-        let v = libc::itimerval {
-            it_interval: tv(it.interval_ns),
-            it_value: tv(remaining.max(1000)),
-        };
-        // SAFETY: setitimer from a live itimerval.
-        unsafe {
-            libc::syscall(
-                libc::SYS_setitimer,
-                which,
-                &v,
-                core::ptr::null_mut::<libc::itimerval>(),
-            )
-        };
+        // setitimer is relative only: a preemption between reading the
+        // clock and arming makes the timer late by as much, so an expiry
+        // at a set point is checked (getitimer) and armed again until it
+        // holds within 100 µs (a few tries).
+        for _ in 0..5 {
+            let left = due.map_or(remaining, |at| {
+                at.saturating_sub(sys::clock_ns(libc::CLOCK_MONOTONIC))
+            });
+            let v = libc::itimerval {
+                it_interval: tv(it.interval_ns),
+                it_value: tv(left.max(1000)),
+            };
+            // SAFETY: setitimer from a live itimerval.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_setitimer,
+                    which,
+                    &v,
+                    core::ptr::null_mut::<libc::itimerval>(),
+                )
+            };
+            let Some(at) = due else { break };
+            let mut now: libc::itimerval = unsafe_zeroed();
+            // SAFETY: getitimer into a live itimerval.
+            unsafe { libc::syscall(libc::SYS_getitimer, which, &mut now) };
+            let expires = sys::clock_ns(libc::CLOCK_MONOTONIC)
+                + now.it_value.tv_sec as u64 * 1_000_000_000
+                + now.it_value.tv_usec as u64 * 1000;
+            if expires.abs_diff(at) < 100_000 || left < 1000 {
+                break;
+            }
+        }
     }
 }
 
