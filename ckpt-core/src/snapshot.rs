@@ -10,6 +10,10 @@ use std::ffi::CString;
 /// Build the metadata of checkpoint number `seq`.
 pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
     let states = |tid: i32| -> Option<ThreadState> { frozen.state_of(tid) };
+    // The interval timers before the signal queue: a periodic real timer
+    // that expired during the freeze is re-armed, in phase, by taking its
+    // SIGALRM (see `snapshot_itimers`), which the queue then holds.
+    let itimers = timers::snapshot_itimers();
     let mut process = process::snapshot(signals::reserved());
     process.queued = signals::snapshot_queue(process.pending);
     Meta {
@@ -27,7 +31,7 @@ pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
             .collect(),
         fds: files::snapshot(files::is_own),
         timers: timers::snapshot(),
-        itimers: timers::snapshot_itimers(),
+        itimers,
         signals: signals::snapshot(),
         signals_kernel: signals::snapshot_kernel(),
         regions: Vec::new(),

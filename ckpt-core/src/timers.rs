@@ -351,6 +351,14 @@ pub fn snapshot_itimers() -> Vec<Itimer> {
         let mut v: libc::itimerval = unsafe_zeroed();
         // SAFETY: getitimer into a live itimerval.
         unsafe { libc::syscall(libc::SYS_getitimer, which, &mut v) };
+        let expired = v.it_value.tv_sec == 0 && v.it_value.tv_usec == 0;
+        let periodic = v.it_interval.tv_sec != 0 || v.it_interval.tv_usec != 0;
+        if which == libc::ITIMER_REAL && expired && periodic {
+            // Expired, its SIGALRM pending: the kernel re-arms it (from its
+            // expiry, in phase) when the signal is taken. Take it, read the
+            // timer again, and put the signal straight back.
+            rearm_real(&mut v);
+        }
         let read_at_ns = (which == libc::ITIMER_REAL).then(|| sys::clock_ns(libc::CLOCK_MONOTONIC));
         let ns = |t: &libc::timeval| {
             t.tv_sec.max(0) as u64 * 1_000_000_000 + t.tv_usec.max(0) as u64 * 1000
@@ -363,6 +371,46 @@ pub fn snapshot_itimers() -> Vec<Itimer> {
         });
     }
     out
+}
+
+/// Take the pending SIGALRM (the kernel re-arms a periodic ITIMER_REAL
+/// when it is taken), read the timer into `v`, and queue the signal again
+/// with its siginfo. Frozen coordinator: every signal is blocked here.
+fn rearm_real(v: &mut libc::itimerval) {
+    let set: u64 = 1 << (libc::SIGALRM - 1);
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let mut info = [0u8; 128];
+    // SAFETY: rt_sigtimedwait with a zero timeout into a local siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            &set as *const u64,
+            info.as_mut_ptr(),
+            &zero as *const libc::timespec,
+            8,
+        )
+    };
+    if r != libc::SIGALRM as i64 {
+        return;
+    }
+    // SAFETY: getitimer into a live itimerval; rt_sigqueueinfo to our own
+    // process (any si_code is allowed to oneself) from a 128-byte siginfo.
+    unsafe {
+        libc::syscall(
+            libc::SYS_getitimer,
+            libc::ITIMER_REAL,
+            v as *mut libc::itimerval,
+        );
+        libc::syscall(
+            libc::SYS_rt_sigqueueinfo,
+            sys::getpid(),
+            libc::SIGALRM,
+            info.as_ptr(),
+        );
+    }
 }
 
 fn unsafe_zeroed<T>() -> T {
