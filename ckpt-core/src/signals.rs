@@ -313,10 +313,6 @@ pub fn restore(actions: &[KernelAction]) {
 /// signal is blocked on this thread.
 pub fn snapshot_queue(pending: u64) -> Vec<QueuedSignal> {
     let pid = crate::sys::getpid();
-    let zero = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
     let mut out = Vec::new();
     for sig in 1..NSIG as c_int {
         if pending & bit(sig) == 0 || sig == reserved() {
@@ -326,17 +322,7 @@ pub fn snapshot_queue(pending: u64) -> Vec<QueuedSignal> {
         let first = out.len();
         loop {
             let mut info = [0u8; 128];
-            // SAFETY: rt_sigtimedwait with a zero timeout into a local siginfo.
-            let r = unsafe {
-                libc::syscall(
-                    libc::SYS_rt_sigtimedwait,
-                    &set as *const u64,
-                    info.as_mut_ptr(),
-                    &zero as *const libc::timespec,
-                    8,
-                )
-            };
-            if r != sig as i64 {
+            if take_pending(set, &mut info) != sig as i64 {
                 break;
             }
             out.push(QueuedSignal {
@@ -349,6 +335,26 @@ pub fn snapshot_queue(pending: u64) -> Vec<QueuedSignal> {
         }
     }
     out
+}
+
+/// Take one pending signal of `set` (a 64-bit mask) without waiting, its
+/// siginfo into `info`: the signal number, or a negative value when none
+/// was pending. Signal-safe.
+pub fn take_pending(set: u64, info: &mut [u8; 128]) -> i64 {
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: rt_sigtimedwait with a zero timeout into a live siginfo.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            &set as *const u64,
+            info.as_mut_ptr(),
+            &zero as *const libc::timespec,
+            8,
+        )
+    }
 }
 
 /// Signals queued to one thread, taken out and put back by the thread

@@ -377,23 +377,10 @@ pub fn snapshot_itimers() -> Vec<Itimer> {
 /// when it is taken), read the timer into `v`, and queue the signal again
 /// with its siginfo. Frozen coordinator: every signal is blocked here.
 fn rearm_real(v: &mut libc::itimerval) {
-    let set: u64 = 1 << (libc::SIGALRM - 1);
-    let zero = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
     let mut info = [0u8; 128];
-    // SAFETY: rt_sigtimedwait with a zero timeout into a local siginfo.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigtimedwait,
-            &set as *const u64,
-            info.as_mut_ptr(),
-            &zero as *const libc::timespec,
-            8,
-        )
-    };
-    if r != libc::SIGALRM as i64 {
+    if crate::signals::take_pending(crate::signals::bit(libc::SIGALRM), &mut info)
+        != libc::SIGALRM as i64
+    {
         return;
     }
     // SAFETY: getitimer into a live itimerval; rt_sigqueueinfo to our own
