@@ -281,6 +281,13 @@ fn stopped_refusal(p: &Proc) -> String {
     )
 }
 
+/// Whether process `pid` has ckpt's shim loaded. One without its socket
+/// is ending (the shim's fini removes the socket before the exit is over).
+fn shim_mapped(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/maps"))
+        .is_ok_and(|m| m.windows(12).any(|w| w == b"libckpt_shim"))
+}
+
 /// Why a job cannot be checkpointed whole, if it cannot.
 fn refusal(procs: &[Proc]) -> Option<String> {
     let p = procs
@@ -288,6 +295,15 @@ fn refusal(procs: &[Proc]) -> Option<String> {
         .find(|p| p.zombie.is_none() && p.socket.is_none())?;
     if stopped(p.pid) {
         return Some(stopped_refusal(p));
+    }
+    if shim_mapped(p.pid) {
+        return Some(format!(
+            "process {} ({}), a child of {}, runs ckpt's shim but has no control socket: its \
+             exit began and has not finished (the shim shuts down first; stdio flushing into \
+             a full pipe, say), or the shim could not start (see the job's stderr); the job \
+             cannot be checkpointed whole until it ends; nothing was stopped",
+            p.pid, p.comm, p.ppid
+        ));
     }
     Some(format!(
         "process {} ({}), a child of {}, does not run ckpt's shim (a static binary, a setuid \
@@ -414,7 +430,9 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
             }
             let Some(sock) = &p.socket else {
                 let since = *unshimmed.entry(p.pid).or_insert_with(Instant::now);
-                if since.elapsed() > Duration::from_secs(1) && !young(p.pid) {
+                // One that is ending is waited for (until the deadline).
+                if since.elapsed() > Duration::from_secs(1) && !young(p.pid) && !shim_mapped(p.pid)
+                {
                     call_off_all(&session, &asked);
                     cleanup(&tmp);
                     return Err(refusal(std::slice::from_ref(p)).unwrap_or_default());
@@ -435,6 +453,13 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
         if Instant::now() > deadline {
             call_off_all(&session, &asked);
             cleanup(&tmp);
+            if let Some(why) = waiting
+                .iter()
+                .find(|p| p.socket.is_none())
+                .and_then(|p| refusal(std::slice::from_ref(*p)))
+            {
+                return Err(why);
+            }
             let silent: Vec<String> = waiting
                 .iter()
                 .map(|p| format!("{} ({})", p.pid, p.comm))

@@ -2395,3 +2395,87 @@ fn processes_the_job_left_behind_run_on_after_its_root_ended() {
         &format!("the background job's output\n{}", context(&area)),
     );
 }
+
+/// Open the FIFO `path` for reading (waiting for its writer), wait for
+/// `go`, then read it to its end.
+fn drain_fifo_later(
+    path: PathBuf,
+    go: std::sync::mpsc::Receiver<()>,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut f = std::fs::File::open(&path).unwrap();
+        let _ = go.recv();
+        let mut all = Vec::new();
+        f.read_to_end(&mut all).unwrap();
+        all
+    })
+}
+
+/// A child whose exit is under way when the checkpoint comes (its stdio
+/// flush blocks on a full FIFO after ckpt's shim has shut down and removed
+/// its control socket) is waited for: it ends, and the job is checkpointed
+/// with it as a zombie, then restarts to the uninterrupted run's output.
+/// Before, it was refused after a second as "does not run ckpt's shim";
+/// and a request that reached a process right as its exit removed the
+/// socket froze it unreachable ("did not gather their state within 5 s",
+/// seen in CI with bash's short-lived `sleep`s).
+#[test]
+fn a_child_whose_exit_is_under_way_is_waited_for() {
+    let area = Area::new("tree-ending");
+    let prog = common::compile_c("tree_ending_child.c", area.path());
+    let fifo = |name: &str| {
+        let p = area.file(name);
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        p
+    };
+    let ref_fifo = fifo("ref.fifo");
+    let (go, wait) = std::sync::mpsc::channel();
+    let drain = drain_fifo_later(ref_fifo.clone(), wait);
+    // Late, as below: the child fills the FIFO first.
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = go.send(());
+    });
+    let want = uninterrupted(
+        &area,
+        &prog,
+        &[&ref_fifo],
+        area.path(),
+        "plain tree_ending_child",
+    );
+    let last = b"the child's last words\n";
+    assert!(
+        drain.join().unwrap().ends_with(last),
+        "the child's FIFO (plain run)"
+    );
+    let run_fifo = fifo("run.fifo");
+    let (go, wait) = std::sync::mpsc::channel();
+    let drain = drain_fifo_later(run_fifo.clone(), wait);
+    let out = area.file("out");
+    let args = [run_fifo.to_string_lossy().into_owned()];
+    let (mut kid, _guard) = job_until(&area, &prog, &args, area.path(), &out, "child is ending");
+    let root = kid.pid();
+    // The child is in its exit now, blocked on the full FIFO.
+    std::thread::sleep(Duration::from_millis(300));
+    let (cwd, images) = (area.path().to_path_buf(), area.images.clone());
+    let t = Instant::now();
+    let ck = std::thread::spawn(move || tree::checkpoint_tree(&cwd, root, &images));
+    std::thread::sleep(Duration::from_millis(1500));
+    go.send(()).unwrap();
+    let img = ck
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    assert!(
+        t.elapsed() >= Duration::from_millis(1400),
+        "the checkpoint did not wait for the ending child: {:?}",
+        t.elapsed()
+    );
+    assert!(drain.join().unwrap().ends_with(last), "the child's FIFO");
+    tree::kill_job(root).unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+    restart_to_same(&area, &img, &out, &want, "the restarted job");
+}

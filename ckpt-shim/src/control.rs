@@ -26,6 +26,14 @@ static SOCK: AtomicI32 = AtomicI32::new(-1);
 /// only our own (a restarted program is named after its `ckpt restart`,
 /// whose pid another process may have by then).
 static SOCK_INO: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// Set once the program's exit has begun ([`remove_socket`], at fini):
+/// its socket file is gone, so a tree checkpoint's later words (sent to
+/// the file) could never reach it. A request is left unanswered then; the
+/// command waits for the process to end (seen in CI: a `sleep` frozen
+/// after its fini, its socket gone, the checkpoint failing after 5 s).
+static ENDING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// What a tree checkpoint's sync says when the exit began meanwhile.
+const ENDING_NOW: &str = "the process is ending";
 /// The last tree checkpoint served (its nonce).
 static LAST_TREE_NONCE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
@@ -130,6 +138,9 @@ pub extern "C" fn after_restart() {
 
 /// Remove our socket file (at exit).
 pub fn remove_socket() {
+    // Before the file goes: a freeze that began on another thread sees it
+    // once every thread stopped (see the TreeCheckpoint request).
+    ENDING.store(true, SeqCst);
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
     let name = format!("{}.sock", ckpt::restart::control_name());
@@ -512,7 +523,7 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
             // The command asks again a process whose command name changed
             // (an exec loses the request): one that was not lost is not
             // served twice.
-            if LAST_TREE_NONCE.swap(nonce, Relaxed) == nonce {
+            if LAST_TREE_NONCE.swap(nonce, Relaxed) == nonce || ENDING.load(SeqCst) {
                 return;
             }
             let asker = Requester::Socket {
@@ -522,6 +533,12 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
                 nonce,
             };
             let mut sync = |phase: Phase, _seq: u64| -> Result<(), String> {
+                // Every thread is stopped now: one that began the exit
+                // before it stopped has removed (or is removing) the
+                // socket file.
+                if phase == Phase::Frozen && ENDING.load(SeqCst) {
+                    return Err(ENDING_NOW.into());
+                }
                 let said = match phase {
                     Phase::Frozen => Response::Frozen {
                         nonce,
@@ -548,6 +565,8 @@ fn serve_datagram(sock: c_int, d: &proto::Datagram, body: &[u8], uc: *mut c_void
             ) {
                 // The writer answers once the image is in place.
                 Ok(_) => return,
+                // Unanswered: the command sees the process end.
+                Err(message) if message == ENDING_NOW => return,
                 Err(message) => Response::Error { message, nonce },
             }
         }
