@@ -553,6 +553,18 @@ fn losses(
                 _ => None,
             }
         })
+        .chain(
+            meta.threads
+                .iter()
+                .filter(|t| t.own.as_ref().is_some_and(|o| o.files))
+                .map(|t| {
+                    format!(
+                        "thread {} ({}) has a descriptor table of its own (unshare(CLONE_FILES)): \
+                         a restart gives it the process's (descriptors only it had are gone)",
+                        t.id, t.name
+                    )
+                }),
+        )
         .chain(meta.threads.iter().filter(|t| t.tiles_in_use).map(|t| {
             format!(
                 "thread {} ({}) has AMX tile registers in use: a restart does not bring them \

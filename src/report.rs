@@ -476,6 +476,7 @@ pub mod tests {
             fs_base: 0,
             gs_base: 0,
             tiles_in_use: false,
+            own: None,
             ucontext: 0,
             errno: 0,
             robust_head: 0,

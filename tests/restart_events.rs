@@ -634,3 +634,12 @@ fn a_small_shared_mapped_file_that_is_gone_is_made_again() {
         assert!(!said.contains("in its place"), "said twice: {said}");
     }
 }
+
+/// A thread's own working directory and umask (unshare(CLONE_FS)) and,
+/// as root, its own uids and gids (raw setresuid/setresgid: that thread
+/// alone) come back on that thread; the main thread keeps the process's.
+/// Before, the restarted thread had the process's.
+#[test]
+fn a_threads_own_directory_umask_and_identity_come_back() {
+    cycle_c_with("thread-own", "restart_thread_own.c", &[], Duration::ZERO);
+}

@@ -764,3 +764,15 @@ fn urgent_bytes_waiting_to_be_read_are_said_at_checkpoint() {
         );
     }
 }
+
+/// A thread with a descriptor table of its own (unshare(CLONE_FILES))
+/// gets the process's at a restart: the checkpoint names that thread, and
+/// not the one that shares the table.
+#[test]
+fn a_threads_own_descriptor_table_is_said_at_checkpoint() {
+    let (said, all) = checkpoint_lines("thread-files", "thread_own_files.c", "descriptor table");
+    assert!(
+        said.len() == 1 && said[0].contains("thread 2 ") && said[0].contains("CLONE_FILES"),
+        "{all}"
+    );
+}

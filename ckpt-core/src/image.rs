@@ -665,6 +665,31 @@ pub struct Thread {
     /// 2 the system's default; None in older images).
     #[serde(default)]
     pub mce_kill: Option<i32>,
+    /// What it holds apart from its process (None: it shares all, and in
+    /// older images). See `threads::own`.
+    #[serde(default)]
+    pub own: Option<ThreadOwn>,
+}
+
+/// A thread's own credentials, capabilities, working directory and
+/// descriptor table, where they are not its process's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ThreadOwn {
+    /// Its identity (a raw setresuid/setresgid/setgroups of its own).
+    pub creds: Option<Credentials>,
+    /// Its capability sets: inheritable, permitted, effective, ambient.
+    pub capabilities: Option<Vec<u64>>,
+    /// Its own working directory and umask (unshare(CLONE_FS)).
+    pub fs: Option<ThreadFs>,
+    /// It has its own descriptor table (unshare(CLONE_FILES)): not restored.
+    pub files: bool,
+}
+
+/// A thread's own working directory and umask.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ThreadFs {
+    pub cwd: String,
+    pub umask: u32,
 }
 
 /// A thread's alternate signal stack.

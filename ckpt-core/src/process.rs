@@ -452,9 +452,10 @@ pub fn credentials(status: &[u8]) -> Option<Credentials> {
 /// per thread in the kernel; every thread calls this): `ckpt restart` run
 /// by root must not leave the program root. Capabilities the program had
 /// survive the change (set again by [`restore_capabilities`] after it).
-/// Post-restart context, on every thread, before its capabilities.
-pub fn restore_credentials(p: &Process) {
-    let Some(c) = &p.creds else {
+/// A thread with an identity of its own gets that (`own`). Post-restart
+/// context, on every thread, before its capabilities.
+pub fn restore_credentials(p: &Process, own: Option<&Credentials>) {
+    let Some(c) = own.or(p.creds.as_ref()) else {
         return;
     };
     let (mut r, mut e, mut s) = (0u32, 0u32, 0u32);
@@ -626,13 +627,14 @@ fn set_exe(p: &Process) {
 
 /// Give the calling thread the capabilities the program had: a restart in
 /// a pid namespace lends CAP_SYS_ADMIN (to choose thread ids); the program
-/// must not keep it. Post-restart context, on every thread.
+/// must not keep it; a thread with sets of its own (`own`) gets those.
+/// Post-restart context, on every thread.
 /// The bounding set and securebits as the program had them come first
 /// (both need CAP_SETPCAP, which the restart may hold and the program may
 /// not), then the three sets, then the ambient set (raised from them).
 /// What the kernel refuses is said (once: the first thread).
-pub fn restore_capabilities(p: &Process) {
-    let [inh, prm, eff, amb] = p.capabilities[..] else {
+pub fn restore_capabilities(p: &Process, own: Option<&[u64]>) {
+    let [inh, prm, eff, amb] = own.unwrap_or(&p.capabilities)[..] else {
         return;
     };
     let prctl = |op: i32, a: u64, b: u64| -> bool {

@@ -324,8 +324,10 @@ fn resume(t: &Thread, p: &crate::image::Process) -> ! {
     signals::requeue_own(&t.queued);
     threads::restore_ioprio(t);
     threads::restore_mce_kill(t);
-    process::restore_credentials(p);
-    process::restore_capabilities(p);
+    let own = t.own.as_ref();
+    threads::own::restore_fs(t);
+    process::restore_credentials(p, own.and_then(|o| o.creds.as_ref()));
+    process::restore_capabilities(p, own.and_then(|o| o.capabilities.as_deref()));
     alloc::scratch_end();
     interpose::set_errno(t.errno);
     // SAFETY: t.ucontext is the rt_sigframe's ucontext the kernel built

@@ -2,7 +2,7 @@
 //! [`Meta`]. Runs while the program is frozen: raw syscalls and Rust
 //! allocation (routed to the scratch arena) only.
 
-use crate::image::{Meta, RestartInfo, ThreadState};
+use crate::image::{Meta, Process, RestartInfo, ThreadOwn, ThreadState};
 use crate::quiesce::Frozen;
 use crate::{files, glibc, memory, process, signals, sys, threads, timers};
 use std::ffi::CString;
@@ -16,19 +16,20 @@ pub fn gather(frozen: &Frozen, seq: u64, created_unix_ms: u64) -> Meta {
     let itimers = timers::snapshot_itimers();
     let mut process = process::snapshot(signals::reserved());
     process.queued = signals::snapshot_queue(process.pending);
+    let threads = threads::snapshot(states, |tid| thread_status(tid, &process))
+        .into_iter()
+        .map(|mut t| {
+            t.queued = signals::thread_queue(t.id);
+            t
+        })
+        .collect();
     Meta {
         writer: format!("ckpt {}", env!("CARGO_PKG_VERSION")),
         created_unix_ms,
         seq,
         freeze_us: 0,
         process,
-        threads: threads::snapshot(states, thread_status)
-            .into_iter()
-            .map(|mut t| {
-                t.queued = signals::thread_queue(t.id);
-                t
-            })
-            .collect(),
+        threads,
         fds: files::snapshot(files::is_own),
         timers: timers::snapshot(),
         itimers,
@@ -75,13 +76,13 @@ fn restart_info() -> RestartInfo {
 /// A thread's name (its comm, as prctl(PR_SET_NAME) or
 /// pthread_setname_np set it, raw bytes), the signals pending for it
 /// alone, and those it blocks (all as the program sees them: without the
-/// reserved signal).
-fn thread_status(tid: i32) -> (Vec<u8>, u64, u64) {
+/// reserved signal), and what it holds apart from process `p`.
+fn thread_status(tid: i32, p: &Process) -> (Vec<u8>, u64, u64, Option<ThreadOwn>) {
     let (Ok(path), Ok(comm_path)) = (
         CString::new(format!("/proc/self/task/{tid}/status")),
         CString::new(format!("/proc/self/task/{tid}/comm")),
     ) else {
-        return (Vec::new(), 0, 0);
+        return (Vec::new(), 0, 0, None);
     };
     let mut buf = [0u8; 64];
     let n = sys::read_small(libc::AT_FDCWD, &comm_path, &mut buf).unwrap_or(0);
@@ -97,5 +98,6 @@ fn thread_status(tid: i32) -> (Vec<u8>, u64, u64) {
         .and_then(sys::parse_hex)
         .unwrap_or(0);
     let hide = !signals::bit(signals::reserved());
-    (comm, pending & hide, blocked & hide)
+    let own = threads::own::snapshot(tid, text, p);
+    (comm, pending & hide, blocked & hide, own)
 }

@@ -7,7 +7,9 @@
 //! handler, `snapshot` while frozen, `reset_after_fork` in a child.
 //! Everything here is lock-free and allocation-free (signal-safe).
 
-use crate::image::{AltStack, Thread, ThreadState};
+pub mod own;
+
+use crate::image::{AltStack, Thread, ThreadOwn, ThreadState};
 use crate::sys;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 
@@ -622,11 +624,11 @@ pub fn reset_after_fork() {
 /// Describe every tracked thread for the image. `states` tells, for a tid,
 /// how the quiesce found it (None: not seen in /proc, skipped).
 /// `status(tid)` gives the thread's name (raw comm), its pending and its blocked
-/// signals from /proc (the blocked set is used for threads that never
+/// signals from /proc, and what it holds apart from the process (the blocked set is used for threads that never
 /// parked, whose mask the handler could not note).
 pub fn snapshot(
     states: impl Fn(i32) -> Option<ThreadState>,
-    status: impl Fn(i32) -> (Vec<u8>, u64, u64),
+    status: impl Fn(i32) -> (Vec<u8>, u64, u64, Option<ThreadOwn>),
 ) -> Vec<Thread> {
     let mut out = Vec::new();
     for (i, s) in SLOTS.iter().enumerate() {
@@ -641,7 +643,7 @@ pub fn snapshot(
             3 => "timer_helper",
             _ => "unknown",
         };
-        let (comm, pending, blocked) = status(tid);
+        let (comm, pending, blocked, own) = status(tid);
         let alt_size = s.alt_size.load(Relaxed);
         let alt_flags = s.alt_flags.load(Relaxed);
         out.push(Thread {
@@ -700,6 +702,7 @@ pub fn snapshot(
             pdeathsig: s.pdeathsig.load(Relaxed),
             ioprio: Some(s.ioprio.load(Relaxed) - 1).filter(|&p| p >= 0),
             mce_kill: Some(s.mce_kill.load(Relaxed) - 1).filter(|&p| p >= 0),
+            own,
             affinity: {
                 let mut a: Vec<u64> = s.affinity.iter().map(|w| w.load(Relaxed)).collect();
                 while a.last() == Some(&0) {
