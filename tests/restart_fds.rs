@@ -776,3 +776,15 @@ fn a_threads_own_descriptor_table_is_said_at_checkpoint() {
         "{all}"
     );
 }
+
+/// A packet socket bound to the loopback interface, with its TPACKET
+/// version and auxdata options, comes back bound there and sees the
+/// program's datagrams. Before, the checkpoint said nothing and the
+/// restart failed ("cannot listen where it listened").
+#[test]
+fn a_packet_socket_comes_back_bound_to_its_interface() {
+    if common::not_root("packet sockets") {
+        return;
+    }
+    cycle_c("packet", "restart_packet.c");
+}

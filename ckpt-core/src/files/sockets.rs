@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 
 /// Socket options kept across a restart (level, name, shown as). Those a
 /// socket's family lacks are not there to save.
-const KEPT: [(i32, i32, &str); 62] = [
+const KEPT: [(i32, i32, &str); 71] = [
     (libc::SOL_SOCKET, libc::SO_SNDBUF, "SO_SNDBUF"),
     (libc::SOL_SOCKET, libc::SO_RCVBUF, "SO_RCVBUF"),
     (libc::SOL_SOCKET, libc::SO_KEEPALIVE, "SO_KEEPALIVE"),
@@ -114,6 +114,15 @@ const KEPT: [(i32, i32, &str); 62] = [
         "IPV6_MULTICAST_LOOP",
     ),
     (libc::SOL_SOCKET, SO_LOCK_FILTER, "SO_LOCK_FILTER"),
+    (libc::SOL_PACKET, 8, "PACKET_AUXDATA"),
+    (libc::SOL_PACKET, 9, "PACKET_ORIGDEV"),
+    (libc::SOL_PACKET, 10, "PACKET_VERSION"),
+    (libc::SOL_PACKET, 12, "PACKET_RESERVE"),
+    (libc::SOL_PACKET, 14, "PACKET_LOSS"),
+    (libc::SOL_PACKET, 15, "PACKET_VNET_HDR"),
+    (libc::SOL_PACKET, 17, "PACKET_TIMESTAMP"),
+    (libc::SOL_PACKET, 20, "PACKET_QDISC_BYPASS"),
+    (libc::SOL_PACKET, 23, "PACKET_IGNORE_OUTGOING"),
 ];
 
 /// Whether option `o` is the program's own setting on a socket like `s`:
@@ -1176,6 +1185,9 @@ pub fn fresh(s: &SocketState) -> bool {
         libc::AF_INET | libc::AF_INET6 => s.address.get(2..4).is_none_or(|p| p == [0, 0]),
         // No port id yet (a send or a bind gives one), no group.
         libc::AF_NETLINK => netlink_parts(&s.address) == (0, 0) && s.memberships.is_empty(),
+        // No interface (sockaddr_ll's ifindex at bytes 4..8): a new
+        // socket of its protocol takes every interface's, as it did.
+        libc::AF_PACKET => s.address.get(4..8).is_none_or(|i| i == [0; 4]),
         _ => false,
     };
     unbound && !s.listening && !s.connected
@@ -1212,7 +1224,9 @@ pub fn make_fresh(f: &Fd, s: &SocketState) -> Result<i32, String> {
 pub fn rebuildable(s: &SocketState) -> bool {
     let datagram = s.socket_type == libc::SOCK_DGRAM && (!s.connected || reconnectable(s));
     let netlink = s.domain == libc::AF_NETLINK && !fresh(s);
-    (s.listening || datagram || netlink) && !s.address.is_empty()
+    // A packet socket, raw or datagram, is bound to an interface again.
+    let packet = s.domain == libc::AF_PACKET && !fresh(s);
+    (s.listening || datagram || netlink || packet) && !s.address.is_empty()
 }
 
 /// A connected datagram socket whose peer has an address to connect to
@@ -1306,8 +1320,9 @@ pub fn rebuild(f: &Fd, s: &SocketState) -> Result<i32, String> {
 /// holds now is given a new one (said), and joins its groups past 32.
 /// Post-restart.
 fn bind_again(fd: i32, f: &Fd, s: &SocketState) -> i32 {
+    let addr = bind_address(s);
     // SAFETY: bind to the recorded address (a sockaddr of its length).
-    let r = unsafe { libc::bind(fd, s.address.as_ptr().cast(), s.address.len() as u32) };
+    let r = unsafe { libc::bind(fd, addr.as_ptr().cast(), addr.len() as u32) };
     if s.domain != libc::AF_NETLINK {
         return r;
     }
@@ -1459,6 +1474,19 @@ pub fn hung_up(f: &Fd, typ: i32) -> Result<i32, String> {
 
 /// Can the listening address of `s` be taken now? Asked by `ckpt restart`
 /// before anything starts, so a taken port is refused cleanly.
+/// The address to bind `s` to again: what getsockname said, but a
+/// packet socket's sockaddr_ll whole (getsockname gives it cut after the
+/// hardware address; bind wants all 20 bytes).
+fn bind_address(s: &SocketState) -> std::borrow::Cow<'_, [u8]> {
+    const SOCKADDR_LL: usize = 20;
+    if s.domain == libc::AF_PACKET && s.address.len() < SOCKADDR_LL {
+        let mut a = s.address.clone();
+        a.resize(SOCKADDR_LL, 0);
+        return a.into();
+    }
+    s.address.as_slice().into()
+}
+
 pub fn check_address(s: &SocketState) -> Result<(), String> {
     // (A netlink port id taken is given up for another, said.)
     if !rebuildable(s) || matches!(s.domain, libc::AF_UNIX | libc::AF_NETLINK) {
@@ -1487,7 +1515,8 @@ pub fn check_address(s: &SocketState) -> Result<(), String> {
                 4,
             );
         }
-        let r = libc::bind(fd, s.address.as_ptr().cast(), s.address.len() as u32);
+        let addr = bind_address(s);
+        let r = libc::bind(fd, addr.as_ptr().cast(), addr.len() as u32);
         let e = std::io::Error::last_os_error();
         libc::close(fd);
         if r != 0 {
