@@ -543,6 +543,9 @@ pub struct PrctlState {
     /// liburcu, JITs and .NET register once and fail (EPERM) without them.
     #[serde(default)]
     pub membarrier: u32,
+    /// KSM merging of all its memory (PR_SET_MEMORY_MERGE).
+    #[serde(default)]
+    pub memory_merge: bool,
 }
 
 /// One queued signal and its raw `siginfo_t` (128 bytes).

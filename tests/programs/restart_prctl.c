@@ -2,7 +2,9 @@
  * subreaper, THP disabled, keep capabilities, memory-deny-write-execute;
  * the personality (ADDR_NO_RANDOMIZE), the I/O priority (idle class), the
  * OOM score adjustment and the core dump filter; a membarrier registration
- * (private expedited: its barrier fails with EPERM without it). Prints "step N" every 10 steps (idling a
+ * (private expedited: its barrier fails with EPERM without it); KSM
+ * merging of the whole process (PR_SET_MEMORY_MERGE, as root: reads the
+ * same unset both times otherwise). Prints "step N" every 10 steps (idling a
  * second after step 19, when the test checkpoints), then the values. */
 #include <stdio.h>
 #include <sys/personality.h>
@@ -19,6 +21,7 @@ int main(void) {
     /* PR_SET_MDWE, MDWE_REFUSE_EXEC_GAIN (kernels before 6.3 lack it:
      * then it reads -1 both times). */
     prctl(65, 1, 0, 0, 0);
+    prctl(67, 1, 0, 0, 0); /* PR_SET_MEMORY_MERGE */
     ok = ok && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
              prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 && prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0 &&
              prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == 0;
@@ -38,6 +41,7 @@ int main(void) {
     printf("keepcaps %d\n", prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0));
     printf("personality %#x, ioprio %#lx\n", personality(0xffffffff), syscall(SYS_ioprio_get, 1, 0));
     printf("mdwe %d\n", prctl(66, 0, 0, 0, 0));
+    printf("memory merge %d\n", prctl(68, 0, 0, 0, 0));
     printf("private expedited membarrier %ld\n", syscall(SYS_membarrier, 1 << 3, 0, 0));
     char buf[32] = "";
     f = fopen("/proc/self/oom_score_adj", "r");

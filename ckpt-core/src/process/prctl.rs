@@ -82,6 +82,7 @@ pub fn snapshot(status: &[u8]) -> PrctlState {
         oom_score_adj: read_proc_number(c"/proc/self/oom_score_adj", 10).map(|v| v as i32),
         coredump_filter: read_proc_number(c"/proc/self/coredump_filter", 16).map(|v| v as u32),
         membarrier: membarrier_registrations(),
+        memory_merge: get(PR_GET_MEMORY_MERGE) == 1,
     }
 }
 
@@ -149,6 +150,9 @@ fn membarrier_again(mask: u32) {
 
 const PR_SET_MDWE: libc::c_int = 65;
 const PR_GET_MDWE: libc::c_int = 66;
+/// KSM merging of the whole process (Linux 6.4).
+const PR_SET_MEMORY_MERGE: libc::c_int = 67;
+const PR_GET_MEMORY_MERGE: libc::c_int = 68;
 
 /// A number in a small /proc file, in `radix`. Raw read (frozen).
 fn read_proc_number(path: &core::ffi::CStr, radix: u32) -> Option<i64> {
@@ -197,6 +201,14 @@ pub fn restore(s: &PrctlState) {
     }
     if s.thp_disable {
         set(libc::PR_SET_THP_DISABLE, 1, "THP disabled");
+    }
+    if s.memory_merge {
+        // (Needs CAP_SYS_RESOURCE: refused, it is said.)
+        set(
+            PR_SET_MEMORY_MERGE,
+            1,
+            "KSM merging of all its memory (PR_SET_MEMORY_MERGE)",
+        );
     }
     if s.dumpable == 0 {
         set(libc::PR_SET_DUMPABLE, 0, "not dumpable");
