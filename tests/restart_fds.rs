@@ -788,3 +788,17 @@ fn a_packet_socket_comes_back_bound_to_its_interface() {
     }
     cycle_c("packet", "restart_packet.c");
 }
+
+/// A UDP socket's IP multicast memberships come back on their interface,
+/// with their source filters (one group any source, one include filter,
+/// one exclude filter; an unjoined group stays unheard). Before, the
+/// restarted socket had left every group, silently.
+#[test]
+fn multicast_memberships_come_back_with_their_filters() {
+    let said = cycle_c("multicast", "restart_multicast.c");
+    assert!(
+        !said.restart.contains("multicast"),
+        "restart said: {}",
+        said.restart
+    );
+}

@@ -1036,6 +1036,24 @@ pub struct SocketState {
     /// read: neither it nor the mark in the stream is in the image.
     #[serde(default)]
     pub urgent: bool,
+    /// IP multicast groups it joined (see `files::multicast`).
+    #[serde(default)]
+    pub groups: Vec<McastGroup>,
+}
+
+/// One IP multicast membership of a socket and its source filter.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct McastGroup {
+    /// The interface (its index) it was joined on.
+    pub ifindex: u32,
+    /// The group's address: 4 bytes (IPv4) or 16 (IPv6).
+    pub group: Vec<u8>,
+    /// Filter mode: all sources but `sources` (true), or only them.
+    pub exclude: bool,
+    /// The filter's source addresses.
+    pub sources: Vec<Vec<u8>>,
+    /// Sources past those read (said at restart).
+    pub sources_unread: u32,
 }
 
 /// One socket option: level, name and the bytes getsockopt returned.

@@ -835,6 +835,7 @@ mod inotify;
 pub mod joblog;
 mod locks;
 pub(crate) mod mqueue;
+pub(crate) mod multicast;
 pub(crate) mod restore;
 mod snapshot;
 pub(crate) mod sockets;

@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 
 /// Socket options kept across a restart (level, name, shown as). Those a
 /// socket's family lacks are not there to save.
-const KEPT: [(i32, i32, &str); 71] = [
+const KEPT: [(i32, i32, &str); 73] = [
     (libc::SOL_SOCKET, libc::SO_SNDBUF, "SO_SNDBUF"),
     (libc::SOL_SOCKET, libc::SO_RCVBUF, "SO_RCVBUF"),
     (libc::SOL_SOCKET, libc::SO_KEEPALIVE, "SO_KEEPALIVE"),
@@ -92,6 +92,13 @@ const KEPT: [(i32, i32, &str); 71] = [
         "IP_MULTICAST_LOOP",
     ),
     (libc::IPPROTO_IP, libc::IP_MULTICAST_ALL, "IP_MULTICAST_ALL"),
+    // (By its address: one given by interface index alone reads 0.)
+    (libc::IPPROTO_IP, libc::IP_MULTICAST_IF, "IP_MULTICAST_IF"),
+    (
+        libc::IPPROTO_IPV6,
+        libc::IPV6_MULTICAST_IF,
+        "IPV6_MULTICAST_IF",
+    ),
     (
         libc::IPPROTO_IPV6,
         libc::IPV6_RECVPKTINFO,
@@ -139,12 +146,15 @@ fn applies(o: &SockOpt, s: &SocketState) -> bool {
     let multicast = (o.level == libc::IPPROTO_IP
         && matches!(
             o.name,
-            libc::IP_MULTICAST_TTL | libc::IP_MULTICAST_LOOP | libc::IP_MULTICAST_ALL
+            libc::IP_MULTICAST_TTL
+                | libc::IP_MULTICAST_LOOP
+                | libc::IP_MULTICAST_ALL
+                | libc::IP_MULTICAST_IF
         ))
         || (o.level == libc::IPPROTO_IPV6
             && matches!(
                 o.name,
-                libc::IPV6_MULTICAST_HOPS | libc::IPV6_MULTICAST_LOOP
+                libc::IPV6_MULTICAST_HOPS | libc::IPV6_MULTICAST_LOOP | libc::IPV6_MULTICAST_IF
             ));
     !(tcp_setup && s.connected || multicast && s.socket_type == libc::SOCK_STREAM)
 }
@@ -278,6 +288,12 @@ fn options(fd: i32) -> Vec<SockOpt> {
 /// limits when privileged; whatever does not come back is said.
 /// Post-restart.
 pub fn set_options(fd: i32, f: &Fd, s: &SocketState) {
+    for why in super::multicast::restore(fd, s.domain, &s.groups) {
+        warn(&format!(
+            "descriptor {} ({}): cannot join {why}",
+            f.fd, f.path
+        ));
+    }
     match s.filter.as_deref() {
         Some(code) if !code.is_empty() && !attach_filter(fd, code) => warn(&format!(
             "descriptor {} ({}): its socket filter could not be attached again: {}",
@@ -470,6 +486,7 @@ pub fn snapshot(fd: i32) -> Option<SocketState> {
         path_absent: domain == libc::AF_UNIX && bound && unix_path_absent(&addr[..len as usize]),
         memberships: if netlink { memberships(fd) } else { Vec::new() },
         urgent: typ == libc::SOCK_STREAM && !listening && urgent_waiting(fd),
+        groups: super::multicast::snapshot(fd, domain, typ),
     })
 }
 
