@@ -172,7 +172,8 @@ fn is_checkpoint_command(pid: i32) -> bool {
 
 /// Whether process `pid` has ckpt's shim loaded (a control socket file
 /// alone proves nothing: a process that exec'd a static binary leaves
-/// its socket behind).
+/// its socket behind). One with the shim but no socket is ending: the
+/// shim's fini removes the socket before the exit is over.
 fn runs_shim(pid: i32) -> bool {
     read(format!("/proc/{pid}/maps")).contains("libckpt_shim")
 }
@@ -281,13 +282,6 @@ fn stopped_refusal(p: &Proc) -> String {
     )
 }
 
-/// Whether process `pid` has ckpt's shim loaded. One without its socket
-/// is ending (the shim's fini removes the socket before the exit is over).
-fn shim_mapped(pid: i32) -> bool {
-    std::fs::read(format!("/proc/{pid}/maps"))
-        .is_ok_and(|m| m.windows(12).any(|w| w == b"libckpt_shim"))
-}
-
 /// Why a job cannot be checkpointed whole, if it cannot.
 fn refusal(procs: &[Proc]) -> Option<String> {
     let p = procs
@@ -296,7 +290,7 @@ fn refusal(procs: &[Proc]) -> Option<String> {
     if stopped(p.pid) {
         return Some(stopped_refusal(p));
     }
-    if shim_mapped(p.pid) {
+    if runs_shim(p.pid) {
         return Some(format!(
             "process {} ({}), a child of {}, runs ckpt's shim but has no control socket: its \
              exit began and has not finished (the shim shuts down first; stdio flushing into \
@@ -431,8 +425,7 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
             let Some(sock) = &p.socket else {
                 let since = *unshimmed.entry(p.pid).or_insert_with(Instant::now);
                 // One that is ending is waited for (until the deadline).
-                if since.elapsed() > Duration::from_secs(1) && !young(p.pid) && !shim_mapped(p.pid)
-                {
+                if since.elapsed() > Duration::from_secs(1) && !young(p.pid) && !runs_shim(p.pid) {
                     call_off_all(&session, &asked);
                     cleanup(&tmp);
                     return Err(refusal(std::slice::from_ref(p)).unwrap_or_default());
