@@ -323,11 +323,31 @@ pub fn checkpoint(pid: i32, dir: Option<PathBuf>, timeout: Duration) -> Result<D
         let procs = job(root);
         match procs.first() {
             Some(r) if r.socket.is_some() => break,
+            _ if ended(root) && !runs_shim(root) => return Err(ended_refusal(root)),
             _ if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+            _ if ended(root) => return Err(ended_refusal(root)),
             _ => return Err(format!("process {root} does not run ckpt's shim")),
         }
     }
     take(root, dir.as_deref(), timeout)
+}
+
+/// Whether process `pid` has ended or is ending: gone, a zombie, or
+/// running ckpt's shim without its control socket (the shim's fini
+/// removed it: the exit is under way).
+pub fn ended(pid: i32) -> bool {
+    let stat = read(format!("/proc/{pid}/stat"));
+    match stat.rsplit_once(") ") {
+        None => true,
+        Some((_, rest)) if rest.starts_with(['Z', 'X']) => true,
+        _ => runs_shim(pid) && control::server_socket(pid).is_err(),
+    }
+}
+
+fn ended_refusal(pid: i32) -> String {
+    format!(
+        "process {pid} has ended (or its exit is under way): there is no job left to checkpoint"
+    )
 }
 
 /// A process started less than a second ago.

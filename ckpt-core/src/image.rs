@@ -1277,6 +1277,11 @@ pub struct Region {
     pub kept: u64,
     /// Raw extents of this region stored in the data section.
     pub extents: Vec<Extent>,
+    /// Guard pages in it (MADV_GUARD_INSTALL), as (start, length): not
+    /// read (a read kills the reader); not installed again at restart
+    /// (said at checkpoint).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guards: Vec<(u64, u64)>,
 }
 
 /// A file saved with the image (see [`Meta::saved_files`]).

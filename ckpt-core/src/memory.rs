@@ -51,12 +51,18 @@ pub const RESTORER_LEN: u64 = 64 << 20;
 const PM_PRESENT: u64 = 1 << 63;
 const PM_SWAPPED: u64 = 1 << 62;
 const PM_FILE: u64 = 1 << 61;
+/// A guard page (MADV_GUARD_INSTALL, Linux 6.15 on).
+const PM_GUARD: u64 = 1 << 58;
 
 /// PAGEMAP_SCAN page categories (linux/fs.h).
 const IS_FILE: u64 = 1 << 2;
 const IS_PRESENT: u64 = 1 << 3;
 const IS_SWAPPED: u64 = 1 << 4;
 const IS_PFNZERO: u64 = 1 << 5;
+/// PAGE_IS_GUARD (Linux 6.15 on): a guard page, which a read kills.
+const IS_GUARD: u64 = 1 << 8;
+/// PAGEMAP_SCAN refused IS_GUARD (a kernel without guard pages).
+static NO_GUARD_BIT: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 /// `_IOWR('f', 16, struct pm_scan_arg)`.
 const PAGEMAP_SCAN: u64 = 0xc060_6610;
 
@@ -88,7 +94,8 @@ struct PageRegion {
 }
 
 /// Call `f(addr, len, categories)` for every run of pages of
-/// `[start, end)` that are present or swapped (IS_* bits). PAGEMAP_SCAN
+/// `[start, end)` that are present or swapped (IS_* bits); guard pages
+/// (MADV_GUARD_INSTALL) go to `guards` instead, as (start, length). PAGEMAP_SCAN
 /// skips unpopulated page tables, so a sparse 2 TiB region costs what its
 /// pages do; where the kernel lacks it, pagemap is read page by page.
 /// IS_FILE is told only with `file` (finding it costs the kernel a look
@@ -98,11 +105,17 @@ fn scan(
     start: u64,
     end: u64,
     file: bool,
+    guards: &mut Vec<(u64, u64)>,
     f: &mut dyn FnMut(u64, u64, u64),
 ) -> Result<(), String> {
     let mut vec = [PageRegion::default(); 256];
     let mut addr = start;
     while addr < end {
+        let guard = if NO_GUARD_BIT.load(core::sync::atomic::Ordering::Relaxed) {
+            0
+        } else {
+            IS_GUARD
+        };
         let mut arg = PmScanArg {
             size: core::mem::size_of::<PmScanArg>() as u64,
             start: addr,
@@ -110,7 +123,11 @@ fn scan(
             vec: vec.as_mut_ptr() as u64,
             vec_len: vec.len() as u64,
             category_anyof_mask: IS_PRESENT | IS_SWAPPED,
-            return_mask: IS_PRESENT | IS_SWAPPED | IS_PFNZERO | if file { IS_FILE } else { 0 },
+            return_mask: IS_PRESENT
+                | IS_SWAPPED
+                | IS_PFNZERO
+                | guard
+                | if file { IS_FILE } else { 0 },
             ..PmScanArg::default()
         };
         // SAFETY: PAGEMAP_SCAN reads `arg` and fills at most vec_len
@@ -118,13 +135,21 @@ fn scan(
         let n = unsafe { libc::ioctl(pagemap, PAGEMAP_SCAN as _, &mut arg) };
         if n < 0 {
             let e = crate::interpose::errno();
+            if e == libc::EINVAL && guard != 0 {
+                NO_GUARD_BIT.store(true, core::sync::atomic::Ordering::Relaxed);
+                continue;
+            }
             if addr == start && matches!(e, libc::ENOTTY | libc::EINVAL) {
-                return scan_pagemap(pagemap, start, end, f);
+                return scan_pagemap(pagemap, start, end, guards, f);
             }
             return Err(format!("cannot scan pagemap at {addr:#x}: errno {e}"));
         }
         for p in &vec[..n as usize] {
-            f(p.start, p.end - p.start, p.categories);
+            if p.categories & IS_GUARD != 0 {
+                add_run(guards, p.start, p.end - p.start);
+            } else {
+                f(p.start, p.end - p.start, p.categories);
+            }
         }
         if arg.walk_end <= addr {
             return Err(format!("pagemap scan made no progress at {addr:#x}"));
@@ -139,6 +164,7 @@ fn scan_pagemap(
     pagemap: i32,
     start: u64,
     end: u64,
+    guards: &mut Vec<(u64, u64)>,
     f: &mut dyn FnMut(u64, u64, u64),
 ) -> Result<(), String> {
     let mut entries = [0u64; BATCH];
@@ -159,6 +185,11 @@ fn scan_pagemap(
             return Err(format!("cannot read pagemap at {addr:#x}"));
         }
         for &pm in &entries[..pages] {
+            if pm & PM_GUARD != 0 {
+                add_run(guards, addr, PAGE);
+                addr += PAGE;
+                continue;
+            }
             let cats = (if pm & PM_PRESENT != 0 { IS_PRESENT } else { 0 })
                 | (if pm & PM_SWAPPED != 0 { IS_SWAPPED } else { 0 })
                 | (if pm & PM_FILE != 0 { IS_FILE } else { 0 });
@@ -169,6 +200,14 @@ fn scan_pagemap(
         }
     }
     Ok(())
+}
+
+/// Add `[start, start+len)` to `runs`, joined to the last run it follows.
+fn add_run(runs: &mut Vec<(u64, u64)>, start: u64, len: u64) {
+    match runs.last_mut() {
+        Some((s, l)) if *s + *l == start => *l += len,
+        _ => runs.push((start, len)),
+    }
 }
 
 /// Kernel-provided mappings restart moves instead of storing.
@@ -317,6 +356,7 @@ pub fn parse_maps(text: &str) -> Vec<Region> {
             noreserve: false,
             kept: 0,
             extents: Vec::new(),
+            guards: Vec::new(),
         });
     }
     out
@@ -670,7 +710,8 @@ pub fn parse_smaps(text: &str) -> Vec<(Region, bool)> {
             out[i].0.noreserve = flags.split_whitespace().any(|f| f == "nr");
             // MAP_GROWSDOWN: the main stack, and any region mapped so.
             out[i].0.grows_down |= flags.split_whitespace().any(|f| f == "gd");
-            out[i].1 = pages > 0;
+            // `gu`: it may hold guard pages, which count in neither.
+            out[i].1 = pages > 0 || flags.split_whitespace().any(|f| f == "gu");
             cur = None;
         }
     }
@@ -959,6 +1000,7 @@ impl Writer<'_> {
     ) -> Result<(), String> {
         // Set anew each time (an incremental image starts from the base's).
         r.kept = 0;
+        r.guards = Vec::new();
         if let Some(c) = shared::captured(r.start, r.end)? {
             r.kept = c.kept;
             self.refer_kept(r, c.same)?;
@@ -1005,51 +1047,60 @@ impl Writer<'_> {
         // ("memory allocation of 256 bytes failed") with malloc heaps
         // kept; not found yet. See the session note.
         self.release = (RELEASE_ON && self.own.releasable(r)).then_some(r.start);
-        scan(pagemap, r.start, r.end, file, &mut |addr, len, cats| {
-            if failed.is_some() {
-                return;
-            }
-            let mut a = addr;
-            while a < addr + len {
-                if self.release.is_some_and(|from| a >= from + RELEASE_STEP) {
-                    self.release_below(a, false);
-                }
-                if referable {
-                    let end = addr + len;
-                    if let Some(held) = self.earlier.as_mut().and_then(|e| e.find(a, end)) {
-                        if let Err(e) = self.flush(r) {
-                            failed = Some(e);
-                            return;
-                        }
-                        a += held.len;
-                        self.refer(r, held);
-                        continue;
-                    }
-                    self.flush_ref(r);
-                }
-                // SAFETY: the page lies in a readable mapping of this process.
-                let page = unsafe { std::slice::from_raw_parts(a as *const u8, PAGE as usize) };
-                let res = if wanted(cats) && cats & IS_PFNZERO == 0 && !is_zero(page) {
-                    match &mut self.run {
-                        Some((start, len)) if *start + *len == a && *len < MAX_EXTENT => {
-                            *len += PAGE;
-                            Ok(())
-                        }
-                        _ => self.flush(r).map(|()| self.run = Some((a, PAGE))),
-                    }
-                } else {
-                    self.flush(r)
-                };
-                if let Err(e) = res {
-                    failed = Some(e);
+        let mut guards = Vec::new();
+        scan(
+            pagemap,
+            r.start,
+            r.end,
+            file,
+            &mut guards,
+            &mut |addr, len, cats| {
+                if failed.is_some() {
                     return;
                 }
-                a += PAGE;
-            }
-        })?;
+                let mut a = addr;
+                while a < addr + len {
+                    if self.release.is_some_and(|from| a >= from + RELEASE_STEP) {
+                        self.release_below(a, false);
+                    }
+                    if referable {
+                        let end = addr + len;
+                        if let Some(held) = self.earlier.as_mut().and_then(|e| e.find(a, end)) {
+                            if let Err(e) = self.flush(r) {
+                                failed = Some(e);
+                                return;
+                            }
+                            a += held.len;
+                            self.refer(r, held);
+                            continue;
+                        }
+                        self.flush_ref(r);
+                    }
+                    // SAFETY: the page lies in a readable mapping of this process.
+                    let page = unsafe { std::slice::from_raw_parts(a as *const u8, PAGE as usize) };
+                    let res = if wanted(cats) && cats & IS_PFNZERO == 0 && !is_zero(page) {
+                        match &mut self.run {
+                            Some((start, len)) if *start + *len == a && *len < MAX_EXTENT => {
+                                *len += PAGE;
+                                Ok(())
+                            }
+                            _ => self.flush(r).map(|()| self.run = Some((a, PAGE))),
+                        }
+                    } else {
+                        self.flush(r)
+                    };
+                    if let Err(e) = res {
+                        failed = Some(e);
+                        return;
+                    }
+                    a += PAGE;
+                }
+            },
+        )?;
         if let Some(e) = failed {
             return Err(e);
         }
+        r.guards = guards;
         self.flush_ref(r);
         self.flush(r)?;
         self.release_below(r.end, true);

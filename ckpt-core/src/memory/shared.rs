@@ -334,9 +334,15 @@ fn ranges_of(
     if !r.shared {
         // Pages the program wrote (its own copies) lie in holes too.
         if let Some(pm) = pagemap {
-            super::scan(pm, r.start, r.end, false, &mut |a, len, _| {
-                ranges.push((a, a + len))
-            })?;
+            // (Guard pages are left out: a read of one kills the reader.)
+            super::scan(
+                pm,
+                r.start,
+                r.end,
+                false,
+                &mut Vec::new(),
+                &mut |a, len, _| ranges.push((a, a + len)),
+            )?;
         }
     }
     Ok(merge(ranges))
