@@ -386,10 +386,7 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
             .unwrap_or(0)
             & !crate::signals::bit(ckpt_signal),
         queued: Vec::new(),
-        capabilities: [&b"CapInh:"[..], b"CapPrm:", b"CapEff:", b"CapAmb:"]
-            .iter()
-            .map(|k| sys::field(status, k).and_then(sys::parse_hex).unwrap_or(0))
-            .collect(),
+        capabilities: capability_sets(status),
         prctl: Some(prctl::snapshot(status)),
         creds: credentials(status),
         sysv_ipc: sysv::snapshot(),
@@ -419,6 +416,15 @@ fn controlling_tty(buf: &mut [u8]) -> u32 {
         .nth(4)
         .and_then(|w| std::str::from_utf8(w).ok()?.parse::<i64>().ok())
         .unwrap_or(0) as u32
+}
+
+/// CapInh:, CapPrm:, CapEff: and CapAmb: of a /proc status text (0 for
+/// one missing).
+pub fn capability_sets(status: &[u8]) -> Vec<u64> {
+    [&b"CapInh:"[..], b"CapPrm:", b"CapEff:", b"CapAmb:"]
+        .iter()
+        .map(|k| sys::field(status, k).and_then(sys::parse_hex).unwrap_or(0))
+        .collect()
 }
 
 /// Uid:, Gid: (real, effective, saved, filesystem) and Groups: of a

@@ -28,10 +28,7 @@ pub fn snapshot(tid: i32, status: &[u8], p: &Process) -> Option<ThreadOwn> {
         return None;
     }
     let creds = crate::process::credentials(status).filter(|c| p.creds.as_ref() != Some(c));
-    let caps: Vec<u64> = [&b"CapInh:"[..], b"CapPrm:", b"CapEff:", b"CapAmb:"]
-        .iter()
-        .map(|k| sys::field(status, k).and_then(sys::parse_hex).unwrap_or(0))
-        .collect();
+    let caps = crate::process::capability_sets(status);
     let capabilities = (p.capabilities.len() == 4 && caps != p.capabilities).then_some(caps);
     let fs = apart(tid, KCMP_FS).then(|| {
         let mut buf = [0u8; 4096];
