@@ -349,17 +349,32 @@ pub fn snapshot_itimers() -> Vec<Itimer> {
         (libc::ITIMER_PROF, "prof"),
     ] {
         let mut v: libc::itimerval = unsafe_zeroed();
-        // SAFETY: getitimer into a live itimerval.
-        unsafe { libc::syscall(libc::SYS_getitimer, which, &mut v) };
-        let expired = v.it_value.tv_sec == 0 && v.it_value.tv_usec == 0;
-        let periodic = v.it_interval.tv_sec != 0 || v.it_interval.tv_usec != 0;
-        if which == libc::ITIMER_REAL && expired && periodic {
-            // Expired, its SIGALRM pending: the kernel re-arms it (from its
-            // expiry, in phase) when the signal is taken. Take it, read the
-            // timer again, and put the signal straight back.
-            rearm_real(&mut v);
+        let mut read_at_ns = None;
+        // The real timer's reading is tied to the clock read around it: a
+        // preemption between the two (seen in CI: 858 us) would put it
+        // out of phase, so it is read again until both clock reads are
+        // close (at most four times).
+        for _ in 0..4 {
+            let before = sys::clock_ns(libc::CLOCK_MONOTONIC);
+            // SAFETY: getitimer into a live itimerval.
+            unsafe { libc::syscall(libc::SYS_getitimer, which, &mut v) };
+            let expired = v.it_value.tv_sec == 0 && v.it_value.tv_usec == 0;
+            let periodic = v.it_interval.tv_sec != 0 || v.it_interval.tv_usec != 0;
+            if which != libc::ITIMER_REAL {
+                break;
+            }
+            if expired && periodic {
+                // Expired, its SIGALRM pending: the kernel re-arms it (from
+                // its expiry, in phase) when the signal is taken. Take it,
+                // read the timer again, and put the signal straight back.
+                rearm_real(&mut v);
+            }
+            let after = sys::clock_ns(libc::CLOCK_MONOTONIC);
+            read_at_ns = Some(after);
+            if after.saturating_sub(before) < 50_000 {
+                break;
+            }
         }
-        let read_at_ns = (which == libc::ITIMER_REAL).then(|| sys::clock_ns(libc::CLOCK_MONOTONIC));
         let ns = |t: &libc::timeval| {
             t.tv_sec.max(0) as u64 * 1_000_000_000 + t.tv_usec.max(0) as u64 * 1000
         };
