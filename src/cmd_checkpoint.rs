@@ -572,16 +572,6 @@ fn losses(
                     )
                 }),
         )
-        .chain(meta.regions.iter().filter(|r| !r.guards.is_empty()).map(|r| {
-            let pages: u64 = r.guards.iter().map(|g| g.1 / 4096).sum();
-            format!(
-                "memory {:#x}-{:#x} ({}) has {pages} guard page(s) (MADV_GUARD_INSTALL): a \
-                 restart does not install them again (they read as zeros instead of faulting)",
-                r.start,
-                r.end,
-                if r.path.is_empty() { "anonymous" } else { &r.path }
-            )
-        }))
         .chain(meta.threads.iter().filter(|t| t.tiles_in_use).map(|t| {
             format!(
                 "thread {} ({}) has AMX tile registers in use: a restart does not bring them \

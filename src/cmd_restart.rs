@@ -14,7 +14,9 @@ use crate::cli::RestartArgs;
 use crate::{shim_path, Failure};
 use ckpt::files::{stdio_rule, Passthrough};
 use ckpt::image::{self, FdKind, Meta, RegionKind};
-use ckpt_restorer::plan::{self, MmFields, PlanExtent, PlanHeader, PlanRegion, PlanSpecial};
+use ckpt_restorer::plan::{
+    self, MmFields, PlanExtent, PlanFinal, PlanHeader, PlanRegion, PlanSpecial,
+};
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
@@ -1271,6 +1273,7 @@ pub(crate) fn write_plan(
     let staged = crate::staging::stage(meta, sources, &|r| !paged(r))?;
     let mut regions = Vec::new();
     let mut extents = Vec::new();
+    let mut finals = Vec::new();
     for r in meta
         .regions
         .iter()
@@ -1303,6 +1306,7 @@ pub(crate) fn write_plan(
             paged: if paged(r) { plan::REGION_PAGED } else { 0 },
             offset: if fd < 0 { 0 } else { r.offset },
         });
+        finals.extend(memory_finals(r));
         if paged(r) {
             continue;
         }
@@ -1340,11 +1344,29 @@ pub(crate) fn write_plan(
     // Left open for the restorer, which reads the plain pages from it.
     let _ = staged.map(crate::staging::Staged::into_raw);
     let mut bytes = Vec::new();
-    plan::write_plan(&h, &regions, &extents, specials, &mut |b| {
+    plan::write_plan(&h, &regions, &extents, specials, &finals, &mut |b| {
         bytes.extend_from_slice(b)
     });
     // No CLOEXEC on purpose: the restorer reads it.
     memfd_holding(c"ckpt-plan", &bytes, 0)
+}
+
+/// What the restarted program puts back on region `r` once its memory is
+/// in place (see `ckpt::memory::guards`): its guard pages, its seal.
+fn memory_finals(r: &image::Region) -> impl Iterator<Item = PlanFinal> + '_ {
+    let guards = r.guards.iter().map(|&(start, len)| PlanFinal {
+        start,
+        len,
+        kind: plan::FINAL_GUARD,
+        _pad: 0,
+    });
+    let seal = r.sealed.then(|| PlanFinal {
+        start: r.start,
+        len: r.end - r.start,
+        kind: plan::FINAL_SEAL,
+        _pad: 0,
+    });
+    guards.chain(seal)
 }
 
 /// A memfd named `name` holding `bytes` (`flags`: memfd_create's).

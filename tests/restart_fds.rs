@@ -802,12 +802,3 @@ fn multicast_memberships_come_back_with_their_filters() {
         said.restart
     );
 }
-
-/// Guard pages (MADV_GUARD_INSTALL) are not read by the image writer (a
-/// read killed it: the checkpoint failed), and the checkpoint says that a
-/// restart does not install them again.
-#[test]
-fn guard_pages_are_left_unread_and_said_at_checkpoint() {
-    let (said, all) = checkpoint_lines("guard-pages", "guard_pages.c", "guard page");
-    assert!(said.len() == 1 && said[0].contains("1 guard page"), "{all}");
-}

@@ -189,6 +189,17 @@ fn large_reservations_come_back_as_they_were() {
     cycle_c("reserve", "restart_reserve.c");
 }
 
+/// Guard pages (MADV_GUARD_INSTALL) in a small region and in a large one
+/// the pager fills, and sealed mappings (mseal: read-write small and
+/// large, read-only, a private mapping of a file) come back as they were:
+/// the guard pages fault for the kernel's reads, the seals refuse
+/// mprotect, the contents are the same. Before, a restart put neither
+/// back (said at checkpoint for guard pages, silent for seals).
+#[test]
+fn guard_pages_and_seals_come_back() {
+    cycle_c("guards-seals", "restart_guards_seals.c");
+}
+
 /// Each thread keeps its own name (comm) across a restart.
 #[test]
 fn thread_names_come_back() {

@@ -1278,10 +1278,13 @@ pub struct Region {
     /// Raw extents of this region stored in the data section.
     pub extents: Vec<Extent>,
     /// Guard pages in it (MADV_GUARD_INSTALL), as (start, length): not
-    /// read (a read kills the reader); not installed again at restart
-    /// (said at checkpoint).
+    /// read (a read kills the reader); installed again at restart (see
+    /// `memory::guards`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub guards: Vec<(u64, u64)>,
+    /// Sealed (mseal): sealed again at restart (see `memory::guards`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sealed: bool,
 }
 
 /// A file saved with the image (see [`Meta::saved_files`]).
@@ -1447,6 +1450,10 @@ fn is_zero_u32(v: &u32) -> bool {
 
 fn is_zero_u8(v: &u8) -> bool {
     *v == 0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 fn is_zero_u64(v: &u64) -> bool {

@@ -34,6 +34,7 @@ pub mod advice;
 pub mod compress;
 pub mod dirty;
 pub mod fork_advice;
+pub mod guards;
 mod kept;
 pub mod lazy;
 pub mod locked;
@@ -357,6 +358,7 @@ pub fn parse_maps(text: &str) -> Vec<Region> {
             kept: 0,
             extents: Vec::new(),
             guards: Vec::new(),
+            sealed: false,
         });
     }
     out
@@ -507,6 +509,13 @@ pub fn snapshot(sink: &mut Sink, earlier: Option<&Earlier>) -> Result<Vec<Region
             parse_smaps(&smaps)
         }
     };
+    // Before the staged regions join: those were advised MADV_DONTFORK
+    // while the program was frozen, which a seal refuses.
+    for (r, _) in regions.iter_mut() {
+        if r.kind != RegionKind::Special {
+            r.sealed = guards::sealed(r.start, r.end, r.prot);
+        }
+    }
     add_staged(&mut regions, earlier)?;
     shared::note_noreserve(&regions);
     let pagemap = sys::openat(libc::AT_FDCWD, c"/proc/self/pagemap", libc::O_RDONLY)
@@ -579,9 +588,9 @@ fn add_staged(regions: &mut Vec<(Region, bool)>, earlier: Option<&Earlier>) -> R
         let mut r = s.region.clone();
         let i = e
             .regions
-            .binary_search_by_key(&r.start, |x| x.0)
+            .binary_search_by_key(&r.start, |x| x.start)
             .ok()
-            .filter(|&i| e.regions[i].1 == r.end)
+            .filter(|&i| e.regions[i].end == r.end)
             .ok_or_else(|| {
                 format!(
                     "the region {:#x}-{:#x} left out of the writer is not in the image this one \
@@ -589,8 +598,9 @@ fn add_staged(regions: &mut Vec<(Region, bool)>, earlier: Option<&Earlier>) -> R
                     r.start, r.end
                 )
             })?;
-        r.noreserve = e.regions[i].2;
-        r.grows_down = e.regions[i].3;
+        r.noreserve = e.regions[i].noreserve;
+        r.grows_down = e.regions[i].grows_down;
+        r.guards = e.regions[i].guards.clone();
         regions.push((r, true));
     }
     regions.sort_by_key(|(r, _)| r.start);
@@ -629,7 +639,9 @@ fn add_live(regions: &mut Vec<(Region, bool)>, staged: &[stage::Staged]) -> Resu
         }
         text.extend_from_slice(&buf[..n as usize]);
     }
-    let now = parse_smaps(&String::from_utf8_lossy(&text));
+    let text = String::from_utf8_lossy(&text);
+    let now = parse_smaps(&text);
+    let flags = vm_flags(&text);
     for s in staged {
         let Some((r, _)) = now
             .iter()
@@ -643,6 +655,13 @@ fn add_live(regions: &mut Vec<(Region, bool)>, staged: &[stage::Staged]) -> Resu
         let mut r2 = s.region.clone();
         r2.noreserve = r.noreserve;
         r2.grows_down = r.grows_down;
+        // `gu`: it may hold guard pages; asked of the program's pagemap.
+        if flags
+            .iter()
+            .any(|(a, b, f)| *a == r.start && *b == r.end && f.contains(&"gu"))
+        {
+            scan(stage::live_pagemap(), r.start, r.end, false, &mut r2.guards, &mut |_, _, _| {})?;
+        }
         regions.push((r2, true));
     }
     regions.sort_by_key(|(r, _)| r.start);
@@ -656,15 +675,15 @@ fn add_live(regions: &mut Vec<(Region, bool)>, staged: &[stage::Staged]) -> Resu
 /// unmapped and mapped again at the same bounds with the other flag in
 /// between keeps the old one: overcommit accounting may differ at
 /// restart, never the contents (pages are tracked and stored as usual).
-fn with_earlier_flags(earlier: &[(u64, u64, bool, bool)]) -> Option<Vec<(Region, bool)>> {
+fn with_earlier_flags(earlier: &[EarlierRegion]) -> Option<Vec<(Region, bool)>> {
     let maps = crate::names::read_proc("/proc/self/maps").ok()?;
     parse_maps(&maps)
         .into_iter()
         .map(|mut r| {
-            let i = earlier.binary_search_by_key(&r.start, |x| x.0).ok()?;
-            (earlier[i].1 == r.end).then(|| {
-                r.noreserve = earlier[i].2;
-                r.grows_down = earlier[i].3;
+            let i = earlier.binary_search_by_key(&r.start, |x| x.start).ok()?;
+            (earlier[i].end == r.end).then(|| {
+                r.noreserve = earlier[i].noreserve;
+                r.grows_down = earlier[i].grows_down;
                 (r, true)
             })
         })
@@ -798,13 +817,25 @@ pub fn missing_in(child: i32, starts: &[u64]) -> usize {
 /// round (with those it referred to itself).
 pub struct Earlier {
     pub round: &'static dirty::Round,
-    /// The earlier image's regions (start, end, NORESERVE, GROWSDOWN), by start.
-    pub regions: Vec<(u64, u64, bool, bool)>,
+    /// The earlier image's regions, by start.
+    pub regions: Vec<EarlierRegion>,
     /// Each stored extent of private anonymous memory, in address order,
     /// with `src` as in the image being written.
     pub extents: Vec<Extent>,
     /// The earlier image's kept file mappings (see `kept`).
     pub kept: Vec<KeptBase>,
+}
+
+/// A region of the earlier image: what a region of the same bounds takes
+/// from it when this image's writer does not read it from the kernel.
+pub struct EarlierRegion {
+    pub start: u64,
+    pub end: u64,
+    pub noreserve: bool,
+    pub grows_down: bool,
+    /// Its guard pages (a region left out of the writer's fork is not
+    /// scanned for them: see `stage::guards_changed`).
+    pub guards: Vec<(u64, u64)>,
 }
 
 /// A writable shared file mapping the earlier image keeps: its bounds,
@@ -998,9 +1029,11 @@ impl Writer<'_> {
         populated: bool,
         pagemap: i32,
     ) -> Result<(), String> {
-        // Set anew each time (an incremental image starts from the base's).
+        // Set anew each time (an incremental image starts from the base's;
+        // a region left out of the fork keeps the guards `add_staged` or
+        // `add_live` gave it).
         r.kept = 0;
-        r.guards = Vec::new();
+        let guards_now = std::mem::take(&mut r.guards);
         if let Some(c) = shared::captured(r.start, r.end)? {
             r.kept = c.kept;
             self.refer_kept(r, c.same)?;
@@ -1008,6 +1041,7 @@ impl Writer<'_> {
         }
         let (fd, staged) = stage::staged();
         if let Some(st) = staged.iter().find(|x| x.region.start == r.start) {
+            r.guards = guards_now;
             return self.store_staged(r, fd, &st.runs);
         }
         if shared::needs_capture(r) {

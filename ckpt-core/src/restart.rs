@@ -129,7 +129,7 @@ pub fn set_pending(meta: &Meta) {
 
 /// The restorer jumps here: `rdi` = its argument (unused), `rsi` = the
 /// image descriptor, `rdx` = the plan (in the restorer's range).
-pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
+pub extern "C" fn entry(arg: u64, _image_fd: i32, plan: u64) -> ! {
     let (alias_pid, entry_fd) = crate::tree::unpack_entry_arg(arg);
     let handoff_fd = match entry_fd {
         Some(crate::tree::EntryFd::Handoff(fd)) => Some(fd),
@@ -170,6 +170,7 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
         ));
     }
     thread_setup(leader);
+    let finals = memory::guards::from_plan(plan);
     memory::re_reserve_restorer_range();
     memory::fork_advice::restore(&meta.fork_advice);
     // Nothing is write-protected in a restored process: the next image is whole.
@@ -206,6 +207,8 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, _plan: u64) -> ! {
         memory::fork_advice::restore(&meta.fork_advice);
     }
     memory::advice::restore(&meta.advice);
+    // Last of the memory: a sealed range cannot be changed after this.
+    memory::guards::restore(&finals);
     let barrier: Vec<i32> = handoff.barrier.iter().flat_map(|b| [b.0, b.1]).collect();
     for fd in inherited.into_iter().filter(|fd| !barrier.contains(fd)) {
         sys::close(fd);

@@ -665,12 +665,18 @@ fn earlier(
         }
     }
     extents.sort_unstable_by_key(|e| e.addr);
-    let mut regions: Vec<(u64, u64, bool, bool)> = base_meta
+    let mut regions: Vec<memory::EarlierRegion> = base_meta
         .regions
         .iter()
-        .map(|r| (r.start, r.end, r.noreserve, r.grows_down))
+        .map(|r| memory::EarlierRegion {
+            start: r.start,
+            end: r.end,
+            noreserve: r.noreserve,
+            grows_down: r.grows_down,
+            guards: r.guards.clone(),
+        })
         .collect();
-    regions.sort_unstable();
+    regions.sort_unstable_by_key(|r| r.start);
     meta.deps = std::iter::once(image::Dep {
         name,
         meta_hash: header.meta_hash,

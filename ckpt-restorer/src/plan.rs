@@ -5,6 +5,7 @@
 //! PlanRegion  x n_regions    (sorted, non-overlapping, page aligned)
 //! PlanExtent  x n_extents    (each inside one region; copied from its fd)
 //! PlanSpecial x n_specials   ([vdso], [vvar], [vvar_vclock] as the image expects them)
+//! PlanFinal   x n_finals     (guard pages and seals the restarted program puts back)
 //! ```
 //!
 //! [`Plan::parse`] checks everything the restorer relies on before it destroys
@@ -33,7 +34,7 @@ pub const MAX_SPECIALS: u64 = 8;
 /// `b"CKPTPLAN"` as a little-endian u64.
 pub const PLAN_MAGIC: u64 = u64::from_le_bytes(*b"CKPTPLAN");
 /// The only plan version this restorer reads.
-pub const PLAN_VERSION: u32 = 3;
+pub const PLAN_VERSION: u32 = 4;
 /// [`PlanRegion::paged`]: the restart command (the pager) fills this
 /// region's stored pages through a userfaultfd the restorer hands it.
 pub const REGION_PAGED: u32 = 1;
@@ -62,7 +63,8 @@ pub const REGION_FLAGS_ALLOWED: u32 =
 pub struct PlanHeader {
     pub magic: u64,
     pub version: u32,
-    pub _pad0: u32,
+    /// [`PlanFinal`] records after the specials.
+    pub n_finals: u32,
     pub n_regions: u64,
     pub n_extents: u64,
     pub n_specials: u64,
@@ -153,6 +155,24 @@ pub struct PlanExtent {
     pub _pad: u32,
 }
 
+/// [`PlanFinal::kind`]: install guard pages (MADV_GUARD_INSTALL) on the range.
+pub const FINAL_GUARD: u32 = 1;
+/// [`PlanFinal::kind`]: seal the range (mseal), one whole region.
+pub const FINAL_SEAL: u32 = 2;
+
+/// What the restarted program's own code does to its memory once every
+/// mapping is in place (the restorer only checks these: shared memory is
+/// mapped again after it, and a sealed range could not be).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanFinal {
+    pub start: u64,
+    pub len: u64,
+    /// [`FINAL_GUARD`] or [`FINAL_SEAL`].
+    pub kind: u32,
+    pub _pad: u32,
+}
+
 /// Where the image expects a kernel special mapping (`[vdso]`, `[vvar]`, ...).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,6 +190,7 @@ const _: () = assert!(size_of::<PlanHeader>() == 72 + size_of::<MmFields>() + 16
 const _: () = assert!(size_of::<PlanRegion>() == 40);
 const _: () = assert!(size_of::<PlanExtent>() == 32);
 const _: () = assert!(size_of::<PlanSpecial>() == 32);
+const _: () = assert!(size_of::<PlanFinal>() == 24);
 const _: () = assert!(core::mem::align_of::<PlanHeader>() == 8);
 
 impl MmFields {
@@ -199,7 +220,7 @@ impl PlanHeader {
         PlanHeader {
             magic: PLAN_MAGIC,
             version: PLAN_VERSION,
-            _pad0: 0,
+            n_finals: 0,
             n_regions: 0,
             n_extents: 0,
             n_specials: 0,
@@ -282,7 +303,7 @@ impl PlanSpecial {
 /// # Safety
 /// Implementors must have no implicit padding and accept every bit pattern.
 unsafe trait Pod: Copy {}
-// SAFETY: all four are repr(C) made of integers and integer arrays, with sizes
+// SAFETY: all five are repr(C) made of integers and integer arrays, with sizes
 // asserted above equal to the sum of their fields (no padding).
 unsafe impl Pod for PlanHeader {}
 // SAFETY: as above.
@@ -291,6 +312,8 @@ unsafe impl Pod for PlanRegion {}
 unsafe impl Pod for PlanExtent {}
 // SAFETY: as above.
 unsafe impl Pod for PlanSpecial {}
+// SAFETY: as above.
+unsafe impl Pod for PlanFinal {}
 
 fn bytes_of<T: Pod>(v: &[T]) -> &[u8] {
     // SAFETY: T is Pod (no padding, so every byte is initialised); the byte
@@ -329,15 +352,22 @@ pub fn specials_bytes(s: &[PlanSpecial]) -> &[u8] {
     bytes_of(s)
 }
 
+/// Bytes of a slice of finals, as they go into the plan.
+pub fn finals_bytes(f: &[PlanFinal]) -> &[u8] {
+    bytes_of(f)
+}
+
 /// Total plan length for the given counts, or None on overflow.
-pub fn plan_len(n_regions: u64, n_extents: u64, n_specials: u64) -> Option<u64> {
+pub fn plan_len(n_regions: u64, n_extents: u64, n_specials: u64, n_finals: u64) -> Option<u64> {
     let r = n_regions.checked_mul(size_of::<PlanRegion>() as u64)?;
     let e = n_extents.checked_mul(size_of::<PlanExtent>() as u64)?;
     let s = n_specials.checked_mul(size_of::<PlanSpecial>() as u64)?;
+    let f = n_finals.checked_mul(size_of::<PlanFinal>() as u64)?;
     (size_of::<PlanHeader>() as u64)
         .checked_add(r)?
         .checked_add(e)?
-        .checked_add(s)
+        .checked_add(s)?
+        .checked_add(f)
 }
 
 /// Writes a plan: `header` (with its counts replaced by the slices' lengths),
@@ -347,16 +377,19 @@ pub fn write_plan(
     regions: &[PlanRegion],
     extents: &[PlanExtent],
     specials: &[PlanSpecial],
+    finals: &[PlanFinal],
     out: &mut impl FnMut(&[u8]),
 ) {
     let mut h = *header;
     h.n_regions = regions.len() as u64;
     h.n_extents = extents.len() as u64;
     h.n_specials = specials.len() as u64;
+    h.n_finals = finals.len() as u32;
     out(h.as_bytes());
     out(regions_bytes(regions));
     out(extents_bytes(extents));
     out(specials_bytes(specials));
+    out(finals_bytes(finals));
 }
 
 /// Entry point of the reader.
@@ -373,6 +406,7 @@ const HDR: usize = size_of::<PlanHeader>();
 const REG: usize = size_of::<PlanRegion>();
 const EXT: usize = size_of::<PlanExtent>();
 const SPE: usize = size_of::<PlanSpecial>();
+const FIN: usize = size_of::<PlanFinal>();
 
 fn overlaps(a0: u64, a1: u64, b0: u64, b1: u64) -> bool {
     a0 < b1 && b0 < a1
@@ -394,9 +428,14 @@ impl Plan {
             return Err("plan has a bad magic number (not a ckpt restore plan)");
         }
         if header.version != PLAN_VERSION {
-            return Err("plan version differs from this restorer's (3)");
+            return Err("plan version differs from this restorer's (4)");
         }
-        let Some(total) = plan_len(header.n_regions, header.n_extents, header.n_specials) else {
+        let Some(total) = plan_len(
+            header.n_regions,
+            header.n_extents,
+            header.n_specials,
+            header.n_finals as u64,
+        ) else {
             return Err("plan record counts overflow");
         };
         if (bytes.len() as u64) < total {
@@ -408,6 +447,32 @@ impl Plan {
         let view = PlanView { header, bytes };
         view.validate()?;
         Ok(view)
+    }
+
+    /// The whole length of the plan whose header `head` holds (at least a
+    /// header's bytes), or None when it is not a plan of this version.
+    pub fn len_of(head: &[u8]) -> Option<u64> {
+        if head.len() < HDR {
+            return None;
+        }
+        let h: PlanHeader = read_at(head, 0);
+        if h.magic != PLAN_MAGIC || h.version != PLAN_VERSION {
+            return None;
+        }
+        plan_len(h.n_regions, h.n_extents, h.n_specials, h.n_finals as u64)
+    }
+
+    /// A view on a plan the restorer has validated already (the restarted
+    /// program reading its finals from the restorer's mapping): only its
+    /// magic, version and length are checked again.
+    pub fn validated(bytes: &[u8]) -> Result<PlanView<'_>, &'static str> {
+        match Self::len_of(bytes) {
+            Some(n) if n == bytes.len() as u64 => Ok(PlanView {
+                header: read_at(bytes, 0),
+                bytes,
+            }),
+            _ => Err("not a whole plan of this version"),
+        }
     }
 }
 
@@ -452,6 +517,23 @@ impl<'a> PlanView<'a> {
             self.bytes,
             HDR + self.n_regions() * REG + self.n_extents() * EXT + i * SPE,
         )
+    }
+
+    pub fn n_finals(&self) -> usize {
+        self.header.n_finals as usize
+    }
+
+    /// Final `i` (panics if out of range).
+    pub fn final_(&self, i: usize) -> PlanFinal {
+        assert!(i < self.n_finals());
+        read_at(
+            self.bytes,
+            HDR + self.n_regions() * REG + self.n_extents() * EXT + self.n_specials() * SPE + i * FIN,
+        )
+    }
+
+    pub fn finals(&self) -> impl Iterator<Item = PlanFinal> + '_ {
+        (0..self.n_finals()).map(move |i| self.final_(i))
     }
 
     pub fn regions(&self) -> impl Iterator<Item = PlanRegion> + '_ {
@@ -601,6 +683,25 @@ impl<'a> PlanView<'a> {
                 if overlaps(s.start, s.end(), t.start, t.end()) {
                     return Err("special mappings overlap");
                 }
+            }
+        }
+        for f in self.finals() {
+            if f.kind != FINAL_GUARD && f.kind != FINAL_SEAL {
+                return Err("a final step has an unknown kind");
+            }
+            if f.len == 0 || !page_aligned(f.start) || !page_aligned(f.len) {
+                return Err("a final step's range is empty or not page aligned");
+            }
+            let Some(end) = f.start.checked_add(f.len) else {
+                return Err("a final step's range overflows");
+            };
+            match self.region_containing(f.start) {
+                Some(r) if end <= r.end => {
+                    if f.kind == FINAL_SEAL && (r.start != f.start || r.end != end) {
+                        return Err("a seal does not cover exactly one region");
+                    }
+                }
+                _ => return Err("a final step's range does not lie inside one region"),
             }
         }
         match self.region_containing(h.entry) {

@@ -301,6 +301,7 @@ impl Fixture {
             &self.regions,
             &self.extents,
             &self.specials,
+            &[],
             &mut |b: &[u8]| out.extend_from_slice(b),
         );
         out

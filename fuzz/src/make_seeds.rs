@@ -98,7 +98,7 @@ fn main() {
         .find(|r| r.prot & 0x2 != 0)
         .map_or(0, |r| r.end);
     let mut plan = Vec::new();
-    write_plan(&h, &regions, &extents, &specials, &mut |b| {
+    write_plan(&h, &regions, &extents, &specials, &[], &mut |b| {
         plan.extend_from_slice(b)
     });
     ckpt_restorer::plan::Plan::parse(&plan).expect("the plan seed is valid");

@@ -78,6 +78,26 @@ static STAGE: AtomicPtr<Stage> = AtomicPtr::new(core::ptr::null_mut());
 static COPY: AtomicI32 = AtomicI32::new(-1);
 static COPY_PID: AtomicI32 = AtomicI32::new(0);
 static DISABLED: AtomicBool = AtomicBool::new(false);
+/// The program installed or removed guard pages through the C library
+/// since the last checkpoint: no region is left out of the next writer's
+/// fork (a region left out is not scanned for guard pages, it takes the
+/// earlier image's).
+static GUARDS_CHANGED: AtomicBool = AtomicBool::new(false);
+
+/// The program gave MADV_GUARD_INSTALL or MADV_GUARD_REMOVE. Signal-safe:
+/// one store.
+pub fn guards_changed() {
+    GUARDS_CHANGED.store(true, Relaxed);
+}
+
+/// `r` as the image records a region left out of the fork, which the
+/// writer cannot ask the kernel about: whether it is sealed, asked now.
+/// Frozen context.
+fn frozen_region(r: &Region) -> Region {
+    let mut region = r.clone();
+    region.sealed = super::guards::sealed(r.start, r.end, r.prot);
+    region
+}
 
 /// Called once at start-up with the setting (`CKPT_UNFORKED`, on unless
 /// "0": every region is then forked).
@@ -92,7 +112,7 @@ pub fn configure(enabled: bool) {
 /// that cannot be copied or advised is forked as usual).
 pub fn stage(maps: &[Region], advised: &[ForkAdvice], build_on: bool) {
     STAGE.store(core::ptr::null_mut(), Release);
-    if DISABLED.load(Relaxed) {
+    if DISABLED.load(Relaxed) || GUARDS_CHANGED.swap(false, Relaxed) {
         return;
     }
     let Some(fd) = copy_fd() else { return };
@@ -157,7 +177,7 @@ pub fn stage(maps: &[Region], advised: &[ForkAdvice], build_on: bool) {
         // `unstage` before the program runs again.
         if ok && unsafe { advise(r, libc::MADV_DONTFORK) } {
             st.regions.push(Staged {
-                region: r.clone(),
+                region: frozen_region(r),
                 runs,
             });
         }
@@ -282,7 +302,7 @@ pub fn stage_live(maps: &[Region], advised: &[ForkAdvice]) -> u64 {
                 offset: r.start,
             }];
             st.regions.push(Staged {
-                region: r.clone(),
+                region: frozen_region(r),
                 runs,
             });
             left += r.end - r.start;
@@ -297,6 +317,13 @@ pub fn stage_live(maps: &[Region], advised: &[ForkAdvice]) -> u64 {
 pub fn is_live() -> bool {
     // SAFETY: as in `unstage`.
     unsafe { STAGE.load(Acquire).as_ref() }.is_some_and(|st| st.live_mem >= 0)
+}
+
+/// Writer of a live stage: the program's /proc/self/pagemap, opened while
+/// frozen (-1: none).
+pub fn live_pagemap() -> i32 {
+    // SAFETY: as in `unstage`.
+    unsafe { STAGE.load(Acquire).as_ref() }.map_or(-1, |st| st.live_pagemap)
 }
 
 /// Writer of a live stage: the program's /proc/self/smaps, opened while

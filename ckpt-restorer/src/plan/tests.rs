@@ -73,7 +73,7 @@ fn sample() -> (
 
 fn build(h: &PlanHeader, r: &[PlanRegion], e: &[PlanExtent], s: &[PlanSpecial]) -> Vec<u8> {
     let mut out = Vec::new();
-    write_plan(h, r, e, s, &mut |b: &[u8]| out.extend_from_slice(b));
+    write_plan(h, r, e, s, &[], &mut |b: &[u8]| out.extend_from_slice(b));
     out
 }
 
@@ -81,7 +81,7 @@ fn build(h: &PlanHeader, r: &[PlanRegion], e: &[PlanExtent], s: &[PlanSpecial]) 
 fn roundtrip() {
     let (h, r, e, s) = sample();
     let bytes = build(&h, &r, &e, &s);
-    assert_eq!(bytes.len() as u64, plan_len(3, 2, 2).unwrap());
+    assert_eq!(bytes.len() as u64, plan_len(3, 2, 2, 0).unwrap());
     let v = Plan::parse(&bytes).expect("valid plan");
     assert_eq!(v.n_regions(), 3);
     assert_eq!(v.header().n_extents, 2);
@@ -250,4 +250,33 @@ fn paged_regions() {
     );
     expect_err(&with(|h, _, _, _| h.uffd_dev = 10), "no pager");
     expect_err(&with(|h, _, _, _| h.pager_fd = -5), "other than -1");
+}
+
+/// Guard pages and seals: read back as written; each inside one region,
+/// a seal covering exactly one, a known kind.
+#[test]
+fn finals_are_read_back_and_checked() {
+    let (h, r, e, s) = sample();
+    let plan = |f: &[PlanFinal]| {
+        let mut out = Vec::new();
+        write_plan(&h, &r, &e, &s, f, &mut |b: &[u8]| out.extend_from_slice(b));
+        out
+    };
+    let fin = |start, len, kind| PlanFinal {
+        start,
+        len,
+        kind,
+        _pad: 0,
+    };
+    let good = [fin(DATA + 0x1000, 0x1000, FINAL_GUARD), fin(CODE, 0x1000, FINAL_SEAL)];
+    let bytes = plan(&good);
+    assert_eq!(bytes.len() as u64, plan_len(3, 2, 2, 2).unwrap());
+    let v = Plan::parse(&bytes).expect("valid plan with finals");
+    assert_eq!(v.finals().collect::<Vec<_>>(), good);
+    expect_err(&plan(&[fin(DATA, 0x1000, 3)]), "unknown kind");
+    expect_err(&plan(&[fin(DATA + 1, 0x1000, FINAL_GUARD)]), "not page aligned");
+    expect_err(&plan(&[fin(DATA, 0, FINAL_GUARD)]), "empty");
+    expect_err(&plan(&[fin(DATA + 0x1000, 0x2000, FINAL_GUARD)]), "inside one region");
+    expect_err(&plan(&[fin(DATA, 0x1000, FINAL_SEAL)]), "exactly one region");
+    expect_err(&plan(&[fin(u64::MAX & !0xfff, 0x2000, FINAL_GUARD)]), "overflows");
 }

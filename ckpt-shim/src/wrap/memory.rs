@@ -2,13 +2,17 @@
 //! MADV_WIPEONFORK): noted, so that checkpoints look for such ranges and
 //! still store them (see `ckpt::memory::fork_advice`); other advice the
 //! kernel keeps on a mapping is noted too (`ckpt::memory::advice`), and
-//! mlock2's lock-on-fault. Every call goes straight to the original after
+//! mlock2's lock-on-fault, and guard pages installed or removed (see
+//! `ckpt::memory::stage::guards_changed`). Every call goes straight to the original after
 //! a comparison or two. mlockall: its
 //! flags are recorded (see `ckpt::memory::locked`), and ckpt's own
 //! mappings are kept out of MCL_CURRENT.
 
 use ckpt_macros::interpose;
 use libc::{c_int, c_void};
+
+const MADV_GUARD_INSTALL: c_int = 102;
+const MADV_GUARD_REMOVE: c_int = 103;
 
 /// Note advice that keeps memory out of forks. Always false, so that (as
 /// the `when` filter below) every call goes straight to the original,
@@ -17,6 +21,8 @@ use libc::{c_int, c_void};
 fn note_fork_advice(advice: c_int) -> bool {
     if advice == libc::MADV_DONTFORK || advice == libc::MADV_WIPEONFORK {
         ckpt::memory::fork_advice::record();
+    } else if advice == MADV_GUARD_INSTALL || advice == MADV_GUARD_REMOVE {
+        ckpt::memory::stage::guards_changed();
     } else if ckpt::memory::advice::kept(advice) {
         ckpt::memory::advice::record();
     }
