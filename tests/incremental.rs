@@ -261,13 +261,17 @@ fn regions_left_out_of_the_fork_come_back_exact() {
 fn the_printed_path_of_a_folded_image_still_restarts() {
     let area = Area::new("incrfolded");
     let prog = common::compile_c("restart_counter.c", &area.sub("bin"));
+    // "pages": pages the second image holds stay unchanged in the third,
+    // which so refers to it.
     let args = [
         area.sub("plain").to_string_lossy().into_owned(),
         "400".into(),
+        "10".into(),
+        "pages".into(),
     ];
     let want = rs::reference_output(&area, &prog, &args);
     let ctl = area.sub("ctl").to_string_lossy().into_owned();
-    let args = [ctl, "400".into()];
+    let args = [ctl, "400".into(), "10".into(), "pages".into()];
     let out = area.file("out");
     let mut kid = rs::start_until(
         run_cmd(&prog, &args, area.path(), &area.images),
