@@ -117,6 +117,8 @@ fn checkpoint_inner(args: CheckpointArgs) -> Result<std::path::PathBuf, Failure>
         None => None,
     };
     let timeout = Duration::from_secs_f64(args.timeout);
+    // One checkpoint of a job at a time; a later one waits its turn.
+    let _turn = crate::tree_checkpoint::lock_job(args.pid, args.quiet || args.answer_fd.is_some());
     // A job of several processes is checkpointed whole (also when the
     // process forked since it was looked at).
     if !crate::tree_checkpoint::has_descendants(args.pid) {

@@ -94,7 +94,7 @@ fn inner_pid(pid: i32) -> i32 {
 /// command is never the job: taken for it, its children made a "tree"
 /// of the one program); otherwise the highest ancestor that still runs
 /// the shim.
-fn job_root(pid: i32) -> i32 {
+pub(crate) fn job_root(pid: i32) -> i32 {
     if comm(pid) == "ckpt" {
         let until = Instant::now() + Duration::from_secs(2);
         loop {
@@ -120,6 +120,45 @@ fn job_root(pid: i32) -> i32 {
             return p;
         }
         p = up;
+    }
+}
+
+/// Held while one `ckpt checkpoint` works on a job: a later one for the
+/// same job waits for it (its request would otherwise meet processes
+/// frozen by the first and fail with misleading words), then takes its
+/// own. An abstract Unix socket name bound by the holder: no file is left
+/// behind, and the kernel frees the name when the holder dies.
+pub struct JobLock(#[allow(dead_code)] std::os::unix::net::UnixListener);
+
+/// Take the checkpoint lock of the job of process `pid` (its root and
+/// the root's start time name it), waiting while another command holds
+/// it; says so once, unless `quiet`. None: the name could not be bound
+/// for another reason (the checkpoint goes on unlocked, as before).
+pub fn lock_job(pid: i32, quiet: bool) -> Option<JobLock> {
+    use std::os::linux::net::SocketAddrExt;
+    let root = job_root(pid);
+    let started = stat_fields(root).get(19).cloned().unwrap_or_default();
+    let name = format!("ckpt-checkpoint-job-{root}-{started}");
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).ok()?;
+    let mut said = quiet;
+    loop {
+        match std::os::unix::net::UnixListener::bind_addr(&addr) {
+            Ok(l) => return Some(JobLock(l)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                if !said {
+                    eprintln!(
+                        "ckpt: a checkpoint of the job of process {root} is under way; this \
+                         one is taken once it is done"
+                    );
+                    said = true;
+                }
+                if ended(root) {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => return None,
+        }
     }
 }
 

@@ -557,3 +557,46 @@ fn a_whole_image_stays_as_a_base_while_half_of_it_is_used() {
     let n3 = newest_image(&snap3);
     restart_and_compare(restart_cmd(&n3, &[], area.path()), &out, &want, &area);
 }
+
+/// Checkpoints of one job asked for at the same moment are taken in turn:
+/// each succeeds with an image of its own (the later ones say they wait),
+/// for a single process and for a job of two, and the newest restarts to
+/// an uninterrupted run's output. Before, the later requests met the
+/// process frozen by the first and failed with wrong words ("ended during
+/// the checkpoint", "did not stop within 5 s").
+#[test]
+fn checkpoints_asked_at_once_are_taken_in_turn() {
+    let bin = common::TempDir::new("turns-bin");
+    let counter = common::compile_c("restart_counter.c", bin.path());
+    for tree in [false, true] {
+        let area = Area::new(if tree { "turns-tree" } else { "turns" });
+        let ctl = area.sub("ctl").to_string_lossy().into_owned();
+        // The job of two: bash and the counter, its output through cat.
+        let (prog, args) = if tree {
+            let line = format!("'{}' '{ctl}' 150 | cat", counter.display());
+            (Path::new("/bin/bash"), vec!["-c".to_string(), line])
+        } else {
+            (counter.as_path(), vec![ctl, "150".to_string()])
+        };
+        let want = reference_output(&area, prog, &args);
+        let (mut kid, out) = run_periodic_with(&area, prog, &args, &["--keep", "4"], "line 20 ");
+        let pid = kid.pid();
+        let asked: Vec<_> = (0..4)
+            .map(|_| {
+                let dir = area.images.clone();
+                std::thread::spawn(move || common::checkpoint(pid, Some(&dir)))
+            })
+            .collect();
+        let mut made: Vec<std::path::PathBuf> = asked
+            .into_iter()
+            .map(|t| t.join().unwrap().unwrap_or_else(|e| panic!("tree {tree}: {e}")))
+            .collect();
+        kid.kill();
+        made.sort();
+        made.dedup();
+        assert_eq!(made.len(), 4, "tree {tree}: four images, each its own: {made:?}");
+        settled(&area.images);
+        let newest = made.last().unwrap();
+        restart_and_compare(restart_cmd(newest, &[], area.path()), &out, &want, &area);
+    }
+}
