@@ -941,6 +941,10 @@ pub(crate) fn restore_job_log(meta: &Meta) {
 /// that grew since the checkpoint are cut back (unless `keep`), one
 /// shorter than where the program writes is refused, one changed in
 /// place is a warning, or put back when its contents are in the image.
+/// What a warning about a written file the image could not keep adds.
+const SAVE_FILES: &str = " (`ckpt run --save-files` keeps the contents of files open for \
+                          writing in the image, so that a restart puts them back)";
+
 pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<String>), Failure> {
     let mut cuts: Vec<Cut> = Vec::new();
     let mut warnings = Vec::new();
@@ -1101,7 +1105,7 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
                         "{} grew since the checkpoint and is cut back to its size then, but it \
                          is open for reading and writing anywhere in it and too large to be kept \
                          in the image: what the killed run changed before its old end cannot be \
-                         put back (`ckpt run --save-files` keeps such files)",
+                         put back{SAVE_FILES}",
                         f.label()
                     ));
                 }
@@ -1117,12 +1121,13 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
             }
         } else if size < saved && !put_back {
             warnings.push(format!(
-                "{} shrank from {saved} to {size} bytes since the checkpoint",
+                "{} shrank from {saved} to {size} bytes since the checkpoint{SAVE_FILES}",
                 f.label()
             ));
         } else if mtime != f.mtime_ns && !put_back {
             warnings.push(format!(
-                "{} was changed in place since the checkpoint: what was overwritten cannot be put back",
+                "{} was changed in place since the checkpoint: what was overwritten cannot be \
+                 put back{SAVE_FILES}",
                 f.label()
             ));
         }
