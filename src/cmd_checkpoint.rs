@@ -502,6 +502,44 @@ fn reachable_from_outside<'a>(metas: impl Iterator<Item = &'a ckpt::image::Meta>
     out
 }
 
+/// The periodic POSIX timers whose signal was pending (expired, not yet
+/// taken): the checkpoint reads queued signals by taking them, and puts a
+/// copy back; the kernel then counts the timer's own signal as taken and
+/// queues it again at the next expiry, so the program gets it twice (in
+/// the running program and after a restart) unless it took the copy
+/// first. Sweep C F8.
+fn twice_pending_timer_signals(meta: &ckpt::image::Meta) -> Vec<String> {
+    // siginfo: si_code at 8, a timer's si_tid (its kernel id) at 16.
+    let word = |b: &[u8], at: usize| {
+        b.get(at..at + 4)
+            .map(|w| i32::from_ne_bytes([w[0], w[1], w[2], w[3]]))
+    };
+    let queued = meta
+        .process
+        .queued
+        .iter()
+        .chain(meta.threads.iter().flat_map(|t| &t.queued));
+    let mut ids: Vec<i32> = queued
+        .filter(|q| word(&q.info, 8) == Some(libc::SI_TIMER))
+        .filter_map(|q| word(&q.info, 16))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    meta.timers
+        .iter()
+        .filter(|t| t.interval_ns > 0 && ids.contains(&t.kernel_id))
+        .map(|t| {
+            format!(
+                "POSIX timer {} (signal {}) had expired with its signal pending: the checkpoint \
+                 takes queued signals to read them and puts a copy back, so if the program has \
+                 not taken it by the timer's next expiry, it gets the signal twice, here and \
+                 after a restart (a timer's pending signal cannot be read in place)",
+                t.kernel_id, t.signo
+            )
+        })
+        .collect()
+}
+
 /// What of `meta` a restart cannot bring back as it was, but the
 /// descriptors `handled` says a tree's restart makes.
 fn losses(
@@ -574,6 +612,7 @@ fn losses(
                     )
                 }),
         )
+        .chain(twice_pending_timer_signals(meta))
         .chain(meta.threads.iter().filter(|t| t.tiles_in_use).map(|t| {
             format!(
                 "thread {} ({}) has AMX tile registers in use: a restart does not bring them \

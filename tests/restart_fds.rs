@@ -411,6 +411,20 @@ fn checkpoint_lines(tag: &str, src: &str, word: &str) -> (Vec<String>, String) {
     (said, r.stderr)
 }
 
+/// A periodic POSIX timer whose signal is pending at the checkpoint is
+/// named (its signal can come twice: the checkpoint takes it to read it
+/// and puts a copy back, and the timer queues its own at its next
+/// expiry); a one-shot timer's pending signal is not. Before, nothing
+/// was said (sweep C F8).
+#[test]
+fn a_periodic_timers_pending_signal_is_said_at_checkpoint() {
+    let (said, all) = checkpoint_lines("timer-pending", "timer_signal_pending.c", "POSIX timer");
+    assert!(
+        said.len() == 1 && said[0].contains("(signal 35)") && said[0].contains("twice"),
+        "{all}"
+    );
+}
+
 /// A TCP connection whose two ends the process holds itself (a server
 /// and its own client on 127.0.0.1) comes back connected between the same
 /// addresses, with the line its server had not read yet and its options
