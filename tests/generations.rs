@@ -592,12 +592,20 @@ fn checkpoints_asked_at_once_are_taken_in_turn() {
             .collect();
         let mut made: Vec<std::path::PathBuf> = asked
             .into_iter()
-            .map(|t| t.join().unwrap().unwrap_or_else(|e| panic!("tree {tree}: {e}")))
+            .map(|t| {
+                t.join()
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("tree {tree}: {e}"))
+            })
             .collect();
         kid.kill();
         made.sort();
         made.dedup();
-        assert_eq!(made.len(), 4, "tree {tree}: four images, each its own: {made:?}");
+        assert_eq!(
+            made.len(),
+            4,
+            "tree {tree}: four images, each its own: {made:?}"
+        );
         settled(&area.images);
         let newest = made.last().unwrap();
         restart_and_compare(restart_cmd(newest, &[], area.path()), &out, &want, &area);

@@ -660,7 +660,14 @@ fn add_live(regions: &mut Vec<(Region, bool)>, staged: &[stage::Staged]) -> Resu
             .iter()
             .any(|(a, b, f)| *a == r.start && *b == r.end && f.contains(&"gu"))
         {
-            scan(stage::live_pagemap(), r.start, r.end, false, &mut r2.guards, &mut |_, _, _| {})?;
+            scan(
+                stage::live_pagemap(),
+                r.start,
+                r.end,
+                false,
+                &mut r2.guards,
+                &mut |_, _, _| {},
+            )?;
         }
         regions.push((r2, true));
     }

@@ -528,7 +528,10 @@ impl<'a> PlanView<'a> {
         assert!(i < self.n_finals());
         read_at(
             self.bytes,
-            HDR + self.n_regions() * REG + self.n_extents() * EXT + self.n_specials() * SPE + i * FIN,
+            HDR + self.n_regions() * REG
+                + self.n_extents() * EXT
+                + self.n_specials() * SPE
+                + i * FIN,
         )
     }
 

@@ -29,7 +29,13 @@ const MADV_GUARD_INSTALL: libc::c_int = 102;
 pub fn sealed(start: u64, end: u64, prot: u32) -> bool {
     // SAFETY: the range is one of this process's own mappings and `prot`
     // is its protection now, so the call changes nothing when it succeeds.
-    let r = unsafe { libc::mprotect(start as *mut libc::c_void, (end - start) as usize, prot as i32) };
+    let r = unsafe {
+        libc::mprotect(
+            start as *mut libc::c_void,
+            (end - start) as usize,
+            prot as i32,
+        )
+    };
     r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
@@ -69,12 +75,16 @@ pub fn restore(finals: &[PlanFinal]) {
         let (what, rc) = if f.kind == FINAL_GUARD {
             // SAFETY: the guard pages' range is the program's own, and the
             // image held no contents for it (they were not read).
-            let rc = unsafe { libc::syscall(libc::SYS_madvise, f.start, f.len, MADV_GUARD_INSTALL) };
+            let rc =
+                unsafe { libc::syscall(libc::SYS_madvise, f.start, f.len, MADV_GUARD_INSTALL) };
             ("its guard pages cannot be installed again (they read as zeros instead of faulting)", rc)
         } else {
             // SAFETY: seals the program's own region, as it was at the checkpoint.
             let rc = unsafe { libc::syscall(SYS_MSEAL, f.start, f.len, 0) };
-            ("it cannot be sealed again (the program can unmap or change it now)", rc)
+            (
+                "it cannot be sealed again (the program can unmap or change it now)",
+                rc,
+            )
         };
         if rc != 0 {
             crate::restart_report::warn(&format!(

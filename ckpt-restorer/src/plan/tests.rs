@@ -268,15 +268,27 @@ fn finals_are_read_back_and_checked() {
         kind,
         _pad: 0,
     };
-    let good = [fin(DATA + 0x1000, 0x1000, FINAL_GUARD), fin(CODE, 0x1000, FINAL_SEAL)];
+    let good = [
+        fin(DATA + 0x1000, 0x1000, FINAL_GUARD),
+        fin(CODE, 0x1000, FINAL_SEAL),
+    ];
     let bytes = plan(&good);
     assert_eq!(bytes.len() as u64, plan_len(3, 2, 2, 2).unwrap());
     let v = Plan::parse(&bytes).expect("valid plan with finals");
     assert_eq!(v.finals().collect::<Vec<_>>(), good);
     expect_err(&plan(&[fin(DATA, 0x1000, 3)]), "unknown kind");
-    expect_err(&plan(&[fin(DATA + 1, 0x1000, FINAL_GUARD)]), "not page aligned");
+    expect_err(
+        &plan(&[fin(DATA + 1, 0x1000, FINAL_GUARD)]),
+        "not page aligned",
+    );
     expect_err(&plan(&[fin(DATA, 0, FINAL_GUARD)]), "empty");
-    expect_err(&plan(&[fin(DATA + 0x1000, 0x2000, FINAL_GUARD)]), "inside one region");
-    expect_err(&plan(&[fin(DATA, 0x1000, FINAL_SEAL)]), "exactly one region");
-    expect_err(&plan(&[fin(u64::MAX & !0xfff, 0x2000, FINAL_GUARD)]), "overflows");
+    expect_err(
+        &plan(&[fin(DATA + 0x1000, 0x2000, FINAL_GUARD)]),
+        "inside one region",
+    );
+    expect_err(
+        &plan(&[fin(DATA, 0x1000, FINAL_SEAL)]),
+        "exactly one region",
+    );
+    expect_err(&plan(&[fin(!0xfff, 0x2000, FINAL_GUARD)]), "overflows");
 }
