@@ -937,14 +937,14 @@ pub(crate) fn restore_job_log(meta: &Meta) {
     }
 }
 
-/// Files the program had open for writing, or wrote and closed: those
-/// that grew since the checkpoint are cut back (unless `keep`), one
-/// shorter than where the program writes is refused, one changed in
-/// place is a warning, or put back when its contents are in the image.
 /// What a warning about a written file the image could not keep adds.
 const SAVE_FILES: &str = " (`ckpt run --save-files` keeps the contents of files open for \
                           writing in the image, so that a restart puts them back)";
 
+/// Files the program had open for writing, or wrote and closed: those
+/// that grew since the checkpoint are cut back (unless `keep`), one
+/// shorter than where the program writes is refused, one changed in
+/// place is a warning, or put back when its contents are in the image.
 pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<String>), Failure> {
     let mut cuts: Vec<Cut> = Vec::new();
     let mut warnings = Vec::new();

@@ -509,8 +509,8 @@ pub fn snapshot(sink: &mut Sink, earlier: Option<&Earlier>) -> Result<Vec<Region
             parse_smaps(&smaps)
         }
     };
-    // Before the staged regions join: those were advised MADV_DONTFORK
-    // while the program was frozen, which a seal refuses.
+    // Before the staged regions join: they are not in this fork, and were
+    // asked while the program was frozen (`stage::frozen_region`).
     for (r, _) in regions.iter_mut() {
         if r.kind != RegionKind::Special {
             r.sealed = guards::sealed(r.start, r.end, r.prot);

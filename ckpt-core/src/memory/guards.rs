@@ -1,17 +1,19 @@
 //! Guard pages (MADV_GUARD_INSTALL, Linux 6.13) and sealed ranges
 //! (mseal, Linux 6.10): what the kernel keeps on a range that a restart,
 //! which maps memory anew, must install again. A guard page faults when
-//! touched (a allocator's overrun barrier, glibc's thread stacks in time);
-//! a sealed range cannot be unmapped, moved, made writable or discarded
+//! touched (an allocator's overrun barrier, a thread stack's guard); a
+//! sealed range cannot be unmapped, moved, made writable or discarded
 //! (Chrome's and the kernel's hardening).
 //!
-//! Verbs: `snapshot` (the image writer, in its fork of the frozen
-//! program: guard pages are found while its pages are scanned, see
-//! `memory::scan`; a seal by [`sealed`]), `restore` (post-restart, once
-//! every mapping is in place: a sealed range cannot be changed after).
-//! No `record`: both are read from the kernel, so a seal made by an
-//! inline system call (Go, Chrome) is found as one made through the C
-//! library.
+//! Verbs: snapshot (the image writer, in its fork of the frozen program:
+//! guard pages are found while its pages are scanned, see `memory::scan`;
+//! a seal by [`sealed`]; a region left out of the fork takes the earlier
+//! image's guard pages and is asked [`sealed`] while frozen, see
+//! `memory::stage`), [`restore`] (post-restart, once every mapping is in
+//! place: a sealed range cannot be changed after, from the plan's final
+//! steps, [`from_plan`]). No recording: both are read from the kernel, so
+//! a seal made by an inline system call (Go, Chrome) is found as one made
+//! through the C library.
 
 use ckpt_restorer::plan::{PlanFinal, FINAL_GUARD};
 use core::mem::size_of;
@@ -22,10 +24,10 @@ const SYS_MSEAL: libc::c_long = 462;
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
 /// Whether `[start, end)`, one whole mapping of the calling process with
-/// protection `prot`, is sealed. Writer context (the fork of the frozen
-/// program, whose mappings keep their seals): an mprotect to the
-/// protection it already has changes nothing, and a sealed mapping
-/// refuses any mprotect with EPERM. No allocation.
+/// protection `prot`, is sealed: an mprotect to the protection it
+/// already has changes nothing, and a sealed mapping refuses any mprotect
+/// with EPERM. Writer context (its fork keeps the program's seals), or
+/// frozen. No allocation.
 pub fn sealed(start: u64, end: u64, prot: u32) -> bool {
     // SAFETY: the range is one of this process's own mappings and `prot`
     // is its protection now, so the call changes nothing when it succeeds.

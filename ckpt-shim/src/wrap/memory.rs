@@ -1,12 +1,12 @@
 //! Memory advice that changes what fork() copies (MADV_DONTFORK,
 //! MADV_WIPEONFORK): noted, so that checkpoints look for such ranges and
 //! still store them (see `ckpt::memory::fork_advice`); other advice the
-//! kernel keeps on a mapping is noted too (`ckpt::memory::advice`), and
-//! mlock2's lock-on-fault, and guard pages installed or removed (see
-//! `ckpt::memory::stage::guards_changed`). Every call goes straight to the original after
-//! a comparison or two. mlockall: its
-//! flags are recorded (see `ckpt::memory::locked`), and ckpt's own
-//! mappings are kept out of MCL_CURRENT.
+//! kernel keeps on a mapping is noted too (`ckpt::memory::advice`), as
+//! are mlock2's lock-on-fault and guard pages installed or removed (see
+//! `ckpt::memory::stage::guards_changed`). Every call goes straight to
+//! the original after a comparison or two. mlockall: its flags are
+//! recorded (see `ckpt::memory::locked`), and ckpt's own mappings are
+//! kept out of MCL_CURRENT.
 
 use ckpt_macros::interpose;
 use libc::{c_int, c_void};
