@@ -1357,21 +1357,39 @@ pub(crate) fn write_plan(
 }
 
 /// What the restarted program puts back on region `r` once its memory is
-/// in place (see `ckpt::memory::guards`): its guard pages, its seal.
+/// in place (see `ckpt::memory::guards`): its NUMA policy, its guard
+/// pages, its seal.
 fn memory_finals(r: &image::Region) -> impl Iterator<Item = PlanFinal> + '_ {
+    let whole = |kind, mode, nodes| PlanFinal {
+        start: r.start,
+        len: r.end - r.start,
+        kind,
+        mode,
+        nodes,
+    };
+    let policy = r.mempolicy.as_ref().map(|p| {
+        if p.nodes.len() > 1 {
+            eprintln!(
+                "ckpt restart: warning: memory {:#x}-{:#x}: its NUMA policy names nodes above \
+                 63, which it loses",
+                r.start, r.end
+            );
+        }
+        whole(
+            plan::FINAL_POLICY,
+            p.mode,
+            p.nodes.first().copied().unwrap_or(0),
+        )
+    });
     let guards = r.guards.iter().map(|&(start, len)| PlanFinal {
         start,
         len,
         kind: plan::FINAL_GUARD,
-        _pad: 0,
+        mode: 0,
+        nodes: 0,
     });
-    let seal = r.sealed.then(|| PlanFinal {
-        start: r.start,
-        len: r.end - r.start,
-        kind: plan::FINAL_SEAL,
-        _pad: 0,
-    });
-    guards.chain(seal)
+    let seal = r.sealed.then(|| whole(plan::FINAL_SEAL, 0, 0));
+    policy.into_iter().chain(guards).chain(seal)
 }
 
 /// A memfd named `name` holding `bytes` (`flags`: memfd_create's).

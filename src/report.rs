@@ -494,6 +494,7 @@ pub mod tests {
             pdeathsig: 0,
             ioprio: None,
             mce_kill: None,
+            mempolicy: None,
         }
     }
 

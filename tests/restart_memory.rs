@@ -200,6 +200,14 @@ fn guard_pages_and_seals_come_back() {
     cycle_c("guards-seals", "restart_guards_seals.c");
 }
 
+/// NUMA memory policies come back: the main thread's, another thread's
+/// own, and the regions' (mbind), one of them left out of an incremental
+/// checkpoint's fork. Before, all came back as the default, silently.
+#[test]
+fn numa_memory_policies_come_back() {
+    cycle_c("mempolicy", "restart_mempolicy.c");
+}
+
 /// Each thread keeps its own name (comm) across a restart.
 #[test]
 fn thread_names_come_back() {

@@ -668,6 +668,9 @@ pub struct Thread {
     /// 2 the system's default; None in older images).
     #[serde(default)]
     pub mce_kill: Option<i32>,
+    /// Its NUMA memory policy (set_mempolicy; None: the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mempolicy: Option<MemPolicy>,
     /// What it holds apart from its process (None: it shares all, and in
     /// older images). See `threads::own`.
     #[serde(default)]
@@ -1246,6 +1249,31 @@ pub struct KernelAction {
     pub mask: u64,
 }
 
+/// A NUMA memory policy: a thread's (set_mempolicy) or a region's
+/// (mbind).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MemPolicy {
+    /// MPOL_* mode with its MPOL_F_* mode flags, as get_mempolicy says.
+    pub mode: i32,
+    /// Node mask, 64 nodes per word, trailing zero words left out.
+    pub nodes: Vec<u64>,
+}
+
+impl MemPolicy {
+    /// The policy of `mode` over `nodes`; None for the default (MPOL_DEFAULT,
+    /// or unread: a negative mode).
+    pub fn of(mode: i32, nodes: impl Iterator<Item = u64>) -> Option<MemPolicy> {
+        if mode <= 0 {
+            return None;
+        }
+        let mut nodes: Vec<u64> = nodes.collect();
+        while nodes.last() == Some(&0) {
+            nodes.pop();
+        }
+        Some(MemPolicy { mode, nodes })
+    }
+}
+
 /// One memory region (a line of /proc/self/maps).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Region {
@@ -1285,6 +1313,10 @@ pub struct Region {
     /// Sealed (mseal): sealed again at restart (see `memory::guards`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub sealed: bool,
+    /// Its own NUMA memory policy (mbind; None: none): given again at
+    /// restart (see `memory::guards`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mempolicy: Option<MemPolicy>,
 }
 
 /// A file saved with the image (see [`Meta::saved_files`]).

@@ -359,6 +359,7 @@ pub fn parse_maps(text: &str) -> Vec<Region> {
             extents: Vec::new(),
             guards: Vec::new(),
             sealed: false,
+            mempolicy: None,
         });
     }
     out
@@ -514,6 +515,7 @@ pub fn snapshot(sink: &mut Sink, earlier: Option<&Earlier>) -> Result<Vec<Region
     for (r, _) in regions.iter_mut() {
         if r.kind != RegionKind::Special {
             r.sealed = guards::sealed(r.start, r.end, r.prot);
+            r.mempolicy = guards::mempolicy(r.start);
         }
     }
     add_staged(&mut regions, earlier)?;

@@ -327,6 +327,7 @@ fn resume(t: &Thread, p: &crate::image::Process) -> ! {
     signals::requeue_own(&t.queued);
     threads::restore_ioprio(t);
     threads::restore_mce_kill(t);
+    threads::restore_mempolicy(t);
     let own = t.own.as_ref();
     threads::own::restore_fs(t);
     process::restore_credentials(p, own.and_then(|o| o.creds.as_ref()));

@@ -96,10 +96,16 @@ struct Slot {
     ioprio: AtomicI32,
     /// Memory-failure kill policy plus one (PR_MCE_KILL_GET; 0: not noted).
     mce_kill: AtomicI32,
+    /// NUMA memory policy mode plus one (get_mempolicy; 0: not noted),
+    /// and its nodes.
+    mempolicy: AtomicI32,
+    mempolicy_nodes: [AtomicU64; NODE_WORDS],
 }
 
 /// CPUs whose affinity is kept (64 per word).
 const AFFINITY_WORDS: usize = 16;
+/// NUMA nodes a memory policy is kept for (64 per word).
+pub const NODE_WORDS: usize = 16;
 
 #[allow(clippy::declare_interior_mutable_const)]
 const EMPTY: Slot = Slot {
@@ -141,6 +147,8 @@ const EMPTY: Slot = Slot {
     pdeathsig: AtomicI32::new(0),
     ioprio: AtomicI32::new(0),
     mce_kill: AtomicI32::new(0),
+    mempolicy: AtomicI32::new(0),
+    mempolicy_nodes: [const { AtomicU64::new(0) }; NODE_WORDS],
     affinity: [const { AtomicU64::new(0) }; AFFINITY_WORDS],
 };
 
@@ -442,6 +450,25 @@ fn note_scheduling(s: &Slot) {
     // SAFETY: PR_MCE_KILL_GET of the calling thread, integers only.
     let mce = unsafe { libc::syscall(libc::SYS_prctl, libc::PR_MCE_KILL_GET, 0, 0, 0, 0) } as i32;
     s.mce_kill.store(mce.max(-1) + 1, Relaxed);
+    let mut mode: i32 = 0;
+    let mut nodes = [0u64; NODE_WORDS];
+    // SAFETY: get_mempolicy of the calling thread (flags 0) into locals
+    // sized for the node count given.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_get_mempolicy,
+            &mut mode,
+            nodes.as_mut_ptr(),
+            NODE_WORDS * 64,
+            0usize,
+            0usize,
+        )
+    };
+    s.mempolicy
+        .store(if r == 0 { mode + 1 } else { 0 }, Relaxed);
+    for (w, n) in s.mempolicy_nodes.iter().zip(nodes) {
+        w.store(n, Relaxed);
+    }
     // SAFETY: plain queries about the calling thread into locals.
     unsafe {
         let policy = libc::syscall(libc::SYS_sched_getscheduler, 0) as i32;
@@ -480,6 +507,32 @@ pub fn restore_ioprio(t: &Thread) {
                 t.id
             ));
         }
+    }
+}
+
+/// Give the calling thread the NUMA memory policy `t` had (set_mempolicy,
+/// numactl --interleave: per thread, inherited from the thread that made
+/// it). A refusal (a node this machine lacks) is said. Post-restart.
+pub fn restore_mempolicy(t: &Thread) {
+    let Some(p) = &t.mempolicy else { return };
+    // SAFETY: set_mempolicy of the calling thread from a live node mask
+    // of `nodes.len() * 64` bits.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_set_mempolicy,
+            p.mode,
+            p.nodes.as_ptr(),
+            p.nodes.len() * 64,
+        )
+    };
+    if r != 0 {
+        crate::restart_report::warn(&format!(
+            "thread {}: its NUMA memory policy (mode {}, nodes {:x?}) cannot be set again: {}",
+            t.id,
+            p.mode,
+            p.nodes,
+            std::io::Error::last_os_error()
+        ));
     }
 }
 
@@ -702,6 +755,10 @@ pub fn snapshot(
             pdeathsig: s.pdeathsig.load(Relaxed),
             ioprio: Some(s.ioprio.load(Relaxed) - 1).filter(|&p| p >= 0),
             mce_kill: Some(s.mce_kill.load(Relaxed) - 1).filter(|&p| p >= 0),
+            mempolicy: crate::image::MemPolicy::of(
+                s.mempolicy.load(Relaxed) - 1,
+                s.mempolicy_nodes.iter().map(|w| w.load(Relaxed)),
+            ),
             own,
             affinity: {
                 let mut a: Vec<u64> = s.affinity.iter().map(|w| w.load(Relaxed)).collect();

@@ -159,6 +159,9 @@ pub struct PlanExtent {
 pub const FINAL_GUARD: u32 = 1;
 /// [`PlanFinal::kind`]: seal the range (mseal), one whole region.
 pub const FINAL_SEAL: u32 = 2;
+/// [`PlanFinal::kind`]: give the range its NUMA policy (mbind: `mode`
+/// over `nodes`), one whole region.
+pub const FINAL_POLICY: u32 = 3;
 
 /// What the restarted program's own code does to its memory once every
 /// mapping is in place (the restorer only checks these: shared memory is
@@ -168,9 +171,12 @@ pub const FINAL_SEAL: u32 = 2;
 pub struct PlanFinal {
     pub start: u64,
     pub len: u64,
-    /// [`FINAL_GUARD`] or [`FINAL_SEAL`].
+    /// [`FINAL_GUARD`], [`FINAL_SEAL`] or [`FINAL_POLICY`].
     pub kind: u32,
-    pub _pad: u32,
+    /// [`FINAL_POLICY`]: the MPOL_* mode (with its flags); else 0.
+    pub mode: i32,
+    /// [`FINAL_POLICY`]: its first 64 nodes; else 0.
+    pub nodes: u64,
 }
 
 /// Where the image expects a kernel special mapping (`[vdso]`, `[vvar]`, ...).
@@ -190,7 +196,7 @@ const _: () = assert!(size_of::<PlanHeader>() == 72 + size_of::<MmFields>() + 16
 const _: () = assert!(size_of::<PlanRegion>() == 40);
 const _: () = assert!(size_of::<PlanExtent>() == 32);
 const _: () = assert!(size_of::<PlanSpecial>() == 32);
-const _: () = assert!(size_of::<PlanFinal>() == 24);
+const _: () = assert!(size_of::<PlanFinal>() == 32);
 const _: () = assert!(core::mem::align_of::<PlanHeader>() == 8);
 
 impl MmFields {
@@ -689,7 +695,7 @@ impl<'a> PlanView<'a> {
             }
         }
         for f in self.finals() {
-            if f.kind != FINAL_GUARD && f.kind != FINAL_SEAL {
+            if !matches!(f.kind, FINAL_GUARD | FINAL_SEAL | FINAL_POLICY) {
                 return Err("a final step has an unknown kind");
             }
             if f.len == 0 || !page_aligned(f.start) || !page_aligned(f.len) {
@@ -700,8 +706,8 @@ impl<'a> PlanView<'a> {
             };
             match self.region_containing(f.start) {
                 Some(r) if end <= r.end => {
-                    if f.kind == FINAL_SEAL && (r.start != f.start || r.end != end) {
-                        return Err("a seal does not cover exactly one region");
+                    if f.kind != FINAL_GUARD && (r.start != f.start || r.end != end) {
+                        return Err("a seal or policy does not cover exactly one region");
                     }
                 }
                 _ => return Err("a final step's range does not lie inside one region"),

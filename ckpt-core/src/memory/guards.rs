@@ -1,6 +1,7 @@
-//! Guard pages (MADV_GUARD_INSTALL, Linux 6.13) and sealed ranges
-//! (mseal, Linux 6.10): what the kernel keeps on a range that a restart,
-//! which maps memory anew, must install again. A guard page faults when
+//! Guard pages (MADV_GUARD_INSTALL, Linux 6.13), sealed ranges (mseal,
+//! Linux 6.10) and a region's own NUMA policy (mbind): what the kernel
+//! keeps on a range that a restart, which maps memory anew, must install
+//! again. A guard page faults when
 //! touched (an allocator's overrun barrier, a thread stack's guard); a
 //! sealed range cannot be unmapped, moved, made writable or discarded
 //! (Chrome's and the kernel's hardening).
@@ -15,13 +16,15 @@
 //! a seal made by an inline system call (Go, Chrome) is found as one made
 //! through the C library.
 
-use ckpt_restorer::plan::{PlanFinal, FINAL_GUARD};
+use ckpt_restorer::plan::{PlanFinal, FINAL_GUARD, FINAL_POLICY};
 use core::mem::size_of;
 
 /// mseal(2).
 const SYS_MSEAL: libc::c_long = 462;
 /// MADV_GUARD_INSTALL.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
+/// get_mempolicy: the policy of the region holding the address.
+const MPOL_F_ADDR: libc::c_ulong = 1 << 1;
 
 /// Whether `[start, end)`, one whole mapping of the calling process with
 /// protection `prot`, is sealed: an mprotect to the protection it
@@ -39,6 +42,30 @@ pub fn sealed(start: u64, end: u64, prot: u32) -> bool {
         )
     };
     r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// The NUMA policy of the region holding `addr` if it has one of its
+/// own (mbind), else None. Writer context (a fork keeps each region's
+/// policy), or frozen. No allocation unless it has one.
+pub fn mempolicy(addr: u64) -> Option<crate::image::MemPolicy> {
+    let mut mode: i32 = 0;
+    let mut nodes = [0u64; crate::threads::NODE_WORDS];
+    // SAFETY: get_mempolicy(MPOL_F_ADDR) of this process's own address
+    // into locals sized for the node count given.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_get_mempolicy,
+            &mut mode,
+            nodes.as_mut_ptr(),
+            nodes.len() * 64,
+            addr,
+            MPOL_F_ADDR,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    crate::image::MemPolicy::of(mode, nodes.into_iter())
 }
 
 /// What the restore plan at `plan` (the restorer's mapping, still there
@@ -65,16 +92,31 @@ pub fn from_plan(plan: u64) -> Vec<PlanFinal> {
     })
 }
 
-/// Install guard pages again, then seal the sealed regions (`finals`,
-/// from [`from_plan`]). Post-restart, after every mapping of the image is
+/// Give regions their NUMA policy and install guard pages again, then
+/// seal the sealed regions (`finals`, from [`from_plan`]). Post-restart, after every mapping of the image is
 /// in place (shared memory mapped over its stand-in included): nothing
 /// unmaps or changes a sealed range after this. A refusal is said.
 pub fn restore(finals: &[PlanFinal]) {
     let mut sorted: Vec<&PlanFinal> = finals.iter().collect();
-    // Guards first: a sealed range refuses MADV_GUARD_INSTALL.
-    sorted.sort_by_key(|f| f.kind != FINAL_GUARD);
+    // Seals last: a sealed read-only range refuses MADV_GUARD_INSTALL.
+    sorted.sort_by_key(|f| f.kind != FINAL_GUARD && f.kind != FINAL_POLICY);
     for f in sorted {
-        let (what, rc) = if f.kind == FINAL_GUARD {
+        let (what, rc) = if f.kind == FINAL_POLICY {
+            // SAFETY: mbind of the program's own region from a local
+            // node mask of 64 bits; moves no page (no MPOL_MF_* flag).
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_mbind,
+                    f.start,
+                    f.len,
+                    f.mode,
+                    &f.nodes,
+                    64usize,
+                    0usize,
+                )
+            };
+            ("its NUMA memory policy cannot be given again", rc)
+        } else if f.kind == FINAL_GUARD {
             // SAFETY: the guard pages' range is the program's own, and the
             // image held no contents for it (they were not read).
             let rc =

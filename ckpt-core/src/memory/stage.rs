@@ -91,11 +91,13 @@ pub fn guards_changed() {
 }
 
 /// `r` as the image records a region left out of the fork, which the
-/// writer cannot ask the kernel about: whether it is sealed, asked now.
+/// writer cannot ask the kernel about: whether it is sealed and its
+/// NUMA policy, asked now.
 /// Frozen context.
 fn frozen_region(r: &Region) -> Region {
     let mut region = r.clone();
     region.sealed = super::guards::sealed(r.start, r.end, r.prot);
+    region.mempolicy = super::guards::mempolicy(r.start);
     region
 }
 

@@ -266,17 +266,23 @@ fn finals_are_read_back_and_checked() {
         start,
         len,
         kind,
-        _pad: 0,
+        mode: 0,
+        nodes: 0,
     };
     let good = [
         fin(DATA + 0x1000, 0x1000, FINAL_GUARD),
         fin(CODE, 0x1000, FINAL_SEAL),
+        fin(STACK, 0x4000, FINAL_POLICY),
     ];
     let bytes = plan(&good);
-    assert_eq!(bytes.len() as u64, plan_len(3, 2, 2, 2).unwrap());
+    assert_eq!(bytes.len() as u64, plan_len(3, 2, 2, 3).unwrap());
     let v = Plan::parse(&bytes).expect("valid plan with finals");
     assert_eq!(v.finals().collect::<Vec<_>>(), good);
-    expect_err(&plan(&[fin(DATA, 0x1000, 3)]), "unknown kind");
+    expect_err(&plan(&[fin(DATA, 0x1000, 4)]), "unknown kind");
+    expect_err(
+        &plan(&[fin(DATA, 0x1000, FINAL_POLICY)]),
+        "exactly one region",
+    );
     expect_err(
         &plan(&[fin(DATA + 1, 0x1000, FINAL_GUARD)]),
         "not page aligned",
