@@ -1,15 +1,16 @@
 //! Guard pages (MADV_GUARD_INSTALL, Linux 6.13), sealed ranges (mseal,
 //! Linux 6.10) and a region's own NUMA policy (mbind): what the kernel
 //! keeps on a range that a restart, which maps memory anew, must install
-//! again. A guard page faults when
-//! touched (an allocator's overrun barrier, a thread stack's guard); a
-//! sealed range cannot be unmapped, moved, made writable or discarded
-//! (Chrome's and the kernel's hardening).
+//! again. A guard page faults when touched (an allocator's overrun
+//! barrier, a thread stack's guard); a sealed range cannot be unmapped,
+//! moved, made writable or discarded (Chrome's and the kernel's
+//! hardening).
 //!
 //! Verbs: snapshot (the image writer, in its fork of the frozen program:
 //! guard pages are found while its pages are scanned, see `memory::scan`;
-//! a seal by [`sealed`]; a region left out of the fork takes the earlier
-//! image's guard pages and is asked [`sealed`] while frozen, see
+//! a seal by [`sealed`], a policy by [`mempolicy`]; a region left out of
+//! the fork takes the earlier image's guard pages and is asked the others
+//! while frozen, see
 //! `memory::stage`), [`restore`] (post-restart, once every mapping is in
 //! place: a sealed range cannot be changed after, from the plan's final
 //! steps, [`from_plan`]). No recording: both are read from the kernel, so
@@ -93,9 +94,10 @@ pub fn from_plan(plan: u64) -> Vec<PlanFinal> {
 }
 
 /// Give regions their NUMA policy and install guard pages again, then
-/// seal the sealed regions (`finals`, from [`from_plan`]). Post-restart, after every mapping of the image is
-/// in place (shared memory mapped over its stand-in included): nothing
-/// unmaps or changes a sealed range after this. A refusal is said.
+/// seal the sealed regions (`finals`, from [`from_plan`]). Post-restart,
+/// after every mapping of the image is in place (shared memory mapped
+/// over its stand-in included): nothing unmaps or changes a sealed range
+/// after this. A refusal is said.
 pub fn restore(finals: &[PlanFinal]) {
     let mut sorted: Vec<&PlanFinal> = finals.iter().collect();
     // Seals last: a sealed read-only range refuses MADV_GUARD_INSTALL.
