@@ -10,12 +10,11 @@
 //! guard pages are found while its pages are scanned, see `memory::scan`;
 //! a seal by [`sealed`], a policy by [`mempolicy`]; a region left out of
 //! the fork takes the earlier image's guard pages and is asked the others
-//! while frozen, see
-//! `memory::stage`), [`restore`] (post-restart, once every mapping is in
-//! place: a sealed range cannot be changed after, from the plan's final
-//! steps, [`from_plan`]). No recording: both are read from the kernel, so
-//! a seal made by an inline system call (Go, Chrome) is found as one made
-//! through the C library.
+//! while frozen, see `memory::stage`), [`restore`] (post-restart, once
+//! every mapping is in place: a sealed range cannot be changed after;
+//! from the plan's final steps, [`from_plan`]). No recording: all are
+//! read from the kernel, so a seal made by an inline system call (Go,
+//! Chrome) is found as one made through the C library.
 
 use ckpt_restorer::plan::{PlanFinal, FINAL_GUARD, FINAL_POLICY};
 use core::mem::size_of;
