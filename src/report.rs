@@ -495,6 +495,7 @@ pub mod tests {
             ioprio: None,
             mce_kill: None,
             mempolicy: None,
+            cpuid_faulting: false,
         }
     }
 

@@ -643,3 +643,12 @@ fn a_small_shared_mapped_file_that_is_gone_is_made_again() {
 fn a_threads_own_directory_umask_and_identity_come_back() {
     cycle_c_with("thread-own", "restart_thread_own.c", &[], Duration::ZERO);
 }
+
+/// CPUID faulting (arch_prctl ARCH_SET_CPUID) comes back on in the thread
+/// that had it and stays off in the other: the main thread's cpuid
+/// instructions go on raising SIGSEGV. Before, it came back off,
+/// silently.
+#[test]
+fn cpuid_faulting_comes_back_per_thread() {
+    cycle_c("cpuid-faulting", "restart_cpuid_faulting.c");
+}

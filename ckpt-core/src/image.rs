@@ -671,6 +671,9 @@ pub struct Thread {
     /// Its NUMA memory policy (set_mempolicy; None: the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mempolicy: Option<MemPolicy>,
+    /// CPUID faulting on (arch_prctl ARCH_SET_CPUID 0).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cpuid_faulting: bool,
     /// What it holds apart from its process (None: it shares all, and in
     /// older images). See `threads::own`.
     #[serde(default)]

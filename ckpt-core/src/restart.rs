@@ -332,6 +332,7 @@ fn resume(t: &Thread, p: &crate::image::Process) -> ! {
     threads::own::restore_fs(t);
     process::restore_credentials(p, own.and_then(|o| o.creds.as_ref()));
     process::restore_capabilities(p, own.and_then(|o| o.capabilities.as_deref()));
+    threads::restore_cpuid_faulting(t);
     alloc::scratch_end();
     interpose::set_errno(t.errno);
     // SAFETY: t.ucontext is the rt_sigframe's ucontext the kernel built

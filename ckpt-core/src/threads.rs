@@ -100,12 +100,19 @@ struct Slot {
     /// and its nodes.
     mempolicy: AtomicI32,
     mempolicy_nodes: [AtomicU64; NODE_WORDS],
+    /// CPUID faulting on (arch_prctl ARCH_SET_CPUID 0: its cpuid
+    /// instructions raise SIGSEGV, as emulators and record/replay tools
+    /// ask).
+    cpuid_faulting: AtomicBool,
 }
 
 /// CPUs whose affinity is kept (64 per word).
 const AFFINITY_WORDS: usize = 16;
 /// NUMA nodes a memory policy is kept for (64 per word).
 pub const NODE_WORDS: usize = 16;
+/// arch_prctl: whether the cpuid instruction is allowed (1) or faults (0).
+const ARCH_GET_CPUID: i32 = 0x1011;
+const ARCH_SET_CPUID: i32 = 0x1012;
 
 #[allow(clippy::declare_interior_mutable_const)]
 const EMPTY: Slot = Slot {
@@ -149,6 +156,7 @@ const EMPTY: Slot = Slot {
     mce_kill: AtomicI32::new(0),
     mempolicy: AtomicI32::new(0),
     mempolicy_nodes: [const { AtomicU64::new(0) }; NODE_WORDS],
+    cpuid_faulting: AtomicBool::new(false),
     affinity: [const { AtomicU64::new(0) }; AFFINITY_WORDS],
 };
 
@@ -466,6 +474,9 @@ fn note_scheduling(s: &Slot) {
     };
     s.mempolicy
         .store(if r == 0 { mode + 1 } else { 0 }, Relaxed);
+    // SAFETY: ARCH_GET_CPUID of the calling thread: 0 when faulting is on.
+    let cpuid = unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_GET_CPUID, 0usize) };
+    s.cpuid_faulting.store(cpuid == 0, Relaxed);
     for (w, n) in s.mempolicy_nodes.iter().zip(nodes) {
         w.store(n, Relaxed);
     }
@@ -508,6 +519,32 @@ pub fn restore_ioprio(t: &Thread) {
             ));
         }
     }
+}
+
+/// Turn CPUID faulting on again for the calling thread if `t` had it.
+/// Post-restart, last before the thread goes back to the program: from
+/// here on a cpuid instruction raises SIGSEGV.
+pub fn restore_cpuid_faulting(t: &Thread) {
+    if !t.cpuid_faulting {
+        return;
+    }
+    // SAFETY: ARCH_SET_CPUID of the calling thread, an integer.
+    if unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_SET_CPUID, 0usize) } != 0 {
+        crate::restart_report::warn(&format!(
+            "thread {}: CPUID faulting cannot be turned on again: {} (its cpuid instructions \
+             run instead of raising SIGSEGV)",
+            t.id,
+            std::io::Error::last_os_error()
+        ));
+    }
+}
+
+/// Allow the cpuid instruction in the calling thread (a writer forked
+/// from a thread with CPUID faulting on inherits it, and the codecs ask
+/// the CPU what it has). No allocation.
+pub fn allow_cpuid() {
+    // SAFETY: ARCH_SET_CPUID of the calling thread, an integer.
+    unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_SET_CPUID, 1usize) };
 }
 
 /// Give the calling thread the NUMA memory policy `t` had (set_mempolicy,
@@ -755,6 +792,7 @@ pub fn snapshot(
             pdeathsig: s.pdeathsig.load(Relaxed),
             ioprio: Some(s.ioprio.load(Relaxed) - 1).filter(|&p| p >= 0),
             mce_kill: Some(s.mce_kill.load(Relaxed) - 1).filter(|&p| p >= 0),
+            cpuid_faulting: state == ThreadState::Frozen && s.cpuid_faulting.load(Relaxed),
             mempolicy: crate::image::MemPolicy::of(
                 s.mempolicy.load(Relaxed) - 1,
                 s.mempolicy_nodes.iter().map(|w| w.load(Relaxed)),

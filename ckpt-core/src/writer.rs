@@ -566,6 +566,7 @@ fn nonce_of(job: &Job) -> u64 {
 /// writer uses stay open.
 fn detach(job: &Job) {
     sys::sigprocmask(libc::SIG_SETMASK, !0);
+    crate::threads::allow_cpuid();
     // SAFETY: setsid and prctl on ourselves (not a group leader: a new pid).
     unsafe {
         libc::syscall(libc::SYS_setsid);
