@@ -353,8 +353,8 @@ pub fn snapshot_itimers() -> Vec<Itimer> {
         // The real timer's reading is tied to the clock read around it: a
         // preemption between the two (seen in CI: 858 us) would put it
         // out of phase, so it is read again until both clock reads are
-        // close (at most four times).
-        for _ in 0..4 {
+        // close (at most sixteen times: CI's two busy cores preempt often).
+        for _ in 0..16 {
             let before = sys::clock_ns(libc::CLOCK_MONOTONIC);
             // SAFETY: getitimer into a live itimerval.
             unsafe { libc::syscall(libc::SYS_getitimer, which, &mut v) };
@@ -469,8 +469,9 @@ pub fn restore(timers: &[Timer], itimers: &[Itimer]) {
         // setitimer is relative only: a preemption between reading the
         // clock and arming makes the timer late by as much, so an expiry
         // at a set point is checked (getitimer) and armed again until it
-        // holds within 100 µs (a few tries).
-        for _ in 0..5 {
+        // holds within 100 µs (up to twenty tries: CI on 06ff915 and
+        // e0cf2d8, two busy cores, still missed it with five).
+        for _ in 0..20 {
             let left = due.map_or(remaining, |at| {
                 at.saturating_sub(sys::clock_ns(libc::CLOCK_MONOTONIC))
             });
