@@ -434,8 +434,9 @@ pub fn restore_tid(id: u32, tid: i32) {
 }
 
 /// The calling thread's scheduling: policy, priority, nice, CPU affinity,
-/// timer slack; and its parent-death signal (PR_SET_PDEATHSIG).
-/// Signal-safe (raw syscalls).
+/// timer slack; and its parent-death signal (PR_SET_PDEATHSIG), NUMA
+/// memory policy and CPUID faulting. Frozen, in the thread's own freeze
+/// handler: signal-safe (raw syscalls into locals, no allocation).
 fn note_scheduling(s: &Slot) {
     let mut pdeathsig: i32 = 0;
     // SAFETY: prctl queries of the calling thread (one writes an int local).
