@@ -80,3 +80,18 @@ fn a_chrooted_program_checkpointing_itself_is_refused() {
         "{said}"
     );
 }
+
+/// The real interval timer, due a few milliseconds after the program
+/// checkpoints itself, keeps its phase and its signal although the
+/// restart outlasts that expiry (tests/programs/api_timer_due_in_restart.c).
+/// Before, it was armed to fire at once and went on from there, out of
+/// phase by however long the restart outlasted it.
+#[test]
+fn an_interval_timer_due_during_the_restart_keeps_its_phase() {
+    let area = Area::new("capi-itimer");
+    let prog = build_with_api("tests/programs/api_timer_due_in_restart.c", area.path());
+    let want = reference_output(&area, &prog, &[] as &[&str]);
+    rs::self_checkpointed_cycle(&area, &prog, &[] as &[&str], &want);
+    let err = std::fs::read_to_string(area.file("err")).unwrap();
+    assert!(err.starts_with("restarted\nphase error: "), "{err}");
+}

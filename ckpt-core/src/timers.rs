@@ -471,10 +471,23 @@ pub fn restore(timers: &[Timer], itimers: &[Itimer]) {
         // at a set point is checked (getitimer) and armed again until it
         // holds within 100 µs (up to twenty tries: CI on 06ff915 and
         // e0cf2d8, two busy cores, still missed it with five).
+        let mut missed = false;
         for _ in 0..20 {
-            let left = due.map_or(remaining, |at| {
-                at.saturating_sub(sys::clock_ns(libc::CLOCK_MONOTONIC))
+            let now = sys::clock_ns(libc::CLOCK_MONOTONIC);
+            // An expiry the restart outlasted: the timer fired there (its
+            // SIGALRM is raised below) and goes on from there in phase,
+            // as the kernel forwards it from its expiry. Armed for "now",
+            // it would go on from the restart's own time instead (CI: an
+            // interval timer out of phase when its next expiry came
+            // within the restart).
+            let due = due.map(|at| match in_phase_after(at, it.interval_ns, now) {
+                Some(next) => {
+                    missed = true;
+                    next
+                }
+                None => at,
             });
+            let left = due.map_or(remaining, |at| at.saturating_sub(now));
             let v = libc::itimerval {
                 it_interval: tv(it.interval_ns),
                 it_value: tv(left.max(1000)),
@@ -499,7 +512,37 @@ pub fn restore(timers: &[Timer], itimers: &[Itimer]) {
                 break;
             }
         }
+        if missed {
+            // The signal of the expiry the restart outlasted, as the kernel
+            // sends it (SI_KERNEL); one already pending absorbs it.
+            let mut info = [0u8; 128];
+            info[..4].copy_from_slice(&libc::SIGALRM.to_ne_bytes());
+            info[8..12].copy_from_slice(&libc::SI_KERNEL.to_ne_bytes());
+            // SAFETY: rt_sigqueueinfo to our own process (any si_code is
+            // allowed to oneself) from a 128-byte siginfo.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigqueueinfo,
+                    sys::getpid(),
+                    libc::SIGALRM,
+                    info.as_ptr(),
+                )
+            };
+        }
     }
+}
+
+/// The first expiry of a periodic timer due at `at` (every `interval_ns`)
+/// that is still ahead of `now` by a microsecond, when `at` is not: None
+/// while `at` is ahead, or for a one-shot timer (armed for at once, it
+/// fires at once, and nothing follows it).
+fn in_phase_after(at: u64, interval_ns: u64, now: u64) -> Option<u64> {
+    let soon = now.saturating_add(1000);
+    if at > soon || interval_ns == 0 {
+        return None;
+    }
+    let periods = (soon - at) / interval_ns + 1;
+    Some(at.saturating_add(periods.saturating_mul(interval_ns)))
 }
 
 fn restore_one(t: &Timer) -> Result<(), String> {
@@ -564,4 +607,21 @@ fn restore_one(t: &Timer) -> Result<(), String> {
         None => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_phase_after;
+
+    #[test]
+    fn a_periodic_expiry_the_restart_outlasted_goes_on_in_phase() {
+        // Ahead of now: left as it is.
+        assert_eq!(in_phase_after(10_000_000, 100, 1_000_000), None);
+        // One-shot: fires at once.
+        assert_eq!(in_phase_after(1_000, 0, 5_000_000), None);
+        // Passed by 2.5 periods of 1 ms: the next one on the same grid.
+        assert_eq!(in_phase_after(1_000_000, 1_000_000, 3_500_000), Some(4_000_000));
+        // Due within the microsecond: the one after it.
+        assert_eq!(in_phase_after(1_000_500, 1_000_000, 1_000_000), Some(2_000_500));
+    }
 }
