@@ -215,6 +215,16 @@ fn checkpoint_of_a_program_in_a_mount_namespace_of_its_own_is_refused() {
     refused_state("mountns", "mount namespace of its own");
 }
 
+/// A thread with syscall user dispatch on (prctl, and syscall(SYS_prctl)):
+/// ckpt can neither stop it safely (while its selector says "block" its
+/// own system calls there would be trapped) nor turn it on again after a
+/// restart. Before, it came back off, silently (sweep D1-11).
+#[test]
+fn checkpoint_of_a_program_with_syscall_user_dispatch_is_refused() {
+    refused_state("dispatch", "syscall user dispatch");
+    refused_state("dispatch-raw", "syscall user dispatch");
+}
+
 /// What a restart could not bring back — a pipe to a process outside the
 /// job — is told when the checkpoint is taken, on stderr; stdout stays the
 /// image path alone. A child is part of the job (a tree image).

@@ -361,6 +361,13 @@ fn blocks_reserved(tid: i32) -> bool {
 /// itself stopped in the signal handler at `self_uc`. Allocation must
 /// already be routed to the scratch arena.
 pub fn freeze(timeout_ns: u64, self_uc: *mut c_void) -> Result<Frozen, String> {
+    if let Some(tid) = threads::syscall_dispatch_thread() {
+        return Err(format!(
+            "thread {tid} turned on syscall user dispatch (prctl PR_SET_SYSCALL_USER_DISPATCH): \
+             ckpt cannot stop it without its own system calls being trapped, nor turn it on \
+             again after a restart"
+        ));
+    }
     let started_ns = sys::monotonic_ns();
     signals::thread_queues_reset();
     let gen = GEN.fetch_add(1, AcqRel) + 1;

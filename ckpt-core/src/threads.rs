@@ -104,6 +104,9 @@ struct Slot {
     /// instructions raise SIGSEGV, as emulators and record/replay tools
     /// ask).
     cpuid_faulting: AtomicBool,
+    /// Syscall user dispatch turned on (prctl PR_SET_SYSCALL_USER_DISPATCH
+    /// through the C library or `syscall()`): see `syscall_dispatch_thread`.
+    syscall_dispatch: AtomicBool,
 }
 
 /// CPUs whose affinity is kept (64 per word).
@@ -157,6 +160,7 @@ const EMPTY: Slot = Slot {
     mempolicy: AtomicI32::new(0),
     mempolicy_nodes: [const { AtomicU64::new(0) }; NODE_WORDS],
     cpuid_faulting: AtomicBool::new(false),
+    syscall_dispatch: AtomicBool::new(false),
     affinity: [const { AtomicU64::new(0) }; AFFINITY_WORDS],
 };
 
@@ -179,6 +183,7 @@ fn claim(origin: Origin) -> Option<usize> {
             s.parked_gen.store(0, Relaxed);
             // A new thread has no rseq area of its own yet.
             s.own_rseq.store(0, Relaxed);
+            s.syscall_dispatch.store(false, Relaxed);
             crate::cputime::forget_thread(i);
             let id = if origin == Origin::Main {
                 1
@@ -396,6 +401,27 @@ pub fn record_rseq(area: u64, len: u32, sig: u32, unregister: bool) {
         s.own_rseq_sig.store(sig, Relaxed);
         s.own_rseq.store(area, Release);
     }
+}
+
+/// prctl(PR_SET_SYSCALL_USER_DISPATCH, mode) succeeded on the calling
+/// thread: dispatch is on for it unless `mode` is PR_SYS_DISPATCH_OFF.
+pub fn record_syscall_dispatch(mode: u64) {
+    let Some(i) = self_slot() else { return };
+    SLOTS[i].syscall_dispatch.store(mode != 0, Release);
+}
+
+/// A live thread that turned syscall user dispatch on, if any. Such a
+/// thread cannot be checkpointed: while its selector says "block", every
+/// system call outside its allowed range traps (SIGSYS, forced: blocked
+/// in ckpt's handler, it kills the process), the handler's return
+/// (rt_sigreturn) included, so ckpt can neither park it nor give it back
+/// its dispatch after a restart from a handler. Refused before any thread
+/// is signalled. Signal-safe.
+pub fn syscall_dispatch_thread() -> Option<i32> {
+    SLOTS
+        .iter()
+        .find(|s| s.state.load(Acquire) == ALIVE && s.syscall_dispatch.load(Acquire))
+        .map(|s| s.tid.load(Relaxed))
 }
 
 /// The calling thread's rseq registration, on the thread itself while it
@@ -707,6 +733,8 @@ pub fn reset_after_fork() {
         s.id.store(1, Relaxed);
         s.origin.store(Origin::Main as u8, Relaxed);
         s.tid.store(sys::gettid(), Relaxed);
+        // The kernel turns syscall user dispatch off in a child.
+        s.syscall_dispatch.store(false, Relaxed);
     } else {
         record_main(&Attrs::default());
     }

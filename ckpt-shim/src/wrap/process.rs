@@ -9,7 +9,7 @@
 use crate::config;
 use ckpt::process as rec;
 use ckpt_macros::interpose;
-use libc::{c_char, c_int, pid_t, rlimit};
+use libc::{c_char, c_int, c_ulong, pid_t, rlimit};
 
 /// The child's part (a control channel of its own) and waiting for a lazy
 /// restart's pages are done by the atfork handlers `init` registers,
@@ -370,5 +370,20 @@ unsafe fn waitid(
         }
         // WNOHANG: "nothing yet" reads as si_pid 0 again.
         *info = core::mem::zeroed();
+    }
+}
+
+/// prctl option turning syscall user dispatch on or off for the thread.
+pub const PR_SET_SYSCALL_USER_DISPATCH: c_int = 59;
+
+/// Syscall user dispatch turned on or off is noted for the calling thread:
+/// a checkpoint refuses a job with it on, saying why
+/// (`ckpt::threads::syscall_dispatch_thread`); every other option goes
+/// straight to the original.
+#[interpose(variadic = 1, when = option == PR_SET_SYSCALL_USER_DISPATCH)]
+unsafe fn prctl(option: c_int, a2: c_ulong, a3: c_ulong, a4: c_ulong, a5: c_ulong) -> c_int {
+    let _ = (a3, a4, a5);
+    if ret == 0 {
+        ckpt::threads::record_syscall_dispatch(a2 as u64);
     }
 }
