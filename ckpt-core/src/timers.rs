@@ -620,8 +620,14 @@ mod tests {
         // One-shot: fires at once.
         assert_eq!(in_phase_after(1_000, 0, 5_000_000), None);
         // Passed by 2.5 periods of 1 ms: the next one on the same grid.
-        assert_eq!(in_phase_after(1_000_000, 1_000_000, 3_500_000), Some(4_000_000));
+        assert_eq!(
+            in_phase_after(1_000_000, 1_000_000, 3_500_000),
+            Some(4_000_000)
+        );
         // Due within the microsecond: the one after it.
-        assert_eq!(in_phase_after(1_000_500, 1_000_000, 1_000_000), Some(2_000_500));
+        assert_eq!(
+            in_phase_after(1_000_500, 1_000_000, 1_000_000),
+            Some(2_000_500)
+        );
     }
 }

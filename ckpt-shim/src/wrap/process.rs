@@ -384,6 +384,6 @@ pub const PR_SET_SYSCALL_USER_DISPATCH: c_int = 59;
 unsafe fn prctl(option: c_int, a2: c_ulong, a3: c_ulong, a4: c_ulong, a5: c_ulong) -> c_int {
     let _ = (a3, a4, a5);
     if ret == 0 {
-        ckpt::threads::record_syscall_dispatch(a2 as u64);
+        ckpt::threads::record_syscall_dispatch(a2);
     }
 }
