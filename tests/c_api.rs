@@ -16,13 +16,16 @@ fn build(dir: &Path) -> PathBuf {
     build_with_api("examples/c_api.c", dir)
 }
 
-/// Compile `src` (from the project's root) against include/ckpt.h into `dir`.
+/// Compile `src` (from the project's root) against include/ckpt.h (and
+/// the test programs' headers) into `dir`.
 fn build_with_api(src: &str, dir: &Path) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = dir.join(Path::new(src).file_stem().unwrap());
     let st = Command::new("cc")
         .args(["-O1", "-Wall", "-I"])
         .arg(root.join("include"))
+        .arg("-I")
+        .arg(root.join("tests/programs"))
         .arg("-o")
         .arg(&out)
         .arg(root.join(src))

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "ckpt.h"
+#include "timer_phase.h"
 
 #define PERIOD_NS 50000000LL
 
@@ -78,13 +79,7 @@ int main(void) {
     long long err = 1LL << 60;
     for (int round = 0; round < 5; round++) {
         long long now = ns(), left = left_ns();
-        long long due = PERIOD_NS - (now - m0) % PERIOD_NS;
-        long long e = (left - due) % PERIOD_NS;
-        if (e > PERIOD_NS / 2)
-            e -= PERIOD_NS;
-        if (e < -PERIOD_NS / 2)
-            e += PERIOD_NS;
-        e = e < 0 ? -e : e;
+        long long e = phase_error_ns(m0, now, left, PERIOD_NS);
         err = e < err ? e : err;
     }
     fprintf(stderr, "phase error: %lld us\n", err / 1000);

@@ -16,6 +16,7 @@
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+#include "timer_phase.h"
 
 #define PERIOD_NS 100000000LL
 
@@ -25,16 +26,9 @@ static long long ns(clockid_t c) {
     return t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-/* How far the timer's next expiry (`left` from `now`) is from where its
- * start and period put it, in microseconds. */
+/* In microseconds. */
 static long long phase_error_us(long long start, long long now, long long left) {
-    long long due = PERIOD_NS - (now - start) % PERIOD_NS;
-    long long e = (left - due) % PERIOD_NS;
-    if (e > PERIOD_NS / 2)
-        e -= PERIOD_NS;
-    if (e < -PERIOD_NS / 2)
-        e += PERIOD_NS;
-    return (e < 0 ? -e : e) / 1000;
+    return phase_error_ns(start, now, left, PERIOD_NS) / 1000;
 }
 
 static volatile long alarms;
