@@ -389,6 +389,17 @@ fn ended_refusal(pid: i32) -> String {
     )
 }
 
+/// Whether process `pid`'s exit has begun (PF_EXITING in its stat
+/// flags): its memory may already be gone (no maps, so no shim seen in
+/// them) though it is not a zombie yet.
+fn exiting(pid: i32) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    stat_fields(pid)
+        .get(6)
+        .and_then(|f| f.parse::<u64>().ok())
+        .is_some_and(|f| f & PF_EXITING != 0)
+}
+
 /// A process started less than a second ago.
 fn young(pid: i32) -> bool {
     let start: u64 = stat_fields(pid)
@@ -484,7 +495,13 @@ fn take(root: i32, dir: Option<&Path>, timeout: Duration) -> Result<Done, String
             let Some(sock) = &p.socket else {
                 let since = *unshimmed.entry(p.pid).or_insert_with(Instant::now);
                 // One that is ending is waited for (until the deadline).
-                if since.elapsed() > Duration::from_secs(1) && !young(p.pid) && !runs_shim(p.pid) {
+                // (CI: one whose exit had just released its memory was
+                // called "does not run ckpt's shim".)
+                if since.elapsed() > Duration::from_secs(1)
+                    && !young(p.pid)
+                    && !runs_shim(p.pid)
+                    && !exiting(p.pid)
+                {
                     call_off_all(&session, &asked);
                     cleanup(&tmp);
                     return Err(refusal(std::slice::from_ref(p)).unwrap_or_default());
