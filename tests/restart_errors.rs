@@ -254,7 +254,7 @@ fn foreign_architecture_image_is_refused() {
 fn other_format_version_is_refused() {
     let v = victim("version");
     let p = copy_image(&v, "version.img");
-    rewrite_header(&p, |h| h.version = image::FORMAT_VERSION + 1);
+    rewrite_header(&p, |h| h.version = image::FORMAT_INCREMENTAL + 1);
     assert_refused(&v, &p, &[], &["version"]);
 }
 

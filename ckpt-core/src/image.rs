@@ -20,9 +20,22 @@ pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
 /// [`FORMAT_INCREMENTAL`] instead, so a ckpt that cannot follow such
 /// references refuses it rather than restoring its pages from the wrong
 /// file; a whole image keeps this version.
-pub const FORMAT_VERSION: u32 = 2;
+///
+/// 4 and 5 pack each region's extents ([`extents`]); 2 and 3, which name
+/// every extent's fields, are still read.
+pub const FORMAT_VERSION: u32 = 4;
 /// Version of an incremental image (one with [`Meta::deps`]).
-pub const FORMAT_INCREMENTAL: u32 = 3;
+pub const FORMAT_INCREMENTAL: u32 = 5;
+/// The versions before extents were packed: whole, incremental.
+const FORMAT_NAMED: [u32; 2] = [2, 3];
+
+/// Whether an image of format `version` is incremental (refers to
+/// earlier images).
+pub fn is_incremental(version: u32) -> bool {
+    version == FORMAT_INCREMENTAL || version == FORMAT_NAMED[1]
+}
+
+pub mod extents;
 /// ELF machine number of x86_64: images are refused on anything else.
 pub const ARCH_X86_64: u32 = 62;
 /// Size of the fixed header; metadata starts right after it.
@@ -65,7 +78,8 @@ impl fmt::Display for ImageError {
             ImageError::NotAnImage => write!(f, "not a ckpt image (bad magic)"),
             ImageError::Version(v) => write!(
                 f,
-                "image format version {v} is not supported (this ckpt reads version {FORMAT_VERSION})"
+                "image format version {v} is not supported (this ckpt reads versions {} to {FORMAT_INCREMENTAL})",
+                FORMAT_NAMED[0]
             ),
             ImageError::Arch(a) => write!(f, "image is for another architecture (ELF machine {a}, expected x86_64)"),
             ImageError::HeaderChecksum => write!(f, "corrupt image: header checksum mismatch"),
@@ -132,7 +146,11 @@ impl Header {
             data_offset: u64_at(48),
             data_len: u64_at(56),
         };
-        if h.version != FORMAT_VERSION && h.version != FORMAT_INCREMENTAL {
+        if ![FORMAT_VERSION, FORMAT_INCREMENTAL]
+            .iter()
+            .chain(&FORMAT_NAMED)
+            .any(|&v| v == h.version)
+        {
             return Err(ImageError::Version(h.version));
         }
         if h.arch != ARCH_X86_64 {
@@ -1306,7 +1324,9 @@ pub struct Region {
     /// 0: not kept (read-only, over the limit, or an older image).
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub kept: u64,
-    /// Raw extents of this region stored in the data section.
+    /// Raw extents of this region stored in the data section (packed:
+    /// see [`extents`]).
+    #[serde(with = "extents")]
     pub extents: Vec<Extent>,
     /// Guard pages in it (MADV_GUARD_INSTALL), as (start, length): not
     /// read (a read kills the reader); installed again at restart (see

@@ -48,7 +48,7 @@ pub fn structure(header: &Header, meta: &Meta, file_len: u64) -> Result<(), Imag
     if header.flags != 0 {
         return Err(layout(format!("unknown header flags {:#x}", header.flags)));
     }
-    if (header.version == image::FORMAT_INCREMENTAL) == meta.deps.is_empty() {
+    if image::is_incremental(header.version) == meta.deps.is_empty() {
         return Err(layout(format!(
             "format version {} with {} earlier images referred to",
             header.version,

@@ -455,6 +455,10 @@ fn serve(
     lazy: bool,
     then: &dyn Fn() -> Result<(), String>,
 ) -> bool {
+    // Planned while the restorer sets the program up (it waits for the
+    // pager only from the handover on).
+    let (late, late_deps) = (late.is_some(), late.unwrap_or(&[]));
+    let planned = fill::plan(meta, sources, late_deps, lazy, late);
     let (uffd, tag) = match recv_fd(sock) {
         Ok(Some(got)) => got,
         // The restorer ended before (its exit status says why).
@@ -496,18 +500,9 @@ fn serve(
         r
     };
     let mut verdict = Ok(());
-    let (late, late_deps) = (late.is_some(), late.unwrap_or(&[]));
-    let mut filled = fill::fill(
-        uffd.as_raw_fd(),
-        meta,
-        sources,
-        late_deps,
-        lazy,
-        late,
-        &mut || {
-            verdict = answer(true);
-        },
-    );
+    let mut filled = fill::fill(uffd.as_raw_fd(), planned, sources, lazy, &mut || {
+        verdict = answer(true);
+    });
     // Closed once all is in: the regions are plain memory again (lazy:
     // once the command closed its copy too).
     drop(uffd);
