@@ -1761,6 +1761,12 @@ mod tests {
         let mut v = bytes.clone();
         v[..HEADER_LEN].copy_from_slice(&foreign.encode());
         assert_eq!(parse(&v).unwrap_err(), ImageError::Version(99));
+        // Images of the versions before extents were packed are read.
+        for old in FORMAT_NAMED {
+            foreign.version = old;
+            v[..HEADER_LEN].copy_from_slice(&foreign.encode());
+            assert!(parse(&v).is_ok(), "version {old}");
+        }
         foreign.version = FORMAT_VERSION;
         foreign.arch = 183;
         v[..HEADER_LEN].copy_from_slice(&foreign.encode());
