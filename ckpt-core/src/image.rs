@@ -6,12 +6,15 @@
 //! 0      header (HEADER_LEN bytes, little-endian, checksummed)
 //! 4096   data: raw page extents, 4 KiB aligned, each described and
 //!        checksummed in `Meta` (restart can map them straight from the file)
-//! end    metadata: MessagePack of [`Meta`] (named fields), xxh3-checksummed;
+//! end    metadata: MessagePack of [`Meta`] (named fields, but each
+//!        region's extents packed: see [`extents`]), xxh3-checksummed;
 //!        written last, so the extents it lists are known
 //! ```
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+pub mod extents;
 
 /// First bytes of every image.
 pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
@@ -35,7 +38,6 @@ pub fn is_incremental(version: u32) -> bool {
     version == FORMAT_INCREMENTAL || version == FORMAT_NAMED[1]
 }
 
-pub mod extents;
 /// ELF machine number of x86_64: images are refused on anything else.
 pub const ARCH_X86_64: u32 = 62;
 /// Size of the fixed header; metadata starts right after it.
