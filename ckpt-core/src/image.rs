@@ -148,10 +148,8 @@ impl Header {
             data_offset: u64_at(48),
             data_len: u64_at(56),
         };
-        if ![FORMAT_VERSION, FORMAT_INCREMENTAL]
-            .iter()
-            .chain(&FORMAT_NAMED)
-            .any(|&v| v == h.version)
+        if !matches!(h.version, FORMAT_VERSION | FORMAT_INCREMENTAL)
+            && !FORMAT_NAMED.contains(&h.version)
         {
             return Err(ImageError::Version(h.version));
         }

@@ -102,6 +102,8 @@ impl Layout {
             .enumerate()
             .flat_map(|(j, ps)| ps.iter().map(move |p| (p.addr, p.end(), j)))
             .collect();
+        // Stable: it merges the runs the parts come in (each source's
+        // parts by address) in one pass, where an unstable sort did not.
         self.index.sort();
     }
 
@@ -184,14 +186,10 @@ pub(super) fn plan(
 ) -> Result<Plan, String> {
     // (job, part): `None` for a deferred extent nothing takes pages
     // from (checked all the same). Its place in the file is the job's.
-    let deferred_count: usize = late_deps.iter().skip(1).map(Vec::len).sum();
+    // About one piece per extent (an estimate: grown if need be).
     let mut pieces: Vec<(Job, Option<Part>)> = Vec::with_capacity(
-        meta.regions
-            .iter()
-            .filter(|r| super::paged_region(r, lazy))
-            .map(|r| r.extents.len())
-            .sum::<usize>()
-            + deferred_count,
+        meta.regions.iter().map(|r| r.extents.len()).sum::<usize>()
+            + late_deps.iter().map(Vec::len).sum::<usize>(),
     );
     let mut total = 0;
     let deferred = |src: usize| late_deps.get(src).filter(|_| late && src > 0);
