@@ -28,6 +28,10 @@ static BASE: AtomicUsize = AtomicUsize::new(0);
 static LEN: AtomicUsize = AtomicUsize::new(ARENA_LEN);
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 static HIGH_WATER: AtomicUsize = AtomicUsize::new(0);
+/// In an image writer: the arena's use when it forked. What lies below is
+/// the checkpoint's, stored in the image as it was: never handed out
+/// again there (`dealloc` does not take it back). 0 elsewhere.
+static FLOOR: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     static SCRATCH: Cell<bool> = const { Cell::new(false) };
@@ -96,8 +100,22 @@ pub fn scratch_begin() -> Result<(), String> {
         unsafe { libc::madvise(BASE.load(Relaxed) as *mut _, used, libc::MADV_DONTNEED) };
     }
     NEXT.store(0, Relaxed);
+    FLOOR.store(0, Relaxed);
     SCRATCH.with(|s| s.set(true));
     Ok(())
+}
+
+/// In the image writer, first thing after the fork: the arena's use now
+/// is the checkpoint's (see `FLOOR`).
+pub fn writer_forked() {
+    FLOOR.store(NEXT.load(Relaxed), Relaxed);
+}
+
+/// The arena's use when this image writer forked (None outside a
+/// writer: a checkpoint always has allocated by then).
+pub fn writer_floor() -> Option<usize> {
+    let f = FLOOR.load(Relaxed);
+    (f != 0).then_some(f)
 }
 
 /// The arena's mapping (address, length), once mapped.
@@ -157,7 +175,9 @@ unsafe impl GlobalAlloc for ShimAllocator {
         // rather than handed to a possibly locked malloc.
         if in_arena(p) {
             let at = p as usize - BASE.load(Relaxed);
-            let _ = NEXT.compare_exchange(at + l.size(), at, Relaxed, Relaxed);
+            if at >= FLOOR.load(Relaxed) {
+                let _ = NEXT.compare_exchange(at + l.size(), at, Relaxed, Relaxed);
+            }
         } else if !scratch_on() {
             System.dealloc(p, l)
         }

@@ -978,6 +978,9 @@ pub(crate) struct Own {
     sp: u64,
     tp: u64,
     arena: (u64, u64),
+    /// Where the arena's pages in use at the writer's fork end (see
+    /// `arena_parts`); None outside a writer.
+    arena_live: Option<u64>,
 }
 
 /// Whether the writer gives up stored pages (off until the python
@@ -999,6 +1002,24 @@ impl Own {
             sp: core::ptr::addr_of!(here) as u64,
             tp: crate::glibc::thread_pointer(),
             arena: crate::alloc::arena_range().map_or((0, 0), |(a, l)| (a as u64, (a + l) as u64)),
+            arena_live: crate::alloc::arena_range()
+                .zip(crate::alloc::writer_floor())
+                .map(|((a, _), f)| (a + f).next_multiple_of(PAGE as usize) as u64),
+        }
+    }
+
+    /// ckpt's arena in two parts: the pages in use when the writer forked
+    /// (the checkpoint's values, which the restored thread returns
+    /// through: always stored as the writer holds them, never taken from
+    /// an earlier image, since some were written after the round's scan),
+    /// and the rest, which nothing reads again (the previous window's
+    /// leftovers, the writer's own allocations: never stored; a restart
+    /// gives zeros there, and the next window allocates over them). Both
+    /// empty outside a writer.
+    fn arena_parts(&self) -> ((u64, u64), (u64, u64)) {
+        match self.arena_live {
+            Some(live) => ((self.arena.0, live), (live, self.arena.1)),
+            None => ((0, 0), (0, 0)),
         }
     }
 
@@ -1010,16 +1031,21 @@ impl Own {
     /// the arenas of other threads, mappings of at most HEAP_MAX_SIZE
     /// (64 MiB) aligned to it; a large malloc is a mapping of its own.
     pub(crate) fn program_only(&self, r: &Region) -> bool {
-        let holds = |a: u64| r.start <= a && a < r.end;
         let malloc_heap = r.path == "[heap]"
             || (r.start.is_multiple_of(MALLOC_HEAP_MAX) && r.end - r.start <= MALLOC_HEAP_MAX);
         r.kind == RegionKind::Anonymous
             && !r.shared
             && !r.grows_down
             && !malloc_heap
-            && !holds(self.sp)
-            && !holds(self.tp)
+            && !self.holds_thread(r)
             && (r.end <= self.arena.0 || self.arena.1 <= r.start)
+    }
+
+    /// Whether `r` holds the stack or the TLS of the thread that forked
+    /// the writer.
+    fn holds_thread(&self, r: &Region) -> bool {
+        let holds = |a: u64| r.start <= a && a < r.end;
+        holds(self.sp) || holds(self.tp)
     }
 
     /// Whether the writer may drop its copy of `r`'s pages once they are
@@ -1084,7 +1110,10 @@ impl Writer<'_> {
             };
         }
         let mut failed = None;
-        let referable = r.kind == RegionKind::Anonymous && !r.shared;
+        // The checkpointing thread's stack and TLS are written after the
+        // round's scan too (the calls that fork this writer): stored as
+        // they are, like the arena's live part.
+        let referable = r.kind == RegionKind::Anonymous && !r.shared && !self.own.holds_thread(r);
         let file = r.kind == RegionKind::FilePrivate;
         // Off: a python program's writer still died after releasing
         // ("memory allocation of 256 bytes failed") with malloc heaps
@@ -1106,7 +1135,17 @@ impl Writer<'_> {
                     if self.release.is_some_and(|from| a >= from + RELEASE_STEP) {
                         self.release_below(a, false);
                     }
-                    if referable {
+                    let (live, dead) = self.own.arena_parts();
+                    if dead.0 <= a && a < dead.1 {
+                        // Nothing the restored program reads: not stored.
+                        if let Err(e) = self.flush(r) {
+                            failed = Some(e);
+                            return;
+                        }
+                        a = dead.1.min(addr + len);
+                        continue;
+                    }
+                    if referable && !(live.0 <= a && a < live.1) {
                         let end = addr + len;
                         if let Some(held) = self.earlier.as_mut().and_then(|e| e.find(a, end)) {
                             if let Err(e) = self.flush(r) {

@@ -351,6 +351,8 @@ pub(crate) fn kill(pid: i32) {
 
 /// The writer's life: detach, write, publish, answer, end.
 fn writer_main(job: &Job) -> ! {
+    // Before anything allocates: what the arena holds now is the image's.
+    crate::alloc::writer_forked();
     // ckpt's own process: what it writes (the image, its rename, a fold's)
     // is not the job's. A copy of a coordinating thread that was not
     // inside a wrapper would otherwise log the images in the job's log as
