@@ -62,14 +62,8 @@ fn chain(area: &Area, codec: &str) -> (PathBuf, PathBuf, PathBuf, Vec<u8>) {
         &[&flag],
         area.path(),
     );
-    let mut kid = start(cmd, Out::File(&out), &area.file("err"), "under ckpt");
-    wait_marker(&mut kid, &ctl.join("phase1")).unwrap_or_else(|e| panic!("{e}"));
-    let first = common::checkpoint(kid.pid(), Some(&area.images)).unwrap();
-    common::touch(&ctl.join("go1"));
-    wait_marker(&mut kid, &ctl.join("phase2")).unwrap_or_else(|e| panic!("{e}"));
-    let second = common::checkpoint(kid.pid(), Some(&area.images)).unwrap();
-    kid.kill();
-    common::touch(&ctl.join("go2"));
+    let kid = start(cmd, Out::File(&out), &area.file("err"), "under ckpt");
+    let (first, second) = rs::checkpoint_at_phases(kid, &ctl, &area.images);
     (first, second, out, want)
 }
 

@@ -41,14 +41,8 @@ fn two_checkpoints(area: &Area, keep: Option<&str>) -> (PathBuf, PathBuf, PathBu
         cmd = std::process::Command::new(common::ckpt_bin());
         cmd.args(&args).current_dir(area.path());
     }
-    let mut kid = start(cmd, Out::File(&out), &area.file("err"), "under ckpt");
-    wait_marker(&mut kid, &ctl.join("phase1")).unwrap_or_else(|e| panic!("{e}"));
-    let first = common::checkpoint(kid.pid(), Some(&area.images)).unwrap();
-    common::touch(&ctl.join("go1"));
-    wait_marker(&mut kid, &ctl.join("phase2")).unwrap_or_else(|e| panic!("{e}"));
-    let second = common::checkpoint(kid.pid(), Some(&area.images)).unwrap();
-    kid.kill();
-    common::touch(&ctl.join("go2"));
+    let kid = start(cmd, Out::File(&out), &area.file("err"), "under ckpt");
+    let (first, second) = rs::checkpoint_at_phases(kid, &ctl, &area.images);
     (first, second, out, want)
 }
 
@@ -458,15 +452,14 @@ fn a_checkpoint_gathering_less_than_the_one_before_restarts_exact() {
         let want = rs::reference_output(&area, &prog, &[plain_ctl.as_os_str(), n.as_ref()]);
         let ctl = area.sub("ctl");
         let out = area.file("out");
-        let cmd = run_cmd(&prog, &[ctl.as_os_str(), n.as_ref()], area.path(), &area.images);
-        let mut kid = start(cmd, Out::File(&out), &area.file("err"), "under ckpt");
-        wait_marker(&mut kid, &ctl.join("phase1")).unwrap_or_else(|e| panic!("{e}"));
-        let first = common::checkpoint(kid.pid(), Some(&area.images)).unwrap();
-        common::touch(&ctl.join("go1"));
-        wait_marker(&mut kid, &ctl.join("phase2")).unwrap_or_else(|e| panic!("{e}"));
-        let second = common::checkpoint(kid.pid(), Some(&area.images)).unwrap();
-        kid.kill();
-        common::touch(&ctl.join("go2"));
+        let cmd = run_cmd(
+            &prog,
+            &[ctl.as_os_str(), n.as_ref()],
+            area.path(),
+            &area.images,
+        );
+        let kid = start(cmd, Out::File(&out), &area.file("err"), "under ckpt");
+        let (first, second) = rs::checkpoint_at_phases(kid, &ctl, &area.images);
         let name = first.file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(
             common::image_deps(&second),

@@ -354,6 +354,21 @@ pub fn start_until(cmd: Command, out: &Path, err: &Path, label: &str, marker: &s
     kid
 }
 
+/// A program of the phase protocol (markers `phase1`, `phase2` in `ctl`,
+/// waiting for `go1`, `go2`): a checkpoint into `images` at each phase,
+/// then SIGKILL (and `go2`, for a program left over). Returns the two
+/// images.
+pub fn checkpoint_at_phases(mut kid: Kid, ctl: &Path, images: &Path) -> (PathBuf, PathBuf) {
+    wait_marker(&mut kid, &ctl.join("phase1")).unwrap_or_else(|e| panic!("{e}"));
+    let first = common::checkpoint(kid.pid(), Some(images)).unwrap();
+    common::touch(&ctl.join("go1"));
+    wait_marker(&mut kid, &ctl.join("phase2")).unwrap_or_else(|e| panic!("{e}"));
+    let second = common::checkpoint(kid.pid(), Some(images)).unwrap();
+    kid.kill();
+    common::touch(&ctl.join("go2"));
+    (first, second)
+}
+
 /// Wait (bounded) for a marker file the program writes in its control dir.
 pub fn wait_marker(kid: &mut Kid, path: &Path) -> Result<String, String> {
     wait_file(kid, path, |d| !d.is_empty(), common::READY_TIMEOUT)?;

@@ -20,7 +20,10 @@
 //! missing, and closing the userfaultfd clears every protection. A page
 //! that is unchanged has the content it had at the previous round's
 //! freeze — the content the previous image stored (or zero, where it
-//! stored nothing).
+//! stored nothing). Except what the checkpointing thread itself writes
+//! after the scan, before the writer forks (its stack and TLS, ckpt's
+//! arena): the writer never takes those from an earlier image
+//! (`memory::Own`).
 //!
 //! Verbs: [`collect`] (frozen, in the coordinating thread: the round),
 //! [`round`] (in the writer child: what the round found), [`forget`]
