@@ -990,6 +990,13 @@ const RELEASE_ON: bool = false;
 const RELEASE_MIN: u64 = 4 << 20;
 /// Stored pages are given up this many bytes at a time.
 const RELEASE_STEP: u64 = 64 << 20;
+/// How far above the checkpointing thread's stack pointer (and below its
+/// thread pointer: the static TLS) it may have written after the round's
+/// scan: its frames from the checkpoint call to the writer's fork.
+const OWN_WINDOW: u64 = 1 << 20;
+/// The thread's descriptor above its thread pointer (glibc's struct
+/// pthread, about 2.3 KiB).
+const TCB_WINDOW: u64 = 64 << 10;
 /// glibc's HEAP_MAX_SIZE on 64-bit: a thread arena's heap mapping is at
 /// most this long and aligned to it.
 const MALLOC_HEAP_MAX: u64 = 64 << 20;
@@ -1039,6 +1046,21 @@ impl Own {
             && !malloc_heap
             && !self.holds_thread(r)
             && (r.end <= self.arena.0 || self.arena.1 <= r.start)
+    }
+
+    /// Whether page `a` may have been written by the checkpointing thread
+    /// after the round's scan, before the writer forked: the arena's live
+    /// part, its stack from the fork up through its checkpoint call, its
+    /// TLS. Such a page is stored as the writer holds it, never taken
+    /// from an earlier image (which holds it as the previous checkpoint
+    /// left it). Windows around the two pointers rather than the whole
+    /// regions: a thread's mapping may have merged with the program's.
+    fn written_after_round(&self, a: u64) -> bool {
+        let live = self.arena_parts().0;
+        let sp = self.sp & !(PAGE - 1);
+        (live.0 <= a && a < live.1)
+            || (sp <= a && a < sp + OWN_WINDOW)
+            || (self.tp.saturating_sub(OWN_WINDOW) <= a && a < self.tp + TCB_WINDOW)
     }
 
     /// Whether `r` holds the stack or the TLS of the thread that forked
@@ -1110,10 +1132,7 @@ impl Writer<'_> {
             };
         }
         let mut failed = None;
-        // The checkpointing thread's stack and TLS are written after the
-        // round's scan too (the calls that fork this writer): stored as
-        // they are, like the arena's live part.
-        let referable = r.kind == RegionKind::Anonymous && !r.shared && !self.own.holds_thread(r);
+        let referable = r.kind == RegionKind::Anonymous && !r.shared;
         let file = r.kind == RegionKind::FilePrivate;
         // Off: a python program's writer still died after releasing
         // ("memory allocation of 256 bytes failed") with malloc heaps
@@ -1135,7 +1154,7 @@ impl Writer<'_> {
                     if self.release.is_some_and(|from| a >= from + RELEASE_STEP) {
                         self.release_below(a, false);
                     }
-                    let (live, dead) = self.own.arena_parts();
+                    let dead = self.own.arena_parts().1;
                     if dead.0 <= a && a < dead.1 {
                         // Nothing the restored program reads: not stored.
                         if let Err(e) = self.flush(r) {
@@ -1145,7 +1164,7 @@ impl Writer<'_> {
                         a = dead.1.min(addr + len);
                         continue;
                     }
-                    if referable && !(live.0 <= a && a < live.1) {
+                    if referable && !self.own.written_after_round(a) {
                         let end = addr + len;
                         if let Some(held) = self.earlier.as_mut().and_then(|e| e.find(a, end)) {
                             if let Err(e) = self.flush(r) {
