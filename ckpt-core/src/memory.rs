@@ -1056,11 +1056,32 @@ impl Own {
     /// left it). Windows around the two pointers rather than the whole
     /// regions: a thread's mapping may have merged with the program's.
     fn written_after_round(&self, a: u64) -> bool {
-        let live = self.arena_parts().0;
+        self.own_ranges().iter().any(|&(lo, hi)| lo <= a && a < hi)
+    }
+
+    /// Where the ranges `written_after_round` and `arena_parts` name begin
+    /// or end first above `a`: a reference to an earlier image that
+    /// starts at `a` must end there (a region may hold them merged with
+    /// the program's memory).
+    fn next_bound(&self, a: u64) -> u64 {
+        let dead = self.arena_parts().1;
+        self.own_ranges()
+            .iter()
+            .chain([&dead])
+            .flat_map(|&(lo, hi)| [lo, hi])
+            .filter(|&b| b > a)
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// The arena's live part, the stack window, the TLS window.
+    fn own_ranges(&self) -> [(u64, u64); 3] {
         let sp = self.sp & !(PAGE - 1);
-        (live.0 <= a && a < live.1)
-            || (sp <= a && a < sp + OWN_WINDOW)
-            || (self.tp.saturating_sub(OWN_WINDOW) <= a && a < self.tp + TCB_WINDOW)
+        [
+            self.arena_parts().0,
+            (sp, sp + OWN_WINDOW),
+            (self.tp.saturating_sub(OWN_WINDOW), self.tp + TCB_WINDOW),
+        ]
     }
 
     /// Whether `r` holds the stack or the TLS of the thread that forked
@@ -1164,9 +1185,14 @@ impl Writer<'_> {
                         a = dead.1.min(addr + len);
                         continue;
                     }
-                    if referable && !self.own.written_after_round(a) {
-                        let end = addr + len;
-                        if let Some(held) = self.earlier.as_mut().and_then(|e| e.find(a, end)) {
+                    if referable {
+                        let held = match &mut self.earlier {
+                            Some(e) if !self.own.written_after_round(a) => {
+                                e.find(a, (addr + len).min(self.own.next_bound(a)))
+                            }
+                            _ => None,
+                        };
+                        if let Some(held) = held {
                             if let Err(e) = self.flush(r) {
                                 failed = Some(e);
                                 return;
