@@ -631,6 +631,22 @@ fn losses(
             ))
         }))
         .chain(meta.fds.iter().filter_map(|f| {
+            f.socket.as_ref().filter(|s| {
+                s.options.iter().any(|o| {
+                    (o.level, o.name) == (libc::IPPROTO_IP, libc::IP_MULTICAST_IF)
+                        && o.value.is_empty()
+                })
+            })?;
+            Some(format!(
+                "descriptor {} ({}) may send multicast on an interface it named by index, which \
+                 ckpt could not keep (more than {} sockets named one so between two \
+                 checkpoints): a restart sends on the default interface",
+                f.fd,
+                f.path,
+                ckpt::files::MULTICAST_INTERFACES_KEPT
+            ))
+        }))
+        .chain(meta.fds.iter().filter_map(|f| {
             f.socket.as_ref().filter(|s| s.urgent)?;
             Some(format!(
                 "descriptor {} ({}) has an urgent (out-of-band) byte waiting to be read: a restart \

@@ -806,7 +806,9 @@ fn a_packet_socket_comes_back_bound_to_its_interface() {
 /// A UDP socket's IP multicast memberships come back on their interface,
 /// with their source filters (one group any source, one include filter,
 /// one exclude filter; an unjoined group stays unheard). Before, the
-/// restarted socket had left every group, silently.
+/// restarted socket had left every group, silently. And a sender that
+/// named its interface by index alone (read back as 0.0.0.0) still sends
+/// there: before, its datagrams went out by the default route, unheard.
 #[test]
 fn multicast_memberships_come_back_with_their_filters() {
     let said = cycle_c("multicast", "restart_multicast.c");

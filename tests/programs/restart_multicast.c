@@ -5,7 +5,8 @@
  * 239.255.77.4 is sent to as well. Each step sends one datagram to each
  * group (from 127.0.0.1) and prints which arrived; after step 19 it
  * idles a second, when the test checkpoints (datagrams waiting to be
- * read are not in an image). Before, the restarted
+ * read are not in an image). A second sender names the interface it
+ * sends on by index alone (IP_MULTICAST_IF with a struct ip_mreqn). Before, the restarted
  * socket had left every group: nothing arrived, and nobody said so. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -56,6 +57,12 @@ int main(void) {
     unsigned char loop = 1;
     setsockopt(s, IPPROTO_IP, IP_MULTICAST_IF, &ifa, sizeof ifa);
     setsockopt(s, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof loop);
+    /* A second sender names the loopback interface by index alone (the
+     * kernel reads back 0.0.0.0 for it): without it, its datagrams to
+     * group 1 go out by the default route and are not heard here. */
+    int s2 = socket(AF_INET, SOCK_DGRAM, 0);
+    struct ip_mreqn by_index = {.imr_ifindex = lo};
+    if (setsockopt(s2, IPPROTO_IP, IP_MULTICAST_IF, &by_index, sizeof by_index)) perror("multicast if");
     for (int step = 0; step < 40; step++) {
         for (int k = 1; k <= 4; k++) {
             struct sockaddr_in to = group(k, port);
@@ -63,7 +70,13 @@ int main(void) {
             int n = snprintf(msg, sizeof msg, "%d %d", step, k);
             sendto(s, msg, n, 0, (struct sockaddr *)&to, sizeof to);
         }
-        int got[5] = {0};
+        {
+            struct sockaddr_in to = group(1, port);
+            char msg[32];
+            int n = snprintf(msg, sizeof msg, "%d 5", step);
+            sendto(s2, msg, n, 0, (struct sockaddr *)&to, sizeof to);
+        }
+        int got[6] = {0};
         struct pollfd p = {.fd = r, .events = POLLIN};
         while (poll(&p, 1, 50) == 1) {
             char buf[64];
@@ -71,10 +84,10 @@ int main(void) {
             if (n <= 0) break;
             buf[n] = 0;
             int st, k;
-            if (sscanf(buf, "%d %d", &st, &k) == 2 && st == step && k >= 1 && k <= 4) got[k]++;
+            if (sscanf(buf, "%d %d", &st, &k) == 2 && st == step && k >= 1 && k <= 5) got[k]++;
         }
-        printf("step %d: group 1 %d, group 2 %d, group 3 %d, group 4 %d\n", step, got[1], got[2], got[3],
-               got[4]);
+        printf("step %d: group 1 %d, group 2 %d, group 3 %d, group 4 %d, group 1 by index %d\n", step, got[1],
+               got[2], got[3], got[4], got[5]);
         fflush(stdout);
         if (step == 19) usleep(1000000);
         if (step == 0 && got[1] != 1) {

@@ -836,6 +836,9 @@ pub mod joblog;
 mod locks;
 pub(crate) mod mqueue;
 pub(crate) mod multicast;
+pub use multicast::{
+    record_interface as record_multicast_interface, INTERFACES as MULTICAST_INTERFACES_KEPT,
+};
 pub(crate) mod restore;
 mod snapshot;
 pub(crate) mod sockets;

@@ -9,6 +9,15 @@
 //!
 //! Verbs: `snapshot` (frozen: raw reads, scratch allocation), `restore`
 //! (post-restart, on the socket made again).
+//!
+//! And the interface a socket sends multicast on (IP_MULTICAST_IF): the
+//! kernel reads back only its address, 0 when the program named the
+//! interface by index alone (`struct ip_mreqn`). `record_interface` (the
+//! setsockopt wrapper) keeps what was set, by the socket's inode, and
+//! `interface` gives it to the checkpoint, which saves it as the option's
+//! value: set again as it was.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
 use crate::image::McastGroup;
 
@@ -222,5 +231,149 @@ mod tests {
         let v6: Vec<u8> = (0..16).collect();
         assert_eq!(address(&sockaddr(&v6)), v6);
         assert_eq!(shown(&v4), "239.0.0.1");
+    }
+}
+
+/// Sockets whose IP_MULTICAST_IF was set with a `struct ip_mreqn` (index
+/// and address), by inode: the inode (0: free) and the index and
+/// address packed. Each checkpoint frees the entries of sockets no longer
+/// open (`sweep_interfaces`); a socket past the table's size is said at
+/// checkpoint.
+pub const INTERFACES: usize = 1024;
+static IF_INO: [AtomicU64; INTERFACES] = [const { AtomicU64::new(0) }; INTERFACES];
+static IF_SET: [AtomicU64; INTERFACES] = [const { AtomicU64::new(0) }; INTERFACES];
+/// Entries a socket of the checkpoint under way matched.
+static IF_SEEN: [AtomicBool; INTERFACES] = [const { AtomicBool::new(false) }; INTERFACES];
+/// An entry being filled.
+const CLAIMED: u64 = u64::MAX;
+/// Set for good when a socket found no room in the table (it may still
+/// be open: every socket whose interface reads 0 is then said).
+static IF_FULL: AtomicBool = AtomicBool::new(false);
+
+fn inode(fd: i32) -> Option<u64> {
+    // SAFETY: fstat into a zeroed local.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    (unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_ino != 0).then_some(st.st_ino)
+}
+
+/// After a successful `setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, val,
+/// len)`: keep the index the kernel will not read back (a shorter value
+/// names the interface by address, which it does: forgotten). Lock-free
+/// (compare-and-swap on a fixed table); called from the wrapper.
+///
+/// # Safety
+/// `val` points to `len` readable bytes (the kernel just read them).
+pub unsafe fn record_interface(fd: i32, val: *const u8, len: u32) {
+    let Some(ino) = inode(fd) else { return };
+    let set = if len as usize >= core::mem::size_of::<libc::ip_mreqn>() {
+        // SAFETY: the caller's bytes hold a struct ip_mreqn (read unaligned).
+        let m: libc::ip_mreqn = unsafe { core::ptr::read_unaligned(val.cast()) };
+        (m.imr_ifindex != 0).then(|| {
+            (m.imr_ifindex as u32 as u64) << 32
+                | u32::from_ne_bytes(m.imr_address.s_addr.to_ne_bytes()) as u64
+        })
+    } else {
+        None
+    };
+    let at = IF_INO.iter().position(|i| i.load(Acquire) == ino);
+    match (at, set) {
+        (Some(i), Some(v)) => IF_SET[i].store(v, Release),
+        (Some(i), None) => IF_INO[i].store(0, Release),
+        (None, Some(v)) => {
+            // Claimed under a mark no inode has, published once its value
+            // is in (a checkpoint may freeze this thread in between).
+            let free = IF_INO
+                .iter()
+                .position(|i| i.compare_exchange(0, CLAIMED, AcqRel, Acquire).is_ok());
+            match free {
+                Some(i) => {
+                    // (Not seen by a checkpoint yet: a previous holder's mark goes.)
+                    IF_SEEN[i].store(false, Relaxed);
+                    IF_SET[i].store(v, Release);
+                    IF_INO[i].store(ino, Release);
+                }
+                None => IF_FULL.store(true, Release),
+            }
+        }
+        (None, None) => {}
+    }
+}
+
+/// The `struct ip_mreqn` (12 bytes) to set IP_MULTICAST_IF of socket `fd`
+/// with again, when the program gave an index; None when the address the
+/// kernel reads back says it all. Runs frozen: no allocation.
+pub fn interface(fd: i32) -> Option<[u8; 12]> {
+    let ino = inode(fd)?;
+    let i = IF_INO.iter().position(|i| i.load(Acquire) == ino)?;
+    IF_SEEN[i].store(true, Relaxed);
+    let v = IF_SET[i].load(Acquire);
+    let mut out = [0u8; 12];
+    out[4..8].copy_from_slice(&(v as u32).to_ne_bytes());
+    out[8..12].copy_from_slice(&((v >> 32) as i32).to_ne_bytes());
+    Some(out)
+}
+
+/// Whether a socket's IP_MULTICAST_IF by index ever found no room to be
+/// kept.
+pub fn interfaces_lost() -> bool {
+    IF_FULL.load(Acquire)
+}
+
+/// Frozen, once every descriptor was looked at (`interface` for each IP
+/// socket): free the entries of sockets no longer open.
+pub fn sweep_interfaces() {
+    for (i, seen) in IF_SEEN.iter().enumerate() {
+        let ino = IF_INO[i].load(Acquire);
+        if !seen.swap(false, Relaxed) && ino != 0 && ino != CLAIMED {
+            IF_INO[i].store(0, Release);
+        }
+    }
+}
+
+#[cfg(test)]
+mod interface_tests {
+    use super::*;
+
+    fn udp() -> i32 {
+        // SAFETY: socket takes no pointers.
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) }
+    }
+
+    /// An index is kept as the whole struct ip_mreqn, an address alone
+    /// forgets it, and a checkpoint's sweep frees what no socket matched.
+    #[test]
+    fn an_interface_named_by_index_is_kept_until_named_by_address() {
+        let (a, b) = (udp(), udp());
+        assert!(a >= 0 && b >= 0);
+        let m = libc::ip_mreqn {
+            imr_multiaddr: libc::in_addr { s_addr: 0 },
+            imr_address: libc::in_addr {
+                s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+            },
+            imr_ifindex: 1,
+        };
+        let len = core::mem::size_of::<libc::ip_mreqn>() as u32;
+        // SAFETY: `m` is a live struct of `len` bytes.
+        unsafe { record_interface(a, (&m as *const libc::ip_mreqn).cast(), len) };
+        let mut want = [0u8; 12];
+        want[4..8].copy_from_slice(&[127, 0, 0, 1]);
+        want[8..12].copy_from_slice(&1i32.to_ne_bytes());
+        assert_eq!(interface(a), Some(want));
+        assert_eq!(interface(b), None);
+        // Named by address afterwards: the kernel reads that back itself.
+        let addr = m.imr_address;
+        // SAFETY: a live in_addr of 4 bytes.
+        unsafe { record_interface(a, (&addr as *const libc::in_addr).cast(), 4) };
+        assert_eq!(interface(a), None);
+        // SAFETY: as above.
+        unsafe { record_interface(b, (&m as *const libc::ip_mreqn).cast(), len) };
+        sweep_interfaces(); // b was not looked at since: freed
+        assert_eq!(interface(b), None);
+        // SAFETY: closing our own sockets.
+        unsafe {
+            libc::close(a);
+            libc::close(b);
+        }
     }
 }

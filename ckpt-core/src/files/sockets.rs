@@ -92,7 +92,8 @@ const KEPT: [(i32, i32, &str); 73] = [
         "IP_MULTICAST_LOOP",
     ),
     (libc::IPPROTO_IP, libc::IP_MULTICAST_ALL, "IP_MULTICAST_ALL"),
-    // (By its address: one given by interface index alone reads 0.)
+    // (By its address; one given by interface index alone reads 0: the
+    // wrapper kept it, see `multicast::interface`.)
     (libc::IPPROTO_IP, libc::IP_MULTICAST_IF, "IP_MULTICAST_IF"),
     (
         libc::IPPROTO_IPV6,
@@ -271,11 +272,17 @@ fn options(fd: i32) -> Vec<SockOpt> {
         // SAFETY: getsockopt into a local buffer of `len` bytes.
         let r = unsafe { libc::getsockopt(fd, level, name, v.as_mut_ptr().cast(), &mut len) };
         if r == 0 {
-            out.push(SockOpt {
-                level,
-                name,
-                value: v[..(len as usize).min(v.len())].to_vec(),
-            });
+            let mut value = v[..(len as usize).min(v.len())].to_vec();
+            if (level, name) == (libc::IPPROTO_IP, libc::IP_MULTICAST_IF) {
+                // Named by index: set again with its struct ip_mreqn.
+                if let Some(m) = super::multicast::interface(fd) {
+                    value = m.to_vec();
+                } else if super::multicast::interfaces_lost() && value.iter().all(|&b| b == 0) {
+                    // Perhaps one of those not kept: said at checkpoint.
+                    value.clear();
+                }
+            }
+            out.push(SockOpt { level, name, value });
         }
     }
     out
@@ -318,7 +325,18 @@ pub fn set_options(fd: i32, f: &Fd, s: &SocketState) {
                 unsafe { libc::getsockopt(fd, o.level, o.name, v.as_mut_ptr().cast(), &mut len) };
             (r == 0).then(|| v[..(len as usize).min(v.len())].to_vec())
         };
-        if now().as_deref() == Some(o.value.as_slice()) {
+        // IP_MULTICAST_IF kept as a struct ip_mreqn (named by index):
+        // set whole, read back as its address only. Empty: not known,
+        // said at checkpoint.
+        let mc_if = (o.level, o.name) == (libc::IPPROTO_IP, libc::IP_MULTICAST_IF);
+        if mc_if && o.value.is_empty() {
+            continue;
+        }
+        let expect = match o.value.get(4..8) {
+            Some(addr) if mc_if && o.value.len() == 12 => addr,
+            _ => o.value.as_slice(),
+        };
+        if now().as_deref() == Some(expect) && !(mc_if && o.value.len() == 12) {
             continue;
         }
         let set = |name: i32, bytes: &[u8]| {
@@ -345,7 +363,7 @@ pub fn set_options(fd: i32, f: &Fd, s: &SocketState) {
         } else {
             set(o.name, &o.value);
         }
-        if now().as_deref() != Some(o.value.as_slice()) {
+        if now().as_deref() != Some(expect) {
             warn(&format!(
                 "descriptor {} ({}): socket option {shown} could not be set as it was",
                 f.fd, f.path

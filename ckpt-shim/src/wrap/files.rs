@@ -362,6 +362,21 @@ unsafe fn socketpair(domain: c_int, typ: c_int, protocol: c_int, fds: *mut c_int
     }
 }
 
+/// The interface an IP socket sends multicast on, named by index: the
+/// kernel cannot say it at checkpoint (see `ckpt::files::multicast`).
+#[interpose]
+unsafe fn setsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *const libc::c_void,
+    len: libc::socklen_t,
+) -> c_int {
+    if ret == 0 && level == libc::IPPROTO_IP && name == libc::IP_MULTICAST_IF && !val.is_null() {
+        rec::record_multicast_interface(fd, val.cast(), len);
+    }
+}
+
 #[interpose]
 unsafe fn eventfd(initval: c_uint, flags: c_int) -> c_int {
     rec::record_anon(ret, Origin::EventFd, b"", flags);
