@@ -109,6 +109,53 @@ fn cycle(
     }
 }
 
+/// The multicast program restarted, checkpointed again while it runs,
+/// killed and restarted again: the sender that named its interface by
+/// index still sends there. Before, the restarted socket (a new one) was
+/// not kept, and after the second restart its datagrams went out by the
+/// default route, unheard.
+#[test]
+fn a_multicast_interface_named_by_index_survives_a_second_restart() {
+    let area = Area::new("mcagain");
+    let dir = common::TempDir::new("mcagain-bin");
+    let prog = common::compile_c("restart_multicast.c", dir.path());
+    let want = reference_output(&area, &prog, &[] as &[&str]);
+    let out = area.file("out");
+    let mut kid = start_until(
+        run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
+        &out,
+        &area.file("err"),
+        "under ckpt",
+        "step 19",
+    );
+    let first = checkpoint_said(&area, kid.pid());
+    assert!(first.status.success(), "checkpoint: {}", first.stderr);
+    kid.kill();
+    // The program writes on into `out`, reopened at its offset.
+    let mut again = rs::start(
+        restart_cmd(&PathBuf::from(first.stdout.trim()), &[], area.path()),
+        rs::Out::Null,
+        &area.file("restart1.err"),
+        "ckpt restart",
+    );
+    rs::wait_file(
+        &mut again,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 29"),
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let second = checkpoint_said(&area, again.pid());
+    assert!(
+        second.status.success(),
+        "checkpoint after restart: {}",
+        second.stderr
+    );
+    again.kill();
+    let image = PathBuf::from(second.stdout.trim());
+    restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
+}
+
 /// Names that are not UTF-8 (a Latin-1 directory, file and memfd name)
 /// come back as the same bytes. Before, they were read lossily: the
 /// restart made a new file under the mangled name and wrote there, the

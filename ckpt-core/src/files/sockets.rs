@@ -363,6 +363,11 @@ pub fn set_options(fd: i32, f: &Fd, s: &SocketState) {
         } else {
             set(o.name, &o.value);
         }
+        if mc_if && o.value.len() == 12 {
+            // Kept again for the next checkpoint (this socket is new).
+            // SAFETY: 12 live bytes of the option's value.
+            unsafe { super::multicast::record_interface(fd, o.value.as_ptr(), 12) };
+        }
         if now().as_deref() != Some(expect) {
             warn(&format!(
                 "descriptor {} ({}): socket option {shown} could not be set as it was",
