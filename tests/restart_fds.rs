@@ -10,7 +10,7 @@ mod common;
 #[path = "common/restart.rs"]
 mod rs;
 
-use rs::{reference_output, restart_and_compare, restart_cmd, run_cmd, start_until, Area};
+use rs::{restart_and_compare, restart_cmd, run_cmd, start_until, Area};
 use std::path::PathBuf;
 
 /// What `ckpt checkpoint` and `ckpt restart` said on stderr.
@@ -61,18 +61,9 @@ fn cycle(
     before_restart: &dyn Fn(),
     retake: &dyn Fn(&str) -> bool,
 ) -> Said {
-    let area = Area::new(tag);
-    let dir = common::TempDir::new(&format!("{tag}-bin"));
-    let prog = common::compile_c(src, dir.path());
-    let want = reference_output(&area, &prog, args);
-    let out = area.file("out");
-    let mut kid = start_until(
-        run_cmd(&prog, args, area.path(), &area.images),
-        &out,
-        &area.file("err"),
-        "under ckpt",
-        "step 19",
-    );
+    let c = rs::Compiled::new(tag, src, args);
+    let mut kid = c.run_until(args, "step 19");
+    let (area, want, out) = (c.area, c.want, c.out);
     let pid = kid.pid();
     let take = || {
         let r = checkpoint_said(&area, pid);
@@ -116,19 +107,17 @@ fn cycle(
 /// default route, unheard.
 #[test]
 fn a_multicast_interface_named_by_index_survives_a_second_restart() {
-    let area = Area::new("mcagain");
-    let dir = common::TempDir::new("mcagain-bin");
-    let prog = common::compile_c("restart_multicast.c", dir.path());
-    let want = reference_output(&area, &prog, &[] as &[&str]);
-    let out = area.file("out");
-    let mut kid = start_until(
-        run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
-        &out,
-        &area.file("err"),
-        "under ckpt",
-        "step 19",
-    );
-    let first = checkpoint_said(&area, kid.pid());
+    let none: &[&str] = &[];
+    let c = rs::Compiled::new("mcagain", "restart_multicast.c", none);
+    let mut kid = c.run_until(none, "step 19");
+    let rs::Compiled {
+        area,
+        prog,
+        want,
+        out,
+        ..
+    } = &c;
+    let first = checkpoint_said(area, kid.pid());
     assert!(first.status.success(), "checkpoint: {}", first.stderr);
     kid.kill();
     // The program writes on into `out`, reopened at its offset.
@@ -140,12 +129,12 @@ fn a_multicast_interface_named_by_index_survives_a_second_restart() {
     );
     rs::wait_file(
         &mut again,
-        &out,
+        out,
         |d| String::from_utf8_lossy(d).contains("step 29"),
         std::time::Duration::from_secs(30),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let second = checkpoint_said(&area, again.pid());
+    let second = checkpoint_said(area, again.pid());
     assert!(
         second.status.success(),
         "checkpoint after restart: {}",
@@ -155,11 +144,11 @@ fn a_multicast_interface_named_by_index_survives_a_second_restart() {
     // Its program goes with it, but not at once: until then it holds the
     // port the next restart binds again.
     let gone = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::time::Instant::now() < gone && runs(&prog) {
+    while std::time::Instant::now() < gone && runs(prog) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let image = PathBuf::from(second.stdout.trim());
-    restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
+    restart_and_compare(restart_cmd(&image, &[], area.path()), out, want, area);
 }
 
 /// Whether a process runs the program at `path`.
@@ -170,11 +159,6 @@ fn runs(path: &std::path::Path) -> bool {
     })
 }
 
-/// Names that are not UTF-8 (a Latin-1 directory, file and memfd name)
-/// come back as the same bytes. Before, they were read lossily: the
-/// restart made a new file under the mangled name and wrote there, the
-/// program's file untouched (said only as "made again ... it was gone"),
-/// and a mapping of such a file failed the checkpoint.
 /// A TCP connection half closed before the checkpoint (the client shut
 /// its sending side down): after the restart the server still reads the
 /// request, then end of file, and answers. Before, the rebuilt connection
@@ -231,6 +215,11 @@ fn a_program_that_called_closefrom_is_checkpointed() {
     cycle_c("closefrom", "restart_closefrom.c");
 }
 
+/// Names that are not UTF-8 (a Latin-1 directory, file and memfd name)
+/// come back as the same bytes. Before, they were read lossily: the
+/// restart made a new file under the mangled name and wrote there, the
+/// program's file untouched (said only as "made again ... it was gone"),
+/// and a mapping of such a file failed the checkpoint.
 #[test]
 fn names_that_are_not_utf8_come_back_exactly() {
     let said = cycle_c("names", "restart_names.c");

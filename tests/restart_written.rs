@@ -298,23 +298,17 @@ fn a_file_written_closed_and_read_back_removed_after_the_checkpoint_is_made_agai
 /// C program `src` makes j.tmp, removes it at step 40 and reads it after:
 /// checkpointed at step 20, killed at step 45, restarted.
 fn removed_after_the_checkpoint_is_made_again(src: &str) {
-    let bin = common::TempDir::new("written-gone-bin");
-    let prog = common::compile_c(src, bin.path());
-    let area = Area::new("written-gone");
-    let want = rs::reference_output(&area, &prog, &[] as &[&str]);
-    std::fs::remove_file(area.file("j.tmp")).ok();
-    let out = area.file("out");
-    let mut kid = start_until(
-        run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
-        &out,
-        &area.file("err"),
-        "under ckpt",
-        "step 20\n",
-    );
+    let none: &[&str] = &[];
+    let c = rs::Compiled::new("written-gone", src, none);
+    std::fs::remove_file(c.area.file("j.tmp")).ok();
+    let mut kid = c.run_until(none, "step 20\n");
+    let rs::Compiled {
+        area, want, out, ..
+    } = &c;
     let image = common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
     rs::wait_file(
         &mut kid,
-        &out,
+        out,
         |d| String::from_utf8_lossy(d).contains("step 45\n"),
         Duration::from_secs(30),
     )
@@ -324,7 +318,7 @@ fn removed_after_the_checkpoint_is_made_again(src: &str) {
         !area.file("j.tmp").exists(),
         "the program did not remove it"
     );
-    let said = rs::restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
+    let said = rs::restart_and_compare(restart_cmd(&image, &[], area.path()), out, want, area);
     assert!(said.contains("j.tmp: made again"), "not named: {said}");
 }
 

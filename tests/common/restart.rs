@@ -578,3 +578,44 @@ pub fn settled(dir: &Path) -> Vec<String> {
         names = again;
     }
 }
+
+/// A C program of tests/programs compiled in a directory of its own, with
+/// the output of an uninterrupted run of it, in a fresh [`Area`].
+pub struct Compiled {
+    pub area: Area,
+    pub prog: PathBuf,
+    /// What the uninterrupted run printed.
+    pub want: Vec<u8>,
+    /// Where the run under ckpt prints (`area`'s "out").
+    pub out: PathBuf,
+    /// Holds the compiled program until the test ends.
+    _bin: TempDir,
+}
+
+impl Compiled {
+    pub fn new<S: AsRef<OsStr>>(tag: &str, src: &str, args: &[S]) -> Compiled {
+        let area = Area::new(tag);
+        let bin = TempDir::new(&format!("{tag}-bin"));
+        let prog = common::compile_c(src, bin.path());
+        let want = reference_output(&area, &prog, args);
+        let out = area.file("out");
+        Compiled {
+            area,
+            prog,
+            want,
+            out,
+            _bin: bin,
+        }
+    }
+
+    /// The program running under `ckpt run` once its output holds `marker`.
+    pub fn run_until<S: AsRef<OsStr>>(&self, args: &[S], marker: &str) -> Kid {
+        start_until(
+            run_cmd(&self.prog, args, self.area.path(), &self.area.images),
+            &self.out,
+            &self.area.file("err"),
+            "under ckpt",
+            marker,
+        )
+    }
+}
