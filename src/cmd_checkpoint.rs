@@ -578,9 +578,11 @@ fn losses(
                 ckpt::files::Passthrough::Rebuilt if connected => Some(connection_loss(f, ends)),
                 // One end of a pair: its queue is in the image, sent again
                 // from the other end.
+                // (A packet socket's ring: said below, with what waits in it.)
                 _ if f.socket.as_ref().is_some_and(|s| s.waiting)
                     && !(f.pipe_peer.is_some()
-                        && (f.messages.is_some() || f.pipe_data.is_some())) =>
+                        && (f.messages.is_some() || f.pipe_data.is_some()))
+                    && !meta.regions.iter().any(|r| r.path == f.path) =>
                 {
                     Some(format!(
                     "descriptor {} ({}): {} are not in the image (a restart makes the socket \
@@ -593,6 +595,7 @@ fn losses(
                             "the kernel's replies and events waiting to be read (a dump not read \
                              to its end never ends after a restart)"
                         }
+                        Some(s) if s.domain == libc::AF_PACKET => "packets waiting to be read",
                         _ => "datagrams waiting to be read",
                     }
                     ))
@@ -646,6 +649,7 @@ fn losses(
                 ckpt::files::MULTICAST_INTERFACES_KEPT
             ))
         }))
+        .chain(packet_losses(meta))
         .chain(meta.fds.iter().filter_map(|f| {
             f.socket.as_ref().filter(|s| s.urgent)?;
             Some(format!(
@@ -762,6 +766,57 @@ fn losses(
         }))
         .chain(unkept_shared_files(meta))
         .collect()
+}
+
+/// What of a packet socket does not come back: the BPF program steering
+/// its fanout group, memberships ckpt found no room to keep, a ring
+/// mapped from it (see `ckpt::files::packet`).
+fn packet_losses(meta: &ckpt::image::Meta) -> Vec<String> {
+    use ckpt::files::packet;
+    let mut out = Vec::new();
+    for f in &meta.fds {
+        let Some(s) = f.socket.as_ref().filter(|s| s.domain == libc::AF_PACKET) else {
+            continue;
+        };
+        let fanout = s.options.iter().find_map(|o| {
+            let v = o.value.get(..4)?;
+            ((o.level, o.name) == (libc::SOL_PACKET, libc::PACKET_FANOUT))
+                .then(|| u32::from_ne_bytes([v[0], v[1], v[2], v[3]]))
+        });
+        if fanout.is_some_and(packet::fanout_by_program) {
+            out.push(format!(
+                "descriptor {} ({}) is in a fanout group steered by a BPF program \
+                 (PACKET_FANOUT_DATA), which cannot be read back: after a restart the group \
+                 sends every packet to one socket",
+                f.fd, f.path
+            ));
+        }
+        if packet::some_unknown(&s.options) {
+            out.push(format!(
+                "descriptor {} ({}) may hold memberships (PACKET_ADD_MEMBERSHIP: promiscuous \
+                 or multicast) ckpt could not keep (more than {} between two checkpoints): a \
+                 restart does not take those again",
+                f.fd,
+                f.path,
+                packet::MEMBERS
+            ));
+        }
+    }
+    out.extend(
+        meta.regions
+            .iter()
+            .filter(|r| r.path.starts_with("socket:["))
+            .map(|r| {
+                format!(
+                    "the mapping at {:#x} ({}) is a packet socket's ring (PACKET_RX_RING, \
+                     PACKET_TX_RING), which cannot come back: a restart gives plain memory with \
+                     its bytes and a socket without a ring (packets no longer arrive in it; \
+                     those in it are not delivered)",
+                    r.start, r.path
+                )
+            }),
+    );
+    out
 }
 
 /// Files mapped shared and writable whose pages the image does not keep

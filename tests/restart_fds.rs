@@ -853,6 +853,45 @@ fn a_packet_socket_comes_back_bound_to_its_interface() {
     cycle_c("packet", "restart_packet.c");
 }
 
+/// Packet sockets' memberships (promiscuous and all-multicast modes, a
+/// link multicast address added twice), each with its count, and a
+/// fanout group of two sockets come back: the interface's flags and
+/// multicast list, each membership dropped as often as it was added,
+/// and the group settings print as in an uninterrupted run. Before, the
+/// restarted sockets had none of them, and nothing was said.
+#[test]
+fn packet_socket_memberships_and_fanout_come_back() {
+    if common::not_root("packet sockets") {
+        return;
+    }
+    let said = cycle_c("packet-members", "restart_packet_members.c");
+    assert!(
+        !said.checkpoint.contains("warning") && said.restart_warnings().is_empty(),
+        "{}\n{}",
+        said.checkpoint,
+        said.restart
+    );
+}
+
+/// A packet socket's mapped receive ring and its fanout group's BPF
+/// program cannot come back: the checkpoint says both. Before, it said
+/// nothing and the restarted program waited for packets forever.
+#[test]
+fn a_packet_ring_and_a_bpf_fanout_are_said_at_checkpoint() {
+    if common::not_root("packet sockets") {
+        return;
+    }
+    let (said, all) = checkpoint_lines("packet-ring", "restart_packet_ring.c", "warning");
+    assert!(
+        said.len() == 2
+            && said
+                .iter()
+                .any(|l| l.contains("socket:[") && l.contains("ring"))
+            && said.iter().any(|l| l.contains("PACKET_FANOUT_DATA")),
+        "{all}"
+    );
+}
+
 /// A UDP socket's IP multicast memberships come back on their interface,
 /// with their source filters (one group any source, one include filter,
 /// one exclude filter; an unjoined group stays unheard). Before, the

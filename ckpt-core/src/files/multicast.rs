@@ -320,6 +320,14 @@ pub fn interfaces_lost() -> bool {
     IF_FULL.load(Acquire)
 }
 
+/// Post-restart: the table names the killed process's sockets (see
+/// `sockets::keep_again`).
+pub fn forget_interfaces() {
+    for i in &IF_INO {
+        i.store(0, Release);
+    }
+}
+
 /// Frozen, once every descriptor was looked at (`interface` for each IP
 /// socket): free the entries of sockets no longer open.
 pub fn sweep_interfaces() {

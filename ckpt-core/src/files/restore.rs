@@ -208,6 +208,7 @@ pub fn restore(fds: &[Fd], keep_also: &[i32], handoff: &Handoff) -> Result<(), S
         super::mqueue::unlink_hidden(fds, false);
     }
     super::set_in_tree(false);
+    super::sockets::keep_again(fds);
     Ok(())
 }
 

@@ -35,6 +35,7 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
     }
     sys::close(dir);
     super::multicast::sweep_interfaces();
+    super::packet::sweep();
     // Epoll watches whose file moved or left its number.
     for f in out.iter_mut() {
         if let Some(w) = f.epoll.as_mut() {

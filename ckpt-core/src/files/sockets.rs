@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 
 /// Socket options kept across a restart (level, name, shown as). Those a
 /// socket's family lacks are not there to save.
-const KEPT: [(i32, i32, &str); 73] = [
+const KEPT: [(i32, i32, &str); 74] = [
     (libc::SOL_SOCKET, libc::SO_SNDBUF, "SO_SNDBUF"),
     (libc::SOL_SOCKET, libc::SO_RCVBUF, "SO_RCVBUF"),
     (libc::SOL_SOCKET, libc::SO_KEEPALIVE, "SO_KEEPALIVE"),
@@ -131,6 +131,9 @@ const KEPT: [(i32, i32, &str); 73] = [
     (libc::SOL_PACKET, 17, "PACKET_TIMESTAMP"),
     (libc::SOL_PACKET, 20, "PACKET_QDISC_BYPASS"),
     (libc::SOL_PACKET, 23, "PACKET_IGNORE_OUTGOING"),
+    // Read back as set (id, type, flags); a group of BPF steering: said
+    // at checkpoint (`packet::fanout_by_program`). Set after the bind.
+    (libc::SOL_PACKET, 18, "PACKET_FANOUT"),
 ];
 
 /// Whether option `o` is the program's own setting on a socket like `s`:
@@ -301,6 +304,12 @@ pub fn set_options(fd: i32, f: &Fd, s: &SocketState) {
             f.fd, f.path
         ));
     }
+    for why in super::packet::restore(fd, &s.options) {
+        warn(&format!(
+            "descriptor {} ({}): cannot take {why} again",
+            f.fd, f.path
+        ));
+    }
     match s.filter.as_deref() {
         Some(code) if !code.is_empty() && !attach_filter(fd, code) => warn(&format!(
             "descriptor {} ({}): its socket filter could not be attached again: {}",
@@ -362,11 +371,6 @@ pub fn set_options(fd: i32, f: &Fd, s: &SocketState) {
             }
         } else {
             set(o.name, &o.value);
-        }
-        if mc_if && o.value.len() == 12 {
-            // Kept again for the next checkpoint (this socket is new).
-            // SAFETY: 12 live bytes of the option's value.
-            unsafe { super::multicast::record_interface(fd, o.value.as_ptr(), 12) };
         }
         if now().as_deref() != Some(expect) {
             warn(&format!(
@@ -483,9 +487,17 @@ pub fn snapshot(fd: i32) -> Option<SocketState> {
         reuse_port: opt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT).unwrap_or(0) != 0,
         v6_only: domain == libc::AF_INET6
             && opt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY).unwrap_or(0) != 0,
-        options: options(fd),
+        options: {
+            let mut o = options(fd);
+            if domain == libc::AF_PACKET {
+                super::packet::snapshot(fd, &mut o);
+            }
+            o
+        },
         filter: filter(fd),
-        waiting: (listening || typ == libc::SOCK_DGRAM || netlink) && bound && readable(fd),
+        waiting: (listening || typ == libc::SOCK_DGRAM || netlink || domain == libc::AF_PACKET)
+            && bound
+            && readable(fd),
         peer: if connected {
             peer[..plen as usize].to_vec()
         } else {
@@ -1571,6 +1583,30 @@ pub fn check_address(s: &SocketState) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Post-restart, every descriptor at its number: keep again what the
+/// kernel does not read back of each socket made again (an
+/// IP_MULTICAST_IF named by index, a packet socket's memberships), for
+/// the next checkpoint, forgetting what the image's tables named (the
+/// killed process's sockets, whose inode numbers new ones may have).
+pub fn keep_again(fds: &[Fd]) {
+    super::multicast::forget_interfaces();
+    super::packet::forget_all();
+    for f in fds
+        .iter()
+        .filter(|f| f.shares_with.is_none_or(|s| s == f.fd))
+    {
+        let Some(s) = f.socket.as_ref() else { continue };
+        for o in &s.options {
+            if (o.level, o.name) == (libc::IPPROTO_IP, libc::IP_MULTICAST_IF) && o.value.len() == 12
+            {
+                // SAFETY: 12 live bytes of the option's value.
+                unsafe { super::multicast::record_interface(f.fd, o.value.as_ptr(), 12) };
+            }
+        }
+        super::packet::keep_again(f.fd, &s.options);
+    }
 }
 
 #[cfg(test)]

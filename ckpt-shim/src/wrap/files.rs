@@ -362,8 +362,9 @@ unsafe fn socketpair(domain: c_int, typ: c_int, protocol: c_int, fds: *mut c_int
     }
 }
 
-/// The interface an IP socket sends multicast on, named by index: the
-/// kernel cannot say it at checkpoint (see `ckpt::files::multicast`).
+/// The interface an IP socket sends multicast on, named by index, and a
+/// packet socket's memberships: the kernel cannot say them at checkpoint
+/// (see `ckpt::files::multicast`, `ckpt::files::packet`).
 #[interpose]
 unsafe fn setsockopt(
     fd: c_int,
@@ -374,6 +375,9 @@ unsafe fn setsockopt(
 ) -> c_int {
     if ret == 0 && level == libc::IPPROTO_IP && name == libc::IP_MULTICAST_IF && !val.is_null() {
         rec::record_multicast_interface(fd, val.cast(), len);
+    }
+    if ret == 0 && level == libc::SOL_PACKET {
+        rec::record_packet_option(fd, name, val.cast(), len);
     }
 }
 
