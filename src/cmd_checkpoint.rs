@@ -758,6 +758,7 @@ fn losses(
                 }
             )
         }))
+        .chain(keyring_losses(meta))
         .chain(meta.threads.iter().filter(|t| t.rseq_unknown).map(|t| {
             format!(
                 "thread {} ({}) registered an rseq area past ckpt's wrappers (an inline system call): it is not registered again at restart",
@@ -765,6 +766,29 @@ fn losses(
             )
         }))
         .chain(unkept_shared_files(meta))
+        .collect()
+}
+
+/// Keyrings the program made for itself (keyctl, add_key): their keys
+/// cannot be read back and a restarted process has none of them.
+fn keyring_losses(meta: &ckpt::image::Meta) -> Vec<String> {
+    let k = meta.process.keyrings;
+    let why = "its keys cannot be read back to be saved; a restart has none of them";
+    k.process
+        .then(|| format!("the program has a process keyring (keyctl, add_key): {why}"))
+        .into_iter()
+        .chain(k.session.then(|| {
+            format!(
+                "the program joined a session keyring of its own (keyctl \
+                 KEYCTL_JOIN_SESSION_KEYRING): {why}, and it runs in the restart's session keyring"
+            )
+        }))
+        .chain(
+            meta.threads
+                .iter()
+                .filter(|t| t.keyring)
+                .map(|t| format!("thread {} ({}) has a thread keyring: {why}", t.id, t.name)),
+        )
         .collect()
 }
 

@@ -873,6 +873,28 @@ fn packet_socket_memberships_and_fanout_come_back() {
     );
 }
 
+/// Keyrings of the program's own (a process keyring, a thread's, a
+/// session keyring it joined) are said at checkpoint, one line each.
+/// Before, nothing was said and the restarted program had none of them.
+#[test]
+fn keyrings_of_the_programs_own_are_said_at_checkpoint() {
+    let (said, all) = checkpoint_lines("keyrings", "keyrings.c", "keyring");
+    if all.contains("not under ckpt") {
+        panic!("{all}");
+    }
+    assert!(
+        said.len() == 3
+            && said.iter().any(|l| l.contains("process keyring"))
+            && said
+                .iter()
+                .any(|l| l.contains("thread 2 ") && l.contains("thread keyring"))
+            && said
+                .iter()
+                .any(|l| l.contains("session keyring of its own")),
+        "{all}"
+    );
+}
+
 /// A packet socket's mapped receive ring and its fanout group's BPF
 /// program cannot come back: the checkpoint says both. Before, it said
 /// nothing and the restarted program waited for packets forever.

@@ -394,6 +394,16 @@ pub struct MmInfo {
 }
 
 /// Process-wide settings.
+/// The kernel keyrings a process made for itself (see
+/// `process::keyrings`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Keyrings {
+    /// It has a process keyring (KEY_SPEC_PROCESS_KEYRING).
+    pub process: bool,
+    /// It joined a session keyring other than the one it started in.
+    pub session: bool,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Process {
     pub pid: i32,
@@ -455,6 +465,10 @@ pub struct Process {
     pub sem_undo: Vec<SemUndo>,
     #[serde(default)]
     pub sem_undo_unknown: bool,
+    /// Keyrings of its own (see `process::keyrings`): they do not come
+    /// back.
+    #[serde(default)]
+    pub keyrings: Keyrings,
     /// Its controlling terminal, as /proc/PID/stat's `tty_nr` (0: none).
     #[serde(default)]
     pub tty_nr: u32,
@@ -658,6 +672,9 @@ pub struct Thread {
     /// (registered past ckpt's wrappers): it cannot be registered again.
     #[serde(default)]
     pub rseq_unknown: bool,
+    /// The thread had a thread keyring (keyctl): it does not come back.
+    #[serde(default)]
+    pub keyring: bool,
     /// Scheduling when it was stopped: policy, priority, nice value.
     #[serde(default)]
     pub run_policy: i32,

@@ -3,6 +3,7 @@
 //! current values at snapshot; the record says which limits the program
 //! set itself.
 
+pub mod keyrings;
 pub(crate) mod prctl;
 mod sysv;
 
@@ -392,6 +393,10 @@ pub fn snapshot(ckpt_signal: i32) -> Process {
         sysv_ipc: sysv::snapshot(),
         sem_undo: undo,
         sem_undo_unknown: undo_unknown,
+        keyrings: {
+            let (process, session) = keyrings::snapshot();
+            crate::image::Keyrings { process, session }
+        },
         bounding: sys::field(status, b"CapBnd:").and_then(sys::parse_hex),
         tty_nr: controlling_tty(&mut [0u8; 1024]),
         // SAFETY: PR_GET_SECUREBITS takes no pointer.
@@ -524,6 +529,9 @@ fn removed_cwd_again(p: &Process) {
 /// the restorer's own mapping is gone.
 pub fn restore(p: &Process) {
     note_own_pid();
+    // The restart's session keyring is the program's from here on (its
+    // own, if it had joined one, was said at the checkpoint).
+    keyrings::note_session();
     PROGRAM_PPID.store(p.ppid, Relaxed);
     // The first restart fixes the program's pid for good (later images
     // record the kernel pid of a restarted process, which is not it).

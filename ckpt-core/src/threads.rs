@@ -77,6 +77,8 @@ struct Slot {
     /// An rseq area is registered that neither glibc nor a recorded
     /// rseq call made (found at the freeze, cannot come back).
     rseq_unknown: AtomicBool,
+    /// The thread has a thread keyring (noted as it parks).
+    keyring: AtomicBool,
     /// The area the program registered itself (the `syscall` wrapper),
     /// its length and signature; 0: none.
     own_rseq: AtomicU64,
@@ -147,6 +149,7 @@ const EMPTY: Slot = Slot {
     rseq_len: AtomicU32::new(0),
     rseq_sig: AtomicU32::new(0),
     rseq_unknown: AtomicBool::new(false),
+    keyring: AtomicBool::new(false),
     own_rseq: AtomicU64::new(0),
     own_rseq_len: AtomicU32::new(0),
     own_rseq_sig: AtomicU32::new(0),
@@ -359,6 +362,8 @@ pub fn park_note(slot: usize, sigmask: u64, ucontext: u64, errno: i32) {
     s.robust_head.store(head, Relaxed);
     s.robust_len.store(len, Relaxed);
     note_rseq(s, fs_base);
+    s.keyring
+        .store(crate::process::keyrings::thread_has_one(), Relaxed);
     s.errno.store(errno, Relaxed);
     note_scheduling(s);
     crate::cputime::note_thread(slot);
@@ -809,6 +814,7 @@ pub fn snapshot(
             rseq_len: s.rseq_len.load(Relaxed),
             rseq_sig: s.rseq_sig.load(Relaxed),
             rseq_unknown: s.rseq_unknown.load(Relaxed),
+            keyring: state == ThreadState::Frozen && s.keyring.load(Relaxed),
             run_policy: s.run_policy.load(Relaxed),
             run_priority: s.run_priority.load(Relaxed),
             nice: s.nice.load(Relaxed),

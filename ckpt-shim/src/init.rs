@@ -77,6 +77,7 @@ fn start_shim() {
 fn start() -> Result<(), String> {
     let cfg = config::get();
     ckpt::process::note_own_pid();
+    ckpt::process::keyrings::note_session();
     signals::set_reserved(cfg.signal);
     // Every written file's contents in the image, not only small ones.
     ckpt::files::written::configure(std::env::var_os("CKPT_SAVE_FILES").as_deref());
