@@ -485,6 +485,7 @@ pub mod tests {
             rseq_len: 0,
             rseq_sig: 0,
             rseq_unknown: false,
+            keyring: false,
             run_policy: 0,
             run_priority: 0,
             nice: 0,
