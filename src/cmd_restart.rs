@@ -27,15 +27,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 /// another process of the same tree, say).
 static STARTED: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
 
-fn mk(what: &str) {
-    static T0: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    let t = T0.get_or_init(std::time::Instant::now);
-    if std::env::var_os("MK").is_some() {
-        eprintln!("MK {what} {:.2}", t.elapsed().as_secs_f64() * 1e3);
-    }
-}
 pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
-    mk("start");
     STARTED.get_or_init(std::time::SystemTime::now);
     // From a store: its generation exported into a private directory
     // (removed when this command ends; by the next store command when it
@@ -82,10 +74,8 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     } else {
         let path = newest_image(&args.image)?;
         let (header, meta) = image::read_file(&path).map_err(Failure::new)?;
-        mk("read");
         let late = lazy_hint && crate::pager::worth_it(&meta);
         let file = open_verified(&path, &header, &meta, late)?;
-        mk("verified");
         (path, header, meta, file, None, late)
     };
     let path = &path;
@@ -105,7 +95,6 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
         None => open_deps(path, &meta, late)?,
     };
     drop(lock);
-    mk("deps");
     check_reserved_range(&meta)?;
     let specials = check_vdso(&meta)?;
     // Files renamed after the checkpoint have their names back before any
@@ -127,7 +116,6 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     if meta.job.is_none() {
         warn_if_still_running(&meta);
     }
-    mk("checks");
     let mapped = open_mapped_files(&meta)?;
     let restorer = shim_path::find_restorer().map_err(Failure::new)?;
     let image_fd = OwnedFd::from(file);
@@ -173,7 +161,6 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
         // And the extents of earlier images the pager would have checked.
         deps_late.iter().try_for_each(|d| d.check_all())
     };
-    mk("pager");
     check_now(late && pager.is_none())?;
     let pager_fds = pager.as_ref().map(|p| p.plan_fds());
     // A lazy restart's program is told its pager socket.
@@ -182,7 +169,6 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
         .map(|p| ckpt::tree::EntryFd::Lazy(p.sock));
     let entry_arg = ckpt::tree::pack_entry_arg(alias, lazy_fd);
     let plan_fd = write_plan(&meta, &sources, &mapped, &specials, entry_arg, pager_fds)?;
-    mk("plan");
     // Every check passed: now files may be touched (with a pager, by it).
     restore_job_log(&meta);
     leftovers
@@ -209,7 +195,6 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     if !args.no_namespace {
         // Returns only when the namespace could not be made.
         let memory = meta.memory_bytes();
-        mk("ns");
         let mut pager = pager;
         let why = crate::restart_ns::run(
             &[&prog, &arg],
