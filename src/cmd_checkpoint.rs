@@ -818,8 +818,9 @@ fn packet_losses(meta: &ckpt::image::Meta) -> Vec<String> {
         if packet::some_unknown(&s.options) {
             out.push(format!(
                 "descriptor {} ({}) may hold memberships (PACKET_ADD_MEMBERSHIP: promiscuous \
-                 or multicast) ckpt could not keep (more than {} between two checkpoints): a \
-                 restart does not take those again",
+                 or multicast) ckpt could not keep (set before an exec that did not pass through \
+                 ckpt's exec wrappers, such as execl, or more than {} between two checkpoints): \
+                 a restart does not take those again",
                 f.fd,
                 f.path,
                 packet::MEMBERS

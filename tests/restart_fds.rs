@@ -439,11 +439,16 @@ fn unread_inotify_events_are_said_at_checkpoint() {
 /// checkpoint it, kill it: the checkpoint's stderr lines that mention
 /// `word`, and its whole stderr.
 fn checkpoint_lines(tag: &str, src: &str, word: &str) -> (Vec<String>, String) {
+    checkpoint_lines_with(tag, src, &[], word)
+}
+
+/// As [`checkpoint_lines`], the program given `args`.
+fn checkpoint_lines_with(tag: &str, src: &str, args: &[&str], word: &str) -> (Vec<String>, String) {
     let area = Area::new(tag);
     let dir = common::TempDir::new(&format!("{tag}-bin"));
     let prog = common::compile_c(src, dir.path());
     let mut kid = start_until(
-        run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
+        run_cmd(&prog, args, area.path(), &area.images),
         &area.file("out"),
         &area.file("err"),
         "under ckpt",
@@ -870,6 +875,46 @@ fn packet_socket_memberships_and_fanout_come_back() {
         "{}\n{}",
         said.checkpoint,
         said.restart
+    );
+}
+
+/// A packet socket's memberships set before the program execs itself,
+/// the socket kept open across the exec, come back after a checkpoint of
+/// the new program (the wrapper's table goes across the exec in the
+/// environment, taken out again by the new program's shim). Before, the
+/// new program's checkpoint knew of none and the restarted socket had
+/// none, silently.
+#[test]
+fn packet_memberships_kept_across_exec_come_back() {
+    if common::not_root("packet sockets") {
+        return;
+    }
+    let said = cycle_c("packet-exec", "restart_packet_exec.c");
+    assert!(
+        !said.checkpoint.contains("warning") && said.restart_warnings().is_empty(),
+        "{}\n{}",
+        said.checkpoint,
+        said.restart
+    );
+}
+
+/// The same through glibc's `execl`, which calls the kernel itself, past
+/// ckpt's exec wrappers: the new program's checkpoint cannot know the
+/// socket's memberships, and says so.
+#[test]
+fn packet_memberships_unseen_across_execl_are_said() {
+    if common::not_root("packet sockets") {
+        return;
+    }
+    let (said, all) = checkpoint_lines_with(
+        "packet-execl",
+        "restart_packet_exec.c",
+        &["execl"],
+        "warning",
+    );
+    assert!(
+        said.len() == 1 && said[0].contains("may hold memberships") && said[0].contains("execl"),
+        "{all}"
     );
 }
 

@@ -78,6 +78,9 @@ fn start() -> Result<(), String> {
     let cfg = config::get();
     ckpt::process::note_own_pid();
     ckpt::process::keyrings::note_session();
+    // What the program before exec kept of sockets it still holds.
+    ckpt::files::across_exec::import_from_env();
+    ckpt::files::packet::note_inherited();
     signals::set_reserved(cfg.signal);
     // Every written file's contents in the image, not only small ones.
     ckpt::files::written::configure(std::env::var_os("CKPT_SAVE_FILES").as_deref());

@@ -839,6 +839,7 @@ pub(crate) mod multicast;
 pub use multicast::{
     record_interface as record_multicast_interface, INTERFACES as MULTICAST_INTERFACES_KEPT,
 };
+pub mod across_exec;
 pub mod packet;
 pub use packet::record as record_packet_option;
 pub(crate) mod restore;

@@ -276,6 +276,11 @@ pub unsafe fn record_interface(fd: i32, val: *const u8, len: u32) {
     } else {
         None
     };
+    set_interface(ino, set);
+}
+
+/// Keep `set` (None: forget) for socket inode `ino`. Lock-free.
+fn set_interface(ino: u64, set: Option<u64>) {
     let at = IF_INO.iter().position(|i| i.load(Acquire) == ino);
     match (at, set) {
         (Some(i), Some(v)) => IF_SET[i].store(v, Release),
@@ -312,6 +317,27 @@ pub fn interface(fd: i32) -> Option<[u8; 12]> {
     out[4..8].copy_from_slice(&(v as u32).to_ne_bytes());
     out[8..12].copy_from_slice(&((v >> 32) as i32).to_ne_bytes());
     Some(out)
+}
+
+/// Each kept interface: the socket's inode and the packed value. No
+/// allocation (see `across_exec`).
+pub fn each_interface(mut f: impl FnMut(u64, u64)) {
+    for (i, ino) in IF_INO.iter().enumerate() {
+        let ino = ino.load(Acquire);
+        if ino != 0 && ino != CLAIMED {
+            f(ino, IF_SET[i].load(Acquire));
+        }
+    }
+}
+
+/// Keep an interface the program before exec kept (`across_exec`).
+pub fn keep_interface(ino: u64, v: u64) {
+    set_interface(ino, Some(v));
+}
+
+/// Some socket's interface was not kept (before exec).
+pub fn mark_lost() {
+    IF_FULL.store(true, Release);
 }
 
 /// Whether a socket's IP_MULTICAST_IF by index ever found no room to be

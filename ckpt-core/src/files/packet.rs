@@ -51,6 +51,12 @@ static SEEN: [AtomicBool; MEMBERS] = [const { AtomicBool::new(false) }; MEMBERS]
 const CLAIMED: u64 = u64::MAX;
 /// Set for good when a membership found no room in the table.
 static FULL: AtomicBool = AtomicBool::new(false);
+/// Packet sockets the program held when it started (inherited across an
+/// exec that did not pass through ckpt's exec wrappers, such as glibc's
+/// `execl`, which calls the kernel itself): whatever memberships they
+/// had were not seen. Said at checkpoint.
+const INHERITED_MAX: usize = 16;
+static INHERITED: [AtomicU64; INHERITED_MAX] = [const { AtomicU64::new(0) }; INHERITED_MAX];
 
 fn inode(fd: i32) -> Option<u64> {
     // SAFETY: fstat into a zeroed local.
@@ -147,7 +153,7 @@ fn add(ino: u64, w: &[u64; WORDS], up: bool) {
 /// checkpoint). Runs frozen (pushes into the scratch arena's Vec).
 pub fn snapshot(fd: i32, out: &mut Vec<SockOpt>) {
     let Some(ino) = inode(fd) else { return };
-    if lost() {
+    if lost() || INHERITED.iter().any(|i| i.load(Acquire) == ino) {
         out.push(SockOpt {
             level: libc::SOL_PACKET,
             name: ADD_MEMBERSHIP,
@@ -173,6 +179,83 @@ pub fn snapshot(fd: i32, out: &mut Vec<SockOpt>) {
     }
 }
 
+/// Each kept membership: the socket's inode, the count and the
+/// membership. No allocation (see `across_exec`).
+pub fn each_membership(mut f: impl FnMut(u64, u32, &[u8; MREQ])) {
+    for i in 0..MEMBERS {
+        let ino = INO[i].load(Acquire);
+        let count = COUNT[i].load(Acquire);
+        if ino == 0 || ino == CLAIMED || count == 0 {
+            continue;
+        }
+        let mut m = [0u8; MREQ];
+        for (k, w) in REQ[i].iter().enumerate() {
+            m[8 * k..8 * k + 8].copy_from_slice(&w.load(Acquire).to_ne_bytes());
+        }
+        f(ino, count, &m);
+    }
+}
+
+/// Keep a membership the program before exec kept (`across_exec`),
+/// `count` times.
+pub fn keep(ino: u64, m: &[u8; MREQ], count: u32) {
+    if let Some(m) = normalized(m) {
+        let w = words(&m);
+        for _ in 0..count.min(1 << 16) {
+            add(ino, &w, true);
+        }
+    }
+}
+
+/// At start-up, once what came across exec was kept (`across_exec`):
+/// note the packet sockets the program already holds that nothing is
+/// known of. Before any other thread runs.
+pub fn note_inherited() {
+    let Ok(dir) = crate::sys::openat(
+        libc::AT_FDCWD,
+        c"/proc/self/fd",
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    ) else {
+        return;
+    };
+    let mut n = 0;
+    crate::sys::for_each_numeric_entry(dir, |fd| {
+        let fd = fd as i32;
+        let mut domain: i32 = 0;
+        let mut len = 4u32;
+        // SAFETY: getsockopt into a local int (fails on what is no socket).
+        let packet = fd != dir
+            && unsafe {
+                libc::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_DOMAIN,
+                    (&mut domain as *mut i32).cast(),
+                    &mut len,
+                )
+            } == 0
+            && domain == libc::AF_PACKET;
+        let Some(ino) = inode(fd).filter(|_| packet) else {
+            return;
+        };
+        let known = (0..MEMBERS).any(|i| INO[i].load(Acquire) == ino);
+        if !known {
+            if n < INHERITED_MAX {
+                INHERITED[n].store(ino, Release);
+                n += 1;
+            } else {
+                FULL.store(true, Release);
+            }
+        }
+    });
+    crate::sys::close(dir);
+}
+
+/// Some membership was not kept (before exec).
+pub fn mark_lost() {
+    FULL.store(true, Release);
+}
+
 /// Whether a membership ever found no room to be kept.
 pub fn lost() -> bool {
     FULL.load(Acquire)
@@ -193,7 +276,7 @@ pub fn sweep() {
 /// back with the image and names the killed process's sockets, whose
 /// inode numbers a new socket may have now (after a reboot).
 pub fn forget_all() {
-    for i in &INO {
+    for i in INO.iter().chain(&INHERITED) {
         i.store(0, Release);
     }
 }

@@ -31,6 +31,9 @@ struct Fixed {
     ptrs: [*const c_char; MAX_ENV],
     preload: [u8; VAR_LEN],
     dir: [u8; VAR_LEN],
+    /// What ckpt kept of the sockets, for the new program's shim
+    /// (`ckpt::files::across_exec`).
+    sockopts: [u8; VAR_LEN],
 }
 
 unsafe fn entry_value<'a>(e: *const c_char, name: &[u8]) -> Option<&'a [u8]> {
@@ -53,9 +56,10 @@ fn put(buf: &mut [u8], parts: &[&[u8]]) -> bool {
     true
 }
 
-/// `envp` with LD_PRELOAD naming the shim and CKPT_DIR set, or `envp`
-/// itself when nothing is missing (or the environment is too large to
-/// copy on the stack).
+/// `envp` with LD_PRELOAD naming the shim and CKPT_DIR set (and
+/// CKPT_SOCKOPTS, in place of any it had, when ckpt kept anything of
+/// sockets), or `envp` itself when nothing is missing (or the environment
+/// is too large to copy on the stack).
 unsafe fn with_shim(envp: *const *const c_char, fixed: &mut Fixed) -> *const *const c_char {
     if envp.is_null() {
         return envp;
@@ -64,21 +68,26 @@ unsafe fn with_shim(envp: *const *const c_char, fixed: &mut Fixed) -> *const *co
     let shim = cfg.shim_path.as_slice();
     // The shim and the run's plugins.
     let head = cfg.preload_head.as_slice();
-    let (mut has_shim, mut has_dir, mut n) = (false, false, 0);
+    let (mut has_shim, mut has_dir, mut had_sockopts, mut n) = (false, false, false, 0);
     while !(*envp.add(n)).is_null() {
         let e = *envp.add(n);
         if let Some(v) = entry_value(e, b"LD_PRELOAD") {
             has_shim |= v.split(|&c| c == b':' || c == b' ').any(|p| p == shim);
         }
         has_dir |= entry_value(e, b"CKPT_DIR").is_some();
+        had_sockopts |= entry_value(e, ckpt::files::across_exec::VAR).is_some();
         n += 1;
     }
-    if (has_shim && has_dir) || n + 3 > MAX_ENV {
+    let sockopts = ckpt::files::across_exec::export(&mut fixed.sockopts);
+    if (has_shim && has_dir && !sockopts && !had_sockopts) || n + 4 > MAX_ENV {
         return envp;
     }
     let mut out = 0;
     for i in 0..n {
         let e = *envp.add(i);
+        if entry_value(e, ckpt::files::across_exec::VAR).is_some() {
+            continue; // the program's own copy is not ours to pass on
+        }
         if let Some(v) = entry_value(e, b"LD_PRELOAD") {
             if !has_shim && put(&mut fixed.preload, &[b"LD_PRELOAD=", head, b":", v]) {
                 continue; // replaced below
@@ -103,6 +112,10 @@ unsafe fn with_shim(envp: *const *const c_char, fixed: &mut Fixed) -> *const *co
         fixed.ptrs[out] = fixed.dir.as_ptr().cast();
         out += 1;
     }
+    if sockopts {
+        fixed.ptrs[out] = fixed.sockopts.as_ptr().cast();
+        out += 1;
+    }
     fixed.ptrs[out] = core::ptr::null();
     fixed.ptrs.as_ptr()
 }
@@ -112,6 +125,7 @@ fn new_fixed() -> Fixed {
         ptrs: [core::ptr::null(); MAX_ENV],
         preload: [0; VAR_LEN],
         dir: [0; VAR_LEN],
+        sockopts: [0; VAR_LEN],
     }
 }
 
