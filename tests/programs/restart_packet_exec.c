@@ -17,25 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static unsigned lo_flags(void) {
-    unsigned v = 0;
-    FILE *f = fopen("/sys/class/net/lo/flags", "r");
-    if (f) {
-        if (fscanf(f, "%x", &v) != 1) v = 0;
-        fclose(f);
-    }
-    return v & (IFF_PROMISC | IFF_ALLMULTI);
-}
-
-static int listed(void) {
-    char line[256];
-    int found = 0;
-    FILE *f = fopen("/proc/net/dev_mcast", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (strstr(line, " lo ") && strstr(line, "01005e0000fc")) found = 1;
-    if (f) fclose(f);
-    return found;
-}
+#include "lo_state.h"
 
 int main(int argc, char **argv) {
     int lo = (int)if_nametoindex("lo");
@@ -58,7 +40,7 @@ int main(int argc, char **argv) {
         }
         char n[16];
         snprintf(n, sizeof n, "%d", fd);
-        printf("before exec: lo flags %#x, address listed %d\n", lo_flags(), listed());
+        printf("before exec: lo flags %#x, address listed %d\n", lo_flags(), listed("01005e0000fc"));
         fflush(stdout);
         if (argc > 1 && strcmp(argv[1], "execl") == 0) {
             execl("/proc/self/exe", argv[0], "after", n, (char *)NULL);
@@ -71,13 +53,13 @@ int main(int argc, char **argv) {
     }
     int fd = atoi(argv[2]);
     for (int step = 0; step < 40; step++) {
-        printf("step %d: lo flags %#x, address listed %d, environment clean %d\n", step, lo_flags(), listed(),
+        printf("step %d: lo flags %#x, address listed %d, environment clean %d\n", step, lo_flags(), listed("01005e0000fc"),
                getenv("CKPT_SOCKOPTS") == NULL);
         fflush(stdout);
         usleep(20000);
     }
     setsockopt(fd, SOL_PACKET, PACKET_DROP_MEMBERSHIP, &promisc, sizeof promisc);
     setsockopt(fd, SOL_PACKET, PACKET_DROP_MEMBERSHIP, &mcast, sizeof mcast);
-    printf("dropped: lo flags %#x, address listed %d\n", lo_flags(), listed());
+    printf("dropped: lo flags %#x, address listed %d\n", lo_flags(), listed("01005e0000fc"));
     return 0;
 }

@@ -20,26 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static unsigned lo_flags(void) {
-    unsigned v = 0;
-    FILE *f = fopen("/sys/class/net/lo/flags", "r");
-    if (f) {
-        if (fscanf(f, "%x", &v) != 1) v = 0;
-        fclose(f);
-    }
-    return v & (IFF_PROMISC | IFF_ALLMULTI);
-}
-
-/* Whether lo's multicast list (/proc/net/dev_mcast) holds 01:00:5e:00:00:fb. */
-static int listed(void) {
-    char line[256];
-    int found = 0;
-    FILE *f = fopen("/proc/net/dev_mcast", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (strstr(line, " lo ") && strstr(line, "01005e0000fb")) found = 1;
-    if (f) fclose(f);
-    return found;
-}
+#include "lo_state.h"
 
 static void drop(int fd, struct packet_mreq *m) {
     if (setsockopt(fd, SOL_PACKET, PACKET_DROP_MEMBERSHIP, m, sizeof *m)) perror("drop");
@@ -84,7 +65,7 @@ int main(void) {
         getsockopt(a, SOL_PACKET, PACKET_FANOUT, &fa, &l);
         l = sizeof fb;
         getsockopt(b, SOL_PACKET, PACKET_FANOUT, &fb, &l);
-        printf("step %d: lo flags %#x, address listed %d, fanout %#x and %#x\n", step, lo_flags(), listed(),
+        printf("step %d: lo flags %#x, address listed %d, fanout %#x and %#x\n", step, lo_flags(), listed("01005e0000fb"),
                fa, fb);
         fflush(stdout);
         usleep(20000);
@@ -92,9 +73,9 @@ int main(void) {
     drop(a, &promisc);
     printf("promiscuous dropped once: lo flags %#x\n", lo_flags());
     drop(a, &mcast);
-    printf("address dropped once: listed %d\n", listed());
+    printf("address dropped once: listed %d\n", listed("01005e0000fb"));
     drop(a, &mcast);
-    printf("address dropped twice: listed %d\n", listed());
+    printf("address dropped twice: listed %d\n", listed("01005e0000fb"));
     drop(b, &allmulti);
     printf("all-multicast dropped: lo flags %#x\n", lo_flags());
     return 0;

@@ -250,7 +250,8 @@ const CLAIMED: u64 = u64::MAX;
 /// be open: every socket whose interface reads 0 is then said).
 static IF_FULL: AtomicBool = AtomicBool::new(false);
 
-fn inode(fd: i32) -> Option<u64> {
+/// The inode of the file `fd` is (a socket's, here). Signal-safe.
+pub(super) fn inode(fd: i32) -> Option<u64> {
     // SAFETY: fstat into a zeroed local.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: as above.

@@ -58,12 +58,7 @@ static FULL: AtomicBool = AtomicBool::new(false);
 const INHERITED_MAX: usize = 16;
 static INHERITED: [AtomicU64; INHERITED_MAX] = [const { AtomicU64::new(0) }; INHERITED_MAX];
 
-fn inode(fd: i32) -> Option<u64> {
-    // SAFETY: fstat into a zeroed local.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: as above.
-    (unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_ino != 0).then_some(st.st_ino)
-}
+use super::multicast::inode;
 
 /// A membership as the kernel compares them: the address past its
 /// length is not part of it (zeroed). None when `len` bytes do not hold
