@@ -65,13 +65,11 @@ impl Out<'_> {
 }
 
 /// Write `CKPT_SOCKOPTS=...` NUL-terminated into `buf`; false when there
-/// is nothing to carry (nothing written). No allocation, no lock.
+/// is nothing to carry (`buf` then holds nothing to use). No
+/// allocation, no lock.
 pub fn export(buf: &mut [u8]) -> bool {
     let lost = super::multicast::interfaces_lost() || super::packet::lost();
-    let mut any = lost;
-    super::multicast::each_interface(|_, _| any = true);
-    super::packet::each_membership(|_, _, _| any = true);
-    if !any || buf.len() < VAR.len() + 3 {
+    if buf.len() < VAR.len() + 3 {
         return false;
     }
     let mut o = Out {
@@ -81,6 +79,7 @@ pub fn export(buf: &mut [u8]) -> bool {
     };
     o.bytes(VAR);
     o.bytes(b"=");
+    let empty = o.n;
     super::multicast::each_interface(|ino, v| {
         o.entry(|o| o.bytes(b"m") && o.hex(ino) && o.bytes(b".") && o.hex(v));
     });
@@ -97,6 +96,9 @@ pub fn export(buf: &mut [u8]) -> bool {
     });
     let n = o.n;
     let bang = o.full || lost;
+    if n == empty && !bang {
+        return false;
+    }
     if bang {
         o.buf[n] = b'!';
         o.buf[n + 1] = 0;

@@ -230,7 +230,7 @@ pub fn note_inherited() {
                 )
             } == 0
             && domain == libc::AF_PACKET;
-        let Some(ino) = inode(fd).filter(|_| packet) else {
+        let Some(ino) = packet.then(|| inode(fd)).flatten() else {
             return;
         };
         let known = (0..MEMBERS).any(|i| INO[i].load(Acquire) == ino);
