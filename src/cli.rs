@@ -282,7 +282,14 @@ Descriptors:
   - descriptors 0, 1 and 2 that were a terminal, a pipe to another
     process, a socket or a device are connected to this command's own; a
     terminal is then set as the program had it (raw mode, echo), and a
-    window size not the one it had is told with SIGWINCH;
+    window size not the one it had is told with SIGWINCH; so is a file
+    the program wrote at 0, 1 or 2 that is this command's own descriptor
+    too, open for writing without O_APPEND (a script's `> log` that the
+    program and this command both inherit): the program writes on through
+    it at the script's position, and it is not cut back (that would leave
+    zeros under what the others wrote since); said when it grew since
+    the checkpoint. `ckpt restart IMAGE >> out` continues the program's
+    `> out` as any file: reopened at its offset, cut back;
   - a listening socket listens again at its address (refused up front
     when the address is taken); a TCP connection whose two ends the job
     holds is connected again between the same addresses, with its unread

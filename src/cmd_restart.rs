@@ -29,6 +29,9 @@ static STARTED: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock
 
 pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     STARTED.get_or_init(std::time::SystemTime::now);
+    // Which of this command's own descriptors 0-2 a file the program
+    // wrote there goes on through (see `ckpt::files::shared_stream`).
+    ckpt::files::note_shared_streams();
     // From a store: its generation exported into a private directory
     // (removed when this command ends; by the next store command when it
     // became the program).
@@ -937,6 +940,43 @@ pub(crate) fn restore_job_log(meta: &Meta) {
     }
 }
 
+/// What is said of a file the program wrote at 0, 1 or 2 that this
+/// command writes too (`ckpt::files::shared_stream`): the program goes on
+/// through this command's descriptor, the file is not cut back.
+fn shared_stream_said(same: &[&image::Fd]) -> Option<String> {
+    let f = same.first()?;
+    let size = std::fs::metadata(ckpt::names::path(&f.path)).ok()?.len();
+    let was = f.size.max(0) as u64;
+    let position = same
+        .iter()
+        .map(|g| g.offset.max(0) as u64)
+        .max()
+        .unwrap_or(0);
+    let how = if size < position {
+        format!(
+            "now {size} bytes, shorter than the program's position then ({position}): it writes \
+             on from this command's position"
+        )
+    } else if size > was {
+        format!(
+            "grown by {} bytes since the checkpoint (by the killed run or by others writing to \
+             it: it is not cut back, so what the killed run wrote there after the checkpoint \
+             may come twice)",
+            size - was
+        )
+    } else {
+        return None;
+    };
+    let names = ["standard input", "standard output", "standard error"];
+    let what: Vec<&str> = same.iter().map(|g| names[g.fd as usize]).collect();
+    Some(format!(
+        "{} is this command's own {} too, not appended to: the program writes on through it, \
+         {how}",
+        f.path,
+        what.join(" and ")
+    ))
+}
+
 /// What a warning about a written file the image could not keep adds.
 const SAVE_FILES: &str = " (`ckpt run --save-files` keeps the contents of files open for \
                           writing in the image, so that a restart puts them back)";
@@ -949,6 +989,24 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
     let mut cuts: Vec<Cut> = Vec::new();
     let mut warnings = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let streams: Vec<&image::Fd> = meta
+        .fds
+        .iter()
+        .filter(|f| ckpt::files::shared_stream(f))
+        .collect();
+    for (i, f) in streams.iter().enumerate() {
+        if !streams[..i]
+            .iter()
+            .any(|g| (g.dev, g.ino) == (f.dev, f.ino))
+        {
+            let same: Vec<&image::Fd> = streams[i..]
+                .iter()
+                .copied()
+                .filter(|g| (g.dev, g.ino) == (f.dev, f.ino))
+                .collect();
+            warnings.extend(shared_stream_said(&same));
+        }
+    }
     let open = meta.fds.iter().filter(|f| {
         f.flags & libc::O_ACCMODE != libc::O_RDONLY
             && f.kind == FdKind::File

@@ -747,3 +747,145 @@ fn files_removed_after_the_checkpoint_are_said() {
     assert!(line.contains("/in/j"), "{line}");
     assert!(!said.contains("/tmp."), "a temporary file is named: {said}");
 }
+
+/// A file the program writes at descriptor 1 that the restart command
+/// writes too, without O_APPEND (a script's `> log`, which every command
+/// it runs inherits, the script writing its own lines between them): the
+/// program goes on through the restart's descriptor, the file is not cut
+/// back, and the growth is said. Before, the restart cut the log back to
+/// its size at the checkpoint beneath the script's position, so the
+/// script's next lines left a hole of zeros, and its lines between the
+/// checkpoint and the restart were gone. A restart appending to the file
+/// the program wrote with `>` (`ckpt restart IMAGE >> out`) is the
+/// program's output continued: cut back and byte-identical to an
+/// uninterrupted run's.
+#[test]
+fn a_log_the_restart_command_shares_is_written_on_not_cut_back() {
+    use std::io::Write;
+    let bin = common::TempDir::new("written-shared-bin");
+    let prog = common::compile_c("restart_written.c", bin.path());
+    // Its stdout is what it writes to written.out.
+    let (_, want_out) = reference(&prog);
+
+    let area = Area::new("written-shared");
+    let log_path = area.file("script.log");
+    let mut log = std::fs::File::create(&log_path).unwrap();
+    log.write_all(b"script: start\n").unwrap();
+    let mut kid = start(
+        run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
+        Out::Shared(&log),
+        &area.file("err"),
+        "under ckpt",
+    );
+    rs::wait_file(
+        &mut kid,
+        &log_path,
+        |d| String::from_utf8_lossy(d).contains("step 20\n"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let image = common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+    log.write_all(b"script: checkpointed\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    kid.kill();
+    log.write_all(b"script: killed\n").unwrap();
+    let rerr = area.file("restart.err");
+    let mut r = start(
+        restart_cmd(&image, &[], area.path()),
+        Out::Shared(&log),
+        &rerr,
+        "ckpt restart",
+    );
+    let st = r
+        .wait(rs::RESTART_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    rs::assert_success(st, "restarted program", &r.describe());
+    log.write_all(b"script: end\n").unwrap();
+    let said = std::fs::read_to_string(&rerr).unwrap_or_default();
+    let text = String::from_utf8(std::fs::read(&log_path).unwrap()).unwrap();
+    assert!(
+        !text.contains('\0'),
+        "a hole of zeros in the log:\n{text:?}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let at = |l: &str| {
+        lines
+            .iter()
+            .position(|x| *x == l)
+            .unwrap_or_else(|| panic!("{l:?} is not in the log:\n{text}"))
+    };
+    let (checkpointed, killed, end) = (
+        at("script: checkpointed"),
+        at("script: killed"),
+        at("script: end"),
+    );
+    assert!(
+        at("script: start") == 0 && checkpointed < killed && killed < end && end == lines.len() - 1,
+        "the script's lines are not all there in order:\n{text}"
+    );
+    // After the kill: the restarted program's steps from where it was
+    // checkpointed to its last, in order.
+    let after: Vec<&str> = lines[killed + 1..end].to_vec();
+    let first: usize = after
+        .first()
+        .and_then(|l| l.strip_prefix("step "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the restarted program wrote nothing after the kill:\n{text}"));
+    let last_before = lines[..killed]
+        .iter()
+        .filter_map(|l| l.strip_prefix("step ")?.parse::<usize>().ok())
+        .max()
+        .unwrap_or(0);
+    let want: Vec<String> = (first..120).map(|i| format!("step {i}")).collect();
+    assert!(
+        (21..=last_before + 1).contains(&first) && after == want,
+        "the restarted program's lines are not steps {first}..119:\n{text}"
+    );
+    assert!(
+        said.contains("script.log is this command's own standard output too")
+            && said.contains("not cut back"),
+        "the growth of the shared log is not said: {said}"
+    );
+    assert!(
+        !said.contains("script.log: cut back"),
+        "the shared log was cut back: {said}"
+    );
+
+    // `ckpt restart IMAGE >> out`: the program's `> out` continued.
+    let area = Area::new("written-appended");
+    let out = area.file("out");
+    let mut kid = start(
+        run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
+        Out::File(&out),
+        &area.file("err"),
+        "under ckpt",
+    );
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 20\n"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let image = common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_millis(300));
+    kid.kill();
+    let appending = std::fs::OpenOptions::new().append(true).open(&out).unwrap();
+    let rerr = area.file("restart.err");
+    let mut r = start(
+        restart_cmd(&image, &[], area.path()),
+        Out::Shared(&appending),
+        &rerr,
+        "ckpt restart",
+    );
+    let st = r
+        .wait(rs::RESTART_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    rs::assert_success(st, "restarted program", &r.describe());
+    let said = std::fs::read_to_string(&rerr).unwrap_or_default();
+    assert!(
+        said.contains("out: cut back from"),
+        "the appended-to output was not cut back: {said}"
+    );
+    rs::assert_same(&std::fs::read(&out).unwrap(), &want_out, "`>> out` restart");
+}

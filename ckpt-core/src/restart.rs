@@ -154,6 +154,9 @@ pub extern "C" fn entry(arg: u64, _image_fd: i32, plan: u64) -> ! {
     // TLS works from here on.
     sys::sigprocmask(libc::SIG_SETMASK, !0);
     alloc::scratch_resume();
+    // Descriptors 0-2 are still the restart command's: which of them is
+    // a file the program writes on through (see `files::shared_stream`).
+    files::note_shared_streams();
     let tid_addr = leader.fs_base + meta.restart.tid_offset;
     // SAFETY: tid_addr is the cached tid in the leader's struct pthread;
     // set_tid_address makes the kernel clear it when this thread exits.

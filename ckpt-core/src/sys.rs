@@ -280,6 +280,14 @@ pub fn read_small(dirfd: c_int, path: &core::ffi::CStr, buf: &mut [u8]) -> Optio
     Some(n)
 }
 
+/// fstat of `fd`. Raw system call: signal-safe, never interposed.
+pub fn fstat(fd: c_int) -> Option<libc::stat> {
+    // SAFETY: all-zero is a valid stat; fstat writes into it.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: a live stat to write; a bad descriptor fails.
+    (unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st as *mut libc::stat) } == 0).then_some(st)
+}
+
 /// stat of `path` (not following a last symbolic link with `nofollow`).
 /// Raw system call: signal-safe, never interposed.
 pub fn stat_path(path: &core::ffi::CStr, nofollow: bool) -> Option<libc::stat> {

@@ -137,6 +137,9 @@ pub enum Out<'a> {
     /// A pipe the test reads in the background.
     Pipe,
     Null,
+    /// An open file the test holds and writes too (one offset shared, as a
+    /// script's `> log` is by every command it runs).
+    Shared(&'a File),
 }
 
 /// Start `cmd` with stdin from /dev/null, stdout as `out`, stderr appended
@@ -153,6 +156,9 @@ pub fn start(mut cmd: Command, out: Out, err: &Path, label: &str) -> Kid {
         }
         Out::Null => {
             cmd.stdout(Stdio::null());
+        }
+        Out::Shared(f) => {
+            cmd.stdout(Stdio::from(f.try_clone().expect("dup the shared file")));
         }
     }
     let ef = std::fs::OpenOptions::new()

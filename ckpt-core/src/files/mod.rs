@@ -848,7 +848,9 @@ pub(crate) mod sockets;
 pub mod tty;
 pub mod written;
 pub use inotify::{record_unwatch, record_watch};
-pub use restore::{restore, seal_again, stdio_rule, Passthrough};
+pub use restore::{
+    note_shared_streams, restore, seal_again, shared_stream, stdio_rule, Passthrough,
+};
 pub use snapshot::snapshot;
 pub use sockets::check_address;
 pub use sockets::endpoint;

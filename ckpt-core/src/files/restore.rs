@@ -14,6 +14,9 @@
 //! - descriptors 0, 1 and 2 that were a terminal, a pipe to another
 //!   process, a socket or a device are connected to the `ckpt restart`
 //!   command's own; a terminal is then set as the program had it (`tty`);
+//!   so is a file the program wrote at 0, 1 or 2 that is the command's own
+//!   descriptor of that number too, open for writing without O_APPEND
+//!   (see `shared_stream`);
 //! - a named FIFO above 2 is reopened by path (each open file of it, never
 //!   blocking) with the bytes it held; one whose path was unlinked (or is
 //!   gone) comes back as an anonymous pipe with its bytes;
@@ -54,6 +57,59 @@ pub enum Passthrough {
     Placeholder,
 }
 
+/// The restart command's own descriptors 0, 1 and 2 that are regular
+/// files open for writing without O_APPEND: (device, inode) each, zeros
+/// for the others. Noted by `note_shared_streams`.
+static SHARED_STREAMS: [core::sync::atomic::AtomicU64; 6] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; 6];
+
+/// Note which of this process's descriptors 0, 1 and 2 are regular files
+/// open for writing without O_APPEND: called by `ckpt restart` as it
+/// starts, and by the restarted process before its descriptors are put
+/// back (it still holds the command's then). Raw system calls only.
+pub fn note_shared_streams() {
+    use core::sync::atomic::Ordering::Relaxed;
+    for fd in 0..3 {
+        // SAFETY: F_GETFL on a descriptor number; an unused one fails.
+        let fl = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETFL) } as i32;
+        let st = sys::fstat(fd);
+        let (dev, ino) = match st {
+            Some(st)
+                if fl >= 0
+                    && fl & libc::O_ACCMODE != libc::O_RDONLY
+                    && fl & libc::O_APPEND == 0
+                    && st.st_mode & libc::S_IFMT == libc::S_IFREG =>
+            {
+                (st.st_dev, st.st_ino)
+            }
+            _ => (0, 0),
+        };
+        SHARED_STREAMS[2 * fd as usize].store(dev, Relaxed);
+        SHARED_STREAMS[2 * fd as usize + 1].store(ino, Relaxed);
+    }
+}
+
+/// Whether `f`, a file the program had open for writing at 0, 1 or 2, is
+/// the restart command's own descriptor of that number, a file open for
+/// writing without O_APPEND: the stream its caller writes too (a script's
+/// `> log` that every command of it inherits, the program's output among
+/// the others'). The program writes on through the command's descriptor,
+/// at the caller's offset, as it did through the one it shared; reopened
+/// at its old offset and the file cut back to its size at the checkpoint,
+/// it would write over (or leave a hole of zeros under) what the others
+/// wrote since. (One the command appends to, `ckpt restart ... >> out`, is
+/// the program's own output continued: reopened and cut back as any.)
+pub fn shared_stream(f: &Fd) -> bool {
+    use core::sync::atomic::Ordering::Relaxed;
+    (0..=2).contains(&f.fd)
+        && f.kind == FdKind::File
+        && !f.deleted
+        && f.flags & libc::O_ACCMODE != libc::O_RDONLY
+        && f.ino != 0
+        && SHARED_STREAMS[2 * f.fd as usize].load(Relaxed) == f.dev
+        && SHARED_STREAMS[2 * f.fd as usize + 1].load(Relaxed) == f.ino
+}
+
 /// Which way descriptor `f` comes back.
 pub fn stdio_rule(f: &Fd) -> Passthrough {
     // A named FIFO comes back by its path, with its bytes, as at any
@@ -63,7 +119,7 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
     let outside = matches!(f.kind, FdKind::Tty | FdKind::Socket | FdKind::CharDevice)
         || (f.kind == FdKind::Fifo && f.deleted)
         || (f.kind == FdKind::Pipe && f.pipe_peer.is_none() && !f.peer_closed);
-    if f.fd <= 2 && outside {
+    if f.fd <= 2 && (outside || shared_stream(f)) {
         return Passthrough::Inherit;
     }
     match f.kind {
