@@ -113,7 +113,8 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     }
     let (cuts, warnings) = plan_rollback(&meta, args.keep_files)?;
     let (leftovers, more) = crate::leftovers::plan(&[&meta], args.keep_files);
-    for w in warnings.into_iter().chain(more) {
+    let streams = shared_streams_said(&[&meta]);
+    for w in warnings.into_iter().chain(more).chain(streams) {
         eprintln!("ckpt: warning: {w}");
     }
     if meta.job.is_none() {
@@ -940,9 +941,31 @@ pub(crate) fn restore_job_log(meta: &Meta) {
     }
 }
 
-/// What is said of a file the program wrote at 0, 1 or 2 that this
-/// command writes too (`ckpt::files::shared_stream`): the program goes on
-/// through this command's descriptor, the file is not cut back.
+/// What is said of the files the job's processes wrote at 0, 1 or 2
+/// that this command writes too (`ckpt::files::shared_stream`): the
+/// program goes on through this command's descriptor, the file is not
+/// cut back. One line a file, whichever processes hold it.
+pub(crate) fn shared_streams_said(metas: &[&Meta]) -> Vec<String> {
+    let streams: Vec<&image::Fd> = metas
+        .iter()
+        .flat_map(|m| m.fds.iter())
+        .filter(|f| ckpt::files::shared_stream(f))
+        .collect();
+    let mut said = Vec::new();
+    for (i, f) in streams.iter().enumerate() {
+        let key = (f.dev, f.ino);
+        if !streams[..i].iter().any(|g| (g.dev, g.ino) == key) {
+            let same: Vec<&image::Fd> = streams[i..]
+                .iter()
+                .copied()
+                .filter(|g| (g.dev, g.ino) == key)
+                .collect();
+            said.extend(shared_stream_said(&same));
+        }
+    }
+    said
+}
+
 fn shared_stream_said(same: &[&image::Fd]) -> Option<String> {
     let f = same.first()?;
     let size = std::fs::metadata(ckpt::names::path(&f.path)).ok()?.len();
@@ -967,8 +990,11 @@ fn shared_stream_said(same: &[&image::Fd]) -> Option<String> {
     } else {
         return None;
     };
+    let mut fds: Vec<i32> = same.iter().map(|g| g.fd).collect();
+    fds.sort_unstable();
+    fds.dedup();
     let names = ["standard input", "standard output", "standard error"];
-    let what: Vec<&str> = same.iter().map(|g| names[g.fd as usize]).collect();
+    let what: Vec<&str> = fds.iter().map(|&fd| names[fd as usize]).collect();
     Some(format!(
         "{} is this command's own {} too, not appended to: the program writes on through it, \
          {how}",
@@ -989,24 +1015,6 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
     let mut cuts: Vec<Cut> = Vec::new();
     let mut warnings = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let streams: Vec<&image::Fd> = meta
-        .fds
-        .iter()
-        .filter(|f| ckpt::files::shared_stream(f))
-        .collect();
-    for (i, f) in streams.iter().enumerate() {
-        if !streams[..i]
-            .iter()
-            .any(|g| (g.dev, g.ino) == (f.dev, f.ino))
-        {
-            let same: Vec<&image::Fd> = streams[i..]
-                .iter()
-                .copied()
-                .filter(|g| (g.dev, g.ino) == (f.dev, f.ino))
-                .collect();
-            warnings.extend(shared_stream_said(&same));
-        }
-    }
     let open = meta.fds.iter().filter(|f| {
         f.flags & libc::O_ACCMODE != libc::O_RDONLY
             && f.kind == FdKind::File

@@ -16,7 +16,8 @@
 use crate::cli::RestartArgs;
 use crate::cmd_restart::{
     check_descriptors, check_identity, check_reserved_range, check_vdso, clear_cloexec,
-    open_checked, open_deps, open_mapped_files, plan_rollback, restore_job_log, write_plan,
+    open_checked, open_deps, open_mapped_files, plan_rollback, restore_job_log,
+    shared_streams_said, write_plan,
 };
 use crate::{shim_path, Failure};
 use ckpt::image::Meta;
@@ -181,7 +182,7 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
     }
     let metas: Vec<&Meta> = ready.iter().map(|r| &r.meta).collect();
     let (leftovers, warnings) = crate::leftovers::plan(&metas, args.keep_files);
-    for w in warnings {
+    for w in warnings.into_iter().chain(shared_streams_said(&metas)) {
         eprintln!("ckpt: warning: {w}");
     }
     let restorer = shim_path::find_restorer().map_err(Failure::new)?;
