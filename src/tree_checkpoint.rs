@@ -220,16 +220,31 @@ fn runs_shim(pid: i32) -> bool {
 /// Processes that the job started but that are no longer in it (their
 /// parent ended and they were adopted outside it: a daemon's double
 /// fork): found by the `CKPT_JOB` tag `ckpt run` gave the job. They are
-/// not in its image; one line each.
+/// not in its image; one line each. Asked once the job runs again: one
+/// whose parents lead to the job's root is in the job (forked since the
+/// job was counted: make's next recipe shell), not a stray (before, a
+/// list of the job's processes made a moment earlier called such a one
+/// "left it").
 pub fn strays(pid: i32) -> Vec<String> {
     let root = job_root(pid);
     let Some(mine) = ckpt::files::joblog::tag_of(root) else {
         return Vec::new();
     };
-    let members: Vec<i32> = job(root).iter().map(|p| p.pid).collect();
+    let in_job = |mut p: i32| {
+        for _ in 0..4096 {
+            if p == root {
+                return true;
+            }
+            p = ppid(p);
+            if p <= 1 {
+                return false;
+            }
+        }
+        false
+    };
     ckpt::files::joblog::tagged_processes()
         .into_iter()
-        .filter(|(p, t)| *t == mine && !members.contains(p) && *p != std::process::id() as i32)
+        .filter(|(p, t)| *t == mine && !in_job(*p) && *p != std::process::id() as i32)
         .map(|(p, _)| p)
         .filter(|&p| stat_fields(p).first().is_some_and(|s| s != "Z") && comm(p) != "ckpt-writer")
         .map(|p| {
