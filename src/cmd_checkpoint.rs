@@ -217,7 +217,7 @@ fn single(
 /// (told now, not only when it is too late): descriptors that become
 /// /dev/null, connections that come back closed.
 fn restart_losses(path: &std::path::Path) -> Vec<String> {
-    let Ok(image) = crate::cmd_inspect::load(path) else {
+    let Ok(image) = crate::loaded::load(path) else {
         return Vec::new();
     };
     let mut said = losses(
@@ -332,7 +332,7 @@ fn tree_losses(dir: &std::path::Path) -> Vec<String> {
         .processes
         .iter()
         .filter_map(|p| {
-            let image = crate::cmd_inspect::load(&dir.join(p.image.as_ref()?)).ok()?;
+            let image = crate::loaded::load(&dir.join(p.image.as_ref()?)).ok()?;
             Some((p.pid, image.meta))
         })
         .collect();

@@ -2,18 +2,11 @@
 
 use crate::cli::InspectArgs;
 use crate::Failure;
-use ckpt::image::{self, Header, Meta, HEADER_LEN};
+use ckpt::image::{self, Meta};
 use serde::Serialize;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// A checked image: its header and metadata (page data is not read).
-pub struct Loaded {
-    pub path: PathBuf,
-    pub file_bytes: u64,
-    pub header: Header,
-    pub meta: Meta,
-}
+use crate::loaded::{load, Loaded};
 
 pub fn inspect(mut args: InspectArgs) -> Result<(), Failure> {
     // From a store: its generation exported into a private directory.
@@ -65,42 +58,6 @@ pub fn current_version(path: &Path) -> std::path::PathBuf {
     }
 }
 
-/// Read and check an image; every problem is one line naming the file.
-pub fn load(path: &Path) -> Result<Loaded, String> {
-    let shown = path.display();
-    let md = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
-    if md.is_dir() {
-        return Err(format!("{shown}: is a directory, not an image"));
-    }
-    if !md.is_file() {
-        return Err(format!("{shown}: not a regular file"));
-    }
-    check_header_bounds(path).map_err(|e| format!("{shown}: {e}"))?;
-    let (header, meta) = image::read_file(path)?;
-    Ok(Loaded {
-        path: path.to_path_buf(),
-        file_bytes: md.len(),
-        header,
-        meta,
-    })
-}
-
-/// `image::read_file` trusts the sizes in a header whose checksum matches,
-/// but anybody can compute that checksum: refuse sizes that overflow and
-/// metadata that does not follow the header before it slices with them.
-/// Headers that do not decode are left to `read_file`, which says why.
-fn check_header_bounds(path: &Path) -> Result<(), String> {
-    let mut head = Vec::with_capacity(HEADER_LEN);
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    file.take(HEADER_LEN as u64)
-        .read_to_end(&mut head)
-        .map_err(|e| e.to_string())?;
-    let Ok(h) = Header::decode(&head) else {
-        return Ok(());
-    };
-    h.check_layout().map_err(|e| e.to_string())
-}
-
 /// Facts about the file itself, beside the metadata.
 #[derive(Serialize)]
 struct ImageFacts {
@@ -141,7 +98,8 @@ pub fn to_json(l: &Loaded) -> Result<String, String> {
 mod tests {
     use super::*;
     use crate::test_util::TempDir;
-    use ckpt::image::{build, FORMAT_VERSION};
+    use ckpt::image::{build, Header, FORMAT_VERSION, HEADER_LEN};
+    use std::path::PathBuf;
 
     fn image_bytes() -> Vec<u8> {
         build(&crate::report::tests::sample_meta()).unwrap()

@@ -10,6 +10,7 @@ mod cmd_restart;
 mod cmd_run;
 mod human;
 mod leftovers;
+mod loaded;
 mod pager;
 mod progress;
 mod renames;

@@ -1,11 +1,11 @@
 //! The human-readable report of `ckpt inspect`: one section per kind of
 //! recorded state, tables with aligned columns.
 
-use crate::cmd_inspect::Loaded;
 use crate::human::{
     fmt_access, fmt_bytes, fmt_duration_ns, fmt_sa_flags, fmt_sched_policy, fmt_sigmask, fmt_size,
     fmt_status_flags, fmt_utc_ms, shell_quote, Table,
 };
+use crate::loaded::Loaded;
 use ckpt::image::{clock_name, signal_name, Fd, Meta, Notify, ThreadState};
 use std::fmt::Write;
 

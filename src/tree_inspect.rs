@@ -14,7 +14,7 @@ pub fn inspect(dir: &Path, json: bool) -> Result<(), Failure> {
     for p in &m.processes {
         let (state, bytes, threads) = match &p.image {
             Some(name) => {
-                let loaded = crate::cmd_inspect::load(&dir.join(name)).map_err(Failure::new)?;
+                let loaded = crate::loaded::load(&dir.join(name)).map_err(Failure::new)?;
                 (
                     "running".to_string(),
                     loaded.file_bytes,

@@ -114,7 +114,18 @@ fn start() -> Result<(), String> {
     // SAFETY: registering plain extern "C" fns with no arguments.
     unsafe { libc::pthread_atfork(Some(before_fork), None, Some(child_after_fork)) };
     ckpt::glibc::init()?;
-    wrap::direct::init();
+    {
+        use wrap::files::{dup, dup2, dup3, open, open64, openat, openat64};
+        wrap::direct::init(
+            [&dup::ORIGINAL, &dup2::ORIGINAL, &dup3::ORIGINAL],
+            [
+                &open::ORIGINAL,
+                &open64::ORIGINAL,
+                &openat::ORIGINAL,
+                &openat64::ORIGINAL,
+            ],
+        );
+    }
     threads::record_main(&main_thread_attrs());
     ckpt::process::note_mount_namespace();
     ckpt::process::note_uts_namespace();

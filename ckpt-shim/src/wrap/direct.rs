@@ -104,16 +104,17 @@ pub fn dup3(old: c_int, new: c_int, flags: c_int, real: impl FnOnce() -> c_int) 
 }
 
 /// Called once by the shim's constructor, after every original was
-/// resolved. Finds glibc's `__libc_single_threaded` (looked up rather than
-/// linked, so a C library older than 2.32 still loads the shim; then
-/// open/openat are never direct) and which originals are glibc's own: a
-/// library preloaded after the shim that wraps one of them (path
-/// remapping, fault injection, ...) keeps receiving every call.
-pub fn init() {
+/// resolved, with the originals of the dup wrappers (dup, dup2, dup3) and
+/// of the open wrappers (open, open64, openat, openat64). Finds glibc's
+/// `__libc_single_threaded` (looked up rather than linked, so a C library
+/// older than 2.32 still loads the shim; then open/openat are never
+/// direct) and which originals are glibc's own: a library preloaded after
+/// the shim that wraps one of them (path remapping, fault injection, ...)
+/// keeps receiving every call.
+pub fn init(dups: [&ckpt::interpose::Original; 3], opens: [&ckpt::interpose::Original; 4]) {
     // SAFETY: dlsym with a NUL-terminated name.
     let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__libc_single_threaded".as_ptr()) };
     HOT.single_threaded.store(p as *mut c_char, Release);
-    use super::files;
     // SAFETY: dlopen of the already loaded C library (NOLOAD: no loading).
     let libc_h = unsafe { libc::dlopen(c"libc.so.6".as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD) };
     let own = |o: &ckpt::interpose::Original| -> bool {
@@ -124,24 +125,12 @@ pub fn init() {
             && unsafe { libc::dlsym(libc_h, o.name().as_ptr()) } == next
     };
     let mut bits = 0;
-    if own(&files::dup::ORIGINAL) {
-        bits |= DUP;
+    for (o, bit) in dups.into_iter().zip([DUP, DUP2, DUP3]) {
+        if own(o) {
+            bits |= bit;
+        }
     }
-    if own(&files::dup2::ORIGINAL) {
-        bits |= DUP2;
-    }
-    if own(&files::dup3::ORIGINAL) {
-        bits |= DUP3;
-    }
-    if [
-        &files::open::ORIGINAL,
-        &files::open64::ORIGINAL,
-        &files::openat::ORIGINAL,
-        &files::openat64::ORIGINAL,
-    ]
-    .into_iter()
-    .all(own)
-    {
+    if opens.into_iter().all(own) {
         bits |= OPEN;
     }
     HOT.direct.store(bits, Release);
