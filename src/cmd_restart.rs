@@ -1040,6 +1040,8 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
             fd: None,
             anywhere: false,
         }));
+    // Files written and closed, gone since, not in the image: one line.
+    let mut gone: Vec<&str> = Vec::new();
     for f in targets {
         let kept = meta
             .written_files
@@ -1058,10 +1060,7 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
                     contents: Some(w.contents.to_vec()),
                     make: Some(w.mode),
                 }),
-                None if f.fd.is_none() => warnings.push(format!(
-                    "{}: gone since the checkpoint, and not in the image (too large): it is not made again",
-                    f.label()
-                )),
+                None if f.fd.is_none() && !gone.contains(&f.path) => gone.push(f.path),
                 _ => {}
             }
             continue;
@@ -1197,6 +1196,15 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
                 f.label()
             ));
         }
+    }
+    if !gone.is_empty() {
+        warnings.push(format!(
+            "{} written and closed by the program {} gone since the checkpoint, and not in the \
+             image (too large): not made again: {}{SAVE_FILES}",
+            crate::human::count(gone.len(), "file", "files"),
+            if gone.len() == 1 { "is" } else { "are" },
+            crate::human::first_few(&gone)
+        ));
     }
     Ok((cuts, warnings))
 }

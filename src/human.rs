@@ -345,3 +345,26 @@ mod tests {
         );
     }
 }
+
+/// "1 file", "3 files".
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// The first five names, and how many more: "a, b, c, d, e and 3 more".
+pub fn first_few<S: AsRef<str>>(names: &[S]) -> String {
+    let mut s = names
+        .iter()
+        .take(5)
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > 5 {
+        s.push_str(&format!(" and {} more", names.len() - 5));
+    }
+    s
+}

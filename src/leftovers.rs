@@ -14,6 +14,7 @@
 //! age, or renamed over a file that was there) are named in a warning.
 //! `--keep-files` leaves them all, and says so.
 
+use crate::human::{count, first_few};
 use ckpt::files::joblog;
 use ckpt::image::Meta;
 use std::os::unix::fs::MetadataExt;
@@ -162,20 +163,7 @@ pub fn frozen_at(metas: &[&Meta]) -> std::time::SystemTime {
         .unwrap_or(std::time::UNIX_EPOCH)
 }
 
-fn count(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
-}
-
 /// The first few paths, and how many more.
 fn list<'a>(paths: impl Iterator<Item = &'a PathBuf>) -> String {
-    let all: Vec<String> = paths.map(|p| p.display().to_string()).collect();
-    let mut s = all.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
-    if all.len() > 5 {
-        s.push_str(&format!(" and {} more", all.len() - 5));
-    }
-    s
+    first_few(&paths.map(|p| p.display().to_string()).collect::<Vec<_>>())
 }

@@ -25,6 +25,7 @@
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
+use crate::human::{count, first_few};
 use ckpt::files::joblog;
 use ckpt::image::Meta;
 
@@ -113,14 +114,8 @@ pub fn undo(metas: &[&Meta], keep: bool) -> Vec<String> {
     if left.is_empty() {
         return Vec::new();
     }
-    let shown: Vec<&str> = left.iter().take(5).map(String::as_str).collect();
-    let more = if left.len() > 5 {
-        format!(" and {} more", left.len() - 5)
-    } else {
-        String::new()
-    };
     vec![format!(
-        "{} made after the checkpoint {} not undone, and {} as the killed run left {}: {}{more}",
+        "{} made after the checkpoint {} not undone, and {} as the killed run left {}: {}",
         count(left.len(), "rename", "renames"),
         if left.len() == 1 { "is" } else { "are" },
         if left.len() == 1 {
@@ -129,7 +124,7 @@ pub fn undo(metas: &[&Meta], keep: bool) -> Vec<String> {
             "their names stay"
         },
         if left.len() == 1 { "it" } else { "them" },
-        shown.join(", ")
+        first_few(&left)
     )]
 }
 
@@ -164,23 +159,19 @@ pub fn removed(metas: &[&Meta]) -> Vec<String> {
     if lost.is_empty() {
         return Vec::new();
     }
-    let more = if lost.len() > 5 {
-        format!(" and {} more", lost.len() - 5)
-    } else {
-        String::new()
-    };
     vec![format!(
         "{} there at the checkpoint {} removed by the killed run after it, and the image does \
-         not hold {}: the restarted run will not find {}: {}{more}",
+         not hold {}: the restarted run will not find {}: {}",
         count(lost.len(), "file", "files"),
         if lost.len() == 1 { "was" } else { "were" },
         if lost.len() == 1 { "it" } else { "them" },
         if lost.len() == 1 { "it" } else { "them" },
-        lost.iter()
-            .take(5)
-            .map(|p| ckpt::names::shown(p).into_owned())
-            .collect::<Vec<_>>()
-            .join(", ")
+        first_few(
+            &lost
+                .iter()
+                .map(|p| ckpt::names::shown(p).into_owned())
+                .collect::<Vec<_>>()
+        )
     )]
 }
 
@@ -191,12 +182,4 @@ fn after_mark<T>(metas: &[&Meta], read: fn(&[u8], &str) -> Option<Vec<T>>) -> Op
     let log = root.job_log.as_deref()?;
     let bytes = std::fs::read(ckpt::names::path(log)).ok()?;
     read(&bytes, root.job_mark.as_deref()?)
-}
-
-fn count(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
 }

@@ -722,8 +722,14 @@ fn files_removed_after_the_checkpoint_are_said() {
     for i in 1..=60 {
         std::fs::write(area.file(&format!("in/j{i}")), format!("job {i}\n")).unwrap();
     }
-    let script = "for i in $(seq 1 60); do cat in/j$i >> processed.log; rm in/j$i; \
-                  echo t > tmp.$i; rm tmp.$i; echo step $i; sleep 0.02; done";
+    // kept.txt, written and closed before the checkpoint (in the image),
+    // removed after it by a path through "." as `sort -T .` removes its
+    // run files: made again, and not named as lost (the job's log once
+    // named it ".../area/./kept.txt", which no descriptor of the image
+    // matched).
+    let script = "echo keep > kept.txt; for i in $(seq 1 60); do cat in/j$i >> processed.log; \
+                  rm in/j$i; echo t > tmp.$i; rm tmp.$i; [ $i = 17 ] && rm ./kept.txt; \
+                  echo step $i; sleep 0.02; done";
     let mut kid = start_until(
         run_cmd(
             Path::new("/bin/bash"),
@@ -746,6 +752,12 @@ fn files_removed_after_the_checkpoint_are_said() {
         .unwrap_or_else(|| panic!("the removals are not said: {said}"));
     assert!(line.contains("/in/j"), "{line}");
     assert!(!said.contains("/tmp."), "a temporary file is named: {said}");
+    assert!(!line.contains("kept.txt"), "a file the image holds is named: {line}");
+    // (The restarted run removes it again at its step 17.)
+    assert!(
+        said.contains("kept.txt: made again from the image"),
+        "kept.txt is not made again: {said}"
+    );
 }
 
 /// A file the program writes at descriptor 1 that the restart command

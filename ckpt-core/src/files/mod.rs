@@ -485,34 +485,65 @@ pub unsafe fn record_removed(dirfd: i32, path: *const core::ffi::c_char, born: u
     }
 }
 
-/// The absolute path of `path` (relative to `dirfd`) into `out`: as it
-/// is when absolute, else after the directory's path (the working
-/// directory's, or `dirfd`'s, one readlink). Its last component need not
-/// exist (the old name of a rename). Its length. Signal-safe.
+/// The absolute path of `path` (relative to `dirfd`) into `out`, as the
+/// descriptors of the image name files: its directory as the kernel
+/// resolves it (`./x`, `a/../b/x`, a directory through a symbolic link:
+/// the directory opened and its /proc/self/fd link read), then its last
+/// component. A bare name follows the working directory's path (or
+/// `dirfd`'s): one readlink, no open. Its last component need not exist
+/// (the old name of a rename). Its length. Signal-safe.
 fn absolute(dirfd: i32, path: &[u8], out: &mut [u8; 4096]) -> Option<usize> {
+    // "dir/" names "dir": trailing slashes are not a component.
+    let end = path.iter().rposition(|&b| b != b'/').map_or(1, |i| i + 1);
+    let path = &path[..end.min(path.len())];
     if path.is_empty() {
         return None;
     }
-    let mut n = 0;
-    if path[0] != b'/' {
-        n = if dirfd == libc::AT_FDCWD {
-            sys::readlinkat(libc::AT_FDCWD, c"/proc/self/cwd", &mut out[..])?
-        } else {
-            fd_path(dirfd, &mut out[..])?
-        };
-        if n == 0 || out[0] != b'/' {
-            return None;
+    let (mut n, last) = match path.iter().rposition(|&b| b == b'/') {
+        None if dirfd == libc::AT_FDCWD => (
+            sys::readlinkat(libc::AT_FDCWD, c"/proc/self/cwd", &mut out[..])?,
+            path,
+        ),
+        None => (fd_path(dirfd, &mut out[..])?, path),
+        Some(i) => {
+            let mut dir = [0u8; 4096];
+            let d = &path[..i.max(1)];
+            if d.len() >= dir.len() {
+                return None;
+            }
+            dir[..d.len()].copy_from_slice(d);
+            let dir = core::ffi::CStr::from_bytes_until_nul(&dir).ok()?;
+            // SAFETY: a NUL-terminated path; O_PATH opens without side
+            // effects; raw (no wrapper, no record).
+            let fd = unsafe {
+                libc::syscall(
+                    libc::SYS_openat,
+                    dirfd,
+                    dir.as_ptr(),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                    0,
+                )
+            };
+            if fd < 0 {
+                return None;
+            }
+            let n = fd_path(fd as i32, &mut out[..]);
+            sys::close(fd as i32);
+            (n?, &path[i + 1..])
         }
-        if n > 1 {
-            out[n] = b'/';
-            n += 1;
-        }
-    }
-    if n + path.len() >= out.len() {
+    };
+    if n == 0 || n >= out.len() - 1 || out[0] != b'/' || out[..n].ends_with(b" (deleted)") {
         return None;
     }
-    out[n..n + path.len()].copy_from_slice(path);
-    Some(n + path.len())
+    if n > 1 {
+        out[n] = b'/';
+        n += 1;
+    }
+    if n + last.len() >= out.len() {
+        return None;
+    }
+    out[n..n + last.len()].copy_from_slice(last);
+    Some(n + last.len())
 }
 
 /// Something was made at `path` (relative to `dirfd`) other than by
@@ -866,7 +897,43 @@ pub fn loses_its_peer(f: &crate::image::Fd, fds: &[crate::image::Fd]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::namespace_kind;
+    use super::{absolute, namespace_kind};
+
+    /// The job's log names removed and renamed files as the image's
+    /// descriptors do (a restart compares them): `sort -T .` removes
+    /// `./sortXXXX`, which was called a file the image lacks.
+    #[test]
+    fn logged_paths_name_the_directory_as_the_kernel_resolves_it() {
+        let base = std::env::temp_dir().join(format!("ckpt-absolute-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("real/sub")).unwrap();
+        std::os::unix::fs::symlink(base.join("real"), base.join("link")).unwrap();
+        let canon = std::fs::canonicalize(base.join("real")).unwrap();
+        let want = format!("{}/x", canon.display());
+        let dir = std::fs::File::open(base.join("real")).unwrap();
+        let dirfd = std::os::fd::AsRawFd::as_raw_fd(&dir);
+        let mut out = [0u8; 4096];
+        let mut got = |fd: i32, p: &str| {
+            let n = absolute(fd, p.as_bytes(), &mut out).unwrap();
+            String::from_utf8(out[..n].to_vec()).unwrap()
+        };
+        let b = base.display();
+        for p in [
+            format!("{b}/real/x"),
+            format!("{b}/real/./x"),
+            format!("{b}/real/sub/../x"),
+            format!("{b}/link/x"),
+            format!("{b}//real//x"),
+        ] {
+            assert_eq!(got(libc::AT_FDCWD, &p), want, "{p}");
+        }
+        for p in ["x", "./x", "sub/../x", "sub/..//x"] {
+            assert_eq!(got(dirfd, p), want, "{p} under the directory");
+        }
+        assert_eq!(got(dirfd, "sub/"), format!("{}/sub", canon.display()));
+        assert!(absolute(dirfd, b"gone/x", &mut out).is_none());
+        let _ = std::fs::remove_dir_all(&base);
+    }
 
     #[test]
     fn namespace_links_are_told_from_other_links() {
