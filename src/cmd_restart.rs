@@ -1198,6 +1198,7 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
         }
     }
     if !gone.is_empty() {
+        gone.sort_unstable();
         warnings.push(format!(
             "{} written and closed by the program {} gone since the checkpoint, and not in the \
              image (too large): not made again: {}{SAVE_FILES}",

@@ -142,18 +142,20 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
     BACK.store(back[1], Relaxed);
     let mut cuts = Vec::new();
     let mut ready: Vec<Ready> = Vec::new();
+    let mut said: Vec<(String, Vec<i32>)> = Vec::new();
     let me = std::process::id() as i32;
     for (pid, meta, image_fd, deps, specials, mapped) in checked {
         let mut handoff = made.handoffs.get(&pid).cloned().unwrap_or_default();
         handoff.barrier = Some((back[1], go[0]));
-        for w in check_descriptors(&meta, args.strict, args.keep_files)? {
-            eprintln!("ckpt: warning: process {pid}: {w}");
-        }
+        let on_descriptors = check_descriptors(&meta, args.strict, args.keep_files)?;
         // Files written through descriptors several processes share are
         // cut back once (see below).
         let (c, warnings) = plan_rollback(&meta, args.keep_files)?;
-        for w in warnings {
-            eprintln!("ckpt: warning: process {pid}: {w}");
+        for w in on_descriptors.into_iter().chain(warnings) {
+            match said.iter_mut().find(|(text, _)| *text == w) {
+                Some((_, pids)) => pids.push(pid),
+                None => said.push((w, vec![pid])),
+            }
         }
         cuts.extend(c);
         let sources: Vec<RawFd> = std::iter::once(image_fd).chain(deps).collect();
@@ -179,6 +181,13 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
             plan_fd,
             keep,
         });
+    }
+    // What several processes would say alike (a file in each one's
+    // list: the root's holds what the job's log names) is said once.
+    for (w, pids) in said {
+        let who: Vec<String> = pids.iter().map(i32::to_string).collect();
+        let s = if pids.len() == 1 { "" } else { "es" };
+        eprintln!("ckpt: warning: process{s} {}: {w}", who.join(", "));
     }
     let metas: Vec<&Meta> = ready.iter().map(|r| &r.meta).collect();
     let (leftovers, warnings) = crate::leftovers::plan(&metas, args.keep_files);

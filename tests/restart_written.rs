@@ -752,7 +752,10 @@ fn files_removed_after_the_checkpoint_are_said() {
         .unwrap_or_else(|| panic!("the removals are not said: {said}"));
     assert!(line.contains("/in/j"), "{line}");
     assert!(!said.contains("/tmp."), "a temporary file is named: {said}");
-    assert!(!line.contains("kept.txt"), "a file the image holds is named: {line}");
+    assert!(
+        !line.contains("kept.txt"),
+        "a file the image holds is named: {line}"
+    );
     // (The restarted run removes it again at its step 17.)
     assert!(
         said.contains("kept.txt: made again from the image"),
