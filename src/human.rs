@@ -247,6 +247,29 @@ impl Table {
     }
 }
 
+/// "1 file", "3 files".
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// The first five names, and how many more: "a, b, c, d, e and 3 more".
+pub fn first_few<S: AsRef<str>>(names: &[S]) -> String {
+    let mut s = names
+        .iter()
+        .take(5)
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > 5 {
+        s.push_str(&format!(" and {} more", names.len() - 5));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,27 +367,4 @@ mod tests {
             "  FD  PATH    OFFSET\n  3   /tmp/a  0\n  10  µ       42\n"
         );
     }
-}
-
-/// "1 file", "3 files".
-pub fn count(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
-}
-
-/// The first five names, and how many more: "a, b, c, d, e and 3 more".
-pub fn first_few<S: AsRef<str>>(names: &[S]) -> String {
-    let mut s = names
-        .iter()
-        .take(5)
-        .map(AsRef::as_ref)
-        .collect::<Vec<_>>()
-        .join(", ");
-    if names.len() > 5 {
-        s.push_str(&format!(" and {} more", names.len() - 5));
-    }
-    s
 }

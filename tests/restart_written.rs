@@ -50,10 +50,15 @@ fn reference(prog: &Path) -> (Vec<u8>, Vec<u8>) {
 }
 
 fn restart(area: &Area, image: &Path, extra: &[&str]) -> String {
+    restart_to(area, image, extra, Out::Null)
+}
+
+/// `ckpt restart` with its stdout as `out`, to its end. Its stderr.
+fn restart_to(area: &Area, image: &Path, extra: &[&str], out: Out) -> String {
     let rerr = area.file("restart.err");
     let mut r = start(
         restart_cmd(image, extra, area.path()),
-        Out::Null,
+        out,
         &rerr,
         "ckpt restart",
     );
@@ -786,37 +791,13 @@ fn a_log_the_restart_command_shares_is_written_on_not_cut_back() {
     let log_path = area.file("script.log");
     let mut log = std::fs::File::create(&log_path).unwrap();
     log.write_all(b"script: start\n").unwrap();
-    let mut kid = start(
-        run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
-        Out::Shared(&log),
-        &area.file("err"),
-        "under ckpt",
-    );
-    rs::wait_file(
-        &mut kid,
-        &log_path,
-        |d| String::from_utf8_lossy(d).contains("step 20\n"),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let image = common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+    let (mut kid, image) = at_step_20(&area, &prog, Out::Shared(&log), &log_path);
     log.write_all(b"script: checkpointed\n").unwrap();
     std::thread::sleep(Duration::from_millis(300));
     kid.kill();
     log.write_all(b"script: killed\n").unwrap();
-    let rerr = area.file("restart.err");
-    let mut r = start(
-        restart_cmd(&image, &[], area.path()),
-        Out::Shared(&log),
-        &rerr,
-        "ckpt restart",
-    );
-    let st = r
-        .wait(rs::RESTART_TIMEOUT)
-        .unwrap_or_else(|e| panic!("{e}"));
-    rs::assert_success(st, "restarted program", &r.describe());
+    let said = restart_to(&area, &image, &[], Out::Shared(&log));
     log.write_all(b"script: end\n").unwrap();
-    let said = std::fs::read_to_string(&rerr).unwrap_or_default();
     let text = String::from_utf8(std::fs::read(&log_path).unwrap()).unwrap();
     assert!(
         !text.contains('\0'),
@@ -869,38 +850,34 @@ fn a_log_the_restart_command_shares_is_written_on_not_cut_back() {
     // `ckpt restart IMAGE >> out`: the program's `> out` continued.
     let area = Area::new("written-appended");
     let out = area.file("out");
-    let mut kid = start(
-        run_cmd(&prog, &[] as &[&str], area.path(), &area.images),
-        Out::File(&out),
-        &area.file("err"),
-        "under ckpt",
-    );
-    rs::wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("step 20\n"),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let image = common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+    let (mut kid, image) = at_step_20(&area, &prog, Out::File(&out), &out);
     std::thread::sleep(Duration::from_millis(300));
     kid.kill();
     let appending = std::fs::OpenOptions::new().append(true).open(&out).unwrap();
-    let rerr = area.file("restart.err");
-    let mut r = start(
-        restart_cmd(&image, &[], area.path()),
-        Out::Shared(&appending),
-        &rerr,
-        "ckpt restart",
-    );
-    let st = r
-        .wait(rs::RESTART_TIMEOUT)
-        .unwrap_or_else(|e| panic!("{e}"));
-    rs::assert_success(st, "restarted program", &r.describe());
-    let said = std::fs::read_to_string(&rerr).unwrap_or_default();
+    let said = restart_to(&area, &image, &[], Out::Shared(&appending));
     assert!(
         said.contains("out: cut back from"),
         "the appended-to output was not cut back: {said}"
     );
     rs::assert_same(&std::fs::read(&out).unwrap(), &want_out, "`>> out` restart");
+}
+
+/// restart_written under ckpt with its stdout as `out`, checkpointed once
+/// `watch` holds its step 20. The running program and its image.
+fn at_step_20(area: &Area, prog: &Path, out: Out, watch: &Path) -> (rs::Kid, PathBuf) {
+    let mut kid = start(
+        run_cmd(prog, &[] as &[&str], area.path(), &area.images),
+        out,
+        &area.file("err"),
+        "under ckpt",
+    );
+    rs::wait_file(
+        &mut kid,
+        watch,
+        |d| String::from_utf8_lossy(d).contains("step 20\n"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let image = common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+    (kid, image)
 }
