@@ -63,8 +63,12 @@ int main(void) {
         usleep(1000);
     for (int step = 0; step < 40; step++) {
         big[(size_t)step * 97 * 4096 % BIG] += 1;
-        printf("step %d main %d/%lx thread %d small %d/%lx big %d/%lx\n", step,
-               policy(NULL, &m1), m1, thread_mode, policy(small, &m2), m2, policy(big, &m3), m3);
+        /* Each policy read before printf (an argument's order of
+         * evaluation is unspecified: the mask was read before the call
+         * that sets it, stack garbage at step 0, seen failing in CI). */
+        int p1 = policy(NULL, &m1), p2 = policy(small, &m2), p3 = policy(big, &m3);
+        printf("step %d main %d/%lx thread %d small %d/%lx big %d/%lx\n", step, p1, m1,
+               thread_mode, p2, m2, p3, m3);
         struct timespec ts = {0, 40 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
