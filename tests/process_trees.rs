@@ -2383,9 +2383,11 @@ fn a_worker_that_dropped_root_is_checkpointed_with_the_job() {
 fn processes_the_job_left_behind_run_on_after_its_root_ended() {
     let area = Area::new("tree-left");
     let bash = which("bash");
-    let script = "( for i in 1 2 3 4 5 6; do sleep 0.4; echo bg $i; done ) > bg.out &\n\
+    // The root's sleep leaves the checkpoint 2.5 s (1 s was too little
+    // once in CI, on 2 busy cores); the background job outlives the root.
+    let script = "( for i in $(seq 1 10); do sleep 0.4; echo bg $i; done ) > bg.out &\n\
                   for i in 1 2 3; do echo fg $i; sleep 0.1; done\n\
-                  echo MARK; sleep 1; echo root exits\n";
+                  echo MARK; sleep 2.5; echo root exits\n";
     let args = vec!["-c".to_string(), script.to_string()];
     let run = area.sub("run");
     let out = area.file("out");
@@ -2400,7 +2402,7 @@ fn processes_the_job_left_behind_run_on_after_its_root_ended() {
         b"fg 1\nfg 2\nfg 3\nMARK\nroot exits\n",
         &context(&area),
     );
-    let want: String = (1..=6).map(|i| format!("bg {i}\n")).collect();
+    let want: String = (1..=10).map(|i| format!("bg {i}\n")).collect();
     let bg = run.join("bg.out");
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(20)
