@@ -27,7 +27,7 @@ int main(void) {
         for (int b = 0; b < 3; b++)
             for (int k = 0; k < 64; k++) buf[b][next() % (sizes[b] / 8)] ^= next();
         printf("step %d\n", step);
-        usleep(step == 19 ? 1000000 : 20000);
+        usleep(step == 19 ? 3000000 : 20000); /* room for two checkpoints on busy cores */
     }
     uint64_t h = 1469598103934665603ull;
     for (int b = 0; b < 3; b++)
