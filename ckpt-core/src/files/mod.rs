@@ -513,22 +513,10 @@ fn absolute(dirfd: i32, path: &[u8], out: &mut [u8; 4096]) -> Option<usize> {
             }
             dir[..d.len()].copy_from_slice(d);
             let dir = core::ffi::CStr::from_bytes_until_nul(&dir).ok()?;
-            // SAFETY: a NUL-terminated path; O_PATH opens without side
-            // effects; raw (no wrapper, no record).
-            let fd = unsafe {
-                libc::syscall(
-                    libc::SYS_openat,
-                    dirfd,
-                    dir.as_ptr(),
-                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                    0,
-                )
-            };
-            if fd < 0 {
-                return None;
-            }
-            let n = fd_path(fd as i32, &mut out[..]);
-            sys::close(fd as i32);
+            // O_PATH opens without side effects; raw (no wrapper, no record).
+            let fd = sys::openat(dirfd, dir, libc::O_PATH | libc::O_DIRECTORY).ok()?;
+            let n = fd_path(fd, &mut out[..]);
+            sys::close(fd);
             (n?, &path[i + 1..])
         }
     };
