@@ -30,6 +30,8 @@ pub struct Kid {
     /// stdout collected from a pipe, if it was piped.
     pub piped_out: Option<Arc<Mutex<Vec<u8>>>>,
     piped_done: Option<std::thread::JoinHandle<()>>,
+    /// The program's hold directory ([`HOLD_ENV`]), if it was given one.
+    hold: Option<PathBuf>,
 }
 
 impl Kid {
@@ -46,8 +48,18 @@ impl Kid {
         self.status
     }
 
+    /// Let a program waiting at its checkpoint window ([`HOLD_ENV`]) go
+    /// on: the test has taken the checkpoint it waited for, or no longer
+    /// means to.
+    pub fn release(&mut self) {
+        if let Some(d) = self.hold.take() {
+            let _ = std::fs::write(d.join("released"), b"");
+        }
+    }
+
     /// Wait at most `limit` for the exit; kill and fail after that.
     pub fn wait(&mut self, limit: Duration) -> Result<ExitStatus, String> {
+        self.release();
         let t = Instant::now();
         loop {
             if let Some(s) = self.exited() {
@@ -78,6 +90,9 @@ impl Kid {
 
     /// SIGKILL, reap, and make sure the pid is gone.
     pub fn kill(&mut self) {
+        // Before the kill: the restarted program, resumed in its window,
+        // finds the file and goes on.
+        self.release();
         if self.exited().is_none() {
             let _ = self.child.kill();
             if let Ok(s) = self.child.wait() {
@@ -145,6 +160,10 @@ pub enum Out<'a> {
 /// Start `cmd` with stdin from /dev/null, stdout as `out`, stderr appended
 /// to `err` (a file), every inherited descriptor above 2 closed at exec.
 pub fn start(mut cmd: Command, out: Out, err: &Path, label: &str) -> Kid {
+    let hold = cmd
+        .get_envs()
+        .find(|(k, _)| *k == HOLD_ENV)
+        .and_then(|(_, v)| v.map(PathBuf::from));
     cmd.env_remove("LD_PRELOAD").stdin(Stdio::null());
     match out {
         Out::File(p) => {
@@ -205,6 +224,7 @@ pub fn start(mut cmd: Command, out: Out, err: &Path, label: &str) -> Kid {
         err_path: Some(err.to_path_buf()),
         piped_out,
         piped_done,
+        hold,
     }
 }
 
@@ -243,6 +263,11 @@ fn run_mode_flags() -> Vec<&'static str> {
 pub fn run_cmd<S: AsRef<OsStr>>(prog: &Path, args: &[S], cwd: &Path, images: &Path) -> Command {
     require_shim();
     let mut c = Command::new(common::ckpt_bin());
+    let mut hold = images.as_os_str().to_owned();
+    hold.push("-hold");
+    let _ = std::fs::remove_dir_all(&hold);
+    std::fs::create_dir_all(&hold).unwrap_or_else(|e| panic!("{hold:?}: {e}"));
+    c.env(HOLD_ENV, hold);
     // --keep 2: a second checkpoint takes the pages the program did not
     // write from the first, which stays a generation of its own (a test
     // may restart either).
@@ -257,6 +282,15 @@ pub fn run_cmd<S: AsRef<OsStr>>(prog: &Path, args: &[S], cwd: &Path, images: &Pa
         .current_dir(cwd);
     c
 }
+
+/// The checkpoint window of the C test programs (`checkpoint_window` in
+/// tests/programs/ckpt_test.h): a program given this directory in its
+/// environment (every program `run_cmd` starts) waits after printing
+/// "step 19", 10 s at most, until `released` appears in it ([`Kid::kill`],
+/// [`Kid::wait`], [`Kid::release`]). The checkpoint then lands where the
+/// test means it to however busy the machine, never after the program
+/// ended; the reference run, without it, does not wait and prints the same.
+pub const HOLD_ENV: &str = "CKPT_TEST_HOLD";
 
 /// `ckpt restart IMAGE [EXTRA...]` run in `cwd`.
 pub fn restart_cmd(image: &Path, extra: &[&str], cwd: &Path) -> Command {

@@ -29,6 +29,8 @@
 
 #include <stdint.h>
 
+#include "checkpoint_window.h"
+
 static const char *g_ctl __attribute__((unused)) = ".";
 
 /* A pseudo-random sequence (xorshift64), the same in every run. */

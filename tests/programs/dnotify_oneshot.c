@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -18,6 +19,7 @@ int main(void) {
         fcntl(m, F_NOTIFY, DN_CREATE | DN_MULTISHOT) || fcntl(o, F_NOTIFY, DN_CREATE))
         return 1;
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         usleep(40000);
     }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <sys/inotify.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -17,6 +18,7 @@ int main(void) {
         return 1;
     close(f);
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         usleep(40000);
     }

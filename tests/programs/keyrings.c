@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 #define KEYCTL_JOIN_SESSION_KEYRING 1
 #define KEY_SPEC_THREAD_KEYRING -1
@@ -30,6 +31,7 @@ int main(void) {
     pthread_create(&t, NULL, worker, NULL);
     usleep(50000);
     for (int step = 0; step < 60; step++) {
+        checkpoint_window(step);
         printf("step %d\n", step);
         fflush(stdout);
         usleep(20000);

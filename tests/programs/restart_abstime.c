@@ -12,6 +12,7 @@
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static double since(struct timespec t) {
     struct timespec now;
@@ -38,6 +39,7 @@ int main(void) {
         return 1;
     }
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         struct timespec n = {0, 50000000};
         nanosleep(&n, NULL);

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 /* The flags among `want` that range `a` has, and its Locked: kB. */
 static void show(const char *name, void *a) {
@@ -51,10 +52,14 @@ int main(void) {
     if (mlock2(p[5], 4 * 4096, MLOCK_ONFAULT))
         perror("mlock2");
     for (int step = 0; step < 30; step++) {
-        printf("step %d\n", step);
+        checkpoint_window(step);
+        /* The flags before the step's line: the test checkpoints once it
+         * sees "step 19", and a checkpoint's writer (a fork) shares the
+         * locked page while it runs: smaps would count half of it. */
         if (step % 10 == 9)
             for (int i = 0; i < 6; i++)
                 show(names[i], p[i]);
+        printf("step %d\n", step);
         struct timespec t = {0, 25000000};
         while (nanosleep(&t, &t) != 0) {
         }

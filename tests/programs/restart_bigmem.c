@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static uint64_t x = 88172645463325252ull;
 static uint64_t next(void) {
@@ -24,10 +25,11 @@ int main(void) {
         for (size_t i = 0; i < sizes[b] / 8; i++) buf[b][i] = next();
     }
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         for (int b = 0; b < 3; b++)
             for (int k = 0; k < 64; k++) buf[b][next() % (sizes[b] / 8)] ^= next();
         printf("step %d\n", step);
-        usleep(step == 19 ? 3000000 : 20000); /* room for two checkpoints on busy cores */
+        usleep(20000);
     }
     uint64_t h = 1469598103934665603ull;
     for (int b = 0; b < 3; b++)

@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -28,6 +29,7 @@ int main(void) {
     }
     printf("setup ok\n");
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d: ptrace in bounding %d, securebits %#x, net_raw ambient %d\n", i,
                (int)prctl(PR_CAPBSET_READ, CAP_SYS_PTRACE, 0, 0, 0),
                (int)prctl(PR_GET_SECUREBITS, 0, 0, 0, 0),

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static double now(clockid_t c) {
     struct timespec t;
@@ -16,6 +17,7 @@ int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     double m0 = now(CLOCK_MONOTONIC), b0 = now(CLOCK_BOOTTIME), mmax = 0, bmax = 0;
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         if (i % 10 == 9) printf("step %d\n", i);
         usleep(50000);
         double m = now(CLOCK_MONOTONIC), b = now(CLOCK_BOOTTIME);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -16,6 +17,7 @@ int main(void) {
     printf("opened %d %d\n", a, b);
     closefrom(4);
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         printf("step %d\n", step);
         struct timespec t = {0, 25000000};
         while (nanosleep(&t, &t) != 0) {

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 #define ARCH_GET_CPUID 0x1011
 #define ARCH_SET_CPUID 0x1012
@@ -48,6 +49,7 @@ int main(void) {
         usleep(1000);
     int on = syscall(SYS_arch_prctl, ARCH_SET_CPUID, 0) == 0;
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         if (!on) {
             printf("step %d cpuid faulting unsupported here\n", step);
         } else {

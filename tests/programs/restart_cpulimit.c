@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <sys/resource.h>
 #include <time.h>
+#include "checkpoint_window.h"
 
 static double cpu(void) {
     struct timespec t;
@@ -41,6 +42,7 @@ int main(void) {
     setrlimit(RLIMIT_CPU, &l);
     limits("start");
     for (int step = 0; !got && step < 100; step++) {
+        checkpoint_window(step);
         /* Steps past 30 (1.5 s) are not printed: how many fit before
          * 2 s depends on the CPU the checkpoint itself took. */
         if (step < 30) printf("step %d\n", step);

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 #define STEPS 40
 
@@ -90,6 +91,7 @@ int main(void) {
     int covers[N];
     for (int k = 0; k < N; k++) covers[k] = 1;
     for (int i = 0; i < STEPS; i++) {
+        checkpoint_window(i);
         burn(0.02, &burned_main);
         double bm = burned_main / 1e9, bw = burned_worker / 1e9, all = bm + bw;
         struct tms t;
@@ -110,7 +112,6 @@ int main(void) {
             if (s[k].v[i] < least - slack) covers[k] = 0;
         }
         if (i % 10 == 9) printf("step %d\n", i);
-        if (i == 19) usleep(1000000);
         if (i == 30) {
             /* the worker burns while this thread sleeps on the process's clock */
             struct timespec d;

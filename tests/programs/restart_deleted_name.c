@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     char dir[64], path[96];
@@ -21,6 +22,7 @@ int main(void) {
         return 1;
     write(fd, "first\n", 6);
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         printf("step %d\n", step);
         fflush(stdout);
         usleep(20000);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static char big[10000];
 
@@ -52,6 +53,7 @@ int main(void) {
     fill("seqpacket a->b", s[0], 1);
     fill("seqpacket b->a", s[1], 0);
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         usleep(40000);
     }

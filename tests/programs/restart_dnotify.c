@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static volatile sig_atomic_t hits, other_hits;
 static int watched = -1, reused = -1;
@@ -45,6 +46,7 @@ int main(void) {
     reused = open("dn-reused", O_RDONLY | O_DIRECTORY);
     fcntl(reused, F_SETSIG, SIGRTMIN + 1);
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         usleep(40000);
     }

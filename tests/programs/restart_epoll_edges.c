@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static int pipe_with(const char *s, int p[2]) {
     if (pipe(p) < 0) return -1;
@@ -47,6 +48,7 @@ int main(void) {
     printf("start: et %d one %d\n", poll_now(ep_et), poll_now(ep_one));
     read(a[0], buf, 4);
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         if (step == 18) write(b[1], "new", 3);
         if (step == 25) {
             struct epoll_event e = {.events = EPOLLIN | EPOLLET | EPOLLONESHOT, .data.u64 = 3};

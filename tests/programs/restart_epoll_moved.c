@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     int ep = epoll_create1(0);
@@ -20,6 +21,7 @@ int main(void) {
     pipe(p);
     printf("pipe took the old number: %s\n", p[0] == e ? "yes" : "no");
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         printf("step %d\n", step);
         if (step == 30) {
             struct epoll_event got;

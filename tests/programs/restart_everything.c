@@ -28,6 +28,7 @@
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static pthread_barrier_t b1, b2;
 static volatile sig_atomic_t usr2;
@@ -149,6 +150,7 @@ int main(void) {
     usleep(20000);
 
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         printf("step %d\n", step);
         fflush(stdout);
         if (step == 30) {

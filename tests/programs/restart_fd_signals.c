@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static volatile sig_atomic_t usr1, io_in_thread, urg;
 static volatile pid_t worker_tid;
@@ -101,6 +102,7 @@ int main(int argc, char **argv) {
     while (!worker_tid)
         usleep(1000);
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         usleep(40000);
     }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static void get(const char *name, int fd) {
     char buf[64] = {0};
@@ -52,6 +53,7 @@ int main(void) {
     if (unlink(gone))
         return 1;
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         usleep(40000);
     }

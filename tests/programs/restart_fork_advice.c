@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 #define A_LEN (4u << 20)
 #define B_LEN (64u << 10)
@@ -52,6 +53,7 @@ int main(int argc, char **argv) {
     if (a == MAP_FAILED || b == MAP_FAILED) return 1;
     if (advise(raw, a, A_LEN, MADV_DONTFORK) || advise(raw, b, B_LEN, MADV_WIPEONFORK)) return 1;
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         for (size_t k = 0; k < A_LEN; k += 512) a[k] = (unsigned char)(k / 512 * 7 + i);
         for (size_t k = 0; k < B_LEN; k++) b[k] = (unsigned char)(k * 3 + i);
         if (i % 10 == 9) printf("step %d\n", i);

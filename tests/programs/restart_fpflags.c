@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <time.h>
 #include <xmmintrin.h>
+#include "checkpoint_window.h"
 
 /* fetestexcept without libm: the SSE flags and the x87 status word's. */
 static unsigned flags(void) {
@@ -23,6 +24,7 @@ int main(void) {
     volatile double inf = one / zero;
     (void)inf;
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         struct timespec t = {0, 50000000};
         while (nanosleep(&t, &t) != 0) {

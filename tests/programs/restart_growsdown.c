@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 #define PAGE 4096UL
 
@@ -53,6 +54,7 @@ int main(void) {
         r[i] = (char)(i * 7);
     char *low = r;
     for (int step = 0; step < 60; step++) {
+        checkpoint_window(step);
         low -= PAGE;
         memset(low, step + 1, PAGE); /* grows the region by a page */
         uint64_t sum = 0;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static long area[4] = {7, 0, 0, 0};
 
@@ -16,6 +17,7 @@ int main(void) {
         return 1;
     }
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         long v;
         __asm__ volatile("movq %%gs:0, %0" : "=r"(v));
         area[0] = v + 1;

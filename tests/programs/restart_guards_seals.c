@@ -23,6 +23,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 #define PAGE 4096UL
 #define BIG (32UL << 20)
@@ -105,6 +106,7 @@ int main(int argc, char **argv) {
     close(fd);
     seal(f, PAGE);
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         d[(size_t)step * 97 * PAGE % BIG] += (unsigned char)step;
         c[step] = (unsigned char)step;
         printf("step %d guards A %c%c%c B %c%c%c%c seals C%c D%c E%c F%c sums %llx %llx "

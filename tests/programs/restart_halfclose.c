@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -31,6 +32,7 @@ int main(void) {
     send(c, "request", 7, 0);
     shutdown(c, SHUT_WR);
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         struct timespec t = {0, 25000000};
         while (nanosleep(&t, &t) != 0) {

@@ -12,6 +12,7 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static void drain(int fd, const char *tag) {
     char buf[4096] __attribute__((aligned(8)));
@@ -61,6 +62,7 @@ int main(void) {
     int other = inotify_add_watch(b, "watched/log", IN_CLOSE_WRITE);
     printf("watches: dir %d log %d other %d\n", dir, log, other);
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         char name[64], line[64];
         snprintf(name, sizeof name, "watched/f%d", i);
         snprintf(line, sizeof line, "step %d\n", i);
@@ -69,7 +71,7 @@ int main(void) {
         printf("step %d\n", i);
         drain(a, "a");
         drain(b, "b");
-        usleep(i == 19 ? 1000000 : 30000);
+        usleep(30000);
     }
     list_wds(a);
     list_wds(b);

@@ -12,6 +12,7 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -23,6 +24,7 @@ int main(void) {
     printf("watch %d\n", wd);
     char buf[4096] __attribute__((aligned(8)));
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         char name[64];
         snprintf(name, sizeof name, "after/f%d", i);
         close(open(name, O_WRONLY | O_CREAT | O_TRUNC, 0644));
@@ -35,9 +37,9 @@ int main(void) {
                 p += sizeof *e + e->len;
             }
         printf("\n");
-        /* The test checkpoints in this second: an event not yet read
-         * at the checkpoint is lost (and said). */
-        usleep(i == 19 ? 1000000 : 30000);
+        /* The test checkpoints after step 19 (checkpoint_window): an
+         * event not yet read at the checkpoint is lost (and said). */
+        usleep(30000);
     }
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static atomic_int worker_prio = -1;
 static atomic_int worker_mce = -1;
@@ -47,6 +48,7 @@ int main(void) {
         nanosleep(&t, NULL);
     }
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         struct timespec t = {0, 25000000};
         nanosleep(&t, NULL);
         printf("step %d: main %#x, worker %#x; memory-failure kill: main %d, worker %d\n", i,

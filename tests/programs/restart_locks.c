@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static int conflicts(int fd, int cmd, short type, off_t start, off_t len) {
     struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len};
@@ -29,8 +30,9 @@ int main(void) {
     printf("locks taken: %d %d %d %d\n", fcntl(data, F_SETLK, &w), fcntl(data, F_SETLK, &r),
            flock(fl, LOCK_EX | LOCK_NB), fcntl(ofd, F_OFD_SETLK, &o));
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
-        usleep(i == 19 ? 1000000 : 30000);
+        usleep(30000);
     }
     pid_t kid = fork();
     if (kid == 0) {

@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 #define MPOL_PREFERRED 1
 #define MPOL_BIND 2
@@ -62,6 +63,7 @@ int main(void) {
     while (thread_mode < 0)
         usleep(1000);
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         big[(size_t)step * 97 * 4096 % BIG] += 1;
         /* Each policy read before printf (an argument's order of
          * evaluation is unspecified: the mask was read before the call

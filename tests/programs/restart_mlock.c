@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 /* Whether the mapping holding `addr` is locked (it may have merged with
  * a neighbour, so look for the range that contains it). */
@@ -47,8 +48,9 @@ int main(void) {
     int all = mlockall(MCL_CURRENT | MCL_FUTURE);
     printf("mlockall: %d\n", all == 0);
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         if (i % 10 == 9) printf("step %d\n", i);
-        usleep(i == 19 ? 1000000 : 20000);
+        usleep(20000);
     }
     char *later = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     later[0] = 1;

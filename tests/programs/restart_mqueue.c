@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static void drain(const char *what, mqd_t q) {
     struct mq_attr a;
@@ -61,6 +62,7 @@ int main(void) {
         mq_send(u, "kept", 4, 0) || mq_send(u, "too", 3, 2))
         return 1;
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         usleep(40000);
     }

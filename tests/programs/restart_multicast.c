@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static struct sockaddr_in group(int k, int port) {
     struct sockaddr_in g = {.sin_family = AF_INET, .sin_port = port};
@@ -64,6 +65,7 @@ int main(void) {
     struct ip_mreqn by_index = {.imr_ifindex = lo};
     if (setsockopt(s2, IPPROTO_IP, IP_MULTICAST_IF, &by_index, sizeof by_index)) perror("multicast if");
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         for (int k = 1; k <= 4; k++) {
             struct sockaddr_in to = group(k, port);
             char msg[32];

@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static void show(const char *what, const char *s, ssize_t n) {
     printf("%s: ", what);
@@ -65,6 +66,7 @@ int main(void) {
             return 1;
     }
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         m[i] = 'a' + i % 26;
         om[0][i] = 'A' + i % 26;
         om[1][i] = '0' + i % 10;

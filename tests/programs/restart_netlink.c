@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static unsigned portid(int fd) {
     struct sockaddr_nl a;
@@ -39,6 +40,7 @@ int main(void) {
     }
     unsigned mine = portid(n);
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         struct {
             struct nlmsghdr h;
             struct rtgenmsg g;

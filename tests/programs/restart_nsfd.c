@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static const char *kinds[] = {"net", "uts", "ipc", "cgroup", "pid_for_children"};
 #define N (sizeof kinds / sizeof kinds[0])
@@ -41,6 +42,7 @@ int main(void) {
             return 1;
     }
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         usleep(40000);
     }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 struct area {
     uint32_t cpu_id_start;
@@ -67,6 +68,7 @@ int main(void) {
     pthread_create(&t, NULL, second, NULL);
     usleep(20000);
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         printf("step %d: main %s, second %s\n", step, state(0x53053053 ^ 0xffff), thread_state);
         usleep(50000);
     }

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     int pk = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_IP));
@@ -41,6 +42,7 @@ int main(void) {
         return 1;
     }
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         char msg[32];
         int n = snprintf(msg, sizeof msg, "datagram %d", step);
         sendto(u, msg, n, 0, (struct sockaddr *)&me, sizeof me);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "lo_state.h"
+#include "checkpoint_window.h"
 
 int main(int argc, char **argv) {
     int lo = (int)if_nametoindex("lo");
@@ -53,6 +54,7 @@ int main(int argc, char **argv) {
     }
     int fd = atoi(argv[2]);
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         printf("step %d: lo flags %#x, address listed %d, environment clean %d\n", step, lo_flags(), listed("01005e0000fc"),
                getenv("CKPT_SOCKOPTS") == NULL);
         fflush(stdout);

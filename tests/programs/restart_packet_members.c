@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "lo_state.h"
+#include "checkpoint_window.h"
 
 static void drop(int fd, struct packet_mreq *m) {
     if (setsockopt(fd, SOL_PACKET, PACKET_DROP_MEMBERSHIP, m, sizeof *m)) perror("drop");
@@ -60,6 +61,7 @@ int main(void) {
         return 1;
     }
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         int fa = 0, fb = 0;
         socklen_t l = sizeof fa;
         getsockopt(a, SOL_PACKET, PACKET_FANOUT, &fa, &l);

@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
@@ -41,6 +42,7 @@ int main(void) {
         return 1;
     }
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         printf("step %d\n", step);
         fflush(stdout);
         usleep(20000);

@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 #define SIZE (48u << 20)
 #define PAGE 4096u
@@ -41,6 +42,7 @@ int main(void) {
     uint64_t *w = (uint64_t *)buf;
     for (size_t i = 0; i < SIZE / 2 / 8; i++) w[i] = smooth ? i / 512 : next();
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         w[next() % (SIZE / 2 / 8)] ^= next();
         printf("step %d\n", step);
         if (step == 20) {
@@ -71,7 +73,7 @@ int main(void) {
             printf("child %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
             printf("untouched %016llx\n", (unsigned long long)hash(buf + SIZE / 2 + 64 * PAGE, 1u << 20));
         }
-        usleep(step == 19 ? 1000000 : 20000);
+        usleep(20000);
     }
     printf("hash %016llx\n", (unsigned long long)hash(buf, SIZE));
     return 0;

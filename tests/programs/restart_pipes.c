@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static void get(const char *name, int fd, size_t n) {
     char buf[64] = {0};
@@ -85,6 +86,7 @@ int main(void) {
     put("g fill", g[1], "plain");
     put("g fill", g[1], "more");
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         usleep(40000);
     }

@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     pid_t noted = getppid();
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         pid_t now = getppid();
         printf("step %d parent %s\n", step, now == noted ? "the same" : now == 0 ? "0" : "another");
         fflush(stdout);

@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -30,8 +31,9 @@ int main(void) {
     ok = ok && syscall(SYS_membarrier, 1 << 4, 0, 0) == 0; /* REGISTER_PRIVATE_EXPEDITED */
     printf("set: %d\n", ok);
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         if (i % 10 == 9) printf("step %d\n", i);
-        usleep(i == 19 ? 1000000 : 20000);
+        usleep(20000);
     }
     int reaper = -1;
     prctl(PR_GET_CHILD_SUBREAPER, &reaper, 0, 0, 0);

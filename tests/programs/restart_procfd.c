@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static void show(int fd, const char *what) {
     char b[8192];
@@ -33,6 +34,7 @@ int main(void) {
     int b = open(path, O_RDONLY);
     int c = open("/proc/self/task", O_RDONLY | O_DIRECTORY);
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         printf("step %d\n", step);
         fflush(stdout);
         usleep(20000);

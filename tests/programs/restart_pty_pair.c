@@ -15,6 +15,7 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static void nap(long ms) {
     struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
@@ -57,6 +58,7 @@ int main(void) {
     int dm = dup(am);
     printf("fds %d %d %d %d %d\n", am, as, bm, bs, dm);
     for (int i = 0; i < 60; i++) {
+        checkpoint_window(i);
         char msg[64], got[128], back[128];
         int len = snprintf(msg, sizeof msg, "ping %d\n", i);
         if (write(i % 2 ? dm : am, msg, len) != len || read_line(as, got, sizeof got) < 0)

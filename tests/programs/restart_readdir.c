@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 #define N 3000
 
@@ -41,10 +42,11 @@ int main(void) {
             if (seen[k]++) again++;
             total++;
         }
+        checkpoint_window(step);
         if (total % 40 == 0 && step < 40) {
             printf("step %d: %d entries read, %d twice\n", step++, total, again);
             fflush(stdout);
-            usleep(step == 20 ? 1000000 : 10000);
+            usleep(10000);
         }
     }
     closedir(d);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -21,6 +22,7 @@ int main(void) {
         return 1;
     }
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         char b[4096];
         const char *cwd = getcwd(b, sizeof b) ? "a path" : strerror(errno);
         int fd = open("made-here", O_WRONLY | O_CREAT, 0644);

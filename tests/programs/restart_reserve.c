@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 #define TIB (1ULL << 40)
 #define GIB (1ULL << 30)
@@ -61,6 +62,7 @@ int main(void) {
     for (int i = 0; i < 8; i++)
         memset(shared + (uint64_t)i * (100 * GIB), 'A' + i, 8192);
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         unsigned long sum = 0;
         for (int i = 0; i < 16; i++) {
             uint8_t *p = big + (uint64_t)i * (128 * GIB) + 4096 * i;

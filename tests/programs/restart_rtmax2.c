@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static volatile sig_atomic_t handled;
 static void on_sig(int s) { (void)s; handled++; }
@@ -58,9 +59,10 @@ int main(void) {
     printf("read back: %s\n", old.sa_handler == on_sig ? "its handler" : "another");
     printf("before: %s\n", interrupt_a_read());
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         if (i % 10 == 9)
             printf("step %d\n", i);
-        usleep(i == 19 ? 1000000 : 20000);
+        usleep(20000);
     }
     printf("after: %s\n", interrupt_a_read());
     sigaction(SIGRTMAX - 2, NULL, &old);

@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static int last_cpu;
 /* The worker's reports, printed by main after the join (one writer keeps
@@ -49,6 +50,7 @@ static void *worker(void *arg) {
     sched_setaffinity(0, sizeof s, &s);
     setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 7);
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         if (i % 10 == 9)
             report(wbuf, &wlen, sizeof wbuf, "worker", i);
         usleep(50000);
@@ -66,6 +68,7 @@ int main(void) {
     pthread_t t;
     pthread_create(&t, NULL, worker, NULL);
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         if (i % 10 == 9)
             report(NULL, NULL, 0, "main", i);
         usleep(50000);

@@ -5,6 +5,7 @@
  * restarter's terminal's hangup would reach it. */
 #include <stdio.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     if (setsid() < 0) {
@@ -12,6 +13,7 @@ int main(void) {
         return 1;
     }
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         pid_t me = getpid();
         printf("step %d: session leader %s, group leader %s\n", step,
                getsid(0) == me ? "yes" : "no", getpgrp() == me ? "yes" : "no");

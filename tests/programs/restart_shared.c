@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 #define ANON (4 << 20)
 #define MFD (1 << 20)
@@ -80,6 +81,7 @@ int main(void) {
         dbl_rw[i] = want_dbl[i] = (uint8_t)(i * 5 + 11);
 
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         /* Write through one side, read through the other. */
         size_t at = (size_t)step * 1000;
         anon[at]++, want_anon[at]++;

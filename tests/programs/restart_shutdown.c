@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static void drain(const char *name, int fd) {
     char buf[64];
@@ -54,6 +55,7 @@ int main(void) {
         shutdown(dg[1], SHUT_WR))
         return 1;
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         usleep(40000);
     }

@@ -24,6 +24,7 @@
 #include <sys/un.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static void talk(const char *name, int a, int b) {
     char buf[64] = {0};
@@ -85,6 +86,7 @@ int main(void) {
     if (write(sv[0], "ping", 4) != 4 || write(raw[0], "hello", 5) != 5)
         return 1;
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         usleep(40000);
     }

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static int geti(int fd, int level, int name) {
     int v = -99;
@@ -68,6 +69,7 @@ int main(void) {
     recv(sp[0], b, 3, MSG_PEEK);
 
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         char cc[16] = {0};
         socklen_t cl = sizeof cc;
         getsockopt(l, IPPROTO_TCP, TCP_CONGESTION, cc, &cl);

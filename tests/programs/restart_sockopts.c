@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static int geti(int fd, int level, int name) {
     int v = -1;
@@ -58,9 +59,10 @@ int main(void) {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (bind(l, (struct sockaddr *)&a, sizeof a) != 0 || listen(l, 4) != 0) return 2;
     for (int step = 0; step <= 30; step++) {
+        checkpoint_window(step);
         printf("step %d\n", step);
         fflush(stdout);
-        usleep(step == 19 ? 1000000 : 20000);
+        usleep(20000);
     }
     printf("sent %s\n", sent > 300000 ? "more than default buffers" : "too little");
     printf("pair sndbuf %d rcvbuf %d\n", geti(sp[0], SOL_SOCKET, SO_SNDBUF), geti(sp[1], SOL_SOCKET, SO_RCVBUF));

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static const char *names[] = {"GC Thread#0", "pool-1-thread-1", "worker\t\\x"};
 static pthread_t threads[3];
@@ -28,6 +29,7 @@ int main(void) {
         pthread_create(&threads[i], NULL, run, (void *)i);
     usleep(100000);
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         char self[16] = "", buf[16];
         prctl(PR_GET_NAME, self);
         printf("step %d: %s", step, self);

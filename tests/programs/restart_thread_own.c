@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static int as_root;
 
@@ -40,6 +41,7 @@ static void *worker(void *arg) {
         if (syscall(SYS_setresuid, -1, 4321, -1) != 0) perror("setresuid");
     }
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         view("thread", step);
         usleep(25000);
     }

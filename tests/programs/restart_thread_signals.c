@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static void queue_to(pid_t tid, int sig, int value) {
     siginfo_t si;
@@ -72,6 +73,7 @@ int main(void) {
     syscall(SYS_tgkill, getpid(), other_tid, SIGUSR1);
     pthread_barrier_wait(&queued);
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         printf("step %d\n", step);
         fflush(stdout);
         if (step == 30) {

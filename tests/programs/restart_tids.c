@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 #define N 3
 static pid_t start_pid;
@@ -57,6 +58,7 @@ int main(void) {
     for (long i = 1; i <= N; i++)
         pthread_create(&t[i - 1], NULL, worker, (void *)i);
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         if (getpid() != start_pid)
             bad[0]++;
         if (i % 10 == 9)

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "timer_phase.h"
+#include "checkpoint_window.h"
 
 #define PERIOD_NS 100000000LL
 
@@ -65,6 +66,7 @@ int main(void) {
         return 1;
     }
     for (int i = 0; i < 60; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         struct timespec n = {0, 50000000};
         while (nanosleep(&n, &n) != 0) {

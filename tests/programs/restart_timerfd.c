@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static void show(const char *name, int fd, int exact) {
     struct pollfd p = {fd, POLLIN, 0};
@@ -43,6 +44,7 @@ int main(void) {
         return 1;
     usleep(10000);
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         usleep(40000);
     }

@@ -8,6 +8,7 @@
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static double now(void) {
     struct timespec ts;
@@ -32,6 +33,7 @@ int main(void) {
         return 1;
     }
     for (int i = 0; i < 25; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         fflush(stdout);
         usleep(30000);

@@ -17,6 +17,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 #define BIG 300000
 static int pipe_fds[2], stream[2], waitall[2], timed[2], listener;
@@ -106,6 +107,7 @@ int main(void) {
     setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     write(waitall[1], "x", 1);
     for (int i = 0; i < 19; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         nap(20);
     }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     int u = (int)syscall(SYS_userfaultfd, O_CLOEXEC | 1 /* UFFD_USER_MODE_ONLY */);
@@ -18,6 +19,7 @@ int main(void) {
         dup2(p, 41), close(p);
     printf("made: %s %s\n", u >= 0 ? "userfaultfd" : "-", p >= 0 ? "pidfd" : "-");
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         printf("step %d\n", step);
         if (step == 30)
             printf("40 open: %d, 41 open: %d\n", fcntl(40, F_GETFD) >= 0, fcntl(41, F_GETFD) >= 0);

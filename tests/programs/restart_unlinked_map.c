@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static uint8_t *map_unlinked(const char *name, size_t size, size_t maplen, int prot, uint8_t seed) {
     int fd = open(name, O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -55,6 +56,7 @@ int main(void) {
         return 2;
     rw[4096] = 'W'; /* page 1 is the program's own copy; page 0 the file's */
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         rw[4097 + step] = (uint8_t)step;
         printf("step %d: ro %.5s %lu | rw %lu %lu | memfd %lu\n", step, (const char *)ro, sum(ro, 10000),
                sum(rw, 4096), sum(rw + 4096, 4096), sum(mv, sizeof page));

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -16,6 +17,7 @@ int main(void) {
     if (m < 0 || !t)
         return 1;
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         char line[64];
         int n = snprintf(line, sizeof line, "line %d\n", i);
         if (write(m, line, n) != n)

@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static void try_link(const char *what, int fd) {
     char proc[64], name[64];
@@ -52,6 +53,7 @@ int main(void) {
     write(x, "excls", 5);
     fflush(stdout);
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         printf("step %d\n", step);
         if (step == 30) {
             show("memfd", m);

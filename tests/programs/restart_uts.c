@@ -9,6 +9,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -18,6 +19,7 @@ int main(void) {
         printf("unsupported: sethostname\n");
     }
     for (int step = 0; step < 40; step++) {
+        checkpoint_window(step);
         printf("step %d\n", step);
         struct timespec t = {0, 25000000};
         while (nanosleep(&t, &t) != 0) {

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -30,6 +31,7 @@ int main(void) {
         return 2;
     close(passed);
     for (int i = 0; i < 200; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         struct timespec t = {0, 20000000};
         nanosleep(&t, NULL);

@@ -12,6 +12,7 @@
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 struct msg {
     long type;
@@ -41,6 +42,7 @@ int main(int argc, char **argv) {
     msgsnd(msg, &m1, strlen(m1.text) + 1, 0);
     msgsnd(msg, &m2, strlen(m2.text) + 1, 0);
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         fflush(stdout);
         usleep(30000);

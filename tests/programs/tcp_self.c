@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static int port_of(int fd, int peer) {
     struct sockaddr_in a;
@@ -58,6 +59,7 @@ int main(void) {
     if (write(c, "left for the end\n", 17) != 17)
         return 1;
     for (int i = 0; i < 60; i++) {
+        checkpoint_window(i);
         char buf[64], back[64];
         int n = snprintf(buf, sizeof buf, "ping %d\n", i);
         if (write(s, buf, n) != n || read_line(c, back, sizeof back) < 0) {

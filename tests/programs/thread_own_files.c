@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static void *own(void *arg) {
     (void)arg;
@@ -30,6 +31,7 @@ int main(void) {
     pthread_create(&a, NULL, own, NULL);
     pthread_create(&b, NULL, shared, NULL);
     for (int i = 0; i < 40; i++) {
+        checkpoint_window(i);
         printf("step %d\n", i);
         usleep(40000);
     }

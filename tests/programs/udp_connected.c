@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static int same(const struct sockaddr_in *a, const struct sockaddr_in *b) {
     return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
@@ -28,6 +29,7 @@ int main(void) {
         return 1;
     }
     for (int i = 0; i < 60; i++) {
+        checkpoint_window(i);
         char msg[32], got[32], back[32];
         int k = snprintf(msg, sizeof msg, "q%d", i);
         if (send(cli, msg, k, 0) != k) {

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint_window.h"
 
 static struct sockaddr_un at(const char *path) {
     struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -76,6 +77,7 @@ int main(void) {
     unlink("ug.sock");
     char n[10][108];
     for (int i = 0; i < 60; i++) {
+        checkpoint_window(i);
         char msg[32], got[32], data[32];
         int k = snprintf(msg, sizeof msg, "m%d", i);
         if (send(a, msg, k, 0) != k || send(c, msg, k, 0) != k)
