@@ -1069,8 +1069,20 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
         // its contents go back into what is there now, when kept.
         let (dev, ino) = (st.dev(), st.ino());
         if (dev, ino) != (f.dev, f.ino) {
+            // Once per file, however many descriptors and names it had.
+            if !seen.insert((f.dev, f.ino)) {
+                continue;
+            }
+            // Already what it was: made again from the image by this
+            // restart (a file the program mapped shared, see
+            // `open_mapped_files`), or put back by hand.
+            let made_here = made_by_this_restart(&st);
+            let now = || std::fs::read(ckpt::names::path(f.path)).ok();
+            if made_here || kept.is_some_and(|w| now().is_some_and(|n| w.contents == n)) {
+                continue;
+            }
             match kept {
-                Some(w) if !keep && seen.insert((f.dev, f.ino)) => cuts.push(Cut {
+                Some(w) if !keep => cuts.push(Cut {
                     path: f.path.to_string(),
                     dev,
                     ino,
@@ -1083,9 +1095,9 @@ pub(crate) fn plan_rollback(meta: &Meta, keep: bool) -> Result<(Vec<Cut>, Vec<St
                     "{}: replaced by another file since the checkpoint{}",
                     f.label(),
                     if keep {
-                        " and kept as it is (--keep-files)"
+                        " and kept as it is (--keep-files)".to_string()
                     } else {
-                        "; its contents then are not in the image (too large): it is left as it is"
+                        format!("; its contents then are not in the image: it is left as it is{SAVE_FILES}")
                     }
                 )),
             }
@@ -1275,9 +1287,7 @@ pub(crate) fn open_mapped_files(meta: &Meta) -> Result<HashMap<String, i32>, Fai
         }
         // Made again by this restart for another process of the tree:
         // said once, by that one.
-        let made_here = STARTED
-            .get()
-            .is_some_and(|t| st.created().is_ok_and(|b| b >= *t));
+        let made_here = made_by_this_restart(&st);
         if !(same || made || (stands_in && made_here)) {
             eprintln!(
                 "ckpt: warning: {} is not the file the program mapped, but holds what it held at the checkpoint: mapped in its place",
@@ -1287,6 +1297,13 @@ pub(crate) fn open_mapped_files(meta: &Meta) -> Result<HashMap<String, i32>, Fai
         out.insert(r.path.clone(), f.into_raw_fd());
     }
     Ok(out)
+}
+
+/// Whether the file was born since this restart began (made again by it).
+fn made_by_this_restart(st: &std::fs::Metadata) -> bool {
+    STARTED
+        .get()
+        .is_some_and(|t| st.created().is_ok_and(|b| b >= *t))
 }
 
 /// Make a file the program mapped shared again from the image (it was

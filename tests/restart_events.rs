@@ -598,24 +598,41 @@ fn a_program_holding_many_kinds_of_state_at_once_comes_back_whole() {
 /// with its directory gone too, or only the file (made again in the same
 /// directory, it often gets the removed file's inode number, and was
 /// then refused as "replaced by another file": born after the checkpoint).
+/// The program and a child holding descriptors of the file too (as
+/// Python's SharedMemory in a pool), the file made again is the one they
+/// open, and
+/// nothing else is said: before, each descriptor was said "replaced by
+/// another file since the checkpoint; its contents then are not in the
+/// image (too large)" and the file "put back" (it had just been made).
 #[test]
 fn a_small_shared_mapped_file_that_is_gone_is_made_again() {
     let bin = common::TempDir::new("perfdata-bin");
     let prog = common::compile_c("restart_perfdata.c", bin.path());
-    for only_file in [false, true] {
-        let area = Area::new(if only_file {
-            "perfdata-file"
-        } else {
-            "perfdata"
+    for (only_file, open_fds) in [(false, false), (true, false), (true, true)] {
+        let area = Area::new(match (only_file, open_fds) {
+            (false, _) => "perfdata",
+            (true, false) => "perfdata-file",
+            (true, true) => "perfdata-fds",
         });
-        let dir = area.sub("hsperfdata_user");
+        // On tmpfs (as /dev/shm is), where a file made again never has the
+        // removed one's inode number.
+        let shm = common::TempDir::new_in(Path::new("/dev/shm"), "perfdata-fds");
+        let dir = if open_fds {
+            shm.path().join("hsperfdata_user")
+        } else {
+            area.sub("hsperfdata_user")
+        };
         let _ = std::fs::remove_dir_all(&dir);
-        let arg = dir.to_string_lossy().into_owned();
-        let want = reference_output(&area, &prog, &[arg.as_str()]);
+        let mut args = vec![dir.to_string_lossy().into_owned()];
+        if open_fds {
+            args.push("keep-fd".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let want = reference_output(&area, &prog, &args);
         std::fs::remove_dir_all(&dir).unwrap();
         let out = area.file("out");
         let mut kid = rs::start_until(
-            run_cmd(&prog, &[arg.as_str()], area.path(), &area.images),
+            run_cmd(&prog, &args, area.path(), &area.images),
             &out,
             &area.file("err"),
             "under ckpt",
@@ -632,6 +649,11 @@ fn a_small_shared_mapped_file_that_is_gone_is_made_again() {
         let said = restart_and_compare(restart_cmd(&image, &[], area.path()), &out, &want, &area);
         assert!(said.contains("made again from the image"), "{said}");
         assert!(!said.contains("in its place"), "said twice: {said}");
+        let perf = said
+            .lines()
+            .filter(|l| l.contains("hsperfdata_user"))
+            .count();
+        assert_eq!(perf, 1, "said more than that it was made again: {said}");
     }
 }
 

@@ -130,12 +130,17 @@ pub struct TempDir {
 impl TempDir {
     /// `tag` should be short: Unix socket paths inside it must stay < 108 bytes.
     pub fn new(tag: &str) -> TempDir {
+        TempDir::new_in(&std::env::temp_dir(), tag)
+    }
+
+    /// As [`TempDir::new`], in `base` (such as /dev/shm, a tmpfs).
+    pub fn new_in(base: &Path, tag: &str) -> TempDir {
         let n = TMP_COUNTER.fetch_add(1, Ordering::SeqCst);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
+        let path = base.join(format!(
             "ckit-{tag}-{}-{n}-{:x}",
             std::process::id(),
             nanos & 0xffff
