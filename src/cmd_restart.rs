@@ -108,10 +108,11 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     {
         eprintln!("ckpt: warning: {w}");
     }
-    for w in check_descriptors(&meta, args.strict, args.keep_files)? {
+    let (cuts, warnings) = plan_rollback(&meta, args.keep_files)?;
+    let rolled_back = cuts.iter().map(Cut::key).collect();
+    for w in check_descriptors(&meta, args.strict, args.keep_files, &rolled_back)? {
         eprintln!("ckpt: warning: {w}");
     }
-    let (cuts, warnings) = plan_rollback(&meta, args.keep_files)?;
     let (leftovers, more) = crate::leftovers::plan(&[&meta], args.keep_files);
     let streams = shared_streams_said(&[&meta]);
     for w in warnings.into_iter().chain(more).chain(streams) {
@@ -695,10 +696,14 @@ pub(crate) fn check_vdso(meta: &Meta) -> Result<Vec<PlanSpecial>, Failure> {
 
 /// Descriptors whose files must be the ones of the checkpoint. Returns
 /// warnings for read-only files that changed since.
+/// `rolled_back`: the files (device, inode) the restart puts back as they
+/// were (`plan_rollback` of any process of the job): one the program only
+/// reads that changed since is then as it was, and not said.
 pub(crate) fn check_descriptors(
     meta: &Meta,
     strict: bool,
     keep_files: bool,
+    rolled_back: &std::collections::HashSet<(u64, u64)>,
 ) -> Result<Vec<String>, Failure> {
     let mut warnings = Vec::new();
     for f in &meta.fds {
@@ -759,7 +764,8 @@ pub(crate) fn check_descriptors(
         let changed = st.size() as i64 != f.size
             || st.mtime() * 1_000_000_000 + st.mtime_nsec() != f.mtime_ns;
         let read_only = f.flags & libc::O_ACCMODE == libc::O_RDONLY;
-        if changed && read_only && f.kind == FdKind::File {
+        if changed && read_only && f.kind == FdKind::File && !rolled_back.contains(&(f.dev, f.ino))
+        {
             let msg = format!(
                 "{} (descriptor {}) changed since the checkpoint",
                 f.path, f.fd

@@ -140,6 +140,17 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
     };
     let (back, go) = (pipe()?, pipe()?);
     BACK.store(back[1], Relaxed);
+    // Every process's files to put back first: one process may only read
+    // what another wrote (`check_descriptors`).
+    let rollbacks = checked
+        .iter()
+        .map(|c| plan_rollback(&c.1, args.keep_files))
+        .collect::<Result<Vec<_>, Failure>>()?;
+    let rolled_back = rollbacks
+        .iter()
+        .flat_map(|(c, _)| c.iter().map(|c| c.key()))
+        .collect();
+    let mut rollbacks = rollbacks.into_iter();
     let mut cuts = Vec::new();
     let mut ready: Vec<Ready> = Vec::new();
     let mut said: Vec<(String, Vec<i32>)> = Vec::new();
@@ -147,10 +158,10 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
     for (pid, meta, image_fd, deps, specials, mapped) in checked {
         let mut handoff = made.handoffs.get(&pid).cloned().unwrap_or_default();
         handoff.barrier = Some((back[1], go[0]));
-        let on_descriptors = check_descriptors(&meta, args.strict, args.keep_files)?;
+        let on_descriptors = check_descriptors(&meta, args.strict, args.keep_files, &rolled_back)?;
         // Files written through descriptors several processes share are
         // cut back once (see below).
-        let (c, warnings) = plan_rollback(&meta, args.keep_files)?;
+        let (c, warnings) = rollbacks.next().unwrap_or_default();
         for w in on_descriptors.into_iter().chain(warnings) {
             match said.iter_mut().find(|(text, _)| *text == w) {
                 Some((_, pids)) => pids.push(pid),

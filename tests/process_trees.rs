@@ -1846,6 +1846,64 @@ fn a_restart_refuses_while_the_old_jobs_children_run() {
     );
 }
 
+/// `tail -f` follows a log a background loop appends to (`>>`, a file its
+/// process writes and closes each line): the restart cuts the log back to
+/// its size at the checkpoint and tail's read-only descriptor finds it as
+/// it was, so nothing is said of that descriptor (before: "changed since
+/// the checkpoint", though the restart put it back), and the output is an
+/// uninterrupted run's. A file the job only reads that changed outside it
+/// (appended to by the test after the kill) is still said.
+#[test]
+fn a_log_followed_by_tail_f_comes_back_without_a_false_warning() {
+    let area = Area::new("ttailf");
+    let script = area.file("job.sh");
+    std::fs::write(
+        &script,
+        ": > log\n\
+         exec 4< input.txt\n\
+         ( for i in $(seq 1 40); do echo \"line $i $((i % 3))\" >> log; sleep 0.05; done; echo END >> log ) &\n\
+         tail -n +1 -f log | while read -r l; do case \"$l\" in END) break;; *\" 0\") echo \"got $l\";; esac; done\n\
+         wait\necho done\n",
+    )
+    .unwrap();
+    let bash = which("bash");
+    let args = [script.to_string_lossy().into_owned()];
+    let plain = area.sub("plain");
+    std::fs::write(plain.join("input.txt"), b"read only\n").unwrap();
+    let want_out = uninterrupted(&area, &bash, &args, &plain, "plain job.sh");
+    let run = area.sub("run");
+    std::fs::write(run.join("input.txt"), b"read only\n").unwrap();
+    let out = area.file("out");
+    let (mut kid, _guard) = job_until(&area, &bash, &args, &run, &out, "got line 9 0\n");
+    let img = tree::checkpoint_tree(area.path(), kid.pid(), &area.images)
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
+    std::thread::sleep(Duration::from_millis(400));
+    tree::kill_job(kid.pid()).unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+    std::fs::write(run.join("input.txt"), b"read only, and more\n").unwrap();
+    let mut r = start(
+        restart_cmd(&img.dir, &[], &run),
+        Out::File(&area.file("restart1.out")),
+        &area.file("restart1.err"),
+        "ckpt restart",
+    );
+    let _guard2 = JobGuard(r.pid());
+    let st = wait_end(&area, &mut r);
+    assert_success(st, "the restarted job", &context(&area));
+    assert_same(&std::fs::read(&out).unwrap(), &want_out, "the job's output");
+    let said = read(&area.file("restart1.err"));
+    let changed: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("changed since the checkpoint"))
+        .collect();
+    assert!(
+        said.contains("/log: cut back")
+            && changed.len() == 1
+            && changed[0].contains("input.txt (descriptor 4)"),
+        "want the log cut back and only input.txt said changed: {said}"
+    );
+}
+
 /// A job started with --interval, restarted from a periodic tree, goes on
 /// taking periodic trees (its command, inside the restart's pid namespace,
 /// found the root's control socket by the root's pid, which names it only
