@@ -232,15 +232,18 @@ fn the_program_never_sees_its_image_writers() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // The last one is still being written when the program makes its
-    // blocking __WALL wait.
-    let last = checkpoint_cli(kid.pid(), &area.images);
+    // blocking __WALL wait. Its writer not seen (written already, or the
+    // command slow to start on busy cores), the program is not told to
+    // end before the command did: it would find no process.
+    let mut last = checkpoint_cli(kid.pid(), &area.images);
     let pid = kid.pid();
     let t = Instant::now();
     while !std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .unwrap_or_default()
         .split_whitespace()
         .any(|k| k.parse().is_ok_and(|k: i32| comm(k) == "ckpt-writer"))
-        && t.elapsed() < Duration::from_secs(10)
+        && !last.try_wait().is_ok_and(|s| s.is_some())
+        && t.elapsed() < Duration::from_secs(60)
     {
         std::thread::sleep(Duration::from_millis(1));
     }
