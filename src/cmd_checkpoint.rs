@@ -711,6 +711,22 @@ fn losses(
                 f.fd, f.path, f.queued_with_descriptors
             )
         }))
+        .chain(meta.fds.iter().filter_map(|f| {
+            let short = ckpt::files::unnamed_shortfall(f)?;
+            Some(if ckpt::files::is_secretmem(f) {
+                format!(
+                    "descriptor {} (memfd_secret, {} bytes): the kernel keeps what the program \
+                     wrote in it from every process, ckpt too: a restart makes it again, zeros",
+                    f.fd, f.size
+                )
+            } else {
+                format!(
+                    "descriptor {} ({}, no name leads to it): {short} of its {} bytes could not \
+                     be read: a restart has zeros there",
+                    f.fd, f.path, f.size
+                )
+            })
+        }))
         .chain(meta.fds.iter().filter(|f| f.inotify_unread > 0).map(|f| {
             format!(
                 "descriptor {} (inotify) has {} bytes of events the program has not read: they \

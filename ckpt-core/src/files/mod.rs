@@ -875,6 +875,25 @@ pub use sockets::check_address;
 pub use sockets::endpoint;
 pub use sockets::set_options as set_socket_options;
 
+/// Whether `f` is a memfd_secret ("/secretmem (deleted)" in /proc): the
+/// kernel keeps its memory from every process, ckpt's reads included.
+pub fn is_secretmem(f: &crate::image::Fd) -> bool {
+    f.kind == crate::image::FdKind::File && f.deleted && f.path == "/secretmem"
+}
+
+/// How many bytes of unnamed file `f` (memfd, deleted file, memfd_secret)
+/// the image lacks: a restart has zeros there. `None` when its contents
+/// are not kept at all (or it is not unnamed, or a duplicate).
+pub fn unnamed_shortfall(f: &crate::image::Fd) -> Option<i64> {
+    let unnamed = f.kind == crate::image::FdKind::MemFd
+        || (f.kind == crate::image::FdKind::File && f.deleted);
+    let kept = f
+        .contents
+        .as_ref()
+        .filter(|_| unnamed && f.shares_with.is_none())?;
+    Some(f.size - kept.len() as i64).filter(|&n| n > 0)
+}
+
 /// Whether descriptor `f` of the image `fds` comes back cut off from a
 /// peer it had in another process (a connection, an unlinked FIFO): it
 /// then reads end of file and gets EPIPE, as if that peer had closed.

@@ -615,10 +615,15 @@ fn namespace_again(f: &Fd) -> Result<i32, String> {
     Ok(fd)
 }
 
-/// A memfd (same name) or an unlinked file (in the deleted file's
-/// directory when it still exists, else /tmp) holding `f`'s contents.
+/// A memfd (same name), a memfd_secret, or an unlinked file (in the
+/// deleted file's directory when it still exists, else /tmp) holding
+/// `f`'s contents; as long as it was (zeros past what the image holds,
+/// said at checkpoint).
 fn make_unnamed(f: &Fd) -> Result<i32, String> {
-    let fd = if f.kind == FdKind::MemFd {
+    let fd = if super::is_secretmem(f) {
+        // SAFETY: memfd_secret with flags only: a new descriptor or -1.
+        unsafe { libc::syscall(libc::SYS_memfd_secret, libc::O_CLOEXEC) as i32 }
+    } else if f.kind == FdKind::MemFd {
         let name = f.path.trim_start_matches("/memfd:");
         let name = crate::names::c(name).unwrap_or_default();
         // Sealing allowed as it was (F_SEAL_SEAL alone: it was not).
@@ -658,7 +663,12 @@ fn make_unnamed(f: &Fd) -> Result<i32, String> {
             std::io::Error::from_raw_os_error(crate::interpose::errno())
         ));
     }
-    write_all(fd, f.contents.as_deref().unwrap_or(&[]), f.fd)?;
+    let contents = f.contents.as_deref().unwrap_or(&[]);
+    write_all(fd, contents, f.fd)?;
+    if (contents.len() as i64) < f.size {
+        // SAFETY: ftruncate of the descriptor we just made.
+        unsafe { libc::ftruncate(fd, f.size) };
+    }
     // Mode (memfd_create gives 0777, O_TMPFILE the umask's) and owner.
     // SAFETY: fchmod/fchown of the descriptor we just made.
     unsafe { libc::fchmod(fd, f.mode & 0o7777) };

@@ -76,7 +76,12 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
         }
         let unnamed = f.kind == FdKind::MemFd || (f.kind == FdKind::File && f.deleted);
         if unnamed && f.shares_with.is_none() {
-            f.contents = read_contents(f.fd, f.size);
+            // (A memfd_secret cannot be read: kept empty, said.)
+            f.contents = if super::is_secretmem(f) {
+                Some(Vec::new())
+            } else {
+                read_contents(f.fd, f.size)
+            };
         }
         // (A TCP connection's bytes too: its other end may be the job's.)
         let tcp = f
