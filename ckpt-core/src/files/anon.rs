@@ -3,7 +3,7 @@
 //! and data), timerfd (clock, setting, unread expirations) and signalfd
 //! (its mask). Snapshot parses fdinfo; restore re-creates the object.
 
-use crate::image::{EpollWatch, Fd, TimerFdState};
+use crate::image::{EpollWatch, Fd, FdKind, TimerFdState};
 use crate::sys;
 
 /// The descriptors epoll instance `fd` watches ("tfd: N events: X data: Y").
@@ -365,15 +365,27 @@ fn drain_epoll(efd: i32) {
 /// its number by now). Post-restart context.
 /// `shared`: the instance is one several processes of a tree hold (made
 /// once): a watch lost here is added by the process that holds its file,
-/// and the checkpoint said so when none did.
+/// and the checkpoint said so when none did. `Some(signals)`: whether this
+/// process adds the watches of signalfds (`fds`: the process's), which
+/// the kernel wakes for the signals of the process that added them
+/// ([`crate::tree::Handoff::signal_watches`]).
 ///
 /// Edge-triggered watches whose edge the program had taken are added
 /// first, alone, and their new edges (each ready file makes one) taken
 /// and dropped; then the rest, so an edge not taken yet comes again. An
 /// instance of a tree's is filled by several processes at once: its
 /// watches are added as they are.
-pub fn refill_epoll(f: &Fd, shared: bool) {
+pub fn refill_epoll(f: &Fd, fds: &[Fd], shared: Option<bool>) {
     let watches = f.epoll.as_deref().unwrap_or_default();
+    let signals = |w: &&EpollWatch| {
+        let target = w.via.unwrap_or(w.fd);
+        shared != Some(false)
+            || !fds
+                .iter()
+                .any(|g| g.fd == target && g.kind == FdKind::SignalFd)
+    };
+    let watches: Vec<&EpollWatch> = watches.iter().filter(signals).collect();
+    let shared = shared.is_some();
     let taken = |w: &EpollWatch| !shared && edge_only(w.events) && w.pending == Some(false);
     let mut firsts = 0;
     for w in watches.iter().filter(|w| taken(w)) {

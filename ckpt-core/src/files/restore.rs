@@ -258,7 +258,10 @@ pub fn restore(fds: &[Fd], keep_also: &[i32], handoff: &Handoff) -> Result<(), S
         .iter()
         .filter(|f| f.epoll.is_some() && f.shares_with.is_none())
     {
-        super::anon::refill_epoll(f, handoff.fd_for(f.fd).is_some());
+        let shared = handoff
+            .fd_for(f.fd)
+            .map(|_| handoff.signal_watches.contains(&f.fd));
+        super::anon::refill_epoll(f, fds, shared);
     }
     if !super::in_tree() {
         super::mqueue::unlink_hidden(fds, false);

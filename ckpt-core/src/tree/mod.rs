@@ -171,6 +171,14 @@ pub struct Handoff {
     /// what another should have written back) before all are back.
     #[serde(default)]
     pub barrier: Option<(i32, i32)>,
+    /// The epoll instances shared with other processes (by number in the
+    /// program) to which this process adds the watches of signalfds: the
+    /// kernel wakes such a watch for the signals of the process that
+    /// added it, so one process only, the nearest the root of those
+    /// holding one (the one that added it before its children inherited
+    /// the epoll, as a supervisor does).
+    #[serde(default)]
+    pub signal_watches: Vec<i32>,
 }
 
 impl Handoff {

@@ -346,6 +346,9 @@ pub fn make_shared(parts: &[Part], ofd_groups: &[Vec<(i32, i32)>]) -> Result<Mad
                 for &(pid, g) in &holders {
                     give(&mut made, pid, g.fd, e);
                 }
+                if let Some((pid, g)) = signal_watcher(parts, &holders) {
+                    made.handoffs.entry(pid).or_default().signal_watches.push(g);
+                }
             }
             // Objects of their own (their state is in the image): made
             // once here as a process would make its own.
@@ -498,6 +501,35 @@ fn tcp_pairs<'a>(all: &[(i32, &'a Fd)]) -> Vec<(Holders<'a>, Holders<'a>)> {
         }
     }
     out
+}
+
+/// Of the processes holding one epoll instance, the one that adds its
+/// watches of signalfds (see [`super::Handoff::signal_watches`]): the
+/// nearest the root of those holding such a watch, with the epoll's
+/// number there.
+fn signal_watcher(parts: &[Part], holders: &[(i32, &Fd)]) -> Option<(i32, i32)> {
+    let meta = |pid: i32| parts.iter().find(|p| p.pid == pid).map(|p| p.meta);
+    let depth = |mut pid: i32| {
+        let mut d = 0;
+        while let Some(m) = meta(pid).filter(|_| d < parts.len()) {
+            pid = m.process.ppid;
+            d += 1;
+        }
+        d
+    };
+    holders
+        .iter()
+        .filter(|(pid, e)| {
+            let fds = meta(*pid).map_or(&[][..], |m| &m.fds[..]);
+            e.epoll.iter().flatten().any(|w| {
+                !w.lost
+                    && fds
+                        .iter()
+                        .any(|f| f.fd == w.via.unwrap_or(w.fd) && f.kind == FdKind::SignalFd)
+            })
+        })
+        .min_by_key(|(pid, _)| (depth(*pid), *pid))
+        .map(|(pid, e)| (*pid, e.fd))
 }
 
 fn spans_processes(holders: &[(i32, &Fd)]) -> bool {
