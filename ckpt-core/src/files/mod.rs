@@ -881,16 +881,20 @@ pub fn is_secretmem(f: &crate::image::Fd) -> bool {
     f.kind == crate::image::FdKind::File && f.deleted && f.path == "/secretmem"
 }
 
+/// Whether no path leads to `f`'s file (a memfd, a deleted file, a
+/// memfd_secret): its contents are kept in the image.
+pub fn is_unnamed(f: &crate::image::Fd) -> bool {
+    f.kind == crate::image::FdKind::MemFd || (f.kind == crate::image::FdKind::File && f.deleted)
+}
+
 /// How many bytes of unnamed file `f` (memfd, deleted file, memfd_secret)
 /// the image lacks: a restart has zeros there. `None` when its contents
 /// are not kept at all (or it is not unnamed, or a duplicate).
 pub fn unnamed_shortfall(f: &crate::image::Fd) -> Option<i64> {
-    let unnamed = f.kind == crate::image::FdKind::MemFd
-        || (f.kind == crate::image::FdKind::File && f.deleted);
     let kept = f
         .contents
         .as_ref()
-        .filter(|_| unnamed && f.shares_with.is_none())?;
+        .filter(|_| is_unnamed(f) && f.shares_with.is_none())?;
     Some(f.size - kept.len() as i64).filter(|&n| n > 0)
 }
 

@@ -74,8 +74,7 @@ pub fn snapshot(skip: impl Fn(i32) -> bool) -> Vec<Fd> {
                 f.pipe_packets = packets;
             }
         }
-        let unnamed = f.kind == FdKind::MemFd || (f.kind == FdKind::File && f.deleted);
-        if unnamed && f.shares_with.is_none() {
+        if super::is_unnamed(f) && f.shares_with.is_none() {
             // (A memfd_secret cannot be read: kept empty, said.)
             f.contents = if super::is_secretmem(f) {
                 Some(Vec::new())
