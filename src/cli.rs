@@ -219,7 +219,9 @@ pub struct InspectArgs {
 
     /// Print JSON instead of a report: {"image": {path, format_version,
     /// file_bytes, meta_bytes, data_bytes}} plus every metadata field
-    /// (process, threads, fds, timers, ...) at the top level
+    /// (process, threads, fds, timers, ...) at the top level; byte
+    /// strings longer than 64 bytes (saved file contents, pipe bytes,
+    /// queued messages) print as {"bytes": LENGTH}
     #[arg(long)]
     pub json: bool,
 }

@@ -88,8 +88,8 @@ pub fn to_json(l: &Loaded) -> Result<String, String> {
         },
         meta: &l.meta,
     };
-    let mut s =
-        serde_json::to_string_pretty(&report).map_err(|e| format!("cannot encode JSON: {e}"))?;
+    let mut s = serde_json::to_string_pretty(&crate::lean_json::Lean(&report))
+        .map_err(|e| format!("cannot encode JSON: {e}"))?;
     s.push('\n');
     Ok(s)
 }

@@ -9,6 +9,7 @@ mod cmd_list;
 mod cmd_restart;
 mod cmd_run;
 mod human;
+mod lean_json;
 mod leftovers;
 mod loaded;
 mod pager;
