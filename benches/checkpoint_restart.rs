@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{ckpt, compile, median, run_and_checkpoint, wait_line, Checkpointed};
+use common::{ckpt, compile, median, run_and_checkpoint, wait_line, write_fsync_ms, Checkpointed};
 
 const ROUNDS: usize = 5;
 
@@ -38,28 +38,6 @@ struct Round {
     eager_ms: f64,
     raw_read_ms: f64,
     image_bytes: f64,
-}
-
-/// The reference for a checkpoint: write `bytes` bytes (incompressible)
-/// into a new file in `dir` and fsync it.
-fn write_fsync_ms(dir: &Path, bytes: usize) -> f64 {
-    let path = dir.join("reference.bin");
-    let chunk: Vec<u8> = (0..1usize << 20)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
-    let t = Instant::now();
-    let mut f = std::fs::File::create(&path).expect("reference file");
-    let mut left = bytes;
-    while left > 0 {
-        let n = left.min(chunk.len());
-        f.write_all(&chunk[..n]).expect("write reference");
-        left -= n;
-    }
-    f.sync_all().expect("fsync reference");
-    let ms = t.elapsed().as_secs_f64() * 1e3;
-    drop(f);
-    std::fs::remove_file(&path).ok();
-    ms
 }
 
 /// The reference for a stall: memcpy of `mib` MiB (already touched).

@@ -4,6 +4,11 @@
 //! whole checkpoint measured in the same round:
 //! - the second image's size and the time `ckpt checkpoint` took (as the
 //!   user waits for it);
+//! - that time against writing and fsyncing as many bytes into a new file
+//!   beside the images, measured in the same round: the floor a
+//!   checkpoint of that size cannot go under on this disk (an fsync has a
+//!   fixed cost: 11 MiB took 25-37 ms here, more than 1% of a whole 1 GiB
+//!   checkpoint);
 //! - the stall the program's own loop felt during the second checkpoint;
 //! - steady: three more checkpoints after 1% changed each, as periodic
 //!   checkpoints take them with `--keep 1` (ckpt run's default;
@@ -24,7 +29,7 @@ use std::process::{ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{checkpoint_timed, ckpt, compile, median, start_ready, wait_line};
+use common::{checkpoint_timed, ckpt, compile, median, start_ready, wait_line, write_fsync_ms};
 
 const ROUNDS: usize = 4;
 /// Restarts from each image per round.
@@ -35,6 +40,8 @@ struct Round {
     full_bytes: f64,
     incr_ms: f64,
     incr_bytes: f64,
+    /// Writing and fsyncing `incr_bytes` into a new file.
+    incr_floor_ms: f64,
     incr_stall_ms: f64,
     steady_ms: f64,
     restart_full_ms: f64,
@@ -94,6 +101,7 @@ fn round(prog: &Path, dir: &Path, mib: usize, warm_first: bool) -> Round {
     say(&mut input, b"s");
     let line = wait_line(&mut out, "stall ");
     let incr_stall_ms = line["stall ".len()..].trim().parse::<f64>().unwrap() / 1e3;
+    let incr_floor_ms = write_fsync_ms(dir, incr_bytes as usize);
     let mut steady = Vec::new();
     let mut newest = incr.clone();
     for _ in 0..3 {
@@ -136,6 +144,7 @@ fn round(prog: &Path, dir: &Path, mib: usize, warm_first: bool) -> Round {
         full_bytes,
         incr_ms,
         incr_bytes,
+        incr_floor_ms,
         incr_stall_ms,
         steady_ms: median(&mut steady),
         restart_full_ms,
@@ -150,12 +159,13 @@ fn main() {
     compile("memory", &prog);
     let dir = base.join("images");
     println!(
-        "{:<10} {:>9} {:>10} {:>11} {:>10} {:>10} {:>9} {:>12} {:>10} {:>12} {:>12} {:>8}",
+        "{:<10} {:>9} {:>10} {:>11} {:>10} {:>12} {:>10} {:>9} {:>12} {:>10} {:>12} {:>12} {:>8}",
         "memory",
         "full ms",
         "full MiB",
         "incr ms",
         "incr/full",
+        "incr/wr+sync",
         "incr MiB",
         "size %",
         "incr stall",
@@ -182,12 +192,13 @@ fn main() {
         let m = |f: fn(&Round) -> f64| median(&mut rounds.iter().map(f).collect::<Vec<_>>());
         let mb = 1048576.0;
         println!(
-            "{:<10} {:>9.1} {:>10.1} {:>11.1} {:>9.3}x {:>10.2} {:>8.2}% {:>9.2} ms {:>10.1} {:>11.3}x {:>9.1} ms {:>7.2}x",
+            "{:<10} {:>9.1} {:>10.1} {:>11.1} {:>9.3}x {:>11.2}x {:>10.2} {:>8.2}% {:>9.2} ms {:>10.1} {:>11.3}x {:>9.1} ms {:>7.2}x",
             format!("{mib} MiB"),
             m(|r| r.full_ms),
             m(|r| r.full_bytes) / mb,
             m(|r| r.incr_ms),
             m(|r| r.incr_ms / r.full_ms),
+            m(|r| r.incr_ms / r.incr_floor_ms),
             m(|r| r.incr_bytes) / mb,
             100.0 * m(|r| r.incr_bytes / r.full_bytes),
             m(|r| r.incr_stall_ms),

@@ -1334,8 +1334,11 @@ fn make_again(s: &image::SavedFile) -> Result<(), Failure> {
     std::io::Write::write_all(&mut f, &s.contents).map_err(fail)?;
     f.set_permissions(std::fs::Permissions::from_mode(s.mode))
         .map_err(fail)?;
+    // Informational, like a written file made again: what the program
+    // sees is what it saw (often its own job removed it after the kill:
+    // Python's resource tracker unlinks its named semaphores).
     eprintln!(
-        "ckpt: warning: {}, which the program mapped shared, was gone: made again from the image ({} bytes)",
+        "ckpt restart: {}: made again from the image ({} bytes; it was gone; the program maps it shared)",
         ckpt::names::shown(&s.path),
         s.contents.len()
     );

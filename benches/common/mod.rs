@@ -195,3 +195,26 @@ pub fn start_ready<S: AsRef<std::ffi::OsStr>>(
     wait_line(&mut out, "ready");
     (child, out, input)
 }
+
+#[allow(dead_code)]
+/// The reference for a checkpoint: write `bytes` bytes (incompressible)
+/// into a new file in `dir` and fsync it.
+pub fn write_fsync_ms(dir: &Path, bytes: usize) -> f64 {
+    let path = dir.join("reference.bin");
+    let chunk: Vec<u8> = (0..1usize << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let t = Instant::now();
+    let mut f = std::fs::File::create(&path).expect("reference file");
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        f.write_all(&chunk[..n]).expect("write reference");
+        left -= n;
+    }
+    f.sync_all().expect("fsync reference");
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    drop(f);
+    std::fs::remove_file(&path).ok();
+    ms
+}
