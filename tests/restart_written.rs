@@ -715,6 +715,28 @@ fn renames_after_the_checkpoint_are_undone() {
     }
 }
 
+/// Files renamed into place over one the image holds, the way git
+/// updates its index and refs (`state.lock` made exclusively, renamed
+/// over `state`; every 10th step `state` packed and removed, so the next
+/// rename replaces nothing), and names swapped through a third: after a
+/// checkpoint, more work, SIGKILL and a restart, every file and stdout
+/// are byte-identical to an uninterrupted run's, without a warning.
+/// Before, each rename over `state` was "not undone" (its contents were
+/// in the image all along), and a lock renamed into place where nothing
+/// was went back to its old name and stayed: git's next commit failed,
+/// "index.lock: File exists", its HEAD naming a commit the restart had
+/// removed.
+#[test]
+fn files_renamed_over_a_file_the_image_holds_come_back() {
+    let script = common::programs_dir().join("lock_rename.sh");
+    let args = [script.to_string_lossy().into_owned()];
+    for (tag, at) in [("locks-a", "step 20\n"), ("locks-b", "step 27\n")] {
+        let (said, check) = interrupted_run(tag, Path::new("/bin/bash"), &args, at, 700);
+        assert!(!said.contains("warning"), "{tag}: {said}");
+        check(&["state", "packed", "a", "b"]);
+    }
+}
+
 /// Files there at the checkpoint that the killed run removed after it,
 /// and that the image does not hold (a spool's input made before the job
 /// began, consumed with `rm`), are named by the restart: the restarted

@@ -1,0 +1,19 @@
+# lock_rename.sh: a state file updated the way git updates its index and
+# refs: written to state.lock (made exclusively: an existing lock means
+# another writer, and the step fails), then renamed over state. Every
+# 10th step the state is packed (appended to packed, state removed), so
+# the next rename replaces nothing; every 7th step files a and b swap
+# names through a third. Prints each step, then what each file holds.
+set -o noclobber
+echo left > a
+echo right > b
+for i in $(seq 1 83); do
+    echo "state $i" > state.lock || { echo "step $i: state.lock is there"; exit 1; }
+    mv -f state.lock state
+    if [ $((i % 10)) = 0 ]; then cat state >> packed; rm state; fi
+    if [ $((i % 7)) = 0 ]; then mv a t; mv b a; mv t b; fi
+    echo "step $i"
+    sleep 0.02
+done
+for f in state.lock t; do [ -e $f ] && echo "$f is there"; done
+echo "state: $(cat state) a: $(cat a) b: $(cat b)"
