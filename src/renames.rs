@@ -115,7 +115,7 @@ fn replay(
     }
     let mut holds: std::collections::HashMap<&str, Holds> = std::collections::HashMap::new();
     // (rename, the name whose checkpoint file it replaced)
-    let mut replaced: Vec<(&joblog::Renamed, String)> = Vec::new();
+    let mut replaced: Vec<(&joblog::Renamed, String, bool)> = Vec::new();
     for r in renames.iter().filter(|r| r.from != r.to) {
         let moved = match holds.get(r.from.as_str()) {
             None => Holds::FileOf(r.from.clone()),
@@ -124,8 +124,8 @@ fn replay(
         };
         if r.replaced {
             match holds.get(r.to.as_str()) {
-                None => replaced.push((r, r.to.clone())),
-                Some(Holds::FileOf(q)) => replaced.push((r, q.clone())),
+                None => replaced.push((r, r.to.clone(), false)),
+                Some(Holds::FileOf(q)) => replaced.push((r, q.clone(), true)),
                 Some(_) => {}
             }
         }
@@ -143,13 +143,29 @@ fn replay(
             .any(|m| m.written_files.iter().any(|w| w.path == p))
     };
     let written_then = |p: &str| metas.iter().any(|m| m.job_written.iter().any(|w| w == p));
+    // Every path the job's log names now (written before the checkpoint
+    // or after it).
+    let written: std::collections::HashSet<String> = metas
+        .iter()
+        .find_map(|m| m.job_log.as_deref())
+        .map(|log| joblog::read(log).into_iter().collect())
+        .unwrap_or_default();
     // Replaced files the image does not hold. One the job wrote that was
     // not there at the checkpoint (its snapshot of the files the job wrote
-    // did not find it) was the killed run's.
-    let mut lost: Vec<String> = replaced
+    // did not find it) was the killed run's, as was one moved in by an
+    // earlier rename from a name the job first wrote after the checkpoint
+    // (a temporary file saved over the state file, then replaced by the
+    // next one).
+    let gone: Vec<&(&joblog::Renamed, String, bool)> = replaced
         .iter()
-        .filter(|(_, q)| !kept(q) && (image_has(q) || !written_then(q)))
-        .map(|(r, q)| {
+        .filter(|(_, q, moved_in)| {
+            let made_after = *moved_in && !written_then(q) && written.contains(q.as_str());
+            !kept(q) && !made_after && (image_has(q) || !written_then(q))
+        })
+        .collect();
+    let mut lost: Vec<String> = gone
+        .iter()
+        .map(|(r, q, _)| {
             format!(
                 "{} (replaced by {} after the checkpoint)",
                 ckpt::names::shown(q),
@@ -182,8 +198,12 @@ fn replay(
         let Ok(m) = std::fs::symlink_metadata(&path) else {
             continue;
         };
+        // What replaced a file that is lost stays (an atomic save over a
+        // file the job found there: what it holds is nearer than nothing).
+        let replacing = gone.iter().any(|(_, q, _)| q == *p);
         match &holds[*p] {
             Holds::FileOf(q) if q == *p => {}
+            _ if replacing && !born_before(&m) => {}
             Holds::FileOf(q) if !born_after(&m) => moves.push((path, ckpt::names::path(q))),
             Holds::FileOf(_) => remove(&path, &mut left),
             Holds::New | Holds::Nothing if born_before(&m) => left.push(format!(
@@ -478,5 +498,21 @@ mod tests {
         assert_eq!(read(d, "x").as_deref(), Some("stands"));
         assert_eq!(read(d, "y").as_deref(), Some("was x"));
         assert_eq!(read(d, "w").as_deref(), Some("was w"));
+    }
+
+    /// An atomic save over a file the image does not hold (the job found
+    /// it there): what replaced it stays, and the loss is said.
+    #[test]
+    fn what_replaced_a_lost_file_stays() {
+        let t = TempDir::new("renames-save");
+        let d = t.path();
+        std::fs::write(d.join("config"), "version 20").unwrap();
+        let renames = [renamed(d, "cfg.tmp", "config", true)];
+        let earlier = SystemTime::now() - Duration::from_secs(3600);
+        let said = replay(&[&Meta::default()], &renames, earlier).unwrap();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("replaced by a rename"), "{said:?}");
+        assert_eq!(read(d, "config").as_deref(), Some("version 20"));
+        assert!(!d.join("cfg.tmp").exists());
     }
 }
