@@ -8,7 +8,11 @@
 //! after the checkpoint: one born after the checkpoint did not exist at
 //! it, and a restarted run that found it would append to it twice (a
 //! `part2.txt`), skip work it thinks done (make's `.o` files), or fail
-//! (`mkdir`, `mkfifo`, `ln -s`: EEXIST; `bind`: EADDRINUSE). Such files
+//! (`mkdir`, `mkfifo`, `ln -s`: EEXIST; `bind`: EADDRINUSE). So is a
+//! file the log named then too, that was not there at the checkpoint (the
+//! image's snapshot of the job's files found none) and is now, born after
+//! it: a lock file made again (git's `index.lock`, the job killed before
+//! it renamed it into place: the restarted run's lock failed). Such files
 //! are removed before the program runs, then such directories once empty,
 //! each said in one line; the rest (older than the checkpoint, of unknown
 //! age, or renamed over a file that was there) are named in a warning.
@@ -95,11 +99,35 @@ pub fn plan(metas: &[&Meta], keep: bool) -> (Vec<Leftover>, Vec<String>) {
     // name them).
     let mut out = Vec::new();
     let mut older = Vec::new();
+    // Paths of files there at the checkpoint (the roll-back of written
+    // files answers for them), and whether the image's list of them is
+    // whole.
+    let held = |p: &str| {
+        metas.iter().any(|x| {
+            x.fds.iter().any(|f| f.path == p) || x.closed_files.iter().any(|c| c.path == p)
+        })
+    };
+    let whole = metas.iter().all(|x| x.closed_files_dropped == 0);
     for p in &now {
-        if then.contains(p.as_str())
-            || p.ends_with(mark)
-            || joblog::is_control_socket(log.as_bytes(), p.as_bytes())
-        {
+        if p.ends_with(mark) || joblog::is_control_socket(log.as_bytes(), p.as_bytes()) {
+            continue;
+        }
+        if then.contains(p.as_str()) {
+            // Written before the checkpoint too, but no file was there at
+            // it (the image's snapshot of the job's files found none): one
+            // there now, born after the checkpoint, is the killed run's (a
+            // lock file made again, the job killed before it renamed it
+            // into place).
+            let path = ckpt::names::path(p);
+            let born_after = |m: &std::fs::Metadata| m.created().is_ok_and(|b| b > checkpoint);
+            if whole
+                && !held(p)
+                && !replaced.contains(p.as_str())
+                && p.as_bytes().last() != Some(&joblog::DIR_MARK)
+                && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && born_after(&m))
+            {
+                out.push(Leftover { path, dir: false });
+            }
             continue;
         }
         let dir = p.len() > 1 && p.as_bytes().last() == Some(&joblog::DIR_MARK);

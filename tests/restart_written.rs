@@ -737,6 +737,55 @@ fn files_renamed_over_a_file_the_image_holds_come_back() {
     }
 }
 
+/// The job killed with a lock file made after the checkpoint, under a
+/// name it had used before it (`state.lock`, made exclusively at each
+/// step; the checkpoint is taken between two steps, so no rename of it
+/// follows): the restart removes it, and the restarted run takes its lock
+/// and ends as an uninterrupted run. Before, the lock stayed (the job's
+/// log named it before the checkpoint), and the restarted run stopped:
+/// "state.lock is there".
+#[test]
+fn a_lock_file_made_after_the_checkpoint_is_removed() {
+    let bash = PathBuf::from("/bin/bash");
+    let script = common::programs_dir().join("lock_rename.sh");
+    let args = [script.to_string_lossy().into_owned()];
+    let plain = Area::new("lock-held-ref");
+    let want = rs::reference_output(&plain, &bash, &args);
+    let area = Area::new("lock-held");
+    let out = area.file("stdout");
+    let mut kid = start_until(
+        run_cmd(&bash, &args, area.path(), &area.images),
+        &out,
+        &area.file("err"),
+        "under ckpt",
+        "step 29\n",
+    );
+    let image = common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains("step 30: locked\n"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+    assert!(
+        area.file("state.lock").exists(),
+        "the killed run held no lock"
+    );
+    let said = restart(&area, &image, &[]);
+    assert!(said.contains("state.lock: removed"), "{said}");
+    assert!(!said.contains("warning"), "{said}");
+    common::assert_same_output(&std::fs::read(&out).unwrap(), &want, "stdout");
+    for f in ["state", "packed", "a", "b"] {
+        common::assert_same_output(
+            &std::fs::read(area.file(f)).unwrap_or_default(),
+            &std::fs::read(plain.file(f)).unwrap(),
+            f,
+        );
+    }
+}
+
 /// Files there at the checkpoint that the killed run removed after it,
 /// and that the image does not hold (a spool's input made before the job
 /// began, consumed with `rm`), are named by the restart: the restarted
