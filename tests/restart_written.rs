@@ -348,6 +348,36 @@ fn a_written_file_removed_with_its_directory_is_made_again() {
     check(&[]);
 }
 
+/// `prog` run under ckpt in `area` until its stdout holds `at`,
+/// checkpointed, run on until its stdout holds `until`, and killed: the
+/// image.
+fn checkpoint_at_kill_at(
+    area: &Area,
+    prog: &Path,
+    args: &[String],
+    at: &str,
+    until: &str,
+) -> PathBuf {
+    let out = area.file("stdout");
+    let mut kid = start_until(
+        run_cmd(prog, args, area.path(), &area.images),
+        &out,
+        &area.file("err"),
+        "under ckpt",
+        at,
+    );
+    let image = common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| String::from_utf8_lossy(d).contains(until),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    kid.kill();
+    image
+}
+
 /// Files and directories the killed run made after the checkpoint (a
 /// shell's `>>` to a new file, an external `mkdir`, `mkfifo` and `ln -s`,
 /// a python child's open(..., "x"), a unix socket's bind, mkstemp and
@@ -375,23 +405,7 @@ fn what_the_killed_run_made_after_the_checkpoint_is_removed() {
         let area = Area::new(if keep { "leftovers-keep" } else { "leftovers" });
         std::fs::write(area.file("config.txt"), "version 0\n").unwrap();
         let out = area.file("stdout");
-        let mut kid = start_until(
-            run_cmd(&bash, &args, area.path(), &area.images),
-            &out,
-            &area.file("err"),
-            "under ckpt",
-            "step 15\n",
-        );
-        let image =
-            common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
-        rs::wait_file(
-            &mut kid,
-            &out,
-            |d| String::from_utf8_lossy(d).contains("step 32\n"),
-            Duration::from_secs(30),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        kid.kill();
+        let image = checkpoint_at_kill_at(&area, &bash, &args, "step 15\n", "step 32\n");
         assert!(area.file("d3").is_dir(), "the killed run made no d3");
         let extra: &[&str] = if keep { &["--keep-files"] } else { &[] };
         let said = restart(&area, &image, extra);
@@ -753,22 +767,7 @@ fn a_lock_file_made_after_the_checkpoint_is_removed() {
     let want = rs::reference_output(&plain, &bash, &args);
     let area = Area::new("lock-held");
     let out = area.file("stdout");
-    let mut kid = start_until(
-        run_cmd(&bash, &args, area.path(), &area.images),
-        &out,
-        &area.file("err"),
-        "under ckpt",
-        "step 29\n",
-    );
-    let image = common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
-    rs::wait_file(
-        &mut kid,
-        &out,
-        |d| String::from_utf8_lossy(d).contains("step 30: locked\n"),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    kid.kill();
+    let image = checkpoint_at_kill_at(&area, &bash, &args, "step 29\n", "step 30: locked\n");
     assert!(
         area.file("state.lock").exists(),
         "the killed run held no lock"
