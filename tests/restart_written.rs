@@ -348,6 +348,18 @@ fn a_written_file_removed_with_its_directory_is_made_again() {
     check(&[]);
 }
 
+/// `prog` run under ckpt in `area` (stdout and err there) until its
+/// stdout holds `at`.
+fn run_until(area: &Area, prog: &Path, args: &[String], at: &str) -> rs::Kid {
+    start_until(
+        run_cmd(prog, args, area.path(), &area.images),
+        &area.file("stdout"),
+        &area.file("err"),
+        "under ckpt",
+        at,
+    )
+}
+
 /// `prog` run under ckpt in `area` until its stdout holds `at`,
 /// checkpointed, run on until its stdout holds `until`, and killed: the
 /// image.
@@ -359,13 +371,7 @@ fn checkpoint_at_kill_at(
     until: &str,
 ) -> PathBuf {
     let out = area.file("stdout");
-    let mut kid = start_until(
-        run_cmd(prog, args, area.path(), &area.images),
-        &out,
-        &area.file("err"),
-        "under ckpt",
-        at,
-    );
+    let mut kid = run_until(area, prog, args, at);
     let image = common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
     rs::wait_file(
         &mut kid,
@@ -587,13 +593,7 @@ fn interrupted_after(
     let want = rs::reference_output(&plain, prog, args);
     let area = Area::new(tag);
     let out = area.file("stdout");
-    let mut kid = start_until(
-        run_cmd(prog, args, area.path(), &area.images),
-        &out,
-        &area.file("err"),
-        "under ckpt",
-        at,
-    );
+    let mut kid = run_until(&area, prog, args, at);
     let mut images = Vec::new();
     for _ in 0..checkpoints {
         images.push(
