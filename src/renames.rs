@@ -102,11 +102,17 @@ fn replay(
         .iter()
         .flat_map(|r| [r.from.as_str(), r.to.as_str()])
         .collect();
+    // A path beneath another (sorted, those beneath `p` come first from
+    // `p/` on).
     let under = |p: &str| {
+        let dir = format!("{p}/");
         paths
-            .range::<str, _>((std::ops::Bound::Excluded(p), std::ops::Bound::Unbounded))
+            .range::<str, _>((
+                std::ops::Bound::Included(dir.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
             .next()
-            .is_some_and(|q| q.len() > p.len() && q.starts_with(p) && q.as_bytes()[p.len()] == b'/')
+            .is_some_and(|q| q.starts_with(&dir))
     };
     let is_dir =
         |p: &str| std::fs::symlink_metadata(ckpt::names::path(p)).is_ok_and(|m| m.is_dir());
@@ -173,6 +179,7 @@ fn replay(
             )
         })
         .collect();
+    lost.sort();
     lost.dedup();
     let born_after = |m: &std::fs::Metadata| m.created().is_ok_and(|b| b > checkpoint);
     let born_before = |m: &std::fs::Metadata| m.created().is_ok_and(|b| b <= checkpoint);
@@ -514,5 +521,21 @@ mod tests {
         assert!(said[0].contains("replaced by a rename"), "{said:?}");
         assert_eq!(read(d, "config").as_deref(), Some("version 20"));
         assert!(!d.join("cfg.tmp").exists());
+    }
+
+    /// Renames of a directory and of a file beneath it are not replayed
+    /// (the directory's moves every path beneath it), also when a name
+    /// sorts between them (`d.lock` before `d/x`).
+    #[test]
+    fn renames_beneath_a_renamed_directory_are_not_replayed() {
+        let t = TempDir::new("renames-dirs");
+        let d = t.path();
+        let renames = [
+            renamed(d, "d.lock", "e", false),
+            renamed(d, "d", "f", false),
+            renamed(d, "d/x", "d/y", false),
+        ];
+        let now = SystemTime::now();
+        assert!(replay(&[&Meta::default()], &renames, now).is_none());
     }
 }
