@@ -362,7 +362,8 @@ fn run_until(area: &Area, prog: &Path, args: &[String], at: &str) -> rs::Kid {
 
 /// `prog` run under ckpt in `area` until its stdout holds `at`,
 /// checkpointed, run on until its stdout holds `until`, and killed: the
-/// image.
+/// image. After the checkpoint the file `CKPT_TEST_GO` names is made (a
+/// script may wait for it).
 fn checkpoint_at_kill_at(
     area: &Area,
     prog: &Path,
@@ -371,8 +372,12 @@ fn checkpoint_at_kill_at(
     until: &str,
 ) -> PathBuf {
     let out = area.file("stdout");
-    let mut kid = run_until(area, prog, args, at);
+    let go = area.file("go");
+    let mut cmd = run_cmd(prog, args, area.path(), &area.images);
+    cmd.env("CKPT_TEST_GO", &go);
+    let mut kid = start_until(cmd, &out, &area.file("err"), "under ckpt", at);
     let image = common::checkpoint(kid.pid(), Some(&area.images)).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&go, "").unwrap();
     rs::wait_file(
         &mut kid,
         &out,
