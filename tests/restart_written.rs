@@ -726,8 +726,12 @@ fn renames_after_the_checkpoint_are_undone() {
         let args = [script.to_string_lossy().into_owned()];
         // The killed run rotates about twice (moves some 25 jobs) more.
         let (said, check) = interrupted_run(&format!("renames-{tag}"), &prog, &args, at, 700);
+        // A killed run that rotated past every backup (a slow checkpoint:
+        // the program runs on while its writer compresses) has no file of
+        // the checkpoint left to rename back: its own are removed and the
+        // image's made again.
         assert!(
-            said.contains("renamed back to"),
+            said.contains("renamed back to") || said.contains("made again from the image"),
             "{tag}: no rename undone: {said}"
         );
         check(files);
