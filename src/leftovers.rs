@@ -58,6 +58,14 @@ impl Leftover {
     }
 }
 
+/// Whether the image knows a file at path `p` at the checkpoint (a
+/// descriptor of it, or a file the job wrote and closed that was there).
+pub fn there_at_checkpoint(metas: &[&Meta], p: &str) -> bool {
+    metas
+        .iter()
+        .any(|x| x.fds.iter().any(|f| f.path == p) || x.closed_files.iter().any(|c| c.path == p))
+}
+
 /// `metas`: every process of the image (the root's holds the job's log).
 /// What to remove (files first, then directories deepest first), and
 /// warnings. Read before the restart writes the log back.
@@ -102,11 +110,7 @@ pub fn plan(metas: &[&Meta], keep: bool) -> (Vec<Leftover>, Vec<String>) {
     // Paths of files there at the checkpoint (the roll-back of written
     // files answers for them), and whether the image's list of them is
     // whole.
-    let held = |p: &str| {
-        metas.iter().any(|x| {
-            x.fds.iter().any(|f| f.path == p) || x.closed_files.iter().any(|c| c.path == p)
-        })
-    };
+    let held = |p: &str| there_at_checkpoint(metas, p);
     let whole = metas.iter().all(|x| x.closed_files_dropped == 0);
     for p in &now {
         if p.ends_with(mark) || joblog::is_control_socket(log.as_bytes(), p.as_bytes()) {

@@ -138,11 +138,7 @@ fn replay(
         holds.insert(r.to.as_str(), moved);
         holds.insert(r.from.as_str(), Holds::Nothing);
     }
-    let image_has = |p: &str| {
-        metas.iter().any(|m| {
-            m.fds.iter().any(|f| f.path == p) || m.closed_files.iter().any(|c| c.path == p)
-        })
-    };
+    let image_has = |p: &str| crate::leftovers::there_at_checkpoint(metas, p);
     let kept = |p: &str| {
         metas
             .iter()
