@@ -1569,6 +1569,16 @@ fn unix_socket_server_and_client_come_back_connected() {
     }
 }
 
+/// A child's stdin and stdout made by socketpair (as node's child_process
+/// makes them) across exec, the parent's end of its stdin closed with a
+/// payload unread in it at the checkpoint: the restarted child reads the
+/// payload, then end of file. Before, a socket at 0 was taken for the
+/// restart command's own stdin: the payload was lost without a word.
+#[test]
+fn a_childs_stdin_socket_whose_writer_closed_keeps_its_bytes() {
+    c_same_after_restart("tstdsock", "tree_stdin_socket.c", &[], 5, "descriptor");
+}
+
 /// A named FIFO between a parent and its child, each having opened it by
 /// path, with bytes in it at the checkpoint: it is opened again once for
 /// both, with those bytes, and the transcript is the uninterrupted one.

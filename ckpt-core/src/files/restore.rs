@@ -116,7 +116,14 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
     // other number (`writer > fifo &` in a job: the restart command's own
     // stdout took the writer's output, the reader got end of file); one
     // whose path is gone is the restart command's own.
-    let outside = matches!(f.kind, FdKind::Tty | FdKind::Socket | FdKind::CharDevice)
+    // A socket at 0, 1 or 2 is the command's own (a connection from
+    // outside: inetd's, a supervisor's), but one end of a pair the program
+    // held both ends of, or whose other end it closed, comes back with its
+    // bytes (a child's stdin made by `socketpair`, as libuv and node do:
+    // the command's own stdin would be read instead).
+    let inside = (f.pipe_peer.is_some() || f.peer_closed) && f.socket_type.is_some();
+    let outside = matches!(f.kind, FdKind::Tty | FdKind::CharDevice)
+        || (f.kind == FdKind::Socket && !inside)
         || (f.kind == FdKind::Fifo && f.deleted)
         || (f.kind == FdKind::Pipe && f.pipe_peer.is_none() && !f.peer_closed);
     if f.fd <= 2 && (outside || shared_stream(f)) {
@@ -135,9 +142,7 @@ pub fn stdio_rule(f: &Fd) -> Passthrough {
         {
             Passthrough::Rebuilt
         }
-        FdKind::Socket if (f.pipe_peer.is_some() || f.peer_closed) && f.socket_type.is_some() => {
-            Passthrough::Rebuilt
-        }
+        FdKind::Socket if inside => Passthrough::Rebuilt,
         FdKind::Socket if f.socket.is_some() => Passthrough::Rebuilt,
         FdKind::EventFd => Passthrough::Rebuilt,
         FdKind::Epoll if f.epoll.is_some() => Passthrough::Rebuilt,
