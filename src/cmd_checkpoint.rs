@@ -782,6 +782,25 @@ fn losses(
             )
         }))
         .chain(unkept_shared_files(meta))
+        .chain(kernel_object_mappings(meta))
+        .collect()
+}
+
+/// Mappings of a kernel object other than memory (an io_uring's rings, a
+/// perf buffer, a device's anonymous inode) or of huge pages: a restart
+/// gives plain memory with their bytes. (A packet socket's ring is said
+/// with its socket.)
+fn kernel_object_mappings(meta: &ckpt::image::Meta) -> Vec<String> {
+    meta.regions
+        .iter()
+        .filter(|r| !r.path.starts_with("socket:["))
+        .filter_map(|r| {
+            let what = ckpt::memory::shared::kernel_object(r)?;
+            Some(format!(
+                "the mapping at {:#x} ({}) comes back with its contents as {what}",
+                r.start, r.path
+            ))
+        })
         .collect()
 }
 

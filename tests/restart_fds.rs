@@ -570,11 +570,36 @@ fn what_waits_on_a_remade_socket_is_said_at_checkpoint() {
 }
 
 /// Kinds ckpt does not restore (or has not met) are never silent: each is
-/// named at checkpoint and at restart, and comes back as /dev/null.
+/// named at checkpoint and at restart, and comes back as /dev/null; a
+/// mapping of such an object (an io_uring's ring) comes back as plain
+/// memory with its bytes, said at both too.
 #[test]
 fn unknown_kinds_of_descriptor_are_warned_about() {
     let said = cycle_c("unknown-fd", "restart_unknown_fd.c");
-    for fd in ["descriptor 40", "descriptor 41"] {
+    let mut params = [0u8; 120]; // struct io_uring_params
+                                 // SAFETY: io_uring_setup into a local, zeroed parameter block.
+    let ring = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4, params.as_mut_ptr()) };
+    if ring >= 0 {
+        // SAFETY: closing the ring just made.
+        unsafe { libc::close(ring as i32) };
+        let line = "(anon_inode:[io_uring]) comes back with its contents as plain memory";
+        assert!(
+            said.checkpoint.contains(line),
+            "checkpoint silent about the ring: {}",
+            said.checkpoint
+        );
+        assert!(
+            said.restart.contains(line),
+            "restart silent about the ring: {}",
+            said.restart
+        );
+    }
+    let fds: &[&str] = if ring >= 0 {
+        &["descriptor 40", "descriptor 41", "descriptor 42"]
+    } else {
+        &["descriptor 40", "descriptor 41"]
+    };
+    for fd in fds {
         assert!(
             said.checkpoint.contains(fd),
             "checkpoint silent about {fd}: {}",

@@ -658,7 +658,7 @@ pub fn restore(
 /// ring, a perf buffer, a device's anonymous inode, a packet socket's
 /// ring) or of huge pages
 /// becomes: plain memory with the same bytes, no longer the object's.
-fn kernel_object(r: &Region) -> Option<&'static str> {
+pub fn kernel_object(r: &Region) -> Option<&'static str> {
     if r.path.starts_with("anon_inode:") || r.path.starts_with("socket:[") {
         Some("plain memory, no longer the kernel object's")
     } else if r.path.starts_with("/anon_hugepage") {
