@@ -179,6 +179,7 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     leftovers
         .iter()
         .for_each(crate::leftovers::Leftover::remove);
+    crate::leftovers::say_the_rest();
     if pager.is_none() {
         for c in &cuts {
             c.apply()?;

@@ -24,6 +24,37 @@ use ckpt::image::Meta;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
+/// How many of the killed run's files a restart names as it removes them;
+/// the rest are counted in one line ([`say_the_rest`]): a `make -j`
+/// killed mid-build leaves hundreds of objects.
+pub const NAMED: usize = 20;
+static REMOVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Say that `p`, made after the checkpoint by the killed run, was removed
+/// (by name for the first [`NAMED`]).
+pub fn say_removed(p: &std::path::Path) {
+    let n = REMOVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if n < NAMED {
+        eprintln!(
+            "ckpt restart: {}: removed (made after the checkpoint, by the run this restart \
+             replaces; --keep-files leaves it)",
+            p.display()
+        );
+    }
+}
+
+/// One line for the removals [`say_removed`] did not name.
+pub fn say_the_rest() {
+    let n = REMOVED.load(std::sync::atomic::Ordering::Relaxed);
+    if n > NAMED {
+        eprintln!(
+            "ckpt restart: removed {} made after the checkpoint, by the run this restart \
+             replaces (--keep-files leaves them)",
+            count(n - NAMED, "more file", "more files")
+        );
+    }
+}
+
 /// What the killed run made after the checkpoint.
 pub struct Leftover {
     path: PathBuf,
@@ -33,27 +64,18 @@ pub struct Leftover {
 impl Leftover {
     /// Remove it (a directory only when empty by now), and say so.
     pub fn remove(&self) {
-        if let Some(line) = self.removal() {
-            eprintln!("ckpt restart: {line}");
-        }
-    }
-
-    fn removal(&self) -> Option<String> {
         let done = if self.dir {
             std::fs::remove_dir(&self.path)
         } else {
             std::fs::remove_file(&self.path)
         };
         match done {
-            Ok(()) => Some(format!(
-                "{}: removed (made after the checkpoint, by the run this restart replaces; --keep-files leaves it)",
+            Ok(()) => say_removed(&self.path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => eprintln!(
+                "ckpt restart: warning: {}: made after the checkpoint, and left: {e}",
                 self.path.display()
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => Some(format!(
-                "warning: {}: made after the checkpoint, and left: {e}",
-                self.path.display()
-            )),
+            ),
         }
     }
 }

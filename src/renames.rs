@@ -181,11 +181,7 @@ fn replay(
     let born_before = |m: &std::fs::Metadata| m.created().is_ok_and(|b| b <= checkpoint);
     let mut left: Vec<String> = Vec::new();
     let remove = |p: &Path, left: &mut Vec<String>| match std::fs::remove_file(p) {
-        Ok(()) => eprintln!(
-            "ckpt restart: {}: removed (made after the checkpoint, by the run this restart \
-             replaces; --keep-files leaves it)",
-            p.display()
-        ),
+        Ok(()) => crate::leftovers::say_removed(p),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => left.push(format!(
             "{} (made after the checkpoint, and left: {e})",
@@ -318,11 +314,7 @@ fn in_reverse(renames: &[joblog::Renamed], checkpoint: std::time::SystemTime) ->
                     // new log): the restarted run makes it again.
                     match std::fs::remove_file(&to) {
                         Ok(()) => {
-                            eprintln!(
-                                "ckpt restart: {}: removed (made after the checkpoint, by the run \
-                                 this restart replaces; --keep-files leaves it)",
-                                to.display()
-                            );
+                            crate::leftovers::say_removed(&to);
                             None
                         }
                         Err(_) => Some("a file made since stands at the old name"),

@@ -218,6 +218,7 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
     leftovers
         .iter()
         .for_each(crate::leftovers::Leftover::remove);
+    crate::leftovers::say_the_rest();
     let mut cut_done: Vec<(u64, u64)> = Vec::new();
     for c in &cuts {
         if !cut_done.contains(&c.key()) {

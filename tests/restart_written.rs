@@ -461,6 +461,46 @@ fn what_the_killed_run_made_after_the_checkpoint_is_removed() {
     }
 }
 
+/// A killed run that made many files after the checkpoint (a `make -j`
+/// killed mid-build): every one is removed, the first twenty named, the
+/// rest counted in one line; the restarted job makes each again.
+#[test]
+fn many_files_made_after_the_checkpoint_are_removed_and_counted() {
+    let bash = PathBuf::from("/bin/bash");
+    let args = [
+        "-c".to_string(),
+        "for i in $(seq 1 70); do echo $i > f$i.o; echo step $i; sleep 0.02; done; cat f*.o | md5sum"
+            .to_string(),
+    ];
+    let area = Area::new("many-leftovers");
+    let image = checkpoint_at_kill_at(&area, &bash, &args, "step 10\n", "step 50\n");
+    assert!(area.file("f45.o").exists(), "the killed run made no f45.o");
+    let said = restart(&area, &image, &[]);
+    let named = said
+        .lines()
+        .filter(|l| l.contains(".o: removed (made after"))
+        .count();
+    let more = said
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("ckpt restart: removed ")?
+                .split(' ')
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+        .unwrap_or(0);
+    // The killed run made f11.o (or a later one) up to f50.o at least.
+    assert_eq!(named, 20, "{said}");
+    assert!(
+        more >= 20 && said.contains("more files made after the checkpoint"),
+        "{said}"
+    );
+    let out = std::fs::read_to_string(area.file("stdout")).unwrap();
+    assert_eq!(out.matches("step 50\n").count(), 1, "{out}");
+    assert!(out.contains("step 70\n") && out.ends_with("  -\n"), "{out}");
+}
+
 /// A large file open for reading and writing (not appending) that grew
 /// after the checkpoint is cut back, and the restart says that what the
 /// killed run changed before its old end cannot be put back (it was cut
