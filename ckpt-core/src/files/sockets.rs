@@ -1338,11 +1338,7 @@ pub fn rebuild(f: &Fd, s: &SocketState) -> Result<i32, String> {
         return Err(format!(
             "cannot listen again where socket {} listened: {e}{}",
             f.fd,
-            if e.raw_os_error() == Some(libc::EADDRINUSE) && !s.reuse_address {
-                " (closed connections in TIME_WAIT hold the port for a minute: the program does not set SO_REUSEADDR)"
-            } else {
-                ""
-            }
+            in_use_why(&e, s)
         ));
     }
     if !s.reuse_address {
@@ -1524,8 +1520,6 @@ pub fn hung_up(f: &Fd, typ: i32) -> Result<i32, String> {
     Ok(p[0])
 }
 
-/// Can the listening address of `s` be taken now? Asked by `ckpt restart`
-/// before anything starts, so a taken port is refused cleanly.
 /// The address to bind `s` to again: what getsockname said, but a
 /// packet socket's sockaddr_ll whole (getsockname gives it cut after the
 /// hardware address; bind wants all 20 bytes).
@@ -1539,6 +1533,22 @@ fn bind_address(s: &SocketState) -> std::borrow::Cow<'_, [u8]> {
     s.address.as_slice().into()
 }
 
+/// Why a port is taken, when the program's killed run may hold it: its
+/// closed connections linger in TIME_WAIT for a minute.
+fn in_use_why(e: &std::io::Error, s: &SocketState) -> &'static str {
+    if e.raw_os_error() == Some(libc::EADDRINUSE) && !s.reuse_address {
+        " (the connections the killed run closed linger in TIME_WAIT for a minute, holding the \
+         port, and the program does not set SO_REUSEADDR: neither could it listen there again \
+         now; restart again in a minute)"
+    } else {
+        ""
+    }
+}
+
+/// Can the listening address of `s` be taken now? Asked by `ckpt restart`
+/// before anything starts, so a taken port is refused cleanly. Bound and
+/// listening as the restart will (a listen checks the port again, and
+/// a socket in TIME_WAIT that lets a bind pass may still refuse it).
 pub fn check_address(s: &SocketState) -> Result<(), String> {
     // (A netlink port id taken is given up for another, said.)
     if !rebuildable(s) || matches!(s.domain, libc::AF_UNIX | libc::AF_NETLINK) {
@@ -1568,18 +1578,16 @@ pub fn check_address(s: &SocketState) -> Result<(), String> {
             );
         }
         let addr = bind_address(s);
-        let r = libc::bind(fd, addr.as_ptr().cast(), addr.len() as u32);
-        let e = std::io::Error::last_os_error();
+        let r = if libc::bind(fd, addr.as_ptr().cast(), addr.len() as u32) != 0
+            || (s.listening && libc::listen(fd, 1) != 0)
+        {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        };
         libc::close(fd);
-        if r != 0 {
-            return Err(format!(
-                "{e}{}",
-                if e.raw_os_error() == Some(libc::EADDRINUSE) && !s.reuse_address {
-                    " (closed connections in TIME_WAIT hold the port for a minute: the program does not set SO_REUSEADDR)"
-                } else {
-                    ""
-                }
-            ));
+        if let Err(e) = r {
+            return Err(format!("{e}{}", in_use_why(&e, s)));
         }
     }
     Ok(())
