@@ -110,7 +110,13 @@ pub fn restart(mut args: RestartArgs) -> Result<(), Failure> {
     }
     let (cuts, warnings) = plan_rollback(&meta, args.keep_files)?;
     let rolled_back = cuts.iter().map(Cut::key).collect();
-    for w in check_descriptors(&meta, args.strict, args.keep_files, &rolled_back)? {
+    for w in check_descriptors(
+        &meta,
+        args.strict,
+        args.keep_files,
+        &rolled_back,
+        &ckpt::tree::Handoff::default(),
+    )? {
         eprintln!("ckpt: warning: {w}");
     }
     let (leftovers, more) = crate::leftovers::plan(&[&meta], args.keep_files);
@@ -699,19 +705,22 @@ pub(crate) fn check_vdso(meta: &Meta) -> Result<Vec<PlanSpecial>, Failure> {
 /// warnings for read-only files that changed since.
 /// `rolled_back`: the files (device, inode) the restart puts back as they
 /// were (`plan_rollback` of any process of the job): one the program only
-/// reads that changed since is then as it was, and not said.
+/// reads that changed since is then as it was, and not said. `made`: the
+/// descriptors a tree's restart made already for several processes (a
+/// socket they share listens already: not checked again).
 pub(crate) fn check_descriptors(
     meta: &Meta,
     strict: bool,
     keep_files: bool,
     rolled_back: &std::collections::HashSet<(u64, u64)>,
+    made: &ckpt::tree::Handoff,
 ) -> Result<Vec<String>, Failure> {
     let mut warnings = Vec::new();
     for f in &meta.fds {
         if let Some(s) = f
             .socket
             .as_ref()
-            .filter(|_| stdio_rule(f) == Passthrough::Rebuilt)
+            .filter(|_| stdio_rule(f) == Passthrough::Rebuilt && made.fd_for(f.fd).is_none())
         {
             ckpt::files::check_address(s).map_err(|e| {
                 Failure::new(format!(

@@ -158,7 +158,8 @@ pub fn restart(dir: &Path, args: &RestartArgs) -> Result<(), Failure> {
     for (pid, meta, image_fd, deps, specials, mapped) in checked {
         let mut handoff = made.handoffs.get(&pid).cloned().unwrap_or_default();
         handoff.barrier = Some((back[1], go[0]));
-        let on_descriptors = check_descriptors(&meta, args.strict, args.keep_files, &rolled_back)?;
+        let on_descriptors =
+            check_descriptors(&meta, args.strict, args.keep_files, &rolled_back, &handoff)?;
         // Files written through descriptors several processes share are
         // cut back once (see below).
         let (c, warnings) = rollbacks.next().unwrap_or_default();

@@ -1579,6 +1579,28 @@ fn a_childs_stdin_socket_whose_writer_closed_keeps_its_bytes() {
     c_same_after_restart("tstdsock", "tree_stdin_socket.c", &[], 5, "descriptor");
 }
 
+/// A TCP listener, a bound UDP socket and a semaphore eventfd passed to a
+/// child across exec (tests/programs/tree_tcp_listener.py), the child
+/// serving the parent's connections and closing each first: the restart
+/// makes each once for both processes, listening again over the killed
+/// run's TIME_WAIT connections (the program set SO_REUSEADDR), and the
+/// transcript is the uninterrupted one. Before, the restart's check of the
+/// port ran after the tree had made the listener, found the port taken,
+/// and refused.
+#[test]
+fn a_tcp_listener_passed_across_exec_listens_again() {
+    let area = Area::new("ttcplisten");
+    let script = common::programs_dir().join("tree_tcp_listener.py");
+    let args = vec![script.to_string_lossy().into_owned()];
+    same_after_restart(
+        &area,
+        &common::python3(),
+        &args,
+        "tree_tcp_listener.py",
+        |d| rs::lines(d) >= 5,
+    );
+}
+
 /// A named FIFO between a parent and its child, each having opened it by
 /// path, with bytes in it at the checkpoint: it is opened again once for
 /// both, with those bytes, and the transcript is the uninterrupted one.
