@@ -830,45 +830,83 @@ fn a_forkserver_pool_restarts_after_the_job_removed_its_directory() {
         ),
     )
     .unwrap();
-    let python = common::python3();
-    let args = vec![script.to_string_lossy().into_owned()];
-    let want = uninterrupted(&area, &python, &args, area.path(), "plain forkserver pool");
-    let out = area.file("out");
-    let mut kid = start_job(&area, &python, &args, area.path(), &out);
-    let root = kid.pid();
-    let _guard = JobGuard(root);
-    rs::wait_file(
-        &mut kid,
-        &out,
-        |d| rs::lines(d) >= 12,
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
-    let img = tree::checkpoint_tree(area.path(), root, &area.images)
-        .unwrap_or_else(|e| panic!("{e}\n{}", context(&area)));
-    assert!(img.image_pids().len() >= 4, "{}", img.listing());
-    let st = kid.wait(END).unwrap_or_else(|e| panic!("{e}"));
-    assert_success(st, "the checkpointed forkserver pool", &context(&area));
-    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
-
-    let mut r = restart_tree(&area, &img, 1);
-    let st = wait_end(&area, &mut r);
-    assert_success(
-        st,
-        "the forkserver pool restarted after it ended",
-        &context(&area),
-    );
-    assert_same(&std::fs::read(&out).unwrap(), &want, &context(&area));
-    let err = read(&area.file("restart1.err"));
+    let err = checkpoint_let_end_restart(&area, &script, "forkserver pool", 12, 4);
     assert!(
         err.contains("was gone (removed since the checkpoint): made again, mode 700"),
         "the directory made again was not said: {err}"
+    );
+    // Connections accepted from the listener there come back with their
+    // names (its directory made again before them).
+    assert!(
+        !err.contains("connected but unnamed"),
+        "a connection lost its name: {err}"
     );
     // Its semaphores' files (gone too) are made again once, and said
     // once: not again by each process that maps them.
     assert!(
         !err.contains("is not the file the program mapped"),
         "a file this restart made was taken for another: {err}"
+    );
+}
+
+/// Run the python `script` plainly (the reference), then under `ckpt run`
+/// until it printed `lines` lines; checkpoint the job (at least
+/// `processes` processes), let it end, restart it: its output is the
+/// reference both times. What the restart said.
+fn checkpoint_let_end_restart(
+    area: &Area,
+    script: &Path,
+    label: &str,
+    lines: usize,
+    processes: usize,
+) -> String {
+    let python = common::python3();
+    let args = vec![script.to_string_lossy().into_owned()];
+    let want = uninterrupted(area, &python, &args, area.path(), &format!("plain {label}"));
+    let out = area.file("out");
+    let mut kid = start_job(area, &python, &args, area.path(), &out);
+    let root = kid.pid();
+    let _guard = JobGuard(root);
+    rs::wait_file(
+        &mut kid,
+        &out,
+        |d| rs::lines(d) >= lines,
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", context(area)));
+    let img = tree::checkpoint_tree(area.path(), root, &area.images)
+        .unwrap_or_else(|e| panic!("{e}\n{}", context(area)));
+    assert!(img.image_pids().len() >= processes, "{}", img.listing());
+    let st = kid.wait(END).unwrap_or_else(|e| panic!("{e}"));
+    assert_success(st, &format!("the checkpointed {label}"), &context(area));
+    assert_same(&std::fs::read(&out).unwrap(), &want, &context(area));
+
+    let mut r = restart_tree(area, &img, 1);
+    let st = wait_end(area, &mut r);
+    assert_success(
+        st,
+        &format!("the {label} restarted after it ended"),
+        &context(area),
+    );
+    assert_same(&std::fs::read(&out).unwrap(), &want, &context(area));
+    read(&area.file("restart1.err"))
+}
+
+/// A python multiprocessing Manager (a server process listening in the
+/// program's own temporary directory, the main process and its workers
+/// connected to it), checkpointed mid-way and left to end (which removes
+/// that directory): the restart makes the directory again before the
+/// connections accepted there, which come back with their names, and the
+/// output is the uninterrupted run's. Before, each such connection was
+/// said to "come back connected but unnamed".
+#[test]
+fn a_manager_job_restarts_after_it_removed_its_directory() {
+    let area = Area::new("tmanager");
+    let script = common::programs_dir().join("tree_manager.py");
+    let err = checkpoint_let_end_restart(&area, &script, "manager job", 3, 2);
+    assert!(
+        !err.contains("connected but unnamed") && !err.contains("warning: descriptor"),
+        "{err}"
     );
 }
 

@@ -614,6 +614,10 @@ pub fn unix_pair(
     let mut said = Vec::new();
     if let (Some(fa), Some(fb), Some(sa), Some(sb)) = (a, b, sock(a), sock(b)) {
         if named(&sa.address) || named(&sb.address) {
+            // A listener's directory the program removed since (a python
+            // multiprocessing Manager's, at its end): made again first.
+            make_unix_dir_again(fa, sa);
+            make_unix_dir_again(fb, sb);
             match named_pair(sa, sb, typ) {
                 Ok(p) => return Ok((p, said)),
                 Err(e) => said.push(format!(
