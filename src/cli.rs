@@ -282,7 +282,9 @@ Descriptors:
   - file locks the program held (fcntl, OFD, flock) are taken again,
     without waiting: one another process took meanwhile is a warning;
   - descriptors 0, 1 and 2 that were a terminal, a pipe to another
-    process, a socket or a device are connected to this command's own; a
+    process, a socket leading outside the job or a device are connected
+    to this command's own (a socket pair the job held both ends of, or
+    whose other end it closed, comes back with its bytes instead); a
     terminal is then set as the program had it (raw mode, echo), and a
     window size not the one it had is told with SIGWINCH; so is a file
     the program wrote at 0, 1 or 2 that is this command's own descriptor
