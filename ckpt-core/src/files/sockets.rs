@@ -1541,9 +1541,9 @@ fn bind_address(s: &SocketState) -> std::borrow::Cow<'_, [u8]> {
 /// closed connections linger in TIME_WAIT for a minute.
 fn in_use_why(e: &std::io::Error, s: &SocketState) -> &'static str {
     if e.raw_os_error() == Some(libc::EADDRINUSE) && !s.reuse_address {
-        " (the connections the killed run closed linger in TIME_WAIT for a minute, holding the \
-         port, and the program does not set SO_REUSEADDR: neither could it listen there again \
-         now; restart again in a minute)"
+        " (`ss -tan` shows what holds it: connections the killed run closed linger in TIME_WAIT \
+         for a minute, and the program does not set SO_REUSEADDR, so neither could it listen \
+         there again before; then restart again in a minute)"
     } else {
         ""
     }
