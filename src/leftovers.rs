@@ -23,17 +23,18 @@ use ckpt::files::joblog;
 use ckpt::image::Meta;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// How many of the killed run's files a restart names as it removes them;
 /// the rest are counted in one line ([`say_the_rest`]): a `make -j`
 /// killed mid-build leaves hundreds of objects.
 pub const NAMED: usize = 20;
-static REMOVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static REMOVED: AtomicUsize = AtomicUsize::new(0);
 
 /// Say that `p`, made after the checkpoint by the killed run, was removed
 /// (by name for the first [`NAMED`]).
 pub fn say_removed(p: &std::path::Path) {
-    let n = REMOVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let n = REMOVED.fetch_add(1, Relaxed);
     if n < NAMED {
         eprintln!(
             "ckpt restart: {}: removed (made after the checkpoint, by the run this restart \
@@ -45,7 +46,7 @@ pub fn say_removed(p: &std::path::Path) {
 
 /// One line for the removals [`say_removed`] did not name.
 pub fn say_the_rest() {
-    let n = REMOVED.load(std::sync::atomic::Ordering::Relaxed);
+    let n = REMOVED.load(Relaxed);
     if n > NAMED {
         eprintln!(
             "ckpt restart: removed {} made after the checkpoint, by the run this restart \
